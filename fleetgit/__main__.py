@@ -1,0 +1,3 @@
+from fleetgit.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""The one boundary where errors become messages and exit codes, and shared output helpers.
+
+Exit codes: 0 ok; 1 refused or invalid; 2 usage (typer/click); 3 unexpected, with the traceback
+in a log file under the git dir.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import orjson
+import typer
+
+from fleetgit.errors import FleetError
+from fleetgit.fleet import Fleet
+from fleetgit.paths import locate
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Globals:
+    directory: str | None = None
+    actor: str | None = None
+    json: bool = False
+
+
+def globals_of(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals()
+
+
+def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True) -> Fleet:
+    g = globals_of(ctx)
+    return Fleet.open(g.directory, actor=g.actor, catch_up=catch_up, repair=repair)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain aligned text table; the last column is not padded."""
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in cells:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *cells]:
+        padded = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        lines.append("  ".join(padded).rstrip())
+    return "\n".join(lines)
+
+
+def _log_traceback() -> Path:
+    try:
+        log_dir = locate(os.environ.get("FLEET_LOG_DIR_HINT")).local_dir / "logs"
+    except FleetError:
+        log_dir = Path(tempfile.gettempdir()) / "fleetgit-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    path.write_text(traceback.format_exc(), encoding="utf-8")
+    return path
+
+
+def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: bool) -> None:
+    if as_json:
+        err: dict[str, Any] = {"code": code, "message": message}
+        if hint:
+            err["hint"] = hint
+        sys.stderr.write(orjson.dumps({"error": err}).decode() + "\n")
+    else:
+        sys.stderr.write(f"fleetgit: {message}\n")
+        if hint:
+            sys.stderr.write(f"hint: {hint}\n")
+    raise typer.Exit(exit_code)
+
+
+def boundary(fn: F) -> F:
+    """Wrap a command: FleetError -> exit 1 with one line; anything else -> exit 3 and a log."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        ctx = kwargs.get("ctx")
+        if ctx is not None:
+            as_json = as_json or globals_of(ctx).json
+            if globals_of(ctx).directory:
+                os.environ["FLEET_LOG_DIR_HINT"] = str(globals_of(ctx).directory)
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FleetError as exc:
+            fail(exc.code, exc.message, exc.hint, exc.exit_code, as_json)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
+        except Exception as exc:
+            log = _log_traceback()
+            fail(
+                "internal",
+                f"internal error: {type(exc).__name__}: {exc}",
+                f"details in {log}; please report it",
+                3,
+                as_json,
+            )
+        return None
+
+    return wrapper  # type: ignore[return-value]

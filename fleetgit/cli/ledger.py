@@ -1,0 +1,312 @@
+"""Core ledger commands: init, emit, events, show, stream, commit, verify, schema, index."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import orjson
+import typer
+
+from fleetgit import catalogue, clock
+from fleetgit.cli.common import JsonOpt, boundary, globals_of, open_fleet, print_json, table
+from fleetgit.codec import Event
+from fleetgit.errors import ValidationError
+from fleetgit.fleet import init as fleet_init
+from fleetgit.index.reads import EventFilter
+
+index_app = typer.Typer(help="Inspect or rebuild the local SQLite index.", no_args_is_help=True)
+
+
+def _event_rows(events: list[Event]) -> str:
+    rows = [
+        (e.pos, e.ts[:19].replace("T", " "), e.type, e.stream, e.seq, e.actor or "-")
+        for e in events
+    ]
+    return table(rows, ["POS", "TIME (UTC)", "TYPE", "STREAM", "SEQ", "ACTOR"])
+
+
+def _event_detail(e: Event) -> str:
+    lines = [f"{k:15} {v}" for k, v in e.to_json().items() if k != "data"]
+    body = orjson.dumps(e.data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    return "\n".join([*lines, "data:", body])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init)
+    app.command("emit")(emit)
+    app.command("events")(events)
+    app.command("show")(show)
+    app.command("stream")(stream)
+    app.command("commit")(commit)
+    app.command("verify")(verify)
+    app.command("schema")(schema)
+    index_app.command("rebuild")(index_rebuild)
+    index_app.command("status")(index_status)
+    app.add_typer(index_app, name="index")
+
+
+@boundary
+def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Set up fleetgit in this git repository (idempotent).
+
+    Creates .fleet/config.toml, .fleet/events/, the .gitattributes line and the index.
+
+    Example: fleetgit init
+    """
+    result = fleet_init(globals_of(ctx).directory)
+    if as_json:
+        print_json({"worktree": result.worktree, "created": list(result.created)})
+    elif result.created:
+        typer.echo(f"initialised fleetgit in {result.worktree}")
+        for item in result.created:
+            typer.echo(f"  created {item}")
+    else:
+        typer.echo(f"fleetgit is already initialised in {result.worktree}")
+
+
+def _parse_data(text: str) -> dict[str, Any]:
+    raw: str | bytes = sys.stdin.buffer.read() if text == "-" else text
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ValidationError(
+            f"--data: not valid JSON ({exc})", hint="""quote it: --data '{"title": "x"}'"""
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError(f"--data: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+@boundary
+def emit(
+    ctx: typer.Context,
+    event_type: Annotated[
+        str, typer.Argument(metavar="TYPE", help="Event type (fleetgit schema).")
+    ],
+    stream: Annotated[str, typer.Option("--stream", help="Stream, e.g. mission/msn-1.")],
+    data: Annotated[str, typer.Option("--data", help="JSON object; - reads stdin.")] = "{}",
+    expect_version: Annotated[
+        int | None, typer.Option("--expect-version", help="Refuse unless the stream is at N.")
+    ] = None,
+    causation_id: Annotated[str | None, typer.Option("--causation-id")] = None,
+    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Append one raw event to the ledger.
+
+    Example: fleetgit emit mission_created --stream mission/msn-1
+    --data '{"mission_id": "msn-1", "title": "Ship it"}' --expect-version 0
+    """
+    payload = _parse_data(data)
+    with open_fleet(ctx) as fleet:
+        event = fleet.emit(
+            event_type,
+            stream,
+            payload,
+            expect_version=expect_version,
+            causation_id=causation_id,
+            correlation_id=correlation_id,
+        )
+    if as_json:
+        print_json(event.to_json())
+    else:
+        typer.echo(f"appended {event.type} to {event.stream} (seq {event.seq}, pos {event.pos})")
+        typer.echo(f"id {event.id}")
+
+
+def _time(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return clock.parse_time(text)
+    except ValueError:
+        raise ValidationError(
+            f"{flag} {text!r}: expected an ISO time or a relative one like -2h",
+            hint=f"for example {flag} 2026-11-22T10:00:00Z or {flag} -30m",
+        ) from None
+
+
+@boundary
+def events(
+    ctx: typer.Context,
+    types: Annotated[
+        list[str] | None, typer.Option("--type", help="Only this type (repeat).")
+    ] = None,
+    stream: Annotated[str | None, typer.Option("--stream")] = None,
+    actor: Annotated[str | None, typer.Option("--actor")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="ISO time or -2h.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="ISO time or -2h.")] = None,
+    after: Annotated[int | None, typer.Option("--after", help="Only positions after POS.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List events in total order (hlc, writer, wseq).
+
+    Example: fleetgit events --type mission_created --since -1h --limit 10
+    """
+    for t in types or []:
+        catalogue.event_type(t)
+    flt = EventFilter(
+        types=tuple(types or ()),
+        stream=stream,
+        actor=actor,
+        since_ms=_time(since, "--since"),
+        until_ms=_time(until, "--until"),
+        after_pos=after,
+        limit=limit,
+        reverse=reverse,
+    )
+    with open_fleet(ctx) as fleet:
+        found = fleet.events(flt)
+    if as_json:
+        print_json([e.to_json() for e in found])
+    elif found:
+        typer.echo(_event_rows(found))
+    else:
+        typer.echo("no events")
+
+
+@boundary
+def show(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(metavar="ID", help="Event id or a unique prefix.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one event.
+
+    Example: fleetgit show 0193a1b2
+    """
+    with open_fleet(ctx) as fleet:
+        event = fleet.show(event_id)
+    typer.echo(_event_detail(event)) if not as_json else print_json(event.to_json())
+
+
+@boundary
+def stream(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="STREAM", help="e.g. mission/msn-1")],
+    from_seq: Annotated[int | None, typer.Option("--from-seq", min=1)] = None,
+    to_seq: Annotated[int | None, typer.Option("--to-seq", min=1)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the events of one stream by version.
+
+    Example: fleetgit stream mission/msn-1 --from-seq 2
+    """
+    with open_fleet(ctx) as fleet:
+        found = fleet.stream(name, from_seq=from_seq, to_seq=to_seq)
+    if as_json:
+        print_json([e.to_json() for e in found])
+    elif found:
+        typer.echo(_event_rows(found))
+    else:
+        typer.echo(f"stream {name} has no events")
+
+
+@boundary
+def commit(
+    ctx: typer.Context,
+    message: Annotated[str | None, typer.Option("-m", "--message")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Commit the pending .fleet/ segments, and nothing else.
+
+    Your staged changes and working tree are left exactly as they are.
+
+    Example: fleetgit commit -m "fleet: plan for sprint 4"
+    """
+    with open_fleet(ctx) as fleet:
+        result = fleet.commit(message)
+    if as_json:
+        print_json(
+            None if result is None else {"commit": result.commit, "paths": list(result.paths)}
+        )
+    elif result is None:
+        typer.echo("nothing to commit in .fleet/")
+    else:
+        typer.echo(f"committed {len(result.paths)} file(s) as {result.commit[:12]}")
+
+
+@boundary
+def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check every segment; exit 1 when anything is wrong. Changes nothing.
+
+    Reports torn lines, incomplete batches, one id with different bytes, gaps in a writer's
+    wseq, schema violations, clock anomalies and stream forks.
+
+    Example: fleetgit verify --json
+    """
+    with open_fleet(ctx, catch_up=False, repair=False) as fleet:
+        report = fleet.verify()
+    if as_json:
+        print_json(report.to_json())
+    else:
+        typer.echo(report.summary())
+        for problem in report.problems:
+            typer.echo(f"  {problem.kind:14} {problem.where}: {problem.detail}")
+    if report.problems:
+        raise typer.Exit(1)
+
+
+@boundary
+def schema(
+    event_type: Annotated[str | None, typer.Argument(metavar="[TYPE]")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the JSON Schema of one event type, or list the whole catalogue.
+
+    Example: fleetgit schema sortie_created --json
+    """
+    if event_type is not None or as_json:
+        print_json(catalogue.json_schema(event_type))
+        return
+    rows = [
+        (t.name, t.version, "|".join(t.stream_kinds), t.description)
+        for t in catalogue.CATALOGUE.values()
+    ]
+    typer.echo(table(rows, ["TYPE", "V", "STREAM", "DESCRIPTION"]))
+
+
+@boundary
+def index_rebuild(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Rebuild the index from the segments (a full replace; positions are kept).
+
+    Example: fleetgit index rebuild
+    """
+    with open_fleet(ctx) as fleet:
+        if not as_json and sys.stderr.isatty():
+            with typer.progressbar(length=1, label="rebuilding", file=sys.stderr) as bar:
+                state = {"done": 0}
+
+                def progress(done: int, total: int) -> None:
+                    bar.length = max(total, 1)
+                    bar.update(done - state["done"])
+                    state["done"] = done
+
+                result = fleet.rebuild(progress)
+        else:
+            result = fleet.rebuild()
+        status = fleet.index_status()
+    if as_json:
+        print_json({"events": result.new_events, "status": status})
+    else:
+        typer.echo(
+            f"rebuilt the index: {status['events']} events from {status['segments']} segments"
+        )
+
+
+@boundary
+def index_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the index: events, segments, last position, schema version, staleness.
+
+    Example: fleetgit index status --json
+    """
+    with open_fleet(ctx, catch_up=False) as fleet:
+        status = fleet.index_status()
+    if as_json:
+        print_json(status)
+    else:
+        for key, value in status.items():
+            typer.echo(f"{key:15} {value}")

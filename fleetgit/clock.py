@@ -1,0 +1,95 @@
+"""Time: a hybrid logical clock and time-sortable random ids.
+
+An HLC value is one integer: wall milliseconds shifted left by 16 bits plus a logical counter.
+It sorts like (ms, counter), fits in 63 bits until the year 6429, and is cheap to compare in SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+COUNTER_BITS = 16
+COUNTER_MASK = (1 << COUNTER_BITS) - 1
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def hlc_ms(hlc: int) -> int:
+    return hlc >> COUNTER_BITS
+
+
+def hlc_counter(hlc: int) -> int:
+    return hlc & COUNTER_MASK
+
+
+def make_hlc(ms: int, counter: int = 0) -> int:
+    return (ms << COUNTER_BITS) | counter
+
+
+def hlc_str(hlc: int) -> str:
+    return f"{hlc_ms(hlc)}.{hlc_counter(hlc)}"
+
+
+def tick(last: int, wall_ms: int) -> int:
+    """The next HLC after `last` (which already includes every witnessed value)."""
+    if wall_ms > hlc_ms(last):
+        return make_hlc(wall_ms)
+    # Counter overflow borrows a millisecond rather than wrapping: order must never go back.
+    return last + 1
+
+
+def uuid7() -> str:
+    """A UUIDv7 string: 48 bits of milliseconds, 74 random bits; unique by construction."""
+    ms = now_ms() & ((1 << 48) - 1)
+    rand = int.from_bytes(os.urandom(10), "big")
+    rand_a = rand >> 68  # 12 bits
+    rand_b = rand & ((1 << 62) - 1)
+    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def short_id(prefix: str, bits: int = 80) -> str:
+    """A prefixed, human-facing id with `bits` random bits in Crockford base32 (`srt-7k3m9q2x…`)."""
+    value = int.from_bytes(os.urandom((bits + 7) // 8), "big")
+    chars = []
+    for _ in range((bits + 4) // 5):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return f"{prefix}-{''.join(chars)}"
+
+
+def writer_id() -> str:
+    """A writer id: 80 random bits, so two clones or worktrees never pick the same one."""
+    return short_id("w")[2:]
+
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def iso_ms(ms: int) -> str:
+    """Wall time as ISO 8601 UTC with milliseconds; memoised per second for batch appends."""
+    global _ts_cache
+    sec, frac = divmod(ms, 1000)
+    if _ts_cache[0] != sec:
+        _ts_cache = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+    return f"{_ts_cache[1]}.{frac:03d}Z"
+
+
+def parse_time(text: str) -> int:
+    """Milliseconds for an ISO 8601 time (`2026-11-22`, `2026-11-22T10:00:00Z`) or `-2h`/`-30m`."""
+    from fleetgit.durations import parse_duration
+
+    if text.startswith("-"):
+        return now_ms() - parse_duration(text[1:]) * 1000
+    value = text.replace("Z", "+00:00")
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1000)

@@ -1,0 +1,76 @@
+"""`.fleet/config.toml`: the format version and project defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from fleetgit.errors import ValidationError
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    format: int = FORMAT_VERSION
+    reservation_ttl_seconds: int = 3600
+    force_release_after_seconds: int = 1800  # holder inactive this long: release --force allowed
+    pilot_active_window_seconds: int = 900
+    hook_mode: str = "enforce"  # enforce | warn
+    fsync: str = "always"  # always | never
+    segment_max_bytes: int = 4 * 1024 * 1024
+    max_event_bytes: int = 256 * 1024
+    max_clock_skew_seconds: int = 300
+
+    def __post_init__(self) -> None:
+        if self.hook_mode not in ("enforce", "warn"):
+            raise ValidationError(
+                f"config hook_mode: expected enforce or warn, got {self.hook_mode!r}",
+                hint="edit .fleet/config.toml",
+            )
+        if self.fsync not in ("always", "never"):
+            raise ValidationError(
+                f"config fsync: expected always or never, got {self.fsync!r}",
+                hint="edit .fleet/config.toml",
+            )
+
+
+DEFAULT_TOML = """\
+# fleetgit project settings (committed; shared by every clone)
+format = 1
+reservation_ttl_seconds = 3600        # default TTL of `fleetgit reserve`
+force_release_after_seconds = 1800    # a holder silent this long may be released with --force
+pilot_active_window_seconds = 900     # a pilot is active while its last event is this recent
+hook_mode = "enforce"                 # enforce | warn (FLEET_HOOK_MODE overrides)
+fsync = "always"                      # always | never: fsync each append
+segment_max_bytes = 4194304           # a writer rolls to a new segment past this size
+max_event_bytes = 262144              # one event's encoded size limit
+max_clock_skew_seconds = 300          # events further in the future are flagged, not followed
+"""
+
+
+def load(path: Path) -> Config:
+    """Read the config, refusing unknown keys and wrong types with one clear line."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Config()
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path}: {exc}", hint="fix the TOML syntax") from None
+    known = {f.name: f for f in fields(Config)}
+    for key, value in raw.items():
+        if key not in known:
+            raise ValidationError(
+                f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}"
+            )
+        expected = int if known[key].type in ("int", int) else str
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ValidationError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+    if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ValidationError(
+            f"{path}: format {raw['format']} is newer than this fleetgit understands",
+            hint="upgrade fleetgit",
+        )
+    return Config(**raw)

@@ -1,0 +1,174 @@
+"""`fleetgit demo`: a small fleet in a throw-away repository, driven through the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from fleetgit.errors import FleetError
+
+
+class Demo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.repo = root / "hangar"
+        self.env = {
+            **os.environ,
+            "GIT_AUTHOR_NAME": "Demo",
+            "GIT_AUTHOR_EMAIL": "demo@example.com",
+            "GIT_COMMITTER_NAME": "Demo",
+            "GIT_COMMITTER_EMAIL": "demo@example.com",
+            "NO_COLOR": "1",
+        }
+        self.env.pop("FLEET_CALLSIGN", None)
+
+    def say(self, text: str) -> None:
+        print(f"\n## {text}")
+
+    def run(self, *args: str, cwd: Path | None = None, expect: int = 0) -> str:
+        """Run a command, echo it and its output, and insist on the expected exit code."""
+        shown = " ".join(shlex.quote(a) for a in args)
+        print(f"$ {shown}")
+        argv = (
+            [sys.executable, "-m", "fleetgit", *args[1:]] if args[0] == "fleetgit" else list(args)
+        )
+        proc = subprocess.run(
+            argv, cwd=cwd or self.repo, env=self.env, capture_output=True, text=True, check=False
+        )
+        output = (proc.stdout + proc.stderr).rstrip()
+        if output:
+            print("\n".join(f"  {line}" for line in output.splitlines()))
+        if proc.returncode != expect:
+            raise FleetError(f"demo step failed (exit {proc.returncode}, wanted {expect}): {shown}")
+        if expect:
+            print(f"  (exit {proc.returncode}, as expected)")
+        return proc.stdout
+
+    def setup(self) -> None:
+        self.say("A git repository for the fleet to work in")
+        self.repo.mkdir()
+        self.run("git", "init", "-q", "-b", "main")
+        (self.repo / "app.py").write_text("print('hello')\n", encoding="utf-8")
+        self.run("git", "add", "app.py")
+        self.run("git", "commit", "-q", "-m", "initial commit")
+        self.say("fleetgit init: config, events directory, .gitattributes line, index")
+        self.run("fleetgit", "init")
+
+    def ledger(self) -> None:
+        self.say("Pilots append events; each is one canonical JSON line in this writer's segment")
+        self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "emit",
+            "pilot_registered",
+            "--stream",
+            "pilot/viper-1",
+            "--data",
+            '{"callsign": "viper-1", "program": "claude-code", "model": "opus"}',
+        )
+        self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "emit",
+            "mission_created",
+            "--stream",
+            "mission/msn-demo",
+            "--data",
+            '{"mission_id": "msn-demo", "title": "Ship the parser", "priority": "high"}',
+            "--expect-version",
+            "0",
+        )
+        self.say("Optimistic concurrency: the stream moved on, so a stale writer is refused")
+        self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "emit",
+            "mission_started",
+            "--stream",
+            "mission/msn-demo",
+            "--data",
+            '{"mission_id": "msn-demo"}',
+            "--expect-version",
+            "0",
+            expect=1,
+        )
+        self.say("Bad input is refused with one line naming the field; nothing is written")
+        self.run(
+            "fleetgit",
+            "emit",
+            "mission_created",
+            "--stream",
+            "mission/msn-x",
+            "--data",
+            '{"mission_id": "msn-x", "title": "x", "priority": "urgent"}',
+            expect=1,
+        )
+        self.run("fleetgit", "events")
+        self.run("fleetgit", "stream", "mission/msn-demo")
+        self.say("The segments are plain files under .fleet/; commit them (and only them) to git")
+        (self.repo / "app.py").write_text("print('work in progress')\n", encoding="utf-8")
+        self.run("fleetgit", "commit", "-m", "fleet: viper-1 plans the parser")
+        self.run("git", "status", "--short")
+
+    def branches(self) -> None:
+        self.say("A second worktree is a second writer; the clone's index sees both at once")
+        wt = self.root / "hangar-feature"
+        self.run("git", "worktree", "add", "-q", "-b", "feature", str(wt))
+        self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "emit",
+            "sortie_created",
+            "--stream",
+            "sortie/srt-lexer",
+            "--data",
+            '{"sortie_id": "srt-lexer", "mission_id": "msn-demo", "title": "Lexer"}',
+            cwd=wt,
+        )
+        self.run("fleetgit", "events", "--type", "sortie_created")
+        self.run("fleetgit", "commit", "-m", "fleet: maverick takes the lexer", cwd=wt)
+        self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "emit",
+            "mission_started",
+            "--stream",
+            "mission/msn-demo",
+            "--data",
+            '{"mission_id": "msn-demo"}',
+            "--expect-version",
+            "1",
+        )
+        self.run("fleetgit", "commit")
+        self.say("Both branches appended; the merge cannot conflict (one writer per directory)")
+        self.run("git", "merge", "-q", "--no-edit", "feature")
+        self.run("git", "log", "--oneline", "--graph")
+        self.say("verify reads every segment of every source; rebuild re-derives the index")
+        self.run("fleetgit", "verify")
+        self.run("fleetgit", "index", "rebuild")
+        self.run("fleetgit", "index", "status")
+        self.run("fleetgit", "events", "--stream", "mission/msn-demo", "--json")
+
+
+def run_demo(keep: bool = False) -> Path:
+    root = Path(tempfile.mkdtemp(prefix="fleetgit-demo-"))
+    print(f"# fleetgit demo in {root}")
+    demo = Demo(root)
+    demo.setup()
+    demo.ledger()
+    demo.branches()
+    print(f"\n# done. {'The repository is kept at ' + str(demo.repo) if keep else 'Cleaning up.'}")
+    if not keep:
+        import shutil
+
+        shutil.rmtree(root, ignore_errors=True)
+    return root

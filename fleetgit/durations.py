@@ -1,0 +1,38 @@
+"""Durations as people type them: `90s`, `30m`, `2h`, `1d`, or plain seconds."""
+
+from __future__ import annotations
+
+import re
+
+from fleetgit.errors import ValidationError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PATTERN = re.compile(r"^(\d+)([smhd]?)$")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in `text`; refuses zero, negatives and unknown units with a clear message."""
+    match = _PATTERN.match(text.strip().lower())
+    if match is None:
+        raise ValidationError(
+            f"duration {text!r}: expected a number with a unit s, m, h or d",
+            hint="for example 90s, 30m, 2h or 1d",
+        )
+    seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ValidationError(
+            f"duration {text!r}: must be longer than zero", hint="for example 30m"
+        )
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """`1h05m`, `4m10s`, `12s`: a short human form for time left."""
+    total = max(0, int(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"

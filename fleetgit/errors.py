@@ -1,0 +1,55 @@
+"""The one error hierarchy. The CLI turns these into a message and an exit code at one boundary."""
+
+from __future__ import annotations
+
+
+class FleetError(Exception):
+    """An expected failure: refused or invalid input. Exit code 1."""
+
+    code = "fleet_error"
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class ValidationError(FleetError):
+    """Input that does not fit the catalogue, the stream grammar or a command's rules."""
+
+    code = "invalid"
+
+
+class NotARepositoryError(FleetError):
+    code = "not_a_repository"
+
+
+class NotInitializedError(FleetError):
+    code = "not_initialized"
+
+
+class NotFoundError(FleetError):
+    code = "not_found"
+
+
+class AmbiguousError(FleetError):
+    code = "ambiguous"
+
+
+class ConflictError(FleetError):
+    """Optimistic concurrency or a domain rule refused the change."""
+
+    code = "conflict"
+
+
+class IntegrityError(FleetError):
+    """The ledger contradicts itself: the same event id with different bytes, a broken segment."""
+
+    code = "integrity"
+
+
+class GitError(FleetError):
+    """A git operation failed; raised only by gitrepo."""
+
+    code = "git"

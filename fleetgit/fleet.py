@@ -1,0 +1,370 @@
+"""The Python API. The CLI is a thin layer over this; it never sees typer.
+
+fleet = Fleet.open("path/to/repo", actor="viper-1")
+event = fleet.emit("mission_created", "mission/msn-1", {...}, expect_version=0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetgit import catalogue, clock, gitrepo
+from fleetgit.codec import Event, encode
+from fleetgit.config import DEFAULT_TOML, Config, load
+from fleetgit.errors import ConflictError, ValidationError
+from fleetgit.identity import check_callsign, resolve_callsign
+from fleetgit.index import Index, IngestResult
+from fleetgit.index.catchup import Progress
+from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
+from fleetgit.index.schema import SCHEMA_VERSION
+from fleetgit.index.store import tail_hash
+from fleetgit.paths import RepoPaths, locate
+from fleetgit.segments import Writer, WriterState, repair, segment_number
+from fleetgit.sources import WorktreeFile
+from fleetgit.verify import Report
+from fleetgit.verify import verify as verify_sources
+
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event to append: what the caller decides; the envelope is filled in by the ledger."""
+
+    type: str
+    stream: str
+    data: dict[str, Any]
+    expect_version: int | None = None
+    causation_id: str | None = None
+    correlation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InitResult:
+    worktree: str
+    created: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    commit: str
+    paths: tuple[str, ...]
+
+
+def init(path: str | os.PathLike[str] | None = None) -> InitResult:
+    """Create `.fleet/config.toml`, `.fleet/events/`, the `.gitattributes` line and the index."""
+    paths = locate(path)
+    created: list[str] = []
+    paths.events_dir.mkdir(parents=True, exist_ok=True)
+    if not paths.config_file.exists():
+        paths.config_file.write_text(DEFAULT_TOML, encoding="utf-8")
+        created.append(".fleet/config.toml")
+    attributes = paths.worktree / ".gitattributes"
+    text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
+    if gitrepo.FLEET_ATTRIBUTES not in text.splitlines():
+        sep = "" if not text or text.endswith("\n") else "\n"
+        attributes.write_text(f"{text}{sep}{gitrepo.FLEET_ATTRIBUTES}\n", encoding="utf-8")
+        created.append(".gitattributes")
+    if not paths.index_file.exists():
+        created.append(str(paths.index_file))
+    Fleet(paths).close()
+    return InitResult(str(paths.worktree), tuple(created))
+
+
+class Fleet:
+    """One repository's ledger: append, read, verify, commit."""
+
+    def __init__(
+        self,
+        paths: RepoPaths,
+        *,
+        actor: str | object | None = _UNSET,
+        catch_up: bool = True,
+        repair: bool = True,
+    ) -> None:
+        self.paths = paths.require_initialized()
+        self.config: Config = load(paths.config_file)
+        self.writer = Writer(paths.local_dir, paths.events_dir)
+        self.index = Index(paths, self.config)
+        self._actor = actor
+        if repair:
+            self._repair_own_tail()
+        if catch_up:
+            self.index.catch_up()
+
+    def _repair_own_tail(self) -> None:
+        """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""
+        with self.writer.locked() as state:
+            path = self.writer.segment_path(max(state.segment, 1))
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                return
+            if size != state.size and not self.index.segment_committed(
+                self.writer.id, state.segment
+            ):
+                repair(path)
+                state.size = path.stat().st_size
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        actor: str | None = None,
+        catch_up: bool = True,
+        repair: bool = True,
+    ) -> Fleet:
+        """Open the ledger of the repository containing `path`.
+
+        By default it cuts a torn tail off this writer's own segment and catches the index up;
+        `verify` opens with neither, so that it changes nothing.
+        """
+        paths = locate(path)
+        who = check_callsign(actor) if actor else _UNSET
+        return cls(paths, actor=who, catch_up=catch_up, repair=repair)
+
+    def close(self) -> None:
+        self.index.close()
+
+    def __enter__(self) -> Fleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def actor(self) -> str | None:
+        """The acting callsign, resolved once: --as, FLEET_CALLSIGN, git config fleet.callsign."""
+        if self._actor is _UNSET:
+            self._actor = resolve_callsign(None, self.paths)
+        return self._actor  # type: ignore[return-value]
+
+    # -- append -----------------------------------------------------------------------------
+
+    def emit(
+        self,
+        type: str,
+        stream: str,
+        data: dict[str, Any],
+        *,
+        expect_version: int | None = None,
+        causation_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Event:
+        spec = EventSpec(type, stream, data, expect_version, causation_id, correlation_id)
+        return self.emit_batch([spec])[0]
+
+    def emit_batch(self, specs: Sequence[EventSpec]) -> list[Event]:
+        """Append all of `specs` or none: validate, lock, catch up, check, write, ingest."""
+        if not specs:
+            raise ValidationError("nothing to append: the batch is empty")
+        datas = [catalogue.validate(s.type, s.stream, s.data) for s in specs]
+        for s in specs:
+            if s.expect_version is not None and s.expect_version < 0:
+                raise ValidationError(f"expected version {s.expect_version}: must be 0 or more")
+        actor = self.actor
+        with self.writer.locked() as state, self.index.transaction():
+            self.index.catch_up_locked()
+            seqs = self._assign_seqs(specs)
+            number = self._segment_for_append(state)
+            events, payload = self._build(specs, datas, seqs, state, actor)
+            size = self.writer.write(number, payload, fsync=self.config.fsync == "always")
+            self._ingest_own(number, size, events, payload)
+            state.segment, state.size = number, size
+        return events
+
+    def _assign_seqs(self, specs: Sequence[EventSpec]) -> list[int]:
+        versions: dict[str, int] = {}
+        seqs = []
+        for s in specs:
+            current = versions.get(s.stream)
+            if current is None:
+                current = self.index.stream_version(s.stream)
+            if s.expect_version is not None and s.expect_version != current:
+                raise ConflictError(
+                    f"stream {s.stream} is at version {current}, expected {s.expect_version}",
+                    hint="read the stream again (fleetgit stream STREAM) and retry",
+                )
+            versions[s.stream] = current + 1
+            seqs.append(current + 1)
+        return seqs
+
+    def _build(
+        self,
+        specs: Sequence[EventSpec],
+        datas: list[dict[str, Any]],
+        seqs: list[int],
+        state: WriterState,
+        actor: str | None,
+    ) -> tuple[list[Event], bytes]:
+        now = clock.now_ms()
+        ts = clock.iso_ms(now)
+        hlc = max(state.hlc, self.index.witnessed_hlc())
+        wseq = max(state.wseq, self.index.max_wseq(self.writer.id))
+        tx = clock.uuid7()
+        events: list[Event] = []
+        lines: list[bytes] = []
+        for i, (s, data) in enumerate(zip(specs, datas, strict=True)):
+            hlc = clock.tick(hlc, now)
+            wseq += 1
+            event = Event(
+                id=tx if i == 0 else clock.uuid7(),
+                type=s.type,
+                v=catalogue.event_type(s.type).version,
+                stream=s.stream,
+                seq=seqs[i],
+                hlc=hlc,
+                writer=self.writer.id,
+                wseq=wseq,
+                actor=actor,
+                ts=ts,
+                tx=tx,
+                txn=len(specs),
+                data=data,
+                causation_id=s.causation_id,
+                correlation_id=s.correlation_id,
+            )
+            line = encode(event)
+            if len(line) > self.config.max_event_bytes:
+                raise ValidationError(
+                    f"event {i + 1} ({s.type}) is {len(line)} bytes, over the limit of"
+                    f" {self.config.max_event_bytes}",
+                    hint="store large content in a file and reference its path",
+                )
+            events.append(event)
+            lines.append(line)
+        state.hlc, state.wseq = hlc, wseq
+        return events, b"".join(lines)
+
+    def _segment_for_append(self, state: WriterState) -> int:
+        """The segment to append to: the current one unless committed, staged, gone or full."""
+        number = max(state.segment, 1)
+        path = self.writer.segment_path(number)
+        size = path.stat().st_size if path.exists() else -1
+        sealed = self.index.segment_committed(self.writer.id, number)
+        sealed = sealed or number <= self._tracked_max(state)
+        if not sealed and size > 0 and size != state.size:
+            repair(path)  # a crash after a write: keep only complete batches
+            size = path.stat().st_size
+        gone = size == -1 and state.size > 0
+        if sealed or gone or size >= self.config.segment_max_bytes:
+            number = max(number, self.index.max_segment(self.writer.id), state.staged_max) + 1
+            state.size = 0
+        return number
+
+    def _tracked_max(self, state: WriterState) -> int:
+        """Highest segment number of this writer that git tracks or has staged (cached by stat)."""
+        try:
+            st = (self.paths.git_dir / "index").stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+        except FileNotFoundError:
+            stamp = "none"
+        if stamp != state.index_stamp:
+            tracked = gitrepo.staged_paths(self.paths, f".fleet/events/{self.writer.id}/")
+            numbers = (segment_number(Path(p).name) or 0 for p in tracked)
+            state.staged_max = max(numbers, default=0)
+            state.index_stamp = stamp
+        return state.staged_max
+
+    def _ingest_own(self, number: int, size: int, events: list[Event], payload: bytes) -> None:
+        """Ingest what we just wrote without reading it back, and move the fingerprint along."""
+        path = self.writer.segment_path(number)
+        st = path.stat()
+        relpath = self.writer.relpath(number)
+        worktree = str(self.paths.worktree)
+        result = IngestResult()
+        self.index.ingest(list(zip(events, _split_lines(payload), strict=True)), result)
+        tail = payload[-256:]
+        if len(tail) < 256 and size > len(payload):
+            with open(path, "rb") as fh:
+                fh.seek(max(0, size - 256))
+                tail = fh.read(size - max(0, size - 256))
+        self.index.replace_file_stamp(
+            WorktreeFile(
+                worktree, relpath, self.writer.id, number, st.st_size, st.st_mtime_ns, st.st_ino
+            ),
+            size,
+            tail_hash(tail),
+        )
+        first = result.first_new_pos
+        if first is not None:
+            for i, event in enumerate(events):
+                events[i] = dataclasses.replace(event, pos=first + i)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def events(self, flt: EventFilter | None = None, **kwargs: Any) -> list[Event]:
+        self.index.catch_up()
+        return select_events(self.index, flt or EventFilter(**kwargs))
+
+    def stream(
+        self, stream: str, *, from_seq: int | None = None, to_seq: int | None = None
+    ) -> list[Event]:
+        self.index.catch_up()
+        return select_stream(self.index, stream, from_seq, to_seq)
+
+    def show(self, ref: str) -> Event:
+        self.index.catch_up()
+        return find_event(self.index, ref)
+
+    def stream_version(self, stream: str) -> int:
+        self.index.catch_up()
+        return self.index.stream_version(stream)
+
+    def verify(self) -> Report:
+        """Check every segment of every source; changes nothing."""
+        return verify_sources(self.paths, self.config)
+
+    def rebuild(self, progress: Progress | None = None) -> IngestResult:
+        return self.index.rebuild(progress)
+
+    def index_status(self) -> dict[str, Any]:
+        idx = self.index
+        fresh = idx.is_fresh()
+        return {
+            "path": str(idx.path),
+            "schema_version": SCHEMA_VERSION,
+            "events": count(idx, "SELECT count(*) FROM events"),
+            "segments": count(idx, "SELECT count(*) FROM segments"),
+            "streams": count(idx, "SELECT count(*) FROM streams"),
+            "last_pos": idx.max_pos(),
+            "anomalies": count(idx, "SELECT count(*) FROM anomalies"),
+            "stale": not fresh,
+            "writer": self.writer.id,
+        }
+
+    # -- git --------------------------------------------------------------------------------
+
+    def commit(self, message: str | None = None) -> CommitResult | None:
+        """Commit the pending `.fleet/` files, and only them; None when there is nothing."""
+        git = self.index.git
+        with self.writer.locked() as state:
+            current = self.writer.segment_path(max(state.segment, 1))
+            if current.exists() and not self.index.segment_committed(self.writer.id, state.segment):
+                repair(current)
+                state.size = current.stat().st_size
+            pending = gitrepo.changed_fleet_paths(self.paths)
+            extra: dict[str, bytes] = {}
+            head_attrs = git.head_blob(".gitattributes") or b""
+            if gitrepo.FLEET_ATTRIBUTES not in head_attrs.decode("utf-8", "replace").splitlines():
+                sep = b"" if not head_attrs or head_attrs.endswith(b"\n") else b"\n"
+                extra[".gitattributes"] = (
+                    head_attrs + sep + gitrepo.FLEET_ATTRIBUTES.encode() + b"\n"
+                )
+            if not pending and not extra:
+                return None
+            segments = [p for p in pending if p.startswith(".fleet/events/")]
+            message = message or f"fleet: {len(segments)} segment(s) from writer {self.writer.id}"
+            commit_id = git.commit_paths(pending, message, extra)
+        self.index.catch_up()
+        return CommitResult(commit_id, tuple(pending) + tuple(extra))
+
+
+def _split_lines(payload: bytes) -> list[bytes]:
+    return [line + b"\n" for line in payload.split(b"\n")[:-1]]

@@ -1,0 +1,204 @@
+"""The only module that touches git: pygit2 for objects and commits, `git` for the index file.
+
+pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fleetgit.errors import GitError
+from fleetgit.paths import RepoPaths
+
+REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
+FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
+
+
+def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
+    """A cheap digest of every ref the index reads, from file stats alone (no git call)."""
+    h = hashlib.blake2b(digest_size=16)
+    common = paths.common_dir
+    for name in ("packed-refs",):
+        _stat_into(h, common / name)
+    for prefix in ("refs/heads", "refs/remotes", "refs/fleet"):
+        base = common / prefix
+        for dirpath, _dirs, files in os.walk(base):
+            for fname in sorted(files):
+                _stat_into(h, Path(dirpath) / fname)
+    for git_dir in worktree_git_dirs:
+        _stat_into(h, git_dir / "HEAD")
+    return h.hexdigest()
+
+
+def _stat_into(h: Any, path: Path) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+
+
+class GitRepo:
+    """A pygit2 repository opened on first use."""
+
+    def __init__(self, paths: RepoPaths) -> None:
+        self.paths = paths
+        self._repo: Any = None
+
+    @property
+    def repo(self) -> Any:
+        if self._repo is None:
+            import pygit2
+
+            try:
+                self._repo = pygit2.Repository(str(self.paths.worktree))
+            except pygit2.GitError as exc:
+                raise GitError(f"cannot open the git repository: {exc}") from None
+        return self._repo
+
+    def ref_targets(self, worktree_git_dirs: list[Path]) -> dict[str, str]:
+        """Commit ids of local and remote-tracking branches, refs/fleet/* and detached HEADs."""
+        out: dict[str, str] = {}
+        repo = self.repo
+        for name in repo.references:
+            if not name.startswith(REF_PREFIXES) or name.endswith("/HEAD"):
+                continue
+            try:
+                target = repo.references[name].resolve().target
+            except Exception:  # a dangling symbolic ref is not ours to judge
+                continue
+            out[name] = str(target)
+        for git_dir in worktree_git_dirs:
+            try:
+                head = (git_dir / "HEAD").read_text(encoding="ascii").strip()
+            except OSError:
+                continue
+            if not head.startswith("ref:") and len(head) >= 40:
+                out[f"HEAD@{git_dir}"] = head
+        return out
+
+    def events_tree(self, commit_id: str) -> str | None:
+        """The tree id of `.fleet/events` in a commit, or None."""
+        try:
+            commit = self.repo[commit_id]
+            entry = commit.peel(_tree_type()) / ".fleet" / "events"
+        except (KeyError, ValueError):
+            return None
+        return str(entry.id) if entry.type_str == "tree" else None
+
+    def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str]]:
+        """(name, id, kind) of one tree's entries."""
+        for entry in self.repo[tree_id]:
+            yield entry.name, str(entry.id), entry.type_str
+
+    def blob(self, blob_id: str) -> bytes:
+        data: bytes = self.repo[blob_id].data
+        return data
+
+    def commit_paths(self, relpaths: list[str], message: str, extra: dict[str, bytes]) -> str:
+        """Commit exactly `relpaths` (from the work tree) plus `extra` blobs on top of HEAD.
+
+        The user's staged changes, other paths and the working tree are untouched; the index
+        entries of the committed paths are updated so `git status` is clean for them.
+        """
+        import pygit2
+
+        repo = self.repo
+        workdir = Path(repo.workdir)
+        head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
+        staging = pygit2.Index()
+        if head is not None:
+            staging.read_tree(head.tree)
+        blobs: dict[str, Any] = {}
+        for rel in relpaths:
+            blobs[rel] = repo.create_blob((workdir / rel).read_bytes())
+        for rel, content in extra.items():
+            blobs[rel] = repo.create_blob(content)
+        for rel, oid in blobs.items():
+            staging.add(pygit2.IndexEntry(rel, oid, pygit2.enums.FileMode.BLOB))
+        tree = staging.write_tree(repo)
+        sig = self._signature()
+        parents = [head.id] if head is not None else []
+        try:
+            commit_id = repo.create_commit("HEAD", sig, sig, message, tree, parents)
+        except pygit2.GitError as exc:
+            raise GitError(f"commit failed: {exc}") from None
+        index = repo.index
+        index.read()
+        for rel in relpaths:
+            index.add(rel)  # re-stat from the work tree: the entry is clean
+        for rel, oid in blobs.items():
+            if rel not in relpaths:
+                index.add(pygit2.IndexEntry(rel, oid, pygit2.enums.FileMode.BLOB))
+        index.write()
+        return str(commit_id)
+
+    def head_blob(self, relpath: str) -> bytes | None:
+        repo = self.repo
+        if repo.head_is_unborn:
+            return None
+        try:
+            entry = repo.head.peel(_commit_type()).tree / relpath
+        except KeyError:
+            return None
+        data: bytes = repo[entry.id].data
+        return data
+
+    def _signature(self) -> Any:
+        import pygit2
+
+        try:
+            sig = self.repo.default_signature
+            return pygit2.Signature(sig.name, sig.email)
+        except (KeyError, pygit2.GitError):
+            return pygit2.Signature("fleetgit", "fleetgit@localhost")
+
+
+def _tree_type() -> Any:
+    import pygit2
+
+    return pygit2.Tree
+
+
+def _commit_type() -> Any:
+    import pygit2
+
+    return pygit2.Commit
+
+
+def changed_fleet_paths(paths: RepoPaths) -> list[str]:
+    """`.fleet/` paths that differ from HEAD (new, modified), via `git status` (no pygit2)."""
+    out = run_git(
+        paths, ["status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".fleet"]
+    )
+    result = []
+    for record in out.split("\0"):
+        if len(record) > 3 and record[1] != "D" and record[0] != "D":
+            result.append(record[3:])
+    return sorted(result)
+
+
+def staged_paths(paths: RepoPaths, prefix: str) -> set[str]:
+    """Paths under `prefix` present in this worktree's git index."""
+    out = run_git(paths, ["ls-files", "-z", "--cached", "--", prefix])
+    return {p for p in out.split("\0") if p}
+
+
+def run_git(paths: RepoPaths, args: list[str]) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.worktree), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {proc.stderr.strip()}")
+    return proc.stdout

@@ -1,0 +1,41 @@
+"""Who is acting: --as, else FLEET_CALLSIGN, else git config fleet.callsign."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+from fleetgit.errors import ValidationError
+from fleetgit.paths import RepoPaths
+
+CALLSIGN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+
+
+def check_callsign(callsign: str) -> str:
+    if not CALLSIGN_RE.match(callsign):
+        raise ValidationError(
+            f"callsign {callsign!r}: use letters, digits and . _ : @ - (at most 128, no spaces)",
+            hint="for example: --as viper-1",
+        )
+    return callsign
+
+
+def git_config_callsign(paths: RepoPaths) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.worktree), "config", "--get", "fleet.callsign"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    value = proc.stdout.strip()
+    return value or None
+
+
+def resolve_callsign(explicit: str | None, paths: RepoPaths) -> str | None:
+    """The acting pilot's callsign, or None when no identity is set anywhere."""
+    value = explicit or os.environ.get("FLEET_CALLSIGN") or git_config_callsign(paths)
+    return check_callsign(value) if value else None

@@ -1,0 +1,181 @@
+"""Catch-up: bring the index level with every source, cheaply when nothing changed.
+
+Fast path: the stats of the work-tree segment files XOR-ed into one number, plus a digest of the
+ref files' stats. When both match what the index recorded, there is nothing to read and no git
+call is made at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fleetgit.config import Config
+from fleetgit.gitrepo import GitRepo, refs_fingerprint
+from fleetgit.index.store import _TAIL, IndexDB, IngestResult, file_stamp, tail_hash
+from fleetgit.paths import RepoPaths
+from fleetgit.segments import parse
+from fleetgit.sources import WorktreeFile, committed_segments, scan_worktrees, worktree_git_dirs
+
+Progress = Callable[[int, int], None]
+
+
+class Index(IndexDB):
+    """The index plus the logic that keeps it level with the segments."""
+
+    def __init__(self, paths: RepoPaths, config: Config) -> None:
+        super().__init__(paths, config)
+        self.git = GitRepo(paths)
+        self.git_dirs = worktree_git_dirs(paths)
+
+    # -- freshness --------------------------------------------------------------------------
+
+    def _files_fingerprint(self, files: list[WorktreeFile]) -> str:
+        fp = 0
+        for f in files:
+            fp ^= file_stamp(f.worktree, f.relpath, f.size, f.mtime_ns, f.ino)
+        return str(fp)
+
+    def is_fresh(self) -> bool:
+        files = list(scan_worktrees(self.paths))
+        return self._files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
+            self.paths, self.git_dirs
+        ) == self.meta("refs_fp")
+
+    def catch_up(self) -> IngestResult:
+        """Ingest whatever is new; a few stat calls and no git call when nothing is."""
+        if self.is_fresh():
+            return IngestResult()
+        with self.transaction():
+            return self.catch_up_locked()
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
+        """Catch up inside an open write transaction."""
+        result = IngestResult()
+        files = list(scan_worktrees(self.paths))
+        known = {(r["worktree"], r["relpath"]): r for r in self.query("SELECT * FROM files")}
+        for done, f in enumerate(files, 1):
+            row = known.pop((f.worktree, f.relpath), None)
+            if row is None or (row["size"], row["mtime_ns"], row["ino"]) != (
+                f.size,
+                f.mtime_ns,
+                f.ino,
+            ):
+                self._read_file(f, row, result)
+            if progress:
+                progress(done, len(files))
+        for worktree, relpath in known:  # gone from the work tree (checkout); events stay
+            self.conn.execute(
+                "DELETE FROM files WHERE worktree = ? AND relpath = ?", (worktree, relpath)
+            )
+        self.set_meta("files_fp", self._files_fingerprint(files))
+        refs_fp = refs_fingerprint(self.paths, self.git_dirs)
+        if refs_fp != self.meta("refs_fp"):
+            self._read_refs(result)
+            self.set_meta("refs_fp", refs_fp)
+        return result
+
+    def _read_file(self, f: WorktreeFile, row: Any, result: IngestResult) -> None:
+        """Read a changed segment from where it was left, if the bytes before that still match."""
+        try:
+            with open(f.path, "rb") as fh:
+                offset = 0
+                if row is not None and row["offset"] <= f.size:
+                    start = max(0, row["offset"] - _TAIL)
+                    fh.seek(start)
+                    if tail_hash(fh.read(row["offset"] - start)) == row["tail_hash"]:
+                        offset = row["offset"]
+                fh.seek(offset)
+                buf = fh.read()
+        except FileNotFoundError:
+            return
+        parsed = parse(buf)
+        self.ingest(parsed.events, result)
+        result.files_read += 1
+        new_offset = offset + parsed.good_end
+        tail_start = max(0, parsed.good_end - _TAIL)
+        tail = buf[tail_start : parsed.good_end]
+        if len(tail) < _TAIL and offset > 0:  # short tail: take the rest from before `offset`
+            with open(f.path, "rb") as fh:
+                fh.seek(max(0, new_offset - _TAIL))
+                tail = fh.read(new_offset - max(0, new_offset - _TAIL))
+        self.record_file(f, new_offset, tail_hash(tail))
+
+    def record_file(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, offset, tail),
+        )
+        self.conn.execute(
+            "INSERT OR IGNORE INTO segments (writer, number, committed) VALUES (?, ?, 0)",
+            (f.writer, f.number),
+        )
+
+    def _read_refs(self, result: IngestResult) -> None:
+        targets = self.git.ref_targets(self.git_dirs)
+        known = {r["name"]: r["target"] for r in self.query("SELECT name, target FROM refs")}
+        seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
+        for name, target in sorted(targets.items()):
+            if known.get(name) != target:
+                self._read_commit(target, seen, result)
+                self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
+        for name in set(known) - set(targets):
+            self.conn.execute("DELETE FROM refs WHERE name = ?", (name,))
+
+    def _read_commit(self, commit_id: str, seen: set[str], result: IngestResult) -> None:
+        events_tree = self.git.events_tree(commit_id)
+        if events_tree is None or events_tree in seen:
+            return
+        writer_trees: set[str] = set()
+        for seg in committed_segments(self.git, events_tree, seen):
+            self.conn.execute(
+                "INSERT INTO segments (writer, number, committed) VALUES (?, ?, 1)"
+                " ON CONFLICT (writer, number) DO UPDATE SET committed = 1",
+                (seg.writer, seg.number),
+            )
+            writer_trees.add(seg.writer_tree)
+            if self.conn.execute("SELECT 1 FROM blobs WHERE oid = ?", (seg.blob,)).fetchone():
+                continue
+            parsed = parse(self.git.blob(seg.blob))
+            self.ingest(parsed.events, result)
+            result.blobs_read += 1
+            self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
+        for oid in (*writer_trees, events_tree):
+            self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
+            seen.add(oid)
+
+    # -- rebuild ----------------------------------------------------------------------------
+
+    def rebuild(self, progress: Progress | None = None) -> IngestResult:
+        """Full replace from the segments. Positions of events already known are kept."""
+        c = self.conn
+        with self.transaction():
+            c.execute("DROP TABLE IF EXISTS temp.prior_pos")
+            c.execute("CREATE TEMP TABLE prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL)")
+            c.execute("INSERT INTO prior_pos SELECT id, pos FROM events")
+            for table in self.derived_tables():
+                c.execute(f"DELETE FROM {table}")
+            c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+            self.rebuilding = True
+            try:
+                result = self.catch_up_locked(progress)
+            finally:
+                self.rebuilding = False
+            self.fold_all_streams()
+            c.execute("DROP TABLE temp.prior_pos")
+        return result
+
+    def replace_file_stamp(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
+        """After our own append: record the file and move the fingerprint by this file alone."""
+        row = self.conn.execute(
+            "SELECT size, mtime_ns, ino FROM files WHERE worktree = ? AND relpath = ?",
+            (f.worktree, f.relpath),
+        ).fetchone()
+        fp = int(self.meta("files_fp", "0") or 0)
+        if row is not None:
+            fp ^= file_stamp(f.worktree, f.relpath, row[0], row[1], row[2])
+        fp ^= file_stamp(f.worktree, f.relpath, f.size, f.mtime_ns, f.ino)
+        self.record_file(f, offset, tail)
+        self.set_meta("files_fp", str(fp))

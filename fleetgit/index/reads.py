@@ -1,0 +1,114 @@
+"""Reading events back from the index, in total order, with upcasting."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from fleetgit import catalogue
+from fleetgit.codec import Event
+from fleetgit.errors import AmbiguousError, NotFoundError
+from fleetgit.index.store import IndexDB
+
+_SELECT = (
+    "SELECT pos, id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id,"
+    " correlation_id, tx, txn, data FROM events"
+)
+_ORDER = "hlc, writer, wseq"
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    types: tuple[str, ...] = ()
+    stream: str | None = None
+    actor: str | None = None
+    since_ms: int | None = None
+    until_ms: int | None = None
+    after_pos: int | None = None
+    limit: int | None = None
+    reverse: bool = False
+
+
+def row_to_event(row: Any) -> Event:
+    (pos, eid, etype, v, stream, seq, hlc, writer, wseq, actor, ts, caus, corr, tx, txn, data) = row
+    version, payload = catalogue.upcast(etype, v, orjson.loads(data))
+    return Event(
+        id=eid,
+        type=etype,
+        v=version,
+        stream=stream,
+        seq=seq,
+        hlc=hlc,
+        writer=writer,
+        wseq=wseq,
+        actor=actor,
+        ts=ts,
+        tx=tx,
+        txn=txn,
+        data=payload,
+        causation_id=caus,
+        correlation_id=corr,
+        pos=pos,
+    )
+
+
+def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
+    where: list[str] = []
+    params: list[object] = []
+    if f.types:
+        where.append(f"type IN ({','.join('?' * len(f.types))})")
+        params.extend(f.types)
+    for column, value in (("stream", f.stream), ("actor", f.actor)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if f.since_ms is not None:
+        where.append("hlc >= ?")
+        params.append(f.since_ms << 16)
+    if f.until_ms is not None:
+        where.append("hlc < ?")
+        params.append(f.until_ms << 16)
+    if f.after_pos is not None:
+        where.append("pos > ?")
+        params.append(f.after_pos)
+    sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+    direction = " DESC" if f.reverse else ""
+    sql += " ORDER BY " + ", ".join(c + direction for c in _ORDER.split(", "))
+    if f.limit is not None:
+        sql += " LIMIT ?"
+        params.append(f.limit)
+    return [row_to_event(r) for r in db.conn.execute(sql, params)]
+
+
+def select_stream(
+    db: IndexDB, stream: str, from_seq: int | None, to_seq: int | None
+) -> list[Event]:
+    sql = _SELECT + " WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY seq, " + _ORDER
+    rows = db.conn.execute(sql, (stream, from_seq or 1, to_seq if to_seq is not None else 2**62))
+    return [row_to_event(r) for r in rows]
+
+
+def find_event(db: IndexDB, ref: str) -> Event:
+    """An event by id or unambiguous id prefix."""
+    ref = ref.strip().lower()
+    rows = db.conn.execute(_SELECT + " WHERE id = ?", (ref,)).fetchall()
+    if not rows and len(ref) >= 4:
+        rows = db.conn.execute(
+            _SELECT + " WHERE id >= ? AND id < ? LIMIT 6", (ref, ref + "\U0010ffff")
+        ).fetchall()
+    if not rows:
+        raise NotFoundError(f"no event with id {ref!r}", hint="list ids with: fleetgit events")
+    if len(rows) > 1:
+        ids = ", ".join(str(r[1]) for r in rows[:5])
+        raise AmbiguousError(f"event id {ref!r} is ambiguous: {ids}", hint="give more characters")
+    return row_to_event(rows[0])
+
+
+def count(db: IndexDB, sql: str) -> int:
+    try:
+        return int(db.conn.execute(sql).fetchone()[0] or 0)
+    except sqlite3.Error:
+        return 0

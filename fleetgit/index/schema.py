@@ -1,0 +1,95 @@
+"""The index's SQLite schema. A cache: on a version mismatch it is rebuilt, never migrated."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# Derived tables: emptied and refilled by a rebuild.
+DERIVED_TABLES = (
+    "events",
+    "files",
+    "blobs",
+    "trees",
+    "refs",
+    "segments",
+    "streams",
+    "anomalies",
+)
+
+DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+CREATE TABLE IF NOT EXISTS events (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    v INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    actor TEXT,
+    ts TEXT NOT NULL,
+    causation_id TEXT,
+    correlation_id TEXT,
+    tx TEXT NOT NULL,
+    txn INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    hash INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_stream ON events (stream, seq);
+CREATE INDEX IF NOT EXISTS events_order ON events (hlc, writer, wseq);
+CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+
+-- Work-tree segment files: how far each was ingested (checkpoint by content, not by commit).
+CREATE TABLE IF NOT EXISTS files (
+    worktree TEXT NOT NULL,
+    relpath TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    tail_hash BLOB NOT NULL,
+    PRIMARY KEY (worktree, relpath)
+);
+-- Committed objects already ingested: a rebase or another branch with the same blobs costs nothing.
+CREATE TABLE IF NOT EXISTS blobs (oid TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS trees (oid TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS refs (name TEXT PRIMARY KEY, target TEXT NOT NULL);
+-- Every segment seen. committed: it has been in a commit, so its writer must not append again.
+CREATE TABLE IF NOT EXISTS segments (
+    writer TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    committed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (writer, number)
+);
+CREATE TABLE IF NOT EXISTS streams (
+    stream TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    last_pos INTEGER NOT NULL
+);
+-- Contradictions found while ingesting: never resolved silently, listed by `fleetgit verify`.
+CREATE TABLE IF NOT EXISTS anomalies (
+    kind TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    PRIMARY KEY (kind, event_id, hash)
+);
+-- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY,
+    pos INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+"""
+
+STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS stage (
+    id TEXT, type TEXT, v INTEGER, stream TEXT, seq INTEGER, hlc INTEGER, writer TEXT,
+    wseq INTEGER, actor TEXT, ts TEXT, causation_id TEXT, correlation_id TEXT, tx TEXT,
+    txn INTEGER, data TEXT, hash INTEGER
+);
+"""

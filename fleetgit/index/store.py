@@ -1,0 +1,264 @@
+"""The SQLite index: a disposable cache derived from the segments.
+
+Only this package sees sqlite3 errors. Every write happens inside `transaction()` (BEGIN
+IMMEDIATE), so a catch-up, an append or a rebuild never interleave within a clone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from fleetgit import clock
+from fleetgit.codec import Event
+from fleetgit.config import Config
+from fleetgit.errors import IntegrityError
+from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION, STAGE_DDL
+from fleetgit.paths import RepoPaths
+from fleetgit.segments import line_hash
+
+_COLUMNS = (
+    "id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id, correlation_id,"
+    " tx, txn, data, hash"
+)
+_TAIL = 256  # bytes before a file's ingested offset that must still match to resume from it
+
+
+def tail_hash(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:
+    """A stable 64-bit digest of one file's stat; XOR-ed together into the sources fingerprint."""
+    raw = f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode()
+    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+
+
+@dataclass
+class IngestResult:
+    new_events: int = 0
+    first_new_pos: int | None = None
+    files_read: int = 0
+    blobs_read: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class IndexDB:
+    """The connection and the low-level operations; the catch-up logic lives in catchup.py."""
+
+    def __init__(self, paths: RepoPaths, config: Config) -> None:
+        self.paths = paths
+        self.config = config
+        self.path = paths.index_file
+        self.rebuilding = False
+        self.conn = self._open()
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = self._connect()
+            version = self._schema_version(conn)
+        except sqlite3.DatabaseError:
+            # A corrupt cache is deleted and rebuilt from the segments; nothing is lost.
+            self._remove_files()
+            conn = self._connect()
+            version = None
+        if version != SCHEMA_VERSION:
+            self._reset_schema(conn, version)
+        conn.executescript(STAGE_DDL)
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
+        conn.execute("PRAGMA busy_timeout = 120000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA temp_store = MEMORY")
+        return conn
+
+    def _remove_files(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int | None:
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return int(row[0]) if row else None
+
+    def _reset_schema(self, conn: sqlite3.Connection, old: int | None) -> None:
+        """Create the schema; an index of another version is dropped (and rebuilt on catch-up)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if old is not None and self._schema_version(conn) == old:
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master"
+                    " WHERE type = 'table' AND name != 'sqlite_sequence'"
+                ).fetchall():
+                    conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+            for statement in DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE: the one writer of this clone's index until COMMIT."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise IntegrityError(f"the index is busy or unwritable: {exc}") from None
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def meta(self, key: str, default: str = "") -> str:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
+        """Add events not seen before, in the order given; record same-id-other-bytes conflicts."""
+        if not items:
+            return
+        c = self.conn
+        before = self.max_pos()
+        c.execute("DELETE FROM stage")
+        c.executemany(
+            f"INSERT INTO stage ({_COLUMNS}) VALUES ({','.join('?' * 16)})",
+            [
+                (
+                    e.id,
+                    e.type,
+                    e.v,
+                    e.stream,
+                    e.seq,
+                    e.hlc,
+                    e.writer,
+                    e.wseq,
+                    e.actor,
+                    e.ts,
+                    e.causation_id,
+                    e.correlation_id,
+                    e.tx,
+                    e.txn,
+                    orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode(),
+                    line_hash(line),
+                )
+                for e, line in items
+            ],
+        )
+        pos_expr = (
+            "(SELECT p.pos FROM prior_pos p WHERE p.id = s.id)" if self.rebuilding else "NULL"
+        )
+        inserted = c.execute(
+            f"INSERT INTO events (pos, {_COLUMNS}) SELECT {pos_expr}, {_COLUMNS} FROM stage s"
+            " WHERE s.rowid IN (SELECT min(rowid) FROM stage GROUP BY id)"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id)"
+            " ORDER BY s.rowid ON CONFLICT (id) DO NOTHING"
+        ).rowcount
+        skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
+        c.execute(
+            "INSERT OR IGNORE INTO anomalies SELECT 'id_conflict', s.id,"
+            " 'the same event id with different bytes', s.hash"
+            " FROM stage s JOIN events e ON e.id = s.id WHERE e.hash != s.hash"
+        )
+        c.execute(
+            "INSERT OR IGNORE INTO anomalies SELECT 'future_clock', s.id,"
+            " 'hlc ' || (s.hlc >> 16) || ' ms is ahead of this clock', s.hash"
+            " FROM stage s WHERE (s.hlc >> 16) > ?",
+            (skew_ms,),
+        )
+        result.new_events += inserted
+        if inserted and not self.rebuilding:
+            if result.first_new_pos is None:
+                result.first_new_pos = before + 1
+            self._fold_streams(before)
+
+    def _fold_streams(self, after_pos: int) -> None:
+        self.conn.execute(
+            "INSERT INTO streams (stream, version, last_pos)"
+            " SELECT stream, max(seq), max(pos) FROM events WHERE pos > ? GROUP BY stream"
+            " ON CONFLICT (stream) DO UPDATE SET version = max(version, excluded.version),"
+            " last_pos = max(last_pos, excluded.last_pos)",
+            (after_pos,),
+        )
+
+    def fold_all_streams(self) -> None:
+        self.conn.execute("DELETE FROM streams")
+        self._fold_streams(0)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def max_pos(self) -> int:
+        row = self.conn.execute("SELECT max(pos) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def stream_version(self, stream: str) -> int:
+        row = self.conn.execute(
+            "SELECT version FROM streams WHERE stream = ?", (stream,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def max_wseq(self, writer: str) -> int:
+        row = self.conn.execute(
+            "SELECT max(wseq) FROM events WHERE writer = ?", (writer,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def max_segment(self, writer: str) -> int:
+        row = self.conn.execute(
+            "SELECT max(number) FROM segments WHERE writer = ?", (writer,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def segment_committed(self, writer: str, number: int) -> bool:
+        row = self.conn.execute(
+            "SELECT committed FROM segments WHERE writer = ? AND number = ?", (writer, number)
+        ).fetchone()
+        return bool(row and row[0])
+
+    def witnessed_hlc(self) -> int:
+        """The largest HLC seen, ignoring ones too far ahead (flagged, not followed)."""
+        bound = clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000)
+        row = self.conn.execute("SELECT max(hlc) FROM events WHERE hlc <= ?", (bound,)).fetchone()
+        return int(row[0] or 0)
+
+    def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        cur = self.conn.execute(sql, params)
+        cur.row_factory = sqlite3.Row
+        return cur.fetchall()
+
+    def derived_tables(self) -> tuple[str, ...]:
+        return DERIVED_TABLES

@@ -1,0 +1,114 @@
+"""Where things live: the worktree, its git dir, the common dir and the fleet files.
+
+Pure filesystem reads, no git process and no pygit2, so the hook path can use it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetgit.errors import NotARepositoryError, NotInitializedError
+
+FLEET_DIR = ".fleet"
+EVENTS_DIR = ".fleet/events"
+CONFIG_FILE = ".fleet/config.toml"
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    worktree: Path  # top of this worktree
+    git_dir: Path  # this worktree's git dir (.git, or .git/worktrees/<name>)
+    common_dir: Path  # shared by all worktrees of the clone
+
+    @property
+    def fleet_root(self) -> Path:
+        return self.worktree / FLEET_DIR
+
+    @property
+    def events_dir(self) -> Path:
+        return self.worktree / EVENTS_DIR
+
+    @property
+    def config_file(self) -> Path:
+        return self.worktree / CONFIG_FILE
+
+    @property
+    def index_file(self) -> Path:
+        return self.common_dir / "fleet" / "index.sqlite"
+
+    @property
+    def local_dir(self) -> Path:
+        """Untracked per-worktree state: writer id, lock, logs."""
+        return self.git_dir / "fleet"
+
+    @property
+    def initialized(self) -> bool:
+        """A config here, or an index in the clone (a new worktree of an initialised clone)."""
+        return self.config_file.is_file() or self.index_file.is_file()
+
+    def require_initialized(self) -> RepoPaths:
+        if not self.initialized:
+            raise NotInitializedError(
+                f"fleetgit is not initialised in {self.worktree}", hint="run: fleetgit init"
+            )
+        return self
+
+
+def _read_gitfile(dotgit: Path) -> Path | None:
+    """A worktree's `.git` may be a file saying `gitdir: <path>`."""
+    try:
+        text = dotgit.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    target = Path(text[len("gitdir:") :].strip())
+    return target if target.is_absolute() else (dotgit.parent / target).resolve()
+
+
+def _common_dir(git_dir: Path) -> Path:
+    commondir = git_dir / "commondir"
+    if commondir.is_file():
+        rel = commondir.read_text(encoding="utf-8").strip()
+        path = Path(rel)
+        return (path if path.is_absolute() else git_dir / path).resolve()
+    return git_dir
+
+
+def locate(start: str | os.PathLike[str] | None = None) -> RepoPaths:
+    """Find the enclosing worktree of `start` (default: the current directory)."""
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    if not here.exists():
+        raise NotARepositoryError(f"no such directory: {here}", hint="check the -C path")
+    for candidate in (here, *here.parents):
+        dotgit = candidate / ".git"
+        if dotgit.is_dir() and (dotgit / "HEAD").exists():
+            return RepoPaths(candidate, dotgit, _common_dir(dotgit))
+        if dotgit.is_file():
+            git_dir = _read_gitfile(dotgit)
+            if git_dir is not None and git_dir.is_dir():
+                return RepoPaths(candidate, git_dir, _common_dir(git_dir))
+    raise NotARepositoryError(f"not a git repository: {here}", hint="git init")
+
+
+def worktrees(common_dir: Path) -> list[Path]:
+    """Every worktree of the clone, the main one first; missing ones are skipped."""
+    found: list[Path] = []
+    if (common_dir / "HEAD").exists() and common_dir.name == ".git":
+        found.append(common_dir.parent)
+    linked = common_dir / "worktrees"
+    if linked.is_dir():
+        for entry in sorted(linked.iterdir()):
+            dotgit = _read_pointer(entry / "gitdir")
+            if dotgit is not None and dotgit.exists():
+                found.append(dotgit.parent)
+    return found
+
+
+def _read_pointer(path: Path) -> Path | None:
+    try:
+        return Path(path.read_text(encoding="utf-8").strip())
+    except OSError:
+        return None

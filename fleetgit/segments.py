@@ -1,0 +1,201 @@
+"""Segments: the append-only JSONL files under `.fleet/events/<writer>/`.
+
+One writer per worktree. Processes of the worktree share it and serialise on a file lock.
+A writer appends only to a segment that has never been committed; the caller decides sealing
+(it needs git and the index) and this module rolls, writes, parses and repairs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from fleetgit import clock
+from fleetgit.codec import DecodeError, Event, decode
+
+SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
+WRITER_RE = re.compile(r"^[0-9a-z]{8,64}$")
+
+
+def segment_name(number: int) -> str:
+    return f"{number:08d}.jsonl"
+
+
+def segment_number(name: str) -> int | None:
+    match = SEGMENT_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def line_hash(line: bytes) -> int:
+    """A signed 64-bit digest of a line: tells 'same id, other bytes' from a plain duplicate."""
+    return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "big", signed=True)
+
+
+@dataclass
+class WriterState:
+    """What the writer remembers between processes (untracked, in the git dir)."""
+
+    segment: int = 1
+    size: int = 0  # bytes of `segment` as this writer last left it
+    wseq: int = 0
+    hlc: int = 0
+    index_stamp: str = ""  # stat of the git index file when `staged_max` was read
+    staged_max: int = 0  # highest segment number of this writer staged in the git index
+
+
+class Writer:
+    """This worktree's writer: its id, its lock and its state file."""
+
+    def __init__(self, local_dir: Path, events_dir: Path) -> None:
+        self.local_dir = local_dir
+        self.events_dir = events_dir
+        self.id = self._load_or_create_id()
+
+    @property
+    def dir(self) -> Path:
+        return self.events_dir / self.id
+
+    def segment_path(self, number: int) -> Path:
+        return self.dir / segment_name(number)
+
+    def relpath(self, number: int) -> str:
+        return f".fleet/events/{self.id}/{segment_name(number)}"
+
+    def _load_or_create_id(self) -> str:
+        path = self.local_dir / "writer"
+        try:
+            existing = path.read_text(encoding="ascii").strip()
+            if WRITER_RE.match(existing):
+                return existing
+        except FileNotFoundError:
+            pass
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        new_id = clock.writer_id()
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(new_id + "\n", encoding="ascii")
+        # Two processes may race to create it: the first link wins and both use the winner.
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text(encoding="ascii").strip()
+
+    @contextmanager
+    def locked(self) -> Iterator[WriterState]:
+        """Hold the worktree's writer lock; yields the state, saved again on a clean exit."""
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.local_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state = self._read_state()
+            yield state
+            self._write_state(state)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read_state(self) -> WriterState:
+        try:
+            raw = orjson.loads((self.local_dir / "writer.state").read_bytes())
+            ints = {k: int(raw[k]) for k in ("segment", "size", "wseq", "hlc", "staged_max")}
+            return WriterState(index_stamp=str(raw["index_stamp"]), **ints)
+        except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return WriterState()
+
+    def _write_state(self, state: WriterState) -> None:
+        path = self.local_dir / "writer.state"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(state.__dict__))
+        os.replace(tmp, path)
+
+    def write(self, number: int, payload: bytes, *, fsync: bool) -> int:
+        """Append `payload` to segment `number` with one write; returns the new size."""
+        path = self.segment_path(number)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:  # one write in practice; loop only for a short write
+                written = os.write(fd, view)
+                view = view[written:]
+            if fsync:
+                os.fsync(fd)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+
+@dataclass
+class Parsed:
+    """Complete batches of a segment read from `start`, and what was wrong on the way."""
+
+    events: list[tuple[Event, bytes]] = field(default_factory=list)
+    good_end: int = 0  # offset just after the last complete batch
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (offset, what)
+    torn_tail: bool = False  # bytes after good_end that do not form a complete batch
+
+
+def parse(buf: bytes, start: int = 0) -> Parsed:
+    """Parse `buf[start:]` line by line, keeping only complete batches (all or nothing)."""
+    out = Parsed(good_end=start)
+    batch: list[tuple[Event, bytes]] = []
+    batch_start = start
+    pos = start
+    end = len(buf)
+    while pos < end:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            break  # no final newline: torn
+        line = buf[pos : nl + 1]
+        try:
+            event = decode(line)
+        except DecodeError as exc:
+            if batch:
+                out.problems.append((batch_start, "incomplete batch (followed by a bad line)"))
+                batch = []
+            out.problems.append((pos, f"unparsable line: {exc}"))
+            pos = nl + 1
+            batch_start = pos
+            if nl + 1 >= end:
+                out.torn_tail = True
+                return out
+            out.good_end = pos  # skip the bad line; later batches still count
+            continue
+        if batch and batch[0][0].tx != event.tx:
+            out.problems.append((batch_start, f"incomplete batch {batch[0][0].tx}"))
+            batch = []
+            batch_start = pos
+        batch.append((event, line))
+        pos = nl + 1
+        if len(batch) == event.txn:
+            out.events.extend(batch)
+            batch = []
+            out.good_end = pos
+            batch_start = pos
+    out.torn_tail = out.good_end < end
+    return out
+
+
+def repair(path: Path) -> int:
+    """Cut a torn tail off a writer's own uncommitted segment; returns the bytes cut."""
+    try:
+        buf = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    parsed = parse(buf)
+    if not parsed.torn_tail:
+        return 0
+    with open(path, "r+b") as fh:
+        fh.truncate(parsed.good_end)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return len(buf) - parsed.good_end

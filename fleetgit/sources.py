@@ -1,0 +1,90 @@
+"""Where events come from: segment files in every worktree, and segments committed on refs.
+
+Shared by the index's catch-up and by `verify`, so both read exactly the same sources.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleetgit.gitrepo import GitRepo
+from fleetgit.paths import EVENTS_DIR, RepoPaths, worktrees
+from fleetgit.segments import WRITER_RE, segment_number
+
+
+@dataclass(frozen=True)
+class WorktreeFile:
+    worktree: str
+    relpath: str  # .fleet/events/<writer>/<segment>.jsonl
+    writer: str
+    number: int
+    size: int
+    mtime_ns: int
+    ino: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.worktree) / self.relpath
+
+
+def worktree_git_dirs(paths: RepoPaths) -> list[Path]:
+    """The git dir of every worktree (for their HEAD files)."""
+    dirs = [paths.common_dir]
+    linked = paths.common_dir / "worktrees"
+    if linked.is_dir():
+        dirs.extend(sorted(p for p in linked.iterdir() if p.is_dir()))
+    return dirs
+
+
+def scan_worktrees(paths: RepoPaths) -> Iterator[WorktreeFile]:
+    """Every segment file in every worktree of the clone, with its stat."""
+    for wt in worktrees(paths.common_dir):
+        base = wt / EVENTS_DIR
+        try:
+            writers = sorted(os.scandir(base), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for wdir in writers:
+            if not WRITER_RE.match(wdir.name) or not wdir.is_dir():
+                continue
+            for entry in sorted(os.scandir(wdir.path), key=lambda e: e.name):
+                number = segment_number(entry.name)
+                if number is None:
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                yield WorktreeFile(
+                    str(wt),
+                    f"{EVENTS_DIR}/{wdir.name}/{entry.name}",
+                    wdir.name,
+                    number,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_ino,
+                )
+
+
+@dataclass(frozen=True)
+class CommittedSegment:
+    writer: str
+    number: int
+    blob: str
+    writer_tree: str
+
+
+def committed_segments(
+    git: GitRepo, events_tree: str, skip_trees: set[str]
+) -> Iterator[CommittedSegment]:
+    """Segments in one `.fleet/events` tree, skipping writer trees already fully read."""
+    for writer, tree_id, kind in git.tree_entries(events_tree):
+        if kind != "tree" or not WRITER_RE.match(writer) or tree_id in skip_trees:
+            continue
+        for name, blob_id, bkind in git.tree_entries(tree_id):
+            number = segment_number(name)
+            if bkind == "blob" and number is not None:
+                yield CommittedSegment(writer, number, blob_id, tree_id)

@@ -1,0 +1,172 @@
+"""`fleetgit verify`: read every segment from every source and report what is wrong.
+
+It reads the work-tree files and the committed blobs directly (not the index) and never writes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from fleetgit import catalogue, clock
+from fleetgit.codec import Event
+from fleetgit.config import Config
+from fleetgit.errors import FleetError
+from fleetgit.gitrepo import GitRepo
+from fleetgit.paths import RepoPaths
+from fleetgit.segments import line_hash, parse
+from fleetgit.sources import committed_segments, scan_worktrees, worktree_git_dirs
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # torn | bad_line | incomplete_batch | id_conflict | wseq_gap | schema | clock | fork
+    where: str
+    detail: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "where": self.where, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    events: int = 0
+    segments: int = 0
+    writers: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": not self.problems,
+            "events": self.events,
+            "segments": self.segments,
+            "writers": self.writers,
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+    def summary(self) -> str:
+        verdict = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        return (
+            f"verify: {verdict}: {self.events} events in {self.segments} segments"
+            f" from {self.writers} writers"
+        )
+
+
+class _Checker:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.report = Report()
+        self.hashes: dict[str, tuple[int, str]] = {}
+        self.by_writer: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        self.by_stream_seq: dict[tuple[str, int], str] = {}
+        self.segment_names: set[str] = set()
+
+    def add_segment(self, name: str, where: str, buf: bytes) -> None:
+        """Check one copy of segment `name` (`<writer>/<number>`), found at `where`."""
+        self.segment_names.add(name)
+        self.report.segments = len(self.segment_names)
+        parsed = parse(buf)
+        for offset, what in parsed.problems:
+            kind = "incomplete_batch" if "batch" in what else "bad_line"
+            self.report.problems.append(Problem(kind, f"{where}@{offset}", what))
+        if parsed.torn_tail:
+            self.report.problems.append(
+                Problem(
+                    "torn", f"{where}@{parsed.good_end}", "torn tail (an incomplete last write)"
+                )
+            )
+        for event, line in parsed.events:
+            self.add_event(where, event, line)
+
+    def add_event(self, where: str, event: Event, line: bytes) -> None:
+        digest = line_hash(line)
+        seen = self.hashes.get(event.id)
+        if seen is not None:
+            if seen[0] != digest:
+                self.report.problems.append(
+                    Problem("id_conflict", where, f"event {event.id} differs from {seen[1]}")
+                )
+            return
+        self.hashes[event.id] = (digest, where)
+        self.report.events += 1
+        self.by_writer[event.writer].append((event.wseq, event.hlc, event.id))
+        self._check_schema(where, event)
+        self._check_fork(where, event)
+        limit = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
+        if clock.hlc_ms(event.hlc) > limit:
+            self.report.problems.append(
+                Problem("clock", where, f"event {event.id} is stamped {event.ts}, in the future")
+            )
+
+    def _check_schema(self, where: str, event: Event) -> None:
+        try:
+            version, data = catalogue.upcast(event.type, event.v, event.data)
+            if (
+                event.type in catalogue.CATALOGUE
+                and version == catalogue.CATALOGUE[event.type].version
+            ):
+                catalogue.validate(event.type, event.stream, data)
+            else:
+                catalogue.event_type(event.type)
+        except FleetError as exc:
+            self.report.problems.append(
+                Problem("schema", where, f"event {event.id}: {exc.message}")
+            )
+
+    def _check_fork(self, where: str, event: Event) -> None:
+        key = (event.stream, event.seq)
+        other = self.by_stream_seq.get(key)
+        if other is None:
+            self.by_stream_seq[key] = event.id
+        elif other != event.id:
+            self.report.problems.append(
+                Problem("fork", where, f"{event.stream} seq {event.seq}: {other} and {event.id}")
+            )
+
+    def finish(self) -> Report:
+        self.report.writers = len(self.by_writer)
+        for writer, items in sorted(self.by_writer.items()):
+            items.sort()
+            expected = 1
+            last_hlc = -1
+            for wseq, hlc, eid in items:
+                if wseq != expected:
+                    self.report.problems.append(
+                        Problem(
+                            "wseq_gap", f"writer {writer}", f"wseq {expected}..{wseq - 1} missing"
+                        )
+                    )
+                if hlc <= last_hlc:
+                    self.report.problems.append(
+                        Problem("clock", f"writer {writer}", f"event {eid}: hlc does not increase")
+                    )
+                expected, last_hlc = wseq + 1, hlc
+        self.report.problems.sort(key=lambda p: (p.kind, p.where))
+        return self.report
+
+
+def verify(paths: RepoPaths, config: Config) -> Report:
+    checker = _Checker(config)
+    for f in scan_worktrees(paths):
+        try:
+            buf = f.path.read_bytes()
+        except FileNotFoundError:
+            continue
+        where = f.relpath if f.worktree == str(paths.worktree) else str(f.path)
+        checker.add_segment(f"{f.writer}/{f.number:08d}", where, buf)
+    git = GitRepo(paths)
+    seen_blobs: set[str] = set()
+    seen_trees: set[str] = set()
+    for name, target in sorted(git.ref_targets(worktree_git_dirs(paths)).items()):
+        tree = git.events_tree(target)
+        if tree is None or tree in seen_trees:
+            continue
+        seen_trees.add(tree)
+        for seg in committed_segments(git, tree, set()):
+            if seg.blob in seen_blobs:
+                continue
+            seen_blobs.add(seg.blob)
+            segment = f"{seg.writer}/{seg.number:08d}"
+            checker.add_segment(segment, f"{name}:{segment}", git.blob(seg.blob))
+    return checker.finish()

@@ -1,0 +1,103 @@
+"""Fixtures: real git repositories in temp dirs, with a pinned identity and no global config."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from fleetgit.cli import app
+from fleetgit.fleet import init
+
+ENV = {
+    "GIT_AUTHOR_NAME": "Test Pilot",
+    "GIT_AUTHOR_EMAIL": "pilot@example.com",
+    "GIT_COMMITTER_NAME": "Test Pilot",
+    "GIT_COMMITTER_EMAIL": "pilot@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "NO_COLOR": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the developer's git config or writes outside its temp dirs."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n", encoding="utf-8")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("FLEET_CALLSIGN", raising=False)
+    monkeypatch.delenv("FLEET_HOOK_MODE", raising=False)
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def make_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    (path / "README.md").write_text("hello\n", encoding="utf-8")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with one commit and fleetgit initialised."""
+    path = make_repo(tmp_path / "repo")
+    init(path)
+    return path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> object:
+        return orjson.loads(self.out)
+
+
+@pytest.fixture
+def cli() -> Iterator[object]:
+    """Run the CLI in-process: cli(repo, 'events', '--json')."""
+    runner = CliRunner()
+
+    def run(cwd: Path, *args: str, input: str | None = None) -> Result:
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            res = runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        finally:
+            os.chdir(old)
+        return Result(res.exit_code, res.stdout, res.stderr)
+
+    yield run
+
+
+def run_fleetgit(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """Run the CLI as a real process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "fleetgit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)

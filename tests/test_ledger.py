@@ -1,0 +1,398 @@
+"""The core ledger end to end: init, emit, read, expected versions, bad input, commit, sealing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fleetgit.fleet import EventSpec, Fleet
+from tests.conftest import git, make_repo
+
+MISSION = {"mission_id": "msn-1", "title": "Ship it", "priority": "high"}
+
+
+def segment_bytes(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes() for p in (repo / ".fleet/events").rglob("*.jsonl")
+    }
+
+
+def emit_mission(cli: Any, repo: Path, *extra: str) -> Any:
+    return cli(
+        repo,
+        "--as",
+        "viper-1",
+        "emit",
+        "mission_created",
+        "--stream",
+        "mission/msn-1",
+        "--data",
+        orjson.dumps(MISSION).decode(),
+        "--json",
+        *extra,
+    )
+
+
+def test_init_is_idempotent_and_creates_its_files(tmp_path: Path, cli: Any) -> None:
+    repo = make_repo(tmp_path / "r")
+    first = cli(repo, "init", "--json")
+    assert first.code == 0
+    assert set(first.json()["created"]) >= {".fleet/config.toml", ".gitattributes"}
+    assert (repo / ".fleet/events").is_dir()
+    assert ".fleet/events/** -text merge=union" in (repo / ".gitattributes").read_text()
+    assert (repo / ".git/fleet/index.sqlite").exists()
+    again = cli(repo, "init", "--json")
+    assert again.code == 0 and again.json()["created"] == []
+    assert (repo / ".gitattributes").read_text().count("merge=union") == 1
+
+
+def test_init_outside_git_is_refused_with_a_hint(tmp_path: Path, cli: Any) -> None:
+    res = cli(tmp_path, "init")
+    assert res.code == 1
+    assert "not a git repository" in res.err and "hint: git init" in res.err
+    assert not (tmp_path / ".fleet").exists()
+
+
+def test_commands_need_init(tmp_path: Path, cli: Any) -> None:
+    repo = make_repo(tmp_path / "r")
+    res = cli(repo, "events")
+    assert res.code == 1 and "fleetgit init" in res.err
+
+
+def test_emit_then_read_back(repo: Path, cli: Any) -> None:
+    res = emit_mission(cli, repo)
+    assert res.code == 0, res.err
+    stored = res.json()
+    assert stored["pos"] == 1 and stored["seq"] == 1 and stored["actor"] == "viper-1"
+    assert stored["data"]["title"] == "Ship it"
+    listed = cli(repo, "events", "--json").json()
+    assert [e["id"] for e in listed] == [stored["id"]]
+    shown = cli(repo, "show", stored["id"][:13], "--json").json()
+    assert shown == stored
+    in_stream = cli(repo, "stream", "mission/msn-1", "--json").json()
+    assert [e["seq"] for e in in_stream] == [1]
+    line = next(iter(segment_bytes(repo).values()))
+    stored.pop("pos")
+    assert line == orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def test_expect_version_refuses_and_writes_nothing(repo: Path, cli: Any) -> None:
+    assert emit_mission(cli, repo, "--expect-version", "0").code == 0
+    before = segment_bytes(repo)
+    res = emit_mission(cli, repo, "--expect-version", "0")
+    assert res.code == 1
+    assert orjson.loads(res.err)["error"]["code"] == "conflict"
+    assert "at version 1, expected 0" in res.err
+    assert segment_bytes(repo) == before
+    ok = cli(
+        repo,
+        "emit",
+        "mission_started",
+        "--stream",
+        "mission/msn-1",
+        "--data",
+        '{"mission_id": "msn-1"}',
+        "--expect-version",
+        "1",
+        "--json",
+    )
+    assert ok.code == 0 and ok.json()["seq"] == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["mission_created", "--stream", "mission/msn-1", "--data", "{not json"], "not valid JSON"),
+        (
+            ["mission_created", "--stream", "mission/msn-1", "--data", "[1, 2]"],
+            "expected a JSON object",
+        ),
+        (["mission_kreated", "--stream", "mission/msn-1", "--data", "{}"], "unknown event type"),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "mission/msn-1",
+                "--data",
+                '{"mission_id": "msn-1", "title": "x", "colour": "red"}',
+            ],
+            "unknown field 'colour'",
+        ),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "mission/msn-1",
+                "--data",
+                '{"mission_id": "msn-1", "title": 7}',
+            ],
+            "data.title",
+        ),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "mission/msn-1",
+                "--data",
+                '{"mission_id": "msn-1", "title": "x", "priority": "urgent"}',
+            ],
+            "data.priority: expected one of low|medium|high|critical, got 'urgent'",
+        ),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "not a stream",
+                "--data",
+                '{"mission_id": "m", "title": "t"}',
+            ],
+            "stream",
+        ),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "mission/msn-1",
+                "--data",
+                '{"mission_id": "msn-1", "title": "a\\u0000b"}',
+            ],
+            "NUL",
+        ),
+        (
+            [
+                "mission_created",
+                "--stream",
+                "mission/msn-1",
+                "--data",
+                '{"mission_id": "msn-1", "title": "' + "x" * 300_000 + '"}',
+            ],
+            "data.title",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_written(
+    repo: Path, cli: Any, args: list[str], message: str
+) -> None:
+    res = cli(repo, "--as", "viper-1", "emit", *args)
+    assert res.code == 1, res.out
+    assert message in res.err
+    assert len(res.err.strip().splitlines()) <= 2  # one line, and maybe a hint
+    assert segment_bytes(repo) == {}
+    assert cli(repo, "events", "--json").json() == []
+
+
+def test_binary_data_on_stdin_is_refused(repo: Path, cli: Any) -> None:
+    res = cli(
+        repo,
+        "emit",
+        "mission_created",
+        "--stream",
+        "mission/m",
+        "--data",
+        "-",
+        input=b'{"mission_id": "m", "title": "\xff\xfe"}',
+    )
+    assert res.code == 1
+    assert segment_bytes(repo) == {}
+
+
+def test_event_size_limit(repo: Path) -> None:
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(cfg.read_text().replace("max_event_bytes = 262144", "max_event_bytes = 10000"))
+    with Fleet.open(repo) as fleet:
+        specs = [
+            EventSpec(
+                "mission_created",
+                "mission/m",
+                {"mission_id": "m", "title": "t", "description": "x" * 20_000},
+            )
+        ]
+        with pytest.raises(Exception, match="over the limit"):
+            fleet.emit_batch(specs)
+    assert segment_bytes(repo) == {}
+
+
+def test_json_errors_go_to_stderr_as_json(repo: Path, cli: Any) -> None:
+    res = cli(repo, "show", "nope-nope", "--json")
+    assert res.code == 1 and res.out == ""
+    err = orjson.loads(res.err)["error"]
+    assert err["code"] == "not_found" and "nope-nope" in err["message"]
+
+
+def test_usage_errors_exit_2(repo: Path, cli: Any) -> None:
+    assert cli(repo, "events", "--limit", "zero").code == 2
+    assert cli(repo, "no-such-command").code == 2
+
+
+def test_batch_is_atomic_and_numbered(repo: Path) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        specs = [
+            EventSpec("mission_created", "mission/m1", {"mission_id": "m1", "title": "a"}),
+            EventSpec("mission_started", "mission/m1", {"mission_id": "m1"}),
+            EventSpec("mission_created", "mission/m2", {"mission_id": "m2", "title": "b"}),
+        ]
+        events = fleet.emit_batch(specs)
+        assert [e.seq for e in events] == [1, 2, 1]
+        assert [e.wseq for e in events] == [1, 2, 3]
+        assert len({e.tx for e in events}) == 1 and all(e.txn == 3 for e in events)
+        assert [e.pos for e in events] == [1, 2, 3]
+        assert events[0].hlc < events[1].hlc < events[2].hlc
+        bad = [*specs, EventSpec("mission_created", "mission/m3", {"mission_id": "m3"})]
+        with pytest.raises(Exception, match="title"):
+            fleet.emit_batch(bad)
+        assert len(fleet.events()) == 3
+
+
+def test_events_filters(repo: Path, cli: Any) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        for i in range(5):
+            fleet.emit("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
+    with Fleet.open(repo, actor="maverick") as fleet:
+        fleet.emit("mission_started", "mission/m0", {"mission_id": "m0"})
+    all_events = cli(repo, "events", "--json").json()
+    assert [e["pos"] for e in all_events] == [1, 2, 3, 4, 5, 6]
+    assert len(cli(repo, "events", "--actor", "maverick", "--json").json()) == 1
+    assert len(cli(repo, "events", "--type", "mission_started", "--json").json()) == 1
+    assert [e["pos"] for e in cli(repo, "events", "--after", "4", "--json").json()] == [5, 6]
+    assert [
+        e["pos"] for e in cli(repo, "events", "--limit", "2", "--reverse", "--json").json()
+    ] == [6, 5]
+    assert len(cli(repo, "events", "--since", "-1h", "--json").json()) == 6
+    assert cli(repo, "events", "--until", "2000-01-01", "--json").json() == []
+    assert cli(repo, "events", "--since", "yesterday").code == 1
+    human = cli(repo, "events", "--stream", "mission/m0")
+    assert "mission_started" in human.out and "maverick" in human.out
+
+
+def test_commit_takes_only_fleet_paths(repo: Path, cli: Any) -> None:
+    emit_mission(cli, repo)
+    (repo / "README.md").write_text("changed, unstaged\n")
+    (repo / "staged.txt").write_text("staged\n")
+    git(repo, "add", "staged.txt")
+    res = cli(repo, "commit", "-m", "fleet: plan", "--json")
+    assert res.code == 0, res.err
+    files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert files and all(f.startswith(".fleet/") or f == ".gitattributes" for f in files)
+    assert git(repo, "log", "-1", "--format=%s") == "fleet: plan\n"
+    status = git(repo, "status", "--porcelain")
+    assert "A  staged.txt" in status and " M README.md" in status
+    assert ".fleet" not in status
+    assert cli(repo, "commit", "--json").json() is None  # nothing left
+
+
+def test_a_committed_segment_is_sealed_and_the_writer_rolls(repo: Path, cli: Any) -> None:
+    emit_mission(cli, repo)
+    cli(repo, "commit")
+    committed = segment_bytes(repo)
+    cli(
+        repo,
+        "emit",
+        "mission_started",
+        "--stream",
+        "mission/msn-1",
+        "--data",
+        '{"mission_id": "msn-1"}',
+    )
+    after = segment_bytes(repo)
+    for path, content in committed.items():
+        assert after[path] == content
+    assert len(after) == len(committed) + 1
+
+
+def test_staging_a_segment_seals_it(repo: Path, cli: Any) -> None:
+    emit_mission(cli, repo)
+    git(repo, "add", ".fleet")
+    staged = segment_bytes(repo)
+    cli(
+        repo,
+        "emit",
+        "mission_started",
+        "--stream",
+        "mission/msn-1",
+        "--data",
+        '{"mission_id": "msn-1"}',
+    )
+    after = segment_bytes(repo)
+    assert all(after[p] == c for p, c in staged.items()) and len(after) == 2
+
+
+def test_segments_rotate_by_size(repo: Path) -> None:
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(
+        cfg.read_text().replace("segment_max_bytes = 4194304", "segment_max_bytes = 2000")
+    )
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        for i in range(40):
+            fleet.emit(
+                "mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t" * 50}
+            )
+        assert len(fleet.events()) == 40
+    sizes = [len(b) for b in segment_bytes(repo).values()]
+    assert len(sizes) > 5 and max(sizes) < 2000 + 600
+
+
+def test_torn_tail_is_reported_then_repaired(repo: Path, cli: Any) -> None:
+    emit_mission(cli, repo)
+    (seg,) = (repo / ".fleet/events").rglob("*.jsonl")
+    good = seg.read_bytes()
+    with open(seg, "ab") as fh:
+        fh.write(b'{"id": "torn-by-a-crash", "type": "missi')
+    res = cli(repo, "verify", "--json")
+    assert res.code == 1
+    assert [p["kind"] for p in res.json()["problems"]] == ["torn"]
+    assert len(cli(repo, "events", "--json").json()) == 1
+    ok = cli(
+        repo,
+        "emit",
+        "mission_started",
+        "--stream",
+        "mission/msn-1",
+        "--data",
+        '{"mission_id": "msn-1"}',
+    )
+    assert ok.code == 0
+    assert seg.read_bytes().startswith(good) and b"torn-by-a-crash" not in seg.read_bytes()
+    assert cli(repo, "verify").code == 0
+    assert len(cli(repo, "events", "--json").json()) == 2
+
+
+def test_schema_command(repo: Path, cli: Any) -> None:
+    one = cli(repo, "schema", "sortie_created", "--json")
+    assert one.code == 0 and "properties" in orjson.dumps(one.json()).decode()
+    whole = cli(repo, "schema", "--json")
+    assert "checkpoint_created" in whole.out
+    assert "mission_created" in cli(repo, "schema").out
+    assert cli(repo, "schema", "nope").code == 1
+
+
+def test_every_command_has_help_with_an_example(repo: Path, cli: Any) -> None:
+    for command in (
+        ["init"],
+        ["emit"],
+        ["events"],
+        ["show"],
+        ["stream"],
+        ["commit"],
+        ["verify"],
+        ["schema"],
+        ["index", "rebuild"],
+        ["index", "status"],
+        ["demo"],
+    ):
+        res = cli(repo, *command, "--help")
+        assert res.code == 0 and "Example: fleetgit" in res.out, command
+
+
+def test_internal_errors_exit_3_with_a_log(repo: Path, cli: Any) -> None:
+    index = repo / ".git/fleet/index.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    index.mkdir()
+    res = cli(repo, "events")
+    assert res.code == 3
+    assert "internal error" in res.err and "Traceback" not in res.err
+    logs = list((repo / ".git/fleet/logs").glob("error-*.log"))
+    assert logs and "Traceback" in logs[0].read_text()

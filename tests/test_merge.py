@@ -1,0 +1,142 @@
+"""Branches, worktrees, merges and rebuilds: the index is the union, and rebuild == incremental."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from fleetgit.fleet import Fleet
+from tests.conftest import git
+
+TABLES = {
+    "events": "SELECT pos, id, type, v, stream, seq, hlc, writer, wseq, actor, ts, data, hash"
+    " FROM events ORDER BY pos",
+    "streams": "SELECT stream, version, last_pos FROM streams ORDER BY stream",
+    "segments": "SELECT writer, number, committed FROM segments ORDER BY writer, number",
+}
+
+
+def snapshot(repo: Path) -> dict[str, list[tuple[Any, ...]]]:
+    conn = sqlite3.connect(repo / ".git/fleet/index.sqlite")
+    try:
+        return {name: conn.execute(sql).fetchall() for name, sql in TABLES.items()}
+    finally:
+        conn.close()
+
+
+def emit(repo: Path, actor: str, mission: str, type_: str = "mission_created") -> None:
+    data = {"mission_id": mission, "title": f"{mission} by {actor}"}
+    if type_ != "mission_created":
+        data = {"mission_id": mission}
+    with Fleet.open(repo, actor=actor) as fleet:
+        fleet.emit(type_, f"mission/{mission}", data)
+
+
+def test_two_branches_merge_without_conflict_and_the_index_is_the_union(
+    repo: Path, cli: Any
+) -> None:
+    cli(repo, "commit", "-m", "fleet: init")
+    git(repo, "checkout", "-q", "-b", "feature")
+    emit(repo, "maverick", "m-feature")
+    cli(repo, "commit", "-m", "feature work")
+    git(repo, "checkout", "-q", "main")
+    emit(repo, "viper-1", "m-main")
+    cli(repo, "commit", "-m", "main work")
+    merged = git(repo, "merge", "--no-edit", "feature")
+    assert "CONFLICT" not in merged
+    assert git(repo, "status", "--porcelain") == ""
+    missions = {e["stream"] for e in cli(repo, "events", "--json").json()}
+    assert missions == {"mission/m-feature", "mission/m-main"}
+    assert cli(repo, "verify").code == 0
+    before = snapshot(repo)
+    assert cli(repo, "index", "rebuild").code == 0
+    assert snapshot(repo) == before
+
+
+def test_a_clone_sees_the_history_through_plain_git(repo: Path, tmp_path: Path, cli: Any) -> None:
+    emit(repo, "viper-1", "m1")
+    cli(repo, "commit")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    cli(clone, "init")
+    assert [e["stream"] for e in cli(clone, "events", "--json").json()] == ["mission/m1"]
+    emit(clone, "goose", "m1", "mission_started")
+    cli(clone, "commit")
+    emit(repo, "viper-1", "m2")
+    cli(repo, "commit")
+    git(clone, "pull", "-q", "--no-rebase", "--no-edit")
+    streams = sorted(e["stream"] for e in cli(clone, "events", "--json").json())
+    assert streams == ["mission/m1", "mission/m1", "mission/m2"]
+    writers = {e["writer"] for e in cli(clone, "events", "--json").json()}
+    assert len(writers) == 2  # a clone is a new writer
+
+
+def test_fetch_alone_brings_remote_tracking_events(repo: Path, tmp_path: Path, cli: Any) -> None:
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    cli(clone, "init")
+    emit(repo, "viper-1", "m-remote")
+    cli(repo, "commit")
+    assert cli(clone, "events", "--json").json() == []
+    git(clone, "fetch", "-q")
+    assert [e["stream"] for e in cli(clone, "events", "--json").json()] == ["mission/m-remote"]
+
+
+def test_a_worktree_is_another_writer_seen_at_once(repo: Path, tmp_path: Path, cli: Any) -> None:
+    wt = tmp_path / "wt"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(wt))
+    emit(wt, "maverick", "m-wt")
+    seen = cli(repo, "events", "--json").json()
+    assert [e["stream"] for e in seen] == ["mission/m-wt"]
+    emit(repo, "viper-1", "m-main")
+    writers = {e["writer"] for e in cli(wt, "events", "--json").json()}
+    assert len(writers) == 2
+
+
+def test_positions_are_stable_when_earlier_events_arrive(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    cli(repo, "commit", "-m", "fleet: init")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    cli(clone, "init")
+    emit(clone, "goose", "early")  # sorts before the next one
+    cli(clone, "commit")
+    emit(repo, "viper-1", "late")
+    first = cli(repo, "events", "--json").json()
+    assert [(e["pos"], e["stream"]) for e in first] == [(1, "mission/late")]
+    git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(clone), "main")
+    after = cli(repo, "events", "--json").json()
+    assert [(e["stream"], e["pos"]) for e in after] == [("mission/early", 2), ("mission/late", 1)]
+    assert cli(repo, "events", "--after", "1", "--json").json()[0]["stream"] == "mission/early"
+    before = snapshot(repo)
+    cli(repo, "index", "rebuild")
+    assert snapshot(repo) == before
+
+
+def test_deleted_index_rebuilds_to_the_same_projections(repo: Path, cli: Any) -> None:
+    for i in range(5):
+        emit(repo, "viper-1", f"m{i}")
+    cli(repo, "commit")
+    emit(repo, "viper-1", "m0", "mission_started")
+    before = snapshot(repo)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{repo}/.git/fleet/index.sqlite{suffix}").unlink(missing_ok=True)
+    assert len(cli(repo, "events", "--json").json()) == 6
+    after = snapshot(repo)
+    assert after["segments"] == before["segments"]
+    assert [r[:2] for r in after["streams"]] == [r[:2] for r in before["streams"]]
+    assert sorted(r[1:] for r in after["events"]) == sorted(r[1:] for r in before["events"])
+
+
+def test_index_status(repo: Path, cli: Any) -> None:
+    emit(repo, "viper-1", "m1")
+    status = cli(repo, "index", "status", "--json").json()
+    assert status["events"] == 1 and status["last_pos"] == 1 and status["stale"] is False
+    assert status["schema_version"] >= 1
+    emit(repo, "viper-1", "m2")
+    (seg,) = (repo / ".fleet/events").rglob("*.jsonl")
+    os.utime(seg, ns=(0, 0))  # the file changed behind the index's back
+    assert cli(repo, "index", "status", "--json").json()["stale"] is True
