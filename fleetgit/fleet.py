@@ -7,8 +7,9 @@ event = fleet.emit("mission_created", "mission/msn-1", {...}, expect_version=0)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from fleetgit import catalogue, clock, gitrepo
 from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.identity import check_callsign, resolve_callsign
+from fleetgit.identity import check_callsign, git_config, resolve_callsign
 from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
@@ -145,6 +146,11 @@ class Fleet:
             self._actor = resolve_callsign(None, self.paths)
         return self._actor  # type: ignore[return-value]
 
+    @functools.cached_property
+    def ignorecase(self) -> bool:
+        """Pattern case sensitivity follows git's core.ignorecase."""
+        return (git_config(self.paths, "core.ignorecase") or "false").lower() == "true"
+
     # -- append -----------------------------------------------------------------------------
 
     def emit(
@@ -164,13 +170,33 @@ class Fleet:
         """Append all of `specs` or none: validate, lock, catch up, check, write, ingest."""
         if not specs:
             raise ValidationError("nothing to append: the batch is empty")
+        datas = self._validate(specs)
+        return self._append(lambda: specs, datas)
+
+    def transact(self, plan: Callable[[], Sequence[EventSpec]]) -> list[Event]:
+        """Decide and append atomically: `plan` runs inside the writer lock and the index's
+        write transaction, after catch-up, so what it reads cannot change before the write.
+        It may raise to refuse (nothing is written) or return no specs to append nothing."""
+        return self._append(plan, None)
+
+    def _validate(self, specs: Sequence[EventSpec]) -> list[dict[str, Any]]:
         datas = [catalogue.validate(s.type, s.stream, s.data) for s in specs]
         for s in specs:
             if s.expect_version is not None and s.expect_version < 0:
                 raise ValidationError(f"expected version {s.expect_version}: must be 0 or more")
+        return datas
+
+    def _append(
+        self, plan: Callable[[], Sequence[EventSpec]], datas: list[dict[str, Any]] | None
+    ) -> list[Event]:
         actor = self.actor
         with self.writer.locked() as state, self.index.transaction():
             self.index.catch_up_locked()
+            specs = plan()
+            if not specs:
+                return []
+            if datas is None:
+                datas = self._validate(specs)
             seqs = self._assign_seqs(specs)
             number = self._segment_for_append(state)
             events, payload = self._build(specs, datas, seqs, state, actor)

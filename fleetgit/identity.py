@@ -21,10 +21,11 @@ def check_callsign(callsign: str) -> str:
     return callsign
 
 
-def git_config_callsign(paths: RepoPaths) -> str | None:
+def git_config(paths: RepoPaths, key: str) -> str | None:
+    """One git config value (repository, global or system), or None."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), "config", "--get", "fleet.callsign"],
+            ["git", "-C", str(paths.worktree), "config", "--get", key],
             capture_output=True,
             text=True,
             check=False,
@@ -37,5 +38,5 @@ def git_config_callsign(paths: RepoPaths) -> str | None:
 
 def resolve_callsign(explicit: str | None, paths: RepoPaths) -> str | None:
     """The acting pilot's callsign, or None when no identity is set anywhere."""
-    value = explicit or os.environ.get("FLEET_CALLSIGN") or git_config_callsign(paths)
+    value = explicit or os.environ.get("FLEET_CALLSIGN") or git_config(paths, "fleet.callsign")
     return check_callsign(value) if value else None

@@ -12,6 +12,7 @@ from typing import Any
 
 from fleetgit.config import Config
 from fleetgit.gitrepo import GitRepo, refs_fingerprint
+from fleetgit.index import projections
 from fleetgit.index.store import _TAIL, IndexDB, IngestResult, file_stamp, tail_hash
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import parse
@@ -164,6 +165,7 @@ class Index(IndexDB):
             finally:
                 self.rebuilding = False
             self.fold_all_streams()
+            projections.rebuild(c)
             c.execute("DROP TABLE temp.prior_pos")
         return result
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -14,6 +14,8 @@ DERIVED_TABLES = (
     "segments",
     "streams",
     "anomalies",
+    "reservations",
+    "reservation_conflicts",
 )
 
 DDL = """

@@ -21,6 +21,7 @@ from fleetgit import clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
 from fleetgit.errors import IntegrityError
+from fleetgit.index import projections
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION, STAGE_DDL
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import line_hash
@@ -109,7 +110,7 @@ class IndexDB:
                     " WHERE type = 'table' AND name != 'sqlite_sequence'"
                 ).fetchall():
                     conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-            for statement in DDL.split(";"):
+            for statement in (DDL + projections.DDL).split(";"):
                 if statement.strip():
                     conn.execute(statement)
             conn.execute(
@@ -205,6 +206,7 @@ class IndexDB:
             if result.first_new_pos is None:
                 result.first_new_pos = before + 1
             self._fold_streams(before)
+            projections.apply(c, before)
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(

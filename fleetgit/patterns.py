@@ -1,0 +1,464 @@
+"""Reservation patterns: git's wildmatch in pathname mode, plus "a directory covers below".
+
+One tokenizer feeds two back ends: a regex (fast matching, used by the hooks) and a symbolic
+automaton (overlap of two patterns, decided exactly by searching their product for a path both
+accept). Pure and dependency-free; `fnmatch` is avoided on purpose (its translation changed in
+Python 3.14 and silently broke another tool's guard).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Generic, TypeVar
+
+from fleetgit.errors import ValidationError
+
+T = TypeVar("T")
+SLASH = 0x2F
+MAX_CP = 0x10FFFF
+
+_POSIX: dict[str, tuple[tuple[int, int], ...]] = {
+    "alnum": ((48, 57), (65, 90), (97, 122)),
+    "alpha": ((65, 90), (97, 122)),
+    "blank": ((9, 9), (32, 32)),
+    "cntrl": ((0, 31), (127, 127)),
+    "digit": ((48, 57),),
+    "graph": ((33, 126),),
+    "lower": ((97, 122),),
+    "print": ((32, 126),),
+    "punct": ((33, 47), (58, 64), (91, 96), (123, 126)),
+    "space": ((9, 13), (32, 32)),
+    "upper": ((65, 90),),
+    "xdigit": ((48, 57), (65, 70), (97, 102)),
+}
+
+
+@dataclass(frozen=True)
+class CharSet:
+    """A set of characters: `ranges`, or everything but them when `negated`."""
+
+    ranges: tuple[tuple[int, int], ...]
+    negated: bool = False
+    literal: bool = False  # one plain character of the pattern (may be '/')
+
+    def has(self, cp: int) -> bool:
+        inside = any(lo <= cp <= hi for lo, hi in self.ranges)
+        return inside != self.negated
+
+    def common(self, other: CharSet) -> int | None:
+        """A character in both sets, or None. Exact: an intersection of unions of ranges and
+        their complements is empty unless it holds a range end, a neighbour of one, or 'a'."""
+        candidates = {ord("a"), 0}
+        for lo, hi in (*self.ranges, *other.ranges):
+            candidates.update((lo, hi, lo - 1, hi + 1))
+        ordered = [ord("a"), *sorted(c for c in candidates if 0 <= c <= MAX_CP)]
+        for cp in ordered:
+            if self.has(cp) and other.has(cp):
+                return cp
+        return None
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+LIT = "lit"  # one character: CharSet
+STAR = "star"  # any run of non-slash characters
+DIRS = "dirs"  # `**/`: zero or more whole directories
+ALL = "all"  # `**` at the end: anything, slashes included
+
+Token = tuple[str, CharSet | None]
+NOT_SLASH = CharSet(((SLASH, SLASH),), negated=True)
+ANY = CharSet((), negated=True)
+
+
+class PatternError(ValueError):
+    """git's wildmatch would abort on this pattern (it never matches)."""
+
+
+def _lit(ch: str) -> Token:
+    return (LIT, CharSet(((ord(ch), ord(ch)),), literal=True))
+
+
+@lru_cache(maxsize=4096)
+def tokenize(pattern: str) -> tuple[Token, ...]:
+    """Tokens of a wildmatch pattern in pathname mode; PatternError where wildmatch aborts."""
+    out: list[Token] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\":
+            if i + 1 >= n:
+                raise PatternError("a trailing backslash escapes nothing")
+            out.append(_lit(pattern[i + 1]))
+            i += 2
+        elif ch == "?":
+            out.append((LIT, NOT_SLASH))
+            i += 1
+        elif ch == "*":
+            i = _star(pattern, i, out)
+        elif ch == "[":
+            charset, i = _bracket(pattern, i + 1)
+            out.append((LIT, charset))
+        else:
+            out.append(_lit(ch))
+            i += 1
+    return tuple(out)
+
+
+def _star(pattern: str, i: int, out: list[Token]) -> int:
+    j = i
+    while j < len(pattern) and pattern[j] == "*":
+        j += 1
+    at_start = i == 0 or pattern[i - 1] == "/"
+    if j - i >= 2 and at_start and (j == len(pattern) or pattern[j] == "/"):
+        if j == len(pattern):
+            out.append((ALL, None))
+            return j
+        out.append((DIRS, None))
+        return j + 1  # the slash is part of `**/`
+    out.append((STAR, None))
+    return j
+
+
+def _bracket(pattern: str, i: int) -> tuple[CharSet, int]:
+    """Parse a class after `[` as git's dowild does; returns the set and the index after `]`."""
+    n = len(pattern)
+    negated = False
+    if i < n and pattern[i] in "!^":
+        negated = True
+        i += 1
+    ranges: list[tuple[int, int]] = []
+    prev: int | None = None
+    first = True
+    while True:
+        if i >= n:
+            raise PatternError("unterminated character class")
+        ch = pattern[i]
+        if ch == "]" and not first:
+            break
+        first = False
+        if ch == "\\":
+            i += 1
+            if i >= n:
+                raise PatternError("unterminated character class")
+            prev = ord(pattern[i])
+            ranges.append((prev, prev))
+        elif ch == "-" and prev is not None and i + 1 < n and pattern[i + 1] != "]":
+            i += 1
+            hi = pattern[i]
+            if hi == "\\":
+                i += 1
+                if i >= n:
+                    raise PatternError("unterminated character class")
+                hi = pattern[i]
+            ranges.append((prev, ord(hi)))
+            prev = None
+        elif ch == "[" and i + 1 < n and pattern[i + 1] == ":":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                raise PatternError("unterminated character class")
+            if pattern[end - 1] != ":" or end - 1 < i + 2:
+                ranges.append((ord("["), ord("[")))  # not a [:name:]: a plain '['
+                prev = ord("[")
+            else:
+                name = pattern[i + 2 : end - 1]
+                if name not in _POSIX:
+                    raise PatternError(f"unknown character class [:{name}:]")
+                ranges.extend(_POSIX[name])
+                prev = None
+                i = end
+        else:
+            prev = ord(ch)
+            ranges.append((prev, prev))
+        i += 1
+    return _without_slash(CharSet(tuple(r for r in ranges if r[0] <= r[1]), negated)), i + 1
+
+
+def _without_slash(cs: CharSet) -> CharSet:
+    """In pathname mode a class never matches '/'."""
+    if cs.negated:
+        return CharSet((*cs.ranges, (SLASH, SLASH)), negated=True)
+    pieces: list[tuple[int, int]] = []
+    for lo, hi in cs.ranges:
+        if lo <= SLASH <= hi:
+            pieces.extend(r for r in ((lo, SLASH - 1), (SLASH + 1, hi)) if r[0] <= r[1])
+        else:
+            pieces.append((lo, hi))
+    return CharSet(tuple(pieces))
+
+
+# -- regex back end -------------------------------------------------------------------------
+
+
+def _class_regex(cs: CharSet) -> str:
+    if cs.literal:
+        return re.escape(chr(cs.ranges[0][0]))
+    if cs is NOT_SLASH:
+        return "[^/]"
+    parts = "".join(
+        re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+        for lo, hi in cs.ranges
+    )
+    if cs.negated:
+        return f"[^{parts}]"
+    return f"[{parts}]" if parts else "(?!)"
+
+
+def _regex(tokens: tuple[Token, ...]) -> str:
+    out = []
+    for kind, cs in tokens:
+        if kind == LIT:
+            assert cs is not None
+            out.append(_class_regex(cs))
+        elif kind == STAR:
+            out.append("[^/]*")
+        elif kind == DIRS:
+            out.append("(?:.*/)?")
+        else:
+            out.append(".*")
+    return "".join(out)
+
+
+@lru_cache(maxsize=8192)
+def _compiled(pattern: str, covers_below: bool, ignorecase: bool) -> re.Pattern[str] | None:
+    try:
+        tokens = tokenize(pattern)
+    except PatternError:
+        return None
+    body = _regex(tokens)
+    if covers_below:
+        body += "(?:/.*)?"
+    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignorecase else 0))
+
+
+def wildmatch(pattern: str, path: str, *, ignorecase: bool = False) -> bool:
+    """git's wildmatch(pattern, path, WM_PATHNAME [| WM_CASEFOLD])."""
+    rx = _compiled(pattern, False, ignorecase)
+    return rx is not None and rx.fullmatch(path) is not None
+
+
+def _split_dir(pattern: str) -> tuple[str, bool]:
+    """`docs/` covers only what is below docs; a pattern without it covers itself and below."""
+    return (pattern[:-1], True) if pattern.endswith("/") and len(pattern) > 1 else (pattern, False)
+
+
+def matches(pattern: str, path: str, *, ignorecase: bool = False) -> bool:
+    """Does `pattern` cover `path`: a wildmatch of the path or of one of its parent directories."""
+    base, dir_only = _split_dir(pattern)
+    rx = _compiled(base, True, ignorecase)
+    if rx is None:
+        return False
+    m = rx.fullmatch(path)
+    if m is None:
+        return False
+    return not dir_only or any(rx.fullmatch(path[:k]) for k in _slashes(path))
+
+
+def _slashes(path: str) -> list[int]:
+    return [k for k, ch in enumerate(path) if ch == "/"]
+
+
+class Matcher(Generic[T]):
+    """Many patterns against many paths: literal first segments are bucketed, the rest scanned."""
+
+    def __init__(self, items: Iterable[tuple[str, T]], *, ignorecase: bool = False) -> None:
+        self.ignorecase = ignorecase
+        self.buckets: dict[str, list[tuple[str, T]]] = {}
+        self.wild: list[tuple[str, T]] = []
+        for pattern, payload in items:
+            head = pattern.split("/", 1)[0]
+            if head and not any(c in head for c in "*?[\\"):
+                key = head.lower() if ignorecase else head
+                self.buckets.setdefault(key, []).append((pattern, payload))
+            else:
+                self.wild.append((pattern, payload))
+
+    def match(self, path: str) -> list[T]:
+        head = path.split("/", 1)[0]
+        key = head.lower() if self.ignorecase else head
+        found = []
+        for pattern, payload in (*self.buckets.get(key, ()), *self.wild):
+            if matches(pattern, path, ignorecase=self.ignorecase):
+                found.append(payload)
+        return found
+
+
+# -- overlap --------------------------------------------------------------------------------
+
+Edge = tuple[CharSet, int]
+
+
+@dataclass(frozen=True)
+class _NFA:
+    edges: tuple[tuple[Edge, ...], ...]  # per state: (label, target)
+    eps: tuple[tuple[int, ...], ...]  # per state: epsilon targets
+    accept: frozenset[int]
+
+
+def _fold(cs: CharSet) -> CharSet:
+    """Close a set under ASCII case (for core.ignorecase); conservative for negated sets."""
+    if cs.negated:
+        return cs
+    extra = []
+    for lo, hi in cs.ranges:
+        for a, b, delta in ((65, 90, 32), (97, 122, -32)):
+            if _overlap((lo, hi), (a, b)):
+                extra.append((max(lo, a) + delta, min(hi, b) + delta))
+    return CharSet(tuple(_merge([*cs.ranges, *extra])))
+
+
+@lru_cache(maxsize=4096)
+def _nfa(pattern: str, ignorecase: bool) -> _NFA:
+    base, dir_only = _split_dir(pattern)
+    edges: list[list[Edge]] = [[]]
+    eps: list[list[int]] = [[]]
+
+    def new() -> int:
+        edges.append([])
+        eps.append([])
+        return len(edges) - 1
+
+    cur = 0
+    for kind, cs in tokenize(base):
+        if kind == LIT:
+            assert cs is not None
+            nxt = new()
+            edges[cur].append((_fold(cs) if ignorecase else cs, nxt))
+            cur = nxt
+        elif kind == STAR:
+            edges[cur].append((NOT_SLASH, cur))
+            nxt = new()
+            eps[cur].append(nxt)
+            cur = nxt
+        elif kind == DIRS:  # (.*/)?
+            loop, nxt = new(), new()
+            eps[cur].extend((loop, nxt))
+            edges[loop].append((ANY, loop))
+            edges[loop].append((CharSet(((SLASH, SLASH),)), nxt))
+            cur = nxt
+        else:  # ALL: .*
+            edges[cur].append((ANY, cur))
+    below = new()  # "/" then anything: a directory covers what is under it
+    edges[cur].append((CharSet(((SLASH, SLASH),)), below))
+    edges[below].append((ANY, below))
+    accept = {below} if dir_only else {cur, below}
+    return _NFA(tuple(map(tuple, edges)), tuple(map(tuple, eps)), frozenset(accept))
+
+
+def _closure(nfa: _NFA, states: Iterable[int]) -> frozenset[int]:
+    seen = set(states)
+    stack = list(seen)
+    while stack:
+        for t in nfa.eps[stack.pop()]:
+            if t not in seen:
+                seen.add(t)
+                stack.append(t)
+    return frozenset(seen)
+
+
+def overlap_witness(a: str, b: str, *, ignorecase: bool = False) -> str | None:
+    """A shortest path that both patterns cover, or None when there is none.
+
+    A breadth-first search of the product of the two automata; every label pair is intersected
+    exactly, so the answer is exact for literals, `*`, `?`, `**` and character classes alike.
+    """
+    try:
+        na, nb = _nfa(a, ignorecase), _nfa(b, ignorecase)
+    except PatternError:
+        return None
+    start = (_closure(na, [0]), _closure(nb, [0]))
+    parent: dict[tuple[frozenset[int], frozenset[int]], tuple[object, int]] = {start: (None, 0)}
+    queue = deque([start])
+    while queue:
+        pair = queue.popleft()
+        sa, sb = pair
+        if sa & na.accept and sb & nb.accept:
+            return _spell(parent, pair)
+        for x in sa:
+            for la, ta in na.edges[x]:
+                for y in sb:
+                    for lb, tb in nb.edges[y]:
+                        cp = la.common(lb)
+                        if cp is None:
+                            continue
+                        nxt = (_closure(na, [ta]), _closure(nb, [tb]))
+                        if nxt not in parent:
+                            parent[nxt] = (pair, cp)
+                            queue.append(nxt)
+    return None
+
+
+def _spell(
+    parent: dict[tuple[frozenset[int], frozenset[int]], tuple[object, int]], pair: object
+) -> str:
+    chars: list[str] = []
+    while True:
+        prev, cp = parent[pair]  # type: ignore[index]
+        if prev is None:
+            return "".join(reversed(chars))
+        chars.append(chr(cp))
+        pair = prev
+
+
+def overlaps(a: str, b: str, *, ignorecase: bool = False) -> bool:
+    """Is there a path that both patterns cover?"""
+    if not any(c in a + b for c in "*?[\\"):  # two literals: equal, or one below the other
+        x, y = (a.lower(), b.lower()) if ignorecase else (a, b)
+        x, y = x.rstrip("/"), y.rstrip("/")
+        return x == y or x.startswith(y + "/") or y.startswith(x + "/")
+    return overlap_witness(a, b, ignorecase=ignorecase) is not None
+
+
+# -- validation -----------------------------------------------------------------------------
+
+_BROAD_PROBES = ("a", "z.txt", ".hidden", "src/x.py", "a b/c d/e", "deep/er/still/file")
+
+
+def normalize(pattern: str, *, allow_broad: bool = False) -> str:
+    """The canonical form of a reservation pattern, or ValidationError saying what is wrong."""
+    if "\x00" in pattern:
+        raise ValidationError(f"pattern {pattern!r}: contains a NUL character")
+    if not pattern.strip():
+        raise ValidationError("empty pattern", hint="name a path, like 'src/app.py' or 'docs/'")
+    if pattern.startswith("/") or re.match(r"^[A-Za-z]:[\\/]", pattern):
+        raise ValidationError(
+            f"pattern {pattern!r}: absolute paths are not allowed",
+            hint="use a path relative to the repository root, like 'src/app.py'",
+        )
+    trailing = pattern.endswith("/")
+    parts = [p for p in pattern.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValidationError(
+            f"pattern {pattern!r}: '..' segments are not allowed",
+            hint="name the path from the repository root",
+        )
+    if not parts:
+        parts = ["**"]
+    result = "/".join(parts) + ("/" if trailing and parts != ["**"] else "")
+    try:
+        tokenize(result)
+    except PatternError as exc:
+        raise ValidationError(
+            f"pattern {pattern!r}: {exc}", hint="escape [ or \\ with \\"
+        ) from None
+    if not allow_broad and all(matches(result, p) for p in _BROAD_PROBES):
+        raise ValidationError(
+            f"pattern {pattern!r} covers the whole repository",
+            hint="reserve something narrower, or pass --allow-broad",
+        )
+    return result

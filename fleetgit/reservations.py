@@ -1,0 +1,429 @@
+"""File reservations: grant all patterns or none, renew, release, list, check.
+
+Every decision that refuses or grants is made inside `Fleet.transact`, i.e. inside the index's
+write transaction after catch-up, so two pilots racing for one path in one clone cannot both win.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from fleetgit import clock, patterns
+from fleetgit.durations import format_duration, parse_duration
+from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from fleetgit.fleet import EventSpec, Fleet
+
+LIVE_SQL = (
+    "SELECT reservation_id, holder, patterns, exclusive, reason, granted_hlc, granted_writer,"
+    " granted_wseq, expires_ms, released FROM reservations"
+)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    reservation_id: str
+    holder: str
+    pattern: str
+    exclusive: bool
+    reason: str | None
+    granted: tuple[int, str, int]  # total-order key of the grant
+    expires_ms: int
+    released: bool
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Reservation:
+        rid, holder, pats, excl, reason, hlc, writer, wseq, expires, released = row
+        return cls(
+            rid,
+            holder,
+            orjson.loads(pats)[0],
+            bool(excl),
+            reason,
+            (hlc, writer, wseq),
+            expires,
+            bool(released),
+        )
+
+    @property
+    def mode(self) -> str:
+        return "exclusive" if self.exclusive else "shared"
+
+    def active(self, now_ms: int) -> bool:
+        return not self.released and self.expires_ms > now_ms
+
+    def to_json(self, now_ms: int) -> dict[str, Any]:
+        return {
+            "id": self.reservation_id,
+            "holder": self.holder,
+            "pattern": self.pattern,
+            "mode": self.mode,
+            "reason": self.reason,
+            "expires_at": clock.iso_ms(self.expires_ms),
+            "seconds_left": max(0, (self.expires_ms - now_ms) // 1000),
+            "active": self.active(now_ms),
+            "released": self.released,
+        }
+
+
+@dataclass(frozen=True)
+class Conflict:
+    requested: str
+    holder: str
+    pattern: str
+    mode: str
+    expires_ms: int
+    reservation_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "holder": self.holder,
+            "pattern": self.pattern,
+            "mode": self.mode,
+            "expires_at": clock.iso_ms(self.expires_ms),
+            "reservation_id": self.reservation_id,
+        }
+
+    def describe(self, now_ms: int) -> str:
+        left = format_duration((self.expires_ms - now_ms) / 1000)
+        return (
+            f"{self.requested}: held by {self.holder} ({self.mode} {self.pattern!r},"
+            f" {left} left, {self.reservation_id})"
+        )
+
+
+class ReservationConflict(ConflictError):
+    """Refused: the request overlaps reservations of other pilots. Nothing was granted."""
+
+    def __init__(self, conflicts: list[Conflict]) -> None:
+        now = clock.now_ms()
+        lines = "; ".join(c.describe(now) for c in conflicts)
+        super().__init__(
+            f"reservation refused, nothing granted: {lines}",
+            hint="wait, ask the holder (fleetgit squawk), or reserve other paths",
+        )
+        self.conflicts = conflicts
+
+
+def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Reservation]:
+    if live_only:
+        rows = conn.execute(LIVE_SQL + " WHERE released = 0 AND expires_ms > ?", (now_ms,))
+    else:
+        rows = conn.execute(LIVE_SQL)
+    return [Reservation.from_row(r) for r in rows]
+
+
+def _clash(a: Reservation, b: Reservation, ignorecase: bool) -> bool:
+    return (
+        a.holder != b.holder
+        and (a.exclusive or b.exclusive)
+        and patterns.overlaps(a.pattern, b.pattern, ignorecase=ignorecase)
+    )
+
+
+def void_ids(live: list[Reservation], ignorecase: bool) -> dict[str, str]:
+    """Reservations that lost a clash to an earlier one in total order: {loser: winner}.
+
+    Only a merge or fetch can bring such pairs together: within a clone a clash is refused.
+    """
+    ordered = sorted(live, key=lambda r: r.granted)
+    void: dict[str, str] = {}
+    for i, later in enumerate(ordered):
+        for earlier in ordered[:i]:
+            if _clash(earlier, later, ignorecase):
+                void[later.reservation_id] = earlier.reservation_id
+                break
+    return void
+
+
+def conflicts_for(
+    requests: Iterable[str], exclusive: bool, me: str, live: list[Reservation], ignorecase: bool
+) -> list[Conflict]:
+    conflicts = []
+    for pattern in requests:
+        for r in live:
+            if r.holder == me or not (exclusive or r.exclusive):
+                continue
+            if patterns.overlaps(pattern, r.pattern, ignorecase=ignorecase):
+                conflicts.append(
+                    Conflict(pattern, r.holder, r.pattern, r.mode, r.expires_ms, r.reservation_id)
+                )
+    return conflicts
+
+
+def _need_actor(fleet: Fleet) -> str:
+    actor = fleet.actor
+    if not actor:
+        raise ValidationError(
+            "no pilot identity: reservations need a callsign",
+            hint="pass --as CALLSIGN, set FLEET_CALLSIGN, or git config fleet.callsign CALLSIGN",
+        )
+    return actor
+
+
+def _ttl(fleet: Fleet, ttl: str | int | None) -> int:
+    if ttl is None:
+        return fleet.config.reservation_ttl_seconds
+    return ttl if isinstance(ttl, int) else parse_duration(ttl)
+
+
+def _spec(type_: str, rid: str, data: dict[str, Any]) -> EventSpec:
+    from fleetgit.fleet import EventSpec
+
+    return EventSpec(type_, f"reservation/{rid}", {"reservation_id": rid, **data})
+
+
+def reserve(
+    fleet: Fleet,
+    requested: Sequence[str],
+    *,
+    shared: bool = False,
+    ttl: str | int | None = None,
+    reason: str | None = None,
+    allow_broad: bool = False,
+) -> list[Reservation]:
+    """Grant every pattern or none. Re-reserving one's own pattern extends it."""
+    me = _need_actor(fleet)
+    if not requested:
+        raise ValidationError("nothing to reserve", hint="fleetgit reserve 'src/parser/**'")
+    wanted = list(dict.fromkeys(patterns.normalize(p, allow_broad=allow_broad) for p in requested))
+    seconds = _ttl(fleet, ttl)
+    ignorecase = fleet.ignorecase
+
+    def plan() -> list[EventSpec]:
+        now = clock.now_ms()
+        live = load(fleet.index.conn, live_only=True, now_ms=now)
+        void = void_ids(live, ignorecase)
+        others = [r for r in live if r.reservation_id not in void]
+        clashes = conflicts_for(wanted, not shared, me, others, ignorecase)
+        if clashes:
+            raise ReservationConflict(clashes)
+        mine = {(r.pattern, r.exclusive): r for r in live if r.holder == me}
+        specs = []
+        for pattern in wanted:
+            same = mine.get((pattern, not shared))
+            if same is not None:
+                specs.append(_spec("file_renewed", same.reservation_id, {"ttl_seconds": seconds}))
+                continue
+            other_mode = mine.get((pattern, shared))
+            if other_mode is not None:  # switching shared <-> exclusive: replace it
+                specs.append(
+                    _spec(
+                        "file_released",
+                        other_mode.reservation_id,
+                        {"reason": f"replaced by a {'shared' if shared else 'exclusive'} one"},
+                    )
+                )
+            rid = clock.short_id("res")
+            specs.append(
+                _spec(
+                    "file_reserved",
+                    rid,
+                    {
+                        "holder": me,
+                        "patterns": [pattern],
+                        "exclusive": not shared,
+                        "ttl_seconds": seconds,
+                        "reason": reason,
+                    },
+                )
+            )
+        return specs
+
+    events = fleet.transact(plan)
+    granted = {e.data["reservation_id"] for e in events if e.type != "file_released"}
+    return [r for r in mine_now(fleet, me) if r.reservation_id in granted]
+
+
+def mine_now(fleet: Fleet, me: str) -> list[Reservation]:
+    now = clock.now_ms()
+    return [r for r in load(fleet.index.conn, live_only=True, now_ms=now) if r.holder == me]
+
+
+def _select_mine(live: list[Reservation], me: str, wanted: Sequence[str]) -> list[Reservation]:
+    mine = [r for r in live if r.holder == me]
+    if not wanted:
+        return mine
+    chosen = [r for r in mine if r.pattern in wanted]
+    missing = set(wanted) - {r.pattern for r in chosen}
+    if missing:
+        held = ", ".join(sorted(r.pattern for r in mine)) or "none"
+        raise NotFoundError(
+            f"you hold no active reservation for {', '.join(sorted(missing))}",
+            hint=f"your reservations: {held}",
+        )
+    return chosen
+
+
+def renew(
+    fleet: Fleet, requested: Sequence[str], *, ttl: str | int | None = None
+) -> list[Reservation]:
+    me = _need_actor(fleet)
+    wanted = [patterns.normalize(p, allow_broad=True) for p in requested]
+    seconds = _ttl(fleet, ttl)
+
+    def plan() -> list[EventSpec]:
+        live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+        chosen = _select_mine(live, me, wanted)
+        if not chosen:
+            raise NotFoundError(
+                "you hold no active reservations to renew", hint="fleetgit reserve PATTERN"
+            )
+        return [_spec("file_renewed", r.reservation_id, {"ttl_seconds": seconds}) for r in chosen]
+
+    events = fleet.transact(plan)
+    renewed = {e.data["reservation_id"] for e in events}
+    return [r for r in mine_now(fleet, me) if r.reservation_id in renewed]
+
+
+def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False) -> list[str]:
+    """Release my reservations for these patterns (or all of them); returns the ids released."""
+    me = _need_actor(fleet)
+    if not requested and not everything:
+        raise ValidationError(
+            "name the patterns to release, or pass --all", hint="fleetgit release --all"
+        )
+    wanted = [patterns.normalize(p, allow_broad=True) for p in requested]
+
+    def plan() -> list[EventSpec]:
+        live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+        chosen = _select_mine(live, me, [] if everything else wanted)
+        return [_spec("file_released", r.reservation_id, {"forced": False}) for r in chosen]
+
+    return [e.data["reservation_id"] for e in fleet.transact(plan)]
+
+
+def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reservation:
+    """Release another pilot's reservation when its holder has been silent past the limit."""
+    me = _need_actor(fleet)
+    limit_s = fleet.config.force_release_after_seconds
+
+    def plan() -> list[EventSpec]:
+        now = clock.now_ms()
+        target = find(load(fleet.index.conn, live_only=True, now_ms=now), ref)
+        last = fleet.index.conn.execute(
+            "SELECT max(hlc) FROM events WHERE actor = ?", (target.holder,)
+        ).fetchone()[0]
+        silent_s = (now - clock.hlc_ms(last or 0)) / 1000
+        if target.holder != me and silent_s < limit_s:
+            raise ConflictError(
+                f"{target.holder} was active {format_duration(silent_s)} ago; --force needs"
+                f" {format_duration(limit_s)} of silence",
+                hint=f"ask {target.holder} to release it, or wait",
+            )
+        why = reason or f"holder silent for {format_duration(silent_s)}"
+        return [
+            _spec(
+                "file_released",
+                target.reservation_id,
+                {"forced": True, "forced_by": me, "reason": why},
+            )
+        ]
+
+    events = fleet.transact(plan)
+    rid = events[0].data["reservation_id"]
+    return next(
+        r for r in load(fleet.index.conn, live_only=False, now_ms=0) if r.reservation_id == rid
+    )
+
+
+def find(live: list[Reservation], ref: str) -> Reservation:
+    exact = [r for r in live if r.reservation_id == ref]
+    found = exact or [r for r in live if r.reservation_id.startswith(ref)]
+    if not found:
+        raise NotFoundError(
+            f"no active reservation {ref!r}", hint="list them: fleetgit reservations"
+        )
+    if len(found) > 1:
+        ids = ", ".join(r.reservation_id for r in found[:5])
+        raise ValidationError(
+            f"reservation id {ref!r} is ambiguous: {ids}", hint="give more characters"
+        )
+    return found[0]
+
+
+def listing(
+    fleet: Fleet, *, holder: str | None = None, include_expired: bool = False
+) -> list[Reservation]:
+    now = clock.now_ms()
+    found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
+    if holder is not None:
+        found = [r for r in found if r.holder.lower() == holder.lower()]
+    return sorted(found, key=lambda r: (r.holder, r.pattern, r.granted))
+
+
+@dataclass(frozen=True)
+class Block:
+    path: str
+    reservation: Reservation
+
+
+def check(fleet: Fleet, paths: Sequence[str], me: str | None) -> list[Block]:
+    """Which of `paths` are blocked for `me` by other pilots' exclusive reservations."""
+    live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+    return blocking(
+        live, [patterns.normalize(p, allow_broad=True) for p in paths], me, fleet.ignorecase
+    )
+
+
+def blocking(
+    live: list[Reservation], paths: Sequence[str], me: str | None, ignorecase: bool
+) -> list[Block]:
+    """The shared rule of `check` and the hooks. Without an identity every exclusive one blocks."""
+    candidates = [r for r in live if r.exclusive and r.holder != me]
+    matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
+    blocks: list[Block] = []
+    void: dict[str, str] | None = None
+    for path in paths:
+        hits = matcher.match(path)
+        if not hits:
+            continue
+        if void is None:
+            void = void_ids(live, ignorecase)
+        blocks.extend(Block(path, r) for r in hits if r.reservation_id not in void)
+    return blocks
+
+
+def settle_conflicts(fleet: Fleet) -> list[tuple[str, str]]:
+    """Announce clashes a merge brought in as `file_conflict` events, once per pair."""
+    ignorecase = fleet.ignorecase
+
+    def plan() -> list[EventSpec]:
+        live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+        void = void_ids(live, ignorecase)
+        known = set(
+            fleet.index.conn.execute(
+                "SELECT reservation_id, other_reservation_id FROM reservation_conflicts"
+            ).fetchall()
+        )
+        by_id = {r.reservation_id: r for r in live}
+        specs = []
+        for loser_id, winner_id in sorted(void.items()):
+            if tuple(sorted((loser_id, winner_id))) in known:
+                continue
+            loser, winner = by_id[loser_id], by_id[winner_id]
+            specs.append(
+                _spec(
+                    "file_conflict",
+                    loser_id,
+                    {
+                        "other_reservation_id": winner_id,
+                        "holder": loser.holder,
+                        "other_holder": winner.holder,
+                        "patterns": [loser.pattern, winner.pattern],
+                        "winner": winner.holder,
+                    },
+                )
+            )
+        return specs
+
+    return [
+        (e.data["reservation_id"], e.data["other_reservation_id"]) for e in fleet.transact(plan)
+    ]
