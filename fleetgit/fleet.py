@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetgit import catalogue, clock, gitrepo
+from fleetgit import reservations as rsv
 from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
@@ -364,6 +365,37 @@ class Fleet:
             "stale": not fresh,
             "writer": self.writer.id,
         }
+
+    # -- reservations (the rules live in rsv.py) ----------------------------------
+
+    def reserve(
+        self,
+        patterns: Sequence[str],
+        *,
+        shared: bool = False,
+        ttl: str | int | None = None,
+        reason: str | None = None,
+        allow_broad: bool = False,
+    ) -> list[rsv.Reservation]:
+        return rsv.reserve(
+            self, patterns, shared=shared, ttl=ttl, reason=reason, allow_broad=allow_broad
+        )
+
+    def renew(
+        self, patterns: Sequence[str] = (), *, ttl: str | int | None = None
+    ) -> list[rsv.Reservation]:
+        return rsv.renew(self, patterns, ttl=ttl)
+
+    def release(self, patterns: Sequence[str] = (), *, everything: bool = False) -> list[str]:
+        return rsv.release(self, patterns, everything=everything)
+
+    def reservations(
+        self, *, holder: str | None = None, include_expired: bool = False
+    ) -> list[rsv.Reservation]:
+        return rsv.listing(self, holder=holder, include_expired=include_expired)
+
+    def check(self, paths: Sequence[str]) -> list[rsv.Block]:
+        return rsv.check(self, paths, self.actor)
 
     # -- git --------------------------------------------------------------------------------
 

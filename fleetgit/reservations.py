@@ -107,7 +107,7 @@ class ReservationConflict(ConflictError):
         lines = "; ".join(c.describe(now) for c in conflicts)
         super().__init__(
             f"reservation refused, nothing granted: {lines}",
-            hint="wait, ask the holder (fleetgit squawk), or reserve other paths",
+            hint="wait for it to expire, ask the holder to release it, or reserve other paths",
         )
         self.conflicts = conflicts
 

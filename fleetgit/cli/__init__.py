@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fleetgit.cli import ledger
+from fleetgit.cli import ledger, reserving
 from fleetgit.cli.common import Globals
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ def _globals(
 
 
 ledger.register(app)
+reserving.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,254 @@
+"""Reservation and hook commands: reserve, renew, release, reservations, check, hooks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fleetgit import clock
+from fleetgit.cli.common import JsonOpt, boundary, fail, globals_of, open_fleet, print_json, table
+from fleetgit.durations import format_duration
+from fleetgit.paths import locate
+from fleetgit.reservations import Reservation, ReservationConflict, force_release, settle_conflicts
+
+hooks_app = typer.Typer(
+    help="Install, remove or inspect fleetgit's git hooks.", no_args_is_help=True
+)
+
+TtlOpt = Annotated[
+    str | None, typer.Option("--ttl", help="Duration like 90s, 30m, 2h (default from config).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    for name, fn in (
+        ("reserve", reserve),
+        ("renew", renew),
+        ("release", release),
+        ("reservations", reservations),
+        ("check", check),
+    ):
+        app.command(name)(fn)
+    hooks_app.command("install")(hooks_install)
+    hooks_app.command("uninstall")(hooks_uninstall)
+    hooks_app.command("status")(hooks_status)
+    app.add_typer(hooks_app, name="hooks")
+
+
+def _rows(found: list[Reservation]) -> str:
+    now = clock.now_ms()
+    rows = []
+    for r in found:
+        left = (
+            "released"
+            if r.released
+            else (format_duration((r.expires_ms - now) / 1000) if r.active(now) else "expired")
+        )
+        rows.append((r.reservation_id, r.holder, r.pattern, r.mode, left, r.reason or ""))
+    return table(rows, ["ID", "HOLDER", "PATTERN", "MODE", "LEFT", "REASON"])
+
+
+def _show(found: list[Reservation], as_json: bool, empty: str) -> None:
+    now = clock.now_ms()
+    if as_json:
+        print_json([r.to_json(now) for r in found])
+    else:
+        typer.echo(_rows(found) if found else empty)
+
+
+@boundary
+def reserve(
+    ctx: typer.Context,
+    patterns: Annotated[list[str], typer.Argument(metavar="PATTERN...", help="Paths or globs.")],
+    shared: Annotated[
+        bool, typer.Option("--shared", help="Others may hold shared ones too.")
+    ] = False,
+    ttl: TtlOpt = None,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    allow_broad: Annotated[
+        bool, typer.Option("--allow-broad", help="Allow a pattern covering everything.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reserve files: all patterns are granted, or none.
+
+    Exclusive by default: another pilot's commit touching them is refused by the hook.
+    Re-reserving your own pattern extends it.
+
+    Example: fleetgit --as viper-1 reserve 'src/parser/**' docs/parser.md --ttl 2h --reason "parser"
+    """
+    try:
+        with open_fleet(ctx) as fleet:
+            granted = fleet.reserve(
+                patterns, shared=shared, ttl=ttl, reason=reason, allow_broad=allow_broad
+            )
+    except ReservationConflict as exc:
+        if as_json or globals_of(ctx).json:
+            import sys
+
+            import orjson
+
+            err = {
+                "code": exc.code,
+                "message": exc.message,
+                "conflicts": [c.to_json() for c in exc.conflicts],
+            }
+            sys.stderr.write(orjson.dumps({"error": err}).decode() + "\n")
+            raise typer.Exit(1) from None
+        now = clock.now_ms()
+        lines = "\n".join(f"  {c.describe(now)}" for c in exc.conflicts)
+        fail(exc.code, f"reservation refused, nothing granted:\n{lines}", exc.hint, 1, False)
+    _show(granted, as_json, "nothing granted")
+
+
+@boundary
+def renew(
+    ctx: typer.Context,
+    patterns: Annotated[list[str] | None, typer.Argument(metavar="[PATTERN...]")] = None,
+    ttl: TtlOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extend your reservations (all of them, or those named).
+
+    Example: fleetgit renew 'src/parser/**' --ttl 1h
+    """
+    with open_fleet(ctx) as fleet:
+        renewed = fleet.renew(patterns or [], ttl=ttl)
+    _show(renewed, as_json, "nothing renewed")
+
+
+@boundary
+def release(
+    ctx: typer.Context,
+    patterns: Annotated[list[str] | None, typer.Argument(metavar="[PATTERN...]")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Release all of yours.")] = False,
+    force: Annotated[
+        str | None,
+        typer.Option("--force", metavar="ID", help="Release another pilot's stale reservation."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release your reservations, or (--force ID) one whose holder has gone silent.
+
+    Example: fleetgit release 'src/parser/**'   |   fleetgit release --all
+    """
+    with open_fleet(ctx) as fleet:
+        if force is not None:
+            released = [force_release(fleet, force, reason=reason).reservation_id]
+        else:
+            released = fleet.release(patterns or [], everything=everything)
+    if as_json:
+        print_json({"released": released})
+    else:
+        typer.echo(
+            f"released {len(released)} reservation(s)"
+            + (": " + ", ".join(released) if released else "")
+        )
+
+
+@boundary
+def reservations(
+    ctx: typer.Context,
+    mine: Annotated[bool, typer.Option("--mine", help="Only mine.")] = False,
+    holder: Annotated[str | None, typer.Option("--holder", metavar="CALLSIGN")] = None,
+    include_expired: Annotated[bool, typer.Option("--include-expired")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List active reservations with the time left.
+
+    Example: fleetgit reservations --holder viper-1
+    """
+    with open_fleet(ctx) as fleet:
+        settle_conflicts(fleet)
+        who = fleet.actor if mine else holder
+        if mine and not who:
+            fail(
+                "invalid",
+                "--mine needs an identity",
+                "pass --as CALLSIGN or set FLEET_CALLSIGN",
+                1,
+                as_json,
+            )
+        found = fleet.reservations(holder=who, include_expired=include_expired)
+    _show(found, as_json, "no reservations")
+
+
+@boundary
+def check(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Which of these paths are blocked for me, and by whom; exit 1 when any is.
+
+    Example: fleetgit --as viper-1 check src/parser/lexer.py README.md
+    """
+    with open_fleet(ctx) as fleet:
+        blocks = fleet.check(paths)
+    now = clock.now_ms()
+    if as_json:
+        print_json([{"path": b.path, **b.reservation.to_json(now)} for b in blocks])
+    elif blocks:
+        rows = [
+            (
+                b.path,
+                b.reservation.holder,
+                b.reservation.pattern,
+                format_duration((b.reservation.expires_ms - now) / 1000),
+            )
+            for b in blocks
+        ]
+        typer.echo(table(rows, ["PATH", "HELD BY", "PATTERN", "LEFT"]))
+    else:
+        typer.echo(f"free: none of the {len(paths)} path(s) is reserved by another pilot")
+    if blocks:
+        raise typer.Exit(1)
+
+
+def _hooks_out(states: list, as_json: bool) -> None:  # type: ignore[type-arg]
+    if as_json:
+        print_json([s.to_json() for s in states])
+        return
+    rows = [(s.name, s.state, "yes" if s.chained else "", s.interpreter or "") for s in states]
+    typer.echo(table(rows, ["HOOK", "STATE", "CHAINS EXISTING", "INTERPRETER"]))
+
+
+@boundary
+def hooks_install(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a kept hook with the current one.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the pre-commit, pre-push and post-* hooks (idempotent; chains existing hooks).
+
+    Example: fleetgit hooks install
+    """
+    from fleetgit import hooks_install as hi
+
+    _hooks_out(hi.install(locate(globals_of(ctx).directory), force=force), as_json)
+
+
+@boundary
+def hooks_uninstall(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Remove fleetgit's hooks and restore the ones that were there before.
+
+    Example: fleetgit hooks uninstall
+    """
+    from fleetgit import hooks_install as hi
+
+    _hooks_out(hi.uninstall(locate(globals_of(ctx).directory)), as_json)
+
+
+@boundary
+def hooks_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show which hooks are installed, chained, or foreign.
+
+    Example: fleetgit hooks status --json
+    """
+    from fleetgit import hooks_install as hi
+
+    _hooks_out(hi.status(locate(globals_of(ctx).directory)), as_json)

@@ -1,0 +1,206 @@
+"""Reservations through the CLI and API: all or nothing, renew, release, force, check, races."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fleetgit.fleet import Fleet
+from tests.conftest import git
+from tests.test_merge import snapshot
+
+
+def reserve(cli: Any, repo: Path, who: str, *args: str) -> Any:
+    return cli(repo, "--as", who, "reserve", *args, "--json")
+
+
+def test_grant_is_all_or_nothing_and_names_the_holder(repo: Path, cli: Any) -> None:
+    assert reserve(cli, repo, "viper-1", "src/parser/**", "--reason", "parser").code == 0
+    res = reserve(cli, repo, "goose", "docs/a.md", "src/*/lexer.py")
+    assert res.code == 1
+    err = orjson.loads(res.err)["error"]
+    assert err["code"] == "conflict"
+    (conflict,) = err["conflicts"]
+    assert conflict["holder"] == "viper-1" and conflict["pattern"] == "src/parser/**"
+    assert conflict["requested"] == "src/*/lexer.py" and conflict["mode"] == "exclusive"
+    assert conflict["expires_at"]
+    held = cli(repo, "reservations", "--json").json()
+    assert [r["pattern"] for r in held] == ["src/parser/**"]  # docs/a.md was not granted
+    human = cli(repo, "--as", "goose", "reserve", "src/parser/x.py")
+    assert "held by viper-1" in human.err and "left" in human.err
+
+
+def test_shared_reservations_coexist_but_not_with_exclusive(repo: Path, cli: Any) -> None:
+    assert reserve(cli, repo, "viper-1", "docs/", "--shared").code == 0
+    assert reserve(cli, repo, "goose", "docs/guide.md", "--shared").code == 0
+    assert reserve(cli, repo, "maverick", "docs/guide.md").code == 1
+    assert reserve(cli, repo, "maverick", "src/").code == 0
+    assert reserve(cli, repo, "goose", "src/x", "--shared").code == 1
+
+
+def test_rereserving_extends_and_renew_release(repo: Path, cli: Any) -> None:
+    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "10m").json()[0]
+    again = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "2h").json()[0]
+    assert again["id"] == first["id"] and again["seconds_left"] > 3600
+    renewed = cli(repo, "--as", "viper-1", "renew", "--ttl", "3h", "--json").json()
+    assert renewed[0]["seconds_left"] > 2 * 3600
+    assert cli(repo, "--as", "viper-1", "renew", "nope.txt").code == 1
+    assert cli(repo, "--as", "goose", "release", "a.txt").code == 1  # not goose's
+    out = cli(repo, "--as", "viper-1", "release", "a.txt", "--json").json()
+    assert out["released"] == [first["id"]]
+    assert cli(repo, "reservations", "--json").json() == []
+    assert len(cli(repo, "reservations", "--include-expired", "--json").json()) == 1
+    assert reserve(cli, repo, "goose", "a.txt").code == 0
+
+
+def test_listing_filters(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "a/")
+    reserve(cli, repo, "goose", "b/")
+    assert [
+        r["holder"] for r in cli(repo, "reservations", "--holder", "goose", "--json").json()
+    ] == ["goose"]
+    mine = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").json()
+    assert [r["pattern"] for r in mine] == ["a/"]
+    assert cli(repo, "reservations", "--mine").code == 1  # no identity
+
+
+def test_expired_reservations_stop_counting(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1s")
+    time.sleep(1.2)
+    assert cli(repo, "reservations", "--json").json() == []
+    assert reserve(cli, repo, "goose", "a.txt").code == 0
+
+
+def test_force_release_needs_a_silent_holder(repo: Path, cli: Any) -> None:
+    rid = reserve(cli, repo, "viper-1", "a.txt").json()[0]["id"]
+    res = cli(repo, "--as", "goose", "release", "--force", rid)
+    assert res.code == 1 and "viper-1 was active" in res.err
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "force_release_after_seconds = 1800", "force_release_after_seconds = 1"
+        )
+    )
+    time.sleep(1.2)
+    assert cli(repo, "--as", "goose", "release", "--force", rid[:8], "--reason", "gone").code == 0
+    (event,) = cli(repo, "events", "--type", "file_released", "--json").json()
+    assert event["actor"] == "goose"
+    assert event["data"] == {
+        "reservation_id": rid,
+        "forced": True,
+        "forced_by": "goose",
+        "reason": "gone",
+    }
+
+
+def test_check_paths(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "src/*.py")
+    res = cli(repo, "--as", "goose", "check", "src/a.py", "README.md", "--json")
+    assert res.code == 1
+    assert [(b["path"], b["holder"]) for b in res.json()] == [("src/a.py", "viper-1")]
+    assert cli(repo, "--as", "viper-1", "check", "src/a.py").code == 0
+    assert cli(repo, "check", "src/a.py").code == 1  # no identity: every exclusive one blocks
+    assert "free" in cli(repo, "--as", "goose", "check", "lib/x.py").out
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [("/etc/x", "absolute"), ("a/../b", "'..'"), ("", "empty"), ("**", "whole repository")],
+)
+def test_bad_patterns_are_refused(repo: Path, cli: Any, pattern: str, reason: str) -> None:
+    res = cli(repo, "--as", "viper-1", "reserve", pattern)
+    assert res.code == 1 and reason in res.err
+    assert cli(repo, "events", "--json").json() == []
+
+
+def test_allow_broad(repo: Path, cli: Any) -> None:
+    assert reserve(cli, repo, "viper-1", "**", "--allow-broad").code == 0
+
+
+def test_reserving_needs_an_identity(repo: Path, cli: Any) -> None:
+    res = cli(repo, "reserve", "a.txt")
+    assert res.code == 1 and "FLEET_CALLSIGN" in res.err
+
+
+RACER = """
+import sys
+from fleetgit.fleet import Fleet
+from fleetgit.errors import ConflictError
+with Fleet.open(sys.argv[1], actor=sys.argv[2]) as fleet:
+    try:
+        fleet.reserve(["src/contested.py"])
+        print("won")
+    except ConflictError:
+        print("lost")
+"""
+
+
+def test_racing_processes_exactly_one_winner(repo: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(repo), f"racer-{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(out.strip())
+    assert sorted(results) == ["lost"] * 5 + ["won"]
+    with Fleet.open(repo) as fleet:
+        assert len(fleet.reservations()) == 1
+
+
+def test_a_merge_that_brings_a_clash_is_settled_by_total_order(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    cli(repo, "commit", "-m", "fleet: init")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    assert reserve(cli, repo, "viper-1", "src/app.py").code == 0  # first in total order
+    time.sleep(0.01)
+    assert reserve(cli, clone, "goose", "src/").code == 0  # granted offline, clashes
+    cli(clone, "commit")
+    cli(repo, "commit")
+    git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(clone), "main")
+    listed = cli(repo, "reservations", "--json").json()  # settles: emits file_conflict once
+    assert {r["holder"] for r in listed} == {"viper-1", "goose"}
+    (conflict,) = cli(repo, "events", "--type", "file_conflict", "--json").json()
+    assert conflict["data"]["winner"] == "viper-1" and conflict["data"]["holder"] == "goose"
+    cli(repo, "reservations")
+    assert len(cli(repo, "events", "--type", "file_conflict", "--json").json()) == 1
+    # goose's losing reservation no longer blocks viper-1; viper-1's still blocks goose
+    assert cli(repo, "--as", "viper-1", "check", "src/app.py").code == 0
+    assert cli(repo, "--as", "goose", "check", "src/app.py").code == 1
+    before = snapshot(repo)
+    cli(repo, "index", "rebuild")
+    assert snapshot(repo) == before
+
+
+def test_reservation_projection_survives_rebuild(repo: Path, cli: Any) -> None:
+    import sqlite3
+
+    reserve(cli, repo, "viper-1", "a/", "b/")
+    cli(repo, "--as", "viper-1", "release", "a/")
+    cli(repo, "--as", "viper-1", "renew", "b/", "--ttl", "5h")
+
+    def rows() -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(repo / ".git/fleet/index.sqlite")
+        try:
+            return conn.execute("SELECT * FROM reservations ORDER BY reservation_id").fetchall()
+        finally:
+            conn.close()
+
+    before = rows()
+    cli(repo, "index", "rebuild")
+    assert rows() == before and len(before) == 2
