@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 
 COUNTER_BITS = 16
 COUNTER_MASK = (1 << COUNTER_BITS) - 1
@@ -75,6 +74,8 @@ _ts_cache: tuple[int, str] = (-1, "")
 
 def iso_ms(ms: int) -> str:
     """Wall time as ISO 8601 UTC with milliseconds; memoised per second for batch appends."""
+    from datetime import UTC, datetime  # lazily: the hook path does not need it
+
     global _ts_cache
     sec, frac = divmod(ms, 1000)
     if _ts_cache[0] != sec:
@@ -84,6 +85,8 @@ def iso_ms(ms: int) -> str:
 
 def parse_time(text: str) -> int:
     """Milliseconds for an ISO 8601 time (`2026-11-22`, `2026-11-22T10:00:00Z`) or `-2h`/`-30m`."""
+    from datetime import UTC, datetime
+
     from fleetgit.durations import parse_duration
 
     if text.startswith("-"):

@@ -29,15 +29,17 @@ class Demo:
     def say(self, text: str) -> None:
         print(f"\n## {text}")
 
-    def run(self, *args: str, cwd: Path | None = None, expect: int = 0) -> str:
+    def run(
+        self, *args: str, cwd: Path | None = None, expect: int = 0, pilot: str | None = None
+    ) -> str:
         """Run a command, echo it and its output, and insist on the expected exit code."""
         shown = " ".join(shlex.quote(a) for a in args)
-        print(f"$ {shown}")
-        argv = (
-            [sys.executable, "-m", "fleetgit", *args[1:]] if args[0] == "fleetgit" else list(args)
-        )
+        print(f"$ {'FLEET_CALLSIGN=' + pilot + ' ' if pilot else ''}{shown}")
+        fleetgit = [sys.executable, "-m", "fleetgit"]
+        argv = [*fleetgit, *args[1:]] if args[0] == "fleetgit" else list(args)
+        env = {**self.env, "FLEET_CALLSIGN": pilot} if pilot else self.env
         proc = subprocess.run(
-            argv, cwd=cwd or self.repo, env=self.env, capture_output=True, text=True, check=False
+            argv, cwd=cwd or self.repo, env=env, capture_output=True, text=True, check=False
         )
         output = (proc.stdout + proc.stderr).rstrip()
         if output:
@@ -117,6 +119,24 @@ class Demo:
         self.run("fleetgit", "commit", "-m", "fleet: viper-1 plans the parser")
         self.run("git", "status", "--short")
 
+    def reservations(self) -> None:
+        self.say("Hooks: git itself now refuses commits that touch another pilot's files")
+        self.run("fleetgit", "hooks", "install")
+        self.say("viper-1 reserves the parser; maverick's overlapping request is refused whole")
+        self.run("fleetgit", "--as", "viper-1", "reserve", "src/parser.py", "--reason", "rewrite")
+        self.run("fleetgit", "--as", "maverick", "reserve", "src/*.py", "docs/", expect=1)
+        self.run("fleetgit", "reservations")
+        self.say("maverick edits the parser anyway: the pre-commit hook blocks the commit")
+        (self.repo / "src").mkdir(exist_ok=True)
+        (self.repo / "src/parser.py").write_text("def parse(): ...\n", encoding="utf-8")
+        self.run("git", "add", "src/parser.py")
+        self.run("git", "commit", "-q", "-m", "maverick: quick fix", pilot="maverick", expect=1)
+        self.run("fleetgit", "--as", "maverick", "check", "src/parser.py", expect=1)
+        self.say("viper-1 releases the file; the same commit now goes through")
+        self.run("fleetgit", "--as", "viper-1", "release", "src/parser.py")
+        self.run("git", "commit", "-q", "-m", "maverick: quick fix", pilot="maverick")
+        self.run("git", "log", "--oneline", "-1")
+
     def branches(self) -> None:
         self.say("A second worktree is a second writer; the clone's index sees both at once")
         wt = self.root / "hangar-feature"
@@ -165,6 +185,7 @@ def run_demo(keep: bool = False) -> Path:
     demo = Demo(root)
     demo.setup()
     demo.ledger()
+    demo.reservations()
     demo.branches()
     print(f"\n# done. {'The repository is kept at ' + str(demo.repo) if keep else 'Cleaning up.'}")
     if not keep:

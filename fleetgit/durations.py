@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
-
 from fleetgit.errors import ValidationError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PATTERN = re.compile(r"^(\d+)([smhd]?)$")
 
 
 def parse_duration(text: str) -> int:
     """Seconds in `text`; refuses zero, negatives and unknown units with a clear message."""
-    match = _PATTERN.match(text.strip().lower())
+    import re  # lazily: the hook path imports this module for format_duration only
+
+    match = re.match(r"^(\d+)([smhd]?)$", text.strip().lower())
     if match is None:
         raise ValidationError(
             f"duration {text!r}: expected a number with a unit s, m, h or d",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetgit import catalogue, clock, gitrepo
+from fleetgit import catalogue, clock, gitrepo, rules
 from fleetgit import reservations as rsv
 from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
@@ -376,14 +376,14 @@ class Fleet:
         ttl: str | int | None = None,
         reason: str | None = None,
         allow_broad: bool = False,
-    ) -> list[rsv.Reservation]:
+    ) -> list[rules.Reservation]:
         return rsv.reserve(
             self, patterns, shared=shared, ttl=ttl, reason=reason, allow_broad=allow_broad
         )
 
     def renew(
         self, patterns: Sequence[str] = (), *, ttl: str | int | None = None
-    ) -> list[rsv.Reservation]:
+    ) -> list[rules.Reservation]:
         return rsv.renew(self, patterns, ttl=ttl)
 
     def release(self, patterns: Sequence[str] = (), *, everything: bool = False) -> list[str]:
@@ -391,10 +391,10 @@ class Fleet:
 
     def reservations(
         self, *, holder: str | None = None, include_expired: bool = False
-    ) -> list[rsv.Reservation]:
+    ) -> list[rules.Reservation]:
         return rsv.listing(self, holder=holder, include_expired=include_expired)
 
-    def check(self, paths: Sequence[str]) -> list[rsv.Block]:
+    def check(self, paths: Sequence[str]) -> list[rules.Block]:
         return rsv.check(self, paths, self.actor)
 
     # -- git --------------------------------------------------------------------------------

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import sys
-import tomllib
-from collections.abc import Sequence
 
 from fleetgit import clock
 from fleetgit.durations import format_duration
-from fleetgit.paths import RepoPaths, locate
-from fleetgit.reservations import Block, Reservation, blocking, load
+from fleetgit.rules import Block, Reservation, blocking, load
+
+# Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
+# posix_spawn, and the two config values are found with plain string operations.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 MAX_LINES = 20
 
@@ -37,42 +39,133 @@ class HookFailure(Exception):
     """The check itself could not run; pre-commit and pre-push then refuse (fail closed)."""
 
 
-def _git(paths: RepoPaths, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=paths.worktree, input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise HookFailure(f"git {args[0]} failed: {proc.stderr.strip() or proc.returncode}")
-    return proc.stdout
+class Where:
+    """The repository the hook runs in (pathlib costs too much here)."""
+
+    __slots__ = ("common_dir", "worktree")
+
+    def __init__(self, worktree: str, common_dir: str) -> None:
+        self.worktree, self.common_dir = worktree, common_dir
+
+    @property
+    def fleet_root(self) -> str:
+        return os.path.join(self.worktree, ".fleet")
+
+    @property
+    def config_file(self) -> str:
+        return os.path.join(self.worktree, ".fleet", "config.toml")
+
+    @property
+    def index_file(self) -> str:
+        return os.path.join(self.common_dir, "fleet", "index.sqlite")
 
 
-def _settings(paths: RepoPaths) -> tuple[str | None, bool]:
-    """(callsign, core.ignorecase) with one git call; FLEET_CALLSIGN wins over git config."""
-    proc = subprocess.run(
-        ["git", "config", "--get-regexp", r"^(fleet\.callsign|core\.ignorecase)$"],
-        cwd=paths.worktree,
-        capture_output=True,
-        text=True,
-        check=False,
+def where() -> Where | None:
+    """Git runs hooks at the top of the work tree: read `.git` there (no git call needed)."""
+    top = os.getcwd()
+    dotgit = os.path.join(top, ".git")
+    if os.path.isfile(dotgit):  # a linked worktree: "gitdir: <path>"
+        with open(dotgit, encoding="utf-8") as fh:
+            text = fh.read().strip()
+        if not text.startswith("gitdir:"):
+            return None
+        git_dir = os.path.join(top, text[len("gitdir:") :].strip())
+    elif os.path.isdir(dotgit):
+        git_dir = dotgit
+    else:
+        return None
+    common = git_dir
+    pointer = os.path.join(git_dir, "commondir")
+    if os.path.isfile(pointer):
+        with open(pointer, encoding="utf-8") as fh:
+            common = os.path.join(git_dir, fh.read().strip())
+    return Where(top, os.path.normpath(common))
+
+
+def _spawn(args: list[str], stdin: str | None = None) -> tuple[int, str, str]:
+    """Run a command: (exit code, stdout, stderr). Small outputs: one pipe, then the other."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe()
+    actions = [
+        (os.POSIX_SPAWN_DUP2, in_r, 0),
+        (os.POSIX_SPAWN_DUP2, out_w, 1),
+        (os.POSIX_SPAWN_DUP2, err_w, 2),
+    ]
+    pid = os.posix_spawnp(args[0], args, os.environ, file_actions=actions)
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    if stdin:
+        os.write(in_w, stdin.encode())
+    os.close(in_w)
+    out, err = _drain(out_r), _drain(err_r)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out, err
+
+
+def _drain(fd: int) -> str:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def _git(paths: Where, *args: str, stdin: str | None = None) -> str:
+    code, out, err = _spawn(["git", "-C", paths.worktree, *args], stdin)
+    if code != 0:
+        raise HookFailure(f"git {args[0]} failed: {err.strip() or code}")
+    return out
+
+
+def _config_value(text: str, key: str) -> str | None:
+    """The value of `key = value` in a small config file's text (one key, no parser needed)."""
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip().lower() == key:
+            return value.split("#", 1)[0].strip().strip("\"'")
+    return None
+
+
+def _settings(paths: Where) -> tuple[str | None, bool]:
+    """(callsign, core.ignorecase). With FLEET_CALLSIGN set, the repository's own config file
+    answers core.ignorecase (git init writes it there); otherwise one git call answers both."""
+    callsign = os.environ.get("FLEET_CALLSIGN")
+    if callsign:
+        try:
+            with open(os.path.join(paths.common_dir, "config"), encoding="utf-8") as fh:
+                return callsign, (_config_value(fh.read(), "ignorecase") or "").lower() == "true"
+        except OSError:
+            pass
+    _, out, _ = _spawn(
+        [
+            "git",
+            "-C",
+            paths.worktree,
+            "config",
+            "--get-regexp",
+            "^(fleet\\.callsign|core\\.ignorecase)$",
+        ]
     )
-    found = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
-    callsign = os.environ.get("FLEET_CALLSIGN") or found.get("fleet.callsign") or None
+    found = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    callsign = callsign or found.get("fleet.callsign") or None
     return callsign, found.get("core.ignorecase", "false").lower() == "true"
 
 
-def _mode(paths: RepoPaths) -> str:
+def _mode(paths: Where) -> str:
+    """FLEET_HOOK_MODE, else hook_mode from .fleet/config.toml."""
     env = os.environ.get("FLEET_HOOK_MODE")
     if env:
         return env
     try:
-        with open(paths.config_file, "rb") as fh:
-            return str(tomllib.load(fh).get("hook_mode", "enforce"))
-    except (OSError, tomllib.TOMLDecodeError):
+        with open(paths.config_file, encoding="utf-8") as fh:
+            return _config_value(fh.read(), "hook_mode") or "enforce"
+    except OSError:
         return "enforce"
 
 
-def _live_reservations(paths: RepoPaths) -> list[Reservation]:
-    if not paths.index_file.exists():
+def _live_reservations(paths: Where) -> list[Reservation]:
+    if not os.path.exists(paths.index_file):
         _build_index(paths)
     try:
         conn = sqlite3.connect(f"file:{paths.index_file}?mode=ro", uri=True, timeout=10)
@@ -84,11 +177,19 @@ def _live_reservations(paths: RepoPaths) -> list[Reservation]:
         raise HookFailure(f"cannot read the fleet index ({exc})") from None
 
 
-def _build_index(paths: RepoPaths) -> None:
+def _full_python() -> None:
+    """The shim starts Python with -S; the slow paths need site-packages (orjson, pygit2)."""
+    import site
+
+    site.main()
+
+
+def _build_index(paths: Where) -> None:
     """No index yet in this clone: derive it from the segments (the slow path, once)."""
+    _full_python()
     from fleetgit.fleet import Fleet
 
-    Fleet(paths).close()
+    Fleet.open(paths.worktree).close()
 
 
 def _report(blocks: list[Block], me: str | None, verb: str) -> str:
@@ -108,7 +209,7 @@ def _report(blocks: list[Block], me: str | None, verb: str) -> str:
     return "\n".join(lines)
 
 
-def check_paths(paths: RepoPaths, changed: Sequence[str], command: str) -> int:
+def check_paths(paths: Where, changed: Sequence[str], command: str) -> int:
     """The enforcing check shared by pre-commit and pre-push."""
     mode = _mode(paths)
     try:
@@ -129,13 +230,13 @@ def check_paths(paths: RepoPaths, changed: Sequence[str], command: str) -> int:
     return 1
 
 
-def staged_paths(paths: RepoPaths) -> list[str]:
+def staged_paths(paths: Where) -> list[str]:
     """Added, modified and deleted paths; --no-renames lists both sides of a rename."""
     out = _git(paths, "diff", "--cached", "--name-only", "-z", "--no-renames")
     return [p for p in out.split("\0") if p]
 
 
-def pushed_paths(paths: RepoPaths, remote: str, lines: Sequence[str]) -> list[str]:
+def pushed_paths(paths: Where, remote: str, lines: Sequence[str]) -> list[str]:
     """Paths changed by the commits being pushed (--root for root commits, --cc for merges)."""
     commits: list[str] = []
     for line in lines:
@@ -163,13 +264,14 @@ def pushed_paths(paths: RepoPaths, remote: str, lines: Sequence[str]) -> list[st
     return sorted({p for p in out.split("\0") if p.strip()})
 
 
-def catch_up(paths: RepoPaths) -> int:
+def catch_up(paths: Where) -> int:
     """post-merge, post-checkout, post-rewrite: catch the index up; never fail git."""
     try:
+        _full_python()
         from fleetgit.fleet import Fleet
         from fleetgit.reservations import settle_conflicts
 
-        with Fleet(paths) as fleet:
+        with Fleet.open(paths.worktree) as fleet:
             settled = settle_conflicts(fleet)
         for loser, winner in settled:
             print(
@@ -187,11 +289,10 @@ def catch_up(paths: RepoPaths) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     name = args[0] if args else ""
-    try:
-        paths = locate()
-    except Exception:
-        return 0  # not in a repository git would run us in: nothing to guard
-    if not paths.fleet_root.is_dir():
+    paths = where()
+    if paths is None:
+        return 0  # not in a work tree (a bare repository): nothing to guard
+    if not os.path.isdir(paths.fleet_root):
         return 0  # a repository without .fleet/: pass silently
     if name == "pre-commit":
         try:
@@ -215,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
-def check_failed(paths: RepoPaths, exc: Exception, command: str) -> int:
+def check_failed(paths: Where, exc: Exception, command: str) -> int:
     print(f"fleetgit: the reservation check failed: {exc}", file=sys.stderr)
     print(ways_out(command), file=sys.stderr)
     return 0 if _mode(paths) == "warn" else 1

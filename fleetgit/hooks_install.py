@@ -43,8 +43,16 @@ def hooks_dir(paths: RepoPaths) -> Path:
     return Path(out)
 
 
+PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+
+
 def shim(name: str, python: str) -> str:
-    return TEMPLATE.read_text(encoding="utf-8").replace("@HOOK@", name).replace("@PYTHON@", python)
+    text = TEMPLATE.read_text(encoding="utf-8")
+    return (
+        text.replace("@HOOK@", name)
+        .replace("@PYTHON@", python)
+        .replace("@PACKAGE_ROOT@", PACKAGE_ROOT)
+    )
 
 
 def _ours(path: Path) -> bool:

@@ -6,97 +6,16 @@ write transaction after catch-up, so two pilots racing for one path in one clone
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
-
-import orjson
 
 from fleetgit import clock, patterns
 from fleetgit.durations import format_duration, parse_duration
 from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+from fleetgit.rules import Block, Conflict, Reservation, blocking, conflicts_for, load, void_ids
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
-
-LIVE_SQL = (
-    "SELECT reservation_id, holder, patterns, exclusive, reason, granted_hlc, granted_writer,"
-    " granted_wseq, expires_ms, released FROM reservations"
-)
-
-
-@dataclass(frozen=True)
-class Reservation:
-    reservation_id: str
-    holder: str
-    pattern: str
-    exclusive: bool
-    reason: str | None
-    granted: tuple[int, str, int]  # total-order key of the grant
-    expires_ms: int
-    released: bool
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Reservation:
-        rid, holder, pats, excl, reason, hlc, writer, wseq, expires, released = row
-        return cls(
-            rid,
-            holder,
-            orjson.loads(pats)[0],
-            bool(excl),
-            reason,
-            (hlc, writer, wseq),
-            expires,
-            bool(released),
-        )
-
-    @property
-    def mode(self) -> str:
-        return "exclusive" if self.exclusive else "shared"
-
-    def active(self, now_ms: int) -> bool:
-        return not self.released and self.expires_ms > now_ms
-
-    def to_json(self, now_ms: int) -> dict[str, Any]:
-        return {
-            "id": self.reservation_id,
-            "holder": self.holder,
-            "pattern": self.pattern,
-            "mode": self.mode,
-            "reason": self.reason,
-            "expires_at": clock.iso_ms(self.expires_ms),
-            "seconds_left": max(0, (self.expires_ms - now_ms) // 1000),
-            "active": self.active(now_ms),
-            "released": self.released,
-        }
-
-
-@dataclass(frozen=True)
-class Conflict:
-    requested: str
-    holder: str
-    pattern: str
-    mode: str
-    expires_ms: int
-    reservation_id: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "requested": self.requested,
-            "holder": self.holder,
-            "pattern": self.pattern,
-            "mode": self.mode,
-            "expires_at": clock.iso_ms(self.expires_ms),
-            "reservation_id": self.reservation_id,
-        }
-
-    def describe(self, now_ms: int) -> str:
-        left = format_duration((self.expires_ms - now_ms) / 1000)
-        return (
-            f"{self.requested}: held by {self.holder} ({self.mode} {self.pattern!r},"
-            f" {left} left, {self.reservation_id})"
-        )
 
 
 class ReservationConflict(ConflictError):
@@ -110,52 +29,6 @@ class ReservationConflict(ConflictError):
             hint="wait for it to expire, ask the holder to release it, or reserve other paths",
         )
         self.conflicts = conflicts
-
-
-def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Reservation]:
-    if live_only:
-        rows = conn.execute(LIVE_SQL + " WHERE released = 0 AND expires_ms > ?", (now_ms,))
-    else:
-        rows = conn.execute(LIVE_SQL)
-    return [Reservation.from_row(r) for r in rows]
-
-
-def _clash(a: Reservation, b: Reservation, ignorecase: bool) -> bool:
-    return (
-        a.holder != b.holder
-        and (a.exclusive or b.exclusive)
-        and patterns.overlaps(a.pattern, b.pattern, ignorecase=ignorecase)
-    )
-
-
-def void_ids(live: list[Reservation], ignorecase: bool) -> dict[str, str]:
-    """Reservations that lost a clash to an earlier one in total order: {loser: winner}.
-
-    Only a merge or fetch can bring such pairs together: within a clone a clash is refused.
-    """
-    ordered = sorted(live, key=lambda r: r.granted)
-    void: dict[str, str] = {}
-    for i, later in enumerate(ordered):
-        for earlier in ordered[:i]:
-            if _clash(earlier, later, ignorecase):
-                void[later.reservation_id] = earlier.reservation_id
-                break
-    return void
-
-
-def conflicts_for(
-    requests: Iterable[str], exclusive: bool, me: str, live: list[Reservation], ignorecase: bool
-) -> list[Conflict]:
-    conflicts = []
-    for pattern in requests:
-        for r in live:
-            if r.holder == me or not (exclusive or r.exclusive):
-                continue
-            if patterns.overlaps(pattern, r.pattern, ignorecase=ignorecase):
-                conflicts.append(
-                    Conflict(pattern, r.holder, r.pattern, r.mode, r.expires_ms, r.reservation_id)
-                )
-    return conflicts
 
 
 def _need_actor(fleet: Fleet) -> str:
@@ -359,36 +232,12 @@ def listing(
     return sorted(found, key=lambda r: (r.holder, r.pattern, r.granted))
 
 
-@dataclass(frozen=True)
-class Block:
-    path: str
-    reservation: Reservation
-
-
 def check(fleet: Fleet, paths: Sequence[str], me: str | None) -> list[Block]:
     """Which of `paths` are blocked for `me` by other pilots' exclusive reservations."""
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
     return blocking(
         live, [patterns.normalize(p, allow_broad=True) for p in paths], me, fleet.ignorecase
     )
-
-
-def blocking(
-    live: list[Reservation], paths: Sequence[str], me: str | None, ignorecase: bool
-) -> list[Block]:
-    """The shared rule of `check` and the hooks. Without an identity every exclusive one blocks."""
-    candidates = [r for r in live if r.exclusive and r.holder != me]
-    matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
-    blocks: list[Block] = []
-    void: dict[str, str] | None = None
-    for path in paths:
-        hits = matcher.match(path)
-        if not hits:
-            continue
-        if void is None:
-            void = void_ids(live, ignorecase)
-        blocks.extend(Block(path, r) for r in hits if r.reservation_id not in void)
-    return blocks
 
 
 def settle_conflicts(fleet: Fleet) -> list[tuple[str, str]]:

@@ -5,9 +5,14 @@
 # failure still fails the git command.
 hook_dir=$(dirname "$0")
 python='@PYTHON@'
-stdin_copy=$(mktemp "${TMPDIR:-/tmp}/fleetgit-hook.XXXXXX") || exit 1
-trap 'rm -f "$stdin_copy"' EXIT
-cat > "$stdin_copy"
+package_root='@PACKAGE_ROOT@'
+case "@HOOK@" in
+    pre-push|post-rewrite)  # these read stdin: keep a copy for both hooks
+        stdin_copy=$(mktemp "${TMPDIR:-/tmp}/fleetgit-hook.XXXXXX") || exit 1
+        trap 'rm -f "$stdin_copy"' EXIT
+        cat > "$stdin_copy" ;;
+    *) stdin_copy=/dev/null ;;
+esac
 if [ -x "$hook_dir/@HOOK@.fleetgit-chained" ]; then
     "$hook_dir/@HOOK@.fleetgit-chained" "$@" < "$stdin_copy" || exit $?
 fi
@@ -15,8 +20,10 @@ if [ ! -x "$python" ]; then
     echo "fleetgit: the interpreter this hook was installed with is gone: $python" >&2
     echo "hint: reinstall with: fleetgit hooks install --force" >&2
     case "@HOOK@" in
-        pre-*) echo "To commit anyway: git commit --no-verify" >&2; exit 1 ;;
+        pre-*) echo "To go ahead anyway: git commit --no-verify (or git push --no-verify)" >&2; exit 1 ;;
         *) exit 0 ;;
     esac
 fi
-"$python" -m fleetgit.hook @HOOK@ "$@" < "$stdin_copy"
+# -S: no site import on the hot path; the package root is on sys.path explicitly.
+"$python" -S -c "import sys; sys.path.insert(0, sys.argv.pop(1)); from fleetgit.hook import console; console()" \
+    "$package_root" @HOOK@ "$@" < "$stdin_copy"

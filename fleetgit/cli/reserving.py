@@ -10,7 +10,8 @@ from fleetgit import clock
 from fleetgit.cli.common import JsonOpt, boundary, fail, globals_of, open_fleet, print_json, table
 from fleetgit.durations import format_duration
 from fleetgit.paths import locate
-from fleetgit.reservations import Reservation, ReservationConflict, force_release, settle_conflicts
+from fleetgit.reservations import ReservationConflict, force_release, settle_conflicts
+from fleetgit.rules import Reservation
 
 hooks_app = typer.Typer(
     help="Install, remove or inspect fleetgit's git hooks.", no_args_is_help=True

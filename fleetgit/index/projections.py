@@ -17,9 +17,9 @@ from fleetgit import clock
 
 DDL = """
 CREATE TABLE IF NOT EXISTS reservations (
-    reservation_id TEXT PRIMARY KEY,
+    reservation_id TEXT NOT NULL,
+    pattern TEXT NOT NULL,
     holder TEXT NOT NULL,
-    patterns TEXT NOT NULL,
     exclusive INTEGER NOT NULL,
     reason TEXT,
     granted_hlc INTEGER NOT NULL,
@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS reservations (
     released_ms INTEGER,
     released_by TEXT,
     forced INTEGER NOT NULL DEFAULT 0,
-    last_pos INTEGER NOT NULL
+    last_pos INTEGER NOT NULL,
+    PRIMARY KEY (reservation_id, pattern)
 );
 CREATE INDEX IF NOT EXISTS reservations_live ON reservations (expires_ms) WHERE released = 0;
 CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
@@ -59,7 +60,7 @@ def fold_reservation(events: Iterable[tuple[Any, ...]]) -> dict[str, Any] | None
             row = {
                 "reservation_id": data["reservation_id"],
                 "holder": data["holder"],
-                "patterns": orjson.dumps(data["patterns"]).decode(),
+                "patterns": data["patterns"],
                 "exclusive": int(bool(data["exclusive"])),
                 "reason": data.get("reason"),
                 "granted_hlc": hlc,
@@ -86,15 +87,19 @@ def fold_reservation(events: Iterable[tuple[Any, ...]]) -> dict[str, Any] | None
 
 
 def _refold_reservations(conn: sqlite3.Connection, streams: Iterable[str]) -> None:
+    """One row per (reservation, pattern): the hooks then need no JSON at all."""
     for stream in streams:
         row = fold_reservation(conn.execute(_STREAM_EVENTS, (stream,)))
         if row is None:
             continue
-        columns = ", ".join(row)
-        marks = ", ".join("?" * len(row))
-        conn.execute(
-            f"INSERT OR REPLACE INTO reservations ({columns}) VALUES ({marks})", list(row.values())
-        )
+        conn.execute("DELETE FROM reservations WHERE reservation_id = ?", (row["reservation_id"],))
+        for pattern in dict.fromkeys(row.pop("patterns")):
+            values = {**row, "pattern": pattern}
+            columns = ", ".join(values)
+            marks = ", ".join("?" * len(values))
+            conn.execute(
+                f"INSERT INTO reservations ({columns}) VALUES ({marks})", list(values.values())
+            )
 
 
 def _record_conflicts(conn: sqlite3.Connection, after_pos: int) -> None:

@@ -1,0 +1,104 @@
+"""Pre-commit hook timing: the installed shim run as git runs it, with N reservations x N paths."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.hooks_install import install
+from fleetgit.paths import locate
+
+
+def _repo(root: Path, name: str, env: dict[str, str]) -> Path:
+    repo = root / name
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=env)
+    init(repo)
+    install(locate(repo))
+    return repo
+
+
+def _reserve(repo: Path, n: int, released: int) -> None:
+    """n live exclusive reservations of other pilots (one in ten starts with a wildcard),
+    plus `released` reservations that were granted and released (history only)."""
+    specs = []
+    for i in range(n + released):
+        rid = f"res-bench{i:06d}"
+        pattern = f"**/gen{i}.lock" if i % 10 == 0 else f"area{i % 50}/mod{i}/**"
+        data = {
+            "reservation_id": rid,
+            "holder": f"pilot-{i % 7}",
+            "patterns": [pattern],
+            "exclusive": True,
+            "ttl_seconds": 86400,
+        }
+        specs.append(EventSpec("file_reserved", f"reservation/{rid}", data))
+        if i >= n:
+            specs.append(EventSpec("file_released", f"reservation/{rid}", {"reservation_id": rid}))
+    with Fleet.open(repo, actor="bench") as fleet:
+        for start in range(0, len(specs), 5000):
+            fleet.emit_batch(specs[start : start + 5000])
+
+
+def _stage(repo: Path, n: int, env: dict[str, str]) -> None:
+    for i in range(n):
+        path = repo / f"src/pkg{i % 20}/file{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x\n")
+    subprocess.run(["git", "add", "-A", "src"], cwd=repo, check=True, env=env)
+
+
+def time_hook(repo: Path, env: dict[str, str], runs: int = 21) -> float:
+    hook = repo / ".git/hooks/pre-commit"
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([str(hook)], cwd=repo, env=env, capture_output=True, check=False)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def run(root: Path) -> list[tuple[str, str, str, str]]:
+    env = {
+        **os.environ,
+        "FLEET_CALLSIGN": "committer",
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@example.com",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@example.com",
+    }
+    rows = []
+    py = statistics.median(
+        _timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
+        for _ in range(21)
+    )
+    for n, released, target in ((10, 0, "≤ 30 ms"), (1000, 0, "≤ 50 ms"), (1000, 20000, "≤ 50 ms")):
+        repo = _repo(root, f"hook-{n}-{released}", env)
+        _reserve(repo, n, released)
+        _stage(repo, n, env)
+        ms = time_hook(repo, env)
+        label = f"pre-commit hook, {n} reservations x {n} staged paths"
+        if released:
+            label += f", {released:,} released in history"
+        rows.append((label, f"{ms:.1f} ms median", target, f"`python -c pass` {py:.1f} ms"))
+        print(f"  {rows[-1]}", file=sys.stderr, flush=True)
+    return rows
+
+
+def _timed(fn: object) -> float:
+    t0 = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return (time.perf_counter() - t0) * 1000
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="fleetgit-hookbench-") as tmp:
+        for row in run(Path(tmp)):
+            print("| " + " | ".join(row) + " |")

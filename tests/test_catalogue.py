@@ -1,0 +1,246 @@
+"""The event catalogue: validation messages, streams, JSON Schema, upcasting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fleetgit import catalogue
+from fleetgit.catalogue import CATALOGUE, Field
+from fleetgit.errors import ValidationError
+
+NAME = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,15}\Z")
+
+
+def value_for(f: Field) -> st.SearchStrategy[Any]:
+    if f.kind == "name":
+        return NAME
+    if f.kind in ("str", "text"):
+        return st.text(max_size=30).filter(lambda s: "\x00" not in s)
+    if f.kind == "int":
+        return st.integers(f.minimum if f.minimum is not None else -(10**6), f.maximum or 10**6)
+    if f.kind == "bool":
+        return st.booleans()
+    if f.kind == "enum":
+        return st.sampled_from(f.choices)
+    if f.kind == "list":
+        return st.lists(NAME, min_size=max(f.min_items, 0), max_size=4)
+    keys = st.sampled_from(f.allowed_keys) if f.allowed_keys else st.text(min_size=1, max_size=5)
+    return st.dictionaries(keys, st.text(max_size=5), max_size=3)
+
+
+@st.composite
+def valid_event(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
+    et = draw(st.sampled_from(list(CATALOGUE.values())))
+    data = {}
+    for f in et.fields:
+        if f.required or draw(st.booleans()):
+            data[f.name] = draw(value_for(f))
+    kind = et.stream_kinds[0]
+    name = data[et.stream_key] if et.stream_key else draw(NAME)
+    return et.name, f"{kind}/{name}", data
+
+
+@settings(max_examples=300)
+@given(valid_event())
+def test_generated_valid_data_validates(item: tuple[str, str, dict[str, Any]]) -> None:
+    type_name, stream, data = item
+    assert catalogue.validate(type_name, stream, data) == data
+
+
+@settings(max_examples=200)
+@given(valid_event(), st.data())
+def test_breaking_one_field_is_refused(item: tuple[str, str, dict[str, Any]], draw: Any) -> None:
+    type_name, _stream, data = item
+    fields = [f for f in CATALOGUE[type_name].fields if f.name in data]
+    if not fields:
+        return
+    f = draw.draw(st.sampled_from(fields))
+    wrong = {
+        "name": 7,
+        "str": 7,
+        "text": [],
+        "int": "7",
+        "bool": 1,
+        "enum": "nope",
+        "list": "x",
+        "object": [1],
+    }[f.kind]
+    with pytest.raises(ValidationError, match=f"data.{f.name}"):
+        catalogue.validate_data(type_name, {**data, f.name: wrong})
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data", "message"),
+    [
+        (
+            "mission_created",
+            {"mission_id": "m", "title": "t", "priority": "urgent"},
+            "data.priority: expected one of low|medium|high|critical, got 'urgent'",
+        ),
+        (
+            "sortie_progress",
+            {"sortie_id": "s", "percent": 150},
+            "data.percent: expected an integer from 0 to 100, got 150",
+        ),
+        (
+            "sortie_created",
+            {"sortie_id": "s", "title": "t", "files": ["a", "b", 7]},
+            "data.files[2]: expected a string, got 7",
+        ),
+        (
+            "mission_created",
+            {"mission_id": "m", "title": "t", "colour": "red"},
+            "data: unknown field 'colour'",
+        ),
+        ("mission_created", {"mission_id": "m"}, "data.title: required field is missing"),
+        (
+            "sortie_progress",
+            {"sortie_id": "s", "percent": True},
+            "data.percent: expected an integer from 0 to 100, got true",
+        ),
+        (
+            "message_sent",
+            {"message_id": "m", "to": [], "subject": "s"},
+            "data.to: expected at least 1 item(s)",
+        ),
+        ("mission_created", {"mission_id": "m", "title": "a\x00b"}, "data.title: contains a NUL"),
+        ("mission_created", {"mission_id": "m", "title": "x" * 10_001}, "data.title: longer than"),
+        (
+            "sortie_created",
+            {"sortie_id": "s", "title": "t", "files": ["a"] * 1001},
+            "data.files: more than 1000 items",
+        ),
+        (
+            "checkpoint_created",
+            {"checkpoint_id": "c", "context": {"x": math.nan}},
+            "data.context.x: expected a finite number",
+        ),
+        (
+            "mission_updated",
+            {"mission_id": "m", "changes": {"owner": "x"}},
+            "data.changes: unknown key 'owner'",
+        ),
+        ("pilot_registered", {"callsign": "has space"}, "is not a valid name"),
+    ],
+)
+def test_error_messages_name_the_field_and_the_expected_type(
+    type_name: str, data: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        catalogue.validate_data(type_name, data)
+    assert message in refused.value.message
+
+
+def test_data_must_be_an_object() -> None:
+    with pytest.raises(ValidationError, match="data: expected a JSON object, got list"):
+        catalogue.validate_data("mission_started", [1])
+
+
+def test_unknown_type_suggests_close_names() -> None:
+    with pytest.raises(ValidationError) as refused:
+        catalogue.event_type("mision_created")
+    assert "unknown event type 'mision_created'" in refused.value.message
+    assert "mission_created" in (refused.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("type_name", "stream", "data", "ok"),
+    [
+        ("mission_created", "mission/m1", {"mission_id": "m1", "title": "t"}, True),
+        ("mission_created", "pilot/m1", {"mission_id": "m1", "title": "t"}, False),
+        ("mission_created", "mission/m2", {"mission_id": "m1", "title": "t"}, False),
+        ("mission_created", "mission/", {"mission_id": "m1", "title": "t"}, False),
+        ("mission_created", "mission", {"mission_id": "m1", "title": "t"}, False),
+        ("pilot_active", "pilot/viper-1", {}, True),
+        ("coordinator_decision", "fleet/main", {"decision": "go"}, True),
+        ("coordinator_decision", "mission/m1", {"decision": "go"}, True),
+        ("coordinator_decision", "sortie/s1", {"decision": "go"}, False),
+    ],
+)
+def test_streams(type_name: str, stream: str, data: dict[str, Any], ok: bool) -> None:
+    if ok:
+        catalogue.validate(type_name, stream, data)
+    else:
+        with pytest.raises(ValidationError, match="stream"):
+            catalogue.validate(type_name, stream, data)
+
+
+def test_every_type_of_the_issue_is_in_the_catalogue() -> None:
+    expected = set(
+        """
+        pilot_registered pilot_active pilot_deregistered pilot_spawned pilot_terminated
+        mission_created mission_started mission_updated mission_completed mission_cancelled
+        sortie_created sortie_assigned sortie_started sortie_progress sortie_blocked
+        sortie_resumed sortie_updated sortie_completed sortie_cancelled work_order_created
+        work_order_assigned work_order_status_changed work_order_completed message_sent
+        message_read message_acknowledged message_archived file_reserved file_renewed
+        file_released file_conflict lock_acquired lock_released lock_timeout checkpoint_created
+        checkpoint_restored checkpoint_deleted context_compacted fleet_recovered
+        coordinator_decision
+        """.split()  # noqa: SIM905
+    )
+    assert expected == set(CATALOGUE)
+
+
+def test_json_schema_of_one_type_and_of_all() -> None:
+    one = catalogue.json_schema("sortie_progress")
+    assert one["$schema"].endswith("2020-12/schema")
+    assert one["properties"]["percent"] == {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 100,
+    }
+    assert one["required"] == ["sortie_id", "percent"] and one["additionalProperties"] is False
+    everything = catalogue.json_schema()
+    assert set(everything["$defs"]) == set(CATALOGUE)
+    orjson.dumps(everything)
+
+
+@pytest.fixture
+def upcaster() -> Iterator[None]:
+    """A temporary v2 of mission_started whose data gained a `reason` field."""
+    original = CATALOGUE["mission_started"]
+    from dataclasses import replace
+
+    CATALOGUE["mission_started"] = replace(original, version=2)
+    catalogue.register_upcaster("mission_started", 1, lambda d: {**d, "reason": "unknown"})
+    try:
+        yield
+    finally:
+        CATALOGUE["mission_started"] = original
+        catalogue._UPCASTERS.pop(("mission_started", 1), None)
+
+
+def test_upcasting_lifts_old_data_and_leaves_current_alone(upcaster: None) -> None:
+    assert catalogue.upcast("mission_started", 1, {"mission_id": "m"}) == (
+        2,
+        {"mission_id": "m", "reason": "unknown"},
+    )
+    assert catalogue.upcast("mission_started", 2, {"mission_id": "m", "reason": "x"}) == (
+        2,
+        {"mission_id": "m", "reason": "x"},
+    )
+    assert catalogue.upcast("no_such_type", 5, {"a": 1}) == (5, {"a": 1})
+
+
+def test_old_events_read_upcast_through_the_index(repo: Any, upcaster: None) -> None:
+    from fleetgit.fleet import Fleet
+
+    CATALOGUE["mission_started"] = __import__("dataclasses").replace(
+        CATALOGUE["mission_started"], version=1
+    )
+    with Fleet.open(repo) as fleet:
+        fleet.emit("mission_started", "mission/m", {"mission_id": "m"})
+    CATALOGUE["mission_started"] = __import__("dataclasses").replace(
+        CATALOGUE["mission_started"], version=2
+    )
+    with Fleet.open(repo) as fleet:
+        (event,) = fleet.events()
+    assert event.v == 2 and event.data == {"mission_id": "m", "reason": "unknown"}
