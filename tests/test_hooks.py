@@ -279,3 +279,14 @@ def test_post_merge_catches_the_index_up(repo: Path, tmp_path: Path, cli: Any) -
 def test_pre_commit_framework_manifest() -> None:
     manifest = (Path(__file__).parent.parent / ".pre-commit-hooks.yaml").read_text()
     assert "id: fleetgit-reservations" in manifest and "entry: fleetgit-hook pre-commit" in manifest
+
+
+def test_case_follows_core_ignorecase(hooked: Path) -> None:
+    with Fleet.open(hooked, actor="viper-1") as fleet:
+        fleet.reserve(["Lib/"])
+    git(hooked, "config", "core.ignorecase", "true")
+    stage(hooked, "lib/x.py")
+    res = commit(hooked, "goose")
+    assert res.returncode == 1 and "viper-1" in res.stderr
+    git(hooked, "config", "core.ignorecase", "false")
+    assert commit(hooked, "goose").returncode == 0
