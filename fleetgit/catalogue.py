@@ -195,9 +195,10 @@ _define(
     "sortie_assigned",
     "sortie",
     "sortie_id",
-    "A sortie was assigned (claimed).",
+    "A sortie was assigned (claimed); previous_assignee makes it a compare-and-swap.",
     _req("sortie_id", "name"),
     _req("assignee", "name"),
+    _opt("previous_assignee", "name"),
 )
 _define(
     "sortie_started", "sortie", "sortie_id", "Work on a sortie began.", _req("sortie_id", "name")

@@ -255,7 +255,7 @@ def settle_conflicts(fleet: Fleet) -> list[tuple[str, str]]:
         by_id = {r.reservation_id: r for r in live}
         specs = []
         for loser_id, winner_id in sorted(void.items()):
-            if tuple(sorted((loser_id, winner_id))) in known:
+            if (loser_id, winner_id) in known:
                 continue
             loser, winner = by_id[loser_id], by_id[winner_id]
             specs.append(

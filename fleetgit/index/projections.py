@@ -1,138 +1,102 @@
-"""Projections: current state folded from events in total order, kept in index tables.
+"""The projection engine: refold the streams that changed, with the pure folds of fleetgit.folds.
 
-Each projection refolds a whole stream when any of its events arrives, reading the stream in
-total order. A late event that sorts earlier is therefore handled like any other, and an
-incremental index equals a rebuilt one by construction.
+A stream is always refolded whole, in total order, so a late event that sorts earlier is handled
+like any other and an incremental index equals a rebuilt one by construction. Time travel
+(`--as-of POS`) folds the same way into TEMP tables of the same names, which SQLite resolves
+before the main ones, so every query answers from that state unchanged.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import groupby
+from types import ModuleType
 from typing import Any
 
 import orjson
 
-from fleetgit import clock
+from fleetgit import catalogue
+from fleetgit.folds import Ev, missions, pilots, reservations, sorties
 
-DDL = """
-CREATE TABLE IF NOT EXISTS reservations (
-    reservation_id TEXT NOT NULL,
-    pattern TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    exclusive INTEGER NOT NULL,
-    reason TEXT,
-    granted_hlc INTEGER NOT NULL,
-    granted_writer TEXT NOT NULL,
-    granted_wseq INTEGER NOT NULL,
-    expires_ms INTEGER NOT NULL,
-    released INTEGER NOT NULL DEFAULT 0,
-    released_ms INTEGER,
-    released_by TEXT,
-    forced INTEGER NOT NULL DEFAULT 0,
-    last_pos INTEGER NOT NULL,
-    PRIMARY KEY (reservation_id, pattern)
-);
-CREATE INDEX IF NOT EXISTS reservations_live ON reservations (expires_ms) WHERE released = 0;
-CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
-CREATE TABLE IF NOT EXISTS reservation_conflicts (
-    reservation_id TEXT NOT NULL,
-    other_reservation_id TEXT NOT NULL,
-    PRIMARY KEY (reservation_id, other_reservation_id)
-);
-"""
+MODULES: tuple[ModuleType, ...] = (reservations, pilots, missions, sorties)
+BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
+DDL = "".join(m.DDL for m in MODULES)
+TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES)
 
-TABLES = ("reservations", "reservation_conflicts")
-
-_STREAM_EVENTS = (
-    "SELECT type, data, hlc, writer, wseq, actor, pos FROM events WHERE stream = ?"
-    " ORDER BY hlc, writer, wseq"
-)
+_SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos FROM events"
+_ORDER = " ORDER BY stream, hlc, writer, wseq"
 
 
-def fold_reservation(events: Iterable[tuple[Any, ...]]) -> dict[str, Any] | None:
-    """Pure fold of one reservation stream (rows of _STREAM_EVENTS) into its current state."""
-    row: dict[str, Any] | None = None
-    for etype, raw, hlc, writer, wseq, actor, pos in events:
-        data = orjson.loads(raw)
-        at_ms = clock.hlc_ms(hlc)
-        if etype == "file_reserved" and row is None:
-            row = {
-                "reservation_id": data["reservation_id"],
-                "holder": data["holder"],
-                "patterns": data["patterns"],
-                "exclusive": int(bool(data["exclusive"])),
-                "reason": data.get("reason"),
-                "granted_hlc": hlc,
-                "granted_writer": writer,
-                "granted_wseq": wseq,
-                "expires_ms": at_ms + data["ttl_seconds"] * 1000,
-                "released": 0,
-                "released_ms": None,
-                "released_by": None,
-                "forced": 0,
-                "last_pos": pos,
-            }
-        elif row is None:
-            continue  # a renewal or release whose grant has not arrived yet
-        elif etype == "file_renewed" and not row["released"]:
-            row["expires_ms"] = max(row["expires_ms"], at_ms + data["ttl_seconds"] * 1000)
-        elif etype == "file_released" and not row["released"]:
-            row.update(released=1, released_ms=at_ms, released_by=actor)
-            row["forced"] = int(bool(data.get("forced")))
-        if etype == "file_conflict":
+def _kind_filter(kinds: Iterable[str]) -> tuple[str, list[str]]:
+    """A range condition per kind, so SQLite can use the (stream, ...) index."""
+    clauses, params = [], []
+    for kind in kinds:
+        clauses.append("(stream >= ? AND stream < ?)")
+        params += [f"{kind}/", f"{kind}0"]  # '0' sorts right after '/'
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
+    for stream, items in groupby(rows, key=lambda r: r[0]):
+        events = []
+        for _, etype, v, data, hlc, writer, wseq, actor, pos in items:
+            _, payload = catalogue.upcast(etype, v, orjson.loads(data))
+            events.append(Ev(etype, payload, hlc, writer, wseq, actor, pos))
+        yield stream, events
+
+
+def _fold_into(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Fold each stream of `rows` (sorted by stream, then total order) and replace its rows."""
+    names: dict[ModuleType, list[tuple[str]]] = {}
+    inserts: dict[str, list[dict[str, Any]]] = {}
+    for stream, events in _grouped(rows):
+        kind, _, name = stream.partition("/")
+        module = BY_KIND.get(kind)
+        if module is None:
             continue
-        row["last_pos"] = max(row["last_pos"], pos)
-    return row
-
-
-def _refold_reservations(conn: sqlite3.Connection, streams: Iterable[str]) -> None:
-    """One row per (reservation, pattern): the hooks then need no JSON at all."""
-    for stream in streams:
-        row = fold_reservation(conn.execute(_STREAM_EVENTS, (stream,)))
-        if row is None:
-            continue
-        conn.execute("DELETE FROM reservations WHERE reservation_id = ?", (row["reservation_id"],))
-        for pattern in dict.fromkeys(row.pop("patterns")):
-            values = {**row, "pattern": pattern}
-            columns = ", ".join(values)
-            marks = ", ".join("?" * len(values))
-            conn.execute(
-                f"INSERT INTO reservations ({columns}) VALUES ({marks})", list(values.values())
-            )
-
-
-def _record_conflicts(conn: sqlite3.Connection, after_pos: int) -> None:
-    for (raw,) in conn.execute(
-        "SELECT data FROM events WHERE type = 'file_conflict' AND pos > ?", (after_pos,)
-    ).fetchall():
-        data = orjson.loads(raw)
-        pair = sorted((data["reservation_id"], data["other_reservation_id"]))
-        conn.execute("INSERT OR IGNORE INTO reservation_conflicts VALUES (?, ?)", pair)
+        names.setdefault(module, []).append((name,))
+        for table, items in module.fold(events).items():
+            inserts.setdefault(table, []).extend(items)
+    for module, keys in names.items():
+        for table in module.TABLES:
+            conn.executemany(f"DELETE FROM {table} WHERE {module.KEY} = ?", keys)
+    for table, items in inserts.items():
+        if items:
+            columns = list(items[0])
+            marks = ", ".join("?" * len(columns))
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+            conn.executemany(sql, [[row[c] for c in columns] for row in items])
 
 
 def apply(conn: sqlite3.Connection, after_pos: int) -> None:
-    """Fold the events ingested after `after_pos` into every projection."""
-    streams = [
-        s
-        for (s,) in conn.execute(
-            "SELECT DISTINCT stream FROM events WHERE pos > ? AND stream LIKE 'reservation/%'",
-            (after_pos,),
-        )
-    ]
-    _refold_reservations(conn, streams)
-    _record_conflicts(conn, after_pos)
+    """Refold every stream that received events after `after_pos`."""
+    where, params = _kind_filter(BY_KIND)
+    rows = conn.execute(
+        f"{_SELECT} WHERE stream IN (SELECT DISTINCT stream FROM events WHERE pos > ?)"
+        f" AND {where}{_ORDER}",
+        [after_pos, *params],
+    )
+    _fold_into(conn, rows)
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
     """Refold every projection from all events."""
     for table in TABLES:
-        conn.execute(f"DELETE FROM {table}")
-    streams = [
-        s
-        for (s,) in conn.execute(
-            "SELECT DISTINCT stream FROM events WHERE stream LIKE 'reservation/%'"
-        )
-    ]
-    _refold_reservations(conn, streams)
-    _record_conflicts(conn, 0)
+        conn.execute(f"DELETE FROM main.{table}")
+    where, params = _kind_filter(BY_KIND)
+    _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params))
+
+
+def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:
+    """Shadow every projection table with a TEMP table holding the state after position `pos`."""
+    drop_as_of(conn)
+    for table in TABLES:
+        conn.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{table} WHERE 0")
+    where, params = _kind_filter(BY_KIND)
+    _fold_into(conn, conn.execute(f"{_SELECT} WHERE pos <= ? AND {where}{_ORDER}", [pos, *params]))
+
+
+def drop_as_of(conn: sqlite3.Connection) -> None:
+    for table in TABLES:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -14,9 +14,7 @@ DERIVED_TABLES = (
     "segments",
     "streams",
     "anomalies",
-    "reservations",
-    "reservation_conflicts",
-)
+)  # projection tables are emptied and refolded by index.projections.rebuild
 
 DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -40,7 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     hash INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_stream ON events (stream, seq);
+CREATE INDEX IF NOT EXISTS events_stream ON events (stream, hlc, writer, wseq);
 CREATE INDEX IF NOT EXISTS events_order ON events (hlc, writer, wseq);
 CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
 CREATE INDEX IF NOT EXISTS events_type ON events (type);

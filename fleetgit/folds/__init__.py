@@ -1,0 +1,37 @@
+"""Pure folds: the events of one stream, in total order, become that entity's table rows.
+
+Each module here owns the tables of one stream kind: `KIND`, `KEY` (the column holding the
+stream's name), `DDL`, `TABLES` and `fold(events) -> {table: [row, ...]}`. Folds decide nothing
+about time ("now"): what they produce depends on the events alone, so an incremental index and a
+rebuilt one agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fleetgit import clock
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Ev:
+    """An event as a fold sees it."""
+
+    type: str
+    data: dict[str, Any]
+    hlc: int
+    writer: str
+    wseq: int
+    actor: str | None
+    pos: int
+
+    @property
+    def ms(self) -> int:
+        return clock.hlc_ms(self.hlc)
+
+    @property
+    def order(self) -> tuple[int, str, int]:
+        return (self.hlc, self.writer, self.wseq)

@@ -1,0 +1,84 @@
+"""Reservations: one row per (reservation, pattern)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetgit.folds import Ev, Rows
+
+KIND = "reservation"
+KEY = "reservation_id"
+TABLES = ("reservations", "reservation_conflicts")
+DDL = """
+CREATE TABLE IF NOT EXISTS reservations (
+    reservation_id TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    exclusive INTEGER NOT NULL,
+    reason TEXT,
+    granted_hlc INTEGER NOT NULL,
+    granted_writer TEXT NOT NULL,
+    granted_wseq INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    released INTEGER NOT NULL DEFAULT 0,
+    released_ms INTEGER,
+    released_by TEXT,
+    forced INTEGER NOT NULL DEFAULT 0,
+    last_pos INTEGER NOT NULL,
+    PRIMARY KEY (reservation_id, pattern)
+);
+CREATE INDEX IF NOT EXISTS reservations_live ON reservations (expires_ms) WHERE released = 0;
+CREATE INDEX IF NOT EXISTS reservations_holder ON reservations (holder);
+-- file_conflict events on a losing reservation's stream: announced once per pair
+CREATE TABLE IF NOT EXISTS reservation_conflicts (
+    reservation_id TEXT NOT NULL,
+    other_reservation_id TEXT NOT NULL,
+    PRIMARY KEY (reservation_id, other_reservation_id)
+);
+"""
+
+
+def fold(events: list[Ev]) -> Rows:
+    row: dict[str, Any] | None = None
+    patterns: list[str] = []
+    conflicts: dict[str, dict[str, Any]] = {}
+    for e in events:
+        d = e.data
+        if e.type == "file_conflict":
+            other = d["other_reservation_id"]
+            conflicts[other] = {
+                "reservation_id": d["reservation_id"],
+                "other_reservation_id": other,
+            }
+            continue
+        if e.type == "file_reserved" and row is None:
+            patterns = list(dict.fromkeys(d["patterns"]))
+            row = {
+                "reservation_id": d["reservation_id"],
+                "holder": d["holder"],
+                "exclusive": int(bool(d["exclusive"])),
+                "reason": d.get("reason"),
+                "granted_hlc": e.hlc,
+                "granted_writer": e.writer,
+                "granted_wseq": e.wseq,
+                "expires_ms": e.ms + d["ttl_seconds"] * 1000,
+                "released": 0,
+                "released_ms": None,
+                "released_by": None,
+                "forced": 0,
+                "last_pos": e.pos,
+            }
+            continue
+        if row is None:
+            continue  # a renewal or release whose grant has not arrived yet
+        if e.type == "file_renewed" and not row["released"]:
+            row["expires_ms"] = max(row["expires_ms"], e.ms + d["ttl_seconds"] * 1000)
+        elif e.type == "file_released" and not row["released"]:
+            row.update(
+                released=1, released_ms=e.ms, released_by=e.actor, forced=int(bool(d.get("forced")))
+            )
+        row["last_pos"] = max(row["last_pos"], e.pos)
+    out: Rows = {"reservation_conflicts": list(conflicts.values())}
+    if row is not None:
+        out["reservations"] = [{**row, "pattern": p} for p in patterns]
+    return out
