@@ -6,10 +6,11 @@ event = fleet.emit("mission_created", "mission/msn-1", {...}, expect_version=0)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.identity import check_callsign, git_config, resolve_callsign
-from fleetgit.index import Index, IngestResult
+from fleetgit.index import Index, IngestResult, projections
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
 from fleetgit.index.schema import SCHEMA_VERSION
@@ -44,6 +45,7 @@ class EventSpec:
     expect_version: int | None = None
     causation_id: str | None = None
     correlation_id: str | None = None
+    actor: str | None = None  # who caused it, when not the acting pilot (pilot register X)
 
 
 @dataclass(frozen=True)
@@ -249,7 +251,7 @@ class Fleet:
                 hlc=hlc,
                 writer=self.writer.id,
                 wseq=wseq,
-                actor=actor,
+                actor=s.actor or actor,
                 ts=ts,
                 tx=tx,
                 txn=len(specs),
@@ -323,6 +325,35 @@ class Fleet:
         if first is not None:
             for i, event in enumerate(events):
                 events[i] = dataclasses.replace(event, pos=first + i)
+
+    @contextlib.contextmanager
+    def as_of(self, pos: int | None) -> Iterator[None]:
+        """Answer reads from the state after position `pos` (None: the current state)."""
+        if pos is None:
+            yield
+            return
+        if pos < 0:
+            raise ValidationError(f"--as-of {pos}: positions start at 0")
+        projections.materialize_as_of(self.index.conn, pos)
+        try:
+            yield
+        finally:
+            projections.drop_as_of(self.index.conn)
+
+    def last_seen(self) -> dict[str, int]:
+        """Each actor's last sign of life (ms): the newest event it wrote."""
+        rows = self.index.conn.execute(
+            "SELECT actor, max(hlc) FROM events WHERE actor IS NOT NULL GROUP BY actor"
+        )
+        return {actor: clock.hlc_ms(hlc) for actor, hlc in rows}
+
+    def is_active(self, callsign: str, now_ms: int | None = None) -> bool:
+        row = self.index.conn.execute(
+            "SELECT max(hlc) FROM events WHERE actor = ?", (callsign,)
+        ).fetchone()
+        now = clock.now_ms() if now_ms is None else now_ms
+        window = self.config.pilot_active_window_seconds * 1000
+        return row[0] is not None and now - clock.hlc_ms(row[0]) <= window
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -68,51 +68,54 @@ def reserve(
         raise ValidationError("nothing to reserve", hint="fleetgit reserve 'src/parser/**'")
     wanted = list(dict.fromkeys(patterns.normalize(p, allow_broad=allow_broad) for p in requested))
     seconds = _ttl(fleet, ttl)
-    ignorecase = fleet.ignorecase
 
     def plan() -> list[EventSpec]:
-        now = clock.now_ms()
-        live = load(fleet.index.conn, live_only=True, now_ms=now)
-        void = void_ids(live, ignorecase)
-        others = [r for r in live if r.reservation_id not in void]
-        clashes = conflicts_for(wanted, not shared, me, others, ignorecase)
-        if clashes:
-            raise ReservationConflict(clashes)
-        mine = {(r.pattern, r.exclusive): r for r in live if r.holder == me}
-        specs = []
-        for pattern in wanted:
-            same = mine.get((pattern, not shared))
-            if same is not None:
-                specs.append(_spec("file_renewed", same.reservation_id, {"ttl_seconds": seconds}))
-                continue
-            other_mode = mine.get((pattern, shared))
-            if other_mode is not None:  # switching shared <-> exclusive: replace it
-                specs.append(
-                    _spec(
-                        "file_released",
-                        other_mode.reservation_id,
-                        {"reason": f"replaced by a {'shared' if shared else 'exclusive'} one"},
-                    )
-                )
-            rid = clock.short_id("res")
-            specs.append(
-                _spec(
-                    "file_reserved",
-                    rid,
-                    {
-                        "holder": me,
-                        "patterns": [pattern],
-                        "exclusive": not shared,
-                        "ttl_seconds": seconds,
-                        "reason": reason,
-                    },
-                )
-            )
-        return specs
+        return reserve_specs(fleet, me, wanted, shared=shared, seconds=seconds, reason=reason)
 
     events = fleet.transact(plan)
     granted = {e.data["reservation_id"] for e in events if e.type != "file_released"}
     return [r for r in mine_now(fleet, me) if r.reservation_id in granted]
+
+
+def reserve_specs(
+    fleet: Fleet,
+    me: str,
+    wanted: Sequence[str],
+    *,
+    shared: bool,
+    seconds: int,
+    reason: str | None,
+) -> list[EventSpec]:
+    """The events that grant `wanted` to `me`, or ReservationConflict. Call inside a transact
+    plan, so that nothing can change between this check and the write."""
+    ignorecase = fleet.ignorecase
+    live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+    void = void_ids(live, ignorecase)
+    others = [r for r in live if r.reservation_id not in void]
+    clashes = conflicts_for(wanted, not shared, me, others, ignorecase)
+    if clashes:
+        raise ReservationConflict(clashes)
+    mine = {(r.pattern, r.exclusive): r for r in live if r.holder == me}
+    specs = []
+    for pattern in wanted:
+        same = mine.get((pattern, not shared))
+        if same is not None:
+            specs.append(_spec("file_renewed", same.reservation_id, {"ttl_seconds": seconds}))
+            continue
+        other_mode = mine.get((pattern, shared))
+        if other_mode is not None:  # switching shared <-> exclusive: replace it
+            why = f"replaced by a {'shared' if shared else 'exclusive'} one"
+            specs.append(_spec("file_released", other_mode.reservation_id, {"reason": why}))
+        rid = clock.short_id("res")
+        data = {
+            "holder": me,
+            "patterns": [pattern],
+            "exclusive": not shared,
+            "ttl_seconds": seconds,
+            "reason": reason,
+        }
+        specs.append(_spec("file_reserved", rid, data))
+    return specs
 
 
 def mine_now(fleet: Fleet, me: str) -> list[Reservation]:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fleetgit.cli import ledger, reserving
+from fleetgit.cli import crew, ledger, reserving
 from fleetgit.cli.common import Globals
 
 app = typer.Typer(
@@ -38,6 +38,7 @@ def _globals(
 
 ledger.register(app)
 reserving.register(app)
+crew.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,584 @@
+"""Pilot, mission and sortie commands: thin wrappers over fleetgit.pilots/missions/sorties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from fleetgit import missions, pilots, sorties
+from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+
+pilot_app = typer.Typer(
+    help="Pilots: register, heartbeat, list, show, deregister.", no_args_is_help=True
+)
+mission_app = typer.Typer(
+    help="Missions: create, list, show, start, complete, cancel, update.", no_args_is_help=True
+)
+sortie_app = typer.Typer(
+    help="Sorties: create, list, show, claim and work through them.", no_args_is_help=True
+)
+
+AsOf = Annotated[
+    int | None,
+    typer.Option("--as-of", metavar="POS", help="Answer from the state after position POS."),
+]
+Priority = Annotated[str | None, typer.Option("--priority", help="low|medium|high|critical")]
+
+
+def register(app: typer.Typer) -> None:
+    groups: list[tuple[typer.Typer, str, list[tuple[str, Callable[..., None]]]]] = [
+        (
+            pilot_app,
+            "pilot",
+            [
+                ("register", pilot_register),
+                ("heartbeat", pilot_heartbeat),
+                ("list", pilot_list),
+                ("show", pilot_show),
+                ("deregister", pilot_deregister),
+            ],
+        ),
+        (
+            mission_app,
+            "mission",
+            [
+                ("create", mission_create),
+                ("list", mission_list),
+                ("show", mission_show),
+                ("start", mission_start),
+                ("complete", mission_complete),
+                ("cancel", mission_cancel),
+                ("update", mission_update),
+            ],
+        ),
+        (
+            sortie_app,
+            "sortie",
+            [
+                ("create", sortie_create),
+                ("list", sortie_list),
+                ("show", sortie_show),
+                ("claim", sortie_claim),
+                ("start", sortie_start),
+                ("resume", sortie_resume),
+                ("complete", sortie_complete),
+                ("progress", sortie_progress),
+                ("block", sortie_block),
+                ("cancel", sortie_cancel),
+                ("update", sortie_update),
+            ],
+        ),
+    ]
+    for group, group_name, commands in groups:
+        for name, fn in commands:
+            group.command(name)(fn)
+        app.add_typer(group, name=group_name)
+
+
+def _out(value: Any, as_json: bool, human: str) -> None:
+    print_json(value) if as_json else typer.echo(human)
+
+
+def _detail(value: dict[str, Any]) -> str:
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, list) and item and isinstance(item[0], dict):
+            lines.append(f"{key}:")
+            lines.extend("  " + "  ".join(f"{v}" for v in entry.values()) for entry in item)
+        else:
+            lines.append(f"{key:16} {item if item not in (None, []) else '-'}")
+    return "\n".join(lines)
+
+
+# -- pilots ----------------------------------------------------------------------------------
+
+
+@boundary
+def pilot_register(
+    ctx: typer.Context,
+    callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
+    program: Annotated[str | None, typer.Option("--program")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    task: Annotated[str | None, typer.Option("--task")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a pilot (an agent) under a callsign.
+
+    Example: fleetgit pilot register viper-1 --program claude-code --model opus --task "parser"
+    """
+    with open_fleet(ctx) as fleet:
+        out = pilots.register(fleet, callsign, program=program, model=model, task=task)
+    _out(out, as_json, f"registered pilot {callsign}")
+
+
+@boundary
+def pilot_heartbeat(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="active|idle|busy")] = None,
+    task: Annotated[str | None, typer.Option("--task")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Say you are alive (and optionally what you are doing).
+
+    Example: fleetgit --as viper-1 pilot heartbeat --status busy --task "lexer tests"
+    """
+    with open_fleet(ctx) as fleet:
+        out = pilots.heartbeat(fleet, status=status, task=task)
+    _out(out, as_json, f"{out['callsign']}: {out['status']}")
+
+
+@boundary
+def pilot_list(
+    ctx: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="Only pilots seen recently.")] = False,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List pilots, with their last sign of life.
+
+    Example: fleetgit pilot list --active
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        rows = pilots.listing(fleet, active_only=active)
+    human = (
+        table(
+            [
+                (
+                    r["callsign"],
+                    "yes" if r["active"] else "no",
+                    r["status"],
+                    r["program"] or "-",
+                    r["last_seen"] or "-",
+                    r["current_task"] or r["task"] or "",
+                )
+                for r in rows
+            ],
+            ["CALLSIGN", "ACTIVE", "STATUS", "PROGRAM", "LAST SEEN", "TASK"],
+        )
+        if rows
+        else "no pilots"
+    )
+    _out(rows, as_json, human)
+
+
+@boundary
+def pilot_show(
+    ctx: typer.Context,
+    callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one pilot and the sorties assigned to it.
+
+    Example: fleetgit pilot show viper-1
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        out = pilots.show(fleet, callsign)
+    _out(out, as_json, _detail(out))
+
+
+@boundary
+def pilot_deregister(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Leave the fleet.
+
+    Example: fleetgit --as viper-1 pilot deregister --reason "done for today"
+    """
+    with open_fleet(ctx) as fleet:
+        out = pilots.deregister(fleet, reason=reason)
+    _out(out, as_json, f"deregistered {out['callsign']}")
+
+
+# -- missions --------------------------------------------------------------------------------
+
+
+@boundary
+def mission_create(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE")],
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    priority: Priority = "medium",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a mission; prints its id.
+
+    Example: fleetgit --as viper-1 mission create "Ship the parser" --priority high
+    """
+    with open_fleet(ctx) as fleet:
+        mission_id = missions.create(
+            fleet, title, description=description, priority=priority or "medium"
+        )
+        out = missions.show(fleet, mission_id)
+    _out(out, as_json, mission_id)
+
+
+@boundary
+def mission_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None, typer.Option("--status", help="planned|in_progress|completed|cancelled")
+    ] = None,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List missions by priority, with sortie progress rolled up.
+
+    Example: fleetgit mission list --status in_progress
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        rows = missions.listing(fleet, status=status)
+    human = (
+        table(
+            [
+                (
+                    r["mission_id"],
+                    r["priority"],
+                    r["status"],
+                    f"{r['progress']}%",
+                    r["sorties"],
+                    r["title"],
+                )
+                for r in rows
+            ],
+            ["ID", "PRIORITY", "STATUS", "PROGRESS", "SORTIES", "TITLE"],
+        )
+        if rows
+        else "no missions"
+    )
+    _out(rows, as_json, human)
+
+
+@boundary
+def mission_show(
+    ctx: typer.Context,
+    mission: Annotated[str, typer.Argument(metavar="ID")],
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a mission with its sorties and progress.
+
+    Example: fleetgit mission show msn-7k3m
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        out = missions.show(fleet, mission)
+    _out(out, as_json, _detail(out))
+
+
+def _mission_change(
+    ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
+) -> None:
+    with open_fleet(ctx) as fleet:
+        mission_id = missions.transition(fleet, ref, event_type, data)
+        out = missions.show(fleet, mission_id)
+    _out(out, as_json, f"mission {mission_id}: {out['status']}")
+
+
+@boundary
+def mission_start(
+    ctx: typer.Context,
+    mission: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a planned mission.
+
+    Example: fleetgit mission start msn-7k3m
+    """
+    _mission_change(ctx, mission, "mission_started", {}, as_json)
+
+
+@boundary
+def mission_complete(
+    ctx: typer.Context,
+    mission: Annotated[str, typer.Argument(metavar="ID")],
+    result: Annotated[str, typer.Option("--result", help="success|partial|failed")] = "success",
+    summary: Annotated[str | None, typer.Option("--summary")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Complete a mission.
+
+    Example: fleetgit mission complete msn-7k3m --result partial --summary "lexer only"
+    """
+    _mission_change(
+        ctx, mission, "mission_completed", {"result": result, "summary": summary}, as_json
+    )
+
+
+@boundary
+def mission_cancel(
+    ctx: typer.Context,
+    mission: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a mission.
+
+    Example: fleetgit mission cancel msn-7k3m --reason "superseded"
+    """
+    _mission_change(ctx, mission, "mission_cancelled", {"reason": reason}, as_json)
+
+
+@boundary
+def mission_update(
+    ctx: typer.Context,
+    mission: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    priority: Priority = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a mission's title, description or priority.
+
+    Example: fleetgit mission update msn-7k3m --priority critical
+    """
+    with open_fleet(ctx) as fleet:
+        mission_id = missions.update(
+            fleet, mission, {"title": title, "description": description, "priority": priority}
+        )
+        out = missions.show(fleet, mission_id)
+    _out(out, as_json, f"updated mission {mission_id}")
+
+
+# -- sorties ---------------------------------------------------------------------------------
+
+
+@boundary
+def sortie_create(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE")],
+    mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    priority: Priority = "medium",
+    files: Annotated[
+        list[str] | None,
+        typer.Option("--file", metavar="PATH", help="A file it will touch (repeat)."),
+    ] = None,
+    depends_on: Annotated[
+        list[str] | None,
+        typer.Option("--depends-on", metavar="ID", help="Must complete first (repeat)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a sortie; prints its id.
+
+    Example: fleetgit sortie create "Lexer" --mission msn-7k3m --file src/lexer.py
+    --depends-on srt-4q2x
+    """
+    with open_fleet(ctx) as fleet:
+        sid = sorties.create(
+            fleet,
+            title,
+            mission=mission,
+            description=description,
+            priority=priority or "medium",
+            files=files or [],
+            depends_on=depends_on or [],
+        )
+        out = sorties.show(fleet, sid)
+    _out(out, as_json, sid)
+
+
+@boundary
+def sortie_list(
+    ctx: typer.Context,
+    mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
+    status: Annotated[str | None, typer.Option("--status")] = None,
+    assigned_to: Annotated[str | None, typer.Option("--assigned-to", metavar="CALLSIGN")] = None,
+    ready: Annotated[
+        bool, typer.Option("--ready", help="Open, with every dependency completed.")
+    ] = False,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List sorties by priority.
+
+    Example: fleetgit sortie list --ready
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        rows = sorties.listing(
+            fleet, mission=mission, status=status, assigned_to=assigned_to, ready=ready
+        )
+    human = (
+        table(
+            [
+                (
+                    r["sortie_id"],
+                    r["priority"],
+                    r["status"],
+                    r["assignee"] or "-",
+                    f"{r['percent']}%",
+                    r["title"],
+                )
+                for r in rows
+            ],
+            ["ID", "PRIORITY", "STATUS", "ASSIGNEE", "DONE", "TITLE"],
+        )
+        if rows
+        else "no sorties"
+    )
+    _out(rows, as_json, human)
+
+
+@boundary
+def sortie_show(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a sortie, its dependencies and dependents.
+
+    Example: fleetgit sortie show srt-4q2x
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        out = sorties.show(fleet, sortie)
+    _out(out, as_json, _detail(out))
+
+
+@boundary
+def sortie_claim(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    reserve: Annotated[
+        bool, typer.Option("--reserve", help="Also reserve its files, in the same batch.")
+    ] = False,
+    ttl: Annotated[str | None, typer.Option("--ttl", help="TTL of those reservations.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Claim a sortie: it becomes yours, unless another active pilot holds it.
+
+    Example: fleetgit --as viper-1 sortie claim srt-4q2x --reserve
+    """
+    with open_fleet(ctx) as fleet:
+        out = sorties.claim(fleet, sortie, reserve=reserve, ttl=ttl)
+    _out(out, as_json, f"sortie {out['sortie_id']} is yours ({out['assignee']})")
+
+
+def _sortie_act(
+    ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
+) -> None:
+    with open_fleet(ctx) as fleet:
+        sid = sorties.act(fleet, ref, event_type, data)
+        out = sorties.show(fleet, sid)
+    _out(out, as_json, f"sortie {sid}: {out['status']} ({out['percent']}%)")
+
+
+@boundary
+def sortie_start(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Start your assigned sortie (its dependencies must be completed).
+
+    Example: fleetgit --as viper-1 sortie start srt-4q2x
+    """
+    _sortie_act(ctx, sortie, "sortie_started", {}, as_json)
+
+
+@boundary
+def sortie_resume(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Resume your blocked sortie.
+
+    Example: fleetgit --as viper-1 sortie resume srt-4q2x
+    """
+    _sortie_act(ctx, sortie, "sortie_resumed", {}, as_json)
+
+
+@boundary
+def sortie_complete(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    result: Annotated[str, typer.Option("--result", help="success|partial|failed")] = "success",
+    summary: Annotated[str | None, typer.Option("--summary")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Complete your sortie.
+
+    Example: fleetgit --as viper-1 sortie complete srt-4q2x --summary "lexer done"
+    """
+    _sortie_act(ctx, sortie, "sortie_completed", {"result": result, "summary": summary}, as_json)
+
+
+@boundary
+def sortie_progress(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    percent: Annotated[int, typer.Option("--percent", min=0, max=100)],
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Report progress on your sortie.
+
+    Example: fleetgit --as viper-1 sortie progress srt-4q2x --percent 60 --note "tokens done"
+    """
+    _sortie_act(ctx, sortie, "sortie_progress", {"percent": percent, "note": note}, as_json)
+
+
+@boundary
+def sortie_block(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark your sortie blocked, with the reason.
+
+    Example: fleetgit --as viper-1 sortie block srt-4q2x --reason "waiting for the grammar"
+    """
+    _sortie_act(ctx, sortie, "sortie_blocked", {"reason": reason}, as_json)
+
+
+@boundary
+def sortie_cancel(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a sortie.
+
+    Example: fleetgit sortie cancel srt-4q2x --reason "not needed"
+    """
+    with open_fleet(ctx) as fleet:
+        sid = sorties.act(fleet, sortie, "sortie_cancelled", {"reason": reason})
+        out = sorties.show(fleet, sid)
+    _out(out, as_json, f"sortie {sid}: cancelled")
+
+
+@boundary
+def sortie_update(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    priority: Priority = None,
+    mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
+    files: Annotated[list[str] | None, typer.Option("--file", metavar="PATH")] = None,
+    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", metavar="ID")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a sortie (dependency cycles are refused).
+
+    Example: fleetgit sortie update srt-4q2x --priority high --depends-on srt-9w1e
+    """
+    changes = {
+        "title": title,
+        "description": description,
+        "priority": priority,
+        "mission_id": mission,
+        "files": files,
+        "depends_on": depends_on,
+    }
+    with open_fleet(ctx) as fleet:
+        sid = sorties.update(fleet, sortie, changes)
+        out = sorties.show(fleet, sid)
+    _out(out, as_json, f"updated sortie {sid}")

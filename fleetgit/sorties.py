@@ -1,0 +1,263 @@
+"""Sorties: the units of work pilots claim. Every change is decided inside `Fleet.transact`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from fleetgit import clock, ids, missions, patterns
+from fleetgit.durations import format_duration
+from fleetgit.errors import ConflictError, ValidationError
+from fleetgit.folds.sorties import TRANSITIONS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fleetgit.fleet import EventSpec, Fleet
+
+# who may record what: the assignee does the work; anyone may cancel or update
+ASSIGNEE_ONLY = {
+    "sortie_started",
+    "sortie_progress",
+    "sortie_blocked",
+    "sortie_resumed",
+    "sortie_completed",
+}
+
+
+def _spec(type_: str, sortie_id: str, data: dict[str, Any]) -> EventSpec:
+    from fleetgit.fleet import EventSpec
+
+    return EventSpec(type_, f"sortie/{sortie_id}", {"sortie_id": sortie_id, **data})
+
+
+def _me(fleet: Fleet) -> str:
+    me = fleet.actor
+    if not me:
+        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
+    return me
+
+
+def resolve(fleet: Fleet, ref: str) -> str:
+    return ids.resolve(fleet.index.conn, "sorties", "sortie_id", ref, "sortie", "srt")
+
+
+def row(fleet: Fleet, sortie_id: str) -> dict[str, Any]:
+    conn = fleet.index.conn
+    cur = conn.execute("SELECT * FROM sorties WHERE sortie_id = ?", (sortie_id,))
+    out = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+    out["files"] = orjson.loads(out["files"])
+    out["depends_on"] = [
+        {"sortie_id": d, "status": s}
+        for d, s in conn.execute(
+            "SELECT d.depends_on, coalesce(s.status, 'unknown') FROM sortie_deps d"
+            " LEFT JOIN sorties s ON s.sortie_id = d.depends_on WHERE d.sortie_id = ?"
+            " ORDER BY d.depends_on",
+            (sortie_id,),
+        )
+    ]
+    return out
+
+
+def _files(files: Sequence[str]) -> list[str]:
+    return [patterns.normalize(f, allow_broad=True) for f in files]
+
+
+def create(
+    fleet: Fleet,
+    title: str,
+    *,
+    mission: str | None = None,
+    description: str | None = None,
+    priority: str = "medium",
+    files: Sequence[str] = (),
+    depends_on: Sequence[str] = (),
+) -> str:
+    sortie_id = clock.short_id("srt")
+    paths = _files(files)
+
+    def plan() -> list[EventSpec]:
+        mission_id = missions.resolve(fleet, mission) if mission else None
+        if mission_id and missions.row(fleet, mission_id)["status"] in ("completed", "cancelled"):
+            raise ValidationError(f"mission {mission_id} is closed: cannot add sorties to it")
+        deps = list(dict.fromkeys(resolve(fleet, d) for d in depends_on))
+        data = {
+            "mission_id": mission_id,
+            "title": title,
+            "description": description,
+            "priority": priority,
+            "files": paths,
+            "depends_on": deps,
+        }
+        return [_spec("sortie_created", sortie_id, data)]
+
+    fleet.transact(plan)
+    return sortie_id
+
+
+def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me: str) -> None:
+    allowed, _ = TRANSITIONS[event_type]
+    sid, status = current["sortie_id"], current["status"]
+    if status not in allowed:
+        verb = event_type.removeprefix("sortie_")
+        raise ValidationError(
+            f"sortie {sid} is {status}: cannot record it as {verb}",
+            hint=f"allowed from: {', '.join(allowed)}",
+        )
+    if event_type in ASSIGNEE_ONLY and current["assignee"] != me:
+        holder = current["assignee"] or "nobody"
+        raise ConflictError(
+            f"sortie {sid} is assigned to {holder}, not {me}", hint=f"fleetgit sortie claim {sid}"
+        )
+    if event_type == "sortie_started":
+        waiting = [d["sortie_id"] for d in current["depends_on"] if d["status"] != "completed"]
+        if waiting:
+            raise ConflictError(
+                f"sortie {sid} waits for {', '.join(waiting)} to complete",
+                hint="fleetgit sortie list --ready shows what can start now",
+            )
+
+
+def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None) -> str:
+    """start, resume, complete, progress, block, cancel: if the state machine allows it."""
+    me = _me(fleet) if event_type in ASSIGNEE_ONLY else fleet.actor or ""
+
+    def plan() -> list[EventSpec]:
+        sid = resolve(fleet, ref)
+        _check_transition(fleet, row(fleet, sid), event_type, me)
+        return [_spec(event_type, sid, data or {})]
+
+    return str(fleet.transact(plan)[0].data["sortie_id"])
+
+
+def claim(
+    fleet: Fleet, ref: str, *, reserve: bool = False, ttl: str | None = None
+) -> dict[str, Any]:
+    """Assign the sortie to me; refused while another active pilot holds it. With `reserve`,
+    its files are reserved in the same batch: all of it happens, or none."""
+    from fleetgit.reservations import _ttl, reserve_specs
+
+    me = _me(fleet)
+
+    def plan() -> list[EventSpec]:
+        sid = resolve(fleet, ref)
+        current = row(fleet, sid)
+        _check_transition(fleet, current, "sortie_assigned", me)
+        holder = current["assignee"]
+        if holder == me:
+            raise ConflictError(f"sortie {sid} is already yours")
+        if holder and fleet.is_active(holder):
+            seen = fleet.last_seen().get(holder, 0)
+            ago = format_duration((clock.now_ms() - seen) / 1000)
+            raise ConflictError(
+                f"sortie {sid} is held by {holder} (active {ago} ago)",
+                hint=f"ask {holder}, or wait until they have been silent for"
+                f" {format_duration(fleet.config.pilot_active_window_seconds)}",
+            )
+        specs = [_spec("sortie_assigned", sid, {"assignee": me, "previous_assignee": holder})]
+        if reserve and current["files"]:
+            specs += reserve_specs(
+                fleet,
+                me,
+                current["files"],
+                shared=False,
+                seconds=_ttl(fleet, ttl),
+                reason=f"sortie {sid}",
+            )
+        return specs
+
+    sid = fleet.transact(plan)[0].data["sortie_id"]
+    return row(fleet, sid)
+
+
+def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
+    """A path sid -> ... -> sid through the dependency graph if `deps` would close one."""
+    edges: dict[str, list[str]] = {}
+    for a, b in fleet.index.conn.execute("SELECT sortie_id, depends_on FROM sortie_deps"):
+        edges.setdefault(a, []).append(b)
+    edges[sid] = deps
+    stack = [(d, [sid, d]) for d in deps]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        if node == sid:
+            return path
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend((n, [*path, n]) for n in edges.get(node, []))
+    return None
+
+
+def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise ValidationError("nothing to update", hint="pass --title, --priority, --file, ...")
+    if "files" in changes:
+        changes["files"] = _files(changes["files"])
+    me = fleet.actor or ""  # anyone may update a sortie
+
+    def plan() -> list[EventSpec]:
+        sid = resolve(fleet, ref)
+        current = row(fleet, sid)
+        _check_transition(fleet, current, "sortie_updated", me)
+        data = dict(changes)
+        if "mission_id" in data:
+            data["mission_id"] = missions.resolve(fleet, data["mission_id"])
+        if "depends_on" in data:
+            data["depends_on"] = list(dict.fromkeys(resolve(fleet, d) for d in data["depends_on"]))
+            loop = _cycle(fleet, sid, data["depends_on"])
+            if loop:
+                raise ValidationError(f"dependency cycle: {' -> '.join(loop)}")
+        return [_spec("sortie_updated", sid, {"changes": data})]
+
+    return str(fleet.transact(plan)[0].data["sortie_id"])
+
+
+def listing(
+    fleet: Fleet,
+    *,
+    mission: str | None = None,
+    status: str | None = None,
+    assigned_to: str | None = None,
+    ready: bool = False,
+) -> list[dict[str, Any]]:
+    where, params = [], []
+    if mission:
+        where.append("s.mission_id = ?")
+        params.append(missions.resolve(fleet, mission))
+    if status:
+        where.append("s.status = ?")
+        params.append(status)
+    if assigned_to:
+        where.append("s.assignee = ?")
+        params.append(assigned_to)
+    if ready:  # open, and every dependency completed
+        where.append(
+            "s.status = 'open' AND NOT EXISTS (SELECT 1 FROM sortie_deps d LEFT JOIN sorties x"
+            " ON x.sortie_id = d.depends_on WHERE d.sortie_id = s.sortie_id"
+            " AND coalesce(x.status, '') != 'completed')"
+        )
+    sql = (
+        "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
+        " s.created_hlc FROM sorties s"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+        + " ORDER BY CASE s.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
+        " WHEN 'medium' THEN 2 ELSE 3 END, s.created_hlc"
+    )
+    cur = fleet.index.conn.execute(sql, params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def show(fleet: Fleet, ref: str) -> dict[str, Any]:
+    sid = resolve(fleet, ref)
+    out = row(fleet, sid)
+    out["dependents"] = [
+        r[0]
+        for r in fleet.index.conn.execute(
+            "SELECT sortie_id FROM sortie_deps WHERE depends_on = ? ORDER BY sortie_id", (sid,)
+        )
+    ]
+    return out
