@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fleetgit.cli import crew, ledger, reserving
+from fleetgit.cli import coordination, crew, ledger, reserving
 from fleetgit.cli.common import Globals
 
 app = typer.Typer(
@@ -39,6 +39,7 @@ def _globals(
 ledger.register(app)
 reserving.register(app)
 crew.register(app)
+coordination.register(app)
 
 
 def main() -> None:

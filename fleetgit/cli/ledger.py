@@ -140,12 +140,22 @@ def events(
     after: Annotated[int | None, typer.Option("--after", help="Only positions after POS.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
+    consumer: Annotated[
+        str | None,
+        typer.Option("--consumer", metavar="NAME", help="What this cursor has not seen."),
+    ] = None,
+    advance: Annotated[
+        bool, typer.Option("--advance", help="With --consumer: move it past them.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List events in total order (hlc, writer, wseq).
+    """List events in total order (hlc, writer, wseq), or a consumer's unseen ones by position.
 
     Example: fleetgit events --type mission_created --since -1h --limit 10
     """
+    if consumer is not None:
+        _consume(ctx, consumer, advance, limit, as_json)
+        return
     for t in types or []:
         catalogue.event_type(t)
     flt = EventFilter(
@@ -166,6 +176,21 @@ def events(
         typer.echo(_event_rows(found))
     else:
         typer.echo("no events")
+
+
+def _consume(
+    ctx: typer.Context, name: str, advance: bool, limit: int | None, as_json: bool
+) -> None:
+    from fleetgit import cursors
+
+    with open_fleet(ctx) as fleet:
+        found = cursors.unread(fleet, name, limit=limit)
+        if advance and found:
+            cursors.advance(fleet, name, max(e.pos or 0 for e in found))
+    if as_json:
+        print_json([e.to_json() for e in found])
+    else:
+        typer.echo(_event_rows(found) if found else f"nothing new for {name}")
 
 
 @boundary

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 
 from fleetgit import catalogue
-from fleetgit.folds import Ev, missions, pilots, reservations, sorties
+from fleetgit.folds import Ev, locks, missions, pilots, reservations, sorties, workorders
 
-MODULES: tuple[ModuleType, ...] = (reservations, pilots, missions, sorties)
+MODULES: tuple[ModuleType, ...] = (reservations, pilots, missions, sorties, workorders, locks)
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
 DDL = "".join(m.DDL for m in MODULES)
 TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES)

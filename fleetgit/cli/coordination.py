@@ -1,0 +1,278 @@
+"""Work order, lock and cursor commands."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from fleetgit import cursors, locks, workorders
+from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+
+workorder_app = typer.Typer(help="Work orders: small tasks under a sortie.", no_args_is_help=True)
+lock_app = typer.Typer(help="Named locks with a TTL.", no_args_is_help=True)
+cursor_app = typer.Typer(help="Consumer cursors (positions of this clone).", no_args_is_help=True)
+AsOf = Annotated[
+    int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    groups: list[tuple[typer.Typer, str, list[tuple[str, Callable[..., None]]]]] = [
+        (
+            workorder_app,
+            "workorder",
+            [
+                ("create", wo_create),
+                ("list", wo_list),
+                ("show", wo_show),
+                ("assign", wo_assign),
+                ("status", wo_status),
+                ("complete", wo_complete),
+            ],
+        ),
+        (
+            lock_app,
+            "lock",
+            [("acquire", lock_acquire), ("release", lock_release), ("list", lock_list)],
+        ),
+        (
+            cursor_app,
+            "cursor",
+            [("show", cursor_show), ("advance", cursor_advance), ("reset", cursor_reset)],
+        ),
+    ]
+    for group, group_name, commands in groups:
+        for name, fn in commands:
+            group.command(name)(fn)
+        app.add_typer(group, name=group_name)
+
+
+def _wo_rows(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no work orders"
+    return table(
+        [
+            (r["work_order_id"], r["sortie_id"], r["status"], r["assignee"] or "-", r["title"])
+            for r in rows
+        ],
+        ["ID", "SORTIE", "STATUS", "ASSIGNEE", "TITLE"],
+    )
+
+
+@boundary
+def wo_create(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE")],
+    sortie: Annotated[str, typer.Option("--sortie", metavar="ID")],
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    priority: Annotated[str, typer.Option("--priority")] = "medium",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a work order under a sortie; prints its id.
+
+    Example: fleetgit workorder create "Write lexer tests" --sortie srt-4q2x
+    """
+    with open_fleet(ctx) as fleet:
+        wid = workorders.create(
+            fleet, title, sortie=sortie, description=description, priority=priority
+        )
+        out = workorders.show(fleet, wid)
+    print_json(out) if as_json else typer.echo(wid)
+
+
+@boundary
+def wo_list(
+    ctx: typer.Context,
+    sortie: Annotated[str | None, typer.Option("--sortie", metavar="ID")] = None,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List work orders.
+
+    Example: fleetgit workorder list --sortie srt-4q2x
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        rows = workorders.listing(fleet, sortie=sortie)
+    print_json(rows) if as_json else typer.echo(_wo_rows(rows))
+
+
+@boundary
+def wo_show(
+    ctx: typer.Context,
+    work_order: Annotated[str, typer.Argument(metavar="ID")],
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a work order.
+
+    Example: fleetgit workorder show wo-8d2k
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        out = workorders.show(fleet, work_order)
+    print_json(out) if as_json else typer.echo("\n".join(f"{k:14} {v}" for k, v in out.items()))
+
+
+def _wo_change(
+    ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
+) -> None:
+    with open_fleet(ctx) as fleet:
+        wid = workorders.change(fleet, ref, event_type, data)
+        out = workorders.show(fleet, wid)
+    print_json(out) if as_json else typer.echo(f"work order {wid}: {out['status']}")
+
+
+@boundary
+def wo_assign(
+    ctx: typer.Context,
+    work_order: Annotated[str, typer.Argument(metavar="ID")],
+    callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Assign a work order to a pilot.
+
+    Example: fleetgit workorder assign wo-8d2k goose
+    """
+    _wo_change(ctx, work_order, "work_order_assigned", {"assignee": callsign}, as_json)
+
+
+@boundary
+def wo_status(
+    ctx: typer.Context,
+    work_order: Annotated[str, typer.Argument(metavar="ID")],
+    status: Annotated[
+        str,
+        typer.Argument(
+            metavar="STATUS", help="open|assigned|in_progress|blocked|completed|cancelled"
+        ),
+    ],
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a work order's status.
+
+    Example: fleetgit workorder status wo-8d2k in_progress --note "half done"
+    """
+    _wo_change(
+        ctx, work_order, "work_order_status_changed", {"status": status, "note": note}, as_json
+    )
+
+
+@boundary
+def wo_complete(
+    ctx: typer.Context,
+    work_order: Annotated[str, typer.Argument(metavar="ID")],
+    summary: Annotated[str | None, typer.Option("--summary")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Complete a work order.
+
+    Example: fleetgit workorder complete wo-8d2k --summary "12 tests"
+    """
+    _wo_change(
+        ctx, work_order, "work_order_completed", {"result": "success", "summary": summary}, as_json
+    )
+
+
+@boundary
+def lock_acquire(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(metavar="KEY")],
+    ttl: Annotated[
+        str | None, typer.Option("--ttl", help="How long it is held (default 5m).")
+    ] = None,
+    wait: Annotated[
+        str | None, typer.Option("--wait", help="Retry until this long has passed.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Take a named lock (exit 1 if another pilot holds it past --wait).
+
+    Example: fleetgit --as viper-1 lock acquire db-migrations --ttl 10m --wait 30s
+    """
+    with open_fleet(ctx) as fleet:
+        out = locks.acquire(fleet, key, ttl=ttl, wait=wait)
+    print_json(out) if as_json else typer.echo(f"lock {key} is yours for {out['seconds_left']}s")
+
+
+@boundary
+def lock_release(
+    ctx: typer.Context, key: Annotated[str, typer.Argument(metavar="KEY")], as_json: JsonOpt = False
+) -> None:
+    """Release a lock you hold.
+
+    Example: fleetgit --as viper-1 lock release db-migrations
+    """
+    with open_fleet(ctx) as fleet:
+        out = locks.release(fleet, key)
+    print_json(out) if as_json else typer.echo(f"released lock {key}")
+
+
+@boundary
+def lock_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List held locks.
+
+    Example: fleetgit lock list
+    """
+    with open_fleet(ctx) as fleet:
+        rows = locks.listing(fleet)
+    human = (
+        table(
+            [(r["lock_key"], r["holder"], f"{r['seconds_left']}s") for r in rows],
+            ["KEY", "HOLDER", "LEFT"],
+        )
+        if rows
+        else "no locks held"
+    )
+    print_json(rows) if as_json else typer.echo(human)
+
+
+@boundary
+def cursor_show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a consumer cursor and how many events wait after it.
+
+    Example: fleetgit cursor show indexer
+    """
+    with open_fleet(ctx) as fleet:
+        out = cursors.show(fleet, name)
+    print_json(out) if as_json else typer.echo(
+        f"{name}: pos {out['pos']}, {out['pending']} pending"
+    )
+
+
+@boundary
+def cursor_advance(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    to: Annotated[int, typer.Option("--to", metavar="POS")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Move a cursor to a position.
+
+    Example: fleetgit cursor advance indexer --to 120
+    """
+    with open_fleet(ctx) as fleet:
+        out = cursors.advance(fleet, name, to)
+    print_json(out) if as_json else typer.echo(
+        f"{name}: pos {out['pos']}, {out['pending']} pending"
+    )
+
+
+@boundary
+def cursor_reset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Reset a cursor to the start.
+
+    Example: fleetgit cursor reset indexer
+    """
+    with open_fleet(ctx) as fleet:
+        out = cursors.reset(fleet, name)
+    print_json(out) if as_json else typer.echo(f"{name}: pos 0, {out['pending']} pending")

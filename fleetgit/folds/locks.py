@@ -1,0 +1,54 @@
+"""Locks: named, with a TTL. An acquisition counts only if the lock was free at that moment of
+the total order (released, expired by the event's own time, or never taken), so two clones that
+both took a free lock agree that the first in total order holds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetgit.folds import Ev, Rows
+
+KIND = "lock"
+KEY = "lock_key"
+TABLES = ("locks",)
+DDL = """
+CREATE TABLE IF NOT EXISTS locks (
+    lock_key TEXT PRIMARY KEY,
+    holder TEXT,
+    acquired_ms INTEGER,
+    expires_ms INTEGER,
+    released INTEGER NOT NULL DEFAULT 1,
+    timeouts INTEGER NOT NULL DEFAULT 0,
+    last_pos INTEGER NOT NULL
+);
+"""
+
+
+def fold(events: list[Ev]) -> Rows:
+    row: dict[str, Any] | None = None
+    for e in events:
+        d = e.data
+        if row is None:
+            row = {
+                "lock_key": d["lock_key"],
+                "holder": None,
+                "acquired_ms": None,
+                "expires_ms": None,
+                "released": 1,
+                "timeouts": 0,
+                "last_pos": e.pos,
+            }
+        free = row["released"] or (row["expires_ms"] or 0) <= e.ms
+        if e.type == "lock_acquired" and (free or row["holder"] == d["holder"]):
+            row.update(
+                holder=d["holder"],
+                acquired_ms=e.ms,
+                released=0,
+                expires_ms=e.ms + d["ttl_seconds"] * 1000,
+            )
+        elif e.type == "lock_released" and not row["released"] and row["holder"] == d["holder"]:
+            row["released"] = 1
+        elif e.type == "lock_timeout":
+            row["timeouts"] += 1
+        row["last_pos"] = e.pos
+    return {"locks": [row]} if row else {}

@@ -1,0 +1,88 @@
+"""Work orders, locks and cursors through the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
+    return cli(repo, "--as", who, *args)
+
+
+def test_work_orders(repo: Path, cli: Any) -> None:
+    sid = cli(repo, "sortie", "create", "Lexer").out.strip()
+    wid = cli(repo, "workorder", "create", "Write tests", "--sortie", sid[:9]).out.strip()
+    assert wid.startswith("wo-")
+    assert cli(repo, "workorder", "assign", wid, "goose").code == 0
+    assert cli(repo, "workorder", "status", wid, "in_progress", "--note", "half").code == 0
+    assert cli(repo, "workorder", "status", wid, "sleeping").code == 1
+    assert cli(repo, "workorder", "complete", wid, "--summary", "12 tests").code == 0
+    res = cli(repo, "workorder", "assign", wid, "ice")
+    assert res.code == 1 and "is completed" in res.err
+    (row,) = cli(repo, "workorder", "list", "--sortie", sid, "--json").json()
+    assert (row["status"], row["assignee"], row["summary"]) == ("completed", "goose", "12 tests")
+    assert cli(repo, "workorder", "create", "x", "--sortie", "srt-nope").code == 1
+
+
+def test_lock_contention_timeout_and_release_rules(repo: Path, cli: Any) -> None:
+    assert as_(cli, repo, "viper", "lock", "acquire", "db", "--ttl", "10m").code == 0
+    assert as_(cli, repo, "viper", "lock", "acquire", "db").code == 0  # re-entrant: extends
+    t0 = time.monotonic()
+    res = as_(cli, repo, "goose", "lock", "acquire", "db", "--wait", "1s")
+    assert res.code == 1 and "held by viper" in res.err and time.monotonic() - t0 >= 1
+    (timeout,) = cli(repo, "events", "--type", "lock_timeout", "--json").json()
+    assert timeout["data"]["waiter"] == "goose" and timeout["data"]["waited_ms"] >= 1000
+    res = as_(cli, repo, "goose", "lock", "release", "db")
+    assert res.code == 1 and "only the holder" in res.err
+    assert [r["holder"] for r in cli(repo, "lock", "list", "--json").json()] == ["viper"]
+    assert as_(cli, repo, "viper", "lock", "release", "db").code == 0
+    assert as_(cli, repo, "goose", "lock", "acquire", "db", "--ttl", "1s").code == 0
+    time.sleep(1.2)
+    assert as_(cli, repo, "ice", "lock", "acquire", "db").code == 0  # expired: can be taken
+    assert cli(repo, "lock", "acquire", "bad/key", "--as", "x").code != 0
+
+
+WAITER = """
+import sys
+from fleetgit import locks
+from fleetgit.fleet import Fleet
+with Fleet.open(sys.argv[1], actor=sys.argv[2]) as fleet:
+    try:
+        locks.acquire(fleet, "deploy", ttl="1h")
+        print("got")
+    except Exception:
+        print("busy")
+"""
+
+
+def test_racing_processes_one_lock_holder(repo: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WAITER, str(repo), f"p{i}"], stdout=subprocess.PIPE, text=True
+        )
+        for i in range(5)
+    ]
+    results = sorted(p.communicate(timeout=120)[0].strip() for p in procs)
+    assert results == ["busy"] * 4 + ["got"]
+
+
+def test_cursors_and_consumers(repo: Path, cli: Any) -> None:
+    for i in range(3):
+        cli(repo, "mission", "create", f"m{i}")
+    assert cli(repo, "cursor", "show", "indexer", "--json").json()["pending"] == 3
+    first = cli(
+        repo, "events", "--consumer", "indexer", "--limit", "2", "--advance", "--json"
+    ).json()
+    assert [e["pos"] for e in first] == [1, 2]
+    rest = cli(repo, "events", "--consumer", "indexer", "--advance", "--json").json()
+    assert [e["pos"] for e in rest] == [3]
+    assert cli(repo, "events", "--consumer", "indexer", "--json").json() == []
+    assert cli(repo, "cursor", "advance", "indexer", "--to", "1", "--json").json()["pending"] == 2
+    assert cli(repo, "cursor", "advance", "indexer", "--to", "99").code == 1
+    cli(repo, "index", "rebuild")
+    assert cli(repo, "cursor", "show", "indexer", "--json").json()["pos"] == 1  # kept
+    assert cli(repo, "cursor", "reset", "indexer", "--json").json()["pos"] == 0
