@@ -32,7 +32,8 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
     if f.kind == "list":
         return st.lists(NAME, min_size=max(f.min_items, 0), max_size=4)
     keys = st.sampled_from(f.allowed_keys) if f.allowed_keys else st.text(min_size=1, max_size=5)
-    return st.dictionaries(keys, st.text(max_size=5), max_size=3)
+    text = st.text(max_size=5).filter(lambda t: "\x00" not in t)
+    return st.dictionaries(keys, text, max_size=3)
 
 
 @st.composite
