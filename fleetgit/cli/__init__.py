@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fleetgit.cli import coordination, crew, ledger, reserving
+from fleetgit.cli import coordination, crew, ledger, reserving, squawking
 from fleetgit.cli.common import Globals
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ ledger.register(app)
 reserving.register(app)
 crew.register(app)
 coordination.register(app)
+squawking.register(app)
 
 
 def main() -> None:

@@ -17,9 +17,26 @@ from typing import Any
 import orjson
 
 from fleetgit import catalogue
-from fleetgit.folds import Ev, locks, missions, pilots, reservations, sorties, workorders
+from fleetgit.folds import (
+    Ev,
+    locks,
+    messages,
+    missions,
+    pilots,
+    reservations,
+    sorties,
+    workorders,
+)
 
-MODULES: tuple[ModuleType, ...] = (reservations, pilots, missions, sorties, workorders, locks)
+MODULES: tuple[ModuleType, ...] = (
+    reservations,
+    pilots,
+    missions,
+    sorties,
+    workorders,
+    locks,
+    messages,
+)
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
 DDL = "".join(m.DDL for m in MODULES)
 TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES)

@@ -33,6 +33,17 @@ _COLUMNS = (
 _TAIL = 256  # bytes before a file's ingested offset that must still match to resume from it
 
 
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (a trigger body holds semicolons of its own)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s.rstrip(";").strip()]
+
+
 def tail_hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
@@ -110,9 +121,8 @@ class IndexDB:
                     " WHERE type = 'table' AND name != 'sqlite_sequence'"
                 ).fetchall():
                     conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-            for statement in (DDL + projections.DDL).split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(DDL + projections.DDL):
+                conn.execute(statement)
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )

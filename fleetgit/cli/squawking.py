@@ -1,0 +1,216 @@
+"""Squawk commands: send, inbox, read, ack, archive, thread, search, sent."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from fleetgit import squawk
+from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+
+squawk_app = typer.Typer(help="Messages between pilots.", no_args_is_help=True)
+MsgId = Annotated[str, typer.Argument(metavar="ID")]
+AsOf = Annotated[
+    int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    commands: list[tuple[str, Callable[..., None]]] = [
+        ("send", send),
+        ("inbox", inbox),
+        ("read", read),
+        ("ack", ack),
+        ("archive", archive),
+        ("thread", thread),
+        ("search", search),
+        ("sent", sent),
+    ]
+    for name, fn in commands:
+        squawk_app.command(name)(fn)
+    app.add_typer(squawk_app, name="squawk")
+
+
+def _list(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo(empty)
+        return
+    typer.echo(
+        table(
+            [
+                (
+                    r["message_id"],
+                    r["sent_at"][:19].replace("T", " "),
+                    r["sender"] or "-",
+                    r["importance"],
+                    "" if r.get("read", True) else "new",
+                    r["subject"],
+                )
+                for r in rows
+            ],
+            ["ID", "SENT (UTC)", "FROM", "IMPORTANCE", "", "SUBJECT"],
+        )
+    )
+
+
+def _one(out: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(out)
+        return
+    who = ", ".join(
+        f"{r['callsign']}{' (cc)' if r['kind'] == 'cc' else ''}" for r in out["recipients"]
+    )
+    typer.echo(f"{out['message_id']}  {out['sent_at']}  from {out['sender']} to {who}")
+    flags = out["importance"] + (", ack required" if out["ack_required"] else "")
+    typer.echo(f"subject: {out['subject']}  [{flags}]")
+    typer.echo(f"thread:  {out['thread_id']}\n\n{out['body']}")
+
+
+@boundary
+def send(
+    ctx: typer.Context,
+    to: Annotated[
+        list[str],
+        typer.Option("--to", metavar="C[,C...]", help="Recipients (repeat or comma-separate)."),
+    ],
+    subject: Annotated[str, typer.Option("--subject")],
+    body: Annotated[str, typer.Option("--body")] = "",
+    cc: Annotated[list[str] | None, typer.Option("--cc", metavar="C")] = None,
+    thread_id: Annotated[str | None, typer.Option("--thread", metavar="T")] = None,
+    reply_to: Annotated[
+        str | None,
+        typer.Option("--reply-to", metavar="ID", help="Answer a message, in its thread."),
+    ] = None,
+    importance: Annotated[
+        str, typer.Option("--importance", help="low|normal|high|critical")
+    ] = "normal",
+    ack_required: Annotated[bool, typer.Option("--ack-required")] = False,
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Send to unregistered callsigns.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send a message; prints its id.
+
+    Example: fleetgit --as viper-1 squawk send --to goose,ice --subject "Lexer API"
+    --body "tokens are frozen" --ack-required
+    """
+    with open_fleet(ctx) as fleet:
+        mid = squawk.send(
+            fleet,
+            to,
+            subject,
+            body,
+            cc=cc or [],
+            thread=thread_id,
+            reply_to=reply_to,
+            importance=importance,
+            ack_required=ack_required,
+            allow_unknown=allow_unknown,
+        )
+        out = squawk.message(fleet, mid)
+    print_json(out) if as_json else typer.echo(mid)
+
+
+@boundary
+def inbox(
+    ctx: typer.Context,
+    unread: Annotated[bool, typer.Option("--unread", help="Only unread ones.")] = False,
+    include_archived: Annotated[bool, typer.Option("--all", help="Include archived ones.")] = False,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Your messages, newest first.
+
+    Example: fleetgit --as goose squawk inbox --unread
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        rows = squawk.inbox(fleet, unread=unread, include_archived=include_archived)
+    _list(rows, as_json, "inbox empty")
+
+
+@boundary
+def read(ctx: typer.Context, message: MsgId, as_json: JsonOpt = False) -> None:
+    """Show a message and mark it read.
+
+    Example: fleetgit --as goose squawk read msg-3k9d
+    """
+    with open_fleet(ctx) as fleet:
+        out = squawk.mark(fleet, message, "message_read")
+    _one(out, as_json)
+
+
+@boundary
+def ack(
+    ctx: typer.Context,
+    message: MsgId,
+    notes: Annotated[str | None, typer.Option("--notes")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Acknowledge a message addressed to you.
+
+    Example: fleetgit --as goose squawk ack msg-3k9d --notes "on it"
+    """
+    with open_fleet(ctx) as fleet:
+        out = squawk.mark(fleet, message, "message_acknowledged", {"notes": notes})
+    print_json(out) if as_json else typer.echo(f"acknowledged {out['message_id']}")
+
+
+@boundary
+def archive(ctx: typer.Context, message: MsgId, as_json: JsonOpt = False) -> None:
+    """Archive a message in your inbox.
+
+    Example: fleetgit --as goose squawk archive msg-3k9d
+    """
+    with open_fleet(ctx) as fleet:
+        out = squawk.mark(fleet, message, "message_archived")
+    print_json(out) if as_json else typer.echo(f"archived {out['message_id']}")
+
+
+@boundary
+def thread(
+    ctx: typer.Context, ref: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+) -> None:
+    """Show a whole thread (give any message of it, or the thread id).
+
+    Example: fleetgit squawk thread msg-3k9d
+    """
+    with open_fleet(ctx) as fleet:
+        rows = squawk.thread(fleet, ref)
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        _one(r, False)
+        typer.echo("")
+
+
+@boundary
+def search(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(metavar="QUERY")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Full-text search over subjects and bodies (SQLite FTS5 syntax).
+
+    Example: fleetgit squawk search 'lexer AND tests'
+    """
+    with open_fleet(ctx) as fleet:
+        rows = squawk.search(fleet, query)
+    _list(rows, as_json, "no messages match")
+
+
+@boundary
+def sent(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Messages you sent, newest first.
+
+    Example: fleetgit --as viper-1 squawk sent
+    """
+    with open_fleet(ctx) as fleet:
+        rows = squawk.sent(fleet)
+    _list(rows, as_json, "nothing sent")

@@ -1,0 +1,95 @@
+"""Squawk messages: the message, its recipients' read/ack/archive state, and full-text search
+(an FTS5 index kept in step with the messages table by triggers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetgit.folds import Ev, Rows
+
+KIND = "message"
+KEY = "message_id"
+TABLES = ("messages", "recipients")
+DDL = """
+CREATE TABLE IF NOT EXISTS messages (
+    rid INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    sender TEXT,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    reply_to TEXT,
+    importance TEXT NOT NULL,
+    ack_required INTEGER NOT NULL,
+    sent_hlc INTEGER NOT NULL,
+    last_pos INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_thread ON messages (thread_id, sent_hlc);
+CREATE INDEX IF NOT EXISTS messages_sender ON messages (sender, sent_hlc);
+CREATE TABLE IF NOT EXISTS recipients (
+    message_id TEXT NOT NULL,
+    callsign TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    read_ms INTEGER,
+    acked_ms INTEGER,
+    ack_notes TEXT,
+    archived INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (message_id, callsign)
+);
+CREATE INDEX IF NOT EXISTS recipients_inbox ON recipients (callsign, archived);
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5(subject, body, content='messages', content_rowid='rid');
+CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, subject, body) VALUES (new.rid, new.subject, new.body);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, subject, body)
+    VALUES ('delete', old.rid, old.subject, old.body);
+END;
+"""
+
+
+def fold(events: list[Ev]) -> Rows:
+    msg: dict[str, Any] | None = None
+    rcpt: dict[str, dict[str, Any]] = {}
+    for e in events:
+        d = e.data
+        if e.type == "message_sent":
+            if msg is None:
+                msg = {
+                    "message_id": d["message_id"],
+                    "sender": e.actor,
+                    "subject": d["subject"],
+                    "body": d.get("body") or "",
+                    "thread_id": d.get("thread_id") or d["message_id"],
+                    "reply_to": d.get("reply_to"),
+                    "importance": d.get("importance") or "normal",
+                    "ack_required": int(bool(d.get("ack_required"))),
+                    "sent_hlc": e.hlc,
+                    "last_pos": e.pos,
+                }
+                for kind in ("cc", "to"):  # "to" wins over "cc" for someone named in both
+                    for who in d.get(kind) or []:
+                        rcpt[who] = {
+                            "message_id": d["message_id"],
+                            "callsign": who,
+                            "kind": kind,
+                            "read_ms": None,
+                            "acked_ms": None,
+                            "ack_notes": None,
+                            "archived": 0,
+                        }
+            continue
+        who = d.get("reader") or d.get("by")
+        if msg is None or who not in rcpt:
+            continue
+        r = rcpt[who]
+        r["read_ms"] = r["read_ms"] or e.ms
+        if e.type == "message_acknowledged" and r["acked_ms"] is None:
+            r.update(acked_ms=e.ms, ack_notes=d.get("notes"))
+        elif e.type == "message_archived":
+            r["archived"] = 1
+        msg["last_pos"] = e.pos
+    if msg is None:
+        return {}
+    return {"messages": [msg], "recipients": list(rcpt.values())}

@@ -1,0 +1,223 @@
+"""Squawk: messages between pilots, with threads, read/ack/archive state and full-text search."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from fleetgit import clock, ids
+from fleetgit.errors import ConflictError, ValidationError
+from fleetgit.identity import check_callsign
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fleetgit.fleet import EventSpec, Fleet
+
+_COLUMNS = (
+    "m.message_id, m.sender, m.subject, m.body, m.thread_id, m.reply_to, m.importance,"
+    " m.ack_required, m.sent_hlc"
+)
+
+
+def _spec(type_: str, mid: str, data: dict[str, Any]) -> EventSpec:
+    from fleetgit.fleet import EventSpec
+
+    return EventSpec(type_, f"message/{mid}", {"message_id": mid, **data})
+
+
+def _me(fleet: Fleet) -> str:
+    me = fleet.actor
+    if not me:
+        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
+    return me
+
+
+def resolve(fleet: Fleet, ref: str) -> str:
+    return ids.resolve(fleet.index.conn, "messages", "message_id", ref, "squawk", "msg")
+
+
+def _split(names: Sequence[str]) -> list[str]:
+    out = [n.strip() for item in names for n in item.split(",") if n.strip()]
+    return list(dict.fromkeys(check_callsign(n) for n in out))
+
+
+def send(
+    fleet: Fleet,
+    to: Sequence[str],
+    subject: str,
+    body: str,
+    *,
+    cc: Sequence[str] = (),
+    thread: str | None = None,
+    reply_to: str | None = None,
+    importance: str = "normal",
+    ack_required: bool = False,
+    allow_unknown: bool = False,
+) -> str:
+    _me(fleet)  # the sender is the actor of the event
+    to_list, cc_list = _split(to), _split(cc)
+    if not to_list:
+        raise ValidationError("--to names nobody", hint="fleetgit squawk send --to goose ...")
+    mid = clock.short_id("msg")
+
+    def plan() -> list[EventSpec]:
+        if not allow_unknown:
+            known = {r[0] for r in fleet.index.conn.execute("SELECT callsign FROM pilots")}
+            unknown = [n for n in [*to_list, *cc_list] if n not in known]
+            if unknown:
+                raise ValidationError(
+                    f"unknown callsign(s): {', '.join(unknown)}",
+                    hint="register them (fleetgit pilot register), or pass --allow-unknown",
+                )
+        thread_id, parent = thread, None
+        if reply_to:
+            parent = resolve(fleet, reply_to)
+            thread_id = message(fleet, parent)["thread_id"]
+        data = {
+            "to": to_list,
+            "cc": cc_list,
+            "subject": subject,
+            "body": body,
+            "thread_id": thread_id or mid,
+            "reply_to": parent,
+            "importance": importance,
+            "ack_required": ack_required,
+        }
+        return [_spec("message_sent", mid, data)]
+
+    fleet.transact(plan)
+    return mid
+
+
+def message(fleet: Fleet, mid: str) -> dict[str, Any]:
+    cur = fleet.index.conn.execute(
+        f"SELECT {_COLUMNS} FROM messages m WHERE m.message_id = ?", (mid,)
+    )
+    out = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+    return _decorate(fleet, out)
+
+
+def _decorate(fleet: Fleet, out: dict[str, Any]) -> dict[str, Any]:
+    out["sent_at"] = clock.iso_ms(clock.hlc_ms(out.pop("sent_hlc")))
+    out["ack_required"] = bool(out["ack_required"])
+    out["recipients"] = [
+        {
+            "callsign": c,
+            "kind": k,
+            "read": r is not None,
+            "acked": a is not None,
+            "notes": n,
+            "archived": bool(x),
+        }
+        for c, k, r, a, n, x in fleet.index.conn.execute(
+            "SELECT callsign, kind, read_ms, acked_ms, ack_notes, archived FROM recipients"
+            " WHERE message_id = ? ORDER BY kind DESC, callsign",
+            (out["message_id"],),
+        )
+    ]
+    return out
+
+
+def _rows(fleet: Fleet, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cur = fleet.index.conn.execute(sql, params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def inbox(
+    fleet: Fleet, *, unread: bool = False, include_archived: bool = False
+) -> list[dict[str, Any]]:
+    me = _me(fleet)
+    where = ["r.callsign = ?"]
+    if not include_archived:
+        where.append("r.archived = 0")
+    if unread:
+        where.append("r.read_ms IS NULL")
+    rows = _rows(
+        fleet,
+        f"SELECT {_COLUMNS}, r.kind, r.read_ms IS NOT NULL AS read, r.acked_ms IS NOT NULL AS acked"
+        f" FROM recipients r JOIN messages m ON m.message_id = r.message_id"
+        f" WHERE {' AND '.join(where)} ORDER BY m.sent_hlc DESC",
+        [me],
+    )
+    for r in rows:
+        r["sent_at"] = clock.iso_ms(clock.hlc_ms(r.pop("sent_hlc")))
+        r["read"], r["acked"], r["ack_required"] = (
+            bool(r["read"]),
+            bool(r["acked"]),
+            bool(r["ack_required"]),
+        )
+    return rows
+
+
+def _recipient_state(fleet: Fleet, mid: str, me: str) -> tuple[Any, ...]:
+    row = fleet.index.conn.execute(
+        "SELECT read_ms, acked_ms, archived FROM recipients WHERE message_id = ? AND callsign = ?",
+        (mid, me),
+    ).fetchone()
+    if row is None:
+        raise ConflictError(
+            f"message {mid} is not addressed to {me}",
+            hint="only its recipients read, acknowledge or archive it",
+        )
+    return tuple(row)
+
+
+def mark(
+    fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """read, acknowledge or archive, as one of the recipients (idempotent for read)."""
+    me = _me(fleet)
+    key = {"message_read": "reader"}.get(event_type, "by")
+
+    def plan() -> list[EventSpec]:
+        mid = resolve(fleet, ref)
+        read, acked, archived = _recipient_state(fleet, mid, me)
+        done = {"message_read": read, "message_acknowledged": acked, "message_archived": archived}
+        if done[event_type]:
+            return []  # already so: nothing to record
+        return [_spec(event_type, mid, {key: me, **(data or {})})]
+
+    mid = resolve(fleet, ref)
+    fleet.transact(plan)
+    return message(fleet, mid)
+
+
+def thread(fleet: Fleet, ref: str) -> list[dict[str, Any]]:
+    conn = fleet.index.conn
+    found = conn.execute(
+        "SELECT thread_id FROM messages WHERE thread_id = ? LIMIT 1", (ref,)
+    ).fetchone()
+    thread_id = found[0] if found else message(fleet, resolve(fleet, ref))["thread_id"]
+    rows = _rows(
+        fleet,
+        f"SELECT {_COLUMNS} FROM messages m WHERE m.thread_id = ? ORDER BY m.sent_hlc",
+        [thread_id],
+    )
+    return [_decorate(fleet, r) for r in rows]
+
+
+def search(fleet: Fleet, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
+    try:
+        rows = _rows(
+            fleet,
+            f"SELECT {_COLUMNS} FROM messages_fts f JOIN messages m ON m.rid = f.rowid"
+            " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
+            [query, limit],
+        )
+    except sqlite3.OperationalError as exc:
+        raise ValidationError(
+            f"search {query!r}: {exc}",
+            hint="quote phrases: fleetgit squawk search '\"lexer tests\"'",
+        ) from None
+    return [_decorate(fleet, r) for r in rows]
+
+
+def sent(fleet: Fleet) -> list[dict[str, Any]]:
+    rows = _rows(
+        fleet,
+        f"SELECT {_COLUMNS} FROM messages m WHERE m.sender = ? ORDER BY m.sent_hlc DESC",
+        [_me(fleet)],
+    )
+    return [_decorate(fleet, r) for r in rows]

@@ -1,0 +1,102 @@
+"""Squawk: messages, threads, read/ack/archive state, search, through the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
+    return cli(repo, "--as", who, *args)
+
+
+def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose", "ice"):
+        cli(repo, "pilot", "register", who)
+    res = as_(
+        cli,
+        repo,
+        "viper",
+        "squawk",
+        "send",
+        "--to",
+        "goose,ice",
+        "--cc",
+        "viper",
+        "--subject",
+        "Lexer API frozen",
+        "--body",
+        "tokens are final",
+        "--ack-required",
+        "--importance",
+        "high",
+    )
+    assert res.code == 0, res.err
+    mid = res.out.strip()
+    inbox = as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json()
+    assert [m["message_id"] for m in inbox] == [mid] and inbox[0]["ack_required"]
+    read = as_(cli, repo, "goose", "squawk", "read", mid[:8], "--json").json()
+    assert read["body"] == "tokens are final"
+    assert as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json() == []
+    as_(cli, repo, "goose", "squawk", "read", mid)  # reading twice records nothing new
+    assert len(cli(repo, "events", "--type", "message_read", "--json").json()) == 1
+
+    res = as_(cli, repo, "maverick", "squawk", "ack", mid)
+    assert res.code == 1 and "not addressed to maverick" in res.err
+    assert as_(cli, repo, "ice", "squawk", "ack", mid, "--notes", "on it").code == 0
+    shown = as_(cli, repo, "ice", "squawk", "read", mid, "--json").json()
+    ice = next(r for r in shown["recipients"] if r["callsign"] == "ice")
+    assert ice["acked"] and ice["notes"] == "on it"
+
+    reply = as_(
+        cli,
+        repo,
+        "goose",
+        "squawk",
+        "send",
+        "--to",
+        "viper",
+        "--subject",
+        "Re: Lexer",
+        "--body",
+        "what about comments?",
+        "--reply-to",
+        mid,
+    ).out.strip()
+    thread = cli(repo, "squawk", "thread", reply, "--json").json()
+    assert [m["message_id"] for m in thread] == [mid, reply]
+    assert thread[1]["reply_to"] == mid and thread[1]["thread_id"] == mid
+
+    found = cli(repo, "squawk", "search", "comments", "--json").json()
+    assert [m["message_id"] for m in found] == [reply]
+    assert cli(repo, "squawk", "search", '"tokens are"', "--json").json()[0]["message_id"] == mid
+    assert cli(repo, "squawk", "search", "AND AND").code == 1
+
+    assert as_(cli, repo, "goose", "squawk", "archive", mid).code == 0
+    assert as_(cli, repo, "goose", "squawk", "inbox", "--json").json() == []
+    assert len(as_(cli, repo, "goose", "squawk", "inbox", "--all", "--json").json()) == 1
+    assert [
+        m["message_id"] for m in as_(cli, repo, "goose", "squawk", "sent", "--json").json()
+    ] == [reply]
+
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "nobody", "--subject", "x")
+    assert res.code == 1 and "unknown callsign" in res.err and "--allow-unknown" in res.err
+    assert (
+        as_(
+            cli,
+            repo,
+            "viper",
+            "squawk",
+            "send",
+            "--to",
+            "nobody",
+            "--subject",
+            "x",
+            "--allow-unknown",
+        ).code
+        == 0
+    )
+
+    before = {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)}
+    assert cli(repo, "index", "rebuild").code == 0
+    assert {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)} == before
