@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from fleetgit.cli import coordination, crew, ledger, reserving, squawking
+from fleetgit.cli import coordination, crew, ledger, recovery, reserving, squawking
 from fleetgit.cli.common import Globals
 
 app = typer.Typer(
@@ -41,6 +41,7 @@ reserving.register(app)
 crew.register(app)
 coordination.register(app)
 squawking.register(app)
+recovery.register(app)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import orjson
 from fleetgit import catalogue
 from fleetgit.folds import (
     Ev,
+    checkpoints,
     locks,
     messages,
     missions,
@@ -36,6 +37,7 @@ MODULES: tuple[ModuleType, ...] = (
     workorders,
     locks,
     messages,
+    checkpoints,
 )
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
 DDL = "".join(m.DDL for m in MODULES)

@@ -1,0 +1,148 @@
+"""Checkpoints: save where a pilot is, with what it holds, so `resume` can brief it later."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from fleetgit import clock, ids, missions, sorties
+from fleetgit.errors import NotFoundError, ValidationError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from fleetgit.fleet import EventSpec, Fleet
+
+
+def _spec(type_: str, cid: str, data: dict[str, Any]) -> EventSpec:
+    from fleetgit.fleet import EventSpec
+
+    return EventSpec(type_, f"checkpoint/{cid}", {"checkpoint_id": cid, **data})
+
+
+def _me(fleet: Fleet) -> str:
+    me = fleet.actor
+    if not me:
+        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
+    return me
+
+
+def resolve(fleet: Fleet, ref: str) -> str:
+    return ids.resolve(fleet.index.conn, "checkpoints", "checkpoint_id", ref, "checkpoint", "chk")
+
+
+def holdings(fleet: Fleet, me: str) -> dict[str, Any]:
+    """What `me` holds now: reservations, locks, unread messages."""
+    now = clock.now_ms()
+    conn = fleet.index.conn
+    reservations = conn.execute(
+        "SELECT pattern, exclusive FROM reservations WHERE holder = ? AND released = 0"
+        " AND expires_ms > ? ORDER BY pattern",
+        (me, now),
+    ).fetchall()
+    return {
+        "reservations": [p for p, _ in reservations],
+        "shared": [p for p, excl in reservations if not excl],
+        "locks": [
+            r[0]
+            for r in conn.execute(
+                "SELECT lock_key FROM locks WHERE holder = ? AND released = 0 AND expires_ms > ?"
+                " ORDER BY lock_key",
+                (me, now),
+            )
+        ],
+        "unread_messages": [
+            r[0]
+            for r in conn.execute(
+                "SELECT r.message_id FROM recipients r"
+                " JOIN messages m ON m.message_id = r.message_id WHERE r.callsign = ?"
+                " AND r.read_ms IS NULL AND r.archived = 0 ORDER BY m.sent_hlc",
+                (me,),
+            )
+        ],
+    }
+
+
+def create(
+    fleet: Fleet,
+    *,
+    mission: str | None = None,
+    sortie: str | None = None,
+    trigger: str = "manual",
+    progress: int | None = None,
+    summary: str | None = None,
+    next_steps: Sequence[str] = (),
+    blockers: Sequence[str] = (),
+    files: Sequence[str] = (),
+) -> str:
+    me = _me(fleet)
+    cid = clock.short_id("chk")
+
+    def plan() -> list[EventSpec]:
+        sid = sorties.resolve(fleet, sortie) if sortie else None
+        mid = missions.resolve(fleet, mission) if mission else None
+        if sid and not mid:
+            mid = sorties.row(fleet, sid)["mission_id"]
+        held = holdings(fleet, me)
+        data = {
+            "mission_id": mid,
+            "sortie_id": sid,
+            "trigger": trigger,
+            "progress_percent": progress,
+            "summary": summary,
+            "next_steps": list(next_steps),
+            "blockers": list(blockers),
+            "files_modified": list(files),
+            "reservations": held["reservations"],
+            "locks": held["locks"],
+            "unread_messages": held["unread_messages"],
+            "context": {"shared_reservations": held["shared"]},
+        }
+        return [_spec("checkpoint_created", cid, data)]
+
+    fleet.transact(plan)
+    return cid
+
+
+def _decorate(row: dict[str, Any]) -> dict[str, Any]:
+    details = orjson.loads(row.pop("details"))
+    row.update(details)
+    row["created_at"] = clock.iso_ms(clock.hlc_ms(row.pop("created_hlc")))
+    row["deleted"] = bool(row["deleted"])
+    return row
+
+
+def _rows(fleet: Fleet, where: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    cur = fleet.index.conn.execute(
+        f"SELECT * FROM checkpoints WHERE deleted = 0{where} ORDER BY created_hlc", params
+    )
+    names = [c[0] for c in cur.description]
+    return [_decorate(dict(zip(names, r, strict=True))) for r in cur]
+
+
+def show(fleet: Fleet, ref: str) -> dict[str, Any]:
+    cid = resolve(fleet, ref)
+    cur = fleet.index.conn.execute("SELECT * FROM checkpoints WHERE checkpoint_id = ?", (cid,))
+    return _decorate(dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True)))
+
+
+def listing(fleet: Fleet, *, mission: str | None = None) -> list[dict[str, Any]]:
+    if mission:
+        return _rows(fleet, " AND mission_id = ?", [missions.resolve(fleet, mission)])
+    return _rows(fleet, "", [])
+
+
+def latest(fleet: Fleet, *, mission: str | None = None) -> dict[str, Any]:
+    """The newest checkpoint of the acting pilot (of anyone, without an identity)."""
+    where, params = "", []
+    if mission:
+        where += " AND mission_id = ?"
+        params.append(missions.resolve(fleet, mission))
+    if fleet.actor:
+        where += " AND pilot = ?"
+        params.append(fleet.actor)
+    found = _rows(fleet, where, params)
+    if not found:
+        raise NotFoundError("no checkpoint yet", hint="fleetgit checkpoint create --summary ...")
+    return found[-1]

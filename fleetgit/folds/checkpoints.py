@@ -1,0 +1,68 @@
+"""Checkpoints: where a pilot was, so it can resume after losing its context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from fleetgit.folds import Ev, Rows
+
+KIND = "checkpoint"
+KEY = "checkpoint_id"
+TABLES = ("checkpoints",)
+DDL = """
+CREATE TABLE IF NOT EXISTS checkpoints (
+    checkpoint_id TEXT PRIMARY KEY,
+    pilot TEXT,
+    mission_id TEXT,
+    sortie_id TEXT,
+    trigger TEXT NOT NULL,
+    progress INTEGER,
+    summary TEXT,
+    details TEXT NOT NULL,
+    created_hlc INTEGER NOT NULL,
+    created_pos INTEGER NOT NULL,
+    restored INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    last_pos INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS checkpoints_pilot ON checkpoints (pilot, created_hlc);
+CREATE INDEX IF NOT EXISTS checkpoints_mission ON checkpoints (mission_id, created_hlc);
+"""
+
+LISTS = ("next_steps", "blockers", "files_modified", "reservations", "locks", "unread_messages")
+
+
+def fold(events: list[Ev]) -> Rows:
+    row: dict[str, Any] | None = None
+    for e in events:
+        d = e.data
+        if e.type == "checkpoint_created":
+            if row is None:
+                details = {k: d.get(k) or [] for k in LISTS}
+                details["context"] = d.get("context") or {}
+                row = {
+                    "checkpoint_id": d["checkpoint_id"],
+                    "pilot": e.actor,
+                    "mission_id": d.get("mission_id"),
+                    "sortie_id": d.get("sortie_id"),
+                    "trigger": d.get("trigger") or "manual",
+                    "progress": d.get("progress_percent"),
+                    "summary": d.get("summary"),
+                    "details": orjson.dumps(details).decode(),
+                    "created_hlc": e.hlc,
+                    "created_pos": e.pos,
+                    "restored": 0,
+                    "deleted": 0,
+                    "last_pos": e.pos,
+                }
+            continue
+        if row is None:
+            continue
+        if e.type == "checkpoint_restored":
+            row["restored"] += 1
+        elif e.type == "checkpoint_deleted":
+            row["deleted"] = 1
+        row["last_pos"] = e.pos
+    return {"checkpoints": [row]} if row else {}

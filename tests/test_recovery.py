@@ -1,0 +1,122 @@
+"""Checkpoints and resume: a pilot loses its context and comes back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+
+def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
+    return cli(repo, "--as", who, *args)
+
+
+def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose"):
+        cli(repo, "pilot", "register", who)
+    mid = as_(cli, repo, "viper", "mission", "create", "Parser").out.strip()
+    sid = cli(
+        repo, "sortie", "create", "Lexer", "--mission", mid, "--file", "src/lexer.py"
+    ).out.strip()
+    assert as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve", "--ttl", "1s").code == 0
+    assert as_(cli, repo, "viper", "reserve", "docs/lexer.md", "--ttl", "1s").code == 0
+    assert as_(cli, repo, "viper", "lock", "acquire", "grammar", "--ttl", "1s").code == 0
+    as_(
+        cli,
+        repo,
+        "goose",
+        "squawk",
+        "send",
+        "--to",
+        "viper",
+        "--subject",
+        "keywords?",
+        "--body",
+        "are 'let' and 'fn' reserved?",
+        "--ack-required",
+    )
+    as_(cli, repo, "viper", "sortie", "start", sid)
+    res = as_(
+        cli,
+        repo,
+        "viper",
+        "checkpoint",
+        "create",
+        "--sortie",
+        sid,
+        "--progress",
+        "60",
+        "--summary",
+        "tokens done",
+        "--next-step",
+        "keywords",
+        "--blocker",
+        "spec gap",
+        "--file",
+        "src/lexer.py",
+        "--json",
+    )
+    assert res.code == 0, res.err
+    chk = res.json()
+    assert chk["mission_id"] == mid and chk["reservations"] == ["docs/lexer.md", "src/lexer.py"]
+    assert chk["locks"] == ["grammar"] and len(chk["unread_messages"]) == 1
+
+    time.sleep(1.3)  # viper's context is gone and so are its short reservations and lock
+    assert as_(cli, repo, "goose", "reserve", "docs/").code == 0
+    as_(cli, repo, "goose", "lock", "acquire", "grammar")
+
+    brief = as_(cli, repo, "viper", "resume", "--latest")
+    assert brief.code == 0, brief.err
+    text = brief.out
+    assert text.startswith("# Recovery brief for viper")
+    assert "tokens done" in text and "- keywords" in text and "- spec gap" in text
+    assert "`src/lexer.py`: re-acquired" in text
+    assert "`docs/lexer.md`: LOST, now held by goose" in text
+    assert "`grammar`: held by goose" in text
+    assert "keywords? (ack required)" in text
+    held = {r["pattern"]: r["holder"] for r in cli(repo, "reservations", "--json").json()}
+    assert held == {"src/lexer.py": "viper", "docs/": "goose"}
+    (recovered,) = cli(repo, "events", "--type", "fleet_recovered", "--json").json()
+    assert recovered["data"]["reacquired"] == ["src/lexer.py"]
+    assert recovered["data"]["lost"] == ["docs/lexer.md"]
+    assert len(cli(repo, "events", "--type", "checkpoint_restored", "--json").json()) == 1
+
+    data = as_(cli, repo, "viper", "resume", "--checkpoint", chk["checkpoint_id"], "--json").json()
+    assert data["reservations"]["kept"] == ["src/lexer.py"]
+    assert data["sortie"]["status"] == "in_progress"
+    assert cli(repo, "checkpoint", "show", chk["checkpoint_id"], "--json").json()["restored"] == 2
+
+
+def test_checkpoint_commands_and_errors(repo: Path, cli: Any) -> None:
+    assert as_(cli, repo, "viper", "resume", "--latest").code == 1  # none yet
+    mid = cli(repo, "mission", "create", "M").out.strip()
+    first = as_(
+        cli, repo, "viper", "checkpoint", "create", "--mission", mid, "--trigger", "auto"
+    ).out.strip()
+    second = as_(cli, repo, "viper", "checkpoint", "create", "--summary", "later").out.strip()
+    assert [c["checkpoint_id"] for c in cli(repo, "checkpoint", "list", "--json").json()] == [
+        first,
+        second,
+    ]
+    assert [
+        c["checkpoint_id"]
+        for c in cli(repo, "checkpoint", "list", "--mission", mid, "--json").json()
+    ] == [first]
+    assert (
+        as_(cli, repo, "viper", "checkpoint", "latest", "--json").json()["checkpoint_id"] == second
+    )
+    assert (
+        as_(cli, repo, "viper", "checkpoint", "latest", "--mission", mid, "--json").json()[
+            "checkpoint_id"
+        ]
+        == first
+    )
+    assert as_(cli, repo, "viper", "checkpoint", "create", "--trigger", "panic").code == 1
+    assert as_(cli, repo, "viper", "resume").code == 1
+    assert as_(cli, repo, "viper", "resume", "--latest", "--mission", mid).code == 1
+    assert (
+        as_(cli, repo, "viper", "resume", "--mission", mid, "--json").json()["checkpoint"][
+            "checkpoint_id"
+        ]
+        == first
+    )
