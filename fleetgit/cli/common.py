@@ -4,8 +4,6 @@ Exit codes: 0 ok; 1 refused or invalid; 2 usage (typer/click); 3 unexpected, wit
 in a log file under the git dir.
 """
 
-from __future__ import annotations
-
 import functools
 import os
 import sys

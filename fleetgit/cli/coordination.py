@@ -1,7 +1,5 @@
 """Work order, lock and cursor commands."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 

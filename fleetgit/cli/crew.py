@@ -1,7 +1,5 @@
 """Pilot, mission and sortie commands: thin wrappers over fleetgit.pilots/missions/sorties."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 

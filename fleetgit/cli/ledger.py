@@ -1,7 +1,5 @@
 """Core ledger commands: init, emit, events, show, stream, commit, verify, schema, index."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """Checkpoint and resume commands."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """Reservation and hook commands: reserve, renew, release, reservations, check, hooks."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

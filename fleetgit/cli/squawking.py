@@ -1,7 +1,5 @@
 """Squawk commands: send, inbox, read, ack, archive, thread, search, sent."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 
