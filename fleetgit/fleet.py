@@ -235,6 +235,8 @@ class Fleet:
         now = clock.now_ms()
         ts = clock.iso_ms(now)
         hlc = max(state.hlc, self.index.witnessed_hlc())
+        # the index knows every write that reached a file, even one whose process died before
+        # saving the state (say, right after rolling to a new segment)
         wseq = max(state.wseq, self.index.max_wseq(self.writer.id))
         tx = clock.uuid7()
         events: list[Event] = []
@@ -273,7 +275,9 @@ class Fleet:
 
     def _segment_for_append(self, state: WriterState) -> int:
         """The segment to append to: the current one unless committed, staged, gone or full."""
-        number = max(state.segment, 1)
+        number = max(state.segment, self.index.max_segment(self.writer.id), 1)
+        if number != state.segment:
+            state.segment, state.size = number, -1  # another process rolled; it may have died
         path = self.writer.segment_path(number)
         size = path.stat().st_size if path.exists() else -1
         sealed = self.index.segment_committed(self.writer.id, number)

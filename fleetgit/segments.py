@@ -22,6 +22,7 @@ from fleetgit import clock
 from fleetgit.codec import DecodeError, Event, decode
 
 SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
+_STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
 WRITER_RE = re.compile(r"^[0-9a-z]{8,64}$")
 
 
@@ -58,6 +59,8 @@ class Writer:
         self.local_dir = local_dir
         self.events_dir = events_dir
         self.id = self._load_or_create_id()
+        self._lock_path = str(local_dir / "writer.lock")
+        self._dir = str(events_dir / self.id)
 
     @property
     def dir(self) -> Path:
@@ -92,36 +95,40 @@ class Writer:
 
     @contextmanager
     def locked(self) -> Iterator[WriterState]:
-        """Hold the worktree's writer lock; yields the state, saved again on a clean exit."""
+        """Hold the worktree's writer lock; yields the state, saved again on a clean exit.
+
+        The state lives in the lock file itself, rewritten in place as one fixed-size record:
+        no extra open or rename per append. It is only a hint (the index can rebuild every
+        value), so a torn record after a crash costs nothing but a re-derivation.
+        """
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.local_dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            state = self._read_state()
+            state = self._read_state(fd)
             yield state
-            self._write_state(state)
+            record = orjson.dumps(state.__dict__)
+            os.pwrite(fd, record.ljust(max(_STATE_SIZE, len(record) + 1)), 0)
         finally:
             os.close(fd)  # closing releases the lock
 
-    def _read_state(self) -> WriterState:
+    def _read_state(self, fd: int) -> WriterState:
         try:
-            raw = orjson.loads((self.local_dir / "writer.state").read_bytes())
+            raw = orjson.loads(os.pread(fd, 4096, 0).rstrip(b" \0") or b"null")
             ints = {k: int(raw[k]) for k in ("segment", "size", "wseq", "hlc", "staged_max")}
             return WriterState(index_stamp=str(raw["index_stamp"]), **ints)
-        except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return WriterState()
-
-    def _write_state(self, state: WriterState) -> None:
-        path = self.local_dir / "writer.state"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(state.__dict__))
-        os.replace(tmp, path)
 
     def write(self, number: int, payload: bytes, *, fsync: bool) -> int:
         """Append `payload` to segment `number` with one write; returns the new size."""
-        path = self.segment_path(number)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        path = f"{self._dir}/{segment_name(number)}"
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self._dir, exist_ok=True)
+            fd = os.open(path, flags, 0o644)
         try:
             view = memoryview(payload)
             while view:  # one write in practice; loop only for a short write

@@ -56,6 +56,26 @@ class Index(IndexDB):
         """Catch up inside an open write transaction."""
         result = IngestResult()
         files = list(scan_worktrees(self.paths))
+        files_fp = self._files_fingerprint(files)
+        stored = dict(
+            self.conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('files_fp', 'refs_fp')"
+            ).fetchall()
+        )
+        refs_fp = refs_fingerprint(self.paths, self.git_dirs)
+        if stored.get("files_fp") == files_fp and not self.rebuilding:
+            files = []  # nothing changed on disk: skip the per-file comparison
+        else:
+            self._catch_up_files(files, result, progress)
+            self.set_meta("files_fp", files_fp)
+        if refs_fp != stored.get("refs_fp"):
+            self._read_refs(result)
+            self.set_meta("refs_fp", refs_fp)
+        return result
+
+    def _catch_up_files(
+        self, files: list[WorktreeFile], result: IngestResult, progress: Progress | None
+    ) -> None:
         known = {(r["worktree"], r["relpath"]): r for r in self.query("SELECT * FROM files")}
         for done, f in enumerate(files, 1):
             row = known.pop((f.worktree, f.relpath), None)
@@ -71,12 +91,6 @@ class Index(IndexDB):
             self.conn.execute(
                 "DELETE FROM files WHERE worktree = ? AND relpath = ?", (worktree, relpath)
             )
-        self.set_meta("files_fp", self._files_fingerprint(files))
-        refs_fp = refs_fingerprint(self.paths, self.git_dirs)
-        if refs_fp != self.meta("refs_fp"):
-            self._read_refs(result)
-            self.set_meta("refs_fp", refs_fp)
-        return result
 
     def _read_file(self, f: WorktreeFile, row: Any, result: IngestResult) -> None:
         """Read a changed segment from where it was left, if the bytes before that still match."""
@@ -171,13 +185,22 @@ class Index(IndexDB):
 
     def replace_file_stamp(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
         """After our own append: record the file and move the fingerprint by this file alone."""
-        row = self.conn.execute(
-            "SELECT size, mtime_ns, ino FROM files WHERE worktree = ? AND relpath = ?",
+        stored_fp, *row = self.conn.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'files_fp'), f.size, f.mtime_ns, f.ino"
+            " FROM (SELECT 1) LEFT JOIN files f ON f.worktree = ? AND f.relpath = ?",
             (f.worktree, f.relpath),
         ).fetchone()
-        fp = int(self.meta("files_fp", "0") or 0)
-        if row is not None:
+        fp = int(stored_fp or 0)
+        if row[0] is not None:
             fp ^= file_stamp(f.worktree, f.relpath, row[0], row[1], row[2])
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, offset, tail),
+        )
+        if row[0] is None:  # a new segment file
+            self.conn.execute(
+                "INSERT OR IGNORE INTO segments (writer, number, committed) VALUES (?, ?, 0)",
+                (f.writer, f.number),
+            )
         fp ^= file_stamp(f.worktree, f.relpath, f.size, f.mtime_ns, f.ino)
-        self.record_file(f, offset, tail)
         self.set_meta("files_fp", str(fp))

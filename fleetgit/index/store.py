@@ -164,7 +164,6 @@ class IndexDB:
         if not items:
             return
         c = self.conn
-        before = self.max_pos()
         c.execute("DELETE FROM stage")
         c.executemany(
             f"INSERT INTO stage ({_COLUMNS}) VALUES ({','.join('?' * 16)})",
@@ -193,26 +192,27 @@ class IndexDB:
         pos_expr = (
             "(SELECT p.pos FROM prior_pos p WHERE p.id = s.id)" if self.rebuilding else "NULL"
         )
-        inserted = c.execute(
+        cur = c.execute(
             f"INSERT INTO events (pos, {_COLUMNS}) SELECT {pos_expr}, {_COLUMNS} FROM stage s"
             " WHERE s.rowid IN (SELECT min(rowid) FROM stage GROUP BY id)"
             " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id)"
             " ORDER BY s.rowid ON CONFLICT (id) DO NOTHING"
-        ).rowcount
+        )
+        inserted = cur.rowcount
         skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
         c.execute(
-            "INSERT OR IGNORE INTO anomalies SELECT 'id_conflict', s.id,"
-            " 'the same event id with different bytes', s.hash"
+            "INSERT OR IGNORE INTO anomalies"
+            " SELECT 'id_conflict', s.id, 'the same event id with different bytes', s.hash"
             " FROM stage s JOIN events e ON e.id = s.id WHERE e.hash != s.hash"
-        )
-        c.execute(
-            "INSERT OR IGNORE INTO anomalies SELECT 'future_clock', s.id,"
+            " UNION ALL SELECT 'future_clock', s.id,"
             " 'hlc ' || (s.hlc >> 16) || ' ms is ahead of this clock', s.hash"
             " FROM stage s WHERE (s.hlc >> 16) > ?",
             (skew_ms,),
         )
         result.new_events += inserted
         if inserted and not self.rebuilding:
+            # new events took consecutive positions ending at lastrowid (AUTOINCREMENT)
+            before = int(cur.lastrowid or 0) - inserted
             if result.first_new_pos is None:
                 result.first_new_pos = before + 1
             self._fold_streams(before)
