@@ -209,12 +209,10 @@ class Fleet:
         return events
 
     def _assign_seqs(self, specs: Sequence[EventSpec]) -> list[int]:
-        versions: dict[str, int] = {}
+        versions = self.index.stream_versions({s.stream for s in specs})
         seqs = []
         for s in specs:
-            current = versions.get(s.stream)
-            if current is None:
-                current = self.index.stream_version(s.stream)
+            current = versions.get(s.stream, 0)
             if s.expect_version is not None and s.expect_version != current:
                 raise ConflictError(
                     f"stream {s.stream} is at version {current}, expected {s.expect_version}",
@@ -239,6 +237,7 @@ class Fleet:
         # saving the state (say, right after rolling to a new segment)
         wseq = max(state.wseq, self.index.max_wseq(self.writer.id))
         tx = clock.uuid7()
+        next_pos = self.index.next_pos()  # fresh ids: they take consecutive positions
         events: list[Event] = []
         lines: list[bytes] = []
         for i, (s, data) in enumerate(zip(specs, datas, strict=True)):
@@ -260,6 +259,7 @@ class Fleet:
                 data=data,
                 causation_id=s.causation_id,
                 correlation_id=s.correlation_id,
+                pos=next_pos + i,
             )
             line = encode(event)
             if len(line) > self.config.max_event_bytes:
@@ -312,7 +312,7 @@ class Fleet:
         relpath = self.writer.relpath(number)
         worktree = str(self.paths.worktree)
         result = IngestResult()
-        self.index.ingest(list(zip(events, _split_lines(payload), strict=True)), result)
+        self.index.ingest(list(zip(events, _split_lines(payload), strict=True)), result, own=True)
         tail = payload[-256:]
         if len(tail) < 256 and size > len(payload):
             with open(path, "rb") as fh:
@@ -326,7 +326,7 @@ class Fleet:
             tail_hash(tail),
         )
         first = result.first_new_pos
-        if first is not None:
+        if first is not None and events[0].pos != first:  # positions were not as predicted
             for i, event in enumerate(events):
                 events[i] = dataclasses.replace(event, pos=first + i)
 

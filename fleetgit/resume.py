@@ -108,7 +108,7 @@ def _brief_data(
     since = chk["created_pos"]
     changes = dict(
         conn.execute(
-            "SELECT type, count(*) FROM events WHERE pos > ? AND type NOT IN"
+            "SELECT type, count(*) FROM events NOT INDEXED WHERE pos > ? AND type NOT IN"
             " ('checkpoint_restored', 'fleet_recovered') GROUP BY type ORDER BY type",
             (since,),
         ).fetchall()

@@ -9,7 +9,7 @@ before the main ones, so every query answers from that state unchanged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
 from types import ModuleType
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from fleetgit import catalogue
+from fleetgit.codec import Event
 from fleetgit.folds import (
     Ev,
     checkpoints,
@@ -67,9 +68,13 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
 
 def _fold_into(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
     """Fold each stream of `rows` (sorted by stream, then total order) and replace its rows."""
+    _fold_groups(conn, _grouped(rows))
+
+
+def _fold_groups(conn: sqlite3.Connection, groups: Iterable[tuple[str, list[Ev]]]) -> None:
     names: dict[ModuleType, list[tuple[str]]] = {}
     inserts: dict[str, list[dict[str, Any]]] = {}
-    for stream, events in _grouped(rows):
+    for stream, events in groups:
         kind, _, name = stream.partition("/")
         module = BY_KIND.get(kind)
         if module is None:
@@ -88,11 +93,34 @@ def _fold_into(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> Non
             conn.executemany(sql, [[row[c] for c in columns] for row in items])
 
 
+def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+    """Fold a batch this process just appended. A stream whose events here start at seq 1 had
+    none before (versions are checked inside the same transaction), so it folds from memory;
+    the others are read back in total order."""
+    by_stream: dict[str, list[Event]] = {}
+    for e in events:
+        if e.stream.partition("/")[0] in BY_KIND:
+            by_stream.setdefault(e.stream, []).append(e)
+    fresh = {s: evs for s, evs in by_stream.items() if evs[0].seq == 1}
+    _fold_groups(
+        conn,
+        (
+            (s, [Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0) for e in evs])
+            for s, evs in fresh.items()
+        ),
+    )
+    rest = [s for s in by_stream if s not in fresh]
+    for start in range(0, len(rest), 500):
+        chunk = rest[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        _fold_into(conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", chunk))
+
+
 def apply(conn: sqlite3.Connection, after_pos: int) -> None:
     """Refold every stream that received events after `after_pos`."""
     where, params = _kind_filter(BY_KIND)
     rows = conn.execute(
-        f"{_SELECT} WHERE stream IN (SELECT DISTINCT stream FROM events WHERE pos > ?)"
+        f"{_SELECT} WHERE stream IN (SELECT DISTINCT stream FROM events NOT INDEXED WHERE pos > ?)"
         f" AND {where}{_ORDER}",
         [after_pos, *params],
     )

@@ -159,7 +159,9 @@ class IndexDB:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
+    def ingest(
+        self, items: list[tuple[Event, bytes]], result: IngestResult, *, own: bool = False
+    ) -> None:
         """Add events not seen before, in the order given; record same-id-other-bytes conflicts."""
         if not items:
             return
@@ -216,12 +218,16 @@ class IndexDB:
             if result.first_new_pos is None:
                 result.first_new_pos = before + 1
             self._fold_streams(before)
-            projections.apply(c, before)
+            if own and items[0][0].pos == before + 1:  # just appended here, positions as given
+                projections.apply_own(c, [e for e, _ in items])
+            else:
+                projections.apply(c, before)
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(
             "INSERT INTO streams (stream, version, last_pos)"
-            " SELECT stream, max(seq), max(pos) FROM events WHERE pos > ? GROUP BY stream"
+            " SELECT stream, max(seq), max(pos) FROM events NOT INDEXED WHERE pos > ?"
+            " GROUP BY stream"
             " ON CONFLICT (stream) DO UPDATE SET version = max(version, excluded.version),"
             " last_pos = max(last_pos, excluded.last_pos)",
             (after_pos,),
@@ -236,6 +242,28 @@ class IndexDB:
     def max_pos(self) -> int:
         row = self.conn.execute("SELECT max(pos) FROM events").fetchone()
         return int(row[0] or 0)
+
+    def stream_versions(self, streams: set[str]) -> dict[str, int]:
+        """Current versions of many streams, in a few queries (absent streams are at 0)."""
+        names = list(streams)
+        out: dict[str, int] = {}
+        for start in range(0, len(names), 500):
+            chunk = names[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.conn.execute(
+                    f"SELECT stream, version FROM streams WHERE stream IN ({marks})", chunk
+                ).fetchall()
+            )
+        return out
+
+    def next_pos(self) -> int:
+        """The position AUTOINCREMENT gives the next new event."""
+        row = self.conn.execute(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+            " coalesce((SELECT max(pos) FROM events), 0)) + 1"
+        ).fetchone()
+        return int(row[0])
 
     def stream_version(self, stream: str) -> int:
         row = self.conn.execute(
