@@ -137,6 +137,137 @@ class Demo:
         self.run("git", "commit", "-q", "-m", "maverick: quick fix", pilot="maverick")
         self.run("git", "log", "--oneline", "-1")
 
+    def fleet(self) -> None:
+        self.say("The fleet: three pilots, one mission, sorties with dependencies")
+        for who, model in (("viper-1", "opus"), ("maverick", "sonnet"), ("goose", "haiku")):
+            self.run(
+                "fleetgit", "pilot", "register", who, "--program", "claude-code", "--model", model
+            )
+        mission = self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "mission",
+            "create",
+            "Ship the parser",
+            "--priority",
+            "high",
+        ).strip()
+        grammar = self.run(
+            "fleetgit",
+            "sortie",
+            "create",
+            "Grammar",
+            "--mission",
+            mission,
+            "--file",
+            "src/grammar.py",
+        ).strip()
+        lexer = self.run(
+            "fleetgit",
+            "sortie",
+            "create",
+            "Lexer",
+            "--mission",
+            mission,
+            "--depends-on",
+            grammar,
+            "--priority",
+            "critical",
+            "--file",
+            "src/lexer.py",
+        ).strip()
+        self.run("fleetgit", "sortie", "list", "--ready")
+        self.say("maverick claims the grammar (and reserves its file); goose is too late")
+        self.run("fleetgit", "--as", "maverick", "sortie", "claim", grammar, "--reserve")
+        self.run("fleetgit", "--as", "goose", "sortie", "claim", grammar, expect=1)
+        self.run("fleetgit", "--as", "goose", "sortie", "claim", lexer)
+        self.run("fleetgit", "--as", "goose", "sortie", "start", lexer, expect=1)
+        self.run("fleetgit", "--as", "maverick", "sortie", "start", grammar)
+        self.run("fleetgit", "--as", "maverick", "sortie", "progress", grammar, "--percent", "40")
+        self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "sortie",
+            "block",
+            grammar,
+            "--reason",
+            "which keywords?",
+        )
+        self.say("Squawk: maverick asks, viper-1 answers in the thread, maverick acknowledges")
+        question = self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "squawk",
+            "send",
+            "--to",
+            "viper-1",
+            "--subject",
+            "Keywords",
+            "--body",
+            "Are let and fn reserved?",
+        ).strip()
+        self.run("fleetgit", "--as", "viper-1", "squawk", "inbox", "--unread")
+        answer = self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "squawk",
+            "send",
+            "--to",
+            "maverick",
+            "--subject",
+            "Re: Keywords",
+            "--body",
+            "Yes, both.",
+            "--reply-to",
+            question,
+            "--ack-required",
+        ).strip()
+        self.run("fleetgit", "--as", "maverick", "squawk", "ack", answer, "--notes", "thanks")
+        self.run("fleetgit", "squawk", "thread", question)
+        self.run("fleetgit", "--as", "maverick", "sortie", "resume", grammar)
+        self.say("Locks: one migration at a time; goose gives up after waiting a second")
+        self.run("fleetgit", "--as", "maverick", "lock", "acquire", "schema", "--ttl", "10m")
+        self.run("fleetgit", "--as", "goose", "lock", "acquire", "schema", "--wait", "1s", expect=1)
+        self.say("maverick checkpoints, then loses its context; resume brings it back")
+        self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "checkpoint",
+            "create",
+            "--sortie",
+            grammar,
+            "--progress",
+            "60",
+            "--summary",
+            "keywords settled, operators left",
+            "--next-step",
+            "operator precedence",
+            "--file",
+            "src/grammar.py",
+        )
+        self.run("fleetgit", "--as", "viper-1", "mission", "start", mission)
+        self.run("fleetgit", "--as", "maverick", "resume", "--latest")
+        self.run(
+            "fleetgit",
+            "--as",
+            "maverick",
+            "sortie",
+            "complete",
+            grammar,
+            "--summary",
+            "grammar done",
+        )
+        self.run("fleetgit", "--as", "maverick", "lock", "release", "schema")
+        self.run("fleetgit", "--as", "goose", "sortie", "start", lexer)
+        self.run("fleetgit", "mission", "show", mission)
+        self.run("fleetgit", "pilot", "list")
+        self.run("fleetgit", "commit", "-m", "fleet: the parser mission so far")
+
     def branches(self) -> None:
         self.say("A second worktree is a second writer; the clone's index sees both at once")
         wt = self.root / "hangar-feature"
@@ -186,6 +317,7 @@ def run_demo(keep: bool = False) -> Path:
     demo.setup()
     demo.ledger()
     demo.reservations()
+    demo.fleet()
     demo.branches()
     print(f"\n# done. {'The repository is kept at ' + str(demo.repo) if keep else 'Cleaning up.'}")
     if not keep:

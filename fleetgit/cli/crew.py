@@ -251,6 +251,59 @@ def mission_list(
     _out(rows, as_json, human)
 
 
+def _mission_view(m: dict[str, Any]) -> str:
+    head = [
+        f"{m['mission_id']}  {m['title']}",
+        f"status {m['status']}, priority {m['priority']}, created by {m['created_by'] or '-'}",
+        f"progress {m['progress']}% over {m['sorties']} sortie(s): "
+        + (", ".join(f"{n} {k}" for k, n in sorted(m["by_status"].items())) or "none yet"),
+    ]
+    if m["description"]:
+        head.append(m["description"])
+    if m["result"]:
+        head.append(f"result {m['result']}: {m['summary'] or ''}")
+    rows = [
+        (
+            x["sortie_id"],
+            x["priority"],
+            x["status"],
+            x["assignee"] or "-",
+            f"{x['percent']}%",
+            x["title"],
+        )
+        for x in m["sortie_list"]
+    ]
+    body = (
+        table(rows, ["SORTIE", "PRIORITY", "STATUS", "ASSIGNEE", "DONE", "TITLE"]) if rows else ""
+    )
+    return "\n".join(head) + ("\n\n" + body if body else "")
+
+
+def _sortie_view(x: dict[str, Any]) -> str:
+    lines = [
+        f"{x['sortie_id']}  {x['title']}",
+        f"status {x['status']} ({x['percent']}%), priority {x['priority']},"
+        f" assigned to {x['assignee'] or 'nobody'}, mission {x['mission_id'] or '-'}",
+    ]
+    for label, key in (
+        ("note", "note"),
+        ("blocked", "blocked_reason"),
+        ("summary", "summary"),
+        ("description", "description"),
+    ):
+        if x[key]:
+            lines.append(f"{label}: {x[key]}")
+    if x["files"]:
+        lines.append("files: " + ", ".join(x["files"]))
+    if x["depends_on"]:
+        lines.append(
+            "depends on: " + ", ".join(f"{d['sortie_id']} ({d['status']})" for d in x["depends_on"])
+        )
+    if x["dependents"]:
+        lines.append("needed by: " + ", ".join(x["dependents"]))
+    return "\n".join(lines)
+
+
 @boundary
 def mission_show(
     ctx: typer.Context,
@@ -264,7 +317,7 @@ def mission_show(
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         out = missions.show(fleet, mission)
-    _out(out, as_json, _detail(out))
+    _out(out, as_json, _mission_view(out))
 
 
 def _mission_change(
@@ -434,7 +487,7 @@ def sortie_show(
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         out = sorties.show(fleet, sortie)
-    _out(out, as_json, _detail(out))
+    _out(out, as_json, _sortie_view(out))
 
 
 @boundary
