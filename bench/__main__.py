@@ -213,9 +213,10 @@ def main() -> None:
         bench = Bench(Path(tmp), args.quick)
         for step in (bench.append_one, bench.append_batch, bench.catch_up_and_reads, bench.rebuild):
             step()
-        from bench import hook
+        from bench import fleet, hook
 
         bench.rows.extend(hook.run(Path(tmp)))
+        bench.rows.extend(fleet.run(Path(tmp)))
     cpu = platform.processor() or platform.machine()
     print(
         f"\n### {datetime.now(UTC):%Y-%m-%d} — {platform.node()}, {os.cpu_count()} cores, {cpu},"

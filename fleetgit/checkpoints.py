@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fleetgit import clock, ids, missions, sorties
+from fleetgit.catalogue import MAX_LIST
 from fleetgit.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
@@ -96,8 +97,11 @@ def create(
             "files_modified": list(files),
             "reservations": held["reservations"],
             "locks": held["locks"],
-            "unread_messages": held["unread_messages"],
-            "context": {"shared_reservations": held["shared"]},
+            "unread_messages": held["unread_messages"][-MAX_LIST:],  # the newest ones
+            "context": {
+                "shared_reservations": held["shared"],
+                "unread_total": len(held["unread_messages"]),
+            },
         }
         return [_spec("checkpoint_created", cid, data)]
 

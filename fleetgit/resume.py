@@ -17,6 +17,8 @@ from fleetgit.rules import conflicts_for, load, void_ids
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
 
+BRIEF_MESSAGES = 50  # newest unread messages listed in the Markdown brief
+
 
 def _choose(
     fleet: Fleet, checkpoint: str | None, mission: str | None, latest: bool
@@ -193,12 +195,17 @@ def markdown(brief: dict[str, Any]) -> str:
             for lk in brief["locks"]
         )
     lines.append("\n## Unread messages\n")
+    unread = brief["unread_messages"]
     lines.extend(
         f"- `{m['message_id']}` from {m['sender']}: {m['subject']}"
         + (" (ack required)" if m["ack_required"] else "")
-        for m in brief["unread_messages"]
+        for m in unread[:BRIEF_MESSAGES]
     )
-    if not brief["unread_messages"]:
+    if len(unread) > BRIEF_MESSAGES:
+        lines.append(
+            f"- ... and {len(unread) - BRIEF_MESSAGES} more: fleetgit squawk inbox --unread"
+        )
+    if not unread:
         lines.append("- none")
     lines.append("\n## What changed since\n")
     lines.extend(f"- {n} x {t}" for t, n in brief["changes_since"].items())

@@ -208,12 +208,12 @@ def lock_release(
 
 
 @boundary
-def lock_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def lock_list(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """List held locks.
 
     Example: fleetgit lock list
     """
-    with open_fleet(ctx) as fleet:
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = locks.listing(fleet)
     human = (
         table(

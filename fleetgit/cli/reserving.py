@@ -153,6 +153,9 @@ def reservations(
     mine: Annotated[bool, typer.Option("--mine", help="Only mine.")] = False,
     holder: Annotated[str | None, typer.Option("--holder", metavar="CALLSIGN")] = None,
     include_expired: Annotated[bool, typer.Option("--include-expired")] = False,
+    as_of: Annotated[
+        int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List active reservations with the time left.
@@ -160,7 +163,8 @@ def reservations(
     Example: fleetgit reservations --holder viper-1
     """
     with open_fleet(ctx) as fleet:
-        settle_conflicts(fleet)
+        if as_of is None:
+            settle_conflicts(fleet)  # announce clashes a merge brought in
         who = fleet.actor if mine else holder
         if mine and not who:
             fail(
@@ -170,7 +174,8 @@ def reservations(
                 1,
                 as_json,
             )
-        found = fleet.reservations(holder=who, include_expired=include_expired)
+        with fleet.as_of(as_of):
+            found = fleet.reservations(holder=who, include_expired=include_expired)
     _show(found, as_json, "no reservations")
 
 

@@ -172,13 +172,16 @@ def archive(ctx: typer.Context, message: MsgId, as_json: JsonOpt = False) -> Non
 
 @boundary
 def thread(
-    ctx: typer.Context, ref: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpt = False
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(metavar="ID")],
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a whole thread (give any message of it, or the thread id).
 
     Example: fleetgit squawk thread msg-3k9d
     """
-    with open_fleet(ctx) as fleet:
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = squawk.thread(fleet, ref)
     if as_json:
         print_json(rows)
@@ -204,11 +207,11 @@ def search(
 
 
 @boundary
-def sent(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def sent(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
     """Messages you sent, newest first.
 
     Example: fleetgit --as viper-1 squawk sent
     """
-    with open_fleet(ctx) as fleet:
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = squawk.sent(fleet)
     _list(rows, as_json, "nothing sent")
