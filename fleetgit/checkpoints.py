@@ -53,15 +53,19 @@ def holdings(fleet: Fleet, me: str) -> dict[str, Any]:
                 (me, now),
             )
         ],
-        "unread_messages": [
+        "unread_messages": [  # the newest ones, oldest first
             r[0]
             for r in conn.execute(
-                "SELECT r.message_id FROM recipients r"
-                " JOIN messages m ON m.message_id = r.message_id WHERE r.callsign = ?"
-                " AND r.read_ms IS NULL AND r.archived = 0 ORDER BY m.sent_hlc",
-                (me,),
+                "SELECT message_id FROM recipients WHERE callsign = ? AND archived = 0"
+                " AND read_ms IS NULL ORDER BY sent_hlc DESC LIMIT ?",
+                (me, MAX_LIST),
             )
-        ],
+        ][::-1],
+        "unread_total": conn.execute(
+            "SELECT count(*) FROM recipients WHERE callsign = ? AND archived = 0"
+            " AND read_ms IS NULL",
+            (me,),
+        ).fetchone()[0],
     }
 
 
@@ -97,10 +101,10 @@ def create(
             "files_modified": list(files),
             "reservations": held["reservations"],
             "locks": held["locks"],
-            "unread_messages": held["unread_messages"][-MAX_LIST:],  # the newest ones
+            "unread_messages": held["unread_messages"],
             "context": {
                 "shared_reservations": held["shared"],
-                "unread_total": len(held["unread_messages"]),
+                "unread_total": held["unread_total"],
             },
         }
         return [_spec("checkpoint_created", cid, data)]

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleetgit import catalogue, clock, gitrepo, rules
 from fleetgit import reservations as rsv
@@ -29,8 +29,9 @@ from fleetgit.index.store import tail_hash
 from fleetgit.paths import RepoPaths, locate
 from fleetgit.segments import Writer, WriterState, repair, segment_number
 from fleetgit.sources import WorktreeFile
-from fleetgit.verify import Report
-from fleetgit.verify import verify as verify_sources
+
+if TYPE_CHECKING:
+    from fleetgit.verify import Report
 
 _UNSET = object()
 
@@ -381,7 +382,9 @@ class Fleet:
 
     def verify(self) -> Report:
         """Check every segment of every source; changes nothing."""
-        return verify_sources(self.paths, self.config)
+        from fleetgit.verify import verify  # only this command needs it
+
+        return verify(self.paths, self.config)
 
     def rebuild(self, progress: Progress | None = None) -> IngestResult:
         return self.index.rebuild(progress)

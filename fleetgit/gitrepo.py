@@ -5,13 +5,13 @@ pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fleetgit.digest import blake2b
 from fleetgit.errors import GitError
 from fleetgit.paths import RepoPaths
 
@@ -21,7 +21,7 @@ FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
 
 def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
     """A cheap digest of every ref the index reads, from file stats alone (no git call)."""
-    h = hashlib.blake2b(digest_size=16)
+    h = blake2b(digest_size=16)
     common = paths.common_dir
     for name in ("packed-refs",):
         _stat_into(h, common / name)

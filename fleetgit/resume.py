@@ -17,7 +17,7 @@ from fleetgit.rules import conflicts_for, load, void_ids
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
 
-BRIEF_MESSAGES = 50  # newest unread messages listed in the Markdown brief
+BRIEF_MESSAGES = 50  # newest unread messages listed in the brief
 
 
 def _choose(
@@ -141,7 +141,8 @@ def _brief_data(
         "sortie": sorties.show(fleet, chk["sortie_id"]) if chk["sortie_id"] else None,
         "reservations": outcome,
         "locks": lock_state,
-        "unread_messages": squawk.inbox(fleet, unread=True),
+        "unread_messages": squawk.inbox(fleet, unread=True, limit=BRIEF_MESSAGES),
+        "unread_total": squawk.inbox_count(fleet, unread=True),
         "changes_since": changes,
         "sorties_changed": moved,
     }
@@ -199,11 +200,12 @@ def markdown(brief: dict[str, Any]) -> str:
     lines.extend(
         f"- `{m['message_id']}` from {m['sender']}: {m['subject']}"
         + (" (ack required)" if m["ack_required"] else "")
-        for m in unread[:BRIEF_MESSAGES]
+        for m in unread
     )
-    if len(unread) > BRIEF_MESSAGES:
+    if brief["unread_total"] > len(unread):
         lines.append(
-            f"- ... and {len(unread) - BRIEF_MESSAGES} more: fleetgit squawk inbox --unread"
+            f"- ... and {brief['unread_total'] - len(unread)} more:"
+            " fleetgit squawk inbox --unread --limit 0"
         )
     if not unread:
         lines.append("- none")

@@ -8,7 +8,6 @@ A writer appends only to a segment that has never been committed; the caller dec
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import orjson
 
 from fleetgit import clock
 from fleetgit.codec import DecodeError, Event, decode
+from fleetgit.digest import hash64
 
 SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
 _STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
@@ -37,7 +37,7 @@ def segment_number(name: str) -> int | None:
 
 def line_hash(line: bytes) -> int:
     """A signed 64-bit digest of a line: tells 'same id, other bytes' from a plain duplicate."""
-    return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "big", signed=True)
+    return hash64(line, signed=True)
 
 
 @dataclass

@@ -125,21 +125,29 @@ def _rows(fleet: Fleet, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]
     return [dict(zip(names, r, strict=True)) for r in cur]
 
 
-def inbox(
-    fleet: Fleet, *, unread: bool = False, include_archived: bool = False
-) -> list[dict[str, Any]]:
-    me = _me(fleet)
+def _inbox_where(unread: bool, include_archived: bool) -> str:
     where = ["r.callsign = ?"]
     if not include_archived:
         where.append("r.archived = 0")
     if unread:
         where.append("r.read_ms IS NULL")
+    return " AND ".join(where)
+
+
+def inbox(
+    fleet: Fleet,
+    *,
+    unread: bool = False,
+    include_archived: bool = False,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """My messages, newest first; at most `limit` of them (all when None)."""
     rows = _rows(
         fleet,
         f"SELECT {_COLUMNS}, r.kind, r.read_ms IS NOT NULL AS read, r.acked_ms IS NOT NULL AS acked"
         f" FROM recipients r JOIN messages m ON m.message_id = r.message_id"
-        f" WHERE {' AND '.join(where)} ORDER BY m.sent_hlc DESC",
-        [me],
+        f" WHERE {_inbox_where(unread, include_archived)} ORDER BY r.sent_hlc DESC LIMIT ?",
+        [_me(fleet), -1 if limit is None else limit],
     )
     for r in rows:
         r["sent_at"] = clock.iso_ms(clock.hlc_ms(r.pop("sent_hlc")))
@@ -149,6 +157,16 @@ def inbox(
             bool(r["ack_required"]),
         )
     return rows
+
+
+def inbox_count(fleet: Fleet, *, unread: bool = False, include_archived: bool = False) -> int:
+    """How many messages `inbox` would list with no limit."""
+    return int(
+        fleet.index.conn.execute(
+            f"SELECT count(*) FROM recipients r WHERE {_inbox_where(unread, include_archived)}",
+            (_me(fleet),),
+        ).fetchone()[0]
+    )
 
 
 def _recipient_state(fleet: Fleet, mid: str, me: str) -> tuple[Any, ...]:

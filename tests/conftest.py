@@ -101,3 +101,17 @@ def run_fleetgit(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Re
         env={**os.environ, **(env or {})},
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def flood(repo: Path, to: str, count: int, sender: str = "goose") -> list[str]:
+    """Send `count` messages to `to` in one batch through the Python API; ids, oldest first."""
+    from fleetgit.fleet import EventSpec, Fleet
+
+    ids = [f"msg-{i:05d}" for i in range(count)]
+    specs = [
+        EventSpec("message_sent", f"message/{mid}", {"message_id": mid, "to": [to], "subject": mid})
+        for mid in ids
+    ]
+    with Fleet.open(repo, actor=sender) as fleet:
+        fleet.emit_batch(specs)
+    return ids

@@ -396,3 +396,21 @@ def test_internal_errors_exit_3_with_a_log(repo: Path, cli: Any) -> None:
     assert "internal error" in res.err and "Traceback" not in res.err
     logs = list((repo / ".git/fleet/logs").glob("error-*.log"))
     assert logs and "Traceback" in logs[0].read_text()
+
+
+def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None:
+    """`main` registers just the invoked command; help, typos and globals still behave."""
+    from tests.conftest import run_fleetgit
+
+    listed = run_fleetgit(repo, "--as", "viper-1", "mission", "list", "--json")
+    assert listed.code == 0 and orjson.loads(listed.out) == []
+    group_help = run_fleetgit(repo, "mission", "--help")
+    assert group_help.code == 0
+    assert all(c in group_help.out for c in ("create", "show", "update", "cancel"))
+    typo = run_fleetgit(repo, "mission", "shwo", "x")
+    assert typo.code == 2 and "Did you mean 'show'?" in typo.err
+    top = run_fleetgit(repo, "--help")
+    assert top.code == 0 and all(c in top.out for c in ("squawk", "reserve", "resume", "demo"))
+    one = run_fleetgit(repo, "-C", str(repo), "mission", "show", "--help")
+    assert one.code == 0 and "Example: fleetgit mission show" in one.out
+    assert run_fleetgit(repo, "mision").code == 2

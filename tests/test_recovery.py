@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import flood
+
 
 def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
     return cli(repo, "--as", who, *args)
@@ -123,19 +125,8 @@ def test_checkpoint_commands_and_errors(repo: Path, cli: Any) -> None:
 
 
 def test_checkpoint_with_more_unread_messages_than_a_list_holds(repo: Path, cli: Any) -> None:
-    from fleetgit.fleet import EventSpec, Fleet
-
     cli(repo, "pilot", "register", "viper")
-    specs = [
-        EventSpec(
-            "message_sent",
-            f"message/msg-{i:05d}",
-            {"message_id": f"msg-{i:05d}", "to": ["viper"], "subject": f"s{i}"},
-        )
-        for i in range(1005)
-    ]
-    with Fleet.open(repo, actor="goose") as fleet:
-        fleet.emit_batch(specs)
+    flood(repo, "viper", 1005)
     chk = as_(cli, repo, "viper", "checkpoint", "create", "--summary", "busy", "--json").json()
     assert len(chk["unread_messages"]) == 1000 and chk["context"]["unread_total"] == 1005
     assert chk["unread_messages"][-1] == "msg-01004"  # the newest are kept

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import flood
+
 
 def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
     return cli(repo, "--as", who, *args)
@@ -100,3 +102,20 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     before = {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)}
     assert cli(repo, "index", "rebuild").code == 0
     assert {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)} == before
+
+
+def test_inbox_shows_the_newest_page_and_says_how_many_more(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "viper")
+    ids = flood(repo, "viper", 120)
+    page = as_(cli, repo, "viper", "squawk", "inbox", "--json").json()
+    assert [m["message_id"] for m in page] == ids[::-1][:50]
+    human = as_(cli, repo, "viper", "squawk", "inbox")
+    assert human.out.splitlines()[1].startswith(ids[-1])
+    assert human.out.rstrip().endswith("... 70 older; --limit 0 shows all 120")
+    assert len(as_(cli, repo, "viper", "squawk", "inbox", "--limit", "0", "--json").json()) == 120
+    as_(cli, repo, "viper", "squawk", "read", ids[-1])
+    unread = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3", "--json").json()
+    assert [m["message_id"] for m in unread] == ids[-2:-5:-1]
+    short = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3")
+    assert "... 116 older" in short.out
+    assert as_(cli, repo, "viper", "squawk", "inbox", "--limit", "-1").code == 2

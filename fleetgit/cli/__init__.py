@@ -1,9 +1,11 @@
 """The `fleetgit` command line: a typer app of thin commands over the Python API.
 
-Typer turns every registered command into a click command at each start, so `main` builds an
-app holding only the command group being run (all of them for `--help`); `app` is the full one.
+Typer turns every registered command into a click command at each start (about 0.5 ms each),
+so `main` builds an app holding only the command being run (all of them for `--help` or a typo,
+so that usage lists them); `app` is the full one.
 """
 
+import copy
 import importlib
 import sys
 from typing import Annotated, Any
@@ -73,23 +75,49 @@ def make_app(modules: tuple[str, ...] = MODULES, demo: bool = True) -> typer.Typ
     return app
 
 
-def _command(argv: list[str]) -> str | None:
-    """The top-level command in argv, skipping the global options."""
+def _words(argv: list[str]) -> list[str]:
+    """The command and subcommand names in argv: the first two words after the global options."""
+    words: list[str] = []
     args = iter(argv)
     for arg in args:
-        if arg in ("-C", "--as"):
+        if arg in ("-C", "--as") and not words:
             next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
+        elif arg.startswith("-"):
+            break
+        else:
+            words.append(arg)
+            if len(words) == 2:
+                break
+    return words
+
+
+def _name(info: Any) -> str:
+    return str(info.name or info.callback.__name__.replace("_", "-"))
+
+
+def _keep_only(app: typer.Typer, words: list[str]) -> None:
+    """Drop every command but the one named by `words`, when it exists."""
+    app.registered_commands = [c for c in app.registered_commands if _name(c) == words[0]]
+    app.registered_groups = [g for g in app.registered_groups if g.name == words[0]]
+    if app.registered_groups and len(words) > 1:
+        info = app.registered_groups[0]
+        sub = info.typer_instance
+        wanted = [c for c in sub.registered_commands if _name(c) == words[1]] if sub else []
+        if sub and wanted:  # a copy: the group's module-level Typer stays whole for later apps
+            pruned = copy.copy(sub)
+            pruned.registered_commands = wanted
+            info.typer_instance = pruned
 
 
 def main() -> None:
-    group = GROUPS.get(_command(sys.argv[1:]) or "")
+    words = _words(sys.argv[1:])
+    group = GROUPS.get(words[0]) if words else None
     if group is None:  # no command, --help, or a typo: everything, so usage lists them all
         make_app()()
-    else:
-        make_app((group,) if group else (), demo=not group)()
+        return
+    app = make_app((group,) if group else (), demo=not group)
+    _keep_only(app, words)
+    app()
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,6 @@ in a log file under the git dir.
 import functools
 import os
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -50,22 +49,19 @@ def print_json(value: Any) -> None:
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     """A plain aligned text table; the last column is not padded."""
-    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in cells:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(headers), *cells]:
-        padded = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
-        lines.append("  ".join(padded).rstrip())
-    return "\n".join(lines)
+    cells = [list(headers)]
+    cells += [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(map(len, column)) for column in zip(*cells, strict=True)][:-1]
+    line = "  ".join([f"{{:<{w}}}" for w in widths] + ["{}"]).format
+    return "\n".join([line(*row).rstrip() for row in cells])
 
 
 def _log_traceback() -> Path:
     try:
         log_dir = locate(os.environ.get("FLEET_LOG_DIR_HINT")).local_dir / "logs"
     except FleetError:
+        import tempfile  # rarely needed, and it costs 2 ms at start
+
         log_dir = Path(tempfile.gettempdir()) / "fleetgit-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"error-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"

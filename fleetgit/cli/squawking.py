@@ -9,6 +9,7 @@ from fleetgit import squawk
 from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
 
 squawk_app = typer.Typer(help="Messages between pilots.", no_args_is_help=True)
+INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
 MsgId = Annotated[str, typer.Argument(metavar="ID")]
 AsOf = Annotated[
     int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
@@ -120,16 +121,28 @@ def inbox(
     ctx: typer.Context,
     unread: Annotated[bool, typer.Option("--unread", help="Only unread ones.")] = False,
     include_archived: Annotated[bool, typer.Option("--all", help="Include archived ones.")] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Show the newest N (0: all of them).")
+    ] = INBOX_PAGE,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Your messages, newest first.
+    """Your messages, newest first (the newest 50 unless --limit says otherwise).
 
     Example: fleetgit --as goose squawk inbox --unread
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = squawk.inbox(fleet, unread=unread, include_archived=include_archived)
+        rows = squawk.inbox(
+            fleet, unread=unread, include_archived=include_archived, limit=limit or None
+        )
+        total = (
+            squawk.inbox_count(fleet, unread=unread, include_archived=include_archived)
+            if len(rows) == limit and not as_json
+            else len(rows)
+        )
     _list(rows, as_json, "inbox empty")
+    if total > len(rows):
+        typer.echo(f"... {total - len(rows)} older; --limit 0 shows all {total}")
 
 
 @boundary

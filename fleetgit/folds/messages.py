@@ -34,9 +34,11 @@ CREATE TABLE IF NOT EXISTS recipients (
     acked_ms INTEGER,
     ack_notes TEXT,
     archived INTEGER NOT NULL DEFAULT 0,
+    sent_hlc INTEGER NOT NULL,
     PRIMARY KEY (message_id, callsign)
 );
-CREATE INDEX IF NOT EXISTS recipients_inbox ON recipients (callsign, archived);
+-- sent_hlc is copied here so that an inbox page walks this index newest first, with no sort
+CREATE INDEX IF NOT EXISTS recipients_inbox ON recipients (callsign, archived, sent_hlc);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
     USING fts5(subject, body, content='messages', content_rowid='rid');
 CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
@@ -78,6 +80,7 @@ def fold(events: list[Ev]) -> Rows:
                             "acked_ms": None,
                             "ack_notes": None,
                             "archived": 0,
+                            "sent_hlc": e.hlc,
                         }
             continue
         who = d.get("reader") or d.get("by")

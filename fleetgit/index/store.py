@@ -7,7 +7,6 @@ IMMEDIATE), so a catch-up, an append or a rebuild never interleave within a clon
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import orjson
 from fleetgit import clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
+from fleetgit.digest import digest16, hash64
 from fleetgit.errors import IntegrityError
 from fleetgit.index import projections
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION, STAGE_DDL
@@ -45,13 +45,13 @@ def _statements(script: str) -> list[str]:
 
 
 def tail_hash(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+    return digest16(data)
 
 
 def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:
     """A stable 64-bit digest of one file's stat; XOR-ed together into the sources fingerprint."""
     raw = f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode()
-    return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "big")
+    return hash64(raw)
 
 
 @dataclass
