@@ -9,8 +9,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetgit.errors import ValidationError
 
@@ -35,8 +34,7 @@ MAX_TEXT = 100_000
 MAX_LIST = 1_000
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One data field. kind: str | text | name | int | number | bool | enum | list | object."""
 
     name: str
@@ -51,8 +49,7 @@ class Field:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class EventType:
+class EventType(NamedTuple):
     name: str
     version: int
     stream_kinds: tuple[str, ...]

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetgit.errors import ValidationError
 
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     format: int = FORMAT_VERSION
     reservation_ttl_seconds: int = 3600
     force_release_after_seconds: int = 1800  # holder inactive this long: release --force allowed
@@ -24,17 +22,8 @@ class Config:
     max_event_bytes: int = 256 * 1024
     max_clock_skew_seconds: int = 300
 
-    def __post_init__(self) -> None:
-        if self.hook_mode not in ("enforce", "warn"):
-            raise ValidationError(
-                f"config hook_mode: expected enforce or warn, got {self.hook_mode!r}",
-                hint="edit .fleet/config.toml",
-            )
-        if self.fsync not in ("always", "never"):
-            raise ValidationError(
-                f"config fsync: expected always or never, got {self.fsync!r}",
-                hint="edit .fleet/config.toml",
-            )
+
+CHOICES = {"hook_mode": ("enforce", "warn"), "fsync": ("always", "never")}
 
 
 DEFAULT_TOML = """\
@@ -59,15 +48,20 @@ def load(path: Path) -> Config:
         return Config()
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path}: {exc}", hint="fix the TOML syntax") from None
-    known = {f.name: f for f in fields(Config)}
+    known = Config._field_defaults
     for key, value in raw.items():
         if key not in known:
             raise ValidationError(
                 f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}"
             )
-        expected = int if known[key].type in ("int", int) else str
-        if not isinstance(value, expected) or isinstance(value, bool):
+        expected = type(known[key])
+        if type(value) is not expected:
             raise ValidationError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+        if key in CHOICES and value not in CHOICES[key]:
+            raise ValidationError(
+                f"{path}: {key}: expected {' or '.join(CHOICES[key])}, got {value!r}",
+                hint="edit .fleet/config.toml",
+            )
     if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
         raise ValidationError(
             f"{path}: format {raw['format']} is newer than this fleetgit understands",

@@ -7,13 +7,11 @@ event = fleet.emit("mission_created", "mission/msn-1", {...}, expect_version=0)
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fleetgit import catalogue, clock, gitrepo, rules
 from fleetgit import reservations as rsv
@@ -36,8 +34,7 @@ if TYPE_CHECKING:
 _UNSET = object()
 
 
-@dataclass(frozen=True)
-class EventSpec:
+class EventSpec(NamedTuple):
     """One event to append: what the caller decides; the envelope is filled in by the ledger."""
 
     type: str
@@ -49,14 +46,12 @@ class EventSpec:
     actor: str | None = None  # who caused it, when not the acting pilot (pilot register X)
 
 
-@dataclass(frozen=True)
-class InitResult:
+class InitResult(NamedTuple):
     worktree: str
     created: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CommitResult:
+class CommitResult(NamedTuple):
     commit: str
     paths: tuple[str, ...]
 
@@ -329,7 +324,7 @@ class Fleet:
         first = result.first_new_pos
         if first is not None and events[0].pos != first:  # positions were not as predicted
             for i, event in enumerate(events):
-                events[i] = dataclasses.replace(event, pos=first + i)
+                events[i] = event._replace(pos=first + i)
 
     @contextlib.contextmanager
     def as_of(self, pos: int | None) -> Iterator[None]:

@@ -6,8 +6,8 @@ Pure filesystem reads, no git process and no pygit2, so the hook path can use it
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from fleetgit.errors import NotARepositoryError, NotInitializedError
 
@@ -16,8 +16,7 @@ EVENTS_DIR = ".fleet/events"
 CONFIG_FILE = ".fleet/config.toml"
 
 
-@dataclass(frozen=True)
-class RepoPaths:
+class RepoPaths(NamedTuple):
     worktree: Path  # top of this worktree
     git_dir: Path  # this worktree's git dir (.git, or .git/worktrees/<name>)
     common_dir: Path  # shared by all worktrees of the clone

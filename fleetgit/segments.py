@@ -12,7 +12,6 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -40,16 +39,27 @@ def line_hash(line: bytes) -> int:
     return hash64(line, signed=True)
 
 
-@dataclass
 class WriterState:
     """What the writer remembers between processes (untracked, in the git dir)."""
 
-    segment: int = 1
-    size: int = 0  # bytes of `segment` as this writer last left it
-    wseq: int = 0
-    hlc: int = 0
-    index_stamp: str = ""  # stat of the git index file when `staged_max` was read
-    staged_max: int = 0  # highest segment number of this writer staged in the git index
+    def __init__(
+        self,
+        segment: int = 1,
+        size: int = 0,
+        wseq: int = 0,
+        hlc: int = 0,
+        index_stamp: str = "",
+        staged_max: int = 0,
+    ) -> None:
+        self.segment = segment
+        self.size = size  # bytes of `segment` as this writer last left it
+        self.wseq = wseq
+        self.hlc = hlc
+        self.index_stamp = index_stamp  # stat of the git index file when `staged_max` was read
+        self.staged_max = staged_max  # highest segment number of this writer staged in git
+
+    def __repr__(self) -> str:
+        return f"WriterState({self.__dict__})"
 
 
 class Writer:
@@ -141,14 +151,16 @@ class Writer:
             os.close(fd)
 
 
-@dataclass
 class Parsed:
     """Complete batches of a segment read from `start`, and what was wrong on the way."""
 
-    events: list[tuple[Event, bytes]] = field(default_factory=list)
-    good_end: int = 0  # offset just after the last complete batch
-    problems: list[tuple[int, str]] = field(default_factory=list)  # (offset, what)
-    torn_tail: bool = False  # bytes after good_end that do not form a complete batch
+    __slots__ = ("events", "good_end", "problems", "torn_tail")
+
+    def __init__(self, good_end: int = 0) -> None:
+        self.events: list[tuple[Event, bytes]] = []
+        self.good_end = good_end  # offset just after the last complete batch
+        self.problems: list[tuple[int, str]] = []  # (offset, what)
+        self.torn_tail = False  # bytes after good_end that do not form a complete batch
 
 
 def parse(buf: bytes, start: int = 0) -> Parsed:

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from fleetgit.gitrepo import GitRepo
 from fleetgit.paths import EVENTS_DIR, RepoPaths, worktrees
 from fleetgit.segments import WRITER_RE, segment_number
 
 
-@dataclass(frozen=True)
-class WorktreeFile:
+class WorktreeFile(NamedTuple):
     worktree: str
     relpath: str  # .fleet/events/<writer>/<segment>.jsonl
     writer: str
@@ -69,8 +68,7 @@ def scan_worktrees(paths: RepoPaths) -> Iterator[WorktreeFile]:
                 )
 
 
-@dataclass(frozen=True)
-class CommittedSegment:
+class CommittedSegment(NamedTuple):
     writer: str
     number: int
     blob: str

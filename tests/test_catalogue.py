@@ -208,9 +208,7 @@ def test_json_schema_of_one_type_and_of_all() -> None:
 def upcaster() -> Iterator[None]:
     """A temporary v2 of mission_started whose data gained a `reason` field."""
     original = CATALOGUE["mission_started"]
-    from dataclasses import replace
-
-    CATALOGUE["mission_started"] = replace(original, version=2)
+    CATALOGUE["mission_started"] = original._replace(version=2)
     catalogue.register_upcaster("mission_started", 1, lambda d: {**d, "reason": "unknown"})
     try:
         yield
@@ -234,14 +232,10 @@ def test_upcasting_lifts_old_data_and_leaves_current_alone(upcaster: None) -> No
 def test_old_events_read_upcast_through_the_index(repo: Any, upcaster: None) -> None:
     from fleetgit.fleet import Fleet
 
-    CATALOGUE["mission_started"] = __import__("dataclasses").replace(
-        CATALOGUE["mission_started"], version=1
-    )
+    CATALOGUE["mission_started"] = CATALOGUE["mission_started"]._replace(version=1)
     with Fleet.open(repo) as fleet:
         fleet.emit("mission_started", "mission/m", {"mission_id": "m"})
-    CATALOGUE["mission_started"] = __import__("dataclasses").replace(
-        CATALOGUE["mission_started"], version=2
-    )
+    CATALOGUE["mission_started"] = CATALOGUE["mission_started"]._replace(version=2)
     with Fleet.open(repo) as fleet:
         (event,) = fleet.events()
     assert event.v == 2 and event.data == {"mission_id": "m", "reason": "unknown"}

@@ -46,6 +46,7 @@ events = st.builds(
     data=st.dictionaries(st.text(max_size=10), json_values, max_size=6),
     causation_id=st.none() | ids,
     correlation_id=st.none() | ids,
+    pos=st.none(),  # local to an index: never encoded
 )
 
 

@@ -10,9 +10,8 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 import typer
@@ -26,8 +25,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
-class Globals:
+class Globals(NamedTuple):
     directory: str | None = None
     actor: str | None = None
     json: bool = False

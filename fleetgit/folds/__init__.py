@@ -8,16 +8,14 @@ rebuilt one agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetgit import clock
 
 Rows = dict[str, list[dict[str, Any]]]
 
 
-@dataclass(frozen=True, slots=True)
-class Ev:
+class Ev(NamedTuple):
     """An event as a fold sees it."""
 
     type: str

@@ -11,7 +11,6 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -54,13 +53,17 @@ def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) 
     return hash64(raw)
 
 
-@dataclass
 class IngestResult:
-    new_events: int = 0
-    first_new_pos: int | None = None
-    files_read: int = 0
-    blobs_read: int = 0
-    problems: list[str] = field(default_factory=list)
+    """What one catch-up or rebuild did."""
+
+    __slots__ = ("blobs_read", "files_read", "first_new_pos", "new_events", "problems")
+
+    def __init__(self) -> None:
+        self.new_events = 0
+        self.first_new_pos: int | None = None
+        self.files_read = 0
+        self.blobs_read = 0
+        self.problems: list[str] = []
 
 
 class IndexDB:
