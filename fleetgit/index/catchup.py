@@ -13,12 +13,23 @@ from typing import Any
 from fleetgit.config import Config
 from fleetgit.gitrepo import GitRepo, refs_fingerprint
 from fleetgit.index import projections
-from fleetgit.index.store import _TAIL, IndexDB, IngestResult, file_stamp, tail_hash
+from fleetgit.index.schema import EVENT_INDEXES
+from fleetgit.index.store import (
+    _TAIL,
+    IndexDB,
+    IngestResult,
+    file_stamp,
+    split_statements,
+    tail_hash,
+)
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import parse
 from fleetgit.sources import WorktreeFile, committed_segments, scan_worktrees, worktree_git_dirs
 
 Progress = Callable[[int, int], None]
+
+
+REBUILD_CACHE_KIB = -65536  # 64 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 
 
 class Index(IndexDB):
@@ -173,11 +184,21 @@ class Index(IndexDB):
             for table in self.derived_tables():
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+            # Sorting each secondary index once at the end beats updating it per event.
+            for (name,) in c.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+                " AND sql IS NOT NULL"
+            ).fetchall():
+                c.execute(f"DROP INDEX {name}")
+            c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
             self.rebuilding = True
             try:
                 result = self.catch_up_locked(progress)
             finally:
                 self.rebuilding = False
+                c.execute("PRAGMA cache_size = -2000")  # SQLite's default, 2 MB
+            for statement in split_statements(EVENT_INDEXES):
+                c.execute(statement)
             self.fold_all_streams()
             projections.rebuild(c)
             c.execute("DROP TABLE temp.prior_pos")

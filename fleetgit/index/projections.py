@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from itertools import groupby
+from itertools import groupby, islice
 from types import ModuleType
 from typing import Any
 
@@ -66,31 +66,43 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
         yield stream, events
 
 
-def _fold_into(conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+def _fold_into(
+    conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]], *, replace: bool = True
+) -> None:
     """Fold each stream of `rows` (sorted by stream, then total order) and replace its rows."""
-    _fold_groups(conn, _grouped(rows))
+    _fold_groups(conn, _grouped(rows), replace=replace)
 
 
-def _fold_groups(conn: sqlite3.Connection, groups: Iterable[tuple[str, list[Ev]]]) -> None:
-    names: dict[ModuleType, list[tuple[str]]] = {}
-    inserts: dict[str, list[dict[str, Any]]] = {}
-    for stream, events in groups:
-        kind, _, name = stream.partition("/")
-        module = BY_KIND.get(kind)
-        if module is None:
-            continue
-        names.setdefault(module, []).append((name,))
-        for table, items in module.fold(events).items():
-            inserts.setdefault(table, []).extend(items)
-    for module, keys in names.items():
-        for table in module.TABLES:
-            conn.executemany(f"DELETE FROM {table} WHERE {module.KEY} = ?", keys)
-    for table, items in inserts.items():
-        if items:
-            columns = list(items[0])
-            marks = ", ".join("?" * len(columns))
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-            conn.executemany(sql, [[row[c] for c in columns] for row in items])
+def _fold_groups(
+    conn: sqlite3.Connection, groups: Iterable[tuple[str, list[Ev]]], *, replace: bool = True
+) -> None:
+    """Write the folded rows of each stream; `replace=False` when the tables start empty."""
+    for chunk in _chunks(groups, 5000):  # bounded memory, whatever the number of streams
+        names: dict[ModuleType, list[tuple[str]]] = {}
+        inserts: dict[str, list[dict[str, Any]]] = {}
+        for stream, events in chunk:
+            kind, _, name = stream.partition("/")
+            module = BY_KIND.get(kind)
+            if module is None:
+                continue
+            names.setdefault(module, []).append((name,))
+            for table, items in module.fold(events).items():
+                inserts.setdefault(table, []).extend(items)
+        for module, keys in names.items() if replace else ():
+            for table in module.TABLES:
+                conn.executemany(f"DELETE FROM {table} WHERE {module.KEY} = ?", keys)
+        for table, items in inserts.items():
+            if items:
+                columns = list(items[0])
+                marks = ", ".join("?" * len(columns))
+                sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
+                conn.executemany(sql, [[row[c] for c in columns] for row in items])
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
 
 
 def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
@@ -132,7 +144,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
     for table in TABLES:
         conn.execute(f"DELETE FROM main.{table}")
     where, params = _kind_filter(BY_KIND)
-    _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params))
+    _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params), replace=False)
 
 
 def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:

@@ -16,7 +16,16 @@ DERIVED_TABLES = (
     "anomalies",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
-DDL = """
+# The events table's secondary indexes; a rebuild drops them and builds them once at the end.
+EVENT_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_stream ON events (stream, hlc, writer, wseq);
+CREATE INDEX IF NOT EXISTS events_order ON events (hlc, writer, wseq);
+CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+"""
+
+DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 CREATE TABLE IF NOT EXISTS events (
@@ -38,10 +47,9 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL,
     hash INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_stream ON events (stream, hlc, writer, wseq);
-CREATE INDEX IF NOT EXISTS events_order ON events (hlc, writer, wseq);
-CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
-CREATE INDEX IF NOT EXISTS events_type ON events (type);
+"""
+    + EVENT_INDEXES
+    + """
 
 -- Work-tree segment files: how far each was ingested (checkpoint by content, not by commit).
 CREATE TABLE IF NOT EXISTS files (
@@ -85,6 +93,7 @@ CREATE TABLE IF NOT EXISTS cursors (
     updated_ms INTEGER NOT NULL
 );
 """
+)
 
 STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage (

@@ -32,7 +32,7 @@ _COLUMNS = (
 _TAIL = 256  # bytes before a file's ingested offset that must still match to resume from it
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
     """Split a script into statements (a trigger body holds semicolons of its own)."""
     out, buf = [], ""
     for line in script.splitlines(keepends=True):
@@ -124,7 +124,7 @@ class IndexDB:
                     " WHERE type = 'table' AND name != 'sqlite_sequence'"
                 ).fetchall():
                     conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-            for statement in _statements(DDL + projections.DDL):
+            for statement in split_statements(DDL + projections.DDL):
                 conn.execute(statement)
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
