@@ -8,13 +8,15 @@ from typing import Any, NamedTuple
 import orjson
 
 from fleetgit import catalogue
+from fleetgit.catalogue import CATALOGUE
 from fleetgit.codec import Event
 from fleetgit.errors import AmbiguousError, NotFoundError
 from fleetgit.index.store import IndexDB
 
+# Columns in Event's field order, so a row becomes an Event with no renaming.
 _SELECT = (
-    "SELECT pos, id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id,"
-    " correlation_id, tx, txn, data FROM events"
+    "SELECT id, type, v, stream, seq, hlc, writer, wseq, actor, ts, tx, txn, data, causation_id,"
+    " correlation_id, pos FROM events"
 )
 _ORDER = "hlc, writer, wseq"
 
@@ -31,26 +33,12 @@ class EventFilter(NamedTuple):
 
 
 def row_to_event(row: Any) -> Event:
-    (pos, eid, etype, v, stream, seq, hlc, writer, wseq, actor, ts, caus, corr, tx, txn, data) = row
-    version, payload = catalogue.upcast(etype, v, orjson.loads(data))
-    return Event(
-        id=eid,
-        type=etype,
-        v=version,
-        stream=stream,
-        seq=seq,
-        hlc=hlc,
-        writer=writer,
-        wseq=wseq,
-        actor=actor,
-        ts=ts,
-        tx=tx,
-        txn=txn,
-        data=payload,
-        causation_id=caus,
-        correlation_id=corr,
-        pos=pos,
-    )
+    data = orjson.loads(row[12])
+    known = CATALOGUE.get(row[1])
+    if known is not None and row[2] < known.version:  # written by an older schema: lift it
+        version, data = catalogue.upcast(row[1], row[2], data)
+        return Event(row[0], row[1], version, *row[3:12], data, *row[13:])
+    return Event(*row[:12], data, *row[13:])
 
 
 def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
@@ -100,7 +88,7 @@ def find_event(db: IndexDB, ref: str) -> Event:
     if not rows:
         raise NotFoundError(f"no event with id {ref!r}", hint="list ids with: fleetgit events")
     if len(rows) > 1:
-        ids = ", ".join(str(r[1]) for r in rows[:5])
+        ids = ", ".join(str(r[0]) for r in rows[:5])
         raise AmbiguousError(f"event id {ref!r} is ambiguous: {ids}", hint="give more characters")
     return row_to_event(rows[0])
 
