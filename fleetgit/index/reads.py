@@ -37,8 +37,8 @@ def row_to_event(row: Any) -> Event:
     known = CATALOGUE.get(row[1])
     if known is not None and row[2] < known.version:  # written by an older schema: lift it
         version, data = catalogue.upcast(row[1], row[2], data)
-        return Event(row[0], row[1], version, *row[3:12], data, *row[13:])
-    return Event(*row[:12], data, *row[13:])
+        return Event._make((row[0], row[1], version, *row[3:12], data, *row[13:]))
+    return Event._make((*row[:12], data, *row[13:]))
 
 
 def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
