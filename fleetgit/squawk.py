@@ -169,6 +169,22 @@ def inbox_count(fleet: Fleet, *, unread: bool = False, include_archived: bool = 
     )
 
 
+def _sender(fleet: Fleet, mid: str) -> str | None:
+    row = fleet.index.conn.execute(
+        "SELECT sender FROM messages WHERE message_id = ?", (mid,)
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _is_recipient(fleet: Fleet, mid: str, me: str) -> bool:
+    return (
+        fleet.index.conn.execute(
+            "SELECT 1 FROM recipients WHERE message_id = ? AND callsign = ?", (mid, me)
+        ).fetchone()
+        is not None
+    )
+
+
 def _recipient_state(fleet: Fleet, mid: str, me: str) -> tuple[Any, ...]:
     row = fleet.index.conn.execute(
         "SELECT read_ms, acked_ms, archived FROM recipients WHERE message_id = ? AND callsign = ?",
@@ -185,12 +201,19 @@ def _recipient_state(fleet: Fleet, mid: str, me: str) -> tuple[Any, ...]:
 def mark(
     fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """read, acknowledge or archive, as one of the recipients (idempotent for read)."""
+    """read, acknowledge or archive, as one of the recipients (idempotent for read).
+    Its sender may read it too, which records nothing."""
     me = _me(fleet)
     key = {"message_read": "reader"}.get(event_type, "by")
 
     def plan() -> list[EventSpec]:
         mid = resolve(fleet, ref)
+        if (
+            event_type == "message_read"
+            and _sender(fleet, mid) == me
+            and not _is_recipient(fleet, mid, me)
+        ):
+            return []
         read, acked, archived = _recipient_state(fleet, mid, me)
         done = {"message_read": read, "message_acknowledged": acked, "message_archived": archived}
         if done[event_type]:

@@ -103,6 +103,40 @@ def test_three_pilots_fly_a_mission(repo: Path, cli: Any) -> None:
     res = cli(repo, "mission", "start", mission)
     assert res.code == 1 and "is in_progress" in res.err
 
+    # a question and its acknowledgement
+    mid = as_(
+        cli, repo, loser, "squawk", "send", "--to", winner, "--cc", "ice", "--subject",
+        "grammar tokens final?", "--ack-required",
+    ).out.strip()  # fmt: skip
+    res = as_(cli, repo, "maverick", "squawk", "ack", mid)
+    assert res.code == 1 and "not addressed to maverick" in res.err
+    assert as_(cli, repo, winner, "squawk", "ack", mid, "--notes", "yes").code == 0
+    shown = as_(cli, repo, loser, "squawk", "read", mid, "--json").json()
+    assert [r["acked"] for r in shown["recipients"] if r["callsign"] == winner] == [True]
+    reads = cli(repo, "events", "--type", "message_read", "--json").json()
+    assert [e["data"]["reader"] for e in reads] == [winner]  # its sender's look records nothing
+
+    # lock contention: the second pilot gives up after its wait
+    assert as_(cli, repo, winner, "lock", "acquire", "release-train", "--ttl", "10m").code == 0
+    res = as_(cli, repo, loser, "lock", "acquire", "release-train", "--wait", "1s")
+    assert res.code == 1 and f"held by {winner}" in res.err
+    assert len(cli(repo, "events", "--type", "lock_timeout", "--json").json()) == 1
+
+    # the lexer pilot checkpoints, loses its context, and resumes from the brief
+    chk = as_(
+        cli, repo, loser, "checkpoint", "create", "--sortie", lexer, "--progress", "70",
+        "--summary", "keywords left", "--next-step", "keywords", "--json",
+    ).json()  # fmt: skip
+    assert chk["mission_id"] == mission
+    as_(cli, repo, "ice", "squawk", "send", "--to", loser, "--subject", "ping me when done")
+    brief = as_(cli, repo, loser, "resume", "--latest")
+    assert brief.code == 0 and "keywords left" in brief.out and "ping me when done" in brief.out
+    assert as_(cli, repo, loser, "sortie", "complete", lexer).code == 0
+    assert as_(cli, repo, winner, "lock", "release", "release-train").code == 0
+    assert cli(repo, "mission", "complete", mission, "--summary", "parser shipped").code == 0
+    done = cli(repo, "mission", "show", mission, "--json").json()
+    assert done["status"] == "completed" and done["progress"] == 100
+
     before = projection_snapshot(repo)
     assert cli(repo, "index", "rebuild").code == 0
     assert projection_snapshot(repo) == before
