@@ -59,6 +59,7 @@ def fold(events: list[Ev]) -> Rows:
         if e.type == "message_sent":
             if msg is None:
                 msg = {
+                    "rid": e.pos,  # the FTS row id: the send's position, the same after a rebuild
                     "message_id": d["message_id"],
                     "sender": e.actor,
                     "subject": d["subject"],
