@@ -13,6 +13,12 @@ from pathlib import Path
 from fleetgit.fleet import EventSpec, Fleet, init
 
 
+def fleetgit_command() -> list[str]:
+    """The `fleetgit` console script users run, beside this interpreter."""
+    script = Path(sys.executable).with_name("fleetgit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "fleetgit"]
+
+
 def _repo(root: Path, name: str) -> Path:
     repo = root / name
     repo.mkdir()
@@ -50,7 +56,7 @@ def _time(cmd: list[str], runs: int = 11) -> float:
 
 
 def run(root: Path) -> list[tuple[str, str, str, str]]:
-    cli = [sys.executable, "-m", "fleetgit"]
+    cli = fleetgit_command()
     rows = []
     repo = _repo(root, "mission")
     specs = [

@@ -98,7 +98,6 @@ class IndexDB:
         conn.execute("PRAGMA busy_timeout = 120000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     def _remove_files(self) -> None:
