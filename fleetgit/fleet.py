@@ -23,7 +23,7 @@ from fleetgit.index import Index, IngestResult, projections
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
 from fleetgit.index.schema import SCHEMA_VERSION
-from fleetgit.index.store import tail_hash
+from fleetgit.index.store import WriterFacts, tail_hash
 from fleetgit.paths import RepoPaths, locate
 from fleetgit.segments import Writer, WriterState, repair, segment_number
 from fleetgit.sources import WorktreeFile
@@ -197,8 +197,9 @@ class Fleet:
             if datas is None:
                 datas = self._validate(specs)
             seqs = self._assign_seqs(specs)
-            number = self._segment_for_append(state)
-            events, payload = self._build(specs, datas, seqs, state, actor)
+            facts = self.index.writer_facts(self.writer.id)
+            number = self._segment_for_append(state, facts.max_segment)
+            events, payload = self._build(specs, datas, seqs, state, actor, facts)
             size = self.writer.write(number, payload, fsync=self.config.fsync == "always")
             self._ingest_own(number, size, events, payload)
             state.segment, state.size = number, size
@@ -225,15 +226,16 @@ class Fleet:
         seqs: list[int],
         state: WriterState,
         actor: str | None,
+        facts: WriterFacts,
     ) -> tuple[list[Event], bytes]:
         now = clock.now_ms()
         ts = clock.iso_ms(now)
-        hlc = max(state.hlc, self.index.witnessed_hlc())
+        hlc = max(state.hlc, facts.witnessed_hlc)
         # the index knows every write that reached a file, even one whose process died before
         # saving the state (say, right after rolling to a new segment)
-        wseq = max(state.wseq, self.index.max_wseq(self.writer.id))
+        wseq = max(state.wseq, facts.max_wseq)
         tx = clock.uuid7()
-        next_pos = self.index.next_pos()  # fresh ids: they take consecutive positions
+        next_pos = facts.next_pos  # fresh ids: they take consecutive positions
         events: list[Event] = []
         lines: list[bytes] = []
         for i, (s, data) in enumerate(zip(specs, datas, strict=True)):
@@ -269,9 +271,9 @@ class Fleet:
         state.hlc, state.wseq = hlc, wseq
         return events, b"".join(lines)
 
-    def _segment_for_append(self, state: WriterState) -> int:
+    def _segment_for_append(self, state: WriterState, max_segment: int) -> int:
         """The segment to append to: the current one unless committed, staged, gone or full."""
-        number = max(state.segment, self.index.max_segment(self.writer.id), 1)
+        number = max(state.segment, max_segment, 1)
         if number != state.segment:
             state.segment, state.size = number, -1  # another process rolled; it may have died
         path = self.writer.segment_path(number)
@@ -283,7 +285,7 @@ class Fleet:
             size = path.stat().st_size
         gone = size == -1 and state.size > 0
         if sealed or gone or size >= self.config.segment_max_bytes:
-            number = max(number, self.index.max_segment(self.writer.id), state.staged_max) + 1
+            number = max(number, state.staged_max) + 1
             state.size = 0
         return number
 

@@ -120,6 +120,7 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
             (s, [Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0) for e in evs])
             for s, evs in fresh.items()
         ),
+        replace=False,  # no events before, so no rows to replace
     )
     rest = [s for s in by_stream if s not in fresh]
     for start in range(0, len(rest), 500):

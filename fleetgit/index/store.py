@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -64,6 +64,13 @@ class IngestResult:
         self.files_read = 0
         self.blobs_read = 0
         self.problems: list[str] = []
+
+
+class WriterFacts(NamedTuple):
+    max_segment: int  # highest segment number of the writer the index has seen
+    max_wseq: int  # the writer's last wseq: it knows every write that reached a file
+    witnessed_hlc: int  # the largest HLC seen, ignoring ones too far ahead (flagged, not followed)
+    next_pos: int  # the position AUTOINCREMENT gives the next new event
 
 
 class IndexDB:
@@ -259,43 +266,30 @@ class IndexDB:
             )
         return out
 
-    def next_pos(self) -> int:
-        """The position AUTOINCREMENT gives the next new event."""
-        row = self.conn.execute(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
-            " coalesce((SELECT max(pos) FROM events), 0)) + 1"
-        ).fetchone()
-        return int(row[0])
-
     def stream_version(self, stream: str) -> int:
         row = self.conn.execute(
             "SELECT version FROM streams WHERE stream = ?", (stream,)
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def max_wseq(self, writer: str) -> int:
+    def writer_facts(self, writer: str) -> WriterFacts:
+        """What an append needs from the index, in one query."""
+        bound = clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000)
         row = self.conn.execute(
-            "SELECT max(wseq) FROM events WHERE writer = ?", (writer,)
+            "SELECT (SELECT max(number) FROM segments WHERE writer = :w),"
+            " (SELECT max(wseq) FROM events WHERE writer = :w),"
+            " (SELECT max(hlc) FROM events WHERE hlc <= :bound),"
+            " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+            " coalesce((SELECT max(pos) FROM events), 0)) + 1",
+            {"w": writer, "bound": bound},
         ).fetchone()
-        return int(row[0] or 0)
-
-    def max_segment(self, writer: str) -> int:
-        row = self.conn.execute(
-            "SELECT max(number) FROM segments WHERE writer = ?", (writer,)
-        ).fetchone()
-        return int(row[0] or 0)
+        return WriterFacts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3]))
 
     def segment_committed(self, writer: str, number: int) -> bool:
         row = self.conn.execute(
             "SELECT committed FROM segments WHERE writer = ? AND number = ?", (writer, number)
         ).fetchone()
         return bool(row and row[0])
-
-    def witnessed_hlc(self) -> int:
-        """The largest HLC seen, ignoring ones too far ahead (flagged, not followed)."""
-        bound = clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000)
-        row = self.conn.execute("SELECT max(hlc) FROM events WHERE hlc <= ?", (bound,)).fetchone()
-        return int(row[0] or 0)
 
     def query(self, sql: str, params: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         cur = self.conn.execute(sql, params)
