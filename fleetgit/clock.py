@@ -45,12 +45,12 @@ def tick(last: int, wall_ms: int) -> int:
 
 def uuid7() -> str:
     """A UUIDv7 string: 48 bits of milliseconds, 74 random bits; unique by construction."""
-    ms = now_ms() & ((1 << 48) - 1)
-    rand = int.from_bytes(os.urandom(10), "big")
-    rand_a = rand >> 68  # 12 bits
-    rand_b = rand & ((1 << 62) - 1)
-    value = (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    h = f"{value:032x}"
+    r = os.urandom(10)
+    h = (
+        (now_ms() & 0xFFFFFFFFFFFF).to_bytes(6, "big")
+        + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F)))  # version 7, variant 0b10
+        + r[3:]
+    ).hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
