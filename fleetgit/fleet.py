@@ -310,7 +310,7 @@ class Fleet:
         relpath = self.writer.relpath(number)
         worktree = str(self.paths.worktree)
         result = IngestResult()
-        self.index.ingest(list(zip(events, _split_lines(payload), strict=True)), result, own=True)
+        self.index.ingest_own(list(zip(events, _split_lines(payload), strict=True)), result)
         tail = payload[-256:]
         if len(tail) < 256 and size > len(payload):
             with open(path, "rb") as fh:
@@ -323,10 +323,6 @@ class Fleet:
             size,
             tail_hash(tail),
         )
-        first = result.first_new_pos
-        if first is not None and events[0].pos != first:  # positions were not as predicted
-            for i, event in enumerate(events):
-                events[i] = event._replace(pos=first + i)
 
     @contextlib.contextmanager
     def as_of(self, pos: int | None) -> Iterator[None]:

@@ -66,6 +66,29 @@ class IngestResult:
         self.problems: list[str] = []
 
 
+def _row(e: Event, line: bytes) -> tuple[Any, ...]:
+    """An event as the events table's columns (_COLUMNS), without its position."""
+    data = orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode()
+    return (
+        e.id,
+        e.type,
+        e.v,
+        e.stream,
+        e.seq,
+        e.hlc,
+        e.writer,
+        e.wseq,
+        e.actor,
+        e.ts,
+        e.causation_id,
+        e.correlation_id,
+        e.tx,
+        e.txn,
+        data,
+        line_hash(line),
+    )
+
+
 class WriterFacts(NamedTuple):
     max_segment: int  # highest segment number of the writer the index has seen
     max_wseq: int  # the writer's last wseq: it knows every write that reached a file
@@ -168,9 +191,20 @@ class IndexDB:
 
     # -- ingest -----------------------------------------------------------------------------
 
-    def ingest(
-        self, items: list[tuple[Event, bytes]], result: IngestResult, *, own: bool = False
-    ) -> None:
+    def ingest_own(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
+        """Add what this process just appended inside the write transaction: fresh random ids
+        with positions assigned at build, so there is nothing to deduplicate or compare."""
+        self.conn.executemany(
+            f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({','.join('?' * 17)})",
+            [(e.pos, *_row(e, line)) for e, line in items],
+        )
+        before = int(items[0][0].pos or 1) - 1
+        result.new_events += len(items)
+        result.first_new_pos = before + 1
+        self._fold_streams(before)
+        projections.apply_own(self.conn, [e for e, _ in items])
+
+    def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
         """Add events not seen before, in the order given; record same-id-other-bytes conflicts."""
         if not items:
             return
@@ -178,27 +212,7 @@ class IndexDB:
         c.execute("DELETE FROM stage")
         c.executemany(
             f"INSERT INTO stage ({_COLUMNS}) VALUES ({','.join('?' * 16)})",
-            [
-                (
-                    e.id,
-                    e.type,
-                    e.v,
-                    e.stream,
-                    e.seq,
-                    e.hlc,
-                    e.writer,
-                    e.wseq,
-                    e.actor,
-                    e.ts,
-                    e.causation_id,
-                    e.correlation_id,
-                    e.tx,
-                    e.txn,
-                    orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode(),
-                    line_hash(line),
-                )
-                for e, line in items
-            ],
+            [_row(e, line) for e, line in items],
         )
         pos_expr = (
             "(SELECT p.pos FROM prior_pos p WHERE p.id = s.id)" if self.rebuilding else "NULL"
@@ -227,10 +241,7 @@ class IndexDB:
             if result.first_new_pos is None:
                 result.first_new_pos = before + 1
             self._fold_streams(before)
-            if own and items[0][0].pos == before + 1:  # just appended here, positions as given
-                projections.apply_own(c, [e for e, _ in items])
-            else:
-                projections.apply(c, before)
+            projections.apply(c, before)
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(
