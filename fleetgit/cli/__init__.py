@@ -5,7 +5,6 @@ so `main` builds an app holding only the command being run (all of them for `--h
 so that usage lists them); `app` is the full one.
 """
 
-import copy
 import importlib
 import sys
 from typing import Annotated, Any
@@ -103,10 +102,8 @@ def _keep_only(app: typer.Typer, words: list[str]) -> None:
         info = app.registered_groups[0]
         sub = info.typer_instance
         wanted = [c for c in sub.registered_commands if _name(c) == words[1]] if sub else []
-        if sub and wanted:  # a copy: the group's module-level Typer stays whole for later apps
-            pruned = copy.copy(sub)
-            pruned.registered_commands = wanted
-            info.typer_instance = pruned
+        if sub and wanted:
+            sub.registered_commands = wanted
 
 
 def main() -> None:

@@ -21,6 +21,11 @@ from fleetgit.fleet import Fleet
 from fleetgit.paths import locate
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AsOf = Annotated[
+    int | None,
+    typer.Option("--as-of", metavar="POS", help="Answer from the state after position POS."),
+]
+Commands = Sequence[tuple[str, Callable[..., Any]]]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +34,14 @@ class Globals(NamedTuple):
     directory: str | None = None
     actor: str | None = None
     json: bool = False
+
+
+def add_group(app: typer.Typer, name: str, help: str, commands: Commands) -> None:
+    """Add a command group. A fresh Typer each time: an app built twice gets no duplicates."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    for command, fn in commands:
+        group.command(command)(fn)
+    app.add_typer(group, name=name)
 
 
 def globals_of(ctx: typer.Context) -> Globals:

@@ -1,50 +1,47 @@
 """Work order, lock and cursor commands."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from fleetgit import cursors, locks, workorders
-from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
-
-workorder_app = typer.Typer(help="Work orders: small tasks under a sortie.", no_args_is_help=True)
-lock_app = typer.Typer(help="Named locks with a TTL.", no_args_is_help=True)
-cursor_app = typer.Typer(help="Consumer cursors (positions of this clone).", no_args_is_help=True)
-AsOf = Annotated[
-    int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
-]
+from fleetgit.cli.common import (
+    AsOf,
+    JsonOpt,
+    add_group,
+    boundary,
+    open_fleet,
+    print_json,
+    table,
+)
 
 
 def register(app: typer.Typer) -> None:
-    groups: list[tuple[typer.Typer, str, list[tuple[str, Callable[..., None]]]]] = [
-        (
-            workorder_app,
-            "workorder",
-            [
-                ("create", wo_create),
-                ("list", wo_list),
-                ("show", wo_show),
-                ("assign", wo_assign),
-                ("status", wo_status),
-                ("complete", wo_complete),
-            ],
-        ),
-        (
-            lock_app,
-            "lock",
-            [("acquire", lock_acquire), ("release", lock_release), ("list", lock_list)],
-        ),
-        (
-            cursor_app,
-            "cursor",
-            [("show", cursor_show), ("advance", cursor_advance), ("reset", cursor_reset)],
-        ),
-    ]
-    for group, group_name, commands in groups:
-        for name, fn in commands:
-            group.command(name)(fn)
-        app.add_typer(group, name=group_name)
+    add_group(
+        app,
+        "workorder",
+        "Work orders: small tasks under a sortie.",
+        [
+            ("create", wo_create),
+            ("list", wo_list),
+            ("show", wo_show),
+            ("assign", wo_assign),
+            ("status", wo_status),
+            ("complete", wo_complete),
+        ],
+    )
+    add_group(
+        app,
+        "lock",
+        "Named locks with a TTL.",
+        [("acquire", lock_acquire), ("release", lock_release), ("list", lock_list)],
+    )
+    add_group(
+        app,
+        "cursor",
+        "Consumer cursors (positions of this clone).",
+        [("show", cursor_show), ("advance", cursor_advance), ("reset", cursor_reset)],
+    )
 
 
 def _wo_rows(rows: list[dict[str, Any]]) -> str:

@@ -1,35 +1,29 @@
 """Pilot, mission and sortie commands: thin wrappers over fleetgit.pilots/missions/sorties."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from fleetgit import missions, pilots, sorties
-from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    AsOf,
+    Commands,
+    JsonOpt,
+    add_group,
+    boundary,
+    open_fleet,
+    print_json,
+    table,
+)
 
-pilot_app = typer.Typer(
-    help="Pilots: register, heartbeat, list, show, deregister.", no_args_is_help=True
-)
-mission_app = typer.Typer(
-    help="Missions: create, list, show, start, complete, cancel, update.", no_args_is_help=True
-)
-sortie_app = typer.Typer(
-    help="Sorties: create, list, show, claim and work through them.", no_args_is_help=True
-)
-
-AsOf = Annotated[
-    int | None,
-    typer.Option("--as-of", metavar="POS", help="Answer from the state after position POS."),
-]
 Priority = Annotated[str | None, typer.Option("--priority", help="low|medium|high|critical")]
 
 
 def register(app: typer.Typer) -> None:
-    groups: list[tuple[typer.Typer, str, list[tuple[str, Callable[..., None]]]]] = [
+    groups: list[tuple[str, str, Commands]] = [
         (
-            pilot_app,
             "pilot",
+            "Pilots: register, heartbeat, list, show, deregister.",
             [
                 ("register", pilot_register),
                 ("heartbeat", pilot_heartbeat),
@@ -39,8 +33,8 @@ def register(app: typer.Typer) -> None:
             ],
         ),
         (
-            mission_app,
             "mission",
+            "Missions: create, list, show, start, complete, cancel, update.",
             [
                 ("create", mission_create),
                 ("list", mission_list),
@@ -52,8 +46,8 @@ def register(app: typer.Typer) -> None:
             ],
         ),
         (
-            sortie_app,
             "sortie",
+            "Sorties: create, list, show, claim and work through them.",
             [
                 ("create", sortie_create),
                 ("list", sortie_list),
@@ -69,10 +63,8 @@ def register(app: typer.Typer) -> None:
             ],
         ),
     ]
-    for group, group_name, commands in groups:
-        for name, fn in commands:
-            group.command(name)(fn)
-        app.add_typer(group, name=group_name)
+    for name, help, commands in groups:
+        add_group(app, name, help, commands)
 
 
 def _out(value: Any, as_json: bool, human: str) -> None:

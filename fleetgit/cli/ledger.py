@@ -7,13 +7,19 @@ import orjson
 import typer
 
 from fleetgit import catalogue, clock
-from fleetgit.cli.common import JsonOpt, boundary, globals_of, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    JsonOpt,
+    add_group,
+    boundary,
+    globals_of,
+    open_fleet,
+    print_json,
+    table,
+)
 from fleetgit.codec import Event
 from fleetgit.errors import ValidationError
 from fleetgit.fleet import init as fleet_init
 from fleetgit.index.reads import EventFilter
-
-index_app = typer.Typer(help="Inspect or rebuild the local SQLite index.", no_args_is_help=True)
 
 
 def _event_rows(events: list[Event]) -> str:
@@ -39,9 +45,12 @@ def register(app: typer.Typer) -> None:
     app.command("commit")(commit)
     app.command("verify")(verify)
     app.command("schema")(schema)
-    index_app.command("rebuild")(index_rebuild)
-    index_app.command("status")(index_status)
-    app.add_typer(index_app, name="index")
+    add_group(
+        app,
+        "index",
+        "Inspect or rebuild the local SQLite index.",
+        [("rebuild", index_rebuild), ("status", index_status)],
+    )
 
 
 @boundary

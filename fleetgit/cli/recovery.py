@@ -1,30 +1,21 @@
 """Checkpoint and resume commands."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from fleetgit import checkpoints
-from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+from fleetgit.cli.common import AsOf, JsonOpt, add_group, boundary, open_fleet, print_json, table
 from fleetgit.resume import markdown, resume
-
-checkpoint_app = typer.Typer(help="Checkpoints a pilot can resume from.", no_args_is_help=True)
-AsOf = Annotated[
-    int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
-]
 
 
 def register(app: typer.Typer) -> None:
-    commands: list[tuple[str, Callable[..., None]]] = [
-        ("create", create),
-        ("list", listing),
-        ("show", show),
-        ("latest", latest),
-    ]
-    for name, fn in commands:
-        checkpoint_app.command(name)(fn)
-    app.add_typer(checkpoint_app, name="checkpoint")
+    add_group(
+        app,
+        "checkpoint",
+        "Checkpoints a pilot can resume from.",
+        [("create", create), ("list", listing), ("show", show), ("latest", latest)],
+    )
     app.command("resume")(resume_cmd)
 
 

@@ -5,15 +5,21 @@ from typing import Annotated
 import typer
 
 from fleetgit import clock
-from fleetgit.cli.common import JsonOpt, boundary, fail, globals_of, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    AsOf,
+    JsonOpt,
+    add_group,
+    boundary,
+    fail,
+    globals_of,
+    open_fleet,
+    print_json,
+    table,
+)
 from fleetgit.durations import format_duration
 from fleetgit.paths import locate
 from fleetgit.reservations import ReservationConflict, force_release, settle_conflicts
 from fleetgit.rules import Reservation
-
-hooks_app = typer.Typer(
-    help="Install, remove or inspect fleetgit's git hooks.", no_args_is_help=True
-)
 
 TtlOpt = Annotated[
     str | None, typer.Option("--ttl", help="Duration like 90s, 30m, 2h (default from config).")
@@ -29,10 +35,12 @@ def register(app: typer.Typer) -> None:
         ("check", check),
     ):
         app.command(name)(fn)
-    hooks_app.command("install")(hooks_install)
-    hooks_app.command("uninstall")(hooks_uninstall)
-    hooks_app.command("status")(hooks_status)
-    app.add_typer(hooks_app, name="hooks")
+    add_group(
+        app,
+        "hooks",
+        "Install, remove or inspect fleetgit's git hooks.",
+        [("install", hooks_install), ("uninstall", hooks_uninstall), ("status", hooks_status)],
+    )
 
 
 def _rows(found: list[Reservation]) -> str:
@@ -153,9 +161,7 @@ def reservations(
     mine: Annotated[bool, typer.Option("--mine", help="Only mine.")] = False,
     holder: Annotated[str | None, typer.Option("--holder", metavar="CALLSIGN")] = None,
     include_expired: Annotated[bool, typer.Option("--include-expired")] = False,
-    as_of: Annotated[
-        int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
-    ] = None,
+    as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List active reservations with the time left.

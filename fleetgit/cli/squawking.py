@@ -1,35 +1,32 @@
 """Squawk commands: send, inbox, read, ack, archive, thread, search, sent."""
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from fleetgit import squawk
-from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json, table
+from fleetgit.cli.common import AsOf, JsonOpt, add_group, boundary, open_fleet, print_json, table
 
-squawk_app = typer.Typer(help="Messages between pilots.", no_args_is_help=True)
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
 MsgId = Annotated[str, typer.Argument(metavar="ID")]
-AsOf = Annotated[
-    int | None, typer.Option("--as-of", metavar="POS", help="State after position POS.")
-]
 
 
 def register(app: typer.Typer) -> None:
-    commands: list[tuple[str, Callable[..., None]]] = [
-        ("send", send),
-        ("inbox", inbox),
-        ("read", read),
-        ("ack", ack),
-        ("archive", archive),
-        ("thread", thread),
-        ("search", search),
-        ("sent", sent),
-    ]
-    for name, fn in commands:
-        squawk_app.command(name)(fn)
-    app.add_typer(squawk_app, name="squawk")
+    add_group(
+        app,
+        "squawk",
+        "Messages between pilots.",
+        [
+            ("send", send),
+            ("inbox", inbox),
+            ("read", read),
+            ("ack", ack),
+            ("archive", archive),
+            ("thread", thread),
+            ("search", search),
+            ("sent", sent),
+        ],
+    )
 
 
 def _list(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
