@@ -172,3 +172,32 @@ def test_a_claim_race_across_clones_is_won_by_the_first_in_total_order(tmp_path:
     with db.transaction():
         db.ingest([events[1]], IngestResult())  # goose's earlier claim arrives by a merge
     assert db.conn.execute("SELECT assignee FROM sorties").fetchone() == ("goose",)
+
+
+def test_a_forked_stream_reads_in_seq_order_then_total_order(tmp_path: Path) -> None:
+    """Two clones both appended seq 1 to one stream; one also seq 2, earlier in total order."""
+    from fleetgit.index.reads import select_stream
+
+    def ev(eid: str, seq: int, ms: int, writer: str) -> tuple[Event, bytes]:
+        e = Event(
+            id=eid,
+            type="mission_updated",
+            v=1,
+            stream="mission/m1",
+            seq=seq,
+            hlc=clock.make_hlc(10**12 + ms),
+            writer=writer * 16,
+            wseq=seq,
+            actor="viper",
+            ts="",
+            tx=eid,
+            txn=1,
+            data={"mission_id": "m1", "changes": {"title": eid}},
+        )
+        return e, encode(e)
+
+    db = fresh_db(tmp_path, "fork")
+    with db.transaction():
+        db.ingest([ev("a1", 1, 10, "a"), ev("b1", 1, 5, "b"), ev("b2", 2, 6, "b")], IngestResult())
+    assert [e.id for e in select_stream(db, "mission/m1", None, None)] == ["b1", "a1", "b2"]
+    assert [e.id for e in select_stream(db, "mission/m1", 2, None)] == ["b2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from itertools import pairwise
 from typing import Any, NamedTuple
 
 import orjson
@@ -72,9 +73,14 @@ def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
 def select_stream(
     db: IndexDB, stream: str, from_seq: int | None, to_seq: int | None
 ) -> list[Event]:
-    sql = _SELECT + " WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY seq, " + _ORDER
+    # Read in the (stream, hlc, writer, wseq) index's order, which is seq order unless two clones
+    # forked the stream; only then sort (by seq, then total order), saving SQLite a sort.
+    sql = _SELECT + " WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY " + _ORDER
     rows = db.conn.execute(sql, (stream, from_seq or 1, to_seq if to_seq is not None else 2**62))
-    return [row_to_event(r) for r in rows]
+    events = [row_to_event(r) for r in rows]
+    if any(a.seq > b.seq for a, b in pairwise(events)):
+        events.sort(key=lambda e: (e.seq, *e.order_key()))
+    return events
 
 
 def find_event(db: IndexDB, ref: str) -> Event:
