@@ -37,8 +37,9 @@ CREATE TABLE IF NOT EXISTS recipients (
     sent_hlc INTEGER NOT NULL,
     PRIMARY KEY (message_id, callsign)
 );
--- sent_hlc is copied here so that an inbox page walks this index newest first, with no sort
-CREATE INDEX IF NOT EXISTS recipients_inbox ON recipients (callsign, archived, sent_hlc);
+-- sent_hlc is copied here so that an inbox page walks this index newest first, with no sort;
+-- read_ms in it lets the unread filter and count skip the table
+CREATE INDEX IF NOT EXISTS recipients_inbox ON recipients (callsign, archived, sent_hlc, read_ms);
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
     USING fts5(subject, body, content='messages', content_rowid='rid');
 CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages BEGIN
