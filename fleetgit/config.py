@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,9 +42,15 @@ max_clock_skew_seconds = 300          # events further in the future are flagged
 def load(path: Path) -> Config:
     """Read the config, refusing unknown keys and wrong types with one clear line."""
     try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Config()
+    if text == DEFAULT_TOML:  # as `fleetgit init` wrote it: skip importing tomllib (~3 ms)
+        return Config()
+    import tomllib
+
+    try:
+        raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path}: {exc}", hint="fix the TOML syntax") from None
     known = Config._field_defaults

@@ -19,7 +19,7 @@ from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.identity import check_callsign, git_config, resolve_callsign
-from fleetgit.index import Index, IngestResult, projections
+from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
 from fleetgit.index.schema import SCHEMA_VERSION
@@ -332,6 +332,8 @@ class Fleet:
             return
         if pos < 0:
             raise ValidationError(f"--as-of {pos}: positions start at 0")
+        from fleetgit.index import projections  # only when folding (see index/store.py)
+
         projections.materialize_as_of(self.index.conn, pos)
         try:
             yield

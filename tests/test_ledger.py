@@ -414,3 +414,28 @@ def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None
     one = run_fleetgit(repo, "-C", str(repo), "mission", "show", "--help")
     assert one.code == 0 and "Example: fleetgit mission show" in one.out
     assert run_fleetgit(repo, "mision").code == 2
+
+
+def test_config_defaults_and_strictness(tmp_path: Path) -> None:
+    import tomllib
+
+    from fleetgit.config import DEFAULT_TOML, Config, load
+    from fleetgit.errors import ValidationError
+
+    # the file `init` writes says exactly the built-in defaults (load skips parsing it)
+    assert Config(**tomllib.loads(DEFAULT_TOML)) == Config()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(DEFAULT_TOML + "reservation_ttl_seconds = 60\n")
+    with pytest.raises(ValidationError):  # the same key twice is bad TOML
+        load(cfg)
+    cfg.write_text(DEFAULT_TOML.replace("= 3600", "= 60"))
+    assert load(cfg).reservation_ttl_seconds == 60
+    for bad, says in (
+        ('hook_mode = "loud"\n', "expected enforce or warn"),
+        ("colour = 1\n", "unknown setting 'colour'"),
+        ("fsync = 1\n", "fsync must be str"),
+        ("format = 99\n", "newer than this fleetgit understands"),
+    ):
+        cfg.write_text(bad)
+        with pytest.raises(ValidationError, match=says):
+            load(cfg)

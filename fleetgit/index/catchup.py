@@ -12,7 +12,6 @@ from typing import Any
 
 from fleetgit.config import Config
 from fleetgit.gitrepo import GitRepo, refs_fingerprint
-from fleetgit.index import projections
 from fleetgit.index.schema import EVENT_INDEXES
 from fleetgit.index.store import (
     _TAIL,
@@ -200,6 +199,8 @@ class Index(IndexDB):
             for statement in split_statements(EVENT_INDEXES):
                 c.execute(statement)
             self.fold_all_streams()
+            from fleetgit.index import projections  # only when folding (see store.py)
+
             projections.rebuild(c)
             c.execute("DROP TABLE temp.prior_pos")
         return result
