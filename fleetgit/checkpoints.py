@@ -8,7 +8,7 @@ import orjson
 
 from fleetgit import clock, ids, missions, sorties
 from fleetgit.catalogue import MAX_LIST
-from fleetgit.errors import NotFoundError, ValidationError
+from fleetgit.errors import NotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -20,13 +20,6 @@ def _spec(type_: str, cid: str, data: dict[str, Any]) -> EventSpec:
     from fleetgit.fleet import EventSpec
 
     return EventSpec(type_, f"checkpoint/{cid}", {"checkpoint_id": cid, **data})
-
-
-def _me(fleet: Fleet) -> str:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
-    return me
 
 
 def resolve(fleet: Fleet, ref: str) -> str:
@@ -81,7 +74,7 @@ def create(
     blockers: Sequence[str] = (),
     files: Sequence[str] = (),
 ) -> str:
-    me = _me(fleet)
+    me = fleet.me()
     cid = clock.short_id("chk")
 
     def plan() -> list[EventSpec]:

@@ -145,6 +145,15 @@ class Fleet:
             self._actor = resolve_callsign(None, self.paths)
         return self._actor  # type: ignore[return-value]
 
+    def me(self) -> str:
+        """The acting callsign, for commands that act as a pilot; refused when there is none."""
+        if not self.actor:
+            raise ValidationError(
+                "no pilot identity",
+                hint="pass --as CALLSIGN, set FLEET_CALLSIGN or git config fleet.callsign",
+            )
+        return self.actor
+
     @functools.cached_property
     def ignorecase(self) -> bool:
         """Pattern case sensitivity follows git's core.ignorecase."""

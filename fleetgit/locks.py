@@ -33,13 +33,6 @@ def _check_key(key: str) -> str:
     return key
 
 
-def _me(fleet: Fleet) -> str:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
-    return me
-
-
 def current(fleet: Fleet, key: str) -> dict[str, Any] | None:
     cur = fleet.index.conn.execute("SELECT * FROM locks WHERE lock_key = ?", (key,))
     found = cur.fetchone()
@@ -54,7 +47,7 @@ def acquire(
     fleet: Fleet, key: str, *, ttl: str | None = None, wait: str | None = None
 ) -> dict[str, Any]:
     """Take the lock now, or retry until `wait` runs out; then record lock_timeout and refuse."""
-    me = _me(fleet)
+    me = fleet.me()
     key = _check_key(key)
     seconds = parse_duration(ttl) if ttl else 300
     deadline = time.monotonic() + (parse_duration(wait) if wait else 0)
@@ -89,7 +82,7 @@ def _record_timeout(fleet: Fleet, key: str, me: str, waited_ms: int) -> None:
 
 
 def release(fleet: Fleet, key: str) -> dict[str, Any]:
-    me = _me(fleet)
+    me = fleet.me()
     key = _check_key(key)
 
     def plan() -> list[EventSpec]:

@@ -32,17 +32,10 @@ def register(
     return show(fleet, callsign)
 
 
-def _me(fleet: Fleet) -> str:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
-    return me
-
-
 def heartbeat(
     fleet: Fleet, *, status: str | None = None, task: str | None = None
 ) -> dict[str, Any]:
-    me = _me(fleet)
+    me = fleet.me()
 
     def plan() -> list[EventSpec]:
         _row(fleet, me)
@@ -53,7 +46,7 @@ def heartbeat(
 
 
 def deregister(fleet: Fleet, *, reason: str | None = None) -> dict[str, Any]:
-    me = _me(fleet)
+    me = fleet.me()
 
     def plan() -> list[EventSpec]:
         if _row(fleet, me)["deregistered"]:

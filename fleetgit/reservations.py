@@ -31,16 +31,6 @@ class ReservationConflict(ConflictError):
         self.conflicts = conflicts
 
 
-def _need_actor(fleet: Fleet) -> str:
-    actor = fleet.actor
-    if not actor:
-        raise ValidationError(
-            "no pilot identity: reservations need a callsign",
-            hint="pass --as CALLSIGN, set FLEET_CALLSIGN, or git config fleet.callsign CALLSIGN",
-        )
-    return actor
-
-
 def _ttl(fleet: Fleet, ttl: str | int | None) -> int:
     if ttl is None:
         return fleet.config.reservation_ttl_seconds
@@ -63,7 +53,7 @@ def reserve(
     allow_broad: bool = False,
 ) -> list[Reservation]:
     """Grant every pattern or none. Re-reserving one's own pattern extends it."""
-    me = _need_actor(fleet)
+    me = fleet.me()
     if not requested:
         raise ValidationError("nothing to reserve", hint="fleetgit reserve 'src/parser/**'")
     wanted = list(dict.fromkeys(patterns.normalize(p, allow_broad=allow_broad) for p in requested))
@@ -141,7 +131,7 @@ def _select_mine(live: list[Reservation], me: str, wanted: Sequence[str]) -> lis
 def renew(
     fleet: Fleet, requested: Sequence[str], *, ttl: str | int | None = None
 ) -> list[Reservation]:
-    me = _need_actor(fleet)
+    me = fleet.me()
     wanted = [patterns.normalize(p, allow_broad=True) for p in requested]
     seconds = _ttl(fleet, ttl)
 
@@ -161,7 +151,7 @@ def renew(
 
 def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False) -> list[str]:
     """Release my reservations for these patterns (or all of them); returns the ids released."""
-    me = _need_actor(fleet)
+    me = fleet.me()
     if not requested and not everything:
         raise ValidationError(
             "name the patterns to release, or pass --all", hint="fleetgit release --all"
@@ -178,7 +168,7 @@ def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False)
 
 def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reservation:
     """Release another pilot's reservation when its holder has been silent past the limit."""
-    me = _need_actor(fleet)
+    me = fleet.me()
     limit_s = fleet.config.force_release_after_seconds
 
     def plan() -> list[EventSpec]:

@@ -33,9 +33,7 @@ def _choose(
 def resume(
     fleet: Fleet, *, checkpoint: str | None = None, mission: str | None = None, latest: bool = False
 ) -> dict[str, Any]:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
+    me = fleet.me()
     chk = _choose(fleet, checkpoint, mission, latest)
     outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
 

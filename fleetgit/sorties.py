@@ -32,13 +32,6 @@ def _spec(type_: str, sortie_id: str, data: dict[str, Any]) -> EventSpec:
     return EventSpec(type_, f"sortie/{sortie_id}", {"sortie_id": sortie_id, **data})
 
 
-def _me(fleet: Fleet) -> str:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
-    return me
-
-
 def resolve(fleet: Fleet, ref: str) -> str:
     return ids.resolve(fleet.index.conn, "sorties", "sortie_id", ref, "sortie", "srt")
 
@@ -121,7 +114,7 @@ def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me
 
 def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None) -> str:
     """start, resume, complete, progress, block, cancel: if the state machine allows it."""
-    me = _me(fleet) if event_type in ASSIGNEE_ONLY else fleet.actor or ""
+    me = fleet.me() if event_type in ASSIGNEE_ONLY else fleet.actor or ""
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
@@ -138,7 +131,7 @@ def claim(
     its files are reserved in the same batch: all of it happens, or none."""
     from fleetgit.reservations import _ttl, reserve_specs
 
-    me = _me(fleet)
+    me = fleet.me()
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)

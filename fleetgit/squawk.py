@@ -26,13 +26,6 @@ def _spec(type_: str, mid: str, data: dict[str, Any]) -> EventSpec:
     return EventSpec(type_, f"message/{mid}", {"message_id": mid, **data})
 
 
-def _me(fleet: Fleet) -> str:
-    me = fleet.actor
-    if not me:
-        raise ValidationError("no pilot identity", hint="pass --as CALLSIGN or set FLEET_CALLSIGN")
-    return me
-
-
 def resolve(fleet: Fleet, ref: str) -> str:
     return ids.resolve(fleet.index.conn, "messages", "message_id", ref, "squawk", "msg")
 
@@ -55,7 +48,7 @@ def send(
     ack_required: bool = False,
     allow_unknown: bool = False,
 ) -> str:
-    _me(fleet)  # the sender is the actor of the event
+    fleet.me()  # the sender is the actor of the event
     to_list, cc_list = _split(to), _split(cc)
     if not to_list:
         raise ValidationError("--to names nobody", hint="fleetgit squawk send --to goose ...")
@@ -147,7 +140,7 @@ def inbox(
         f"SELECT {_COLUMNS}, r.kind, r.read_ms IS NOT NULL AS read, r.acked_ms IS NOT NULL AS acked"
         f" FROM recipients r JOIN messages m ON m.message_id = r.message_id"
         f" WHERE {_inbox_where(unread, include_archived)} ORDER BY r.sent_hlc DESC LIMIT ?",
-        [_me(fleet), -1 if limit is None else limit],
+        [fleet.me(), -1 if limit is None else limit],
     )
     for r in rows:
         r["sent_at"] = clock.iso_ms(clock.hlc_ms(r.pop("sent_hlc")))
@@ -164,7 +157,7 @@ def inbox_count(fleet: Fleet, *, unread: bool = False, include_archived: bool = 
     return int(
         fleet.index.conn.execute(
             f"SELECT count(*) FROM recipients r WHERE {_inbox_where(unread, include_archived)}",
-            (_me(fleet),),
+            (fleet.me(),),
         ).fetchone()[0]
     )
 
@@ -203,7 +196,7 @@ def mark(
 ) -> dict[str, Any]:
     """read, acknowledge or archive, as one of the recipients (idempotent for read).
     Its sender may read it too, which records nothing."""
-    me = _me(fleet)
+    me = fleet.me()
     key = {"message_read": "reader"}.get(event_type, "by")
 
     def plan() -> list[EventSpec]:
@@ -259,6 +252,6 @@ def sent(fleet: Fleet) -> list[dict[str, Any]]:
     rows = _rows(
         fleet,
         f"SELECT {_COLUMNS} FROM messages m WHERE m.sender = ? ORDER BY m.sent_hlc DESC",
-        [_me(fleet)],
+        [fleet.me()],
     )
     return [_decorate(fleet, r) for r in rows]
