@@ -45,13 +45,19 @@ def tick(last: int, wall_ms: int) -> int:
 
 def uuid7() -> str:
     """A UUIDv7 string: 48 bits of milliseconds, 74 random bits; unique by construction."""
-    r = os.urandom(10)
-    h = (
-        (now_ms() & 0xFFFFFFFFFFFF).to_bytes(6, "big")
-        + bytes((0x70 | (r[0] & 0x0F), r[1], 0x80 | (r[2] & 0x3F)))  # version 7, variant 0b10
-        + r[3:]
-    ).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid7s(1)[0]
+
+
+def uuid7s(n: int) -> list[str]:
+    """`n` UUIDv7 strings sharing one timestamp, from one read of the random source."""
+    stamp = (now_ms() & 0xFFFFFFFFFFFF).to_bytes(6, "big").hex()
+    head = f"{stamp[:8]}-{stamp[8:]}-7"
+    r = os.urandom(10 * n).hex()
+    ids = []
+    for i in range(0, 20 * n, 20):
+        variant = "89ab"[int(r[i + 3], 16) & 3]  # the variant bits are 0b10
+        ids.append(f"{head}{r[i : i + 3]}-{variant}{r[i + 4 : i + 7]}-{r[i + 7 : i + 19]}")
+    return ids
 
 
 def short_id(prefix: str, bits: int = 80) -> str:

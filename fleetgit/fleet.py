@@ -208,9 +208,10 @@ class Fleet:
             seqs = self._assign_seqs(specs)
             facts = self.index.writer_facts(self.writer.id)
             number = self._segment_for_append(state, facts.max_segment)
-            events, payload = self._build(specs, datas, seqs, state, actor, facts)
+            events, lines = self._build(specs, datas, seqs, state, actor, facts)
+            payload = b"".join(lines)
             size = self.writer.write(number, payload, fsync=self.config.fsync == "always")
-            self._ingest_own(number, size, events, payload)
+            self._ingest_own(number, size, events, lines, payload)
             state.segment, state.size = number, size
         return events
 
@@ -236,49 +237,38 @@ class Fleet:
         state: WriterState,
         actor: str | None,
         facts: WriterFacts,
-    ) -> tuple[list[Event], bytes]:
+    ) -> tuple[list[Event], list[bytes]]:
         now = clock.now_ms()
         ts = clock.iso_ms(now)
         hlc = max(state.hlc, facts.witnessed_hlc)
         # the index knows every write that reached a file, even one whose process died before
         # saving the state (say, right after rolling to a new segment)
         wseq = max(state.wseq, facts.max_wseq)
-        tx = clock.uuid7()
-        next_pos = facts.next_pos  # fresh ids: they take consecutive positions
+        ids = clock.uuid7s(len(specs))
+        tx, txn, writer, limit = ids[0], len(specs), self.writer.id, self.config.max_event_bytes
+        pos = facts.next_pos  # fresh ids: they take consecutive positions
         events: list[Event] = []
         lines: list[bytes] = []
-        for i, (s, data) in enumerate(zip(specs, datas, strict=True)):
+        for s, data, seq, event_id in zip(specs, datas, seqs, ids, strict=True):
             hlc = clock.tick(hlc, now)
             wseq += 1
+            version = catalogue.event_type(s.type).version
             event = Event(
-                id=tx if i == 0 else clock.uuid7(),
-                type=s.type,
-                v=catalogue.event_type(s.type).version,
-                stream=s.stream,
-                seq=seqs[i],
-                hlc=hlc,
-                writer=self.writer.id,
-                wseq=wseq,
-                actor=s.actor or actor,
-                ts=ts,
-                tx=tx,
-                txn=len(specs),
-                data=data,
-                causation_id=s.causation_id,
-                correlation_id=s.correlation_id,
-                pos=next_pos + i,
-            )
+                event_id, s.type, version, s.stream, seq, hlc, writer, wseq, s.actor or actor,
+                ts, tx, txn, data, s.causation_id, s.correlation_id, pos,
+            )  # fmt: skip
+            pos += 1
             line = encode(event)
-            if len(line) > self.config.max_event_bytes:
+            if len(line) > limit:
                 raise ValidationError(
-                    f"event {i + 1} ({s.type}) is {len(line)} bytes, over the limit of"
-                    f" {self.config.max_event_bytes}",
+                    f"event {len(events) + 1} ({s.type}) is {len(line)} bytes, over the limit of"
+                    f" {limit}",
                     hint="store large content in a file and reference its path",
                 )
             events.append(event)
             lines.append(line)
         state.hlc, state.wseq = hlc, wseq
-        return events, b"".join(lines)
+        return events, lines
 
     def _segment_for_append(self, state: WriterState, max_segment: int) -> int:
         """The segment to append to: the current one unless committed, staged, gone or full."""
@@ -312,14 +302,16 @@ class Fleet:
             state.index_stamp = stamp
         return state.staged_max
 
-    def _ingest_own(self, number: int, size: int, events: list[Event], payload: bytes) -> None:
+    def _ingest_own(
+        self, number: int, size: int, events: list[Event], lines: list[bytes], payload: bytes
+    ) -> None:
         """Ingest what we just wrote without reading it back, and move the fingerprint along."""
         path = self.writer.segment_path(number)
         st = path.stat()
         relpath = self.writer.relpath(number)
         worktree = str(self.paths.worktree)
         result = IngestResult()
-        self.index.ingest_own(list(zip(events, _split_lines(payload), strict=True)), result)
+        self.index.ingest_own(list(zip(events, lines, strict=True)), result)
         tail = payload[-256:]
         if len(tail) < 256 and size > len(payload):
             with open(path, "rb") as fh:
@@ -464,7 +456,3 @@ class Fleet:
             commit_id = git.commit_paths(pending, message, extra)
         self.index.catch_up()
         return CommitResult(commit_id, tuple(pending) + tuple(extra))
-
-
-def _split_lines(payload: bytes) -> list[bytes]:
-    return [line + b"\n" for line in payload.split(b"\n")[:-1]]

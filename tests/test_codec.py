@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 import orjson
@@ -89,10 +90,14 @@ def test_hlc_ticks_never_go_back(last_ms: int, wall: int) -> None:
 
 
 def test_uuid7_is_unique_and_time_sortable() -> None:
-    made = [clock.uuid7() for _ in range(2000)]
+    made = [clock.uuid7() for _ in range(1000)] + clock.uuid7s(1000)
     assert len(set(made)) == 2000
-    assert all(len(u) == 36 and u[14] == "7" for u in made)
+    parsed = [uuid.UUID(u) for u in made]
+    assert all(str(p) == u for p, u in zip(parsed, made, strict=True))
+    assert {(p.version, p.variant) for p in parsed} == {(7, uuid.RFC_4122)}
     assert [u[:13] for u in made] == sorted(u[:13] for u in made)
+    # 74 random bits: across a batch every variant nibble and random position varies
+    assert {u[19] for u in made} == set("89ab")
 
 
 @settings(max_examples=30, deadline=None)
