@@ -92,6 +92,7 @@ class Fleet:
         self.writer = Writer(paths.local_dir, paths.events_dir)
         self.index = Index(paths, self.config)
         self._actor = actor
+        self._as_of: tuple[int, int] | None = None
         if repair:
             self._repair_own_tail()
         if catch_up:
@@ -327,34 +328,38 @@ class Fleet:
 
     @contextlib.contextmanager
     def as_of(self, pos: int | None) -> Iterator[None]:
-        """Answer reads from the state after position `pos` (None: the current state)."""
+        """Answer reads from the state after position `pos` (None: the current state).
+
+        Inside, `now_ms()` is the time of that position, so what depends on the clock (activity,
+        expiry) is judged as it was then."""
         if pos is None:
             yield
             return
-        if pos < 0:
-            raise ValidationError(f"--as-of {pos}: positions start at 0")
+        last = self.index.max_pos()
+        if pos < 0 or pos > last:
+            raise ValidationError(
+                f"--as-of {pos}: positions here run from 0 to {last}",
+                hint=f"fleetgit events --reverse --limit 5 shows the newest (up to {last})",
+            )
         from fleetgit.index import projections  # only when folding (see index/store.py)
 
         projections.materialize_as_of(self.index.conn, pos)
+        row = self.index.conn.execute("SELECT max(hlc) FROM events WHERE pos <= ?", (pos,))
+        self._as_of = (pos, clock.hlc_ms(row.fetchone()[0] or 0))
         try:
             yield
         finally:
+            self._as_of = None
             projections.drop_as_of(self.index.conn)
 
-    def last_seen(self) -> dict[str, int]:
-        """Each actor's last sign of life (ms): the newest event it wrote."""
-        rows = self.index.conn.execute(
-            "SELECT actor, max(hlc) FROM events WHERE actor IS NOT NULL GROUP BY actor"
-        )
-        return {actor: clock.hlc_ms(hlc) for actor, hlc in rows}
+    @property
+    def as_of_pos(self) -> int | None:
+        """The position reads answer from inside `as_of`, else None (the current state)."""
+        return self._as_of[0] if self._as_of else None
 
-    def is_active(self, callsign: str, now_ms: int | None = None) -> bool:
-        row = self.index.conn.execute(
-            "SELECT max(hlc) FROM events WHERE actor = ?", (callsign,)
-        ).fetchone()
-        now = clock.now_ms() if now_ms is None else now_ms
-        window = self.config.pilot_active_window_seconds * 1000
-        return row[0] is not None and now - clock.hlc_ms(row[0]) <= window
+    def now_ms(self) -> int:
+        """The wall clock, or inside `as_of(pos)` the newest HLC time among positions <= pos."""
+        return self._as_of[1] if self._as_of else clock.now_ms()
 
     # -- reads ------------------------------------------------------------------------------
 

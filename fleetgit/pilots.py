@@ -1,7 +1,13 @@
-"""Pilots: register, heartbeat, list, show, deregister."""
+"""Pilots: register, heartbeat, list, show, deregister; who is active; who may act.
+
+Activity is derived, not folded: a pilot's last sign of life is the newest event it wrote, and it
+is active while that is within the configured window and it has not deregistered. Inside
+`Fleet.as_of(pos)` both the events and "now" are those of that position.
+"""
 
 from __future__ import annotations
 
+import difflib
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock
@@ -9,6 +15,8 @@ from fleetgit.errors import NotFoundError, ValidationError
 from fleetgit.identity import check_callsign
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fleetgit.fleet import EventSpec, Fleet
 
 
@@ -26,16 +34,32 @@ def register(
     model: str | None = None,
     task: str | None = None,
 ) -> dict[str, Any]:
+    """Join the fleet, or rejoin after deregistering; what is not given is kept from before."""
     check_callsign(callsign)
     data = {"callsign": callsign, "program": program, "model": model, "task_description": task}
     fleet.transact(lambda: [_spec("pilot_registered", callsign, data)])
     return show(fleet, callsign)
 
 
+def acting(fleet: Fleet) -> str:
+    """The acting callsign, for a command that writes as a pilot. A deregistered pilot has left
+    the fleet: it must register again before it acts."""
+    me = fleet.me()
+    row = fleet.index.conn.execute(
+        "SELECT deregistered FROM pilots WHERE callsign = ?", (me,)
+    ).fetchone()
+    if row and row[0]:
+        raise ValidationError(
+            f"pilot {me} is deregistered: register again to act",
+            hint=f"fleetgit pilot register {me}",
+        )
+    return me
+
+
 def heartbeat(
     fleet: Fleet, *, status: str | None = None, task: str | None = None
 ) -> dict[str, Any]:
-    me = fleet.me()
+    me = acting(fleet)
 
     def plan() -> list[EventSpec]:
         _row(fleet, me)
@@ -50,41 +74,99 @@ def deregister(fleet: Fleet, *, reason: str | None = None) -> dict[str, Any]:
 
     def plan() -> list[EventSpec]:
         if _row(fleet, me)["deregistered"]:
-            raise ValidationError(f"pilot {me} is already deregistered")
+            raise ValidationError(
+                f"pilot {me} is already deregistered",
+                hint=f"to rejoin the fleet: fleetgit pilot register {me}",
+            )
         return [_spec("pilot_deregistered", me, {"reason": reason})]
 
     fleet.transact(plan)
     return show(fleet, me)
 
 
+def _known(fleet: Fleet) -> list[str]:
+    return [r[0] for r in fleet.index.conn.execute("SELECT callsign FROM pilots")]
+
+
+def _closest(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=3)
+    return f"did you mean {' or '.join(close)}? " if close else ""
+
+
+def check_known(fleet: Fleet, names: Sequence[str], *, allow_unknown: bool = False) -> None:
+    """Refuse callsigns no pilot registered (a typo would go unnoticed), unless allowed."""
+    if allow_unknown:
+        return
+    known = _known(fleet)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValidationError(
+            f"unknown callsign(s): {', '.join(unknown)}",
+            hint=_closest(unknown[0], known)
+            + f"register it first (fleetgit pilot register {unknown[0]}), or pass --allow-unknown",
+        )
+
+
 def _row(fleet: Fleet, callsign: str) -> dict[str, Any]:
     cur = fleet.index.conn.execute("SELECT * FROM pilots WHERE callsign = ?", (callsign,))
     row = cur.fetchone()
     if row is None:
-        known = [r[0] for r in fleet.index.conn.execute("SELECT callsign FROM pilots")]
-        import difflib
-
-        close = difflib.get_close_matches(callsign, known, n=3)
-        hint = (
-            f"did you mean {' or '.join(close)}?" if close else "fleetgit pilot register CALLSIGN"
-        )
-        raise NotFoundError(f"no pilot {callsign!r}", hint=hint)
+        hint = _closest(callsign, _known(fleet)) or f"fleetgit pilot register {callsign}"
+        raise NotFoundError(f"no pilot {callsign!r}", hint=hint.strip())
     return dict(zip([c[0] for c in cur.description], row, strict=True))
 
 
-def _decorate(fleet: Fleet, row: dict[str, Any], seen: dict[str, int], now: int) -> dict[str, Any]:
-    last = seen.get(row["callsign"])
+def _upto(fleet: Fleet) -> tuple[str, tuple[int, ...]]:
+    """The condition keeping the events of an `as_of` read."""
+    pos = fleet.as_of_pos
+    return ("", ()) if pos is None else (" AND pos <= ?", (pos,))
+
+
+def last_seen(fleet: Fleet) -> dict[str, int]:
+    """Each actor's last sign of life (ms): the newest event it wrote."""
+    cond, params = _upto(fleet)
+    rows = fleet.index.conn.execute(
+        f"SELECT actor, max(hlc) FROM events WHERE actor IS NOT NULL{cond} GROUP BY actor", params
+    )
+    return {actor: clock.hlc_ms(hlc) for actor, hlc in rows}
+
+
+def seen_ms(fleet: Fleet, callsign: str) -> int | None:
+    """One pilot's last sign of life (ms), or None."""
+    cond, params = _upto(fleet)
+    row = fleet.index.conn.execute(
+        f"SELECT max(hlc) FROM events WHERE actor = ?{cond}", (callsign, *params)
+    ).fetchone()
+    return None if row[0] is None else clock.hlc_ms(row[0])
+
+
+def _live(fleet: Fleet, last: int | None, deregistered: bool) -> bool:
     window = fleet.config.pilot_active_window_seconds * 1000
+    return bool(last is not None and fleet.now_ms() - last <= window and not deregistered)
+
+
+def is_active(fleet: Fleet, callsign: str) -> bool:
+    """Seen within the window and not deregistered (a pilot that never registered can be
+    active: any event is a sign of life)."""
+    row = fleet.index.conn.execute(
+        "SELECT deregistered FROM pilots WHERE callsign = ?", (callsign,)
+    ).fetchone()
+    return _live(fleet, seen_ms(fleet, callsign), bool(row and row[0]))
+
+
+def _decorate(fleet: Fleet, row: dict[str, Any], seen: dict[str, int]) -> dict[str, Any]:
+    last = seen.get(row["callsign"])
     row["last_seen"] = clock.iso_ms(last) if last else None
-    row["active"] = bool(last and now - last <= window and not row["deregistered"])
+    row["active"] = _live(fleet, last, bool(row["deregistered"]))
     row["deregistered"] = bool(row["deregistered"])
+    row["registered_at"] = clock.iso_ms(row.pop("registered_ms"))
     row.pop("last_pos", None)
     return row
 
 
 def show(fleet: Fleet, callsign: str) -> dict[str, Any]:
     row = _row(fleet, callsign)
-    out = _decorate(fleet, row, fleet.last_seen(), clock.now_ms())
+    out = _decorate(fleet, row, last_seen(fleet))
     out["sorties"] = [
         {"sortie_id": sid, "title": title, "status": status}
         for sid, title, status in fleet.index.conn.execute(
@@ -98,6 +180,6 @@ def show(fleet: Fleet, callsign: str) -> dict[str, Any]:
 def listing(fleet: Fleet, *, active_only: bool = False) -> list[dict[str, Any]]:
     cur = fleet.index.conn.execute("SELECT * FROM pilots ORDER BY callsign")
     names = [c[0] for c in cur.description]
-    seen, now = fleet.last_seen(), clock.now_ms()
-    rows = [_decorate(fleet, dict(zip(names, r, strict=True)), seen, now) for r in cur]
+    seen = last_seen(fleet)
+    rows = [_decorate(fleet, dict(zip(names, r, strict=True)), seen) for r in cur]
     return [r for r in rows if r["active"]] if active_only else rows

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fleetgit import clock, ids, missions, patterns
+from fleetgit import clock, ids, missions, patterns, pilots
 from fleetgit.durations import format_duration
 from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.folds.sorties import TRANSITIONS
@@ -140,9 +140,8 @@ def claim(
         holder = current["assignee"]
         if holder == me:
             raise ConflictError(f"sortie {sid} is already yours")
-        if holder and fleet.is_active(holder):
-            seen = fleet.last_seen().get(holder, 0)
-            ago = format_duration((clock.now_ms() - seen) / 1000)
+        if holder and pilots.is_active(fleet, holder):
+            ago = format_duration((fleet.now_ms() - (pilots.seen_ms(fleet, holder) or 0)) / 1000)
             raise ConflictError(
                 f"sortie {sid} is held by {holder} (active {ago} ago)",
                 hint=f"ask {holder}, or wait until they have been silent for"
