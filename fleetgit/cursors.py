@@ -1,7 +1,9 @@
 """Cursors: how far a consumer has read, as a position of this clone.
 
 Positions are local (the order this clone first saw events), so cursors live in the index and
-not in git; `index rebuild` keeps them, because it keeps every event's position.
+not in git; `index rebuild` keeps them, because it keeps every event's position. A cursor is
+clone-local state, not a projection of events: nothing records its past values, so it has no
+`--as-of` (to read what a consumer had not seen at a position, `cursor advance NAME --to POS`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fleetgit import clock
 from fleetgit.catalogue import NAME_RE
 from fleetgit.errors import ValidationError
+from fleetgit.index.reads import EventFilter
 
 if TYPE_CHECKING:
     from fleetgit.codec import Event
@@ -19,7 +22,11 @@ if TYPE_CHECKING:
 
 def _check(name: str) -> str:
     if not NAME_RE.match(name):
-        raise ValidationError(f"cursor name {name!r}: use letters, digits and . _ : @ -")
+        fixed = "".join(c if NAME_RE.match(f"a{c}") else "-" for c in name).strip("-") or "indexer"
+        raise ValidationError(
+            f"cursor name {name!r}: use letters, digits and . _ : @ - (no spaces)",
+            hint=f"fleetgit cursor show {fixed}",
+        )
     return name
 
 
@@ -39,14 +46,21 @@ def show(fleet: Fleet, name: str) -> dict[str, Any]:
     }
 
 
+def _store(fleet: Fleet, name: str, pos: int) -> None:
+    with fleet.index.transaction() as conn:
+        conn.execute(
+            "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (_check(name), pos, clock.now_ms())
+        )
+
+
 def advance(fleet: Fleet, name: str, to: int) -> dict[str, Any]:
     last = fleet.index.max_pos()
     if to < 0 or to > last:
-        raise ValidationError(f"--to {to}: positions here run from 0 to {last}")
-    with fleet.index.transaction() as conn:
-        conn.execute(
-            "INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (_check(name), to, clock.now_ms())
+        raise ValidationError(
+            f"--to {to}: positions here run from 0 to {last}",
+            hint=f"fleetgit cursor advance {name} --to {last}",
         )
+    _store(fleet, name, to)
     return show(fleet, name)
 
 
@@ -56,12 +70,31 @@ def reset(fleet: Fleet, name: str) -> dict[str, Any]:
     return show(fleet, name)
 
 
-def unread(fleet: Fleet, name: str, *, limit: int | None = None) -> list[Event]:
-    """Events after the cursor, in position order: an event that arrives late by a merge gets a
-    new position, so a consumer reading by position never misses it."""
-    from fleetgit.index.reads import _SELECT, row_to_event
+def consume(
+    fleet: Fleet, name: str, flt: EventFilter | None = None, *, advance: bool = False
+) -> list[Event]:
+    """The events after the cursor that match `flt` (types, stream, actor, time), by position:
+    an event that arrives late by a merge gets a new position, so a consumer never misses it.
 
-    pos = show(fleet, name)["pos"]
-    sql = _SELECT + " WHERE pos > ? ORDER BY pos" + (" LIMIT ?" if limit else "")
-    params = (pos, limit) if limit else (pos,)
-    return [row_to_event(r) for r in fleet.index.conn.execute(sql, params)]
+    With `advance` the cursor moves to the last position examined: the last event returned when
+    `flt.limit` cut the list short, else the newest position, so events the filters skipped are
+    passed over for good."""
+    from fleetgit.index.reads import _SELECT, row_to_event, where_clause
+
+    flt = flt or EventFilter()
+    if flt.after_pos is not None or flt.reverse:
+        raise ValidationError(
+            "--consumer reads forward from its cursor: --after and --reverse do not apply",
+            hint=f"fleetgit cursor advance {name} --to POS moves the cursor",
+        )
+    cursor, last = show(fleet, name)["pos"], fleet.index.max_pos()
+    where, params = where_clause(flt._replace(after_pos=cursor))
+    sql = _SELECT + where + " AND pos <= ? ORDER BY pos" + (" LIMIT ?" if flt.limit else "")
+    params += [last, flt.limit] if flt.limit else [last]
+    found = [row_to_event(r) for r in fleet.index.conn.execute(sql, params)]
+    if advance:
+        cut = flt.limit is not None and len(found) == flt.limit
+        upto = (found[-1].pos or cursor) if cut else last
+        if upto > cursor:
+            _store(fleet, name, upto)
+    return found

@@ -86,3 +86,32 @@ def test_cursors_and_consumers(repo: Path, cli: Any) -> None:
     cli(repo, "index", "rebuild")
     assert cli(repo, "cursor", "show", "indexer", "--json").json()["pos"] == 1  # kept
     assert cli(repo, "cursor", "reset", "indexer", "--json").json()["pos"] == 0
+
+
+def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
+    repo: Path, cli: Any
+) -> None:
+    for i in range(3):
+        as_(cli, repo, "viper", "mission", "create", f"m{i}")
+        as_(cli, repo, "viper", "lock", "acquire", f"k{i}")
+    got = cli(repo, "events", "--consumer", "c", "--type", "lock_acquired", "--json").json()
+    assert [e["type"] for e in got] == ["lock_acquired"] * 3
+    got = cli(repo, "events", "--consumer", "c", "--stream", "lock/k1", "--json").json()
+    assert [e["stream"] for e in got] == ["lock/k1"]
+    # with --limit, the cursor stops at the last event listed
+    res = cli(
+        repo, "events", "--consumer", "c", "--type", "mission_created", "--limit", "2",
+        "--advance", "--json",
+    )  # fmt: skip
+    assert [e["pos"] for e in res.json()] == [1, 3]
+    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == 3
+    # without one, it moves to the newest position: skipped events are passed over for good
+    got = cli(repo, "events", "--consumer", "c", "--type", "mission_created", "--advance", "--json")
+    assert [e["pos"] for e in got.json()] == [5]
+    assert cli(repo, "cursor", "show", "c", "--json").json() | {"updated_at": None} == {
+        "name": "c", "pos": 6, "pending": 0, "updated_at": None,
+    }  # fmt: skip
+    res = cli(repo, "events", "--advance")
+    assert res.code == 1 and "needs --consumer" in res.err
+    assert "hint: fleetgit events --consumer NAME --advance" in res.err
+    assert cli(repo, "events", "--consumer", "c", "--reverse").code == 1

@@ -152,7 +152,12 @@ def events(
         typer.Option("--consumer", metavar="NAME", help="What this cursor has not seen."),
     ] = None,
     advance: Annotated[
-        bool, typer.Option("--advance", help="With --consumer: move it past them.")
+        bool,
+        typer.Option(
+            "--advance",
+            help="With --consumer: move its cursor to the last position examined (past events"
+            " the filters skipped too; with --limit, to the last one listed).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -160,9 +165,6 @@ def events(
 
     Example: fleetgit events --type mission_created --since -1h --limit 10
     """
-    if consumer is not None:
-        _consume(ctx, consumer, advance, limit, as_json)
-        return
     for t in types or []:
         catalogue.event_type(t)
     flt = EventFilter(
@@ -175,29 +177,24 @@ def events(
         limit=limit,
         reverse=reverse,
     )
+    if advance and consumer is None:
+        raise ValidationError(
+            "--advance moves a consumer's cursor: it needs --consumer NAME",
+            hint="fleetgit events --consumer NAME --advance",
+        )
     with open_fleet(ctx) as fleet:
-        found = fleet.events(flt)
+        if consumer is None:
+            found = fleet.events(flt)
+        else:
+            from fleetgit import cursors
+
+            found = cursors.consume(fleet, consumer, flt, advance=advance)
     if as_json:
         print_json([e.to_json() for e in found])
     elif found:
         typer.echo(_event_rows(found))
     else:
-        typer.echo("no events")
-
-
-def _consume(
-    ctx: typer.Context, name: str, advance: bool, limit: int | None, as_json: bool
-) -> None:
-    from fleetgit import cursors
-
-    with open_fleet(ctx) as fleet:
-        found = cursors.unread(fleet, name, limit=limit)
-        if advance and found:
-            cursors.advance(fleet, name, max(e.pos or 0 for e in found))
-    if as_json:
-        print_json([e.to_json() for e in found])
-    else:
-        typer.echo(_event_rows(found) if found else f"nothing new for {name}")
+        typer.echo("no events" if consumer is None else f"nothing new for {consumer}")
 
 
 @boundary

@@ -42,7 +42,8 @@ def row_to_event(row: Any) -> Event:
     return Event._make((*row[:12], data, *row[13:]))
 
 
-def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
+def where_clause(f: EventFilter) -> tuple[str, list[object]]:
+    """The filter's conditions (not its order or limit) as SQL, " WHERE ..." or ""."""
     where: list[str] = []
     params: list[object] = []
     if f.types:
@@ -61,7 +62,12 @@ def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
     if f.after_pos is not None:
         where.append("pos > ?")
         params.append(f.after_pos)
-    sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
+
+
+def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
+    where, params = where_clause(f)
+    sql = _SELECT + where
     direction = " DESC" if f.reverse else ""
     sql += " ORDER BY " + ", ".join(c + direction for c in _ORDER.split(", "))
     if f.limit is not None:
