@@ -22,7 +22,8 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
     if f.kind == "name":
         return NAME
     if f.kind in ("str", "text"):
-        return st.text(max_size=30).filter(lambda s: "\x00" not in s)
+        text = st.text(max_size=30).filter(lambda s: "\x00" not in s)
+        return text.filter(str.strip) if f.nonblank else text
     if f.kind == "int":
         return st.integers(f.minimum if f.minimum is not None else -(10**6), f.maximum or 10**6)
     if f.kind == "bool":
@@ -31,7 +32,10 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
         return st.sampled_from(f.choices)
     if f.kind == "list":
         return st.lists(NAME, min_size=max(f.min_items, 0), max_size=4)
-    keys = st.sampled_from(f.allowed_keys) if f.allowed_keys else st.text(min_size=1, max_size=5)
+    if f.keys:  # an update's changes: some of its keys, each a valid value
+        entries = st.fixed_dictionaries({}, optional={k.name: value_for(k) for k in f.keys})
+        return entries.filter(lambda d: len(d) >= f.min_items)
+    keys = st.text(min_size=1, max_size=5)
     text = st.text(max_size=5).filter(lambda t: "\x00" not in t)
     return st.dictionaries(keys, text, max_size=3)
 
@@ -129,6 +133,40 @@ def test_breaking_one_field_is_refused(item: tuple[str, str, dict[str, Any]], dr
             "data.changes: unknown key 'owner'",
         ),
         ("pilot_registered", {"callsign": "has space"}, "is not a valid name"),
+        (
+            "mission_updated",
+            {"mission_id": "m", "changes": {"priority": "urgent", "title": 5}},
+            "data.changes.priority: expected one of low|medium|high|critical, got 'urgent'",
+        ),
+        (
+            "mission_updated",
+            {"mission_id": "m", "changes": {"title": 5}},
+            "data.changes.title: expected a string, got 5",
+        ),
+        (
+            "sortie_updated",
+            {"sortie_id": "s", "changes": {"depends_on": "x"}},
+            "data.changes.depends_on: expected a list, got 'x'",
+        ),
+        (
+            "sortie_updated",
+            {"sortie_id": "s", "changes": {"files": 7}},
+            "data.changes.files: expected a list, got 7",
+        ),
+        ("sortie_updated", {"sortie_id": "s", "changes": {}}, "data.changes: expected at least 1"),
+        ("mission_created", {"mission_id": "m", "title": ""}, "data.title: must not be empty"),
+        ("sortie_created", {"sortie_id": "s", "title": " \t"}, "data.title: must not be empty"),
+        (
+            "sortie_updated",
+            {"sortie_id": "s", "changes": {"title": "  "}},
+            "data.changes.title: must not be empty",
+        ),
+        (
+            "message_sent",
+            {"message_id": "m", "to": ["x"], "subject": ""},
+            "data.subject: must not be empty",
+        ),
+        ("work_order_created", {"work_order_id": "w", "sortie_id": "s", "title": ""}, "blank"),
     ],
 )
 def test_error_messages_name_the_field_and_the_expected_type(
@@ -137,6 +175,16 @@ def test_error_messages_name_the_field_and_the_expected_type(
     with pytest.raises(ValidationError) as refused:
         catalogue.validate_data(type_name, data)
     assert message in refused.value.message
+    assert refused.value.hint  # and says how to put it right
+
+
+def test_folds_apply_only_the_changes_the_schema_accepts() -> None:
+    stored = {"priority": "urgent", "title": 5, "description": "kept", "owner": "x"}
+    assert catalogue.valid_changes("mission_updated", stored) == {"description": "kept"}
+    assert catalogue.valid_changes("sortie_updated", {"files": 7, "depends_on": None}) == {
+        "depends_on": None
+    }
+    assert catalogue.valid_changes("sortie_updated", "not an object") == {}
 
 
 def test_data_must_be_an_object() -> None:
@@ -199,6 +247,11 @@ def test_json_schema_of_one_type_and_of_all() -> None:
         "maximum": 100,
     }
     assert one["required"] == ["sortie_id", "percent"] and one["additionalProperties"] is False
+    changes = catalogue.json_schema("mission_updated")["properties"]["changes"]
+    assert changes["additionalProperties"] is False and changes["minProperties"] == 1
+    assert changes["properties"]["priority"]["anyOf"][0] == {"enum": list(catalogue.PRIORITIES)}
+    title = catalogue.json_schema("mission_created")["properties"]["title"]
+    assert title["pattern"] == r"\S"
     everything = catalogue.json_schema()
     assert set(everything["$defs"]) == set(CATALOGUE)
     orjson.dumps(everything)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from fleetgit import clock
+from fleetgit import catalogue, clock
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -33,3 +33,10 @@ class Ev(NamedTuple):
     @property
     def order(self) -> tuple[int, str, int]:
         return (self.hlc, self.writer, self.wseq)
+
+
+def changes(e: Ev, *, keep_null: bool = False) -> dict[str, Any]:
+    """An update event's changes that the catalogue accepts (a bad value stored before it was
+    checked is ignored, the same way in every clone); null means unchanged unless `keep_null`."""
+    valid = catalogue.valid_changes(e.type, e.data.get("changes"))
+    return valid if keep_null else {k: v for k, v in valid.items() if v is not None}

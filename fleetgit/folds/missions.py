@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, changes
 
 KIND = "mission"
 KEY = "mission_id"
@@ -60,7 +60,7 @@ def fold(events: list[Ev]) -> Rows:
         if row["status"] not in allowed:
             continue  # a transition that lost a race in another clone: total order decides
         if e.type == "mission_updated":
-            row.update({k: v for k, v in d["changes"].items() if v is not None})
+            row.update(changes(e))
         if e.type == "mission_completed":
             row.update(result=d.get("result") or "success", summary=d.get("summary"))
         if target:

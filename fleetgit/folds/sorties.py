@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, changes
 
 KIND = "sortie"
 KEY = "sortie_id"
@@ -84,8 +84,9 @@ def fold(events: list[Ev]) -> Rows:
             continue
         if row is None or e.type not in TRANSITIONS or not _apply(row, e):
             continue
-        if e.type == "sortie_updated" and "depends_on" in d["changes"]:
-            deps = list(dict.fromkeys(d["changes"]["depends_on"] or []))
+        update = changes(e, keep_null=True) if e.type == "sortie_updated" else {}
+        if "depends_on" in update:
+            deps = list(dict.fromkeys(update["depends_on"] or []))
         row["updated_ms"], row["last_pos"] = e.ms, e.pos
     if row is None:
         return {}
@@ -112,8 +113,7 @@ def _apply(row: dict[str, Any], e: Ev) -> bool:
     elif e.type == "sortie_resumed":
         row["blocked_reason"] = None
     elif e.type == "sortie_updated":
-        changes = {k: v for k, v in d["changes"].items() if k != "depends_on" and v is not None}
-        row.update(changes)
+        row.update({k: v for k, v in changes(e).items() if k != "depends_on"})
     elif e.type == "sortie_completed":
         row.update(result=d.get("result") or "success", summary=d.get("summary"), percent=100)
     if target:
