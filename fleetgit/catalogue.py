@@ -44,8 +44,9 @@ class Field(NamedTuple):
     items: str = "str"  # for lists: str | name
     minimum: int | None = None
     maximum: int | None = None
-    min_items: int = 0
-    allowed_keys: tuple[str, ...] = ()  # for objects with known keys (changes)
+    min_items: int = 0  # for lists: items; for objects with keys: entries
+    keys: tuple[Field, ...] = ()  # for objects with known keys (changes), each value checked
+    nonblank: bool = False  # for strings: some text besides whitespace
     description: str = ""
 
 
@@ -70,6 +71,10 @@ def _pct(name: str, required: bool = False) -> Field:
     return Field(name, "int", required=required, minimum=0, maximum=100)
 
 
+def _title(name: str = "title") -> Field:
+    return Field(name, "str", required=True, nonblank=True)
+
+
 def _prio() -> Field:
     return Field("priority", "enum", choices=PRIORITIES)
 
@@ -87,6 +92,14 @@ _TYPES: list[EventType] = []
 
 def _define(name: str, kinds: str, key: str | None, description: str, *fields: Field) -> None:
     _TYPES.append(EventType(name, 1, tuple(kinds.split("|")), key, tuple(fields), description))
+
+
+def _changes(created: str, names: tuple[str, ...]) -> Field:
+    """An update's `changes`: some of `names`, each value checked like the same field of the
+    `created` event (all optional; null means "unchanged")."""
+    fields = {f.name: f for t in _TYPES if t.name == created for f in t.fields}
+    keys = tuple(fields[n]._replace(required=False) for n in names)
+    return Field("changes", "object", required=True, min_items=1, keys=keys)
 
 
 # -- pilots ---------------------------------------------------------------------------------
@@ -129,14 +142,13 @@ _define(
     _opt("exit_code", "int"),
 )
 # -- missions -------------------------------------------------------------------------------
-_MISSION_CHANGES = ("title", "description", "priority")
 _define(
     "mission_created",
     "mission",
     "mission_id",
     "A mission was created.",
     _req("mission_id", "name"),
-    _req("title"),
+    _title(),
     _opt("description", "text"),
     _prio(),
     _opt("created_by", "name"),
@@ -154,7 +166,7 @@ _define(
     "mission_id",
     "A mission's title, description or priority changed.",
     _req("mission_id", "name"),
-    _req("changes", "object", allowed_keys=_MISSION_CHANGES),
+    _changes("mission_created", ("title", "description", "priority")),
 )
 _define(
     "mission_completed",
@@ -174,7 +186,6 @@ _define(
     _opt("reason"),
 )
 # -- sorties --------------------------------------------------------------------------------
-_SORTIE_CHANGES = ("title", "description", "priority", "files", "depends_on", "mission_id")
 _define(
     "sortie_created",
     "sortie",
@@ -182,7 +193,7 @@ _define(
     "A sortie (a unit of a mission) was created.",
     _req("sortie_id", "name"),
     _opt("mission_id", "name"),
-    _req("title"),
+    _title(),
     _opt("description", "text"),
     _prio(),
     _strs("files"),
@@ -215,7 +226,7 @@ _define(
     "sortie_id",
     "A sortie cannot go on.",
     _req("sortie_id", "name"),
-    _req("reason"),
+    Field("reason", required=True, nonblank=True),
 )
 _define(
     "sortie_resumed", "sortie", "sortie_id", "A blocked sortie goes on.", _req("sortie_id", "name")
@@ -226,7 +237,9 @@ _define(
     "sortie_id",
     "A sortie's fields changed.",
     _req("sortie_id", "name"),
-    _req("changes", "object", allowed_keys=_SORTIE_CHANGES),
+    _changes(
+        "sortie_created", ("title", "description", "priority", "files", "depends_on", "mission_id")
+    ),
 )
 _define(
     "sortie_completed",
@@ -254,7 +267,7 @@ _define(
     "A work order under a sortie.",
     _req("work_order_id", "name"),
     _req("sortie_id", "name"),
-    _req("title"),
+    _title(),
     _opt("description", "text"),
     _prio(),
 )
@@ -293,7 +306,7 @@ _define(
     _req("message_id", "name"),
     _names("to", required=True, min_items=1),
     _names("cc"),
-    _req("subject"),
+    _title("subject"),
     _opt("body", "text"),
     _opt("thread_id", "name"),
     _opt("reply_to", "name"),
@@ -499,21 +512,52 @@ def validate_stream(type_name: str, stream: str, data: dict[str, Any] | None = N
 def validate_data(type_name: str, data: object) -> dict[str, Any]:
     et = event_type(type_name)
     if not isinstance(data, dict):
-        raise ValidationError(f"data: expected a JSON object, got {_kind_of(data)}")
+        raise ValidationError(
+            f"data: expected a JSON object, got {_kind_of(data)}",
+            hint=f"fleetgit schema {type_name} shows its fields",
+        )
     fields = _FIELDS[et.name]
+    try:
+        _check_entries(fields, "data", data)
+    except ValidationError as exc:
+        exc.hint = exc.hint or f"fleetgit schema {type_name} shows every field and its type"
+        raise
+    for key in _REQUIRED[et.name]:
+        if key not in data:
+            raise ValidationError(
+                f"data.{key}: required field is missing",
+                hint=f"fleetgit schema {type_name} shows every field and its type",
+            )
+    return data
+
+
+def _check_entries(fields: dict[str, Field], path: str, data: dict[str, Any]) -> None:
+    """Check each entry of `data` against its field; null is allowed for optional ones."""
     for key, value in data.items():
         spec = fields.get(key)
         if spec is None:
+            what = "field" if path == "data" else "key"
             raise ValidationError(
-                f"data: unknown field {key!r}", hint=f"{type_name} takes: {', '.join(fields)}"
+                f"{path}: unknown {what} {key!r}", hint=f"use one of: {', '.join(fields)}"
             )
-        if value is None and not spec.required:
+        if value is not None or spec.required:
+            _check(spec, f"{path}.{key}", value)
+
+
+def valid_changes(type_name: str, changes: Any) -> dict[str, Any]:
+    """The entries of an update's `changes` that its schema accepts. Folds apply only these, so
+    a bad value that reached a ledger before it was checked (a ledger is forever) is ignored."""
+    if not isinstance(changes, dict):
+        return {}
+    fields = {f.name: f for f in _FIELDS[type_name]["changes"].keys}
+    out = {}
+    for key, value in changes.items():
+        try:
+            _check_entries(fields, "changes", {key: value})
+        except ValidationError:
             continue
-        _check(spec, f"data.{key}", value)
-    for key in _REQUIRED[et.name]:
-        if key not in data:
-            raise ValidationError(f"data.{key}: required field is missing")
-    return data
+        out[key] = value
+    return out
 
 
 def validate(type_name: str, stream: str, data: object) -> dict[str, Any]:
@@ -528,14 +572,18 @@ def _check(spec: Field, path: str, value: Any) -> None:
         _check_str(spec, path, value, MAX_TEXT if kind == "text" else MAX_STR)
     elif kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or not _in_range(spec, value):
-            raise ValidationError(f"{path}: expected {_int_desc(spec)}, got {_show(value)}")
+            raise ValidationError(
+                f"{path}: expected {_int_desc(spec)}, got {_show(value)}",
+                hint=f"give {_int_desc(spec)}",
+            )
     elif kind == "bool":
         if not isinstance(value, bool):
             raise ValidationError(f"{path}: expected true or false, got {_show(value)}")
     elif kind == "enum":
         if value not in spec.choices or not isinstance(value, str):
             raise ValidationError(
-                f"{path}: expected one of {'|'.join(spec.choices)}, got {_show(value)}"
+                f"{path}: expected one of {'|'.join(spec.choices)}, got {_show(value)}",
+                hint=f"use one of: {', '.join(spec.choices)}",
             )
     elif kind == "list":
         _check_list(spec, path, value)
@@ -548,20 +596,37 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
         what = "a callsign or id" if spec.kind == "name" else "a string"
         raise ValidationError(f"{path}: expected {what}, got {_show(value)}")
     if len(value) > limit:
-        raise ValidationError(f"{path}: longer than {limit} characters ({len(value)})")
+        raise ValidationError(
+            f"{path}: longer than {limit} characters ({len(value)})",
+            hint=f"shorten it to {limit} characters; keep long content in a file and name it",
+        )
     if "\x00" in value:
-        raise ValidationError(f"{path}: contains a NUL character")
+        raise ValidationError(f"{path}: contains a NUL character", hint="remove the NUL character")
+    if spec.nonblank and not value.strip():
+        raise ValidationError(
+            f"{path}: must not be empty or blank", hint=f"give the {spec.name} some words"
+        )
     if spec.kind == "name" and not NAME_RE.match(value):
         raise ValidationError(
-            f"{path}: {value!r} is not a valid name (letters, digits and . _ : @ -, no spaces)"
+            f"{path}: {value!r} is not a valid name (letters, digits and . _ : @ -, no spaces)",
+            hint=f"for example {name_like(value)!r}",
         )
+
+
+def name_like(text: str) -> str:
+    """A valid name close to `text` (spaces and other characters become '-'), for hints."""
+    swapped = "".join(c if NAME_RE.match(f"a{c}") else "-" for c in text[:128])
+    return swapped.strip("-._:@") or "name-1"
 
 
 def _check_list(spec: Field, path: str, value: Any) -> None:
     if not isinstance(value, list):
         raise ValidationError(f"{path}: expected a list, got {_show(value)}")
     if len(value) > MAX_LIST:
-        raise ValidationError(f"{path}: more than {MAX_LIST} items ({len(value)})")
+        raise ValidationError(
+            f"{path}: more than {MAX_LIST} items ({len(value)})",
+            hint=f"split it: at most {MAX_LIST} per event",
+        )
     if len(value) < spec.min_items:
         raise ValidationError(f"{path}: expected at least {spec.min_items} item(s)")
     item = Field(spec.name, spec.items)
@@ -572,12 +637,13 @@ def _check_list(spec: Field, path: str, value: Any) -> None:
 def _check_object(spec: Field, path: str, value: Any) -> None:
     if not isinstance(value, dict):
         raise ValidationError(f"{path}: expected a JSON object, got {_show(value)}")
-    if spec.allowed_keys:
-        for key in value:
-            if key not in spec.allowed_keys:
-                raise ValidationError(
-                    f"{path}: unknown key {key!r}", hint=f"allowed: {', '.join(spec.allowed_keys)}"
-                )
+    if spec.keys:
+        if len(value) < spec.min_items:
+            raise ValidationError(
+                f"{path}: expected at least {spec.min_items} entry",
+                hint=f"change one of: {', '.join(f.name for f in spec.keys)}",
+            )
+        _check_entries({f.name: f for f in spec.keys}, path, value)
     _check_json(path, value)
 
 
@@ -649,6 +715,8 @@ def _field_schema(spec: Field) -> dict[str, Any]:
         out = {"type": "string", "maxLength": MAX_TEXT if kind == "text" else MAX_STR}
         if kind == "name":
             out["pattern"] = NAME_RE.pattern
+        elif spec.nonblank:
+            out["pattern"] = r"\S"
     elif kind == "int":
         out = {"type": "integer"}
         if spec.minimum is not None:
@@ -668,8 +736,10 @@ def _field_schema(spec: Field) -> dict[str, Any]:
             out["minItems"] = spec.min_items
     else:
         out = {"type": "object"}
-        if spec.allowed_keys:
-            out["propertyNames"] = {"enum": list(spec.allowed_keys)}
+        if spec.keys:
+            out["properties"] = {f.name: _field_schema(f) for f in spec.keys}
+            out["additionalProperties"] = False
+            out["minProperties"] = spec.min_items
     if not spec.required:
         out = {"anyOf": [out, {"type": "null"}]}
     return out
