@@ -259,7 +259,7 @@ _define(
     _opt("reason"),
 )
 # -- work orders ----------------------------------------------------------------------------
-_WO_STATUS = ("open", "assigned", "in_progress", "blocked", "completed", "cancelled")
+WORK_ORDER_STATUSES = ("open", "assigned", "in_progress", "blocked", "completed", "cancelled")
 _define(
     "work_order_created",
     "workorder",
@@ -285,7 +285,7 @@ _define(
     "work_order_id",
     "A work order's status changed.",
     _req("work_order_id", "name"),
-    _req("status", "enum", choices=_WO_STATUS),
+    _req("status", "enum", choices=WORK_ORDER_STATUSES),
     _opt("note"),
 )
 _define(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from fleetgit import clock, ids, missions, sorties
+from fleetgit import clock, ids, missions, pilots, sorties
 from fleetgit.catalogue import MAX_LIST
 from fleetgit.errors import NotFoundError
 
@@ -74,7 +74,7 @@ def create(
     blockers: Sequence[str] = (),
     files: Sequence[str] = (),
 ) -> str:
-    me = fleet.me()
+    me = pilots.acting(fleet)
     cid = clock.short_id("chk")
 
     def plan() -> list[EventSpec]:
@@ -145,5 +145,9 @@ def latest(fleet: Fleet, *, mission: str | None = None) -> dict[str, Any]:
         params.append(fleet.actor)
     found = _rows(fleet, where, params)
     if not found:
-        raise NotFoundError("no checkpoint yet", hint="fleetgit checkpoint create --summary ...")
+        who = f"--as {fleet.actor} " if fleet.actor else ""
+        raise NotFoundError(
+            "no checkpoint yet" + (f" of {fleet.actor}" if fleet.actor else ""),
+            hint=f"save one first: fleetgit {who}checkpoint create --summary TEXT",
+        )
     return found[-1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock
-from fleetgit.catalogue import NAME_RE
+from fleetgit.catalogue import NAME_RE, name_like
 from fleetgit.errors import ValidationError
 from fleetgit.index.reads import EventFilter
 
@@ -22,10 +22,9 @@ if TYPE_CHECKING:
 
 def _check(name: str) -> str:
     if not NAME_RE.match(name):
-        fixed = "".join(c if NAME_RE.match(f"a{c}") else "-" for c in name).strip("-") or "indexer"
         raise ValidationError(
             f"cursor name {name!r}: use letters, digits and . _ : @ - (no spaces)",
-            hint=f"fleetgit cursor show {fixed}",
+            hint=f"fleetgit cursor show {name_like(name)}",
         )
     return name
 

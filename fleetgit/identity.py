@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 
+from fleetgit.catalogue import NAME_RE, name_like
 from fleetgit.errors import ValidationError
 from fleetgit.paths import RepoPaths
 
-CALLSIGN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
-
 
 def check_callsign(callsign: str) -> str:
-    if not CALLSIGN_RE.match(callsign):
+    """A callsign is a name: letters, digits and . _ : @ -, at most 128, no spaces."""
+    if not NAME_RE.match(callsign):
         raise ValidationError(
             f"callsign {callsign!r}: use letters, digits and . _ : @ - (at most 128, no spaces)",
-            hint="for example: --as viper-1",
+            hint=f"for example {name_like(callsign)!r}",
         )
     return callsign
 

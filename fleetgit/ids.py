@@ -1,18 +1,27 @@
-"""Prefixed ids people can type: a unique prefix is enough; a miss suggests the closest ids."""
+"""What people type: prefixed ids (a unique prefix is enough; a miss suggests the closest ids)
+and choices such as a status filter (a miss names the allowed values)."""
 
 from __future__ import annotations
 
 import difflib
 import sqlite3
+from collections.abc import Sequence
 
-from fleetgit.errors import AmbiguousError, NotFoundError
+from fleetgit.errors import AmbiguousError, NotFoundError, ValidationError
 
 
 def resolve(
-    conn: sqlite3.Connection, table: str, column: str, ref: str, noun: str, prefix: str
+    conn: sqlite3.Connection,
+    table: str,
+    column: str,
+    ref: str,
+    noun: str,
+    prefix: str,
+    listing: str | None = None,
 ) -> str:
     """The full id in `table.column` that `ref` names: exact, or a unique prefix, with or
-    without the `prefix-` part (`srt-7k3m`, `7k3m`)."""
+    without the `prefix-` part (`srt-7k3m`, `7k3m`). `listing` is the command that lists them
+    (`fleetgit NOUN list` by default), for the hint of a miss."""
     ref = ref.strip()
     starts = [ref] if ref.startswith(f"{prefix}-") else [ref, f"{prefix}-{ref}"]
     found: list[str] = []
@@ -31,9 +40,23 @@ def resolve(
         return found[0]
     if found:
         raise AmbiguousError(
-            f"{noun} id {ref!r} is ambiguous: {', '.join(found[:6])}", hint="give more characters"
+            f"{noun} id {ref!r} is ambiguous: {', '.join(found[:6])}",
+            hint="give more characters of the id",
         )
     every = [r[0] for r in conn.execute(f"SELECT {column} FROM {table}")]
     close = difflib.get_close_matches(ref, every, n=3, cutoff=0.5)
-    hint = f"did you mean {' or '.join(close)}?" if close else f"list them: fleetgit {noun} list"
+    listing = listing or f"fleetgit {noun} list"
+    hint = f"did you mean {' or '.join(close)}?" if close else f"list them: {listing}"
     raise NotFoundError(f"no {noun} {ref!r}", hint=hint)
+
+
+def choice(value: str, allowed: Sequence[str], flag: str, command: str) -> str:
+    """`value` if it is one of `allowed`; else refused, suggesting the closest (for filters such
+    as `--status`, where a typo would otherwise list nothing)."""
+    if value in allowed:
+        return value
+    close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.4) or list(allowed)
+    raise ValidationError(
+        f"{flag} {value!r}: expected one of {'|'.join(allowed)}",
+        hint=f"fleetgit {command} {flag} {close[0]}",
+    )

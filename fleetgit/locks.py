@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock
-from fleetgit.catalogue import NAME_RE
+from fleetgit import clock, pilots
+from fleetgit.catalogue import NAME_RE, name_like
 from fleetgit.durations import format_duration, parse_duration
 from fleetgit.errors import ConflictError, NotFoundError, ValidationError
 
@@ -24,11 +25,11 @@ def _spec(type_: str, key: str, data: dict[str, Any]) -> EventSpec:
     return EventSpec(type_, f"lock/{key}", {"lock_key": key, **data})
 
 
-def _check_key(key: str) -> str:
+def _check_key(key: str, verb: str) -> str:
     if not NAME_RE.match(key):
         raise ValidationError(
             f"lock key {key!r}: use letters, digits and . _ : @ - (no spaces or slashes)",
-            hint="for example: fleetgit lock acquire db-migrations",
+            hint=f"fleetgit lock {verb} {name_like(key)}",
         )
     return key
 
@@ -43,12 +44,25 @@ def _held(row: dict[str, Any] | None, now: int) -> bool:
     return bool(row and not row["released"] and row["expires_ms"] > now)
 
 
+def _left(row: dict[str, Any], now: int) -> float:
+    return max(0.0, float(row["expires_ms"] - now) / 1000)
+
+
+def _outlast(seconds: float) -> str:
+    """A --wait value just longer than `seconds`: `45s`, `5m`."""
+    return f"{math.ceil(seconds) + 1}s" if seconds < 59 else f"{math.ceil(seconds / 60) + 1}m"
+
+
+def _wait_for(key: str, row: dict[str, Any], now: int) -> str:
+    return f"fleetgit lock acquire {key} --wait {_outlast(_left(row, now))}"
+
+
 def acquire(
     fleet: Fleet, key: str, *, ttl: str | None = None, wait: str | None = None
 ) -> dict[str, Any]:
     """Take the lock now, or retry until `wait` runs out; then record lock_timeout and refuse."""
-    me = fleet.me()
-    key = _check_key(key)
+    key = _check_key(key, "acquire")
+    me = pilots.acting(fleet)
     seconds = parse_duration(ttl) if ttl else 300
     deadline = time.monotonic() + (parse_duration(wait) if wait else 0)
     started = time.monotonic()
@@ -57,10 +71,9 @@ def acquire(
         row = current(fleet, key)
         now = clock.now_ms()
         if _held(row, now) and row is not None and row["holder"] != me:
-            left = format_duration((row["expires_ms"] - now) / 1000)
             raise LockBusy(
-                f"lock {key} is held by {row['holder']} ({left} left)",
-                hint="retry with --wait 30s, or ask the holder to release it",
+                f"lock {key} is held by {row['holder']} ({format_duration(_left(row, now))} left)",
+                hint=f"wait until it expires: {_wait_for(key, row, now)}",
             )
         return [_spec("lock_acquired", key, {"holder": me, "ttl_seconds": seconds})]
 
@@ -68,10 +81,12 @@ def acquire(
         try:
             fleet.transact(plan)
             return status(fleet, key)
-        except LockBusy:
+        except LockBusy as busy:
             if time.monotonic() >= deadline:
                 if wait:
-                    _record_timeout(fleet, key, me, int((time.monotonic() - started) * 1000))
+                    waited = int((time.monotonic() - started) * 1000)
+                    _record_timeout(fleet, key, me, waited)
+                    busy.message += f"; waited {format_duration(waited / 1000)} and gave up"
                 raise
             time.sleep(0.1)
 
@@ -82,17 +97,20 @@ def _record_timeout(fleet: Fleet, key: str, me: str, waited_ms: int) -> None:
 
 
 def release(fleet: Fleet, key: str) -> dict[str, Any]:
-    me = fleet.me()
-    key = _check_key(key)
+    key = _check_key(key, "release")
+    me = pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
         row = current(fleet, key)
-        if not _held(row, clock.now_ms()) or row is None:
-            raise NotFoundError(f"lock {key} is not held", hint="fleetgit lock list")
+        now = clock.now_ms()
+        if not _held(row, now) or row is None:
+            raise NotFoundError(
+                f"lock {key} is not held: nothing to release", hint="fleetgit lock list"
+            )
         if row["holder"] != me:
             raise ConflictError(
-                f"lock {key} is held by {row['holder']}, not {me}",
-                hint="only the holder releases a lock; it expires on its own",
+                f"lock {key} is held by {row['holder']}, not {me}: only the holder releases it",
+                hint=f"it expires by itself; to take it then: {_wait_for(key, row, now)}",
             )
         return [_spec("lock_released", key, {"holder": me})]
 
@@ -100,28 +118,31 @@ def release(fleet: Fleet, key: str) -> dict[str, Any]:
     return status(fleet, key)
 
 
-def status(fleet: Fleet, key: str) -> dict[str, Any]:
-    row = current(fleet, key)
-    if row is None:
-        raise NotFoundError(f"no lock {key!r}", hint="fleetgit lock list")
-    now = clock.now_ms()
+def _status(row: dict[str, Any], now: int) -> dict[str, Any]:
     held = _held(row, now)
     return {
-        "lock_key": key,
+        "lock_key": row["lock_key"],
         "held": held,
         "holder": row["holder"] if held else None,
         "expires_at": clock.iso_ms(row["expires_ms"]) if held else None,
-        "seconds_left": max(0, (row["expires_ms"] - now) // 1000) if held else 0,
+        "seconds_left": int(_left(row, now)) if held else 0,
         "timeouts": row["timeouts"],
     }
 
 
+def status(fleet: Fleet, key: str) -> dict[str, Any]:
+    """A lock's state; inside `Fleet.as_of` as it was at that position's time."""
+    row = current(fleet, key)
+    if row is None:
+        raise NotFoundError(f"no lock {key!r}", hint="fleetgit lock list")
+    return _status(row, fleet.now_ms())
+
+
 def listing(fleet: Fleet) -> list[dict[str, Any]]:
-    keys = [
-        r[0]
-        for r in fleet.index.conn.execute(
-            "SELECT lock_key FROM locks WHERE released = 0 AND expires_ms > ? ORDER BY lock_key",
-            (clock.now_ms(),),
-        )
-    ]
-    return [status(fleet, k) for k in keys]
+    """The held locks; inside `Fleet.as_of` those held at that position's time."""
+    cur = fleet.index.conn.execute(
+        "SELECT * FROM locks WHERE released = 0 AND expires_ms > ? ORDER BY lock_key",
+        (fleet.now_ms(),),
+    )
+    names, now = [c[0] for c in cur.description], fleet.now_ms()
+    return [_status(dict(zip(names, r, strict=True)), now) for r in cur]

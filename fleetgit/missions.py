@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock, ids
+from fleetgit import clock, ids, pilots
+from fleetgit.catalogue import PRIORITIES
 from fleetgit.errors import ValidationError
-from fleetgit.folds.missions import TRANSITIONS
+from fleetgit.folds.missions import CLOSED, STATUSES, TRANSITIONS
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
 
-PRIORITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+
+def priority_rank(column: str) -> str:
+    """SQL ranking `column` critical first; a value no version knows (a ledger is forever) last."""
+    ranks = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(reversed(PRIORITIES)))
+    return f"CASE {column} {ranks} ELSE {len(PRIORITIES)} END"
 
 
 def _spec(type_: str, mission_id: str, data: dict[str, Any]) -> EventSpec:
@@ -33,30 +38,35 @@ def row(fleet: Fleet, mission_id: str) -> dict[str, Any]:
 def create(
     fleet: Fleet, title: str, *, description: str | None = None, priority: str = "medium"
 ) -> str:
+    me = pilots.acting(fleet)
     mission_id = clock.short_id("msn")
-    data = {
-        "title": title,
-        "description": description,
-        "priority": priority,
-        "created_by": fleet.actor,
-    }
+    data = {"title": title, "description": description, "priority": priority, "created_by": me}
     fleet.transact(lambda: [_spec("mission_created", mission_id, data)])
     return mission_id
 
 
+def _refuse(mission_id: str, status: str, event_type: str) -> ValidationError:
+    allowed, _ = TRANSITIONS[event_type]
+    verb = event_type.removeprefix("mission_")
+    hint = (
+        f"a {status} mission is final; plan a new one: fleetgit mission create TITLE"
+        if status in CLOSED
+        else f"allowed only from {', '.join(allowed)}"
+    )
+    return ValidationError(
+        f"mission {mission_id} is {status}: cannot record it as {verb}", hint=hint
+    )
+
+
 def transition(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any]) -> str:
-    """Append a status change if the mission's current state allows it."""
+    """Append a status change (or an update) if the mission's current state allows it."""
+    pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
         mission_id = resolve(fleet, ref)
         status = row(fleet, mission_id)["status"]
-        allowed, _ = TRANSITIONS[event_type]
-        if status not in allowed:
-            verb = event_type.removeprefix("mission_")
-            raise ValidationError(
-                f"mission {mission_id} is {status}: cannot record it as {verb}",
-                hint=f"allowed from: {', '.join(allowed)}",
-            )
+        if status not in TRANSITIONS[event_type][0]:
+            raise _refuse(mission_id, status, event_type)
         return [_spec(event_type, mission_id, data)]
 
     return str(fleet.transact(plan)[0].data["mission_id"])
@@ -65,25 +75,39 @@ def transition(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any]) ->
 def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
-        raise ValidationError("nothing to update", hint="pass --title, --description or --priority")
+        raise ValidationError(
+            "nothing to update", hint=f"fleetgit mission update {ref} --priority high"
+        )
     return transition(fleet, ref, "mission_updated", {"changes": changes})
 
 
 def listing(fleet: Fleet, *, status: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT * FROM missions" + (" WHERE status = ?" if status else "")
-    cur = fleet.index.conn.execute(sql + " ORDER BY created_hlc", (status,) if status else ())
+    """Missions by priority (critical first), then age; with their sorties rolled up."""
+    where = ""
+    if status:
+        ids.choice(status, STATUSES, "--status", "mission list")
+        where = " WHERE status = ?"
+    cur = fleet.index.conn.execute(
+        f"SELECT * FROM missions{where} ORDER BY {priority_rank('priority')}, created_hlc",
+        (status,) if status else (),
+    )
     names = [c[0] for c in cur.description]
     rows = [dict(zip(names, r, strict=True)) for r in cur]
     rollups = _rollups(fleet)
     for r in rows:
-        r.update(rollups.get(r["mission_id"], {"sorties": 0, "progress": 0}))
-    return sorted(rows, key=lambda r: (PRIORITY_ORDER[r["priority"]], r["created_hlc"]))
+        r.update(rollups.get(r["mission_id"], _NO_SORTIES))
+    return rows
+
+
+_NO_SORTIES = {"sorties": 0, "progress": 0, "sorties_completed": 0, "sorties_cancelled": 0}
 
 
 def _rollups(fleet: Fleet, mission_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per mission: sortie counts and progress, the average over the sorties not cancelled
+    (a completed one counts as 100%)."""
     sql = (
         "SELECT mission_id, count(*),"
-        " avg(CASE WHEN status = 'completed' THEN 100 ELSE percent END),"
+        " avg(CASE status WHEN 'cancelled' THEN NULL WHEN 'completed' THEN 100 ELSE percent END),"
         " sum(status = 'completed'), sum(status = 'cancelled') FROM sorties"
         + (" WHERE mission_id = ?" if mission_id else " WHERE mission_id IS NOT NULL")
         + " GROUP BY mission_id"
@@ -104,7 +128,7 @@ def _rollups(fleet: Fleet, mission_id: str | None = None) -> dict[str, dict[str,
 def show(fleet: Fleet, ref: str) -> dict[str, Any]:
     mission_id = resolve(fleet, ref)
     out = row(fleet, mission_id)
-    out.update(_rollups(fleet, mission_id).get(mission_id, {"sorties": 0, "progress": 0}))
+    out.update(_rollups(fleet, mission_id).get(mission_id, _NO_SORTIES))
     cur = fleet.index.conn.execute(
         "SELECT sortie_id, title, status, assignee, percent, priority FROM sorties"
         " WHERE mission_id = ? ORDER BY created_hlc",

@@ -95,6 +95,8 @@ def _closest(name: str, known: Sequence[str]) -> str:
 
 def check_known(fleet: Fleet, names: Sequence[str], *, allow_unknown: bool = False) -> None:
     """Refuse callsigns no pilot registered (a typo would go unnoticed), unless allowed."""
+    for name in names:
+        check_callsign(name)
     if allow_unknown:
         return
     known = _known(fleet)

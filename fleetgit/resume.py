@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import checkpoints, clock, missions, sorties, squawk
+from fleetgit import checkpoints, clock, missions, pilots, sorties, squawk
 from fleetgit.errors import ValidationError
 from fleetgit.reservations import reserve_specs
 from fleetgit.rules import conflicts_for, load, void_ids
@@ -24,7 +24,10 @@ def _choose(
     fleet: Fleet, checkpoint: str | None, mission: str | None, latest: bool
 ) -> dict[str, Any]:
     if sum(x is not None and x is not False for x in (checkpoint, mission, latest)) != 1:
-        raise ValidationError("say which checkpoint: --checkpoint ID, --mission ID or --latest")
+        raise ValidationError(
+            "say which checkpoint: one of --checkpoint ID, --mission ID or --latest",
+            hint="fleetgit resume --latest (your newest checkpoint)",
+        )
     if checkpoint:
         return checkpoints.show(fleet, checkpoint)
     return checkpoints.latest(fleet, mission=mission)
@@ -33,7 +36,7 @@ def _choose(
 def resume(
     fleet: Fleet, *, checkpoint: str | None = None, mission: str | None = None, latest: bool = False
 ) -> dict[str, Any]:
-    me = fleet.me()
+    me = pilots.acting(fleet)
     chk = _choose(fleet, checkpoint, mission, latest)
     outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
 
@@ -165,8 +168,8 @@ def markdown(brief: dict[str, Any]) -> str:
             f"\n## Sortie `{s['sortie_id']}`: {s['title']}\n\n{s['status']}, {s['percent']}%, "
             f"assigned to {s['assignee'] or 'nobody'}"
         )
-    progress = "?" if chk["progress"] is None else chk["progress"]
-    lines.append(f"\n## Where you were\n\nProgress: {progress}%")
+    progress = "not recorded" if chk["progress"] is None else f"{chk['progress']}%"
+    lines.append(f"\n## Where you were\n\nProgress: {progress}")
     if chk["summary"]:
         lines.append(f"\n{chk['summary']}")
     for title, key in (

@@ -9,7 +9,8 @@ import orjson
 from fleetgit import clock, ids, missions, patterns, pilots
 from fleetgit.durations import format_duration
 from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.folds.sorties import TRANSITIONS
+from fleetgit.folds.missions import CLOSED as MISSION_CLOSED
+from fleetgit.folds.sorties import CLOSED, STATUSES, TRANSITIONS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,6 +25,8 @@ ASSIGNEE_ONLY = {
     "sortie_resumed",
     "sortie_completed",
 }
+# the command that moves a sortie on from each state, for hints
+_NEXT = {"open": "claim", "assigned": "start", "blocked": "resume"}
 
 
 def _spec(type_: str, sortie_id: str, data: dict[str, Any]) -> EventSpec:
@@ -67,13 +70,18 @@ def create(
     files: Sequence[str] = (),
     depends_on: Sequence[str] = (),
 ) -> str:
+    pilots.acting(fleet)
     sortie_id = clock.short_id("srt")
     paths = _files(files)
 
     def plan() -> list[EventSpec]:
         mission_id = missions.resolve(fleet, mission) if mission else None
-        if mission_id and missions.row(fleet, mission_id)["status"] in ("completed", "cancelled"):
-            raise ValidationError(f"mission {mission_id} is closed: cannot add sorties to it")
+        status = missions.row(fleet, mission_id)["status"] if mission_id else None
+        if status in MISSION_CLOSED:
+            raise ValidationError(
+                f"mission {mission_id} is {status}: cannot add sorties to it",
+                hint="plan the work in a new mission: fleetgit mission create TITLE",
+            )
         deps = list(dict.fromkeys(resolve(fleet, d) for d in depends_on))
         data = {
             "mission_id": mission_id,
@@ -89,6 +97,16 @@ def create(
     return sortie_id
 
 
+def _how(sid: str, status: str, allowed: tuple[str, ...]) -> str:
+    """What to do about an illegal transition: the way on from `status`, if there is one."""
+    if status in CLOSED:
+        return f"a {status} sortie is final; new work needs a new one: fleetgit sortie create TITLE"
+    step = _NEXT.get(status)
+    return f"allowed only from {', '.join(allowed)}" + (
+        f"; next for it: fleetgit sortie {step} {sid}" if step else ""
+    )
+
+
 def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me: str) -> None:
     allowed, _ = TRANSITIONS[event_type]
     sid, status = current["sortie_id"], current["status"]
@@ -96,7 +114,7 @@ def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me
         verb = event_type.removeprefix("sortie_")
         raise ValidationError(
             f"sortie {sid} is {status}: cannot record it as {verb}",
-            hint=f"allowed from: {', '.join(allowed)}",
+            hint=_how(sid, status, allowed),
         )
     if event_type in ASSIGNEE_ONLY and current["assignee"] != me:
         holder = current["assignee"] or "nobody"
@@ -114,7 +132,7 @@ def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me
 
 def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None) -> str:
     """start, resume, complete, progress, block, cancel: if the state machine allows it."""
-    me = fleet.me() if event_type in ASSIGNEE_ONLY else fleet.actor or ""
+    me = pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
@@ -131,7 +149,7 @@ def claim(
     its files are reserved in the same batch: all of it happens, or none."""
     from fleetgit.reservations import _ttl, reserve_specs
 
-    me = fleet.me()
+    me = pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
@@ -139,7 +157,9 @@ def claim(
         _check_transition(fleet, current, "sortie_assigned", me)
         holder = current["assignee"]
         if holder == me:
-            raise ConflictError(f"sortie {sid} is already yours")
+            raise ConflictError(
+                f"sortie {sid} is already yours", hint=f"start it: fleetgit sortie start {sid}"
+            )
         if holder and pilots.is_active(fleet, holder):
             ago = format_duration((fleet.now_ms() - (pilots.seen_ms(fleet, holder) or 0)) / 1000)
             raise ConflictError(
@@ -185,10 +205,12 @@ def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
 def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
-        raise ValidationError("nothing to update", hint="pass --title, --priority, --file, ...")
+        raise ValidationError(
+            "nothing to update", hint=f"fleetgit sortie update {ref} --priority high"
+        )
     if "files" in changes:
         changes["files"] = _files(changes["files"])
-    me = fleet.actor or ""  # anyone may update a sortie
+    me = pilots.acting(fleet)  # anyone may update a sortie
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
@@ -201,7 +223,11 @@ def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
             data["depends_on"] = list(dict.fromkeys(resolve(fleet, d) for d in data["depends_on"]))
             loop = _cycle(fleet, sid, data["depends_on"])
             if loop:
-                raise ValidationError(f"dependency cycle: {' -> '.join(loop)}")
+                raise ValidationError(
+                    f"dependency cycle: {' -> '.join(loop)}",
+                    hint=f"drop {loop[1]} from --depends-on"
+                    + ("" if loop[1] == sid else f": it already waits for {sid}"),
+                )
         return [_spec("sortie_updated", sid, {"changes": data})]
 
     return str(fleet.transact(plan)[0].data["sortie_id"])
@@ -221,7 +247,7 @@ def listing(
         params.append(missions.resolve(fleet, mission))
     if status:
         where.append("s.status = ?")
-        params.append(status)
+        params.append(ids.choice(status, STATUSES, "--status", "sortie list"))
     if assigned_to:
         where.append("s.assignee = ?")
         params.append(assigned_to)
@@ -235,8 +261,7 @@ def listing(
         "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
         " s.created_hlc FROM sorties s"
         + (f" WHERE {' AND '.join(where)}" if where else "")
-        + " ORDER BY CASE s.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
-        " WHEN 'medium' THEN 2 ELSE 3 END, s.created_hlc"
+        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc"
     )
     cur = fleet.index.conn.execute(sql, params)
     names = [c[0] for c in cur.description]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock, ids
+from fleetgit import clock, ids, pilots
 from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.identity import check_callsign
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,12 +26,45 @@ def _spec(type_: str, mid: str, data: dict[str, Any]) -> EventSpec:
 
 
 def resolve(fleet: Fleet, ref: str) -> str:
-    return ids.resolve(fleet.index.conn, "messages", "message_id", ref, "squawk", "msg")
+    return ids.resolve(
+        fleet.index.conn,
+        "messages",
+        "message_id",
+        ref,
+        "message",
+        "msg",
+        "fleetgit --as CALLSIGN squawk inbox --all (or squawk sent)",
+    )
+
+
+def thread_of(fleet: Fleet, ref: str) -> str:
+    """The thread `ref` names: a thread id, or any message of it (id or unique prefix)."""
+    found = fleet.index.conn.execute(
+        "SELECT thread_id FROM messages WHERE thread_id = ? LIMIT 1", (ref,)
+    ).fetchone()
+    return str(found[0] if found else message(fleet, resolve(fleet, ref))["thread_id"])
 
 
 def _split(names: Sequence[str]) -> list[str]:
     out = [n.strip() for item in names for n in item.split(",") if n.strip()]
-    return list(dict.fromkeys(check_callsign(n) for n in out))
+    return list(dict.fromkeys(out))
+
+
+def _thread(
+    fleet: Fleet, thread: str | None, reply_to: str | None
+) -> tuple[str | None, str | None]:
+    """(thread id, replied message id) of a new message: a reply stays in its message's thread."""
+    parent = resolve(fleet, reply_to) if reply_to else None
+    thread_id = message(fleet, parent)["thread_id"] if parent else None
+    if thread is not None:
+        named = thread_of(fleet, thread)
+        if thread_id is not None and named != thread_id:
+            raise ValidationError(
+                f"--thread {thread} is not the thread of {parent} ({thread_id})",
+                hint="drop --thread: a reply stays in the thread of the message it answers",
+            )
+        thread_id = named
+    return thread_id, parent
 
 
 def send(
@@ -48,25 +80,17 @@ def send(
     ack_required: bool = False,
     allow_unknown: bool = False,
 ) -> str:
-    fleet.me()  # the sender is the actor of the event
+    pilots.acting(fleet)  # the sender is the actor of the event
     to_list, cc_list = _split(to), _split(cc)
     if not to_list:
-        raise ValidationError("--to names nobody", hint="fleetgit squawk send --to goose ...")
+        raise ValidationError(
+            "--to names nobody", hint=f"fleetgit squawk send --to CALLSIGN --subject {subject!r}"
+        )
     mid = clock.short_id("msg")
 
     def plan() -> list[EventSpec]:
-        if not allow_unknown:
-            known = {r[0] for r in fleet.index.conn.execute("SELECT callsign FROM pilots")}
-            unknown = [n for n in [*to_list, *cc_list] if n not in known]
-            if unknown:
-                raise ValidationError(
-                    f"unknown callsign(s): {', '.join(unknown)}",
-                    hint="register them (fleetgit pilot register), or pass --allow-unknown",
-                )
-        thread_id, parent = thread, None
-        if reply_to:
-            parent = resolve(fleet, reply_to)
-            thread_id = message(fleet, parent)["thread_id"]
+        pilots.check_known(fleet, [*to_list, *cc_list], allow_unknown=allow_unknown)
+        thread_id, parent = _thread(fleet, thread, reply_to)
         data = {
             "to": to_list,
             "cc": cc_list,
@@ -186,7 +210,7 @@ def _recipient_state(fleet: Fleet, mid: str, me: str) -> tuple[Any, ...]:
     if row is None:
         raise ConflictError(
             f"message {mid} is not addressed to {me}",
-            hint="only its recipients read, acknowledge or archive it",
+            hint=f"only its recipients may; yours are listed by: fleetgit --as {me} squawk inbox",
         )
     return tuple(row)
 
@@ -196,7 +220,7 @@ def mark(
 ) -> dict[str, Any]:
     """read, acknowledge or archive, as one of the recipients (idempotent for read).
     Its sender may read it too, which records nothing."""
-    me = fleet.me()
+    me = pilots.acting(fleet)
     key = {"message_read": "reader"}.get(event_type, "by")
 
     def plan() -> list[EventSpec]:
@@ -213,21 +237,15 @@ def mark(
             return []  # already so: nothing to record
         return [_spec(event_type, mid, {key: me, **(data or {})})]
 
-    mid = resolve(fleet, ref)
     fleet.transact(plan)
-    return message(fleet, mid)
+    return message(fleet, resolve(fleet, ref))
 
 
 def thread(fleet: Fleet, ref: str) -> list[dict[str, Any]]:
-    conn = fleet.index.conn
-    found = conn.execute(
-        "SELECT thread_id FROM messages WHERE thread_id = ? LIMIT 1", (ref,)
-    ).fetchone()
-    thread_id = found[0] if found else message(fleet, resolve(fleet, ref))["thread_id"]
     rows = _rows(
         fleet,
         f"SELECT {_COLUMNS} FROM messages m WHERE m.thread_id = ? ORDER BY m.sent_hlc",
-        [thread_id],
+        [thread_of(fleet, ref)],
     )
     return [_decorate(fleet, r) for r in rows]
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock, ids, sorties
+from fleetgit import clock, ids, pilots, sorties
 from fleetgit.errors import ValidationError
-from fleetgit.folds.workorders import CLOSED
-from fleetgit.identity import check_callsign
+from fleetgit.folds.workorders import CLOSED, STATUSES
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
@@ -37,6 +36,7 @@ def create(
     description: str | None = None,
     priority: str = "medium",
 ) -> str:
+    pilots.acting(fleet)
     wid = clock.short_id("wo")
 
     def plan() -> list[EventSpec]:
@@ -49,25 +49,42 @@ def create(
 
 
 def change(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any]) -> str:
-    """assign, status, complete: refused once the work order is closed."""
-    if "assignee" in data:
-        check_callsign(data["assignee"])
+    """status, complete: refused once the work order is closed."""
+    pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
         wid = resolve(fleet, ref)
-        status = show(fleet, wid)["status"]
-        if status in CLOSED:
-            raise ValidationError(f"work order {wid} is {status}: it cannot change any more")
+        current = show(fleet, wid)
+        if current["status"] in CLOSED:
+            raise ValidationError(
+                f"work order {wid} is {current['status']}: it cannot change any more",
+                hint="add another: fleetgit workorder create TITLE"
+                f" --sortie {current['sortie_id']}",
+            )
         return [_spec(event_type, wid, data)]
 
     return str(fleet.transact(plan)[0].data["work_order_id"])
 
 
-def listing(fleet: Fleet, *, sortie: str | None = None) -> list[dict[str, Any]]:
-    params: tuple[str, ...] = (sorties.resolve(fleet, sortie),) if sortie else ()
+def assign(fleet: Fleet, ref: str, callsign: str, *, allow_unknown: bool = False) -> str:
+    """Give the work order to a registered pilot (any callsign with `allow_unknown`)."""
+    pilots.check_known(fleet, [callsign], allow_unknown=allow_unknown)
+    return change(fleet, ref, "work_order_assigned", {"assignee": callsign})
+
+
+def listing(
+    fleet: Fleet, *, sortie: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    where, params = [], []
+    if sortie:
+        where.append("sortie_id = ?")
+        params.append(sorties.resolve(fleet, sortie))
+    if status:
+        where.append("status = ?")
+        params.append(ids.choice(status, STATUSES, "--status", "workorder list"))
     cur = fleet.index.conn.execute(
         "SELECT * FROM work_orders"
-        + (" WHERE sortie_id = ?" if sortie else "")
+        + (f" WHERE {' AND '.join(where)}" if where else "")
         + " ORDER BY created_hlc",
         params,
     )

@@ -14,18 +14,27 @@ def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
 
 
 def test_work_orders(repo: Path, cli: Any) -> None:
-    sid = cli(repo, "sortie", "create", "Lexer").out.strip()
-    wid = cli(repo, "workorder", "create", "Write tests", "--sortie", sid[:9]).out.strip()
+    for who in ("goose", "ice"):
+        cli(repo, "pilot", "register", who)
+    sid = as_(cli, repo, "viper", "sortie", "create", "Lexer").out.strip()
+    wid = as_(cli, repo, "viper", "workorder", "create", "Write tests", "--sortie", sid[:9])
+    wid = wid.out.strip()
     assert wid.startswith("wo-")
-    assert cli(repo, "workorder", "assign", wid, "goose").code == 0
-    assert cli(repo, "workorder", "status", wid, "in_progress", "--note", "half").code == 0
-    assert cli(repo, "workorder", "status", wid, "sleeping").code == 1
-    assert cli(repo, "workorder", "complete", wid, "--summary", "12 tests").code == 0
-    res = cli(repo, "workorder", "assign", wid, "ice")
+    res = as_(cli, repo, "viper", "workorder", "assign", wid, "gose")
+    assert res.code == 1 and "unknown callsign(s): gose" in res.err
+    assert "did you mean goose?" in res.err and "--allow-unknown" in res.err
+    assert as_(cli, repo, "viper", "workorder", "assign", wid, "goose").code == 0
+    assert (
+        as_(cli, repo, "viper", "workorder", "status", wid, "in_progress", "--note", "half").code
+        == 0
+    )
+    assert as_(cli, repo, "viper", "workorder", "status", wid, "sleeping").code == 1
+    assert as_(cli, repo, "viper", "workorder", "complete", wid, "--summary", "12 tests").code == 0
+    res = as_(cli, repo, "viper", "workorder", "assign", wid, "ice")
     assert res.code == 1 and "is completed" in res.err
     (row,) = cli(repo, "workorder", "list", "--sortie", sid, "--json").json()
     assert (row["status"], row["assignee"], row["summary"]) == ("completed", "goose", "12 tests")
-    assert cli(repo, "workorder", "create", "x", "--sortie", "srt-nope").code == 1
+    assert as_(cli, repo, "viper", "workorder", "create", "x", "--sortie", "srt-nope").code == 1
 
 
 def test_lock_contention_timeout_and_release_rules(repo: Path, cli: Any) -> None:
@@ -72,7 +81,7 @@ def test_racing_processes_one_lock_holder(repo: Path) -> None:
 
 def test_cursors_and_consumers(repo: Path, cli: Any) -> None:
     for i in range(3):
-        cli(repo, "mission", "create", f"m{i}")
+        as_(cli, repo, "viper", "mission", "create", f"m{i}")
     assert cli(repo, "cursor", "show", "indexer", "--json").json()["pending"] == 3
     first = cli(
         repo, "events", "--consumer", "indexer", "--limit", "2", "--advance", "--json"

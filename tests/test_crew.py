@@ -45,11 +45,22 @@ def test_three_pilots_fly_a_mission(repo: Path, cli: Any) -> None:
     mission = as_(
         cli, repo, "viper", "mission", "create", "Ship the parser", "--priority", "high"
     ).out.strip()
-    grammar = cli(
-        repo, "sortie", "create", "Grammar", "--mission", mission, "--file", "src/grammar.py"
-    ).out.strip()
-    lexer = cli(
+    grammar = as_(
+        cli,
         repo,
+        "viper",
+        "sortie",
+        "create",
+        "Grammar",
+        "--mission",
+        mission,
+        "--file",
+        "src/grammar.py",
+    ).out.strip()
+    lexer = as_(
+        cli,
+        repo,
+        "viper",
         "sortie",
         "create",
         "Lexer",
@@ -99,8 +110,8 @@ def test_three_pilots_fly_a_mission(repo: Path, cli: Any) -> None:
     assert res.code == 1 and f"waits for {grammar}" in res.err
     assert as_(cli, repo, winner, "sortie", "complete", grammar, "--summary", "done").code == 0
     assert as_(cli, repo, loser, "sortie", "start", lexer).code == 0
-    assert cli(repo, "mission", "start", mission).code == 0
-    res = cli(repo, "mission", "start", mission)
+    assert as_(cli, repo, "viper", "mission", "start", mission).code == 0
+    res = as_(cli, repo, "viper", "mission", "start", mission)
     assert res.code == 1 and "is in_progress" in res.err
 
     # a question and its acknowledgement
@@ -133,7 +144,10 @@ def test_three_pilots_fly_a_mission(repo: Path, cli: Any) -> None:
     assert brief.code == 0 and "keywords left" in brief.out and "ping me when done" in brief.out
     assert as_(cli, repo, loser, "sortie", "complete", lexer).code == 0
     assert as_(cli, repo, winner, "lock", "release", "release-train").code == 0
-    assert cli(repo, "mission", "complete", mission, "--summary", "parser shipped").code == 0
+    assert (
+        as_(cli, repo, "viper", "mission", "complete", mission, "--summary", "parser shipped").code
+        == 0
+    )
     done = cli(repo, "mission", "show", mission, "--json").json()
     assert done["status"] == "completed" and done["progress"] == 100
 
@@ -143,7 +157,9 @@ def test_three_pilots_fly_a_mission(repo: Path, cli: Any) -> None:
 
 
 def test_claim_with_reserve_is_all_or_nothing(repo: Path, cli: Any) -> None:
-    sid = cli(repo, "sortie", "create", "Parser", "--file", "src/parser.py").out.strip()
+    sid = as_(
+        cli, repo, "viper", "sortie", "create", "Parser", "--file", "src/parser.py"
+    ).out.strip()
     assert as_(cli, repo, "ice", "reserve", "src/").code == 0
     res = as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve")
     assert res.code == 1 and "held by ice" in res.err
@@ -161,7 +177,7 @@ def test_an_inactive_holder_can_be_replaced(repo: Path, cli: Any) -> None:
             "pilot_active_window_seconds = 900", "pilot_active_window_seconds = 1"
         )
     )
-    sid = cli(repo, "sortie", "create", "Docs").out.strip()
+    sid = as_(cli, repo, "viper", "sortie", "create", "Docs").out.strip()
     assert as_(cli, repo, "viper", "sortie", "claim", sid).code == 0
     import time
 
@@ -176,17 +192,17 @@ def test_an_inactive_holder_can_be_replaced(repo: Path, cli: Any) -> None:
 
 
 def test_dependency_cycles_are_refused(repo: Path, cli: Any) -> None:
-    a = cli(repo, "sortie", "create", "A").out.strip()
-    b = cli(repo, "sortie", "create", "B", "--depends-on", a).out.strip()
-    c = cli(repo, "sortie", "create", "C", "--depends-on", b).out.strip()
-    res = cli(repo, "sortie", "update", a, "--depends-on", c)
+    a = as_(cli, repo, "viper", "sortie", "create", "A").out.strip()
+    b = as_(cli, repo, "viper", "sortie", "create", "B", "--depends-on", a).out.strip()
+    c = as_(cli, repo, "viper", "sortie", "create", "C", "--depends-on", b).out.strip()
+    res = as_(cli, repo, "viper", "sortie", "update", a, "--depends-on", c)
     assert res.code == 1 and "dependency cycle" in res.err and a in res.err
-    assert cli(repo, "sortie", "update", a, "--depends-on", a).code == 1
+    assert as_(cli, repo, "viper", "sortie", "update", a, "--depends-on", a).code == 1
     assert cli(repo, "sortie", "show", a, "--json").json()["depends_on"] == []
 
 
 def test_ids_unknown_and_ambiguous(repo: Path, cli: Any) -> None:
-    first = cli(repo, "mission", "create", "One").out.strip()
+    first = as_(cli, repo, "viper", "mission", "create", "One").out.strip()
     res = cli(repo, "mission", "show", first[:-1] + "?")
     assert res.code == 1 and f"did you mean {first}" in res.err
     assert cli(repo, "mission", "show", first[4:10], "--json").json()["mission_id"] == first
@@ -195,15 +211,26 @@ def test_ids_unknown_and_ambiguous(repo: Path, cli: Any) -> None:
             fleet.emit("mission_created", f"mission/{mid}", {"mission_id": mid, "title": mid})
     res = cli(repo, "mission", "show", "aaaa")
     assert res.code == 1 and "ambiguous" in res.err and "msn-aaaa1" in res.err
-    res = cli(repo, "sortie", "create", "x", "--mission", "nope")
+    res = as_(cli, repo, "viper", "sortie", "create", "x", "--mission", "nope")
     assert res.code == 1 and "no mission 'nope'" in res.err
 
 
 def test_as_of_answers_from_an_earlier_state(repo: Path, cli: Any) -> None:
-    mid = cli(repo, "mission", "create", "Old title").out.strip()
+    mid = as_(cli, repo, "viper", "mission", "create", "Old title").out.strip()
     pos = cli(repo, "events", "--json").json()[-1]["pos"]
-    cli(repo, "mission", "update", mid, "--title", "New title", "--priority", "critical")
-    cli(repo, "mission", "start", mid)
+    as_(
+        cli,
+        repo,
+        "viper",
+        "mission",
+        "update",
+        mid,
+        "--title",
+        "New title",
+        "--priority",
+        "critical",
+    )
+    as_(cli, repo, "viper", "mission", "start", mid)
     then = cli(repo, "mission", "show", mid, "--as-of", str(pos), "--json").json()
     now = cli(repo, "mission", "show", mid, "--json").json()
     assert (then["title"], then["status"]) == ("Old title", "planned")

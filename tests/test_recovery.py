@@ -17,8 +17,8 @@ def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
     for who in ("viper", "goose"):
         cli(repo, "pilot", "register", who)
     mid = as_(cli, repo, "viper", "mission", "create", "Parser").out.strip()
-    sid = cli(
-        repo, "sortie", "create", "Lexer", "--mission", mid, "--file", "src/lexer.py"
+    sid = as_(
+        cli, repo, "viper", "sortie", "create", "Lexer", "--mission", mid, "--file", "src/lexer.py"
     ).out.strip()
     assert as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve", "--ttl", "1s").code == 0
     assert as_(cli, repo, "viper", "reserve", "docs/lexer.md", "--ttl", "1s").code == 0
@@ -91,7 +91,7 @@ def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
 
 def test_checkpoint_commands_and_errors(repo: Path, cli: Any) -> None:
     assert as_(cli, repo, "viper", "resume", "--latest").code == 1  # none yet
-    mid = cli(repo, "mission", "create", "M").out.strip()
+    mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
     first = as_(
         cli, repo, "viper", "checkpoint", "create", "--mission", mid, "--trigger", "auto"
     ).out.strip()

@@ -14,6 +14,10 @@ from fleetgit.cli.common import (
     print_json,
     table,
 )
+from fleetgit.cli.render import detail
+from fleetgit.durations import format_duration
+from fleetgit.fleet import Fleet
+from fleetgit.folds.workorders import STATUSES
 
 
 def register(app: typer.Typer) -> None:
@@ -39,7 +43,8 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "cursor",
-        "Consumer cursors (positions of this clone).",
+        "Consumer cursors: positions of this clone, kept in its index (no --as-of: a cursor is"
+        " local state, not a projection of events).",
         [("show", cursor_show), ("advance", cursor_advance), ("reset", cursor_reset)],
     )
 
@@ -67,7 +72,7 @@ def wo_create(
 ) -> None:
     """Create a work order under a sortie; prints its id.
 
-    Example: fleetgit workorder create "Write lexer tests" --sortie srt-4q2x
+    Example: fleetgit --as viper-1 workorder create "Write lexer tests" --sortie srt-4q2x
     """
     with open_fleet(ctx) as fleet:
         wid = workorders.create(
@@ -81,15 +86,16 @@ def wo_create(
 def wo_list(
     ctx: typer.Context,
     sortie: Annotated[str | None, typer.Option("--sortie", metavar="ID")] = None,
+    status: Annotated[str | None, typer.Option("--status", help="|".join(STATUSES))] = None,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List work orders.
+    """List work orders, oldest first.
 
-    Example: fleetgit workorder list --sortie srt-4q2x
+    Example: fleetgit workorder list --sortie srt-4q2x --status open
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = workorders.listing(fleet, sortie=sortie)
+        rows = workorders.listing(fleet, sortie=sortie, status=status)
     print_json(rows) if as_json else typer.echo(_wo_rows(rows))
 
 
@@ -106,16 +112,19 @@ def wo_show(
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         out = workorders.show(fleet, work_order)
-    print_json(out) if as_json else typer.echo("\n".join(f"{k:14} {v}" for k, v in out.items()))
+    print_json(out) if as_json else typer.echo(detail(out))
+
+
+def _wo_out(fleet: Fleet, wid: str, as_json: bool) -> None:
+    out = workorders.show(fleet, wid)
+    print_json(out) if as_json else typer.echo(f"work order {wid}: {out['status']}")
 
 
 def _wo_change(
     ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
 ) -> None:
     with open_fleet(ctx) as fleet:
-        wid = workorders.change(fleet, ref, event_type, data)
-        out = workorders.show(fleet, wid)
-    print_json(out) if as_json else typer.echo(f"work order {wid}: {out['status']}")
+        _wo_out(fleet, workorders.change(fleet, ref, event_type, data), as_json)
 
 
 @boundary
@@ -123,13 +132,18 @@ def wo_assign(
     ctx: typer.Context,
     work_order: Annotated[str, typer.Argument(metavar="ID")],
     callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
+    allow_unknown: Annotated[
+        bool, typer.Option("--allow-unknown", help="Assign to an unregistered callsign.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Assign a work order to a pilot.
+    """Assign a work order to a registered pilot.
 
-    Example: fleetgit workorder assign wo-8d2k goose
+    Example: fleetgit --as viper-1 workorder assign wo-8d2k goose
     """
-    _wo_change(ctx, work_order, "work_order_assigned", {"assignee": callsign}, as_json)
+    with open_fleet(ctx) as fleet:
+        wid = workorders.assign(fleet, work_order, callsign, allow_unknown=allow_unknown)
+        _wo_out(fleet, wid, as_json)
 
 
 @boundary
@@ -147,7 +161,7 @@ def wo_status(
 ) -> None:
     """Set a work order's status.
 
-    Example: fleetgit workorder status wo-8d2k in_progress --note "half done"
+    Example: fleetgit --as goose workorder status wo-8d2k in_progress --note "half done"
     """
     _wo_change(
         ctx, work_order, "work_order_status_changed", {"status": status, "note": note}, as_json
@@ -163,7 +177,7 @@ def wo_complete(
 ) -> None:
     """Complete a work order.
 
-    Example: fleetgit workorder complete wo-8d2k --summary "12 tests"
+    Example: fleetgit --as goose workorder complete wo-8d2k --summary "12 tests"
     """
     _wo_change(
         ctx, work_order, "work_order_completed", {"result": "success", "summary": summary}, as_json
@@ -188,7 +202,9 @@ def lock_acquire(
     """
     with open_fleet(ctx) as fleet:
         out = locks.acquire(fleet, key, ttl=ttl, wait=wait)
-    print_json(out) if as_json else typer.echo(f"lock {key} is yours for {out['seconds_left']}s")
+    print_json(out) if as_json else typer.echo(
+        f"lock {key} is yours for {format_duration(out['seconds_left'])}"
+    )
 
 
 @boundary
@@ -206,15 +222,15 @@ def lock_release(
 
 @boundary
 def lock_list(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
-    """List held locks.
+    """List held locks (with --as-of, those held at that position's time).
 
-    Example: fleetgit lock list
+    Example: fleetgit lock list --as-of 42
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = locks.listing(fleet)
     human = (
         table(
-            [(r["lock_key"], r["holder"], f"{r['seconds_left']}s") for r in rows],
+            [(r["lock_key"], r["holder"], format_duration(r["seconds_left"])) for r in rows],
             ["KEY", "HOLDER", "LEFT"],
         )
         if rows
@@ -230,6 +246,9 @@ def cursor_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a consumer cursor and how many events wait after it.
+
+    A cursor is this clone's own state, kept in its index, not a projection of events: nothing
+    records where it was before, so there is no --as-of.
 
     Example: fleetgit cursor show indexer
     """

@@ -15,6 +15,9 @@ from fleetgit.cli.common import (
     print_json,
     table,
 )
+from fleetgit.cli.render import detail
+from fleetgit.folds import missions as mission_fold
+from fleetgit.folds import sorties as sortie_fold
 
 Priority = Annotated[str | None, typer.Option("--priority", help="low|medium|high|critical")]
 
@@ -71,17 +74,6 @@ def _out(value: Any, as_json: bool, human: str) -> None:
     print_json(value) if as_json else typer.echo(human)
 
 
-def _detail(value: dict[str, Any]) -> str:
-    lines = []
-    for key, item in value.items():
-        if isinstance(item, list) and item and isinstance(item[0], dict):
-            lines.append(f"{key}:")
-            lines.extend("  " + "  ".join(f"{v}" for v in entry.values()) for entry in item)
-        else:
-            lines.append(f"{key:16} {item if item not in (None, []) else '-'}")
-    return "\n".join(lines)
-
-
 # -- pilots ----------------------------------------------------------------------------------
 
 
@@ -94,7 +86,9 @@ def pilot_register(
     task: Annotated[str | None, typer.Option("--task")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a pilot (an agent) under a callsign.
+    """Register a pilot (an agent) under a callsign; again to rejoin after deregistering.
+
+    Registering again keeps the program, model and task not given anew.
 
     Example: fleetgit pilot register viper-1 --program claude-code --model opus --task "parser"
     """
@@ -166,7 +160,7 @@ def pilot_show(
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         out = pilots.show(fleet, callsign)
-    _out(out, as_json, _detail(out))
+    _out(out, as_json, detail(out))
 
 
 @boundary
@@ -211,7 +205,8 @@ def mission_create(
 def mission_list(
     ctx: typer.Context,
     status: Annotated[
-        str | None, typer.Option("--status", help="planned|in_progress|completed|cancelled")
+        str | None,
+        typer.Option("--status", help="|".join(mission_fold.STATUSES)),
     ] = None,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
@@ -329,7 +324,7 @@ def mission_start(
 ) -> None:
     """Start a planned mission.
 
-    Example: fleetgit mission start msn-7k3m
+    Example: fleetgit --as viper-1 mission start msn-7k3m
     """
     _mission_change(ctx, mission, "mission_started", {}, as_json)
 
@@ -344,7 +339,7 @@ def mission_complete(
 ) -> None:
     """Complete a mission.
 
-    Example: fleetgit mission complete msn-7k3m --result partial --summary "lexer only"
+    Example: fleetgit --as viper-1 mission complete msn-7k3m --result partial --summary "lexer only"
     """
     _mission_change(
         ctx, mission, "mission_completed", {"result": result, "summary": summary}, as_json
@@ -360,7 +355,7 @@ def mission_cancel(
 ) -> None:
     """Cancel a mission.
 
-    Example: fleetgit mission cancel msn-7k3m --reason "superseded"
+    Example: fleetgit --as viper-1 mission cancel msn-7k3m --reason "superseded"
     """
     _mission_change(ctx, mission, "mission_cancelled", {"reason": reason}, as_json)
 
@@ -376,7 +371,7 @@ def mission_update(
 ) -> None:
     """Change a mission's title, description or priority.
 
-    Example: fleetgit mission update msn-7k3m --priority critical
+    Example: fleetgit --as viper-1 mission update msn-7k3m --priority critical
     """
     with open_fleet(ctx) as fleet:
         mission_id = missions.update(
@@ -408,7 +403,7 @@ def sortie_create(
 ) -> None:
     """Create a sortie; prints its id.
 
-    Example: fleetgit sortie create "Lexer" --mission msn-7k3m --file src/lexer.py
+    Example: fleetgit --as viper-1 sortie create "Lexer" --mission msn-7k3m --file src/lexer.py
     --depends-on srt-4q2x
     """
     with open_fleet(ctx) as fleet:
@@ -429,7 +424,9 @@ def sortie_create(
 def sortie_list(
     ctx: typer.Context,
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
-    status: Annotated[str | None, typer.Option("--status")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="|".join(sortie_fold.STATUSES))
+    ] = None,
     assigned_to: Annotated[str | None, typer.Option("--assigned-to", metavar="CALLSIGN")] = None,
     ready: Annotated[
         bool, typer.Option("--ready", help="Open, with every dependency completed.")
@@ -589,7 +586,7 @@ def sortie_cancel(
 ) -> None:
     """Cancel a sortie.
 
-    Example: fleetgit sortie cancel srt-4q2x --reason "not needed"
+    Example: fleetgit --as viper-1 sortie cancel srt-4q2x --reason "not needed"
     """
     with open_fleet(ctx) as fleet:
         sid = sorties.act(fleet, sortie, "sortie_cancelled", {"reason": reason})
@@ -611,7 +608,7 @@ def sortie_update(
 ) -> None:
     """Change a sortie (dependency cycles are refused).
 
-    Example: fleetgit sortie update srt-4q2x --priority high --depends-on srt-9w1e
+    Example: fleetgit --as viper-1 sortie update srt-4q2x --priority high --depends-on srt-9w1e
     """
     changes = {
         "title": title,

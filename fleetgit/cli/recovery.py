@@ -23,7 +23,7 @@ def _human(c: dict[str, Any]) -> str:
     lines = [
         f"{c['checkpoint_id']}  {c['created_at']}  by {c['pilot']}  ({c['trigger']})",
         f"mission {c['mission_id'] or '-'}  sortie {c['sortie_id'] or '-'}  progress "
-        f"{c['progress'] if c['progress'] is not None else '?'}%",
+        + ("-" if c["progress"] is None else f"{c['progress']}%"),
     ]
     if c["summary"]:
         lines.append(c["summary"])

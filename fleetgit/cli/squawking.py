@@ -29,29 +29,33 @@ def register(app: typer.Typer) -> None:
     )
 
 
-def _list(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+def _state(r: dict[str, Any]) -> str:
+    """My state of an inbox message: new, read or acked (and whether an ack is wanted)."""
+    state = "acked" if r["acked"] else "read" if r["read"] else "new"
+    return state + (", ack wanted" if r["ack_required"] and not r["acked"] else "")
+
+
+def _list(rows: list[dict[str, Any]], as_json: bool, empty: str, *, mine: bool = False) -> None:
+    """Messages as a table; `mine` adds my read state (inbox rows carry it)."""
     if as_json:
         print_json(rows)
         return
     if not rows:
         typer.echo(empty)
         return
-    typer.echo(
-        table(
-            [
-                (
-                    r["message_id"],
-                    r["sent_at"][:19].replace("T", " "),
-                    r["sender"] or "-",
-                    r["importance"],
-                    "" if r.get("read", True) else "new",
-                    r["subject"],
-                )
-                for r in rows
-            ],
-            ["ID", "SENT (UTC)", "FROM", "IMPORTANCE", "", "SUBJECT"],
+    headers = ["ID", "SENT (UTC)", "FROM", "IMPORTANCE", *(["STATE"] if mine else []), "SUBJECT"]
+    cells = [
+        (
+            r["message_id"],
+            r["sent_at"][:19].replace("T", " "),
+            r["sender"] or "-",
+            r["importance"],
+            *([_state(r)] if mine else []),
+            r["subject"],
         )
-    )
+        for r in rows
+    ]
+    typer.echo(table(cells, headers))
 
 
 def _one(out: dict[str, Any], as_json: bool) -> None:
@@ -77,7 +81,10 @@ def send(
     subject: Annotated[str, typer.Option("--subject")],
     body: Annotated[str, typer.Option("--body")] = "",
     cc: Annotated[list[str] | None, typer.Option("--cc", metavar="C")] = None,
-    thread_id: Annotated[str | None, typer.Option("--thread", metavar="T")] = None,
+    thread_id: Annotated[
+        str | None,
+        typer.Option("--thread", metavar="ID", help="Post in this thread (or any message's)."),
+    ] = None,
     reply_to: Annotated[
         str | None,
         typer.Option("--reply-to", metavar="ID", help="Answer a message, in its thread."),
@@ -137,7 +144,7 @@ def inbox(
             if len(rows) == limit and not as_json
             else len(rows)
         )
-    _list(rows, as_json, "inbox empty")
+    _list(rows, as_json, "inbox empty", mine=True)
     if total > len(rows):
         typer.echo(f"... {total - len(rows)} older; --limit 0 shows all {total}")
 
@@ -205,13 +212,14 @@ def thread(
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(metavar="QUERY")],
+    as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Full-text search over subjects and bodies (SQLite FTS5 syntax).
 
     Example: fleetgit squawk search 'lexer AND tests'
     """
-    with open_fleet(ctx) as fleet:
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = squawk.search(fleet, query)
     _list(rows, as_json, "no messages match")
 

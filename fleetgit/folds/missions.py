@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS missions (
 );
 """
 
+STATUSES = ("planned", "in_progress", "completed", "cancelled")
+CLOSED = ("completed", "cancelled")
 # event type -> (states it may follow, state it leads to); shared with the commands
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "mission_started": (("planned",), "in_progress"),

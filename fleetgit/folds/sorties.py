@@ -41,6 +41,8 @@ CREATE INDEX IF NOT EXISTS sortie_deps_on ON sortie_deps (depends_on);
 """
 
 LIVE = ("open", "assigned", "in_progress", "blocked")
+CLOSED = ("completed", "cancelled")
+STATUSES = (*LIVE, *CLOSED)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "sortie_assigned": (("open", "assigned"), "assigned"),
     "sortie_started": (("assigned",), "in_progress"),

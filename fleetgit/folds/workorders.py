@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetgit.catalogue import WORK_ORDER_STATUSES
 from fleetgit.folds import Ev, Rows
 
 KIND = "workorder"
@@ -27,6 +28,7 @@ CREATE TABLE IF NOT EXISTS work_orders (
 CREATE INDEX IF NOT EXISTS work_orders_sortie ON work_orders (sortie_id);
 """
 
+STATUSES = WORK_ORDER_STATUSES
 CLOSED = ("completed", "cancelled")
 
 
