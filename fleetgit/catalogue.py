@@ -492,6 +492,34 @@ def event_type(name: str) -> EventType:
     return found
 
 
+STREAM_HINT = "a stream is KIND/NAME, e.g. mission/msn-1; NAME uses letters, digits and . _ : @ -"
+EVENT_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_stream(stream: str) -> str:
+    """A stream name of any type: KIND/NAME, with a known KIND."""
+    kind, sep, name = stream.partition("/")
+    if not sep or kind not in STREAM_KINDS or not NAME_RE.match(name):
+        kinds = "|".join(sorted(STREAM_KINDS))
+        raise ValidationError(f"stream {stream!r}: expected {kinds}/<name>", hint=STREAM_HINT)
+    return stream
+
+
+def check_links(causation_id: str | None, correlation_id: str | None) -> None:
+    """An event's causation id is another event's id; its correlation id may be any name."""
+    if causation_id is not None and not EVENT_ID_RE.match(causation_id):
+        raise ValidationError(
+            f"causation id {causation_id!r}: expected the id of the event that caused this one",
+            hint="a full event id (a UUID), as `fleetgit show` or `fleetgit events --json` print",
+        )
+    if correlation_id is not None and not NAME_RE.match(correlation_id):
+        raise ValidationError(
+            f"correlation id {correlation_id!r}: use letters, digits and . _ : @ -"
+            " (at most 128, no spaces)",
+            hint="for example a job id, or the id of the event that started the work",
+        )
+
+
 def validate_stream(type_name: str, stream: str, data: dict[str, Any] | None = None) -> None:
     et = event_type(type_name)
     kind, sep, name = stream.partition("/")
@@ -500,7 +528,7 @@ def validate_stream(type_name: str, stream: str, data: dict[str, Any] | None = N
     if not sep or kind not in et.stream_kinds or not NAME_RE.match(name):
         raise ValidationError(
             f"stream: {type_name} belongs to a {shape} stream, got {stream!r}",
-            hint="a stream is KIND/NAME; NAME uses letters, digits and . _ : @ -",
+            hint=STREAM_HINT,
         )
     if et.stream_key and data is not None and data.get(et.stream_key) != name:
         raise ValidationError(

@@ -21,7 +21,14 @@ from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.identity import check_callsign, git_config, resolve_callsign
 from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
-from fleetgit.index.reads import EventFilter, count, find_event, select_events, select_stream
+from fleetgit.index.reads import (
+    EventFilter,
+    count,
+    find_event,
+    select_events,
+    select_stream,
+    short_ids,
+)
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
 from fleetgit.paths import RepoPaths, locate
@@ -49,10 +56,11 @@ class EventSpec(NamedTuple):
 class InitResult(NamedTuple):
     worktree: str
     created: tuple[str, ...]
+    updated: tuple[str, ...] = ()
 
 
 class CommitResult(NamedTuple):
-    commit: str
+    commit: str | None  # None: there was nothing to commit
     paths: tuple[str, ...]
 
 
@@ -60,20 +68,21 @@ def init(path: str | os.PathLike[str] | None = None) -> InitResult:
     """Create `.fleet/config.toml`, `.fleet/events/`, the `.gitattributes` line and the index."""
     paths = locate(path)
     created: list[str] = []
+    updated: list[str] = []
     paths.events_dir.mkdir(parents=True, exist_ok=True)
     if not paths.config_file.exists():
         paths.config_file.write_text(DEFAULT_TOML, encoding="utf-8")
         created.append(".fleet/config.toml")
     attributes = paths.worktree / ".gitattributes"
-    text = attributes.read_text(encoding="utf-8") if attributes.exists() else ""
-    if gitrepo.FLEET_ATTRIBUTES not in text.splitlines():
-        sep = "" if not text or text.endswith("\n") else "\n"
-        attributes.write_text(f"{text}{sep}{gitrepo.FLEET_ATTRIBUTES}\n", encoding="utf-8")
-        created.append(".gitattributes")
+    existed = attributes.exists()
+    text = gitrepo.with_fleet_line(attributes.read_bytes() if existed else b"")
+    if text is not None:
+        attributes.write_bytes(text)
+        (updated if existed else created).append(".gitattributes")
     if not paths.index_file.exists():
         created.append(str(paths.index_file))
     Fleet(paths).close()
-    return InitResult(str(paths.worktree), tuple(created))
+    return InitResult(str(paths.worktree), tuple(created), tuple(updated))
 
 
 class Fleet:
@@ -191,6 +200,7 @@ class Fleet:
     def _validate(self, specs: Sequence[EventSpec]) -> list[dict[str, Any]]:
         datas = [catalogue.validate(s.type, s.stream, s.data) for s in specs]
         for s in specs:
+            catalogue.check_links(s.causation_id, s.correlation_id)
             if s.expect_version is not None and s.expect_version < 0:
                 raise ValidationError(f"expected version {s.expect_version}: must be 0 or more")
         return datas
@@ -364,18 +374,26 @@ class Fleet:
     # -- reads ------------------------------------------------------------------------------
 
     def events(self, flt: EventFilter | None = None, **kwargs: Any) -> list[Event]:
+        flt = flt or EventFilter(**kwargs)
+        if flt.stream is not None:
+            catalogue.check_stream(flt.stream)
         self.index.catch_up()
-        return select_events(self.index, flt or EventFilter(**kwargs))
+        return select_events(self.index, flt)
 
     def stream(
         self, stream: str, *, from_seq: int | None = None, to_seq: int | None = None
     ) -> list[Event]:
+        catalogue.check_stream(stream)
         self.index.catch_up()
         return select_stream(self.index, stream, from_seq, to_seq)
 
     def show(self, ref: str) -> Event:
         self.index.catch_up()
         return find_event(self.index, ref)
+
+    def short_ids(self, ids: Sequence[str]) -> list[str]:
+        """Short forms of `ids` for a listing, each still unique in this index (see `show`)."""
+        return short_ids(self.index, ids)
 
     def stream_version(self, stream: str) -> int:
         self.index.catch_up()
@@ -438,8 +456,9 @@ class Fleet:
 
     # -- git --------------------------------------------------------------------------------
 
-    def commit(self, message: str | None = None) -> CommitResult | None:
-        """Commit the pending `.fleet/` files, and only them; None when there is nothing."""
+    def commit(self, message: str | None = None) -> CommitResult:
+        """Commit the pending `.fleet/` files, and only them (plus the fleet line, when HEAD's
+        `.gitattributes` lacks it); `commit` is None when there is nothing to commit."""
         git = self.index.git
         with self.writer.locked() as state:
             current = self.writer.segment_path(max(state.segment, 1))
@@ -447,15 +466,10 @@ class Fleet:
                 repair(current)
                 state.size = current.stat().st_size
             pending = gitrepo.changed_fleet_paths(self.paths)
-            extra: dict[str, bytes] = {}
-            head_attrs = git.head_blob(".gitattributes") or b""
-            if gitrepo.FLEET_ATTRIBUTES not in head_attrs.decode("utf-8", "replace").splitlines():
-                sep = b"" if not head_attrs or head_attrs.endswith(b"\n") else b"\n"
-                extra[".gitattributes"] = (
-                    head_attrs + sep + gitrepo.FLEET_ATTRIBUTES.encode() + b"\n"
-                )
+            attributes = gitrepo.with_fleet_line(git.head_blob(".gitattributes") or b"")
+            extra = {} if attributes is None else {".gitattributes": attributes}
             if not pending and not extra:
-                return None
+                return CommitResult(None, ())
             segments = [p for p in pending if p.startswith(".fleet/events/")]
             message = message or f"fleet: {len(segments)} segment(s) from writer {self.writer.id}"
             commit_id = git.commit_paths(pending, message, extra)

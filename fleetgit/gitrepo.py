@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fleetgit.paths import RepoPaths
 
 REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
 FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
+_INDEX_TRIES = 20  # 50 ms apart: a git process holding the index lock gets a second
 
 
 def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
@@ -103,40 +105,64 @@ class GitRepo:
     def commit_paths(self, relpaths: list[str], message: str, extra: dict[str, bytes]) -> str:
         """Commit exactly `relpaths` (from the work tree) plus `extra` blobs on top of HEAD.
 
-        The user's staged changes, other paths and the working tree are untouched; the index
-        entries of the committed paths are updated so `git status` is clean for them.
+        The index entries of `relpaths` follow the commit, so `git status` is clean for them; an
+        `extra` path follows only when the user has no change of their own staged to it. Every
+        other index entry, and the working tree, stay exactly as they were.
         """
         import pygit2
 
+        author, committer = identity(self.paths, "AUTHOR"), identity(self.paths, "COMMITTER")
         repo = self.repo
-        workdir = Path(repo.workdir)
         head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
-        staging = pygit2.Index()
-        if head is not None:
-            staging.read_tree(head.tree)
-        blobs: dict[str, Any] = {}
-        for rel in relpaths:
-            blobs[rel] = repo.create_blob((workdir / rel).read_bytes())
-        for rel, content in extra.items():
-            blobs[rel] = repo.create_blob(content)
-        for rel, oid in blobs.items():
-            staging.add(pygit2.IndexEntry(rel, oid, pygit2.enums.FileMode.BLOB))
-        tree = staging.write_tree(repo)
-        sig = self._signature()
-        parents = [head.id] if head is not None else []
-        try:
-            commit_id = repo.create_commit("HEAD", sig, sig, message, tree, parents)
-        except pygit2.GitError as exc:
-            raise GitError(f"commit failed: {exc}") from None
+        workdir = Path(repo.workdir)
+        blobs = {rel: repo.create_blob((workdir / rel).read_bytes()) for rel in relpaths}
+        extras = {rel: repo.create_blob(content) for rel, content in extra.items()}
         index = repo.index
         index.read()
+        unstaged = {rel for rel in extras if _index_id(index, rel) == _tree_id(head, rel)}
+        tree = _tree_with(repo, head, {**blobs, **extras})
+        parents = [head.id] if head is not None else []
+        try:
+            commit_id = repo.create_commit("HEAD", author, committer, message, tree, parents)
+        except pygit2.GitError as exc:
+            raise GitError(f"commit failed: {exc}") from None
         for rel in relpaths:
             index.add(rel)  # re-stat from the work tree: the entry is clean
-        for rel, oid in blobs.items():
-            if rel not in relpaths:
-                index.add(pygit2.IndexEntry(rel, oid, pygit2.enums.FileMode.BLOB))
-        index.write()
+        for rel in unstaged:
+            index.add(pygit2.IndexEntry(rel, extras[rel], pygit2.enums.FileMode.BLOB))
+        self._write_index(index, head, commit_id)
         return str(commit_id)
+
+    def _write_index(self, index: Any, old_head: Any, commit_id: Any) -> None:
+        """Write the updated index; if another git process holds its lock past a second, undo
+        the commit (HEAD goes back) rather than leave the index disagreeing with HEAD."""
+        import pygit2
+
+        error: Exception | None = None
+        for _ in range(_INDEX_TRIES):
+            try:
+                index.write()
+                return
+            except pygit2.GitError as exc:
+                error = exc
+                time.sleep(0.05)
+        self._undo_commit(old_head, commit_id)
+        raise GitError(
+            f"cannot update the git index, so the commit was undone: {error}",
+            hint=f"retry; if no git process is running, remove {self.paths.git_dir / 'index.lock'}",
+        )
+
+    def _undo_commit(self, old_head: Any, commit_id: Any) -> None:
+        """Point HEAD (its branch, or itself when detached) back at `old_head`."""
+        repo = self.repo
+        head = repo.lookup_reference("HEAD")
+        ref = head if repo.head_is_detached else repo.lookup_reference(head.target)
+        if ref.target != commit_id:
+            return  # someone moved it since: not ours to change
+        if old_head is None:
+            ref.delete()
+        else:
+            ref.set_target(old_head.id, "fleetgit: undo a commit whose index update failed")
 
     def head_blob(self, relpath: str) -> bytes | None:
         repo = self.repo
@@ -149,14 +175,56 @@ class GitRepo:
         data: bytes = repo[entry.id].data
         return data
 
-    def _signature(self) -> Any:
-        import pygit2
 
-        try:
-            sig = self.repo.default_signature
-            return pygit2.Signature(sig.name, sig.email)
-        except (KeyError, pygit2.GitError):
-            return pygit2.Signature("fleetgit", "fleetgit@localhost")
+def _tree_with(repo: Any, head: Any, blobs: dict[str, Any]) -> Any:
+    """The tree of `head` (or an empty one) with `blobs` (path -> blob id) put in."""
+    import pygit2
+
+    staging = pygit2.Index()
+    if head is not None:
+        staging.read_tree(head.tree)
+    for rel, oid in blobs.items():
+        staging.add(pygit2.IndexEntry(rel, oid, pygit2.enums.FileMode.BLOB))
+    return staging.write_tree(repo)
+
+
+def _index_id(index: Any, relpath: str) -> Any:
+    return index[relpath].id if relpath in index else None
+
+
+def _tree_id(commit: Any, relpath: str) -> Any:
+    try:
+        return (commit.tree / relpath).id if commit is not None else None
+    except KeyError:
+        return None
+
+
+def identity(paths: RepoPaths, role: str) -> Any:
+    """The author or committer (`role`) signature exactly as git would make it: GIT_<role>_NAME,
+    _EMAIL and _DATE, else user.name and user.email (asked of `git var`, so every rule holds)."""
+    import pygit2
+
+    try:
+        ident = run_git(paths, ["var", f"GIT_{role}_IDENT"]).strip()
+    except GitError:
+        raise GitError(
+            "git does not know who you are, so fleetgit cannot commit",
+            hint='git config user.name "Your Name" && git config user.email you@example.com',
+        ) from None
+    person, when, tz = ident.rsplit(" ", 2)
+    name, _, email = person.partition("<")
+    minutes = int(tz[1:3]) * 60 + int(tz[3:5])
+    offset = -minutes if tz.startswith("-") else minutes
+    return pygit2.Signature(name.strip(), email.rstrip(">"), int(when), offset)
+
+
+def with_fleet_line(text: bytes) -> bytes | None:
+    """A `.gitattributes` text with fleetgit's line added, or None when it has it already."""
+    line = FLEET_ATTRIBUTES.encode()
+    if line in text.splitlines():
+        return None
+    sep = b"" if not text or text.endswith(b"\n") else b"\n"
+    return text + sep + line + b"\n"
 
 
 def _tree_type() -> Any:

@@ -89,7 +89,24 @@ def locate(start: str | os.PathLike[str] | None = None) -> RepoPaths:
             git_dir = _read_gitfile(dotgit)
             if git_dir is not None and git_dir.is_dir():
                 return RepoPaths(candidate, git_dir, _common_dir(git_dir))
+        if _is_bare(candidate):
+            raise NotARepositoryError(
+                f"{candidate} is a bare git repository: fleetgit needs a worktree",
+                hint=f"clone it (git clone {candidate} DIR) or add one"
+                f" (git -C {candidate} worktree add DIR)",
+            )
     raise NotARepositoryError(f"not a git repository: {here}", hint="git init")
+
+
+def _is_bare(path: Path) -> bool:
+    """A bare repository: a git dir of its own (HEAD, objects) whose config says `bare = true`."""
+    if not (path / "HEAD").is_file() or not (path / "objects").is_dir():
+        return False
+    try:
+        config = (path / "config").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any("".join(line.split()).lower() == "bare=true" for line in config.splitlines())
 
 
 def worktrees(common_dir: Path) -> list[Path]:

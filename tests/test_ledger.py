@@ -280,7 +280,7 @@ def test_commit_takes_only_fleet_paths(repo: Path, cli: Any) -> None:
     status = git(repo, "status", "--porcelain")
     assert "A  staged.txt" in status and " M README.md" in status
     assert ".fleet" not in status
-    assert cli(repo, "commit", "--json").json() is None  # nothing left
+    assert cli(repo, "commit", "--json").json() == {"commit": None, "paths": []}  # nothing left
 
 
 def test_a_committed_segment_is_sealed_and_the_writer_rolls(repo: Path, cli: Any) -> None:

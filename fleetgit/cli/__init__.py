@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit.cli.common import Globals, boundary
+from fleetgit.cli.common import Globals, RootGroup, boundary
 
 # top-level command -> the module that registers it
 GROUPS: dict[str, str] = {
@@ -60,6 +60,7 @@ def _demo(
 def make_app(modules: tuple[str, ...] = MODULES, demo: bool = True) -> typer.Typer:
     app = typer.Typer(
         name="fleetgit",
+        cls=RootGroup,
         help="A git-native ledger for fleets of AI coding agents.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 import typer
+from typer.core import TyperGroup
 
 from fleetgit.errors import FleetError
 from fleetgit.fleet import Fleet
@@ -80,7 +81,8 @@ def _log_traceback() -> Path:
     return path
 
 
-def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: bool) -> None:
+def report(code: str, message: str, hint: str | None, as_json: bool) -> None:
+    """Write one error to stderr: a JSON object, or a line and its hint."""
     if as_json:
         err: dict[str, Any] = {"code": code, "message": message}
         if hint:
@@ -90,7 +92,41 @@ def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: boo
         sys.stderr.write(f"fleetgit: {message}\n")
         if hint:
             sys.stderr.write(f"hint: {hint}\n")
+
+
+def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: bool) -> None:
+    report(code, message, hint, as_json)
     raise typer.Exit(exit_code)
+
+
+class RootGroup(TyperGroup):
+    """The root command. With `--json` anywhere in argv, usage errors (exit 2) are JSON too."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        expand = windows_expand_args
+        if "--json" not in argv or not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, expand, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, expand, **extra)
+        except typer.TyperException as exc:  # typer's (click's) usage errors derive from it
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "fleetgit"
+            kind = "usage" if exc.exit_code == 2 else "invalid"
+            report(kind, exc.format_message(), f"see: {where} --help", True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            report("aborted", "aborted", None, True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def boundary(fn: F) -> F:

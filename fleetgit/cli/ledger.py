@@ -18,20 +18,23 @@ from fleetgit.cli.common import (
 )
 from fleetgit.codec import Event
 from fleetgit.errors import ValidationError
+from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
 from fleetgit.index.reads import EventFilter
 
 
-def _event_rows(events: list[Event]) -> str:
+def _event_rows(fleet: Fleet, events: list[Event]) -> str:
+    """A table of events, with ids short enough to read and long enough for `fleetgit show`."""
+    ids = fleet.short_ids([e.id for e in events])
     rows = [
-        (e.pos, e.ts[:19].replace("T", " "), e.type, e.stream, e.seq, e.actor or "-")
-        for e in events
+        (short, e.pos, e.ts[:19].replace("T", " "), e.type, e.stream, e.seq, e.actor or "-")
+        for short, e in zip(ids, events, strict=True)
     ]
-    return table(rows, ["POS", "TIME (UTC)", "TYPE", "STREAM", "SEQ", "ACTOR"])
+    return table(rows, ["ID", "POS", "TIME (UTC)", "TYPE", "STREAM", "SEQ", "ACTOR"])
 
 
 def _event_detail(e: Event) -> str:
-    lines = [f"{k:15} {v}" for k, v in e.to_json().items() if k != "data"]
+    lines = [f"{k:15} {'-' if v is None else v}" for k, v in e.to_json().items() if k != "data"]
     body = orjson.dumps(e.data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
     return "\n".join([*lines, "data:", body])
 
@@ -63,26 +66,25 @@ def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """
     result = fleet_init(globals_of(ctx).directory)
     if as_json:
-        print_json({"worktree": result.worktree, "created": list(result.created)})
-    elif result.created:
+        print_json(result._asdict())
+    elif result.created or result.updated:
         typer.echo(f"initialised fleetgit in {result.worktree}")
-        for item in result.created:
-            typer.echo(f"  created {item}")
+        for verb, items in (("created", result.created), ("updated", result.updated)):
+            for item in items:
+                typer.echo(f"  {verb} {item}")
     else:
         typer.echo(f"fleetgit is already initialised in {result.worktree}")
 
 
-def _parse_data(text: str) -> dict[str, Any]:
+def _parse_data(text: str) -> Any:
+    """The JSON of --data; the catalogue checks that it is an object that fits the type."""
     raw: str | bytes = sys.stdin.buffer.read() if text == "-" else text
     try:
-        value = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(
             f"--data: not valid JSON ({exc})", hint="""quote it: --data '{"title": "x"}'"""
         ) from None
-    if not isinstance(value, dict):
-        raise ValidationError(f"--data: expected a JSON object, got {type(value).__name__}")
-    return value
 
 
 @boundary
@@ -96,8 +98,23 @@ def emit(
     expect_version: Annotated[
         int | None, typer.Option("--expect-version", help="Refuse unless the stream is at N.")
     ] = None,
-    causation_id: Annotated[str | None, typer.Option("--causation-id")] = None,
-    correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
+    causation_id: Annotated[
+        str | None,
+        typer.Option(
+            "--causation-id",
+            metavar="EVENT_ID",
+            help="The event that caused this one: a full event id (UUID form, as `show` prints).",
+        ),
+    ] = None,
+    correlation_id: Annotated[
+        str | None,
+        typer.Option(
+            "--correlation-id",
+            metavar="NAME",
+            help="The job or conversation it belongs to: any name (letters, digits and . _ : @ -,"
+            " at most 128), often the id of the event that started it.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Append one raw event to the ledger.
@@ -189,10 +206,11 @@ def events(
             from fleetgit import cursors
 
             found = cursors.consume(fleet, consumer, flt, advance=advance)
+        listing = _event_rows(fleet, found) if found and not as_json else ""
     if as_json:
         print_json([e.to_json() for e in found])
-    elif found:
-        typer.echo(_event_rows(found))
+    elif listing:
+        typer.echo(listing)
     else:
         typer.echo("no events" if consumer is None else f"nothing new for {consumer}")
 
@@ -205,7 +223,9 @@ def show(
 ) -> None:
     """Show one event.
 
-    Example: fleetgit show 0193a1b2
+    The ID column of `fleetgit events` is a prefix that works here; hyphens are optional.
+
+    Example: fleetgit show 01a22d8942d2
     """
     with open_fleet(ctx) as fleet:
         event = fleet.show(event_id)
@@ -226,10 +246,11 @@ def stream(
     """
     with open_fleet(ctx) as fleet:
         found = fleet.stream(name, from_seq=from_seq, to_seq=to_seq)
+        listing = _event_rows(fleet, found) if found and not as_json else ""
     if as_json:
         print_json([e.to_json() for e in found])
-    elif found:
-        typer.echo(_event_rows(found))
+    elif listing:
+        typer.echo(listing)
     else:
         typer.echo(f"stream {name} has no events")
 
@@ -249,10 +270,8 @@ def commit(
     with open_fleet(ctx) as fleet:
         result = fleet.commit(message)
     if as_json:
-        print_json(
-            None if result is None else {"commit": result.commit, "paths": list(result.paths)}
-        )
-    elif result is None:
+        print_json(result._asdict())
+    elif result.commit is None:
         typer.echo("nothing to commit in .fleet/")
     else:
         typer.echo(f"committed {len(result.paths)} file(s) as {result.commit[:12]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -90,19 +91,65 @@ def select_stream(
 
 
 def find_event(db: IndexDB, ref: str) -> Event:
-    """An event by id or unambiguous id prefix."""
+    """An event by id, or by a unique prefix of it, typed with or without the hyphens."""
     ref = ref.strip().lower()
-    rows = db.conn.execute(_SELECT + " WHERE id = ?", (ref,)).fetchall()
-    if not rows and len(ref) >= 4:
+    rows: list[Any] = []
+    for start in dict.fromkeys((ref, _uuid_prefix(ref))):
         rows = db.conn.execute(
-            _SELECT + " WHERE id >= ? AND id < ? LIMIT 6", (ref, ref + "\U0010ffff")
+            _SELECT + " WHERE id >= ? AND id < ? ORDER BY id LIMIT 6", (start, start + "\U0010ffff")
         ).fetchall()
+        if rows:
+            break
     if not rows:
         raise NotFoundError(f"no event with id {ref!r}", hint="list ids with: fleetgit events")
-    if len(rows) > 1:
-        ids = ", ".join(str(r[0]) for r in rows[:5])
-        raise AmbiguousError(f"event id {ref!r} is ambiguous: {ids}", hint="give more characters")
+    if len(rows) > 1 and rows[0][0] != start:
+        ids = ", ".join(str(r[0]) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        raise AmbiguousError(
+            f"event id {ref!r} is ambiguous: it matches {ids}", hint="give more characters"
+        )
     return row_to_event(rows[0])
+
+
+_HEX = frozenset("0123456789abcdef")
+_UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
+SHORT_ID_MIN = 8  # hex digits shown at least, like git's abbreviated commit ids
+
+
+def _digits(event_id: str) -> str:
+    """A UUID without its hyphens; any other id as it is."""
+    digits = event_id.replace("-", "")
+    return digits if digits and set(digits) <= _HEX else event_id
+
+
+def _uuid_prefix(ref: str) -> str:
+    """A hex prefix typed with or without hyphens, hyphenated where a UUID has them."""
+    digits = ref.replace("-", "")
+    if not digits or len(digits) > 32 or not set(digits) <= _HEX:
+        return ref
+    return "-".join(digits[a:b] for a, b in _UUID_GROUPS if digits[a:b])
+
+
+def short_ids(db: IndexDB, ids: Sequence[str]) -> list[str]:
+    """`ids` without hyphens, cut to one length at which each still names only itself in the
+    index: one more than the longest prefix any of them shares with its neighbour in id order."""
+    length = SHORT_ID_MIN
+    for event_id in ids:
+        mine = _digits(event_id)
+        for sql in (_BEFORE, _AFTER):
+            other = db.conn.execute(sql, (event_id,)).fetchone()[0]
+            if other is not None:
+                length = max(length, _shared(mine, _digits(other)) + 1)
+    return [_digits(event_id)[:length] for event_id in ids]
+
+
+def _shared(a: str, b: str) -> int:
+    """The length of the common prefix of `a` and `b`."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+_BEFORE = "SELECT max(id) FROM events WHERE id < ?"
+_AFTER = "SELECT min(id) FROM events WHERE id > ?"
 
 
 def count(db: IndexDB, sql: str) -> int:

@@ -1,0 +1,118 @@
+"""What people and tools read: short ids, JSON usage errors, plain words instead of Python's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fleetgit.fleet import EventSpec, Fleet
+from tests.conftest import git, run_fleetgit
+
+
+def busy_batch(repo: Path, count: int) -> list[str]:
+    """Append `count` events in one batch (one millisecond: their ids share 12 hex digits)."""
+    spec = EventSpec("pilot_active", "pilot/viper-1", {"status": "busy"})
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        return [e.id for e in fleet.emit_batch([spec] * count)]
+
+
+def test_events_lists_short_ids_that_show_accepts(repo: Path, cli: Any) -> None:
+    ids = busy_batch(repo, 200)
+    lines = cli(repo, "events").out.splitlines()
+    assert lines[0].split()[:2] == ["ID", "POS"]
+    shorts = [line.split()[0] for line in lines[1:]]
+    assert len(set(shorts)) == 200 and len({len(s) for s in shorts}) == 1
+    for short, full in zip(shorts, ids, strict=True):
+        assert full.replace("-", "").startswith(short)
+    for short, full in list(zip(shorts, ids, strict=True))[::40]:
+        assert cli(repo, "show", short, "--json").json()["id"] == full
+    assert "ID" in cli(repo, "stream", "pilot/viper-1").out.splitlines()[0]
+
+
+def test_show_takes_prefixes_with_or_without_hyphens(repo: Path, cli: Any) -> None:
+    [full] = busy_batch(repo, 1)
+    for ref in (full, full.replace("-", ""), full[:13], full.replace("-", "")[:14], full.upper()):
+        res = cli(repo, "show", ref, "--json")
+        assert res.code == 0 and res.json()["id"] == full, ref
+
+
+def test_an_ambiguous_prefix_lists_the_candidates(repo: Path, cli: Any) -> None:
+    ids = busy_batch(repo, 3)
+    res = cli(repo, "show", ids[0].replace("-", "")[:12])
+    assert res.code == 1 and "ambiguous" in res.err and "hint: give more characters" in res.err
+    assert all(i in res.err for i in ids)
+    missing = cli(repo, "show", "zzzz")
+    assert missing.code == 1 and "hint: list ids with: fleetgit events" in missing.err
+
+
+def test_show_prints_a_dash_for_missing_links(repo: Path, cli: Any) -> None:
+    [full] = busy_batch(repo, 1)
+    out = cli(repo, "show", full).out
+    assert "None" not in out
+    assert [line.split() for line in out.splitlines() if "_id " in line] == [
+        ["causation_id", "-"],
+        ["correlation_id", "-"],
+    ]
+
+
+def test_usage_errors_are_json_with_json_anywhere(repo: Path) -> None:
+    for argv in (
+        ["events", "--limit", "abc", "--json"],
+        ["emit", "--json"],
+        ["--json", "no-such-command"],
+        ["events", "--json", "--bogus"],
+    ):
+        res = run_fleetgit(repo, *argv)
+        assert res.code == 2 and res.out == "", argv
+        err = orjson.loads(res.err)["error"]
+        assert err["code"] == "usage" and err["message"] and "--help" in err["hint"], argv
+    text = run_fleetgit(repo, "events", "--limit", "abc")
+    assert text.code == 2 and "--limit" in text.err and not text.err.startswith("{")
+
+
+def test_data_that_is_not_an_object_is_named_in_json_words(repo: Path, cli: Any) -> None:
+    for data, kind in (
+        ("null", "null"),
+        ("[1]", "list"),
+        ('"busy"', "string"),
+        ("3", "integer"),
+        ("2.5", "number"),
+        ("true", "boolean"),
+    ):
+        res = cli(repo, "emit", "pilot_active", "--stream", "pilot/x", "--data", data)
+        assert res.code == 1 and f"expected a JSON object, got {kind}\n" in res.err, data
+    assert list((repo / ".fleet/events").rglob("*.jsonl")) == []
+
+
+def test_stream_names_are_checked(repo: Path, cli: Any) -> None:
+    for argv in (["stream", "bad stream"], ["stream", "nokind/x"], ["events", "--stream", "a b"]):
+        res = cli(repo, *argv)
+        assert res.code == 1 and "hint: a stream is KIND/NAME" in res.err, argv
+    assert cli(repo, "stream", "mission/none").out == "stream mission/none has no events\n"
+
+
+def test_causation_must_be_an_event_id_and_correlation_a_name(repo: Path, cli: Any) -> None:
+    [cause] = busy_batch(repo, 1)
+    emit = ["emit", "pilot_active", "--stream", "pilot/x", "--data", '{"status": "busy"}']
+    bad_cause = cli(repo, *emit, "--causation-id", "because")
+    assert bad_cause.code == 1 and "causation id 'because'" in bad_cause.err
+    bad_corr = cli(repo, *emit, "--correlation-id", "job 7")
+    assert bad_corr.code == 1 and "correlation id 'job 7'" in bad_corr.err
+    good = cli(repo, *emit, "--causation-id", cause, "--correlation-id", "job-7", "--json")
+    assert good.code == 0, good.err
+    assert (good.json()["causation_id"], good.json()["correlation_id"]) == (cause, "job-7")
+    helptext = " ".join(cli(repo, "emit", "--help").out.split())
+    assert "full event id" in helptext and "any name" in helptext
+
+
+def test_a_bare_repository_is_named_as_such(tmp_path: Path, cli: Any) -> None:
+    bare = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    for where in (bare, bare / "refs"):
+        res = cli(where, "init")
+        assert res.code == 1, where
+        assert "bare git repository" in res.err and "needs a worktree" in res.err
+        assert "git clone" in res.err and "worktree add" in res.err
+    assert not (bare / ".fleet").exists()
