@@ -124,3 +124,25 @@ def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
     assert res.code == 1 and "needs --consumer" in res.err
     assert "hint: fleetgit events --consumer NAME --advance" in res.err
     assert cli(repo, "events", "--consumer", "c", "--reverse").code == 1
+
+
+def test_a_lock_wait_says_how_long_it_waited(repo: Path, cli: Any) -> None:
+    assert as_(cli, repo, "goose", "lock", "acquire", "db", "--ttl", "10m").code == 0
+    res = as_(cli, repo, "viper", "lock", "acquire", "db", "--wait", "1s")
+    assert res.code == 1 and "held by goose" in res.err and "waited 1s and gave up" in res.err
+    assert "hint: wait until it expires: fleetgit lock acquire db --wait 11m" in res.err
+    res = as_(cli, repo, "viper", "lock", "acquire", "db")  # no wait: nothing waited
+    assert res.code == 1 and "waited" not in res.err
+
+
+def test_lock_list_as_of_a_position_uses_that_positions_time(repo: Path, cli: Any) -> None:
+    assert as_(cli, repo, "goose", "lock", "acquire", "db", "--ttl", "1s").code == 0
+    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    time.sleep(1.2)
+    as_(cli, repo, "goose", "pilot", "register", "goose")
+    assert cli(repo, "lock", "list", "--json").json() == []  # expired by now
+    (then,) = cli(repo, "lock", "list", "--as-of", str(pos), "--json").json()
+    assert then["holder"] == "goose" and then["held"] and then["seconds_left"] == 1
+    assert cli(repo, "lock", "list", "--as-of", str(pos)).out.split()[3:] == ["db", "goose", "1s"]
+    res = cli(repo, "lock", "list", "--as-of", "99")
+    assert res.code == 1 and "positions here run from 0 to 2" in res.err

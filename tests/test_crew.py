@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from fleetgit.fleet import Fleet
 from fleetgit.index.projections import TABLES
 
@@ -275,3 +277,289 @@ def test_every_command_of_every_group_has_help_with_an_example(repo: Path, cli: 
             assert res.code == 0 and "Example: fleetgit" in res.out, (group.name, name)
             seen += 1
     assert seen >= 40
+
+
+def plant(repo: Path, etype: str, stream: str, seq: int, data: dict[str, Any]) -> None:
+    """An event as another clone wrote it, unchecked (by an older fleetgit, say), arriving in a
+    committed segment of its own writer: a ledger keeps whatever reached it."""
+    from fleetgit import clock
+    from fleetgit.codec import Event, encode
+
+    wdir = repo / ".fleet/events/zzzzzzzzzzzzzzzz"
+    wdir.mkdir(parents=True, exist_ok=True)
+    segment = wdir / "00000001.jsonl"
+    wseq = len(segment.read_bytes().splitlines()) + 1 if segment.exists() else 1
+    eid = clock.uuid7()
+    now = clock.now_ms()
+    event = Event(
+        id=eid, type=etype, v=1, stream=stream, seq=seq, hlc=clock.make_hlc(now),
+        writer="z" * 16, wseq=wseq, actor="old-clone", ts=clock.iso_ms(now), tx=eid, txn=1,
+        data=data,
+    )  # fmt: skip
+    with open(segment, "ab") as fh:
+        fh.write(encode(event))
+
+
+def test_updates_are_checked_like_creates_and_bad_stored_values_are_ignored(
+    repo: Path, cli: Any
+) -> None:
+    mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
+    sid = as_(cli, repo, "viper", "sortie", "create", "S", "--mission", mid).out.strip()
+    for args in (("mission", "update", mid), ("sortie", "update", sid)):
+        res = as_(cli, repo, "viper", *args, "--priority", "nope")
+        assert res.code == 1
+        assert "data.changes.priority: expected one of low|medium|high|critical, got 'nope'" in (
+            res.err
+        )
+        assert "hint: use one of: low, medium, high, critical" in res.err
+    bad = [
+        ("mission_updated", f"mission/{mid}", {"mission_id": mid, "changes": {"priority": "x"}}),
+        ("sortie_updated", f"sortie/{sid}", {"sortie_id": sid, "changes": {"files": 7}}),
+    ]
+    for etype, stream, data in bad:
+        res = as_(
+            cli,
+            repo,
+            "viper",
+            "emit",
+            etype,
+            "--stream",
+            stream,
+            "--data",
+            orjson.dumps(data).decode(),
+        )
+        assert res.code == 1 and "data.changes." in res.err
+    assert len(cli(repo, "events", "--json").json()) == 2  # nothing written
+
+    # what an older version let through is in the ledger for good: reads ignore it
+    plant(
+        repo,
+        "mission_updated",
+        f"mission/{mid}",
+        2,
+        {"mission_id": mid, "changes": {"priority": "urgent", "title": 5, "description": "d"}},
+    )
+    plant(
+        repo,
+        "sortie_updated",
+        f"sortie/{sid}",
+        2,
+        {"sortie_id": sid, "changes": {"depends_on": "x", "files": 7, "title": "T2"}},
+    )
+    plant(repo, "mission_created", "mission/msn-future", 1,
+          {"mission_id": "msn-future", "title": "F", "priority": "urgent"})  # fmt: skip
+    for _ in range(2):
+        listed = cli(repo, "mission", "list", "--json")
+        assert listed.code == 0, listed.err
+        rows = {m["mission_id"]: m for m in listed.json()}
+        assert (rows[mid]["priority"], rows[mid]["title"], rows[mid]["description"]) == (
+            "medium", "M", "d",
+        )  # fmt: skip
+        assert list(rows)[-1] == "msn-future"  # an unknown priority sorts last
+        assert cli(repo, "mission", "list").code == 0
+        shown = cli(repo, "sortie", "show", sid)
+        assert shown.code == 0 and "T2" in shown.out
+        s = cli(repo, "sortie", "show", sid, "--json").json()
+        assert (s["title"], s["files"], s["depends_on"]) == ("T2", [], [])
+        assert cli(repo, "index", "rebuild").code == 0
+
+
+def test_blank_titles_are_refused(repo: Path, cli: Any) -> None:
+    sid = as_(cli, repo, "viper", "sortie", "create", "S").out.strip()
+    cli(repo, "pilot", "register", "goose")
+    for args in (
+        ("mission", "create", ""),
+        ("mission", "create", "   "),
+        ("sortie", "create", "\t"),
+        ("sortie", "update", sid, "--title", ""),
+        ("workorder", "create", " ", "--sortie", sid),
+        ("squawk", "send", "--to", "goose", "--subject", ""),
+    ):
+        res = as_(cli, repo, "viper", *args)
+        assert res.code == 1 and "must not be empty or blank" in res.err, args
+        assert "hint:" in res.err
+    assert len(cli(repo, "events", "--json").json()) == 2
+
+
+def test_unknown_status_filters_are_refused(repo: Path, cli: Any) -> None:
+    for group, closest in (("mission", "planned"), ("sortie", "open"), ("workorder", "open")):
+        res = cli(repo, group, "list", "--status", "opne" if group != "mission" else "planed")
+        assert res.code == 1 and "expected one of" in res.err, group
+        assert f"hint: fleetgit {group} list --status {closest}" in res.err
+
+
+def test_writes_need_an_identity(repo: Path, cli: Any) -> None:
+    mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
+    sid = as_(cli, repo, "viper", "sortie", "create", "S").out.strip()
+    before = len(cli(repo, "events", "--json").json())
+    for args in (
+        ("mission", "create", "X"),
+        ("mission", "cancel", mid),
+        ("mission", "update", mid, "--title", "Y"),
+        ("sortie", "create", "X"),
+        ("sortie", "cancel", sid),
+        ("workorder", "create", "X", "--sortie", sid),
+    ):
+        res = cli(repo, *args)
+        assert res.code == 1 and "no pilot identity" in res.err, args
+        assert "hint: pass --as CALLSIGN" in res.err
+    assert len(cli(repo, "events", "--json").json()) == before
+
+
+def test_mission_progress_leaves_cancelled_sorties_out(repo: Path, cli: Any) -> None:
+    mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
+    done, going, _, _, dropped = (
+        as_(cli, repo, "viper", "sortie", "create", f"s{i}", "--mission", mid).out.strip()
+        for i in range(5)
+    )
+    for sid in (done, going):
+        as_(cli, repo, "viper", "sortie", "claim", sid)
+        as_(cli, repo, "viper", "sortie", "start", sid)
+    as_(cli, repo, "viper", "sortie", "complete", done)
+    as_(cli, repo, "viper", "sortie", "progress", going, "--percent", "40")
+    as_(cli, repo, "viper", "sortie", "cancel", dropped)
+    shown = cli(repo, "mission", "show", mid, "--json").json()
+    assert shown["progress"] == 35 and shown["sorties"] == 5  # 140 / 4, not 140 / 5
+    (listed,) = cli(repo, "mission", "list", "--json").json()
+    assert listed["progress"] == 35
+
+
+def test_a_deregistered_pilot_must_register_again_and_its_claims_can_be_taken(
+    repo: Path, cli: Any
+) -> None:
+    for who in ("maverick", "ice"):
+        cli(repo, "pilot", "register", who)
+    sid = as_(cli, repo, "maverick", "sortie", "create", "S").out.strip()
+    assert as_(cli, repo, "maverick", "sortie", "claim", sid).code == 0
+    assert as_(cli, repo, "maverick", "pilot", "deregister").code == 0
+    for args in (("pilot", "heartbeat"), ("sortie", "start", sid), ("lock", "acquire", "k")):
+        res = as_(cli, repo, "maverick", *args)
+        assert res.code == 1 and "maverick is deregistered" in res.err, args
+        assert "hint: fleetgit pilot register maverick" in res.err
+    res = as_(cli, repo, "maverick", "pilot", "deregister")
+    assert (
+        res.code == 1 and "hint: to rejoin the fleet: fleetgit pilot register maverick" in res.err
+    )
+    shown = cli(repo, "pilot", "show", "maverick", "--json").json()
+    assert (shown["active"], shown["deregistered"], shown["status"]) == (
+        False, True, "deregistered",
+    )  # fmt: skip
+    res = as_(cli, repo, "ice", "sortie", "claim", sid)
+    assert res.code == 0, res.err
+    assert cli(repo, "sortie", "show", sid, "--json").json()["assignee"] == "ice"
+    assert cli(repo, "pilot", "register", "maverick").code == 0
+    assert as_(cli, repo, "maverick", "pilot", "heartbeat").code == 0
+    shown = cli(repo, "pilot", "show", "maverick", "--json").json()
+    assert (shown["active"], shown["deregistered"], shown["status"]) == (True, False, "active")
+
+
+def test_registering_again_keeps_what_is_not_given(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "ice", "--program", "codex", "--model", "m1", "--task", "t1")
+    assert cli(repo, "pilot", "register", "ice").code == 0
+    shown = cli(repo, "pilot", "show", "ice", "--json").json()
+    assert (shown["program"], shown["model"], shown["task"]) == ("codex", "m1", "t1")
+    cli(repo, "pilot", "register", "ice", "--model", "m2")
+    shown = cli(repo, "pilot", "show", "ice", "--json").json()
+    assert (shown["program"], shown["model"], shown["task"]) == ("codex", "m2", "t1")
+
+
+def test_as_of_judges_activity_at_that_position(repo: Path, cli: Any) -> None:
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "pilot_active_window_seconds = 900", "pilot_active_window_seconds = 1"
+        )
+    )
+    cli(repo, "pilot", "register", "viper")
+    import time
+
+    time.sleep(1.2)
+    cli(repo, "pilot", "register", "goose")
+    then = {p["callsign"]: p for p in cli(repo, "pilot", "list", "--as-of", "1", "--json").json()}
+    assert list(then) == ["viper"] and then["viper"]["active"]
+    now = {p["callsign"]: p for p in cli(repo, "pilot", "list", "--json").json()}
+    assert not now["viper"]["active"] and now["goose"]["active"]
+    as_(cli, repo, "viper", "pilot", "heartbeat")
+    old = cli(repo, "pilot", "show", "viper", "--as-of", "2", "--json").json()
+    new = cli(repo, "pilot", "show", "viper", "--json").json()
+    assert old["last_seen"] < new["last_seen"] and not old["active"] and new["active"]
+    res = cli(repo, "pilot", "list", "--as-of", "4")
+    assert res.code == 1 and "positions here run from 0 to 3" in res.err and "hint:" in res.err
+
+
+def test_human_output_is_readable(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "viper", "--program", "claude-code")
+    shown = cli(repo, "pilot", "show", "viper").out
+    assert "registered_ms" not in shown and "False" not in shown and "True" not in shown
+    assert "deregistered     no" in shown and "active           yes" in shown
+    sid = as_(cli, repo, "viper", "sortie", "create", "S").out.strip()
+    wid = as_(cli, repo, "viper", "workorder", "create", "W", "--sortie", sid).out.strip()
+    shown = cli(repo, "workorder", "show", wid).out
+    assert "None" not in shown and "assignee         -" in shown and "last_pos" not in shown
+    assert "created          20" in shown  # an ISO time, not an HLC
+    chk = as_(cli, repo, "viper", "checkpoint", "create").out.strip()
+    assert "?%" not in cli(repo, "checkpoint", "show", chk).out
+    assert "progress -" in cli(repo, "checkpoint", "show", chk).out
+    as_(cli, repo, "viper", "lock", "acquire", "db", "--ttl", "10m")
+    listed = cli(repo, "lock", "list").out
+    assert "9m5" in listed and "59" not in listed.replace("9m5", "")
+
+
+def test_errors_say_how_to_fix_them(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "viper")
+    a = as_(cli, repo, "viper", "sortie", "create", "A").out.strip()
+    b = as_(cli, repo, "viper", "sortie", "create", "B", "--depends-on", a).out.strip()
+    as_(cli, repo, "viper", "sortie", "claim", a)
+    sid = as_(cli, repo, "viper", "sortie", "create", "W").out.strip()
+    wid = as_(cli, repo, "viper", "workorder", "create", "W", "--sortie", sid).out.strip()
+    as_(cli, repo, "viper", "workorder", "complete", wid)
+    cases = {
+        ("mission", "create", "X", "--priority", "urgent"): "use one of: low, medium, high",
+        ("mission", "create", "x" * 10_001): "shorten it to 10000 characters",
+        ("sortie", "update", a, "--depends-on", b): f"drop {b} from --depends-on",
+        ("sortie", "claim", a): f"start it: fleetgit sortie start {a}",
+        ("sortie", "complete", a): f"next for it: fleetgit sortie start {a}",
+        ("workorder", "assign", wid, "viper"): f"fleetgit workorder create TITLE --sortie {sid}",
+        ("resume",): "fleetgit resume --latest",
+        ("lock", "acquire", "x y"): "fleetgit lock acquire x-y",
+        ("cursor", "advance", "x", "--to", "9999"): "fleetgit cursor advance x --to",
+        ("mission", "show", "msn-nope"): "list them: fleetgit mission list",
+    }
+    for args, hint in cases.items():
+        res = as_(cli, repo, "viper", *args)
+        assert res.code == 1 and hint in res.err.partition("\nhint: ")[2], (args, res.err)
+    res = as_(cli, repo, "viper", "cursor", "advance", "x", "--to", "9999", "--json")
+    assert "fleetgit cursor advance x --to" in orjson.loads(res.err)["error"]["hint"]
+
+
+def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
+    """Each `fleetgit GROUP COMMAND` written in the fleet's sources exists."""
+    import re
+
+    from fleetgit.cli import make_app
+
+    app = make_app()
+    commands = {
+        (g.name, c.name)
+        for g in app.registered_groups
+        for c in g.typer_instance.registered_commands
+    }  # type: ignore[union-attr]
+    tops = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    root = Path(__file__).parent.parent / "fleetgit"
+    files = [
+        *(root / "cli").glob("[cqrs]*.py"), *(root / "folds").glob("*.py"),
+        *(root / n for n in ("pilots.py", "missions.py", "sorties.py", "workorders.py",
+                             "squawk.py", "locks.py", "cursors.py", "checkpoints.py",
+                             "resume.py", "ids.py", "identity.py", "catalogue.py")),
+    ]  # fmt: skip
+    named = re.compile(r"(?<!from )fleetgit (?:--as \S+ )?([a-z]+)(?: ([a-z]+))?")
+    seen = 0
+    for path in files:
+        for top, sub in named.findall(path.read_text()):
+            if top == "event":  # "fleetgit event catalogue", the JSON Schema's title
+                continue
+            assert top in tops, (path.name, top)
+            if any(g == top for g, _ in commands) and sub:
+                assert (top, sub) in commands, (path.name, top, sub)
+            seen += 1
+    assert seen > 30

@@ -119,3 +119,71 @@ def test_inbox_shows_the_newest_page_and_says_how_many_more(repo: Path, cli: Any
     short = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3")
     assert "... 116 older" in short.out
     assert as_(cli, repo, "viper", "squawk", "inbox", "--limit", "-1").code == 2
+
+
+def test_thread_ids_are_resolved_like_other_ids(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose"):
+        cli(repo, "pilot", "register", who)
+    first = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "q").out.strip()
+    reply = as_(
+        cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "a", "--reply-to", first
+    ).out.strip()
+    # a reply's id, or a short prefix of the first message's, names the same thread
+    for ref in (reply, first[4:12]):
+        res = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "more",
+                  "--thread", ref, "--json")  # fmt: skip
+        assert res.code == 0, res.err
+        assert res.json()["thread_id"] == first
+    assert len(cli(repo, "squawk", "thread", first, "--json").json()) == 4
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "x",
+              "--thread", first[:-1] + "?")  # fmt: skip
+    assert res.code == 1 and f"did you mean {first}" in res.err
+    before = len(cli(repo, "events", "--json").json())
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "x",
+              "--thread", "msg-zz0")  # fmt: skip
+    assert res.code == 1 and "no message 'msg-zz0'" in res.err
+    other = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "new").out
+    res = as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "x",
+              "--reply-to", first, "--thread", other.strip())  # fmt: skip
+    assert res.code == 1 and "hint: drop --thread" in res.err
+    assert len(cli(repo, "events", "--json").json()) == before + 1
+
+
+def test_unknown_thread_hint_names_real_commands(repo: Path, cli: Any) -> None:
+    res = cli(repo, "squawk", "thread", "msg-zz0")
+    assert res.code == 1 and "squawk list" not in res.err
+    assert "hint: list them: fleetgit --as CALLSIGN squawk inbox --all (or squawk sent)" in res.err
+
+
+def test_unknown_recipients_get_the_closest_callsign(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "gooze", "--subject", "x")
+    assert res.code == 1 and "did you mean goose?" in res.err
+    assert "fleetgit pilot register gooze" in res.err and "--allow-unknown" in res.err
+
+
+def test_inbox_columns_have_headers_over_them(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose"):
+        cli(repo, "pilot", "register", who)
+    as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "hello there")
+    mid = as_(
+        cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "ack me",
+        "--ack-required",
+    ).out.strip()  # fmt: skip
+    as_(cli, repo, "viper", "squawk", "read", mid)
+    header, *rows = as_(cli, repo, "viper", "squawk", "inbox").out.splitlines()
+    assert header.split() == ["ID", "SENT", "(UTC)", "FROM", "IMPORTANCE", "STATE", "SUBJECT"]
+    column = header.index("SUBJECT")
+    assert [r[column:] for r in rows] == ["ack me", "hello there"]
+    assert "read, ack wanted" in rows[0] and "new" in rows[1]
+
+
+def test_search_as_of_a_position(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose"):
+        cli(repo, "pilot", "register", who)
+    as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer one")
+    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer two")
+    assert len(cli(repo, "squawk", "search", "lexer", "--json").json()) == 2
+    then = cli(repo, "squawk", "search", "lexer", "--as-of", str(pos), "--json").json()
+    assert [m["subject"] for m in then] == ["lexer one"]

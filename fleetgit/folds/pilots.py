@@ -28,31 +28,39 @@ CREATE INDEX IF NOT EXISTS events_actor ON events (actor, hlc);
 """
 
 
+def _registered(row: dict[str, Any] | None, e: Ev) -> dict[str, Any]:
+    """A (re-)registration: what it does not say is kept from before; after a deregistration
+    it starts a new life (registered again, from this event's time)."""
+    d = e.data
+    old = row or {}
+    new_life = not old or bool(old["deregistered"])
+    return {
+        "callsign": d["callsign"],
+        "program": d.get("program") or old.get("program"),
+        "model": d.get("model") or old.get("model"),
+        "task": d.get("task_description") or old.get("task"),
+        "parent": d.get("parent") or old.get("parent"),
+        "status": "registered",
+        "current_task": None if new_life else old["current_task"],
+        "registered_ms": e.ms if new_life else old["registered_ms"],
+        "deregistered": 0,
+        "reason": None,
+        "last_pos": e.pos,
+    }
+
+
 def fold(events: list[Ev]) -> Rows:
     row: dict[str, Any] | None = None
     for e in events:
-        d = e.data
         if e.type in ("pilot_registered", "pilot_spawned"):
-            row = {
-                "callsign": d["callsign"],
-                "program": d.get("program"),
-                "model": d.get("model"),
-                "task": d.get("task_description"),
-                "parent": d.get("parent"),
-                "status": "registered",
-                "current_task": None,
-                "registered_ms": e.ms,
-                "deregistered": 0,
-                "reason": None,
-                "last_pos": e.pos,
-            }  # registering again after deregistering starts a new life
+            row = _registered(row, e)
             continue
-        if row is None:
-            continue
+        if row is None or row["deregistered"]:
+            continue  # a sign of life after leaving (another clone raced) changes nothing
         if e.type == "pilot_active":
-            row["status"] = d.get("status") or "active"
-            row["current_task"] = d.get("current_task", row["current_task"])
+            row["status"] = e.data.get("status") or "active"
+            row["current_task"] = e.data.get("current_task", row["current_task"])
         elif e.type in ("pilot_deregistered", "pilot_terminated"):
-            row.update(deregistered=1, status="deregistered", reason=d.get("reason"))
+            row.update(deregistered=1, status="deregistered", reason=e.data.get("reason"))
         row["last_pos"] = e.pos
     return {"pilots": [row]} if row else {}
