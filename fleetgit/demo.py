@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -49,6 +50,12 @@ class Demo:
         if expect:
             print(f"  (exit {proc.returncode}, as expected)")
         return proc.stdout
+
+    def last_pos(self) -> int:
+        """The newest position in this clone's index (read quietly)."""
+        argv = [sys.executable, "-m", "fleetgit", "index", "status", "--json"]
+        proc = subprocess.run(argv, cwd=self.repo, env=self.env, capture_output=True, check=True)
+        return int(json.loads(proc.stdout)["last_pos"])
 
     def setup(self) -> None:
         self.say("A git repository for the fleet to work in")
@@ -155,6 +162,8 @@ class Demo:
         ).strip()
         grammar = self.run(
             "fleetgit",
+            "--as",
+            "viper-1",
             "sortie",
             "create",
             "Grammar",
@@ -165,6 +174,8 @@ class Demo:
         ).strip()
         lexer = self.run(
             "fleetgit",
+            "--as",
+            "viper-1",
             "sortie",
             "create",
             "Lexer",
@@ -178,6 +189,20 @@ class Demo:
             "src/lexer.py",
         ).strip()
         self.run("fleetgit", "sortie", "list", "--ready")
+        planned = self.last_pos()
+        self.say("Work orders: small tasks under a sortie, for registered pilots (typos refused)")
+        order = self.run(
+            "fleetgit",
+            "--as",
+            "viper-1",
+            "workorder",
+            "create",
+            "Tokenise the keywords",
+            "--sortie",
+            lexer,
+        ).strip()
+        self.run("fleetgit", "--as", "viper-1", "workorder", "assign", order, "gose", expect=1)
+        self.run("fleetgit", "--as", "viper-1", "workorder", "assign", order, "goose")
         self.say("maverick claims the grammar (and reserves its file); goose is too late")
         self.run("fleetgit", "--as", "maverick", "sortie", "claim", grammar, "--reserve")
         self.run("fleetgit", "--as", "goose", "sortie", "claim", grammar, expect=1)
@@ -264,8 +289,18 @@ class Demo:
         )
         self.run("fleetgit", "--as", "maverick", "lock", "release", "schema")
         self.run("fleetgit", "--as", "goose", "sortie", "start", lexer)
+        self.run("fleetgit", "--as", "goose", "workorder", "complete", order, "--summary", "done")
+        self.run("fleetgit", "workorder", "list", "--sortie", lexer)
         self.run("fleetgit", "mission", "show", mission)
         self.run("fleetgit", "pilot", "list")
+        self.say(f"Time travel: any list or show as of a position ({planned}: nothing claimed yet)")
+        self.run("fleetgit", "mission", "show", mission, "--as-of", str(planned))
+        self.say("Cursors: a consumer (a CI bot, say) reads what it has not seen, then moves on")
+        self.run("fleetgit", "events", "--consumer", "ci-bot", "--type", "sortie_completed")
+        self.run("fleetgit", "events", "--consumer", "ci-bot", "--type", "sortie_completed",
+                 "--advance")  # fmt: skip
+        self.run("fleetgit", "cursor", "show", "ci-bot")
+        self.run("fleetgit", "events", "--consumer", "ci-bot")
         self.run("fleetgit", "commit", "-m", "fleet: the parser mission so far")
 
     def branches(self) -> None:

@@ -12,3 +12,5 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert res.code == 0, res.out[-3000:] + res.err
     assert "commit refused" in res.out and "verify: ok" in res.out
     assert "Traceback" not in res.out + res.err
+    for shown in ("workorder complete", "--as-of", "events --consumer ci-bot", "cursor show"):
+        assert f"$ fleetgit {shown}" in res.out or shown in res.out, shown

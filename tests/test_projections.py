@@ -51,7 +51,15 @@ OTHER = [
     ("mission_started", "mission/m1", {"mission_id": "m1"}),
     ("mission_completed", "mission/m1", {"mission_id": "m1", "result": "partial"}),
     ("pilot_registered", "pilot/viper", {"callsign": "viper"}),
+    ("pilot_registered", "pilot/viper", {"callsign": "viper", "model": "m2"}),
     ("pilot_active", "pilot/viper", {"status": "busy"}),
+    ("pilot_deregistered", "pilot/viper", {"reason": "done"}),
+    # a bad value that an older version let into the ledger: ignored the same way everywhere
+    (
+        "mission_updated",
+        "mission/m1",
+        {"mission_id": "m1", "changes": {"priority": "x", "title": "u"}},
+    ),
     (
         "file_reserved",
         "reservation/r1",
