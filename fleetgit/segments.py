@@ -68,8 +68,8 @@ class Writer:
     def __init__(self, local_dir: Path, events_dir: Path) -> None:
         self.local_dir = local_dir
         self.events_dir = events_dir
-        self.id = self._load_or_create_id()
         self._lock_path = str(local_dir / "writer.lock")
+        self.id = self._load_or_create_id()
         self._dir = str(events_dir / self.id)
 
     @property
@@ -83,25 +83,31 @@ class Writer:
         return f".fleet/events/{self.id}/{segment_name(number)}"
 
     def _load_or_create_id(self) -> str:
+        """The writer id, minted on first use and again when the file holding it is not in the
+        git dir it was minted in: a copied repository must not write as the original."""
         path = self.local_dir / "writer"
-        try:
-            existing = path.read_text(encoding="ascii").strip()
-            if WRITER_RE.match(existing):
-                return existing
-        except FileNotFoundError:
-            pass
+        here = _place(self.local_dir.parent)
+        found = _read_id(path, here)
+        if found is not None:
+            return found
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        new_id = clock.writer_id()
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(new_id + "\n", encoding="ascii")
-        # Two processes may race to create it: the first link wins and both use the winner.
+        fd = self._lock()  # one process mints; the others wait, then read its id
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
+            found = _read_id(path, here)
+            if found is None:
+                found = clock.writer_id()
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                tmp.write_text(f"{found}\n{here}\n", encoding="utf-8")
+                os.replace(tmp, path)
         finally:
-            tmp.unlink(missing_ok=True)
-        return path.read_text(encoding="ascii").strip()
+            os.close(fd)
+        return found
+
+    def _lock(self) -> int:
+        """Open the lock file and wait for the writer lock; closing the fd releases it."""
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
 
     @contextmanager
     def locked(self) -> Iterator[WriterState]:
@@ -112,12 +118,11 @@ class Writer:
         value), so a torn record after a crash costs nothing but a re-derivation.
         """
         self.local_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._lock()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             state = self._read_state(fd)
             yield state
-            record = orjson.dumps(state.__dict__)
+            record = orjson.dumps({"writer": self.id, **state.__dict__})
             os.pwrite(fd, record.ljust(max(_STATE_SIZE, len(record) + 1)), 0)
         finally:
             os.close(fd)  # closing releases the lock
@@ -125,6 +130,8 @@ class Writer:
     def _read_state(self, fd: int) -> WriterState:
         try:
             raw = orjson.loads(os.pread(fd, 4096, 0).rstrip(b" \0") or b"null")
+            if raw["writer"] != self.id:  # another writer's (a copied repository's): start over
+                return WriterState()
             ints = {k: int(raw[k]) for k in ("segment", "size", "wseq", "hlc", "staged_max")}
             return WriterState(index_stamp=str(raw["index_stamp"]), **ints)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -149,6 +156,31 @@ class Writer:
             return os.fstat(fd).st_size
         finally:
             os.close(fd)
+
+
+def _place(git_dir: Path) -> str:
+    """Where a writer id lives: the git dir's device, inode and path."""
+    st = os.stat(git_dir)
+    return f"{st.st_dev} {st.st_ino} {git_dir}"
+
+
+def _same_place(recorded: str, here: str) -> bool:
+    """The same directory: the same inode, on the same device or (a device renumbered by a
+    remount) at the same path. A copy is a new inode; a moved repository keeps its inode."""
+    dev, ino, path = [*recorded.split(" ", 2), "", ""][:3]
+    here_dev, here_ino, here_path = here.split(" ", 2)
+    return ino == here_ino and (dev == here_dev or path == here_path)
+
+
+def _read_id(path: Path, here: str) -> str | None:
+    """The writer id stored at `path`, if it was minted in the git dir at `here`."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None
+    if len(lines) < 2 or not WRITER_RE.match(lines[0]) or not _same_place(lines[1], here):
+        return None  # no place recorded (an older fleetgit) counts as a copy: the safe side
+    return lines[0]
 
 
 class Parsed:

@@ -12,7 +12,7 @@ from typing import Any
 from fleetgit import catalogue, clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
-from fleetgit.errors import FleetError
+from fleetgit.errors import FleetError, ValidationError
 from fleetgit.gitrepo import GitRepo
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import line_hash, parse
@@ -21,7 +21,9 @@ from fleetgit.sources import committed_segments, scan_worktrees, worktree_git_di
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # torn | bad_line | incomplete_batch | id_conflict | wseq_gap | schema | clock | fork
+    # torn | bad_line | incomplete_batch | id_conflict | wseq_gap | writer_collision | schema
+    # | clock | fork
+    kind: str
     where: str
     detail: str
 
@@ -101,14 +103,7 @@ class _Checker:
 
     def _check_schema(self, where: str, event: Event) -> None:
         try:
-            version, data = catalogue.upcast(event.type, event.v, event.data)
-            if (
-                event.type in catalogue.CATALOGUE
-                and version == catalogue.CATALOGUE[event.type].version
-            ):
-                catalogue.validate(event.type, event.stream, data)
-            else:
-                catalogue.event_type(event.type)
+            _check_schema(event)
         except FleetError as exc:
             self.report.problems.append(
                 Problem("schema", where, f"event {event.id}: {exc.message}")
@@ -128,22 +123,54 @@ class _Checker:
         self.report.writers = len(self.by_writer)
         for writer, items in sorted(self.by_writer.items()):
             items.sort()
-            expected = 1
-            last_hlc = -1
-            for wseq, hlc, eid in items:
-                if wseq != expected:
-                    self.report.problems.append(
-                        Problem(
-                            "wseq_gap", f"writer {writer}", f"wseq {expected}..{wseq - 1} missing"
-                        )
-                    )
-                if hlc <= last_hlc:
-                    self.report.problems.append(
-                        Problem("clock", f"writer {writer}", f"event {eid}: hlc does not increase")
-                    )
-                expected, last_hlc = wseq + 1, hlc
+            self.report.problems += _writer_problems(f"writer {writer}", items)
         self.report.problems.sort(key=lambda p: (p.kind, p.where))
         return self.report
+
+
+def _check_schema(event: Event) -> None:
+    """Raise unless the event's data, lifted to the current version, fits the catalogue."""
+    current = catalogue.event_type(event.type).version
+    if event.v > current:
+        raise ValidationError(
+            f"{event.type} v{event.v} was written by a newer fleetgit (this one knows up to"
+            f" v{current})"
+        )
+    try:
+        version, data = catalogue.upcast(event.type, event.v, event.data)
+    except Exception as exc:  # an upcaster failing on this data is the data's fault
+        raise ValidationError(f"{event.type} v{event.v}: upcasting failed: {exc!r}") from None
+    if version != current:
+        raise ValidationError(
+            f"{event.type} v{event.v} is older than v{current} and no upcaster lifts"
+            f" v{version} to v{version + 1}"
+        )
+    catalogue.validate(event.type, event.stream, data)
+
+
+def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Problem]:
+    """A writer's (wseq, hlc, id), sorted: its wseq must run 1, 2, 3... and its hlc increase."""
+    problems = []
+    previous: tuple[int, int, str] = (0, -1, "")
+    for wseq, hlc, eid in items:
+        if wseq == previous[0]:
+            problems.append(
+                Problem(
+                    "writer_collision",
+                    where,
+                    f"duplicate wseq {wseq} (events {previous[2]} and {eid}): two repositories"
+                    " write as this writer (a copied repository?)",
+                )
+            )
+            continue
+        if wseq > previous[0] + 1:
+            missing = range(previous[0] + 1, wseq)
+            span = f"{missing[0]}" if len(missing) == 1 else f"{missing[0]}..{missing[-1]}"
+            problems.append(Problem("wseq_gap", where, f"wseq {span} missing"))
+        if hlc <= previous[1]:
+            problems.append(Problem("clock", where, f"event {eid}: hlc does not increase"))
+        previous = (wseq, hlc, eid)
+    return problems
 
 
 def verify(paths: RepoPaths, config: Config) -> Report:

@@ -1,0 +1,147 @@
+"""`fleetgit verify` on hand-written segments: schema versions, wseq gaps and writer collisions."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetgit import catalogue, clock
+from fleetgit.codec import Event, encode
+from fleetgit.fleet import Fleet
+from tests.conftest import git
+
+WRITER = "handwritten00001"
+
+
+def event(wseq: int, *, v: int = 1, data: dict[str, Any] | None = None) -> Event:
+    """One event of the hand-written writer, in a batch of its own."""
+    eid = clock.uuid7()
+    ms = clock.now_ms()
+    return Event(
+        id=eid,
+        type="pilot_active",
+        v=v,
+        stream=f"pilot/p{wseq}-{eid[-6:]}",
+        seq=1,
+        hlc=clock.make_hlc(ms, wseq),
+        writer=WRITER,
+        wseq=wseq,
+        actor="viper-1",
+        ts=clock.iso_ms(ms),
+        tx=eid,
+        txn=1,
+        data={"status": "busy"} if data is None else data,
+    )
+
+
+def handwrite(repo: Path, *events: Event) -> None:
+    folder = repo / ".fleet/events" / WRITER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "00000001.jsonl").write_bytes(b"".join(encode(e) for e in events))
+
+
+def problems(repo: Path) -> list[tuple[str, str]]:
+    with Fleet.open(repo, catch_up=False, repair=False) as fleet:
+        return [(p.kind, p.detail) for p in fleet.verify().problems]
+
+
+def test_an_event_from_a_newer_fleetgit_is_reported(repo: Path) -> None:
+    newer = event(1, v=99)
+    handwrite(repo, newer)
+    assert problems(repo) == [
+        (
+            "schema",
+            f"event {newer.id}: pilot_active v99 was written by a newer fleetgit"
+            " (this one knows up to v1)",
+        )
+    ]
+
+
+def test_an_older_event_without_an_upcaster_is_a_schema_violation(repo: Path) -> None:
+    older = event(1, v=0)
+    handwrite(repo, older)
+    [(kind, detail)] = problems(repo)
+    assert kind == "schema" and f"event {older.id}: pilot_active v0 is older than v1" in detail
+    assert "no upcaster lifts v0 to v1" in detail
+
+
+def test_older_events_are_upcast_then_validated(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def rename_state(data: dict[str, Any]) -> dict[str, Any]:
+        return {"status": data["state"]} if "state" in data else data
+
+    monkeypatch.setitem(catalogue._UPCASTERS, ("pilot_active", 0), rename_state)
+    lifted = event(1, v=0, data={"state": "busy"})
+    still_bad = event(2, v=0, data={"state": 42})
+    broken = event(3, v=0, data={"mood": "busy"})
+    handwrite(repo, lifted, still_bad, broken)
+    found = problems(repo)
+    assert [kind for kind, _ in found] == ["schema", "schema"]
+    assert f"event {still_bad.id}: data.status" in found[0][1] + found[1][1]
+    assert f"event {broken.id}: data: unknown field 'mood'" in found[0][1] + found[1][1]
+
+
+def test_a_duplicate_wseq_is_a_collision_not_a_gap(repo: Path) -> None:
+    first, second, third, twin = event(1), event(2), event(3), event(3)
+    handwrite(repo, first, second, third, twin)
+    a, b = sorted((third.id, twin.id))  # same hlc: in id order
+    assert problems(repo) == [
+        (
+            "writer_collision",
+            f"duplicate wseq 3 (events {a} and {b}): two repositories write as"
+            " this writer (a copied repository?)",
+        )
+    ]
+
+
+def test_gaps_name_exactly_what_is_missing(repo: Path) -> None:
+    handwrite(repo, event(1), event(2), event(4), event(7))
+    assert problems(repo) == [("wseq_gap", "wseq 3 missing"), ("wseq_gap", "wseq 5..6 missing")]
+
+
+def emit(repo: Path, pilot: str) -> Event:
+    with Fleet.open(repo, actor=pilot) as fleet:
+        return fleet.emit("pilot_active", f"pilot/{pilot}", {"status": "busy"})
+
+
+def test_a_copied_repository_mints_its_own_writer(repo: Path, tmp_path: Path, cli: Any) -> None:
+    original = emit(repo, "viper-1")
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(repo), str(copy)], check=True)
+    mine = emit(copy, "maverick")
+    assert mine.writer != original.writer and mine.wseq == 1
+    assert emit(repo, "viper-1").writer == original.writer  # the original keeps its id
+    moved = tmp_path / "moved"
+    copy.rename(moved)
+    assert emit(moved, "maverick").writer == mine.writer  # a move is not a copy
+    assert cli(moved, "verify").code == 0
+    # both commit and meet: no collision
+    cli(repo, "commit")
+    cli(moved, "commit")
+    git(repo, "fetch", "-q", str(moved), "main:refs/remotes/copy/main")
+    assert cli(repo, "verify").code == 0, cli(repo, "verify").out
+
+
+def test_verify_reports_two_repositories_writing_as_one(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    emit(repo, "viper-1")
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(repo), str(copy)], check=True)
+    # what a copy made before writer ids recorded their place did: keep the original's id
+    writer = (repo / ".git/fleet/writer").read_text().splitlines()[0]
+    st = (copy / ".git").stat()
+    (copy / ".git/fleet/writer").write_text(f"{writer}\n{st.st_dev} {st.st_ino} {copy}/.git\n")
+    ours, theirs = emit(repo, "viper-1"), emit(copy, "maverick")
+    assert ours.writer == theirs.writer and ours.wseq == theirs.wseq == 2
+    cli(copy, "commit")
+    git(repo, "fetch", "-q", str(copy), "main:refs/remotes/copy/main")
+    res = cli(repo, "verify", "--json")
+    assert res.code == 1
+    collisions = [p for p in res.json()["problems"] if p["kind"] == "writer_collision"]
+    assert len(collisions) == 1
+    assert f"duplicate wseq 2 (events {min(ours.id, theirs.id)}" in collisions[0]["detail"]
