@@ -9,14 +9,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from fleetgit.errors import FleetError
 
 
+class DemoRun(NamedTuple):
+    root: str
+    kept: bool
+    steps: list[dict[str, Any]]  # section, command, exit_code, output
+
+
 class Demo:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, echo: bool = True) -> None:
         self.root = root
         self.repo = root / "hangar"
+        self.echo = echo  # print as it goes; the steps are recorded either way
+        self.section = ""
+        self.steps: list[dict[str, Any]] = []
         self.env = {
             **os.environ,
             "GIT_AUTHOR_NAME": "Demo",
@@ -27,28 +37,44 @@ class Demo:
         }
         self.env.pop("FLEET_CALLSIGN", None)
 
+    def print(self, text: str) -> None:
+        if self.echo:
+            print(text)
+
     def say(self, text: str) -> None:
-        print(f"\n## {text}")
+        self.section = text
+        self.print(f"\n## {text}")
 
     def run(
-        self, *args: str, cwd: Path | None = None, expect: int = 0, pilot: str | None = None
+        self, *args: str, at: str | None = None, expect: int = 0, pilot: str | None = None
     ) -> str:
-        """Run a command, echo it and its output, and insist on the expected exit code."""
-        shown = " ".join(shlex.quote(a) for a in args)
-        print(f"$ {'FLEET_CALLSIGN=' + pilot + ' ' if pilot else ''}{shown}")
+        """Run a command in the main worktree (or, with `at`, with `-C at`), echo it and its
+        output exactly as a reader could type them, and insist on the expected exit code."""
+        if at is not None:
+            args = (args[0], "-C", at, *args[1:])
+        shown = ("FLEET_CALLSIGN=" + pilot + " " if pilot else "") + shlex.join(args)
+        self.print(f"$ {shown}")
         fleetgit = [sys.executable, "-m", "fleetgit"]
         argv = [*fleetgit, *args[1:]] if args[0] == "fleetgit" else list(args)
         env = {**self.env, "FLEET_CALLSIGN": pilot} if pilot else self.env
         proc = subprocess.run(
-            argv, cwd=cwd or self.repo, env=env, capture_output=True, text=True, check=False
+            argv, cwd=self.repo, env=env, capture_output=True, text=True, check=False
         )
         output = (proc.stdout + proc.stderr).rstrip()
+        self.steps.append(
+            {
+                "section": self.section,
+                "command": shown,
+                "exit_code": proc.returncode,
+                "output": output,
+            }
+        )
         if output:
-            print("\n".join(f"  {line}" for line in output.splitlines()))
+            self.print("\n".join(f"  {line}" for line in output.splitlines()))
         if proc.returncode != expect:
             raise FleetError(f"demo step failed (exit {proc.returncode}, wanted {expect}): {shown}")
         if expect:
-            print(f"  (exit {proc.returncode}, as expected)")
+            self.print(f"  (exit {proc.returncode}, as expected)")
         return proc.stdout
 
     def last_pos(self) -> int:
@@ -305,8 +331,8 @@ class Demo:
 
     def branches(self) -> None:
         self.say("A second worktree is a second writer; the clone's index sees both at once")
-        wt = self.root / "hangar-feature"
-        self.run("git", "worktree", "add", "-q", "-b", "feature", str(wt))
+        wt = "../hangar-feature"  # beside the main worktree; its commands run with -C
+        self.run("git", "worktree", "add", "-q", "-b", "feature", wt)
         self.run(
             "fleetgit",
             "--as",
@@ -317,10 +343,12 @@ class Demo:
             "sortie/srt-lexer",
             "--data",
             '{"sortie_id": "srt-lexer", "mission_id": "msn-demo", "title": "Lexer"}',
-            cwd=wt,
+            at=wt,
         )
+        self.say("The main worktree sees the feature worktree's event at once, uncommitted")
         self.run("fleetgit", "events", "--type", "sortie_created")
-        self.run("fleetgit", "commit", "-m", "fleet: maverick takes the lexer", cwd=wt)
+        self.run("fleetgit", "commit", "-m", "fleet: maverick takes the lexer", at=wt)
+        self.say("Meanwhile the main worktree appends and commits on main")
         self.run(
             "fleetgit",
             "--as",
@@ -345,18 +373,20 @@ class Demo:
         self.run("fleetgit", "events", "--stream", "mission/msn-demo", "--json")
 
 
-def run_demo(keep: bool = False) -> Path:
+def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
+    """Run every section; `echo` prints them as they go (else only the steps are returned)."""
     root = Path(tempfile.mkdtemp(prefix="fleetgit-demo-"))
-    print(f"# fleetgit demo in {root}")
-    demo = Demo(root)
+    demo = Demo(root, echo=echo)
+    demo.print(f"# fleetgit demo in {root}")
     demo.setup()
     demo.ledger()
     demo.reservations()
     demo.fleet()
     demo.branches()
-    print(f"\n# done. {'The repository is kept at ' + str(demo.repo) if keep else 'Cleaning up.'}")
+    done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
+    demo.print(f"\n# done. {done}")
     if not keep:
         import shutil
 
         shutil.rmtree(root, ignore_errors=True)
-    return root
+    return DemoRun(str(demo.repo), keep, demo.steps)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit.cli.common import Globals, RootGroup, boundary
+from fleetgit.cli.common import Globals, JsonOpt, RootGroup, boundary, print_json
 
 # top-level command -> the module that registers it
 GROUPS: dict[str, str] = {
@@ -47,14 +47,23 @@ def _globals(
 
 def _demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary repository.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Walk through fleetgit in a throw-away git repository.
 
+    With --json, prints the steps (section, command, exit code, output) as one JSON object.
+
     Example: fleetgit demo --keep
     """
+    boundary(_run_demo)(keep=keep, as_json=as_json)
+
+
+def _run_demo(keep: bool, as_json: bool) -> None:
     from fleetgit.demo import run_demo
 
-    boundary(lambda as_json=False: run_demo(keep))()
+    result = run_demo(keep, echo=not as_json)
+    if as_json:
+        print_json(result._asdict())
 
 
 def make_app(modules: tuple[str, ...] = MODULES, demo: bool = True) -> typer.Typer:

@@ -282,7 +282,8 @@ def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check every segment; exit 1 when anything is wrong. Changes nothing.
 
     Reports torn lines, incomplete batches, one id with different bytes, gaps in a writer's
-    wseq, schema violations, clock anomalies and stream forks.
+    wseq, two events with one writer and wseq (a copied repository), schema violations
+    (including versions this fleetgit cannot read), clock anomalies and stream forks.
 
     Example: fleetgit verify --json
     """
@@ -293,7 +294,7 @@ def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     else:
         typer.echo(report.summary())
         for problem in report.problems:
-            typer.echo(f"  {problem.kind:14} {problem.where}: {problem.detail}")
+            typer.echo(f"  {problem.kind:16} {problem.where}: {problem.detail}")
     if report.problems:
         raise typer.Exit(1)
 
