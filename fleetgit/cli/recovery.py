@@ -6,6 +6,7 @@ import typer
 
 from fleetgit import checkpoints
 from fleetgit.cli.common import AsOf, JsonOpt, add_group, boundary, open_fleet, print_json, table
+from fleetgit.cli.render import label
 from fleetgit.resume import markdown, resume
 
 
@@ -36,7 +37,7 @@ def _human(c: dict[str, Any]) -> str:
         "unread_messages",
     ):
         if c[key]:
-            lines.append(f"{key}: {', '.join(c[key])}")
+            lines.append(f"{label(key)}: {', '.join(c[key])}")
     return "\n".join(lines)
 
 
