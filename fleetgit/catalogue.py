@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from fleetgit.durations import MAX_SECONDS
 from fleetgit.errors import ValidationError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
@@ -41,7 +42,7 @@ class Field(NamedTuple):
     kind: str = "str"
     required: bool = False
     choices: tuple[str, ...] = ()
-    items: str = "str"  # for lists: str | name
+    items: str = "str"  # for lists: str | name | pattern (a reservation pattern)
     minimum: int | None = None
     maximum: int | None = None
     min_items: int = 0  # for lists: items; for objects with keys: entries
@@ -346,9 +347,9 @@ _define(
     "A pilot reserved file patterns.",
     _req("reservation_id", "name"),
     _req("holder", "name"),
-    Field("patterns", "list", required=True, min_items=1),
+    Field("patterns", "list", required=True, items="pattern", min_items=1),
     _req("exclusive", "bool"),
-    _req("ttl_seconds", "int", minimum=1),
+    _req("ttl_seconds", "int", minimum=1, maximum=MAX_SECONDS),
     _opt("reason"),
 )
 _define(
@@ -357,7 +358,7 @@ _define(
     "reservation_id",
     "A reservation's TTL was extended.",
     _req("reservation_id", "name"),
-    _req("ttl_seconds", "int", minimum=1),
+    _req("ttl_seconds", "int", minimum=1, maximum=MAX_SECONDS),
 )
 _define(
     "file_released",
@@ -639,6 +640,10 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
             f"{path}: {value!r} is not a valid name (letters, digits and . _ : @ -, no spaces)",
             hint=f"for example {name_like(value)!r}",
         )
+    if spec.kind == "pattern":
+        from fleetgit.patterns import check_stored
+
+        check_stored(path, value)
 
 
 def name_like(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from fleetgit.durations import MAX_SECONDS
 from fleetgit.errors import ValidationError
 
 FORMAT_VERSION = 1
@@ -22,7 +23,17 @@ class Config(NamedTuple):
     max_clock_skew_seconds: int = 300
 
 
-CHOICES = {"hook_mode": ("enforce", "warn"), "fsync": ("always", "never")}
+CHOICES = {"hook_mode": ("enforce", "warn"), "fsync": ("always", "never")}  # any case
+# (lowest, highest or None): durations are seconds, bounded like every duration (366 days)
+RANGES: dict[str, tuple[int, int | None]] = {
+    "format": (1, None),
+    "reservation_ttl_seconds": (1, MAX_SECONDS),
+    "force_release_after_seconds": (0, MAX_SECONDS),
+    "pilot_active_window_seconds": (1, MAX_SECONDS),
+    "segment_max_bytes": (1, None),
+    "max_event_bytes": (1, None),
+    "max_clock_skew_seconds": (0, MAX_SECONDS),
+}
 
 
 DEFAULT_TOML = """\
@@ -53,23 +64,34 @@ def load(path: Path) -> Config:
         raw: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValidationError(f"{path}: {exc}", hint="fix the TOML syntax") from None
+    settings = {key: _checked(path, key, value) for key, value in raw.items()}
+    if settings.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ValidationError(
+            f"{path}: format {settings['format']} is newer than this fleetgit understands",
+            hint="upgrade fleetgit",
+        )
+    return Config(**settings)
+
+
+def _checked(path: Path, key: str, value: Any) -> Any:
+    """One setting, refused with the file and key named; choices come back in lower case."""
     known = Config._field_defaults
-    for key, value in raw.items():
-        if key not in known:
-            raise ValidationError(
-                f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}"
-            )
-        expected = type(known[key])
-        if type(value) is not expected:
-            raise ValidationError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
-        if key in CHOICES and value not in CHOICES[key]:
+    if key not in known:
+        raise ValidationError(f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}")
+    expected = type(known[key])
+    if type(value) is not expected:
+        raise ValidationError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+    if key in CHOICES:
+        if value.lower() not in CHOICES[key]:
             raise ValidationError(
                 f"{path}: {key}: expected {' or '.join(CHOICES[key])}, got {value!r}",
                 hint="edit .fleet/config.toml",
             )
-    if raw.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+        return value.lower()
+    low, high = RANGES[key]
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
         raise ValidationError(
-            f"{path}: format {raw['format']} is newer than this fleetgit understands",
-            hint="upgrade fleetgit",
+            f"{path}: {key} must be {bound}, got {value}", hint="edit .fleet/config.toml"
         )
-    return Config(**raw)
+    return value

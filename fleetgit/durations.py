@@ -6,9 +6,14 @@ from fleetgit.errors import ValidationError
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
+# The longest duration anything takes (a TTL, a wait, a setting): 366 days. Longer ones are
+# mistakes, and unbounded ones overflow the index's 64-bit integers once in milliseconds.
+MAX_SECONDS = 366 * 86400
+MAX_TEXT = "366d"
+
 
 def parse_duration(text: str) -> int:
-    """Seconds in `text`; refuses zero, negatives and unknown units with a clear message."""
+    """Seconds in `text`; refuses zero, negatives, unknown units and more than MAX_SECONDS."""
     import re  # lazily: the hook path imports this module for format_duration only
 
     match = re.match(r"^(\d+)([smhd]?)$", text.strip().lower())
@@ -17,12 +22,17 @@ def parse_duration(text: str) -> int:
             f"duration {text!r}: expected a number with a unit s, m, h or d",
             hint="for example 90s, 30m, 2h or 1d",
         )
-    seconds = int(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds <= 0:
+    digits, unit = match.group(1).lstrip("0"), _UNITS[match.group(2) or "s"]
+    if not digits:
         raise ValidationError(
             f"duration {text!r}: must be longer than zero", hint="for example 30m"
         )
-    return seconds
+    if len(digits) > 9 or int(digits) * unit > MAX_SECONDS:  # no int() of a huge string
+        raise ValidationError(
+            f"duration {text!r}: longer than the limit of {MAX_TEXT}",
+            hint=f"use at most {MAX_TEXT}, and renew when that runs out",
+        )
+    return int(digits) * unit
 
 
 def format_duration(seconds: float) -> str:

@@ -532,3 +532,22 @@ def normalize(pattern: str, *, allow_broad: bool = False) -> str:
             hint="reserve something narrower, or pass --allow-broad",
         )
     return result
+
+
+def check_stored(where: str, pattern: str) -> None:
+    """A pattern as an event stores it: `reserve`'s rules (whole-repository patterns allowed, as
+    `--allow-broad` grants them) and the canonical form `reserve` writes."""
+    try:
+        canonical = normalize(pattern, allow_broad=True)
+    except ValidationError as exc:
+        raise ValidationError(f"{where}: {exc.message}", hint=exc.hint) from None
+    if canonical != pattern:
+        raise ValidationError(
+            f"{where}: pattern {pattern!r} is not in canonical form",
+            hint=f"write it as {canonical!r}",
+        )
+
+
+def escape(path: str) -> str:
+    """The literal pattern of a path: wildmatch's special characters escaped."""
+    return "".join("\\" + c if c in "*?[\\" else c for c in path)

@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
+from fleetgit.config import DEFAULT_TOML
 from fleetgit.fleet import Fleet
-from tests.conftest import git
+from tests.conftest import git, run_fleetgit
 from tests.test_merge import snapshot
 
 
@@ -204,3 +205,100 @@ def test_reservation_projection_survives_rebuild(repo: Path, cli: Any) -> None:
     before = rows()
     cli(repo, "index", "rebuild")
     assert rows() == before and len(before) == 2
+
+
+@pytest.mark.parametrize("ttl", ["10000000000000d", "99999999999999999999d", "367d", "9" * 5000])
+def test_a_huge_ttl_is_refused_before_anything_is_written(repo: Path, ttl: str) -> None:
+    res = run_fleetgit(repo, "--as", "a", "reserve", "x", "--ttl", ttl)
+    assert res.code == 1 and "limit of 366d" in res.err and "hint:" in res.err
+    assert "Traceback" not in res.err
+    assert run_fleetgit(repo, "events", "--json").out.strip() == "[]"
+    assert run_fleetgit(repo, "index", "rebuild").code == 0
+    assert run_fleetgit(repo, "--as", "a", "reserve", "x", "--ttl", "366d").code == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("reservation_ttl_seconds = 0", "reservation_ttl_seconds must be from 1 to 31622400"),
+        ("reservation_ttl_seconds = 99999999999999999", "reservation_ttl_seconds must be from"),
+        ("force_release_after_seconds = -1", "force_release_after_seconds must be from 0"),
+    ],
+)
+def test_config_durations_are_bounded(repo: Path, setting: str, says: str) -> None:
+    cfg = repo / ".fleet/config.toml"
+    key = setting.split(" =")[0]
+    cfg.write_text(
+        "\n".join(setting if line.startswith(key) else line for line in cfg.read_text().split("\n"))
+    )
+    res = run_fleetgit(repo, "--as", "a", "reserve", "x")
+    assert res.code == 1 and str(cfg) in res.err and says in res.err and "hint:" in res.err
+    cfg.write_text(DEFAULT_TOML)
+    assert run_fleetgit(repo, "events", "--json").out.strip() == "[]"
+
+
+def emit_reserved(cli: Any, repo: Path, **data: Any) -> Any:
+    full = {"reservation_id": "res-x1", "holder": "ice", "exclusive": True, "ttl_seconds": 3600}
+    full.update(data)
+    return cli(
+        repo,
+        "emit",
+        "file_reserved",
+        "--stream",
+        "reservation/res-x1",
+        "--data",
+        orjson.dumps(full).decode(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("patterns", "says"),
+    [
+        (["[a-"], "unterminated"),
+        (["/etc/passwd"], "absolute"),
+        (["../x"], "'..'"),
+        ([""], "empty pattern"),
+        (["ok.txt", "src//a"], "canonical form"),
+        ([], "at least 1"),
+    ],
+)
+def test_emit_applies_reserves_pattern_rules(
+    repo: Path, cli: Any, patterns: list[str], says: str
+) -> None:
+    res = emit_reserved(cli, repo, patterns=patterns)
+    assert res.code == 1 and says in res.err and "hint:" in res.err
+    assert cli(repo, "events", "--json").json() == []
+    assert cli(repo, "reservations", "--json").json() == []
+
+
+def test_emit_bounds_ttl_but_allows_a_broad_pattern(repo: Path, cli: Any) -> None:
+    res = emit_reserved(cli, repo, patterns=["a"], ttl_seconds=10**15)
+    assert res.code == 1 and "data.ttl_seconds" in res.err
+    renew = {"reservation_id": "res-x1", "ttl_seconds": 0}
+    res = cli(
+        repo,
+        "emit",
+        "file_renewed",
+        "--stream",
+        "reservation/res-x1",
+        "--data",
+        orjson.dumps(renew).decode(),
+    )
+    assert res.code == 1 and "data.ttl_seconds" in res.err
+    assert emit_reserved(cli, repo, patterns=["**"]).code == 0  # as --allow-broad grants
+
+
+def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any) -> None:
+    """An event that reached the ledger unvalidated (here: a hand-edited segment) is ignored
+    by the fold and reported by verify."""
+    assert reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1h").code == 0
+    assert reserve(cli, repo, "viper-1", "b.txt").code == 0
+    (segment,) = (repo / ".fleet/events").glob("*/*.jsonl")
+    text = segment.read_text()
+    segment.write_text(text.replace('"ttl_seconds":3600', '"ttl_seconds":864000000000000000', 1))
+    rebuilt = run_fleetgit(repo, "index", "rebuild")
+    assert rebuilt.code == 0, rebuilt.err
+    listed = run_fleetgit(repo, "reservations", "--json")
+    assert listed.code == 0 and [r["pattern"] for r in orjson.loads(listed.out)] == ["b.txt"]
+    verify = run_fleetgit(repo, "verify")
+    assert verify.code == 1 and "data.ttl_seconds" in verify.out + verify.err

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetgit.catalogue import validate_data
+from fleetgit.errors import ValidationError
 from fleetgit.folds import Ev, Rows
 
 KIND = "reservation"
@@ -43,6 +45,8 @@ def fold(events: list[Ev]) -> Rows:
     patterns: list[str] = []
     conflicts: dict[str, dict[str, Any]] = {}
     for e in events:
+        if not _valid(e):
+            continue
         d = e.data
         if e.type == "file_conflict":
             other = d["other_reservation_id"]
@@ -82,3 +86,15 @@ def fold(events: list[Ev]) -> Rows:
     if row is not None:
         out["reservations"] = [{**row, "pattern": p} for p in patterns]
     return out
+
+
+def _valid(e: Ev) -> bool:
+    """Whether the catalogue accepts the event's data. Appends are validated, but an event can
+    reach a ledger some other way (an older fleetgit, a hand-edited segment): one out of range,
+    like a TTL past the limit, is ignored here (`verify` reports it) instead of breaking the
+    index."""
+    try:
+        validate_data(e.type, e.data)
+    except ValidationError:
+        return False
+    return True
