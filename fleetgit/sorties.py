@@ -164,7 +164,8 @@ def claim(
             ago = format_duration((fleet.now_ms() - (pilots.seen_ms(fleet, holder) or 0)) / 1000)
             raise ConflictError(
                 f"sortie {sid} is held by {holder} (active {ago} ago)",
-                hint=f"ask {holder}, or wait until they have been silent for"
+                hint=f"ask them (fleetgit squawk send --to {holder} --subject 'free {sid}?'),"
+                " or claim it once they have been silent for"
                 f" {format_duration(fleet.config.pilot_active_window_seconds)}",
             )
         specs = [_spec("sortie_assigned", sid, {"assignee": me, "previous_assignee": holder})]
