@@ -112,7 +112,9 @@ def find_event(db: IndexDB, ref: str) -> Event:
 
 _HEX = frozenset("0123456789abcdef")
 _UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
-SHORT_ID_MIN = 8  # hex digits shown at least, like git's abbreviated commit ids
+# hex digits shown at least: a UUIDv7's whole millisecond, so that an id shown once stays unique
+# as later events arrive (they are in later milliseconds); a batch shares one and needs more
+SHORT_ID_MIN = 12
 
 
 def _digits(event_id: str) -> str:
