@@ -31,6 +31,21 @@ def test_events_lists_short_ids_that_show_accepts(repo: Path, cli: Any) -> None:
     assert "ID" in cli(repo, "stream", "pilot/viper-1").out.splitlines()[0]
 
 
+def test_filtered_listings_stay_unique_against_unlisted_events(repo: Path, cli: Any) -> None:
+    specs = [EventSpec("pilot_active", f"pilot/p{i % 40}", {"status": "busy"}) for i in range(200)]
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(specs)  # one millisecond: neighbours in id order are of other streams
+    for stream in ("pilot/p0", "pilot/p7"):  # 5 of 200: looked up one by one
+        for line in cli(repo, "events", "--stream", stream).out.splitlines()[1:]:
+            short = line.split()[0]
+            assert cli(repo, "show", short, "--json").json()["stream"] == stream
+    half = [EventSpec("pilot_active", f"pilot/h{i % 2}", {"status": "busy"}) for i in range(60)]
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(half)
+    for line in cli(repo, "events", "--stream", "pilot/h1").out.splitlines()[1:]:  # one scan
+        assert cli(repo, "show", line.split()[0], "--json").json()["stream"] == "pilot/h1"
+
+
 def test_show_takes_prefixes_with_or_without_hyphens(repo: Path, cli: Any) -> None:
     [full] = busy_batch(repo, 1)
     for ref in (full, full.replace("-", ""), full[:13], full.replace("-", "")[:14], full.upper()):

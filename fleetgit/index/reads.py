@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import pairwise
 from typing import Any, NamedTuple
 
@@ -135,23 +135,50 @@ def short_ids(db: IndexDB, ids: Sequence[str]) -> list[str]:
     """`ids` without hyphens, cut to one length at which each still names only itself in the
     index: one more than the longest prefix any of them shares with its neighbour in id order."""
     length = SHORT_ID_MIN
-    for event_id in ids:
-        mine = _digits(event_id)
-        for sql in (_BEFORE, _AFTER):
-            other = db.conn.execute(sql, (event_id,)).fetchone()[0]
-            if other is not None:
-                length = max(length, _shared(mine, _digits(other)) + 1)
+    for a, b in _neighbours(db, set(ids)):
+        if a[:length] == b[:length]:  # else they share fewer than `length` digits: no longer
+            length = max(length, _shared_digits(a, b) + 1)
     return [_digits(event_id)[:length] for event_id in ids]
 
 
-def _shared(a: str, b: str) -> int:
-    """The length of the common prefix of `a` and `b`."""
-    n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
+def _neighbours(db: IndexDB, listed: set[str]) -> Iterator[tuple[str, str]]:
+    """Each listed id paired with the ids next to it in the index's id order: one ordered scan
+    of the listing's id range when the listing fills most of it, else two lookups per id."""
+    if not listed:
+        return
+    low, high = min(listed), max(listed)
+    span = db.conn.execute(_SPAN_COUNT, (low, high)).fetchone()[0]
+    if span > 4 * len(listed):
+        for event_id in listed:
+            for sql in (_BEFORE, _AFTER):
+                other = db.conn.execute(sql, (event_id,)).fetchone()[0]
+                if other is not None:
+                    yield event_id, other
+        return
+    run = [db.conn.execute(_BEFORE, (low,)).fetchone()[0]]
+    run += [r[0] for r in db.conn.execute(_SPAN, (low, high))]
+    run.append(db.conn.execute(_AFTER, (high,)).fetchone()[0])
+    for a, b in pairwise(run):
+        if a is not None and b is not None and (a in listed or b in listed):
+            yield a, b
+
+
+def _shared_digits(a: str, b: str) -> int:
+    """How many leading characters, hyphens not counted, `a` and `b` have in common."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:  # a binary search: slices compare at C speed
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low - a.count("-", 0, low)
 
 
 _BEFORE = "SELECT max(id) FROM events WHERE id < ?"
 _AFTER = "SELECT min(id) FROM events WHERE id > ?"
+_SPAN = "SELECT id FROM events WHERE id >= ? AND id <= ? ORDER BY id"
+_SPAN_COUNT = "SELECT count(*) FROM events WHERE id >= ? AND id <= ?"
 
 
 def count(db: IndexDB, sql: str) -> int:
