@@ -124,6 +124,11 @@ def test_a_copied_repository_mints_its_own_writer(repo: Path, tmp_path: Path, cl
     cli(moved, "commit")
     git(repo, "fetch", "-q", str(moved), "main:refs/remotes/copy/main")
     assert cli(repo, "verify").code == 0, cli(repo, "verify").out
+    # the copy committed the original writer's uncommitted segment as it was then, a prefix of
+    # what the original committed later: the union merge takes the longer one, no conflict
+    assert "CONFLICT" not in git(repo, "merge", "--no-edit", "copy/main")
+    assert git(repo, "status", "--porcelain") == ""
+    assert cli(repo, "verify").code == 0
 
 
 def test_verify_reports_two_repositories_writing_as_one(
