@@ -1,8 +1,8 @@
 """Git hook entry point: `python -m fleetgit.hook NAME [ARGS]`, run by the shims in hooks/.
 
 This is the hook path, so it stays light: no typer, pygit2 or duckdb; only the standard library,
-the pattern matcher and the shared reservation rule. Pre-commit and pre-push fail closed;
-post-* hooks only catch the index up and never fail the git command.
+the pattern matcher and the shared reservation rule. pre-commit, pre-merge-commit and pre-push
+fail closed; post-* hooks only catch the index up and never fail the git command.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fleetgit.durations import format_duration
 from fleetgit.rules import Block, Reservation, blocking, load
 
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
-# posix_spawn, and the two config values are found with plain string operations.
+# posix_spawn, and hook_mode is found in .fleet/config.toml with plain string operations.
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
@@ -29,30 +29,35 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 MAX_LINES = 20
+MODES = ("enforce", "warn")
+# the enforcing hooks and the git command each one guards
+GUARDS = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
 
 
 def ways_out(command: str) -> str:
+    """The two ways past a refusal. A refused merge is left staged, to conclude or abort."""
+    skip = (
+        "git commit --no-verify (this concludes the merge git stopped; or git merge --abort)"
+        if command == "merge"
+        else f"git {command} --no-verify"
+    )
     return (
-        f"To {command} anyway: git {command} --no-verify (skips all hooks), or set"
-        ' FLEET_HOOK_MODE=warn (or hook_mode = "warn" in .fleet/config.toml) to report'
-        " without blocking."
+        f"To {command} anyway: {skip}, which skips all hooks; or set FLEET_HOOK_MODE=warn"
+        ' (or hook_mode = "warn" in .fleet/config.toml) to report without blocking.'
     )
 
 
-ZERO = "0" * 40
-
-
 class HookFailure(Exception):
-    """The check itself could not run; pre-commit and pre-push then refuse (fail closed)."""
+    """The check itself could not run (or hook_mode is unknown): the guarding hooks refuse."""
 
 
 class Where:
     """The repository the hook runs in (pathlib costs too much here)."""
 
-    __slots__ = ("common_dir", "worktree")
+    __slots__ = ("common_dir", "git_dir", "worktree")
 
-    def __init__(self, worktree: str, common_dir: str) -> None:
-        self.worktree, self.common_dir = worktree, common_dir
+    def __init__(self, worktree: str, git_dir: str, common_dir: str) -> None:
+        self.worktree, self.git_dir, self.common_dir = worktree, git_dir, common_dir
 
     @property
     def fleet_root(self) -> str:
@@ -86,28 +91,34 @@ def where() -> Where | None:
     if os.path.isfile(pointer):
         with open(pointer, encoding="utf-8") as fh:
             common = os.path.join(git_dir, fh.read().strip())
-    return Where(top, os.path.normpath(common))
+    return Where(top, os.path.normpath(git_dir), os.path.normpath(common))
 
 
-def _spawn(args: list[str], stdin: str | None = None) -> tuple[int, str, str]:
-    """Run a command: (exit code, stdout, stderr). Small outputs: one pipe, then the other."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    in_r, in_w = os.pipe()
-    actions = [
-        (os.POSIX_SPAWN_DUP2, in_r, 0),
-        (os.POSIX_SPAWN_DUP2, out_w, 1),
-        (os.POSIX_SPAWN_DUP2, err_w, 2),
-    ]
-    pid = os.posix_spawnp(args[0], args, os.environ, file_actions=actions)
-    for fd in (in_r, out_w, err_w):
-        os.close(fd)
-    if stdin:
-        os.write(in_w, stdin.encode())
-    os.close(in_w)
-    out, err = _drain(out_r), _drain(err_r)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), out, err
+class _Process:
+    """A command started with posix_spawn and read when needed, so two git calls can overlap.
+    Small outputs only: stdout is read to its end, then stderr."""
+
+    __slots__ = ("err", "out", "pid")
+
+    def __init__(self, paths: Where, *git_args: str) -> None:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, out_w, 1),
+            (os.POSIX_SPAWN_DUP2, err_w, 2),
+        ]
+        args = ["git", "-C", paths.worktree, *git_args]
+        self.pid = os.posix_spawnp("git", args, os.environ, file_actions=actions)
+        os.close(out_w)
+        os.close(err_w)
+        self.out, self.err = out_r, err_r
+
+    def result(self) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr)."""
+        out, err = _drain(self.out), _drain(self.err)
+        _, status = os.waitpid(self.pid, 0)
+        return os.waitstatus_to_exitcode(status), out, err
 
 
 def _drain(fd: int) -> str:
@@ -118,8 +129,8 @@ def _drain(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
-def _git(paths: Where, *args: str, stdin: str | None = None) -> str:
-    code, out, err = _spawn(["git", "-C", paths.worktree, *args], stdin)
+def _git(paths: Where, *args: str) -> str:
+    code, out, err = _Process(paths, *args).result()
     if code != 0:
         raise HookFailure(f"git {args[0]} failed: {err.strip() or code}")
     return out
@@ -134,36 +145,53 @@ def _config_value(text: str, key: str) -> str | None:
     return None
 
 
-def _settings(paths: Where) -> tuple[str | None, bool]:
-    """(callsign, core.ignorecase). With FLEET_CALLSIGN set, the repository's own config file
-    answers core.ignorecase (git init writes it there); otherwise one git call answers both."""
-    callsign = os.environ.get("FLEET_CALLSIGN")
-    if callsign:
-        try:
-            with open(os.path.join(paths.common_dir, "config"), encoding="utf-8") as fh:
-                return callsign, (_config_value(fh.read(), "ignorecase") or "").lower() == "true"
-        except OSError:
-            pass
-    _, out, _ = _spawn(
-        [
-            "git",
-            "-C",
-            paths.worktree,
-            "config",
-            "--get-regexp",
-            "^(fleet\\.callsign|core\\.ignorecase)$",
-        ]
-    )
-    found = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-    callsign = callsign or found.get("fleet.callsign") or None
+def _read_settings(paths: Where) -> _Process:
+    """Start reading fleet.callsign and core.ignorecase the way git does (repository, global
+    and system config, `git -c`), in one call that runs while the hook does other work."""
+    return _Process(paths, "config", "--get-regexp", "^(fleet\\.callsign|core\\.ignorecase)$")
+
+
+def _settings(reading: _Process) -> tuple[str | None, bool]:
+    """(callsign, core.ignorecase): FLEET_CALLSIGN wins over fleet.callsign."""
+    found = {}
+    for line in reading.result()[1].splitlines():  # the last value wins, as in git
+        key, _, value = line.partition(" ")
+        found[key.lower()] = value
+    callsign = os.environ.get("FLEET_CALLSIGN") or found.get("fleet.callsign") or None
     return callsign, found.get("core.ignorecase", "false").lower() == "true"
 
 
-def _mode(paths: Where) -> str:
-    """FLEET_HOOK_MODE, else hook_mode from .fleet/config.toml."""
-    env = os.environ.get("FLEET_HOOK_MODE")
-    if env:
-        return env
+class Mode:
+    """enforce or warn (in any case), and the setting it came from, for the messages."""
+
+    __slots__ = ("setting", "warn")
+
+    def __init__(self, paths: Where) -> None:
+        """FLEET_HOOK_MODE, else hook_mode in .fleet/config.toml, else enforce. Any other value
+        is a HookFailure: the hook refuses, naming the allowed ones."""
+        value = os.environ.get("FLEET_HOOK_MODE")
+        self.setting = f"FLEET_HOOK_MODE={value}"
+        if not value:
+            value = _file_mode(paths)
+            self.setting = f'hook_mode = "{value}" in .fleet/config.toml'
+        if value.lower() not in MODES:
+            raise HookFailure(
+                f"{self.setting} is not a hook mode: expected enforce or warn (in any case)"
+            )
+        self.warn = value.lower() == "warn"
+
+    def outcome(self, command: str) -> int:
+        """Exit code after a refusal was reported: warn lets the command go ahead, saying why."""
+        if self.warn:
+            print(
+                f"fleetgit: the {command} goes ahead: warn mode ({self.setting})", file=sys.stderr
+            )
+            return 0
+        print(ways_out(command), file=sys.stderr)
+        return 1
+
+
+def _file_mode(paths: Where) -> str:
     try:
         with open(paths.config_file, encoding="utf-8") as fh:
             return _config_value(fh.read(), "hook_mode") or "enforce"
@@ -199,76 +227,120 @@ def _build_index(paths: Where) -> None:
     Fleet.open(paths.worktree).close()
 
 
-def _report(blocks: list[Block], me: str | None, verb: str) -> str:
+def _report(blocks: list[Block], me: str | None, what: str) -> str:
+    """One line per path with every holder; at most MAX_LINES paths, then a count."""
     now = clock.now_ms()
     who = (
         f"you ({me})"
         if me
         else "you (no identity: set FLEET_CALLSIGN or git config fleet.callsign)"
     )
-    lines = [f"fleetgit: {verb}: {len(blocks)} path(s) are reserved by other pilots, not {who}:"]
+    lines = [f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"]
     for b in blocks[:MAX_LINES]:
-        r = b.reservation
-        left = format_duration((r.expires_ms - now) / 1000)
-        lines.append(f"  {b.path}  <- {r.holder} holds {r.pattern!r} (exclusive, {left} left)")
+        held = "; ".join(
+            f"{r.holder} holds {r.pattern!r} (exclusive,"
+            f" {format_duration((r.expires_ms - now) / 1000)} left)"
+            for r in b.reservations
+        )
+        lines.append(f"  {b.path}  <- {held}")
     if len(blocks) > MAX_LINES:
-        lines.append(f"  ... and {len(blocks) - MAX_LINES} more")
+        lines.append(f"  ... and {len(blocks) - MAX_LINES} more path(s)")
     return "\n".join(lines)
 
 
-def check_paths(paths: Where, changed: Sequence[str], command: str) -> int:
-    """The enforcing check shared by pre-commit and pre-push."""
-    mode = _mode(paths)
+def guard(paths: Where, name: str) -> int:
+    """pre-commit, pre-merge-commit, pre-push: refuse what touches others' reservations.
+    Fails closed: a check that cannot run refuses too (warn mode only reports it)."""
+    command = GUARDS[name]
     try:
-        me, ignorecase = _settings(paths)
-        blocks = blocking(_live_reservations(paths), list(changed), me, ignorecase)
+        mode = Mode(paths)
+    except HookFailure as exc:
+        print(f"fleetgit: {command} refused: {exc}", file=sys.stderr)
+        print(ways_out(command), file=sys.stderr)
+        return 1
+    verb = f"warning, {command} not blocked" if mode.warn else f"{command} refused"
+    try:
+        reading = _read_settings(paths)
+        changed = (
+            pushed_paths(paths, sys.stdin.readlines())
+            if name == "pre-push"
+            else staged_paths(paths)
+        )
+        live = _live_reservations(paths)
+        me, ignorecase = _settings(reading)
+        blocks = blocking(live, changed, me, ignorecase)
     except Exception as exc:  # fail closed: a check that cannot run must not pass silently
         reason = str(exc) or type(exc).__name__
-        print(f"fleetgit: the reservation check failed: {reason}", file=sys.stderr)
-        print(ways_out(command), file=sys.stderr)
-        return 0 if mode == "warn" else 1
+        print(f"fleetgit: {verb}: the reservation check failed: {reason}", file=sys.stderr)
+        return mode.outcome(command)
     if not blocks:
         return 0
-    print(_report(blocks, me, f"{command} refused"), file=sys.stderr)
-    if mode == "warn":
-        print("fleetgit: FLEET_HOOK_MODE=warn: letting it through.", file=sys.stderr)
-        return 0
-    print(ways_out(command), file=sys.stderr)
-    return 1
+    print(_report(blocks, me, verb), file=sys.stderr)
+    return mode.outcome(command)
 
 
-def staged_paths(paths: Where) -> list[str]:
+def _diff_cached(paths: Where, *against: str) -> list[str]:
     """Added, modified and deleted paths; --no-renames lists both sides of a rename."""
-    out = _git(paths, "diff", "--cached", "--name-only", "-z", "--no-renames")
+    out = _git(paths, "diff", "--cached", "--name-only", "-z", "--no-renames", *against)
     return [p for p in out.split("\0") if p]
 
 
-def pushed_paths(paths: Where, remote: str, lines: Sequence[str]) -> list[str]:
-    """Paths changed by the commits being pushed (--root for root commits, --cc for merges)."""
-    commits: list[str] = []
+def staged_paths(paths: Where) -> list[str]:
+    """The paths the commit being made changes. For a merge, only those that differ from every
+    parent (what `--cc` shows of it, as pre-push checks it): a clean merge does not re-check the
+    other side's own commits."""
+    changed = _diff_cached(paths)
+    for head in _merge_heads(paths):
+        if not changed:
+            break
+        theirs = set(_diff_cached(paths, head))
+        changed = [p for p in changed if p in theirs]
+    return changed
+
+
+def _merge_heads(paths: Where) -> list[str]:
+    """The other parents of a merge: in MERGE_HEAD when `git commit` concludes a stopped merge;
+    in GITHEAD_<sha> variables during pre-merge-commit (git writes MERGE_HEAD only after it)."""
+    try:
+        with open(os.path.join(paths.git_dir, "MERGE_HEAD"), encoding="utf-8") as fh:
+            return fh.read().split()
+    except OSError:
+        return [k[len("GITHEAD_") :] for k in os.environ if k.startswith("GITHEAD_")]
+
+
+def pushed_paths(paths: Where, lines: Sequence[str]) -> list[str]:
+    """Paths changed by the commits being pushed that no remote has yet: not reachable from any
+    remote-tracking ref nor from what the remote has now (skipped when unknown here, as after
+    someone else's push). Roots count whole; a merge, its paths that differ from every parent."""
+    tips, known = [], []
     for line in lines:
         parts = line.split()
-        if len(parts) != 4 or parts[1] == ZERO:
+        if len(parts) != 4 or not parts[1].strip("0"):
             continue  # a deletion pushes no content
-        local, remote_sha = parts[1], parts[3]
-        exclude = [f"^{remote_sha}"] if remote_sha != ZERO else ["--not", f"--remotes={remote}"]
-        commits += _git(paths, "rev-list", local, *exclude).split()
-    if not commits:
+        tips.append(parts[1])
+        if parts[3].strip("0"):
+            known.append(parts[3])
+    if not tips:
         return []
     out = _git(
         paths,
-        "diff-tree",
-        "--stdin",
-        "--root",
-        "--cc",
-        "-r",
+        "log",
+        "--format=",
         "--name-only",
         "-z",
         "--no-renames",
-        "--no-commit-id",
-        stdin="\n".join(commits) + "\n",
+        "--root",
+        "--cc",
+        "--no-color",
+        "--no-relative",
+        "--no-show-signature",
+        "--ignore-missing",
+        *tips,
+        "--not",
+        "--remotes",
+        *known,
     )
-    return sorted({p for p in out.split("\0") if p.strip()})
+    return sorted({p for p in out.split("\0") if p})
 
 
 def catch_up(paths: Where) -> int:
@@ -282,7 +354,8 @@ def catch_up(paths: Where) -> int:
             settled = settle_conflicts(fleet)
         for loser, winner in settled:
             print(
-                f"fleetgit: reservation {loser} lost to {winner} (earlier in total order)",
+                f"fleetgit: reservation {loser.label()} lost to {winner.label()}, earlier in"
+                " total order: it no longer blocks anyone",
                 file=sys.stderr,
             )
     except Exception as exc:
@@ -301,32 +374,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # not in a work tree (a bare repository): nothing to guard
     if not os.path.isdir(paths.fleet_root):
         return 0  # a repository without .fleet/: pass silently
-    if name == "pre-commit":
-        try:
-            changed = staged_paths(paths)
-        except HookFailure as exc:
-            return check_failed(paths, exc, "commit")
-        return check_paths(paths, changed, "commit")
-    if name == "pre-push":
-        try:
-            changed = pushed_paths(
-                paths, args[1] if len(args) > 1 else "origin", sys.stdin.readlines()
-            )
-        except HookFailure as exc:
-            return check_failed(paths, exc, "push")
-        return check_paths(paths, changed, "push")
+    if name in GUARDS:
+        return guard(paths, name)
     if name in ("post-merge", "post-checkout", "post-rewrite"):
         if name == "post-rewrite":
             sys.stdin.read()
         return catch_up(paths)
     print(f"fleetgit: unknown hook {name!r}", file=sys.stderr)
     return 1
-
-
-def check_failed(paths: Where, exc: Exception, command: str) -> int:
-    print(f"fleetgit: the reservation check failed: {exc}", file=sys.stderr)
-    print(ways_out(command), file=sys.stderr)
-    return 0 if _mode(paths) == "warn" else 1
 
 
 def console() -> None:

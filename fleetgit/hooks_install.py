@@ -15,7 +15,14 @@ from fleetgit.errors import ConflictError
 from fleetgit.gitrepo import run_git
 from fleetgit.paths import RepoPaths
 
-HOOKS = ("pre-commit", "pre-push", "post-merge", "post-checkout", "post-rewrite")
+HOOKS = (
+    "pre-commit",
+    "pre-merge-commit",
+    "pre-push",
+    "post-merge",
+    "post-checkout",
+    "post-rewrite",
+)
 MARKER = "# fleetgit-managed-hook:"
 CHAINED = ".fleetgit-chained"
 TEMPLATE = Path(__file__).resolve().parent / "shims" / "fleetgit-hook.sh"
@@ -63,18 +70,15 @@ def _ours(path: Path) -> bool:
 
 
 def install(paths: RepoPaths, *, force: bool = False) -> list[HookState]:
+    """Write every shim, or (on a conflict) nothing: all hooks are checked before any write."""
     directory = hooks_dir(paths)
+    keep = [name for name in HOOKS if _to_keep(directory, name, force)]
     directory.mkdir(parents=True, exist_ok=True)
     python = sys.executable
     for name in HOOKS:
-        target, chained = directory / name, directory / f"{name}{CHAINED}"
-        if target.exists() and not _ours(target):
-            if chained.exists() and not force:
-                raise ConflictError(
-                    f"{target} is not fleetgit's, and {chained.name} is already kept",
-                    hint="inspect both; `fleetgit hooks install --force` keeps the current one",
-                )
-            os.replace(target, chained)  # keep it: it still runs, first
+        target = directory / name
+        if name in keep:
+            os.replace(target, directory / f"{name}{CHAINED}")  # kept: it still runs, first
         content = shim(name, python)
         if not target.exists() or target.read_text(encoding="utf-8") != content:
             tmp = target.with_name(f".{name}.fleetgit-tmp")
@@ -82,6 +86,19 @@ def install(paths: RepoPaths, *, force: bool = False) -> list[HookState]:
             tmp.chmod(0o755)
             os.replace(tmp, target)
     return status(paths)
+
+
+def _to_keep(directory: Path, name: str, force: bool) -> bool:
+    """Is there a foreign hook to keep (chain)? ConflictError when one is already kept."""
+    target, chained = directory / name, directory / f"{name}{CHAINED}"
+    if not target.exists() or _ours(target):
+        return False
+    if chained.exists() and not force:
+        raise ConflictError(
+            f"{target} is not fleetgit's, and {chained.name} is already kept",
+            hint="inspect both; `fleetgit hooks install --force` keeps the current one",
+        )
+    return True
 
 
 def uninstall(paths: RepoPaths) -> list[HookState]:

@@ -6,13 +6,24 @@ write transaction after catch-up, so two pilots racing for one path in one clone
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, patterns
 from fleetgit.durations import format_duration, parse_duration
 from fleetgit.errors import ConflictError, NotFoundError, ValidationError
-from fleetgit.rules import Block, Conflict, Reservation, blocking, conflicts_for, load, void_ids
+from fleetgit.rules import (
+    Block,
+    Conflict,
+    Reservation,
+    blocking,
+    conflicts_for,
+    load,
+    lost_clashes,
+    mark_lost,
+    void_ids,
+)
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
@@ -218,54 +229,69 @@ def find(live: list[Reservation], ref: str) -> Reservation:
 def listing(
     fleet: Fleet, *, holder: str | None = None, include_expired: bool = False
 ) -> list[Reservation]:
+    """Reservations, the ones that lost a clash marked (`lost_to`): they no longer count."""
     now = clock.now_ms()
     found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
+    mark_lost(found, now, fleet.ignorecase)
     if holder is not None:
         found = [r for r in found if r.holder.lower() == holder.lower()]
     return sorted(found, key=lambda r: (r.holder, r.pattern, r.granted))
 
 
-def check(fleet: Fleet, paths: Sequence[str], me: str | None) -> list[Block]:
-    """Which of `paths` are blocked for `me` by other pilots' exclusive reservations."""
+def check(
+    fleet: Fleet, paths: Sequence[str], me: str | None, *, cwd: str | None = None
+) -> list[Block]:
+    """Which of `paths` are blocked for `me` by other pilots' exclusive reservations, one Block
+    per path. Paths are repo-relative, or relative to `cwd` when given (as git takes them); a
+    directory is checked as a directory: anything reserved in it or over it blocks."""
+    wanted = [_repo_path(fleet, p, cwd) for p in paths]
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-    return blocking(
-        live, [patterns.normalize(p, allow_broad=True) for p in paths], me, fleet.ignorecase
-    )
+    return blocking(live, list(dict.fromkeys(wanted)), me, fleet.ignorecase)
 
 
-def settle_conflicts(fleet: Fleet) -> list[tuple[str, str]]:
-    """Announce clashes a merge brought in as `file_conflict` events, once per pair."""
+def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
+    """`path` relative to the work tree, `/`-terminated when it is a directory (`./`: all)."""
+    top = str(fleet.paths.worktree)
+    full = os.path.normpath(os.path.join(os.path.realpath(cwd or top), path))
+    rel = os.path.relpath(full, top)
+    if rel == ".." or rel.startswith("../"):
+        raise ValidationError(
+            f"path {path!r} is outside the repository ({top})",
+            hint="name a path inside the work tree",
+        )
+    return rel + "/" if path.endswith("/") or os.path.isdir(full) else rel
+
+
+def settle_conflicts(fleet: Fleet) -> list[tuple[Reservation, Reservation]]:
+    """Announce clashes a merge brought in as `file_conflict` events, once per pair; returns
+    the new (loser, winner) pairs."""
     ignorecase = fleet.ignorecase
+    settled: list[tuple[Reservation, Reservation]] = []
 
     def plan() -> list[EventSpec]:
         live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-        void = void_ids(live, ignorecase)
         known = set(
             fleet.index.conn.execute(
                 "SELECT reservation_id, other_reservation_id FROM reservation_conflicts"
             ).fetchall()
         )
-        by_id = {r.reservation_id: r for r in live}
-        specs = []
-        for loser_id, winner_id in sorted(void.items()):
-            if (loser_id, winner_id) in known:
-                continue
-            loser, winner = by_id[loser_id], by_id[winner_id]
-            specs.append(
-                _spec(
-                    "file_conflict",
-                    loser_id,
-                    {
-                        "other_reservation_id": winner_id,
-                        "holder": loser.holder,
-                        "other_holder": winner.holder,
-                        "patterns": [loser.pattern, winner.pattern],
-                        "winner": winner.holder,
-                    },
-                )
-            )
-        return specs
+        lost = sorted(lost_clashes(live, ignorecase).items())
+        settled[:] = [pair for rid, pair in lost if (rid, pair[1].reservation_id) not in known]
+        return [_conflict_spec(loser, winner) for loser, winner in settled]
 
-    return [
-        (e.data["reservation_id"], e.data["other_reservation_id"]) for e in fleet.transact(plan)
-    ]
+    fleet.transact(plan)
+    return settled
+
+
+def _conflict_spec(loser: Reservation, winner: Reservation) -> EventSpec:
+    return _spec(
+        "file_conflict",
+        loser.reservation_id,
+        {
+            "other_reservation_id": winner.reservation_id,
+            "holder": loser.holder,
+            "other_holder": winner.holder,
+            "patterns": [loser.pattern, winner.pattern],
+            "winner": winner.holder,
+        },
+    )

@@ -29,6 +29,7 @@ class Reservation:
         "expires_ms",
         "granted",
         "holder",
+        "lost_to",
         "pattern",
         "reason",
         "released",
@@ -49,6 +50,7 @@ class Reservation:
         self.reservation_id, self.holder, self.pattern = reservation_id, holder, pattern
         self.exclusive, self.reason, self.granted = exclusive, reason, granted
         self.expires_ms, self.released = expires_ms, released
+        self.lost_to: Reservation | None = None  # set by `mark_lost`: it no longer counts
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Reservation:
@@ -61,10 +63,18 @@ class Reservation:
     def mode(self) -> str:
         return "exclusive" if self.exclusive else "shared"
 
-    def active(self, now_ms: int) -> bool:
+    def live(self, now_ms: int) -> bool:
+        """Neither released nor expired (it may still have lost a clash)."""
         return not self.released and self.expires_ms > now_ms
 
+    def active(self, now_ms: int) -> bool:
+        return self.live(now_ms) and self.lost_to is None
+
+    def label(self) -> str:
+        return f"{self.reservation_id} ({self.holder}, {self.pattern!r})"
+
     def to_json(self, now_ms: int) -> dict[str, Any]:
+        lost = self.lost_to
         return {
             "id": self.reservation_id,
             "holder": self.holder,
@@ -75,6 +85,9 @@ class Reservation:
             "seconds_left": max(0, (self.expires_ms - now_ms) // 1000),
             "active": self.active(now_ms),
             "released": self.released,
+            "lost_to": None
+            if lost is None
+            else {"id": lost.reservation_id, "holder": lost.holder, "pattern": lost.pattern},
         }
 
 
@@ -114,12 +127,12 @@ class Conflict:
 
 
 class Block:
-    """A path that a reservation of another pilot covers."""
+    """A path, and the reservations of other pilots that cover it (a directory: overlap it)."""
 
-    __slots__ = ("path", "reservation")
+    __slots__ = ("path", "reservations")
 
-    def __init__(self, path: str, reservation: Reservation) -> None:
-        self.path, self.reservation = path, reservation
+    def __init__(self, path: str, reservations: list[Reservation]) -> None:
+        self.path, self.reservations = path, reservations
 
 
 def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Reservation]:
@@ -140,19 +153,33 @@ def _clash(a: Reservation, b: Reservation, ignorecase: bool) -> bool:
     )
 
 
-def void_ids(live: list[Reservation], ignorecase: bool) -> dict[str, str]:
-    """Reservations that lost a clash to an earlier one in total order: {loser: winner}.
-
-    Only a merge or fetch can bring such pairs together: within a clone a clash is refused.
-    """
+def lost_clashes(
+    live: list[Reservation], ignorecase: bool
+) -> dict[str, tuple[Reservation, Reservation]]:
+    """Reservations that lost a clash to an earlier one in total order: {loser id: (its
+    clashing pattern, the winning one)}. Only a merge or fetch can bring such pairs together:
+    within a clone a clash is refused."""
     ordered = sorted(live, key=lambda r: r.granted)
-    void: dict[str, str] = {}
+    lost: dict[str, tuple[Reservation, Reservation]] = {}
     for i, later in enumerate(ordered):
         for earlier in ordered[:i]:
             if _clash(earlier, later, ignorecase):
-                void[later.reservation_id] = earlier.reservation_id
+                lost[later.reservation_id] = (later, earlier)
                 break
-    return void
+    return lost
+
+
+def void_ids(live: list[Reservation], ignorecase: bool) -> dict[str, str]:
+    """{loser id: winner id}, as `lost_clashes`."""
+    return {k: won.reservation_id for k, (_, won) in lost_clashes(live, ignorecase).items()}
+
+
+def mark_lost(found: list[Reservation], now_ms: int, ignorecase: bool) -> None:
+    """Set `lost_to` on each reservation that lost a clash among the live ones."""
+    lost = lost_clashes([r for r in found if r.live(now_ms)], ignorecase)
+    for r in found:
+        pair = lost.get(r.reservation_id)
+        r.lost_to = pair[1] if pair else None
 
 
 def conflicts_for(
@@ -174,16 +201,32 @@ def conflicts_for(
 def blocking(
     live: list[Reservation], paths: Sequence[str], me: str | None, ignorecase: bool
 ) -> list[Block]:
-    """Paths that other pilots' exclusive reservations cover. No identity: every one blocks."""
+    """The paths that other pilots' exclusive reservations cover, each with its holders. A path
+    ending in `/` is a directory (`./` the whole work tree): a reservation overlapping it blocks.
+    No identity: every exclusive reservation blocks."""
     candidates = [r for r in live if r.exclusive and r.holder != me]
     matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
     blocks: list[Block] = []
     void: dict[str, str] | None = None
     for path in paths:
-        hits = matcher.match(path)
+        hits = _covering(path, matcher, candidates, ignorecase)
         if not hits:
             continue
         if void is None:
             void = void_ids(live, ignorecase)
-        blocks.extend(Block(path, r) for r in hits if r.reservation_id not in void)
+        held = [r for r in hits if r.reservation_id not in void]
+        if held:
+            blocks.append(Block(path, held))
     return blocks
+
+
+def _covering(
+    path: str,
+    matcher: patterns.Matcher[Reservation],
+    candidates: list[Reservation],
+    ignorecase: bool,
+) -> list[Reservation]:
+    if not path.endswith("/"):
+        return matcher.match(path)
+    directory = patterns.normalize(patterns.escape(path), allow_broad=True)
+    return [r for r in candidates if patterns.overlaps(directory, r.pattern, ignorecase=ignorecase)]

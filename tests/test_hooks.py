@@ -34,6 +34,14 @@ def commit(
     )
 
 
+def run_git(repo: Path, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A git command as pilot `who`, its hooks firing; returns instead of raising."""
+    env = {**os.environ, "FLEET_CALLSIGN": who}
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, env=env, check=False
+    )
+
+
 def stage(repo: Path, path: str, text: str = "x\n") -> None:
     (repo / path).parent.mkdir(parents=True, exist_ok=True)
     (repo / path).write_text(text)
@@ -121,15 +129,32 @@ def test_deletion_is_blocked(hooked: Path) -> None:
 
 def test_warn_mode_reports_and_passes(hooked: Path) -> None:
     stage(hooked, "src/app.py", "warned\n")
-    res = commit(hooked, "goose", env={"FLEET_HOOK_MODE": "warn"})
+    res = commit(hooked, "goose", env={"FLEET_HOOK_MODE": "WARN"})  # any case
     assert res.returncode == 0 and "src/app.py" in res.stderr
+    assert "refused" not in res.stderr and "warning" in res.stderr
+    assert "the commit goes ahead: warn mode (FLEET_HOOK_MODE=WARN)" in res.stderr
 
 
 def test_warn_mode_from_config(hooked: Path) -> None:
     cfg = hooked / ".fleet/config.toml"
     cfg.write_text(cfg.read_text().replace('hook_mode = "enforce"', 'hook_mode = "warn"'))
     stage(hooked, "src/app.py", "warned\n")
-    assert commit(hooked, "goose").returncode == 0
+    res = commit(hooked, "goose")
+    assert res.returncode == 0 and "refused" not in res.stderr
+    assert 'warn mode (hook_mode = "warn" in .fleet/config.toml)' in res.stderr
+    assert "FLEET_HOOK_MODE=" not in res.stderr.split("goes ahead")[1]
+
+
+@pytest.mark.parametrize("value", ["loud", "warning", "off"])
+def test_an_unknown_hook_mode_fails_closed(hooked: Path, value: str) -> None:
+    stage(hooked, "docs/free.md")  # nothing reserved: refused for the setting alone
+    res = commit(hooked, "goose", env={"FLEET_HOOK_MODE": value})
+    assert res.returncode == 1
+    assert f"FLEET_HOOK_MODE={value} is not a hook mode: expected enforce or warn" in res.stderr
+    cfg = hooked / ".fleet/config.toml"
+    cfg.write_text(cfg.read_text().replace('hook_mode = "enforce"', f'hook_mode = "{value}"'))
+    res = commit(hooked, "goose")
+    assert res.returncode == 1 and f'hook_mode = "{value}" in .fleet/config.toml' in res.stderr
 
 
 def test_no_verify_bypasses(hooked: Path) -> None:
@@ -140,11 +165,24 @@ def test_no_verify_bypasses(hooked: Path) -> None:
 def test_more_than_twenty_paths_are_counted(repo: Path) -> None:
     install(locate(repo))
     with Fleet.open(repo, actor="viper-1") as fleet:
-        fleet.reserve(["gen/"])
+        fleet.reserve(["gen/", "gen/*.txt"])  # two reservations cover each path
     for i in range(25):
         stage(repo, f"gen/f{i:02d}.txt")
     res = commit(repo, "goose")
-    assert res.returncode == 1 and "... and 5 more" in res.stderr
+    assert res.returncode == 1 and "25 path(s) reserved" in res.stderr
+    assert "... and 5 more path(s)" in res.stderr
+    listed = [ln for ln in res.stderr.splitlines() if ln.startswith("  gen/")]
+    assert len(listed) == 20 and all(ln.count("viper-1 holds") == 2 for ln in listed)
+
+
+def test_one_path_under_three_reservations_is_one_line(hooked: Path) -> None:
+    with Fleet.open(hooked, actor="viper-1") as fleet:
+        fleet.reserve(["src/", "src/*.py"])  # with src/app.py: three cover it
+    stage(hooked, "src/app.py", "goose\n")
+    res = commit(hooked, "goose")
+    assert res.returncode == 1 and "1 path(s) reserved" in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if "src/app.py  <-" in ln]
+    assert line.count("viper-1 holds") == 3
 
 
 def test_fails_closed_on_a_corrupt_index(hooked: Path) -> None:
@@ -290,3 +328,167 @@ def test_case_follows_core_ignorecase(hooked: Path) -> None:
     assert res.returncode == 1 and "viper-1" in res.stderr
     git(hooked, "config", "core.ignorecase", "false")
     assert commit(hooked, "goose").returncode == 0
+
+
+@pytest.fixture
+def remote(hooked: Path, tmp_path: Path) -> Path:
+    """A bare origin holding main; viper-1 works in a second clone of it (no hooks there)."""
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(hooked, "remote", "add", "origin", str(bare))
+    git(hooked, "push", "-q", "--no-verify", "origin", "main")
+    git(hooked, "fetch", "-q", "origin")
+    git(tmp_path, "clone", "-q", str(bare), str(tmp_path / "viper"))
+    return bare
+
+
+def viper_pushes(tmp_path: Path, path: str, text: str) -> None:
+    """viper-1, who holds src/app.py, changes it in its clone and pushes to origin/main."""
+    viper = tmp_path / "viper"
+    git(viper, "pull", "-q", "--no-rebase", "origin", "main")
+    (viper / path).write_text(text)
+    git(viper, "commit", "-q", "-am", f"viper-1: {path}")
+    git(viper, "push", "-q", "origin", "main")
+
+
+def test_pre_push_skips_commits_already_on_the_remote(
+    hooked: Path, remote: Path, tmp_path: Path
+) -> None:
+    git(hooked, "checkout", "-q", "-b", "feature")
+    stage(hooked, "docs/goose.md")
+    assert commit(hooked, "goose").returncode == 0
+    assert run_git(hooked, "goose", "push", "-q", "origin", "feature").returncode == 0
+    viper_pushes(tmp_path, "src/app.py", "viper-1's own change\n")
+    git(hooked, "fetch", "-q", "origin")
+    assert run_git(hooked, "goose", "merge", "-q", "--no-edit", "origin/main").returncode == 0
+    res = run_git(hooked, "goose", "push", "origin", "feature")
+    assert res.returncode == 0, res.stderr  # viper-1's upstream commit is not goose's to check
+
+
+def test_pre_push_to_a_url_checks_only_what_no_remote_has(
+    hooked: Path, remote: Path, tmp_path: Path
+) -> None:
+    git(hooked, "checkout", "-q", "-b", "newbranch")  # history touches src/app.py (on origin)
+    stage(hooked, "docs/goose.md")
+    assert commit(hooked, "goose").returncode == 0
+    res = run_git(hooked, "goose", "push", str(remote), "newbranch")
+    assert res.returncode == 0, res.stderr
+    stage(hooked, "src/app.py", "goose, unchecked\n")
+    assert commit(hooked, "goose", "--no-verify").returncode == 0
+    res = run_git(hooked, "goose", "push", str(remote), "newbranch")
+    assert res.returncode == 1 and "push refused: 1 path(s)" in res.stderr
+
+
+def test_force_push_over_an_unfetched_remote_commit(
+    hooked: Path, remote: Path, tmp_path: Path
+) -> None:
+    viper_pushes(tmp_path, "README.md", "viper-1 elsewhere\n")  # not fetched here
+    stage(hooked, "docs/goose.md")
+    assert commit(hooked, "goose").returncode == 0
+    res = run_git(hooked, "goose", "push", "--force", "origin", "main")
+    assert res.returncode == 0, res.stderr
+    stage(hooked, "src/app.py", "goose, unchecked\n")
+    assert commit(hooked, "goose", "--no-verify").returncode == 0
+    viper_pushes(tmp_path, "README.md", "viper-1 again\n")
+    res = run_git(hooked, "goose", "push", "--force", "origin", "main")
+    assert res.returncode == 1 and "src/app.py" in res.stderr and "bad object" not in res.stderr
+
+
+def test_case_follows_core_ignorecase_from_any_git_config(hooked: Path) -> None:
+    with Fleet.open(hooked, actor="viper-1") as fleet:
+        fleet.reserve(["Lib/"])
+    stage(hooked, "lib/x.py")
+    assert commit(hooked, "goose").returncode == 0  # case-sensitive: lib/ is not Lib/
+    git(hooked, "reset", "-q", "--soft", "HEAD~1")
+    res = commit(hooked, "goose", env={"GIT_CONFIG_PARAMETERS": "'core.ignorecase'='true'"})
+    assert res.returncode == 1 and "viper-1" in res.stderr  # as `git -c core.ignorecase=true`
+    git(hooked, "config", "--global", "core.ignorecase", "true")
+    res = commit(hooked, "goose")
+    assert res.returncode == 1 and "viper-1" in res.stderr
+
+
+def test_post_merge_names_the_holders_and_patterns_of_a_clash(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    cli(repo, "commit", "-m", "fleet: init")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    install(locate(repo))
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        (won,) = fleet.reserve(["src/app.py"])
+        fleet.commit()
+    time.sleep(0.01)
+    with Fleet.open(clone, actor="goose") as fleet:
+        (lost,) = fleet.reserve(["src/"])
+        fleet.commit()
+    res = run_git(repo, "viper-1", "pull", "--no-rebase", "--no-edit", str(clone), "main")
+    assert res.returncode == 0, res.stderr
+    assert (
+        f"reservation {lost.reservation_id} (goose, 'src/') lost to {won.reservation_id}"
+        " (viper-1, 'src/app.py')"
+    ) in res.stderr
+
+
+def test_install_checks_every_hook_before_writing_any(repo: Path) -> None:
+    hooks = repo / ".git/hooks"
+    for name in ("post-rewrite", "post-rewrite.fleetgit-chained"):
+        (hooks / name).write_text(f"#!/bin/sh\necho {name}\n")
+    before = {p.name: p.read_bytes() for p in hooks.iterdir()}
+    with pytest.raises(ConflictError, match="post-rewrite"):
+        install(locate(repo))
+    assert {p.name: p.read_bytes() for p in hooks.iterdir()} == before
+    assert all(s.state != "installed" for s in status(locate(repo)))
+
+
+def test_pre_merge_commit_is_installed_and_removed(repo: Path) -> None:
+    assert "pre-merge-commit" in {s.name for s in install(locate(repo))}
+    assert (repo / ".git/hooks/pre-merge-commit").exists()
+    uninstall(locate(repo))
+    assert not (repo / ".git/hooks/pre-merge-commit").exists()
+
+
+def two_sides(hooked: Path) -> None:
+    """src/app.py of three lines; goose's branch `side` changes its last line (unchecked), and
+    main then its first (viper-1, the holder): a clean merge that changes it on both sides."""
+    stage(hooked, "src/app.py", "one\ntwo\nthree\n")
+    assert commit(hooked, "viper-1").returncode == 0
+    git(hooked, "checkout", "-q", "-b", "side")
+    stage(hooked, "src/app.py", "one\ntwo\nTHREE by goose\n")
+    assert commit(hooked, "goose", "--no-verify").returncode == 0
+    git(hooked, "checkout", "-q", "main")
+    stage(hooked, "src/app.py", "ONE by viper-1\ntwo\nthree\n")
+    assert commit(hooked, "viper-1").returncode == 0
+
+
+def test_a_clean_merge_that_changes_a_reserved_file_is_refused(hooked: Path) -> None:
+    two_sides(hooked)
+    git(hooked, "checkout", "-q", "side")
+    res = run_git(hooked, "goose", "merge", "--no-edit", "main")
+    assert res.returncode == 1 and "merge refused" in res.stderr and "src/app.py" in res.stderr
+    assert "git commit --no-verify" in res.stderr and "git merge --abort" in res.stderr
+    assert git(hooked, "log", "-1", "--format=%s") == "change\n"  # no merge commit
+    git(hooked, "merge", "--abort")
+    assert run_git(hooked, "viper-1", "merge", "-q", "--no-edit", "main").returncode == 0
+
+
+def test_a_merge_does_not_recheck_the_other_sides_commits(hooked: Path) -> None:
+    """Merging in viper-1's change to its own file: the merge itself changes nothing reserved,
+    whether git commits it at once (pre-merge-commit) or after a conflict (pre-commit)."""
+    git(hooked, "checkout", "-q", "-b", "side")
+    stage(hooked, "README.md", "goose's readme\n")
+    assert commit(hooked, "goose").returncode == 0
+    git(hooked, "checkout", "-q", "main")
+    stage(hooked, "src/app.py", "viper-1's change\n")
+    assert commit(hooked, "viper-1").returncode == 0
+    git(hooked, "checkout", "-q", "-b", "side2", "side")
+    res = run_git(hooked, "goose", "merge", "--no-edit", "main")
+    assert res.returncode == 0, res.stderr
+    git(hooked, "checkout", "-q", "main")
+    stage(hooked, "README.md", "viper-1's readme\n")
+    assert commit(hooked, "viper-1").returncode == 0
+    git(hooked, "checkout", "-q", "side")
+    assert run_git(hooked, "goose", "merge", "main").returncode == 1  # README conflicts
+    stage(hooked, "README.md", "both\n")
+    res = commit(hooked, "goose")  # concludes the merge; pre-commit sees MERGE_HEAD
+    assert res.returncode == 0, res.stderr
+    assert len(git(hooked, "log", "-1", "--format=%P").split()) == 2

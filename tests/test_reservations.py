@@ -104,7 +104,9 @@ def test_check_paths(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "src/*.py")
     res = cli(repo, "--as", "goose", "check", "src/a.py", "README.md", "--json")
     assert res.code == 1
-    assert [(b["path"], b["holder"]) for b in res.json()] == [("src/a.py", "viper-1")]
+    assert [(b["path"], [r["holder"] for r in b["held_by"]]) for b in res.json()] == [
+        ("src/a.py", ["viper-1"])
+    ]
     assert cli(repo, "--as", "viper-1", "check", "src/a.py").code == 0
     assert cli(repo, "check", "src/a.py").code == 1  # no identity: every exclusive one blocks
     assert "free" in cli(repo, "--as", "goose", "check", "lib/x.py").out
@@ -162,9 +164,8 @@ def test_racing_processes_exactly_one_winner(repo: Path) -> None:
         assert len(fleet.reservations()) == 1
 
 
-def test_a_merge_that_brings_a_clash_is_settled_by_total_order(
-    repo: Path, tmp_path: Path, cli: Any
-) -> None:
+def clash(repo: Path, tmp_path: Path, cli: Any) -> None:
+    """viper-1 holds src/app.py; a clone granted goose src/ offline; the merge brings both."""
     cli(repo, "commit", "-m", "fleet: init")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
@@ -174,6 +175,12 @@ def test_a_merge_that_brings_a_clash_is_settled_by_total_order(
     cli(clone, "commit")
     cli(repo, "commit")
     git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(clone), "main")
+
+
+def test_a_merge_that_brings_a_clash_is_settled_by_total_order(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    clash(repo, tmp_path, cli)
     listed = cli(repo, "reservations", "--json").json()  # settles: emits file_conflict once
     assert {r["holder"] for r in listed} == {"viper-1", "goose"}
     (conflict,) = cli(repo, "events", "--type", "file_conflict", "--json").json()
@@ -205,6 +212,43 @@ def test_reservation_projection_survives_rebuild(repo: Path, cli: Any) -> None:
     before = rows()
     cli(repo, "index", "rebuild")
     assert rows() == before and len(before) == 2
+
+
+def test_check_lists_each_path_once_with_all_its_holders(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "src/", "src/*.py", "src/a.py")  # three cover src/a.py
+    res = cli(repo, "--as", "goose", "check", "src/a.py", "src/a.py")
+    assert res.code == 1
+    (row,) = res.out.splitlines()[1:]  # under the header: one line for the one path
+    assert row.startswith("src/a.py") and row.count("viper-1") == 3
+    (block,) = cli(repo, "--as", "goose", "check", "src/a.py", "--json").json()
+    assert sorted(r["pattern"] for r in block["held_by"]) == ["src/", "src/*.py", "src/a.py"]
+
+
+def test_check_takes_paths_relative_to_the_current_directory(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "src/parser/**")
+    (repo / "src/parser").mkdir(parents=True)
+    (repo / "src/other").mkdir()
+    inside = cli(repo / "src", "--as", "goose", "check", "parser/lexer.py", "--json")
+    assert inside.code == 1 and inside.json()[0]["path"] == "src/parser/lexer.py"
+    up = cli(repo / "src/other", "--as", "goose", "check", "../parser/x.py")
+    assert up.code == 1 and "src/parser/x.py" in up.out
+    assert cli(repo / "src", "--as", "goose", "check", "lexer.py").code == 0  # src/lexer.py
+    assert cli(repo, "-C", "src", "--as", "goose", "check", "parser/y.py").code == 1
+    outside = cli(repo / "src", "--as", "goose", "check", "../../elsewhere.py")
+    assert outside.code == 1 and "outside the repository" in outside.err
+    assert "hint:" in outside.err
+
+
+def test_check_a_directory_checks_what_is_inside_it(repo: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "src/parser/**")
+    (repo / "src/parser").mkdir(parents=True)
+    for directory in ("src/parser", "src", "."):  # each holds reserved paths
+        res = cli(repo, "--as", "goose", "check", directory, "--json")
+        assert res.code == 1, directory
+    assert res.json()[0]["path"] == "./"
+    assert cli(repo, "--as", "goose", "check", "src/lexer/").code == 0  # not a dir yet: the slash
+    assert cli(repo, "--as", "goose", "check", "src/parser/deep/").code == 1
+    assert cli(repo, "--as", "viper-1", "check", "src").code == 0  # mine
 
 
 @pytest.mark.parametrize("ttl", ["10000000000000d", "99999999999999999999d", "367d", "9" * 5000])
@@ -302,3 +346,17 @@ def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any
     assert listed.code == 0 and [r["pattern"] for r in orjson.loads(listed.out)] == ["b.txt"]
     verify = run_fleetgit(repo, "verify")
     assert verify.code == 1 and "data.ttl_seconds" in verify.out + verify.err
+
+
+def test_a_lost_reservation_is_listed_as_lost(repo: Path, tmp_path: Path, cli: Any) -> None:
+    clash(repo, tmp_path, cli)
+    listed = {r["holder"]: r for r in cli(repo, "reservations", "--json").json()}
+    winner, loser = listed["viper-1"], listed["goose"]
+    assert winner["active"] and winner["lost_to"] is None
+    assert not loser["active"]
+    assert loser["lost_to"] == {"id": winner["id"], "holder": "viper-1", "pattern": "src/app.py"}
+    (mine,) = cli(repo, "--as", "goose", "reservations", "--mine", "--json").json()
+    assert mine["lost_to"]["id"] == winner["id"]
+    human = cli(repo, "reservations").out
+    (line,) = [ln for ln in human.splitlines() if "goose" in ln]
+    assert f"lost to {winner['id']} (viper-1, 'src/app.py')" in line

@@ -1,5 +1,6 @@
 """Reservation and hook commands: reserve, renew, release, reservations, check, hooks."""
 
+import os
 from typing import Annotated
 
 import typer
@@ -19,6 +20,7 @@ from fleetgit.cli.common import (
 from fleetgit.durations import format_duration
 from fleetgit.paths import locate
 from fleetgit.reservations import ReservationConflict, force_release, settle_conflicts
+from fleetgit.reservations import check as check_paths
 from fleetgit.rules import Reservation
 
 TtlOpt = Annotated[
@@ -43,16 +45,22 @@ def register(app: typer.Typer) -> None:
     )
 
 
+def _left(r: Reservation, now: int) -> str:
+    if r.released:
+        return "released"
+    if not r.live(now):
+        return "expired"
+    if r.lost_to is not None:
+        return f"lost to {r.lost_to.label()}"
+    return format_duration((r.expires_ms - now) / 1000)
+
+
 def _rows(found: list[Reservation]) -> str:
     now = clock.now_ms()
-    rows = []
-    for r in found:
-        left = (
-            "released"
-            if r.released
-            else (format_duration((r.expires_ms - now) / 1000) if r.active(now) else "expired")
-        )
-        rows.append((r.reservation_id, r.holder, r.pattern, r.mode, left, r.reason or ""))
+    rows = [
+        (r.reservation_id, r.holder, r.pattern, r.mode, _left(r, now), r.reason or "")
+        for r in found
+    ]
     return table(rows, ["ID", "HOLDER", "PATTERN", "MODE", "LEFT", "REASON"])
 
 
@@ -193,28 +201,30 @@ def check(
 ) -> None:
     """Which of these paths are blocked for me, and by whom; exit 1 when any is.
 
+    Paths are relative to the current directory, as git takes them. A directory (or a path
+    ending in /) is checked whole: anything reserved inside it or over it blocks.
+
     Example: fleetgit --as viper-1 check src/parser/lexer.py README.md
     """
     with open_fleet(ctx) as fleet:
-        blocks = fleet.check(paths)
+        here = globals_of(ctx).directory or os.getcwd()
+        blocks = check_paths(fleet, paths, fleet.actor, cwd=here)
     now = clock.now_ms()
     if as_json:
-        print_json([{"path": b.path, **b.reservation.to_json(now)} for b in blocks])
+        print_json(
+            [{"path": b.path, "held_by": [r.to_json(now) for r in b.reservations]} for b in blocks]
+        )
     elif blocks:
-        rows = [
-            (
-                b.path,
-                b.reservation.holder,
-                b.reservation.pattern,
-                format_duration((b.reservation.expires_ms - now) / 1000),
-            )
-            for b in blocks
-        ]
-        typer.echo(table(rows, ["PATH", "HELD BY", "PATTERN", "LEFT"]))
+        rows = [(b.path, "; ".join(_holding(r, now) for r in b.reservations)) for b in blocks]
+        typer.echo(table(rows, ["PATH", "HELD BY"]))
     else:
         typer.echo(f"free: none of the {len(paths)} path(s) is reserved by another pilot")
     if blocks:
         raise typer.Exit(1)
+
+
+def _holding(r: Reservation, now: int) -> str:
+    return f"{r.holder} ({r.pattern!r}, {format_duration((r.expires_ms - now) / 1000)} left)"
 
 
 def _hooks_out(states: list, as_json: bool) -> None:  # type: ignore[type-arg]
