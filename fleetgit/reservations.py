@@ -251,6 +251,8 @@ def check(
 
 def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
     """`path` relative to the work tree, `/`-terminated when it is a directory (`./`: all)."""
+    if not path:
+        raise ValidationError("empty path", hint="name a file or a directory ('.' for this one)")
     top = str(fleet.paths.worktree)
     full = os.path.normpath(os.path.join(os.path.realpath(cwd or top), path))
     rel = os.path.relpath(full, top)

@@ -135,13 +135,14 @@ def test_warn_mode_reports_and_passes(hooked: Path) -> None:
     assert "the commit goes ahead: warn mode (FLEET_HOOK_MODE=WARN)" in res.stderr
 
 
-def test_warn_mode_from_config(hooked: Path) -> None:
+def test_warn_mode_from_config(hooked: Path, cli: Any) -> None:
     cfg = hooked / ".fleet/config.toml"
-    cfg.write_text(cfg.read_text().replace('hook_mode = "enforce"', 'hook_mode = "warn"'))
+    cfg.write_text(cfg.read_text().replace('hook_mode = "enforce"', 'hook_mode = "Warn"'))
+    assert cli(hooked, "reservations").code == 0  # the commands read it the same way
     stage(hooked, "src/app.py", "warned\n")
     res = commit(hooked, "goose")
     assert res.returncode == 0 and "refused" not in res.stderr
-    assert 'warn mode (hook_mode = "warn" in .fleet/config.toml)' in res.stderr
+    assert 'warn mode (hook_mode = "Warn" in .fleet/config.toml)' in res.stderr
     assert "FLEET_HOOK_MODE=" not in res.stderr.split("goes ahead")[1]
 
 
@@ -400,8 +401,8 @@ def test_case_follows_core_ignorecase_from_any_git_config(hooked: Path) -> None:
     stage(hooked, "lib/x.py")
     assert commit(hooked, "goose").returncode == 0  # case-sensitive: lib/ is not Lib/
     git(hooked, "reset", "-q", "--soft", "HEAD~1")
-    res = commit(hooked, "goose", env={"GIT_CONFIG_PARAMETERS": "'core.ignorecase'='true'"})
-    assert res.returncode == 1 and "viper-1" in res.stderr  # as `git -c core.ignorecase=true`
+    res = run_git(hooked, "goose", "-c", "core.ignorecase=true", "commit", "-qm", "lib")
+    assert res.returncode == 1 and "viper-1" in res.stderr
     git(hooked, "config", "--global", "core.ignorecase", "true")
     res = commit(hooked, "goose")
     assert res.returncode == 1 and "viper-1" in res.stderr

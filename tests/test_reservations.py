@@ -237,6 +237,8 @@ def test_check_takes_paths_relative_to_the_current_directory(repo: Path, cli: An
     outside = cli(repo / "src", "--as", "goose", "check", "../../elsewhere.py")
     assert outside.code == 1 and "outside the repository" in outside.err
     assert "hint:" in outside.err
+    empty = cli(repo, "--as", "goose", "check", "")
+    assert empty.code == 1 and "empty path" in empty.err and "hint:" in empty.err
 
 
 def test_check_a_directory_checks_what_is_inside_it(repo: Path, cli: Any) -> None:
