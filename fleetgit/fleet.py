@@ -460,6 +460,7 @@ class Fleet:
         """Commit the pending `.fleet/` files, and only them (plus the fleet line, when HEAD's
         `.gitattributes` lacks it); `commit` is None when there is nothing to commit."""
         git = self.index.git
+        gitrepo.refuse_during_operation(self.paths)
         with self.writer.locked() as state:
             current = self.writer.segment_path(max(state.segment, 1))
             if current.exists() and not self.index.segment_committed(self.writer.id, state.segment):

@@ -218,6 +218,26 @@ def identity(paths: RepoPaths, role: str) -> Any:
     return pygit2.Signature(name.strip(), email.rstrip(">"), int(when), offset)
 
 
+# git's markers of an operation in progress, and the command that finishes it
+_OPERATIONS = (
+    ("MERGE_HEAD", "a merge", "git merge --continue (or --abort)"),
+    ("rebase-merge", "a rebase", "git rebase --continue (or --abort)"),
+    ("rebase-apply", "a rebase or git am", "git rebase --continue or git am --continue"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue (or --abort)"),
+    ("REVERT_HEAD", "a revert", "git revert --continue (or --abort)"),
+)
+
+
+def refuse_during_operation(paths: RepoPaths) -> None:
+    """A fleet commit in the middle of a merge or rebase would land inside the user's operation."""
+    for marker, what, finish in _OPERATIONS:
+        if (paths.git_dir / marker).exists():
+            raise GitError(
+                f"{what} is in progress: fleetgit commits only between operations",
+                hint=f"finish it first: {finish}; then run fleetgit commit again",
+            )
+
+
 def with_fleet_line(text: bytes) -> bytes | None:
     """A `.gitattributes` text with fleetgit's line added, or None when it has it already."""
     line = FLEET_ATTRIBUTES.encode()

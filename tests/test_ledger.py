@@ -283,6 +283,25 @@ def test_commit_takes_only_fleet_paths(repo: Path, cli: Any) -> None:
     assert cli(repo, "commit", "--json").json() == {"commit": None, "paths": []}  # nothing left
 
 
+def test_commit_is_refused_while_a_merge_is_in_progress(repo: Path, cli: Any) -> None:
+    cli(repo, "commit")
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "README.md").write_text("side\n")
+    git(repo, "commit", "-qam", "side")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("main\n")
+    git(repo, "commit", "-qam", "main")
+    assert "CONFLICT" in git(repo, "merge", "side", check=False)
+    emit_mission(cli, repo)
+    head = git(repo, "rev-parse", "HEAD")
+    res = cli(repo, "commit")
+    assert res.code == 1
+    assert "a merge is in progress" in res.err and "hint: finish it first" in res.err
+    assert git(repo, "rev-parse", "HEAD") == head  # nothing committed
+    git(repo, "merge", "--abort")
+    assert cli(repo, "commit").code == 0
+
+
 def test_a_committed_segment_is_sealed_and_the_writer_rolls(repo: Path, cli: Any) -> None:
     emit_mission(cli, repo)
     cli(repo, "commit")
