@@ -18,7 +18,7 @@ from fleetgit import reservations as rsv
 from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.identity import check_callsign, git_config, resolve_callsign
+from fleetgit.identity import check_callsign, git_config_entries, resolve_callsign
 from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import (
@@ -167,7 +167,7 @@ class Fleet:
     @functools.cached_property
     def ignorecase(self) -> bool:
         """Pattern case sensitivity follows git's core.ignorecase."""
-        return (git_config(self.paths, "core.ignorecase") or "false").lower() == "true"
+        return rules.ignorecase(git_config_entries(self.paths, r"^core\.ignorecase$"))
 
     # -- append -----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import sys
 
 from fleetgit import clock
 from fleetgit.durations import format_duration
-from fleetgit.rules import Block, Reservation, blocking, load
+from fleetgit.rules import Block, Reservation, blocking, config_entries, ignorecase, load
 
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
 # posix_spawn, and hook_mode is found in .fleet/config.toml with plain string operations.
@@ -153,12 +153,9 @@ def _read_settings(paths: Where) -> _Process:
 
 def _settings(reading: _Process) -> tuple[str | None, bool]:
     """(callsign, core.ignorecase): FLEET_CALLSIGN wins over fleet.callsign."""
-    found = {}
-    for line in reading.result()[1].splitlines():  # the last value wins, as in git
-        key, _, value = line.partition(" ")
-        found[key.lower()] = value
+    found = config_entries(reading.result()[1])
     callsign = os.environ.get("FLEET_CALLSIGN") or found.get("fleet.callsign") or None
-    return callsign, found.get("core.ignorecase", "false").lower() == "true"
+    return callsign, ignorecase(found)
 
 
 class Mode:

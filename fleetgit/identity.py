@@ -8,6 +8,7 @@ import subprocess
 from fleetgit.catalogue import NAME_RE, name_like
 from fleetgit.errors import ValidationError
 from fleetgit.paths import RepoPaths
+from fleetgit.rules import config_entries
 
 
 def check_callsign(callsign: str) -> str:
@@ -20,19 +21,28 @@ def check_callsign(callsign: str) -> str:
     return callsign
 
 
-def git_config(paths: RepoPaths, key: str) -> str | None:
-    """One git config value (repository, global or system), or None."""
+def _config(paths: RepoPaths, *args: str) -> str:
+    """What `git config ARGS` prints (repository, global and system config, `git -c`)."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), "config", "--get", key],
+            ["git", "-C", str(paths.worktree), "config", *args],
             capture_output=True,
             text=True,
             check=False,
         )
     except OSError:
-        return None
-    value = proc.stdout.strip()
-    return value or None
+        return ""
+    return proc.stdout
+
+
+def git_config(paths: RepoPaths, key: str) -> str | None:
+    """One git config value, or None."""
+    return _config(paths, "--get", key).strip() or None
+
+
+def git_config_entries(paths: RepoPaths, regexp: str) -> dict[str, str | None]:
+    """The keys matching `regexp` as `rules.config_entries` reads them (None: no value)."""
+    return config_entries(_config(paths, "--get-regexp", regexp))
 
 
 def resolve_callsign(explicit: str | None, paths: RepoPaths) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -493,3 +494,54 @@ def test_a_merge_does_not_recheck_the_other_sides_commits(hooked: Path) -> None:
     res = commit(hooked, "goose")  # concludes the merge; pre-commit sees MERGE_HEAD
     assert res.returncode == 0, res.stderr
     assert len(git(hooked, "log", "-1", "--format=%P").split()) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "blind"),
+    [
+        ("yes", True),
+        ("On", True),
+        ("1", True),
+        (None, True),  # `[core] ignorecase` with no value: true, as in git
+        ("TRUE", True),
+        ("", False),
+        ("off", False),
+        ("No", False),
+        ("0", False),
+    ],
+)
+def test_core_ignorecase_follows_gits_booleans(
+    hooked: Path, cli: Any, value: str | None, blind: bool
+) -> None:
+    """The hook (git commit) and the commands (check) read core.ignorecase alike, as git does."""
+    with Fleet.open(hooked, actor="viper-1") as fleet:
+        fleet.reserve(["Lib/"])
+    if value is None:
+        with (hooked / ".git/config").open("a") as fh:
+            fh.write("[core]\n\tignorecase\n")
+    else:
+        git(hooked, "config", "core.ignorecase", value)
+    stage(hooked, "lib/x.py")
+    res = commit(hooked, "goose")
+    assert (res.returncode == 1) is blind, res.stderr
+    assert ("viper-1" in res.stderr) is blind
+    assert (cli(hooked, "--as", "goose", "check", "lib/x.py").code == 1) is blind
+
+
+def test_a_core_ignorecase_that_is_not_a_boolean_is_refused(hooked: Path, cli: Any) -> None:
+    git(hooked, "config", "core.ignorecase", "maybe")
+    res = cli(hooked, "--as", "goose", "check", "src/app.py")
+    assert res.code == 1 and "core.ignorecase = 'maybe' is not a boolean" in res.err
+    assert "hint: git config core.ignorecase true" in res.err
+
+
+def test_the_hook_path_stays_light() -> None:
+    """Importing the hook (and the rules it shares with the commands) loads none of the modules
+    that cost it milliseconds; the shim starts Python with -S, as here."""
+    heavy = ("typing", "re", "subprocess", "typer", "pygit2", "duckdb", "orjson", "pathlib")
+    probe = f"import sys, fleetgit.hook; print([m for m in {heavy!r} if m in sys.modules])"
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", probe], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip() == "[]"
