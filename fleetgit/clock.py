@@ -89,6 +89,10 @@ def iso_ms(ms: int) -> str:
     return f"{_ts_cache[1]}.{frac:03d}Z"
 
 
+# How far back a relative time (`-400d`) may reach: 100 years (36525 days).
+PAST_LIMIT_SECONDS = 36525 * 86400
+
+
 def parse_time(text: str) -> int:
     """Milliseconds for an ISO 8601 time (`2026-11-22`, `2026-11-22T10:00:00Z`) or `-2h`/`-30m`."""
     from datetime import UTC, datetime
@@ -96,7 +100,7 @@ def parse_time(text: str) -> int:
     from fleetgit.durations import parse_duration
 
     if text.startswith("-"):
-        return now_ms() - parse_duration(text[1:]) * 1000
+        return now_ms() - parse_duration(text[1:], limit=PAST_LIMIT_SECONDS) * 1000
     value = text.replace("Z", "+00:00")
     dt = datetime.fromisoformat(value)
     if dt.tzinfo is None:

@@ -9,11 +9,11 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # The longest duration anything takes (a TTL, a wait, a setting): 366 days. Longer ones are
 # mistakes, and unbounded ones overflow the index's 64-bit integers once in milliseconds.
 MAX_SECONDS = 366 * 86400
-MAX_TEXT = "366d"
 
 
-def parse_duration(text: str) -> int:
-    """Seconds in `text`; refuses zero, negatives, unknown units and more than MAX_SECONDS."""
+def parse_duration(text: str, *, limit: int = MAX_SECONDS) -> int:
+    """Seconds in `text`; refuses zero, negatives, unknown units and more than `limit` seconds
+    (a whole number of days)."""
     import re  # lazily: the hook path imports this module for format_duration only
 
     match = re.match(r"^(\d+)([smhd]?)$", text.strip().lower())
@@ -27,10 +27,11 @@ def parse_duration(text: str) -> int:
         raise ValidationError(
             f"duration {text!r}: must be longer than zero", hint="for example 30m"
         )
-    if len(digits) > 9 or int(digits) * unit > MAX_SECONDS:  # no int() of a huge string
+    # no int() of a huge string: more digits than the limit has is over it
+    if len(digits) > len(str(limit)) or int(digits) * unit > limit:
+        most = f"{limit // 86400}d"
         raise ValidationError(
-            f"duration {text!r}: longer than the limit of {MAX_TEXT}",
-            hint=f"use at most {MAX_TEXT}, and renew when that runs out",
+            f"duration {text!r}: longer than the limit of {most}", hint=f"use at most {most}"
         )
     return int(digits) * unit
 

@@ -458,3 +458,25 @@ def test_config_defaults_and_strictness(tmp_path: Path) -> None:
         cfg.write_text(bad)
         with pytest.raises(ValidationError, match=says):
             load(cfg)
+
+
+def test_relative_times_reach_back_a_century_while_durations_stay_capped(
+    repo: Path, cli: Any
+) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit("mission_created", "mission/m1", {"mission_id": "m1", "title": "t"})
+    for since in ("-400d", "-36525d", "-3000000000s", "-876000h"):
+        res = cli(repo, "events", "--since", since, "--json")
+        assert res.code == 0 and len(res.json()) == 1, (since, res.err)
+    for until in ("-36526d", "-" + "9" * 40 + "d"):
+        res = cli(repo, "events", "--until", until)
+        assert res.code == 1 and f"--until '{until}'" in res.err, res.err
+        assert "limit of 36525d" in res.err and "hint: for example --until" in res.err
+    for args in (
+        ("reserve", "x", "--ttl", "367d"),
+        ("lock", "acquire", "k", "--ttl", "400d"),
+        ("lock", "acquire", "k", "--wait", "400d"),
+    ):
+        res = cli(repo, "--as", "viper-1", *args)
+        assert res.code == 1 and "limit of 366d" in res.err and "hint:" in res.err, args
+    assert len(cli(repo, "events", "--json").json()) == 1

@@ -145,10 +145,13 @@ def _time(text: str | None, flag: str) -> int | None:
     try:
         return clock.parse_time(text)
     except ValueError:
-        raise ValidationError(
-            f"{flag} {text!r}: expected an ISO time or a relative one like -2h",
-            hint=f"for example {flag} 2026-11-22T10:00:00Z or {flag} -30m",
-        ) from None
+        reason = "expected an ISO time or a relative one like -2h"
+    except ValidationError as exc:  # a relative time's duration: no unit, zero, too far back
+        reason = exc.message
+    raise ValidationError(
+        f"{flag} {text!r}: {reason}",
+        hint=f"for example {flag} 2026-11-22T10:00:00Z or {flag} -30m",
+    )
 
 
 @boundary
