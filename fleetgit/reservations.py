@@ -7,10 +7,11 @@ write transaction after catch-up, so two pilots racing for one path in one clone
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shlex
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock, patterns
+from fleetgit import clock, patterns, pilots
 from fleetgit.durations import format_duration, parse_duration
 from fleetgit.errors import ConflictError, NotFoundError, ValidationError
 from fleetgit.rules import (
@@ -42,6 +43,36 @@ class ReservationConflict(ConflictError):
         self.conflicts = conflicts
 
 
+class ReservationLost(ConflictError):
+    """Refused: these reservations lost a clash that a merge brought in. Nothing was renewed."""
+
+    def __init__(self, lost: list[Reservation]) -> None:
+        super().__init__(f"cannot renew, nothing renewed: {lost_text(lost)}", hint=lost_hint(lost))
+        self.lost = lost
+
+
+def lost_text(lost: Sequence[Reservation]) -> str:
+    """`res-… (holder, pattern) lost to res-… (holder, pattern)`, for each one."""
+    return "; ".join(f"{r.label()} lost to {r.lost_to.label()}" for r in lost if r.lost_to)
+
+
+def lost_hint(lost: Sequence[Reservation]) -> str:
+    """Renewing cannot revive a lost reservation: release it, and reserve again once free."""
+    again = []
+    for exclusive, flag in ((True, ""), (False, " --shared")):
+        names = _quoted(r for r in lost if r.exclusive == exclusive)
+        if names:
+            again.append(f"fleetgit reserve{flag} {names}")
+    return (
+        f"fleetgit release {_quoted(lost)}, then once free (see fleetgit reservations):"
+        f" {' and '.join(again)}"
+    )
+
+
+def _quoted(found: Iterable[Reservation]) -> str:
+    return " ".join(shlex.quote(r.pattern) for r in found)
+
+
 def _ttl(fleet: Fleet, ttl: str | int | None) -> int:
     if ttl is None:
         return fleet.config.reservation_ttl_seconds
@@ -64,7 +95,7 @@ def reserve(
     allow_broad: bool = False,
 ) -> list[Reservation]:
     """Grant every pattern or none. Re-reserving one's own pattern extends it."""
-    me = fleet.me()
+    me = pilots.acting(fleet)
     if not requested:
         raise ValidationError("nothing to reserve", hint="fleetgit reserve 'src/parser/**'")
     wanted = list(dict.fromkeys(patterns.normalize(p, allow_broad=allow_broad) for p in requested))
@@ -142,27 +173,45 @@ def _select_mine(live: list[Reservation], me: str, wanted: Sequence[str]) -> lis
 def renew(
     fleet: Fleet, requested: Sequence[str], *, ttl: str | int | None = None
 ) -> list[Reservation]:
-    me = fleet.me()
+    """Extend my reservations named in `requested`, or all of mine. A reservation that lost a
+    clash cannot be renewed: named, it is refused and nothing is renewed; among all of mine, the
+    others are renewed and it is returned after them, `lost_to` set (refused if none is left)."""
+    me = pilots.acting(fleet)
     wanted = [patterns.normalize(p, allow_broad=True) for p in requested]
     seconds = _ttl(fleet, ttl)
+    lost: list[Reservation] = []
 
     def plan() -> list[EventSpec]:
-        live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-        chosen = _select_mine(live, me, wanted)
+        chosen = _select_mine(_live_marked(fleet), me, wanted)
+        lost[:] = [r for r in chosen if r.lost_to is not None]
+        if lost and (wanted or len(lost) == len(chosen)):
+            raise ReservationLost(lost)
         if not chosen:
             raise NotFoundError(
                 "you hold no active reservations to renew", hint="fleetgit reserve PATTERN"
             )
-        return [_spec("file_renewed", r.reservation_id, {"ttl_seconds": seconds}) for r in chosen]
+        return [
+            _spec("file_renewed", r.reservation_id, {"ttl_seconds": seconds})
+            for r in chosen
+            if r.lost_to is None
+        ]
 
     events = fleet.transact(plan)
     renewed = {e.data["reservation_id"] for e in events}
-    return [r for r in mine_now(fleet, me) if r.reservation_id in renewed]
+    return [r for r in mine_now(fleet, me) if r.reservation_id in renewed] + lost
+
+
+def _live_marked(fleet: Fleet) -> list[Reservation]:
+    """The live reservations, those that lost a clash marked (`lost_to`)."""
+    now = clock.now_ms()
+    live = load(fleet.index.conn, live_only=True, now_ms=now)
+    mark_lost(live, now, fleet.ignorecase)
+    return live
 
 
 def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False) -> list[str]:
     """Release my reservations for these patterns (or all of them); returns the ids released."""
-    me = fleet.me()
+    me = pilots.acting(fleet)
     if not requested and not everything:
         raise ValidationError(
             "name the patterns to release, or pass --all", hint="fleetgit release --all"
@@ -179,7 +228,7 @@ def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False)
 
 def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reservation:
     """Release another pilot's reservation when its holder has been silent past the limit."""
-    me = fleet.me()
+    me = pilots.acting(fleet)
     limit_s = fleet.config.force_release_after_seconds
 
     def plan() -> list[EventSpec]:
@@ -229,8 +278,9 @@ def find(live: list[Reservation], ref: str) -> Reservation:
 def listing(
     fleet: Fleet, *, holder: str | None = None, include_expired: bool = False
 ) -> list[Reservation]:
-    """Reservations, the ones that lost a clash marked (`lost_to`): they no longer count."""
-    now = clock.now_ms()
+    """Reservations, the ones that lost a clash marked (`lost_to`): they no longer count.
+    Inside `Fleet.as_of`, expiry is judged at that position's time."""
+    now = fleet.now_ms()
     found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
     mark_lost(found, now, fleet.ignorecase)
     if holder is not None:

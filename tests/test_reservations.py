@@ -362,3 +362,81 @@ def test_a_lost_reservation_is_listed_as_lost(repo: Path, tmp_path: Path, cli: A
     human = cli(repo, "reservations").out
     (line,) = [ln for ln in human.splitlines() if "goose" in ln]
     assert f"lost to {winner['id']} (viper-1, 'src/app.py')" in line
+
+
+def test_renewing_a_lost_reservation_is_refused_naming_the_winner(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    clash(repo, tmp_path, cli)
+    won = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").json()[0]
+    renewals = len(cli(repo, "events", "--type", "file_renewed", "--json").json())
+    for args in (("src/",), ()):  # named, or all of mine when it is the only one
+        res = cli(repo, "--as", "goose", "renew", *args)
+        assert res.code == 1, args
+        assert f"lost to {won['id']} (viper-1, 'src/app.py')" in res.err
+        assert "hint: fleetgit release src/, then once free" in res.err
+        assert "fleetgit reserve src/" in res.err
+    assert len(cli(repo, "events", "--type", "file_renewed", "--json").json()) == renewals
+    assert cli(repo, "--as", "goose", "release", "src/").code == 0  # the hint works
+    assert cli(repo, "--as", "viper-1", "release", "src/app.py").code == 0
+    assert reserve(cli, repo, "goose", "src/").code == 0
+
+
+def test_renewing_all_of_mine_renews_the_live_ones_and_reports_the_lost(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    clash(repo, tmp_path, cli)
+    assert reserve(cli, repo, "goose", "docs/", "--ttl", "10m").code == 0
+    res = cli(repo, "--as", "goose", "renew", "--ttl", "2h", "--json")
+    assert res.code == 0, res.err
+    listed = {r["pattern"]: r for r in res.json()}
+    assert listed["docs/"]["active"] and listed["docs/"]["seconds_left"] > 3600
+    assert not listed["src/"]["active"] and listed["src/"]["lost_to"]["holder"] == "viper-1"
+    (renewal,) = cli(repo, "events", "--type", "file_renewed", "--json").json()
+    assert renewal["data"]["reservation_id"] == listed["docs/"]["id"]
+    human = cli(repo, "--as", "goose", "renew")
+    assert human.code == 0 and "docs/" in human.out
+    assert "not renewed:" in human.err and "(viper-1, 'src/app.py')" in human.err
+    assert "hint: fleetgit release src/" in human.err
+    res = cli(repo, "--as", "goose", "renew", "docs/", "src/")  # named: nothing renewed
+    assert res.code == 1 and "nothing renewed" in res.err
+    assert len(cli(repo, "events", "--type", "file_renewed", "--json").json()) == 2
+
+
+def test_a_deregistered_pilot_cannot_reserve_renew_or_release(repo: Path, cli: Any) -> None:
+    rid = reserve(cli, repo, "goose", "a.txt").json()[0]["id"]  # acting needs no registration
+    assert cli(repo, "pilot", "register", "goose").code == 0
+    assert cli(repo, "--as", "goose", "pilot", "deregister").code == 0
+    before = cli(repo, "events", "--json").json()
+    for args in (
+        ("reserve", "b.txt"),
+        ("renew",),
+        ("renew", "a.txt"),
+        ("release", "a.txt"),
+        ("release", "--all"),
+        ("release", "--force", rid),
+    ):
+        res = cli(repo, "--as", "goose", *args)
+        assert res.code == 1 and "pilot goose is deregistered" in res.err, args
+        assert "hint: fleetgit pilot register goose" in res.err
+    assert cli(repo, "events", "--json").json() == before
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(cfg.read_text().replace("_after_seconds = 1800", "_after_seconds = 1"))
+    time.sleep(1.2)
+    res = cli(repo, "--as", "ice", "release", "--force", rid)  # another pilot still can
+    assert res.code == 0, res.err
+    assert cli(repo, "reservations", "--json").json() == []
+
+
+def test_reservations_as_of_judges_expiry_at_that_positions_time(repo: Path, cli: Any) -> None:
+    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1s").json()[0]
+    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    time.sleep(1.2)
+    reserve(cli, repo, "goose", "b.txt")
+    assert [r["pattern"] for r in cli(repo, "reservations", "--json").json()] == ["b.txt"]
+    (then,) = cli(repo, "reservations", "--as-of", str(pos), "--json").json()
+    assert then["id"] == first["id"] and then["active"] and then["seconds_left"] == 1
+    human = cli(repo, "reservations", "--as-of", str(pos)).out
+    assert "a.txt" in human and "1s" in human
+    later = cli(repo, "reservations", "--as-of", str(pos + 1), "--include-expired", "--json")
+    assert {r["pattern"]: r["active"] for r in later.json()} == {"a.txt": False, "b.txt": True}

@@ -15,11 +15,18 @@ from fleetgit.cli.common import (
     globals_of,
     open_fleet,
     print_json,
+    report,
     table,
 )
 from fleetgit.durations import format_duration
 from fleetgit.paths import locate
-from fleetgit.reservations import ReservationConflict, force_release, settle_conflicts
+from fleetgit.reservations import (
+    ReservationConflict,
+    force_release,
+    lost_hint,
+    lost_text,
+    settle_conflicts,
+)
 from fleetgit.reservations import check as check_paths
 from fleetgit.rules import Reservation
 
@@ -55,8 +62,7 @@ def _left(r: Reservation, now: int) -> str:
     return format_duration((r.expires_ms - now) / 1000)
 
 
-def _rows(found: list[Reservation]) -> str:
-    now = clock.now_ms()
+def _rows(found: list[Reservation], now: int) -> str:
     rows = [
         (r.reservation_id, r.holder, r.pattern, r.mode, _left(r, now), r.reason or "")
         for r in found
@@ -64,12 +70,13 @@ def _rows(found: list[Reservation]) -> str:
     return table(rows, ["ID", "HOLDER", "PATTERN", "MODE", "LEFT", "REASON"])
 
 
-def _show(found: list[Reservation], as_json: bool, empty: str) -> None:
-    now = clock.now_ms()
+def _show(found: list[Reservation], as_json: bool, empty: str, now: int | None = None) -> None:
+    """A table of `found` (JSON with --json), time left counted from `now` (default: the clock)."""
+    now = clock.now_ms() if now is None else now
     if as_json:
         print_json([r.to_json(now) for r in found])
     else:
-        typer.echo(_rows(found) if found else empty)
+        typer.echo(_rows(found, now) if found else empty)
 
 
 @boundary
@@ -126,11 +133,17 @@ def renew(
 ) -> None:
     """Extend your reservations (all of them, or those named).
 
+    One that lost a clash cannot be renewed: named, it is refused (nothing renewed); among all
+    of yours, the others are renewed and it is listed as lost.
+
     Example: fleetgit renew 'src/parser/**' --ttl 1h
     """
     with open_fleet(ctx) as fleet:
         renewed = fleet.renew(patterns or [], ttl=ttl)
     _show(renewed, as_json, "nothing renewed")
+    lost = [r for r in renewed if r.lost_to is not None]
+    if lost and not (as_json or globals_of(ctx).json):
+        report("conflict", f"not renewed: {lost_text(lost)}", lost_hint(lost), False)
 
 
 @boundary
@@ -190,7 +203,8 @@ def reservations(
             )
         with fleet.as_of(as_of):
             found = fleet.reservations(holder=who, include_expired=include_expired)
-    _show(found, as_json, "no reservations")
+            now = fleet.now_ms()
+    _show(found, as_json, "no reservations", now)
 
 
 @boundary
