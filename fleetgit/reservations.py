@@ -109,6 +109,10 @@ def reserve(
     return [r for r in mine_now(fleet, me) if r.reservation_id in granted]
 
 
+def release_specs(reservation_ids: Sequence[str], reason: str) -> list[EventSpec]:
+    return [_spec("file_released", rid, {"reason": reason}) for rid in reservation_ids]
+
+
 def reserve_specs(
     fleet: Fleet,
     me: str,

@@ -136,10 +136,24 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
 
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
-        _check_transition(fleet, row(fleet, sid), event_type, me)
-        return [_spec(event_type, sid, data or {})]
+        current = row(fleet, sid)
+        _check_transition(fleet, current, event_type, me)
+        specs = [_spec(event_type, sid, data or {})]
+        if event_type in ("sortie_completed", "sortie_cancelled"):
+            specs += _release_claimed_files(fleet, sid, current["assignee"])
+        return specs
 
     return str(fleet.transact(plan)[0].data["sortie_id"])
+
+
+def _release_claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[EventSpec]:
+    """The sortie is over: free what `claim --reserve` reserved for it, in the same batch."""
+    from fleetgit.reservations import release_specs
+    from fleetgit.rules import load
+
+    live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+    ids = {r.reservation_id for r in live if r.holder == holder and r.reason == f"sortie {sid}"}
+    return release_specs(sorted(ids), f"sortie {sid} is over")
 
 
 def claim(

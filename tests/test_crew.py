@@ -170,6 +170,11 @@ def test_claim_with_reserve_is_all_or_nothing(repo: Path, cli: Any) -> None:
     assert as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve").code == 0
     held = cli(repo, "reservations", "--holder", "viper", "--json").json()
     assert [r["pattern"] for r in held] == ["src/parser.py"]
+    as_(cli, repo, "viper", "reserve", "docs/parser.md")  # not the sortie's: stays
+    assert as_(cli, repo, "viper", "sortie", "start", sid).code == 0
+    assert as_(cli, repo, "viper", "sortie", "complete", sid).code == 0
+    held = cli(repo, "reservations", "--holder", "viper", "--json").json()
+    assert [r["pattern"] for r in held] == ["docs/parser.md"]  # the claim's files are freed
 
 
 def test_an_inactive_holder_can_be_replaced(repo: Path, cli: Any) -> None:

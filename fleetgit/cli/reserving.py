@@ -131,7 +131,7 @@ def renew(
     ttl: TtlOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Extend your reservations (all of them, or those named).
+    """Extend your reservations (all of them, or those named) to --ttl from now; never shortens.
 
     One that lost a clash cannot be renewed: named, it is refused (nothing renewed); among all
     of yours, the others are renewed and it is listed as lost.
