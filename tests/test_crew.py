@@ -267,7 +267,7 @@ def test_pilots(repo: Path, cli: Any) -> None:
     assert cli(repo, "pilot", "register", "has space").code == 1
 
 
-def test_every_command_of_every_group_has_help_with_an_example(repo: Path, cli: Any) -> None:
+def test_every_group_and_command_has_help_with_an_example(repo: Path, cli: Any) -> None:
     from fleetgit.cli import make_app
 
     app = make_app()
@@ -275,6 +275,8 @@ def test_every_command_of_every_group_has_help_with_an_example(repo: Path, cli: 
     seen = 0
     for group in app.registered_groups:
         assert group.typer_instance is not None
+        res = cli(repo, group.name or "", "--help")
+        assert res.code == 0 and "Example: fleetgit" in res.out, group.name  # the group's own
         names = [c.name for c in group.typer_instance.registered_commands]
         assert len(names) == len(set(names)), group.name  # no duplicates, however often built
         for name in names:

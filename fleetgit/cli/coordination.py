@@ -24,7 +24,8 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "workorder",
-        "Work orders: small tasks under a sortie.",
+        "Work orders: small tasks under a sortie.\n\n"
+        "Example: fleetgit --as viper-1 workorder create 'Write tests' --sortie srt-4q2x",
         [
             ("create", wo_create),
             ("list", wo_list),
@@ -37,14 +38,15 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "lock",
-        "Named locks with a TTL.",
+        "Named locks with a TTL.\n\n"
+        "Example: fleetgit --as goose lock acquire db-migrations --ttl 10m",
         [("acquire", lock_acquire), ("release", lock_release), ("list", lock_list)],
     )
     add_group(
         app,
         "cursor",
         "Consumer cursors: positions of this clone, kept in its index (no --as-of: a cursor is"
-        " local state, not a projection of events).",
+        " local state, not a projection of events).\n\nExample: fleetgit cursor show indexer",
         [("show", cursor_show), ("advance", cursor_advance), ("reset", cursor_reset)],
     )
 

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
     groups: list[tuple[str, str, Commands]] = [
         (
             "pilot",
-            "Pilots: register, heartbeat, list, show, deregister.",
+            "Pilots: register, heartbeat, list, show, deregister.\n\n"
+            "Example: fleetgit pilot register viper-1 --program claude-code --model opus",
             [
                 ("register", pilot_register),
                 ("heartbeat", pilot_heartbeat),
@@ -37,7 +38,8 @@ def register(app: typer.Typer) -> None:
         ),
         (
             "mission",
-            "Missions: create, list, show, start, complete, cancel, update.",
+            "Missions: create, list, show, start, complete, cancel, update.\n\n"
+            "Example: fleetgit --as viper-1 mission create 'Ship the parser' --priority high",
             [
                 ("create", mission_create),
                 ("list", mission_list),
@@ -50,7 +52,8 @@ def register(app: typer.Typer) -> None:
         ),
         (
             "sortie",
-            "Sorties: create, list, show, claim and work through them.",
+            "Sorties: create, list, show, claim and work through them.\n\n"
+            "Example: fleetgit --as goose sortie claim srt-4q2x --reserve",
             [
                 ("create", sortie_create),
                 ("list", sortie_list),

@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "index",
-        "Inspect or rebuild the local SQLite index.",
+        "Inspect or rebuild the local SQLite index.\n\nExample: fleetgit index status --json",
         [("rebuild", index_rebuild), ("status", index_status)],
     )
 

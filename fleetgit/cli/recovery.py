@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "checkpoint",
-        "Checkpoints a pilot can resume from.",
+        "Checkpoints a pilot can resume from.\n\nExample: fleetgit --as goose checkpoint latest",
         [("create", create), ("list", listing), ("show", show), ("latest", latest)],
     )
     app.command("resume")(resume_cmd)

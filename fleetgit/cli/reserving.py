@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "hooks",
-        "Install, remove or inspect fleetgit's git hooks.",
+        "Install, remove or inspect fleetgit's git hooks.\n\nExample: fleetgit hooks install",
         [("install", hooks_install), ("uninstall", hooks_uninstall), ("status", hooks_status)],
     )
 

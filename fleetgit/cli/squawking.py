@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     add_group(
         app,
         "squawk",
-        "Messages between pilots.",
+        "Messages between pilots.\n\nExample: fleetgit --as viper-1 squawk inbox --unread",
         [
             ("send", send),
             ("inbox", inbox),
