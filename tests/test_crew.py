@@ -570,3 +570,41 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
                 assert (top, sub) in commands, (path.name, top, sub)
             seen += 1
     assert seen > 30
+
+
+def test_last_seen_probes_each_actor_and_agrees_with_a_full_scan(repo: Path) -> None:
+    from fleetgit import pilots
+    from fleetgit.fleet import EventSpec
+
+    def scan(upto: int) -> dict[str, int]:
+        rows = fleet.index.conn.execute(
+            "SELECT actor, max(hlc) >> 16 FROM events WHERE actor IS NOT NULL AND pos <= ?"
+            " GROUP BY actor",
+            (upto,),
+        )
+        return dict(rows.fetchall())
+
+    with Fleet.open(repo) as fleet:  # no identity: these events have no actor
+        fleet.emit("mission_created", "mission/m0", {"mission_id": "m0", "title": "zero"})
+    for i, who in enumerate(["ice", "viper", "goose", "ice", "viper", "ice"], 1):
+        with Fleet.open(repo, actor=who) as fleet:
+            fleet.emit_batch(
+                [
+                    EventSpec(
+                        "mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "x"}
+                    )
+                ]
+            )
+    with Fleet.open(repo) as fleet:
+        last = fleet.index.max_pos()
+        assert pilots.last_seen(fleet) == scan(last) and set(scan(last)) == {
+            "ice",
+            "viper",
+            "goose",
+        }
+        with fleet.as_of(3):
+            assert pilots.last_seen(fleet) == scan(3) and set(scan(3)) == {"ice", "viper"}
+        plan = fleet.index.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT max(hlc) FROM events WHERE actor = ?", ("ice",)
+        ).fetchall()
+        assert "events_actor" in str(plan)  # a probe, not a scan of the history

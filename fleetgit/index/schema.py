@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -22,6 +22,8 @@ CREATE INDEX IF NOT EXISTS events_stream ON events (stream, hlc, writer, wseq);
 CREATE INDEX IF NOT EXISTS events_order ON events (hlc, writer, wseq);
 CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
 CREATE INDEX IF NOT EXISTS events_type ON events (type);
+-- a pilot's last sign of life is one index probe, not a scan of the whole history
+CREATE INDEX IF NOT EXISTS events_actor ON events (actor, hlc);
 """
 
 DDL = (
