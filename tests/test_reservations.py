@@ -335,8 +335,8 @@ def test_emit_bounds_ttl_but_allows_a_broad_pattern(repo: Path, cli: Any) -> Non
 
 
 def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any) -> None:
-    """An event that reached the ledger unvalidated (here: a hand-edited segment) is ignored
-    by the fold and reported by verify."""
+    """An event that reached the ledger unvalidated (here: a hand-edited segment) still blocks,
+    held to the longest TTL, and is reported by verify."""
     assert reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1h").code == 0
     assert reserve(cli, repo, "viper-1", "b.txt").code == 0
     (segment,) = (repo / ".fleet/events").glob("*/*.jsonl")
@@ -345,7 +345,10 @@ def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any
     rebuilt = run_fleetgit(repo, "index", "rebuild")
     assert rebuilt.code == 0, rebuilt.err
     listed = run_fleetgit(repo, "reservations", "--json")
-    assert listed.code == 0 and [r["pattern"] for r in orjson.loads(listed.out)] == ["b.txt"]
+    assert listed.code == 0, listed.err
+    held = {r["pattern"]: r for r in orjson.loads(listed.out)}
+    assert set(held) == {"a.txt", "b.txt"}
+    assert 366 * 86400 - 60 <= held["a.txt"]["seconds_left"] <= 366 * 86400  # the limit
     verify = run_fleetgit(repo, "verify")
     assert verify.code == 1 and "data.ttl_seconds" in verify.out + verify.err
 
@@ -440,3 +443,22 @@ def test_reservations_as_of_judges_expiry_at_that_positions_time(repo: Path, cli
     assert "a.txt" in human and "1s" in human
     later = cli(repo, "reservations", "--as-of", str(pos + 1), "--include-expired", "--json")
     assert {r["pattern"]: r["active"] for r in later.json()} == {"a.txt": False, "b.txt": True}
+
+
+def test_the_fold_never_drops_a_grant_or_release_for_data_it_does_not_know() -> None:
+    """A newer fleetgit may add fields: an older clone must still see the grant (or its hook
+    would let commits through) and the release (or the path would stay blocked)."""
+    from fleetgit.folds import Ev
+    from fleetgit.folds.reservations import fold
+
+    grant = {"reservation_id": "res-a", "holder": "ice", "patterns": ["src/x.py"]}
+    grant |= {"exclusive": True, "ttl_seconds": 3600, "priority_from_the_future": 7}
+    hlc = 1_800_000_000_000 << 16
+    reserved = Ev("file_reserved", grant, hlc, "w1", 1, "ice", 1)
+    (row,) = fold([reserved])["reservations"]
+    assert row["pattern"] == "src/x.py" and row["released"] == 0
+    released = Ev(
+        "file_released", {"reservation_id": "res-a", "new_field": 1}, hlc + 1, "w1", 2, "ice", 2
+    )
+    (row,) = fold([reserved, released])["reservations"]
+    assert row["released"] == 1

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetgit.catalogue import validate_data
-from fleetgit.errors import ValidationError
+from fleetgit.durations import MAX_SECONDS
 from fleetgit.folds import Ev, Rows
 
 KIND = "reservation"
@@ -45,8 +44,6 @@ def fold(events: list[Ev]) -> Rows:
     patterns: list[str] = []
     conflicts: dict[str, dict[str, Any]] = {}
     for e in events:
-        if not _valid(e):
-            continue
         d = e.data
         if e.type == "file_conflict":
             other = d["other_reservation_id"]
@@ -56,7 +53,7 @@ def fold(events: list[Ev]) -> Rows:
             }
             continue
         if e.type == "file_reserved" and row is None:
-            patterns = list(dict.fromkeys(d["patterns"]))
+            patterns = list(dict.fromkeys(p for p in d["patterns"] if isinstance(p, str) and p))
             row = {
                 "reservation_id": d["reservation_id"],
                 "holder": d["holder"],
@@ -65,7 +62,7 @@ def fold(events: list[Ev]) -> Rows:
                 "granted_hlc": e.hlc,
                 "granted_writer": e.writer,
                 "granted_wseq": e.wseq,
-                "expires_ms": e.ms + d["ttl_seconds"] * 1000,
+                "expires_ms": _expiry(e),
                 "released": 0,
                 "released_ms": None,
                 "released_by": None,
@@ -76,7 +73,7 @@ def fold(events: list[Ev]) -> Rows:
         if row is None:
             continue  # a renewal or release whose grant has not arrived yet
         if e.type == "file_renewed" and not row["released"]:
-            row["expires_ms"] = max(row["expires_ms"], e.ms + d["ttl_seconds"] * 1000)
+            row["expires_ms"] = max(row["expires_ms"], _expiry(e))
         elif e.type == "file_released" and not row["released"]:
             row.update(
                 released=1, released_ms=e.ms, released_by=e.actor, forced=int(bool(d.get("forced")))
@@ -88,13 +85,12 @@ def fold(events: list[Ev]) -> Rows:
     return out
 
 
-def _valid(e: Ev) -> bool:
-    """Whether the catalogue accepts the event's data. Appends are validated, but an event can
-    reach a ledger some other way (an older fleetgit, a hand-edited segment): one out of range,
-    like a TTL past the limit, is ignored here (`verify` reports it) instead of breaking the
-    index."""
-    try:
-        validate_data(e.type, e.data)
-    except ValidationError:
-        return False
-    return True
+
+def _expiry(e: Ev) -> int:
+    """When a grant or renewal runs out. Appends are validated, but an event can reach a ledger
+    some other way (an older fleetgit, a hand edit): a TTL past the limit is held to the limit
+    (it still blocks, as its holder meant; `verify` reports it) rather than breaking the index,
+    and data a newer fleetgit added is never a reason to drop a grant."""
+    ttl = e.data.get("ttl_seconds")
+    seconds = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else MAX_SECONDS
+    return e.ms + min(max(seconds, 0), MAX_SECONDS) * 1000
