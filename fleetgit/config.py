@@ -56,6 +56,11 @@ def load(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Config()
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+            hint="save the file as UTF-8",
+        ) from None
     if text == DEFAULT_TOML:  # as `fleetgit init` wrote it: skip importing tomllib (~3 ms)
         return Config()
     import tomllib

@@ -194,6 +194,8 @@ def _file_mode(paths: Where) -> str:
             return _config_value(fh.read(), "hook_mode") or "enforce"
     except OSError:
         return "enforce"
+    except UnicodeDecodeError:
+        raise HookFailure(f"{paths.config_file} is not UTF-8 text") from None
 
 
 def _live_reservations(paths: Where) -> list[Reservation]:

@@ -147,6 +147,19 @@ def test_warn_mode_from_config(hooked: Path, cli: Any) -> None:
     assert "FLEET_HOOK_MODE=" not in res.stderr.split("goes ahead")[1]
 
 
+def test_a_config_that_is_not_utf8_fails_closed_without_a_traceback(hooked: Path, cli: Any) -> None:
+    cfg = hooked / ".fleet/config.toml"
+    cfg.write_bytes(cfg.read_bytes() + b"# caf\xe9\n")
+    stage(hooked, "docs/free.md")
+    res = commit(hooked, "goose")
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "config.toml is not UTF-8 text" in res.stderr and "--no-verify" in res.stderr
+    listed = cli(hooked, "reservations")
+    assert (
+        listed.code == 1 and "not UTF-8 text" in listed.err and "hint: save the file" in listed.err
+    )
+
+
 @pytest.mark.parametrize("value", ["loud", "warning", "off"])
 def test_an_unknown_hook_mode_fails_closed(hooked: Path, value: str) -> None:
     stage(hooked, "docs/free.md")  # nothing reserved: refused for the setting alone
