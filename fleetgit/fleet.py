@@ -451,8 +451,9 @@ class Fleet:
     ) -> list[rules.Reservation]:
         return rsv.listing(self, holder=holder, include_expired=include_expired)
 
-    def check(self, paths: Sequence[str]) -> list[rules.Block]:
-        return rsv.check(self, paths, self.actor)
+    def check(self, paths: Sequence[str], *, cwd: str | None = None) -> list[rules.Block]:
+        """Which of `paths` (repo-relative, or relative to `cwd`) are blocked for the actor."""
+        return rsv.check(self, paths, self.actor, cwd=cwd)
 
     # -- git --------------------------------------------------------------------------------
 

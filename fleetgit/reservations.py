@@ -307,8 +307,11 @@ def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
     """`path` relative to the work tree, `/`-terminated when it is a directory (`./`: all)."""
     if not path:
         raise ValidationError("empty path", hint="name a file or a directory ('.' for this one)")
-    top = str(fleet.paths.worktree)
-    full = os.path.normpath(os.path.join(os.path.realpath(cwd or top), path))
+    top = os.path.realpath(fleet.paths.worktree)
+    joined = os.path.normpath(os.path.join(cwd or top, path))
+    # resolve links in the directories (a repository reached through a symlink), not in the
+    # last part: a symlink in the work tree is a path of its own, as git sees it
+    full = os.path.join(os.path.realpath(os.path.dirname(joined)), os.path.basename(joined))
     rel = os.path.relpath(full, top)
     if rel == ".." or rel.startswith("../"):
         raise ValidationError(

@@ -241,6 +241,20 @@ def test_check_takes_paths_relative_to_the_current_directory(repo: Path, cli: An
     assert empty.code == 1 and "empty path" in empty.err and "hint:" in empty.err
 
 
+def test_check_through_a_symlinked_repository_path(repo: Path, tmp_path: Path, cli: Any) -> None:
+    reserve(cli, repo, "viper-1", "src/parser/**")
+    (repo / "src/parser").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(repo)
+    absolute = cli(link / "src", "--as", "goose", "check", str(link / "src/parser/a.py"))
+    assert absolute.code == 1 and "src/parser/a.py" in absolute.out, absolute.err
+    relative = cli(link / "src", "--as", "goose", "check", "parser/b.py", "--json")
+    assert relative.code == 1 and relative.json()[0]["path"] == "src/parser/b.py"
+    with Fleet.open(repo, actor="goose") as fleet:  # the API takes the same cwd
+        (block,) = fleet.check(["parser/c.py"], cwd=str(link / "src"))
+    assert block.path == "src/parser/c.py"
+
+
 def test_check_a_directory_checks_what_is_inside_it(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "src/parser/**")
     (repo / "src/parser").mkdir(parents=True)

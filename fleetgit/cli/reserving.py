@@ -27,7 +27,6 @@ from fleetgit.reservations import (
     lost_text,
     settle_conflicts,
 )
-from fleetgit.reservations import check as check_paths
 from fleetgit.rules import Reservation
 
 TtlOpt = Annotated[
@@ -222,7 +221,7 @@ def check(
     """
     with open_fleet(ctx) as fleet:
         here = globals_of(ctx).directory or os.getcwd()
-        blocks = check_paths(fleet, paths, fleet.actor, cwd=here)
+        blocks = fleet.check(paths, cwd=here)
     now = clock.now_ms()
     if as_json:
         print_json(
