@@ -8,6 +8,7 @@ fail closed; post-* hooks only catch the index up and never fail the git command
 from __future__ import annotations
 
 import os
+import select
 import sys
 
 from fleetgit import clock
@@ -95,8 +96,7 @@ def where() -> Where | None:
 
 
 class _Process:
-    """A command started with posix_spawn and read when needed, so two git calls can overlap.
-    Small outputs only: stdout is read to its end, then stderr."""
+    """A command started with posix_spawn and read when needed, so two git calls can overlap."""
 
     __slots__ = ("err", "out", "pid")
 
@@ -115,18 +115,21 @@ class _Process:
         self.out, self.err = out_r, err_r
 
     def result(self) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr)."""
-        out, err = _drain(self.out), _drain(self.err)
+        """(exit code, stdout, stderr), both pipes drained as they fill: a child blocked on a
+        full stderr pipe while we wait for its stdout would hang the hook."""
+        chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
+        pending = [self.out, self.err]
+        while pending:
+            for fd in select.select(pending, [], [])[0]:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    chunks[fd].append(chunk)
+                else:
+                    pending.remove(fd)
+                    os.close(fd)
         _, status = os.waitpid(self.pid, 0)
+        out, err = (b"".join(chunks[fd]).decode("utf-8", "surrogateescape") for fd in chunks)
         return os.waitstatus_to_exitcode(status), out, err
-
-
-def _drain(fd: int) -> str:
-    chunks = []
-    while chunk := os.read(fd, 65536):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
 
 
 def _git(paths: Where, *args: str) -> str:

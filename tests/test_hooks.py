@@ -558,3 +558,24 @@ def test_the_hook_path_stays_light() -> None:
         [sys.executable, "-S", "-c", probe], cwd=root, capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_git_call_with_a_flood_on_stderr_does_not_hang_the_hook(repo: Path) -> None:
+    """The hook reads git's stdout and stderr as they fill; reading one to its end first
+    deadlocks once the other's pipe buffer (64 KiB) is full."""
+    noisy = "alias.noisy=!sh -c 'head -c 300000 /dev/zero | tr \"\\\\0\" x >&2; echo done'"
+    probe = (
+        "import sys; from fleetgit.hook import _Process, where\n"
+        f"code, out, err = _Process(where(), '-c', {noisy!r}, 'noisy').result()\n"
+        "print(code, out.strip(), len(err))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(root)!r})\n{probe}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.split() == ["0", "done", "300000"]
