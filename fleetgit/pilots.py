@@ -45,10 +45,7 @@ def acting(fleet: Fleet) -> str:
     """The acting callsign, for a command that writes as a pilot. A deregistered pilot has left
     the fleet: it must register again before it acts."""
     me = fleet.me()
-    row = fleet.index.conn.execute(
-        "SELECT deregistered FROM pilots WHERE callsign = ?", (me,)
-    ).fetchone()
-    if row and row[0]:
+    if deregistered(fleet, me):
         raise ValidationError(
             f"pilot {me} is deregistered: register again to act",
             hint=f"fleetgit pilot register {me}",
@@ -153,13 +150,19 @@ def _live(fleet: Fleet, last: int | None, deregistered: bool) -> bool:
     return bool(last is not None and fleet.now_ms() - last <= window and not deregistered)
 
 
-def is_active(fleet: Fleet, callsign: str) -> bool:
-    """Seen within the window and not deregistered (a pilot that never registered can be
-    active: any event is a sign of life)."""
+def deregistered(fleet: Fleet, callsign: str) -> bool:
     row = fleet.index.conn.execute(
         "SELECT deregistered FROM pilots WHERE callsign = ?", (callsign,)
     ).fetchone()
-    return _live(fleet, seen_ms(fleet, callsign), bool(row and row[0]))
+    return bool(row and row[0])
+
+
+def active_since(fleet: Fleet, callsign: str) -> int | None:
+    """The pilot's last sign of life (ms) while it is active: seen within the window and not
+    deregistered (a pilot that never registered can be active: any event is a sign of life).
+    None when it is not active."""
+    last = seen_ms(fleet, callsign)
+    return last if _live(fleet, last, deregistered(fleet, callsign)) else None
 
 
 def _decorate(fleet: Fleet, row: dict[str, Any], seen: dict[str, int]) -> dict[str, Any]:
@@ -174,7 +177,8 @@ def _decorate(fleet: Fleet, row: dict[str, Any], seen: dict[str, int]) -> dict[s
 
 def show(fleet: Fleet, callsign: str) -> dict[str, Any]:
     row = _row(fleet, callsign)
-    out = _decorate(fleet, row, last_seen(fleet))
+    last = seen_ms(fleet, callsign)
+    out = _decorate(fleet, row, {} if last is None else {callsign: last})
     out["sorties"] = [
         {"sortie_id": sid, "title": title, "status": status}
         for sid, title, status in fleet.index.conn.execute(

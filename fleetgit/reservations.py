@@ -238,17 +238,17 @@ def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reser
     def plan() -> list[EventSpec]:
         now = clock.now_ms()
         target = find(load(fleet.index.conn, live_only=True, now_ms=now), ref)
-        last = fleet.index.conn.execute(
-            "SELECT max(hlc) FROM events WHERE actor = ?", (target.holder,)
-        ).fetchone()[0]
-        silent_s = (now - clock.hlc_ms(last or 0)) / 1000
-        if target.holder != me and silent_s < limit_s:
+        silent_s = (now - (pilots.seen_ms(fleet, target.holder) or 0)) / 1000
+        gone = pilots.deregistered(fleet, target.holder)  # it left the fleet: no need to wait
+        if target.holder != me and not gone and silent_s < limit_s:
             raise ConflictError(
                 f"{target.holder} was active {format_duration(silent_s)} ago; --force needs"
                 f" {format_duration(limit_s)} of silence",
                 hint=f"ask {target.holder} to release it, or wait",
             )
-        why = reason or f"holder silent for {format_duration(silent_s)}"
+        why = reason or (
+            f"holder {'deregistered' if gone else 'silent'} for {format_duration(silent_s)}"
+        )
         return [
             _spec(
                 "file_released",

@@ -174,8 +174,9 @@ def claim(
             raise ConflictError(
                 f"sortie {sid} is already yours", hint=f"start it: fleetgit sortie start {sid}"
             )
-        if holder and pilots.is_active(fleet, holder):
-            ago = format_duration((fleet.now_ms() - (pilots.seen_ms(fleet, holder) or 0)) / 1000)
+        seen = pilots.active_since(fleet, holder) if holder else None
+        if seen is not None:
+            ago = format_duration((fleet.now_ms() - seen) / 1000)
             raise ConflictError(
                 f"sortie {sid} is held by {holder} (active {ago} ago)",
                 hint=f"ask them (fleetgit squawk send --to {holder} --subject 'free {sid}?'),"

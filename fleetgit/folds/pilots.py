@@ -24,7 +24,6 @@ CREATE TABLE IF NOT EXISTS pilots (
     reason TEXT,
     last_pos INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_actor ON events (actor, hlc);
 """
 
 

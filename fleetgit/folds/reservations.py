@@ -85,12 +85,11 @@ def fold(events: list[Ev]) -> Rows:
     return out
 
 
-
 def _expiry(e: Ev) -> int:
     """When a grant or renewal runs out. Appends are validated, but an event can reach a ledger
     some other way (an older fleetgit, a hand edit): a TTL past the limit is held to the limit
     (it still blocks, as its holder meant; `verify` reports it) rather than breaking the index,
-    and data a newer fleetgit added is never a reason to drop a grant."""
+    and fields from a newer version are never a reason to drop a grant."""
     ttl = e.data.get("ttl_seconds")
     seconds = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else MAX_SECONDS
     return e.ms + min(max(seconds, 0), MAX_SECONDS) * 1000
