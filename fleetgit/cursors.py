@@ -29,11 +29,16 @@ def _check(name: str) -> str:
     return name
 
 
-def show(fleet: Fleet, name: str) -> dict[str, Any]:
+def _read(fleet: Fleet, name: str) -> tuple[int, int | None]:
+    """(position, when it was last moved): (0, None) for a cursor never moved."""
     row = fleet.index.conn.execute(
         "SELECT pos, updated_ms FROM cursors WHERE name = ?", (_check(name),)
     ).fetchone()
-    pos, updated = row if row else (0, None)
+    return (int(row[0]), int(row[1])) if row else (0, None)
+
+
+def show(fleet: Fleet, name: str) -> dict[str, Any]:
+    pos, updated = _read(fleet, name)
     pending = fleet.index.conn.execute(
         "SELECT count(*) FROM events WHERE pos > ?", (pos,)
     ).fetchone()[0]
@@ -86,13 +91,13 @@ def consume(
             "--consumer reads forward from its cursor: --after and --reverse do not apply",
             hint=f"fleetgit cursor advance {name} --to POS moves the cursor",
         )
-    cursor, last = show(fleet, name)["pos"], fleet.index.max_pos()
+    cursor, last = _read(fleet, name)[0], fleet.index.max_pos()
     where, params = where_clause(flt._replace(after_pos=cursor))
     sql = _SELECT + where + " AND pos <= ? ORDER BY pos" + (" LIMIT ?" if flt.limit else "")
     params += [last, flt.limit] if flt.limit else [last]
     found = [row_to_event(r) for r in fleet.index.conn.execute(sql, params)]
     if advance:
-        cut = flt.limit is not None and len(found) == flt.limit
+        cut = bool(flt.limit) and len(found) == flt.limit
         upto = (found[-1].pos or cursor) if cut else last
         if upto > cursor:
             _store(fleet, name, upto)

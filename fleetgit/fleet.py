@@ -374,11 +374,8 @@ class Fleet:
     # -- reads ------------------------------------------------------------------------------
 
     def events(self, flt: EventFilter | None = None, **kwargs: Any) -> list[Event]:
-        flt = flt or EventFilter(**kwargs)
-        if flt.stream is not None:
-            catalogue.check_stream(flt.stream)
         self.index.catch_up()
-        return select_events(self.index, flt)
+        return select_events(self.index, flt or EventFilter(**kwargs))
 
     def stream(
         self, stream: str, *, from_seq: int | None = None, to_seq: int | None = None

@@ -8,6 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleetgit.cursors import consume
+from fleetgit.fleet import Fleet
+from fleetgit.index.reads import EventFilter
+
 
 def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
     return cli(repo, "--as", who, *args)
@@ -124,6 +128,16 @@ def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
     assert res.code == 1 and "needs --consumer" in res.err
     assert "hint: fleetgit events --consumer NAME --advance" in res.err
     assert cli(repo, "events", "--consumer", "c", "--reverse").code == 1
+    # a bad stream name is refused, not read as "nothing new" (and never advances the cursor)
+    for _ in range(2):
+        as_(cli, repo, "viper", "mission", "create", "later")
+    bad = cli(repo, "events", "--consumer", "c", "--stream", "bogus", "--advance")
+    assert bad.code == 1 and "KIND/NAME" in bad.err + bad.out
+    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == 6
+    # through the API a limit of 0 means no limit, as on the command line
+    with Fleet.open(repo) as fleet:
+        assert len(consume(fleet, "c", EventFilter(limit=0), advance=True)) == 2
+        assert consume(fleet, "c", EventFilter(limit=0), advance=True) == []
 
 
 def test_a_lock_wait_says_how_long_it_waited(repo: Path, cli: Any) -> None:

@@ -47,6 +47,8 @@ def where_clause(f: EventFilter) -> tuple[str, list[object]]:
     """The filter's conditions (not its order or limit) as SQL, " WHERE ..." or ""."""
     where: list[str] = []
     params: list[object] = []
+    if f.stream is not None:
+        catalogue.check_stream(f.stream)  # a typo would match nothing, and look like "no events"
     if f.types:
         where.append(f"type IN ({','.join('?' * len(f.types))})")
         params.extend(f.types)
@@ -147,7 +149,7 @@ def _neighbours(db: IndexDB, listed: set[str]) -> Iterator[tuple[str, str]]:
     if not listed:
         return
     low, high = min(listed), max(listed)
-    span = db.conn.execute(_SPAN_COUNT, (low, high)).fetchone()[0]
+    span = db.conn.execute(_SPAN_COUNT, (low, high, 4 * len(listed) + 1)).fetchone()[0]
     if span > 4 * len(listed):
         for event_id in listed:
             for sql in (_BEFORE, _AFTER):
@@ -178,7 +180,8 @@ def _shared_digits(a: str, b: str) -> int:
 _BEFORE = "SELECT max(id) FROM events WHERE id < ?"
 _AFTER = "SELECT min(id) FROM events WHERE id > ?"
 _SPAN = "SELECT id FROM events WHERE id >= ? AND id <= ? ORDER BY id"
-_SPAN_COUNT = "SELECT count(*) FROM events WHERE id >= ? AND id <= ?"
+# bounded: only whether the range holds more than a few times the listed ids matters
+_SPAN_COUNT = "SELECT count(*) FROM (SELECT 1 FROM events WHERE id >= ? AND id <= ? LIMIT ?)"
 
 
 def count(db: IndexDB, sql: str) -> int:
