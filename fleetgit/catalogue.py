@@ -494,7 +494,14 @@ def event_type(name: str) -> EventType:
 
 
 STREAM_HINT = "a stream is KIND/NAME, e.g. mission/msn-1; NAME uses letters, digits and . _ : @ -"
-EVENT_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def is_event_id(text: str) -> bool:
+    """A full event id: a UUID in lower-case hex, 8-4-4-4-12 (no regex: one less to compile at
+    every start, for a check few commands make)."""
+    groups = text.split("-")
+    return [len(g) for g in groups] == [8, 4, 4, 4, 12] and set("".join(groups)) <= HEX_DIGITS
 
 
 def check_stream(stream: str) -> str:
@@ -508,7 +515,7 @@ def check_stream(stream: str) -> str:
 
 def check_links(causation_id: str | None, correlation_id: str | None) -> None:
     """An event's causation id is another event's id; its correlation id may be any name."""
-    if causation_id is not None and not EVENT_ID_RE.match(causation_id):
+    if causation_id is not None and not is_event_id(causation_id):
         raise ValidationError(
             f"causation id {causation_id!r}: expected the id of the event that caused this one",
             hint="a full event id (a UUID), as `fleetgit show` or `fleetgit events --json` print",

@@ -43,13 +43,9 @@ def tick(last: int, wall_ms: int) -> int:
     return last + 1
 
 
-def uuid7() -> str:
-    """A UUIDv7 string: 48 bits of milliseconds, 74 random bits; unique by construction."""
-    return uuid7s(1)[0]
-
-
 def uuid7s(n: int) -> list[str]:
-    """`n` UUIDv7 strings sharing one timestamp, from one read of the random source."""
+    """`n` UUIDv7 strings (48 bits of milliseconds, 74 random bits: unique by construction)
+    sharing one timestamp, from one read of the random source."""
     stamp = (now_ms() & 0xFFFFFFFFFFFF).to_bytes(6, "big").hex()
     head = f"{stamp[:8]}-{stamp[8:]}-7"
     r = os.urandom(10 * n).hex()

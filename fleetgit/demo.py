@@ -375,18 +375,20 @@ class Demo:
 
 def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
     """Run every section; `echo` prints them as they go (else only the steps are returned)."""
+    import shutil
+
     root = Path(tempfile.mkdtemp(prefix="fleetgit-demo-"))
     demo = Demo(root, echo=echo)
-    demo.print(f"# fleetgit demo in {root}")
-    demo.setup()
-    demo.ledger()
-    demo.reservations()
-    demo.fleet()
-    demo.branches()
-    done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
-    demo.print(f"\n# done. {done}")
-    if not keep:
-        import shutil
-
-        shutil.rmtree(root, ignore_errors=True)
+    try:
+        demo.print(f"# fleetgit demo in {root}")
+        demo.setup()
+        demo.ledger()
+        demo.reservations()
+        demo.fleet()
+        demo.branches()
+        done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
+        demo.print(f"\n# done. {done}")
+    finally:  # a demo that failed half-way leaves nothing behind either
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
     return DemoRun(str(demo.repo), keep, demo.steps)

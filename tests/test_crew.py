@@ -296,7 +296,7 @@ def plant(repo: Path, etype: str, stream: str, seq: int, data: dict[str, Any]) -
     wdir.mkdir(parents=True, exist_ok=True)
     segment = wdir / "00000001.jsonl"
     wseq = len(segment.read_bytes().splitlines()) + 1 if segment.exists() else 1
-    eid = clock.uuid7()
+    (eid,) = clock.uuid7s(1)
     now = clock.now_ms()
     event = Event(
         id=eid, type=etype, v=1, stream=stream, seq=seq, hlc=clock.make_hlc(now),

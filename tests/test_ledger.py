@@ -220,6 +220,9 @@ def test_json_errors_go_to_stderr_as_json(repo: Path, cli: Any) -> None:
     assert res.code == 1 and res.out == ""
     err = orjson.loads(res.err)["error"]
     assert err["code"] == "not_found" and "nope-nope" in err["message"]
+    emit_mission(cli, repo)
+    empty = cli(repo, "show", " ")  # not "ambiguous, matches everything"
+    assert empty.code == 1 and "empty event id" in empty.err and "hint:" in empty.err
 
 
 def test_usage_errors_exit_2(repo: Path, cli: Any) -> None:

@@ -18,7 +18,7 @@ WRITER = "handwritten00001"
 
 def event(wseq: int, *, v: int = 1, data: dict[str, Any] | None = None) -> Event:
     """One event of the hand-written writer, in a batch of its own."""
-    eid = clock.uuid7()
+    (eid,) = clock.uuid7s(1)
     ms = clock.now_ms()
     return Event(
         id=eid,

@@ -84,9 +84,9 @@ def fold(events: list[Ev]) -> Rows:
                 }
                 deps = list(dict.fromkeys(d.get("depends_on") or []))
             continue
-        if row is None or e.type not in TRANSITIONS or not _apply(row, e):
-            continue
         update = changes(e, keep_null=True) if e.type == "sortie_updated" else {}
+        if row is None or e.type not in TRANSITIONS or not _apply(row, e, update):
+            continue
         if "depends_on" in update:
             deps = list(dict.fromkeys(update["depends_on"] or []))
         row["updated_ms"], row["last_pos"] = e.ms, e.pos
@@ -97,9 +97,10 @@ def fold(events: list[Ev]) -> Rows:
     return {"sorties": [row], "sortie_deps": [{"sortie_id": sid, "depends_on": x} for x in deps]}
 
 
-def _apply(row: dict[str, Any], e: Ev) -> bool:
+def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
     """Apply one transition if it is legal from the current state; illegal ones (a race lost in
-    another clone) are ignored, so every clone folds the same state."""
+    another clone) are ignored, so every clone folds the same state. `update`: an update's
+    accepted changes (its dependencies are the caller's)."""
     allowed, target = TRANSITIONS[e.type]
     d = e.data
     if row["status"] not in allowed:
@@ -115,7 +116,7 @@ def _apply(row: dict[str, Any], e: Ev) -> bool:
     elif e.type == "sortie_resumed":
         row["blocked_reason"] = None
     elif e.type == "sortie_updated":
-        row.update({k: v for k, v in changes(e).items() if k != "depends_on"})
+        row.update({k: v for k, v in update.items() if k != "depends_on" and v is not None})
     elif e.type == "sortie_completed":
         row.update(result=d.get("result") or "success", summary=d.get("summary"), percent=100)
     if target:

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 import orjson
 
 from fleetgit import catalogue
-from fleetgit.catalogue import CATALOGUE
+from fleetgit.catalogue import CATALOGUE, HEX_DIGITS
 from fleetgit.codec import Event
-from fleetgit.errors import AmbiguousError, NotFoundError
+from fleetgit.errors import AmbiguousError, NotFoundError, ValidationError
 from fleetgit.index.store import IndexDB
 
 # Columns in Event's field order, so a row becomes an Event with no renaming.
@@ -95,6 +95,8 @@ def select_stream(
 def find_event(db: IndexDB, ref: str) -> Event:
     """An event by id, or by a unique prefix of it, typed with or without the hyphens."""
     ref = ref.strip().lower()
+    if not ref:
+        raise ValidationError("empty event id", hint="fleetgit events lists ids to show")
     rows: list[Any] = []
     for start in dict.fromkeys((ref, _uuid_prefix(ref))):
         rows = db.conn.execute(
@@ -112,7 +114,6 @@ def find_event(db: IndexDB, ref: str) -> Event:
     return row_to_event(rows[0])
 
 
-_HEX = frozenset("0123456789abcdef")
 _UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 # hex digits shown at least: a UUIDv7's whole millisecond, so that an id shown once stays unique
 # as later events arrive (they are in later milliseconds); a batch shares one and needs more
@@ -122,13 +123,13 @@ SHORT_ID_MIN = 12
 def _digits(event_id: str) -> str:
     """A UUID without its hyphens; any other id as it is."""
     digits = event_id.replace("-", "")
-    return digits if digits and set(digits) <= _HEX else event_id
+    return digits if digits and set(digits) <= HEX_DIGITS else event_id
 
 
 def _uuid_prefix(ref: str) -> str:
     """A hex prefix typed with or without hyphens, hyphenated where a UUID has them."""
     digits = ref.replace("-", "")
-    if not digits or len(digits) > 32 or not set(digits) <= _HEX:
+    if not digits or len(digits) > 32 or not set(digits) <= HEX_DIGITS:
         return ref
     return "-".join(digits[a:b] for a, b in _UUID_GROUPS if digits[a:b])
 
