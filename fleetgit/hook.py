@@ -12,8 +12,7 @@ import select
 import sys
 
 from fleetgit import clock
-from fleetgit.durations import format_duration
-from fleetgit.rules import Block, Reservation, blocking, config_entries, ignorecase, load
+from fleetgit.rules import Block, Reservation, blocking, config_entries, ignorecase, load, time_left
 
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
 # posix_spawn, and hook_mode is found in .fleet/config.toml with plain string operations.
@@ -240,8 +239,7 @@ def _report(blocks: list[Block], me: str | None, what: str) -> str:
     lines = [f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"]
     for b in blocks[:MAX_LINES]:
         held = "; ".join(
-            f"{r.holder} holds {r.pattern!r} (exclusive,"
-            f" {format_duration((r.expires_ms - now) / 1000)} left)"
+            f"{r.holder} holds {r.pattern!r} (exclusive, {time_left(r.expires_ms, now)} left)"
             for r in b.reservations
         )
         lines.append(f"  {b.path}  <- {held}")

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from fleetgit.errors import NotARepositoryError, NotInitializedError
+from fleetgit.errors import NotARepositoryError, NotInitializedError, ValidationError
 
 FLEET_DIR = ".fleet"
 EVENTS_DIR = ".fleet/events"
@@ -106,7 +106,21 @@ def _is_bare(path: Path) -> bool:
         config = (path / "config").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return any("".join(line.split()).lower() == "bare=true" for line in config.splitlines())
+    return any(_bare_setting(line) for line in config.splitlines())
+
+
+def _bare_setting(line: str) -> bool:
+    """Whether a config line says `bare` is true, by git's boolean rules (an error path: a
+    malformed value is simply not bare)."""
+    from fleetgit.rules import config_bool
+
+    key, sep, value = line.split("#")[0].split(";")[0].partition("=")
+    if key.strip().lower() != "bare":
+        return False
+    try:
+        return config_bool("core.bare", value.strip() if sep else None)
+    except ValidationError:
+        return False
 
 
 def worktrees(common_dir: Path) -> list[Path]:

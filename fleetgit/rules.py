@@ -59,6 +59,11 @@ def ignorecase(entries: dict[str, str | None]) -> bool:
     return config_bool("core.ignorecase", entries.get("core.ignorecase", "false"))
 
 
+def time_left(expires_ms: int, now_ms: int) -> str:
+    """How long until `expires_ms`, as every listing and refusal shows it (`1h59m`)."""
+    return format_duration((expires_ms - now_ms) / 1000)
+
+
 class Reservation:
     """One pattern of one reservation, as the index's projection holds it."""
 
@@ -157,10 +162,9 @@ class Conflict:
         }
 
     def describe(self, now_ms: int) -> str:
-        left = format_duration((self.expires_ms - now_ms) / 1000)
         return (
             f"{self.requested}: held by {self.holder} ({self.mode} {self.pattern!r},"
-            f" {left} left, {self.reservation_id})"
+            f" {time_left(self.expires_ms, now_ms)} left, {self.reservation_id})"
         )
 
 

@@ -131,3 +131,9 @@ def test_a_bare_repository_is_named_as_such(tmp_path: Path, cli: Any) -> None:
         assert "bare git repository" in res.err and "needs a worktree" in res.err
         assert "git clone" in res.err and "worktree add" in res.err
     assert not (bare / ".fleet").exists()
+    for spelling in ("yes", "1", "on  # set by hand", "TRUE"):  # git's booleans, as git reads them
+        git(bare, "config", "core.bare", "false")
+        config = (bare / "config").read_text().replace("bare = false", f"bare = {spelling}")
+        (bare / "config").write_text(config)
+        assert git(bare, "rev-parse", "--is-bare-repository").strip() == "true", spelling
+        assert "bare git repository" in cli(bare, "init").err, spelling

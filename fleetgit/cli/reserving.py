@@ -18,7 +18,6 @@ from fleetgit.cli.common import (
     report,
     table,
 )
-from fleetgit.durations import format_duration
 from fleetgit.paths import locate
 from fleetgit.reservations import (
     ReservationConflict,
@@ -27,7 +26,7 @@ from fleetgit.reservations import (
     lost_text,
     settle_conflicts,
 )
-from fleetgit.rules import Reservation
+from fleetgit.rules import Reservation, time_left
 
 TtlOpt = Annotated[
     str | None, typer.Option("--ttl", help="Duration like 90s, 30m, 2h (default from config).")
@@ -58,7 +57,7 @@ def _left(r: Reservation, now: int) -> str:
         return "expired"
     if r.lost_to is not None:
         return f"lost to {r.lost_to.label()}"
-    return format_duration((r.expires_ms - now) / 1000)
+    return time_left(r.expires_ms, now)
 
 
 def _rows(found: list[Reservation], now: int) -> str:
@@ -237,7 +236,7 @@ def check(
 
 
 def _holding(r: Reservation, now: int) -> str:
-    return f"{r.holder} ({r.pattern!r}, {format_duration((r.expires_ms - now) / 1000)} left)"
+    return f"{r.holder} ({r.pattern!r}, {time_left(r.expires_ms, now)} left)"
 
 
 def _hooks_out(states: list, as_json: bool) -> None:  # type: ignore[type-arg]
