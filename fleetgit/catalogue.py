@@ -520,11 +520,11 @@ def check_links(causation_id: str | None, correlation_id: str | None) -> None:
             f"causation id {causation_id!r}: expected the id of the event that caused this one",
             hint="a full event id (a UUID), as `fleetgit show` or `fleetgit events --json` print",
         )
-    if correlation_id is not None and not NAME_RE.match(correlation_id):
-        raise ValidationError(
-            f"correlation id {correlation_id!r}: use letters, digits and . _ : @ -"
-            " (at most 128, no spaces)",
-            hint="for example a job id, or the id of the event that started the work",
+    if correlation_id is not None:
+        check_name(
+            correlation_id,
+            "correlation id",
+            "for example a job id, or the id of the event that started the work",
         )
 
 
@@ -651,6 +651,16 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
         from fleetgit.patterns import check_stored
 
         check_stored(path, value)
+
+
+def check_name(value: str, what: str, hint: str) -> str:
+    """A name (callsign, lock key, cursor, correlation id): letters, digits and . _ : @ -."""
+    if not NAME_RE.match(value):
+        raise ValidationError(
+            f"{what} {value!r}: use letters, digits and . _ : @ - (at most 128, no spaces)",
+            hint=hint,
+        )
+    return value
 
 
 def name_like(text: str) -> str:

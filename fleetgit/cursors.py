@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock
-from fleetgit.catalogue import NAME_RE, name_like
+from fleetgit.catalogue import check_name, name_like
 from fleetgit.errors import ValidationError
 from fleetgit.index.reads import EventFilter
 
@@ -21,12 +21,7 @@ if TYPE_CHECKING:
 
 
 def _check(name: str) -> str:
-    if not NAME_RE.match(name):
-        raise ValidationError(
-            f"cursor name {name!r}: use letters, digits and . _ : @ - (no spaces)",
-            hint=f"fleetgit cursor show {name_like(name)}",
-        )
-    return name
+    return check_name(name, "cursor name", f"fleetgit cursor show {name_like(name)}")
 
 
 def _read(fleet: Fleet, name: str) -> tuple[int, int | None]:

@@ -5,20 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 
-from fleetgit.catalogue import NAME_RE, name_like
-from fleetgit.errors import ValidationError
+from fleetgit.catalogue import check_name, name_like
 from fleetgit.paths import RepoPaths
 from fleetgit.rules import config_entries
 
 
 def check_callsign(callsign: str) -> str:
     """A callsign is a name: letters, digits and . _ : @ -, at most 128, no spaces."""
-    if not NAME_RE.match(callsign):
-        raise ValidationError(
-            f"callsign {callsign!r}: use letters, digits and . _ : @ - (at most 128, no spaces)",
-            hint=f"for example {name_like(callsign)!r}",
-        )
-    return callsign
+    return check_name(callsign, "callsign", f"for example {name_like(callsign)!r}")
 
 
 def _config(paths: RepoPaths, *args: str) -> str:

@@ -7,9 +7,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, pilots
-from fleetgit.catalogue import NAME_RE, name_like
+from fleetgit.catalogue import check_name, name_like
 from fleetgit.durations import format_duration, parse_duration
-from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+from fleetgit.errors import ConflictError, NotFoundError
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
@@ -26,12 +26,7 @@ def _spec(type_: str, key: str, data: dict[str, Any]) -> EventSpec:
 
 
 def _check_key(key: str, verb: str) -> str:
-    if not NAME_RE.match(key):
-        raise ValidationError(
-            f"lock key {key!r}: use letters, digits and . _ : @ - (no spaces or slashes)",
-            hint=f"fleetgit lock {verb} {name_like(key)}",
-        )
-    return key
+    return check_name(key, "lock key", f"fleetgit lock {verb} {name_like(key)}")
 
 
 def current(fleet: Fleet, key: str) -> dict[str, Any] | None:
