@@ -45,6 +45,10 @@ class Demo:
         self.section = text
         self.print(f"\n## {text}")
 
+    def note(self, text: str) -> None:
+        """A comment line between commands, as a shell would ignore it."""
+        self.print(f"# {text}")
+
     def run(
         self, *args: str, at: str | None = None, expect: int = 0, pilot: str | None = None
     ) -> str:
@@ -53,10 +57,22 @@ class Demo:
         if at is not None:
             args = (args[0], "-C", at, *args[1:])
         shown = ("FLEET_CALLSIGN=" + pilot + " " if pilot else "") + shlex.join(args)
-        self.print(f"$ {shown}")
         fleetgit = [sys.executable, "-m", "fleetgit"]
         argv = [*fleetgit, *args[1:]] if args[0] == "fleetgit" else list(args)
         env = {**self.env, "FLEET_CALLSIGN": pilot} if pilot else self.env
+        return self._exec(argv, shown, env, expect)
+
+    def fg(self, *args: str, who: str | None = None, at: str | None = None, expect: int = 0) -> str:
+        """`fleetgit [--as WHO] ARGS`; the output, stripped (ids printed by create commands)."""
+        acting = ("--as", who) if who else ()
+        return self.run("fleetgit", *acting, *args, at=at, expect=expect).strip()
+
+    def sh(self, line: str) -> None:
+        """A shell line (an edit a reader could type), run by sh in the main worktree."""
+        self._exec(["sh", "-c", line], line, self.env, 0)
+
+    def _exec(self, argv: list[str], shown: str, env: dict[str, str], expect: int) -> str:
+        self.print(f"$ {shown}")
         proc = subprocess.run(
             argv, cwd=self.repo, env=env, capture_output=True, text=True, check=False
         )
@@ -77,300 +93,186 @@ class Demo:
             self.print(f"  (exit {proc.returncode}, as expected)")
         return proc.stdout
 
-    def last_pos(self) -> int:
-        """The newest position in this clone's index (read quietly)."""
-        argv = [sys.executable, "-m", "fleetgit", "index", "status", "--json"]
+    def quiet(self, *args: str) -> Any:
+        """`fleetgit ARGS --json`, read without echo (to learn a position the reader saw)."""
+        argv = [sys.executable, "-m", "fleetgit", *args, "--json"]
         proc = subprocess.run(argv, cwd=self.repo, env=self.env, capture_output=True, check=True)
-        return int(json.loads(proc.stdout)["last_pos"])
+        return json.loads(proc.stdout)
 
     def setup(self) -> None:
         self.say("A git repository for the fleet to work in")
         self.repo.mkdir()
         self.run("git", "init", "-q", "-b", "main")
-        (self.repo / "app.py").write_text("print('hello')\n", encoding="utf-8")
+        self.sh("echo \"print('hello')\" > app.py")
         self.run("git", "add", "app.py")
         self.run("git", "commit", "-q", "-m", "initial commit")
         self.say("fleetgit init: config, events directory, .gitattributes line, index")
         self.run("fleetgit", "init")
 
-    def ledger(self) -> None:
-        self.say("Pilots append events; each is one canonical JSON line in this writer's segment")
-        self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "emit",
-            "pilot_registered",
-            "--stream",
-            "pilot/viper-1",
-            "--data",
-            '{"callsign": "viper-1", "program": "claude-code", "model": "opus"}',
+    def ledger(self) -> str:
+        """Three pilots and the one mission of the story; returns the mission's id."""
+        self.say("Every fact is an event: three pilots register, viper-1 creates the mission")
+        for who, model in (("viper-1", "opus"), ("maverick", "sonnet"), ("goose", "haiku")):
+            self.fg("pilot", "register", who, "--program", "claude-code", "--model", model)
+        mission = self.fg(
+            "mission", "create", "Ship the parser", "--priority", "high", who="viper-1"
         )
-        self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "emit",
-            "mission_created",
-            "--stream",
-            "mission/msn-demo",
-            "--data",
-            '{"mission_id": "msn-demo", "title": "Ship the parser", "priority": "high"}',
-            "--expect-version",
-            "0",
-        )
-        self.say("Optimistic concurrency: the stream moved on, so a stale writer is refused")
-        self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "emit",
-            "mission_started",
-            "--stream",
-            "mission/msn-demo",
-            "--data",
-            '{"mission_id": "msn-demo"}',
-            "--expect-version",
-            "0",
-            expect=1,
-        )
+        self.fg("events")
+        self.fg("stream", f"mission/{mission}")
+        self.say("On disk: one canonical JSON line per event, in this writer's own segment")
+        self.sh("head -n 1 .fleet/events/*/*.jsonl")
+        self.say("emit writes any event; --expect-version 0 (new streams only) refuses a duplicate")
+        data = {"mission_id": mission, "title": "Ship the parser"}
+        self.fg("emit", "mission_created", "--stream", f"mission/{mission}", "--data",
+                json.dumps(data), "--expect-version", "0", who="maverick", expect=1)  # fmt: skip
         self.say("Bad input is refused with one line naming the field; nothing is written")
-        self.run(
-            "fleetgit",
-            "emit",
-            "mission_created",
-            "--stream",
-            "mission/msn-x",
-            "--data",
-            '{"mission_id": "msn-x", "title": "x", "priority": "urgent"}',
-            expect=1,
+        data = {"mission_id": "msn-docs", "title": "Write the docs", "priority": "urgent"}
+        self.fg("emit", "mission_created", "--stream", "mission/msn-docs", "--data",
+                json.dumps(data), who="viper-1", expect=1)  # fmt: skip
+        return mission
+
+    def commit(self) -> None:
+        self.say(
+            "fleetgit commit commits .fleet/ and nothing else: your own edits stay as they are"
         )
-        self.run("fleetgit", "events")
-        self.run("fleetgit", "stream", "mission/msn-demo")
-        self.say("The segments are plain files under .fleet/; commit them (and only them) to git")
-        (self.repo / "app.py").write_text("print('work in progress')\n", encoding="utf-8")
-        self.run("fleetgit", "commit", "-m", "fleet: viper-1 plans the parser")
+        self.sh("echo \"print('work in progress')\" >> app.py")
+        self.run("git", "status", "--short")
+        self.fg("commit", "-m", "fleet: viper-1 plans the parser")
+        self.note(
+            "app.py is still modified, unstaged and uncommitted: only the fleet's files went in"
+        )
         self.run("git", "status", "--short")
 
     def reservations(self) -> None:
         self.say("Hooks: git itself now refuses commits that touch another pilot's files")
-        self.run("fleetgit", "hooks", "install")
+        self.fg("hooks", "install")
         self.say("viper-1 reserves the parser; maverick's overlapping request is refused whole")
-        self.run("fleetgit", "--as", "viper-1", "reserve", "src/parser.py", "--reason", "rewrite")
-        self.run("fleetgit", "--as", "maverick", "reserve", "src/*.py", "docs/", expect=1)
-        self.run("fleetgit", "reservations")
-        self.say("maverick edits the parser anyway: the pre-commit hook blocks the commit")
-        (self.repo / "src").mkdir(exist_ok=True)
-        (self.repo / "src/parser.py").write_text("def parse(): ...\n", encoding="utf-8")
+        self.fg("reserve", "src/parser.py", "--reason", "rewrite", who="viper-1")
+        self.fg("reserve", "src/*.py", "docs/", who="maverick", expect=1)
+        self.fg("reservations")
+        self.say("maverick writes the parser anyway: the pre-commit hook blocks the commit")
+        self.sh("mkdir -p src && echo 'def parse(): ...' > src/parser.py")
         self.run("git", "add", "src/parser.py")
         self.run("git", "commit", "-q", "-m", "maverick: quick fix", pilot="maverick", expect=1)
-        self.run("fleetgit", "--as", "maverick", "check", "src/parser.py", expect=1)
+        self.fg("check", "src/parser.py", who="maverick", expect=1)
         self.say("viper-1 releases the file; the same commit now goes through")
-        self.run("fleetgit", "--as", "viper-1", "release", "src/parser.py")
+        self.fg("release", "src/parser.py", who="viper-1")
         self.run("git", "commit", "-q", "-m", "maverick: quick fix", pilot="maverick")
         self.run("git", "log", "--oneline", "-1")
 
-    def fleet(self) -> None:
-        self.say("The fleet: three pilots, one mission, sorties with dependencies")
-        for who, model in (("viper-1", "opus"), ("maverick", "sonnet"), ("goose", "haiku")):
-            self.run(
-                "fleetgit", "pilot", "register", who, "--program", "claude-code", "--model", model
-            )
-        mission = self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "mission",
-            "create",
-            "Ship the parser",
-            "--priority",
-            "high",
-        ).strip()
-        grammar = self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "sortie",
-            "create",
-            "Grammar",
-            "--mission",
-            mission,
-            "--file",
-            "src/grammar.py",
-        ).strip()
-        lexer = self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "sortie",
-            "create",
-            "Lexer",
-            "--mission",
-            mission,
-            "--depends-on",
-            grammar,
-            "--priority",
-            "critical",
-            "--file",
-            "src/lexer.py",
-        ).strip()
-        self.run("fleetgit", "sortie", "list", "--ready")
-        planned = self.last_pos()
+    def plan(self, mission: str) -> tuple[str, str, str]:
+        """viper-1 splits the mission; returns the grammar and errors sorties and a work order."""
+        self.say("viper-1 plans two sorties (one waits for the other) and a work order")
+        grammar = self.fg("sortie", "create", "Grammar", "--mission", mission,
+                          "--file", "src/grammar.py", who="viper-1")  # fmt: skip
+        errors = self.fg("sortie", "create", "Error messages", "--mission", mission,
+                         "--depends-on", grammar, "--priority", "critical",
+                         "--file", "src/errors.py", who="viper-1")  # fmt: skip
+        self.fg("sortie", "list", "--ready")
         self.say("Work orders: small tasks under a sortie, for registered pilots (typos refused)")
-        order = self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "workorder",
-            "create",
-            "Tokenise the keywords",
-            "--sortie",
-            lexer,
-        ).strip()
-        self.run("fleetgit", "--as", "viper-1", "workorder", "assign", order, "gose", expect=1)
-        self.run("fleetgit", "--as", "viper-1", "workorder", "assign", order, "goose")
-        self.say("maverick claims the grammar (and reserves its file); goose is too late")
-        self.run("fleetgit", "--as", "maverick", "sortie", "claim", grammar, "--reserve")
-        self.run("fleetgit", "--as", "goose", "sortie", "claim", grammar, expect=1)
-        self.run("fleetgit", "--as", "goose", "sortie", "claim", lexer)
-        self.run("fleetgit", "--as", "goose", "sortie", "start", lexer, expect=1)
-        self.run("fleetgit", "--as", "maverick", "sortie", "start", grammar)
-        self.run("fleetgit", "--as", "maverick", "sortie", "progress", grammar, "--percent", "40")
-        self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "sortie",
-            "block",
-            grammar,
-            "--reason",
-            "which keywords?",
-        )
-        self.say("Squawk: maverick asks, viper-1 answers in the thread, maverick acknowledges")
-        question = self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "squawk",
-            "send",
-            "--to",
-            "viper-1",
-            "--subject",
-            "Keywords",
-            "--body",
-            "Are let and fn reserved?",
-        ).strip()
-        self.run("fleetgit", "--as", "viper-1", "squawk", "inbox", "--unread")
-        answer = self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "squawk",
-            "send",
-            "--to",
-            "maverick",
-            "--subject",
-            "Re: Keywords",
-            "--body",
-            "Yes, both.",
-            "--reply-to",
-            question,
-            "--ack-required",
-        ).strip()
-        self.run("fleetgit", "--as", "maverick", "squawk", "ack", answer, "--notes", "thanks")
-        self.run("fleetgit", "squawk", "thread", question)
-        self.run("fleetgit", "--as", "maverick", "sortie", "resume", grammar)
-        self.say("Locks: one migration at a time; goose gives up after waiting a second")
-        self.run("fleetgit", "--as", "maverick", "lock", "acquire", "schema", "--ttl", "10m")
-        self.run("fleetgit", "--as", "goose", "lock", "acquire", "schema", "--wait", "1s", expect=1)
-        self.say("maverick checkpoints, then loses its context; resume brings it back")
-        self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "checkpoint",
-            "create",
-            "--sortie",
-            grammar,
-            "--progress",
-            "60",
-            "--summary",
-            "keywords settled, operators left",
-            "--next-step",
-            "operator precedence",
-            "--file",
-            "src/grammar.py",
-        )
-        self.run("fleetgit", "--as", "viper-1", "mission", "start", mission)
-        self.run("fleetgit", "--as", "maverick", "resume", "--latest")
-        self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "sortie",
-            "complete",
-            grammar,
-            "--summary",
-            "grammar done",
-        )
-        self.run("fleetgit", "--as", "maverick", "lock", "release", "schema")
-        self.run("fleetgit", "--as", "goose", "sortie", "start", lexer)
-        self.run("fleetgit", "--as", "goose", "workorder", "complete", order, "--summary", "done")
-        self.run("fleetgit", "workorder", "list", "--sortie", lexer)
-        self.run("fleetgit", "mission", "show", mission)
-        self.run("fleetgit", "pilot", "list")
-        self.say(f"Time travel: any list or show as of a position ({planned}: nothing claimed yet)")
-        self.run("fleetgit", "mission", "show", mission, "--as-of", str(planned))
-        self.say("Cursors: a consumer (a CI bot, say) reads what it has not seen, then moves on")
-        self.run("fleetgit", "events", "--consumer", "ci-bot", "--type", "sortie_completed")
-        self.run("fleetgit", "events", "--consumer", "ci-bot", "--type", "sortie_completed",
-                 "--advance")  # fmt: skip
-        self.run("fleetgit", "cursor", "show", "ci-bot")
-        self.run("fleetgit", "events", "--consumer", "ci-bot")
-        self.run("fleetgit", "commit", "-m", "fleet: the parser mission so far")
+        order = self.fg("workorder", "create", "Message for an unclosed bracket",
+                        "--sortie", errors, who="viper-1")  # fmt: skip
+        self.fg("workorder", "assign", order, "gose", who="viper-1", expect=1)
+        self.fg("workorder", "assign", order, "goose", who="viper-1")
+        return grammar, errors, order
 
-    def branches(self) -> None:
-        self.say("A second worktree is a second writer; the clone's index sees both at once")
+    def work(self, mission: str, grammar: str, errors: str) -> None:
+        self.say(
+            "Work begins: viper-1 starts the mission; maverick claims the grammar and its file"
+        )
+        self.fg("mission", "start", mission, who="viper-1")
+        self.fg("sortie", "claim", grammar, "--reserve", who="maverick")
+        self.fg("sortie", "claim", grammar, who="goose", expect=1)
+        self.say("goose takes the error messages, which cannot start before the grammar is done")
+        self.fg("sortie", "claim", errors, who="goose")
+        self.fg("sortie", "start", errors, who="goose", expect=1)
+        self.fg("sortie", "start", grammar, who="maverick")
+        self.fg("sortie", "progress", grammar, "--percent", "40", who="maverick")
+        self.fg("sortie", "block", grammar, "--reason", "which keywords?", who="maverick")
+
+    def squawk(self, grammar: str) -> None:
+        self.say("Squawk: maverick asks, viper-1 answers in the thread, maverick acknowledges")
+        question = self.fg("squawk", "send", "--to", "viper-1", "--subject", "Keywords",
+                           "--body", "Are let and fn reserved?", who="maverick")  # fmt: skip
+        self.fg("squawk", "inbox", "--unread", who="viper-1")
+        answer = self.fg("squawk", "send", "--to", "maverick", "--subject", "Re: Keywords",
+                         "--body", "Yes, both.", "--reply-to", question, "--ack-required",
+                         who="viper-1")  # fmt: skip
+        self.fg("squawk", "ack", answer, "--notes", "thanks", who="maverick")
+        self.fg("squawk", "thread", question)
+        self.fg("sortie", "resume", grammar, who="maverick")
+        self.fg("sortie", "progress", grammar, "--percent", "60", "--note", "keywords settled",
+                who="maverick")  # fmt: skip
+        self.say("Locks: one migration at a time; goose gives up after waiting a second")
+        self.fg("lock", "acquire", "schema", "--ttl", "10m", who="maverick")
+        self.fg("lock", "acquire", "schema", "--wait", "1s", who="goose", expect=1)
+
+    def recover(self, grammar: str) -> None:
+        self.say("maverick checkpoints at 60%, then loses its context; resume brings it back")
+        self.fg("checkpoint", "create", "--sortie", grammar, "--progress", "60",
+                "--summary", "keywords settled, operators left",
+                "--next-step", "operator precedence", "--file", "src/grammar.py",
+                who="maverick")  # fmt: skip
+        self.fg("squawk", "send", "--to", "maverick", "--subject", "Operators",
+                "--body", "Precedence as in C.", who="viper-1")  # fmt: skip
+        self.fg("resume", "--latest", who="maverick")
+
+    def finish(self, mission: str, grammar: str, errors: str, order: str) -> None:
+        self.say("maverick completes the grammar; that frees the file its claim reserved")
+        self.fg("sortie", "complete", grammar, "--summary", "grammar done", who="maverick")
+        self.fg("lock", "release", "schema", who="maverick")
+        self.fg("reservations")
+        self.say("Now goose can start, and finishes its work order")
+        self.fg("sortie", "start", errors, who="goose")
+        self.fg("workorder", "complete", order, "--summary", "done", who="goose")
+        self.fg("sortie", "progress", errors, "--percent", "50", who="goose")
+        self.fg("workorder", "list", "--sortie", errors)
+        self.fg("mission", "show", mission)
+        self.fg("pilot", "list")
+
+    def history(self, mission: str) -> None:
+        self.say("Time travel: any list or show as of a position, taken from a listing's POS")
+        self.fg("events", "--type", "mission_started")
+        started = self.quiet("events", "--type", "mission_started")[0]["pos"]
+        self.note(f"position {started}: the mission had started and nothing was claimed yet")
+        self.fg("mission", "show", mission, "--as-of", str(started))
+        self.say("Cursors: a consumer (a CI bot, say) reads what it has not seen, then moves on")
+        self.fg("events", "--consumer", "ci-bot", "--type", "sortie_completed", "--advance")
+        self.note(
+            "--advance moves the cursor to the newest position examined, past what --type skipped"
+        )
+        self.fg("cursor", "show", "ci-bot")
+        self.fg("events", "--consumer", "ci-bot")
+        self.fg("commit", "-m", "fleet: the parser mission so far")
+
+    def branches(self, mission: str, grammar: str, errors: str) -> None:
+        self.say(
+            "maverick takes the lexer in a second worktree, on branch feature: a second writer"
+        )
         wt = "../hangar-feature"  # beside the main worktree; its commands run with -C
         self.run("git", "worktree", "add", "-q", "-b", "feature", wt)
-        self.run(
-            "fleetgit",
-            "--as",
-            "maverick",
-            "emit",
-            "sortie_created",
-            "--stream",
-            "sortie/srt-lexer",
-            "--data",
-            '{"sortie_id": "srt-lexer", "mission_id": "msn-demo", "title": "Lexer"}',
-            at=wt,
-        )
-        self.say("The main worktree sees the feature worktree's event at once, uncommitted")
-        self.run("fleetgit", "events", "--type", "sortie_created")
-        self.run("fleetgit", "commit", "-m", "fleet: maverick takes the lexer", at=wt)
-        self.say("Meanwhile the main worktree appends and commits on main")
-        self.run(
-            "fleetgit",
-            "--as",
-            "viper-1",
-            "emit",
-            "mission_started",
-            "--stream",
-            "mission/msn-demo",
-            "--data",
-            '{"mission_id": "msn-demo"}',
-            "--expect-version",
-            "1",
-        )
-        self.run("fleetgit", "commit")
+        self.note("maverick writes the sortie's event by hand, to give it a readable id")
+        lexer = {"sortie_id": "srt-lexer", "mission_id": mission, "title": "Lexer",
+                 "depends_on": [grammar], "files": ["src/lexer.py"]}  # fmt: skip
+        self.fg("emit", "sortie_created", "--stream", "sortie/srt-lexer", "--data",
+                json.dumps(lexer), who="maverick", at=wt)  # fmt: skip
+        self.fg("sortie", "claim", "srt-lexer", "--reserve", who="maverick", at=wt)
+        self.fg("sortie", "start", "srt-lexer", who="maverick", at=wt)
+        self.say("The main worktree sees the feature worktree's events at once, uncommitted")
+        self.fg("mission", "show", mission)
+        self.fg("commit", "-m", "fleet: maverick takes the lexer", at=wt)
+        self.say("Meanwhile, on main, goose finishes; ci-bot sees only what is new to it")
+        self.fg("sortie", "complete", errors, "--summary", "messages done", who="goose")
+        self.fg("events", "--consumer", "ci-bot", "--type", "sortie_completed", "--advance")
+        self.fg("commit", "-m", "fleet: goose finishes the error messages")
         self.say("Both branches appended; the merge cannot conflict (one writer per directory)")
         self.run("git", "merge", "-q", "--no-edit", "feature")
         self.run("git", "log", "--oneline", "--graph")
         self.say("verify reads every segment of every source; rebuild re-derives the index")
-        self.run("fleetgit", "verify")
-        self.run("fleetgit", "index", "rebuild")
-        self.run("fleetgit", "index", "status")
-        self.run("fleetgit", "events", "--stream", "mission/msn-demo", "--json")
+        self.fg("verify")
+        self.fg("index", "rebuild")
+        self.fg("index", "status")
+        self.fg("mission", "show", mission)
 
 
 def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
@@ -382,10 +284,16 @@ def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
     try:
         demo.print(f"# fleetgit demo in {root}")
         demo.setup()
-        demo.ledger()
+        mission = demo.ledger()
+        demo.commit()
         demo.reservations()
-        demo.fleet()
-        demo.branches()
+        grammar, errors, order = demo.plan(mission)
+        demo.work(mission, grammar, errors)
+        demo.squawk(grammar)
+        demo.recover(grammar)
+        demo.finish(mission, grammar, errors, order)
+        demo.history(mission)
+        demo.branches(mission, grammar, errors)
         done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
         demo.print(f"\n# done. {done}")
     finally:  # a demo that failed half-way leaves nothing behind either
