@@ -155,8 +155,7 @@ def reserve_specs(
 
 
 def mine_now(fleet: Fleet, me: str) -> list[Reservation]:
-    now = clock.now_ms()
-    return [r for r in load(fleet.index.conn, live_only=True, now_ms=now) if r.holder == me]
+    return [r for r in _marked(fleet) if r.holder == me]
 
 
 def _select_mine(live: list[Reservation], me: str, wanted: Sequence[str]) -> list[Reservation]:
@@ -186,7 +185,7 @@ def renew(
     lost: list[Reservation] = []
 
     def plan() -> list[EventSpec]:
-        chosen = _select_mine(_live_marked(fleet), me, wanted)
+        chosen = _select_mine(_marked(fleet), me, wanted)
         lost[:] = [r for r in chosen if r.lost_to is not None]
         if lost and (wanted or len(lost) == len(chosen)):
             raise ReservationLost(lost)
@@ -205,12 +204,14 @@ def renew(
     return [r for r in mine_now(fleet, me) if r.reservation_id in renewed] + lost
 
 
-def _live_marked(fleet: Fleet) -> list[Reservation]:
-    """The live reservations, those that lost a clash marked (`lost_to`)."""
-    now = clock.now_ms()
-    live = load(fleet.index.conn, live_only=True, now_ms=now)
-    mark_lost(live, now, fleet.ignorecase)
-    return live
+def _marked(fleet: Fleet, *, include_expired: bool = False) -> list[Reservation]:
+    """The live reservations (or all), those that lost a clash marked (`lost_to`): every
+    reservation shown or acted on goes through here, so `active` means the same everywhere.
+    Inside `Fleet.as_of`, expiry is judged at that position's time."""
+    now = fleet.now_ms()
+    found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
+    mark_lost(found, now, fleet.ignorecase)
+    return found
 
 
 def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False) -> list[str]:
@@ -284,9 +285,7 @@ def listing(
 ) -> list[Reservation]:
     """Reservations, the ones that lost a clash marked (`lost_to`): they no longer count.
     Inside `Fleet.as_of`, expiry is judged at that position's time."""
-    now = fleet.now_ms()
-    found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
-    mark_lost(found, now, fleet.ignorecase)
+    found = _marked(fleet, include_expired=include_expired)
     if holder is not None:
         found = [r for r in found if r.holder.lower() == holder.lower()]
     return sorted(found, key=lambda r: (r.holder, r.pattern, r.granted))
