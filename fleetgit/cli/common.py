@@ -21,10 +21,43 @@ from fleetgit.errors import FleetError
 from fleetgit.fleet import Fleet
 from fleetgit.paths import locate
 
+# The largest integer SQLite holds (positions, sequence numbers, limits are stored or bound as
+# one): a larger one cannot match anything, and would not even bind (OverflowError, exit 3).
+INT_MAX = 2**63 - 1
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    """A parser for an integer option from `low` to `high`: anything else is a usage error that
+    names the range (exit 2), before the command runs."""
+
+    def integer(text: str | int) -> int:
+        text = str(text)  # a default arrives as an int
+        digits = text.strip().removeprefix("-").removeprefix("+")
+        if not digits.isdigit() or not digits.isascii():
+            raise typer.BadParameter(f"{text!r} is not a whole number")
+        # no int() of a huge string: more digits than the bound has is out of range anyway
+        value = int(text) if len(digits) <= len(str(INT_MAX)) else None
+        if value is None or not low <= value <= high:
+            raise typer.BadParameter(f"{text} is out of range: expected {low} to {high}")
+        return value
+
+    return integer
+
+
+def int_option(
+    *names: str, low: int = 0, high: int = INT_MAX, metavar: str = "N", **kw: Any
+) -> Any:
+    """The one way to declare an integer option: bounded (by default 0 to INT_MAX), so that no
+    number typed reaches SQLite out of its range. A narrower range is shown in the help."""
+    if high < INT_MAX:
+        kw["help"] = " ".join(filter(None, [kw.get("help"), f"({low} to {high})"]))
+    return typer.Option(*names, parser=_bounded(low, high), metavar=metavar, **kw)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 AsOf = Annotated[
     int | None,
-    typer.Option("--as-of", metavar="POS", help="Answer from the state after position POS."),
+    int_option("--as-of", metavar="POS", help="Answer from the state after position POS."),
 ]
 Commands = Sequence[tuple[str, Callable[..., Any]]]
 

@@ -10,6 +10,7 @@ from fleetgit.cli.common import (
     JsonOpt,
     add_group,
     boundary,
+    int_option,
     open_fleet,
     print_json,
     table,
@@ -265,7 +266,7 @@ def cursor_show(
 def cursor_advance(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME")],
-    to: Annotated[int, typer.Option("--to", metavar="POS")],
+    to: Annotated[int, int_option("--to", metavar="POS")],
     as_json: JsonOpt = False,
 ) -> None:
     """Move a cursor to a position.

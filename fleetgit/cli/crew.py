@@ -11,6 +11,7 @@ from fleetgit.cli.common import (
     JsonOpt,
     add_group,
     boundary,
+    int_option,
     open_fleet,
     print_json,
     table,
@@ -555,7 +556,7 @@ def sortie_complete(
 def sortie_progress(
     ctx: typer.Context,
     sortie: Annotated[str, typer.Argument(metavar="ID")],
-    percent: Annotated[int, typer.Option("--percent", min=0, max=100)],
+    percent: Annotated[int, int_option("--percent", high=100)],
     note: Annotated[str | None, typer.Option("--note")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -8,10 +8,12 @@ import typer
 
 from fleetgit import catalogue, clock
 from fleetgit.cli.common import (
+    INT_MAX,
     JsonOpt,
     add_group,
     boundary,
     globals_of,
+    int_option,
     open_fleet,
     print_json,
     table,
@@ -96,7 +98,7 @@ def emit(
     stream: Annotated[str, typer.Option("--stream", help="Stream, e.g. mission/msn-1.")],
     data: Annotated[str, typer.Option("--data", help="JSON object; - reads stdin.")] = "{}",
     expect_version: Annotated[
-        int | None, typer.Option("--expect-version", help="Refuse unless the stream is at N.")
+        int | None, int_option("--expect-version", help="Refuse unless the stream is at N.")
     ] = None,
     causation_id: Annotated[
         str | None,
@@ -143,7 +145,10 @@ def _time(text: str | None, flag: str) -> int | None:
     if text is None:
         return None
     try:
-        return clock.parse_time(text)
+        ms = clock.parse_time(text)
+        if ms <= clock.hlc_ms(INT_MAX):
+            return ms
+        reason = "later than any time the ledger can hold (the year 6429)"
     except ValueError:
         reason = "expected an ISO time or a relative one like -2h"
     except ValidationError as exc:  # a relative time's duration: no unit, zero, too far back
@@ -164,8 +169,10 @@ def events(
     actor: Annotated[str | None, typer.Option("--actor")] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time or -2h.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="ISO time or -2h.")] = None,
-    after: Annotated[int | None, typer.Option("--after", help="Only positions after POS.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    after: Annotated[
+        int | None, int_option("--after", metavar="POS", help="Only positions after POS.")
+    ] = None,
+    limit: Annotated[int | None, int_option("--limit", low=1, help="At most N events.")] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
     consumer: Annotated[
         str | None,
@@ -239,8 +246,8 @@ def show(
 def stream(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="STREAM", help="e.g. mission/msn-1")],
-    from_seq: Annotated[int | None, typer.Option("--from-seq", min=1)] = None,
-    to_seq: Annotated[int | None, typer.Option("--to-seq", min=1)] = None,
+    from_seq: Annotated[int | None, int_option("--from-seq", low=1, metavar="SEQ")] = None,
+    to_seq: Annotated[int | None, int_option("--to-seq", low=1, metavar="SEQ")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the events of one stream by version.

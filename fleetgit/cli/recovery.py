@@ -5,7 +5,16 @@ from typing import Annotated, Any
 import typer
 
 from fleetgit import checkpoints
-from fleetgit.cli.common import AsOf, JsonOpt, add_group, boundary, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    AsOf,
+    JsonOpt,
+    add_group,
+    boundary,
+    int_option,
+    open_fleet,
+    print_json,
+    table,
+)
 from fleetgit.cli.render import label
 from fleetgit.resume import markdown, resume
 
@@ -49,7 +58,7 @@ def create(
     trigger: Annotated[
         str, typer.Option("--trigger", help="manual|auto|error|compaction")
     ] = "manual",
-    progress: Annotated[int | None, typer.Option("--progress", min=0, max=100)] = None,
+    progress: Annotated[int | None, int_option("--progress", high=100)] = None,
     summary: Annotated[str | None, typer.Option("--summary")] = None,
     next_steps: Annotated[list[str] | None, typer.Option("--next-step", help="Repeat.")] = None,
     blockers: Annotated[list[str] | None, typer.Option("--blocker", help="Repeat.")] = None,

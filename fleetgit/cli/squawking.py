@@ -5,7 +5,16 @@ from typing import Annotated, Any
 import typer
 
 from fleetgit import squawk
-from fleetgit.cli.common import AsOf, JsonOpt, add_group, boundary, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    AsOf,
+    JsonOpt,
+    add_group,
+    boundary,
+    int_option,
+    open_fleet,
+    print_json,
+    table,
+)
 
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
 MsgId = Annotated[str, typer.Argument(metavar="ID")]
@@ -126,7 +135,7 @@ def inbox(
     unread: Annotated[bool, typer.Option("--unread", help="Only unread ones.")] = False,
     include_archived: Annotated[bool, typer.Option("--all", help="Include archived ones.")] = False,
     limit: Annotated[
-        int, typer.Option("--limit", min=0, help="Show the newest N (0: all of them).")
+        int, int_option("--limit", help="Show the newest N (0: all of them).")
     ] = INBOX_PAGE,
     as_of: AsOf = None,
     as_json: JsonOpt = False,

@@ -1,0 +1,90 @@
+"""Bad input is refused in one line with a hint, never a traceback: numbers out of range, and
+filters naming a callsign no event ever had."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, get_args
+
+import orjson
+import pytest
+import typer
+
+from fleetgit.cli import make_app
+from fleetgit.cli.common import INT_MAX
+
+HUGE = "99999999999999999999999"
+
+
+def _int_options() -> Iterator[tuple[list[str], str]]:
+    """(command words, option name) for every integer option of every command."""
+    app = make_app()
+    commands = [([_name(c)], c.callback) for c in app.registered_commands]
+    for group in app.registered_groups:
+        sub = group.typer_instance
+        assert sub is not None and group.name
+        commands += [([group.name, _name(c)], c.callback) for c in sub.registered_commands]
+    for words, callback in commands:
+        for param in inspect.signature(callback).parameters.values():
+            kind, *meta = get_args(param.annotation) or (None,)
+            option = meta[0] if meta else None
+            if int in (kind, *get_args(kind)) and isinstance(option, type(typer.Option())):
+                # in Annotated, typer takes the first name as `default`
+                yield words, str(option.default)
+
+
+def _name(info: Any) -> str:
+    return str(info.name or info.callback.__name__.replace("_", "-"))
+
+
+INT_OPTIONS = sorted(_int_options())
+
+
+def test_the_commands_have_integer_options_to_check() -> None:
+    found = {f"{' '.join(w)} {o}" for w, o in INT_OPTIONS}
+    assert {
+        "events --limit",
+        "events --after",
+        "squawk inbox --limit",
+        "lock list --as-of",
+    } <= found
+
+
+@pytest.mark.parametrize(("words", "option"), INT_OPTIONS, ids=lambda x: str(x))
+def test_every_integer_option_refuses_numbers_out_of_range(
+    repo: Path, cli: Any, words: list[str], option: str
+) -> None:
+    for value, reason in (
+        (HUGE, "out of range"),
+        (str(INT_MAX + 1), "out of range"),
+        ("-" + HUGE, "out of range"),
+        ("12x", "not a whole number"),
+    ):
+        res = cli(repo, *words, option, value, "--json")  # first, so that it is parsed first
+        assert res.code == 2, (words, option, res.err)
+        error = orjson.loads(res.err)["error"]
+        assert option in error["message"] and reason in error["message"]
+        assert error["hint"] == f"see: fleetgit {' '.join(words)} --help"
+    assert not list((repo / ".fleet" / "events").iterdir())  # nothing written
+
+
+def test_huge_numbers_in_the_audited_commands(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    res = cli(repo, "--as", "goose", "squawk", "inbox", "--limit", HUGE, "--json")
+    assert res.code == 2 and '"code":"usage"' in res.err and "--limit" in res.err
+    assert "fleetgit squawk inbox --help" in res.err
+    for option in ("--limit", "--after"):
+        res = cli(repo, "events", option, HUGE)
+        assert res.code == 2 and f"'{option}': {HUGE} is out of range" in res.err
+    assert cli(repo, "events", "--after", str(INT_MAX), "--json").json() == []
+    assert len(cli(repo, "events", "--limit", str(INT_MAX), "--json").json()) == 1
+    res = cli(repo, "events", "--since", "6500-01-01")
+    assert res.code == 1 and "later than any time the ledger can hold" in res.err
+
+
+def test_a_narrow_range_is_shown_in_the_help(repo: Path, cli: Any) -> None:
+    assert "(0 to 100)" in cli(repo, "sortie", "progress", "--help").out
+    res = cli(repo, "sortie", "progress", "srt-x", "--percent", "101")
+    assert res.code == 2 and "expected 0 to 100" in res.err
