@@ -91,18 +91,29 @@ def _closest(name: str, known: Sequence[str]) -> str:
 
 
 def check_known(fleet: Fleet, names: Sequence[str], *, allow_unknown: bool = False) -> None:
-    """Refuse callsigns no pilot registered (a typo would go unnoticed), unless allowed."""
+    """Refuse callsigns that are not in the fleet, unless allowed: one no pilot registered (a
+    typo would go unnoticed) or one that deregistered (it has left: nobody would do or read
+    what is given to it, until it registers again)."""
     for name in names:
         check_callsign(name)
     if allow_unknown:
         return
-    known = _known(fleet)
-    unknown = [n for n in names if n not in known]
+    left = dict(fleet.index.conn.execute("SELECT callsign, deregistered FROM pilots").fetchall())
+    here = [c for c, gone in left.items() if not gone]
+    unknown = [n for n in names if n not in left]
     if unknown:
         raise ValidationError(
             f"unknown callsign(s): {', '.join(unknown)}",
-            hint=_closest(unknown[0], known)
+            hint=_closest(unknown[0], here)
             + f"register it first (fleetgit pilot register {unknown[0]}), or pass --allow-unknown",
+        )
+    gone = [n for n in names if left[n]]
+    if gone:
+        raise ValidationError(
+            f"{', '.join(gone)} {'has' if len(gone) == 1 else 'have'} left the fleet"
+            " (deregistered)",
+            hint="see who is here: fleetgit pilot list --active; it rejoins with"
+            f" fleetgit --as {gone[0]} pilot register {gone[0]}; or pass --allow-unknown",
         )
 
 

@@ -1,14 +1,23 @@
-"""Work orders: create, list, show, assign, status, complete."""
+"""Work orders: create, list, show, assign, status, complete.
+
+Status rules (`folds.workorders.refusal`, the same in the fold): open means nobody holds it, and
+setting it open clears the assignee; assigned, in_progress and blocked need an assignee (`assign`
+gives one and makes it assigned); a change that changes nothing is refused; completed and
+cancelled are final."""
 
 from __future__ import annotations
 
+import difflib
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, ids, pilots, sorties
 from fleetgit.errors import ValidationError
-from fleetgit.folds.workorders import CLOSED, STATUSES
+from fleetgit.folds.workorders import STATUSES, refusal
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from fleetgit.fleet import EventSpec, Fleet
 
 
@@ -48,28 +57,77 @@ def create(
     return wid
 
 
-def change(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any]) -> str:
-    """status, complete: refused once the work order is closed."""
+def _refuse(current: dict[str, Any], event_type: str, data: dict[str, Any]) -> None:
+    """Refuse what the fold would ignore (`folds.workorders.refusal`), saying why and what to do."""
+    why = refusal(current, event_type, data)
+    wid, status, assignee = current["work_order_id"], current["status"], current["assignee"]
+    if why == "closed":
+        raise ValidationError(
+            f"work order {wid} is {status}: it cannot change any more",
+            hint=f"add another: fleetgit workorder create TITLE --sortie {current['sortie_id']}",
+        )
+    if why == "unchanged" and event_type == "work_order_assigned":
+        raise ValidationError(
+            f"work order {wid} is already assigned to {assignee}: nothing to change",
+            hint=f"fleetgit workorder show {wid}",
+        )
+    if why == "unchanged":
+        raise ValidationError(
+            f"work order {wid} is already {status}: nothing to change",
+            hint=f"fleetgit workorder show {wid}",
+        )
+    if why == "unassigned":
+        raise ValidationError(
+            f"work order {wid} has no assignee: {data['status']} needs one",
+            hint=f"give it to a pilot (that makes it assigned): fleetgit workorder assign {wid}"
+            " CALLSIGN",
+        )
+    if why is not None:
+        raise ValidationError(f"work order {wid}: {event_type} {data} is not valid")
+
+
+def change(
+    fleet: Fleet,
+    ref: str,
+    event_type: str,
+    data: dict[str, Any],
+    *,
+    check: Callable[[], None] | None = None,
+) -> str:
+    """Record `event_type` if the work order's rules allow it; `check` runs first, inside the
+    same transaction."""
     pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
+        if check is not None:
+            check()
         wid = resolve(fleet, ref)
-        current = show(fleet, wid)
-        if current["status"] in CLOSED:
-            raise ValidationError(
-                f"work order {wid} is {current['status']}: it cannot change any more",
-                hint="add another: fleetgit workorder create TITLE"
-                f" --sortie {current['sortie_id']}",
-            )
+        _refuse(show(fleet, wid), event_type, data)
         return [_spec(event_type, wid, data)]
 
     return str(fleet.transact(plan)[0].data["work_order_id"])
 
 
 def assign(fleet: Fleet, ref: str, callsign: str, *, allow_unknown: bool = False) -> str:
-    """Give the work order to a registered pilot (any callsign with `allow_unknown`)."""
-    pilots.check_known(fleet, [callsign], allow_unknown=allow_unknown)
-    return change(fleet, ref, "work_order_assigned", {"assignee": callsign})
+    """Give the work order to a pilot of the fleet (any callsign with `allow_unknown`)."""
+    check = partial(pilots.check_known, fleet, [callsign], allow_unknown=allow_unknown)
+    return change(fleet, ref, "work_order_assigned", {"assignee": callsign}, check=check)
+
+
+def set_status(fleet: Fleet, ref: str, status: str, *, note: str | None = None) -> str:
+    """Set a work order's status by the rules of `refusal`; `open` clears its assignee."""
+    if status not in STATUSES:
+        close = difflib.get_close_matches(status, STATUSES, n=1, cutoff=0.4) or ["in_progress"]
+        raise ValidationError(
+            f"status {status!r}: expected one of {'|'.join(STATUSES)}",
+            hint=f"fleetgit workorder status {ref} {close[0]}",
+        )
+    return change(fleet, ref, "work_order_status_changed", {"status": status, "note": note})
+
+
+def complete(fleet: Fleet, ref: str, *, summary: str | None = None) -> str:
+    data = {"result": "success", "summary": summary}
+    return change(fleet, ref, "work_order_completed", data)
 
 
 def listing(

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from fleetgit.cursors import consume
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import EventFilter
@@ -160,3 +162,95 @@ def test_lock_list_as_of_a_position_uses_that_positions_time(repo: Path, cli: An
     assert cli(repo, "lock", "list", "--as-of", str(pos)).out.split()[3:] == ["db", "goose", "1s"]
     res = cli(repo, "lock", "list", "--as-of", "99")
     assert res.code == 1 and "positions here run from 0 to 2" in res.err
+
+
+def _events_of(cli: Any, repo: Path, stream: str) -> int:
+    return len(cli(repo, "events", "--stream", stream, "--json").json())
+
+
+def test_a_pilot_that_left_cannot_be_given_work_or_mail(repo: Path, cli: Any) -> None:
+    for who in ("goose", "ice"):
+        cli(repo, "pilot", "register", who)
+    assert as_(cli, repo, "ice", "pilot", "deregister").code == 0
+    sid = as_(cli, repo, "viper", "sortie", "create", "Lexer").out.strip()
+    wid = as_(cli, repo, "viper", "workorder", "create", "Tests", "--sortie", sid).out.strip()
+    before = cli(repo, "events", "--json").json()
+    for args in (
+        ("workorder", "assign", wid, "ice"),
+        ("squawk", "send", "--to", "goose", "--cc", "ice", "--subject", "x"),
+    ):
+        res = as_(cli, repo, "viper", *args)
+        assert res.code == 1 and "ice has left the fleet (deregistered)" in res.err, args
+        assert "hint: see who is here: fleetgit pilot list --active" in res.err
+        assert "--allow-unknown" in res.err and "Traceback" not in res.err
+    assert cli(repo, "events", "--json").json() == before  # nothing written
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "ice", "--subject", "x", "--json")
+    assert res.code == 1 and '"code":"invalid"' in res.err
+    # --allow-unknown still insists; registering again brings it back
+    assert as_(cli, repo, "viper", "workorder", "assign", wid, "ice", "--allow-unknown").code == 0
+    cli(repo, "pilot", "register", "ice")
+    res = as_(cli, repo, "viper", "squawk", "send", "--to", "ice", "--subject", "welcome back")
+    assert res.code == 0
+
+
+def test_work_order_status_rules(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    sid = as_(cli, repo, "viper", "sortie", "create", "Lexer").out.strip()
+    wid = as_(cli, repo, "viper", "workorder", "create", "Tests", "--sortie", sid).out.strip()
+    stream = f"workorder/{wid}"
+    # held statuses need an assignee: nothing written
+    for status in ("assigned", "in_progress", "blocked"):
+        res = as_(cli, repo, "viper", "workorder", "status", wid, status)
+        assert res.code == 1 and f"has no assignee: {status} needs one" in res.err
+        assert f"fleetgit workorder assign {wid} CALLSIGN" in res.err
+    assert _events_of(cli, repo, stream) == 1
+    # the status it has already, or the assignee it has already: refused, no event
+    res = as_(cli, repo, "viper", "workorder", "status", wid, "open")
+    assert res.code == 1 and "is already open: nothing to change" in res.err
+    assert f"hint: fleetgit workorder show {wid}" in res.err
+    assert as_(cli, repo, "viper", "workorder", "assign", wid, "goose").code == 0
+    res = as_(cli, repo, "viper", "workorder", "assign", wid, "goose")
+    assert res.code == 1 and "already assigned to goose" in res.err
+    assert as_(cli, repo, "goose", "workorder", "status", wid, "in_progress").code == 0
+    for _ in range(2):
+        res = as_(cli, repo, "goose", "workorder", "status", wid, "in_progress", "--note", "x")
+        assert res.code == 1 and "already in_progress" in res.err
+    assert _events_of(cli, repo, stream) == 3
+    # open gives it back: the assignee is cleared
+    row = as_(cli, repo, "goose", "workorder", "status", wid, "open", "--json").json()
+    assert (row["status"], row["assignee"]) == ("open", None)
+    res = as_(cli, repo, "viper", "workorder", "status", wid, "sleeping")
+    assert res.code == 1 and "expected one of open|assigned" in res.err
+    assert "hint: fleetgit workorder status" in res.err
+    help_text = cli(repo, "workorder", "status", "--help").out
+    assert "clears the assignee" in help_text and "need an assignee" in help_text
+
+
+def test_the_work_order_fold_ignores_what_the_commands_refuse(repo: Path, cli: Any) -> None:
+    """Raw events (as another clone's race could write them) fold by the same rules."""
+
+    def emit(data: dict[str, Any], event_type: str = "work_order_status_changed") -> None:
+        payload = orjson.dumps({"work_order_id": "wo-1", **data}).decode()
+        res = as_(cli, repo, "viper", "emit", event_type, "--stream", "workorder/wo-1",
+                  "--data", payload)  # fmt: skip
+        assert res.code == 0, res.err
+
+    def row() -> tuple[str, str | None, str | None]:
+        r = cli(repo, "workorder", "show", "wo-1", "--json").json()
+        return r["status"], r["assignee"], r["note"]
+
+    emit({"sortie_id": "srt-1", "title": "T"}, "work_order_created")
+    emit({"status": "in_progress", "note": "no one holds it"})
+    assert row() == ("open", None, None)
+    emit({"assignee": "goose"}, "work_order_assigned")
+    emit({"status": "in_progress", "note": "first"})
+    emit({"status": "in_progress", "note": "again"})  # the status it has: ignored
+    emit({"assignee": "goose"}, "work_order_assigned")  # its assignee: ignored
+    assert row() == ("in_progress", "goose", "first")
+    emit({"status": "open"})
+    assert row() == ("open", None, "first")
+    emit({"status": "assigned"})
+    assert row() == ("open", None, "first")
+    before = cli(repo, "workorder", "show", "wo-1", "--json").json()
+    cli(repo, "index", "rebuild")
+    assert cli(repo, "workorder", "show", "wo-1", "--json").json() == before

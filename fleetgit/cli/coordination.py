@@ -123,24 +123,23 @@ def _wo_out(fleet: Fleet, wid: str, as_json: bool) -> None:
     print_json(out) if as_json else typer.echo(f"work order {wid}: {out['status']}")
 
 
-def _wo_change(
-    ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
-) -> None:
-    with open_fleet(ctx) as fleet:
-        _wo_out(fleet, workorders.change(fleet, ref, event_type, data), as_json)
-
-
 @boundary
 def wo_assign(
     ctx: typer.Context,
     work_order: Annotated[str, typer.Argument(metavar="ID")],
     callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
     allow_unknown: Annotated[
-        bool, typer.Option("--allow-unknown", help="Assign to an unregistered callsign.")
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="Assign to a callsign not in the fleet (unregistered or deregistered).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Assign a work order to a registered pilot.
+    """Assign a work order to a pilot of the fleet; it becomes assigned.
+
+    Refused when it already has that assignee, or is completed or cancelled.
 
     Example: fleetgit --as viper-1 workorder assign wo-8d2k goose
     """
@@ -164,11 +163,14 @@ def wo_status(
 ) -> None:
     """Set a work order's status.
 
+    open means nobody holds it: setting it open clears the assignee. assigned, in_progress and
+    blocked need an assignee (give one with `workorder assign`). Setting the status it already
+    has is refused (nothing would change); completed and cancelled are final.
+
     Example: fleetgit --as goose workorder status wo-8d2k in_progress --note "half done"
     """
-    _wo_change(
-        ctx, work_order, "work_order_status_changed", {"status": status, "note": note}, as_json
-    )
+    with open_fleet(ctx) as fleet:
+        _wo_out(fleet, workorders.set_status(fleet, work_order, status, note=note), as_json)
 
 
 @boundary
@@ -182,9 +184,8 @@ def wo_complete(
 
     Example: fleetgit --as goose workorder complete wo-8d2k --summary "12 tests"
     """
-    _wo_change(
-        ctx, work_order, "work_order_completed", {"result": "success", "summary": summary}, as_json
-    )
+    with open_fleet(ctx) as fleet:
+        _wo_out(fleet, workorders.complete(fleet, work_order, summary=summary), as_json)
 
 
 @boundary

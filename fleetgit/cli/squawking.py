@@ -103,7 +103,11 @@ def send(
     ] = "normal",
     ack_required: Annotated[bool, typer.Option("--ack-required")] = False,
     allow_unknown: Annotated[
-        bool, typer.Option("--allow-unknown", help="Send to unregistered callsigns.")
+        bool,
+        typer.Option(
+            "--allow-unknown",
+            help="Send to callsigns not in the fleet (unregistered or deregistered).",
+        ),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:

@@ -1,4 +1,5 @@
-"""Work orders: small tasks under a sortie."""
+"""Work orders: small tasks under a sortie. A work order is open while nobody holds it; assigned,
+in_progress or blocked while its assignee does; completed or cancelled for good (`refusal`)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,53 @@ CREATE INDEX IF NOT EXISTS work_orders_sortie ON work_orders (sortie_id);
 
 STATUSES = WORK_ORDER_STATUSES
 CLOSED = ("completed", "cancelled")
+HELD = ("assigned", "in_progress", "blocked")  # someone holds it: these need an assignee
+
+
+def refusal(row: dict[str, Any], event_type: str, data: dict[str, Any]) -> str | None:
+    """Why `event_type` with `data` cannot apply to the work order `row` (None: it applies).
+    The one rule for the commands, which refuse it, and the fold, which ignores it (only a race
+    between clones can write it), so every clone folds the same state:
+
+    - `closed`: a completed or cancelled work order changes no more;
+    - `invalid`: no assignee, or a status the catalogue does not know;
+    - `unchanged`: assigning it to its assignee, or setting the status it has, would change
+      nothing (and record an event for nothing);
+    - `unassigned`: assigned, in_progress and blocked say someone holds it: they need an
+      assignee, given by `workorder assign`.
+
+    Setting it `open` gives it back: the assignee is cleared."""
+    if row["status"] in CLOSED:
+        return "closed"
+    if event_type == "work_order_assigned":
+        assignee = data.get("assignee")
+        if not isinstance(assignee, str):
+            return "invalid"
+        if assignee == row["assignee"]:
+            return "unchanged"
+    if event_type == "work_order_status_changed":
+        status = data.get("status")
+        if status not in STATUSES:
+            return "invalid"
+        if status == row["status"]:
+            return "unchanged"
+        if status in HELD and row["assignee"] is None:
+            return "unassigned"
+    return None
+
+
+def _apply(row: dict[str, Any], e: Ev) -> None:
+    d = e.data
+    if e.type == "work_order_assigned":
+        row.update(assignee=d["assignee"], status="assigned")
+    elif e.type == "work_order_status_changed":
+        row.update(status=d["status"], note=d.get("note") or row["note"])
+        if d["status"] == "open":
+            row["assignee"] = None
+    else:
+        row.update(
+            status="completed", result=d.get("result") or "success", summary=d.get("summary")
+        )
 
 
 def fold(events: list[Ev]) -> Rows:
@@ -53,17 +101,9 @@ def fold(events: list[Ev]) -> Rows:
                     "last_pos": e.pos,
                 }
             continue
-        if row is None or row["status"] in CLOSED:
-            continue  # closed is final; a late change from another clone does not reopen it
-        if e.type == "work_order_assigned":
-            row.update(assignee=d["assignee"], status="assigned")
-        elif e.type == "work_order_status_changed":
-            row.update(status=d["status"], note=d.get("note") or row["note"])
-        elif e.type == "work_order_completed":
-            row.update(
-                status="completed", result=d.get("result") or "success", summary=d.get("summary")
-            )
-        else:
-            continue
+        known = ("work_order_assigned", "work_order_status_changed", "work_order_completed")
+        if row is None or e.type not in known or refusal(row, e.type, d) is not None:
+            continue  # e.g. closed is final: a late change from another clone does not reopen it
+        _apply(row, e)
         row["last_pos"] = e.pos
     return {"work_orders": [row]} if row else {}
