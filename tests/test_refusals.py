@@ -88,3 +88,16 @@ def test_a_narrow_range_is_shown_in_the_help(repo: Path, cli: Any) -> None:
     assert "(0 to 100)" in cli(repo, "sortie", "progress", "--help").out
     res = cli(repo, "sortie", "progress", "srt-x", "--percent", "101")
     assert res.code == 2 and "expected 0 to 100" in res.err
+
+
+def test_claim_refuses_a_ttl_without_reserve(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    sid = cli(repo, "--as", "goose", "sortie", "create", "Lexer", "--file", "a.py").out.strip()
+    before = cli(repo, "events", "--json").json()
+    for ttl in ("bogus", "2h"):
+        res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--ttl", ttl)
+        assert res.code == 1 and "--ttl needs --reserve" in res.err
+        assert f"hint: fleetgit sortie claim {sid} --reserve --ttl {ttl}" in res.err
+    assert cli(repo, "events", "--json").json() == before  # nothing written
+    res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve", "--ttl", "2h", "--json")
+    assert res.code == 0 and res.json()["assignee"] == "goose"

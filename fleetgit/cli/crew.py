@@ -17,6 +17,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.cli.render import detail
+from fleetgit.errors import ValidationError
 from fleetgit.folds import missions as mission_fold
 from fleetgit.folds import sorties as sortie_fold
 
@@ -490,13 +491,20 @@ def sortie_claim(
     reserve: Annotated[
         bool, typer.Option("--reserve", help="Also reserve its files, in the same batch.")
     ] = False,
-    ttl: Annotated[str | None, typer.Option("--ttl", help="TTL of those reservations.")] = None,
+    ttl: Annotated[
+        str | None, typer.Option("--ttl", help="TTL of those reservations (with --reserve).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Claim a sortie: it becomes yours, unless another active pilot holds it.
 
     Example: fleetgit --as viper-1 sortie claim srt-4q2x --reserve
     """
+    if ttl is not None and not reserve:
+        raise ValidationError(
+            "--ttl needs --reserve: it is the TTL of the reservations --reserve takes",
+            hint=f"fleetgit sortie claim {sortie} --reserve --ttl {ttl} (or leave out --ttl)",
+        )
     with open_fleet(ctx) as fleet:
         out = sorties.claim(fleet, sortie, reserve=reserve, ttl=ttl)
     _out(out, as_json, f"sortie {out['sortie_id']} is yours ({out['assignee']})")
