@@ -254,3 +254,17 @@ def test_the_work_order_fold_ignores_what_the_commands_refuse(repo: Path, cli: A
     before = cli(repo, "workorder", "show", "wo-1", "--json").json()
     cli(repo, "index", "rebuild")
     assert cli(repo, "workorder", "show", "wo-1", "--json").json() == before
+
+
+def test_taking_a_lock_again_extends_it_and_never_shortens_it(repo: Path, cli: Any) -> None:
+    first = as_(cli, repo, "viper", "lock", "acquire", "db", "--ttl", "1h", "--json").json()
+    again = as_(cli, repo, "viper", "lock", "acquire", "db", "--json").json()  # default 5m
+    assert again["expires_at"] == first["expires_at"] and again["seconds_left"] > 3500
+    longer = as_(cli, repo, "viper", "lock", "acquire", "db", "--ttl", "2h", "--json").json()
+    assert longer["expires_at"] > first["expires_at"] and longer["seconds_left"] > 7100
+    (row,) = cli(repo, "lock", "list", "--json").json()
+    assert row["expires_at"] == longer["expires_at"]
+    cli(repo, "index", "rebuild")
+    (rebuilt,) = cli(repo, "lock", "list", "--json").json()
+    assert (rebuilt["holder"], rebuilt["expires_at"]) == ("viper", row["expires_at"])
+    assert "never shortens" in cli(repo, "lock", "acquire", "--help").out

@@ -202,6 +202,8 @@ def lock_acquire(
 ) -> None:
     """Take a named lock (exit 1 if another pilot holds it past --wait).
 
+    Taking a lock you hold again extends it to --ttl from now; it never shortens it.
+
     Example: fleetgit --as viper-1 lock acquire db-migrations --ttl 10m --wait 30s
     """
     with open_fleet(ctx) as fleet:

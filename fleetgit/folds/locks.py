@@ -1,6 +1,7 @@
 """Locks: named, with a TTL. An acquisition counts only if the lock was free at that moment of
 the total order (released, expired by the event's own time, or never taken), so two clones that
-both took a free lock agree that the first in total order holds it."""
+both took a free lock agree that the first in total order holds it. Its holder taking it again
+extends it to that TTL from then, and never shortens it (like renewing a reservation)."""
 
 from __future__ import annotations
 
@@ -39,13 +40,11 @@ def fold(events: list[Ev]) -> Rows:
                 "last_pos": e.pos,
             }
         free = row["released"] or (row["expires_ms"] or 0) <= e.ms
-        if e.type == "lock_acquired" and (free or row["holder"] == d["holder"]):
-            row.update(
-                holder=d["holder"],
-                acquired_ms=e.ms,
-                released=0,
-                expires_ms=e.ms + d["ttl_seconds"] * 1000,
-            )
+        expires = e.ms + d["ttl_seconds"] * 1000 if e.type == "lock_acquired" else 0
+        if e.type == "lock_acquired" and free:
+            row.update(holder=d["holder"], acquired_ms=e.ms, released=0, expires_ms=expires)
+        elif e.type == "lock_acquired" and row["holder"] == d["holder"]:
+            row["expires_ms"] = max(row["expires_ms"], expires)  # extends, never shortens
         elif e.type == "lock_released" and not row["released"] and row["holder"] == d["holder"]:
             row["released"] = 1
         elif e.type == "lock_timeout":
