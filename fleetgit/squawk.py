@@ -161,18 +161,16 @@ def inbox(
     """My messages, newest first; at most `limit` of them (all when None)."""
     rows = _rows(
         fleet,
-        f"SELECT {_COLUMNS}, r.kind, r.read_ms IS NOT NULL AS read, r.acked_ms IS NOT NULL AS acked"
+        f"SELECT {_COLUMNS}, r.kind, r.read_ms IS NOT NULL AS read,"
+        " r.acked_ms IS NOT NULL AS acked, r.archived"
         f" FROM recipients r JOIN messages m ON m.message_id = r.message_id"
         f" WHERE {_inbox_where(unread, include_archived)} ORDER BY r.sent_hlc DESC LIMIT ?",
         [fleet.me(), -1 if limit is None else limit],
     )
     for r in rows:
         r["sent_at"] = clock.iso_ms(clock.hlc_ms(r.pop("sent_hlc")))
-        r["read"], r["acked"], r["ack_required"] = (
-            bool(r["read"]),
-            bool(r["acked"]),
-            bool(r["ack_required"]),
-        )
+        for flag in ("read", "acked", "archived", "ack_required"):
+            r[flag] = bool(r[flag])
     return rows
 
 

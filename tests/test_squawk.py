@@ -35,11 +35,12 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     )
     assert res.code == 0, res.err
     mid = res.out.strip()
-    inbox = as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json()
+    inbox = as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json()["messages"]
     assert [m["message_id"] for m in inbox] == [mid] and inbox[0]["ack_required"]
     read = as_(cli, repo, "goose", "squawk", "read", mid[:8], "--json").json()
     assert read["body"] == "tokens are final"
-    assert as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json() == []
+    empty = {"messages": [], "older": 0}
+    assert as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json() == empty
     as_(cli, repo, "goose", "squawk", "read", mid)  # reading twice records nothing new
     assert len(cli(repo, "events", "--type", "message_read", "--json").json()) == 1
 
@@ -75,8 +76,11 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     assert cli(repo, "squawk", "search", "AND AND").code == 1
 
     assert as_(cli, repo, "goose", "squawk", "archive", mid).code == 0
-    assert as_(cli, repo, "goose", "squawk", "inbox", "--json").json() == []
-    assert len(as_(cli, repo, "goose", "squawk", "inbox", "--all", "--json").json()) == 1
+    assert as_(cli, repo, "goose", "squawk", "inbox", "--json").json() == empty
+    (archived,) = as_(cli, repo, "goose", "squawk", "inbox", "--all", "--json").json()["messages"]
+    assert archived["archived"] and archived["read"]
+    table = as_(cli, repo, "goose", "squawk", "inbox", "--all").out.splitlines()
+    assert len(table) == 2 and " archived" in table[1] and " read " not in table[1]
     assert [
         m["message_id"] for m in as_(cli, repo, "goose", "squawk", "sent", "--json").json()
     ] == [reply]
@@ -108,14 +112,16 @@ def test_inbox_shows_the_newest_page_and_says_how_many_more(repo: Path, cli: Any
     cli(repo, "pilot", "register", "viper")
     ids = flood(repo, "viper", 120)
     page = as_(cli, repo, "viper", "squawk", "inbox", "--json").json()
-    assert [m["message_id"] for m in page] == ids[::-1][:50]
+    assert [m["message_id"] for m in page["messages"]] == ids[::-1][:50] and page["older"] == 70
     human = as_(cli, repo, "viper", "squawk", "inbox")
     assert human.out.splitlines()[1].startswith(ids[-1])
     assert human.out.rstrip().endswith("... 70 older; --limit 0 shows all 120")
-    assert len(as_(cli, repo, "viper", "squawk", "inbox", "--limit", "0", "--json").json()) == 120
+    every = as_(cli, repo, "viper", "squawk", "inbox", "--limit", "0", "--json").json()
+    assert len(every["messages"]) == 120 and every["older"] == 0
     as_(cli, repo, "viper", "squawk", "read", ids[-1])
     unread = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3", "--json").json()
-    assert [m["message_id"] for m in unread] == ids[-2:-5:-1]
+    assert [m["message_id"] for m in unread["messages"]] == ids[-2:-5:-1]
+    assert unread["older"] == 116
     short = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3")
     assert "... 116 older" in short.out
     assert as_(cli, repo, "viper", "squawk", "inbox", "--limit", "-1").code == 2

@@ -39,8 +39,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _state(r: dict[str, Any]) -> str:
-    """My state of an inbox message: new, read or acked (and whether an ack is wanted)."""
-    state = "acked" if r["acked"] else "read" if r["read"] else "new"
+    """My state of an inbox message: new, read, acked or archived (and whether an ack is
+    still wanted)."""
+    state = (
+        "archived" if r["archived"] else "acked" if r["acked"] else "read" if r["read"] else "new"
+    )
     return state + (", ack wanted" if r["ack_required"] and not r["acked"] else "")
 
 
@@ -144,7 +147,8 @@ def inbox(
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Your messages, newest first (the newest 50 unless --limit says otherwise).
+    """Your messages, newest first (the newest 50 unless --limit says otherwise), and how many
+    older ones the page leaves out. With --json: {"messages": [...], "older": N}.
 
     Example: fleetgit --as goose squawk inbox --unread
     """
@@ -154,12 +158,16 @@ def inbox(
         )
         total = (
             squawk.inbox_count(fleet, unread=unread, include_archived=include_archived)
-            if len(rows) == limit and not as_json
+            if len(rows) == limit
             else len(rows)
         )
-    _list(rows, as_json, "inbox empty", mine=True)
-    if total > len(rows):
-        typer.echo(f"... {total - len(rows)} older; --limit 0 shows all {total}")
+    older = total - len(rows)
+    if as_json:
+        print_json({"messages": rows, "older": older})
+        return
+    _list(rows, False, "inbox empty", mine=True)
+    if older:
+        typer.echo(f"... {older} older; --limit 0 shows all {total}")
 
 
 @boundary
