@@ -39,8 +39,12 @@ def resolve(
     if len(found) == 1:
         return found[0]
     if found:
+        ranges = " OR ".join([f"({column} >= ? AND {column} < ?)"] * len(starts))
+        bounds = [b for start in starts for b in (start, start + "\U0010ffff")]
+        total = conn.execute(f"SELECT count(*) FROM {table} WHERE {ranges}", bounds).fetchone()[0]
+        more = f" and {total - 6} more" if total > 6 else ""
         raise AmbiguousError(
-            f"{noun} id {ref!r} is ambiguous: {', '.join(found[:6])}",
+            f"{noun} id {ref!r} is ambiguous: it matches {total}: {', '.join(found[:6])}{more}",
             hint="give more characters of the id",
         )
     every = [r[0] for r in conn.execute(f"SELECT {column} FROM {table}")]

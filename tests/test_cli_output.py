@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from fleetgit.fleet import EventSpec, Fleet
-from tests.conftest import git, run_fleetgit
+from tests.conftest import flood, git, run_fleetgit
 
 
 def busy_batch(repo: Path, count: int) -> list[str]:
@@ -60,6 +60,19 @@ def test_an_ambiguous_prefix_lists_the_candidates(repo: Path, cli: Any) -> None:
     assert all(i in res.err for i in ids)
     missing = cli(repo, "show", "zzzz")
     assert missing.code == 1 and "hint: list ids with: fleetgit events" in missing.err
+
+
+def test_an_ambiguous_prefix_says_how_many_it_matches(repo: Path, cli: Any) -> None:
+    ids = sorted(busy_batch(repo, 16))  # one millisecond: 12 digits are common to all
+    res = cli(repo, "show", ids[0].replace("-", "")[:12])
+    assert res.code == 1 and "it matches 16: " in res.err and " and 11 more" in res.err
+    assert all(i in res.err for i in ids[:5]) and ids[5] not in res.err
+    flood(repo, "viper-1", 16)  # msg-00000 … msg-00015
+    res = cli(repo, "squawk", "thread", "msg-0000")
+    assert res.code == 1 and "message id 'msg-0000' is ambiguous: it matches 10: " in res.err
+    assert "msg-00005 and 4 more" in res.err and "hint: give more characters" in res.err
+    res = cli(repo, "squawk", "thread", "0001")  # without its prefix
+    assert res.code == 1 and "it matches 6: msg-00010, " in res.err and "msg-00015\n" in res.err
 
 
 def test_show_prints_a_dash_for_missing_links(repo: Path, cli: Any) -> None:

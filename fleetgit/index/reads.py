@@ -107,13 +107,18 @@ def find_event(db: IndexDB, ref: str) -> Event:
     if not rows:
         raise NotFoundError(f"no event with id {ref!r}", hint="list ids with: fleetgit events")
     if len(rows) > 1 and rows[0][0] != start:
-        ids = ", ".join(str(r[0]) for r in rows[:5]) + (", ..." if len(rows) > 5 else "")
+        total = db.conn.execute(_PREFIX_COUNT, (start, start + "\U0010ffff")).fetchone()[0]
+        ids = ", ".join(str(r[0]) for r in rows[:5]) + (
+            f" and {total - 5} more" if total > 5 else ""
+        )
         raise AmbiguousError(
-            f"event id {ref!r} is ambiguous: it matches {ids}", hint="give more characters"
+            f"event id {ref!r} is ambiguous: it matches {total}: {ids}",
+            hint="give more characters",
         )
     return row_to_event(rows[0])
 
 
+_PREFIX_COUNT = "SELECT count(*) FROM events WHERE id >= ? AND id < ?"
 _UUID_GROUPS = ((0, 8), (8, 12), (12, 16), (16, 20), (20, 32))
 # hex digits shown at least: a UUIDv7's whole millisecond, so that an id shown once stays unique
 # as later events arrive (they are in later milliseconds); a batch shares one and needs more
