@@ -23,6 +23,9 @@ def resolve(
     without the `prefix-` part (`srt-7k3m`, `7k3m`). `listing` is the command that lists them
     (`fleetgit NOUN list` by default), for the hint of a miss."""
     ref = ref.strip()
+    listing = listing or f"fleetgit {noun} list"
+    if not ref:  # a prefix of every id: never what was meant
+        raise ValidationError(f"empty {noun} id", hint=f"list them: {listing}")
     starts = [ref] if ref.startswith(f"{prefix}-") else [ref, f"{prefix}-{ref}"]
     found: list[str] = []
     for start in starts:
@@ -49,7 +52,6 @@ def resolve(
         )
     every = [r[0] for r in conn.execute(f"SELECT {column} FROM {table}")]
     close = difflib.get_close_matches(ref, every, n=3, cutoff=0.5)
-    listing = listing or f"fleetgit {noun} list"
     hint = f"did you mean {' or '.join(close)}?" if close else f"list them: {listing}"
     raise NotFoundError(f"no {noun} {ref!r}", hint=hint)
 

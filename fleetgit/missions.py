@@ -29,6 +29,18 @@ def resolve(fleet: Fleet, ref: str) -> str:
     return ids.resolve(fleet.index.conn, "missions", "mission_id", ref, "mission", "msn")
 
 
+def resolve_open(fleet: Fleet, ref: str) -> str:
+    """The mission `ref` names, if sorties can still be added to it (or moved into it)."""
+    mission_id = resolve(fleet, ref)
+    status = row(fleet, mission_id)["status"]
+    if status in CLOSED:
+        raise ValidationError(
+            f"mission {mission_id} is {status}: cannot add sorties to it",
+            hint="plan the work in a new mission: fleetgit mission create TITLE",
+        )
+    return mission_id
+
+
 def row(fleet: Fleet, mission_id: str) -> dict[str, Any]:
     cur = fleet.index.conn.execute("SELECT * FROM missions WHERE mission_id = ?", (mission_id,))
     found = cur.fetchone()

@@ -9,22 +9,20 @@ import orjson
 from fleetgit import clock, ids, missions, patterns, pilots
 from fleetgit.durations import format_duration
 from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.folds.missions import CLOSED as MISSION_CLOSED
-from fleetgit.folds.sorties import CLOSED, STATUSES, TRANSITIONS
+from fleetgit.folds.sorties import (
+    ASSIGNEE_ONLY,
+    CLOSED,
+    SETTLED,
+    STATUSES,
+    TRANSITIONS,
+    cycle_breaks,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fleetgit.fleet import EventSpec, Fleet
 
-# who may record what: the assignee does the work; anyone may cancel or update
-ASSIGNEE_ONLY = {
-    "sortie_started",
-    "sortie_progress",
-    "sortie_blocked",
-    "sortie_resumed",
-    "sortie_completed",
-}
 # the command that moves a sortie on from each state, for hints
 _NEXT = {"open": "claim", "assigned": "start", "blocked": "resume"}
 
@@ -39,21 +37,42 @@ def resolve(fleet: Fleet, ref: str) -> str:
     return ids.resolve(fleet.index.conn, "sorties", "sortie_id", ref, "sortie", "srt")
 
 
+def broken_deps(fleet: Fleet) -> dict[tuple[str, str], list[str]]:
+    """{(sortie, dependency): the cycle it would close}: the dependencies that do not count,
+    because two clones closed a cycle between them (`folds.sorties.cycle_breaks`)."""
+    rows = fleet.index.conn.execute(
+        "SELECT sortie_id, depends_on, set_hlc, set_writer, set_wseq FROM sortie_deps"
+    )
+    return cycle_breaks((a, b, (hlc, writer, wseq)) for a, b, hlc, writer, wseq in rows)
+
+
 def row(fleet: Fleet, sortie_id: str) -> dict[str, Any]:
+    """The sortie; each dependency with its status and, when it does not count, `cycle`."""
     conn = fleet.index.conn
     cur = conn.execute("SELECT * FROM sorties WHERE sortie_id = ?", (sortie_id,))
     out = dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
     out["files"] = orjson.loads(out["files"])
+    deps = conn.execute(
+        "SELECT d.depends_on, coalesce(s.status, 'unknown') FROM sortie_deps d"
+        " LEFT JOIN sorties s ON s.sortie_id = d.depends_on WHERE d.sortie_id = ?"
+        " ORDER BY d.depends_on",
+        (sortie_id,),
+    ).fetchall()
+    broken = broken_deps(fleet) if deps else {}
     out["depends_on"] = [
-        {"sortie_id": d, "status": s}
-        for d, s in conn.execute(
-            "SELECT d.depends_on, coalesce(s.status, 'unknown') FROM sortie_deps d"
-            " LEFT JOIN sorties s ON s.sortie_id = d.depends_on WHERE d.sortie_id = ?"
-            " ORDER BY d.depends_on",
-            (sortie_id,),
-        )
+        {"sortie_id": d, "status": s, "cycle": broken.get((sortie_id, d))} for d, s in deps
     ]
     return out
+
+
+def waits_for(current: dict[str, Any]) -> list[str]:
+    """The dependencies that still hold the sortie (a `row`) up: neither completed nor
+    cancelled (a cancelled one never completes), and not breaking a cycle."""
+    return [
+        d["sortie_id"]
+        for d in current["depends_on"]
+        if d["status"] not in SETTLED and d["cycle"] is None
+    ]
 
 
 def _files(files: Sequence[str]) -> list[str]:
@@ -75,13 +94,7 @@ def create(
     paths = _files(files)
 
     def plan() -> list[EventSpec]:
-        mission_id = missions.resolve(fleet, mission) if mission else None
-        status = missions.row(fleet, mission_id)["status"] if mission_id else None
-        if status in MISSION_CLOSED:
-            raise ValidationError(
-                f"mission {mission_id} is {status}: cannot add sorties to it",
-                hint="plan the work in a new mission: fleetgit mission create TITLE",
-            )
+        mission_id = missions.resolve_open(fleet, mission) if mission is not None else None
         deps = list(dict.fromkeys(resolve(fleet, d) for d in depends_on))
         data = {
             "mission_id": mission_id,
@@ -110,19 +123,20 @@ def _how(sid: str, status: str, allowed: tuple[str, ...]) -> str:
 def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me: str) -> None:
     allowed, _ = TRANSITIONS[event_type]
     sid, status = current["sortie_id"], current["status"]
-    if status not in allowed:
+    not_mine = event_type in ASSIGNEE_ONLY and current["assignee"] != me
+    if status not in allowed and (status in CLOSED or not not_mine):
         verb = event_type.removeprefix("sortie_")
         raise ValidationError(
             f"sortie {sid} is {status}: cannot record it as {verb}",
             hint=_how(sid, status, allowed),
         )
-    if event_type in ASSIGNEE_ONLY and current["assignee"] != me:
+    if not_mine:  # before the state: the way on from it is not theirs to take
         holder = current["assignee"] or "nobody"
         raise ConflictError(
             f"sortie {sid} is assigned to {holder}, not {me}", hint=f"fleetgit sortie claim {sid}"
         )
     if event_type == "sortie_started":
-        waiting = [d["sortie_id"] for d in current["depends_on"] if d["status"] != "completed"]
+        waiting = waits_for(current)
         if waiting:
             raise ConflictError(
                 f"sortie {sid} waits for {', '.join(waiting)} to complete",
@@ -156,11 +170,20 @@ def _release_claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[E
     return release_specs(sorted(ids), f"sortie {sid} is over")
 
 
+_YOURS_NEXT = {
+    "assigned": "start it: fleetgit sortie start {sid}",
+    "in_progress": "fleetgit sortie progress {sid} --percent N, or fleetgit sortie complete {sid}",
+    "blocked": "once unblocked: fleetgit sortie resume {sid}",
+}
+
+
 def claim(
     fleet: Fleet, ref: str, *, reserve: bool = False, ttl: str | None = None
 ) -> dict[str, Any]:
-    """Assign the sortie to me; refused while another active pilot holds it. With `reserve`,
-    its files are reserved in the same batch: all of it happens, or none."""
+    """Assign the sortie to me; refused while another active pilot holds it. A sortie held by
+    a pilot that is no longer active (silent past the window, or deregistered) can be taken
+    over, started or blocked too: it goes back to assigned, to me (`taken_from` names the
+    holder). With `reserve`, its files are reserved in the same batch: all of it, or none."""
     from fleetgit.reservations import _ttl, reserve_specs
 
     me = pilots.acting(fleet)
@@ -172,7 +195,8 @@ def claim(
         holder = current["assignee"]
         if holder == me:
             raise ConflictError(
-                f"sortie {sid} is already yours", hint=f"start it: fleetgit sortie start {sid}"
+                f"sortie {sid} is already yours ({current['status']})",
+                hint=_YOURS_NEXT[current["status"]].format(sid=sid),
             )
         seen = pilots.active_since(fleet, holder) if holder else None
         if seen is not None:
@@ -195,8 +219,8 @@ def claim(
             )
         return specs
 
-    sid = fleet.transact(plan)[0].data["sortie_id"]
-    return row(fleet, sid)
+    assigned = fleet.transact(plan)[0].data
+    return {**row(fleet, assigned["sortie_id"]), "taken_from": assigned.get("previous_assignee")}
 
 
 def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
@@ -219,6 +243,8 @@ def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
 
 
 def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
+    """Change a sortie's fields; `depends_on=[]` clears its dependencies. A cycle is refused,
+    and so is a mission that is over."""
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         raise ValidationError(
@@ -234,7 +260,7 @@ def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
         _check_transition(fleet, current, "sortie_updated", me)
         data = dict(changes)
         if "mission_id" in data:
-            data["mission_id"] = missions.resolve(fleet, data["mission_id"])
+            data["mission_id"] = missions.resolve_open(fleet, data["mission_id"])
         if "depends_on" in data:
             data["depends_on"] = list(dict.fromkeys(resolve(fleet, d) for d in data["depends_on"]))
             loop = _cycle(fleet, sid, data["depends_on"])
@@ -258,7 +284,7 @@ def listing(
     ready: bool = False,
 ) -> list[dict[str, Any]]:
     where, params = [], []
-    if mission:
+    if mission is not None:
         where.append("s.mission_id = ?")
         params.append(missions.resolve(fleet, mission))
     if status:
@@ -267,12 +293,17 @@ def listing(
     if assigned_to:
         where.append("s.assignee = ?")
         params.append(assigned_to)
-    if ready:  # open, and every dependency completed
+    if ready:  # open, and every dependency that counts completed or cancelled
+        broken = list(broken_deps(fleet))
+        skip = ", ".join(["(?, ?)"] * len(broken))
         where.append(
             "s.status = 'open' AND NOT EXISTS (SELECT 1 FROM sortie_deps d LEFT JOIN sorties x"
             " ON x.sortie_id = d.depends_on WHERE d.sortie_id = s.sortie_id"
-            " AND coalesce(x.status, '') != 'completed')"
+            f" AND coalesce(x.status, '') NOT IN ({', '.join(map(repr, SETTLED))})"
+            + (f" AND (d.sortie_id, d.depends_on) NOT IN (VALUES {skip})" if broken else "")
+            + ")"
         )
+        params.extend(x for edge in broken for x in edge)
     sql = (
         "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
         " s.created_hlc FROM sorties s"

@@ -13,6 +13,7 @@ from fleetgit import catalogue, clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
 from fleetgit.errors import FleetError, ValidationError
+from fleetgit.folds import Ev
 from fleetgit.gitrepo import GitRepo
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import line_hash, parse
@@ -22,7 +23,7 @@ from fleetgit.sources import committed_segments, scan_worktrees, worktree_git_di
 @dataclass(frozen=True)
 class Problem:
     # torn | bad_line | incomplete_batch | id_conflict | wseq_gap | writer_collision | schema
-    # | clock | fork
+    # | clock | fork | dependency_cycle
     kind: str
     where: str
     detail: str
@@ -63,6 +64,7 @@ class _Checker:
         self.by_writer: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         self.by_stream_seq: dict[tuple[str, int], str] = {}
         self.segment_names: set[str] = set()
+        self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
 
     def add_segment(self, name: str, where: str, buf: bytes) -> None:
         """Check one copy of segment `name` (`<writer>/<number>`), found at `where`."""
@@ -95,6 +97,8 @@ class _Checker:
         self.by_writer[event.writer].append((event.wseq, event.hlc, event.id))
         self._check_schema(where, event)
         self._check_fork(where, event)
+        if event.stream.startswith("sortie/"):
+            self._keep_sortie_event(event)
         limit = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
         if clock.hlc_ms(event.hlc) > limit:
             self.report.problems.append(
@@ -119,13 +123,49 @@ class _Checker:
                 Problem("fork", where, f"{event.stream} seq {event.seq}: {other} and {event.id}")
             )
 
+    def _keep_sortie_event(self, event: Event) -> None:
+        try:
+            _, data = catalogue.upcast(event.type, event.v, event.data)
+        except Exception:  # reported by the schema check
+            return
+        ev = Ev(event.type, data, event.hlc, event.writer, event.wseq, event.actor, 0)
+        self.sortie_events[event.stream].append(ev)
+
     def finish(self) -> Report:
+        self.report.problems += _dependency_cycles(self.sortie_events)
         self.report.writers = len(self.by_writer)
         for writer, items in sorted(self.by_writer.items()):
             items.sort()
             self.report.problems += _writer_problems(f"writer {writer}", items)
         self.report.problems.sort(key=lambda p: (p.kind, p.where))
         return self.report
+
+
+def _dependency_cycles(streams: dict[str, list[Ev]]) -> list[Problem]:
+    """Cycles that clones closed between them, folded as the index folds them: each is broken
+    at its latest dependency in total order (`folds.sorties.cycle_breaks`), and reported."""
+    from fleetgit.folds import sorties
+
+    edges = []
+    for events in streams.values():
+        events.sort(key=lambda e: e.order)
+        try:
+            rows = sorties.fold(events).get("sortie_deps", [])
+        except Exception:  # data the catalogue refuses: reported by the schema check
+            continue
+        edges += [
+            (r["sortie_id"], r["depends_on"], (r["set_hlc"], r["set_writer"], r["set_wseq"]))
+            for r in rows
+        ]
+    return [
+        Problem(
+            "dependency_cycle",
+            f"sortie/{a}",
+            f"{' -> '.join(cycle)}: {a} depending on {b}, the later in total order, is ignored"
+            f" (fleetgit sortie update {a} --no-depends, or --depends-on without {b})",
+        )
+        for (a, b), cycle in sorted(sorties.cycle_breaks(edges).items())
+    ]
 
 
 def _check_schema(event: Event) -> None:

@@ -610,3 +610,132 @@ def test_last_seen_probes_each_actor_and_agrees_with_a_full_scan(repo: Path) -> 
             ).fetchall()
             assert "events_actor" in str(plan)  # a probe, not a scan of the history
             fleet.rebuild()
+
+
+def short_window(repo: Path) -> None:
+    cfg = repo / ".fleet/config.toml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "pilot_active_window_seconds = 900", "pilot_active_window_seconds = 1"
+        )
+    )
+
+
+def test_a_started_or_blocked_sortie_can_be_taken_over_from_a_silent_pilot(
+    repo: Path, cli: Any
+) -> None:
+    import time
+
+    short_window(repo)
+    started = as_(cli, repo, "viper", "sortie", "create", "Started").out.strip()
+    blocked = as_(cli, repo, "viper", "sortie", "create", "Blocked").out.strip()
+    for sid in (started, blocked):
+        for args in (("claim", sid), ("start", sid), ("progress", sid, "--percent", "30")):
+            assert as_(cli, repo, "viper", "sortie", *args).code == 0
+    assert as_(cli, repo, "viper", "sortie", "block", blocked, "--reason", "stuck").code == 0
+    res = as_(cli, repo, "goose", "sortie", "claim", started)  # viper is active
+    assert res.code == 1 and "is held by viper (active" in res.err
+    assert "hint: ask them (fleetgit squawk send --to viper" in res.err
+    time.sleep(1.2)
+    for sid in (started, blocked):
+        res = as_(cli, repo, "goose", "sortie", "claim", sid)
+        assert res.code == 0, res.err
+        assert f"taken over from viper; next: fleetgit sortie start {sid}" in res.out
+        shown = cli(repo, "sortie", "show", sid, "--json").json()
+        assert (shown["status"], shown["assignee"], shown["percent"]) == ("assigned", "goose", 30)
+        assert shown["blocked_reason"] is None
+        res = as_(cli, repo, "viper", "sortie", "progress", sid, "--percent", "90")
+        assert res.code == 1 and f"sortie {sid} is assigned to goose, not viper" in res.err
+        assert as_(cli, repo, "goose", "sortie", "start", sid).code == 0
+        res = as_(cli, repo, "goose", "sortie", "claim", sid)
+        assert res.code == 1 and f"sortie {sid} is already yours (in_progress)" in res.err
+        assert f"hint: fleetgit sortie progress {sid} --percent N" in res.err
+    assigned = cli(repo, "events", "--type", "sortie_assigned", "--actor", "goose", "--json")
+    assert [e["data"]["previous_assignee"] for e in assigned.json()] == ["viper", "viper"]
+    before = projection_snapshot(repo)
+    assert cli(repo, "index", "rebuild").code == 0
+    assert projection_snapshot(repo) == before
+
+
+def test_a_deregistered_pilots_started_sortie_can_be_claimed(repo: Path, cli: Any) -> None:
+    for who in ("maverick", "ice"):
+        cli(repo, "pilot", "register", who)
+    sid = as_(cli, repo, "maverick", "sortie", "create", "S").out.strip()
+    for args in (("claim", sid), ("start", sid)):
+        assert as_(cli, repo, "maverick", "sortie", *args).code == 0
+    assert as_(cli, repo, "maverick", "pilot", "deregister").code == 0
+    res = as_(cli, repo, "ice", "sortie", "claim", sid, "--json")
+    assert res.code == 0, res.err
+    assert (res.json()["status"], res.json()["taken_from"]) == ("assigned", "maverick")
+    done = as_(cli, repo, "ice", "sortie", "complete", sid)
+    assert done.code == 1 and f"next for it: fleetgit sortie start {sid}" in done.err
+    res = as_(cli, repo, "ice", "sortie", "claim", sid)
+    assert res.code == 1 and f"hint: start it: fleetgit sortie start {sid}" in res.err
+    for args in (("start", sid), ("complete", sid)):
+        assert as_(cli, repo, "ice", "sortie", *args).code == 0
+    res = as_(cli, repo, "ice", "sortie", "claim", sid)
+    assert res.code == 1 and "a completed sortie is final" in res.err
+
+
+def test_a_cancelled_dependency_no_longer_blocks(repo: Path, cli: Any) -> None:
+    a = as_(cli, repo, "viper", "sortie", "create", "A").out.strip()
+    b = as_(cli, repo, "viper", "sortie", "create", "B", "--depends-on", a).out.strip()
+
+    def ready() -> list[str]:
+        return [r["sortie_id"] for r in cli(repo, "sortie", "list", "--ready", "--json").json()]
+
+    assert ready() == [a]
+    assert as_(cli, repo, "viper", "sortie", "cancel", a, "--reason", "not needed").code == 0
+    assert ready() == [b]
+    assert as_(cli, repo, "goose", "sortie", "claim", b).code == 0
+    assert as_(cli, repo, "goose", "sortie", "start", b).code == 0
+
+
+def test_empty_ids_are_refused_and_dependencies_can_be_cleared(repo: Path, cli: Any) -> None:
+    a = as_(cli, repo, "viper", "sortie", "create", "A").out.strip()
+    b = as_(cli, repo, "viper", "sortie", "create", "B", "--depends-on", a).out.strip()
+    as_(cli, repo, "viper", "mission", "create", "M")
+    events = len(cli(repo, "events", "--json").json())
+    cases = {
+        ("sortie", "update", b, "--depends-on", ""): "list them: fleetgit sortie list",
+        ("sortie", "update", b, "--depends-on", " "): "list them: fleetgit sortie list",
+        ("sortie", "show", ""): "list them: fleetgit sortie list",
+        ("sortie", "create", "C", "--mission", ""): "list them: fleetgit mission list",
+        ("sortie", "create", "C", "--depends-on", ""): "list them: fleetgit sortie list",
+        ("sortie", "list", "--mission", ""): "list them: fleetgit mission list",
+        ("mission", "show", ""): "list them: fleetgit mission list",
+        ("checkpoint", "show", ""): "list them: fleetgit checkpoint list",
+        ("resume", "--checkpoint", ""): "list them: fleetgit checkpoint list",
+        ("workorder", "create", "W", "--sortie", ""): "list them: fleetgit sortie list",
+        ("sortie", "update", b, "--no-depends", "--depends-on", a): (
+            f"fleetgit sortie update {b} --no-depends"
+        ),
+    }
+    for args, hint in cases.items():
+        res = as_(cli, repo, "viper", *args)
+        assert res.code == 1, (args, res.out)
+        assert res.err.count("\n") == 2 and res.err.partition("\nhint: ")[2].startswith(hint), (
+            args,
+            res.err,
+        )
+        assert "ambiguous" not in res.err
+    assert len(cli(repo, "events", "--json").json()) == events  # nothing written
+    res = as_(cli, repo, "viper", "sortie", "update", b, "--no-depends", "--json")
+    assert res.code == 0 and res.json()["depends_on"] == []
+    assert "--no-depends" in cli(repo, "sortie", "update", "--help").out
+
+
+def test_sorties_cannot_move_into_a_mission_that_is_over(repo: Path, cli: Any) -> None:
+    sid = as_(cli, repo, "viper", "sortie", "create", "S").out.strip()
+    for end in ("complete", "cancel"):
+        mid = as_(cli, repo, "viper", "mission", "create", f"M {end}").out.strip()
+        assert as_(cli, repo, "viper", "mission", end, mid).code == 0
+        status = "completed" if end == "complete" else "cancelled"
+        for args in (("create", "T", "--mission", mid), ("update", sid, "--mission", mid)):
+            res = as_(cli, repo, "viper", "sortie", *args)
+            assert res.code == 1, (args, res.out)
+            assert f"mission {mid} is {status}: cannot add sorties to it" in res.err
+            assert "hint: plan the work in a new mission: fleetgit mission create TITLE" in res.err
+    assert cli(repo, "sortie", "show", sid, "--json").json()["mission_id"] is None
+    live = as_(cli, repo, "viper", "mission", "create", "Live").out.strip()
+    assert as_(cli, repo, "viper", "sortie", "update", sid, "--mission", live).code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +18,30 @@ from fleetgit.index.store import IndexDB
 from fleetgit.paths import RepoPaths
 
 PILOTS = ["viper", "goose", "ice"]
-SORTIES = ["s1", "s2"]
+SORTIES = ["s1", "s2", "s3"]
 
 
-def sortie_event(kind: str, sid: str, who: str) -> tuple[str, str, dict[str, Any]]:
+Item = tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], str]
+
+
+def sortie_event(kind: str, sid: str, who: str, other: str | None) -> Item:
+    """One sortie event by `who` (the assignee-only ones count only from the assignee);
+    `other`: a claim's previous assignee (None: an open sortie's first claim), or whom an
+    update makes it depend on (None: no dependencies), so merges can close a cycle."""
     data: dict[str, Any] = {"sortie_id": sid}
     if kind == "sortie_created":
         data.update(title=f"t-{sid}", depends_on=[x for x in SORTIES if x < sid])
     elif kind == "sortie_assigned":
-        data.update(assignee=who, previous_assignee=None)
+        data.update(assignee=who, previous_assignee=other)
     elif kind == "sortie_progress":
         data.update(percent=len(who) * 10)
     elif kind == "sortie_blocked":
         data.update(reason="stuck")
+    elif kind == "sortie_updated" and other is None:
+        data.update(changes={"priority": "high", "depends_on": []})
     elif kind == "sortie_updated":
-        data.update(changes={"priority": "high"})
-    return kind, f"sortie/{sid}", data
+        data.update(changes={"depends_on": [SORTIES[PILOTS.index(other) % len(SORTIES)]]})
+    return kind, f"sortie/{sid}", data, who
 
 
 KINDS = [
@@ -94,9 +103,12 @@ OTHER = [
 
 steps = st.lists(
     st.one_of(
-        st.tuples(st.sampled_from(KINDS), st.sampled_from(SORTIES), st.sampled_from(PILOTS)).map(
-            lambda t: sortie_event(*t)
-        ),
+        st.tuples(
+            st.sampled_from(KINDS),
+            st.sampled_from(SORTIES),
+            st.sampled_from(PILOTS),
+            st.sampled_from([None, *PILOTS]),
+        ).map(lambda t: sortie_event(*t)),
         st.sampled_from(OTHER),
     ),
     min_size=1,
@@ -104,9 +116,10 @@ steps = st.lists(
 )
 
 
-def build_events(items: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[Event, bytes]]:
+def build_events(items: list[Item]) -> list[tuple[Event, bytes]]:
+    """Events in this order of HLC, each by its item's actor (or by one of PILOTS in turn)."""
     out = []
-    for i, (etype, stream, data) in enumerate(items, 1):
+    for i, (etype, stream, data, *actor) in enumerate(items, 1):
         e = Event(
             id=f"e{i:04d}",
             type=etype,
@@ -116,7 +129,7 @@ def build_events(items: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[Eve
             hlc=clock.make_hlc(10**12 + i),
             writer="w" * 16,
             wseq=i,
-            actor=PILOTS[i % 3],
+            actor=actor[0] if actor else PILOTS[i % 3],
             ts="",
             tx=f"e{i:04d}",
             txn=1,
@@ -209,3 +222,90 @@ def test_a_forked_stream_reads_in_seq_order_then_total_order(tmp_path: Path) -> 
         db.ingest([ev("a1", 1, 10, "a"), ev("b1", 1, 5, "b"), ev("b2", 2, 6, "b")], IngestResult())
     assert [e.id for e in select_stream(db, "mission/m1", None, None)] == ["b1", "a1", "b2"]
     assert [e.id for e in select_stream(db, "mission/m1", 2, None)] == ["b2"]
+
+
+def fold_sortie(items: list[Item]) -> dict[str, Any]:
+    from fleetgit.folds import Ev, sorties
+
+    events = [
+        Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.wseq) for e, _ in build_events(items)
+    ]
+    (row,) = sorties.fold(events)["sorties"]
+    return row
+
+
+def test_only_the_assignee_of_the_moment_works_a_sortie() -> None:
+    """A claim lost in another clone (its CAS failed) leaves its pilot's later events without
+    effect; so does a takeover for the pilot taken over from. Of two takeovers of one holder,
+    the first in total order wins (compare-and-swap)."""
+    s = "sortie/s1"
+    base: list[Item] = [
+        ("sortie_created", s, {"sortie_id": "s1", "title": "t"}, "viper"),
+        ("sortie_assigned", s, {"sortie_id": "s1", "assignee": "goose"}, "goose"),
+        ("sortie_assigned", s, {"sortie_id": "s1", "assignee": "ice"}, "ice"),  # lost the race
+        ("sortie_started", s, {"sortie_id": "s1"}, "ice"),
+        ("sortie_progress", s, {"sortie_id": "s1", "percent": 80, "note": "ice"}, "ice"),
+        ("sortie_completed", s, {"sortie_id": "s1"}, "ice"),
+    ]
+    row = fold_sortie(base)
+    assert (row["status"], row["assignee"], row["percent"], row["note"]) == (
+        "assigned", "goose", 0, None,
+    )  # fmt: skip
+    taken: list[Item] = [
+        ("sortie_started", s, {"sortie_id": "s1"}, "goose"),
+        ("sortie_blocked", s, {"sortie_id": "s1", "reason": "stuck"}, "goose"),
+        (
+            "sortie_assigned",
+            s,
+            {"sortie_id": "s1", "assignee": "ice", "previous_assignee": "goose"},
+            "ice",
+        ),
+        (
+            "sortie_assigned",
+            s,
+            {"sortie_id": "s1", "assignee": "viper", "previous_assignee": "goose"},
+            "viper",
+        ),
+        ("sortie_resumed", s, {"sortie_id": "s1"}, "goose"),  # no longer theirs
+        ("sortie_started", s, {"sortie_id": "s1"}, "viper"),  # lost the takeover race
+    ]
+    row = fold_sortie(base + taken)
+    assert (row["status"], row["assignee"], row["blocked_reason"]) == ("assigned", "ice", None)
+    row = fold_sortie([*base, *taken, ("sortie_started", s, {"sortie_id": "s1"}, "ice")])
+    assert (row["status"], row["assignee"]) == ("in_progress", "ice")
+
+
+edges = st.lists(
+    st.tuples(st.sampled_from("abcde"), st.sampled_from("abcde"), st.integers(0, 6)),
+    max_size=14,
+)
+
+
+@given(edges, st.randoms())
+def test_cycle_breaks_keep_an_acyclic_graph_whatever_the_order_given(
+    items: list[tuple[str, str, int]], rnd: Any
+) -> None:
+    from fleetgit.folds.sorties import _path, cycle_breaks
+
+    # one set of dependencies per sortie, as the fold writes them; set by events in some order
+    latest: dict[str, int] = {}
+    for a, _, order in items:
+        latest.setdefault(a, order)
+    listed = list({(a, b): (a, b, (latest[a], a, 0)) for a, b, _ in items}.values())
+    broken = cycle_breaks(listed)
+    rnd.shuffle(listed)
+    assert cycle_breaks(listed) == broken  # the order they are read in does not matter
+    kept: dict[str, list[str]] = {}
+    for a, b, _ in listed:
+        if (a, b) not in broken:
+            kept.setdefault(a, []).append(b)
+    for a, targets in kept.items():  # what is kept has no cycle
+        assert all(t != a and _path(kept, t, a) is None for t in targets)
+    for (a, b), cycle in broken.items():  # each broken edge closes a cycle of kept edges
+        assert cycle[0] == cycle[-1] == a and cycle[1] == b
+        assert all(y in kept.get(x, []) for x, y in pairwise(cycle[1:]))
+    raw: dict[str, list[str]] = {}
+    for a, b, _ in listed:
+        raw.setdefault(a, []).append(b)
+    if all(a != b and _path(raw, b, a) is None for a, b, _ in listed):
+        assert broken == {}  # no cycle: everything counts

@@ -288,12 +288,16 @@ def _sortie_view(x: dict[str, Any]) -> str:
     if x["files"]:
         lines.append("files: " + ", ".join(x["files"]))
     if x["depends_on"]:
-        lines.append(
-            "depends on: " + ", ".join(f"{d['sortie_id']} ({d['status']})" for d in x["depends_on"])
-        )
+        lines.append("depends on: " + ", ".join(_dependency(d) for d in x["depends_on"]))
     if x["dependents"]:
         lines.append("needed by: " + ", ".join(x["dependents"]))
     return "\n".join(lines)
+
+
+def _dependency(d: dict[str, Any]) -> str:
+    if d["cycle"]:
+        return f"{d['sortie_id']} ({d['status']}; ignored: it closes {' -> '.join(d['cycle'])})"
+    return f"{d['sortie_id']} ({d['status']})"
 
 
 @boundary
@@ -498,6 +502,9 @@ def sortie_claim(
 ) -> None:
     """Claim a sortie: it becomes yours, unless another active pilot holds it.
 
+    A sortie whose holder is no longer active (silent, or deregistered) can be taken over,
+    even started or blocked: it goes back to assigned, to you; then start it.
+
     Example: fleetgit --as viper-1 sortie claim srt-4q2x --reserve
     """
     if ttl is not None and not reserve:
@@ -507,7 +514,11 @@ def sortie_claim(
         )
     with open_fleet(ctx) as fleet:
         out = sorties.claim(fleet, sortie, reserve=reserve, ttl=ttl)
-    _out(out, as_json, f"sortie {out['sortie_id']} is yours ({out['assignee']})")
+    sid, taken = out["sortie_id"], out["taken_from"]
+    human = f"sortie {sid} is yours ({out['assignee']})"
+    if taken:
+        human += f", taken over from {taken}; next: fleetgit sortie start {sid}"
+    _out(out, as_json, human)
 
 
 def _sortie_act(
@@ -615,13 +626,30 @@ def sortie_update(
     priority: Priority = None,
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
     files: Annotated[list[str] | None, typer.Option("--file", metavar="PATH")] = None,
-    depends_on: Annotated[list[str] | None, typer.Option("--depends-on", metavar="ID")] = None,
+    depends_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--depends-on", metavar="ID", help="Replaces its dependencies (repeat for more)."
+        ),
+    ] = None,
+    no_depends: Annotated[
+        bool, typer.Option("--no-depends", help="Clear its dependencies.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a sortie (dependency cycles are refused).
+    """Change a sortie (dependency cycles are refused; a mission that is over is refused).
+
+    --depends-on replaces the dependencies; --no-depends clears them.
 
     Example: fleetgit --as viper-1 sortie update srt-4q2x --priority high --depends-on srt-9w1e
     """
+    if no_depends:
+        if depends_on:
+            raise ValidationError(
+                "--no-depends clears the dependencies; --depends-on sets them: give one",
+                hint=f"fleetgit sortie update {sortie} --no-depends",
+            )
+        depends_on = []
     changes = {
         "title": title,
         "description": description,

@@ -293,7 +293,8 @@ def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Reports torn lines, incomplete batches, one id with different bytes, gaps in a writer's
     wseq, two events with one writer and wseq (a copied repository), schema violations
-    (including versions this fleetgit cannot read), clock anomalies and stream forks.
+    (including versions this fleetgit cannot read), clock anomalies, stream forks and sortie
+    dependency cycles that clones closed between them.
 
     Example: fleetgit verify --json
     """

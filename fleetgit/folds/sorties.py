@@ -1,9 +1,13 @@
 """Sorties: open -> assigned -> in_progress <-> blocked -> completed | cancelled, with
 dependencies. A claim is a compare-and-swap on the assignee, so of two claims made in two clones
-the first in total order wins, the same in every clone."""
+the first in total order wins, the same in every clone; the work itself (start, progress, block,
+resume, complete) counts only from the assignee of that moment, so the loser's events change
+nothing. A claim may also take a started or blocked sortie over (the command allows it only
+from a pilot that is no longer active); it goes back to assigned, to the new pilot."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fleetgit.folds import Ev, Rows, changes
@@ -32,9 +36,14 @@ CREATE TABLE IF NOT EXISTS sorties (
 );
 CREATE INDEX IF NOT EXISTS sorties_mission ON sorties (mission_id);
 CREATE INDEX IF NOT EXISTS sorties_status ON sorties (status);
+-- set_*: the total-order key of the event that set these dependencies (create or update), so a
+-- cycle that two clones closed between them is broken the same way everywhere (`cycle_breaks`)
 CREATE TABLE IF NOT EXISTS sortie_deps (
     sortie_id TEXT NOT NULL,
     depends_on TEXT NOT NULL,
+    set_hlc INTEGER NOT NULL,
+    set_writer TEXT NOT NULL,
+    set_wseq INTEGER NOT NULL,
     PRIMARY KEY (sortie_id, depends_on)
 );
 CREATE INDEX IF NOT EXISTS sortie_deps_on ON sortie_deps (depends_on);
@@ -43,8 +52,10 @@ CREATE INDEX IF NOT EXISTS sortie_deps_on ON sortie_deps (depends_on);
 LIVE = ("open", "assigned", "in_progress", "blocked")
 CLOSED = ("completed", "cancelled")
 STATUSES = (*LIVE, *CLOSED)
+# a dependency in one of these states no longer holds anything up (a cancelled one never ends)
+SETTLED = CLOSED
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "sortie_assigned": (("open", "assigned"), "assigned"),
+    "sortie_assigned": (LIVE, "assigned"),  # from a started one: a takeover, back to assigned
     "sortie_started": (("assigned",), "in_progress"),
     "sortie_progress": (("in_progress",), None),
     "sortie_blocked": (("in_progress",), "blocked"),
@@ -53,6 +64,16 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "sortie_completed": (("in_progress",), "completed"),
     "sortie_cancelled": (LIVE, "cancelled"),
 }
+# who may record what: the assignee does the work; anyone may claim, cancel or update
+ASSIGNEE_ONLY = frozenset(
+    {
+        "sortie_started",
+        "sortie_progress",
+        "sortie_blocked",
+        "sortie_resumed",
+        "sortie_completed",
+    }
+)
 
 
 def fold(events: list[Ev]) -> Rows:
@@ -60,6 +81,7 @@ def fold(events: list[Ev]) -> Rows:
 
     row: dict[str, Any] | None = None
     deps: list[str] = []
+    deps_set = (0, "", 0)  # the order of the event that set `deps`
     for e in events:
         d = e.data
         if e.type == "sortie_created":
@@ -83,18 +105,33 @@ def fold(events: list[Ev]) -> Rows:
                     "last_pos": e.pos,
                 }
                 deps = list(dict.fromkeys(d.get("depends_on") or []))
+                deps_set = e.order
             continue
         update = changes(e, keep_null=True) if e.type == "sortie_updated" else {}
         if row is None or e.type not in TRANSITIONS or not _apply(row, e, update):
             continue
         if "depends_on" in update:
             deps = list(dict.fromkeys(update["depends_on"] or []))
+            deps_set = e.order
         row["updated_ms"], row["last_pos"] = e.ms, e.pos
     if row is None:
         return {}
     row["files"] = orjson.dumps(row["files"]).decode()
     sid = row["sortie_id"]
-    return {"sorties": [row], "sortie_deps": [{"sortie_id": sid, "depends_on": x} for x in deps]}
+    hlc, writer, wseq = deps_set
+    return {
+        "sorties": [row],
+        "sortie_deps": [
+            {
+                "sortie_id": sid,
+                "depends_on": x,
+                "set_hlc": hlc,
+                "set_writer": writer,
+                "set_wseq": wseq,
+            }
+            for x in deps
+        ],
+    }
 
 
 def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
@@ -105,10 +142,12 @@ def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
     d = e.data
     if row["status"] not in allowed:
         return False
+    if e.type in ASSIGNEE_ONLY and e.actor != row["assignee"]:
+        return False  # not (or no longer) theirs: a claim lost in another clone, or taken over
     if e.type == "sortie_assigned" and d.get("previous_assignee") != row["assignee"]:
         return False  # compare-and-swap: someone else claimed it first
     if e.type == "sortie_assigned":
-        row["assignee"] = d["assignee"]
+        row["assignee"], row["blocked_reason"] = d["assignee"], None
     elif e.type == "sortie_progress":
         row["percent"], row["note"] = d["percent"], d.get("note") or row["note"]
     elif e.type == "sortie_blocked":
@@ -122,3 +161,99 @@ def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
     if target:
         row["status"] = target
     return True
+
+
+Edge = tuple[str, str]  # (sortie, the sortie it depends on)
+
+
+def cycle_breaks(
+    edges: Iterable[tuple[str, str, tuple[int, str, int]]],
+) -> dict[Edge, list[str]]:
+    """The dependencies that do not count, each with the cycle it would close.
+
+    `edges` are (sortie, dependency, order of the event that set it). Commands refuse a cycle,
+    but two clones can close one between them (A -> B in one, B -> A in the other). Taken in
+    total order of the events that set them (then by ids), each edge counts unless the ones
+    counted before it already lead from its dependency back to its sortie: so the later update
+    loses, the same way in every clone. Only edges inside a strongly connected component can be
+    on a cycle, so an acyclic graph (the usual case) costs one linear pass."""
+    listed = list(edges)
+    graph: dict[str, list[str]] = {}
+    for a, b, _ in listed:
+        graph.setdefault(a, []).append(b)
+    component = _components(graph)
+    suspects = sorted(
+        (order, a, b)
+        for a, b, order in listed
+        if a in component and component.get(b) == component[a]
+    )
+    kept: dict[str, list[str]] = {}
+    broken: dict[Edge, list[str]] = {}
+    for _, a, b in suspects:
+        back = [a] if a == b else _path(kept, b, a)
+        if back:
+            broken[(a, b)] = [a, *back]
+        else:
+            kept.setdefault(a, []).append(b)
+    return broken
+
+
+def _path(graph: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """A path start -> ... -> goal in `graph`, or None."""
+    stack, came = [start], {start: start}
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            path = [node]
+            while path[-1] != start:
+                path.append(came[path[-1]])
+            return path[::-1]
+        for nxt in graph.get(node, ()):
+            if nxt not in came:
+                came[nxt] = node
+                stack.append(nxt)
+    return None
+
+
+def _components(graph: dict[str, list[str]]) -> dict[str, int]:
+    """Each node of a non-trivial strongly connected component (or with a loop on itself) ->
+    its component's number (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: dict[str, int] = {}
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph.get(root, ())))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph.get(child, ()))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    members = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        members.append(member)
+                        if member == node:
+                            break
+                    if len(members) > 1 or node in graph.get(node, ()):
+                        out.update((m, index[node]) for m in members)
+    return out
