@@ -8,7 +8,7 @@ import orjson
 
 from fleetgit import clock, ids, missions, pilots, sorties
 from fleetgit.catalogue import MAX_LIST
-from fleetgit.errors import NotFoundError
+from fleetgit.errors import NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -78,10 +78,10 @@ def create(
     cid = clock.short_id("chk")
 
     def plan() -> list[EventSpec]:
-        sid = sorties.resolve(fleet, sortie) if sortie else None
-        mid = missions.resolve(fleet, mission) if mission else None
-        if sid and not mid:
-            mid = sorties.row(fleet, sid)["mission_id"]
+        sid = sorties.resolve(fleet, sortie) if sortie is not None else None
+        mid = missions.resolve(fleet, mission) if mission is not None else None
+        if sid is not None:
+            mid = _sortie_mission(fleet, sid, mid)
         held = holdings(fleet, me)
         data = {
             "mission_id": mid,
@@ -104,6 +104,23 @@ def create(
 
     fleet.transact(plan)
     return cid
+
+
+def _sortie_mission(fleet: Fleet, sid: str, mid: str | None) -> str | None:
+    """The sortie's mission: `mid` must be it, when given."""
+    own: str | None = sorties.row(fleet, sid)["mission_id"]
+    if mid is None or mid == own:
+        return own
+    if own is None:
+        raise ValidationError(
+            f"sortie {sid} is in no mission, not in {mid}",
+            hint=f"put it in the mission first: fleetgit sortie update {sid} --mission {mid}",
+        )
+    raise ValidationError(
+        f"sortie {sid} belongs to mission {own}, not {mid}",
+        hint=f"leave out --mission (it comes from the sortie): fleetgit checkpoint create"
+        f" --sortie {sid}",
+    )
 
 
 def _decorate(row: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +146,7 @@ def show(fleet: Fleet, ref: str) -> dict[str, Any]:
 
 
 def listing(fleet: Fleet, *, mission: str | None = None) -> list[dict[str, Any]]:
-    if mission:
+    if mission is not None:
         return _rows(fleet, " AND mission_id = ?", [missions.resolve(fleet, mission)])
     return _rows(fleet, "", [])
 
@@ -137,7 +154,7 @@ def listing(fleet: Fleet, *, mission: str | None = None) -> list[dict[str, Any]]
 def latest(fleet: Fleet, *, mission: str | None = None) -> dict[str, Any]:
     """The newest checkpoint of the acting pilot (of anyone, without an identity)."""
     where, params = "", []
-    if mission:
+    if mission is not None:
         where += " AND mission_id = ?"
         params.append(missions.resolve(fleet, mission))
     if fleet.actor:

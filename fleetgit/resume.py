@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import checkpoints, clock, missions, pilots, sorties, squawk
-from fleetgit.errors import ValidationError
+from fleetgit import checkpoints, clock, missions, pilots, reservations, sorties, squawk
+from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.reservations import reserve_specs
-from fleetgit.rules import conflicts_for, load, void_ids
+from fleetgit.rules import conflicts_for
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
@@ -21,33 +21,43 @@ BRIEF_MESSAGES = 50  # newest unread messages listed in the brief
 
 
 def _choose(
-    fleet: Fleet, checkpoint: str | None, mission: str | None, latest: bool
+    fleet: Fleet, me: str, checkpoint: str | None, mission: str | None, latest: bool
 ) -> dict[str, Any]:
+    """The checkpoint to resume: one of `me`'s own (`--mission` and `--latest` pick only those;
+    resuming another pilot's would take what it held)."""
     if sum(x is not None and x is not False for x in (checkpoint, mission, latest)) != 1:
         raise ValidationError(
             "say which checkpoint: one of --checkpoint ID, --mission ID or --latest",
             hint="fleetgit resume --latest (your newest checkpoint)",
         )
-    if checkpoint:
-        return checkpoints.show(fleet, checkpoint)
-    return checkpoints.latest(fleet, mission=mission)
+    if checkpoint is None:
+        return checkpoints.latest(fleet, mission=mission)
+    chk = checkpoints.show(fleet, checkpoint)
+    if chk["pilot"] != me:
+        cid = chk["checkpoint_id"]
+        raise ConflictError(
+            f"checkpoint {cid} is {chk['pilot']}'s, not {me}'s: resuming it would take over"
+            " what it held",
+            hint=f"read it instead: fleetgit checkpoint show {cid}",
+        )
+    return chk
 
 
 def resume(
     fleet: Fleet, *, checkpoint: str | None = None, mission: str | None = None, latest: bool = False
 ) -> dict[str, Any]:
     me = pilots.acting(fleet)
-    chk = _choose(fleet, checkpoint, mission, latest)
+    chk = _choose(fleet, me, checkpoint, mission, latest)
     outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
 
     def plan() -> list[EventSpec]:
         from fleetgit.fleet import EventSpec
 
-        now = clock.now_ms()
-        live = load(fleet.index.conn, live_only=True, now_ms=now)
-        void = void_ids(live, fleet.ignorecase)
-        others = [r for r in live if r.reservation_id not in void]
-        mine = {r.pattern for r in live if r.holder == me}
+        # the one notion of standing: a reservation that lost a clash a merge brought in is
+        # neither kept nor in anyone's way
+        standing = [r for r in reservations.listing(fleet) if r.lost_to is None]
+        mine = {r.pattern for r in standing if r.holder == me}
+        others = [r for r in standing if r.holder != me]
         shared = set(chk["context"].get("shared_reservations") or [])
         free: list[str] = []
         outcome.update(reacquired=[], lost=[], kept=[])

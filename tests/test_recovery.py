@@ -132,3 +132,48 @@ def test_checkpoint_with_more_unread_messages_than_a_list_holds(repo: Path, cli:
     assert chk["unread_messages"][-1] == "msg-01004"  # the newest are kept
     brief = as_(cli, repo, "viper", "resume", "--latest")
     assert brief.code == 0 and "... and 955 more" in brief.out
+
+
+def event_count(cli: Any, repo: Path) -> int:
+    return len(cli(repo, "events", "--json").json())
+
+
+def test_another_pilots_checkpoint_cannot_be_resumed(repo: Path, cli: Any) -> None:
+    for who in ("goose", "ice"):
+        cli(repo, "pilot", "register", who)
+    as_(cli, repo, "goose", "reserve", "src/lexer.py")
+    chk = as_(cli, repo, "goose", "checkpoint", "create", "--summary", "lexing").out.strip()
+    as_(cli, repo, "goose", "release", "--all")  # free again: a resume would take it
+    before = event_count(cli, repo)
+    for args in (("--checkpoint", chk), ("--checkpoint", chk, "--json")):
+        res = as_(cli, repo, "ice", "resume", *args)
+        assert res.code == 1, res.out
+        assert f"checkpoint {chk} is goose's, not ice's" in res.err
+        assert f"fleetgit checkpoint show {chk}" in res.err
+    assert event_count(cli, repo) == before  # nothing written
+    assert cli(repo, "reservations", "--json").json() == []
+    res = as_(cli, repo, "goose", "resume", "--checkpoint", chk, "--json")  # its own: fine
+    assert res.code == 0 and res.json()["reservations"]["reacquired"] == ["src/lexer.py"]
+
+
+def test_a_checkpoints_sortie_and_mission_must_agree(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "viper")
+    m1 = as_(cli, repo, "viper", "mission", "create", "One").out.strip()
+    m2 = as_(cli, repo, "viper", "mission", "create", "Two").out.strip()
+    sid = as_(cli, repo, "viper", "sortie", "create", "S", "--mission", m1).out.strip()
+    loose = as_(cli, repo, "viper", "sortie", "create", "Loose").out.strip()
+    before = event_count(cli, repo)
+    res = as_(cli, repo, "viper", "checkpoint", "create", "--sortie", sid, "--mission", m2)
+    assert res.code == 1 and f"sortie {sid} belongs to mission {m1}, not {m2}" in res.err
+    hint = "hint: leave out --mission (it comes from the sortie): fleetgit checkpoint create"
+    assert f"{hint} --sortie {sid}" in res.err
+    res = as_(cli, repo, "viper", "checkpoint", "create", "--sortie", loose, "--mission", m2)
+    assert res.code == 1 and f"sortie {loose} is in no mission, not in {m2}" in res.err
+    assert f"fleetgit sortie update {loose} --mission {m2}" in res.err
+    for args in (("--sortie", ""), ("--mission", "")):
+        res = as_(cli, repo, "viper", "checkpoint", "create", *args)
+        assert res.code == 1 and "empty" in res.err and "hint: list them: fleetgit" in res.err
+    assert event_count(cli, repo) == before
+    for args in (("--sortie", sid), ("--sortie", sid, "--mission", m1)):
+        made = as_(cli, repo, "viper", "checkpoint", "create", *args, "--json").json()
+        assert (made["mission_id"], made["sortie_id"]) == (m1, sid)
