@@ -16,6 +16,7 @@ from fleetgit.folds.sorties import (
     STATUSES,
     TRANSITIONS,
     cycle_breaks,
+    cyclic_edges,
 )
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
 
 # the command that moves a sortie on from each state, for hints
-_NEXT = {"open": "claim", "assigned": "start", "blocked": "resume"}
+_NEXT = {"open": "claim", "assigned": "start", "in_progress": "complete", "blocked": "resume"}
 
 
 def _spec(type_: str, sortie_id: str, data: dict[str, Any]) -> EventSpec:
@@ -40,7 +41,10 @@ def resolve(fleet: Fleet, ref: str) -> str:
 def broken_deps(fleet: Fleet) -> dict[tuple[str, str], list[str]]:
     """{(sortie, dependency): the cycle it would close}: the dependencies that do not count,
     because two clones closed a cycle between them (`folds.sorties.cycle_breaks`)."""
-    rows = fleet.index.conn.execute(
+    conn = fleet.index.conn
+    if not cyclic_edges(conn.execute("SELECT sortie_id, depends_on FROM sortie_deps")):
+        return {}  # the usual case: the pairs alone, from the primary key's index
+    rows = conn.execute(
         "SELECT sortie_id, depends_on, set_hlc, set_writer, set_wseq FROM sortie_deps"
     )
     return cycle_breaks((a, b, (hlc, writer, wseq)) for a, b, hlc, writer, wseq in rows)

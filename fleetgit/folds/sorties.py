@@ -175,27 +175,54 @@ def cycle_breaks(
     but two clones can close one between them (A -> B in one, B -> A in the other). Taken in
     total order of the events that set them (then by ids), each edge counts unless the ones
     counted before it already lead from its dependency back to its sortie: so the later update
-    loses, the same way in every clone. Only edges inside a strongly connected component can be
-    on a cycle, so an acyclic graph (the usual case) costs one linear pass."""
+    loses, the same way in every clone. Only the edges on some cycle (`cyclic_edges`) can lose,
+    so they are the only ones walked."""
     listed = list(edges)
-    graph: dict[str, list[str]] = {}
-    for a, b, _ in listed:
-        graph.setdefault(a, []).append(b)
-    component = _components(graph)
-    suspects = sorted(
-        (order, a, b)
-        for a, b, order in listed
-        if a in component and component.get(b) == component[a]
-    )
+    suspect = cyclic_edges((a, b) for a, b, _ in listed)
     kept: dict[str, list[str]] = {}
     broken: dict[Edge, list[str]] = {}
-    for _, a, b in suspects:
+    for _, a, b in sorted((order, a, b) for a, b, order in listed if (a, b) in suspect):
         back = [a] if a == b else _path(kept, b, a)
         if back:
             broken[(a, b)] = [a, *back]
         else:
             kept.setdefault(a, []).append(b)
     return broken
+
+
+def cyclic_edges(edges: Iterable[Edge]) -> set[Edge]:
+    """The edges that lie on some cycle: those inside one strongly connected component. Nodes
+    that lead to no cycle are peeled off first (sinks, then what only leads to them), so an
+    acyclic graph, the usual case, costs one linear pass."""
+    graph: dict[str, list[str]] = {}
+    for a, b in edges:
+        graph.setdefault(a, []).append(b)
+    graph = _peel(graph)
+    component = _components(graph)
+    return {
+        (a, b)
+        for a, targets in graph.items()
+        if a in component
+        for b in targets
+        if component.get(b) == component[a]
+    }
+
+
+def _peel(graph: dict[str, list[str]]) -> dict[str, list[str]]:
+    """`graph` without the nodes from which no cycle can be reached (Kahn's algorithm, on the
+    reversed edges): what is left is empty exactly when there is no cycle."""
+    left = {a: len(targets) for a, targets in graph.items()}
+    before: dict[str, list[str]] = {}
+    for a, targets in graph.items():
+        for b in targets:
+            before.setdefault(b, []).append(a)
+    done = [b for b in before if b not in graph]
+    while done:
+        for a in before.get(done.pop(), ()):
+            left[a] -= 1
+            if not left[a]:
+                done.append(a)
+    return {a: [b for b in graph[a] if left.get(b)] for a, n in left.items() if n}
 
 
 def _path(graph: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
