@@ -14,7 +14,13 @@ from typing import Any, NamedTuple
 from fleetgit.durations import MAX_SECONDS
 from fleetgit.errors import ValidationError
 
+# matched with fullmatch: `$` alone also matches before a trailing newline ("goose\n")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+# What a one-line field (kind str) must not hold: control characters (line breaks, tabs, escapes,
+# C1 controls) and the Unicode line and paragraph separators. In JSON Schema's regex syntax.
+_CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
+ONE_LINE = f"^[^{_CONTROL}]*$"
+ONE_LINE_NONBLANK = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
 STREAM_KINDS = frozenset(
     {
         "pilot",
@@ -507,7 +513,7 @@ def is_event_id(text: str) -> bool:
 def check_stream(stream: str) -> str:
     """A stream name of any type: KIND/NAME, with a known KIND."""
     kind, sep, name = stream.partition("/")
-    if not sep or kind not in STREAM_KINDS or not NAME_RE.match(name):
+    if not sep or kind not in STREAM_KINDS or not NAME_RE.fullmatch(name):
         kinds = "|".join(sorted(STREAM_KINDS))
         raise ValidationError(f"stream {stream!r}: expected {kinds}/<name>", hint=STREAM_HINT)
     return stream
@@ -533,7 +539,7 @@ def validate_stream(type_name: str, stream: str, data: dict[str, Any] | None = N
     kind, sep, name = stream.partition("/")
     expected = "|".join(et.stream_kinds)
     shape = f"{expected}/<{et.stream_key}>" if et.stream_key else f"{expected}/<name>"
-    if not sep or kind not in et.stream_kinds or not NAME_RE.match(name):
+    if not sep or kind not in et.stream_kinds or not NAME_RE.fullmatch(name):
         raise ValidationError(
             f"stream: {type_name} belongs to a {shape} stream, got {stream!r}",
             hint=STREAM_HINT,
@@ -642,7 +648,13 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
         raise ValidationError(
             f"{path}: must not be empty or blank", hint=f"give the {spec.name} some words"
         )
-    if spec.kind == "name" and not NAME_RE.match(value):
+    control = _control(value) if spec.kind == "str" else None
+    if control is not None:
+        raise ValidationError(
+            f"{path}: contains a control character ({control!r}): it is one line of text"
+            " (multi-line text goes in fields such as description, body or summary)"
+        )
+    if spec.kind == "name" and not NAME_RE.fullmatch(value):
         raise ValidationError(
             f"{path}: {value!r} is not a valid name (letters, digits and . _ : @ -, no spaces)",
             hint=f"for example {name_like(value)!r}",
@@ -653,9 +665,18 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
         check_stored(path, value)
 
 
+def _control(value: str) -> str | None:
+    """The first control character, line or paragraph separator in `value`, or None."""
+    if value.isprintable():  # the usual case, at C speed; it is stricter than needed
+        return None
+    import unicodedata  # lazily: only for text that is not all printable
+
+    return next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+
+
 def check_name(value: str, what: str, hint: str) -> str:
     """A name (callsign, lock key, cursor, correlation id): letters, digits and . _ : @ -."""
-    if not NAME_RE.match(value):
+    if not NAME_RE.fullmatch(value):
         raise ValidationError(
             f"{what} {value!r}: use letters, digits and . _ : @ - (at most 128, no spaces)",
             hint=hint,
@@ -665,7 +686,7 @@ def check_name(value: str, what: str, hint: str) -> str:
 
 def name_like(text: str) -> str:
     """A valid name close to `text` (spaces and other characters become '-'), for hints."""
-    swapped = "".join(c if NAME_RE.match(f"a{c}") else "-" for c in text[:128])
+    swapped = "".join(c if NAME_RE.fullmatch(f"a{c}") else "-" for c in text[:128])
     return swapped.strip("-._:@") or "name-1"
 
 
@@ -765,6 +786,8 @@ def _field_schema(spec: Field) -> dict[str, Any]:
         out = {"type": "string", "maxLength": MAX_TEXT if kind == "text" else MAX_STR}
         if kind == "name":
             out["pattern"] = NAME_RE.pattern
+        elif kind == "str":
+            out["pattern"] = ONE_LINE_NONBLANK if spec.nonblank else ONE_LINE
         elif spec.nonblank:
             out["pattern"] = r"\S"
     elif kind == "int":
@@ -781,6 +804,8 @@ def _field_schema(spec: Field) -> dict[str, Any]:
         item: dict[str, Any] = {"type": "string", "maxLength": MAX_STR}
         if spec.items == "name":
             item["pattern"] = NAME_RE.pattern
+        elif spec.items == "str":
+            item["pattern"] = ONE_LINE
         out = {"type": "array", "items": item, "maxItems": MAX_LIST}
         if spec.min_items:
             out["minItems"] = spec.min_items

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +23,10 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
     if f.kind == "name":
         return NAME
     if f.kind in ("str", "text"):
+        # one line (kind str): no control characters, line or paragraph separators
+        one_line = st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs"))
         text = st.text(max_size=30).filter(lambda s: "\x00" not in s)
+        text = st.text(one_line, max_size=30) if f.kind == "str" else text
         return text.filter(str.strip) if f.nonblank else text
     if f.kind == "int":
         return st.integers(f.minimum if f.minimum is not None else -(10**6), f.maximum or 10**6)
@@ -31,7 +35,8 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
     if f.kind == "enum":
         return st.sampled_from(f.choices)
     if f.kind == "list":
-        return st.lists(NAME, min_size=max(f.min_items, 0), max_size=4)
+        item = value_for(Field(f.name)) if f.items == "str" else NAME  # a name is a pattern too
+        return st.lists(item, min_size=max(f.min_items, 0), max_size=4)
     if f.keys:  # an update's changes: some of its keys, each a valid value
         entries = st.fixed_dictionaries({}, optional={k.name: value_for(k) for k in f.keys})
         return entries.filter(lambda d: len(d) >= f.min_items)
@@ -251,7 +256,13 @@ def test_json_schema_of_one_type_and_of_all() -> None:
     assert changes["additionalProperties"] is False and changes["minProperties"] == 1
     assert changes["properties"]["priority"]["anyOf"][0] == {"enum": list(catalogue.PRIORITIES)}
     title = catalogue.json_schema("mission_created")["properties"]["title"]
-    assert title["pattern"] == r"\S"
+    # JSON Schema's `$` is the end (Python's also matches before a last newline: fullmatch)
+    for text, ok in (("Ship it", True), ("  x ", True), (" ", False), ("a\nb", False)):
+        assert bool(re.fullmatch(title["pattern"], text)) is ok, text
+    description = catalogue.json_schema("mission_created")["properties"]["description"]
+    assert "pattern" not in description["anyOf"][0]  # free text: any lines
+    files = catalogue.json_schema("sortie_created")["properties"]["files"]["anyOf"][0]
+    assert not re.fullmatch(files["items"]["pattern"], "a\tb")
     everything = catalogue.json_schema()
     assert set(everything["$defs"]) == set(CATALOGUE)
     orjson.dumps(everything)
@@ -292,3 +303,34 @@ def test_old_events_read_upcast_through_the_index(repo: Any, upcaster: None) -> 
     with Fleet.open(repo) as fleet:
         (event,) = fleet.events()
     assert event.v == 2 and event.data == {"mission_id": "m", "reason": "unknown"}
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data", "where"),
+    [
+        ("mission_created", {"mission_id": "m", "title": "Ship\nit"}, "data.title"),
+        ("mission_created", {"mission_id": "m", "title": "a\rb"}, "data.title"),
+        ("sortie_created", {"sortie_id": "s", "title": "t\tx"}, "data.title"),
+        ("message_sent", {"message_id": "m", "to": ["a"], "subject": "hi\x1b[2J"}, "data.subject"),
+        ("sortie_blocked", {"sortie_id": "s", "reason": "a\u2028b"}, "data.reason"),
+        ("sortie_created", {"sortie_id": "s", "title": "t", "files": ["a\nb"]}, "data.files[0]"),
+        ("mission_updated", {"mission_id": "m", "changes": {"title": "a\x85b"}}, "changes.title"),
+    ],
+)
+def test_one_line_fields_refuse_control_characters(
+    type_name: str, data: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(ValidationError, match=f"{re.escape(where)}: contains a control character"):
+        catalogue.validate_data(type_name, data)
+
+
+def test_free_text_keeps_its_lines_and_names_refuse_a_trailing_newline() -> None:
+    body = {"message_id": "m", "to": ["a"], "subject": "Ünïcode ✓ — fine", "body": "one\ntwo\n"}
+    assert catalogue.validate_data("message_sent", body) == body
+    description = {"mission_id": "m", "title": "T", "description": "line 1\n\tline 2"}
+    assert catalogue.validate_data("mission_created", description) == description
+    with pytest.raises(ValidationError, match="is not a valid name"):
+        catalogue.validate_data("pilot_registered", {"callsign": "goose\n"})
+    with pytest.raises(ValidationError, match="expected"):
+        catalogue.check_stream("pilot/goose\n")
+    assert catalogue.name_like("a\nb") == "a-b"

@@ -101,3 +101,29 @@ def test_claim_refuses_a_ttl_without_reserve(repo: Path, cli: Any) -> None:
     assert cli(repo, "events", "--json").json() == before  # nothing written
     res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve", "--ttl", "2h", "--json")
     assert res.code == 0 and res.json()["assignee"] == "goose"
+
+
+def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    before = cli(repo, "events", "--json").json()
+    for args in (
+        ("mission", "create", "Ship\nit"),
+        ("mission", "create", "Ship\tit"),
+        ("sortie", "create", "Lexer\r"),
+        ("squawk", "send", "--to", "goose", "--subject", "hi\nthere"),
+        ("emit", "mission_created", "--stream", "mission/msn-1",
+         "--data", '{"mission_id": "msn-1", "title": "a\\nb"}'),
+    ):  # fmt: skip
+        res = cli(repo, "--as", "goose", *args)
+        assert res.code == 1 and "contains a control character" in res.err, args
+        assert "hint: fleetgit schema " in res.err and "Traceback" not in res.err
+    for args in (("pilot", "register", "bob\n"), ("--as", "goose", "lock", "acquire", "k\n")):
+        res = cli(repo, *args)
+        assert res.code == 1 and "use letters, digits" in res.err, args
+    assert cli(repo, "events", "--json").json() == before  # nothing written
+    # free text keeps its lines; the listing keeps one line per mission
+    mid = cli(repo, "--as", "goose", "mission", "create", "Ship it", "--description", "a\nb")
+    assert mid.code == 0
+    assert cli(repo, "mission", "show", mid.out.strip(), "--json").json()["description"] == "a\nb"
+    assert len(cli(repo, "mission", "list").out.splitlines()) == 2
+
