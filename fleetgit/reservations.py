@@ -38,7 +38,8 @@ class ReservationConflict(ConflictError):
         lines = "; ".join(c.describe(now) for c in conflicts)
         super().__init__(
             f"reservation refused, nothing granted: {lines}",
-            hint="wait for it to expire, ask the holder to release it, or reserve other paths",
+            hint=f"see when it frees: fleetgit reservations --holder {conflicts[0].holder};"
+            " or ask the holder to release it, or reserve other paths",
         )
         self.conflicts = conflicts
 

@@ -127,3 +127,18 @@ def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
     assert cli(repo, "mission", "show", mid.out.strip(), "--json").json()["description"] == "a\nb"
     assert len(cli(repo, "mission", "list").out.splitlines()) == 2
 
+
+def test_refusals_name_the_command_to_run(repo: Path, cli: Any) -> None:
+    for who in ("goose", "ice"):
+        cli(repo, "pilot", "register", who)
+    sid = cli(repo, "--as", "goose", "sortie", "create", "Lexer", "--file", "src/lexer.py")
+    sid = sid.out.strip()
+    assert cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve").code == 0
+    assert cli(repo, "--as", "goose", "sortie", "start", sid).code == 0
+    res = cli(repo, "--as", "goose", "sortie", "start", sid)
+    assert res.code == 1 and f"next for it: fleetgit sortie complete {sid}" in res.err
+    other = cli(repo, "--as", "ice", "sortie", "create", "Docs", "--file", "src/").out.strip()
+    res = cli(repo, "--as", "ice", "sortie", "claim", other, "--reserve")
+    assert res.code == 1 and "held by goose" in res.err
+    assert "hint: see when it frees: fleetgit reservations --holder goose" in res.err
+    assert cli(repo, "reservations", "--holder", "goose", "--json").json()[0]["holder"] == "goose"
