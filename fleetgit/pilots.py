@@ -117,6 +117,21 @@ def check_known(fleet: Fleet, names: Sequence[str], *, allow_unknown: bool = Fal
         )
 
 
+def never_seen(fleet: Fleet, callsign: str) -> list[str] | None:
+    """For a filter by callsign: None when some event had it (as its actor, or a pilot of that
+    name); else the closest callsigns that some event had (perhaps none). A typo in a filter
+    lists nothing, which looks like a true empty result. Inside `Fleet.as_of`, up to then."""
+    cond, params = _upto(fleet)
+    conn = fleet.index.conn
+    sql = f"SELECT 1 FROM events WHERE actor = ?{cond} LIMIT 1"
+    if conn.execute(sql, (callsign, *params)).fetchone() is not None:
+        return None
+    if conn.execute("SELECT 1 FROM pilots WHERE callsign = ?", (callsign,)).fetchone():
+        return None
+    known = sorted({*last_seen(fleet), *_known(fleet)})
+    return difflib.get_close_matches(callsign, known, n=3)
+
+
 def _row(fleet: Fleet, callsign: str) -> dict[str, Any]:
     cur = fleet.index.conn.execute("SELECT * FROM pilots WHERE callsign = ?", (callsign,))
     row = cur.fetchone()

@@ -142,3 +142,39 @@ def test_refusals_name_the_command_to_run(repo: Path, cli: Any) -> None:
     assert res.code == 1 and "held by goose" in res.err
     assert "hint: see when it frees: fleetgit reservations --holder goose" in res.err
     assert cli(repo, "reservations", "--holder", "goose", "--json").json()[0]["holder"] == "goose"
+
+
+FILTERS = (
+    ("sortie", "list", "--assigned-to"),
+    ("reservations", "--holder"),
+    ("events", "--actor"),
+)
+
+
+@pytest.mark.parametrize("words", FILTERS, ids=lambda w: " ".join(w))
+def test_a_filter_naming_a_callsign_no_event_had_says_so(
+    repo: Path, cli: Any, words: tuple[str, ...]
+) -> None:
+    cli(repo, "pilot", "register", "goose")
+    sid = cli(repo, "--as", "goose", "sortie", "create", "Lexer", "--file", "a.py").out.strip()
+    cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve")
+    command = " ".join(words)
+    # the rule: the empty result and exit 0 stand; a note on stderr names the closest callsign
+    res = cli(repo, *words, "gosse")
+    assert res.code == 0 and "fleetgit: note: no event has the callsign 'gosse'" in res.err
+    assert f"hint: did you mean goose? fleetgit {command} goose" in res.err
+    res = cli(repo, *words, "gosse", "--json")
+    assert res.code == 0 and res.json() == []
+    assert orjson.loads(res.err)["note"] == {
+        "code": "unknown_callsign",
+        "message": "no event has the callsign 'gosse'",
+        "hint": f"did you mean goose? fleetgit {command} goose",
+    }
+    res = cli(repo, *words, "nobody-like-it")
+    assert res.code == 0 and "hint: fleetgit pilot list shows the pilots" in res.err
+    # a callsign some event had: an empty result is just empty, and a match is listed, silently
+    cli(repo, "pilot", "register", "ice")
+    res = cli(repo, *words, "ice", "--json")  # no sortie or reservation: empty, and quiet
+    assert (res.code, res.err) == (0, "") and len(res.json()) == (words[0] == "events")
+    res = cli(repo, *words, "goose", "--json")
+    assert res.code == 0 and res.json() and res.err == ""

@@ -9,7 +9,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, TypeVar
 
@@ -17,6 +17,7 @@ import orjson
 import typer
 from typer.core import TyperGroup
 
+from fleetgit import pilots
 from fleetgit.errors import FleetError
 from fleetgit.fleet import Fleet
 from fleetgit.paths import locate
@@ -125,6 +126,36 @@ def report(code: str, message: str, hint: str | None, as_json: bool) -> None:
         sys.stderr.write(f"fleetgit: {message}\n")
         if hint:
             sys.stderr.write(f"hint: {hint}\n")
+
+
+def note(code: str, message: str, hint: str | None, as_json: bool) -> None:
+    """Write a note to stderr: something worth knowing that changes neither the result nor the
+    exit code. `fleetgit: note: ...` and its hint, or `{"note": {...}}` with --json."""
+    if as_json:
+        body = {"code": code, "message": message, **({"hint": hint} if hint else {})}
+        sys.stderr.write(orjson.dumps({"note": body}).decode() + "\n")
+    else:
+        report(code, f"note: {message}", hint, False)
+
+
+def note_unknown_callsign(
+    fleet: Fleet, command: str, callsign: str | None, found: Sized, as_json: bool
+) -> None:
+    """After a listing filtered by `callsign` (`command` is the command and its flag, such as
+    `sortie list --assigned-to`) came out empty: when no event ever had that callsign, say so,
+    with the closest one. The empty result stands, and so does exit 0: the one rule for every
+    filter by callsign."""
+    if callsign is None or len(found):
+        return
+    close = pilots.never_seen(fleet, callsign)
+    if close is None:
+        return
+    hint = (
+        f"did you mean {' or '.join(close)}? fleetgit {command} {close[0]}"
+        if close
+        else "fleetgit pilot list shows the pilots"
+    )
+    note("unknown_callsign", f"no event has the callsign {callsign!r}", hint, as_json)
 
 
 def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: bool) -> None:

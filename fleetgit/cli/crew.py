@@ -12,6 +12,7 @@ from fleetgit.cli.common import (
     add_group,
     boundary,
     int_option,
+    note_unknown_callsign,
     open_fleet,
     print_json,
     table,
@@ -451,6 +452,7 @@ def sortie_list(
         rows = sorties.listing(
             fleet, mission=mission, status=status, assigned_to=assigned_to, ready=ready
         )
+        note_unknown_callsign(fleet, "sortie list --assigned-to", assigned_to, rows, as_json)
     human = (
         table(
             [

@@ -14,6 +14,7 @@ from fleetgit.cli.common import (
     boundary,
     globals_of,
     int_option,
+    note_unknown_callsign,
     open_fleet,
     print_json,
     table,
@@ -216,6 +217,7 @@ def events(
             from fleetgit import cursors
 
             found = cursors.consume(fleet, consumer, flt, advance=advance)
+        note_unknown_callsign(fleet, "events --actor", actor, found, as_json)
         listing = _event_rows(fleet, found) if found and not as_json else ""
     if as_json:
         print_json([e.to_json() for e in found])

@@ -13,6 +13,7 @@ from fleetgit.cli.common import (
     boundary,
     fail,
     globals_of,
+    note_unknown_callsign,
     open_fleet,
     print_json,
     report,
@@ -201,6 +202,7 @@ def reservations(
             )
         with fleet.as_of(as_of):
             found = fleet.reservations(holder=who, include_expired=include_expired)
+            note_unknown_callsign(fleet, "reservations --holder", holder, found, as_json)
             now = fleet.now_ms()
     _show(found, as_json, "no reservations", now)
 
