@@ -134,7 +134,7 @@ def listing(
     fleet: Fleet, *, sortie: str | None = None, status: str | None = None
 ) -> list[dict[str, Any]]:
     where, params = [], []
-    if sortie:
+    if sortie is not None:  # an empty id is refused, not taken for no filter
         where.append("sortie_id = ?")
         params.append(sorties.resolve(fleet, sortie))
     if status:

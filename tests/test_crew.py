@@ -707,6 +707,7 @@ def test_empty_ids_are_refused_and_dependencies_can_be_cleared(repo: Path, cli: 
         ("checkpoint", "show", ""): "list them: fleetgit checkpoint list",
         ("resume", "--checkpoint", ""): "list them: fleetgit checkpoint list",
         ("workorder", "create", "W", "--sortie", ""): "list them: fleetgit sortie list",
+        ("workorder", "list", "--sortie", ""): "list them: fleetgit sortie list",
         ("sortie", "update", b, "--no-depends", "--depends-on", a): (
             f"fleetgit sortie update {b} --no-depends"
         ),
