@@ -17,8 +17,7 @@ from fleetgit.errors import ValidationError
 # types are for mypy only and `re` is imported where a regex is really needed.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import re
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from typing import Generic, TypeVar
 
     T = TypeVar("T")
@@ -67,6 +66,12 @@ class CharSet:
 
     def has(self, cp: int) -> bool:
         inside = any(lo <= cp <= hi for lo, hi in self.ranges)
+        return inside != self.negated
+
+    def has_any(self, cps: tuple[int, ...]) -> bool:
+        """Is one of `cps` inside the ranges (then negated)? `cps` a character and its other case
+        is how git's WM_CASEFOLD tests a class: `[!a]` refuses 'A' as it refuses 'a'."""
+        inside = any(lo <= cp <= hi for cp in cps for lo, hi in self.ranges)
         return inside != self.negated
 
     def common(self, other: CharSet) -> int | None:
@@ -257,24 +262,65 @@ def _regex(tokens: tuple[Token, ...]) -> str:
     return "".join(out)
 
 
-@lru_cache(maxsize=8192)
-def _compiled(pattern: str, covers_below: bool, ignorecase: bool) -> re.Pattern[str] | None:
+def _regex_safe(tokens: tuple[Token, ...]) -> bool:
+    """Can Python's backtracking `re` run these tokens in low polynomial time on any path?
+
+    Yes when every segment has at most one `*` and the pattern at most one `**/`. A `*` is
+    `[^/]*`, which cannot cross a `/`: with one per segment, where a segment ends is fixed by
+    the next literal `/` (or the end), so each `*` backtracks over its own segment alone and
+    the whole match is linear once the segments' starts are fixed. One `**/` (`(?:.*/)?`) moves
+    those starts over the O(n) slashes of the path: quadratic at worst. A final `**` (`.*` at the
+    end) always succeeds once reached, so it never backtracks. What multiplies is two `*` in a
+    segment (`*a*a*a...b`: each splits the segment again) or two `**/` (each takes any of the
+    slashes): n ** k, for k of them.
+    """
+    dirs = stars = 0
+    for kind, cs in tokens:
+        if kind == STAR:
+            stars += 1
+        elif kind == DIRS:
+            dirs, stars = dirs + 1, 0
+        elif cs is not None and cs.literal and cs.ranges[0][0] == SLASH:
+            stars = 0
+        if stars > 1 or dirs > 1:
+            return False
+    return True
+
+
+def _regex_tester(
+    tokens: tuple[Token, ...], rule: bool, dir_only: bool, ignorecase: bool
+) -> Callable[[str], object]:
+    """wildmatch as a regex (a fullmatch); with the directory rule, the body matches the path
+    or a parent directory of it (a prefix followed by `/`), or only a parent when `dir_only`."""
     import re
 
+    body = _regex(tokens)
+    # git folds ASCII letters only: 'K' (Kelvin) is no 'k' to git, nor then to `re.ASCII`
+    flags = re.DOTALL | ((re.IGNORECASE | re.ASCII) if ignorecase else 0)
+    if not rule:
+        return re.compile(body, flags).fullmatch
+    return re.compile(body + ("/" if dir_only else r"(?:/|\Z)"), flags).match
+
+
+@lru_cache(maxsize=8192)
+def _tester(pattern: str, rule: bool, ignorecase: bool) -> Callable[[str], object] | None:
+    """A function whose result is truthy for the paths `pattern` matches: wildmatch alone, or
+    with the directory rule (`rule`). None when wildmatch aborts on the pattern (it matches
+    nothing). A regex where backtracking stays low-polynomial, else the automaton."""
+    base, dir_only = _split_dir(pattern) if rule else (pattern, False)
     try:
-        tokens = tokenize(pattern)
+        tokens = tokenize(base)
     except PatternError:
         return None
-    body = _regex(tokens)
-    if covers_below:
-        body += "(?:/.*)?"
-    return re.compile(body, re.DOTALL | (re.IGNORECASE if ignorecase else 0))
+    if _regex_safe(tokens):
+        return _regex_tester(tokens, rule, dir_only, ignorecase)
+    return automaton(pattern, rule=rule, ignorecase=ignorecase)
 
 
 def wildmatch(pattern: str, path: str, *, ignorecase: bool = False) -> bool:
     """git's wildmatch(pattern, path, WM_PATHNAME [| WM_CASEFOLD])."""
-    rx = _compiled(pattern, False, ignorecase)
-    return rx is not None and rx.fullmatch(path) is not None
+    test = _tester(pattern, False, ignorecase)
+    return test is not None and bool(test(path))
 
 
 def _split_dir(pattern: str) -> tuple[str, bool]:
@@ -283,15 +329,10 @@ def _split_dir(pattern: str) -> tuple[str, bool]:
 
 
 def matches(pattern: str, path: str, *, ignorecase: bool = False) -> bool:
-    """Does `pattern` cover `path`: a wildmatch of the path or of one of its parent directories."""
-    base, dir_only = _split_dir(pattern)
-    rx = _compiled(base, True, ignorecase)
-    if rx is None:
-        return False
-    m = rx.fullmatch(path)
-    if m is None:
-        return False
-    return not dir_only or any(rx.fullmatch(path[:k]) for k in _slashes(path))
+    """Does `pattern` cover `path`: a wildmatch of the path or of one of its parent directories.
+    Polynomial in the path and the pattern, whatever the pattern (see `_regex_safe`)."""
+    test = _tester(pattern, True, ignorecase)
+    return test is not None and bool(test(path))
 
 
 def _slashes(path: str) -> list[int]:
@@ -393,8 +434,9 @@ def _fold(cs: CharSet) -> CharSet:
 
 
 @lru_cache(maxsize=4096)
-def _nfa(pattern: str, ignorecase: bool) -> _NFA:
-    base, dir_only = _split_dir(pattern)
+def _nfa(pattern: str, ignorecase: bool, rule: bool = True) -> _NFA:
+    """The automaton of `pattern`: with the directory rule (`rule`), or wildmatch's alone."""
+    base, dir_only = _split_dir(pattern) if rule else (pattern, False)
     edges: list[list[Edge]] = [[]]
     eps: list[list[int]] = [[]]
 
@@ -423,6 +465,8 @@ def _nfa(pattern: str, ignorecase: bool) -> _NFA:
             cur = nxt
         else:  # ALL: .*
             edges[cur].append((ANY, cur))
+    if not rule:
+        return _NFA(tuple(map(tuple, edges)), tuple(map(tuple, eps)), frozenset({cur}))
     below = new()  # "/" then anything: a directory covers what is under it
     edges[cur].append((CharSet(((SLASH, SLASH),)), below))
     edges[below].append((ANY, below))
@@ -439,6 +483,72 @@ def _closure(nfa: _NFA, states: Iterable[int]) -> frozenset[int]:
                 seen.add(t)
                 stack.append(t)
     return frozenset(seen)
+
+
+class _Automaton:
+    """The NFA run on a path as a DFA built lazily: one subset of NFA states per state, made
+    the first time a (state, character) step is taken and then one dict lookup. Linear in the
+    path whatever the pattern; a step not seen before costs O(states x edges). At most LIMIT
+    subsets are kept (then it starts afresh), as a pathological pattern could make many."""
+
+    __slots__ = ("fold", "moves", "nfa", "sets", "states")
+    LIMIT = 1024
+    START, DEAD = 0, 1
+
+    def __init__(self, nfa: _NFA, fold: bool) -> None:
+        self.nfa, self.fold = nfa, fold
+        self.sets: list[frozenset[int]] = []
+        self.states: dict[frozenset[int], int] = {}
+        self.moves: list[dict[str, int]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sets.clear()
+        self.states.clear()
+        self.moves.clear()
+        self._state(_closure(self.nfa, [0]))  # START
+        self._state(frozenset())  # DEAD
+
+    def _state(self, subset: frozenset[int]) -> int:
+        found = self.states.get(subset)
+        if found is None:
+            found = self.states[subset] = len(self.sets)
+            self.sets.append(subset)
+            self.moves.append({})
+        return found
+
+    def _step(self, state: int, ch: str) -> int:
+        cp = ord(ch)
+        folded = self.fold and (65 <= cp <= 90 or 97 <= cp <= 122)
+        cps = (cp, cp ^ 0x20) if folded else (cp,)  # ASCII letters only, as git folds
+        edges = self.nfa.edges
+        subset = _closure(
+            self.nfa, [t for s in self.sets[state] for cs, t in edges[s] if cs.has_any(cps)]
+        )
+        if len(self.sets) >= self.LIMIT:
+            self._reset()  # `state` is gone with the rest: nothing to remember the step in
+            return self._state(subset)
+        nxt = self.moves[state][ch] = self._state(subset)
+        return nxt
+
+    def accepts(self, text: str) -> bool:
+        state, moves = self.START, self.moves
+        for ch in text:
+            nxt = moves[state].get(ch)
+            if nxt is None:
+                nxt = self._step(state, ch)
+            if nxt == self.DEAD:
+                return False
+            state = nxt
+        return not self.sets[state].isdisjoint(self.nfa.accept)
+
+
+def automaton(
+    pattern: str, *, rule: bool = True, ignorecase: bool = False
+) -> Callable[[str], bool]:
+    """The matcher that is polynomial for every pattern: `matches` (with the directory rule,
+    `rule`) or `wildmatch` as a lazily built DFA. The regex is faster where it is safe."""
+    return _Automaton(_nfa(pattern, False, rule), ignorecase).accepts
 
 
 def overlap_witness(a: str, b: str, *, ignorecase: bool = False) -> str | None:
@@ -496,25 +606,97 @@ def overlaps(a: str, b: str, *, ignorecase: bool = False) -> bool:
 
 # -- validation -----------------------------------------------------------------------------
 
-_BROAD_PROBES = ("a", "z.txt", ".hidden", "src/x.py", "a b/c d/e", "deep/er/still/file")
+
+def shown(text: str) -> str:
+    """A pattern or path as messages show it: exactly as stored, in single quotes and nothing
+    escaped, so that `'star\\*name.txt'` pastes back into `fleetgit release` as it is. Text that
+    single quotes cannot carry or a terminal should not be sent (a quote, control characters,
+    bytes that are not UTF-8) is spelled the way bash's $'...' reads it back."""
+    if text.isprintable() and "'" not in text:
+        return f"'{text}'"
+    return "$'" + "".join(_spelled(c) for c in text) + "'"
+
+
+def _spelled(c: str) -> str:
+    cp = ord(c)
+    if c in "\\'":
+        return "\\" + c
+    if 0xDC80 <= cp <= 0xDCFF:  # a byte that is not UTF-8, as Python decodes argv and git output
+        return f"\\x{cp - 0xDC00:02x}"
+    if cp < 0x20 or cp == 0x7F:
+        return f"\\x{cp:02x}"
+    if c.isprintable():
+        return c
+    return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+
+
+def check_utf8(what: str, text: str) -> None:
+    """Refuse text that cannot be stored: the ledger is UTF-8, and a path or pattern from argv
+    (or git) holding other bytes arrives as lone surrogates."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        wild = "".join("?" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+        raise ValidationError(
+            f"{what} {shown(text)} is not valid UTF-8: paths and patterns are stored in the"
+            " ledger as UTF-8 text",
+            hint=f"rename it to a UTF-8 name (git mv), or use a wildcard for each other byte,"
+            f" like {shown(wild)}",
+        ) from None
+
+
+def uncovered_name(pattern: str) -> str | None:
+    """A top-level name that `pattern` does not cover, or None when it covers them all (and so
+    the whole repository: a pattern covering a name covers everything below it).
+
+    Exact: the automaton read on one-segment names, as a DFA built by subsets, over one
+    character of each class of characters its edges tell apart (valid in a path: not NUL,
+    `/` or a surrogate); breadth first, so the name is a shortest one. Cheap: unless every
+    one-character name is covered, that is found in the first round; if it is, the pattern's
+    first segment has at most one character test and it accepts anything, so the subsets
+    depend on the length alone (at most one per state).
+    """
+    nfa = _nfa(pattern, False)
+    cuts = {1, SLASH, SLASH + 1, 0xD800, 0xE000}
+    for edges in nfa.edges:
+        for cs, _ in edges:
+            for lo, hi in cs.ranges:
+                cuts.update((lo, hi + 1))
+    reps = [c for c in sorted(cuts) if 0 < c <= MAX_CP and c != SLASH and not 0xD800 <= c < 0xE000]
+    seen: set[frozenset[int]] = set()  # reached by a non-empty name, and covered
+    queue = deque([(_closure(nfa, [0]), "")])
+    while queue:
+        states, name = queue.popleft()
+        for cp in reps:
+            nxt = _closure(nfa, [t for s in states for cs, t in nfa.edges[s] if cs.has(cp)])
+            if nxt in seen:
+                continue
+            if nxt.isdisjoint(nfa.accept):
+                return name + chr(cp)
+            seen.add(nxt)
+            queue.append((nxt, name + chr(cp)))
+    return None
 
 
 def normalize(pattern: str, *, allow_broad: bool = False) -> str:
     """The canonical form of a reservation pattern, or ValidationError saying what is wrong."""
+    check_utf8("pattern", pattern)
     if "\x00" in pattern:
-        raise ValidationError(f"pattern {pattern!r}: contains a NUL character")
+        raise ValidationError(f"pattern {shown(pattern)}: contains a NUL character")
     if not pattern.strip():
         raise ValidationError("empty pattern", hint="name a path, like 'src/app.py' or 'docs/'")
     if pattern.startswith("/") or (pattern[1:3] in (":\\", ":/") and pattern[0].isalpha()):
         raise ValidationError(
-            f"pattern {pattern!r}: absolute paths are not allowed",
+            f"pattern {shown(pattern)}: absolute paths are not allowed",
             hint="use a path relative to the repository root, like 'src/app.py'",
         )
     trailing = pattern.endswith("/")
     parts = [p for p in pattern.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise ValidationError(
-            f"pattern {pattern!r}: '..' segments are not allowed",
+            f"pattern {shown(pattern)}: '..' segments are not allowed",
             hint="name the path from the repository root",
         )
     if not parts:
@@ -524,11 +706,11 @@ def normalize(pattern: str, *, allow_broad: bool = False) -> str:
         tokenize(result)
     except PatternError as exc:
         raise ValidationError(
-            f"pattern {pattern!r}: {exc}", hint="escape [ or \\ with \\"
+            f"pattern {shown(pattern)}: {exc}", hint="escape [ or \\ with \\"
         ) from None
-    if not allow_broad and all(matches(result, p) for p in _BROAD_PROBES):
+    if not allow_broad and uncovered_name(result) is None:
         raise ValidationError(
-            f"pattern {pattern!r} covers the whole repository",
+            f"pattern {shown(pattern)} covers the whole repository (every top-level name)",
             hint="reserve something narrower, or pass --allow-broad",
         )
     return result
@@ -543,8 +725,8 @@ def check_stored(where: str, pattern: str) -> None:
         raise ValidationError(f"{where}: {exc.message}", hint=exc.hint) from None
     if canonical != pattern:
         raise ValidationError(
-            f"{where}: pattern {pattern!r} is not in canonical form",
-            hint=f"write it as {canonical!r}",
+            f"{where}: pattern {shown(pattern)} is not in canonical form",
+            hint=f"write it as {shown(canonical)}",
         )
 
 

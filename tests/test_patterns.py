@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleetgit import patterns as pat
 from fleetgit.errors import ValidationError
-from fleetgit.patterns import Matcher, matches, normalize, overlap_witness, overlaps, wildmatch
+from fleetgit.patterns import (
+    Matcher,
+    automaton,
+    matches,
+    normalize,
+    overlap_witness,
+    overlaps,
+    shown,
+    tokenize,
+    uncovered_name,
+    wildmatch,
+)
 
 # git's t/t3070-wildmatch.sh cases: [WM_PATHNAME, WM_PATHNAME|WM_CASEFOLD, text, pattern]
 CASES = json.loads((Path(__file__).parent / "data/wildmatch_cases.json").read_text())
@@ -22,6 +36,20 @@ CASES = json.loads((Path(__file__).parent / "data/wildmatch_cases.json").read_te
 def test_git_wildmatch_table(glob: int, iglob: int, text: str, pattern: str) -> None:
     assert wildmatch(pattern, text) is bool(glob)
     assert wildmatch(pattern, text, ignorecase=True) is bool(iglob)
+
+
+@pytest.mark.parametrize(("glob", "iglob", "text", "pattern"), CASES)
+def test_git_wildmatch_table_on_the_automaton(
+    glob: int, iglob: int, text: str, pattern: str
+) -> None:
+    """The automaton that runs the patterns a regex could blow up on gives git's answers too."""
+    try:
+        tokenize(pattern)
+    except pat.PatternError:
+        assert not glob and not iglob  # wildmatch aborts: nothing matches
+        return
+    assert automaton(pattern, rule=False)(text) is bool(glob)
+    assert automaton(pattern, rule=False, ignorecase=True)(text) is bool(iglob)
 
 
 def test_directory_patterns_cover_everything_below() -> None:
@@ -178,3 +206,138 @@ def test_normalize_canonical_forms() -> None:
     assert normalize("**", allow_broad=True) == "**"
     assert normalize(".", allow_broad=True) == "**"
     assert normalize("*/**") == "*/**"  # covers directories only, not the top-level files
+
+
+def test_whole_repository_is_decided_exactly() -> None:
+    # every top-level name covered: the whole repository
+    for broad in ("**", "*", "**/*", "?*", "*?", "***", "[!/]*", "**/**"):
+        assert uncovered_name(broad) is None, broad
+    # not every top-level name: README, 1.txt or .env is left out, or no top-level file at all
+    for pattern, left_out in (
+        ("[a-z.]*", "README"),
+        ("[a-z.]*", "1.txt"),
+        ("[!.]*", ".env"),
+        ("?", "ab"),
+        ("??*", "a"),
+        ("*/**", "README"),
+        ("*/", "README"),
+        ("[!a]*", "a"),
+        ("*.*", "Makefile"),
+    ):
+        assert not matches(pattern, left_out)
+        name = uncovered_name(pattern)
+        assert name is not None and not matches(pattern, name), pattern
+        assert normalize(pattern) == pattern  # reservable without --allow-broad
+
+
+BROAD_SEGMENTS = ["*", "?", "**", "[a-z.]", "[!.]", "[!a]", "a", ".", "[]-]", "\\*", "[!/]"]
+NAMES = ["a", "z", "README", "1.txt", ".env", "-", "]", "*", "\x01", "é", "a b", "ab", "aaa"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(BROAD_SEGMENTS), min_size=1, max_size=4).map("".join))
+def test_whole_repository_agrees_with_the_matcher(first: str) -> None:
+    for pattern in (first, first + "/**", first + "/", "**/" + first):
+        name = uncovered_name(pattern)
+        if name is None:  # covers the whole repository: every name tried, and what is below
+            assert all(matches(pattern, n) and matches(pattern, n + "/x") for n in NAMES)
+        else:  # the witness is a valid name (no NUL, '/' or surrogate) it does not cover
+            assert name and not matches(pattern, name)
+            assert "/" not in name and "\x00" not in name and name.encode("utf-8")
+
+
+# -- matching stays polynomial ----------------------------------------------------------------
+
+CRAFTED = [
+    ("*a" * 16 + "b", "a" * 60),  # each `*` splits the segment again: exponential with a regex
+    ("a/" + "**/" * 10 + "z", "a/" + "b/" * 40 + "y"),  # n ** 10 with a regex: 185 s
+    ("a/" + "**/" * 10 + "z", "a/" + "b/" * 40 + "z"),
+    ("**/" + "*a*/" * 8 + "b", "ab/" * 300 + "c"),
+]
+
+
+def test_patterns_that_would_backtrack_run_on_the_automaton() -> None:
+    for pattern, _ in CRAFTED:
+        assert not pat._regex_safe(tokenize(pattern)), pattern
+    for common in ("src/*.py", "**/*.py", "src/**/test_*.py", "docs/**", "a/*/b/*/c", "*.md"):
+        assert pat._regex_safe(tokenize(common)), common
+
+
+def test_crafted_patterns_finish_quickly() -> None:
+    """No timed assertion: a regression (a backtracking regex takes minutes to hours on these)
+    fails by the generous timeout."""
+    script = (
+        "from fleetgit.patterns import Matcher, matches, wildmatch\n"
+        f"cases = {CRAFTED!r}\n"
+        "print([(matches(p, t), wildmatch(p, t), len(Matcher([(p, 1)]).match(t)))"
+        " for p, t in cases])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert out.strip() == str(
+        [(False, False, 0), (False, False, 0), (True, True, 1), (False, False, 0)]
+    )
+
+
+def test_the_automaton_takes_one_step_per_character() -> None:
+    """Linear: a path reads one DFA state per character, made at most once."""
+    pattern, path = CRAFTED[1]
+    run = pat._Automaton(pat._nfa(pattern, False), False)
+    assert not run.accepts(path) and len(run.sets) <= len(path) + 2
+    made = len(run.sets)
+    assert not run.accepts(path) and len(run.sets) == made  # the second time: lookups only
+
+
+def test_the_automaton_starts_afresh_past_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pat._Automaton, "LIMIT", 3)
+    run = pat._Automaton(pat._nfa("**/*a*b", False), False)
+    for path in ("x/yab", "aaaab", "q/r/s/t", "zzab/c"):
+        assert run.accepts(path) is matches("**/*a*b", path) and len(run.sets) <= 4
+
+
+RICH_SEGMENTS = [*SEGMENTS, "*a*", "a*b*", "**", "*?*", "[a-c]*[!b]", "\\*", "A*", "[[:upper:]]"]
+rich_patterns = st.lists(st.sampled_from(RICH_SEGMENTS), min_size=1, max_size=4).map("/".join)
+rich_paths = st.lists(st.sampled_from(["a", "b", "ab", "A", "aBb", "*", "ba", "c"]), max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rich_patterns, st.booleans(), rich_paths.map("/".join), st.booleans())
+def test_regex_and_automaton_agree(pattern: str, slash: bool, path: str, ignorecase: bool) -> None:
+    """Both back ends, on every pattern (the regex is only slow on some, never wrong)."""
+    pattern += "/" if slash else ""
+    for rule in (True, False):
+        base, dir_only = pat._split_dir(pattern) if rule else (pattern, False)
+        regex = pat._regex_tester(tokenize(base), rule, dir_only, ignorecase)
+        dfa = automaton(pattern, rule=rule, ignorecase=ignorecase)
+        assert bool(regex(path)) is dfa(path), (pattern, path, rule, ignorecase)
+
+
+# -- shown as stored ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "looks"),
+    [
+        ("src/app.py", "'src/app.py'"),
+        ("star\\*name.txt", "'star\\*name.txt'"),
+        ("a b/[x]?", "'a b/[x]?'"),
+        ("it's", "$'it\\'s'"),
+        ("tab\there", "$'tab\\x09here'"),
+        ("bad\udcff.txt", "$'bad\\xff.txt'"),
+        ("back\\slash\nnew", "$'back\\\\slash\\x0anew'"),
+        ("é.txt", "'é.txt'"),
+    ],
+)
+def test_shown_is_the_stored_text_and_pastes_back(text: str, looks: str) -> None:
+    assert shown(text) == looks
+    echoed = subprocess.run(["bash", "-c", f"printf %s {looks}"], capture_output=True, check=True)
+    assert echoed.stdout == os.fsencode(text)
+
+
+def test_non_utf8_is_refused_with_a_wildcard_hint() -> None:
+    with pytest.raises(ValidationError) as exc:
+        normalize("src/bad\udcff.txt")
+    assert "$'src/bad\\xff.txt' is not valid UTF-8" in exc.value.message
+    assert exc.value.hint is not None and "'src/bad?.txt'" in exc.value.hint
+    assert matches("src/bad?.txt", "src/bad\udcff.txt")  # as the hook reads such a staged path
