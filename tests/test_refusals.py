@@ -61,8 +61,9 @@ def test_every_integer_option_refuses_numbers_out_of_range(
         (str(INT_MAX + 1), "out of range"),
         ("-" + HUGE, "out of range"),
         ("12x", "not a whole number"),
+        ("-+5", "not a whole number"),
     ):
-        res = cli(repo, *words, option, value, "--json")  # first, so that it is parsed first
+        res = cli(repo, *words, f"{option}={value}", "--json")  # first, so that it is parsed first
         assert res.code == 2, (words, option, res.err)
         error = orjson.loads(res.err)["error"]
         assert option in error["message"] and reason in error["message"]

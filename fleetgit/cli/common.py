@@ -32,8 +32,8 @@ def _bounded(low: int, high: int) -> Callable[[str], int]:
     names the range (exit 2), before the command runs."""
 
     def integer(text: str | int) -> int:
-        text = str(text)  # a default arrives as an int
-        digits = text.strip().removeprefix("-").removeprefix("+")
+        text = str(text).strip()  # a default arrives as an int
+        digits = text[1:] if text[:1] in ("-", "+") else text
         if not digits.isdigit() or not digits.isascii():
             raise typer.BadParameter(f"{text!r} is not a whole number")
         # no int() of a huge string: more digits than the bound has is out of range anyway
