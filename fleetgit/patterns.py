@@ -339,6 +339,14 @@ def _slashes(path: str) -> list[int]:
     return [k for k, ch in enumerate(path) if ch == "/"]
 
 
+_ASCII_LOWER = {cp: cp + 32 for cp in range(65, 91)}
+
+
+def ascii_lower(text: str) -> str:
+    """Lower case as git folds it with core.ignorecase: ASCII letters only ('É' stays)."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
 def _is_literal(text: str) -> bool:
     return not any(c in text for c in "*?[\\")
 
@@ -362,7 +370,7 @@ class Matcher(_Generic[T]):
             self._add(pattern, payload)
 
     def _key(self, text: str) -> str:
-        return text.lower() if self.ignorecase else text
+        return ascii_lower(text) if self.ignorecase else text
 
     def _add(self, pattern: str, payload: T) -> None:
         base, dir_only = _split_dir(pattern)
@@ -598,7 +606,7 @@ def _spell(
 def overlaps(a: str, b: str, *, ignorecase: bool = False) -> bool:
     """Is there a path that both patterns cover?"""
     if not any(c in a + b for c in "*?[\\"):  # two literals: equal, or one below the other
-        x, y = (a.lower(), b.lower()) if ignorecase else (a, b)
+        x, y = (ascii_lower(a), ascii_lower(b)) if ignorecase else (a, b)
         x, y = x.rstrip("/"), y.rstrip("/")
         return x == y or x.startswith(y + "/") or y.startswith(x + "/")
     return overlap_witness(a, b, ignorecase=ignorecase) is not None

@@ -61,6 +61,18 @@ def test_directory_patterns_cover_everything_below() -> None:
     assert matches("SRC/A.py", "src/a.py", ignorecase=True) and not matches("SRC/A.py", "src/a.py")
 
 
+def test_case_folds_ascii_letters_only_as_git_does() -> None:
+    """git's WM_CASEFOLD folds A-Z alone: every matcher and overlap agrees ('K' is the Kelvin
+    sign, which Unicode folds to 'k')."""
+    for pattern, path in (("É.txt", "é.txt"), ("[a-z]", "\u212a"), ("*É*/x*", "aéb/x1")):
+        assert not matches(pattern, path, ignorecase=True)
+        assert not Matcher([(pattern, 1)], ignorecase=True).match(path)
+        assert not automaton(pattern, ignorecase=True)(path)
+        assert not overlaps(pattern, pat.escape(path), ignorecase=True)
+    assert matches("É/A.txt", "É/a.TXT", ignorecase=True)
+    assert Matcher([("É/A.txt", 1)], ignorecase=True).match("É/a.TXT") == [1]
+
+
 def test_overlap_examples() -> None:
     assert overlaps("src/*.py", "src/a*")  # src/a.py: text cross-matching misses this one
     assert not overlaps("src/*.py", "src/*.js")
