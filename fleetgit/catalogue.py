@@ -644,6 +644,14 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
         )
     if "\x00" in value:
         raise ValidationError(f"{path}: contains a NUL character", hint="remove the NUL character")
+    if not value.isascii():
+        try:  # bytes that are not UTF-8 (from argv or git) arrive as lone surrogates
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{path}: not valid UTF-8 text (the ledger stores UTF-8)",
+                hint="give it as UTF-8 text",
+            ) from None
     if spec.nonblank and not value.strip():
         raise ValidationError(
             f"{path}: must not be empty or blank", hint=f"give the {spec.name} some words"

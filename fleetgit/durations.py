@@ -12,28 +12,30 @@ MAX_SECONDS = 366 * 86400
 
 
 def parse_duration(text: str, *, limit: int = MAX_SECONDS) -> int:
-    """Seconds in `text`; refuses zero, negatives, unknown units and more than `limit` seconds
-    (a whole number of days)."""
-    import re  # lazily: the hook path imports this module for format_duration only
-
-    match = re.match(r"^(\d+)([smhd]?)$", text.strip().lower())
-    if match is None:
+    """Seconds in `text`: ASCII digits and one unit s, m, h or d (either case; none: seconds),
+    nothing else, so no spaces around it and no other scripts' digits (`５m`). Refuses zero,
+    negatives, unknown units and more than `limit` seconds (a whole number of days)."""
+    last = text[-1:]
+    unit = last.lower() if last and last in "smhdSMHD" else ""
+    digits = text[: len(text) - len(unit)]
+    if not (digits.isascii() and digits.isdigit()):  # isdigit alone takes '５' and '²'
         raise ValidationError(
-            f"duration {text!r}: expected a number with a unit s, m, h or d",
+            f"duration {text!r}: expected digits 0-9 and a unit s, m, h or d, nothing else",
             hint="for example 90s, 30m, 2h or 1d",
         )
-    digits, unit = match.group(1).lstrip("0"), _UNITS[match.group(2) or "s"]
+    digits = digits.lstrip("0")
     if not digits:
         raise ValidationError(
             f"duration {text!r}: must be longer than zero", hint="for example 30m"
         )
+    seconds = _UNITS[unit or "s"]
     # no int() of a huge string: more digits than the limit has is over it
-    if len(digits) > len(str(limit)) or int(digits) * unit > limit:
+    if len(digits) > len(str(limit)) or int(digits) * seconds > limit:
         most = f"{limit // 86400}d"
         raise ValidationError(
             f"duration {text!r}: longer than the limit of {most}", hint=f"use at most {most}"
         )
-    return int(digits) * unit
+    return int(digits) * seconds
 
 
 def format_duration(seconds: float) -> str:

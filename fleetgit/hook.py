@@ -237,9 +237,11 @@ def _report(blocks: list[Block], me: str | None, what: str) -> str:
         else "you (no identity: set FLEET_CALLSIGN or git config fleet.callsign)"
     )
     lines = [f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"]
+    from fleetgit.patterns import shown  # loaded already (rules imports it); as stored, unescaped
+
     for b in blocks[:MAX_LINES]:
         held = "; ".join(
-            f"{r.holder} holds {r.pattern!r} (exclusive, {time_left(r.expires_ms, now)} left)"
+            f"{r.holder} holds {shown(r.pattern)} (exclusive, {time_left(r.expires_ms, now)} left)"
             for r in b.reservations
         )
         lines.append(f"  {b.path}  <- {held}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from fleetgit import clock, patterns, pilots
 from fleetgit.durations import format_duration, parse_duration
 from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+from fleetgit.identity import check_callsign
 from fleetgit.rules import (
     Block,
     Conflict,
@@ -166,9 +167,10 @@ def _select_mine(live: list[Reservation], me: str, wanted: Sequence[str]) -> lis
     chosen = [r for r in mine if r.pattern in wanted]
     missing = set(wanted) - {r.pattern for r in chosen}
     if missing:
-        held = ", ".join(sorted(r.pattern for r in mine)) or "none"
+        held = ", ".join(patterns.shown(p) for p in sorted(r.pattern for r in mine)) or "none"
         raise NotFoundError(
-            f"you hold no active reservation for {', '.join(sorted(missing))}",
+            "you hold no active reservation for"
+            f" {', '.join(patterns.shown(p) for p in sorted(missing))}",
             hint=f"your reservations: {held}",
         )
     return chosen
@@ -222,6 +224,12 @@ def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False)
         raise ValidationError(
             "name the patterns to release, or pass --all", hint="fleetgit release --all"
         )
+    if requested and everything:
+        raise ValidationError(
+            "name the patterns to release or pass --all, not both",
+            hint=f"fleetgit release {' '.join(patterns.shown(p) for p in requested)}"
+            " (or fleetgit release --all)",
+        )
     wanted = [patterns.normalize(p, allow_broad=True) for p in requested]
 
     def plan() -> list[EventSpec]:
@@ -267,6 +275,10 @@ def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reser
 
 
 def find(live: list[Reservation], ref: str) -> Reservation:
+    if not ref.strip():
+        raise ValidationError(
+            "empty reservation id", hint="list them with their ids: fleetgit reservations"
+        )
     exact = [r for r in live if r.reservation_id == ref]
     found = exact or [r for r in live if r.reservation_id.startswith(ref)]
     if not found:
@@ -286,6 +298,8 @@ def listing(
 ) -> list[Reservation]:
     """Reservations, the ones that lost a clash marked (`lost_to`): they no longer count.
     Inside `Fleet.as_of`, expiry is judged at that position's time."""
+    if holder is not None:
+        check_callsign(holder)
     found = _marked(fleet, include_expired=include_expired)
     if holder is not None:
         found = [r for r in found if r.holder.lower() == holder.lower()]
@@ -307,6 +321,7 @@ def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
     """`path` relative to the work tree, `/`-terminated when it is a directory (`./`: all)."""
     if not path:
         raise ValidationError("empty path", hint="name a file or a directory ('.' for this one)")
+    patterns.check_utf8("path", path)
     top = os.path.realpath(fleet.paths.worktree)
     joined = os.path.normpath(os.path.join(cwd or top, path))
     # resolve links in the directories (a repository reached through a symlink), not in the
@@ -315,7 +330,7 @@ def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
     rel = os.path.relpath(full, top)
     if rel == ".." or rel.startswith("../"):
         raise ValidationError(
-            f"path {path!r} is outside the repository ({top})",
+            f"path {patterns.shown(path)} is outside the repository ({top})",
             hint="name a path inside the work tree",
         )
     return rel + "/" if path.endswith("/") or os.path.isdir(full) else rel

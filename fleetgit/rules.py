@@ -114,7 +114,7 @@ class Reservation:
         return self.live(now_ms) and self.lost_to is None
 
     def label(self) -> str:
-        return f"{self.reservation_id} ({self.holder}, {self.pattern!r})"
+        return f"{self.reservation_id} ({self.holder}, {patterns.shown(self.pattern)})"
 
     def to_json(self, now_ms: int) -> dict[str, Any]:
         lost = self.lost_to
@@ -163,7 +163,8 @@ class Conflict:
 
     def describe(self, now_ms: int) -> str:
         return (
-            f"{self.requested}: held by {self.holder} ({self.mode} {self.pattern!r},"
+            f"{patterns.shown(self.requested)}: held by {self.holder}"
+            f" ({self.mode} {patterns.shown(self.pattern)},"
             f" {time_left(self.expires_ms, now_ms)} left, {self.reservation_id})"
         )
 

@@ -20,6 +20,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.paths import locate
+from fleetgit.patterns import shown
 from fleetgit.reservations import (
     ReservationConflict,
     force_release,
@@ -161,6 +162,7 @@ def release(
 
     Example: fleetgit release 'src/parser/**'   |   fleetgit release --all
     """
+    _one_way_to_release(patterns or [], everything, force, as_json or globals_of(ctx).json)
     with open_fleet(ctx) as fleet:
         if force is not None:
             released = [force_release(fleet, force, reason=reason).reservation_id]
@@ -172,6 +174,41 @@ def release(
         typer.echo(
             f"released {len(released)} reservation(s)"
             + (": " + ", ".join(released) if released else "")
+        )
+
+
+def _one_way_to_release(
+    patterns: list[str], everything: bool, force: str | None, as_json: bool
+) -> None:
+    """Patterns, --all and --force ID each say what to release: more than one is a usage error
+    (one of them would be ignored), and so is an empty id."""
+    named = " ".join(shown(p) for p in patterns)
+    if force is not None and (patterns or everything):
+        other = named or "--all"
+        fail(
+            "usage",
+            f"release takes patterns, --all or --force ID, one of them: {other} would be"
+            f" ignored beside --force {shown(force)}",
+            f"fleetgit release --force {shown(force)} (and separately: fleetgit release {other})",
+            2,
+            as_json,
+        )
+    if patterns and everything:
+        fail(
+            "usage",
+            f"release takes patterns, --all or --force ID, one of them: {named} would be"
+            " ignored beside --all",
+            f"fleetgit release {named} (or fleetgit release --all)",
+            2,
+            as_json,
+        )
+    if force is not None and not force.strip():
+        fail(
+            "usage",
+            "--force needs a reservation id, not an empty one",
+            "fleetgit reservations lists them: fleetgit release --force res-...",
+            2,
+            as_json,
         )
 
 
@@ -238,7 +275,7 @@ def check(
 
 
 def _holding(r: Reservation, now: int) -> str:
-    return f"{r.holder} ({r.pattern!r}, {time_left(r.expires_ms, now)} left)"
+    return f"{r.holder} ({shown(r.pattern)}, {time_left(r.expires_ms, now)} left)"
 
 
 def _hooks_out(states: list, as_json: bool) -> None:  # type: ignore[type-arg]
