@@ -292,6 +292,33 @@ def test_crafted_patterns_finish_quickly() -> None:
     )
 
 
+# The worst the regex is left with: one `*` per segment and one `**/`, on long paths that fail
+# late. Polynomial (see `_regex_safe`): these take milliseconds, where two `*` in a segment or
+# two `**/` on the same sizes would not finish.
+REGEX_WORST = [
+    ("**/" + "*a/" * 8 + "b", "aa/" * 2000 + "c"),
+    ("*" + "?" * 30 + "b", "a" * 5000),
+    ("**/*" + "a" * 30 + "b", "a" * 5000),
+    ("**/" + "*/" * 30 + "x", "a/" * 3000 + "y"),
+    ("*/" * 30 + "x/**", "a/" * 3000 + "y"),
+    ("**/" + "[!b]*[ab]/" * 20 + "c/", "ab/" * 2000 + "c"),
+]
+
+
+def test_the_regex_is_left_only_patterns_it_runs_in_polynomial_time() -> None:
+    for pattern, _ in REGEX_WORST:
+        assert pat._regex_safe(tokenize(pattern)), pattern
+    script = (
+        "from fleetgit.patterns import matches, wildmatch\n"
+        f"cases = {REGEX_WORST!r}\n"
+        "print([matches(p, t) or wildmatch(p, t) for p, t in cases])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    assert out.strip() == str([False] * len(REGEX_WORST))
+
+
 def test_the_automaton_takes_one_step_per_character() -> None:
     """Linear: a path reads one DFA state per character, made at most once."""
     pattern, path = CRAFTED[1]
