@@ -5,14 +5,13 @@ pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fleetgit.digest import blake2b
+from fleetgit import fingerprint
 from fleetgit.errors import GitError
 from fleetgit.paths import RepoPaths
 
@@ -23,26 +22,7 @@ _INDEX_TRIES = 20  # 50 ms apart: a git process holding the index lock gets a se
 
 def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
     """A cheap digest of every ref the index reads, from file stats alone (no git call)."""
-    h = blake2b(digest_size=16)
-    common = paths.common_dir
-    for name in ("packed-refs",):
-        _stat_into(h, common / name)
-    for prefix in ("refs/heads", "refs/remotes", "refs/fleet"):
-        base = common / prefix
-        for dirpath, _dirs, files in os.walk(base):
-            for fname in sorted(files):
-                _stat_into(h, Path(dirpath) / fname)
-    for git_dir in worktree_git_dirs:
-        _stat_into(h, git_dir / "HEAD")
-    return h.hexdigest()
-
-
-def _stat_into(h: Any, path: Path) -> None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+    return fingerprint.refs_fingerprint(str(paths.common_dir), [str(d) for d in worktree_git_dirs])
 
 
 class GitRepo:

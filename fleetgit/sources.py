@@ -5,13 +5,13 @@ Shared by the index's catch-up and by `verify`, so both read exactly the same so
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from fleetgit import fingerprint
 from fleetgit.gitrepo import GitRepo
-from fleetgit.paths import EVENTS_DIR, RepoPaths, worktrees
+from fleetgit.paths import RepoPaths
 from fleetgit.segments import WRITER_RE, segment_number
 
 
@@ -31,41 +31,14 @@ class WorktreeFile(NamedTuple):
 
 def worktree_git_dirs(paths: RepoPaths) -> list[Path]:
     """The git dir of every worktree (for their HEAD files)."""
-    dirs = [paths.common_dir]
-    linked = paths.common_dir / "worktrees"
-    if linked.is_dir():
-        dirs.extend(sorted(p for p in linked.iterdir() if p.is_dir()))
-    return dirs
+    return [Path(d) for d in fingerprint.git_dirs(str(paths.common_dir))]
 
 
 def scan_worktrees(paths: RepoPaths) -> Iterator[WorktreeFile]:
-    """Every segment file in every worktree of the clone, with its stat."""
-    for wt in worktrees(paths.common_dir):
-        base = wt / EVENTS_DIR
-        try:
-            writers = sorted(os.scandir(base), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for wdir in writers:
-            if not WRITER_RE.match(wdir.name) or not wdir.is_dir():
-                continue
-            for entry in sorted(os.scandir(wdir.path), key=lambda e: e.name):
-                number = segment_number(entry.name)
-                if number is None:
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:
-                    continue
-                yield WorktreeFile(
-                    str(wt),
-                    f"{EVENTS_DIR}/{wdir.name}/{entry.name}",
-                    wdir.name,
-                    number,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_ino,
-                )
+    """Every segment file in every worktree of the clone, with its stat (read by the light
+    fingerprint module, so the hook and catch-up see the same files)."""
+    for found in fingerprint.segment_files(str(paths.common_dir)):
+        yield WorktreeFile._make(found)
 
 
 class CommittedSegment(NamedTuple):

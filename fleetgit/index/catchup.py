@@ -11,13 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 from fleetgit.config import Config
+from fleetgit.fingerprint import file_stamp, files_fingerprint
 from fleetgit.gitrepo import GitRepo, refs_fingerprint
 from fleetgit.index.schema import EVENT_INDEXES
 from fleetgit.index.store import (
     _TAIL,
     IndexDB,
     IngestResult,
-    file_stamp,
     split_statements,
     tail_hash,
 )
@@ -41,15 +41,9 @@ class Index(IndexDB):
 
     # -- freshness --------------------------------------------------------------------------
 
-    def _files_fingerprint(self, files: list[WorktreeFile]) -> str:
-        fp = 0
-        for f in files:
-            fp ^= file_stamp(f.worktree, f.relpath, f.size, f.mtime_ns, f.ino)
-        return str(fp)
-
     def is_fresh(self) -> bool:
         files = list(scan_worktrees(self.paths))
-        return self._files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
+        return files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
             self.paths, self.git_dirs
         ) == self.meta("refs_fp")
 
@@ -66,7 +60,7 @@ class Index(IndexDB):
         """Catch up inside an open write transaction."""
         result = IngestResult()
         files = list(scan_worktrees(self.paths))
-        files_fp = self._files_fingerprint(files)
+        files_fp = files_fingerprint(files)
         stored = dict(
             self.conn.execute(
                 "SELECT key, value FROM meta WHERE key IN ('files_fp', 'refs_fp')"

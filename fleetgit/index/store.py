@@ -21,7 +21,7 @@ import orjson
 from fleetgit import clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
-from fleetgit.digest import digest16, hash64
+from fleetgit.digest import digest16
 from fleetgit.errors import IntegrityError
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION, STAGE_DDL
 from fleetgit.paths import RepoPaths
@@ -47,12 +47,6 @@ def split_statements(script: str) -> list[str]:
 
 def tail_hash(data: bytes) -> bytes:
     return digest16(data)
-
-
-def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:
-    """A stable 64-bit digest of one file's stat; XOR-ed together into the sources fingerprint."""
-    raw = f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode()
-    return hash64(raw)
 
 
 class IngestResult:

@@ -1,0 +1,200 @@
+"""Fingerprints of the index's sources from file stats alone, and the refs git holds, read from
+the ref files: what catch-up's fast path compares, light enough for the git hooks.
+
+Catch-up (index/catchup.py) and the pre-commit hook compute freshness with these functions on the
+same strings, so they cannot disagree about it. Like rules.py this is the hook path: no pathlib,
+re or typing at run time (each costs milliseconds of the hook's budget), paths are plain strings.
+
+- The files fingerprint XORs a 64-bit digest of each work-tree segment file's
+  `(worktree, relpath, size, mtime_ns, inode)`, over every worktree of the clone.
+- The refs fingerprint digests the stats of `packed-refs`, the loose refs under `refs/heads`,
+  `refs/remotes` and `refs/fleet`, and each worktree's `HEAD`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fleetgit.digest import blake2b, hash64
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    # (worktree, relpath, writer, number, size, mtime_ns, ino): sources.WorktreeFile's fields
+    SegmentFile = tuple[str, str, str, int, int, int, int]
+
+EVENTS_DIR = ".fleet/events"
+REF_DIRS = ("refs/heads", "refs/remotes", "refs/fleet")
+REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
+_WRITER_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
+_SEGMENT_SUFFIX = ".jsonl"
+
+
+def worktree_tops(common_dir: str) -> list[str]:
+    """Every worktree of the clone, the main one first; missing ones are skipped."""
+    found: list[str] = []
+    if os.path.basename(common_dir) == ".git" and os.path.exists(os.path.join(common_dir, "HEAD")):
+        found.append(os.path.dirname(common_dir))
+    linked = os.path.join(common_dir, "worktrees")
+    for name in _sorted_names(linked):
+        try:
+            with open(os.path.join(linked, name, "gitdir"), encoding="utf-8") as fh:
+                dotgit = fh.read().strip()
+        except OSError:
+            continue
+        dotgit = os.path.normpath(os.path.join(linked, name, dotgit))  # relative: to its dir
+        if os.path.exists(dotgit):
+            found.append(os.path.dirname(dotgit))
+    return found
+
+
+def git_dirs(common_dir: str) -> list[str]:
+    """The git dir of every worktree (for their HEAD files), the common dir first."""
+    linked = os.path.join(common_dir, "worktrees")
+    return [common_dir] + [
+        os.path.join(linked, name)
+        for name in _sorted_names(linked)
+        if os.path.isdir(os.path.join(linked, name))
+    ]
+
+
+def _sorted_names(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:  # missing, or not a directory
+        return []
+
+
+def is_writer(name: str) -> bool:
+    """A writer directory's name: 8 to 64 of [0-9a-z] (segments.WRITER_RE)."""
+    return 8 <= len(name) <= 64 and _WRITER_CHARS.issuperset(name)
+
+
+def segment_number(name: str) -> int | None:
+    """`00000012.jsonl` -> 12; None for any other name."""
+    stem = name[: -len(_SEGMENT_SUFFIX)]
+    if name.endswith(_SEGMENT_SUFFIX) and len(stem) == 8 and stem.isascii() and stem.isdigit():
+        return int(stem)
+    return None
+
+
+def segment_files(common_dir: str) -> Iterator[SegmentFile]:
+    """Every segment file in every worktree of the clone, with its stat."""
+    for top in worktree_tops(common_dir):
+        base = os.path.join(top, EVENTS_DIR)
+        try:
+            writers = sorted(os.scandir(base), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for wdir in writers:
+            if not is_writer(wdir.name) or not wdir.is_dir():
+                continue
+            for entry in sorted(os.scandir(wdir.path), key=lambda e: e.name):
+                number = segment_number(entry.name)
+                if number is None:
+                    continue
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue
+                relpath = f"{EVENTS_DIR}/{wdir.name}/{entry.name}"
+                yield (top, relpath, wdir.name, number, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:
+    """A stable 64-bit digest of one file's stat; XOR-ed together into the files fingerprint."""
+    return hash64(f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode())
+
+
+def files_fingerprint(files: Iterable[SegmentFile]) -> str:
+    fp = 0
+    for f in files:
+        fp ^= file_stamp(f[0], f[1], f[4], f[5], f[6])
+    return str(fp)
+
+
+def refs_fingerprint(common_dir: str, worktree_git_dirs: Sequence[str]) -> str:
+    """A cheap digest of every ref the index reads, from file stats alone (no git call)."""
+    h = blake2b(digest_size=16)
+    _stat_into(h, os.path.join(common_dir, "packed-refs"))
+    for prefix in REF_DIRS:
+        for dirpath, _dirs, files in os.walk(os.path.join(common_dir, prefix)):
+            for fname in sorted(files):
+                _stat_into(h, os.path.join(dirpath, fname))
+    for git_dir in worktree_git_dirs:
+        _stat_into(h, os.path.join(git_dir, "HEAD"))
+    return h.hexdigest()
+
+
+def _stat_into(h: blake2b, path: str) -> None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
+
+
+def fingerprints(common_dir: str) -> tuple[str, str]:
+    """(files fingerprint, refs fingerprint) of the clone, as catch-up records them."""
+    return (
+        files_fingerprint(segment_files(common_dir)),
+        refs_fingerprint(common_dir, git_dirs(common_dir)),
+    )
+
+
+def ref_targets(common_dir: str, worktree_git_dirs: Sequence[str]) -> dict[str, str]:
+    """What `GitRepo.ref_targets` reads with pygit2, from the ref files: the commit ids of
+    local and remote-tracking branches and refs/fleet/* (loose refs over packed ones, symbolic
+    refs resolved, `*/HEAD` left out), and each worktree's detached HEAD as `HEAD@<git dir>`."""
+    refs = _packed_refs(common_dir)
+    for prefix in REF_DIRS:
+        for dirpath, _dirs, files in os.walk(os.path.join(common_dir, prefix)):
+            for fname in files:
+                if fname.endswith(".lock"):  # a ref being written: not a ref (yet)
+                    continue
+                full = os.path.join(dirpath, fname)
+                value = _read_text(full)
+                if value is not None:
+                    refs[full[len(common_dir) + 1 :].replace(os.sep, "/")] = value
+    out = {}
+    for name in refs:
+        if name.startswith(REF_PREFIXES) and not name.endswith("/HEAD"):
+            target = _resolve(refs, name)
+            if target is not None:
+                out[name] = target
+    for git_dir in worktree_git_dirs:
+        head = _read_text(os.path.join(git_dir, "HEAD"))
+        if head is not None and not head.startswith("ref:") and len(head) >= 40:
+            out[f"HEAD@{git_dir}"] = head
+    return out
+
+
+def _packed_refs(common_dir: str) -> dict[str, str]:
+    text = _read_text(os.path.join(common_dir, "packed-refs")) or ""
+    refs = {}
+    for line in text.splitlines():
+        if line and line[0] not in "#^":
+            oid, _, name = line.partition(" ")
+            refs[name.strip()] = oid
+    return refs
+
+
+def _resolve(refs: dict[str, str], name: str) -> str | None:
+    """A ref's commit id, following symbolic refs (`ref: <name>`) a few levels, as git does."""
+    value: str | None = refs[name]
+    for _ in range(5):
+        if value is None or not value.startswith("ref:"):
+            break
+        value = refs.get(value[4:].strip())
+    if value is None or value.startswith("ref:"):
+        return None
+    return value
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
