@@ -8,23 +8,17 @@ fail closed; post-* hooks only catch the index up and never fail the git command
 from __future__ import annotations
 
 import os
-import select
 import sys
 
 from fleetgit import clock
-from fleetgit.rules import Block, Reservation, blocking, config_entries, ignorecase, load, time_left
+from fleetgit.hookgit import HookFailure, Process, Where, run_git, where
+from fleetgit.hookindex import IndexView, full_python
+from fleetgit.rules import Block, blocking, config_entries, ignorecase, time_left
 
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
-# posix_spawn, and hook_mode is found in .fleet/config.toml with plain string operations.
+# posix_spawn (hookgit.py), and hook_mode is found in .fleet/config.toml with plain string
+# operations.
 TYPE_CHECKING = False
-
-if TYPE_CHECKING:
-    import sqlite3
-else:
-    try:  # the C module alone: `sqlite3` adds datetime adapters this hook never uses (~2 ms)
-        import _sqlite3 as sqlite3
-    except ImportError:  # pragma: no cover - a Python without it
-        import sqlite3
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -47,97 +41,6 @@ def ways_out(command: str) -> str:
     )
 
 
-class HookFailure(Exception):
-    """The check itself could not run (or hook_mode is unknown): the guarding hooks refuse."""
-
-
-class Where:
-    """The repository the hook runs in (pathlib costs too much here)."""
-
-    __slots__ = ("common_dir", "git_dir", "worktree")
-
-    def __init__(self, worktree: str, git_dir: str, common_dir: str) -> None:
-        self.worktree, self.git_dir, self.common_dir = worktree, git_dir, common_dir
-
-    @property
-    def fleet_root(self) -> str:
-        return os.path.join(self.worktree, ".fleet")
-
-    @property
-    def config_file(self) -> str:
-        return os.path.join(self.worktree, ".fleet", "config.toml")
-
-    @property
-    def index_file(self) -> str:
-        return os.path.join(self.common_dir, "fleet", "index.sqlite")
-
-
-def where() -> Where | None:
-    """Git runs hooks at the top of the work tree: read `.git` there (no git call needed)."""
-    top = os.getcwd()
-    dotgit = os.path.join(top, ".git")
-    if os.path.isfile(dotgit):  # a linked worktree: "gitdir: <path>"
-        with open(dotgit, encoding="utf-8") as fh:
-            text = fh.read().strip()
-        if not text.startswith("gitdir:"):
-            return None
-        git_dir = os.path.join(top, text[len("gitdir:") :].strip())
-    elif os.path.isdir(dotgit):
-        git_dir = dotgit
-    else:
-        return None
-    common = git_dir
-    pointer = os.path.join(git_dir, "commondir")
-    if os.path.isfile(pointer):
-        with open(pointer, encoding="utf-8") as fh:
-            common = os.path.join(git_dir, fh.read().strip())
-    return Where(top, os.path.normpath(git_dir), os.path.normpath(common))
-
-
-class _Process:
-    """A command started with posix_spawn and read when needed, so two git calls can overlap."""
-
-    __slots__ = ("err", "out", "pid")
-
-    def __init__(self, paths: Where, *git_args: str) -> None:
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_DUP2, out_w, 1),
-            (os.POSIX_SPAWN_DUP2, err_w, 2),
-        ]
-        args = ["git", "-C", paths.worktree, *git_args]
-        self.pid = os.posix_spawnp("git", args, os.environ, file_actions=actions)
-        os.close(out_w)
-        os.close(err_w)
-        self.out, self.err = out_r, err_r
-
-    def result(self) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr), both pipes drained as they fill: a child blocked on a
-        full stderr pipe while we wait for its stdout would hang the hook."""
-        chunks: dict[int, list[bytes]] = {self.out: [], self.err: []}
-        pending = [self.out, self.err]
-        while pending:
-            for fd in select.select(pending, [], [])[0]:
-                chunk = os.read(fd, 65536)
-                if chunk:
-                    chunks[fd].append(chunk)
-                else:
-                    pending.remove(fd)
-                    os.close(fd)
-        _, status = os.waitpid(self.pid, 0)
-        out, err = (b"".join(chunks[fd]).decode("utf-8", "surrogateescape") for fd in chunks)
-        return os.waitstatus_to_exitcode(status), out, err
-
-
-def _git(paths: Where, *args: str) -> str:
-    code, out, err = _Process(paths, *args).result()
-    if code != 0:
-        raise HookFailure(f"git {args[0]} failed: {err.strip() or code}")
-    return out
-
-
 def _config_value(text: str, key: str) -> str | None:
     """The value of `key = value` in a small config file's text (one key, no parser needed)."""
     for line in text.splitlines():
@@ -147,13 +50,13 @@ def _config_value(text: str, key: str) -> str | None:
     return None
 
 
-def _read_settings(paths: Where) -> _Process:
+def _read_settings(paths: Where) -> Process:
     """Start reading fleet.callsign and core.ignorecase the way git does (repository, global
     and system config, `git -c`), in one call that runs while the hook does other work."""
-    return _Process(paths, "config", "--get-regexp", "^(fleet\\.callsign|core\\.ignorecase)$")
+    return Process(paths, "config", "--get-regexp", "^(fleet\\.callsign|core\\.ignorecase)$")
 
 
-def _settings(reading: _Process) -> tuple[str | None, bool]:
+def _settings(reading: Process) -> tuple[str | None, bool]:
     """(callsign, core.ignorecase): FLEET_CALLSIGN wins over fleet.callsign."""
     found = config_entries(reading.result()[1])
     callsign = os.environ.get("FLEET_CALLSIGN") or found.get("fleet.callsign") or None
@@ -200,34 +103,6 @@ def _file_mode(paths: Where) -> str:
         raise HookFailure(f"{paths.config_file} is not UTF-8 text") from None
 
 
-def _live_reservations(paths: Where) -> list[Reservation]:
-    if not os.path.exists(paths.index_file):
-        _build_index(paths)
-    try:
-        conn = sqlite3.connect(f"file:{paths.index_file}?mode=ro", uri=True, timeout=10)
-        try:
-            return load(conn, live_only=True, now_ms=clock.now_ms())
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise HookFailure(f"cannot read the fleet index ({exc})") from None
-
-
-def _full_python() -> None:
-    """The shim starts Python with -S; the slow paths need site-packages (orjson, pygit2)."""
-    import site
-
-    site.main()
-
-
-def _build_index(paths: Where) -> None:
-    """No index yet in this clone: derive it from the segments (the slow path, once)."""
-    _full_python()
-    from fleetgit.fleet import Fleet
-
-    Fleet.open(paths.worktree).close()
-
-
 def _report(blocks: list[Block], me: str | None, what: str) -> str:
     """One line per path with every holder; at most MAX_LINES paths, then a count."""
     now = clock.now_ms()
@@ -263,12 +138,13 @@ def guard(paths: Where, name: str) -> int:
     verb = f"warning, {command} not blocked" if mode.warn else f"{command} refused"
     try:
         reading = _read_settings(paths)
+        index = IndexView(paths)  # a git call it may need runs alongside the diff
         changed = (
             pushed_paths(paths, sys.stdin.readlines())
             if name == "pre-push"
             else staged_paths(paths)
         )
-        live = _live_reservations(paths)
+        live = index.live()
         me, ignorecase = _settings(reading)
         blocks = blocking(live, changed, me, ignorecase)
     except Exception as exc:  # fail closed: a check that cannot run must not pass silently
@@ -281,10 +157,38 @@ def guard(paths: Where, name: str) -> int:
     return mode.outcome(command)
 
 
-def _diff_cached(paths: Where, *against: str) -> list[str]:
+# git's mode of a gitlink (a submodule's commit): its path stands for a directory
+GITLINK = "160000"
+# whatever submodule.<name>.ignore or diff.ignoreSubmodules say, a moved gitlink is a change
+DIFF_OPTIONS = ("--raw", "-z", "--no-renames", "--ignore-submodules=none", "--no-color")
+
+
+def changes(raw: str) -> dict[str, bool]:
+    """`--raw -z` records (`:mode mode sha sha status`, or one more colon, mode and sha per
+    parent in git's combined format, then the path) as {path: a gitlink on some side}."""
+    fields = [f for f in raw.split("\0") if f]  # neither a record nor a path is empty
+    records, paths = fields[0::2], fields[1::2]
+    if len(fields) % 2 or not all(r.startswith(":") for r in records):
+        raise HookFailure(f"unexpected output from git: {raw[:200]!r}")
+    found = dict.fromkeys(paths, False)
+    if GITLINK in raw:  # rare: find the gitlinks
+        for record, path in zip(records, paths, strict=True):
+            parents = len(record) - len(record.lstrip(":"))
+            if GITLINK in record[parents:].split(" ", parents + 1)[: parents + 1]:
+                found[path] = True
+    return found
+
+
+def checked_paths(found: dict[str, bool]) -> list[str]:
+    """The paths to check: a gitlink as the directory it is (`sub/`), covering its contents."""
+    if not any(found.values()):
+        return list(found)
+    return [f"{path}/" if link else path for path, link in found.items()]
+
+
+def _diff_cached(paths: Where, *against: str) -> dict[str, bool]:
     """Added, modified and deleted paths; --no-renames lists both sides of a rename."""
-    out = _git(paths, "diff", "--cached", "--name-only", "-z", "--no-renames", *against)
-    return [p for p in out.split("\0") if p]
+    return changes(run_git(paths, "diff", "--cached", *DIFF_OPTIONS, *against))
 
 
 def staged_paths(paths: Where) -> list[str]:
@@ -295,9 +199,9 @@ def staged_paths(paths: Where) -> list[str]:
     for head in _merge_heads(paths):
         if not changed:
             break
-        theirs = set(_diff_cached(paths, head))
-        changed = [p for p in changed if p in theirs]
-    return changed
+        theirs = _diff_cached(paths, head)
+        changed = {p: link or theirs[p] for p, link in changed.items() if p in theirs}
+    return checked_paths(changed)
 
 
 def _merge_heads(paths: Where) -> list[str]:
@@ -324,16 +228,13 @@ def pushed_paths(paths: Where, lines: Sequence[str]) -> list[str]:
             known.append(parts[3])
     if not tips:
         return []
-    out = _git(
+    out = run_git(
         paths,
         "log",
         "--format=",
-        "--name-only",
-        "-z",
-        "--no-renames",
+        *DIFF_OPTIONS,
         "--root",
         "--cc",
-        "--no-color",
         "--no-relative",
         "--no-show-signature",
         "--ignore-missing",
@@ -342,13 +243,13 @@ def pushed_paths(paths: Where, lines: Sequence[str]) -> list[str]:
         "--remotes",
         *known,
     )
-    return sorted({p for p in out.split("\0") if p})
+    return sorted(checked_paths(changes(out)))
 
 
 def catch_up(paths: Where) -> int:
     """post-merge, post-checkout, post-rewrite: catch the index up; never fail git."""
     try:
-        _full_python()
+        full_python()
         from fleetgit.fleet import Fleet
         from fleetgit.reservations import settle_conflicts
 
@@ -374,8 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = where()
     if paths is None:
         return 0  # not in a work tree (a bare repository): nothing to guard
-    if not os.path.isdir(paths.fleet_root):
-        return 0  # a repository without .fleet/: pass silently
+    if not paths.has_fleet:
+        return 0  # no fleet in this clone at all: pass silently
     if name in GUARDS:
         return guard(paths, name)
     if name in ("post-merge", "post-checkout", "post-rewrite"):

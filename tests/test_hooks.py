@@ -565,8 +565,8 @@ def test_a_git_call_with_a_flood_on_stderr_does_not_hang_the_hook(repo: Path) ->
     deadlocks once the other's pipe buffer (64 KiB) is full."""
     noisy = "alias.noisy=!sh -c 'head -c 300000 /dev/zero | tr \"\\\\0\" x >&2; echo done'"
     probe = (
-        "import sys; from fleetgit.hook import _Process, where\n"
-        f"code, out, err = _Process(where(), '-c', {noisy!r}, 'noisy').result()\n"
+        "import sys; from fleetgit.hookgit import Process, where\n"
+        f"code, out, err = Process(where(), '-c', {noisy!r}, 'noisy').result()\n"
         "print(code, out.strip(), len(err))"
     )
     root = Path(__file__).resolve().parent.parent
