@@ -1,11 +1,11 @@
 #!/bin/sh
 # fleetgit-managed-hook: @HOOK@
 # Written by `fleetgit hooks install`; `fleetgit hooks uninstall` restores what was here before.
-# A hook that was already here is kept as @HOOK@.fleetgit-chained and still runs first; its
-# failure still fails the git command.
+# A hook that was already here is kept as fleetgit-chained/@HOOK@ and still runs first, under
+# its own name (for hooks that look at `basename "$0"`); its failure still fails the git command.
 hook_dir=$(dirname "$0")
-python='@PYTHON@'
-package_root='@PACKAGE_ROOT@'
+python=@PYTHON@
+package_root=@PACKAGE_ROOT@
 case "@HOOK@" in
     pre-push|post-rewrite)  # these read stdin: keep a copy for both hooks
         stdin_copy=$(mktemp "${TMPDIR:-/tmp}/fleetgit-hook.XXXXXX") || exit 1
@@ -13,8 +13,8 @@ case "@HOOK@" in
         cat > "$stdin_copy" ;;
     *) stdin_copy=/dev/null ;;
 esac
-if [ -x "$hook_dir/@HOOK@.fleetgit-chained" ]; then
-    "$hook_dir/@HOOK@.fleetgit-chained" "$@" < "$stdin_copy" || exit $?
+if [ -x "$hook_dir/fleetgit-chained/@HOOK@" ]; then
+    "$hook_dir/fleetgit-chained/@HOOK@" "$@" < "$stdin_copy" || exit $?
 fi
 if [ ! -x "$python" ]; then
     echo "fleetgit: the interpreter this hook was installed with is gone: $python" >&2

@@ -238,7 +238,7 @@ def test_chained_hook_still_runs_and_can_fail(repo: Path) -> None:
     hook.chmod(0o755)
     install(locate(repo))
     install(locate(repo))  # twice changes nothing
-    assert (repo / ".git/hooks/pre-commit.fleetgit-chained").read_text() == original
+    assert (repo / ".git/hooks/fleetgit-chained/pre-commit").read_text() == original
     stage(repo, "a.txt")
     assert commit(repo, "goose").returncode == 0
     assert (repo / ".git/chained.log").read_text() == "chained-ran\n"
@@ -247,7 +247,7 @@ def test_chained_hook_still_runs_and_can_fail(repo: Path) -> None:
     assert commit(repo, "goose").returncode != 0  # its failure still fails the commit
     uninstall(locate(repo))
     assert hook.read_text() == original and os.access(hook, os.X_OK)
-    assert not (repo / ".git/hooks/pre-commit.fleetgit-chained").exists()
+    assert not (repo / ".git/hooks/fleetgit-chained").exists()
     assert all(s.state != "installed" for s in status(locate(repo)))
 
 
@@ -270,7 +270,7 @@ def test_a_foreign_hook_with_a_kept_one_needs_force(repo: Path) -> None:
         install(locate(repo))
     assert "fleetgit hooks install --force" in (refused.value.hint or "")
     install(locate(repo), force=True)
-    assert (hooks / "pre-commit.fleetgit-chained").read_text() == "#!/bin/sh\necho replaced\n"
+    assert (hooks / "fleetgit-chained/pre-commit").read_text() == "#!/bin/sh\necho replaced\n"
 
 
 def test_two_worktrees_block_each_other_at_once(hooked: Path, tmp_path: Path) -> None:
