@@ -133,6 +133,7 @@ def test_ttl_units_either_case(repo: Path, cli: Any) -> None:
         (("x", "--all"), "'x' would be ignored beside --all"),
         (("x", "--force", "res-1"), "'x' would be ignored beside --force 'res-1'"),
         (("--all", "--force", "res-1"), "--all would be ignored beside --force 'res-1'"),
+        (("x", "--all", "--force", "res-1"), "'x' and --all would be ignored beside --force"),
     ],
 )
 def test_release_takes_one_of_patterns_all_force(

@@ -184,12 +184,13 @@ def _one_way_to_release(
     (one of them would be ignored), and so is an empty id."""
     named = " ".join(shown(p) for p in patterns)
     if force is not None and (patterns or everything):
-        other = named or "--all"
+        other = " and ".join(filter(None, (named, "--all" if everything else "")))
         fail(
             "usage",
             f"release takes patterns, --all or --force ID, one of them: {other} would be"
             f" ignored beside --force {shown(force)}",
-            f"fleetgit release --force {shown(force)} (and separately: fleetgit release {other})",
+            f"fleetgit release --force {shown(force)} alone; your own separately:"
+            f" fleetgit release {named or '--all'}",
             2,
             as_json,
         )
