@@ -160,6 +160,8 @@ def release(
 ) -> None:
     """Release your reservations, or (--force ID) one whose holder has gone silent.
 
+    Give patterns, --all or --force ID: one of them (with two, one would be ignored).
+
     Example: fleetgit release 'src/parser/**'   |   fleetgit release --all
     """
     _one_way_to_release(patterns or [], everything, force, as_json or globals_of(ctx).json)
