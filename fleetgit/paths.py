@@ -121,24 +121,3 @@ def _bare_setting(line: str) -> bool:
         return config_bool("core.bare", value.strip() if sep else None)
     except ValidationError:
         return False
-
-
-def worktrees(common_dir: Path) -> list[Path]:
-    """Every worktree of the clone, the main one first; missing ones are skipped."""
-    found: list[Path] = []
-    if (common_dir / "HEAD").exists() and common_dir.name == ".git":
-        found.append(common_dir.parent)
-    linked = common_dir / "worktrees"
-    if linked.is_dir():
-        for entry in sorted(linked.iterdir()):
-            dotgit = _read_pointer(entry / "gitdir")
-            if dotgit is not None and dotgit.exists():
-                found.append(dotgit.parent)
-    return found
-
-
-def _read_pointer(path: Path) -> Path | None:
-    try:
-        return Path(path.read_text(encoding="utf-8").strip())
-    except OSError:
-        return None

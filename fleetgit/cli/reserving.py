@@ -319,7 +319,9 @@ def hooks_uninstall(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @boundary
 def hooks_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Show which hooks are installed, chained, or foreign.
+    """Show each hook's state: installed (chaining the hook that was there before, if any),
+    not installed, not executable (git skips it: run fleetgit hooks install), or foreign
+    (another tool's hook: install keeps and chains it).
 
     Example: fleetgit hooks status --json
     """
