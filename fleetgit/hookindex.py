@@ -105,15 +105,24 @@ class IndexView:
             if self.probe is not None and self._new_trees(self.probe):
                 self.stale = True
             if self.stale:
-                self.close()
-                catch_up_index(self.paths)
-                self.conn = _connect(self.paths)
+                self._catch_up()
             assert self.conn is not None
-            return load(self.conn, live_only=True, now_ms=clock.now_ms())
+            try:
+                return load(self.conn, live_only=True, now_ms=clock.now_ms())
+            except sqlite3.OperationalError:
+                if self.stale:
+                    raise
+                self._catch_up()  # an index of another schema version: opening rebuilds it
+                return load(self.conn, live_only=True, now_ms=clock.now_ms())
         except sqlite3.Error as exc:
             raise HookFailure(f"cannot read the fleet index ({exc})") from None
         finally:
             self.close()
+
+    def _catch_up(self) -> None:
+        self.close()
+        catch_up_index(self.paths)
+        self.conn = _connect(self.paths)
 
     def close(self) -> None:
         if self.conn is not None:

@@ -22,9 +22,6 @@ from fleetgit.rules import (
     blocking,
     conflicts_for,
     load,
-    lost_clashes,
-    mark_lost,
-    void_ids,
 )
 
 if TYPE_CHECKING:
@@ -128,14 +125,17 @@ def reserve_specs(
     plan, so that nothing can change between this check and the write."""
     ignorecase = fleet.ignorecase
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-    void = void_ids(live, ignorecase)
-    others = [r for r in live if r.reservation_id not in void]
-    clashes = conflicts_for(wanted, not shared, me, others, ignorecase)
+    standing = [r for r in live if r.lost_to is None]  # one that lost a clash counts for no one
+    clashes = conflicts_for(wanted, not shared, me, standing, ignorecase)
     if clashes:
         raise ReservationConflict(clashes)
-    mine = {(r.pattern, r.exclusive): r for r in live if r.holder == me}
+    mine = {(r.pattern, r.exclusive): r for r in standing if r.holder == me}
+    lost = {r.pattern: r for r in live if r.holder == me and r.lost_to is not None}
     specs = []
     for pattern in wanted:
+        if pattern in lost:  # renewing it would not revive it: a new grant replaces it
+            why = "replaced by a new grant: it had lost a clash"
+            specs.append(_spec("file_released", lost[pattern].reservation_id, {"reason": why}))
         same = mine.get((pattern, not shared))
         if same is not None:
             specs.append(_spec("file_renewed", same.reservation_id, {"ttl_seconds": seconds}))
@@ -211,10 +211,7 @@ def _marked(fleet: Fleet, *, include_expired: bool = False) -> list[Reservation]
     """The live reservations (or all), those that lost a clash marked (`lost_to`): every
     reservation shown or acted on goes through here, so `active` means the same everywhere.
     Inside `Fleet.as_of`, expiry is judged at that position's time."""
-    now = fleet.now_ms()
-    found = load(fleet.index.conn, live_only=not include_expired, now_ms=now)
-    mark_lost(found, now, fleet.ignorecase)
-    return found
+    return load(fleet.index.conn, live_only=not include_expired, now_ms=fleet.now_ms())
 
 
 def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False) -> list[str]:
@@ -337,24 +334,40 @@ def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
 
 
 def settle_conflicts(fleet: Fleet) -> list[tuple[Reservation, Reservation]]:
-    """Announce clashes a merge brought in as `file_conflict` events, once per pair; returns
-    the new (loser, winner) pairs."""
-    ignorecase = fleet.ignorecase
+    """Announce as `file_conflict` events the clashes that made live reservations void (see
+    index.clashes), once per pair; returns the new (loser, winner) pairs."""
     settled: list[tuple[Reservation, Reservation]] = []
 
     def plan() -> list[EventSpec]:
         live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-        known = set(
-            fleet.index.conn.execute(
-                "SELECT reservation_id, other_reservation_id FROM reservation_conflicts"
-            ).fetchall()
-        )
-        lost = sorted(lost_clashes(live, ignorecase).items())
-        settled[:] = [pair for rid, pair in lost if (rid, pair[1].reservation_id) not in known]
+        lost = {
+            r.reservation_id: (r, r.lost_to)
+            for r in live
+            if r.lost_to is not None and r.pattern == r.lost_pattern
+        }
+        known = _announced(fleet, list(lost))
+        settled[:] = [
+            pair for rid, pair in sorted(lost.items()) if (rid, pair[1].reservation_id) not in known
+        ]
         return [_conflict_spec(loser, winner) for loser, winner in settled]
 
     fleet.transact(plan)
     return settled
+
+
+def _announced(fleet: Fleet, losers: list[str]) -> set[tuple[str, str]]:
+    """The (loser, winner) pairs already announced for these losers."""
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(losers), 500):
+        chunk = losers[start : start + 500]
+        found.update(
+            fleet.index.conn.execute(
+                "SELECT reservation_id, other_reservation_id FROM reservation_conflicts"
+                f" WHERE reservation_id IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+        )
+    return found
 
 
 def _conflict_spec(loser: Reservation, winner: Reservation) -> EventSpec:

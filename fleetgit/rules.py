@@ -16,9 +16,25 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
+_COLUMNS = (
+    "reservation_id",
+    "holder",
+    "pattern",
+    "exclusive",
+    "reason",
+    "granted_hlc",
+    "granted_writer",
+    "granted_wseq",
+    "expires_ms",
+    "released",
+)
+_R, _W = (", ".join(f"{t}.{c}" for c in _COLUMNS) for t in "rw")
+# each reservation with the one it lost a clash to, if any: index.clashes decides, from the
+# events alone, so this is a lookup and the hook does no overlap work for it
 LIVE_SQL = (
-    "SELECT reservation_id, holder, pattern, exclusive, reason, granted_hlc, granted_writer,"
-    " granted_wseq, expires_ms, released FROM reservations"
+    f"SELECT {_R}, l.winner_id, l.pattern, {_W} FROM reservations r"
+    " LEFT JOIN reservation_lost l ON l.reservation_id = r.reservation_id"
+    " LEFT JOIN reservations w ON w.reservation_id = l.winner_id AND w.pattern = l.winner_pattern"
 )
 
 
@@ -72,6 +88,7 @@ class Reservation:
         "expires_ms",
         "granted",
         "holder",
+        "lost_pattern",
         "lost_to",
         "pattern",
         "reason",
@@ -93,7 +110,8 @@ class Reservation:
         self.reservation_id, self.holder, self.pattern = reservation_id, holder, pattern
         self.exclusive, self.reason, self.granted = exclusive, reason, granted
         self.expires_ms, self.released = expires_ms, released
-        self.lost_to: Reservation | None = None  # set by `mark_lost`: it no longer counts
+        self.lost_to: Reservation | None = None  # the clash it lost: it no longer counts
+        self.lost_pattern: str | None = None  # its pattern that clashed (the reservation's)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Reservation:
@@ -101,6 +119,19 @@ class Reservation:
         return cls(
             rid, holder, pattern, bool(excl), reason, (hlc, writer, wseq), expires, bool(released)
         )
+
+    @classmethod
+    def from_joined(cls, row: Sequence[Any]) -> Reservation:
+        """A row of LIVE_SQL: the reservation, then the one it lost to (all None if none)."""
+        found = cls.from_row(row[:10])
+        winner_id, found.lost_pattern = row[10], row[11]
+        if winner_id is not None:  # the winner's row, or what is known of it
+            found.lost_to = (
+                cls.from_row(row[12:])
+                if row[12] is not None
+                else cls(winner_id, "?", "?", True, None, (0, "", 0), 0, True)
+            )
+        return found
 
     @property
     def mode(self) -> str:
@@ -182,47 +213,10 @@ def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Rese
     """Reservations from the index; live ones come from a partial index, so released or expired
     history does not slow this down."""
     if live_only:
-        rows = conn.execute(LIVE_SQL + " WHERE released = 0 AND expires_ms > ?", (now_ms,))
+        rows = conn.execute(LIVE_SQL + " WHERE r.released = 0 AND r.expires_ms > ?", (now_ms,))
     else:
         rows = conn.execute(LIVE_SQL)
-    return [Reservation.from_row(r) for r in rows]
-
-
-def _clash(a: Reservation, b: Reservation, ignorecase: bool) -> bool:
-    return (
-        a.holder != b.holder
-        and (a.exclusive or b.exclusive)
-        and patterns.overlaps(a.pattern, b.pattern, ignorecase=ignorecase)
-    )
-
-
-def lost_clashes(
-    live: list[Reservation], ignorecase: bool
-) -> dict[str, tuple[Reservation, Reservation]]:
-    """Reservations that lost a clash to an earlier one in total order: {loser id: (its
-    clashing pattern, the winning one)}. Only a merge or fetch can bring such pairs together:
-    within a clone a clash is refused."""
-    ordered = sorted(live, key=lambda r: r.granted)
-    lost: dict[str, tuple[Reservation, Reservation]] = {}
-    for i, later in enumerate(ordered):
-        for earlier in ordered[:i]:
-            if _clash(earlier, later, ignorecase):
-                lost[later.reservation_id] = (later, earlier)
-                break
-    return lost
-
-
-def void_ids(live: list[Reservation], ignorecase: bool) -> dict[str, str]:
-    """{loser id: winner id}, as `lost_clashes`."""
-    return {k: won.reservation_id for k, (_, won) in lost_clashes(live, ignorecase).items()}
-
-
-def mark_lost(found: list[Reservation], now_ms: int, ignorecase: bool) -> None:
-    """Set `lost_to` on each reservation that lost a clash among the live ones."""
-    lost = lost_clashes([r for r in found if r.live(now_ms)], ignorecase)
-    for r in found:
-        pair = lost.get(r.reservation_id)
-        r.lost_to = pair[1] if pair else None
+    return [Reservation.from_joined(r) for r in rows]
 
 
 def conflicts_for(
@@ -246,20 +240,14 @@ def blocking(
 ) -> list[Block]:
     """The paths that other pilots' exclusive reservations cover, each with its holders. A path
     ending in `/` is a directory (`./` the whole work tree): a reservation overlapping it blocks.
-    No identity: every exclusive reservation blocks."""
-    candidates = [r for r in live if r.exclusive and r.holder != me]
+    No identity: every exclusive reservation blocks. One that lost a clash blocks no one."""
+    candidates = [r for r in live if r.exclusive and r.holder != me and r.lost_to is None]
     matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
     blocks: list[Block] = []
-    void: dict[str, str] | None = None
     for path in paths:
         hits = _covering(path, matcher, candidates, ignorecase)
-        if not hits:
-            continue
-        if void is None:
-            void = void_ids(live, ignorecase)
-        held = [r for r in hits if r.reservation_id not in void]
-        if held:
-            blocks.append(Block(path, held))
+        if hits:
+            blocks.append(Block(path, hits))
     return blocks
 
 

@@ -82,6 +82,25 @@ OTHER = [
     ),
     ("file_renewed", "reservation/r1", {"reservation_id": "r1", "ttl_seconds": 600}),
     ("file_released", "reservation/r1", {"reservation_id": "r1"}),
+    # clashes a merge can bring in (index.clashes): r2 with r1, r3 with both, a chain
+    (
+        "file_reserved",
+        "reservation/r2",
+        {
+            "reservation_id": "r2",
+            "holder": "goose",
+            "patterns": ["a/x"],
+            "exclusive": False,
+            "ttl_seconds": 60,
+        },
+    ),
+    (
+        "file_reserved",
+        "reservation/r3",
+        {"reservation_id": "r3", "holder": "ice", "patterns": ["a/*/y"], "exclusive": True},
+    ),
+    ("file_renewed", "reservation/r2", {"reservation_id": "r2", "ttl_seconds": 0}),
+    ("file_released", "reservation/r2", {"reservation_id": "r2"}),
     (
         "message_sent",
         "message/q1",

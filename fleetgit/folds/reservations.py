@@ -9,7 +9,7 @@ from fleetgit.folds import Ev, Rows
 
 KIND = "reservation"
 KEY = "reservation_id"
-TABLES = ("reservations", "reservation_conflicts")
+TABLES = ("reservations", "reservation_conflicts", "reservation_terms")
 DDL = """
 CREATE TABLE IF NOT EXISTS reservations (
     reservation_id TEXT NOT NULL,
@@ -36,6 +36,18 @@ CREATE TABLE IF NOT EXISTS reservation_conflicts (
     other_reservation_id TEXT NOT NULL,
     PRIMARY KEY (reservation_id, other_reservation_id)
 );
+-- How long the reservation counts, as of each event that changed it (its grant, a renewal that
+-- extended it, its release): what index.clashes needs to judge it at any point of total order
+CREATE TABLE IF NOT EXISTS reservation_terms (
+    reservation_id TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    is_grant INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL,
+    PRIMARY KEY (reservation_id, hlc, writer, wseq)
+);
+CREATE INDEX IF NOT EXISTS reservation_terms_order ON reservation_terms (hlc, writer, wseq);
 """
 
 
@@ -43,6 +55,7 @@ def fold(events: list[Ev]) -> Rows:
     row: dict[str, Any] | None = None
     patterns: list[str] = []
     conflicts: dict[str, dict[str, Any]] = {}
+    terms: list[dict[str, Any]] = []
     for e in events:
         d = e.data
         if e.type == "file_conflict":
@@ -69,20 +82,37 @@ def fold(events: list[Ev]) -> Rows:
                 "forced": 0,
                 "last_pos": e.pos,
             }
+            terms.append(_term(row, e, row["expires_ms"], grant=True))
             continue
         if row is None:
             continue  # a renewal or release whose grant has not arrived yet
         if e.type == "file_renewed" and not row["released"]:
-            row["expires_ms"] = max(row["expires_ms"], _expiry(e))
+            until = max(row["expires_ms"], _expiry(e))
+            if until != row["expires_ms"]:
+                terms.append(_term(row, e, until))
+            row["expires_ms"] = until
         elif e.type == "file_released" and not row["released"]:
             row.update(
                 released=1, released_ms=e.ms, released_by=e.actor, forced=int(bool(d.get("forced")))
             )
+            terms.append(_term(row, e, min(row["expires_ms"], e.ms)))
         row["last_pos"] = max(row["last_pos"], e.pos)
-    out: Rows = {"reservation_conflicts": list(conflicts.values())}
+    out: Rows = {"reservation_conflicts": list(conflicts.values()), "reservation_terms": terms}
     if row is not None:
         out["reservations"] = [{**row, "pattern": p} for p in patterns]
     return out
+
+
+def _term(row: dict[str, Any], e: Ev, until_ms: int, *, grant: bool = False) -> dict[str, Any]:
+    """From event `e` on (in total order), the reservation counts until `until_ms`."""
+    return {
+        "reservation_id": row["reservation_id"],
+        "hlc": e.hlc,
+        "writer": e.writer,
+        "wseq": e.wseq,
+        "is_grant": int(grant),
+        "until_ms": until_ms,
+    }
 
 
 def _expiry(e: Ev) -> int:

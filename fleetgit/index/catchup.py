@@ -75,6 +75,7 @@ class Index(IndexDB):
         if refs_fp != stored.get("refs_fp"):
             self._read_refs(result)
             self.set_meta("refs_fp", refs_fp)
+        self.settle_clashes()
         return result
 
     def _catch_up_files(

@@ -1,7 +1,9 @@
 """The projection engine: refold the streams that changed, with the pure folds of fleetgit.folds.
 
 A stream is always refolded whole, in total order, so a late event that sorts earlier is handled
-like any other and an incremental index equals a rebuilt one by construction. Time travel
+like any other and an incremental index equals a rebuilt one by construction. One step crosses
+streams: which reservations are void (index.clashes), judged again from the earliest point of
+total order that a change to a reservation stream touched. Time travel
 (`--as-of POS`) folds the same way into TEMP tables of the same names, which SQLite resolves
 before the main ones, so every query answers from that state unchanged.
 """
@@ -29,6 +31,7 @@ from fleetgit.folds import (
     sorties,
     workorders,
 )
+from fleetgit.index import clashes
 
 MODULES: tuple[ModuleType, ...] = (
     reservations,
@@ -41,8 +44,10 @@ MODULES: tuple[ModuleType, ...] = (
     checkpoints,
 )
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
-DDL = "".join(m.DDL for m in MODULES)
-TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES)
+DDL = "".join(m.DDL for m in MODULES) + clashes.DDL
+TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES
+Key = clashes.Key
+settle = clashes.settle
 
 _SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos FROM events"
 _ORDER = " ORDER BY stream, hlc, writer, wseq"
@@ -105,10 +110,11 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
+def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
     """Fold a batch this process just appended. A stream whose events here start at seq 1 had
     none before (versions are checked inside the same transaction), so it folds from memory;
-    the others are read back in total order."""
+    the others are read back in total order. Returns where the void reservations must be
+    judged again from (`settle`), if anywhere."""
     by_stream: dict[str, list[Event]] = {}
     for e in events:
         if e.stream.partition("/")[0] in BY_KIND:
@@ -127,10 +133,17 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> None:
         chunk = rest[start : start + 500]
         marks = ",".join("?" * len(chunk))
         _fold_into(conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", chunk))
+    changed = [
+        (e.hlc, e.writer, e.wseq)
+        for e in events
+        if e.type in clashes.CHANGES and e.stream.startswith("reservation/")
+    ]
+    return min(changed, default=None)
 
 
-def apply(conn: sqlite3.Connection, after_pos: int) -> None:
-    """Refold every stream that received events after `after_pos`."""
+def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
+    """Refold every stream that received events after `after_pos`. Returns where the void
+    reservations must be judged again from (`settle`), if anywhere."""
     where, params = _kind_filter(BY_KIND)
     rows = conn.execute(
         f"{_SELECT} WHERE stream IN (SELECT DISTINCT stream FROM events NOT INDEXED WHERE pos > ?)"
@@ -138,6 +151,14 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> None:
         [after_pos, *params],
     )
     _fold_into(conn, rows)
+    marks = ", ".join("?" * len(clashes.CHANGES))
+    first = conn.execute(
+        "SELECT hlc, writer, wseq FROM events NOT INDEXED WHERE pos > ?"
+        " AND stream >= 'reservation/'"
+        f" AND stream < 'reservation0' AND type IN ({marks}) ORDER BY hlc, writer, wseq LIMIT 1",
+        [after_pos, *clashes.CHANGES],
+    ).fetchone()
+    return None if first is None else (first[0], first[1], first[2])
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
@@ -146,6 +167,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
         conn.execute(f"DELETE FROM main.{table}")
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params), replace=False)
+    clashes.settle(conn, None)
 
 
 def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:
@@ -155,6 +177,7 @@ def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:
         conn.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{table} WHERE 0")
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE pos <= ? AND {where}{_ORDER}", [pos, *params]))
+    clashes.settle(conn, None)
 
 
 def drop_as_of(conn: sqlite3.Connection) -> None:

@@ -100,6 +100,8 @@ class IndexDB:
         self.config = config
         self.path = paths.index_file
         self.rebuilding = False
+        # the earliest point of total order a change to reservations touched, not yet settled
+        self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()
 
     # -- connection -------------------------------------------------------------------------
@@ -173,10 +175,26 @@ class IndexDB:
             raise IntegrityError(f"the index is busy or unwritable: {exc}") from None
         try:
             yield self.conn
+            self.settle_clashes()
         except BaseException:
+            self.clashes_from = None
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def note_clashes(self, since: tuple[int, str, int] | None) -> None:
+        """Judge void reservations again from `since` on, at the next `settle_clashes`: once
+        per catch-up rather than once per file or blob it reads."""
+        if since is not None and (self.clashes_from is None or since < self.clashes_from):
+            self.clashes_from = since
+
+    def settle_clashes(self) -> None:
+        if self.clashes_from is None:
+            return
+        from fleetgit.index import projections
+
+        projections.settle(self.conn, self.clashes_from)
+        self.clashes_from = None
 
     # -- meta -------------------------------------------------------------------------------
 
@@ -202,7 +220,8 @@ class IndexDB:
         self._fold_streams(before)
         from fleetgit.index import projections
 
-        projections.apply_own(self.conn, [e for e, _ in items])
+        self.note_clashes(projections.apply_own(self.conn, [e for e, _ in items]))
+        self.settle_clashes()
 
     def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
         """Add events not seen before, in the order given; record same-id-other-bytes conflicts."""
@@ -243,7 +262,7 @@ class IndexDB:
             self._fold_streams(before)
             from fleetgit.index import projections
 
-            projections.apply(c, before)
+            self.note_clashes(projections.apply(c, before))
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(
