@@ -436,3 +436,32 @@ def test_a_lost_reservation_stays_lost_when_the_winner_expires(
     (held,) = cli(two, "reservations", "--json").json()
     assert held["holder"] == "goose" and held["active"]
     assert change(two, "viper", "src/a.py").returncode == 1
+
+
+def test_the_hook_rebuilds_an_index_left_by_an_older_version(repo: Path) -> None:
+    """An index of another schema (here: before reservation_lost) is caught up, not a failure."""
+    import sqlite3
+
+    from fleetgit.fleet import Fleet
+    from fleetgit.index.schema import SCHEMA_VERSION
+
+    (repo / "src").mkdir()
+    (repo / "src/app.py").write_text("x\n")
+    git(repo, "add", "src/app.py")
+    git(repo, "commit", "-q", "-m", "files")
+    install(locate(repo))
+    with Fleet.open(repo, actor="viper") as fleet:
+        fleet.reserve(["src/app.py"])
+    index = repo / ".git/fleet/index.sqlite"
+    conn = sqlite3.connect(index)
+    with conn:
+        conn.execute("DROP TABLE reservation_lost")
+        conn.execute("UPDATE meta SET value = '12' WHERE key = 'schema_version'")
+    conn.close()
+    assert change(repo, "viper", "src/app.py").returncode == 0
+    refused = change(repo, "goose", "src/app.py")
+    assert refused.returncode == 1 and "viper holds 'src/app.py'" in refused.stderr
+    conn = sqlite3.connect(index)
+    (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    conn.close()
+    assert version == str(SCHEMA_VERSION)

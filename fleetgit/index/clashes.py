@@ -59,6 +59,7 @@ WHERE r.reservation_id IN (
     AND NOT EXISTS (SELECT 1 FROM reservation_lost l WHERE l.reservation_id = r.reservation_id)
 ORDER BY r.reservation_id, r.pattern
 """
+_GRANTS_FROM = f"SELECT 1 FROM reservation_terms WHERE {_FROM} AND is_grant = 1 LIMIT 1"
 _TERMS = """
 SELECT t.reservation_id, t.hlc, t.writer, t.wseq, t.is_grant, t.until_ms, r.holder, r.exclusive,
     r.pattern
@@ -199,6 +200,8 @@ def settle(conn: sqlite3.Connection, since: Key | None) -> None:
     else:
         at = {"hlc": since[0], "writer": since[1], "wseq": since[2]}
         conn.execute(f"DELETE FROM reservation_lost WHERE {_FROM}", at)
+        if conn.execute(_GRANTS_FROM, at).fetchone() is None:
+            return  # a renewal or a release after every grant: no verdict can change
         ms = clock.hlc_ms(since[0])
         for h in _holdings(conn.execute(_LIVE_AT, {**at, "ms": ms})):
             if h.until is not None and h.until > ms:
