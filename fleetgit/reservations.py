@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, patterns, pilots
@@ -108,8 +108,14 @@ def reserve(
     return [r for r in mine_now(fleet, me) if r.reservation_id in granted]
 
 
-def release_specs(reservation_ids: Sequence[str], reason: str) -> list[EventSpec]:
-    return [_spec("file_released", rid, {"reason": reason}) for rid in reservation_ids]
+def release_specs(
+    reservation_ids: Sequence[str], reason: str, *, forced_by: str | None = None
+) -> list[EventSpec]:
+    """Releases; `forced_by` when the pilot releasing is not the holder."""
+    data: dict[str, Any] = {"reason": reason}
+    if forced_by:
+        data |= {"forced": True, "forced_by": forced_by}
+    return [_spec("file_released", rid, data) for rid in reservation_ids]
 
 
 def reserve_specs(
@@ -120,11 +126,14 @@ def reserve_specs(
     shared: bool,
     seconds: int,
     reason: str | None,
+    freeing: Collection[str] = (),
 ) -> list[EventSpec]:
     """The events that grant `wanted` to `me`, or ReservationConflict. Call inside a transact
-    plan, so that nothing can change between this check and the write."""
+    plan, so that nothing can change between this check and the write; `freeing`: ids the same
+    batch releases first."""
     ignorecase = fleet.ignorecase
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
+    live = [r for r in live if r.reservation_id not in freeing]
     standing = [r for r in live if r.lost_to is None]  # one that lost a clash counts for no one
     clashes = conflicts_for(wanted, not shared, me, standing, ignorecase)
     if clashes:

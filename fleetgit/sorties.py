@@ -164,14 +164,20 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
     return str(fleet.transact(plan)[0].data["sortie_id"])
 
 
-def _release_claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[EventSpec]:
-    """The sortie is over: free what `claim --reserve` reserved for it, in the same batch."""
-    from fleetgit.reservations import release_specs
+def _claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[str]:
+    """The live reservations `holder` took for the sortie with `claim --reserve`."""
     from fleetgit.rules import load
 
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
     ids = {r.reservation_id for r in live if r.holder == holder and r.reason == f"sortie {sid}"}
-    return release_specs(sorted(ids), f"sortie {sid} is over")
+    return sorted(ids)
+
+
+def _release_claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[EventSpec]:
+    """The sortie is over: free what `claim --reserve` reserved for it, in the same batch."""
+    from fleetgit.reservations import release_specs
+
+    return release_specs(_claimed_files(fleet, sid, holder), f"sortie {sid} is over")
 
 
 _YOURS_NEXT = {
@@ -188,7 +194,7 @@ def claim(
     a pilot that is no longer active (silent past the window, or deregistered) can be taken
     over, started or blocked too: it goes back to assigned, to me (`taken_from` names the
     holder). With `reserve`, its files are reserved in the same batch: all of it, or none."""
-    from fleetgit.reservations import _ttl, reserve_specs
+    from fleetgit.reservations import _ttl, release_specs, reserve_specs
 
     me = pilots.acting(fleet)
 
@@ -212,6 +218,9 @@ def claim(
                 f" {format_duration(fleet.config.pilot_active_window_seconds)}",
             )
         specs = [_spec("sortie_assigned", sid, {"assignee": me, "previous_assignee": holder})]
+        # a takeover frees what the silent holder's claim reserved, so the files move with it
+        freed = _claimed_files(fleet, sid, holder) if holder else []
+        specs += release_specs(freed, f"sortie {sid} taken over by {me}", forced_by=me)
         if reserve and current["files"]:
             specs += reserve_specs(
                 fleet,
@@ -220,6 +229,7 @@ def claim(
                 shared=False,
                 seconds=_ttl(fleet, ttl),
                 reason=f"sortie {sid}",
+                freeing=freed,
             )
         return specs
 

@@ -677,6 +677,28 @@ def test_a_deregistered_pilots_started_sortie_can_be_claimed(repo: Path, cli: An
     assert res.code == 1 and "a completed sortie is final" in res.err
 
 
+def test_a_takeover_moves_the_claimed_files_to_the_new_pilot(repo: Path, cli: Any) -> None:
+    for who in ("maverick", "ice"):
+        cli(repo, "pilot", "register", who)
+    sid = as_(cli, repo, "maverick", "sortie", "create", "S", "--file", "src/s.py").out.strip()
+    as_(cli, repo, "maverick", "reserve", "docs/notes.md")  # by hand: not the claim's, stays
+    for args in (("claim", sid, "--reserve"), ("start", sid)):
+        assert as_(cli, repo, "maverick", "sortie", *args).code == 0
+    assert as_(cli, repo, "maverick", "pilot", "deregister").code == 0
+    res = as_(cli, repo, "ice", "sortie", "claim", sid, "--reserve", "--json")
+    assert res.code == 0, res.err
+    held = {r["pattern"]: r["holder"] for r in cli(repo, "reservations", "--json").json()}
+    assert held == {"src/s.py": "ice", "docs/notes.md": "maverick"}
+    (freed,) = cli(repo, "events", "--type", "file_released", "--json").json()
+    assert freed["data"] | {"reason": ""} == {
+        "reservation_id": freed["data"]["reservation_id"], "reason": "", "forced": True,
+        "forced_by": "ice",
+    }  # fmt: skip
+    before = projection_snapshot(repo)
+    assert cli(repo, "index", "rebuild").code == 0
+    assert projection_snapshot(repo) == before
+
+
 def test_a_cancelled_dependency_no_longer_blocks(repo: Path, cli: Any) -> None:
     a = as_(cli, repo, "viper", "sortie", "create", "A").out.strip()
     b = as_(cli, repo, "viper", "sortie", "create", "B", "--depends-on", a).out.strip()
