@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.hook import time_hook
-from fleetgit.fleet import EventSpec, Fleet, init
+from bench.hook import reserve, time_hook
+from fleetgit.fleet import init
 from fleetgit.hooks_install import install
 from fleetgit.index import clashes
 from fleetgit.paths import locate
@@ -43,22 +43,7 @@ def setup(root: Path, n: int, released: int) -> Path:
     repo.mkdir()
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=ENV)
     init(repo)
-    specs = []
-    for i in range(n + released):
-        rid = f"res-bench{i:07d}"
-        data = {
-            "reservation_id": rid,
-            "holder": f"pilot-{i % 7}",
-            "patterns": [_pattern(i)],
-            "exclusive": True,
-            "ttl_seconds": 86400,
-        }
-        specs.append(EventSpec("file_reserved", f"reservation/{rid}", data))
-        if i >= n:
-            specs.append(EventSpec("file_released", f"reservation/{rid}", {"reservation_id": rid}))
-    with Fleet.open(repo, actor="bench") as fleet:
-        for start in range(0, len(specs), 5000):
-            fleet.emit_batch(specs[start : start + 5000])
+    reserve(repo, n, released, _pattern)
     return repo
 
 

@@ -7,6 +7,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fleetgit.fleet import EventSpec, Fleet, init
@@ -23,13 +24,18 @@ def _repo(root: Path, name: str, env: dict[str, str]) -> Path:
     return repo
 
 
-def _reserve(repo: Path, n: int, released: int) -> None:
-    """n live exclusive reservations of other pilots (one in ten starts with a wildcard),
-    plus `released` reservations that were granted and released (history only)."""
+def hook_pattern(i: int) -> str:
+    """One in ten starts with a wildcard, like `**/gen7.lock`."""
+    return f"**/gen{i}.lock" if i % 10 == 0 else f"area{i % 50}/mod{i}/**"
+
+
+def reserve(repo: Path, n: int, released: int, pattern_of: Callable[[int], str]) -> None:
+    """n live exclusive reservations of other pilots, with the patterns `pattern_of(i)`, plus
+    `released` reservations that were granted and released (history only)."""
     specs = []
     for i in range(n + released):
-        rid = f"res-bench{i:06d}"
-        pattern = f"**/gen{i}.lock" if i % 10 == 0 else f"area{i % 50}/mod{i}/**"
+        rid = f"res-bench{i:07d}"
+        pattern = pattern_of(i)
         data = {
             "reservation_id": rid,
             "holder": f"pilot-{i % 7}",
@@ -79,7 +85,7 @@ def run(root: Path) -> list[tuple[str, str, str, str]]:
     )
     for n, released, target in ((10, 0, "≤ 30 ms"), (1000, 0, "≤ 50 ms"), (1000, 20000, "≤ 50 ms")):
         repo = _repo(root, f"hook-{n}-{released}", env)
-        _reserve(repo, n, released)
+        reserve(repo, n, released, hook_pattern)
         _stage(repo, n, env)
         ms = time_hook(repo, env)
         label = f"pre-commit hook, {n} reservations x {n} staged paths"
