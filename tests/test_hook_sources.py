@@ -15,6 +15,7 @@ from fleetgit.fleet import Fleet, init
 from fleetgit.hooks_install import install
 from fleetgit.paths import locate
 from tests.conftest import git, make_repo, run_fleetgit
+from tests.test_hooks import stage
 
 
 def as_pilot(repo: Path, who: str | None, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,12 +27,6 @@ def as_pilot(repo: Path, who: str | None, *args: str) -> subprocess.CompletedPro
     return subprocess.run(
         ["git", *args], cwd=repo, capture_output=True, text=True, env=env, check=False
     )
-
-
-def stage(repo: Path, path: str, text: str = "x\n") -> None:
-    (repo / path).parent.mkdir(parents=True, exist_ok=True)
-    (repo / path).write_text(text)
-    git(repo, "add", path)
 
 
 @pytest.fixture
