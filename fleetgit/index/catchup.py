@@ -29,6 +29,7 @@ Progress = Callable[[int, int], None]
 
 
 REBUILD_CACHE_KIB = -65536  # 64 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
+REBUILD_SORT_THREADS = 4  # helper threads SQLite may use to sort while it builds the indexes
 
 
 class Index(IndexDB):
@@ -184,19 +185,22 @@ class Index(IndexDB):
                 " AND sql IS NOT NULL"
             ).fetchall():
                 c.execute(f"DROP INDEX {name}")
+            # A bigger page cache, and sorter threads on the other cores for the indexes.
             c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+            c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
             self.rebuilding = True
             try:
                 result = self.catch_up_locked(progress)
+                for statement in split_statements(EVENT_INDEXES):
+                    c.execute(statement)
+                self.fold_all_streams()
+                from fleetgit.index import projections  # only when folding (see store.py)
+
+                projections.rebuild(c)
             finally:
                 self.rebuilding = False
-                c.execute("PRAGMA cache_size = -2000")  # SQLite's default, 2 MB
-            for statement in split_statements(EVENT_INDEXES):
-                c.execute(statement)
-            self.fold_all_streams()
-            from fleetgit.index import projections  # only when folding (see store.py)
-
-            projections.rebuild(c)
+                c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
+                c.execute("PRAGMA threads = 0")
             c.execute("DROP TABLE temp.prior_pos")
         return result
 
