@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "checkpoint"
 KEY = "checkpoint_id"
 TABLES = ("checkpoints",)
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS checkpoints (
     checkpoint_id TEXT PRIMARY KEY,
@@ -34,8 +33,8 @@ CREATE INDEX IF NOT EXISTS checkpoints_mission ON checkpoints (mission_id, creat
 LISTS = ("next_steps", "blockers", "files_modified", "reservations", "locks", "unread_messages")
 
 
-def fold(events: list[Ev]) -> Rows:
-    row: dict[str, Any] | None = None
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "checkpoints")
     for e in events:
         d = e.data
         if e.type == "checkpoint_created":

@@ -5,13 +5,12 @@ extends it to that TTL from then, and never shortens it (like renewing a reserva
 
 from __future__ import annotations
 
-from typing import Any
-
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "lock"
 KEY = "lock_key"
 TABLES = ("locks",)
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS locks (
     lock_key TEXT PRIMARY KEY,
@@ -25,8 +24,8 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 
-def fold(events: list[Ev]) -> Rows:
-    row: dict[str, Any] | None = None
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "locks")
     for e in events:
         d = e.data
         if row is None:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "message"
 KEY = "message_id"
 TABLES = ("messages", "recipients")
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS messages (
     rid INTEGER PRIMARY KEY,
@@ -52,9 +51,9 @@ END;
 """
 
 
-def fold(events: list[Ev]) -> Rows:
-    msg: dict[str, Any] | None = None
-    rcpt: dict[str, dict[str, Any]] = {}
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    msg = stored_row(start, "messages")
+    rcpt = {r["callsign"]: dict(r) for r in (start.get("recipients", []) if start else [])}
     for e in events:
         d = e.data
         if e.type == "message_sent":

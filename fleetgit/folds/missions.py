@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from fleetgit.folds import Ev, Rows, changes
+from fleetgit.folds import Ev, Rows, changes, stored_row
 
 KIND = "mission"
 KEY = "mission_id"
 TABLES = ("missions",)
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS missions (
     mission_id TEXT PRIMARY KEY,
@@ -36,8 +35,8 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 
-def fold(events: list[Ev]) -> Rows:
-    row: dict[str, Any] | None = None
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "missions")
     for e in events:
         d = e.data
         if e.type == "mission_created":

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "pilot"
 KEY = "callsign"
 TABLES = ("pilots",)
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS pilots (
     callsign TEXT PRIMARY KEY,
@@ -48,8 +49,8 @@ def _registered(row: dict[str, Any] | None, e: Ev) -> dict[str, Any]:
     }
 
 
-def fold(events: list[Ev]) -> Rows:
-    row: dict[str, Any] | None = None
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "pilots")
     for e in events:
         if e.type in ("pilot_registered", "pilot_spawned"):
             row = _registered(row, e)

@@ -10,6 +10,9 @@ from fleetgit.folds import Ev, Rows
 KIND = "reservation"
 KEY = "reservation_id"
 TABLES = ("reservations", "reservation_conflicts", "reservation_terms")
+# not resumable: the patterns, conflicts and terms are folded from the whole stream each time
+# (a reservation's stream stays short: a grant, renewals, a release)
+RESUMES = False
 DDL = """
 CREATE TABLE IF NOT EXISTS reservations (
     reservation_id TEXT NOT NULL,

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fleetgit.folds import Ev, Rows, changes
+from fleetgit.folds import Ev, Rows, changes, stored_row
 
 KIND = "sortie"
 KEY = "sortie_id"
 TABLES = ("sorties", "sortie_deps")
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS sorties (
     sortie_id TEXT PRIMARY KEY,
@@ -76,12 +77,20 @@ ASSIGNEE_ONLY = frozenset(
 )
 
 
-def fold(events: list[Ev]) -> Rows:
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     import orjson
 
-    row: dict[str, Any] | None = None
-    deps: list[str] = []
-    deps_set = (0, "", 0)  # the order of the event that set `deps`
+    row = stored_row(start, "sorties")
+    if row is not None:
+        row["files"] = orjson.loads(row["files"])
+    stored_deps = start.get("sortie_deps", []) if start else []
+    deps = [r["depends_on"] for r in stored_deps]
+    # the order of the event that set `deps` (when there are none, nothing shows it)
+    deps_set = (
+        (stored_deps[0]["set_hlc"], stored_deps[0]["set_writer"], stored_deps[0]["set_wseq"])
+        if stored_deps
+        else (0, "", 0)
+    )
     for e in events:
         d = e.data
         if e.type == "sortie_created":

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from fleetgit.catalogue import WORK_ORDER_STATUSES
-from fleetgit.folds import Ev, Rows
+from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "workorder"
 KEY = "work_order_id"
 TABLES = ("work_orders",)
+RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS work_orders (
     work_order_id TEXT PRIMARY KEY,
@@ -80,8 +81,8 @@ def _apply(row: dict[str, Any], e: Ev) -> None:
         )
 
 
-def fold(events: list[Ev]) -> Rows:
-    row: dict[str, Any] | None = None
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "work_orders")
     for e in events:
         d = e.data
         if e.type == "work_order_created":

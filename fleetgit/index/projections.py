@@ -62,36 +62,40 @@ def _kind_filter(kinds: Iterable[str]) -> tuple[str, list[str]]:
     return "(" + " OR ".join(clauses) + ")", params
 
 
+def _ev(row: tuple[Any, ...]) -> Ev:
+    _, etype, v, data, hlc, writer, wseq, actor, pos = row
+    _, payload = catalogue.upcast(etype, v, orjson.loads(data))
+    return Ev(etype, payload, hlc, writer, wseq, actor, pos)
+
+
 def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
     for stream, items in groupby(rows, key=lambda r: r[0]):
-        events = []
-        for _, etype, v, data, hlc, writer, wseq, actor, pos in items:
-            _, payload = catalogue.upcast(etype, v, orjson.loads(data))
-            events.append(Ev(etype, payload, hlc, writer, wseq, actor, pos))
-        yield stream, events
+        yield stream, [_ev(r) for r in items]
 
 
 def _fold_into(
     conn: sqlite3.Connection, rows: Iterable[tuple[Any, ...]], *, replace: bool = True
 ) -> None:
     """Fold each stream of `rows` (sorted by stream, then total order) and replace its rows."""
-    _fold_groups(conn, _grouped(rows), replace=replace)
+    _fold_groups(conn, ((stream, events, None) for stream, events in _grouped(rows)), replace)
 
 
-def _fold_groups(
-    conn: sqlite3.Connection, groups: Iterable[tuple[str, list[Ev]]], *, replace: bool = True
-) -> None:
+Group = tuple[str, list[Ev], dict[str, Any] | None]  # stream, events, what to fold them onto
+
+
+def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: bool = True) -> None:
     """Write the folded rows of each stream; `replace=False` when the tables start empty."""
     for chunk in _chunks(groups, 5000):  # bounded memory, whatever the number of streams
         names: dict[ModuleType, list[tuple[str]]] = {}
         inserts: dict[str, list[dict[str, Any]]] = {}
-        for stream, events in chunk:
+        for stream, events, start in chunk:
             kind, _, name = stream.partition("/")
             module = BY_KIND.get(kind)
             if module is None:
                 continue
             names.setdefault(module, []).append((name,))
-            for table, items in module.fold(events).items():
+            rows = module.fold(events, start) if start else module.fold(events)
+            for table, items in rows.items():
                 inserts.setdefault(table, []).extend(items)
         for module, keys in names.items() if replace else ():
             for table in module.TABLES:
@@ -110,29 +114,83 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
+def _fold_new(conn: sqlite3.Connection, new: Iterable[tuple[str, list[Ev]]], before: int) -> None:
+    """Fold the streams that received events after position `before`, given those events in
+    total order. A stream whose new events all sort after its older ones (what an append
+    writes) is folded onto the rows its last fold stored, when its module resumes: an append
+    costs the new events, not the stream's whole history. Any other stream is refolded whole."""
+    for chunk in _chunks(new, 500):
+        old_last = _last_keys(conn, [stream for stream, _ in chunk], before)
+        resumed = [
+            (stream, events)
+            for stream, events in chunk
+            if stream in old_last
+            and BY_KIND[stream.partition("/")[0]].RESUMES
+            and events[0].order > old_last[stream]
+        ]
+        stored = _stored(conn, [stream for stream, _ in resumed])
+        groups: list[Group] = [(s, events, stored.get(s, {})) for s, events in resumed]
+        groups += [(s, events, None) for s, events in chunk if s not in old_last]
+        _fold_groups(conn, groups)
+        whole = [s for s, _ in chunk if s in old_last and s not in stored]
+        if whole:
+            marks = ",".join("?" * len(whole))
+            _fold_into(conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", whole))
+
+
+def _last_keys(conn: sqlite3.Connection, streams: list[str], before: int) -> dict[str, Key]:
+    """The last of the events at positions up to `before` of each stream, in total order (a
+    backward walk of the (stream, hlc, writer, wseq) index that stops at the first old one)."""
+    if before <= 0:
+        return {}
+    out: dict[str, Key] = {}
+    for stream in streams:
+        row = conn.execute(
+            "SELECT hlc, writer, wseq FROM events"
+            " WHERE stream = ? AND pos <= ? ORDER BY hlc DESC, writer DESC, wseq DESC LIMIT 1",
+            (stream, before),
+        ).fetchone()
+        if row is not None:
+            out[stream] = (row[0], row[1], row[2])
+    return out
+
+
+def _stored(conn: sqlite3.Connection, streams: list[str]) -> dict[str, dict[str, Any]]:
+    """What the last fold stored for each of `streams` (every one of them is a key of the
+    result, even with no rows), table by table, in the order it was stored."""
+    out: dict[str, dict[str, Any]] = {stream: {} for stream in streams}
+    by_kind: dict[str, list[str]] = {}
+    for stream in streams:
+        kind, _, name = stream.partition("/")
+        by_kind.setdefault(kind, []).append(name)
+    for kind, keys in by_kind.items():
+        module = BY_KIND[kind]
+        marks = ",".join("?" * len(keys))
+        for table in module.TABLES:
+            cur = conn.execute(
+                f"SELECT * FROM {table} WHERE {module.KEY} IN ({marks}) ORDER BY rowid", keys
+            )
+            columns = [c[0] for c in cur.description]
+            for values in cur:
+                row = dict(zip(columns, values, strict=True))
+                out[f"{kind}/{row[module.KEY]}"].setdefault(table, []).append(row)
+    return out
+
+
 def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
-    """Fold a batch this process just appended. A stream whose events here start at seq 1 had
-    none before (versions are checked inside the same transaction), so it folds from memory;
-    the others are read back in total order. Returns where the void reservations must be
-    judged again from (`settle`), if anywhere."""
-    by_stream: dict[str, list[Event]] = {}
+    """Fold a batch this process just appended (positions after the batch's first - 1).
+    Returns where the void reservations must be judged again from (`settle`), if anywhere."""
+    by_stream: dict[str, list[Ev]] = {}
+    fresh: set[str] = set()  # streams that had no events before this batch
     for e in events:
         if e.stream.partition("/")[0] in BY_KIND:
-            by_stream.setdefault(e.stream, []).append(e)
-    fresh = {s: evs for s, evs in by_stream.items() if evs[0].seq == 1}
-    _fold_groups(
-        conn,
-        (
-            (s, [Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0) for e in evs])
-            for s, evs in fresh.items()
-        ),
-        replace=False,  # no events before, so no rows to replace
-    )
-    rest = [s for s in by_stream if s not in fresh]
-    for start in range(0, len(rest), 500):
-        chunk = rest[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        _fold_into(conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", chunk))
+            if e.seq == 1:
+                fresh.add(e.stream)
+            ev = Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0)
+            by_stream.setdefault(e.stream, []).append(ev)
+    _fold_groups(conn, [(s, by_stream[s], None) for s in fresh], replace=False)
+    rest = [(s, evs) for s, evs in by_stream.items() if s not in fresh]
+    _fold_new(conn, rest, int(events[0].pos or 1) - 1)
     changed = [
         (e.hlc, e.writer, e.wseq)
         for e in events
@@ -142,15 +200,13 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
 
 
 def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
-    """Refold every stream that received events after `after_pos`. Returns where the void
+    """Fold every stream that received events after `after_pos`. Returns where the void
     reservations must be judged again from (`settle`), if anywhere."""
     where, params = _kind_filter(BY_KIND)
     rows = conn.execute(
-        f"{_SELECT} WHERE stream IN (SELECT DISTINCT stream FROM events NOT INDEXED WHERE pos > ?)"
-        f" AND {where}{_ORDER}",
-        [after_pos, *params],
+        f"{_SELECT} NOT INDEXED WHERE pos > ? AND {where}{_ORDER}", [after_pos, *params]
     )
-    _fold_into(conn, rows)
+    _fold_new(conn, _grouped(rows), after_pos)
     marks = ", ".join("?" * len(clashes.CHANGES))
     first = conn.execute(
         "SELECT hlc, writer, wseq FROM events NOT INDEXED WHERE pos > ?"
