@@ -150,3 +150,19 @@ def test_verify_reports_two_repositories_writing_as_one(
     collisions = [p for p in res.json()["problems"] if p["kind"] == "writer_collision"]
     assert len(collisions) == 1
     assert f"duplicate wseq 2 (events {min(ours.id, theirs.id)}" in collisions[0]["detail"]
+
+
+def test_the_index_keeps_the_first_bytes_of_an_id_and_records_the_conflict(repo: Path) -> None:
+    first = event(1)
+    altered = first._replace(data={"status": "idle"})  # same id, other bytes
+    ahead_ms = clock.now_ms() + 10 * 24 * 3600 * 1000
+    future = event(2)._replace(hlc=clock.make_hlc(ahead_ms), ts=clock.iso_ms(ahead_ms))
+    handwrite(repo, first, first, altered, future)  # a plain copy, a conflict, a far clock
+    with Fleet.open(repo) as fleet:
+        status = fleet.index_status()
+        assert status["events"] == 2  # the plain copy and the conflicting one are not added
+        assert fleet.show(first.id).data == {"status": "busy"}  # the first bytes stay
+        kinds = fleet.index.conn.execute("SELECT kind, event_id FROM anomalies ORDER BY kind")
+        assert kinds.fetchall() == [("future_clock", future.id), ("id_conflict", first.id)]
+    found = dict(problems(repo))  # verify reads the segments and reports both as well
+    assert first.id in found["id_conflict"] and future.id in found["clock"]

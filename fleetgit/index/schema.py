@@ -96,11 +96,3 @@ CREATE TABLE IF NOT EXISTS cursors (
 );
 """
 )
-
-STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS stage (
-    id TEXT, type TEXT, v INTEGER, stream TEXT, seq INTEGER, hlc INTEGER, writer TEXT,
-    wseq INTEGER, actor TEXT, ts TEXT, causation_id TEXT, correlation_id TEXT, tx TEXT,
-    txn INTEGER, data TEXT, hash INTEGER
-);
-"""

@@ -23,7 +23,7 @@ from fleetgit.codec import Event
 from fleetgit.config import Config
 from fleetgit.digest import digest16
 from fleetgit.errors import IntegrityError
-from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION, STAGE_DDL
+from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
 from fleetgit.paths import RepoPaths
 from fleetgit.segments import line_hash
 
@@ -118,7 +118,6 @@ class IndexDB:
             version = None
         if version != SCHEMA_VERSION:
             self._reset_schema(conn, version)
-        conn.executescript(STAGE_DDL)
         return conn
 
     def _connect(self) -> sqlite3.Connection:
@@ -228,41 +227,50 @@ class IndexDB:
         if not items:
             return
         c = self.conn
-        c.execute("DELETE FROM stage")
-        c.executemany(
-            f"INSERT INTO stage ({_COLUMNS}) VALUES ({','.join('?' * 16)})",
-            [_row(e, line) for e, line in items],
-        )
-        pos_expr = (
-            "(SELECT p.pos FROM prior_pos p WHERE p.id = s.id)" if self.rebuilding else "NULL"
-        )
-        cur = c.execute(
-            f"INSERT INTO events (pos, {_COLUMNS}) SELECT {pos_expr}, {_COLUMNS} FROM stage s"
-            " WHERE s.rowid IN (SELECT min(rowid) FROM stage GROUP BY id)"
-            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = s.id)"
-            " ORDER BY s.rowid ON CONFLICT (id) DO NOTHING"
-        )
-        inserted = cur.rowcount
+        rows = [_row(e, line) for e, line in items]
+        before = self.max_pos()
+        # a rebuild gives each event back the position it had; new ones come after them all
+        pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
+        values = ", ".join(f"?{i}" for i in range(1, 17))
+        inserted = c.executemany(
+            f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({pos}, {values})"
+            " ON CONFLICT (id) DO NOTHING",
+            rows,
+        ).rowcount
+        if inserted < len(rows):  # some were known already (or twice here): same bytes?
+            self._record_id_conflicts(rows)
         skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
-        c.execute(
-            "INSERT OR IGNORE INTO anomalies"
-            " SELECT 'id_conflict', s.id, 'the same event id with different bytes', s.hash"
-            " FROM stage s JOIN events e ON e.id = s.id WHERE e.hash != s.hash"
-            " UNION ALL SELECT 'future_clock', s.id,"
-            " 'hlc ' || (s.hlc >> 16) || ' ms is ahead of this clock', s.hash"
-            " FROM stage s WHERE (s.hlc >> 16) > ?",
-            (skew_ms,),
-        )
+        ahead = [
+            ("future_clock", r[0], f"hlc {r[5] >> 16} ms is ahead of this clock", r[15])
+            for r in rows
+            if r[5] >> 16 > skew_ms
+        ]
+        if ahead:
+            c.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?)", ahead)
         result.new_events += inserted
         if inserted and not self.rebuilding:
-            # new events took consecutive positions ending at lastrowid (AUTOINCREMENT)
-            before = int(cur.lastrowid or 0) - inserted
             if result.first_new_pos is None:
                 result.first_new_pos = before + 1
             self._fold_streams(before)
             from fleetgit.index import projections
 
             self.note_clashes(projections.apply(c, before))
+
+    def _record_id_conflicts(self, rows: list[tuple[Any, ...]]) -> None:
+        """An id stored with other bytes than one of `rows` carries: an integrity error, kept
+        for `fleetgit verify` (the first bytes seen stay in the index)."""
+        stored: dict[str, int] = {}
+        for start in range(0, len(rows), 500):
+            ids = [r[0] for r in rows[start : start + 500]]
+            marks = ",".join("?" * len(ids))
+            stored.update(
+                self.conn.execute(f"SELECT id, hash FROM events WHERE id IN ({marks})", ids)
+            )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO anomalies VALUES"
+            " ('id_conflict', ?, 'the same event id with different bytes', ?)",
+            [(r[0], r[15]) for r in rows if stored.get(r[0], r[15]) != r[15]],
+        )
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(
