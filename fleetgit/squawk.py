@@ -248,13 +248,16 @@ def thread(fleet: Fleet, ref: str) -> list[dict[str, Any]]:
     return [_decorate(fleet, r) for r in rows]
 
 
-def search(fleet: Fleet, query: str, *, limit: int = 50) -> list[dict[str, Any]]:
+def search(fleet: Fleet, query: str, *, limit: int | None = 50) -> list[dict[str, Any]]:
+    """Messages matching an FTS5 query, best first: the best `limit` (None: all of them)."""
+    if limit is not None and limit < 0:
+        raise ValidationError(f"limit {limit}: must be 0 or more")
     try:
         rows = _rows(
             fleet,
             f"SELECT {_COLUMNS} FROM messages_fts f JOIN messages m ON m.rid = f.rowid"
             " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-            [query, limit],
+            [query, -1 if limit is None else limit],  # SQLite: a negative limit is none
         )
     except sqlite3.OperationalError as exc:
         raise ValidationError(

@@ -193,3 +193,14 @@ def test_search_as_of_a_position(repo: Path, cli: Any) -> None:
     assert len(cli(repo, "squawk", "search", "lexer", "--json").json()) == 2
     then = cli(repo, "squawk", "search", "lexer", "--as-of", str(pos), "--json").json()
     assert [m["subject"] for m in then] == ["lexer one"]
+
+
+def test_search_shows_the_best_50_unless_a_limit_says_otherwise(repo: Path, cli: Any) -> None:
+    flood(repo, "viper", 53)  # subjects msg-00000 ... msg-00052
+    assert len(cli(repo, "squawk", "search", "msg", "--json").json()) == 50
+    assert len(cli(repo, "squawk", "search", "msg", "--limit", "0", "--json").json()) == 53
+    three = cli(repo, "squawk", "search", "msg", "--limit", "3")
+    assert three.out.splitlines()[-1] == "... the best 3 shown; --limit 0 shows every match"
+    assert len(three.out.splitlines()) == 1 + 3 + 1  # header, rows, the note
+    bad = cli(repo, "squawk", "search", "msg", "--limit", "-1")
+    assert bad.code == 2 and "--limit" in bad.err

@@ -17,6 +17,7 @@ from fleetgit.cli.common import (
 )
 
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
+SEARCH_PAGE = 50  # likewise for search results
 MsgId = Annotated[str, typer.Argument(metavar="ID")]
 
 
@@ -233,16 +234,22 @@ def thread(
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(metavar="QUERY")],
+    limit: Annotated[
+        int, int_option("--limit", help="Show the best N matches (0: all of them).")
+    ] = SEARCH_PAGE,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Full-text search over subjects and bodies (SQLite FTS5 syntax).
+    """Full-text search over subjects and bodies (SQLite FTS5 syntax), best matches first (the
+    best 50 unless --limit says otherwise).
 
-    Example: fleetgit squawk search 'lexer AND tests'
+    Example: fleetgit squawk search 'lexer AND tests' --limit 10
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = squawk.search(fleet, query)
+        rows = squawk.search(fleet, query, limit=limit or None)
     _list(rows, as_json, "no messages match")
+    if not as_json and limit and len(rows) == limit:
+        typer.echo(f"... the best {limit} shown; --limit 0 shows every match")
 
 
 @boundary
