@@ -28,6 +28,8 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "locks")
     for e in events:
         d = e.data
+        if e.type in ("lock_acquired", "lock_released") and not _well_formed(e):
+            continue  # only another clone or version could write it: it changes nothing
         if row is None:
             row = {
                 "lock_key": d["lock_key"],
@@ -50,3 +52,12 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
             row["timeouts"] += 1
         row["last_pos"] = e.pos
     return {"locks": [row]} if row else {}
+
+
+def _well_formed(e: Ev) -> bool:
+    """A holder that is a name (and a whole number of seconds to hold it), as the catalogue
+    requires. What a fold compares must be a string: a resumed fold reads the holder back from
+    the index, where a number would come back as text."""
+    ttl = e.data.get("ttl_seconds")
+    ttl_ok = e.type != "lock_acquired" or (isinstance(ttl, int) and not isinstance(ttl, bool))
+    return isinstance(e.data.get("holder"), str) and ttl_ok

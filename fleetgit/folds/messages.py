@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "message"
@@ -72,7 +74,7 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                     "last_pos": e.pos,
                 }
                 for kind in ("cc", "to"):  # "to" wins over "cc" for someone named in both
-                    for who in d.get(kind) or []:
+                    for who in _names(d.get(kind)):
                         rcpt[who] = {
                             "message_id": d["message_id"],
                             "callsign": who,
@@ -84,10 +86,10 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                             "sent_hlc": e.hlc,
                         }
             continue
-        who = d.get("reader") or d.get("by")
-        if msg is None or who not in rcpt:
+        reader = d.get("reader") or d.get("by")
+        if msg is None or not isinstance(reader, str) or reader not in rcpt:
             continue
-        r = rcpt[who]
+        r = rcpt[reader]
         r["read_ms"] = r["read_ms"] or e.ms
         if e.type == "message_acknowledged" and r["acked_ms"] is None:
             r.update(acked_ms=e.ms, ack_notes=d.get("notes"))
@@ -97,3 +99,9 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     if msg is None:
         return {}
     return {"messages": [msg], "recipients": list(rcpt.values())}
+
+
+def _names(value: Any) -> list[str]:
+    """The callsigns of a `to` or `cc` list. Anything else (only another clone or version could
+    write it) names nobody: a resumed fold compares names read back from the index as text."""
+    return [who for who in value if isinstance(who, str)] if isinstance(value, list) else []

@@ -153,6 +153,8 @@ def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
         return False
     if e.type in ASSIGNEE_ONLY and e.actor != row["assignee"]:
         return False  # not (or no longer) theirs: a claim lost in another clone, or taken over
+    if e.type == "sortie_assigned" and not isinstance(d.get("assignee"), str):
+        return False  # not a callsign: only another clone or version could write it
     if e.type == "sortie_assigned" and d.get("previous_assignee") != row["assignee"]:
         return False  # compare-and-swap: someone else claimed it first
     if e.type == "sortie_assigned":
