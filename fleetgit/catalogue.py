@@ -21,6 +21,13 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 _CONTROL = r"\u0000-\u001f\u007f-\u009f\u2028\u2029"
 ONE_LINE = f"^[^{_CONTROL}]*$"
 ONE_LINE_NONBLANK = f"^[^{_CONTROL}]*[^\\s{_CONTROL}][^{_CONTROL}]*$"
+# What multi-line text (kind text) must not hold: control characters other than tab, line feed
+# and carriage return. An escape sequence in a message body would drive the terminal of whoever
+# reads it (clear the screen, rewrite what was shown, set the window title).
+_TEXT_CONTROL = r"\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f"
+TEXT = f"^[^{_TEXT_CONTROL}]*$"
+TEXT_NONBLANK = f"^[^{_TEXT_CONTROL}]*[^\\s{_TEXT_CONTROL}][^{_TEXT_CONTROL}]*$"
+_TEXT_CONTROL_RE = re.compile(f"[{_TEXT_CONTROL}]")
 STREAM_KINDS = frozenset(
     {
         "pilot",
@@ -662,6 +669,14 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
             f"{path}: contains a control character ({control!r}): it is one line of text"
             " (multi-line text goes in fields such as description, body or summary)"
         )
+    if spec.kind == "text" and not value.isprintable():
+        found = _TEXT_CONTROL_RE.search(value)
+        if found is not None:
+            raise ValidationError(
+                f"{path}: contains a control character ({found.group()!r}): text may hold line"
+                " breaks and tabs, not terminal control codes",
+                hint="remove it; an escape sequence would drive the terminal of whoever reads it",
+            )
     if spec.kind == "name" and not NAME_RE.fullmatch(value):
         raise ValidationError(
             f"{path}: {value!r} is not a valid name (letters, digits and . _ : @ -, no spaces)",
@@ -796,8 +811,8 @@ def _field_schema(spec: Field) -> dict[str, Any]:
             out["pattern"] = NAME_RE.pattern
         elif kind == "str":
             out["pattern"] = ONE_LINE_NONBLANK if spec.nonblank else ONE_LINE
-        elif spec.nonblank:
-            out["pattern"] = r"\S"
+        else:
+            out["pattern"] = TEXT_NONBLANK if spec.nonblank else TEXT
     elif kind == "int":
         out = {"type": "integer"}
         if spec.minimum is not None:

@@ -25,7 +25,8 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
     if f.kind in ("str", "text"):
         # one line (kind str): no control characters, line or paragraph separators
         one_line = st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs"))
-        text = st.text(max_size=30).filter(lambda s: "\x00" not in s)
+        # free text (kind text): lines and tabs, but no other control characters
+        text = st.text(max_size=30).filter(lambda s: not catalogue._TEXT_CONTROL_RE.search(s))
         text = st.text(one_line, max_size=30) if f.kind == "str" else text
         return text.filter(str.strip) if f.nonblank else text
     if f.kind == "int":
@@ -260,7 +261,8 @@ def test_json_schema_of_one_type_and_of_all() -> None:
     for text, ok in (("Ship it", True), ("  x ", True), (" ", False), ("a\nb", False)):
         assert bool(re.fullmatch(title["pattern"], text)) is ok, text
     description = catalogue.json_schema("mission_created")["properties"]["description"]
-    assert "pattern" not in description["anyOf"][0]  # free text: any lines
+    for text, ok in (("line 1\n\tline 2\r\n", True), ("red \x1b[31m", False), ("\x9b2J", False)):
+        assert bool(re.fullmatch(description["anyOf"][0]["pattern"], text)) is ok, text
     files = catalogue.json_schema("sortie_created")["properties"]["files"]["anyOf"][0]
     assert not re.fullmatch(files["items"]["pattern"], "a\tb")
     everything = catalogue.json_schema()
@@ -322,6 +324,35 @@ def test_one_line_fields_refuse_control_characters(
 ) -> None:
     with pytest.raises(ValidationError, match=f"{re.escape(where)}: contains a control character"):
         catalogue.validate_data(type_name, data)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "data", "where"),
+    [
+        (
+            "message_sent",
+            {"message_id": "m", "to": ["a"], "subject": "s", "body": "\x1b[2J"},
+            "body",
+        ),
+        (
+            "mission_created",
+            {"mission_id": "m", "title": "t", "description": "a\x9b31m"},
+            "description",
+        ),
+        ("sortie_completed", {"sortie_id": "s", "summary": "ok\x07"}, "summary"),
+        (
+            "mission_updated",
+            {"mission_id": "m", "changes": {"description": "\x1b]0;x\x07"}},
+            "description",
+        ),
+    ],
+)
+def test_free_text_refuses_terminal_control_codes(
+    type_name: str, data: dict[str, Any], where: str
+) -> None:
+    with pytest.raises(ValidationError, match="not terminal control codes") as raised:
+        catalogue.validate_data(type_name, data)
+    assert where in raised.value.message
 
 
 def test_free_text_keeps_its_lines_and_names_refuse_a_trailing_newline() -> None:
