@@ -129,6 +129,19 @@ def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
     assert len(cli(repo, "mission", "list").out.splitlines()) == 2
 
 
+def test_free_text_refuses_terminal_escapes(repo: Path, cli: Any) -> None:
+    cli(repo, "pilot", "register", "goose")
+    before = cli(repo, "events", "--json").json()
+    for args in (
+        ("squawk", "send", "--to", "goose", "--subject", "hi", "--body", "\x1b[2J\x1b[Hall good"),
+        ("mission", "create", "Ship it", "--description", "\x1b]0;pwned\x07"),
+    ):
+        res = cli(repo, "--as", "goose", *args)
+        assert res.code == 1 and "not terminal control codes" in res.err, args
+        assert "Traceback" not in res.err and len(res.err.strip().splitlines()) <= 2
+    assert cli(repo, "events", "--json").json() == before  # nothing written
+
+
 def test_refusals_name_the_command_to_run(repo: Path, cli: Any) -> None:
     for who in ("goose", "ice"):
         cli(repo, "pilot", "register", who)
