@@ -29,7 +29,8 @@ Progress = Callable[[int, int], None]
 
 
 REBUILD_CACHE_KIB = -65536  # 64 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
-REBUILD_SORT_THREADS = 4  # helper threads SQLite may use to sort while it builds the indexes
+REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
+REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
 
 
 class Index(IndexDB):
@@ -191,9 +192,13 @@ class Index(IndexDB):
             self.rebuilding = True
             try:
                 result = self.catch_up_locked(progress)
+                # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
+                # thread on top of the page cache: a smaller one keeps the peak down
+                c.execute(f"PRAGMA cache_size = {REBUILD_SORT_CACHE_KIB}")
                 for statement in split_statements(EVENT_INDEXES):
                     c.execute(statement)
                 self.fold_all_streams()
+                c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
                 from fleetgit.index import projections  # only when folding (see store.py)
 
                 projections.rebuild(c)
