@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -483,3 +486,36 @@ def test_relative_times_reach_back_a_century_while_durations_stay_capped(
         res = cli(repo, "--as", "viper-1", *args)
         assert res.code == 1 and "limit of 366d" in res.err and "hint:" in res.err, args
     assert len(cli(repo, "events", "--json").json()) == 1
+
+
+def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
+    """On a terminal the rebuild shows a bar per stage: reading, indexing, folding."""
+    import pty
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(
+            [EventSpec("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
+             for i in range(20)]
+        )  # fmt: skip
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetgit", "-C", str(repo), "index", "rebuild"],
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.wait() == 0
+    text = shown.decode()
+    stages = ["reading segments", "building indexes", "folding projections"]
+    assert all(stage in text for stage in stages), text
+    assert [text.index(stage) for stage in stages] == sorted(text.index(s) for s in stages)
+    assert "rebuilt the index: 20 events from 1 segments" in text

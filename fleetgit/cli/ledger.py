@@ -340,12 +340,14 @@ def index_rebuild(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with open_fleet(ctx) as fleet:
         if not as_json and sys.stderr.isatty():
             with typer.progressbar(length=1, label="rebuilding", file=sys.stderr) as bar:
-                state = {"done": 0}
 
-                def progress(done: int, total: int) -> None:
+                def progress(stage: str, done: int, total: int) -> None:
                     bar.length = max(total, 1)
-                    bar.update(done - state["done"])
-                    state["done"] = done
+                    if bar.label != stage:  # a new stage starts its own count, shown at once
+                        bar.label, bar.pos = stage, 0
+                        bar.render_progress()
+                    if done > bar.pos:
+                        bar.update(done - bar.pos)
 
                 result = fleet.rebuild(progress)
         else:

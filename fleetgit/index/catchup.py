@@ -25,7 +25,8 @@ from fleetgit.paths import RepoPaths
 from fleetgit.segments import parse
 from fleetgit.sources import WorktreeFile, committed_segments, scan_worktrees, worktree_git_dirs
 
-Progress = Callable[[int, int], None]
+# (stage, done, total): a rebuild reads the segments, then builds the indexes, then folds
+Progress = Callable[[str, int, int], None]
 
 
 REBUILD_CACHE_KIB = -65536  # 64 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
@@ -93,7 +94,7 @@ class Index(IndexDB):
             ):
                 self._read_file(f, row, result)
             if progress:
-                progress(done, len(files))
+                progress("reading segments", done, len(files))
         for worktree, relpath in known:  # gone from the work tree (checkout); events stay
             self.conn.execute(
                 "DELETE FROM files WHERE worktree = ? AND relpath = ?", (worktree, relpath)
@@ -192,6 +193,8 @@ class Index(IndexDB):
             self.rebuilding = True
             try:
                 result = self.catch_up_locked(progress)
+                if progress:
+                    progress("building indexes", 0, 1)
                 # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
                 # thread on top of the page cache: a smaller one keeps the peak down
                 c.execute(f"PRAGMA cache_size = {REBUILD_SORT_CACHE_KIB}")
@@ -201,7 +204,11 @@ class Index(IndexDB):
                 c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
                 from fleetgit.index import projections  # only when folding (see store.py)
 
+                if progress:
+                    progress("folding projections", 0, 1)
                 projections.rebuild(c)
+                if progress:
+                    progress("folding projections", 1, 1)
             finally:
                 self.rebuilding = False
                 c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
