@@ -344,7 +344,8 @@ def index_rebuild(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 def progress(stage: str, done: int, total: int) -> None:
                     bar.length = max(total, 1)
                     if bar.label != stage:  # a new stage starts its own count, shown at once
-                        bar.label, bar.pos = stage, 0
+                        bar.label, bar.pos, bar.finished = stage, 0, False
+                        bar.show_eta = total > 1  # a one-step stage has no time to foretell
                         bar.render_progress()
                     if done > bar.pos:
                         bar.update(done - bar.pos)
