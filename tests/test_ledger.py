@@ -327,6 +327,21 @@ def test_a_committed_segment_is_sealed_and_the_writer_rolls(repo: Path, cli: Any
     assert len(after) == len(committed) + 1
 
 
+def test_positions_stay_dense_when_a_commit_brings_back_known_events(repo: Path, cli: Any) -> None:
+    """After a commit the index reads the committed blobs too: copies of events it has. They
+    take no position, so the next new event comes right after the last one."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(
+            [EventSpec("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
+             for i in range(5)]
+        )  # fmt: skip
+    assert cli(repo, "commit").code == 0
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        event = fleet.emit("mission_started", "mission/m0", {"mission_id": "m0"})
+    assert event.pos == 6
+    assert [e["pos"] for e in cli(repo, "events", "--json").json()] == [1, 2, 3, 4, 5, 6]
+
+
 def test_staging_a_segment_seals_it(repo: Path, cli: Any) -> None:
     emit_mission(cli, repo)
     git(repo, "add", ".fleet")

@@ -52,11 +52,10 @@ def tail_hash(data: bytes) -> bytes:
 class IngestResult:
     """What one catch-up or rebuild did."""
 
-    __slots__ = ("blobs_read", "files_read", "first_new_pos", "new_events", "problems")
+    __slots__ = ("blobs_read", "files_read", "new_events", "problems")
 
     def __init__(self) -> None:
         self.new_events = 0
-        self.first_new_pos: int | None = None
         self.files_read = 0
         self.blobs_read = 0
         self.problems: list[str] = []
@@ -215,7 +214,6 @@ class IndexDB:
         )
         before = int(items[0][0].pos or 1) - 1
         result.new_events += len(items)
-        result.first_new_pos = before + 1
         self._fold_streams(before)
         from fleetgit.index import projections
 
@@ -223,54 +221,57 @@ class IndexDB:
         self.settle_clashes()
 
     def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
-        """Add events not seen before, in the order given; record same-id-other-bytes conflicts."""
+        """Add events not seen before, in the order given; record same-id-other-bytes conflicts.
+        Only new events reach the INSERT, so a copy (a committed blob of a segment already read
+        from the work tree) never takes a position: positions stay dense."""
         if not items:
             return
         c = self.conn
         rows = [_row(e, line) for e, line in items]
+        known = self._known_hashes([r[0] for r in rows])
+        fresh: list[tuple[Any, ...]] = []
+        conflicts: list[tuple[str, int]] = []
+        for r in rows:
+            first = known.get(r[0])
+            if first is None:
+                known[r[0]] = r[15]
+                fresh.append(r)
+            elif first != r[15]:
+                conflicts.append((r[0], r[15]))
         before = self.max_pos()
-        # a rebuild gives each event back the position it had; new ones come after them all
-        pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
-        values = ", ".join(f"?{i}" for i in range(1, 17))
-        inserted = c.executemany(
-            f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({pos}, {values})"
-            " ON CONFLICT (id) DO NOTHING",
-            rows,
-        ).rowcount
-        if inserted < len(rows):  # some were known already (or twice here): same bytes?
-            self._record_id_conflicts(rows)
+        if fresh:
+            # a rebuild gives each event back the position it had; new ones come after them all
+            pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
+            values = ", ".join(f"?{i}" for i in range(1, 17))
+            c.executemany(f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({pos}, {values})", fresh)
         skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
-        ahead = [
+        anomalies = [
+            ("id_conflict", eid, "the same event id with different bytes", digest)
+            for eid, digest in conflicts
+        ] + [
             ("future_clock", r[0], f"hlc {r[5] >> 16} ms is ahead of this clock", r[15])
             for r in rows
             if r[5] >> 16 > skew_ms
         ]
-        if ahead:
-            c.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?)", ahead)
-        result.new_events += inserted
-        if inserted and not self.rebuilding:
-            if result.first_new_pos is None:
-                result.first_new_pos = before + 1
+        if anomalies:
+            c.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?)", anomalies)
+        result.new_events += len(fresh)
+        if fresh and not self.rebuilding:
             self._fold_streams(before)
             from fleetgit.index import projections
 
             self.note_clashes(projections.apply(c, before))
 
-    def _record_id_conflicts(self, rows: list[tuple[Any, ...]]) -> None:
-        """An id stored with other bytes than one of `rows` carries: an integrity error, kept
-        for `fleetgit verify` (the first bytes seen stay in the index)."""
-        stored: dict[str, int] = {}
-        for start in range(0, len(rows), 500):
-            ids = [r[0] for r in rows[start : start + 500]]
-            marks = ",".join("?" * len(ids))
-            stored.update(
-                self.conn.execute(f"SELECT id, hash FROM events WHERE id IN ({marks})", ids)
+    def _known_hashes(self, ids: list[str]) -> dict[str, int]:
+        """The line hash of each of `ids` the index holds already (the first bytes seen)."""
+        known: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                self.conn.execute(f"SELECT id, hash FROM events WHERE id IN ({marks})", chunk)
             )
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO anomalies VALUES"
-            " ('id_conflict', ?, 'the same event id with different bytes', ?)",
-            [(r[0], r[15]) for r in rows if stored.get(r[0], r[15]) != r[15]],
-        )
+        return known
 
     def _fold_streams(self, after_pos: int) -> None:
         self.conn.execute(
