@@ -601,12 +601,23 @@ def valid_changes(type_name: str, changes: Any) -> dict[str, Any]:
     fields = {f.name: f for f in _FIELDS[type_name]["changes"].keys}
     out = {}
     for key, value in changes.items():
+        # Free text refuses terminal control codes when it is written, a rule younger than
+        # some ledgers: folds still take such text (the commands show it escaped), so what an
+        # old update did does not depend on which version built the index. NUL stays refused.
+        spec = fields.get(key)
+        checked = value
+        if spec is not None and spec.kind == "text" and isinstance(value, str):
+            checked = _TEXT_CONTROL_RE.sub(_keep_nul, value)
         try:
-            _check_entries(fields, "changes", {key: value})
+            _check_entries(fields, "changes", {key: checked})
         except ValidationError:
             continue
         out[key] = value
     return out
+
+
+def _keep_nul(found: re.Match[str]) -> str:
+    return found.group() if found.group() == "\x00" else ""
 
 
 def validate(type_name: str, stream: str, data: object) -> dict[str, Any]:

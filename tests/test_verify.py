@@ -166,3 +166,32 @@ def test_the_index_keeps_the_first_bytes_of_an_id_and_records_the_conflict(repo:
         assert kinds.fetchall() == [("future_clock", future.id), ("id_conflict", first.id)]
     found = dict(problems(repo))  # verify reads the segments and reports both as well
     assert first.id in found["id_conflict"] and future.id in found["clock"]
+
+
+def test_control_codes_an_older_ledger_holds_are_shown_escaped(repo: Path, cli: Any) -> None:
+    """Free text refuses terminal control codes when written; a ledger written before that rule
+    may still hold some. Folds keep them and every command prints them escaped."""
+    ms = clock.now_ms()
+    created = event(1)._replace(
+        type="mission_created",
+        stream="mission/m1",
+        data={"mission_id": "m1", "title": "t", "description": "\x1b[2Jgone\rfake"},
+    )
+    update = event(2)._replace(
+        type="mission_updated",
+        stream="mission/m1",
+        seq=2,
+        hlc=clock.make_hlc(ms, 9),
+        data={"mission_id": "m1", "changes": {"description": "new \x1b]0;title\x07 text\r\n"}},
+    )
+    handwrite(repo, created, update)
+    shown = cli(repo, "mission", "show", "m1")
+    assert shown.code == 0 and "\x1b" not in shown.out and "\x07" not in shown.out
+    assert "new \\x1b]0;title\\x07 text" in shown.out  # the update applied, shown escaped
+    raw = cli(repo, "mission", "show", "m1", "--json").json()
+    assert raw["description"] == "new \x1b]0;title\x07 text\r\n"  # JSON keeps it exactly
+    before = cli(repo, "mission", "show", "m1", "--json").out
+    assert cli(repo, "index", "rebuild").code == 0  # a rebuilt index folds it the same way
+    assert cli(repo, "mission", "show", "m1", "--json").out == before
+    events = cli(repo, "events")
+    assert "\x1b" not in events.out

@@ -6,6 +6,7 @@ in a log file under the git dir.
 
 import functools
 import os
+import re
 import sys
 import time
 import traceback
@@ -193,6 +194,30 @@ class RootGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+# Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,
+# C1) in what a command prints are shown escaped: text from the ledger (another clone, an older
+# version) must not be able to clear the screen or rewrite what a reader sees. JSON output never
+# holds them raw (the encoder escapes them), so it passes unchanged.
+_UNSAFE = re.compile(r"\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    return repr(found.group())[1:-1]  # ESC -> \x1b
+
+
+class _SafeText:
+    """A text stream that escapes terminal control codes on the way through."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: Any) -> Any:
+        return self._stream.write(_UNSAFE.sub(_escaped, text) if isinstance(text, str) else text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def boundary(fn: F) -> F:
     """Wrap a command: FleetError -> exit 1 with one line; anything else -> exit 3 and a log."""
 
@@ -204,6 +229,7 @@ def boundary(fn: F) -> F:
             as_json = as_json or globals_of(ctx).json
             if globals_of(ctx).directory:
                 os.environ["FLEET_LOG_DIR_HINT"] = str(globals_of(ctx).directory)
+        stdout, sys.stdout = sys.stdout, _SafeText(sys.stdout)
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -223,6 +249,8 @@ def boundary(fn: F) -> F:
                 3,
                 as_json,
             )
+        finally:
+            sys.stdout = stdout
         return None
 
     return wrapper  # type: ignore[return-value]
