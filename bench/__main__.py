@@ -231,8 +231,8 @@ def rebuild_floor(index_path: Path, scratch: Path) -> float:
     dst = sqlite3.connect(scratch, isolation_level=None)
     dst.execute("PRAGMA journal_mode = WAL")
     dst.execute("PRAGMA synchronous = NORMAL")
-    dst.execute("PRAGMA cache_size = -65536")
-    dst.execute("PRAGMA threads = 4")
+    dst.execute("PRAGMA cache_size = -65536")  # what the rebuild uses (index/catchup.py)
+    dst.execute("PRAGMA threads = 1")
     dst.execute("ATTACH ? AS src", (str(index_path),))
     tables = dst.execute(
         "SELECT name, sql FROM src.sqlite_master WHERE type = 'table'"
@@ -248,6 +248,7 @@ def rebuild_floor(index_path: Path, scratch: Path) -> float:
     dst.execute("BEGIN IMMEDIATE")
     for name, _ in tables:
         dst.execute(f"INSERT INTO main.{name} SELECT * FROM src.{name}")
+    dst.execute("PRAGMA cache_size = -16384")  # and while it sorts
     for (sql,) in indexes:
         dst.execute(sql)
     dst.execute("COMMIT")
