@@ -228,22 +228,8 @@ class IndexDB:
             return
         c = self.conn
         rows = [_row(e, line) for e, line in items]
-        known = self._known_hashes([r[0] for r in rows])
-        fresh: list[tuple[Any, ...]] = []
-        conflicts: list[tuple[str, int]] = []
-        for r in rows:
-            first = known.get(r[0])
-            if first is None:
-                known[r[0]] = r[15]
-                fresh.append(r)
-            elif first != r[15]:
-                conflicts.append((r[0], r[15]))
         before = self.max_pos()
-        if fresh:
-            # a rebuild gives each event back the position it had; new ones come after them all
-            pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
-            values = ", ".join(f"?{i}" for i in range(1, 17))
-            c.executemany(f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({pos}, {values})", fresh)
+        fresh, conflicts = self._insert_new(rows)
         skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
         anomalies = [
             ("id_conflict", eid, "the same event id with different bytes", digest)
@@ -261,6 +247,38 @@ class IndexDB:
             from fleetgit.index import projections
 
             self.note_clashes(projections.apply(c, before))
+
+    def _insert_new(
+        self, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:
+        """Insert the first copy of each id the index lacks, in order. Returns the rows inserted
+        and the (id, hash) of copies whose bytes differ from the first ones seen."""
+        c = self.conn
+        # a rebuild gives each event back the position it had; new ones come after them all
+        pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
+        values = ", ".join(f"?{i}" for i in range(1, 17))
+        sql = f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({pos}, {values})"
+        c.execute("SAVEPOINT ingest")
+        try:
+            c.executemany(sql, rows)  # the usual case: every id is new, no lookup needed
+            return rows, []
+        except sqlite3.IntegrityError:
+            c.execute("ROLLBACK TO ingest")  # some are copies: find them first
+        finally:
+            c.execute("RELEASE ingest")
+        known = self._known_hashes([r[0] for r in rows])
+        fresh: list[tuple[Any, ...]] = []
+        conflicts: list[tuple[str, int]] = []
+        for r in rows:
+            first = known.get(r[0])
+            if first is None:
+                known[r[0]] = r[15]
+                fresh.append(r)
+            elif first != r[15]:
+                conflicts.append((r[0], r[15]))
+        if fresh:
+            c.executemany(sql, fresh)
+        return fresh, conflicts
 
     def _known_hashes(self, ids: list[str]) -> dict[str, int]:
         """The line hash of each of `ids` the index holds already (the first bytes seen)."""
