@@ -231,7 +231,7 @@ def rebuild_floor(index_path: Path, scratch: Path) -> float:
     dst = sqlite3.connect(scratch, isolation_level=None)
     dst.execute("PRAGMA journal_mode = WAL")
     dst.execute("PRAGMA synchronous = NORMAL")
-    dst.execute("PRAGMA cache_size = -65536")  # what the rebuild uses (index/catchup.py)
+    dst.execute("PRAGMA cache_size = -32768")  # what the rebuild uses (index/catchup.py)
     dst.execute("PRAGMA threads = 1")
     dst.execute("ATTACH ? AS src", (str(index_path),))
     tables = dst.execute(

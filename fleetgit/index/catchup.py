@@ -29,7 +29,7 @@ from fleetgit.sources import WorktreeFile, committed_segments, scan_worktrees, w
 Progress = Callable[[str, int, int], None]
 
 
-REBUILD_CACHE_KIB = -65536  # 64 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
+REBUILD_CACHE_KIB = -32768  # 32 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
 REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
 
