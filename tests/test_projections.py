@@ -207,6 +207,22 @@ def test_any_arrival_order_folds_like_a_rebuild(
     assert tables(incremental) == tables(rebuilt)
 
 
+def assert_appends_fold_like_a_rebuild(
+    root: Path, events: list[tuple[Event, bytes]], chunk: int
+) -> None:
+    """Ingest `events` in order, `chunk` per catch-up (each folded onto what the earlier ones
+    stored), and compare every table, positions included, with a rebuild from them all."""
+    incremental = fresh_db(root, "a")
+    for start in range(0, len(events), chunk):
+        with incremental.transaction():
+            incremental.ingest(events[start : start + chunk], IngestResult())
+    rebuilt = fresh_db(root, "b")
+    with rebuilt.transaction():
+        rebuilt.ingest(events, IngestResult())
+        rebuild(rebuilt.conn)
+    assert tables(incremental, positions=True) == tables(rebuilt, positions=True)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -218,15 +234,7 @@ def test_appends_in_total_order_fold_onto_the_stored_rows_like_a_rebuild(
     had events is folded onto its stored rows (the resumable modules), never from scratch."""
     root = tmp_path_factory.mktemp("resume")
     events = build_events(items)
-    incremental = fresh_db(root, "a")
-    for start in range(0, len(events), chunk):
-        with incremental.transaction():
-            incremental.ingest(events[start : start + chunk], IngestResult())
-    rebuilt = fresh_db(root, "b")
-    with rebuilt.transaction():
-        rebuilt.ingest(events, IngestResult())
-        rebuild(rebuilt.conn)
-    assert tables(incremental, positions=True) == tables(rebuilt, positions=True)
+    assert_appends_fold_like_a_rebuild(root, events, chunk)
 
 
 def test_each_resumable_fold_continues_from_its_stored_rows(tmp_path: Path) -> None:
@@ -243,15 +251,7 @@ def test_each_resumable_fold_continues_from_its_stored_rows(tmp_path: Path) -> N
         sortie_event("sortie_completed", "s2", "goose", None),
     ]
     events = build_events(lifecycle + [item for item in OTHER if item[0] != "pilot_deregistered"])
-    incremental = fresh_db(tmp_path, "a")
-    for one in events:
-        with incremental.transaction():
-            incremental.ingest([one], IngestResult())
-    rebuilt = fresh_db(tmp_path, "b")
-    with rebuilt.transaction():
-        rebuilt.ingest(events, IngestResult())
-        rebuild(rebuilt.conn)
-    assert tables(incremental, positions=True) == tables(rebuilt, positions=True)
+    assert_appends_fold_like_a_rebuild(tmp_path, events, 1)
 
 
 @pytest.mark.parametrize(
@@ -283,15 +283,7 @@ def test_malformed_names_fold_alike_whole_and_resumed(tmp_path: Path, items: lis
     A resumed fold reads names back from the index as text (7 becomes '7'): a name that is not
     a string must count for nothing on both paths, never crash either."""
     events = build_events(items)
-    incremental = fresh_db(tmp_path, "a")
-    for one in events:
-        with incremental.transaction():
-            incremental.ingest([one], IngestResult())
-    rebuilt = fresh_db(tmp_path, "b")
-    with rebuilt.transaction():
-        rebuilt.ingest(events, IngestResult())
-        rebuild(rebuilt.conn)
-    assert tables(incremental, positions=True) == tables(rebuilt, positions=True)
+    assert_appends_fold_like_a_rebuild(tmp_path, events, 1)
 
 
 def test_a_claim_race_across_clones_is_won_by_the_first_in_total_order(tmp_path: Path) -> None:
