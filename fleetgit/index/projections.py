@@ -188,7 +188,8 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
                 fresh.add(e.stream)
             ev = Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0)
             by_stream.setdefault(e.stream, []).append(ev)
-    _fold_groups(conn, [(s, by_stream[s], None) for s in fresh], replace=False)
+    new = [(s, by_stream[s], None) for s in by_stream if s in fresh]  # in the batch's order
+    _fold_groups(conn, new, replace=False)
     rest = [(s, evs) for s, evs in by_stream.items() if s not in fresh]
     _fold_new(conn, rest, int(events[0].pos or 1) - 1)
     changed = [
