@@ -187,7 +187,7 @@ class Index(IndexDB):
                 " AND sql IS NOT NULL"
             ).fetchall():
                 c.execute(f"DROP INDEX {name}")
-            # A bigger page cache, and sorter threads on the other cores for the indexes.
+            # A bigger page cache while reading and folding; a sorter thread on the other core.
             c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
             c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
             self.rebuilding = True
