@@ -351,12 +351,22 @@ def _is_literal(text: str) -> bool:
     return not any(c in text for c in "*?[\\")
 
 
+def _literal_dirs(pattern: str) -> str:
+    """The directories a pattern names literally before its first wildcard (`src/lexer` for
+    `src/lexer/*.py`, `src` for `src/pkg*/x`, '' for `*.py` or `**/x`): every path it covers
+    lies below them."""
+    first = min((i for i in map(pattern.find, "*?[\\") if i >= 0), default=len(pattern))
+    return pattern[: pattern.rfind("/", 0, first) + 1].rstrip("/")
+
+
 class Matcher(_Generic[T]):
     """Many patterns against many paths, for the hooks: 1,000 x 1,000 must take milliseconds.
 
     The common shapes need no regex: an exact path or directory (`a/b`, `a/b/`, `a/b/**`) is a
     dictionary lookup per path prefix, `**/name` a lookup per path segment. Other globs are
-    bucketed by a literal first segment and matched by compiled regexes.
+    bucketed by their literal leading directories (`src/lexer` for `src/lexer/*.py`), found by a
+    lookup per directory of the path, and only those are matched by compiled regexes: a path is
+    tested against the globs of its own directories, not against every glob under `src`.
     """
 
     def __init__(self, items: Iterable[tuple[str, T]], *, ignorecase: bool = False) -> None:
@@ -387,9 +397,9 @@ class Matcher(_Generic[T]):
         ):
             self.segment.setdefault(self._key(base[3:]), []).append(payload)
         else:
-            head = pattern.split("/", 1)[0]
-            if head and _is_literal(head):
-                self.buckets.setdefault(self._key(head), []).append((pattern, payload))
+            dirs = _literal_dirs(base)
+            if dirs:
+                self.buckets.setdefault(self._key(dirs), []).append((pattern, payload))
             else:
                 self.wild.append((pattern, payload))
 
@@ -404,8 +414,11 @@ class Matcher(_Generic[T]):
         if self.segment:
             for seg in set(key.split("/")):
                 found.extend(self.segment.get(seg, ()))
-        head = key.split("/", 1)[0]
-        for pattern, payload in (*self.buckets.get(head, ()), *self.wild):
+        candidates = [*self.wild]
+        if self.buckets:
+            for k in _slashes(key):
+                candidates.extend(self.buckets.get(key[:k], ()))
+        for pattern, payload in candidates:
             if matches(pattern, path, ignorecase=self.ignorecase):
                 found.append(payload)
         return found

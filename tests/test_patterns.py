@@ -176,14 +176,23 @@ def test_a_path_matched_by_both_is_found_as_overlap(a: str, path: str) -> None:
         assert overlaps(a, literal)
 
 
-@settings(max_examples=100, deadline=None)
-@given(
-    st.lists(patterns, min_size=1, max_size=20), st.lists(st.sampled_from(UNIVERSE), max_size=20)
+# as reserved: also with a trailing slash (only what is below), or in capitals (core.ignorecase)
+reserved = st.tuples(patterns, st.sampled_from(["", "/"]), st.booleans()).map(
+    lambda t: (t[0] + t[1]).upper() if t[2] else t[0] + t[1]
 )
-def test_matcher_agrees_with_matches(pats: list[str], paths: list[str]) -> None:
-    matcher = Matcher((p, i) for i, p in enumerate(pats))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(reserved, min_size=1, max_size=20),
+    st.lists(st.sampled_from(UNIVERSE), max_size=20),
+    st.booleans(),
+)
+def test_matcher_agrees_with_matches(pats: list[str], paths: list[str], icase: bool) -> None:
+    matcher = Matcher(((p, i) for i, p in enumerate(pats)), ignorecase=icase)
     for path in paths:
-        assert sorted(matcher.match(path)) == [i for i, p in enumerate(pats) if matches(p, path)]
+        expected = [i for i, p in enumerate(pats) if matches(p, path, ignorecase=icase)]
+        assert sorted(matcher.match(path)) == expected
 
 
 # -- validation ---------------------------------------------------------------------------------
