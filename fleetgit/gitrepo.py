@@ -156,6 +156,15 @@ class GitRepo:
         return data
 
 
+def blob_id(data: bytes, like: str) -> str:
+    """The id git gives `data` as a blob, in the hash of the object id `like` (SHA-1, or SHA-256
+    in a repository made with --object-format=sha256)."""
+    import hashlib  # here only: it loads OpenSSL, which costs every command's start ~5 ms
+
+    make = hashlib.sha1 if len(like) == 40 else hashlib.sha256
+    return make(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
 def _tree_with(repo: Any, head: Any, blobs: dict[str, Any]) -> Any:
     """The tree of `head` (or an empty one) with `blobs` (path -> blob id) put in."""
     import pygit2

@@ -140,3 +140,24 @@ def test_index_status(repo: Path, cli: Any) -> None:
     (seg,) = (repo / ".fleet/events").rglob("*.jsonl")
     os.utime(seg, ns=(0, 0))  # the file changed behind the index's back
     assert cli(repo, "index", "status", "--json").json()["stale"] is True
+
+
+def test_a_rebuild_reads_a_checked_out_segment_once_not_again_from_its_commit(
+    repo: Path, cli: Any
+) -> None:
+    for i in range(3):
+        emit(repo, "viper-1", f"m{i}")
+    cli(repo, "commit")
+    before = snapshot(repo)
+    with Fleet.open(repo, catch_up=False) as fleet:
+        result = fleet.rebuild()
+    assert (result.files_read, result.blobs_read) == (1, 0)  # the blob's bytes are the file's
+    assert snapshot(repo) == before
+    # a work-tree file that differs from its commit: the committed bytes are read as well
+    (segment,) = (repo / ".fleet/events").rglob("*.jsonl")
+    committed = segment.read_bytes()
+    segment.write_bytes(committed.splitlines(keepends=True)[0])  # a checkout of older bytes
+    with Fleet.open(repo, catch_up=False) as fleet:
+        result = fleet.rebuild()
+    assert (result.files_read, result.blobs_read) == (1, 1)
+    assert snapshot(repo)["events"] == before["events"]  # every committed event, same positions

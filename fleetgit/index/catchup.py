@@ -8,11 +8,12 @@ call is made at all.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from fleetgit.config import Config
 from fleetgit.fingerprint import file_stamp, files_fingerprint
-from fleetgit.gitrepo import GitRepo, refs_fingerprint
+from fleetgit.gitrepo import GitRepo, blob_id, refs_fingerprint
 from fleetgit.index.schema import EVENT_INDEXES
 from fleetgit.index.store import (
     _TAIL,
@@ -22,8 +23,14 @@ from fleetgit.index.store import (
     tail_hash,
 )
 from fleetgit.paths import RepoPaths
-from fleetgit.segments import parse
-from fleetgit.sources import WorktreeFile, committed_segments, scan_worktrees, worktree_git_dirs
+from fleetgit.segments import parse, segment_name
+from fleetgit.sources import (
+    CommittedSegment,
+    WorktreeFile,
+    committed_segments,
+    scan_worktrees,
+    worktree_git_dirs,
+)
 
 # (stage, done, total): a rebuild reads the segments, then builds the indexes, then folds
 Progress = Callable[[str, int, int], None]
@@ -161,6 +168,9 @@ class Index(IndexDB):
             writer_trees.add(seg.writer_tree)
             if self.conn.execute("SELECT 1 FROM blobs WHERE oid = ?", (seg.blob,)).fetchone():
                 continue
+            if self._checked_out(seg):  # its events came in from the work tree just now
+                self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
+                continue
             parsed = parse(self.git.blob(seg.blob))
             self.ingest(parsed.events, result)
             result.blobs_read += 1
@@ -168,6 +178,23 @@ class Index(IndexDB):
         for oid in (*writer_trees, events_tree):
             self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
             seen.add(oid)
+
+    def _checked_out(self, seg: CommittedSegment) -> bool:
+        """Does a work-tree segment the index has read hold exactly this blob's bytes? A
+        committed segment usually is still checked out; its lines were ingested from the file
+        (files come first), so parsing the blob again would only find copies: hashing the
+        file is much cheaper than parsing it."""
+        relpath = f".fleet/events/{seg.writer}/{segment_name(seg.number)}"
+        for (worktree,) in self.conn.execute(
+            "SELECT worktree FROM files WHERE relpath = ?", (relpath,)
+        ).fetchall():
+            try:
+                data = (Path(worktree) / relpath).read_bytes()
+            except OSError:
+                continue
+            if blob_id(data, seg.blob) == seg.blob:
+                return True
+        return False
 
     # -- rebuild ----------------------------------------------------------------------------
 
