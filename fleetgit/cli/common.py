@@ -91,7 +91,12 @@ def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
+    sys.stdout.write(_UNSAFE_IN_JSON.sub(_json_escaped, text) + "\n")
+
+
+def _json_escaped(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -195,10 +200,13 @@ class RootGroup(TyperGroup):
 
 
 # Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,
-# C1) in what a command prints are shown escaped: text from the ledger (another clone, an older
-# version) must not be able to clear the screen or rewrite what a reader sees. JSON output never
-# holds them raw (the encoder escapes them), so it passes unchanged.
-_UNSAFE = re.compile(r"\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C1) and the invisible characters that reorder or break what is shown (bidi controls, the line
+# and paragraph separators) are printed escaped: text from the ledger (another clone, an older
+# version) must not be able to clear the screen or disguise what a reader sees. JSON output
+# escapes them the JSON way (`print_json`), so it stays valid and passes through unchanged.
+_INVISIBLE = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"\\r(?!\\n)|[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
+_UNSAFE_IN_JSON = re.compile(f"[\\x7f-\\x9f{_INVISIBLE}]")  # orjson escapes C0 itself
 
 
 def _escaped(found: re.Match[str]) -> str:
@@ -230,6 +238,11 @@ def boundary(fn: F) -> F:
             if globals_of(ctx).directory:
                 os.environ["FLEET_LOG_DIR_HINT"] = str(globals_of(ctx).directory)
         stdout, sys.stdout = sys.stdout, _SafeText(sys.stdout)
+        # echo deletes ANSI sequences when stdout is not a terminal (unless the context asks for
+        # color); this stream shows them escaped instead, the same whether piped or not
+        color = ctx.color if ctx is not None else None
+        if ctx is not None:
+            ctx.color = True
         try:
             return fn(*args, **kwargs)
         except typer.Exit:
@@ -251,6 +264,8 @@ def boundary(fn: F) -> F:
             )
         finally:
             sys.stdout = stdout
+            if ctx is not None:
+                ctx.color = color
         return None
 
     return wrapper  # type: ignore[return-value]
