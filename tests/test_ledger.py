@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -533,4 +534,6 @@ def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
     stages = ["reading segments", "building indexes", "folding projections"]
     assert all(stage in text for stage in stages), text
     assert [text.index(stage) for stage in stages] == sorted(text.index(s) for s in stages)
+    for stage in stages:  # each runs to its end
+        assert re.search(stage + r" +\[#+\] +100%", text), stage
     assert "rebuilt the index: 20 events from 1 segments" in text

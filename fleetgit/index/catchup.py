@@ -229,6 +229,8 @@ class Index(IndexDB):
                     c.execute(statement)
                 self.fold_all_streams()
                 c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+                if progress:
+                    progress("building indexes", 1, 1)
                 from fleetgit.index import projections  # only when folding (see store.py)
 
                 if progress:
