@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fleetgit import clock, ids, pilots
 from fleetgit.errors import ConflictError, ValidationError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from fleetgit.fleet import EventSpec, Fleet
 
+T = TypeVar("T")
 _COLUMNS = (
     "m.message_id, m.sender, m.subject, m.body, m.thread_id, m.reply_to, m.importance,"
     " m.ack_required, m.sent_hlc"
@@ -252,19 +253,36 @@ def search(fleet: Fleet, query: str, *, limit: int | None = 50) -> list[dict[str
     """Messages matching an FTS5 query, best first: the best `limit` (None: all of them)."""
     if limit is not None and limit < 0:
         raise ValidationError(f"limit {limit}: must be 0 or more")
-    try:
-        rows = _rows(
-            fleet,
-            f"SELECT {_COLUMNS} FROM messages_fts f JOIN messages m ON m.rid = f.rowid"
-            " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?",
-            [query, -1 if limit is None else limit],  # SQLite: a negative limit is none
-        )
-    except sqlite3.OperationalError as exc:
-        raise ValidationError(
-            f"search {query!r}: {exc}",
-            hint="quote phrases: fleetgit squawk search '\"lexer tests\"'",
-        ) from None
+    sql = (
+        f"SELECT {_COLUMNS} FROM messages_fts f JOIN messages m ON m.rid = f.rowid"
+        " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
+    )
+    limit = -1 if limit is None else limit  # SQLite: a negative limit is none
+    rows = _matching(query, lambda: _rows(fleet, sql, [query, limit]))
     return [_decorate(fleet, r) for r in rows]
+
+
+def search_count(fleet: Fleet, query: str) -> int:
+    """How many messages `search` would list with no limit."""
+    sql = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?"
+    return int(_matching(query, lambda: fleet.index.conn.execute(sql, [query]).fetchone()[0]))
+
+
+def _matching(query: str, run: Callable[[], T]) -> T:
+    """Run a full-text query; a query FTS5 cannot read is refused in one line."""
+    if not query.strip():
+        raise ValidationError(
+            "the search query is empty", hint="give words to look for: fleetgit squawk search lexer"
+        )
+    try:
+        return run()
+    except sqlite3.OperationalError as exc:
+        reason = str(exc).removeprefix("fts5: ")
+        raise ValidationError(
+            f"search {query!r} is not a valid query ({reason})",
+            hint="words match words, AND/OR/NOT combine them, quote phrases:"
+            " fleetgit squawk search '\"lexer tests\" AND NOT draft'",
+        ) from None
 
 
 def sent(fleet: Fleet) -> list[dict[str, Any]]:

@@ -71,9 +71,12 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     assert thread[1]["reply_to"] == mid and thread[1]["thread_id"] == mid
 
     found = cli(repo, "squawk", "search", "comments", "--json").json()
-    assert [m["message_id"] for m in found] == [reply]
-    assert cli(repo, "squawk", "search", '"tokens are"', "--json").json()[0]["message_id"] == mid
-    assert cli(repo, "squawk", "search", "AND AND").code == 1
+    assert [m["message_id"] for m in found["messages"]] == [reply] and found["more"] == 0
+    phrase = cli(repo, "squawk", "search", '"tokens are"', "--json").json()
+    assert phrase["messages"][0]["message_id"] == mid
+    for query, why in (("AND AND", 'not a valid query (syntax error near "AND")'), (" ", "empty")):
+        bad = cli(repo, "squawk", "search", query)
+        assert bad.code == 1 and why in bad.err and "fts5" not in bad.err, query
 
     assert as_(cli, repo, "goose", "squawk", "archive", mid).code == 0
     assert as_(cli, repo, "goose", "squawk", "inbox", "--json").json() == empty
@@ -190,17 +193,21 @@ def test_search_as_of_a_position(repo: Path, cli: Any) -> None:
     as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer one")
     pos = cli(repo, "events", "--json").json()[-1]["pos"]
     as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer two")
-    assert len(cli(repo, "squawk", "search", "lexer", "--json").json()) == 2
+    assert len(cli(repo, "squawk", "search", "lexer", "--json").json()["messages"]) == 2
     then = cli(repo, "squawk", "search", "lexer", "--as-of", str(pos), "--json").json()
-    assert [m["subject"] for m in then] == ["lexer one"]
+    assert [m["subject"] for m in then["messages"]] == ["lexer one"] and then["more"] == 0
 
 
 def test_search_shows_the_best_50_unless_a_limit_says_otherwise(repo: Path, cli: Any) -> None:
     flood(repo, "viper", 53)  # subjects msg-00000 ... msg-00052
-    assert len(cli(repo, "squawk", "search", "msg", "--json").json()) == 50
-    assert len(cli(repo, "squawk", "search", "msg", "--limit", "0", "--json").json()) == 53
+    page = cli(repo, "squawk", "search", "msg", "--json").json()
+    assert (len(page["messages"]), page["more"]) == (50, 3)
+    every = cli(repo, "squawk", "search", "msg", "--limit", "0", "--json").json()
+    assert (len(every["messages"]), every["more"]) == (53, 0)
     three = cli(repo, "squawk", "search", "msg", "--limit", "3")
-    assert three.out.splitlines()[-1] == "... the best 3 shown; --limit 0 shows every match"
+    assert three.out.splitlines()[-1] == "... 50 more; --limit 0 shows all 53"
     assert len(three.out.splitlines()) == 1 + 3 + 1  # header, rows, the note
+    exact = cli(repo, "squawk", "search", "msg", "--limit", "53")  # all of them: no note
+    assert len(exact.out.splitlines()) == 1 + 53
     bad = cli(repo, "squawk", "search", "msg", "--limit", "-1")
     assert bad.code == 2 and "--limit" in bad.err

@@ -241,15 +241,21 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Full-text search over subjects and bodies (SQLite FTS5 syntax), best matches first (the
-    best 50 unless --limit says otherwise).
+    best 50 unless --limit says otherwise), and how many more match. With --json:
+    {"messages": [...], "more": N}.
 
     Example: fleetgit squawk search 'lexer AND tests' --limit 10
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = squawk.search(fleet, query, limit=limit or None)
-    _list(rows, as_json, "no messages match")
-    if not as_json and limit and len(rows) == limit:
-        typer.echo(f"... the best {limit} shown; --limit 0 shows every match")
+        total = squawk.search_count(fleet, query) if len(rows) == limit else len(rows)
+    more = total - len(rows)
+    if as_json:
+        print_json({"messages": rows, "more": more})
+        return
+    _list(rows, False, "no messages match")
+    if more:
+        typer.echo(f"... {more} more; --limit 0 shows all {total}")
 
 
 @boundary
