@@ -6,6 +6,7 @@ write transaction after catch-up, so two pilots racing for one path in one clone
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 from collections.abc import Collection, Iterable, Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, patterns, pilots
 from fleetgit.durations import format_duration, parse_duration
-from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+from fleetgit.errors import AmbiguousError, ConflictError, NotFoundError, ValidationError
 from fleetgit.identity import check_callsign
 from fleetgit.rules import (
     Block,
@@ -281,22 +282,27 @@ def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reser
 
 
 def find(live: list[Reservation], ref: str) -> Reservation:
-    if not ref.strip():
+    """The live reservation `ref` names, as ids are named everywhere: exact, or a unique prefix
+    with or without `res-`; a miss suggests the closest ids. (`live` holds one entry per
+    pattern: a reservation of several patterns is still one reservation.)"""
+    ref = ref.strip()
+    if not ref:
         raise ValidationError(
             "empty reservation id", hint="list them with their ids: fleetgit reservations"
         )
-    exact = [r for r in live if r.reservation_id == ref]
-    found = exact or [r for r in live if r.reservation_id.startswith(ref)]
+    by_id = {r.reservation_id: r for r in live}
+    starts = (ref,) if ref.startswith("res-") else (ref, f"res-{ref}")
+    found = [ref] if ref in by_id else sorted(i for i in by_id if i.startswith(starts))
     if not found:
-        raise NotFoundError(
-            f"no active reservation {ref!r}", hint="list them: fleetgit reservations"
-        )
+        close = difflib.get_close_matches(ref, list(by_id), n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(close)}?" if close else "fleetgit reservations"
+        raise NotFoundError(f"no active reservation {ref!r}", hint=hint)
     if len(found) > 1:
-        ids = ", ".join(r.reservation_id for r in found[:5])
-        raise ValidationError(
-            f"reservation id {ref!r} is ambiguous: {ids}", hint="give more characters"
+        raise AmbiguousError(
+            f"reservation id {ref!r} is ambiguous: {', '.join(found[:5])}",
+            hint="give more characters of the id",
         )
-    return found[0]
+    return by_id[found[0]]
 
 
 def listing(

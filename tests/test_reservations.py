@@ -100,6 +100,25 @@ def test_force_release_needs_a_silent_holder(repo: Path, cli: Any) -> None:
     }
 
 
+def test_force_release_names_a_reservation_as_ids_are_named(repo: Path, cli: Any) -> None:
+    """A reservation of two patterns (the ledger allows it; another version may write one) is
+    one reservation; its id works bare (without `res-`) and by a unique prefix, and a near miss
+    suggests the closest id."""
+    rid = "res-7k3m9q2xabcd"
+    data = {"reservation_id": rid, "holder": "viper-1", "patterns": ["a.txt", "b.txt"],
+            "exclusive": True, "ttl_seconds": 3600}  # fmt: skip
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit("file_reserved", f"reservation/{rid}", data)
+    assert len(cli(repo, "reservations", "--json").json()) == 2  # a row per pattern
+    cfg = repo / ".fleet/config.toml"
+    key = "force_release_after_seconds"
+    cfg.write_text(cfg.read_text().replace(f"{key} = 1800", f"{key} = 0"))
+    miss = cli(repo, "--as", "goose", "release", "--force", "res-7k3m9q2xabzz")
+    assert miss.code == 1 and f"did you mean {rid}?" in miss.err
+    assert cli(repo, "--as", "goose", "release", "--force", "7k3m9q").code == 0
+    assert cli(repo, "reservations", "--json").json() == []
+
+
 def test_check_paths(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "src/*.py")
     res = cli(repo, "--as", "goose", "check", "src/a.py", "README.md", "--json")
