@@ -21,6 +21,14 @@ class ValidationError(FleetError):
     code = "invalid"
 
 
+class UsageError(FleetError):
+    """Options that do not go together (one would be ignored, or needs another). Exit code 2,
+    like the usage errors the command-line parser reports itself."""
+
+    code = "usage"
+    exit_code = 2
+
+
 class NotARepositoryError(FleetError):
     code = "not_a_repository"
 

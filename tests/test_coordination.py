@@ -127,7 +127,7 @@ def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
         "name": "c", "pos": 6, "pending": 0, "updated_at": None,
     }  # fmt: skip
     res = cli(repo, "events", "--advance")
-    assert res.code == 1 and "needs --consumer" in res.err
+    assert res.code == 2 and "needs --consumer" in res.err
     assert "hint: fleetgit events --consumer NAME --advance" in res.err
     assert cli(repo, "events", "--consumer", "c", "--reverse").code == 1
     # a bad stream name is refused, not read as "nothing new" (and never advances the cursor)

@@ -97,7 +97,7 @@ def test_claim_refuses_a_ttl_without_reserve(repo: Path, cli: Any) -> None:
     before = cli(repo, "events", "--json").json()
     for ttl in ("bogus", "2h"):
         res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--ttl", ttl)
-        assert res.code == 1 and "--ttl needs --reserve" in res.err
+        assert res.code == 2 and "--ttl needs --reserve" in res.err
         assert f"hint: fleetgit sortie claim {sid} --reserve --ttl {ttl}" in res.err
     assert cli(repo, "events", "--json").json() == before  # nothing written
     res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve", "--ttl", "2h", "--json")

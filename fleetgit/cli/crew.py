@@ -18,7 +18,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.cli.render import detail
-from fleetgit.errors import ValidationError
+from fleetgit.errors import UsageError, ValidationError
 from fleetgit.folds import missions as mission_fold
 from fleetgit.folds import sorties as sortie_fold
 
@@ -510,7 +510,7 @@ def sortie_claim(
     Example: fleetgit --as viper-1 sortie claim srt-4q2x --reserve
     """
     if ttl is not None and not reserve:
-        raise ValidationError(
+        raise UsageError(
             "--ttl needs --reserve: it is the TTL of the reservations --reserve takes",
             hint=f"fleetgit sortie claim {sortie} --reserve --ttl {ttl} (or leave out --ttl)",
         )

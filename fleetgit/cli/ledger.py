@@ -20,7 +20,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.codec import Event
-from fleetgit.errors import ValidationError
+from fleetgit.errors import UsageError, ValidationError
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
 from fleetgit.index.reads import EventFilter
@@ -206,7 +206,7 @@ def events(
         reverse=reverse,
     )
     if advance and consumer is None:
-        raise ValidationError(
+        raise UsageError(
             "--advance moves a consumer's cursor: it needs --consumer NAME",
             hint="fleetgit events --consumer NAME --advance",
         )

@@ -19,6 +19,7 @@ from fleetgit.cli.common import (
     report,
     table,
 )
+from fleetgit.errors import UsageError
 from fleetgit.paths import locate
 from fleetgit.patterns import shown
 from fleetgit.reservations import (
@@ -164,7 +165,7 @@ def release(
 
     Example: fleetgit release 'src/parser/**'   |   fleetgit release --all
     """
-    _one_way_to_release(patterns or [], everything, force, as_json or globals_of(ctx).json)
+    _one_way_to_release(patterns or [], everything, force)
     with open_fleet(ctx) as fleet:
         if force is not None:
             released = [force_release(fleet, force, reason=reason).reservation_id]
@@ -179,39 +180,28 @@ def release(
         )
 
 
-def _one_way_to_release(
-    patterns: list[str], everything: bool, force: str | None, as_json: bool
-) -> None:
+def _one_way_to_release(patterns: list[str], everything: bool, force: str | None) -> None:
     """Patterns, --all and --force ID each say what to release: more than one is a usage error
     (one of them would be ignored), and so is an empty id."""
     named = " ".join(shown(p) for p in patterns)
     if force is not None and (patterns or everything):
         other = " and ".join(filter(None, (named, "--all" if everything else "")))
-        fail(
-            "usage",
+        raise UsageError(
             f"release takes patterns, --all or --force ID, one of them: {other} would be"
             f" ignored beside --force {shown(force)}",
-            f"fleetgit release --force {shown(force)} alone; your own separately:"
+            hint=f"fleetgit release --force {shown(force)} alone; your own separately:"
             f" fleetgit release {named or '--all'}",
-            2,
-            as_json,
         )
     if patterns and everything:
-        fail(
-            "usage",
+        raise UsageError(
             f"release takes patterns, --all or --force ID, one of them: {named} would be"
             " ignored beside --all",
-            f"fleetgit release {named} (or fleetgit release --all)",
-            2,
-            as_json,
+            hint=f"fleetgit release {named} (or fleetgit release --all)",
         )
     if force is not None and not force.strip():
-        fail(
-            "usage",
+        raise UsageError(
             "--force needs a reservation id, not an empty one",
-            "fleetgit reservations lists them: fleetgit release --force res-...",
-            2,
-            as_json,
+            hint="fleetgit reservations lists them: fleetgit release --force res-...",
         )
 
 
