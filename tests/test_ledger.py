@@ -505,7 +505,8 @@ def test_relative_times_reach_back_a_century_while_durations_stay_capped(
 
 
 def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
-    """On a terminal the rebuild shows a bar per stage: reading, indexing, folding."""
+    """On a terminal the rebuild shows a bar per stage: reading the work tree's segments and
+    the branches', indexing, folding."""
     import pty
 
     with Fleet.open(repo, actor="viper-1") as fleet:
@@ -531,7 +532,7 @@ def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
     os.close(leader)
     assert proc.wait() == 0
     text = shown.decode()
-    stages = ["reading segments", "building indexes", "folding projections"]
+    stages = ["reading segments", "reading branches", "building indexes", "folding projections"]
     assert all(stage in text for stage in stages), text
     assert [text.index(stage) for stage in stages] == sorted(text.index(s) for s in stages)
     for stage in stages:  # each runs to its end

@@ -32,7 +32,8 @@ from fleetgit.sources import (
     worktree_git_dirs,
 )
 
-# (stage, done, total): a rebuild reads the segments, then builds the indexes, then folds
+# (stage, done, total): a rebuild reads the segments in the work trees, then those of the branches,
+# then builds the indexes, then folds
 Progress = Callable[[str, int, int], None]
 
 
@@ -83,7 +84,7 @@ class Index(IndexDB):
             self._catch_up_files(files, result, progress)
             self.set_meta("files_fp", files_fp)
         if refs_fp != stored.get("refs_fp"):
-            self._read_refs(result)
+            self._read_refs(result, progress)
             self.set_meta("refs_fp", refs_fp)
         self.settle_clashes()
         return result
@@ -143,14 +144,16 @@ class Index(IndexDB):
             (f.writer, f.number),
         )
 
-    def _read_refs(self, result: IngestResult) -> None:
+    def _read_refs(self, result: IngestResult, progress: Progress | None) -> None:
         targets = self.git.ref_targets(self.git_dirs)
         known = {r["name"]: r["target"] for r in self.query("SELECT name, target FROM refs")}
         seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
-        for name, target in sorted(targets.items()):
-            if known.get(name) != target:
-                self._read_commit(target, seen, result)
-                self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
+        moved = [(n, t) for n, t in sorted(targets.items()) if known.get(n) != t]
+        for done, (name, target) in enumerate(moved, 1):
+            self._read_commit(target, seen, result)
+            self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
+            if progress:
+                progress("reading branches", done, len(moved))
         for name in set(known) - set(targets):
             self.conn.execute("DELETE FROM refs WHERE name = ?", (name,))
 
