@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from fleetgit.errors import ValidationError
 from fleetgit.fleet import EventSpec, Fleet
 from tests.conftest import git, make_repo
 
@@ -538,3 +539,27 @@ def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
     for stage in stages:  # each runs to its end
         assert re.search(stage + r" +\[#+\] +100%", text), stage
     assert "rebuilt the index: 20 events from 1 segments" in text
+
+
+@pytest.mark.parametrize(
+    ("call", "named"),
+    [
+        (lambda f: f.events(limit=-1), "limit -1"),
+        (lambda f: f.events(limit=2**70), "limit"),
+        (lambda f: f.events(after_pos=True), "after_pos True"),
+        (lambda f: f.events(since_ms=2**60), "since_ms"),
+        (lambda f: f.stream("mission/m1", from_seq=-3), "from_seq -3"),
+        (lambda f: f.stream("mission/m1", to_seq=2**64), "to_seq"),
+    ],
+)
+def test_the_api_refuses_numbers_out_of_range_in_one_line(
+    repo: Path, call: Any, named: str
+) -> None:
+    """As the command line does: a ValidationError naming the argument, never an OverflowError
+    from SQLite or a silently empty answer."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit("mission_created", "mission/m1", {"mission_id": "m1", "title": "t"})
+        with pytest.raises(ValidationError, match="expected a whole number from") as raised:
+            call(fleet)
+        assert raised.value.message.startswith(named)
+        assert len(fleet.events(limit=2**63 - 1)) == 1  # the largest bound still works

@@ -21,11 +21,8 @@ from typer.core import TyperGroup
 from fleetgit import pilots
 from fleetgit.errors import FleetError
 from fleetgit.fleet import Fleet
+from fleetgit.index.reads import INT_MAX  # what SQLite holds: a larger number would not bind
 from fleetgit.paths import locate
-
-# The largest integer SQLite holds (positions, sequence numbers, limits are stored or bound as
-# one): a larger one cannot match anything, and would not even bind (OverflowError, exit 3).
-INT_MAX = 2**63 - 1
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:

@@ -8,7 +8,6 @@ import typer
 
 from fleetgit import catalogue, clock
 from fleetgit.cli.common import (
-    INT_MAX,
     JsonOpt,
     add_group,
     boundary,
@@ -23,7 +22,7 @@ from fleetgit.codec import Event
 from fleetgit.errors import UsageError, ValidationError
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
-from fleetgit.index.reads import EventFilter
+from fleetgit.index.reads import INT_MAX, EventFilter
 
 
 def _event_rows(fleet: Fleet, events: list[Event]) -> str:

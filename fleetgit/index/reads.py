@@ -21,6 +21,17 @@ _SELECT = (
     " correlation_id, pos FROM events"
 )
 _ORDER = "hlc, writer, wseq"
+# The largest integer SQLite holds (positions, sequence numbers and limits are bound as one): the
+# API refuses a larger one in one line, as the command line does (its options use this bound too)
+INT_MAX = 2**63 - 1
+_MS_MAX = INT_MAX >> 16  # a time in ms becomes an HLC, 16 bits to the left (before 1970: < 0)
+
+
+def whole(name: str, value: object, *, low: int = 0, high: int = INT_MAX) -> int:
+    """`value` when it is a whole number from `low` to `high`, else refused naming `name`."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValidationError(f"{name} {value!r}: expected a whole number from {low} to {high}")
+    return value
 
 
 class EventFilter(NamedTuple):
@@ -58,13 +69,13 @@ def where_clause(f: EventFilter) -> tuple[str, list[object]]:
             params.append(value)
     if f.since_ms is not None:
         where.append("hlc >= ?")
-        params.append(f.since_ms << 16)
+        params.append(whole("since_ms", f.since_ms, low=-_MS_MAX, high=_MS_MAX) << 16)
     if f.until_ms is not None:
         where.append("hlc < ?")
-        params.append(f.until_ms << 16)
+        params.append(whole("until_ms", f.until_ms, low=-_MS_MAX, high=_MS_MAX) << 16)
     if f.after_pos is not None:
         where.append("pos > ?")
-        params.append(f.after_pos)
+        params.append(whole("after_pos", f.after_pos))
     return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
@@ -75,7 +86,7 @@ def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
     sql += " ORDER BY " + ", ".join(c + direction for c in _ORDER.split(", "))
     if f.limit is not None:
         sql += " LIMIT ?"
-        params.append(f.limit)
+        params.append(whole("limit", f.limit))
     return [row_to_event(r) for r in db.conn.execute(sql, params)]
 
 
@@ -84,8 +95,10 @@ def select_stream(
 ) -> list[Event]:
     # Read in the (stream, hlc, writer, wseq) index's order, which is seq order unless two clones
     # forked the stream; only then sort (by seq, then total order), saving SQLite a sort.
+    low = 1 if from_seq is None else whole("from_seq", from_seq)
+    high = INT_MAX if to_seq is None else whole("to_seq", to_seq)
     sql = _SELECT + " WHERE stream = ? AND seq >= ? AND seq <= ? ORDER BY " + _ORDER
-    rows = db.conn.execute(sql, (stream, from_seq or 1, to_seq if to_seq is not None else 2**62))
+    rows = db.conn.execute(sql, (stream, low, high))
     events = [row_to_event(r) for r in rows]
     if any(a.seq > b.seq for a, b in pairwise(events)):
         events.sort(key=lambda e: (e.seq, *e.order_key()))
