@@ -185,6 +185,22 @@ def fresh_db(root: Path, name: str) -> IndexDB:
     return IndexDB(RepoPaths(root, common, common), Config())
 
 
+def assert_folds_like_a_rebuild(
+    root: Path, arrival: list[tuple[Event, bytes]], chunk: int, *, positions: bool
+) -> None:
+    """Ingest `arrival` in its order, `chunk` per catch-up, and compare every table with a
+    rebuild from the events in total order; positions too when they arrived in that order."""
+    incremental = fresh_db(root, "a")
+    for start in range(0, len(arrival), chunk):
+        with incremental.transaction():
+            incremental.ingest(arrival[start : start + chunk], IngestResult())
+    rebuilt = fresh_db(root, "b")
+    with rebuilt.transaction():
+        rebuilt.ingest(sorted(arrival, key=lambda item: item[0].order_key()), IngestResult())
+        rebuild(rebuilt.conn)  # refold everything from scratch
+    assert tables(incremental, positions=positions) == tables(rebuilt, positions=positions)
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -192,35 +208,9 @@ def fresh_db(root: Path, name: str) -> IndexDB:
 def test_any_arrival_order_folds_like_a_rebuild(
     tmp_path_factory: Any, items: list[Any], rnd: Any, chunk: int
 ) -> None:
-    root = tmp_path_factory.mktemp("proj")
-    events = build_events(items)
-    arrival = list(events)
+    arrival = build_events(items)
     rnd.shuffle(arrival)
-    incremental = fresh_db(root, "a")
-    for start in range(0, len(arrival), chunk):
-        with incremental.transaction():
-            incremental.ingest(arrival[start : start + chunk], IngestResult())
-    rebuilt = fresh_db(root, "b")
-    with rebuilt.transaction():
-        rebuilt.ingest(events, IngestResult())
-        rebuild(rebuilt.conn)  # refold everything from scratch
-    assert tables(incremental) == tables(rebuilt)
-
-
-def assert_appends_fold_like_a_rebuild(
-    root: Path, events: list[tuple[Event, bytes]], chunk: int
-) -> None:
-    """Ingest `events` in order, `chunk` per catch-up (each folded onto what the earlier ones
-    stored), and compare every table, positions included, with a rebuild from them all."""
-    incremental = fresh_db(root, "a")
-    for start in range(0, len(events), chunk):
-        with incremental.transaction():
-            incremental.ingest(events[start : start + chunk], IngestResult())
-    rebuilt = fresh_db(root, "b")
-    with rebuilt.transaction():
-        rebuilt.ingest(events, IngestResult())
-        rebuild(rebuilt.conn)
-    assert tables(incremental, positions=True) == tables(rebuilt, positions=True)
+    assert_folds_like_a_rebuild(tmp_path_factory.mktemp("proj"), arrival, chunk, positions=False)
 
 
 @settings(
@@ -234,7 +224,7 @@ def test_appends_in_total_order_fold_onto_the_stored_rows_like_a_rebuild(
     had events is folded onto its stored rows (the resumable modules), never from scratch."""
     root = tmp_path_factory.mktemp("resume")
     events = build_events(items)
-    assert_appends_fold_like_a_rebuild(root, events, chunk)
+    assert_folds_like_a_rebuild(root, events, chunk, positions=True)
 
 
 def test_each_resumable_fold_continues_from_its_stored_rows(tmp_path: Path) -> None:
@@ -251,7 +241,7 @@ def test_each_resumable_fold_continues_from_its_stored_rows(tmp_path: Path) -> N
         sortie_event("sortie_completed", "s2", "goose", None),
     ]
     events = build_events(lifecycle + [item for item in OTHER if item[0] != "pilot_deregistered"])
-    assert_appends_fold_like_a_rebuild(tmp_path, events, 1)
+    assert_folds_like_a_rebuild(tmp_path, events, 1, positions=True)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +273,7 @@ def test_malformed_names_fold_alike_whole_and_resumed(tmp_path: Path, items: lis
     A resumed fold reads names back from the index as text (7 becomes '7'): a name that is not
     a string must count for nothing on both paths, never crash either."""
     events = build_events(items)
-    assert_appends_fold_like_a_rebuild(tmp_path, events, 1)
+    assert_folds_like_a_rebuild(tmp_path, events, 1, positions=True)
 
 
 def test_a_claim_race_across_clones_is_won_by_the_first_in_total_order(tmp_path: Path) -> None:
