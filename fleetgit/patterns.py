@@ -363,7 +363,8 @@ class Matcher(_Generic[T]):
     """Many patterns against many paths, for the hooks: 1,000 x 1,000 must take milliseconds.
 
     The common shapes need no regex: an exact path or directory (`a/b`, `a/b/`, `a/b/**`) is a
-    dictionary lookup per path prefix, `**/name` a lookup per path segment. Other globs are
+    dictionary lookup per path prefix, `**/name` a lookup per path segment, `**/*.ext` a lookup
+    per path segment and suffix length. Other globs are
     bucketed by their literal leading directories (`src/lexer` for `src/lexer/*.py`), found by a
     lookup per directory of the path, and only those are matched by compiled regexes: a path is
     tested against the globs of its own directories, not against every glob under `src`.
@@ -374,6 +375,8 @@ class Matcher(_Generic[T]):
         self.exact: dict[str, list[T]] = {}  # covers itself and below
         self.below: dict[str, list[T]] = {}  # covers only below
         self.segment: dict[str, list[T]] = {}  # `**/name`: any path with a segment `name`
+        self.suffix: dict[str, list[T]] = {}  # `**/*.ext`: any path with a segment ending so
+        self.suffix_lengths: set[int] = set()
         self.buckets: dict[str, list[tuple[str, T]]] = {}
         self.wild: list[tuple[str, T]] = []
         for pattern, payload in items:
@@ -396,6 +399,15 @@ class Matcher(_Generic[T]):
             and not dir_only
         ):
             self.segment.setdefault(self._key(base[3:]), []).append(payload)
+        elif (
+            base.startswith("**/*")
+            and _is_literal(base[4:])
+            and "/" not in base[4:]
+            and base[4:]
+            and not dir_only
+        ):
+            self.suffix.setdefault(self._key(base[4:]), []).append(payload)
+            self.suffix_lengths.add(len(base) - 4)
         else:
             dirs = _literal_dirs(base)
             if dirs:
@@ -411,9 +423,14 @@ class Matcher(_Generic[T]):
             found.extend(self.exact.get(prefix, ()))
             if k < len(key):
                 found.extend(self.below.get(prefix, ()))
-        if self.segment:
-            for seg in set(key.split("/")):
+        if self.segment or self.suffix:
+            segments = set(key.split("/"))
+            for seg in segments:
                 found.extend(self.segment.get(seg, ()))
+            # each ending once, however many segments end with it
+            ends = {seg[-n:] for seg in segments for n in self.suffix_lengths}
+            for end in ends & self.suffix.keys():
+                found.extend(self.suffix[end])
         candidates = [*self.wild]
         if self.buckets:
             for k in _slashes(key):
