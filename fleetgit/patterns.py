@@ -387,8 +387,8 @@ class Matcher(_Generic[T]):
 
     def _add(self, pattern: str, payload: T) -> None:
         base, dir_only = _split_dir(pattern)
-        if base.endswith("/**") and _is_literal(base[:-3]) and base[:-3]:
-            base, dir_only = base[:-3], True
+        if base.endswith("/**") and _is_literal(base[:-3]) and base[:-3] and not dir_only:
+            base, dir_only = base[:-3], True  # `a/**`: all below a (`a/**/`: only below a/*/)
         if _is_literal(base):
             table = self.below if dir_only else self.exact
             table.setdefault(self._key(base), []).append(payload)

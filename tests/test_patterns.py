@@ -176,6 +176,13 @@ def test_a_path_matched_by_both_is_found_as_overlap(a: str, path: str) -> None:
         assert overlaps(a, literal)
 
 
+def test_matcher_keeps_the_directory_rule_of_a_trailing_slash() -> None:
+    """`py/**` covers all below py; `py/**/` only what is below a directory inside py."""
+    both = Matcher([("py/**", 1), ("py/**/", 2)])
+    assert both.match("py/file.txt") == [1] and not matches("py/**/", "py/file.txt")
+    assert sorted(both.match("py/a/b.txt")) == [1, 2] and matches("py/**/", "py/a/b.txt")
+
+
 # as reserved: also with a trailing slash (only what is below), or in capitals (core.ignorecase)
 reserved = st.tuples(patterns, st.sampled_from(["", "/"]), st.booleans()).map(
     lambda t: (t[0] + t[1]).upper() if t[2] else t[0] + t[1]
