@@ -428,7 +428,9 @@ def test_every_command_has_help_with_an_example(repo: Path, cli: Any) -> None:
         assert res.code == 0 and "Example: fleetgit" in res.out, command
 
 
-def test_internal_errors_exit_3_with_a_log(repo: Path, cli: Any) -> None:
+def test_internal_errors_exit_3_with_a_log(repo: Path, cli: Any, tmp_path: Path) -> None:
+    other = make_repo(tmp_path / "other")
+    assert cli(tmp_path, "-C", "other", "init").code == 0  # -C names no later command's repo
     index = repo / ".git/fleet/index.sqlite"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{index}{suffix}").unlink(missing_ok=True)
@@ -438,6 +440,7 @@ def test_internal_errors_exit_3_with_a_log(repo: Path, cli: Any) -> None:
     assert "internal error" in res.err and "Traceback" not in res.err
     logs = list((repo / ".git/fleet/logs").glob("error-*.log"))
     assert logs and "Traceback" in logs[0].read_text()
+    assert not (other / ".git/fleet/logs").exists()
 
 
 def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None:

@@ -105,9 +105,11 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
     return "\n".join([line(*row).rstrip() for row in cells])
 
 
-def _log_traceback() -> Path:
+def _log_traceback(directory: str | None) -> Path:
+    """Write the current traceback to a log under the git dir of the repository at `directory`
+    (-C, else the current one), or a temp dir outside any; returns its path."""
     try:
-        log_dir = locate(os.environ.get("FLEET_LOG_DIR_HINT")).local_dir / "logs"
+        log_dir = locate(directory).local_dir / "logs"
     except FleetError:
         import tempfile  # rarely needed, and it costs 2 ms at start
 
@@ -230,10 +232,10 @@ def boundary(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = bool(kwargs.get("as_json"))
         ctx = kwargs.get("ctx")
+        directory = None
         if ctx is not None:
             as_json = as_json or globals_of(ctx).json
-            if globals_of(ctx).directory:
-                os.environ["FLEET_LOG_DIR_HINT"] = str(globals_of(ctx).directory)
+            directory = globals_of(ctx).directory
         stdout, sys.stdout = sys.stdout, _SafeText(sys.stdout)
         # echo deletes ANSI sequences when stdout is not a terminal (unless the context asks for
         # color); this stream shows them escaped instead, the same whether piped or not
@@ -251,7 +253,7 @@ def boundary(fn: F) -> F:
         except BrokenPipeError:
             raise typer.Exit(0) from None
         except Exception as exc:
-            log = _log_traceback()
+            log = _log_traceback(directory)
             fail(
                 "internal",
                 f"internal error: {type(exc).__name__}: {exc}",
