@@ -188,14 +188,18 @@ class Index(IndexDB):
         (files come first), so parsing the blob again would only find copies: hashing the
         file is much cheaper than parsing it."""
         relpath = f".fleet/events/{seg.writer}/{segment_name(seg.number)}"
-        for (worktree,) in self.conn.execute(
-            "SELECT worktree FROM files WHERE relpath = ?", (relpath,)
+        for worktree, size, mtime_ns, ino, offset in self.conn.execute(
+            "SELECT worktree, size, mtime_ns, ino, offset FROM files WHERE relpath = ?", (relpath,)
         ).fetchall():
+            path = Path(worktree) / relpath
             try:
-                data = (Path(worktree) / relpath).read_bytes()
+                st = path.stat()
+                data = path.read_bytes()
             except OSError:
                 continue
-            if blob_id(data, seg.blob) == seg.blob:
+            # the file as the index read it, every byte of it (no torn tail left for later)
+            read_whole = (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, ino)
+            if read_whole and offset == len(data) and blob_id(data, seg.blob) == seg.blob:
                 return True
         return False
 
