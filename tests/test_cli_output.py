@@ -150,3 +150,17 @@ def test_a_bare_repository_is_named_as_such(tmp_path: Path, cli: Any) -> None:
         (bare / "config").write_text(config)
         assert git(bare, "rev-parse", "--is-bare-repository").strip() == "true", spelling
         assert "bare git repository" in cli(bare, "init").err, spelling
+
+
+def test_errors_and_notes_on_stderr_show_control_codes_escaped(capsys: Any) -> None:
+    """A message or hint may quote the ledger (an old one may hold anything): escaped as on
+    stdout, and the JSON form stays valid JSON."""
+    from fleetgit.cli.common import note, report
+
+    report("invalid", "no mission 'x\x1b[2J'", "did you mean y\x9b1m?", False)
+    err = capsys.readouterr().err
+    assert err == "fleetgit: no mission 'x\\x1b[2J'\nhint: did you mean y\\x9b1m?\n"
+    note("unknown", "z\u202e", None, True)
+    shown = capsys.readouterr().err
+    assert "\u202e" not in shown  # escaped the JSON way, and read back exactly
+    assert orjson.loads(shown) == {"note": {"code": "unknown", "message": "z\u202e"}}

@@ -88,8 +88,13 @@ def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True
 
 
 def print_json(value: Any) -> None:
-    text = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
-    sys.stdout.write(_UNSAFE_IN_JSON.sub(_json_escaped, text) + "\n")
+    sys.stdout.write(json_text(value, indent=True) + "\n")
+
+
+def json_text(value: Any, *, indent: bool = False) -> str:
+    """`value` as JSON with every control or invisible character escaped (`\\uXXXX`)."""
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
+    return _UNSAFE_IN_JSON.sub(_json_escaped, text)
 
 
 def _json_escaped(found: re.Match[str]) -> str:
@@ -126,11 +131,11 @@ def report(code: str, message: str, hint: str | None, as_json: bool) -> None:
         err: dict[str, Any] = {"code": code, "message": message}
         if hint:
             err["hint"] = hint
-        sys.stderr.write(orjson.dumps({"error": err}).decode() + "\n")
-    else:
-        sys.stderr.write(f"fleetgit: {message}\n")
+        sys.stderr.write(json_text({"error": err}) + "\n")
+    else:  # a message or hint may quote the ledger: shown escaped, as on stdout
+        sys.stderr.write(_UNSAFE.sub(_escaped, f"fleetgit: {message}\n"))
         if hint:
-            sys.stderr.write(f"hint: {hint}\n")
+            sys.stderr.write(_UNSAFE.sub(_escaped, f"hint: {hint}\n"))
 
 
 def note(code: str, message: str, hint: str | None, as_json: bool) -> None:
@@ -138,7 +143,7 @@ def note(code: str, message: str, hint: str | None, as_json: bool) -> None:
     exit code. `fleetgit: note: ...` and its hint, or `{"note": {...}}` with --json."""
     if as_json:
         body = {"code": code, "message": message, **({"hint": hint} if hint else {})}
-        sys.stderr.write(orjson.dumps({"note": body}).decode() + "\n")
+        sys.stderr.write(json_text({"note": body}) + "\n")
     else:
         report(code, f"note: {message}", hint, False)
 

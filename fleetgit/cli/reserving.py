@@ -13,6 +13,7 @@ from fleetgit.cli.common import (
     boundary,
     fail,
     globals_of,
+    json_text,
     note_unknown_callsign,
     open_fleet,
     print_json,
@@ -110,14 +111,12 @@ def reserve(
         if as_json or globals_of(ctx).json:
             import sys
 
-            import orjson
-
             err = {
                 "code": exc.code,
                 "message": exc.message,
                 "conflicts": [c.to_json() for c in exc.conflicts],
             }
-            sys.stderr.write(orjson.dumps({"error": err}).decode() + "\n")
+            sys.stderr.write(json_text({"error": err}) + "\n")
             raise typer.Exit(1) from None
         now = clock.now_ms()
         lines = "\n".join(f"  {c.describe(now)}" for c in exc.conflicts)
