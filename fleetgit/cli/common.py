@@ -87,18 +87,29 @@ def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True
     return Fleet.open(g.directory, actor=g.actor, catch_up=catch_up, repair=repair)
 
 
+# Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,
+# C1) and the invisible characters that reorder or break what is shown (bidi controls, the line
+# and paragraph separators) are printed escaped: text from the ledger (another clone, an older
+# version) must not be able to clear the screen or disguise what a reader sees. JSON output
+# escapes them the JSON way (`print_json`), so it stays valid and passes through unchanged.
+_INVISIBLE = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"\\r(?!\\n)|[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
+_UNSAFE_IN_JSON = re.compile(f"[\\x7f-\\x9f{_INVISIBLE}]")  # orjson escapes C0 itself
+
+
+def visible(text: str) -> str:
+    """`text` with what `_UNSAFE` matches shown as Python escapes (ESC -> \\x1b)."""
+    return _UNSAFE.sub(lambda found: repr(found.group())[1:-1], text)
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json_text(value, indent=True) + "\n")
 
 
 def json_text(value: Any, *, indent: bool = False) -> str:
-    """`value` as JSON with every control or invisible character escaped (`\\uXXXX`)."""
+    """`value` as JSON with every control or invisible character written as a JSON escape."""
     text = orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else None).decode()
-    return _UNSAFE_IN_JSON.sub(_json_escaped, text)
-
-
-def _json_escaped(found: re.Match[str]) -> str:
-    return f"\\u{ord(found.group()):04x}"
+    return _UNSAFE_IN_JSON.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -133,9 +144,9 @@ def report(code: str, message: str, hint: str | None, as_json: bool) -> None:
             err["hint"] = hint
         sys.stderr.write(json_text({"error": err}) + "\n")
     else:  # a message or hint may quote the ledger: shown escaped, as on stdout
-        sys.stderr.write(_UNSAFE.sub(_escaped, f"fleetgit: {message}\n"))
+        sys.stderr.write(visible(f"fleetgit: {message}\n"))
         if hint:
-            sys.stderr.write(_UNSAFE.sub(_escaped, f"hint: {hint}\n"))
+            sys.stderr.write(visible(f"hint: {hint}\n"))
 
 
 def note(code: str, message: str, hint: str | None, as_json: bool) -> None:
@@ -203,20 +214,6 @@ class RootGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
-# Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,
-# C1) and the invisible characters that reorder or break what is shown (bidi controls, the line
-# and paragraph separators) are printed escaped: text from the ledger (another clone, an older
-# version) must not be able to clear the screen or disguise what a reader sees. JSON output
-# escapes them the JSON way (`print_json`), so it stays valid and passes through unchanged.
-_INVISIBLE = "\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"\\r(?!\\n)|[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
-_UNSAFE_IN_JSON = re.compile(f"[\\x7f-\\x9f{_INVISIBLE}]")  # orjson escapes C0 itself
-
-
-def _escaped(found: re.Match[str]) -> str:
-    return repr(found.group())[1:-1]  # ESC -> \x1b
-
-
 class _SafeText:
     """A text stream that escapes terminal control codes on the way through."""
 
@@ -224,7 +221,7 @@ class _SafeText:
         self._stream = stream
 
     def write(self, text: Any) -> Any:
-        return self._stream.write(_UNSAFE.sub(_escaped, text) if isinstance(text, str) else text)
+        return self._stream.write(visible(text) if isinstance(text, str) else text)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
