@@ -45,15 +45,40 @@ def resolve(
         ranges = " OR ".join([f"({column} >= ? AND {column} < ?)"] * len(starts))
         bounds = [b for start in starts for b in (start, start + "\U0010ffff")]
         total = conn.execute(f"SELECT count(*) FROM {table} WHERE {ranges}", bounds).fetchone()[0]
-        more = f" and {total - 6} more" if total > 6 else ""
-        raise AmbiguousError(
-            f"{noun} id {ref!r} is ambiguous: it matches {total}: {', '.join(found[:6])}{more}",
-            hint="give more characters of the id",
-        )
+        raise _ambiguous(ref, found, total, noun)
     every = [r[0] for r in conn.execute(f"SELECT {column} FROM {table}")]
-    close = difflib.get_close_matches(ref, every, n=3, cutoff=0.5)
+    raise _missing(ref, every, noun, listing)
+
+
+def among(ref: str, ids: Sequence[str], noun: str, prefix: str, listing: str) -> str:
+    """`resolve` over ids already in hand (such as the live ones only), with the same rules and
+    the same messages."""
+    ref = ref.strip()
+    if not ref:
+        raise ValidationError(f"empty {noun} id", hint=f"list them: {listing}")
+    if ref in ids:
+        return ref
+    starts = (ref,) if ref.startswith(f"{prefix}-") else (ref, f"{prefix}-{ref}")
+    found = sorted({i for i in ids if i.startswith(starts)})
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise _ambiguous(ref, found, len(found), noun)
+    raise _missing(ref, ids, noun, listing)
+
+
+def _ambiguous(ref: str, found: Sequence[str], total: int, noun: str) -> AmbiguousError:
+    more = f" and {total - 6} more" if total > 6 else ""
+    return AmbiguousError(
+        f"{noun} id {ref!r} is ambiguous: it matches {total}: {', '.join(found[:6])}{more}",
+        hint="give more characters of the id",
+    )
+
+
+def _missing(ref: str, ids: Sequence[str], noun: str, listing: str) -> NotFoundError:
+    close = difflib.get_close_matches(ref, ids, n=3, cutoff=0.5)
     hint = f"did you mean {' or '.join(close)}?" if close else f"list them: {listing}"
-    raise NotFoundError(f"no {noun} {ref!r}", hint=hint)
+    return NotFoundError(f"no {noun} {ref!r}", hint=hint)
 
 
 def choice(value: str, allowed: Sequence[str], flag: str, command: str) -> str:

@@ -6,15 +6,14 @@ write transaction after catch-up, so two pilots racing for one path in one clone
 
 from __future__ import annotations
 
-import difflib
 import os
 import shlex
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fleetgit import clock, patterns, pilots
+from fleetgit import clock, ids, patterns, pilots
 from fleetgit.durations import format_duration, parse_duration
-from fleetgit.errors import AmbiguousError, ConflictError, NotFoundError, ValidationError
+from fleetgit.errors import ConflictError, NotFoundError, ValidationError
 from fleetgit.identity import check_callsign
 from fleetgit.rules import (
     Block,
@@ -282,27 +281,14 @@ def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reser
 
 
 def find(live: list[Reservation], ref: str) -> Reservation:
-    """The live reservation `ref` names, as ids are named everywhere: exact, or a unique prefix
-    with or without `res-`; a miss suggests the closest ids. (`live` holds one entry per
-    pattern: a reservation of several patterns is still one reservation.)"""
-    ref = ref.strip()
-    if not ref:
+    """The live reservation `ref` names, as ids are named everywhere (`ids.among`). `live`
+    holds one entry per pattern: a reservation of several patterns is one reservation."""
+    if not ref.strip():  # an empty id names no reservation, live or not
         raise ValidationError(
             "empty reservation id", hint="list them with their ids: fleetgit reservations"
         )
     by_id = {r.reservation_id: r for r in live}
-    starts = (ref,) if ref.startswith("res-") else (ref, f"res-{ref}")
-    found = [ref] if ref in by_id else sorted(i for i in by_id if i.startswith(starts))
-    if not found:
-        close = difflib.get_close_matches(ref, list(by_id), n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(close)}?" if close else "fleetgit reservations"
-        raise NotFoundError(f"no active reservation {ref!r}", hint=hint)
-    if len(found) > 1:
-        raise AmbiguousError(
-            f"reservation id {ref!r} is ambiguous: {', '.join(found[:5])}",
-            hint="give more characters of the id",
-        )
-    return by_id[found[0]]
+    return by_id[ids.among(ref, list(by_id), "active reservation", "res", "fleetgit reservations")]
 
 
 def listing(
