@@ -558,7 +558,7 @@ def validate_stream(type_name: str, stream: str, data: dict[str, Any] | None = N
         )
 
 
-def validate_data(type_name: str, data: object) -> dict[str, Any]:
+def validate_data(type_name: str, data: object, *, stored: bool = False) -> dict[str, Any]:
     et = event_type(type_name)
     if not isinstance(data, dict):
         raise ValidationError(
@@ -567,7 +567,7 @@ def validate_data(type_name: str, data: object) -> dict[str, Any]:
         )
     fields = _FIELDS[et.name]
     try:
-        _check_entries(fields, "data", data)
+        _check_entries(fields, "data", data, stored)
     except ValidationError as exc:
         exc.hint = exc.hint or f"fleetgit schema {type_name} shows every field and its type"
         raise
@@ -580,8 +580,12 @@ def validate_data(type_name: str, data: object) -> dict[str, Any]:
     return data
 
 
-def _check_entries(fields: dict[str, Field], path: str, data: dict[str, Any]) -> None:
-    """Check each entry of `data` against its field; null is allowed for optional ones."""
+def _check_entries(
+    fields: dict[str, Field], path: str, data: dict[str, Any], stored: bool = False
+) -> None:
+    """Check each entry of `data` against its field; null is allowed for optional ones.
+    `stored`: data read from a ledger, where free text may hold terminal control codes that
+    older versions let through (they are shown escaped); NUL is refused either way."""
     for key, value in data.items():
         spec = fields.get(key)
         if spec is None:
@@ -590,46 +594,35 @@ def _check_entries(fields: dict[str, Field], path: str, data: dict[str, Any]) ->
                 f"{path}: unknown {what} {key!r}", hint=f"use one of: {', '.join(fields)}"
             )
         if value is not None or spec.required:
-            _check(spec, f"{path}.{key}", value)
+            _check(spec, f"{path}.{key}", value, stored)
 
 
 def valid_changes(type_name: str, changes: Any) -> dict[str, Any]:
-    """The entries of an update's `changes` that its schema accepts. Folds apply only these, so
-    a bad value that reached a ledger before it was checked (a ledger is forever) is ignored."""
+    """The entries of an update's `changes` that its schema accepts, as stored data (intake has
+    refused any event with others; folds filter again so a fold is safe on any input)."""
     if not isinstance(changes, dict):
         return {}
     fields = {f.name: f for f in _FIELDS[type_name]["changes"].keys}
     out = {}
     for key, value in changes.items():
-        # Free text refuses terminal control codes when it is written, a rule younger than
-        # some ledgers: folds still take such text (the commands show it escaped), so what an
-        # old update did does not depend on which version built the index. NUL stays refused.
-        spec = fields.get(key)
-        checked = value
-        if spec is not None and spec.kind == "text" and isinstance(value, str):
-            checked = _TEXT_CONTROL_RE.sub(_keep_nul, value)
         try:
-            _check_entries(fields, "changes", {key: checked})
+            _check_entries(fields, "changes", {key: value}, stored=True)
         except ValidationError:
             continue
         out[key] = value
     return out
 
 
-def _keep_nul(found: re.Match[str]) -> str:
-    return found.group() if found.group() == "\x00" else ""
-
-
-def validate(type_name: str, stream: str, data: object) -> dict[str, Any]:
-    checked = validate_data(type_name, data)
+def validate(type_name: str, stream: str, data: object, *, stored: bool = False) -> dict[str, Any]:
+    checked = validate_data(type_name, data, stored=stored)
     validate_stream(type_name, stream, checked)
     return checked
 
 
-def _check(spec: Field, path: str, value: Any) -> None:
+def _check(spec: Field, path: str, value: Any, stored: bool = False) -> None:
     kind = spec.kind
     if kind in ("str", "text", "name"):
-        _check_str(spec, path, value, MAX_TEXT if kind == "text" else MAX_STR)
+        _check_str(spec, path, value, MAX_TEXT if kind == "text" else MAX_STR, stored)
     elif kind == "int":
         if not isinstance(value, int) or isinstance(value, bool) or not _in_range(spec, value):
             raise ValidationError(
@@ -648,10 +641,10 @@ def _check(spec: Field, path: str, value: Any) -> None:
     elif kind == "list":
         _check_list(spec, path, value)
     elif kind == "object":
-        _check_object(spec, path, value)
+        _check_object(spec, path, value, stored)
 
 
-def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
+def _check_str(spec: Field, path: str, value: Any, limit: int, stored: bool = False) -> None:
     if not isinstance(value, str):
         what = "a callsign or id" if spec.kind == "name" else "a string"
         raise ValidationError(f"{path}: expected {what}, got {_show(value)}")
@@ -680,7 +673,7 @@ def _check_str(spec: Field, path: str, value: Any, limit: int) -> None:
             f"{path}: contains a control character ({control!r}): it is one line of text"
             " (multi-line text goes in fields such as description, body or summary)"
         )
-    if spec.kind == "text" and not value.isprintable():
+    if spec.kind == "text" and not stored and not value.isprintable():
         found = _TEXT_CONTROL_RE.search(value)
         if found is not None:
             raise ValidationError(
@@ -739,7 +732,7 @@ def _check_list(spec: Field, path: str, value: Any) -> None:
         _check_str(item, f"{path}[{i}]", element, MAX_STR)
 
 
-def _check_object(spec: Field, path: str, value: Any) -> None:
+def _check_object(spec: Field, path: str, value: Any, stored: bool = False) -> None:
     if not isinstance(value, dict):
         raise ValidationError(f"{path}: expected a JSON object, got {_show(value)}")
     if spec.keys:
@@ -748,7 +741,7 @@ def _check_object(spec: Field, path: str, value: Any) -> None:
                 f"{path}: expected at least {spec.min_items} entry",
                 hint=f"change one of: {', '.join(f.name for f in spec.keys)}",
             )
-        _check_entries({f.name: f for f in spec.keys}, path, value)
+        _check_entries({f.name: f for f in spec.keys}, path, value, stored)
     _check_json(path, value)
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import orjson
 
 from fleetgit import clock
-from fleetgit.codec import DecodeError, Event, decode
+from fleetgit.codec import DecodeError, Event
 from fleetgit.digest import hash64
+from fleetgit.intake import Refused, check
 
 SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
 _STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
@@ -195,8 +196,9 @@ class Parsed:
         self.torn_tail = False  # bytes after good_end that do not form a complete batch
 
 
-def parse(buf: bytes, start: int = 0) -> Parsed:
-    """Parse `buf[start:]` line by line, keeping only complete batches (all or nothing)."""
+def parse(buf: bytes, start: int = 0, writer: str | None = None) -> Parsed:
+    """Parse `buf[start:]` line by line, keeping only complete batches (all or nothing) of
+    lines that pass intake (`writer`: the writer directory the segment is in)."""
     out = Parsed(good_end=start)
     batch: list[tuple[Event, bytes]] = []
     batch_start = start
@@ -208,15 +210,16 @@ def parse(buf: bytes, start: int = 0) -> Parsed:
             break  # no final newline: torn
         line = buf[pos : nl + 1]
         try:
-            event = decode(line)
+            event = check(line, writer)
         except DecodeError as exc:
             if batch:
                 out.problems.append((batch_start, "incomplete batch (followed by a bad line)"))
                 batch = []
-            out.problems.append((pos, f"unparsable line: {exc}"))
+            what = "refused line" if isinstance(exc, Refused) else "unparsable line"
+            out.problems.append((pos, f"{what}: {exc}"))
             pos = nl + 1
             batch_start = pos
-            if nl + 1 >= end:
+            if nl + 1 >= end and not isinstance(exc, Refused):  # garbage at the end: torn
                 out.torn_tail = True
                 return out
             out.good_end = pos  # skip the bad line; later batches still count
@@ -242,7 +245,7 @@ def repair(path: Path) -> int:
         buf = path.read_bytes()
     except FileNotFoundError:
         return 0
-    parsed = parse(buf)
+    parsed = parse(buf, writer=path.parent.name)
     if not parsed.torn_tail:
         return 0
     with open(path, "r+b") as fh:

@@ -12,7 +12,6 @@ from typing import Any
 from fleetgit import catalogue, clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
-from fleetgit.errors import FleetError, ValidationError
 from fleetgit.folds import Ev
 from fleetgit.gitrepo import GitRepo
 from fleetgit.paths import RepoPaths
@@ -22,7 +21,7 @@ from fleetgit.sources import committed_segments, scan_worktrees, worktree_git_di
 
 @dataclass(frozen=True)
 class Problem:
-    # torn | bad_line | incomplete_batch | id_conflict | wseq_gap | writer_collision | schema
+    # torn | bad_line | refused | incomplete_batch | id_conflict | wseq_gap | writer_collision
     # | clock | fork | dependency_cycle
     kind: str
     where: str
@@ -70,9 +69,10 @@ class _Checker:
         """Check one copy of segment `name` (`<writer>/<number>`), found at `where`."""
         self.segment_names.add(name)
         self.report.segments = len(self.segment_names)
-        parsed = parse(buf)
+        parsed = parse(buf, writer=name.partition("/")[0])
         for offset, what in parsed.problems:
             kind = "incomplete_batch" if "batch" in what else "bad_line"
+            kind = "refused" if what.startswith("refused") else kind
             self.report.problems.append(Problem(kind, f"{where}@{offset}", what))
         if parsed.torn_tail:
             self.report.problems.append(
@@ -95,7 +95,6 @@ class _Checker:
         self.hashes[event.id] = (digest, where)
         self.report.events += 1
         self.by_writer[event.writer].append((event.wseq, event.hlc, event.id))
-        self._check_schema(where, event)
         self._check_fork(where, event)
         if event.stream.startswith("sortie/"):
             self._keep_sortie_event(event)
@@ -103,14 +102,6 @@ class _Checker:
         if clock.hlc_ms(event.hlc) > limit:
             self.report.problems.append(
                 Problem("clock", where, f"event {event.id} is stamped {event.ts}, in the future")
-            )
-
-    def _check_schema(self, where: str, event: Event) -> None:
-        try:
-            _check_schema(event)
-        except FleetError as exc:
-            self.report.problems.append(
-                Problem("schema", where, f"event {event.id}: {exc.message}")
             )
 
     def _check_fork(self, where: str, event: Event) -> None:
@@ -166,26 +157,6 @@ def _dependency_cycles(streams: dict[str, list[Ev]]) -> list[Problem]:
         )
         for (a, b), cycle in sorted(sorties.cycle_breaks(edges).items())
     ]
-
-
-def _check_schema(event: Event) -> None:
-    """Raise unless the event's data, lifted to the current version, fits the catalogue."""
-    current = catalogue.event_type(event.type).version
-    if event.v > current:
-        raise ValidationError(
-            f"{event.type} v{event.v} was written by a newer fleetgit (this one knows up to"
-            f" v{current})"
-        )
-    try:
-        version, data = catalogue.upcast(event.type, event.v, event.data)
-    except Exception as exc:  # an upcaster failing on this data is the data's fault
-        raise ValidationError(f"{event.type} v{event.v}: upcasting failed: {exc!r}") from None
-    if version != current:
-        raise ValidationError(
-            f"{event.type} v{event.v} is older than v{current} and no upcaster lifts"
-            f" v{version} to v{version + 1}"
-        )
-    catalogue.validate(event.type, event.stream, data)
 
 
 def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Problem]:

@@ -128,19 +128,21 @@ def test_index_order_is_the_same_whatever_order_segments_arrive(
 
 
 def test_parse_keeps_only_complete_batches(tmp_path: Path) -> None:
+    ids = {name: str(uuid.UUID(int=i + 1)) for i, name in enumerate("abcdz")}
+
     def ev(i: int, tx: str, txn: int) -> Event:
         return Event(
-            id=f"id-{i}",
-            type="t",
+            id=str(uuid.UUID(int=1000 + i)),
+            type="pilot_active",
             v=1,
-            stream="s/x",
+            stream="pilot/p",
             seq=i,
             hlc=i,
             writer="w" * 16,
             wseq=i,
             actor=None,
             ts="",
-            tx=tx,
+            tx=ids[tx],
             txn=txn,
             data={},
         )
@@ -148,11 +150,11 @@ def test_parse_keeps_only_complete_batches(tmp_path: Path) -> None:
     full = encode(ev(1, "a", 1)) + encode(ev(2, "b", 2)) + encode(ev(3, "b", 2))
     partial = encode(ev(4, "c", 3)) + encode(ev(5, "c", 3))
     parsed = parse(full + partial)
-    assert [e.id for e, _ in parsed.events] == ["id-1", "id-2", "id-3"]
+    assert [e.wseq for e, _ in parsed.events] == [1, 2, 3]
     assert parsed.good_end == len(full) and parsed.torn_tail
     broken_mid = encode(ev(1, "a", 2)) + encode(ev(6, "z", 1))
     parsed = parse(broken_mid)
-    assert [e.id for e, _ in parsed.events] == ["id-6"]
+    assert [e.wseq for e, _ in parsed.events] == [6]
     assert any("incomplete batch" in what for _, what in parsed.problems)
     no_newline = full + encode(ev(7, "d", 1))[:-1]
     assert parse(no_newline).good_end == len(full)

@@ -338,7 +338,7 @@ def test_updates_are_checked_like_creates_and_bad_stored_values_are_ignored(
         assert res.code == 1 and "data.changes." in res.err
     assert len(cli(repo, "events", "--json").json()) == 2  # nothing written
 
-    # what an older version let through is in the ledger for good: reads ignore it
+    # what an older version let through is in the ledger for good: intake refuses it whole
     plant(
         repo,
         "mission_updated",
@@ -360,15 +360,17 @@ def test_updates_are_checked_like_creates_and_bad_stored_values_are_ignored(
         assert listed.code == 0, listed.err
         rows = {m["mission_id"]: m for m in listed.json()}
         assert (rows[mid]["priority"], rows[mid]["title"], rows[mid]["description"]) == (
-            "medium", "M", "d",
+            "medium", "M", None,
         )  # fmt: skip
-        assert list(rows)[-1] == "msn-future"  # an unknown priority sorts last
+        assert "msn-future" not in rows
         assert cli(repo, "mission", "list").code == 0
         shown = cli(repo, "sortie", "show", sid)
-        assert shown.code == 0 and "T2" in shown.out
+        assert shown.code == 0 and "T2" not in shown.out
         s = cli(repo, "sortie", "show", sid, "--json").json()
-        assert (s["title"], s["files"], s["depends_on"]) == ("T2", [], [])
+        assert (s["title"], s["files"], s["depends_on"]) == ("S", [], [])
         assert cli(repo, "index", "rebuild").code == 0
+    found = cli(repo, "verify")
+    assert found.code == 1 and found.out.count("refused line") == 3
 
 
 def test_blank_titles_are_refused(repo: Path, cli: Any) -> None:

@@ -53,9 +53,9 @@ def test_an_event_from_a_newer_fleetgit_is_reported(repo: Path) -> None:
     handwrite(repo, newer)
     assert problems(repo) == [
         (
-            "schema",
-            f"event {newer.id}: pilot_active v99 was written by a newer fleetgit"
-            " (this one knows up to v1)",
+            "refused",
+            "refused line: pilot_active version 99 is newer than this fleetgit knows (1):"
+            " upgrade fleetgit to read it",
         )
     ]
 
@@ -64,8 +64,7 @@ def test_an_older_event_without_an_upcaster_is_a_schema_violation(repo: Path) ->
     older = event(1, v=0)
     handwrite(repo, older)
     [(kind, detail)] = problems(repo)
-    assert kind == "schema" and f"event {older.id}: pilot_active v0 is older than v1" in detail
-    assert "no upcaster lifts v0 to v1" in detail
+    assert kind == "refused" and "pilot_active v0 is older than v1 and no upcaster" in detail
 
 
 def test_older_events_are_upcast_then_validated(
@@ -80,9 +79,9 @@ def test_older_events_are_upcast_then_validated(
     broken = event(3, v=0, data={"mood": "busy"})
     handwrite(repo, lifted, still_bad, broken)
     found = problems(repo)
-    assert [kind for kind, _ in found] == ["schema", "schema"]
-    assert f"event {still_bad.id}: data.status" in found[0][1] + found[1][1]
-    assert f"event {broken.id}: data: unknown field 'mood'" in found[0][1] + found[1][1]
+    assert [kind for kind, _ in found] == ["refused", "refused"]
+    assert "pilot_active: data.status" in found[0][1] + found[1][1]
+    assert "pilot_active: data: unknown field 'mood'" in found[0][1] + found[1][1]
 
 
 def test_a_duplicate_wseq_is_a_collision_not_a_gap(repo: Path) -> None:

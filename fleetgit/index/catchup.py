@@ -122,7 +122,7 @@ class Index(IndexDB):
                 buf = fh.read()
         except FileNotFoundError:
             return
-        parsed = parse(buf)
+        parsed = parse(buf, writer=f.writer)
         self.ingest(parsed.events, result)
         result.files_read += 1
         new_offset = offset + parsed.good_end
@@ -174,7 +174,7 @@ class Index(IndexDB):
             if self._checked_out(seg):  # its events came in from the work tree just now
                 self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
                 continue
-            parsed = parse(self.git.blob(seg.blob))
+            parsed = parse(self.git.blob(seg.blob), writer=seg.writer)
             self.ingest(parsed.events, result)
             result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
