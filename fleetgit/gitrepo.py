@@ -5,9 +5,10 @@ pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,31 @@ class GitRepo:
         except (KeyError, ValueError):
             return None
         return str(entry.id) if entry.type_str == "tree" else None
+
+    def events_trees(self, target: str, hide: Iterable[str]) -> Iterator[str]:
+        """The `.fleet/events` tree of each commit reachable from `target` and from none of
+        `hide` (each distinct tree once): a segment a later commit rewrote or deleted is still
+        in the history, and the index keeps what any commit ever held."""
+        import pygit2
+
+        repo = self.repo
+        try:
+            walker = repo.walk(target, pygit2.enums.SortMode.NONE)
+        except (KeyError, ValueError, pygit2.GitError):
+            return
+        for oid in hide:
+            with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
+                walker.hide(oid)
+        yielded: set[str] = set()
+        for commit in walker:
+            try:
+                entry = commit.tree / ".fleet" / "events"
+            except KeyError:
+                continue
+            tree = str(entry.id)
+            if entry.type_str == "tree" and tree not in yielded:
+                yielded.add(tree)
+                yield tree
 
     def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str]]:
         """(name, id, kind) of one tree's entries."""

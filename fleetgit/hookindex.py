@@ -54,8 +54,13 @@ class IndexView:
         """Is the index behind its sources? Starts `self.probe` when git must tell."""
         assert self.conn is not None
         stored = dict(
-            self.conn.execute("SELECT key, value FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+            self.conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('files_fp', 'refs_fp', 'held_due_ms')"
+            )
         )
+        due = stored.get("held_due_ms")
+        if due and int(due) <= clock.now_ms():
+            return True  # a batch held back for its clock has come due (Index.held_due)
         common = self.paths.common_dir
         files_fp = fingerprint.files_fingerprint(fingerprint.segment_files(common))
         if stored.get("files_fp") != files_fp:

@@ -5,6 +5,7 @@ It reads the work-tree files and the committed blobs directly (not the index) an
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class _Checker:
         self.by_writer: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
         self.by_stream_seq: dict[tuple[str, int], str] = {}
         self.segment_names: set[str] = set()
+        self.current: set[str] = set()  # segments in a work tree or at a ref's tip
+        self.copies: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)  # ids -> where
         self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
 
     def add_segment(self, name: str, where: str, buf: bytes) -> None:
@@ -82,6 +85,7 @@ class _Checker:
             )
         for event, line in parsed.events:
             self.add_event(where, event, line)
+        self.copies[name].setdefault(tuple(e.id for e, _ in parsed.events), where)
 
     def add_event(self, where: str, event: Event, line: bytes) -> None:
         digest = line_hash(line)
@@ -101,7 +105,13 @@ class _Checker:
         limit = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
         if clock.hlc_ms(event.hlc) > limit:
             self.report.problems.append(
-                Problem("clock", where, f"event {event.id} is stamped {event.ts}, in the future")
+                Problem(
+                    "clock",
+                    where,
+                    f"event {event.id} is stamped {event.ts}, more than"
+                    f" {self.config.max_clock_skew_seconds} s ahead of this clock: held back"
+                    " (it orders and grants nothing) until this clock comes within that",
+                )
             )
 
     def _check_fork(self, where: str, event: Event) -> None:
@@ -122,7 +132,35 @@ class _Checker:
         ev = Ev(event.type, data, event.hlc, event.writer, event.wseq, event.actor, 0)
         self.sortie_events[event.stream].append(ev)
 
+    def _history_problems(self) -> list[Problem]:
+        """Committed segments that a later commit deleted or rewrote: their events still count
+        (the index keeps what any commit held), but someone changed the ledger's past."""
+        out = []
+        for name in sorted(self.segment_names - self.current):
+            where = next(iter(self.copies[name].values()))
+            out.append(
+                Problem(
+                    "segment_deleted",
+                    where,
+                    f"segment {name} was deleted by a later commit; its events still count",
+                )
+            )
+        for name, copies in sorted(self.copies.items()):
+            lists = sorted(copies, key=len)
+            for shorter, longer in itertools.pairwise(lists):
+                if longer[: len(shorter)] != shorter:
+                    out.append(
+                        Problem(
+                            "segment_rewritten",
+                            copies[longer],
+                            f"segment {name} differs from its copy at {copies[shorter]}:"
+                            " a commit rewrote it; the events of every copy count",
+                        )
+                    )
+        return out
+
     def finish(self) -> Report:
+        self.report.problems += self._history_problems()
         self.report.problems += _dependency_cycles(self.sortie_events)
         self.report.writers = len(self.by_writer)
         for writer, items in sorted(self.by_writer.items()):
@@ -192,19 +230,28 @@ def verify(paths: RepoPaths, config: Config) -> Report:
         except FileNotFoundError:
             continue
         where = f.relpath if f.worktree == str(paths.worktree) else str(f.path)
-        checker.add_segment(f"{f.writer}/{f.number:08d}", where, buf)
+        name = f"{f.writer}/{f.number:08d}"
+        checker.current.add(name)
+        checker.add_segment(name, where, buf)
     git = GitRepo(paths)
     seen_blobs: set[str] = set()
     seen_trees: set[str] = set()
-    for name, target in sorted(git.ref_targets(worktree_git_dirs(paths)).items()):
-        tree = git.events_tree(target)
-        if tree is None or tree in seen_trees:
-            continue
-        seen_trees.add(tree)
-        for seg in committed_segments(git, tree, set()):
-            if seg.blob in seen_blobs:
+    read: set[str] = set()
+    targets = sorted(git.ref_targets(worktree_git_dirs(paths)).items())
+    for _name, target in targets:
+        tip = git.events_tree(target)
+        for seg in committed_segments(git, tip, set()) if tip else ():
+            checker.current.add(f"{seg.writer}/{seg.number:08d}")
+    for name, target in targets:  # every commit of their history, as the index reads them
+        for tree in git.events_trees(target, hide=read):
+            if tree in seen_trees:
                 continue
-            seen_blobs.add(seg.blob)
-            segment = f"{seg.writer}/{seg.number:08d}"
-            checker.add_segment(segment, f"{name}:{segment}", git.blob(seg.blob))
+            seen_trees.add(tree)
+            for seg in committed_segments(git, tree, set()):
+                if seg.blob in seen_blobs:
+                    continue
+                seen_blobs.add(seg.blob)
+                segment = f"{seg.writer}/{seg.number:08d}"
+                checker.add_segment(segment, f"{name}:{segment}", git.blob(seg.blob))
+        read.add(target)
     return checker.finish()

@@ -11,6 +11,7 @@ import pytest
 from fleetgit import catalogue, clock
 from fleetgit.codec import Event, encode
 from fleetgit.fleet import Fleet
+from fleetgit.segments import line_hash
 from tests.conftest import git
 
 WRITER = "handwritten00001"
@@ -151,18 +152,29 @@ def test_verify_reports_two_repositories_writing_as_one(
     assert f"duplicate wseq 2 (events {min(ours.id, theirs.id)}" in collisions[0]["detail"]
 
 
-def test_the_index_keeps_the_first_bytes_of_an_id_and_records_the_conflict(repo: Path) -> None:
+@pytest.mark.parametrize("altered_first", [False, True])
+def test_of_two_copies_of_an_id_the_lower_hash_counts_and_a_far_clock_is_held(
+    repo: Path, altered_first: bool
+) -> None:
     first = event(1)
     altered = first._replace(data={"status": "idle"})  # same id, other bytes
     ahead_ms = clock.now_ms() + 10 * 24 * 3600 * 1000
     future = event(2)._replace(hlc=clock.make_hlc(ahead_ms), ts=clock.iso_ms(ahead_ms))
-    handwrite(repo, first, first, altered, future)  # a plain copy, a conflict, a far clock
+    copies = (altered, first) if altered_first else (first, altered)
+    handwrite(repo, first, *copies, future)  # a plain copy, a conflict, a far clock
+    winner = min((first, altered), key=lambda e: line_hash(encode(e)))
     with Fleet.open(repo) as fleet:
         status = fleet.index_status()
-        assert status["events"] == 2  # the plain copy and the conflicting one are not added
-        assert fleet.show(first.id).data == {"status": "busy"}  # the first bytes stay
+        assert status["events"] == 1  # copies add nothing; the far clock waits
+        assert fleet.show(first.id).data == winner.data  # whatever the order of the sources
         kinds = fleet.index.conn.execute("SELECT kind, event_id FROM anomalies ORDER BY kind")
-        assert kinds.fetchall() == [("future_clock", future.id), ("id_conflict", first.id)]
+        assert kinds.fetchall() == [("id_conflict", first.id)] * 2  # both copies recorded
+        held = fleet.index.conn.execute("SELECT id FROM held").fetchall()
+        assert held == [(future.id,)]
+        rows = fleet.index.conn.execute("SELECT * FROM pilots").fetchall()
+        fleet.rebuild()
+        assert fleet.show(first.id).data == winner.data
+        assert fleet.index.conn.execute("SELECT * FROM pilots").fetchall() == rows
     found = dict(problems(repo))  # verify reads the segments and reports both as well
     assert first.id in found["id_conflict"] and future.id in found["clock"]
 

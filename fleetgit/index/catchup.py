@@ -53,6 +53,8 @@ class Index(IndexDB):
     # -- freshness --------------------------------------------------------------------------
 
     def is_fresh(self) -> bool:
+        if self.held_due():
+            return False
         files = list(scan_worktrees(self.paths))
         return files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
             self.paths, self.git_dirs
@@ -70,6 +72,7 @@ class Index(IndexDB):
     def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
         """Catch up inside an open write transaction."""
         result = IngestResult()
+        self.release_held(result)
         files = list(scan_worktrees(self.paths))
         files_fp = files_fingerprint(files)
         stored = dict(
@@ -149,17 +152,20 @@ class Index(IndexDB):
         known = {r["name"]: r["target"] for r in self.query("SELECT name, target FROM refs")}
         seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
         moved = [(n, t) for n, t in sorted(targets.items()) if known.get(n) != t]
+        read = set(known.values())  # their history was read when they were
         for done, (name, target) in enumerate(moved, 1):
-            self._read_commit(target, seen, result)
+            for tree in self.git.events_trees(target, hide=read):
+                self._read_tree(tree, seen, result)
+            read.add(target)
             self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
             if progress:
                 progress("reading branches", done, len(moved))
         for name in set(known) - set(targets):
             self.conn.execute("DELETE FROM refs WHERE name = ?", (name,))
 
-    def _read_commit(self, commit_id: str, seen: set[str], result: IngestResult) -> None:
-        events_tree = self.git.events_tree(commit_id)
-        if events_tree is None or events_tree in seen:
+    def _read_tree(self, events_tree: str, seen: set[str], result: IngestResult) -> None:
+        """Read one commit's `.fleet/events` tree: the blobs of writer trees not read before."""
+        if events_tree in seen:
             return
         writer_trees: set[str] = set()
         for seg in committed_segments(self.git, events_tree, seen):

@@ -218,6 +218,26 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
     return None if first is None else (first[0], first[1], first[2])
 
 
+def refold(conn: sqlite3.Connection, streams: Iterable[str]) -> Key | None:
+    """Refold `streams` whole, after an id conflict changed one of their events or moved it
+    to another stream (a stream left with no events loses its rows). Returns where the void
+    reservations must be judged again from: the start, when a reservation stream changed."""
+    names = sorted(s for s in streams if s.partition("/")[0] in BY_KIND)
+    for stream in names:
+        kind, _, key = stream.partition("/")
+        module = BY_KIND[kind]
+        for table in module.TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE {module.KEY} = ?", (key,))
+    if not names:
+        return None
+    marks = ",".join("?" * len(names))
+    _fold_into(
+        conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", names), replace=False
+    )
+    touched = any(s.startswith("reservation/") for s in names)
+    return (0, "", 0) if touched else None
+
+
 def rebuild(conn: sqlite3.Connection) -> None:
     """Refold every projection from all events."""
     for table in TABLES:

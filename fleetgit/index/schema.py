@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -14,6 +14,7 @@ DERIVED_TABLES = (
     "segments",
     "streams",
     "anomalies",
+    "held",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
 # The events table's secondary indexes; a rebuild drops them and builds them once at the end.
@@ -87,6 +88,16 @@ CREATE TABLE IF NOT EXISTS anomalies (
     detail TEXT NOT NULL,
     hash INTEGER NOT NULL,
     PRIMARY KEY (kind, event_id, hash)
+);
+-- Batches stamped too far ahead of this clock: not followed until it comes within the skew.
+CREATE TABLE IF NOT EXISTS held (
+    id TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    tx TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    line BLOB NOT NULL,
+    PRIMARY KEY (id, hash)
 );
 -- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).
 CREATE TABLE IF NOT EXISTS cursors (

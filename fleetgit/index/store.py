@@ -31,6 +31,7 @@ _COLUMNS = (
     "id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id, correlation_id,"
     " tx, txn, data, hash"
 )
+_ASSIGN = ", ".join(f"{column} = ?" for column in _COLUMNS.split(", "))
 _TAIL = 256  # bytes before a file's ingested offset that must still match to resume from it
 
 
@@ -221,38 +222,91 @@ class IndexDB:
         self.settle_clashes()
 
     def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
-        """Add events not seen before, in the order given; record same-id-other-bytes conflicts.
-        Only new events reach the INSERT, so a copy (a committed blob of a segment already read
-        from the work tree) never takes a position: positions stay dense."""
+        """Add events not seen before, in the order given. Only new events reach the INSERT, so
+        a copy (a committed blob of a segment already read from the work tree) never takes a
+        position: positions stay dense. A batch stamped too far ahead is held back (`hold`).
+        The same id with other bytes is recorded, and decided by `_insert_new`."""
+        items = self.hold(items)
         if not items:
             return
         c = self.conn
         rows = [_row(e, line) for e, line in items]
         before = self.max_pos()
-        fresh, conflicts = self._insert_new(rows)
-        skew_ms = clock.now_ms() + self.config.max_clock_skew_seconds * 1000
-        anomalies = [
-            ("id_conflict", eid, "the same event id with different bytes", digest)
-            for eid, digest in conflicts
-        ] + [
-            ("future_clock", r[0], f"hlc {r[5] >> 16} ms is ahead of this clock", r[15])
-            for r in rows
-            if r[5] >> 16 > skew_ms
-        ]
-        if anomalies:
-            c.executemany("INSERT OR IGNORE INTO anomalies VALUES (?, ?, ?, ?)", anomalies)
+        fresh, conflicts, moved = self._insert_new(rows)
+        if conflicts:
+            c.executemany(
+                "INSERT OR IGNORE INTO anomalies VALUES ('id_conflict', ?, ?, ?)",
+                [(eid, "the same event id with different bytes", h) for eid, h in conflicts],
+            )
         result.new_events += len(fresh)
-        if fresh and not self.rebuilding:
+        if (fresh or moved) and not self.rebuilding:
             self._fold_streams(before)
             from fleetgit.index import projections
 
             self.note_clashes(projections.apply(c, before))
+            if moved:
+                self._restream(moved)
+                self.note_clashes(projections.refold(c, moved))
+
+    def hold(self, items: list[tuple[Event, bytes]]) -> list[tuple[Event, bytes]]:
+        """Hold back whole batches stamped further ahead of this clock than the allowed skew:
+        such a clock is flagged, not followed (it would order after, and outlive, everything
+        honest). They wait in `held` until this clock comes within the skew of them."""
+        bound = self._skew_bound()
+        if all(e.hlc < bound for e, _ in items):
+            return items
+        late = {e.tx for e, _ in items if e.hlc >= bound}
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO held VALUES (?, ?, ?, ?, ?, ?)",
+            [(e.id, line_hash(line), e.tx, e.writer, e.hlc, line) for e, line in items
+             if e.tx in late],
+        )  # fmt: skip
+        self._note_held()
+        return [(e, line) for e, line in items if e.tx not in late]
+
+    def release_held(self, result: IngestResult) -> None:
+        """Ingest the held batches this clock has come close enough to."""
+        from fleetgit.intake import check
+
+        rows = self.conn.execute(
+            "SELECT line, writer FROM held WHERE tx IN"
+            " (SELECT tx FROM held GROUP BY tx HAVING max(hlc) < ?) ORDER BY hlc, writer",
+            (self._skew_bound(),),
+        ).fetchall()
+        if not rows:
+            return
+        items = [(check(bytes(line), writer), bytes(line)) for line, writer in rows]
+        self.conn.executemany("DELETE FROM held WHERE id = ?", [(e.id,) for e, _ in items])
+        self._note_held()
+        self.ingest(items, result)
+
+    def _skew_bound(self) -> int:
+        """The first HLC too far ahead of this clock to be followed."""
+        return clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000 + 1)
+
+    def _note_held(self) -> None:
+        """When the earliest held batch comes due, so that freshness checks notice."""
+        (first,) = self.conn.execute("SELECT min(hlc) FROM held").fetchone()
+        if first is None:
+            self.conn.execute("DELETE FROM meta WHERE key = 'held_due_ms'")
+        else:
+            due = clock.hlc_ms(first) - self.config.max_clock_skew_seconds * 1000
+            self.set_meta("held_due_ms", str(due))
+
+    def held_due(self) -> bool:
+        """Has a held batch come due (so the index is behind until it is ingested)?"""
+        due = self.meta("held_due_ms")
+        return bool(due) and int(due) <= clock.now_ms()
 
     def _insert_new(
         self, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]]]:
-        """Insert the first copy of each id the index lacks, in order. Returns the rows inserted
-        and the (id, hash) of copies whose bytes differ from the first ones seen."""
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, int]], set[str]]:
+        """Insert the first copy of each id the index lacks, in order. Returns the rows
+        inserted, the (id, hash) of every copy in a conflict (the same id, other bytes) and the
+        streams whose events changed by one.
+
+        Of copies that conflict, the one whose line hash is lowest counts, whatever order the
+        sources came in, so a catch-up and a rebuild decide alike; every copy is recorded."""
         c = self.conn
         # a rebuild gives each event back the position it had; new ones come after them all
         pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
@@ -261,24 +315,44 @@ class IndexDB:
         c.execute("SAVEPOINT ingest")
         try:
             c.executemany(sql, rows)  # the usual case: every id is new, no lookup needed
-            return rows, []
+            return rows, [], set()
         except sqlite3.IntegrityError:
             c.execute("ROLLBACK TO ingest")  # some are copies: find them first
         finally:
             c.execute("RELEASE ingest")
         known = self._known_hashes([r[0] for r in rows])
-        fresh: list[tuple[Any, ...]] = []
+        fresh: dict[str, tuple[Any, ...]] = {}  # insertion order is first-seen order
+        winners: dict[str, tuple[Any, ...]] = {}  # stored ids whose lower-hash copy came
         conflicts: list[tuple[str, int]] = []
         for r in rows:
             first = known.get(r[0])
             if first is None:
                 known[r[0]] = r[15]
-                fresh.append(r)
+                fresh[r[0]] = r
             elif first != r[15]:
-                conflicts.append((r[0], r[15]))
+                conflicts += [(r[0], first), (r[0], r[15])]
+                if r[15] < first:
+                    known[r[0]] = r[15]
+                    (fresh if r[0] in fresh else winners)[r[0]] = r
         if fresh:
-            c.executemany(sql, fresh)
-        return fresh, conflicts
+            c.executemany(sql, list(fresh.values()))
+        moved: set[str] = set()
+        for r in winners.values():
+            (old_stream,) = c.execute("SELECT stream FROM events WHERE id = ?", (r[0],)).fetchone()
+            moved |= {old_stream, r[3]}
+            c.execute(f"UPDATE events SET {_ASSIGN} WHERE id = ?", (*r, r[0]))
+        return list(fresh.values()), conflicts, moved
+
+    def _restream(self, streams: set[str]) -> None:
+        """Recount the version and last position of streams an id conflict changed."""
+        names = sorted(streams)
+        marks = ",".join("?" * len(names))
+        self.conn.execute(f"DELETE FROM streams WHERE stream IN ({marks})", names)
+        self.conn.execute(
+            "INSERT INTO streams (stream, version, last_pos) SELECT stream, max(seq), max(pos)"
+            f" FROM events WHERE stream IN ({marks}) GROUP BY stream",
+            names,
+        )
 
     def _known_hashes(self, ids: list[str]) -> dict[str, int]:
         """The line hash of each of `ids` the index holds already (the first bytes seen)."""
