@@ -72,6 +72,7 @@ class Index(IndexDB):
     def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
         """Catch up inside an open write transaction."""
         result = IngestResult()
+        self.settled_pos = self.max_pos()
         self.release_held(result)
         files = list(scan_worktrees(self.paths))
         files_fp = files_fingerprint(files)
@@ -216,8 +217,10 @@ class Index(IndexDB):
         c = self.conn
         with self.transaction():
             c.execute("DROP TABLE IF EXISTS temp.prior_pos")
-            c.execute("CREATE TEMP TABLE prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL)")
-            c.execute("INSERT INTO prior_pos SELECT id, pos FROM events")
+            c.execute(
+                "CREATE TEMP TABLE prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, hash INT)"
+            )
+            c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM events")
             for table in self.derived_tables():
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")

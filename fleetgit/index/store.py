@@ -100,6 +100,7 @@ class IndexDB:
         self.config = config
         self.path = paths.index_file
         self.rebuilding = False
+        self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()
@@ -305,8 +306,12 @@ class IndexDB:
         inserted, the (id, hash) of every copy in a conflict (the same id, other bytes) and the
         streams whose events changed by one.
 
-        Of copies that conflict, the one whose line hash is lowest counts, whatever order the
-        sources came in, so a catch-up and a rebuild decide alike; every copy is recorded."""
+        Of copies that conflict (tampering: never silently, every copy is recorded), the one an
+        earlier catch-up kept stays: what this clone has seen, an attacker's later rewrite
+        cannot take back. Copies new to this catch-up are ranked, whatever order its sources
+        came in: the one a rebuild's index had kept first, then the lowest line hash. So a
+        rebuild keeps what the index kept, and a fresh clone decides the same way whatever
+        order it reads in."""
         c = self.conn
         # a rebuild gives each event back the position it had; new ones come after them all
         pos = "(SELECT pos FROM prior_pos WHERE id = ?1)" if self.rebuilding else "NULL"
@@ -320,20 +325,29 @@ class IndexDB:
             c.execute("ROLLBACK TO ingest")  # some are copies: find them first
         finally:
             c.execute("RELEASE ingest")
-        known = self._known_hashes([r[0] for r in rows])
+        ids = [r[0] for r in rows]
+        known = self._known(ids)
+        prior = self._known(ids, "prior_pos") if self.rebuilding else {}
         fresh: dict[str, tuple[Any, ...]] = {}  # insertion order is first-seen order
-        winners: dict[str, tuple[Any, ...]] = {}  # stored ids whose lower-hash copy came
+        winners: dict[str, tuple[Any, ...]] = {}  # stored ids whose better copy came
         conflicts: list[tuple[str, int]] = []
         for r in rows:
-            first = known.get(r[0])
-            if first is None:
-                known[r[0]] = r[15]
-                fresh[r[0]] = r
-            elif first != r[15]:
-                conflicts += [(r[0], first), (r[0], r[15])]
-                if r[15] < first:
-                    known[r[0]] = r[15]
-                    (fresh if r[0] in fresh else winners)[r[0]] = r
+            eid, digest = r[0], r[15]
+            got = known.get(eid)
+            if got is None:
+                known[eid] = (digest, None)
+                fresh[eid] = r
+                continue
+            first, first_pos = got
+            if first == digest:
+                continue
+            conflicts += [(eid, first), (eid, digest)]
+            # what an earlier catch-up kept stays; copies new to this one are ranked
+            undecided = self.rebuilding or first_pos is None or first_pos > self.settled_pos
+            kept = prior.get(eid, (None, None))[0]
+            if undecided and (digest != kept, digest) < (first != kept, first):
+                known[eid] = (digest, first_pos)
+                (fresh if eid in fresh else winners)[eid] = r
         if fresh:
             c.executemany(sql, list(fresh.values()))
         moved: set[str] = set()
@@ -354,15 +368,16 @@ class IndexDB:
             names,
         )
 
-    def _known_hashes(self, ids: list[str]) -> dict[str, int]:
-        """The line hash of each of `ids` the index holds already (the first bytes seen)."""
-        known: dict[str, int] = {}
+    def _known(self, ids: list[str], table: str = "events") -> dict[str, tuple[int, int | None]]:
+        """(line hash, position) of each of `ids` that `table` holds (the copy that counts)."""
+        known: dict[str, tuple[int, int | None]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            known.update(
-                self.conn.execute(f"SELECT id, hash FROM events WHERE id IN ({marks})", chunk)
+            found = self.conn.execute(
+                f"SELECT id, hash, pos FROM {table} WHERE id IN ({marks})", chunk
             )
+            known.update((eid, (digest, pos)) for eid, digest, pos in found)
         return known
 
     def _fold_streams(self, after_pos: int) -> None:
