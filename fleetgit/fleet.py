@@ -416,6 +416,8 @@ class Fleet:
             "streams": count(idx, "SELECT count(*) FROM streams"),
             "last_pos": idx.max_pos(),
             "anomalies": count(idx, "SELECT count(*) FROM anomalies"),
+            "refused": count(idx, "SELECT count(*) FROM refused"),
+            "held": count(idx, "SELECT count(*) FROM held"),
             "stale": not fresh,
             "writer": self.writer.id,
         }

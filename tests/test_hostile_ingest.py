@@ -59,6 +59,11 @@ def test_malformed_events_from_another_clone_are_refused_and_reported(
     bad = [MALFORMED[case] for case in sorted(MALFORMED)]
     s.push_lines(*bad[:5], ok, *bad[5:])
     s.receive(how)
+    first = fleetgit(s.victim, "reservations")  # after a pull, the post-merge hook read them
+    assert ("line(s) in the ledger were skipped" in first.err) == (how == "fetch"), first.err
+    assert "skipped" not in fleetgit(s.victim, "reservations").err  # said once
+    status = orjson.loads(fleetgit(s.victim, "index", "status", "--json").out)
+    assert status["refused"] == len(bad)
     s.check_victim("refused line")
     verify = fleetgit(s.victim, "verify").out
     offset = 0

@@ -84,7 +84,16 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True) -> Fleet:
     g = globals_of(ctx)
-    return Fleet.open(g.directory, actor=g.actor, catch_up=catch_up, repair=repair)
+    fleet = Fleet.open(g.directory, actor=g.actor, catch_up=catch_up, repair=repair)
+    if fleet.index.refused_new:
+        note(
+            "refused",
+            f"{fleet.index.refused_new} line(s) in the ledger were skipped: invalid, or not"
+            " readable as events (written by another clone or version)",
+            "fleetgit verify lists them with where they are",
+            g.json,
+        )
+    return fleet
 
 
 # Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,

@@ -127,6 +127,7 @@ class Index(IndexDB):
         except FileNotFoundError:
             return
         parsed = parse(buf, writer=f.writer)
+        self.record_problems(f.relpath, offset, parsed.problems)
         self.ingest(parsed.events, result)
         result.files_read += 1
         new_offset = offset + parsed.good_end
@@ -182,6 +183,8 @@ class Index(IndexDB):
                 self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
                 continue
             parsed = parse(self.git.blob(seg.blob), writer=seg.writer)
+            where = f"blob {seg.blob[:12]} ({seg.writer}/{segment_name(seg.number)})"
+            self.record_problems(where, 0, parsed.problems)
             self.ingest(parsed.events, result)
             result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))

@@ -15,6 +15,7 @@ DERIVED_TABLES = (
     "streams",
     "anomalies",
     "held",
+    "refused",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
 # The events table's secondary indexes; a rebuild drops them and builds them once at the end.
@@ -88,6 +89,13 @@ CREATE TABLE IF NOT EXISTS anomalies (
     detail TEXT NOT NULL,
     hash INTEGER NOT NULL,
     PRIMARY KEY (kind, event_id, hash)
+);
+-- Lines intake refused or could not read, where they are: skipped, and listed by `verify`.
+CREATE TABLE IF NOT EXISTS refused (
+    source TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    what TEXT NOT NULL,
+    PRIMARY KEY (source, offset)
 );
 -- Batches stamped too far ahead of this clock: not followed until it comes within the skew.
 CREATE TABLE IF NOT EXISTS held (

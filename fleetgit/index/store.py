@@ -101,6 +101,7 @@ class IndexDB:
         self.path = paths.index_file
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
+        self.refused_new = 0  # problems this process's catch-ups recorded for the first time
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()
@@ -248,6 +249,18 @@ class IndexDB:
             if moved:
                 self._restream(moved)
                 self.note_clashes(projections.refold(c, moved))
+
+    def record_problems(self, source: str, base: int, problems: list[tuple[int, str]]) -> None:
+        """Keep what intake refused or could not read (`source` at `base` + offset), once; the
+        lines are skipped, and `refused_new` tells the command to say so."""
+        if not problems:
+            return
+        before = self.conn.total_changes
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO refused VALUES (?, ?, ?)",
+            [(source, base + offset, what) for offset, what in problems],
+        )
+        self.refused_new += self.conn.total_changes - before
 
     def hold(self, items: list[tuple[Event, bytes]]) -> list[tuple[Event, bytes]]:
         """Hold back whole batches stamped further ahead of this clock than the allowed skew:
