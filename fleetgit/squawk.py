@@ -249,8 +249,11 @@ def thread(fleet: Fleet, ref: str) -> list[dict[str, Any]]:
     return [_decorate(fleet, r) for r in rows]
 
 
-def search(fleet: Fleet, query: str, *, limit: int | None = 50) -> list[dict[str, Any]]:
-    """Messages matching an FTS5 query, best first: the best `limit` (None: all of them)."""
+def search(
+    fleet: Fleet, query: str, *, limit: int | None = 50, fts: bool = False
+) -> list[dict[str, Any]]:
+    """Messages matching `query`, best first: the best `limit` (None: all of them). The query is
+    words to find (`plain_query`), or SQLite FTS5 syntax with `fts`."""
     if limit is not None and limit < 0:
         raise ValidationError(f"limit {limit}: must be 0 or more")
     sql = (
@@ -258,30 +261,87 @@ def search(fleet: Fleet, query: str, *, limit: int | None = 50) -> list[dict[str
         " WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
     )
     limit = -1 if limit is None else limit  # SQLite: a negative limit is none
-    rows = _matching(query, lambda: _rows(fleet, sql, [query, limit]))
+    match = _match(query, fts)
+    rows = _matching(query, lambda: _rows(fleet, sql, [match, limit]))
     return [_decorate(fleet, r) for r in rows]
 
 
-def search_count(fleet: Fleet, query: str) -> int:
+def search_count(fleet: Fleet, query: str, *, fts: bool = False) -> int:
     """How many messages `search` would list with no limit."""
     sql = "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?"
-    return int(_matching(query, lambda: fleet.index.conn.execute(sql, [query]).fetchone()[0]))
+    match = _match(query, fts)
+    return int(_matching(query, lambda: fleet.index.conn.execute(sql, [match]).fetchone()[0]))
 
 
-def _matching(query: str, run: Callable[[], T]) -> T:
-    """Run a full-text query; a query FTS5 cannot read is refused in one line."""
+def plain_query(text: str) -> str:
+    """The FTS5 query that finds every word of `text`: each whitespace-separated word (or
+    "quoted phrase") is quoted as an FTS5 string, so ids, paths, versions and `don't` are
+    searched as written rather than read as syntax, and they are ANDed. A word ending in `*`
+    is a prefix. Words with no letter or digit (`-`, `...`) constrain nothing and are left out;
+    '' when nothing is left."""
+    terms = []
+    for phrase in _phrases(text.replace("\x00", " ")):
+        prefix = phrase.endswith("*")
+        phrase = phrase.rstrip("*")
+        if any(c.isalnum() for c in phrase):
+            terms.append('"' + phrase.replace('"', '""') + '"' + ("*" if prefix else ""))
+    return " AND ".join(terms)
+
+
+def _phrases(text: str) -> list[str]:
+    """Words split on whitespace, a double-quoted run kept whole (a quote left open runs to the
+    end)."""
+    out: list[str] = []
+    rest = text
+    while rest := rest.lstrip():
+        if rest.startswith('"'):
+            end = rest.find('"', 1)
+            end = len(rest) if end < 0 else end
+            out.append(rest[1:end])
+            rest = rest[end + 1 :]
+            continue
+        cut = next((i for i, c in enumerate(rest) if c.isspace() or c == '"'), len(rest))
+        out.append(rest[:cut])
+        rest = rest[cut:]
+    return out
+
+
+def _match(query: str, fts: bool) -> str:
+    """What MATCH is given: the query itself with `fts`, else its words (`plain_query`)."""
     if not query.strip():
         raise ValidationError(
             "the search query is empty", hint="give words to look for: fleetgit squawk search lexer"
         )
     try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"search {query!r} is not valid UTF-8",
+            hint="messages are UTF-8 text: search for words of them",
+        ) from None
+    if fts:
+        return query
+    words = plain_query(query)
+    if not words:
+        raise ValidationError(
+            f"search {query!r} has no word to look for (no letter or digit)",
+            hint="give words to look for: fleetgit squawk search lexer",
+        )
+    return words
+
+
+def _matching(query: str, run: Callable[[], T]) -> T:
+    """Run a full-text query; a query FTS5 cannot read (only with --fts) is refused in one
+    line."""
+    try:
         return run()
     except sqlite3.OperationalError as exc:
         reason = str(exc).removeprefix("fts5: ")
         raise ValidationError(
-            f"search {query!r} is not a valid query ({reason})",
-            hint="words match words, AND/OR/NOT combine them, quote phrases:"
-            " fleetgit squawk search '\"lexer tests\" AND NOT draft'",
+            f"search {query!r} is not a valid FTS5 query ({reason})",
+            hint="with --fts, AND/OR/NOT combine words and quotes make phrases:"
+            " fleetgit squawk search --fts '\"lexer tests\" AND NOT draft'; without --fts"
+            " every word is searched as written",
         ) from None
 
 

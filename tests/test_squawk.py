@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.conftest import flood
 
 
@@ -74,9 +77,13 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     assert [m["message_id"] for m in found["messages"]] == [reply] and found["more"] == 0
     phrase = cli(repo, "squawk", "search", '"tokens are"', "--json").json()
     assert phrase["messages"][0]["message_id"] == mid
-    for query, why in (("AND AND", 'not a valid query (syntax error near "AND")'), (" ", "empty")):
+    bad = cli(repo, "squawk", "search", "--fts", "AND AND")
+    assert bad.code == 1 and 'not a valid FTS5 query (syntax error near "AND")' in bad.err
+    assert "fts5:" not in bad.err
+    for query, why in ((" ", "empty"), (". ... ,", "no word to look for")):
         bad = cli(repo, "squawk", "search", query)
-        assert bad.code == 1 and why in bad.err and "fts5" not in bad.err, query
+        assert bad.code == 1 and why in bad.err, query
+    assert cli(repo, "squawk", "search", "AND AND", "--json").json()["messages"] == []
 
     assert as_(cli, repo, "goose", "squawk", "archive", mid).code == 0
     assert as_(cli, repo, "goose", "squawk", "inbox", "--json").json() == empty
@@ -211,3 +218,48 @@ def test_search_shows_the_best_50_unless_a_limit_says_otherwise(repo: Path, cli:
     assert len(exact.out.splitlines()) == 1 + 53
     bad = cli(repo, "squawk", "search", "msg", "--limit", "-1")
     assert bad.code == 2 and "--limit" in bad.err
+
+
+def test_search_finds_what_people_type_ids_paths_versions(repo: Path, cli: Any) -> None:
+    for who in ("viper", "goose"):
+        cli(repo, "pilot", "register", who)
+    body = "re-run of src/app.py at v1.2 failed; don't merge; see srt-4p4d"
+    send = ("squawk", "send", "--to", "goose", "--subject")
+    mid = as_(cli, repo, "viper", *send, "CI", "--body", body)
+    other = as_(cli, repo, "viper", *send, "run app v2")
+    mid, other = mid.out.strip(), other.out.strip()
+    for query in ("srt-4p4d", "re-run", "src/app.py", "v1.2", "don't", "SRT-4P4D merge", "src/ap*"):
+        res = cli(repo, "squawk", "search", query, "--json")
+        assert res.code == 0, (query, res.err)
+        assert [m["message_id"] for m in res.json()["messages"]] == [mid], query
+    # every word must be there (AND); a phrase in quotes is kept together
+    assert cli(repo, "squawk", "search", "run app", "--json").json()["messages"] != []
+    found = cli(repo, "squawk", "search", '"app v2"', "--json").json()["messages"]
+    assert [m["message_id"] for m in found] == [other]
+    assert cli(repo, "squawk", "search", "srt-4p4d nowhere", "--json").json()["messages"] == []
+    # FTS5 syntax stays available behind --fts
+    res = cli(repo, "squawk", "search", "--fts", "merge OR v2", "--json")
+    assert {m["message_id"] for m in res.json()["messages"]} == {mid, other}
+    res = cli(repo, "squawk", "search", "--fts", "srt-4p4d")
+    assert res.code == 1 and "not a valid FTS5 query" in res.err and "Traceback" not in res.err
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.text(
+        st.one_of(
+            st.sampled_from(list("\"'*-:./^+()[]{}~@#NEARANDORNOT ")),
+            st.characters(blacklist_categories=("Cs",)),
+        ),
+        max_size=30,
+    )
+)
+def test_no_text_makes_search_fail_with_an_fts_error(repo: Path, cli: Any, query: str) -> None:
+    res = cli(repo, "squawk", "search", "--json", "--", query)
+    if res.code == 0:
+        assert res.json()["more"] == 0
+        return
+    assert res.code == 1, res.err
+    assert "empty" in res.err or "no word to look for" in res.err, (query, res.err)

@@ -237,18 +237,25 @@ def search(
     limit: Annotated[
         int, int_option("--limit", help="Show the best N matches (0: all of them).")
     ] = SEARCH_PAGE,
+    fts: Annotated[
+        bool,
+        typer.Option("--fts", help="Read QUERY as SQLite FTS5 syntax (AND, OR, NOT, NEAR, ...)."),
+    ] = False,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Full-text search over subjects and bodies (SQLite FTS5 syntax), best matches first (the
-    best 50 unless --limit says otherwise), and how many more match. With --json:
-    {"messages": [...], "more": N}.
+    """Full-text search over subjects and bodies, best matches first (the best 50 unless --limit
+    says otherwise), and how many more match. With --json: {"messages": [...], "more": N}.
 
-    Example: fleetgit squawk search 'lexer AND tests' --limit 10
+    Messages that hold every word are found; words are taken as written (ids like srt-4p4d,
+    paths, v1.2, don't), "quotes" keep a phrase together and a trailing * matches a prefix.
+    With --fts the query is SQLite FTS5 syntax.
+
+    Example: fleetgit squawk search 'lexer srt-4p4d' --limit 10
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = squawk.search(fleet, query, limit=limit or None)
-        total = squawk.search_count(fleet, query) if len(rows) == limit else len(rows)
+        rows = squawk.search(fleet, query, limit=limit or None, fts=fts)
+        total = squawk.search_count(fleet, query, fts=fts) if len(rows) == limit else len(rows)
     more = total - len(rows)
     if as_json:
         print_json({"messages": rows, "more": more})
