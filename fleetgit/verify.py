@@ -10,6 +10,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from fleetgit import catalogue, clock
 from fleetgit.codec import Event
 from fleetgit.config import Config
@@ -27,9 +29,17 @@ class Problem:
     kind: str
     where: str
     detail: str
+    # a fork the domain's rules settled, the same in every clone (see `_SETTLING`): shown, but
+    # not a failure unless --strict
+    settled: bool = False
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "where": self.where, "detail": self.detail}
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "where": self.where,
+            "detail": self.detail,
+            "settled": self.settled,
+        }
 
 
 @dataclass
@@ -39,9 +49,13 @@ class Report:
     writers: int = 0
     problems: list[Problem] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def failed(self, *, strict: bool = False) -> bool:
+        """Anything wrong: a problem the rules did not settle (with `strict`, any at all)."""
+        return any(strict or not p.settled for p in self.problems)
+
+    def to_json(self, *, strict: bool = False) -> dict[str, Any]:
         return {
-            "ok": not self.problems,
+            "ok": not self.failed(strict=strict),
             "events": self.events,
             "segments": self.segments,
             "writers": self.writers,
@@ -49,11 +63,68 @@ class Report:
         }
 
     def summary(self) -> str:
-        verdict = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        settled = sum(p.settled for p in self.problems)
+        open_ = len(self.problems) - settled
+        verdict = "ok" if not open_ else f"{open_} problem(s)"
+        note = f" ({settled} fork(s) settled by the rules)" if settled else ""
         return (
             f"verify: {verdict}: {self.events} events in {self.segments} segments"
-            f" from {self.writers} writers"
+            f" from {self.writers} writers{note}"
         )
+
+
+# Forks: two clones appended to one stream at one seq. The event types whose fold judges each
+# event against the state it meets in total order, or whose effect does not depend on the
+# order, with the rule that settles them: every clone folds a fork of these alike, and nothing
+# either clone wrote is overwritten unseen. Any other type (a create, an update, an assignment
+# or a registration) overwrites what was there whatever came before it: a fork with two
+# different such events is a lost update, a problem.
+_SETTLING = {
+    "sortie_assigned": "a claim is a compare-and-swap: the first in total order wins",
+    "sortie_started": "only the sortie's assignee of the moment works it",
+    "sortie_progress": "only the sortie's assignee of the moment works it",
+    "sortie_blocked": "only the sortie's assignee of the moment works it",
+    "sortie_resumed": "only the sortie's assignee of the moment works it",
+    "sortie_completed": "only the sortie's assignee of the moment works it",
+    "sortie_cancelled": "a transition applies only from a state that allows it",
+    "mission_started": "a transition applies only from a state that allows it",
+    "mission_completed": "a transition applies only from a state that allows it",
+    "mission_cancelled": "a transition applies only from a state that allows it",
+    "work_order_completed": "a transition applies only from a state that allows it",
+    "lock_acquired": "a lock is taken only when it is free at that point of total order",
+    "lock_released": "only the lock's holder releases it",
+    "lock_timeout": "a give-up is counted, whatever the order",
+    "file_renewed": "a renewal extends and never shortens, whatever the order",
+    "file_released": "the first release ends the reservation",
+    "file_conflict": "a clash already settled is recorded",
+    "message_read": "each recipient marks its own copy",
+    "message_acknowledged": "each recipient marks its own copy",
+    "message_archived": "each recipient marks its own copy",
+    "pilot_active": "a sign of life: the latest counts",
+    "pilot_deregistered": "a pilot that left ignores later signs of life",
+    "pilot_terminated": "a pilot that left ignores later signs of life",
+    "checkpoint_restored": "restorations are counted, whatever the order",
+    "checkpoint_deleted": "a withdrawal is final",
+    "context_compacted": "a record, kept whatever the order",
+    "fleet_recovered": "a record, kept whatever the order",
+    "coordinator_decision": "a record, kept whatever the order",
+}
+
+
+def _fork_rules(types: list[str], overwrites: set[int]) -> list[str] | None:
+    """The rules that settle a fork of events of these types (one stream, one seq), or None
+    when they do not: two of them overwrite, differently (`overwrites`: a digest of each
+    overwriting event's type and data; equal overwrites do not disagree)."""
+    if len(overwrites) > 1:
+        return None
+    return sorted({_SETTLING[t] for t in types if t in _SETTLING})
+
+
+def _overwrite_key(event: Event) -> int | None:
+    """For an event of a type that does not settle forks, a digest of its type and data."""
+    if event.type in _SETTLING:
+        return None
+    return line_hash(orjson.dumps([event.type, event.data], option=orjson.OPT_SORT_KEYS))
 
 
 class _Checker:
@@ -62,7 +133,8 @@ class _Checker:
         self.report = Report()
         self.hashes: dict[str, tuple[int, str]] = {}
         self.by_writer: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
-        self.by_stream_seq: dict[tuple[str, int], str] = {}
+        # each (stream, seq): its events' (id, type, `_overwrite_key`, where found)
+        self.by_stream_seq: dict[tuple[str, int], list[tuple[str, str, int | None, str]]] = {}
         self.segment_names: set[str] = set()
         self.current: set[str] = set()  # segments in a work tree or at a ref's tip
         self.copies: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)  # ids -> where
@@ -115,14 +187,24 @@ class _Checker:
             )
 
     def _check_fork(self, where: str, event: Event) -> None:
-        key = (event.stream, event.seq)
-        other = self.by_stream_seq.get(key)
-        if other is None:
-            self.by_stream_seq[key] = event.id
-        elif other != event.id:
-            self.report.problems.append(
-                Problem("fork", where, f"{event.stream} seq {event.seq}: {other} and {event.id}")
-            )
+        found = (event.id, event.type, _overwrite_key(event), where)
+        self.by_stream_seq.setdefault((event.stream, event.seq), []).append(found)
+
+    def _forks(self) -> list[Problem]:
+        """A fork: two events at one stream and seq (two clones appended apart). One problem per
+        event after the first, settled when the domain's rules settle them (`_fork_rules`)."""
+        problems = []
+        for (stream, seq), found in self.by_stream_seq.items():
+            if len(found) < 2:
+                continue
+            overwrites = {k for _, _, k, _ in found if k is not None}
+            rules = _fork_rules([t for _, t, _, _ in found], overwrites)
+            first_id, first_type, _, _ = found[0]
+            settled = f"; settled: {'; '.join(rules)}" if rules is not None else ""
+            for eid, etype, _, where in found[1:]:
+                detail = f"{stream} seq {seq}: {first_id} ({first_type}) and {eid} ({etype})"
+                problems.append(Problem("fork", where, detail + settled, rules is not None))
+        return problems
 
     def _keep_sortie_event(self, event: Event) -> None:
         try:
@@ -161,6 +243,7 @@ class _Checker:
 
     def finish(self) -> Report:
         self.report.problems += self._history_problems()
+        self.report.problems += self._forks()
         self.report.problems += _dependency_cycles(self.sortie_events)
         self.report.writers = len(self.by_writer)
         for writer, items in sorted(self.by_writer.items()):

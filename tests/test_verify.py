@@ -213,3 +213,49 @@ def test_control_codes_an_older_ledger_holds_are_shown_escaped(repo: Path, cli: 
     assert cli(repo, "mission", "show", "m1", "--json").out == before
     events = cli(repo, "events")
     assert "\x1b" not in events.out
+
+
+def test_a_fork_the_rules_settle_is_shown_not_failed_unless_strict(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    """Two clones claim one sortie and take one lock apart: every clone agrees on the winners,
+    so verify shows the forks as settled and exits 0; --strict fails on them."""
+    from tests.test_fleet_merges import exchange, ok, two_clones
+
+    for who in ("goose", "ice"):
+        assert cli(repo, "pilot", "register", who).code == 0
+    sid = ok(cli, repo, "goose", "sortie", "create", "Parser")
+    one, two = two_clones(repo, tmp_path, cli)
+    ok(cli, one, "goose", "sortie", "claim", sid)
+    ok(cli, one, "goose", "lock", "acquire", "db")
+    ok(cli, two, "ice", "sortie", "claim", sid)
+    ok(cli, two, "ice", "lock", "acquire", "db")
+    exchange(cli, one, two)
+    for clone in (one, two):
+        res = cli(clone, "verify")
+        assert res.code == 0, res.out
+        assert "verify: ok:" in res.out and "2 fork(s) settled by the rules" in res.out
+        assert "fork (settled)" in res.out and "compare-and-swap" in res.out
+        report = cli(clone, "verify", "--json").json()
+        assert report["ok"] is True
+        assert [p["settled"] for p in report["problems"]] == [True, True]
+        strict = cli(clone, "verify", "--strict", "--json")
+        assert strict.code == 1 and strict.json()["ok"] is False
+
+
+def test_a_fork_of_two_updates_is_a_lost_update_and_fails(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    from tests.test_fleet_merges import exchange, ok, two_clones
+
+    for who in ("goose", "ice"):
+        assert cli(repo, "pilot", "register", who).code == 0
+    sid = ok(cli, repo, "goose", "sortie", "create", "Parser")
+    one, two = two_clones(repo, tmp_path, cli)
+    ok(cli, one, "goose", "sortie", "update", sid, "--title", "Parser v2")
+    ok(cli, two, "ice", "sortie", "update", sid, "--title", "Lexer")
+    exchange(cli, one, two)
+    res = cli(one, "verify")
+    assert res.code == 1 and "1 problem(s)" in res.out and "(settled)" not in res.out
+    (fork,) = cli(one, "verify", "--json").json()["problems"]
+    assert fork["kind"] == "fork" and fork["settled"] is False

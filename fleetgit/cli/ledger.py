@@ -289,25 +289,34 @@ def commit(
 
 
 @boundary
-def verify(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def verify(
+    ctx: typer.Context,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on forks the rules settled too.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Check every segment; exit 1 when anything is wrong. Changes nothing.
 
     Reports torn lines, incomplete batches, one id with different bytes, gaps in a writer's
     wseq, two events with one writer and wseq (a copied repository), schema violations
     (including versions this fleetgit cannot read), clock anomalies, stream forks and sortie
-    dependency cycles that clones closed between them.
+    dependency cycles that clones closed between them. A fork that the domain's rules settle
+    the same way in every clone (two claims of one sortie, two takes of one lock) is shown as
+    settled and is not a failure, unless --strict.
 
-    Example: fleetgit verify --json
+    Example: fleetgit verify --strict --json
     """
     with open_fleet(ctx, catch_up=False, repair=False) as fleet:
         report = fleet.verify()
     if as_json:
-        print_json(report.to_json())
+        print_json(report.to_json(strict=strict))
     else:
         typer.echo(report.summary())
         for problem in report.problems:
-            typer.echo(f"  {problem.kind:16} {problem.where}: {problem.detail}")
-    if report.problems:
+            kind = f"{problem.kind} (settled)" if problem.settled else problem.kind
+            typer.echo(f"  {kind:16} {problem.where}: {problem.detail}")
+    if report.failed(strict=strict):
         raise typer.Exit(1)
 
 
