@@ -364,6 +364,13 @@ _define(
     _req("exclusive", "bool"),
     _req("ttl_seconds", "int", minimum=1, maximum=MAX_SECONDS),
     _opt("reason"),
+    Field(
+        "file_patterns",
+        "list",
+        items="pattern",
+        description="Those of patterns that name a file (a literal path the repository showed"
+        " as a file at the grant): nothing below them is taken to clash.",
+    ),
 )
 _define(
     "file_renewed",

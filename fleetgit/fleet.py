@@ -432,18 +432,27 @@ class Fleet:
         ttl: str | int | None = None,
         reason: str | None = None,
         allow_broad: bool = False,
+        cwd: str | None = None,
     ) -> list[rules.Reservation]:
+        """Grant every pattern (from the top, or relative to `cwd` when given) or none."""
         return rsv.reserve(
-            self, patterns, shared=shared, ttl=ttl, reason=reason, allow_broad=allow_broad
+            self,
+            rsv.from_cwd(self, patterns, cwd),
+            shared=shared,
+            ttl=ttl,
+            reason=reason,
+            allow_broad=allow_broad,
         )
 
     def renew(
-        self, patterns: Sequence[str] = (), *, ttl: str | int | None = None
+        self, patterns: Sequence[str] = (), *, ttl: str | int | None = None, cwd: str | None = None
     ) -> list[rules.Reservation]:
-        return rsv.renew(self, patterns, ttl=ttl)
+        return rsv.renew(self, rsv.from_cwd(self, patterns, cwd), ttl=ttl)
 
-    def release(self, patterns: Sequence[str] = (), *, everything: bool = False) -> list[str]:
-        return rsv.release(self, patterns, everything=everything)
+    def release(
+        self, patterns: Sequence[str] = (), *, everything: bool = False, cwd: str | None = None
+    ) -> list[str]:
+        return rsv.release(self, rsv.from_cwd(self, patterns, cwd), everything=everything)
 
     def reservations(
         self, *, holder: str | None = None, include_expired: bool = False

@@ -305,3 +305,19 @@ def run_git(paths: RepoPaths, args: list[str]) -> str:
     if proc.returncode != 0:
         raise GitError(f"git {args[0]} failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def ls_files(paths: RepoPaths, args: list[str], pathspecs: list[str]) -> list[str]:
+    """`git ls-files -z ARGS -- PATHSPECS` from the top of the work tree, one entry per record
+    (paths that are not UTF-8 kept with surrogateescape, as the hook reads them)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.worktree), "ls-files", "-z", *args, "--", *pathspecs],
+            capture_output=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        raise GitError(f"git ls-files failed: {proc.stderr.decode(errors='replace').strip()}")
+    return [r for r in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if r]

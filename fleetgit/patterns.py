@@ -633,8 +633,23 @@ def _spell(
         pair = prev
 
 
-def overlaps(a: str, b: str, *, ignorecase: bool = False) -> bool:
-    """Is there a path that both patterns cover?"""
+def can_name_file(pattern: str) -> bool:
+    """Can `pattern` be recorded as naming a file (`file_patterns` of a grant)? Only a literal
+    path: no wildcard or escape, no trailing slash, not `**`."""
+    return bool(pattern) and _is_literal(pattern) and not pattern.endswith("/")
+
+
+def overlaps(
+    a: str, b: str, *, ignorecase: bool = False, a_file: bool = False, b_file: bool = False
+) -> bool:
+    """Is there a path that both patterns cover? `a_file` (`b_file`): `a` names a file, so
+    nothing lies below it and it covers that one path (only for `can_name_file` patterns)."""
+    if a_file or b_file:
+        if a_file and b_file:
+            x, y = (ascii_lower(a), ascii_lower(b)) if ignorecase else (a, b)
+            return x == y
+        path, other = (a, b) if a_file else (b, a)
+        return matches(other, path, ignorecase=ignorecase)
     if not any(c in a + b for c in "*?[\\"):  # two literals: equal, or one below the other
         x, y = (ascii_lower(a), ascii_lower(b)) if ignorecase else (a, b)
         x, y = x.rstrip("/"), y.rstrip("/")
@@ -752,6 +767,38 @@ def normalize(pattern: str, *, allow_broad: bool = False) -> str:
             hint="reserve something narrower, or pass --allow-broad",
         )
     return result
+
+
+TOP = ":/"  # git's magic for the top of the work tree: `:/src/app.py` from anywhere
+
+
+def from_cwd(pattern: str, prefix: str) -> str:
+    """`pattern` as typed in the directory `prefix` (its path from the top, '' at the top), as
+    a pattern from the top: paths and patterns on the command line are relative to the current
+    directory, as git takes them (`*.py` in src/parser is `src/parser/*.py`). `:/` anchors
+    at the top. `.` and `..` are resolved here (`../x` in src/parser is `src/x`); one that
+    leaves the repository is refused. An absolute path is left for `normalize` to refuse."""
+    if pattern.startswith(TOP):
+        pattern, prefix = pattern[len(TOP) :] or ".", ""
+    if not pattern.strip() or pattern.startswith("/"):
+        return pattern
+    trailing = pattern.endswith("/")
+    parts: list[str] = [p for p in prefix.split("/") if p]
+    for part in pattern.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ValidationError(
+                    f"pattern {shown(pattern)} is outside the repository",
+                    hint="name a path inside the work tree (:/ starts from its top)",
+                )
+            parts.pop()
+            continue
+        parts.append(part)
+    if not parts:
+        return "./" if trailing else "."
+    return "/".join(parts) + ("/" if trailing else "")
 
 
 def check_stored(where: str, pattern: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,117 @@ def _quoted(found: Iterable[Reservation]) -> str:
     return " ".join(shlex.quote(r.pattern) for r in found)
 
 
+def from_cwd(fleet: Fleet, requested: Sequence[str], cwd: str | None) -> list[str]:
+    """Patterns as typed in the directory `cwd`, as patterns from the top of the work tree
+    (`patterns.from_cwd`; None: they are from the top already). An absolute path inside the
+    work tree names what it names, as git takes it."""
+    if cwd is None:
+        return list(requested)
+    top = os.path.realpath(fleet.paths.worktree)
+    here = os.path.relpath(os.path.realpath(cwd), top).replace(os.sep, "/")
+    prefix = "" if here == "." or here == ".." or here.startswith("../") else here
+    found = []
+    for pattern in requested:
+        if os.path.isabs(pattern):
+            pattern = _from_top(pattern, top)
+        found.append(patterns.from_cwd(pattern, prefix))
+    return found
+
+
+def _from_top(absolute: str, top: str) -> str:
+    """An absolute path inside the work tree as `:/PATH`; outside it, refused."""
+    joined = os.path.normpath(absolute)
+    full = os.path.join(os.path.realpath(os.path.dirname(joined)), os.path.basename(joined))
+    rel = os.path.relpath(full, top).replace(os.sep, "/")
+    if rel == ".." or rel.startswith("../"):
+        raise ValidationError(
+            f"pattern {patterns.shown(absolute)} is outside the repository ({top})",
+            hint="name a path inside the work tree, relative to the current directory"
+            " (:/ starts from its top)",
+        )
+    return patterns.TOP + ("" if rel == "." else rel) + ("/" if absolute.endswith("/") else "")
+
+
+class RepoView:
+    """What the repository shows where some patterns point: the paths git tracks, with their
+    modes, and the untracked ones in the work tree (an untracked directory as `dir/`, not
+    read further). One `git ls-files` each, narrowed to the patterns' literal directories."""
+
+    def __init__(self, fleet: Fleet, wanted: Sequence[str], *, untracked: bool = True) -> None:
+        from fleetgit.gitrepo import ls_files
+
+        self.top = str(fleet.paths.worktree)
+        self.ignorecase = fleet.ignorecase
+        specs = [_area(p) for p in wanted]
+        pathspecs = [] if "" in specs else [f":(literal){a}" for a in dict.fromkeys(specs)]
+        self.tracked: dict[str, str] = {}  # path: mode
+        for record in ls_files(fleet.paths, ["--stage"], pathspecs):
+            info, _, path = record.partition("\t")
+            self.tracked[path] = info.split(" ", 1)[0]
+        others = ["--others", "--directory"]
+        self.others = ls_files(fleet.paths, others, pathspecs) if untracked else []
+
+    def is_file(self, pattern: str) -> bool:
+        """Does the repository show `pattern` (a literal path) as a file: in the work tree, a
+        file or a link (as git sees one); absent there, tracked as a file with nothing below."""
+        if not patterns.can_name_file(pattern):
+            return False
+        try:
+            return not stat.S_ISDIR(os.lstat(os.path.join(self.top, pattern)).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            return False
+        below = pattern + "/"
+        return self.tracked.get(pattern, GITLINK) != GITLINK and not any(
+            p.startswith(below) for p in self.tracked
+        )
+
+    def matches_nothing(self, pattern: str) -> bool:
+        """Does `pattern` cover no tracked path and nothing in the work tree?"""
+        icase = self.ignorecase
+        if any(patterns.matches(pattern, p, ignorecase=icase) for p in self.tracked):
+            return False
+        for p in self.others:
+            if p.endswith("/"):  # an untracked directory: anything may be below it
+                if patterns.overlaps(pattern, patterns.escape(p), ignorecase=icase):
+                    return False
+            elif patterns.matches(pattern, p, ignorecase=icase):
+                return False
+        return True
+
+
+GITLINK = "160000"  # a submodule: a directory
+
+
+def _area(pattern: str) -> str:
+    """The literal directories before a pattern's first wildcard (the path itself for a
+    literal one): every path it covers is there or below. '' for the whole tree."""
+    if patterns.can_name_file(pattern.rstrip("/")):
+        return pattern.rstrip("/")
+    first = min((i for i in map(pattern.find, "*?[\\") if i >= 0), default=len(pattern))
+    return pattern[: pattern.rfind("/", 0, first) + 1].rstrip("/")
+
+
+def file_patterns(fleet: Fleet, wanted: Sequence[str]) -> set[str]:
+    """Those of `wanted` that the repository shows as files (`RepoView.is_file`): recorded in
+    their grant, so that nothing below them is taken to clash, in every clone alike."""
+    literal = [p for p in wanted if patterns.can_name_file(p)]
+    if not literal:
+        return set()
+    view = RepoView(fleet, literal, untracked=False)
+    return {p for p in literal if view.is_file(p)}
+
+
+def unmatched(fleet: Fleet, wanted: Sequence[str]) -> list[str]:
+    """Those of `wanted` that cover nothing git tracks and nothing in the work tree (a typo,
+    or a path relative to another directory than meant)."""
+    if not wanted:
+        return []
+    view = RepoView(fleet, wanted)
+    return [p for p in wanted if view.matches_nothing(p)]
+
+
 def _ttl(fleet: Fleet, ttl: str | int | None) -> int:
     if ttl is None:
         return fleet.config.reservation_ttl_seconds
@@ -99,9 +211,12 @@ def reserve(
         raise ValidationError("nothing to reserve", hint="fleetgit reserve 'src/parser/**'")
     wanted = list(dict.fromkeys(patterns.normalize(p, allow_broad=allow_broad) for p in requested))
     seconds = _ttl(fleet, ttl)
+    files = file_patterns(fleet, wanted)
 
     def plan() -> list[EventSpec]:
-        return reserve_specs(fleet, me, wanted, shared=shared, seconds=seconds, reason=reason)
+        return reserve_specs(
+            fleet, me, wanted, shared=shared, seconds=seconds, reason=reason, files=files
+        )
 
     events = fleet.transact(plan)
     granted = {e.data["reservation_id"] for e in events if e.type != "file_released"}
@@ -127,15 +242,18 @@ def reserve_specs(
     seconds: int,
     reason: str | None,
     freeing: Collection[str] = (),
+    files: Collection[str] | None = None,
 ) -> list[EventSpec]:
     """The events that grant `wanted` to `me`, or ReservationConflict. Call inside a transact
     plan, so that nothing can change between this check and the write; `freeing`: ids the same
-    batch releases first."""
+    batch releases first; `files`: those of `wanted` that name files (`file_patterns`, found
+    here when not given), recorded in their grants."""
     ignorecase = fleet.ignorecase
+    files = file_patterns(fleet, wanted) if files is None else files
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
     live = [r for r in live if r.reservation_id not in freeing]
     standing = [r for r in live if r.lost_to is None]  # one that lost a clash counts for no one
-    clashes = conflicts_for(wanted, not shared, me, standing, ignorecase)
+    clashes = conflicts_for(wanted, not shared, me, standing, ignorecase, files)
     if clashes:
         raise ReservationConflict(clashes)
     mine = {(r.pattern, r.exclusive): r for r in standing if r.holder == me}
@@ -161,6 +279,8 @@ def reserve_specs(
             "ttl_seconds": seconds,
             "reason": reason,
         }
+        if pattern in files:  # nothing is below it: every clone judges its clashes so
+            data["file_patterns"] = [pattern]
         specs.append(_spec("file_reserved", rid, data))
     return specs
 

@@ -49,6 +49,7 @@ def resume(
     me = pilots.acting(fleet)
     chk = _choose(fleet, me, checkpoint, mission, latest)
     outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
+    files = reservations.file_patterns(fleet, chk["reservations"])
 
     def plan() -> list[EventSpec]:
         from fleetgit.fleet import EventSpec
@@ -65,7 +66,9 @@ def resume(
             if pattern in mine:
                 outcome["kept"].append(pattern)
                 continue
-            clash = conflicts_for([pattern], pattern not in shared, me, others, fleet.ignorecase)
+            clash = conflicts_for(
+                [pattern], pattern not in shared, me, others, fleet.ignorecase, files
+            )
             if clash:
                 outcome["lost"].append(
                     {
@@ -86,6 +89,7 @@ def resume(
                 shared=pat in shared,
                 seconds=fleet.config.reservation_ttl_seconds,
                 reason=f"resumed {chk['checkpoint_id']}",
+                files=files,
             )
         ]
         outcome["reacquired"] = free

@@ -13,7 +13,7 @@ from fleetgit.errors import ValidationError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Collection, Iterable, Sequence
     from typing import Any
 
 _COLUMNS = (
@@ -27,6 +27,7 @@ _COLUMNS = (
     "granted_wseq",
     "expires_ms",
     "released",
+    "is_file",
 )
 _R, _W = (", ".join(f"{t}.{c}" for c in _COLUMNS) for t in "rw")
 # each reservation with the one it lost a clash to, if any: index.clashes decides, from the
@@ -88,6 +89,7 @@ class Reservation:
         "expires_ms",
         "granted",
         "holder",
+        "is_file",
         "lost_pattern",
         "lost_to",
         "pattern",
@@ -106,29 +108,32 @@ class Reservation:
         granted: tuple[int, str, int],  # total-order key of the grant
         expires_ms: int,
         released: bool,
+        is_file: bool = False,  # its grant recorded that the pattern names a file
     ) -> None:
         self.reservation_id, self.holder, self.pattern = reservation_id, holder, pattern
         self.exclusive, self.reason, self.granted = exclusive, reason, granted
-        self.expires_ms, self.released = expires_ms, released
+        self.expires_ms, self.released, self.is_file = expires_ms, released, is_file
         self.lost_to: Reservation | None = None  # the clash it lost: it no longer counts
         self.lost_pattern: str | None = None  # its pattern that clashed (the reservation's)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Reservation:
-        rid, holder, pattern, excl, reason, hlc, writer, wseq, expires, released = row
+        rid, holder, pattern, excl, reason, hlc, writer, wseq, expires, released, is_file = row
+        granted, is_released = (hlc, writer, wseq), bool(released)
         return cls(
-            rid, holder, pattern, bool(excl), reason, (hlc, writer, wseq), expires, bool(released)
+            rid, holder, pattern, bool(excl), reason, granted, expires, is_released, bool(is_file)
         )
 
     @classmethod
     def from_joined(cls, row: Sequence[Any]) -> Reservation:
         """A row of LIVE_SQL: the reservation, then the one it lost to (all None if none)."""
-        found = cls.from_row(row[:10])
-        winner_id, found.lost_pattern = row[10], row[11]
+        n = len(_COLUMNS)
+        found = cls.from_row(row[:n])
+        winner_id, found.lost_pattern = row[n], row[n + 1]
         if winner_id is not None:  # the winner's row, or what is known of it
             found.lost_to = (
-                cls.from_row(row[12:])
-                if row[12] is not None
+                cls.from_row(row[n + 2 :])
+                if row[n + 2] is not None
                 else cls(winner_id, "?", "?", True, None, (0, "", 0), 0, True)
             )
         return found
@@ -220,15 +225,25 @@ def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Rese
 
 
 def conflicts_for(
-    requests: Iterable[str], exclusive: bool, me: str, live: list[Reservation], ignorecase: bool
+    requests: Iterable[str],
+    exclusive: bool,
+    me: str,
+    live: list[Reservation],
+    ignorecase: bool,
+    files: Collection[str] = (),
 ) -> list[Conflict]:
-    """What a request clashes with: exclusive against anything, shared against exclusive."""
+    """What a request clashes with: exclusive against anything, shared against exclusive.
+    `files`: the requested patterns that name files (nothing below them), as their grants will
+    record; a reservation's own `is_file` is what its grant recorded."""
     conflicts = []
     for pattern in requests:
+        is_file = pattern in files
         for r in live:
             if r.holder == me or not (exclusive or r.exclusive):
                 continue
-            if patterns.overlaps(pattern, r.pattern, ignorecase=ignorecase):
+            if patterns.overlaps(
+                pattern, r.pattern, ignorecase=ignorecase, a_file=is_file, b_file=r.is_file
+            ):
                 conflicts.append(
                     Conflict(pattern, r.holder, r.pattern, r.mode, r.expires_ms, r.reservation_id)
                 )

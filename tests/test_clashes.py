@@ -21,7 +21,7 @@ from fleetgit.index.clashes import area
 from fleetgit.index.projections import rebuild
 from fleetgit.index.store import IndexDB
 from fleetgit.paths import locate
-from fleetgit.patterns import overlaps
+from fleetgit.patterns import can_name_file, overlaps
 from tests.conftest import git
 from tests.test_patterns import RICH_SEGMENTS
 from tests.test_projections import fresh_db, tables
@@ -47,12 +47,21 @@ def _live(history: list[Event], ms: int) -> bool:
     return expiry > ms
 
 
+def _is_file(data: dict[str, Any], pattern: str) -> bool:
+    """The grant says `pattern` names a file (only a literal path can)."""
+    return pattern in data.get("file_patterns", []) and can_name_file(pattern)
+
+
 def _clash(a: Event, b: Event) -> bool:
     da, db = a.data, b.data
     return (
         da["holder"] != db["holder"]
         and (da["exclusive"] or db["exclusive"])
-        and any(overlaps(p, q) for p in da["patterns"] for q in db["patterns"])
+        and any(
+            overlaps(p, q, a_file=_is_file(da, p), b_file=_is_file(db, q))
+            for p in da["patterns"]
+            for q in db["patterns"]
+        )
     )
 
 
@@ -187,6 +196,24 @@ def test_only_what_was_live_at_the_grant_wins(tmp_path: Path) -> None:
     assert judged(tmp_path, mine, "mine") == {}
 
 
+def test_a_grant_that_names_a_file_has_nothing_below_it(tmp_path: Path) -> None:
+    """What the grant recorded decides, in every clone alike: a file covers itself only."""
+    file = grant("v", "viper", "src/a.py")
+    file[2]["file_patterns"] = ["src/a.py"]
+    below = [  # shared: they clash with viper's, not with each other
+        grant("g", "goose", "src/a.py/x", shared=True),
+        grant("h", "hawk", "src/**/x", shared=True),
+    ]
+    assert judged(tmp_path, [file, *below], "file") == {}
+    maybe_dir = grant("v", "viper", "src/a.py")
+    assert judged(tmp_path, [maybe_dir, *below], "dir") == {"g": "v", "h": "v"}
+    itself = [file, grant("g", "goose", "src/*.py", shared=True), grant("h", "hawk", "src/")]
+    assert judged(tmp_path, itself, "itself") == {"g": "v", "h": "v"}
+    glob = grant("v", "viper", "src/*")
+    glob[2]["file_patterns"] = ["src/*"]  # only a literal path can name a file
+    assert judged(tmp_path, [glob, *below], "glob") == {"g": "v", "h": "v"}
+
+
 def test_an_earlier_release_arriving_late_clears_the_clash(tmp_path: Path) -> None:
     """Clone X released viper's reservation before goose's grant in total order, but the
     release reaches this index after both grants did: goose turns out not void after all."""
@@ -225,7 +252,11 @@ PATTERNS = [
     "src/*",
     "docs/*.md",
     "docs/",
+    "src/a",
+    "src/a/f/x.md",
 ]
+# what a grant may say names a file (the fold ignores the wildcard ones)
+FILES = ["src/a/f", "src/a", "docs/x.md", "src/*"]
 step = st.one_of(
     st.tuples(
         st.just("file_reserved"),
@@ -236,7 +267,8 @@ step = st.one_of(
                 "patterns": st.lists(st.sampled_from(PATTERNS), min_size=1, max_size=2),
                 "exclusive": st.booleans(),
                 "ttl_seconds": st.sampled_from([0, 1, 2, 60]),
-            }
+            },
+            optional={"file_patterns": st.lists(st.sampled_from(FILES), max_size=2)},
         ),
         st.sampled_from([0, 10, 700, 1500]),
         st.integers(0, 1),

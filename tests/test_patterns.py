@@ -176,6 +176,66 @@ def test_a_path_matched_by_both_is_found_as_overlap(a: str, path: str) -> None:
         assert overlaps(a, literal)
 
 
+# -- a pattern known to name a file: nothing below it ------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    patterns,
+    st.sampled_from(["", "/"]),
+    st.sampled_from(UNIVERSE),
+    st.lists(st.sampled_from(UNIVERSE), max_size=8),
+    st.booleans(),
+)
+def test_a_file_overlap_misses_no_real_overlap(
+    other: str, slash: str, file: str, paths: list[str], icase: bool
+) -> None:
+    """`file` names a file, so the paths that exist are never below it. Among those, any path
+    both patterns cover is an overlap, and an overlap is always a path both cover (the file
+    itself): exact, both ways round, and two files overlap only when they are one."""
+    other += slash
+    assert pat.can_name_file(file)
+    found = overlaps(file, other, ignorecase=icase, a_file=True)
+    assert found == overlaps(other, file, ignorecase=icase, b_file=True)
+    for path in [file, *paths]:
+        if path.startswith(file + "/"):
+            continue  # below a file: no such path
+        if matches(file, path, ignorecase=icase) and matches(other, path, ignorecase=icase):
+            assert found, (file, other, path)
+    if found:
+        assert matches(other, file, ignorecase=icase)  # the witness: the file itself
+    assert not found or overlaps(file, other, ignorecase=icase)  # narrower than the rule
+    for second in paths:
+        both = overlaps(file, second, ignorecase=icase, a_file=True, b_file=True)
+        fold = pat.ascii_lower if icase else str
+        assert both == (fold(file) == fold(second))
+
+
+def test_a_file_has_nothing_below_it() -> None:
+    """The example of issue 11: a file named like no test is free of a test glob."""
+    assert overlaps("src/x/y/a_test.py", "src/**/test_*.py")  # .../a_test.py/test_1.py
+    assert not overlaps("src/x/y/a_test.py", "src/**/test_*.py", a_file=True)
+    assert not overlaps("src/**/test_*.py", "src/x/y/a_test.py", b_file=True)
+    assert overlaps("src/x/test_a.py", "src/**/test_*.py", a_file=True)
+    assert overlaps("src/x/y/a_test.py", "src/x/", a_file=True)
+    assert not overlaps("src/x", "src/x/", a_file=True)  # a file is not below itself
+    assert not pat.can_name_file("src/x/") and not pat.can_name_file("src/*.py")
+    assert not pat.can_name_file("a\\*b")
+
+
+def test_patterns_from_the_current_directory() -> None:
+    f = pat.from_cwd
+    assert f("lexer.py", "src/parser") == "src/parser/lexer.py"
+    assert f("*.py", "src/parser") == "src/parser/*.py"
+    assert f("../x/", "src/parser") == "src/x/" and f("..", "src") == "."
+    assert f(".", "src/parser") == "src/parser" and f("./", "") == "./"
+    assert f(":/README.md", "src") == "README.md" and f(":/", "src") == "."
+    assert f("**", "src") == "src/**" and f("a", "") == "a"
+    assert f("/abs", "src") == "/abs" and f("", "src") == ""  # left for normalize to refuse
+    with pytest.raises(ValidationError, match="outside the repository"):
+        f("../../x", "src")
+
+
 def test_matcher_keeps_the_directory_rule_of_a_trailing_slash() -> None:
     """`py/**` covers all below py; `py/**/` only what is below a directory inside py."""
     both = Matcher([("py/**", 1), ("py/**/", 2)])

@@ -1,5 +1,6 @@
 """Pilot, mission and sortie commands: thin wrappers over fleetgit.pilots/missions/sorties."""
 
+import os
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ from fleetgit.cli.common import (
     JsonOpt,
     add_group,
     boundary,
+    globals_of,
     int_option,
     note_unknown_callsign,
     open_fleet,
@@ -21,6 +23,7 @@ from fleetgit.cli.render import detail
 from fleetgit.errors import UsageError, ValidationError
 from fleetgit.folds import missions as mission_fold
 from fleetgit.folds import sorties as sortie_fold
+from fleetgit.reservations import from_cwd
 
 Priority = Annotated[str | None, typer.Option("--priority", help="low|medium|high|critical")]
 
@@ -423,7 +426,7 @@ def sortie_create(
             mission=mission,
             description=description,
             priority=priority or "medium",
-            files=files or [],
+            files=from_cwd(fleet, files or [], globals_of(ctx).directory or os.getcwd()),
             depends_on=depends_on or [],
         )
         out = sorties.show(fleet, sid)
@@ -661,6 +664,8 @@ def sortie_update(
         "depends_on": depends_on,
     }
     with open_fleet(ctx) as fleet:
+        if files is not None:  # relative to the current directory, as git takes paths
+            changes["files"] = from_cwd(fleet, files, globals_of(ctx).directory or os.getcwd())
         sid = sorties.update(fleet, sortie, changes)
         out = sorties.show(fleet, sid)
     _out(out, as_json, f"updated sortie {sid}")

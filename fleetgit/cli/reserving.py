@@ -1,11 +1,13 @@
 """Reservation and hook commands: reserve, renew, release, reservations, check, hooks."""
 
 import os
+import shlex
 from typing import Annotated
 
 import typer
 
 from fleetgit import clock
+from fleetgit import reservations as rsv
 from fleetgit.cli.common import (
     AsOf,
     JsonOpt,
@@ -14,6 +16,7 @@ from fleetgit.cli.common import (
     fail,
     globals_of,
     json_text,
+    note,
     note_unknown_callsign,
     open_fleet,
     print_json,
@@ -98,15 +101,22 @@ def reserve(
     """Reserve files: all patterns are granted, or none.
 
     Exclusive by default: another pilot's commit touching them is refused by the hook.
-    Re-reserving your own pattern extends it.
+    Re-reserving your own pattern extends it. Patterns are relative to the current directory,
+    as git takes paths (:/ starts from the top); one that matches nothing is noted.
 
     Example: fleetgit --as viper-1 reserve 'src/parser/**' docs/parser.md --ttl 2h --reason "parser"
     """
     try:
         with open_fleet(ctx) as fleet:
             granted = fleet.reserve(
-                patterns, shared=shared, ttl=ttl, reason=reason, allow_broad=allow_broad
+                patterns,
+                shared=shared,
+                ttl=ttl,
+                reason=reason,
+                allow_broad=allow_broad,
+                cwd=_here(ctx),
             )
+            unmatched = rsv.unmatched(fleet, list(dict.fromkeys(r.pattern for r in granted)))
     except ReservationConflict as exc:
         if as_json or globals_of(ctx).json:
             import sys
@@ -122,6 +132,20 @@ def reserve(
         lines = "\n".join(f"  {c.describe(now)}" for c in exc.conflicts)
         fail(exc.code, f"reservation refused, nothing granted:\n{lines}", exc.hint, 1, False)
     _show(granted, as_json, "nothing granted")
+    for pattern in unmatched:
+        note(
+            "no_match",
+            f"{shown(pattern)} matches nothing git tracks and nothing in the work tree"
+            " (granted all the same)",
+            "paths are relative to the current directory (:/ starts from the top); if it"
+            f" is a typo: fleetgit release {shlex.quote(':/' + pattern)}",
+            as_json or globals_of(ctx).json,
+        )
+
+
+def _here(ctx: typer.Context) -> str:
+    """Where paths on the command line are relative to: -C's directory, or the current one."""
+    return globals_of(ctx).directory or os.getcwd()
 
 
 @boundary
@@ -139,7 +163,7 @@ def renew(
     Example: fleetgit renew 'src/parser/**' --ttl 1h
     """
     with open_fleet(ctx) as fleet:
-        renewed = fleet.renew(patterns or [], ttl=ttl)
+        renewed = fleet.renew(patterns or [], ttl=ttl, cwd=_here(ctx))
     _show(renewed, as_json, "nothing renewed")
     lost = [r for r in renewed if r.lost_to is not None]
     if lost and not (as_json or globals_of(ctx).json):
@@ -169,7 +193,7 @@ def release(
         if force is not None:
             released = [force_release(fleet, force, reason=reason).reservation_id]
         else:
-            released = fleet.release(patterns or [], everything=everything)
+            released = fleet.release(patterns or [], everything=everything, cwd=_here(ctx))
     if as_json:
         print_json({"released": released})
     else:
@@ -250,8 +274,7 @@ def check(
     Example: fleetgit --as viper-1 check src/parser/lexer.py README.md
     """
     with open_fleet(ctx) as fleet:
-        here = globals_of(ctx).directory or os.getcwd()
-        blocks = fleet.check(paths, cwd=here)
+        blocks = fleet.check(paths, cwd=_here(ctx))
     now = clock.now_ms()
     if as_json:
         print_json(

@@ -6,6 +6,7 @@ from typing import Any
 
 from fleetgit.durations import MAX_SECONDS
 from fleetgit.folds import Ev, Rows
+from fleetgit.patterns import can_name_file
 
 KIND = "reservation"
 KEY = "reservation_id"
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS reservations (
     released_by TEXT,
     forced INTEGER NOT NULL DEFAULT 0,
     last_pos INTEGER NOT NULL,
+    is_file INTEGER NOT NULL DEFAULT 0, -- the grant says the pattern names a file: none below
     PRIMARY KEY (reservation_id, pattern)
 );
 CREATE INDEX IF NOT EXISTS reservations_live ON reservations (expires_ms) WHERE released = 0;
@@ -57,6 +59,7 @@ CREATE INDEX IF NOT EXISTS reservation_terms_order ON reservation_terms (hlc, wr
 def fold(events: list[Ev]) -> Rows:
     row: dict[str, Any] | None = None
     patterns: list[str] = []
+    files: set[str] = set()
     conflicts: dict[str, dict[str, Any]] = {}
     terms: list[dict[str, Any]] = []
     for e in events:
@@ -70,6 +73,8 @@ def fold(events: list[Ev]) -> Rows:
             continue
         if e.type == "file_reserved" and row is None:
             patterns = list(dict.fromkeys(p for p in d["patterns"] if isinstance(p, str) and p))
+            named = d.get("file_patterns")
+            files = {p for p in named if isinstance(p, str)} if isinstance(named, list) else set()
             row = {
                 "reservation_id": d["reservation_id"],
                 "holder": d["holder"],
@@ -102,7 +107,9 @@ def fold(events: list[Ev]) -> Rows:
         row["last_pos"] = max(row["last_pos"], e.pos)
     out: Rows = {"reservation_conflicts": list(conflicts.values()), "reservation_terms": terms}
     if row is not None:
-        out["reservations"] = [{**row, "pattern": p} for p in patterns]
+        out["reservations"] = [
+            {**row, "pattern": p, "is_file": int(p in files and can_name_file(p))} for p in patterns
+        ]
     return out
 
 

@@ -6,8 +6,9 @@ grants. When both reach one index, the rule is judged at each grant, in total or
 earlier reservation of another pilot that, at the grant, was granted, not released, not expired
 (its expiry as extended by the renewals before the grant) and not itself void. Exclusive clashes
 with anything, shared only with exclusive; overlap is judged case-sensitively (the ledger's paths,
-whatever a clone's core.ignorecase). A later release, expiry or renewal of the winner changes
-nothing: once void, always void.
+whatever a clone's core.ignorecase); a pattern its grant records as naming a file
+(`file_patterns`) covers that one path, nothing below it. A later release, expiry or renewal of
+the winner changes nothing: once void, always void.
 
 A cross-stream step after the per-stream folds: it reads the `reservations` and
 `reservation_terms` projections and writes `reservation_lost`. When events at or after `since`
@@ -50,7 +51,8 @@ SELECT r.reservation_id, r.granted_hlc, r.granted_writer, r.granted_wseq, r.hold
     r.exclusive, r.pattern,
     (SELECT t.until_ms FROM reservation_terms t WHERE t.reservation_id = r.reservation_id
         AND (t.hlc, t.writer, t.wseq) < (:hlc, :writer, :wseq)
-        ORDER BY t.hlc DESC, t.writer DESC, t.wseq DESC LIMIT 1)
+        ORDER BY t.hlc DESC, t.writer DESC, t.wseq DESC LIMIT 1),
+    r.is_file
 FROM reservations r
 WHERE r.reservation_id IN (
         SELECT reservation_id FROM reservations WHERE released = 0 AND expires_ms > :ms
@@ -62,13 +64,14 @@ ORDER BY r.reservation_id, r.pattern
 _GRANTS_FROM = f"SELECT 1 FROM reservation_terms WHERE {_FROM} AND is_grant = 1 LIMIT 1"
 _TERMS = """
 SELECT t.reservation_id, t.hlc, t.writer, t.wseq, t.is_grant, t.until_ms, r.holder, r.exclusive,
-    r.pattern
+    r.pattern, r.is_file
 FROM (SELECT * FROM reservation_terms {where}) t
 LEFT JOIN reservations r ON t.is_grant = 1 AND r.reservation_id = t.reservation_id
 ORDER BY t.hlc, t.writer, t.wseq, r.pattern
 """
 _ONE = """
-SELECT reservation_id, granted_hlc, granted_writer, granted_wseq, holder, exclusive, pattern, ?
+SELECT reservation_id, granted_hlc, granted_writer, granted_wseq, holder, exclusive, pattern, ?,
+    is_file
 FROM reservations r WHERE reservation_id = ?
     AND NOT EXISTS (SELECT 1 FROM reservation_lost l WHERE l.reservation_id = r.reservation_id)
 ORDER BY pattern
@@ -83,27 +86,33 @@ def area(pattern: str) -> str:
 
 
 class Holding:
-    """One reservation as the walk sees it: its patterns (sorted, each with its area) and how
-    long it counts as of the walk's point."""
+    """One reservation as the walk sees it: its patterns (sorted, each with its area and
+    whether its grant says it names a file) and how long it counts as of the walk's point."""
 
     __slots__ = ("exclusive", "holder", "key", "patterns", "rid", "until")
 
     def __init__(
-        self, rid: str, key: Key, holder: str, exclusive: bool, found: Iterable[str], until: int
+        self,
+        rid: str,
+        key: Key,
+        holder: str,
+        exclusive: bool,
+        found: Iterable[tuple[str, bool]],
+        until: int,
     ) -> None:
         self.rid, self.key, self.holder, self.exclusive = rid, key, holder, exclusive
-        self.patterns = [(p, area(p)) for p in sorted(found)]
+        self.patterns = [(p, area(p), bool(f)) for p, f in sorted(found)]
         self.until = until
 
     def clash(self, other: Holding) -> tuple[str, str] | None:
         """(my pattern, its pattern) of the first overlap, when the two clash at all."""
         if self.holder == other.holder or not (self.exclusive or other.exclusive):
             return None
-        for mine, my_area in self.patterns:
-            for theirs, their_area in other.patterns:
+        for mine, my_area, my_file in self.patterns:
+            for theirs, their_area, their_file in other.patterns:
                 if not (my_area.startswith(their_area) or their_area.startswith(my_area)):
                     continue
-                if patterns.overlaps(mine, theirs):
+                if patterns.overlaps(mine, theirs, a_file=my_file, b_file=their_file):
                     return mine, theirs
         return None
 
@@ -128,7 +137,7 @@ class Live:
 
     def add(self, h: Holding) -> None:
         self.by_id[h.rid] = h
-        for _, a in h.patterns:
+        for _, a, _ in h.patterns:
             node = self.root
             for name in a.split("/")[:-1]:
                 node = node.children.setdefault(name, _Node())
@@ -136,7 +145,7 @@ class Live:
 
     def remove(self, h: Holding) -> None:
         del self.by_id[h.rid]
-        for _, a in h.patterns:
+        for _, a, _ in h.patterns:
             names = a.split("/")[:-1]
             path = [self.root]
             for name in names:
@@ -171,7 +180,7 @@ class Live:
     def winner(self, grant: Holding, ms: int) -> tuple[Holding, str, str] | None:
         """The earliest live reservation that `grant` clashes with, and the two patterns."""
         found: dict[str, Holding] = {}
-        for _, a in grant.patterns:
+        for _, a, _ in grant.patterns:
             self._near(a, found)
         for other in sorted(found.values(), key=lambda h: h.key):
             if other.until <= ms:
@@ -184,11 +193,13 @@ class Live:
 
 
 def _holdings(rows: Iterable[tuple[Any, ...]]) -> Iterator[Holding]:
-    """Rows of (id, hlc, writer, wseq, holder, exclusive, pattern, until), one per pattern."""
+    """Rows of (id, hlc, writer, wseq, holder, exclusive, pattern, until, is_file), one per
+    pattern."""
     for (rid, hlc, writer, wseq, holder, excl, until), group in groupby(
         rows, key=lambda r: (*r[:6], r[7])
     ):
-        yield Holding(rid, (hlc, writer, wseq), holder, bool(excl), (r[6] for r in group), until)
+        found = ((r[6], bool(r[8])) for r in group)
+        yield Holding(rid, (hlc, writer, wseq), holder, bool(excl), found, until)
 
 
 def settle(conn: sqlite3.Connection, since: Key | None) -> None:
@@ -216,7 +227,8 @@ def settle(conn: sqlite3.Connection, since: Key | None) -> None:
             group = [r for r in rows if r[6] is not None]
             if not group:
                 continue  # a grant with no usable pattern holds nothing
-            holder, exclusive, found = group[0][6], bool(group[0][7]), (r[8] for r in group)
+            holder, exclusive = group[0][6], bool(group[0][7])
+            found = ((r[8], bool(r[9])) for r in group)
             grant = Holding(rid, (hlc, writer, wseq), holder, exclusive, found, until)
             won = live.winner(grant, ms)
             if won is not None:
