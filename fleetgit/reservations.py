@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, ids, patterns, pilots
 from fleetgit.durations import format_duration, parse_duration
-from fleetgit.errors import ConflictError, NotFoundError, ValidationError
+from fleetgit.errors import ConflictError, GitError, NotFoundError, ValidationError
 from fleetgit.identity import check_callsign
 from fleetgit.rules import (
     Block,
@@ -117,11 +117,16 @@ class RepoView:
         specs = [_area(p) for p in wanted]
         pathspecs = [] if "" in specs else [f":(literal){a}" for a in dict.fromkeys(specs)]
         self.tracked: dict[str, str] = {}  # path: mode
-        for record in ls_files(fleet.paths, ["--stage"], pathspecs):
-            info, _, path = record.partition("\t")
-            self.tracked[path] = info.split(" ", 1)[0]
-        others = ["--others", "--directory"]
-        self.others = ls_files(fleet.paths, others, pathspecs) if untracked else []
+        self.others: list[str] = []
+        self.known = True  # git answered: without it, nothing is said to match nothing
+        try:
+            for record in ls_files(fleet.paths, ["--stage"], pathspecs):
+                info, _, path = record.partition("\t")
+                self.tracked[path] = info.split(" ", 1)[0]
+            if untracked:
+                self.others = ls_files(fleet.paths, ["--others", "--directory"], pathspecs)
+        except GitError:
+            self.known = False
 
     def is_file(self, pattern: str) -> bool:
         """Does the repository show `pattern` (a literal path) as a file: in the work tree, a
@@ -141,6 +146,8 @@ class RepoView:
 
     def matches_nothing(self, pattern: str) -> bool:
         """Does `pattern` cover no tracked path and nothing in the work tree?"""
+        if not self.known:
+            return False
         icase = self.ignorecase
         if any(patterns.matches(pattern, p, ignorecase=icase) for p in self.tracked):
             return False
