@@ -448,6 +448,8 @@ def _repo_path(fleet: Fleet, path: str, cwd: str | None) -> str:
         raise ValidationError("empty path", hint="name a file or a directory ('.' for this one)")
     patterns.check_utf8("path", path)
     top = os.path.realpath(fleet.paths.worktree)
+    if path.startswith(patterns.TOP):  # from the top, wherever the command runs
+        path, cwd = path[len(patterns.TOP) :] or ".", None
     joined = os.path.normpath(os.path.join(cwd or top, path))
     # resolve links in the directories (a repository reached through a symlink), not in the
     # last part: a symlink in the work tree is a path of its own, as git sees it
