@@ -340,7 +340,7 @@ def _matching(query: str, run: Callable[[], T]) -> T:
         raise ValidationError(
             f"search {query!r} is not a valid FTS5 query ({reason})",
             hint="with --fts, AND/OR/NOT combine words and quotes make phrases:"
-            " fleetgit squawk search --fts '\"lexer tests\" AND NOT draft'; without --fts"
+            " fleetgit squawk search --fts '\"lexer tests\" NOT draft'; without --fts"
             " every word is searched as written",
         ) from None
 
