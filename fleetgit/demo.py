@@ -147,6 +147,7 @@ class Demo:
         self.say("Hooks: git itself now refuses commits that touch another pilot's files")
         self.fg("hooks", "install")
         self.say("viper-1 reserves the parser; maverick's overlapping request is refused whole")
+        self.sh("mkdir -p src && touch src/parser.py")  # else reserve notes it matches nothing
         self.fg("reserve", "src/parser.py", "--reason", "rewrite", who="viper-1")
         self.fg("reserve", "src/*.py", "docs/", who="maverick", expect=1)
         self.fg("reservations")
