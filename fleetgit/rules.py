@@ -260,7 +260,15 @@ def blocking(
     matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
     blocks: list[Block] = []
     for path in paths:
-        hits = _covering(path, matcher, candidates, ignorecase)
+        key = patterns.ascii_lower(path) if ignorecase else path
+        hits = [
+            r
+            for r in _covering(path, matcher, candidates, ignorecase)
+            # a pattern its grant recorded as a file covers that path only, as the clash rule
+            # judges it: else a grant the rule let stand beside another's could block its files
+            if not r.is_file
+            or key == (patterns.ascii_lower(r.pattern) if ignorecase else r.pattern)
+        ]
         if hits:
             blocks.append(Block(path, hits))
     return blocks
@@ -275,4 +283,8 @@ def _covering(
     if not path.endswith("/"):
         return matcher.match(path)
     directory = patterns.normalize(patterns.escape(path), allow_broad=True)
-    return [r for r in candidates if patterns.overlaps(directory, r.pattern, ignorecase=ignorecase)]
+    return [
+        r
+        for r in candidates
+        if patterns.overlaps(directory, r.pattern, ignorecase=ignorecase, b_file=r.is_file)
+    ]

@@ -175,3 +175,25 @@ def test_a_file_pattern_from_the_python_api_is_recorded_too(repo: Path) -> None:
         assert r.is_file
         (d,) = fleet.reserve(["src/"])
         assert not d.is_file
+
+
+def test_a_grant_that_says_it_names_a_file_blocks_that_path_only(repo: Path, cli: Any) -> None:
+    """The hook judges a file pattern as the clash rule does: `src` recorded as a file stands
+    beside viper-1's src/app.py (nothing lies below a file), so it must not block src/app.py."""
+    from fleetgit import clock
+    from tests.hostile import ATTACKER_WRITER, line
+
+    register(cli, repo, "viper-1", "goose")
+    tracked(repo, "src/app.py")
+    assert cli(repo, "--as", "viper-1", "reserve", "src/app.py").code == 0
+    data = {"reservation_id": "res-forged", "holder": "mallory", "patterns": ["src"],
+            "file_patterns": ["src"], "exclusive": True, "ttl_seconds": 3600}  # fmt: skip
+    later = clock.make_hlc(clock.now_ms() + 1000)
+    forged = line("file_reserved", "reservation/res-forged", data, hlc=later)
+    folder = repo / ".fleet/events" / ATTACKER_WRITER
+    folder.mkdir(parents=True)
+    (folder / "00000001.jsonl").write_bytes(forged)
+    mine = cli(repo, "--as", "viper-1", "check", "src/app.py")
+    assert mine.code == 0, mine.out + mine.err
+    blocked = cli(repo, "--as", "goose", "check", "src/app.py")
+    assert blocked.code == 1 and "viper-1" in blocked.out and "mallory" not in blocked.out
