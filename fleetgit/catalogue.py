@@ -410,7 +410,7 @@ _define(
     "A named lock was taken.",
     _req("lock_key", "name"),
     _req("holder", "name"),
-    _req("ttl_seconds", "int", minimum=1),
+    _req("ttl_seconds", "int", minimum=1, maximum=MAX_SECONDS),
 )
 _define(
     "lock_released",

@@ -105,7 +105,18 @@ class Fleet:
         if repair:
             self._repair_own_tail()
         if catch_up:
+            self._configure_index()
             self.index.catch_up()
+
+    def _configure_index(self) -> None:
+        """The force rule's limit comes from the configuration: when it changed, the releases
+        by other pilots than the holders are judged again (index.forcing)."""
+        from fleetgit.index import forcing, projections
+
+        limit = forcing.limit_of(self.config)
+        if forcing.configured(self.index.conn) != limit:
+            with self.index.transaction() as conn:
+                self.index.note_clashes(projections.configure(conn, limit))
 
     def _repair_own_tail(self) -> None:
         """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""

@@ -373,6 +373,18 @@ def release(fleet: Fleet, requested: Sequence[str], *, everything: bool = False)
     return [e.data["reservation_id"] for e in fleet.transact(plan)]
 
 
+def may_force(fleet: Fleet, holder: str) -> bool:
+    """Whether another pilot may release `holder`'s reservations now: the force rule the folds
+    apply (folds.reservations.forcible), with this configuration's limit."""
+    from fleetgit.folds.reservations import forcible
+    from fleetgit.index.forcing import limit_of
+
+    last = pilots.seen_ms(fleet, holder)
+    return forcible(
+        last, pilots.deregistered(fleet, holder), clock.now_ms(), limit_of(fleet.config)
+    )
+
+
 def force_release(fleet: Fleet, ref: str, *, reason: str | None = None) -> Reservation:
     """Release another pilot's reservation when its holder has been silent past the limit."""
     me = pilots.acting(fleet)

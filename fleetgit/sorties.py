@@ -18,6 +18,7 @@ from fleetgit.folds.sorties import (
     cycle_breaks,
     cyclic_edges,
 )
+from fleetgit.reservations import may_force
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -79,8 +80,10 @@ def waits_for(current: dict[str, Any]) -> list[str]:
     ]
 
 
-def _files(files: Sequence[str]) -> list[str]:
-    return [patterns.normalize(f, allow_broad=True) for f in files]
+def _files(files: Sequence[str], allow_broad: bool) -> list[str]:
+    """A sortie's files, as `reserve` takes them: one that covers the whole repository needs
+    `--allow-broad`, since `claim --reserve` reserves them."""
+    return [patterns.normalize(f, allow_broad=allow_broad) for f in files]
 
 
 def create(
@@ -92,10 +95,11 @@ def create(
     priority: str = "medium",
     files: Sequence[str] = (),
     depends_on: Sequence[str] = (),
+    allow_broad: bool = False,
 ) -> str:
     pilots.acting(fleet)
     sortie_id = clock.short_id("srt")
-    paths = _files(files)
+    paths = _files(files, allow_broad)
 
     def plan() -> list[EventSpec]:
         mission_id = missions.resolve_open(fleet, mission) if mission is not None else None
@@ -157,8 +161,13 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
         current = row(fleet, sid)
         _check_transition(fleet, current, event_type, me)
         specs = [_spec(event_type, sid, data or {})]
-        if event_type in ("sortie_completed", "sortie_cancelled"):
-            specs += _release_claimed_files(fleet, sid, current["assignee"])
+        holder = current["assignee"]
+        # what the claim reserved is freed with it, by its holder or under the force rule (a
+        # pilot cancelling an active pilot's sortie leaves that pilot's reservations alone)
+        if event_type in ("sortie_completed", "sortie_cancelled") and (
+            holder == me or (holder is not None and may_force(fleet, holder))
+        ):
+            specs += _release_claimed_files(fleet, sid, holder, me)
         return specs
 
     return str(fleet.transact(plan)[0].data["sortie_id"])
@@ -173,11 +182,15 @@ def _claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[str]:
     return sorted(ids)
 
 
-def _release_claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[EventSpec]:
+def _release_claimed_files(fleet: Fleet, sid: str, holder: str, me: str) -> list[EventSpec]:
     """The sortie is over: free what `claim --reserve` reserved for it, in the same batch."""
     from fleetgit.reservations import release_specs
 
-    return release_specs(_claimed_files(fleet, sid, holder), f"sortie {sid} is over")
+    return release_specs(
+        _claimed_files(fleet, sid, holder),
+        f"sortie {sid} is over",
+        forced_by=None if holder == me else me,
+    )
 
 
 _YOURS_NEXT = {
@@ -188,12 +201,19 @@ _YOURS_NEXT = {
 
 
 def claim(
-    fleet: Fleet, ref: str, *, reserve: bool = False, ttl: str | None = None
+    fleet: Fleet,
+    ref: str,
+    *,
+    reserve: bool = False,
+    ttl: str | None = None,
+    allow_broad: bool = False,
 ) -> dict[str, Any]:
     """Assign the sortie to me; refused while another active pilot holds it. A sortie held by
     a pilot that is no longer active (silent past the window, or deregistered) can be taken
     over, started or blocked too: it goes back to assigned, to me (`taken_from` names the
-    holder). With `reserve`, its files are reserved in the same batch: all of it, or none."""
+    holder). With `reserve`, its files are reserved in the same batch: all of it, or none, and
+    one that covers the whole repository only with `allow_broad`, as `reserve` grants it (a
+    sortie written by another clone or version may name one)."""
     from fleetgit.reservations import _ttl, release_specs, reserve_specs
 
     me = pilots.acting(fleet)
@@ -222,10 +242,17 @@ def claim(
         freed = _claimed_files(fleet, sid, holder) if holder else []
         specs += release_specs(freed, f"sortie {sid} taken over by {me}", forced_by=me)
         if reserve and current["files"]:
+            try:
+                files = [patterns.normalize(f, allow_broad=allow_broad) for f in current["files"]]
+            except ValidationError as exc:
+                exc.hint = (
+                    f"fleetgit sortie claim {sid} --reserve --allow-broad, or update its files"
+                )
+                raise
             specs += reserve_specs(
                 fleet,
                 me,
-                current["files"],
+                files,
                 shared=False,
                 seconds=_ttl(fleet, ttl),
                 reason=f"sortie {sid}",
@@ -256,7 +283,7 @@ def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
     return None
 
 
-def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
+def update(fleet: Fleet, ref: str, changes: dict[str, Any], *, allow_broad: bool = False) -> str:
     """Change a sortie's fields; `depends_on=[]` clears its dependencies. A cycle is refused,
     and so is a mission that is over."""
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -265,7 +292,7 @@ def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:
             "nothing to update", hint=f"fleetgit sortie update {ref} --priority high"
         )
     if "files" in changes:
-        changes["files"] = _files(changes["files"])
+        changes["files"] = _files(changes["files"], allow_broad)
     me = pilots.acting(fleet)  # anyone may update a sortie
 
     def plan() -> list[EventSpec]:

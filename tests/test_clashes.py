@@ -114,6 +114,10 @@ def build(steps: list[Step]) -> list[tuple[Event, bytes]]:
     ms = T0
     wseq = dict.fromkeys(WRITERS, 0)
     seq: dict[str, int] = {}
+    holders: dict[str, str] = {}  # renewals and releases by the holder, as the commands write
+    for _, rid, data, *_ in steps:
+        if "holder" in data:
+            holders.setdefault(rid, data["holder"])
     for i, (etype, rid, data, gap, w) in enumerate(steps):
         ms += gap
         writer = WRITERS[w]
@@ -128,7 +132,7 @@ def build(steps: list[Step]) -> list[tuple[Event, bytes]]:
             hlc=clock.make_hlc(ms),
             writer=writer,
             wseq=wseq[writer],
-            actor=data.get("holder", "x"),
+            actor=data.get("holder", holders.get(rid, "x")),
             ts="",
             tx=f"e{i:04d}",
             txn=1,

@@ -412,6 +412,10 @@ def sortie_create(
         list[str] | None,
         typer.Option("--depends-on", metavar="ID", help="Must complete first (repeat)."),
     ] = None,
+    allow_broad: Annotated[
+        bool,
+        typer.Option("--allow-broad", help="Allow a --file covering the whole repository."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a sortie; prints its id.
@@ -428,6 +432,7 @@ def sortie_create(
             priority=priority or "medium",
             files=from_cwd(fleet, files or [], globals_of(ctx).directory or os.getcwd()),
             depends_on=depends_on or [],
+            allow_broad=allow_broad,
         )
         out = sorties.show(fleet, sid)
     _out(out, as_json, sid)
@@ -503,6 +508,10 @@ def sortie_claim(
     ttl: Annotated[
         str | None, typer.Option("--ttl", help="TTL of those reservations (with --reserve).")
     ] = None,
+    allow_broad: Annotated[
+        bool,
+        typer.Option("--allow-broad", help="With --reserve: allow a file covering everything."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Claim a sortie: it becomes yours, unless another active pilot holds it.
@@ -518,7 +527,7 @@ def sortie_claim(
             hint=f"fleetgit sortie claim {sortie} --reserve --ttl {ttl} (or leave out --ttl)",
         )
     with open_fleet(ctx) as fleet:
-        out = sorties.claim(fleet, sortie, reserve=reserve, ttl=ttl)
+        out = sorties.claim(fleet, sortie, reserve=reserve, ttl=ttl, allow_broad=allow_broad)
     sid, taken = out["sortie_id"], out["taken_from"]
     human = f"sortie {sid} is yours ({out['assignee']})"
     if taken:
@@ -640,6 +649,10 @@ def sortie_update(
     no_depends: Annotated[
         bool, typer.Option("--no-depends", help="Clear its dependencies.")
     ] = False,
+    allow_broad: Annotated[
+        bool,
+        typer.Option("--allow-broad", help="Allow a --file covering the whole repository."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Change a sortie (dependency cycles are refused; a mission that is over is refused).
@@ -666,6 +679,6 @@ def sortie_update(
     with open_fleet(ctx) as fleet:
         if files is not None:  # relative to the current directory, as git takes paths
             changes["files"] = from_cwd(fleet, files, globals_of(ctx).directory or os.getcwd())
-        sid = sorties.update(fleet, sortie, changes)
+        sid = sorties.update(fleet, sortie, changes, allow_broad=allow_broad)
         out = sorties.show(fleet, sid)
     _out(out, as_json, f"updated sortie {sid}")

@@ -1,10 +1,15 @@
 """Locks: named, with a TTL. An acquisition counts only if the lock was free at that moment of
 the total order (released, expired by the event's own time, or never taken), so two clones that
 both took a free lock agree that the first in total order holds it. Its holder taking it again
-extends it to that TTL from then, and never shortens it (like renewing a reservation)."""
+extends it to that TTL from then, and never shortens it (like renewing a reservation).
+
+Only the pilot named as holder takes or releases it (the actor of the event is the holder, as the
+commands write it), and a TTL is held to the limit of every duration (366 days): an event from
+another clone or a hand edit cannot take a lock for someone else or for ever."""
 
 from __future__ import annotations
 
+from fleetgit.durations import MAX_SECONDS
 from fleetgit.folds import Ev, Rows, stored_row
 
 KIND = "lock"
@@ -41,7 +46,8 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                 "last_pos": e.pos,
             }
         free = row["released"] or (row["expires_ms"] or 0) <= e.ms
-        expires = e.ms + d["ttl_seconds"] * 1000 if e.type == "lock_acquired" else 0
+        ttl = min(max(d.get("ttl_seconds", 0), 0), MAX_SECONDS) if e.type == "lock_acquired" else 0
+        expires = e.ms + ttl * 1000
         if e.type == "lock_acquired" and free:
             row.update(holder=d["holder"], acquired_ms=e.ms, released=0, expires_ms=expires)
         elif e.type == "lock_acquired" and row["holder"] == d["holder"]:
@@ -56,8 +62,9 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
 
 def _well_formed(e: Ev) -> bool:
     """A holder that is a name (and a whole number of seconds to hold it), as the catalogue
-    requires. What a fold compares must be a string: a resumed fold reads the holder back from
-    the index, where a number would come back as text."""
+    requires, and the event's own actor: nobody takes or releases a lock in another's name.
+    What a fold compares must be a string: a resumed fold reads the holder back from the
+    index, where a number would come back as text."""
     ttl = e.data.get("ttl_seconds")
     ttl_ok = e.type != "lock_acquired" or (isinstance(ttl, int) and not isinstance(ttl, bool))
-    return isinstance(e.data.get("holder"), str) and ttl_ok
+    return isinstance(e.data.get("holder"), str) and ttl_ok and e.data["holder"] == e.actor

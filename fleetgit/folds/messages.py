@@ -1,5 +1,8 @@
 """Squawk messages: the message, its recipients' read/ack/archive state, and full-text search
-(an FTS5 index kept in step with the messages table by triggers)."""
+(an FTS5 index kept in step with the messages table by triggers).
+
+A recipient speaks for itself (`refusal`): a read, acknowledgement or archiving counts only from
+a recipient, in its own name (the event's actor is the reader it names), as `squawk` writes it."""
 
 from __future__ import annotations
 
@@ -53,6 +56,26 @@ END;
 """
 
 
+MARKS = {"message_read": "reader", "message_acknowledged": "by", "message_archived": "by"}
+
+
+def refusal(
+    recipients: dict[str, Any], event_type: str, data: dict[str, Any], actor: str | None
+) -> str | None:
+    """Why a read, acknowledgement or archiving cannot apply to a message with `recipients`
+    (callsign -> row; None: it applies). The one rule for emit, which refuses it, and the fold,
+    which ignores it:
+
+    - `not_recipient`: the reader it names is not a recipient of the message;
+    - `not_self`: the reader it names is not the pilot that wrote the event."""
+    reader = data.get(MARKS.get(event_type, "by"))
+    if not isinstance(reader, str) or reader not in recipients:
+        return "not_recipient"
+    if reader != actor:
+        return "not_self"
+    return None
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     msg = stored_row(start, "messages")
     rcpt = {r["callsign"]: dict(r) for r in (start.get("recipients", []) if start else [])}
@@ -86,10 +109,9 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                             "sent_hlc": e.hlc,
                         }
             continue
-        reader = d.get("reader") or d.get("by")
-        if msg is None or not isinstance(reader, str) or reader not in rcpt:
+        if msg is None or e.type not in MARKS or refusal(rcpt, e.type, d, e.actor) is not None:
             continue
-        r = rcpt[reader]
+        r = rcpt[d[MARKS[e.type]]]
         r["read_ms"] = r["read_ms"] or e.ms
         if e.type == "message_acknowledged" and r["acked_ms"] is None:
             r.update(acked_ms=e.ms, ack_notes=d.get("notes"))

@@ -1,5 +1,10 @@
 """Pilots: who registered, what they said they are doing. Activity comes from the events table
-(a pilot's last event of any kind), so it is not folded here."""
+(a pilot's last event of any kind), so it is not folded here.
+
+A pilot speaks for itself (`refusal`): its heartbeats and its deregistration count only from
+the pilot itself (a termination also from the pilot that spawned it), as the commands write them,
+so an event from another clone cannot make a pilot leave the fleet (which `release --force`
+would then take as leave to take its files)."""
 
 from __future__ import annotations
 
@@ -49,14 +54,37 @@ def _registered(row: dict[str, Any] | None, e: Ev) -> dict[str, Any]:
     }
 
 
+def refusal(row: dict[str, Any] | None, event_type: str, actor: str | None) -> str | None:
+    """Why `event_type` by `actor` cannot apply to the pilot `row` (None: it applies). The one
+    rule for emit, which refuses it, and the fold, which ignores it:
+
+    - `unknown`: no such pilot (it registers first);
+    - `deregistered`: it has left the fleet (a sign of life after leaving changes nothing);
+    - `not_self`: only the pilot itself reports its activity or leaves (a termination may
+      also come from its parent)."""
+    if event_type in ("pilot_registered", "pilot_spawned"):
+        return None
+    if row is None:
+        return "unknown"
+    if row["deregistered"]:
+        return "deregistered"
+    if event_type in ("pilot_active", "pilot_deregistered", "pilot_terminated"):
+        allowed = {row["callsign"]}
+        if event_type == "pilot_terminated" and row["parent"]:
+            allowed.add(row["parent"])
+        if actor not in allowed:
+            return "not_self"
+    return None
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "pilots")
     for e in events:
         if e.type in ("pilot_registered", "pilot_spawned"):
             row = _registered(row, e)
             continue
-        if row is None or row["deregistered"]:
-            continue  # a sign of life after leaving (another clone raced) changes nothing
+        if row is None or refusal(row, e.type, e.actor) is not None:
+            continue  # e.g. in another's name, or after leaving (another clone raced)
         if e.type == "pilot_active":
             row["status"] = e.data.get("status") or "active"
             row["current_task"] = e.data.get("current_task", row["current_task"])

@@ -2,8 +2,10 @@
 
 A stream is always refolded whole, in total order, so a late event that sorts earlier is handled
 like any other and an incremental index equals a rebuilt one by construction. One step crosses
-streams: which reservations are void (index.clashes), judged again from the earliest point of
-total order that a change to a reservation stream touched. Time travel
+streams: which releases by another pilot than the holder count (index.forcing, judged before
+the reservation streams are folded with the verdicts), then which reservations are void
+(index.clashes), judged again from the earliest point of total order that a change to a
+reservation stream touched. Time travel
 (`--as-of POS`) folds the same way into TEMP tables of the same names, which SQLite resolves
 before the main ones, so every query answers from that state unchanged.
 """
@@ -31,7 +33,7 @@ from fleetgit.folds import (
     sorties,
     workorders,
 )
-from fleetgit.index import clashes
+from fleetgit.index import clashes, forcing
 
 MODULES: tuple[ModuleType, ...] = (
     reservations,
@@ -44,8 +46,10 @@ MODULES: tuple[ModuleType, ...] = (
     checkpoints,
 )
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
-DDL = "".join(m.DDL for m in MODULES) + clashes.DDL
-TABLES: tuple[str, ...] = tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES
+DDL = "".join(m.DDL for m in MODULES) + clashes.DDL + forcing.DDL
+TABLES: tuple[str, ...] = (
+    tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES + forcing.TABLES
+)
 Key = clashes.Key
 settle = clashes.settle
 
@@ -88,13 +92,18 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
     for chunk in _chunks(groups, 5000):  # bounded memory, whatever the number of streams
         names: dict[ModuleType, list[tuple[str]]] = {}
         inserts: dict[str, list[dict[str, Any]]] = {}
+        held = [s.partition("/")[2] for s, _, _ in chunk if s.startswith("reservation/")]
+        forced = forcing.accepted(conn, held) if held else {}
         for stream, events, start in chunk:
             kind, _, name = stream.partition("/")
             module = BY_KIND.get(kind)
             if module is None:
                 continue
             names.setdefault(module, []).append((name,))
-            rows = module.fold(events, start) if start else module.fold(events)
+            if module is reservations:
+                rows = module.fold(events, forced.get(name, ()))
+            else:
+                rows = module.fold(events, start) if start else module.fold(events)
             for table, items in rows.items():
                 inserts.setdefault(table, []).extend(items)
         for module, keys in names.items() if replace else ():
@@ -106,6 +115,8 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
                 marks = ", ".join("?" * len(columns))
                 sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
                 conn.executemany(sql, [[row[c] for c in columns] for row in items])
+        if reservations in names:  # a verdict on a release that is no longer another's
+            conn.executemany(forcing.FORGET, names[reservations])
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -191,13 +202,14 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
     new = [(s, by_stream[s], None) for s in by_stream if s in fresh]  # in the batch's order
     _fold_groups(conn, new, replace=False)
     rest = [(s, evs) for s, evs in by_stream.items() if s not in fresh]
-    _fold_new(conn, rest, int(events[0].pos or 1) - 1)
+    before = int(events[0].pos or 1) - 1
+    _fold_new(conn, rest, before)
     changed = [
         (e.hlc, e.writer, e.wseq)
         for e in events
         if e.type in clashes.CHANGES and e.stream.startswith("reservation/")
     ]
-    return min(changed, default=None)
+    return _earliest(min(changed, default=None), judge_forced(conn, before))
 
 
 def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
@@ -208,6 +220,7 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
         f"{_SELECT} NOT INDEXED WHERE pos > ? AND {where}{_ORDER}", [after_pos, *params]
     )
     _fold_new(conn, _grouped(rows), after_pos)
+    forced = judge_forced(conn, after_pos)
     marks = ", ".join("?" * len(clashes.CHANGES))
     first = conn.execute(
         "SELECT hlc, writer, wseq FROM events NOT INDEXED WHERE pos > ?"
@@ -215,7 +228,42 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
         f" AND stream < 'reservation0' AND type IN ({marks}) ORDER BY hlc, writer, wseq LIMIT 1",
         [after_pos, *clashes.CHANGES],
     ).fetchone()
-    return None if first is None else (first[0], first[1], first[2])
+    return _earliest(None if first is None else (first[0], first[1], first[2]), forced)
+
+
+def _earliest(a: Key | None, b: Key | None) -> Key | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def judge_forced(
+    conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
+) -> Key | None:
+    """Judge the releases by other pilots that events after `after_pos` can have changed
+    (index.forcing), and fold again the reservations whose forcible releases changed.
+    Returns the earliest of those releases, from where void reservations are judged again."""
+    rids, since = forcing.judge(conn, after_pos, upto_pos)
+    for start in range(0, len(rids), 500):
+        streams = [f"reservation/{rid}" for rid in rids[start : start + 500]]
+        marks = ",".join("?" * len(streams))
+        cond, extra = ("", []) if upto_pos is None else (" AND pos <= ?", [upto_pos])
+        _fold_into(
+            conn,
+            conn.execute(f"{_SELECT} WHERE stream IN ({marks}){cond}{_ORDER}", [*streams, *extra]),
+        )
+    return since
+
+
+def configure(conn: sqlite3.Connection, limit_ms: int) -> Key | None:
+    """Judge every release by another pilot again when the force rule's limit changed (the
+    configuration); returns where void reservations must be judged again from, if anywhere.
+    Call inside the index's write transaction."""
+    if (
+        forcing.stored_limit(conn) == limit_ms
+        and conn.execute("SELECT 1 FROM meta WHERE key = ?", (forcing.LIMIT_KEY,)).fetchone()
+    ):
+        return None
+    conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (forcing.LIMIT_KEY, str(limit_ms)))
+    return judge_forced(conn, None)
 
 
 def refold(conn: sqlite3.Connection, streams: Iterable[str]) -> Key | None:
@@ -244,6 +292,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
         conn.execute(f"DELETE FROM main.{table}")
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params), replace=False)
+    judge_forced(conn, None)
     clashes.settle(conn, None)
 
 
@@ -254,6 +303,7 @@ def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:
         conn.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM main.{table} WHERE 0")
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE pos <= ? AND {where}{_ORDER}", [pos, *params]))
+    judge_forced(conn, None, pos)
     clashes.settle(conn, None)
 
 

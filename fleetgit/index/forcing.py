@@ -1,0 +1,149 @@
+"""Releases by another pilot than the holder, judged by the force rule: which ones count.
+
+The reservations fold lists each release of a reservation written by someone other than its
+holder (`reservation_forcings`). Whether it counts depends on other streams: at the release's
+point in total order, had the holder deregistered (its pilot stream, folded up to there), or been
+silent for the limit (its newest event of any kind before the release)? Both are read from the
+events alone, up to that point, so the verdict is the same in every clone and every rebuild,
+whatever order the events arrived in. The verdicts go to `reservation_forced`; the fold applies
+the forcible ones, and a stream whose verdicts changed is folded again.
+
+A verdict can change only when an event arrives by the holder or on its pilot stream (or the
+release itself is new), so a catch-up judges only those; a change of the limit (the
+configuration) judges them all again (`configure`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from fleetgit import catalogue, clock
+from fleetgit.config import Config
+from fleetgit.folds import Ev, pilots
+from fleetgit.folds.reservations import Key, forcible
+
+TABLES = ("reservation_forced",)
+DDL = """
+-- Verdicts on releases by another pilot than the holder (index.forcing): ok = forcible
+CREATE TABLE IF NOT EXISTS reservation_forced (
+    reservation_id TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    PRIMARY KEY (reservation_id, hlc, writer, wseq)
+);
+"""
+
+LIMIT_KEY = "force_release_limit_ms"
+# after a reservation is folded again: its verdicts on releases it no longer lists (an earlier
+# grant arrived: the release is its holder's now) are forgotten
+FORGET = """
+DELETE FROM reservation_forced WHERE reservation_id = ? AND NOT EXISTS (
+    SELECT 1 FROM reservation_forcings f WHERE f.reservation_id = reservation_forced.reservation_id
+    AND f.hlc = reservation_forced.hlc AND f.writer = reservation_forced.writer
+    AND f.wseq = reservation_forced.wseq)
+"""
+
+
+def limit_of(config: Config) -> int:
+    """The force rule's silence, in ms: see folds.reservations.forcible."""
+    seconds = min(config.force_release_after_seconds, config.pilot_active_window_seconds)
+    return seconds * 1000
+
+
+def configured(conn: sqlite3.Connection) -> int | None:
+    """The limit a Fleet set (`projections.configure`), if any."""
+    row = conn.execute("SELECT value FROM main.meta WHERE key = ?", (LIMIT_KEY,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def stored_limit(conn: sqlite3.Connection) -> int:
+    """The limit the verdicts were judged with (the defaults' until a Fleet sets it)."""
+    found = configured(conn)
+    return limit_of(Config()) if found is None else found
+
+
+def accepted(conn: sqlite3.Connection, rids: list[str]) -> dict[str, set[Key]]:
+    """The forcible releases of each of these reservations."""
+    out: dict[str, set[Key]] = {}
+    for start in range(0, len(rids), 500):
+        chunk = rids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for rid, hlc, writer, wseq in conn.execute(
+            "SELECT reservation_id, hlc, writer, wseq FROM reservation_forced"
+            f" WHERE ok = 1 AND reservation_id IN ({marks})",
+            chunk,
+        ):
+            out.setdefault(rid, set()).add((hlc, writer, wseq))
+    return out
+
+
+def holder_state(
+    conn: sqlite3.Connection, holder: str, at: Key, upto_pos: int | None = None
+) -> tuple[int | None, bool]:
+    """(the holder's last sign of life in ms, whether it had deregistered) just before `at` in
+    total order; with `upto_pos`, among the events up to that position only."""
+    cond, extra = ("", ()) if upto_pos is None else (" AND pos <= ?", (upto_pos,))
+    row = conn.execute(
+        "SELECT max(hlc) FROM events WHERE actor = ? AND hlc <= ?"
+        f" AND (hlc, writer, wseq) < (?, ?, ?){cond}",
+        (holder, at[0], *at, *extra),
+    ).fetchone()
+    last = None if row[0] is None else clock.hlc_ms(row[0])
+    rows = conn.execute(
+        "SELECT type, v, data, hlc, writer, wseq, actor, pos FROM events WHERE stream = ?"
+        f" AND (hlc, writer, wseq) < (?, ?, ?){cond} ORDER BY hlc, writer, wseq",
+        (f"pilot/{holder}", *at, *extra),
+    )
+    evs = []
+    for etype, v, data, hlc, writer, wseq, actor, pos in rows:
+        _, payload = catalogue.upcast(etype, v, orjson.loads(data))
+        evs.append(Ev(etype, payload, hlc, writer, wseq, actor, pos))
+    folded = pilots.fold(evs).get("pilots")
+    return last, bool(folded and folded[0]["deregistered"])
+
+
+_ALL = "SELECT reservation_id, hlc, writer, wseq, holder FROM reservation_forcings"
+_TOUCHED = f"""
+{_ALL} f WHERE NOT EXISTS (SELECT 1 FROM reservation_forced v WHERE v.reservation_id
+        = f.reservation_id AND v.hlc = f.hlc AND v.writer = f.writer AND v.wseq = f.wseq)
+    OR f.holder IN (SELECT actor FROM events WHERE pos > :pos
+        UNION SELECT substr(stream, 7) FROM events
+        WHERE pos > :pos AND stream >= 'pilot/' AND stream < 'pilot0')
+"""
+
+
+def judge(
+    conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
+) -> tuple[list[str], Key | None]:
+    """Judge the releases that events after `after_pos` can have changed (None: all of them).
+    Returns the reservations whose forcible releases changed, and the earliest such release
+    in total order (where the void reservations must be judged again from)."""
+    limit = stored_limit(conn)
+    if after_pos is None:
+        conn.execute("DELETE FROM reservation_forced")
+        found = conn.execute(_ALL).fetchall()
+    else:
+        found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
+    if not found:
+        return [], None
+    changed: dict[str, Key] = {}
+    verdicts: list[tuple[Any, ...]] = []
+    for rid, hlc, writer, wseq, holder in found:
+        key = (hlc, writer, wseq)
+        last, gone = holder_state(conn, holder, key, upto_pos)
+        ok = int(forcible(last, gone, clock.hlc_ms(hlc), limit))
+        before = conn.execute(
+            "SELECT ok FROM reservation_forced WHERE reservation_id = ? AND hlc = ?"
+            " AND writer = ? AND wseq = ?",
+            (rid, *key),
+        ).fetchone()
+        if ok != (before[0] if before else 0):
+            changed[rid] = min(changed.get(rid, key), key)
+        verdicts.append((rid, hlc, writer, wseq, ok))
+    conn.executemany("INSERT OR REPLACE INTO reservation_forced VALUES (?, ?, ?, ?, ?)", verdicts)
+    return sorted(changed), min(changed.values(), default=None)
