@@ -200,7 +200,7 @@ class Fleet:
         if not specs:
             raise ValidationError("nothing to append: the batch is empty")
         datas = self._validate(specs)
-        return self._append(lambda: specs, datas)
+        return self._append(lambda: specs, datas, domain_rules=True)
 
     def transact(self, plan: Callable[[], Sequence[EventSpec]]) -> list[Event]:
         """Decide and append atomically: `plan` runs inside the writer lock and the index's
@@ -217,7 +217,11 @@ class Fleet:
         return datas
 
     def _append(
-        self, plan: Callable[[], Sequence[EventSpec]], datas: list[dict[str, Any]] | None
+        self,
+        plan: Callable[[], Sequence[EventSpec]],
+        datas: list[dict[str, Any]] | None,
+        *,
+        domain_rules: bool = False,
     ) -> list[Event]:
         actor = self.actor
         with self.writer.locked() as state, self.index.transaction():
@@ -228,6 +232,10 @@ class Fleet:
             if datas is None:
                 datas = self._validate(specs)
             seqs = self._assign_seqs(specs)
+            if domain_rules:  # emit: the domain's rules, as the commands apply them
+                from fleetgit import emitcheck
+
+                emitcheck.check(self, specs, datas, actor)
             facts = self.index.writer_facts(self.writer.id)
             number = self._segment_for_append(state, facts.max_segment)
             events, lines = self._build(specs, datas, seqs, state, actor, facts)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetgit import clock, ids, pilots
 from fleetgit.catalogue import PRIORITIES
-from fleetgit.errors import ValidationError
+from fleetgit.errors import ConflictError, ValidationError
 from fleetgit.folds.missions import CLOSED, STATUSES, TRANSITIONS
 
 if TYPE_CHECKING:
@@ -70,18 +70,51 @@ def _refuse(mission_id: str, status: str, event_type: str) -> ValidationError:
     )
 
 
-def transition(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any]) -> str:
-    """Append a status change (or an update) if the mission's current state allows it."""
-    pilots.acting(fleet)
+def open_sorties(fleet: Fleet, mission_id: str) -> list[str]:
+    """The mission's sorties that are neither completed nor cancelled, oldest first."""
+    return [
+        sid
+        for (sid,) in fleet.index.conn.execute(
+            "SELECT sortie_id FROM sorties WHERE mission_id = ?"
+            " AND status NOT IN ('completed', 'cancelled') ORDER BY created_hlc",
+            (mission_id,),
+        )
+    ]
+
+
+def transition(
+    fleet: Fleet, ref: str, event_type: str, data: dict[str, Any], *, force: bool = False
+) -> str:
+    """Append a status change (or an update) if the mission's current state allows it. A
+    mission is over (completed or cancelled) only when its sorties are: with sorties still
+    open it is refused, unless `force`, which cancels them in the same batch (and frees what
+    their claims reserved, as `sortie cancel` does)."""
+    me = pilots.acting(fleet)
 
     def plan() -> list[EventSpec]:
+        from fleetgit import sorties
+
         mission_id = resolve(fleet, ref)
         status = row(fleet, mission_id)["status"]
         if status not in TRANSITIONS[event_type][0]:
             raise _refuse(mission_id, status, event_type)
-        return [_spec(event_type, mission_id, data)]
+        ending = open_sorties(fleet, mission_id) if event_type in _ENDS else []
+        if ending and not force:
+            verb = _ENDS[event_type]
+            raise ConflictError(
+                f"mission {mission_id} has {len(ending)} open sortie(s): {', '.join(ending)}",
+                hint=f"complete or cancel them first, or: fleetgit mission {verb} {mission_id}"
+                " --force (cancels them)",
+            )
+        reason = f"mission {mission_id} {TRANSITIONS[event_type][1]}"
+        specs = [s for sid in ending for s in sorties.cancel_specs(fleet, sid, me, reason)]
+        return [*specs, _spec(event_type, mission_id, data)]
 
-    return str(fleet.transact(plan)[0].data["mission_id"])
+    done = fleet.transact(plan)
+    return str(done[-1].data["mission_id"])
+
+
+_ENDS = {"mission_completed": "complete", "mission_cancelled": "cancel"}
 
 
 def update(fleet: Fleet, ref: str, changes: dict[str, Any]) -> str:

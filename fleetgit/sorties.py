@@ -9,6 +9,7 @@ import orjson
 from fleetgit import clock, ids, missions, patterns, pilots
 from fleetgit.durations import format_duration
 from fleetgit.errors import ConflictError, ValidationError
+from fleetgit.folds.missions import CLOSED as MISSION_CLOSED
 from fleetgit.folds.sorties import (
     ASSIGNEE_ONLY,
     CLOSED,
@@ -152,6 +153,43 @@ def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me
             )
 
 
+def _mission_open(fleet: Fleet, current: dict[str, Any], event_type: str) -> list[EventSpec]:
+    """A claim or start needs the sortie's mission to be open; the first start of a sortie
+    starts a planned mission too, in the same batch (the events of it)."""
+    mission_id = current["mission_id"]
+    if mission_id is None or event_type not in ("sortie_assigned", "sortie_started"):
+        return []
+    found = fleet.index.conn.execute(
+        "SELECT status FROM missions WHERE mission_id = ?", (mission_id,)
+    ).fetchone()
+    status = found[0] if found else None
+    if status in MISSION_CLOSED:
+        verb = "claim" if event_type == "sortie_assigned" else "start"
+        raise ConflictError(
+            f"sortie {current['sortie_id']} belongs to mission {mission_id}, which is {status}:"
+            f" cannot {verb} it",
+            hint="new work needs a new mission: fleetgit mission create TITLE",
+        )
+    if event_type == "sortie_started" and status == "planned":
+        return [missions._spec("mission_started", mission_id, {})]
+    return []
+
+
+def cancel_specs(fleet: Fleet, sid: str, me: str, reason: str | None) -> list[EventSpec]:
+    """Cancel the open sortie `sid` (checked by the caller), freeing what its claim reserved."""
+    holder = row(fleet, sid)["assignee"]
+    specs = [_spec("sortie_cancelled", sid, {"reason": reason})]
+    return specs + _ending(fleet, sid, holder, me)
+
+
+def _ending(fleet: Fleet, sid: str, holder: str | None, me: str) -> list[EventSpec]:
+    """What the claim reserved is freed with the sortie, by its holder or under the force rule
+    (a pilot ending an active pilot's sortie leaves that pilot's reservations alone)."""
+    if holder == me or (holder is not None and may_force(fleet, holder)):
+        return _release_claimed_files(fleet, sid, holder, me)
+    return []
+
+
 def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = None) -> str:
     """start, resume, complete, progress, block, cancel: if the state machine allows it."""
     me = pilots.acting(fleet)
@@ -160,14 +198,9 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
         sid = resolve(fleet, ref)
         current = row(fleet, sid)
         _check_transition(fleet, current, event_type, me)
-        specs = [_spec(event_type, sid, data or {})]
-        holder = current["assignee"]
-        # what the claim reserved is freed with it, by its holder or under the force rule (a
-        # pilot cancelling an active pilot's sortie leaves that pilot's reservations alone)
-        if event_type in ("sortie_completed", "sortie_cancelled") and (
-            holder == me or (holder is not None and may_force(fleet, holder))
-        ):
-            specs += _release_claimed_files(fleet, sid, holder, me)
+        specs = [_spec(event_type, sid, data or {}), *_mission_open(fleet, current, event_type)]
+        if event_type in ("sortie_completed", "sortie_cancelled"):
+            specs += _ending(fleet, sid, current["assignee"], me)
         return specs
 
     return str(fleet.transact(plan)[0].data["sortie_id"])
@@ -222,6 +255,7 @@ def claim(
         sid = resolve(fleet, ref)
         current = row(fleet, sid)
         _check_transition(fleet, current, "sortie_assigned", me)
+        _mission_open(fleet, current, "sortie_assigned")
         holder = current["assignee"]
         if holder == me:
             raise ConflictError(

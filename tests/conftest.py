@@ -115,3 +115,24 @@ def flood(repo: Path, to: str, count: int, sender: str = "goose") -> list[str]:
     with Fleet.open(repo, actor=sender) as fleet:
         fleet.emit_batch(specs)
     return ids
+
+
+def plant(repo: Path, etype: str, stream: str, data: dict[str, object], actor: str | None) -> None:
+    """An event as another clone could commit it, past every check of `emit` (a crafted line,
+    an older or buggy fleetgit): the canonical line, appended to a segment of a writer of its
+    own. A command that reads the ledger next ingests it as any segment git brought."""
+    from fleetgit import clock
+    from fleetgit.codec import Event, encode
+
+    wdir = repo / ".fleet/events/zzzzzzzzzzzzzzzz"
+    wdir.mkdir(parents=True, exist_ok=True)
+    segment = wdir / "00000001.jsonl"
+    wseq = len(segment.read_bytes().splitlines()) + 1 if segment.exists() else 1
+    (eid,) = clock.uuid7s(1)
+    now = clock.now_ms()
+    event = Event(
+        id=eid, type=etype, v=1, stream=stream, seq=wseq, hlc=clock.make_hlc(now),
+        writer="z" * 16, wseq=wseq, actor=actor, ts=clock.iso_ms(now), tx=eid, txn=1, data=data,
+    )  # fmt: skip
+    with open(segment, "ab") as fh:
+        fh.write(encode(event))

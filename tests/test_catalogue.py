@@ -300,10 +300,11 @@ def test_old_events_read_upcast_through_the_index(repo: Any, upcaster: None) -> 
 
     CATALOGUE["mission_started"] = CATALOGUE["mission_started"]._replace(version=1)
     with Fleet.open(repo) as fleet:
+        fleet.emit("mission_created", "mission/m", {"mission_id": "m", "title": "M"})
         fleet.emit("mission_started", "mission/m", {"mission_id": "m"})
     CATALOGUE["mission_started"] = CATALOGUE["mission_started"]._replace(version=2)
     with Fleet.open(repo) as fleet:
-        (event,) = fleet.events()
+        (_, event) = fleet.events()
     assert event.v == 2 and event.data == {"mission_id": "m", "reason": "unknown"}
 
 

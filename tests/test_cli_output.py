@@ -13,7 +13,7 @@ from tests.conftest import flood, git, run_fleetgit
 
 def busy_batch(repo: Path, count: int) -> list[str]:
     """Append `count` events in one batch (one millisecond: their ids share 12 hex digits)."""
-    spec = EventSpec("pilot_active", "pilot/viper-1", {"status": "busy"})
+    spec = EventSpec("context_compacted", "pilot/viper-1", {"summary": "busy"})
     with Fleet.open(repo, actor="viper-1") as fleet:
         return [e.id for e in fleet.emit_batch([spec] * count)]
 
@@ -32,14 +32,18 @@ def test_events_lists_short_ids_that_show_accepts(repo: Path, cli: Any) -> None:
 
 
 def test_filtered_listings_stay_unique_against_unlisted_events(repo: Path, cli: Any) -> None:
-    specs = [EventSpec("pilot_active", f"pilot/p{i % 40}", {"status": "busy"}) for i in range(200)]
+    specs = [
+        EventSpec("context_compacted", f"pilot/p{i % 40}", {"summary": "busy"}) for i in range(200)
+    ]
     with Fleet.open(repo, actor="viper-1") as fleet:
         fleet.emit_batch(specs)  # one millisecond: neighbours in id order are of other streams
     for stream in ("pilot/p0", "pilot/p7"):  # 5 of 200: looked up one by one
         for line in cli(repo, "events", "--stream", stream).out.splitlines()[1:]:
             short = line.split()[0]
             assert cli(repo, "show", short, "--json").json()["stream"] == stream
-    half = [EventSpec("pilot_active", f"pilot/h{i % 2}", {"status": "busy"}) for i in range(60)]
+    half = [
+        EventSpec("context_compacted", f"pilot/h{i % 2}", {"summary": "busy"}) for i in range(60)
+    ]
     with Fleet.open(repo, actor="viper-1") as fleet:
         fleet.emit_batch(half)
     for line in cli(repo, "events", "--stream", "pilot/h1").out.splitlines()[1:]:  # one scan
@@ -123,7 +127,7 @@ def test_stream_names_are_checked(repo: Path, cli: Any) -> None:
 
 def test_causation_must_be_an_event_id_and_correlation_a_name(repo: Path, cli: Any) -> None:
     [cause] = busy_batch(repo, 1)
-    emit = ["emit", "pilot_active", "--stream", "pilot/x", "--data", '{"status": "busy"}']
+    emit = ["emit", "context_compacted", "--stream", "pilot/x", "--data", '{"summary": "busy"}']
     bad_cause = cli(repo, *emit, "--causation-id", "because")
     assert bad_cause.code == 1 and "causation id 'because'" in bad_cause.err
     bad_corr = cli(repo, *emit, "--correlation-id", "job 7")

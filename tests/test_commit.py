@@ -27,7 +27,7 @@ def repo_with_attributes(tmp_path: Path) -> Path:
 
 def emit_one(repo: Path) -> None:
     with Fleet.open(repo, actor="viper-1") as fleet:
-        fleet.emit("pilot_active", "pilot/viper-1", {"status": "busy"})
+        fleet.emit("context_compacted", "pilot/viper-1", {"summary": "busy"})
 
 
 def test_init_says_updated_for_an_existing_gitattributes(tmp_path: Path, cli: Any) -> None:

@@ -13,6 +13,7 @@ import orjson
 from fleetgit.cursors import consume
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import EventFilter
+from tests.conftest import plant
 
 
 def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
@@ -227,13 +228,16 @@ def test_work_order_status_rules(repo: Path, cli: Any) -> None:
 
 
 def test_the_work_order_fold_ignores_what_the_commands_refuse(repo: Path, cli: Any) -> None:
-    """Raw events (as another clone's race could write them) fold by the same rules."""
+    """Raw events (as another clone's race could write them) fold by the same rules; emit
+    refuses them."""
 
     def emit(data: dict[str, Any], event_type: str = "work_order_status_changed") -> None:
         payload = orjson.dumps({"work_order_id": "wo-1", **data}).decode()
         res = as_(cli, repo, "viper", "emit", event_type, "--stream", "workorder/wo-1",
                   "--data", payload)  # fmt: skip
-        assert res.code == 0, res.err
+        if res.code:  # what the commands refuse: written as another clone could
+            assert "refused" in res.err and "hint: use the command that checks it" in res.err
+            plant(repo, event_type, "workorder/wo-1", {"work_order_id": "wo-1", **data}, "viper")
 
     def row() -> tuple[str, str | None, str | None]:
         r = cli(repo, "workorder", "show", "wo-1", "--json").json()

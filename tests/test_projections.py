@@ -279,8 +279,8 @@ def test_malformed_names_fold_alike_whole_and_resumed(tmp_path: Path, items: lis
 def test_a_claim_race_across_clones_is_won_by_the_first_in_total_order(tmp_path: Path) -> None:
     items = [
         ("sortie_created", "sortie/s1", {"sortie_id": "s1", "title": "t"}),
-        ("sortie_assigned", "sortie/s1", {"sortie_id": "s1", "assignee": "goose"}),
-        ("sortie_assigned", "sortie/s1", {"sortie_id": "s1", "assignee": "viper"}),
+        ("sortie_assigned", "sortie/s1", {"sortie_id": "s1", "assignee": "goose"}, "goose"),
+        ("sortie_assigned", "sortie/s1", {"sortie_id": "s1", "assignee": "viper"}, "viper"),
     ]
     events = build_events(items)
     db = fresh_db(tmp_path, "x")

@@ -326,6 +326,8 @@ def emit_reserved(cli: Any, repo: Path, **data: Any) -> Any:
     full.update(data)
     return cli(
         repo,
+        "--as",
+        "ice",  # its holder: a grant in another's name is refused
         "emit",
         "file_reserved",
         "--stream",

@@ -105,7 +105,7 @@ def test_gaps_name_exactly_what_is_missing(repo: Path) -> None:
 
 def emit(repo: Path, pilot: str) -> Event:
     with Fleet.open(repo, actor=pilot) as fleet:
-        return fleet.emit("pilot_active", f"pilot/{pilot}", {"status": "busy"})
+        return fleet.emit("context_compacted", f"pilot/{pilot}", {"summary": "busy"})
 
 
 def test_a_copied_repository_mints_its_own_writer(repo: Path, tmp_path: Path, cli: Any) -> None:

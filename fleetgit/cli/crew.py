@@ -321,12 +321,22 @@ def mission_show(
 
 
 def _mission_change(
-    ctx: typer.Context, ref: str, event_type: str, data: dict[str, Any], as_json: bool
+    ctx: typer.Context,
+    ref: str,
+    event_type: str,
+    data: dict[str, Any],
+    as_json: bool,
+    force: bool = False,
 ) -> None:
     with open_fleet(ctx) as fleet:
-        mission_id = missions.transition(fleet, ref, event_type, data)
+        mission_id = missions.transition(fleet, ref, event_type, data, force=force)
         out = missions.show(fleet, mission_id)
     _out(out, as_json, f"mission {mission_id}: {out['status']}")
+
+
+ForceEnd = Annotated[
+    bool, typer.Option("--force", help="Cancel its open sorties in the same batch.")
+]
 
 
 @boundary
@@ -348,15 +358,15 @@ def mission_complete(
     mission: Annotated[str, typer.Argument(metavar="ID")],
     result: Annotated[str, typer.Option("--result", help="success|partial|failed")] = "success",
     summary: Annotated[str | None, typer.Option("--summary")] = None,
+    force: ForceEnd = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Complete a mission.
+    """Complete a mission: refused while sorties of it are open, unless --force.
 
     Example: fleetgit --as viper-1 mission complete msn-7k3m --result partial --summary "lexer only"
     """
-    _mission_change(
-        ctx, mission, "mission_completed", {"result": result, "summary": summary}, as_json
-    )
+    data = {"result": result, "summary": summary}
+    _mission_change(ctx, mission, "mission_completed", data, as_json, force)
 
 
 @boundary
@@ -364,13 +374,14 @@ def mission_cancel(
     ctx: typer.Context,
     mission: Annotated[str, typer.Argument(metavar="ID")],
     reason: Annotated[str | None, typer.Option("--reason")] = None,
+    force: ForceEnd = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel a mission.
+    """Cancel a mission: refused while sorties of it are open, unless --force.
 
-    Example: fleetgit --as viper-1 mission cancel msn-7k3m --reason "superseded"
+    Example: fleetgit --as viper-1 mission cancel msn-7k3m --reason "superseded" --force
     """
-    _mission_change(ctx, mission, "mission_cancelled", {"reason": reason}, as_json)
+    _mission_change(ctx, mission, "mission_cancelled", {"reason": reason}, as_json, force)
 
 
 @boundary

@@ -82,11 +82,37 @@ def _parse_data(text: str) -> Any:
     """The JSON of --data; the catalogue checks that it is an object that fits the type."""
     raw: str | bytes = sys.stdin.buffer.read() if text == "-" else text
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(
             f"--data: not valid JSON ({exc})", hint="""quote it: --data '{"title": "x"}'"""
         ) from None
+    twice = _duplicate_key(raw)
+    if twice is not None:  # orjson keeps the last one silently: which one was meant?
+        raise ValidationError(
+            f"--data: the key {orjson.dumps(twice).decode()} appears twice in one object",
+            hint="give each key once",
+        )
+    return value
+
+
+def _duplicate_key(raw: str | bytes) -> str | None:
+    """A key that appears twice in one object of `raw` (valid JSON), if any."""
+    import json
+
+    found: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        if len(set(keys)) != len(keys) and not found:
+            found.append(next(k for i, k in enumerate(keys) if k in keys[:i]))
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return None  # orjson read it: nested deeper than json goes, say; the catalogue decides
+    return found[0] if found else None
 
 
 @boundary

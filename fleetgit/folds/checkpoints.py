@@ -33,6 +33,17 @@ CREATE INDEX IF NOT EXISTS checkpoints_mission ON checkpoints (mission_id, creat
 LISTS = ("next_steps", "blockers", "files_modified", "reservations", "locks", "unread_messages")
 
 
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """Why `e` cannot apply after the folded `rows` of its stream: `exists` (created once),
+    `unknown` (none to restore or delete)."""
+    row = stored_row(rows, "checkpoints")
+    if e.type == "checkpoint_created":
+        return "exists" if row is not None else None
+    if e.type in ("checkpoint_restored", "checkpoint_deleted") and row is None:
+        return "unknown"
+    return None
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "checkpoints")
     for e in events:

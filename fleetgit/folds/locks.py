@@ -60,6 +60,23 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     return {"locks": [row]} if row else {}
 
 
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """Why `e` cannot apply after the folded `rows` of its stream (None: it applies), the rule
+    the fold applies: `not_holder` (in another's name, or releasing a lock someone else holds),
+    `held` (taken while another pilot holds it), `not_held` (nothing to release)."""
+    if e.type not in ("lock_acquired", "lock_released"):
+        return None
+    if not _well_formed(e):
+        return "not_holder"
+    row = stored_row(rows, "locks")
+    held = row is not None and not row["released"] and (row["expires_ms"] or 0) > e.ms
+    if e.type == "lock_acquired":
+        return "held" if held and row is not None and row["holder"] != e.data["holder"] else None
+    if row is None or not held:
+        return "not_held"
+    return "not_holder" if row["holder"] != e.data["holder"] else None
+
+
 def _well_formed(e: Ev) -> bool:
     """A holder that is a name (and a whole number of seconds to hold it), as the catalogue
     requires, and the event's own actor: nobody takes or releases a lock in another's name.

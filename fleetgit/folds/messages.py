@@ -76,6 +76,18 @@ def refusal(
     return None
 
 
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """Why `e` cannot apply after the folded `rows` of its stream: `exists` (a message is sent
+    once), `unknown` (no message to mark), else `refusal`."""
+    if e.type == "message_sent":
+        return "exists" if rows.get("messages") else None
+    if e.type not in MARKS:
+        return None
+    if not rows.get("messages"):
+        return "unknown"
+    return refusal({r["callsign"]: r for r in rows["recipients"]}, e.type, e.data, e.actor)
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     msg = stored_row(start, "messages")
     rcpt = {r["callsign"]: dict(r) for r in (start.get("recipients", []) if start else [])}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fleetgit.folds import Ev, Rows, changes, stored_row
 
 KIND = "mission"
@@ -35,6 +37,24 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
 }
 
 
+def refusal(row: dict[str, Any] | None, event_type: str) -> str | None:
+    """Why `event_type` cannot apply to the mission `row` (None: it applies). The one rule for
+    the commands and emit, which refuse it, and the fold, which ignores it: `exists` (a mission
+    is created once), `unknown` (none to change), `state` (not from its state: `TRANSITIONS`)."""
+    if event_type == "mission_created":
+        return "exists" if row is not None else None
+    if event_type not in TRANSITIONS:
+        return None
+    if row is None:
+        return "unknown"
+    return "state" if row["status"] not in TRANSITIONS[event_type][0] else None
+
+
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """`refusal` of `e` after the folded `rows` of its stream."""
+    return refusal(stored_row(rows, "missions"), e.type)
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "missions")
     for e in events:
@@ -55,11 +75,9 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                     "last_pos": e.pos,
                 }
             continue
-        if row is None or e.type not in TRANSITIONS:
-            continue
-        allowed, target = TRANSITIONS[e.type]
-        if row["status"] not in allowed:
-            continue  # a transition that lost a race in another clone: total order decides
+        if row is None or e.type not in TRANSITIONS or refusal(row, e.type) is not None:
+            continue  # e.g. a transition that lost a race in another clone: total order decides
+        target = TRANSITIONS[e.type][1]
         if e.type == "mission_updated":
             row.update(changes(e))
         if e.type == "mission_completed":

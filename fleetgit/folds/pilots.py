@@ -62,19 +62,21 @@ def refusal(row: dict[str, Any] | None, event_type: str, actor: str | None) -> s
     - `deregistered`: it has left the fleet (a sign of life after leaving changes nothing);
     - `not_self`: only the pilot itself reports its activity or leaves (a termination may
       also come from its parent)."""
-    if event_type in ("pilot_registered", "pilot_spawned"):
-        return None
+    if event_type not in ("pilot_active", "pilot_deregistered", "pilot_terminated"):
+        return None  # a registration, or what the fold keeps no state of
     if row is None:
         return "unknown"
     if row["deregistered"]:
         return "deregistered"
-    if event_type in ("pilot_active", "pilot_deregistered", "pilot_terminated"):
-        allowed = {row["callsign"]}
-        if event_type == "pilot_terminated" and row["parent"]:
-            allowed.add(row["parent"])
-        if actor not in allowed:
-            return "not_self"
-    return None
+    allowed = {row["callsign"]}
+    if event_type == "pilot_terminated" and row["parent"]:
+        allowed.add(row["parent"])
+    return None if actor in allowed else "not_self"
+
+
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """`refusal` of `e` after the folded `rows` of its stream."""
+    return refusal(stored_row(rows, "pilots"), e.type, e.actor)
 
 
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:

@@ -105,6 +105,12 @@ def refusal(
     return None
 
 
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """`refusal` of `e` after the folded `rows` of its stream."""
+    found = rows.get("reservations")
+    return refusal(found[0] if found else None, e.type, e.data, e.actor)
+
+
 def forcible(last_seen_ms: int | None, deregistered: bool, at_ms: int, limit_ms: int) -> bool:
     """The force rule: another pilot may release a reservation at `at_ms` when its holder has
     deregistered, or was last seen (its newest event before then) at least `limit_ms` before.

@@ -143,20 +143,48 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     }
 
 
+def refusal(
+    row: dict[str, Any] | None, event_type: str, data: dict[str, Any], actor: str | None
+) -> str | None:
+    """Why `event_type` by `actor` cannot apply to the sortie `row` (None: it applies). The one
+    rule for emit, which refuses it, and the fold, which ignores it (a race lost in another
+    clone, or an event no command writes), so every clone folds the same state:
+
+    - `exists`: a sortie is created once; `unknown`: none to change;
+    - `state`: not from its state (`TRANSITIONS`);
+    - `not_assignee`: the work is recorded by its assignee of the moment only;
+    - `not_self`: a claim names the pilot claiming as the assignee;
+    - `stale`: a claim is a compare-and-swap: its previous_assignee is the assignee now."""
+    if event_type == "sortie_created":
+        return "exists" if row is not None else None
+    if event_type not in TRANSITIONS:
+        return None
+    if row is None:
+        return "unknown"
+    if row["status"] not in TRANSITIONS[event_type][0]:
+        return "state"
+    if event_type in ASSIGNEE_ONLY and actor != row["assignee"]:
+        return "not_assignee"  # not (or no longer) theirs: a claim lost, or taken over
+    if event_type == "sortie_assigned":
+        if not isinstance(data.get("assignee"), str) or data["assignee"] != actor:
+            return "not_self"
+        if data.get("previous_assignee") != row["assignee"]:
+            return "stale"  # someone else claimed it first
+    return None
+
+
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """`refusal` of `e` after the folded `rows` of its stream."""
+    return refusal(stored_row(rows, "sorties"), e.type, e.data, e.actor)
+
+
 def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
-    """Apply one transition if it is legal from the current state; illegal ones (a race lost in
-    another clone) are ignored, so every clone folds the same state. `update`: an update's
+    """Apply one transition if `refusal` allows it; others are ignored. `update`: an update's
     accepted changes (its dependencies are the caller's)."""
-    allowed, target = TRANSITIONS[e.type]
+    target = TRANSITIONS[e.type][1]
     d = e.data
-    if row["status"] not in allowed:
+    if refusal(row, e.type, d, e.actor) is not None:
         return False
-    if e.type in ASSIGNEE_ONLY and e.actor != row["assignee"]:
-        return False  # not (or no longer) theirs: a claim lost in another clone, or taken over
-    if e.type == "sortie_assigned" and not isinstance(d.get("assignee"), str):
-        return False  # not a callsign: only another clone or version could write it
-    if e.type == "sortie_assigned" and d.get("previous_assignee") != row["assignee"]:
-        return False  # compare-and-swap: someone else claimed it first
     if e.type == "sortie_assigned":
         row["assignee"], row["blocked_reason"] = d["assignee"], None
     elif e.type == "sortie_progress":

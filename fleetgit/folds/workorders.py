@@ -67,6 +67,17 @@ def refusal(row: dict[str, Any], event_type: str, data: dict[str, Any]) -> str |
     return None
 
 
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """Why `e` cannot apply after the folded `rows` of its stream: `exists` (created once),
+    `unknown` (none to change), else `refusal`."""
+    row = stored_row(rows, "work_orders")
+    if e.type == "work_order_created":
+        return "exists" if row is not None else None
+    if e.type not in ("work_order_assigned", "work_order_status_changed", "work_order_completed"):
+        return None
+    return "unknown" if row is None else refusal(row, e.type, e.data)
+
+
 def _apply(row: dict[str, Any], e: Ev) -> None:
     d = e.data
     if e.type == "work_order_assigned":
