@@ -3,14 +3,15 @@
 Each event of a batch is checked against its stream as the index folded it (and the batch's
 earlier events), through the `refuses` of the stream kind's fold: what the fold would ignore,
 emit refuses, in one line naming the rule and the command that writes such events. The rules
-that cross streams are checked here with the commands' own functions: a release of another
-pilot's reservation under the force rule (`reservations.may_force`), a grant that would clash
-with a live reservation (the clash rule would void it), a claim or start of a sortie in a mission
-that is over, a mission completed while sorties are open.
+that cross streams are checked here: a release of another pilot's reservation under the force
+rule (`reservations.may_force`), a grant that the clash rule would void (index.clashes: it
+overlaps a reservation that counts now), a claim or start of a sortie in a mission that is over,
+a mission ended while sorties of it are open.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ import orjson
 from fleetgit import catalogue, clock
 from fleetgit.errors import ValidationError
 from fleetgit.folds import Ev
+from fleetgit.index.clashes import Holding, Live
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
@@ -80,6 +82,8 @@ RULES = {
     "unchanged": "it would change nothing",
     "unassigned": "that status needs an assignee first",
     "mission_over": "its mission {mission} is {status}",
+    "clash": "{pattern} overlaps {other_pattern} of {other} held by {other_holder}, which counts"
+    " now: the clash rule would void it",
     "open_sorties": "sorties of it are still open ({sorties}): cancel them in the same batch",
 }
 
@@ -110,32 +114,56 @@ class _Blank(dict[str, Any]):
 
 
 def check(
-    fleet: Fleet, specs: Sequence[EventSpec], datas: list[dict[str, Any]], actor: str | None
+    fleet: Fleet,
+    specs: Sequence[EventSpec],
+    datas: list[dict[str, Any]],
+    seqs: list[int],
+    actor: str | None,
 ) -> None:
     """Refuse the batch (ValidationError, ConflictError) if an event in it breaks a domain
     rule, given what the index holds and the batch's earlier events (a clash with a live
     reservation: ReservationConflict, as `reserve` says it). Call inside the append's
-    write transaction, after catch-up."""
+    write transaction, after catch-up; `seqs`: the events' versions in their streams (a stream
+    at 0 before the batch has no state to read).
+
+    A stream's state is what the index stored for it (a resumable fold's rows are its whole
+    state), with the batch's earlier events folded onto it; a reservation's stream (short, and
+    not resumable) is folded from its events."""
     from fleetgit.index import forcing
     from fleetgit.index.projections import BY_KIND
 
-    streams: dict[str, list[Ev]] = {}
+    owned = [BY_KIND.get(spec.stream.partition("/")[0]) for spec in specs]
+    later = Counter(spec.stream for spec, module in zip(specs, owned, strict=True) if module)
+    fresh = {spec.stream for spec, seq in zip(specs, seqs, strict=True) if seq == 1}
+    states: dict[str, Any] = {stream: {} for stream in fresh}
+    states.update(
+        _states(
+            fleet, [s for s in later if s not in fresh and BY_KIND[s.partition("/")[0]].RESUMES]
+        )
+    )
+    history: dict[str, list[Ev]] = {s: [] for s in fresh}
+    grants = _Grants(fleet)
     hlc = clock.make_hlc(clock.now_ms())
-    for i, (spec, data) in enumerate(zip(specs, datas, strict=True)):
-        module = BY_KIND.get(spec.stream.partition("/")[0])
+    for i, (spec, data, module) in enumerate(zip(specs, datas, owned, strict=True)):
         if module is None:
             continue
-        events = streams.get(spec.stream)
-        if events is None:
-            events = streams[spec.stream] = _stream_events(fleet, spec.stream)
-        hlc = clock.tick(max([hlc, *(e.hlc for e in events[-1:])]), clock.now_ms())
+        if spec.type in _CREATES and later[spec.stream] == 1 and spec.stream in fresh:
+            continue  # the one event of a new stream: nothing it could break
+        hlc = clock.tick(hlc, clock.now_ms())
         ev = Ev(spec.type, data, hlc, fleet.writer.id, 0, spec.actor or actor, -1 - i)
-        rid = spec.stream.partition("/")[2]
-        if module.KIND == "reservation":
-            folded = module.fold(events, forcing.accepted(fleet.index.conn, [rid]).get(rid, ()))
+        if module.RESUMES:
+            folded = states[spec.stream]
         else:
-            folded = module.fold(events)
+            if spec.stream not in history:
+                history[spec.stream] = _stream_events(fleet, spec.stream)
+            rid = spec.stream.partition("/")[2]
+            accepted = forcing.accepted(fleet.index.conn, [rid]).get(rid, ())
+            folded = module.fold(history[spec.stream], accepted)
         why = module.refuses(folded, ev)
+        if why is None and spec.type not in _ACROSS:
+            grants.applied(ev)
+            _keep(spec.stream, ev, module, folded, later, states, history)
+            continue  # the usual case, kept cheap: a batch of 5,000 creations
         facts = _facts(folded, module.TABLES[0], ev)
         if why == "forced":
             from fleetgit.reservations import may_force
@@ -145,10 +173,41 @@ def check(
             else:
                 seconds = forcing.limit_of(fleet.config) // 1000
                 facts["limit"] = f"{seconds}s"
-        why = why or _across(fleet, spec, data, specs[:i], datas[:i], facts)
+        why = why or _across(fleet, spec, data, ev, specs, datas, i, facts, grants)
         if why is not None:
             raise _refuse(spec, why, facts)
-        events.append(ev)
+        grants.applied(ev)
+        _keep(spec.stream, ev, module, folded, later, states, history)
+
+
+def _keep(
+    stream: str,
+    ev: Ev,
+    module: Any,
+    folded: Any,
+    later: Counter[str],
+    states: dict[str, Any],
+    history: dict[str, list[Ev]],
+) -> None:
+    """Fold an event that passed into its stream's state, if a later event of the batch is on
+    the same stream."""
+    later[stream] -= 1
+    if not later[stream]:
+        return
+    if module.RESUMES:
+        states[stream] = module.fold([ev], folded or None)
+    else:
+        history[stream].append(ev)
+
+
+def _states(fleet: Fleet, streams: list[str]) -> dict[str, Any]:
+    """What the index stored for each of `streams` (resumable kinds), in chunks."""
+    from fleetgit.index.projections import _stored
+
+    out: dict[str, Any] = {}
+    for start in range(0, len(streams), 500):
+        out.update(_stored(fleet.index.conn, streams[start : start + 500]))
+    return out
 
 
 def _facts(folded: dict[str, list[dict[str, Any]]], table: str, ev: Ev) -> dict[str, Any]:
@@ -157,27 +216,92 @@ def _facts(folded: dict[str, list[dict[str, Any]]], table: str, ev: Ev) -> dict[
     return {**rows[0], "actor": ev.actor or "nobody"}
 
 
+# the types `_across` checks, and those of them that look at the batch's earlier events
+_ACROSS = frozenset(
+    {"file_reserved", "sortie_assigned", "sortie_started", "mission_completed", "mission_cancelled"}
+)
+_BATCHED = ("mission_completed", "mission_cancelled")
+# the types that create a stream with no rule beyond "once" (a grant has its holder and clashes)
+_CREATES = frozenset(
+    {
+        "mission_created",
+        "sortie_created",
+        "work_order_created",
+        "message_sent",
+        "checkpoint_created",
+        "pilot_registered",
+        "pilot_spawned",
+    }
+)
+
+
+class _Grants:
+    """The reservations that count now, as the clash rule sees them (index.clashes): read once
+    per batch when it grants something, then kept up with the batch's grants and releases."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.held: Live | None = None
+
+    def live(self) -> Live:
+        if self.held is None:
+            from fleetgit import rules
+
+            now = clock.now_ms()
+            found = rules.load(self.fleet.index.conn, live_only=True, now_ms=now)
+            by_id: dict[str, list[Any]] = {}
+            for r in found:
+                if r.lost_to is None:
+                    by_id.setdefault(r.reservation_id, []).append(r)
+            self.held = Live()
+            for rid, rs in by_id.items():
+                first = rs[0]
+                patterns = [r.pattern for r in rs]
+                self.held.add(Holding(rid, first.granted, first.holder, first.exclusive,
+                                      patterns, first.expires_ms))  # fmt: skip
+        return self.held
+
+    def applied(self, ev: Ev) -> None:
+        """An event of the batch passed: a grant counts from now on, a release no longer."""
+        if self.held is None or ev.type not in ("file_reserved", "file_released"):
+            return
+        rid = ev.data["reservation_id"]
+        if ev.type == "file_released":
+            if rid in self.held.by_id:
+                self.held.remove(self.held.by_id[rid])
+            return
+        d = ev.data
+        until = ev.ms + d["ttl_seconds"] * 1000
+        self.held.add(
+            Holding(rid, ev.order, d["holder"], bool(d["exclusive"]), d["patterns"], until)
+        )
+
+
 def _across(
     fleet: Fleet,
     spec: EventSpec,
     data: dict[str, Any],
-    before: Sequence[EventSpec],
-    before_data: list[dict[str, Any]],
+    ev: Ev,
+    specs: Sequence[EventSpec],
+    datas: list[dict[str, Any]],
+    i: int,
     facts: dict[str, Any],
+    grants: _Grants,
 ) -> str | None:
-    """The rules that cross streams, as the commands apply them."""
+    """The rules that cross streams, as the commands apply them (`specs[:i]`: the batch's
+    events before this one)."""
+    before = list(zip(specs[:i], datas[:i], strict=True)) if spec.type in _BATCHED else []
     if spec.type == "file_reserved":
-        from fleetgit import reservations, rules
-
-        live = rules.load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-        freeing = {d.get("reservation_id") for s, d in zip(before, before_data, strict=True)
-                   if s.type == "file_released"}  # fmt: skip
-        standing = [r for r in live if r.lost_to is None and r.reservation_id not in freeing]
-        found = rules.conflicts_for(
-            data["patterns"], bool(data["exclusive"]), data["holder"], standing, fleet.ignorecase
-        )
-        if found:
-            raise reservations.ReservationConflict(found)
+        exclusive = bool(data["exclusive"])
+        until = ev.ms + data["ttl_seconds"] * 1000
+        grant = Holding(data["reservation_id"], ev.order, data["holder"], exclusive,
+                        data["patterns"], until)  # fmt: skip
+        won = grants.live().winner(grant, ev.ms)
+        if won is not None:
+            winner, mine, theirs = won
+            facts.update(pattern=mine, other=winner.rid, other_holder=winner.holder,
+                         other_pattern=theirs)  # fmt: skip
+            return "clash"
     if spec.type in ("sortie_assigned", "sortie_started") and facts.get("mission_id"):
         from fleetgit.folds.missions import CLOSED
 
@@ -189,8 +313,11 @@ def _across(
             return "mission_over"
     if spec.type in ("mission_completed", "mission_cancelled"):
         mid = spec.stream.partition("/")[2]
-        ending = {d.get("sortie_id") for s, d in zip(before, before_data, strict=True)
-                  if s.type in ("sortie_cancelled", "sortie_completed")}  # fmt: skip
+        ending = {
+            d.get("sortie_id")
+            for s, d in before
+            if s.type in ("sortie_cancelled", "sortie_completed")
+        }
         open_ = [
             sid
             for (sid,) in fleet.index.conn.execute(

@@ -235,7 +235,7 @@ class Fleet:
             if domain_rules:  # emit: the domain's rules, as the commands apply them
                 from fleetgit import emitcheck
 
-                emitcheck.check(self, specs, datas, actor)
+                emitcheck.check(self, specs, datas, seqs, actor)
             facts = self.index.writer_facts(self.writer.id)
             number = self._segment_for_append(state, facts.max_segment)
             events, lines = self._build(specs, datas, seqs, state, actor, facts)

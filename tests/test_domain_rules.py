@@ -233,11 +233,9 @@ def test_emit_refuses_what_the_commands_refuse(repo: Path, cli: Any) -> None:
         cli, repo, "goose", "file_reserved", "reservation/res-y", grant
     )
     grant |= {"holder": "goose", "patterns": ["src/"]}
-    before = _events(cli, repo)
-    res = as_(cli, repo, "goose", "emit", "file_reserved", "--stream", "reservation/res-y",
-              "--data", orjson.dumps(grant).decode())  # fmt: skip
-    assert res.code == 1 and "reservation refused, nothing granted" in res.err
-    assert "hint:" in res.err and _events(cli, repo) == before
+    line = _refused(cli, repo, "goose", "file_reserved", "reservation/res-y", grant)
+    assert f"src/ overlaps src/a.py of {rid} held by viper" in line
+    assert "the clash rule would void it" in line
     line = _refused(
         cli, repo, "viper", "mission_created", f"mission/{mid}", {"mission_id": mid, "title": "T"}
     )
