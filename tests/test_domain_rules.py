@@ -113,7 +113,7 @@ def test_a_second_creation_and_a_completion_of_an_open_sortie_are_ignored(
     same_after_rebuild(repo, cli)
 
 
-def test_a_lock_in_another_pilots_name_is_ignored_and_a_ttl_is_held_to_the_limit(
+def test_a_lock_in_another_pilots_name_is_ignored_and_no_ttl_is_for_ever(
     repo: Path, cli: Any
 ) -> None:
     register(cli, repo, "viper", "goose")
@@ -124,7 +124,8 @@ def test_a_lock_in_another_pilots_name_is_ignored_and_a_ttl_is_held_to_the_limit
     committed(repo)
     held = {r["lock_key"]: r for r in cli(repo, "lock", "list", "--json").json()}
     assert held["db"]["holder"] == "viper"
-    assert held["big"]["seconds_left"] <= 366 * 86400
+    # refused on ingest as the catalogue bounds it (and held to the limit by the fold if not)
+    assert "big" not in held or held["big"]["seconds_left"] <= 366 * 86400
     same_after_rebuild(repo, cli)
 
 
