@@ -425,3 +425,15 @@ def test_a_cancel_by_another_pilot_leaves_an_active_holders_files(
     assert as_(cli, repo, who, "sortie", "cancel", sid).code == 0
     assert holders(cli, repo) == {"src/s.py": "viper"}
     assert cli(repo, "events", "--type", "file_released", "--json").json() == []
+
+
+def test_the_lock_fold_holds_a_ttl_to_the_limit() -> None:
+    """Whatever reached the ledger: a TTL past 366 days holds the lock 366 days, not for ever."""
+    from fleetgit.durations import MAX_SECONDS
+    from fleetgit.folds import Ev, locks
+
+    ms = 10**12
+    data = {"lock_key": "k", "holder": "viper", "ttl_seconds": 99999999999}
+    ev = Ev("lock_acquired", data, clock.make_hlc(ms), "w" * 16, 1, "viper", 1)
+    (row,) = locks.fold([ev])["locks"]
+    assert row["expires_ms"] == ms + MAX_SECONDS * 1000
