@@ -5,8 +5,9 @@ earlier events), through the `refuses` of the stream kind's fold: what the fold 
 emit refuses, in one line naming the rule and the command that writes such events. The rules
 that cross streams are checked here: a release of another pilot's reservation under the force
 rule (`reservations.may_force`), a grant that the clash rule would void (index.clashes: it
-overlaps a reservation that counts now), a claim or start of a sortie in a mission that is over,
-a mission ended while sorties of it are open.
+overlaps a reservation that counts now), a sortie created, moved, claimed or started in a mission
+that is over, a mission ended while sorties of it are open, and a claim that takes a sortie over
+from a pilot still active (which the sortie fold, seeing one stream, cannot judge).
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ RULES = {
     "mission_over": "its mission {mission} is {status}",
     "clash": "{pattern} overlaps {other_pattern} of {other} held by {other_holder}, which counts"
     " now: the clash rule would void it",
+    "active_assignee": "its assignee {previous} is active: a claim takes a sortie over only from"
+    " a pilot that is no longer active",
     "open_sorties": "sorties of it are still open ({sorties}): cancel them in the same batch",
 }
 
@@ -147,7 +150,7 @@ def check(
     for i, (spec, data, module) in enumerate(zip(specs, datas, owned, strict=True)):
         if module is None:
             continue
-        if spec.type in _CREATES and later[spec.stream] == 1 and spec.stream in fresh:
+        if spec.type in _CREATES - _ACROSS and later[spec.stream] == 1 and spec.stream in fresh:
             continue  # the one event of a new stream: nothing it could break
         hlc = clock.tick(hlc, clock.now_ms())
         ev = Ev(spec.type, data, hlc, fleet.writer.id, 0, spec.actor or actor, -1 - i)
@@ -217,9 +220,8 @@ def _facts(folded: dict[str, list[dict[str, Any]]], table: str, ev: Ev) -> dict[
 
 
 # the types `_across` checks, and those of them that look at the batch's earlier events
-_ACROSS = frozenset(
-    {"file_reserved", "sortie_assigned", "sortie_started", "mission_completed", "mission_cancelled"}
-)
+_IN_MISSION = ("sortie_created", "sortie_updated", "sortie_assigned", "sortie_started")
+_ACROSS = frozenset({"file_reserved", "mission_completed", "mission_cancelled", *_IN_MISSION})
 _BATCHED = ("mission_completed", "mission_cancelled")
 # the types that create a stream with no rule beyond "once" (a grant has its holder and clashes)
 _CREATES = frozenset(
@@ -302,15 +304,28 @@ def _across(
             facts.update(pattern=mine, other=winner.rid, other_holder=winner.holder,
                          other_pattern=theirs)  # fmt: skip
             return "clash"
-    if spec.type in ("sortie_assigned", "sortie_started") and facts.get("mission_id"):
+    mission = facts.get("mission_id")
+    if spec.type == "sortie_created":
+        mission = data.get("mission_id")
+    elif spec.type == "sortie_updated":
+        changes = data.get("changes")
+        mission = changes.get("mission_id") if isinstance(changes, dict) else None
+    if spec.type in _IN_MISSION and isinstance(mission, str):
         from fleetgit.folds.missions import CLOSED
 
         row = fleet.index.conn.execute(
-            "SELECT status FROM missions WHERE mission_id = ?", (facts["mission_id"],)
+            "SELECT status FROM missions WHERE mission_id = ?", (mission,)
         ).fetchone()
         if row and row[0] in CLOSED:
-            facts.update(mission=facts["mission_id"], status=row[0])
+            facts.update(mission=mission, status=row[0])
             return "mission_over"
+    previous = data.get("previous_assignee")
+    if spec.type == "sortie_assigned" and isinstance(previous, str) and previous != ev.actor:
+        from fleetgit import pilots
+
+        if pilots.active_since(fleet, previous) is not None:
+            facts["previous"] = previous
+            return "active_assignee"  # a takeover only of a pilot no longer active
     if spec.type in ("mission_completed", "mission_cancelled"):
         mid = spec.stream.partition("/")[2]
         ending = {

@@ -344,6 +344,22 @@ def test_no_claim_or_start_in_a_mission_that_is_over(repo: Path, cli: Any) -> No
     assert f"its mission {mid} is cancelled" in line
     line = _refused(cli, repo, "viper", "mission_completed", f"mission/{mid}", {"mission_id": mid})
     assert "it is cancelled" in line
+    more = {"sortie_id": "srt-more", "mission_id": mid, "title": "more"}
+    line = _refused(cli, repo, "viper", "sortie_created", "sortie/srt-more", more)
+    assert f"its mission {mid} is cancelled" in line
+
+
+def test_emit_takes_a_sortie_over_only_from_a_pilot_no_longer_active(repo: Path, cli: Any) -> None:
+    register(cli, repo, "viper", "goose")
+    sid = as_(cli, repo, "viper", "sortie", "create", "S").out.strip()
+    assert as_(cli, repo, "viper", "sortie", "claim", sid).code == 0
+    claim = {"sortie_id": sid, "assignee": "goose", "previous_assignee": "viper"}
+    line = _refused(cli, repo, "goose", "sortie_assigned", f"sortie/{sid}", claim)
+    assert "its assignee viper is active" in line
+    assert as_(cli, repo, "viper", "pilot", "deregister").code == 0
+    res = as_(cli, repo, "goose", "emit", "sortie_assigned", "--stream", f"sortie/{sid}",
+              "--data", orjson.dumps(claim).decode())  # fmt: skip
+    assert res.code == 0, res.err
 
 
 def test_emit_of_a_mission_end_with_open_sorties_is_refused(repo: Path, cli: Any) -> None:
