@@ -368,7 +368,11 @@ def listing(
     if assigned_to:
         where.append("s.assignee = ?")
         params.append(assigned_to)
-    if ready:  # open, and every dependency that counts completed or cancelled
+    if ready:  # open, in no mission that is over, every dependency that counts settled
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM missions m WHERE m.mission_id = s.mission_id"
+            f" AND m.status IN ({', '.join(map(repr, MISSION_CLOSED))}))"
+        )
         broken = list(broken_deps(fleet))
         skip = ", ".join(["(?, ?)"] * len(broken))
         where.append(

@@ -337,6 +337,7 @@ def test_no_claim_or_start_in_a_mission_that_is_over(repo: Path, cli: Any) -> No
     data = {"sortie_id": "srt-late", "mission_id": mid, "title": "late"}
     plant(repo, "sortie_created", "sortie/srt-late", data, "goose")
     committed(repo)
+    assert cli(repo, "sortie", "list", "--ready", "--json").json() == []  # nothing to claim
     res = as_(cli, repo, "goose", "sortie", "claim", "srt-late")
     assert res.code == 1 and f"mission {mid}, which is cancelled: cannot claim it" in res.err
     claim = {"sortie_id": "srt-late", "assignee": "goose", "previous_assignee": None}
