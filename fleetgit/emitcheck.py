@@ -22,9 +22,11 @@ from fleetgit import catalogue, clock
 from fleetgit.errors import ValidationError
 from fleetgit.folds import Ev
 from fleetgit.index.clashes import Holding, Live
+from fleetgit.patterns import can_name_file
 
 if TYPE_CHECKING:
     from fleetgit.fleet import EventSpec, Fleet
+    from fleetgit.rules import Reservation
 
 # the command that writes each domain event: where the hint sends the user
 COMMANDS = {
@@ -237,6 +239,14 @@ _CREATES = frozenset(
 )
 
 
+def _named(data: dict[str, Any]) -> list[tuple[str, bool]]:
+    """A grant's patterns, each with whether it names a file, as the reservation fold reads
+    them (`file_patterns`)."""
+    files = data.get("file_patterns")
+    named = set(files) if isinstance(files, list) else set()
+    return [(p, p in named and can_name_file(p)) for p in data["patterns"]]
+
+
 class _Grants:
     """The reservations that count now, as the clash rule sees them (index.clashes): read once
     per batch when it grants something, then kept up with the batch's grants and releases."""
@@ -251,14 +261,14 @@ class _Grants:
 
             now = clock.now_ms()
             found = rules.load(self.fleet.index.conn, live_only=True, now_ms=now)
-            by_id: dict[str, list[Any]] = {}
+            by_id: dict[str, list[Reservation]] = {}
             for r in found:
                 if r.lost_to is None:
                     by_id.setdefault(r.reservation_id, []).append(r)
             self.held = Live()
             for rid, rs in by_id.items():
                 first = rs[0]
-                patterns = [r.pattern for r in rs]
+                patterns = [(r.pattern, r.is_file) for r in rs]
                 self.held.add(Holding(rid, first.granted, first.holder, first.exclusive,
                                       patterns, first.expires_ms))  # fmt: skip
         return self.held
@@ -274,9 +284,7 @@ class _Grants:
             return
         d = ev.data
         until = ev.ms + d["ttl_seconds"] * 1000
-        self.held.add(
-            Holding(rid, ev.order, d["holder"], bool(d["exclusive"]), d["patterns"], until)
-        )
+        self.held.add(Holding(rid, ev.order, d["holder"], bool(d["exclusive"]), _named(d), until))
 
 
 def _across(
@@ -297,7 +305,7 @@ def _across(
         exclusive = bool(data["exclusive"])
         until = ev.ms + data["ttl_seconds"] * 1000
         grant = Holding(data["reservation_id"], ev.order, data["holder"], exclusive,
-                        data["patterns"], until)  # fmt: skip
+                        _named(data), until)  # fmt: skip
         won = grants.live().winner(grant, ev.ms)
         if won is not None:
             winner, mine, theirs = won
