@@ -1,26 +1,54 @@
-"""`.fleet/config.toml`: the format version and project defaults."""
+"""`.fleet/config.toml`: the format version and project defaults.
+
+One reader for the commands and the git hooks, so both accept and refuse the same files. It is on
+the hook path, so it stays light at import (no typing, pathlib or re); `tomllib` (~20 ms, it
+imports re and typing) is loaded only for a file that is not exactly the one `fleetgit init`
+writes, and the hook remembers the last text it accepted (`load_checked`).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, NamedTuple
+import os
 
 from fleetgit.durations import MAX_SECONDS
 from fleetgit.errors import ValidationError
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
 FORMAT_VERSION = 1
 
+# the settings and their defaults; Config below is this, typed for mypy
+DEFAULTS: dict[str, Any] = {
+    "format": FORMAT_VERSION,
+    "reservation_ttl_seconds": 3600,
+    "force_release_after_seconds": 1800,  # holder inactive this long: release --force allowed
+    "pilot_active_window_seconds": 900,
+    "hook_mode": "enforce",  # enforce | warn
+    "fsync": "always",  # always | never
+    "segment_max_bytes": 4 * 1024 * 1024,
+    "max_event_bytes": 256 * 1024,
+    "max_clock_skew_seconds": 300,
+}
 
-class Config(NamedTuple):
-    format: int = FORMAT_VERSION
-    reservation_ttl_seconds: int = 3600
-    force_release_after_seconds: int = 1800  # holder inactive this long: release --force allowed
-    pilot_active_window_seconds: int = 900
-    hook_mode: str = "enforce"  # enforce | warn
-    fsync: str = "always"  # always | never
-    segment_max_bytes: int = 4 * 1024 * 1024
-    max_event_bytes: int = 256 * 1024
-    max_clock_skew_seconds: int = 300
+if TYPE_CHECKING:
+
+    class Config(NamedTuple):  # the same fields and defaults as DEFAULTS (a test compares)
+        format: int = FORMAT_VERSION
+        reservation_ttl_seconds: int = 3600
+        force_release_after_seconds: int = 1800
+        pilot_active_window_seconds: int = 900
+        hook_mode: str = "enforce"
+        fsync: str = "always"
+        segment_max_bytes: int = 4 * 1024 * 1024
+        max_event_bytes: int = 256 * 1024
+        max_clock_skew_seconds: int = 300
+
+else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
+    from collections import namedtuple
+
+    Config = namedtuple("Config", DEFAULTS, defaults=DEFAULTS.values())
 
 
 CHOICES = {"hook_mode": ("enforce", "warn"), "fsync": ("always", "never")}  # any case
@@ -50,10 +78,11 @@ max_clock_skew_seconds = 300          # events further in the future are flagged
 """
 
 
-def load(path: Path) -> Config:
-    """Read the config, refusing unknown keys and wrong types with one clear line."""
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read the config, refusing bad TOML, unknown keys and wrong types with one clear line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
     except FileNotFoundError:
         return Config()
     except UnicodeDecodeError as exc:
@@ -61,7 +90,12 @@ def load(path: Path) -> Config:
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
             hint="save the file as UTF-8",
         ) from None
-    if text == DEFAULT_TOML:  # as `fleetgit init` wrote it: skip importing tomllib (~3 ms)
+    return parse(text, path)
+
+
+def parse(text: str, path: str | os.PathLike[str]) -> Config:
+    """The settings `text` (the file at `path`, named in errors) holds, checked strictly."""
+    if text == DEFAULT_TOML:  # as `fleetgit init` wrote it: skip importing tomllib (~20 ms)
         return Config()
     import tomllib
 
@@ -78,9 +112,59 @@ def load(path: Path) -> Config:
     return Config(**settings)
 
 
-def _checked(path: Path, key: str, value: Any) -> Any:
+# what a remembered verdict was made by: other settings or a newer format, and it is not reused
+_STAMP = f"fleetgit config {FORMAT_VERSION} {','.join(DEFAULTS)}\n"
+
+
+def load_checked(path: str, memo: str) -> Config:
+    """`load` for the hook: a text that `parse` accepted before (remembered in the file `memo`,
+    in the git dir) is not parsed again, so a customised config does not cost every commit
+    the TOML parser. Refused texts are never remembered."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return Config()
+    except UnicodeDecodeError:
+        return load(path)  # raises, naming the byte
+    if text == DEFAULT_TOML:
+        return Config()
+    try:
+        with open(memo, encoding="utf-8") as fh:
+            stamp, values, remembered = fh.readline(), fh.readline(), fh.read()
+        if stamp == _STAMP and remembered == text:
+            return _restored(values.split())
+    except (OSError, ValueError, UnicodeDecodeError):
+        pass  # none yet, or unreadable: parse
+    config = parse(text, path)
+    _remember(memo, " ".join(str(v) for v in config) + "\n" + text)
+    return config
+
+
+def _restored(values: list[str]) -> Config:
+    """A Config from its remembered values, in field order (a choice stays text)."""
+    kinds = [type(d) for d in DEFAULTS.values()]
+    fields: list[Any] = [v if k is str else int(v) for k, v in zip(kinds, values, strict=True)]
+    return Config(*fields)
+
+
+def _remember(memo: str, body: str) -> None:
+    tmp = f"{memo}.tmp{os.getpid()}"
+    try:
+        os.makedirs(os.path.dirname(memo), exist_ok=True)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(_STAMP + body)
+        os.replace(tmp, memo)
+    except OSError:  # a read-only git dir: parse every time
+        try:  # noqa: SIM105 - contextlib is one more import on the hook path
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def _checked(path: str | os.PathLike[str], key: str, value: Any) -> Any:
     """One setting, refused with the file and key named; choices come back in lower case."""
-    known = Config._field_defaults
+    known = DEFAULTS
     if key not in known:
         raise ValidationError(f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}")
     expected = type(known[key])

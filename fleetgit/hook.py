@@ -16,8 +16,7 @@ from fleetgit.hookindex import IndexView, full_python
 from fleetgit.rules import Block, blocking, config_entries, ignorecase, time_left
 
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
-# posix_spawn (hookgit.py), and hook_mode is found in .fleet/config.toml with plain string
-# operations.
+# posix_spawn (hookgit.py), and .fleet/config.toml is read by config.py, as the commands read it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,15 +40,6 @@ def ways_out(command: str) -> str:
     )
 
 
-def _config_value(text: str, key: str) -> str | None:
-    """The value of `key = value` in a small config file's text (one key, no parser needed)."""
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.strip().lower() == key:
-            return value.split("#", 1)[0].strip().strip("\"'")
-    return None
-
-
 def _read_settings(paths: Where) -> Process:
     """Start reading fleet.callsign and core.ignorecase the way git does (repository, global
     and system config, `git -c`), in one call that runs while the hook does other work."""
@@ -69,18 +59,22 @@ class Mode:
     __slots__ = ("setting", "warn")
 
     def __init__(self, paths: Where) -> None:
-        """FLEET_HOOK_MODE, else hook_mode in .fleet/config.toml, else enforce. Any other value
-        is a HookFailure: the hook refuses, naming the allowed ones."""
+        """FLEET_HOOK_MODE, else hook_mode in .fleet/config.toml, else enforce. Any other value,
+        or a config file the commands would refuse, is a HookFailure: the hook refuses, saying
+        why (with FLEET_HOOK_MODE=warn, a bad file is reported and the command goes ahead)."""
         value = os.environ.get("FLEET_HOOK_MODE")
         self.setting = f"FLEET_HOOK_MODE={value}"
+        self.warn = False
+        if value:
+            if value.lower() not in MODES:
+                raise HookFailure(
+                    f"{self.setting} is not a hook mode: expected enforce or warn (in any case)"
+                )
+            self.warn = value.lower() == "warn"
+        file_mode = _file_mode(paths, self)
         if not value:
-            value = _file_mode(paths)
-            self.setting = f'hook_mode = "{value}" in .fleet/config.toml'
-        if value.lower() not in MODES:
-            raise HookFailure(
-                f"{self.setting} is not a hook mode: expected enforce or warn (in any case)"
-            )
-        self.warn = value.lower() == "warn"
+            self.setting = f'hook_mode = "{file_mode}" in .fleet/config.toml'
+            self.warn = file_mode == "warn"
 
     def outcome(self, command: str) -> int:
         """Exit code after a refusal was reported: warn lets the command go ahead, saying why."""
@@ -93,14 +87,23 @@ class Mode:
         return 1
 
 
-def _file_mode(paths: Where) -> str:
+def _file_mode(paths: Where, mode: Mode) -> str:
+    """hook_mode from .fleet/config.toml, read as the commands read the file: one they refuse
+    is a HookFailure naming their error (mode.warn set: reported, and the check goes on)."""
+    from fleetgit import config  # light: tomllib only for a file other than the default
+    from fleetgit.errors import FleetError
+
     try:
-        with open(paths.config_file, encoding="utf-8") as fh:
-            return _config_value(fh.read(), "hook_mode") or "enforce"
-    except OSError:
-        return "enforce"
-    except UnicodeDecodeError:
-        raise HookFailure(f"{paths.config_file} is not UTF-8 text") from None
+        return str(config.load_checked(paths.config_file, paths.config_memo).hook_mode)
+    except (FleetError, OSError) as exc:
+        hint = getattr(exc, "hint", None)
+        reason = f"{exc}" + (f" (hint: {hint})" if hint else "")
+        if isinstance(exc, OSError):
+            reason = f"cannot read {paths.config_file}: {exc.strerror or exc}"
+        if not mode.warn:
+            raise HookFailure(f"the commands refuse the config: {reason}") from None
+        print(f"fleetgit: warning: the commands refuse the config: {reason}", file=sys.stderr)
+        return "warn"
 
 
 def _report(blocks: list[Block], me: str | None, what: str) -> str:

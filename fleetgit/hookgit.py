@@ -33,6 +33,11 @@ class Where:
         return os.path.join(self.worktree, ".fleet", "config.toml")
 
     @property
+    def config_memo(self) -> str:
+        """The last .fleet/config.toml text this worktree's hook accepted (config.load_checked)."""
+        return os.path.join(self.git_dir, "fleet", "config-checked")
+
+    @property
     def index_file(self) -> str:
         return os.path.join(self.common_dir, "fleet", "index.sqlite")
 
