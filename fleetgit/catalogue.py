@@ -126,6 +126,7 @@ _define(
     _opt("program"),
     _opt("model"),
     _opt("task_description", "text"),
+    _opt("email"),  # the git committer email its commits carry: the hooks' fallback attribution
 )
 _define(
     "pilot_active",

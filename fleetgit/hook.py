@@ -15,12 +15,14 @@ from fleetgit.hookgit import HookFailure, Process, Where, run_git, where
 from fleetgit.hookindex import IndexView, full_python
 from fleetgit.rules import Block, blocking, config_entries, ignorecase, time_left
 
-# Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
-# posix_spawn (hookgit.py), and .fleet/config.toml is read by config.py, as the commands read it.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from fleetgit.rules import Commit, Reservation
+
+# Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
+# posix_spawn (hookgit.py), and .fleet/config.toml is read by config.py, as the commands read it.
 MAX_LINES = 20
 MODES = ("enforce", "warn")
 # the enforcing hooks and the git command each one guards
@@ -106,26 +108,43 @@ def _file_mode(paths: Where, mode: Mode) -> str:
         return "warn"
 
 
-def _report(blocks: list[Block], me: str | None, what: str) -> str:
+def _held(r: Reservation, now: int) -> str:
+    """How a holder still holds it: time left, or that it no longer does (a commit's time)."""
+    if r.live(now):
+        return f"{time_left(r.expires_ms, now)} left"
+    return "released since" if r.released else "expired since"
+
+
+def _report(blocks: list[Block], who: str, what: str) -> str:
     """One line per path with every holder; at most MAX_LINES paths, then a count."""
     now = clock.now_ms()
-    who = (
-        f"you ({me})"
-        if me
-        else "you (no identity: set FLEET_CALLSIGN or git config fleet.callsign)"
-    )
     lines = [f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"]
     from fleetgit.patterns import shown  # loaded already (rules imports it); as stored, unescaped
 
     for b in blocks[:MAX_LINES]:
         held = "; ".join(
-            f"{r.holder} holds {shown(r.pattern)} (exclusive, {time_left(r.expires_ms, now)} left)"
+            f"{r.holder} holds {shown(r.pattern)} (exclusive, {_held(r, now)})"
             for r in b.reservations
         )
         lines.append(f"  {b.path}  <- {held}")
     if len(blocks) > MAX_LINES:
         lines.append(f"  ... and {len(blocks) - MAX_LINES} more path(s)")
     return "\n".join(lines)
+
+
+def _you(me: str | None) -> str:
+    if me:
+        return f"you ({me})"
+    return "you (no identity: set FLEET_CALLSIGN or git config fleet.callsign)"
+
+
+def _maker(c: Commit) -> str:
+    """Who a pushed commit is judged as, and why: its trailer, its email, or the pusher."""
+    at = clock.iso_ms(c.time_ms).replace(".000Z", "Z")
+    how = {"trailer": "its Fleet-Pilot trailer", "email": "its committer email"}
+    pilot = c.pilot or "a pilot of no identity (set FLEET_CALLSIGN or git config fleet.callsign)"
+    source = how.get(c.source, "no pilot recorded in it: you push it")
+    return f"{pilot}, who made commit {c.oid[:12]} at {at} ({source}); held then"
 
 
 def guard(paths: Where, name: str) -> int:
@@ -142,22 +161,34 @@ def guard(paths: Where, name: str) -> int:
     try:
         reading = _read_settings(paths)
         index = IndexView(paths)  # a git call it may need runs alongside the diff
-        changed = (
-            pushed_paths(paths, sys.stdin.readlines())
-            if name == "pre-push"
-            else staged_paths(paths)
-        )
-        live = index.live()
-        me, ignorecase = _settings(reading)
-        blocks = blocking(live, changed, me, ignorecase)
+        if name == "pre-push":
+            reports = _push_reports(paths, index, reading, verb)
+        else:
+            changed = staged_paths(paths)
+            live = index.live()
+            me, ignorecase = _settings(reading)
+            blocks = blocking(live, changed, me, ignorecase)
+            reports = [_report(blocks, _you(me), verb)] if blocks else []
     except Exception as exc:  # fail closed: a check that cannot run must not pass silently
         reason = str(exc) or type(exc).__name__
         print(f"fleetgit: {verb}: the reservation check failed: {reason}", file=sys.stderr)
         return mode.outcome(command)
-    if not blocks:
+    if not reports:
         return 0
-    print(_report(blocks, me, verb), file=sys.stderr)
+    print("\n".join(reports), file=sys.stderr)
     return mode.outcome(command)
+
+
+def _push_reports(paths: Where, index: IndexView, reading: Process, verb: str) -> list[str]:
+    """One report per pushed commit the push rule refuses (hookpush, rules.judge)."""
+    from fleetgit import hookpush
+
+    lines = sys.stdin.readlines()
+    me, ignorecase = _settings(reading)
+    refused = hookpush.check(
+        paths, lines, index, me, ignorecase, lambda raw: checked_paths(changes(raw)), DIFF_OPTIONS
+    )
+    return [_report(blocks, _maker(c), verb) for c, blocks in refused]
 
 
 # git's mode of a gitlink (a submodule's commit): its path stands for a directory
@@ -217,36 +248,50 @@ def _merge_heads(paths: Where) -> list[str]:
         return [k[len("GITHEAD_") :] for k in os.environ if k.startswith("GITHEAD_")]
 
 
-def pushed_paths(paths: Where, lines: Sequence[str]) -> list[str]:
-    """Paths changed by the commits being pushed that no remote has yet: not reachable from any
-    remote-tracking ref nor from what the remote has now (skipped when unknown here, as after
-    someone else's push). Roots count whole; a merge, its paths that differ from every parent."""
-    tips, known = [], []
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 4 or not parts[1].strip("0"):
-            continue  # a deletion pushes no content
-        tips.append(parts[1])
-        if parts[3].strip("0"):
-            known.append(parts[3])
-    if not tips:
-        return []
-    out = run_git(
-        paths,
-        "log",
-        "--format=",
-        *DIFF_OPTIONS,
-        "--root",
-        "--cc",
-        "--no-relative",
-        "--no-show-signature",
-        "--ignore-missing",
-        *tips,
-        "--not",
-        "--remotes",
-        *known,
-    )
-    return sorted(checked_paths(changes(out)))
+# the hooks that see a commit's message file (their first argument) before the commit is made
+STAMPS = ("prepare-commit-msg", "applypatch-msg")
+
+
+def stamp(paths: Where, message_file: str) -> int:
+    """prepare-commit-msg (commit, merge, cherry-pick, revert, even with --no-verify) and
+    applypatch-msg (am): record the pilot making the commit as its `Fleet-Pilot` trailer, for
+    pre-push and the server-side check to judge it by (replacing one a cherry-picked commit or
+    a patch carried; removed when the pilot is unknown). A rebase keeps what its commits say.
+    Never fails git: without the trailer, the commit is judged by its email or its pusher."""
+    from fleetgit.hookpush import TRAILER
+
+    if os.path.isdir(os.path.join(paths.git_dir, "rebase-merge")) or os.path.exists(
+        os.path.join(paths.git_dir, "rebase-apply", "rebasing")
+    ):
+        return 0
+    try:
+        me, _ = _settings(_read_settings(paths))
+        if me:
+            run_git(
+                paths,
+                "interpret-trailers",
+                "--in-place",
+                "--if-exists=replace",
+                "--if-missing=add",
+                f"--trailer={TRAILER}: {me}",
+                os.path.abspath(message_file),
+            )
+        else:
+            _unstamp(message_file, TRAILER)
+    except Exception as exc:
+        print(f"fleetgit: could not record the pilot in the message ({exc})", file=sys.stderr)
+    return 0
+
+
+def _unstamp(message_file: str, key: str) -> None:
+    """Remove `key:` lines (another pilot's trailer) from a message, whatever its encoding."""
+    with open(message_file, "rb") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    prefix = f"{key.lower()}:".encode()
+    kept = [line for line in lines if not line.lower().startswith(prefix)]
+    if len(kept) != len(lines):
+        with open(message_file, "wb") as fh:
+            fh.write(b"".join(kept))
 
 
 def catch_up(paths: Where) -> int:
@@ -282,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # no fleet in this clone at all: pass silently
     if name in GUARDS:
         return guard(paths, name)
+    if name in STAMPS:
+        return stamp(paths, args[1]) if len(args) > 1 else 0
     if name in ("post-merge", "post-checkout", "post-rewrite"):
         if name == "post-rewrite":
             sys.stdin.read()

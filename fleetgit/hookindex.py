@@ -21,6 +21,10 @@ from fleetgit.rules import Reservation, load
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 else:
     try:  # the C module alone: `sqlite3` adds datetime adapters this hook never uses (~2 ms)
         import _sqlite3 as sqlite3
@@ -106,6 +110,10 @@ class IndexView:
 
     def live(self) -> list[Reservation]:
         """The live reservations, caught up first when the index is behind or missing."""
+        return self.read(lambda conn: load(conn, live_only=True, now_ms=clock.now_ms()))
+
+    def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`query` run on the index, caught up first when it is behind or missing; then closed."""
         try:
             if self.probe is not None and self._new_trees(self.probe):
                 self.stale = True
@@ -113,12 +121,12 @@ class IndexView:
                 self._catch_up()
             assert self.conn is not None
             try:
-                return load(self.conn, live_only=True, now_ms=clock.now_ms())
+                return query(self.conn)
             except sqlite3.OperationalError:
                 if self.stale:
                     raise
                 self._catch_up()  # an index of another schema version: opening rebuilds it
-                return load(self.conn, live_only=True, now_ms=clock.now_ms())
+                return query(self.conn)
         except sqlite3.Error as exc:
             raise HookFailure(f"cannot read the fleet index ({exc})") from None
         finally:

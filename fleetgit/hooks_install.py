@@ -26,6 +26,8 @@ from fleetgit.paths import RepoPaths
 HOOKS = (
     "pre-commit",
     "pre-merge-commit",
+    "prepare-commit-msg",
+    "applypatch-msg",
     "pre-push",
     "post-merge",
     "post-checkout",

@@ -33,12 +33,34 @@ def register(
     program: str | None = None,
     model: str | None = None,
     task: str | None = None,
+    email: str | None = None,
 ) -> dict[str, Any]:
-    """Join the fleet, or rejoin after deregistering; what is not given is kept from before."""
+    """Join the fleet, or rejoin after deregistering; what is not given is kept from before.
+    `email` is the git committer email of the pilot's commits: the hooks judge a commit that
+    carries no Fleet-Pilot trailer as the pilot registered with its committer's email."""
     check_callsign(callsign)
-    data = {"callsign": callsign, "program": program, "model": model, "task_description": task}
+    data: dict[str, Any] = {
+        "callsign": callsign,
+        "program": program,
+        "model": model,
+        "task_description": task,
+    }
+    if email is not None:
+        data["email"] = check_email(email)
     fleet.transact(lambda: [_spec("pilot_registered", callsign, data)])
     return show(fleet, callsign)
+
+
+def check_email(email: str) -> str:
+    """A committer email as git writes it: `name@host`, no spaces, `<` or `>`; kept as given
+    (the hooks compare emails case-blind)."""
+    local, at, host = email.rpartition("@")
+    if not (at and local and host) or any(c.isspace() or c in "<>" for c in email):
+        raise ValidationError(
+            f"not an email address: {email!r}",
+            hint="the committer email of the pilot's commits: git config user.email",
+        )
+    return email
 
 
 def acting(fleet: Fleet) -> str:

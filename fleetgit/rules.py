@@ -28,6 +28,7 @@ _COLUMNS = (
     "expires_ms",
     "released",
     "is_file",
+    "released_ms",
 )
 _R, _W = (", ".join(f"{t}.{c}" for c in _COLUMNS) for t in "rw")
 # each reservation with the one it lost a clash to, if any: index.clashes decides, from the
@@ -95,6 +96,7 @@ class Reservation:
         "pattern",
         "reason",
         "released",
+        "released_ms",
         "reservation_id",
     )
 
@@ -109,19 +111,32 @@ class Reservation:
         expires_ms: int,
         released: bool,
         is_file: bool = False,  # its grant recorded that the pattern names a file
+        released_ms: int | None = None,
     ) -> None:
         self.reservation_id, self.holder, self.pattern = reservation_id, holder, pattern
         self.exclusive, self.reason, self.granted = exclusive, reason, granted
         self.expires_ms, self.released, self.is_file = expires_ms, released, is_file
+        self.released_ms = released_ms
         self.lost_to: Reservation | None = None  # the clash it lost: it no longer counts
         self.lost_pattern: str | None = None  # its pattern that clashed (the reservation's)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Reservation:
-        rid, holder, pattern, excl, reason, hlc, writer, wseq, expires, released, is_file = row
+        rid, holder, pattern, excl, reason, hlc, writer, wseq, expires, released, is_file, gone = (
+            row
+        )
         granted, is_released = (hlc, writer, wseq), bool(released)
         return cls(
-            rid, holder, pattern, bool(excl), reason, granted, expires, is_released, bool(is_file)
+            rid,
+            holder,
+            pattern,
+            bool(excl),
+            reason,
+            granted,
+            expires,
+            is_released,
+            bool(is_file),
+            gone,
         )
 
     @classmethod
@@ -214,10 +229,15 @@ class Block:
         self.path, self.reservations = path, reservations
 
 
-def load(conn: sqlite3.Connection, *, live_only: bool, now_ms: int) -> list[Reservation]:
+def load(
+    conn: sqlite3.Connection, *, live_only: bool, now_ms: int, since_ms: int | None = None
+) -> list[Reservation]:
     """Reservations from the index; live ones come from a partial index, so released or expired
-    history does not slow this down."""
-    if live_only:
+    history does not slow this down. `since_ms`: those that had not expired by then (released
+    or not), for judging commits made since (`judge`)."""
+    if since_ms is not None:
+        rows = conn.execute(LIVE_SQL + " WHERE r.expires_ms > ?", (since_ms,))
+    elif live_only:
         rows = conn.execute(LIVE_SQL + " WHERE r.released = 0 AND r.expires_ms > ?", (now_ms,))
     else:
         rows = conn.execute(LIVE_SQL)
@@ -256,22 +276,38 @@ def blocking(
     """The paths that other pilots' exclusive reservations cover, each with its holders. A path
     ending in `/` is a directory (`./` the whole work tree): a reservation overlapping it blocks.
     No identity: every exclusive reservation blocks. One that lost a clash blocks no one."""
-    candidates = [r for r in live if r.exclusive and r.holder != me and r.lost_to is None]
-    matcher = patterns.Matcher(((r.pattern, r) for r in candidates), ignorecase=ignorecase)
-    blocks: list[Block] = []
-    for path in paths:
-        key = patterns.ascii_lower(path) if ignorecase else path
-        hits = [
-            r
-            for r in _covering(path, matcher, candidates, ignorecase)
-            # a pattern its grant recorded as a file covers that path only, as the clash rule
-            # judges it: else a grant the rule let stand beside another's could block its files
-            if not r.is_file
-            or key == (patterns.ascii_lower(r.pattern) if ignorecase else r.pattern)
-        ]
-        if hits:
-            blocks.append(Block(path, hits))
-    return blocks
+    return _Check(live, me, ignorecase).blocks(paths)
+
+
+class _Check:
+    """The exclusive reservations of pilots other than `me` that have not lost, matched."""
+
+    __slots__ = ("candidates", "ignorecase", "matcher")
+
+    def __init__(self, live: Iterable[Reservation], me: str | None, ignorecase: bool) -> None:
+        self.candidates = [r for r in live if r.exclusive and r.holder != me and r.lost_to is None]
+        self.matcher = patterns.Matcher(
+            ((r.pattern, r) for r in self.candidates), ignorecase=ignorecase
+        )
+        self.ignorecase = ignorecase
+
+    def blocks(self, paths: Sequence[str]) -> list[Block]:
+        candidates, matcher, ignorecase = self.candidates, self.matcher, self.ignorecase
+        blocks: list[Block] = []
+        for path in paths:
+            key = patterns.ascii_lower(path) if ignorecase else path
+            hits = [
+                r
+                for r in _covering(path, matcher, candidates, ignorecase)
+                # a pattern its grant recorded as a file covers that path only, as the clash
+                # rule judges it: else a grant the rule let stand beside another's could block
+                # its files
+                if not r.is_file
+                or key == (patterns.ascii_lower(r.pattern) if ignorecase else r.pattern)
+            ]
+            if hits:
+                blocks.append(Block(path, hits))
+        return blocks
 
 
 def _covering(
@@ -288,3 +324,56 @@ def _covering(
         for r in candidates
         if patterns.overlaps(directory, r.pattern, ignorecase=ignorecase, b_file=r.is_file)
     ]
+
+
+# -- the push rule: each commit judged by its pilot, against what was held when it was made --
+
+
+class Commit:
+    """A commit to judge: its id, the second its committer date names (ms), the pilot that made
+    it (None: unknown) and the paths it changes (a directory ends in `/`)."""
+
+    __slots__ = ("oid", "paths", "pilot", "source", "time_ms")
+
+    def __init__(
+        self, oid: str, time_ms: int, pilot: str | None, paths: list[str], source: str = ""
+    ) -> None:
+        self.oid, self.time_ms, self.pilot, self.paths = oid, time_ms, pilot, paths
+        self.source = source  # how the pilot is known: trailer, email, pusher (for messages)
+
+
+def held_during(
+    reservations: Iterable[Reservation], start_ms: int, end_ms: int
+) -> list[Reservation]:
+    """The reservations that counted at some moment of [start_ms, end_ms): granted before its
+    end, neither expired (as last renewed) nor released before its start, and not lost."""
+    return [
+        r
+        for r in reservations
+        if r.lost_to is None
+        and clock.hlc_ms(r.granted[0]) < end_ms
+        and r.expires_ms > start_ms
+        and not (r.released and (r.released_ms is None or r.released_ms <= start_ms))
+    ]
+
+
+def judge(
+    commits: Iterable[Commit], reservations: list[Reservation], ignorecase: bool
+) -> list[tuple[Commit, list[Block]]]:
+    """The push rule, for pre-push and the server-side check alike: a commit is refused for the
+    paths that another pilot held exclusively during the second of its committer date (git
+    dates have seconds), whoever pushes it. A commit with no known pilot is blocked by every
+    exclusive reservation held then. Pure: what the commits and reservations are is the
+    caller's business."""
+    refused = []
+    checks: dict[tuple[str | None, tuple[int, ...]], _Check] = {}  # one per (pilot, held)
+    for c in commits:
+        held = held_during(reservations, c.time_ms, c.time_ms + 1000)
+        key = (c.pilot, tuple(id(r) for r in held))
+        check = checks.get(key)
+        if check is None:
+            check = checks[key] = _Check(held, c.pilot, ignorecase)
+        blocks = check.blocks(c.paths)
+        if blocks:
+            refused.append((c, blocks))
+    return refused

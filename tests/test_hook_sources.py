@@ -81,7 +81,9 @@ def test_a_reservation_that_came_in_without_a_post_hook_blocks(
 
 def test_a_catch_up_that_fails_refuses_the_commit(two_clones: tuple[Path, Path]) -> None:
     """Behind and unable to catch up (here: a config the commands refuse), the hook cannot know
-    what is reserved: it fails closed, with the reason and the ways out."""
+    what is reserved: it fails closed, with the reason and the ways out. (The hook reads the
+    config as the commands do, so it refuses for the config first; in warn mode it goes on,
+    and reports the catch-up that failed too.)"""
     viper, goose = two_clones
     viper_reserves_and_pushes(viper)
     git(goose, "fetch", "-q", "origin")
@@ -90,9 +92,14 @@ def test_a_catch_up_that_fails_refuses_the_commit(two_clones: tuple[Path, Path])
     stage(goose, "docs/free.md")
     res = as_pilot(goose, "goose", "commit", "-q", "-m", "goose: docs")
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    assert "commit refused: the reservation check failed" in res.stderr
-    assert "could not be caught up" in res.stderr and "no_such_setting" in res.stderr
+    assert "commit refused: the commands refuse the config" in res.stderr
+    assert "no_such_setting" in res.stderr
     assert "--no-verify" in res.stderr and "FLEET_HOOK_MODE=warn" in res.stderr
+    os.environ["FLEET_HOOK_MODE"] = "warn"  # the isolated_env fixture restores it
+    res = as_pilot(goose, "goose", "commit", "-q", "-m", "goose: docs")
+    assert res.returncode == 0 and "Traceback" not in res.stderr
+    assert "warning, commit not blocked: the reservation check failed" in res.stderr
+    assert "could not be caught up" in res.stderr and "no_such_setting" in res.stderr
 
 
 def test_a_fresh_index_is_not_caught_up_by_the_hook(two_clones: tuple[Path, Path]) -> None:
@@ -217,7 +224,10 @@ def test_a_submodule_in_a_merge_and_a_push(repo: Path, lib: Path, tmp_path: Path
     git(repo, "commit", "-q", "--no-verify", "-m", "bump")
     res = as_pilot(repo, "goose", "push", "origin", "z")
     assert res.returncode == 1 and "  sub/  <-" in res.stderr
-    assert as_pilot(repo, "viper-1", "push", "-q", "origin", "y", "z").returncode == 0
+    # the bump names no pilot: judged as its pusher; the merge is goose's whoever pushes it
+    assert as_pilot(repo, "viper-1", "push", "-q", "origin", "z").returncode == 0
+    res = as_pilot(repo, "viper-1", "push", "-q", "origin", "y")
+    assert res.returncode == 1 and "not goose, who made commit" in res.stderr
 
 
 def test_the_hook_reads_the_refs_as_catch_up_does(repo: Path, tmp_path: Path) -> None:

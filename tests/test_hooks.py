@@ -305,7 +305,7 @@ def test_pre_push_checks_the_pushed_commits(hooked: Path, tmp_path: Path) -> Non
     )
     assert res.returncode != 0 and "push refused" in res.stderr and "src/app.py" in res.stderr
     assert "git push --no-verify" in res.stderr
-    env["FLEET_CALLSIGN"] = "viper-1"
+    env["FLEET_CALLSIGN"] = "viper-1"  # the holder pushing it: still goose's commit
     res = subprocess.run(
         ["git", "push", "-q", "origin", "main"],
         cwd=hooked,
@@ -314,7 +314,7 @@ def test_pre_push_checks_the_pushed_commits(hooked: Path, tmp_path: Path) -> Non
         env=env,
         check=False,
     )
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1 and "not goose, who made commit" in res.stderr
 
 
 def test_post_merge_catches_the_index_up(repo: Path, tmp_path: Path, cli: Any) -> None:

@@ -93,16 +93,24 @@ def pilot_register(
     program: Annotated[str | None, typer.Option("--program")] = None,
     model: Annotated[str | None, typer.Option("--model")] = None,
     task: Annotated[str | None, typer.Option("--task")] = None,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            "--email",
+            help="The git committer email of its commits: pre-push judges a commit without a"
+            " Fleet-Pilot trailer as this pilot's.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a pilot (an agent) under a callsign; again to rejoin after deregistering.
 
-    Registering again keeps the program, model and task not given anew.
+    Registering again keeps the program, model, task and email not given anew.
 
     Example: fleetgit pilot register viper-1 --program claude-code --model opus --task "parser"
     """
     with open_fleet(ctx) as fleet:
-        out = pilots.register(fleet, callsign, program=program, model=model, task=task)
+        out = pilots.register(fleet, callsign, program=program, model=model, task=task, email=email)
     _out(out, as_json, f"registered pilot {callsign}")
 
 
@@ -143,12 +151,13 @@ def pilot_list(
                     "yes" if r["active"] else "no",
                     r["status"],
                     r["program"] or "-",
+                    r["email"] or "-",
                     r["last_seen"] or "-",
                     r["current_task"] or r["task"] or "",
                 )
                 for r in rows
             ],
-            ["CALLSIGN", "ACTIVE", "STATUS", "PROGRAM", "LAST SEEN", "TASK"],
+            ["CALLSIGN", "ACTIVE", "STATUS", "PROGRAM", "EMAIL", "LAST SEEN", "TASK"],
         )
         if rows
         else "no pilots"
