@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import shlex
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,7 @@ def _kept(directory: Path, name: str) -> Path | None:
 def install(paths: RepoPaths, *, force: bool = False) -> list[HookState]:
     """Write every shim, or (on a conflict) nothing: all hooks are checked before any write."""
     directory = hooks_dir(paths)
+    _refuse_shared_dir(paths, directory)
     keep = [name for name in HOOKS if _to_keep(directory, name, force)]
     directory.mkdir(parents=True, exist_ok=True)
     python = sys.executable
@@ -126,6 +128,41 @@ def install(paths: RepoPaths, *, force: bool = False) -> list[HookState]:
             _move_hook(old, _chained(directory, name))
         _write_shim(target, shim(name, python))
     return status(paths)
+
+
+def _refuse_shared_dir(paths: RepoPaths, directory: Path) -> None:
+    """A hooks dir in the work tree (core.hooksPath=.husky) that git tracks, or would pick up
+    (not ignored), is shared with every clone: the shims carry this machine's interpreter path,
+    and the user's hooks would move into fleetgit-chained/. Refused, with the way that works
+    for everyone: the hook manager's own hooks call `fleetgit-hook NAME`."""
+    top, where = paths.worktree.resolve(), directory.resolve()
+    in_git = (where.is_relative_to(d.resolve()) for d in (paths.git_dir, paths.common_dir))
+    if not where.is_relative_to(top) or any(in_git):
+        return
+    rel = where.relative_to(top).as_posix() or "."
+    tracked = run_git(paths, ["ls-files", "-z", "--", rel]).strip("\0")
+    ignored = rel != "." and _ignored(paths, rel)
+    if not tracked and ignored:
+        return  # inside the work tree but ignored: this clone's alone, like .git/hooks
+    what = "tracks files in it" if tracked else "would commit it (it is not ignored)"
+    raise ConflictError(
+        f"core.hooksPath is {rel}, inside the work tree, and git {what}: shims written there"
+        f" would carry this machine's interpreter ({sys.executable}) to every clone, and the"
+        f" hooks there would move into {rel}/{CHAINED_DIR}/",
+        hint=f"let each hook in {rel} call fleetgit with a line `fleetgit-hook NAME"
+        ' "$@"` (NAME: its own name; at least pre-commit, prepare-commit-msg and pre-push),'
+        " on every machine that has fleetgit installed; see the README, Hook managers",
+    )
+
+
+def _ignored(paths: RepoPaths, rel: str) -> bool:
+    """Does git ignore `rel` (a directory)? check-ignore exits 0 when it does, 1 when not."""
+    proc = subprocess.run(
+        ["git", "-C", str(paths.worktree), "check-ignore", "-q", "--", f"{rel}/"],
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
 
 
 def _to_keep(directory: Path, name: str, force: bool) -> bool:

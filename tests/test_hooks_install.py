@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +208,58 @@ def test_a_hook_kept_in_both_layouts_is_a_conflict(repo: Path) -> None:
     with pytest.raises(ConflictError, match="two hooks are kept for pre-push"):
         install(locate(repo), force=True)
     assert {p.relative_to(hooks): p.read_bytes() for p in hooks.rglob("*") if p.is_file()} == before
+
+
+# -- a hooks dir in the work tree (husky's core.hooksPath=.husky) ------------------------------
+
+
+def test_a_tracked_hooks_dir_is_refused_and_the_way_that_works_for_every_clone_does(
+    reserved: Path, cli: Any
+) -> None:
+    """Shims there would carry this machine's interpreter path to every clone and move the
+    tracked hooks into fleetgit-chained/: refused, nothing written. The README's way (the
+    hook manager's hooks call `fleetgit-hook NAME`) guards and stamps commits."""
+    husky = reserved / ".husky"
+    husky.mkdir()
+    (husky / "pre-commit").write_text("echo husky ran >&2\n")
+    git(reserved, "add", ".husky")
+    git(reserved, "commit", "-q", "-m", "husky")
+    git(reserved, "config", "core.hooksPath", ".husky")
+    before = sorted(p.name for p in husky.iterdir())
+    res = cli(reserved, "hooks", "install")
+    assert res.code == 1 and "core.hooksPath is .husky" in res.err
+    assert "git tracks files in it" in res.err and "interpreter" in res.err
+    assert 'hint: let each hook in .husky call fleetgit with a line `fleetgit-hook NAME "$@"`' in (
+        res.err.replace("\n", " ")
+    )
+    assert sorted(p.name for p in husky.iterdir()) == before  # nothing written
+    for name in ("pre-commit", "prepare-commit-msg", "pre-push"):  # as the README says
+        with (husky / name).open("a") as fh:
+            fh.write(f'fleetgit-hook {name} "$@"\n')
+        (husky / name).chmod(0o755)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, "FLEET_CALLSIGN": "goose"}
+    stage(reserved, "src/app.py", "goose\n")
+    run = subprocess.run(
+        ["git", "commit", "-qm", "goose"], cwd=reserved, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 1 and "husky ran" in run.stderr and "viper-1" in run.stderr
+    git(reserved, "reset", "-q", "src/app.py")
+    stage(reserved, "docs/free.md")
+    run = subprocess.run(
+        ["git", "commit", "-qm", "goose"], cwd=reserved, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Fleet-Pilot: goose" in git(reserved, "log", "-1", "--format=%B")
+
+
+def test_a_hooks_dir_in_the_work_tree_installs_only_when_git_ignores_it(repo: Path) -> None:
+    hooks = repo / "githooks"
+    hooks.mkdir()
+    git(repo, "config", "core.hooksPath", "githooks")
+    with pytest.raises(ConflictError, match="would commit it \\(it is not ignored\\)"):
+        install(locate(repo))
+    assert list(hooks.iterdir()) == []
+    (repo / ".gitignore").write_text("githooks/\n")
+    install(locate(repo))
+    assert state_of(repo).state == "installed"
