@@ -26,16 +26,23 @@ if TYPE_CHECKING:
 MAX_LINES = 20
 MODES = ("enforce", "warn")
 # the enforcing hooks and the git command each one guards
-GUARDS = {"pre-commit": "commit", "pre-merge-commit": "merge", "pre-push": "push"}
+GUARDS = {
+    "pre-commit": "commit",
+    "pre-merge-commit": "merge",
+    "pre-applypatch": "am",  # git am, with the patch applied to the index
+    "pre-push": "push",
+}
 
 
 def ways_out(command: str) -> str:
     """The two ways past a refusal. A refused merge is left staged, to conclude or abort."""
-    skip = (
-        "git commit --no-verify (this concludes the merge git stopped; or git merge --abort)"
-        if command == "merge"
-        else f"git {command} --no-verify"
-    )
+    skip = f"git {command} --no-verify"
+    if command == "merge":
+        skip = "git commit --no-verify (this concludes the merge git stopped; or git merge --abort)"
+    elif command == "am":  # --no-verify is newer than some gits; warn mode works everywhere
+        skip = "FLEET_HOOK_MODE=warn git am --continue (or git am --abort)"
+    if command == "am":
+        return f"To apply the patch anyway: {skip}."
     return (
         f"To {command} anyway: {skip}, which skips all hooks; or set FLEET_HOOK_MODE=warn"
         ' (or hook_mode = "warn" in .fleet/config.toml) to report without blocking.'

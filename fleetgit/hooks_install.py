@@ -29,6 +29,7 @@ HOOKS = (
     "pre-merge-commit",
     "prepare-commit-msg",
     "applypatch-msg",
+    "pre-applypatch",
     "pre-push",
     "post-merge",
     "post-checkout",

@@ -189,9 +189,10 @@ def vipers_commit(fleet_repo: Path, tmp_path: Path) -> tuple[Path, str]:
 def test_cherry_pick_revert_and_am_are_caught_by_pre_push(
     vipers_commit: tuple[Path, str], how: str, tmp_path: Path
 ) -> None:
-    """None of these runs pre-commit. The commit they make is stamped with the pilot making it
-    (prepare-commit-msg, applypatch-msg: the trailer of viper-1's commit is replaced), so
-    pre-push refuses it, whoever pushes it."""
+    """None of these runs pre-commit (am runs pre-applypatch, which checks like pre-commit).
+    The commit they make is stamped with the pilot making it (prepare-commit-msg,
+    applypatch-msg: the trailer of viper-1's commit is replaced), so pre-push refuses it,
+    whoever pushes it."""
     repo, oid = vipers_commit
     if how == "revert":
         git(repo, "merge", "-q", "--ff-only", "viper")  # on main, viper-1's change to revert
@@ -203,7 +204,11 @@ def test_cherry_pick_revert_and_am_are_caught_by_pre_push(
         patch = tmp_path / "viper.patch"
         patch.write_text(git(repo, "format-patch", "-1", "--stdout", oid))
         assert "Fleet-Pilot: viper-1" in patch.read_text()
-        res = as_pilot(repo, "goose", "am", "-q", str(patch))
+        res = as_pilot(repo, "goose", "am", "-q", str(patch))  # pre-applypatch checks it
+        assert res.returncode != 0 and "am refused: 1 path(s)" in res.stderr, res.stderr
+        assert "FLEET_HOOK_MODE=warn git am --continue (or git am --abort)" in res.stderr
+        warn = {"FLEET_HOOK_MODE": "warn"}
+        res = as_pilot(repo, "goose", "am", "-q", "--continue", env=warn)
     assert res.returncode == 0, res.stderr  # made: no pre-commit ran
     assert message(repo).rstrip().endswith("Fleet-Pilot: goose")
     assert "viper-1" not in message(repo).split("Fleet-Pilot:")[-1]
