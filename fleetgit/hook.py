@@ -36,13 +36,13 @@ GUARDS = {
 
 def ways_out(command: str) -> str:
     """The two ways past a refusal. A refused merge is left staged, to conclude or abort."""
+    if command == "am":  # `git am --no-verify` is newer than some gits; warn mode works in all
+        return (
+            "To apply the patch anyway: FLEET_HOOK_MODE=warn git am --continue (or git am --abort)."
+        )
     skip = f"git {command} --no-verify"
     if command == "merge":
         skip = "git commit --no-verify (this concludes the merge git stopped; or git merge --abort)"
-    elif command == "am":  # --no-verify is newer than some gits; warn mode works everywhere
-        skip = "FLEET_HOOK_MODE=warn git am --continue (or git am --abort)"
-    if command == "am":
-        return f"To apply the patch anyway: {skip}."
     return (
         f"To {command} anyway: {skip}, which skips all hooks; or set FLEET_HOOK_MODE=warn"
         ' (or hook_mode = "warn" in .fleet/config.toml) to report without blocking.'
@@ -255,52 +255,6 @@ def _merge_heads(paths: Where) -> list[str]:
         return [k[len("GITHEAD_") :] for k in os.environ if k.startswith("GITHEAD_")]
 
 
-# the hooks that see a commit's message file (their first argument) before the commit is made
-STAMPS = ("prepare-commit-msg", "applypatch-msg")
-
-
-def stamp(paths: Where, message_file: str) -> int:
-    """prepare-commit-msg (commit, merge, cherry-pick, revert, even with --no-verify) and
-    applypatch-msg (am): record the pilot making the commit as its `Fleet-Pilot` trailer, for
-    pre-push and the server-side check to judge it by (replacing one a cherry-picked commit or
-    a patch carried; removed when the pilot is unknown). A rebase keeps what its commits say.
-    Never fails git: without the trailer, the commit is judged by its email or its pusher."""
-    from fleetgit.hookpush import TRAILER
-
-    if os.path.isdir(os.path.join(paths.git_dir, "rebase-merge")) or os.path.exists(
-        os.path.join(paths.git_dir, "rebase-apply", "rebasing")
-    ):
-        return 0
-    try:
-        me, _ = _settings(_read_settings(paths))
-        if me:
-            run_git(
-                paths,
-                "interpret-trailers",
-                "--in-place",
-                "--if-exists=replace",
-                "--if-missing=add",
-                f"--trailer={TRAILER}: {me}",
-                os.path.abspath(message_file),
-            )
-        else:
-            _unstamp(message_file, TRAILER)
-    except Exception as exc:
-        print(f"fleetgit: could not record the pilot in the message ({exc})", file=sys.stderr)
-    return 0
-
-
-def _unstamp(message_file: str, key: str) -> None:
-    """Remove `key:` lines (another pilot's trailer) from a message, whatever its encoding."""
-    with open(message_file, "rb") as fh:
-        lines = fh.read().splitlines(keepends=True)
-    prefix = f"{key.lower()}:".encode()
-    kept = [line for line in lines if not line.lower().startswith(prefix)]
-    if len(kept) != len(lines):
-        with open(message_file, "wb") as fh:
-            fh.write(b"".join(kept))
-
-
 def catch_up(paths: Where) -> int:
     """post-merge, post-checkout, post-rewrite: catch the index up; never fail git."""
     try:
@@ -334,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # no fleet in this clone at all: pass silently
     if name in GUARDS:
         return guard(paths, name)
-    if name in STAMPS:
+    if name in ("prepare-commit-msg", "commit-msg", "applypatch-msg"):  # hookstamp.HOOKS
+        from fleetgit.hookstamp import stamp
+
         return stamp(paths, args[1]) if len(args) > 1 else 0
     if name in ("post-merge", "post-checkout", "post-rewrite"):
         if name == "post-rewrite":

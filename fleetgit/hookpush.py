@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from fleetgit.hookgit import HookFailure, Where, run_git
+from fleetgit.hookstamp import TRAILER
 from fleetgit.rules import Commit, judge, load
 
 TYPE_CHECKING = False
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from fleetgit.hookindex import IndexView
     from fleetgit.rules import Block, Reservation
 
-TRAILER = "Fleet-Pilot"
 # \x01 before each commit, \x02 between its header and its trailer values; --raw -z follows
 LOG_FORMAT = f"--format=%x01%H %ct %ce%x02%(trailers:key={TRAILER},valueonly,separator=%x2C)"
 

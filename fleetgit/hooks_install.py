@@ -28,6 +28,7 @@ HOOKS = (
     "pre-commit",
     "pre-merge-commit",
     "prepare-commit-msg",
+    "commit-msg",
     "applypatch-msg",
     "pre-applypatch",
     "pre-push",
@@ -151,8 +152,8 @@ def _refuse_shared_dir(paths: RepoPaths, directory: Path) -> None:
         f" would carry this machine's interpreter ({sys.executable}) to every clone, and the"
         f" hooks there would move into {rel}/{CHAINED_DIR}/",
         hint=f"let each hook in {rel} call fleetgit with a line `fleetgit-hook NAME"
-        ' "$@"` (NAME: its own name; at least pre-commit, prepare-commit-msg and pre-push),'
-        " on every machine that has fleetgit installed; see the README, Hook managers",
+        ' "$@"` (NAME: its own name; at least pre-commit, prepare-commit-msg, commit-msg and'
+        " pre-push), on every machine that has fleetgit installed; see the README, Hook managers",
     )
 
 

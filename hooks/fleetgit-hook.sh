@@ -16,6 +16,16 @@ esac
 if [ -x "$hook_dir/fleetgit-chained/@HOOK@" ]; then
     "$hook_dir/fleetgit-chained/@HOOK@" "$@" < "$stdin_copy" || exit $?
 fi
+case "@HOOK@" in
+    commit-msg)  # prepare-commit-msg wrote the Fleet-Pilot trailer already, unless an editor
+        # opened on an empty message: then (only) Python is needed to write it
+        grep -qi '^Fleet-Pilot:' "$1" 2>/dev/null && exit 0 ;;
+esac
+case "@HOOK@" in
+    commit-msg)  # prepare-commit-msg wrote the Fleet-Pilot trailer already, unless an editor
+        # opened on an empty message: then (only) Python is needed to write it
+        grep -qi '^Fleet-Pilot:' "$1" 2>/dev/null && exit 0 ;;
+esac
 if [ ! -x "$python" ]; then
     echo "fleetgit: the interpreter this hook was installed with is gone: $python" >&2
     echo "hint: reinstall with: fleetgit hooks install --force" >&2

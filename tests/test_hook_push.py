@@ -271,3 +271,25 @@ def test_judge_uses_what_was_held_during_the_commits_second() -> None:
     }  # fmt: skip
     assert not judge([Commit("c", 12_000, "viper-1", ["src/app.py"])], held, False)
     assert judge([Commit("c", 12_000, None, ["src/app.py"])], held, False)
+
+
+def test_the_trailer_after_an_editor_and_an_empty_message_still_aborting(
+    fleet_repo: Path, tmp_path: Path
+) -> None:
+    """With an editor, prepare-commit-msg sees no text yet and leaves the message alone (a
+    trailer alone would make an empty message non-empty, and git would commit it); commit-msg
+    writes the trailer once there is text."""
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "written in the editor\\n" > "$1"\n')
+    editor.chmod(0o755)
+    write(fleet_repo, "docs/a.md", "a\n")
+    res = as_pilot(fleet_repo, "goose", "commit", "-q", env={"GIT_EDITOR": str(editor)})
+    assert res.returncode == 0, res.stderr
+    assert message(fleet_repo).rstrip() == "written in the editor\n\nFleet-Pilot: goose"
+    head = git(fleet_repo, "rev-parse", "HEAD")
+    write(fleet_repo, "docs/b.md", "b\n")
+    for how in ({"GIT_EDITOR": "true"}, {}):  # the template left as it is; -m ""
+        args = ("commit", "-q") if how else ("commit", "-q", "-m", "")
+        res = as_pilot(fleet_repo, "goose", *args, env=how)
+        assert res.returncode == 1 and "empty commit message" in res.stderr
+    assert git(fleet_repo, "rev-parse", "HEAD") == head
