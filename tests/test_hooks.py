@@ -554,7 +554,8 @@ def test_the_hook_path_stays_light() -> None:
     """Importing the hook (and the rules it shares with the commands) loads none of the modules
     that cost it milliseconds; the shim starts Python with -S, as here."""
     heavy = ("typing", "re", "subprocess", "typer", "pygit2", "duckdb", "orjson", "pathlib")
-    probe = f"import sys, fleetgit.hook; print([m for m in {heavy!r} if m in sys.modules])"
+    modules = "fleetgit.hook, fleetgit.hookpush, fleetgit.hookstamp, fleetgit.config"
+    probe = f"import sys, {modules}; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(
         [sys.executable, "-S", "-c", probe], cwd=root, capture_output=True, text=True, check=True

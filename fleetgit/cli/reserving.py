@@ -309,7 +309,9 @@ def hooks_install(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Install the pre-commit, pre-push and post-* hooks (idempotent; chains existing hooks).
+    """Install the pre-commit, pre-push, *-msg and post-* hooks (idempotent; chains existing ones).
+
+    Refused for a hooks dir that git tracks (core.hooksPath=.husky): see the README.
 
     Example: fleetgit hooks install
     """
