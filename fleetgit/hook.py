@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # Like rules.py: `typing`, `re` and `subprocess` each cost ~10 ms to import here; git is run with
 # posix_spawn (hookgit.py), and .fleet/config.toml is read by config.py, as the commands read it.
 MAX_LINES = 20
+MAX_COMMITS = 10  # refused commits a push reports in full
 MODES = ("enforce", "warn")
 # the enforcing hooks and the git command each one guards
 GUARDS = {
@@ -195,7 +196,10 @@ def _push_reports(paths: Where, index: IndexView, reading: Process, verb: str) -
     refused = hookpush.check(
         paths, lines, index, me, ignorecase, lambda raw: checked_paths(changes(raw)), DIFF_OPTIONS
     )
-    return [_report(blocks, _maker(c), verb) for c, blocks in refused]
+    reports = [_report(blocks, _maker(c), verb) for c, blocks in refused[:MAX_COMMITS]]
+    if len(refused) > MAX_COMMITS:
+        reports.append(f"fleetgit: ... and {len(refused) - MAX_COMMITS} more commit(s) like these")
+    return reports
 
 
 # git's mode of a gitlink (a submodule's commit): its path stands for a directory

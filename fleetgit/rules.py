@@ -345,16 +345,19 @@ class Commit:
 def held_during(
     reservations: Iterable[Reservation], start_ms: int, end_ms: int
 ) -> list[Reservation]:
-    """The reservations that counted at some moment of [start_ms, end_ms): granted before its
-    end, neither expired (as last renewed) nor released before its start, and not lost."""
-    return [
-        r
-        for r in reservations
-        if r.lost_to is None
-        and clock.hlc_ms(r.granted[0]) < end_ms
-        and r.expires_ms > start_ms
-        and not (r.released and (r.released_ms is None or r.released_ms <= start_ms))
-    ]
+    """The reservations that counted at some moment of [start_ms, end_ms), and have not lost a
+    clash: each was held from its grant until it expired (as last renewed) or was released."""
+    found = []
+    for r in reservations:
+        if r.lost_to is not None:
+            continue
+        until = r.expires_ms
+        if r.released:
+            until = min(until, r.released_ms if r.released_ms is not None else 0)
+        since = clock.hlc_ms(r.granted[0])
+        if max(since, start_ms) < min(until, end_ms):
+            found.append(r)
+    return found
 
 
 def judge(

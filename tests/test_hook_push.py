@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fleetgit import pilots
 from fleetgit.fleet import Fleet
@@ -293,3 +295,51 @@ def test_the_trailer_after_an_editor_and_an_empty_message_still_aborting(
         res = as_pilot(fleet_repo, "goose", *args, env=how)
         assert res.returncode == 1 and "empty commit message" in res.stderr
     assert git(fleet_repo, "rev-parse", "HEAD") == head
+
+
+_moments = st.integers(min_value=0, max_value=6_000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    grants=st.lists(
+        st.tuples(_moments, _moments, st.one_of(st.none(), _moments), st.sampled_from("vg")),
+        max_size=4,
+    ),
+    second=st.integers(min_value=0, max_value=5),
+)
+def test_judge_agrees_with_a_reading_of_the_rule_at_every_millisecond(
+    grants: list[tuple[int, int, int | None, str]], second: int
+) -> None:
+    """Refused exactly when, at some millisecond of the commit's second, another pilot's
+    reservation was granted, not yet expired and not yet released."""
+    who = {"v": "viper-1", "g": "goose"}
+    held = [
+        _res(f"res-{i}", who[h], granted, granted + ttl, released)
+        for i, (granted, ttl, released, h) in enumerate(grants)
+    ]
+    start = second * 1000
+    expected = any(
+        r.holder != "goose"
+        and r.granted[0] >> 16 <= ms < r.expires_ms
+        and (r.released_ms is None or ms < r.released_ms)
+        for r in held
+        for ms in range(start, start + 1000)
+    )
+    refused = judge([Commit("c", start, "goose", ["src/app.py"])], held, False)
+    assert bool(refused) == expected
+
+
+def test_a_push_of_many_refused_commits_reports_ten_in_full(
+    fleet_repo: Path, tmp_path: Path
+) -> None:
+    git(fleet_repo, "remote", "add", "origin", str(bare(tmp_path)))
+    git(fleet_repo, "push", "-q", "--no-verify", "origin", "main")
+    for i in range(12):
+        write(fleet_repo, "src/app.py", f"goose {i}\n")
+        assert (
+            as_pilot(fleet_repo, "goose", "commit", "-qm", f"g{i}", "--no-verify").returncode == 0
+        )
+    res = as_pilot(fleet_repo, "goose", "push", "origin", "main")
+    assert res.returncode == 1 and res.stderr.count("who made commit") == 10
+    assert "... and 2 more commit(s) like these" in res.stderr
