@@ -21,6 +21,7 @@ from fleetgit.hooks_install import install
 from fleetgit.paths import locate
 from fleetgit.rules import Commit, Reservation, judge
 from tests.conftest import git, make_repo
+from tests.test_hook_sources import two_clones, viper_reserves_and_pushes  # noqa: F401
 
 
 def as_pilot(
@@ -343,3 +344,25 @@ def test_a_push_of_many_refused_commits_reports_ten_in_full(
     res = as_pilot(fleet_repo, "goose", "push", "origin", "main")
     assert res.returncode == 1 and res.stderr.count("who made commit") == 10
     assert "... and 2 more commit(s) like these" in res.stderr
+
+
+def test_a_holders_commit_pulled_from_its_clone_is_pushed_by_another(
+    two_clones: tuple[Path, Path],  # noqa: F811
+) -> None:
+    """Across clones: viper-1 commits the file it holds in its own clone (the trailer records
+    it); goose pulls that straight from viper's clone and pushes it to origin, where it is new.
+    It is viper-1's commit, allowed; goose's own commit of the file is refused."""
+    viper, goose = two_clones
+    viper_reserves_and_pushes(viper)
+    install(locate(viper))
+    git(viper, "checkout", "-q", "-b", "work")
+    write(viper, "src/app.py", "viper-1's own\n")
+    assert as_pilot(viper, "viper-1", "commit", "-qm", "viper: app").returncode == 0
+    git(goose, "pull", "-q", "--no-rebase", "origin", "main")
+    assert as_pilot(goose, "goose", "pull", "-q", "--no-rebase", str(viper), "work").returncode == 0
+    res = as_pilot(goose, "goose", "push", "origin", "main")
+    assert res.returncode == 0, res.stderr
+    write(goose, "src/app.py", "goose's\n")
+    assert as_pilot(goose, "goose", "commit", "-qm", "goose: app", "--no-verify").returncode == 0
+    res = as_pilot(goose, "goose", "push", "origin", "main")
+    assert res.returncode == 1 and "not goose, who made commit" in res.stderr
