@@ -2,7 +2,7 @@
 
 Which commits: those no remote-tracking ref and no tip the remote has now reaches, and that no
 earlier pre-push here passed (remembered by id in the common git dir). Who made one: its
-`Fleet-Pilot` trailer (written by the prepare-commit-msg and applypatch-msg hooks), else the
+`Fleet-Pilot` trailer (written by the hooks in hookstamp.py), else the
 pilot registered with its committer email (`pilot register --email`, when exactly one pilot has
 it), else whoever pushes. When: the second of its committer date. The rule itself is
 `rules.judge`, pure, for the server-side check to reuse. The hook path: light.
