@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fleetgit import pilots
 from fleetgit.fleet import Fleet, init
 from fleetgit.hooks_install import install
 from fleetgit.paths import locate
@@ -52,6 +53,7 @@ def two_clones(tmp_path: Path) -> tuple[Path, Path]:
 
 def viper_reserves_and_pushes(viper: Path, pattern: str = "src/app.py") -> None:
     with Fleet.open(viper, actor="viper-1") as fleet:
+        pilots.register(fleet, "viper-1")  # pilots register before they act
         fleet.reserve([pattern])
         fleet.commit("fleet: viper-1 reserves")
     git(viper, "push", "-q", "origin", "main")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fleetgit import pilots
 from fleetgit.errors import ConflictError
 from fleetgit.fleet import Fleet
 from fleetgit.hooks_install import install, status, uninstall
@@ -56,6 +57,7 @@ def hooked(repo: Path) -> Path:
     git(repo, "commit", "-q", "-m", "files")
     install(locate(repo))
     with Fleet.open(repo, actor="viper-1") as fleet:
+        pilots.register(fleet, "viper-1")  # pilots register before they act
         fleet.reserve(["src/app.py", "src/old.py"])
     return repo
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fleetgit import hooks_install
+from fleetgit import hooks_install, pilots
 from fleetgit.errors import ConflictError
 from fleetgit.fleet import Fleet
 from fleetgit.hooks_install import MARKER, install, status, uninstall
@@ -54,6 +54,7 @@ def snapshot(path: Path) -> tuple[str, bytes | str, int]:
 def reserved(repo: Path) -> Path:
     """`repo` where viper-1 holds src/app.py."""
     with Fleet.open(repo, actor="viper-1") as fleet:
+        pilots.register(fleet, "viper-1")  # pilots register before they act
         fleet.reserve(["src/app.py"])
     return repo
 
