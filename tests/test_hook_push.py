@@ -258,7 +258,7 @@ def _res(
         (granted_ms << 16, "w", 1),
         expires_ms,
         released_ms is not None,
-        released_ms,
+        released_ms=released_ms,
     )
 
 
