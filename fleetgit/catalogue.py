@@ -273,6 +273,14 @@ _define(
     _req("sortie_id", "name"),
     _opt("reason"),
 )
+_define(
+    "sortie_unclaimed",
+    "sortie",
+    "sortie_id",
+    "A pilot handed a claimed sortie back: open again, nobody's.",
+    _req("sortie_id", "name"),
+    _opt("reason"),
+)
 # -- work orders ----------------------------------------------------------------------------
 WORK_ORDER_STATUSES = ("open", "assigned", "in_progress", "blocked", "completed", "cancelled")
 _define(

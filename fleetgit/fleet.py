@@ -95,12 +95,14 @@ class Fleet:
         actor: str | object | None = _UNSET,
         catch_up: bool = True,
         repair: bool = True,
+        register: bool = False,
     ) -> None:
         self.paths = paths.require_initialized()
         self.config: Config = load(paths.config_file)
         self.writer = Writer(paths.local_dir, paths.events_dir)
         self.index = Index(paths, self.config)
         self._actor = actor
+        self.register = register  # register the acting pilot with its first write, if need be
         self._as_of: tuple[int, int] | None = None
         if repair:
             self._repair_own_tail()
@@ -140,15 +142,18 @@ class Fleet:
         actor: str | None = None,
         catch_up: bool = True,
         repair: bool = True,
+        register: bool = False,
     ) -> Fleet:
         """Open the ledger of the repository containing `path`.
 
         By default it cuts a torn tail off this writer's own segment and catches the index up;
-        `verify` opens with neither, so that it changes nothing.
+        `verify` opens with neither, so that it changes nothing. `actor` must be a registered
+        pilot to write; with `register`, its first write registers it in the same batch.
+        An empty `actor` is refused (None means: FLEET_CALLSIGN, else git config).
         """
         paths = locate(path)
-        who = check_callsign(actor) if actor else _UNSET
-        return cls(paths, actor=who, catch_up=catch_up, repair=repair)
+        who = _UNSET if actor is None else check_callsign(actor)
+        return cls(paths, actor=who, catch_up=catch_up, repair=repair, register=register)
 
     def close(self) -> None:
         self.index.close()
@@ -231,6 +236,9 @@ class Fleet:
                 return []
             if datas is None:
                 datas = self._validate(specs)
+            joining = self._check_registered(specs, actor)
+            if joining:
+                specs, datas = [*joining, *specs], [*self._validate(joining), *datas]
             seqs = self._assign_seqs(specs)
             if domain_rules:  # emit: the domain's rules, as the commands apply them
                 from fleetgit import emitcheck
@@ -243,7 +251,57 @@ class Fleet:
             size = self.writer.write(number, payload, fsync=self.config.fsync == "always")
             self._ingest_own(number, size, events, lines, payload)
             state.segment, state.size = number, size
-        return events
+        return events[len(joining) :]  # the caller's, without a registration `register` added
+
+    def _check_registered(self, specs: Sequence[EventSpec], actor: str | None) -> list[EventSpec]:
+        """Refuse a batch with an event whose actor is not a registered pilot (a typo in --as
+        would create a phantom pilot that holds files), or one that left the fleet. A pilot
+        registering itself is the exception; with `self.register` the acting pilot is
+        registered by the batch: the specs to put first are returned."""
+        actors = {s.actor or actor for s in specs} - {None}
+        if not actors:
+            return []
+        marks = ",".join("?" * len(actors))
+        rows = self.index.conn.execute(
+            f"SELECT callsign, deregistered FROM pilots WHERE callsign IN ({marks})", tuple(actors)
+        )
+        here = {name for name, gone in rows if not gone}
+        left: set[str] = set()  # deregistered by this very batch
+        joining: list[EventSpec] = []
+        if self.register and actor is not None and actor not in here:
+            data = {"callsign": actor}
+            joining.append(EventSpec("pilot_registered", f"pilot/{actor}", data, actor=actor))
+            here.add(actor)
+        for s in specs:
+            who = s.actor or actor
+            if who is None:
+                continue
+            if s.type == "pilot_registered" and s.data.get("callsign") == who:
+                here.add(who)  # registering itself
+            if who not in here:
+                self._refuse_unregistered(who, who in left)
+            if s.type in ("pilot_registered", "pilot_spawned"):
+                here.add(s.data["callsign"])
+            elif s.type == "pilot_deregistered" and s.stream == f"pilot/{who}":
+                here.discard(who)  # it left: its later events in the batch are refused
+                left.add(who)
+        return joining
+
+    def _refuse_unregistered(self, callsign: str, left: bool = False) -> None:
+        from fleetgit import pilots  # a cycle at import time
+
+        if left or pilots.deregistered(self, callsign):
+            raise ValidationError(
+                f"pilot {callsign} is deregistered: register again to act",
+                hint=f"fleetgit pilot register {callsign}, or add --register to this command",
+            )
+        close = pilots.closest_registered(self, callsign)
+        guess = f"did you mean {' or '.join(close)}? " if close else ""
+        raise ValidationError(
+            f"no pilot {callsign!r} is registered: register it before it acts",
+            hint=f"{guess}a new pilot registers first: fleetgit pilot register {callsign}"
+            " (or add --register to this command)",
+        )
 
     def _assign_seqs(self, specs: Sequence[EventSpec]) -> list[int]:
         versions = self.index.stream_versions({s.stream for s in specs})

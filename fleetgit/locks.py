@@ -113,6 +113,21 @@ def release(fleet: Fleet, key: str) -> dict[str, Any]:
     return status(fleet, key)
 
 
+def held_by(fleet: Fleet, callsign: str) -> list[str]:
+    """The keys of the locks `callsign` holds now."""
+    now = clock.now_ms()
+    found = fleet.index.conn.execute(
+        "SELECT lock_key FROM locks WHERE holder = ? AND NOT released AND expires_ms > ?"
+        " ORDER BY lock_key",
+        (callsign, now),
+    )
+    return [key for (key,) in found]
+
+
+def release_spec(key: str, holder: str) -> EventSpec:
+    return _spec("lock_released", key, {"holder": holder})
+
+
 def _status(row: dict[str, Any], now: int) -> dict[str, Any]:
     held = _held(row, now)
     return {

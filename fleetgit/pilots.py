@@ -64,15 +64,17 @@ def check_email(email: str) -> str:
 
 
 def acting(fleet: Fleet) -> str:
-    """The acting callsign, for a command that writes as a pilot. A deregistered pilot has left
-    the fleet: it must register again before it acts."""
-    me = fleet.me()
-    if deregistered(fleet, me):
-        raise ValidationError(
-            f"pilot {me} is deregistered: register again to act",
-            hint=f"fleetgit pilot register {me}",
-        )
-    return me
+    """The acting callsign, for a command that writes as a pilot. Whether it may act (it is
+    registered, and has not deregistered) is checked once, inside the write transaction: see
+    `Fleet._check_registered`."""
+    return fleet.me()
+
+
+def closest_registered(fleet: Fleet, callsign: str) -> list[str]:
+    """The registered callsigns (still in the fleet) closest to `callsign`: for a typo."""
+    rows = fleet.index.conn.execute("SELECT callsign FROM pilots WHERE NOT deregistered")
+    here = [name for (name,) in rows]
+    return difflib.get_close_matches(callsign, here, n=3)
 
 
 def heartbeat(
@@ -89,7 +91,14 @@ def heartbeat(
 
 
 def deregister(fleet: Fleet, *, reason: str | None = None) -> dict[str, Any]:
+    """Leave the fleet. In the same batch, the pilot releases its reservations and locks and
+    hands back the sorties it holds (open again), so nothing stays blocked by a pilot that left;
+    the result lists them (`released`, `unlocked`, `handed_back`)."""
+    from fleetgit import locks, sorties
+    from fleetgit.reservations import mine_now, release_specs
+
     me = fleet.me()
+    let_go: dict[str, list[str]] = {}
 
     def plan() -> list[EventSpec]:
         if _row(fleet, me)["deregistered"]:
@@ -97,10 +106,23 @@ def deregister(fleet: Fleet, *, reason: str | None = None) -> dict[str, Any]:
                 f"pilot {me} is already deregistered",
                 hint=f"to rejoin the fleet: fleetgit pilot register {me}",
             )
-        return [_spec("pilot_deregistered", me, {"reason": reason})]
+        why = f"{me} deregistered"
+        held = sorties.held_by(fleet, me)
+        specs = [s for h in held for s in sorties.unclaim_specs(fleet, h, me, why)]
+        freed = {s.data["reservation_id"] for s in specs if s.type == "file_released"}
+        rest = sorted({r.reservation_id for r in mine_now(fleet, me)} - freed)
+        specs += release_specs(rest, why)
+        keys = locks.held_by(fleet, me)
+        specs += [locks.release_spec(key, me) for key in keys]
+        let_go.update(
+            handed_back=[h["sortie_id"] for h in held],
+            released=sorted(freed | set(rest)),
+            unlocked=keys,
+        )
+        return [*specs, _spec("pilot_deregistered", me, {"reason": reason})]
 
     fleet.transact(plan)
-    return show(fleet, me)
+    return {**show(fleet, me), **let_go}
 
 
 def _known(fleet: Fleet) -> list[str]:

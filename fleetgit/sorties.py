@@ -298,6 +298,49 @@ def claim(
     return {**row(fleet, assigned["sortie_id"]), "taken_from": assigned.get("previous_assignee")}
 
 
+def unclaim(fleet: Fleet, ref: str, *, reason: str | None = None) -> dict[str, Any]:
+    """Hand my claimed sortie back: open again with no assignee (its progress kept), and what
+    `claim --reserve` reserved for it freed in the same batch, as `complete` does."""
+    me = pilots.acting(fleet)
+
+    def plan() -> list[EventSpec]:
+        sid = resolve(fleet, ref)
+        return unclaim_specs(fleet, row(fleet, sid), me, reason)
+
+    return row(fleet, str(fleet.transact(plan)[0].data["sortie_id"]))
+
+
+def unclaim_specs(
+    fleet: Fleet, current: dict[str, Any], me: str, reason: str | None
+) -> list[EventSpec]:
+    """The batch that hands `current` (a `row`) back, refused unless `me` holds it."""
+    sid, status, holder = current["sortie_id"], current["status"], current["assignee"]
+    if status in CLOSED or status == "open":
+        raise ValidationError(
+            f"sortie {sid} is {status}: nobody holds it, there is nothing to hand back",
+            hint=_how(sid, status, TRANSITIONS["sortie_unclaimed"][0]),
+        )
+    if holder != me:
+        raise ConflictError(
+            f"sortie {sid} is assigned to {holder}, not {me}: only its holder hands it back",
+            hint=f"ask {holder}: fleetgit squawk send --to {holder} --subject 'unclaim {sid}?'",
+        )
+    return [
+        _spec("sortie_unclaimed", sid, {"reason": reason}),
+        *_release_claimed_files(fleet, sid, me, me),
+    ]
+
+
+def held_by(fleet: Fleet, callsign: str) -> list[dict[str, Any]]:
+    """The sorties `callsign` holds (assigned, started or blocked), as `row`s."""
+    found = fleet.index.conn.execute(
+        "SELECT sortie_id FROM sorties WHERE assignee = ? AND status IN (?, ?, ?)"
+        " ORDER BY created_hlc",
+        (callsign, *TRANSITIONS["sortie_unclaimed"][0]),
+    )
+    return [row(fleet, sid) for (sid,) in found.fetchall()]
+
+
 def _cycle(fleet: Fleet, sid: str, deps: list[str]) -> list[str] | None:
     """A path sid -> ... -> sid through the dependency graph if `deps` would close one."""
     edges: dict[str, list[str]] = {}

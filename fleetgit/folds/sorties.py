@@ -64,6 +64,7 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "sortie_updated": (LIVE, None),
     "sortie_completed": (("in_progress",), "completed"),
     "sortie_cancelled": (LIVE, "cancelled"),
+    "sortie_unclaimed": (("assigned", "in_progress", "blocked"), "open"),  # handed back
 }
 # who may record what: the assignee does the work; anyone may claim, cancel or update
 ASSIGNEE_ONLY = frozenset(
@@ -73,6 +74,7 @@ ASSIGNEE_ONLY = frozenset(
         "sortie_blocked",
         "sortie_resumed",
         "sortie_completed",
+        "sortie_unclaimed",
     }
 )
 
@@ -195,6 +197,8 @@ def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
         row["blocked_reason"] = None
     elif e.type == "sortie_updated":
         row.update({k: v for k, v in update.items() if k != "depends_on" and v is not None})
+    elif e.type == "sortie_unclaimed":
+        row["assignee"], row["blocked_reason"] = None, None
     elif e.type == "sortie_completed":
         row.update(result=d.get("result") or "success", summary=d.get("summary"), percent=100)
     if target:
