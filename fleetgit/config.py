@@ -162,6 +162,19 @@ def _remember(memo: str, body: str) -> None:
             pass
 
 
+def _type_hint(key: str, value: Any, default: Any) -> str:
+    """How to write `key` right: a duration given as text becomes its number of seconds."""
+    if isinstance(default, int) and isinstance(value, str) and key.endswith("_seconds"):
+        from fleetgit.durations import parse_duration  # only on this error
+
+        try:
+            return f"a whole number of seconds, without quotes: {key} = {parse_duration(value)}"
+        except ValidationError:
+            pass
+    shown = f'"{default}"' if isinstance(default, str) else default
+    return f"edit .fleet/config.toml, for example: {key} = {shown} (the default)"
+
+
 def _checked(path: str | os.PathLike[str], key: str, value: Any) -> Any:
     """One setting, refused with the file and key named; choices come back in lower case."""
     known = DEFAULTS
@@ -169,7 +182,10 @@ def _checked(path: str | os.PathLike[str], key: str, value: Any) -> Any:
         raise ValidationError(f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}")
     expected = type(known[key])
     if type(value) is not expected:
-        raise ValidationError(f"{path}: {key} must be {expected.__name__}, got {value!r}")
+        raise ValidationError(
+            f"{path}: {key} must be {expected.__name__}, got {value!r}",
+            hint=_type_hint(key, value, known[key]),
+        )
     if key in CHOICES:
         if value.lower() not in CHOICES[key]:
             raise ValidationError(

@@ -6,6 +6,7 @@ It reads the work-tree files and the committed blobs directly (not the index) an
 from __future__ import annotations
 
 import itertools
+import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,14 +33,16 @@ class Problem:
     # a fork the domain's rules settled, the same in every clone (see `_SETTLING`): shown, but
     # not a failure unless --strict
     settled: bool = False
+    hint: str = ""  # how to repair it, when there is a way
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "where": self.where,
             "detail": self.detail,
             "settled": self.settled,
         }
+        return {**out, "hint": self.hint} if self.hint else out
 
 
 @dataclass
@@ -86,6 +89,7 @@ _SETTLING = {
     "sortie_blocked": "only the sortie's assignee of the moment works it",
     "sortie_resumed": "only the sortie's assignee of the moment works it",
     "sortie_completed": "only the sortie's assignee of the moment works it",
+    "sortie_unclaimed": "only the sortie's assignee of the moment works it",
     "sortie_cancelled": "a transition applies only from a state that allows it",
     "mission_started": "a transition applies only from a state that allows it",
     "mission_completed": "a transition applies only from a state that allows it",
@@ -127,6 +131,20 @@ def _overwrite_key(event: Event) -> int | None:
     return line_hash(orjson.dumps([event.type, event.data], option=orjson.OPT_SORT_KEYS))
 
 
+def _torn_hint(worktree: str | None) -> str:
+    """How a torn tail goes away: its writer's next command cuts it off an uncommitted segment
+    (only complete batches stay); a committed one is never rewritten, its tail stays skipped."""
+    if worktree is None:
+        return (
+            "committed segments are never rewritten: the events before the tear count and the"
+            " torn bytes are skipped everywhere; nothing to repair"
+        )
+    return (
+        f"any fleetgit command in that worktree cuts it off (fleetgit -C {shlex.quote(worktree)}"
+        " index status), unless the segment is committed by then"
+    )
+
+
 class _Checker:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -140,8 +158,9 @@ class _Checker:
         self.copies: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)  # ids -> where
         self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
 
-    def add_segment(self, name: str, where: str, buf: bytes) -> None:
-        """Check one copy of segment `name` (`<writer>/<number>`), found at `where`."""
+    def add_segment(self, name: str, where: str, buf: bytes, worktree: str | None = None) -> None:
+        """Check one copy of segment `name` (`<writer>/<number>`), found at `where`: in the work
+        tree `worktree`, or committed (None)."""
         self.segment_names.add(name)
         self.report.segments = len(self.segment_names)
         parsed = parse(buf, writer=name.partition("/")[0])
@@ -152,7 +171,10 @@ class _Checker:
         if parsed.torn_tail:
             self.report.problems.append(
                 Problem(
-                    "torn", f"{where}@{parsed.good_end}", "torn tail (an incomplete last write)"
+                    "torn",
+                    f"{where}@{parsed.good_end}",
+                    "torn tail (an incomplete last write)",
+                    hint=_torn_hint(worktree),
                 )
             )
         for event, line in parsed.events:
@@ -315,7 +337,7 @@ def verify(paths: RepoPaths, config: Config) -> Report:
         where = f.relpath if f.worktree == str(paths.worktree) else str(f.path)
         name = f"{f.writer}/{f.number:08d}"
         checker.current.add(name)
-        checker.add_segment(name, where, buf)
+        checker.add_segment(name, where, buf, f.worktree)
     git = GitRepo(paths)
     seen_blobs: set[str] = set()
     seen_trees: set[str] = set()
