@@ -150,6 +150,8 @@ class Demo:
         self.sh("mkdir -p src && touch src/parser.py")  # else reserve notes it matches nothing
         self.fg("reserve", "src/parser.py", "--reason", "rewrite", who="viper-1")
         self.fg("reserve", "src/*.py", "docs/", who="maverick", expect=1)
+        self.say("A typo in --as acts as nobody: refused, with the closest registered callsign")
+        self.fg("reserve", "docs/", who="mavrick", expect=1)
         self.fg("reservations")
         self.say("maverick writes the parser anyway: the pre-commit hook blocks the commit")
         self.sh("mkdir -p src && echo 'def parse(): ...' > src/parser.py")
@@ -234,7 +236,7 @@ class Demo:
     def history(self, mission: str) -> None:
         self.say("Time travel: any list or show as of a position, taken from a listing's POS")
         self.fg("events", "--type", "mission_started")
-        started = self.quiet("events", "--type", "mission_started")[0]["pos"]
+        started = self.quiet("events", "--type", "mission_started")["events"][0]["pos"]
         self.note(f"position {started}: the mission had started and nothing was claimed yet")
         self.fg("mission", "show", mission, "--as-of", str(started))
         self.say("Cursors: a consumer (a CI bot, say) reads what it has not seen, then moves on")

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -55,9 +56,36 @@ def make_repo(path: Path) -> Path:
     return path
 
 
+# the callsigns tests act as: a pilot acts only once registered (`enlist`); the `repo` fixture
+# registers them, so its first CREW_EVENTS positions are theirs
+CREW = ("viper-1", "viper", "goose", "ice", "maverick")
+CREW_EVENTS = len(CREW)
+
+
+def enlist(path: Path, *callsigns: str) -> None:
+    """Register `callsigns` (default: the CREW) in one batch, as each would itself."""
+    from fleetgit.fleet import EventSpec, Fleet
+
+    specs = [
+        EventSpec("pilot_registered", f"pilot/{name}", {"callsign": name}, actor=name)
+        for name in callsigns or CREW
+    ]
+    with Fleet.open(path) as fleet:
+        fleet.emit_batch(specs)
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A git repository with one commit and fleetgit initialised."""
+    """A git repository with one commit, fleetgit initialised and the CREW registered."""
+    path = make_repo(tmp_path / "repo")
+    init(path)
+    enlist(path)
+    return path
+
+
+@pytest.fixture
+def bare_repo(tmp_path: Path) -> Path:
+    """A git repository with one commit and fleetgit initialised: no pilot registered."""
     path = make_repo(tmp_path / "repo")
     init(path)
     return path
@@ -71,6 +99,12 @@ class Result:
 
     def json(self) -> object:
         return orjson.loads(self.out)
+
+    def items(self) -> list[Any]:
+        """The list of a listing's JSON envelope, `{"<things>": [...], "more": N}`."""
+        value: Any = self.json()
+        (key,) = [k for k in value if k != "more"]
+        return list(value[key])
 
 
 @pytest.fixture

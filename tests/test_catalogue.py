@@ -233,7 +233,8 @@ def test_every_type_of_the_issue_is_in_the_catalogue() -> None:
         pilot_registered pilot_active pilot_deregistered pilot_spawned pilot_terminated
         mission_created mission_started mission_updated mission_completed mission_cancelled
         sortie_created sortie_assigned sortie_started sortie_progress sortie_blocked
-        sortie_resumed sortie_updated sortie_completed sortie_cancelled work_order_created
+        sortie_resumed sortie_updated sortie_completed sortie_cancelled sortie_unclaimed
+        work_order_created
         work_order_assigned work_order_status_changed work_order_completed message_sent
         message_read message_acknowledged message_archived file_reserved file_renewed
         file_released file_conflict lock_acquired lock_released lock_timeout checkpoint_created
@@ -304,7 +305,7 @@ def test_old_events_read_upcast_through_the_index(repo: Any, upcaster: None) -> 
         fleet.emit("mission_started", "mission/m", {"mission_id": "m"})
     CATALOGUE["mission_started"] = CATALOGUE["mission_started"]._replace(version=2)
     with Fleet.open(repo) as fleet:
-        (_, event) = fleet.events()
+        (event,) = fleet.events(types=("mission_started",))
     assert event.v == 2 and event.data == {"mission_id": "m", "reason": "unknown"}
 
 

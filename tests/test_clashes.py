@@ -360,7 +360,7 @@ def standing(cli: Any, repo: Path) -> dict[str, Any]:
     """{holder: (pattern, active, who it lost to)} from `reservations --json`."""
     return {
         r["holder"]: (r["pattern"], r["active"], r["lost_to"] and r["lost_to"]["holder"])
-        for r in cli(repo, "reservations", "--json").json()
+        for r in cli(repo, "reservations", "--json").items()
     }
 
 
@@ -404,7 +404,7 @@ def test_a_chain_across_three_clones_leaves_src_b_to_maverick(
         "goose": ("src/**", False, "viper"),
         "maverick": ("src/b/**", True, None),
     }
-    announced = cli(z, "events", "--type", "file_conflict", "--json").json()
+    announced = cli(z, "events", "--type", "file_conflict", "--json").items()
     assert [(c["data"]["holder"], c["data"]["winner"]) for c in announced] == [("goose", "viper")]
     assert as_(cli, z, "viper", "check", "src/b/g").code == 1  # maverick holds it
     assert as_(cli, z, "goose", "check", "src/a/f").code == 1  # viper holds it
@@ -422,7 +422,7 @@ def test_a_chain_across_three_clones_leaves_src_b_to_maverick(
         assert standing(cli, clone) == held
     assert cli(z, "index", "rebuild").code == 0
     assert standing(cli, z) == held
-    assert len(cli(x, "events", "--type", "file_conflict", "--json").json()) == 1
+    assert len(cli(x, "events", "--type", "file_conflict", "--json").items()) == 1
 
 
 def test_a_lost_reservation_stays_lost_when_the_winner_releases(
@@ -465,11 +465,11 @@ def test_a_lost_reservation_stays_lost_when_the_winner_expires(
     assert "goose" in pulled.stderr and "lost to" in pulled.stderr  # the post-merge hook says so
     assert change(two, "viper", "src/a.py").returncode == 0
     time.sleep(2.1)  # viper's reservation runs out
-    assert cli(two, "reservations", "--json").json()[0]["lost_to"]["holder"] == "viper"
+    assert cli(two, "reservations", "--json").items()[0]["lost_to"]["holder"] == "viper"
     assert as_(cli, two, "viper", "check", "src/a.py").code == 0
     assert change(two, "viper", "src/a.py").returncode == 0  # as the hook said: no block
     assert as_(cli, two, "goose", "reserve", "src/").code == 0  # a new grant replaces the lost one
-    (held,) = cli(two, "reservations", "--json").json()
+    (held,) = cli(two, "reservations", "--json").items()
     assert held["holder"] == "goose" and held["active"]
     assert change(two, "viper", "src/a.py").returncode == 1
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from fleetgit.fleet import EventSpec, Fleet
-from tests.conftest import flood, git, run_fleetgit
+from tests.conftest import CREW_EVENTS, flood, git, run_fleetgit
 
 
 def busy_batch(repo: Path, count: int) -> list[str]:
@@ -20,7 +20,7 @@ def busy_batch(repo: Path, count: int) -> list[str]:
 
 def test_events_lists_short_ids_that_show_accepts(repo: Path, cli: Any) -> None:
     ids = busy_batch(repo, 200)
-    lines = cli(repo, "events").out.splitlines()
+    lines = cli(repo, "events", "--after", str(CREW_EVENTS), "--limit", "0").out.splitlines()
     assert lines[0].split()[:2] == ["ID", "POS"]
     shorts = [line.split()[0] for line in lines[1:]]
     assert len(set(shorts)) == 200 and len({len(s) for s in shorts}) == 1
@@ -115,7 +115,7 @@ def test_data_that_is_not_an_object_is_named_in_json_words(repo: Path, cli: Any)
     ):
         res = cli(repo, "emit", "pilot_active", "--stream", "pilot/x", "--data", data)
         assert res.code == 1 and f"expected a JSON object, got {kind}\n" in res.err, data
-    assert list((repo / ".fleet/events").rglob("*.jsonl")) == []
+    assert cli(repo, "events", "--after", str(CREW_EVENTS), "--json").items() == []
 
 
 def test_stream_names_are_checked(repo: Path, cli: Any) -> None:

@@ -26,7 +26,7 @@ def repo_with_attributes(tmp_path: Path) -> Path:
 
 
 def emit_one(repo: Path) -> None:
-    with Fleet.open(repo, actor="viper-1") as fleet:
+    with Fleet.open(repo, actor="viper-1", register=True) as fleet:  # registers it if need be
         fleet.emit("context_compacted", "pilot/viper-1", {"summary": "busy"})
 
 

@@ -13,7 +13,7 @@ import orjson
 from fleetgit.cursors import consume
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import EventFilter
-from tests.conftest import plant
+from tests.conftest import CREW_EVENTS, plant
 
 
 def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
@@ -39,7 +39,7 @@ def test_work_orders(repo: Path, cli: Any) -> None:
     assert as_(cli, repo, "viper", "workorder", "complete", wid, "--summary", "12 tests").code == 0
     res = as_(cli, repo, "viper", "workorder", "assign", wid, "ice")
     assert res.code == 1 and "is completed" in res.err
-    (row,) = cli(repo, "workorder", "list", "--sortie", sid, "--json").json()
+    (row,) = cli(repo, "workorder", "list", "--sortie", sid, "--json").items()
     assert (row["status"], row["assignee"], row["summary"]) == ("completed", "goose", "12 tests")
     assert as_(cli, repo, "viper", "workorder", "create", "x", "--sortie", "srt-nope").code == 1
 
@@ -50,11 +50,11 @@ def test_lock_contention_timeout_and_release_rules(repo: Path, cli: Any) -> None
     t0 = time.monotonic()
     res = as_(cli, repo, "goose", "lock", "acquire", "db", "--wait", "1s")
     assert res.code == 1 and "held by viper" in res.err and time.monotonic() - t0 >= 1
-    (timeout,) = cli(repo, "events", "--type", "lock_timeout", "--json").json()
+    (timeout,) = cli(repo, "events", "--type", "lock_timeout", "--json").items()
     assert timeout["data"]["waiter"] == "goose" and timeout["data"]["waited_ms"] >= 1000
     res = as_(cli, repo, "goose", "lock", "release", "db")
     assert res.code == 1 and "only the holder" in res.err
-    assert [r["holder"] for r in cli(repo, "lock", "list", "--json").json()] == ["viper"]
+    assert [r["holder"] for r in cli(repo, "lock", "list", "--json").items()] == ["viper"]
     assert as_(cli, repo, "viper", "lock", "release", "db").code == 0
     assert as_(cli, repo, "goose", "lock", "acquire", "db", "--ttl", "1s").code == 0
     time.sleep(1.2)
@@ -66,7 +66,7 @@ WAITER = """
 import sys
 from fleetgit import locks
 from fleetgit.fleet import Fleet
-with Fleet.open(sys.argv[1], actor=sys.argv[2]) as fleet:
+with Fleet.open(sys.argv[1], actor=sys.argv[2], register=True) as fleet:
     try:
         locks.acquire(fleet, "deploy", ttl="1h")
         print("got")
@@ -87,20 +87,23 @@ def test_racing_processes_one_lock_holder(repo: Path) -> None:
 
 
 def test_cursors_and_consumers(repo: Path, cli: Any) -> None:
+    c = CREW_EVENTS
+    cli(repo, "cursor", "advance", "indexer", "--to", str(c))  # past the crew's registrations
     for i in range(3):
         as_(cli, repo, "viper", "mission", "create", f"m{i}")
     assert cli(repo, "cursor", "show", "indexer", "--json").json()["pending"] == 3
     first = cli(
         repo, "events", "--consumer", "indexer", "--limit", "2", "--advance", "--json"
     ).json()
-    assert [e["pos"] for e in first] == [1, 2]
-    rest = cli(repo, "events", "--consumer", "indexer", "--advance", "--json").json()
-    assert [e["pos"] for e in rest] == [3]
-    assert cli(repo, "events", "--consumer", "indexer", "--json").json() == []
-    assert cli(repo, "cursor", "advance", "indexer", "--to", "1", "--json").json()["pending"] == 2
+    assert [e["pos"] for e in first["events"]] == [c + 1, c + 2] and first["more"] == 1
+    rest = cli(repo, "events", "--consumer", "indexer", "--advance", "--json").items()
+    assert [e["pos"] for e in rest] == [c + 3]
+    assert cli(repo, "events", "--consumer", "indexer", "--json").items() == []
+    again = cli(repo, "cursor", "advance", "indexer", "--to", str(c + 1), "--json").json()
+    assert again["pending"] == 2
     assert cli(repo, "cursor", "advance", "indexer", "--to", "99").code == 1
     cli(repo, "index", "rebuild")
-    assert cli(repo, "cursor", "show", "indexer", "--json").json()["pos"] == 1  # kept
+    assert cli(repo, "cursor", "show", "indexer", "--json").json()["pos"] == c + 1  # kept
     assert cli(repo, "cursor", "reset", "indexer", "--json").json()["pos"] == 0
 
 
@@ -110,22 +113,23 @@ def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
     for i in range(3):
         as_(cli, repo, "viper", "mission", "create", f"m{i}")
         as_(cli, repo, "viper", "lock", "acquire", f"k{i}")
-    got = cli(repo, "events", "--consumer", "c", "--type", "lock_acquired", "--json").json()
+    got = cli(repo, "events", "--consumer", "c", "--type", "lock_acquired", "--json").items()
     assert [e["type"] for e in got] == ["lock_acquired"] * 3
-    got = cli(repo, "events", "--consumer", "c", "--stream", "lock/k1", "--json").json()
+    got = cli(repo, "events", "--consumer", "c", "--stream", "lock/k1", "--json").items()
     assert [e["stream"] for e in got] == ["lock/k1"]
     # with --limit, the cursor stops at the last event listed
     res = cli(
         repo, "events", "--consumer", "c", "--type", "mission_created", "--limit", "2",
         "--advance", "--json",
     )  # fmt: skip
-    assert [e["pos"] for e in res.json()] == [1, 3]
-    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == 3
+    c = CREW_EVENTS
+    assert [e["pos"] for e in res.items()] == [c + 1, c + 3]
+    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == c + 3
     # without one, it moves to the newest position: skipped events are passed over for good
     got = cli(repo, "events", "--consumer", "c", "--type", "mission_created", "--advance", "--json")
-    assert [e["pos"] for e in got.json()] == [5]
+    assert [e["pos"] for e in got.items()] == [c + 5]
     assert cli(repo, "cursor", "show", "c", "--json").json() | {"updated_at": None} == {
-        "name": "c", "pos": 6, "pending": 0, "updated_at": None,
+        "name": "c", "pos": c + 6, "pending": 0, "updated_at": None,
     }  # fmt: skip
     res = cli(repo, "events", "--advance")
     assert res.code == 2 and "needs --consumer" in res.err
@@ -136,7 +140,7 @@ def test_a_consumer_read_applies_the_filters_and_advances_past_what_it_examined(
         as_(cli, repo, "viper", "mission", "create", "later")
     bad = cli(repo, "events", "--consumer", "c", "--stream", "bogus", "--advance")
     assert bad.code == 1 and "KIND/NAME" in bad.err + bad.out
-    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == 6
+    assert cli(repo, "cursor", "show", "c", "--json").json()["pos"] == c + 6
     # through the API a limit of 0 means no limit, as on the command line
     with Fleet.open(repo) as fleet:
         assert len(consume(fleet, "c", EventFilter(limit=0), advance=True)) == 2
@@ -154,19 +158,19 @@ def test_a_lock_wait_says_how_long_it_waited(repo: Path, cli: Any) -> None:
 
 def test_lock_list_as_of_a_position_uses_that_positions_time(repo: Path, cli: Any) -> None:
     assert as_(cli, repo, "goose", "lock", "acquire", "db", "--ttl", "1s").code == 0
-    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    pos = cli(repo, "events", "--json").items()[-1]["pos"]
     time.sleep(1.2)
     as_(cli, repo, "goose", "pilot", "register", "goose")
-    assert cli(repo, "lock", "list", "--json").json() == []  # expired by now
-    (then,) = cli(repo, "lock", "list", "--as-of", str(pos), "--json").json()
+    assert cli(repo, "lock", "list", "--json").items() == []  # expired by now
+    (then,) = cli(repo, "lock", "list", "--as-of", str(pos), "--json").items()
     assert then["holder"] == "goose" and then["held"] and then["seconds_left"] == 1
     assert cli(repo, "lock", "list", "--as-of", str(pos)).out.split()[3:] == ["db", "goose", "1s"]
     res = cli(repo, "lock", "list", "--as-of", "99")
-    assert res.code == 1 and "positions here run from 0 to 2" in res.err
+    assert res.code == 1 and f"positions here run from 0 to {2 + CREW_EVENTS}" in res.err
 
 
 def _events_of(cli: Any, repo: Path, stream: str) -> int:
-    return len(cli(repo, "events", "--stream", stream, "--json").json())
+    return len(cli(repo, "events", "--stream", stream, "--json").items())
 
 
 def test_a_pilot_that_left_cannot_be_given_work_or_mail(repo: Path, cli: Any) -> None:
@@ -175,7 +179,7 @@ def test_a_pilot_that_left_cannot_be_given_work_or_mail(repo: Path, cli: Any) ->
     assert as_(cli, repo, "ice", "pilot", "deregister").code == 0
     sid = as_(cli, repo, "viper", "sortie", "create", "Lexer").out.strip()
     wid = as_(cli, repo, "viper", "workorder", "create", "Tests", "--sortie", sid).out.strip()
-    before = cli(repo, "events", "--json").json()
+    before = cli(repo, "events", "--json").items()
     for args in (
         ("workorder", "assign", wid, "ice"),
         ("squawk", "send", "--to", "goose", "--cc", "ice", "--subject", "x"),
@@ -184,7 +188,7 @@ def test_a_pilot_that_left_cannot_be_given_work_or_mail(repo: Path, cli: Any) ->
         assert res.code == 1 and "ice has left the fleet (deregistered)" in res.err, args
         assert "hint: see who is here: fleetgit pilot list --active" in res.err
         assert "--allow-unknown" in res.err and "Traceback" not in res.err
-    assert cli(repo, "events", "--json").json() == before  # nothing written
+    assert cli(repo, "events", "--json").items() == before  # nothing written
     res = as_(cli, repo, "viper", "squawk", "send", "--to", "ice", "--subject", "x", "--json")
     assert res.code == 1 and '"code":"invalid"' in res.err
     # --allow-unknown still insists; registering again brings it back
@@ -266,9 +270,9 @@ def test_taking_a_lock_again_extends_it_and_never_shortens_it(repo: Path, cli: A
     assert again["expires_at"] == first["expires_at"] and again["seconds_left"] > 3500
     longer = as_(cli, repo, "viper", "lock", "acquire", "db", "--ttl", "2h", "--json").json()
     assert longer["expires_at"] > first["expires_at"] and longer["seconds_left"] > 7100
-    (row,) = cli(repo, "lock", "list", "--json").json()
+    (row,) = cli(repo, "lock", "list", "--json").items()
     assert row["expires_at"] == longer["expires_at"]
     cli(repo, "index", "rebuild")
-    (rebuilt,) = cli(repo, "lock", "list", "--json").json()
+    (rebuilt,) = cli(repo, "lock", "list", "--json").items()
     assert (rebuilt["holder"], rebuilt["expires_at"]) == ("viper", row["expires_at"])
     assert "never shortens" in cli(repo, "lock", "acquire", "--help").out

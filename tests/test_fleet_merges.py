@@ -103,7 +103,7 @@ def test_a_cycle_closed_by_two_clones_is_broken_at_the_later_update(
     for clone in (one, two):
         for _ in range(2):  # incremental, then rebuilt
             ready = [
-                r["sortie_id"] for r in cli(clone, "sortie", "list", "--ready", "--json").json()
+                r["sortie_id"] for r in cli(clone, "sortie", "list", "--ready", "--json").items()
             ]
             assert ready == [b], clone.name  # a waits for b; b's dependency on a is ignored
             deps = cli(clone, "sortie", "show", b, "--json").json()["depends_on"]
@@ -141,7 +141,7 @@ def test_resume_reports_a_reservation_that_lost_a_clash_as_lost(
     ok(cli, one, "goose", "reserve", "src/parser.py")
     ok(cli, one, "goose", "checkpoint", "create", "--summary", "parsing")
     exchange(cli, one, two)
-    (lost,) = cli(one, "reservations", "--holder", "goose", "--json").json()
+    (lost,) = cli(one, "reservations", "--holder", "goose", "--json").items()
     assert lost["lost_to"]["holder"] == "ice"
     brief = as_(cli, one, "goose", "resume", "--latest", "--json").json()["reservations"]
     assert brief["kept"] == [] and brief["reacquired"] == []
@@ -149,6 +149,6 @@ def test_resume_reports_a_reservation_that_lost_a_clash_as_lost(
     text = ok(cli, one, "goose", "resume", "--latest")
     assert "`src/parser.py`: LOST, now held by ice" in text and "still yours" not in text
     (recovered, _) = [
-        e["data"] for e in cli(one, "events", "--type", "fleet_recovered", "--json").json()
+        e["data"] for e in cli(one, "events", "--type", "fleet_recovered", "--json").items()
     ]
     assert recovered["lost"] == ["src/parser.py"] and recovered["reacquired"] == []

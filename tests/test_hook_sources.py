@@ -15,7 +15,7 @@ from fleetgit import pilots
 from fleetgit.fleet import Fleet, init
 from fleetgit.hooks_install import install
 from fleetgit.paths import locate
-from tests.conftest import git, make_repo, run_fleetgit
+from tests.conftest import enlist, git, make_repo, run_fleetgit
 from tests.test_hooks import stage
 
 
@@ -38,6 +38,7 @@ def two_clones(tmp_path: Path) -> tuple[Path, Path]:
     stage(viper, "src/app.py")
     git(viper, "commit", "-q", "-m", "app")
     init(viper)
+    enlist(viper)
     with Fleet.open(viper, actor="viper-1") as fleet:
         fleet.commit("fleet: init")
     origin = tmp_path / "origin.git"

@@ -14,7 +14,7 @@ import pytest
 
 from fleetgit.errors import ValidationError
 from fleetgit.fleet import EventSpec, Fleet
-from tests.conftest import git, make_repo
+from tests.conftest import CREW_EVENTS, git, make_repo
 
 MISSION = {"mission_id": "msn-1", "title": "Ship it", "priority": "high"}
 
@@ -71,15 +71,15 @@ def test_emit_then_read_back(repo: Path, cli: Any) -> None:
     res = emit_mission(cli, repo)
     assert res.code == 0, res.err
     stored = res.json()
-    assert stored["pos"] == 1 and stored["seq"] == 1 and stored["actor"] == "viper-1"
-    assert stored["data"]["title"] == "Ship it"
-    listed = cli(repo, "events", "--json").json()
+    assert stored["pos"] == 1 + CREW_EVENTS and stored["seq"] == 1
+    assert stored["actor"] == "viper-1" and stored["data"]["title"] == "Ship it"
+    listed = cli(repo, "events", "--type", "mission_created", "--json").items()
     assert [e["id"] for e in listed] == [stored["id"]]
     shown = cli(repo, "show", stored["id"][:13], "--json").json()
     assert shown == stored
-    in_stream = cli(repo, "stream", "mission/msn-1", "--json").json()
+    in_stream = cli(repo, "stream", "mission/msn-1", "--json").items()
     assert [e["seq"] for e in in_stream] == [1]
-    line = next(iter(segment_bytes(repo).values()))
+    line = next(iter(segment_bytes(repo).values())).splitlines(keepends=True)[-1]
     stored.pop("pos")
     assert line == orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) + b"\n"
 
@@ -179,17 +179,19 @@ def test_expect_version_refuses_and_writes_nothing(repo: Path, cli: Any) -> None
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(
-    repo: Path, cli: Any, args: list[str], message: str
+    bare_repo: Path, cli: Any, args: list[str], message: str
 ) -> None:
+    repo = bare_repo
     res = cli(repo, "--as", "viper-1", "emit", *args)
     assert res.code == 1, res.out
     assert message in res.err
     assert len(res.err.strip().splitlines()) <= 2  # one line, and maybe a hint
     assert segment_bytes(repo) == {}
-    assert cli(repo, "events", "--json").json() == []
+    assert cli(repo, "events", "--json").items() == []
 
 
-def test_binary_data_on_stdin_is_refused(repo: Path, cli: Any) -> None:
+def test_binary_data_on_stdin_is_refused(bare_repo: Path, cli: Any) -> None:
+    repo = bare_repo
     res = cli(
         repo,
         "emit",
@@ -204,7 +206,8 @@ def test_binary_data_on_stdin_is_refused(repo: Path, cli: Any) -> None:
     assert segment_bytes(repo) == {}
 
 
-def test_event_size_limit(repo: Path) -> None:
+def test_event_size_limit(bare_repo: Path) -> None:
+    repo = bare_repo
     cfg = repo / ".fleet/config.toml"
     cfg.write_text(cfg.read_text().replace("max_event_bytes = 262144", "max_event_bytes = 10000"))
     with Fleet.open(repo) as fleet:
@@ -244,14 +247,14 @@ def test_batch_is_atomic_and_numbered(repo: Path) -> None:
         ]
         events = fleet.emit_batch(specs)
         assert [e.seq for e in events] == [1, 2, 1]
-        assert [e.wseq for e in events] == [1, 2, 3]
+        assert [e.wseq - CREW_EVENTS for e in events] == [1, 2, 3]
         assert len({e.tx for e in events}) == 1 and all(e.txn == 3 for e in events)
-        assert [e.pos for e in events] == [1, 2, 3]
+        assert [e.pos - CREW_EVENTS for e in events] == [1, 2, 3]
         assert events[0].hlc < events[1].hlc < events[2].hlc
         bad = [*specs, EventSpec("mission_created", "mission/m3", {"mission_id": "m3"})]
         with pytest.raises(Exception, match="title"):
             fleet.emit_batch(bad)
-        assert len(fleet.events()) == 3
+        assert len(fleet.events()) == 3 + CREW_EVENTS
 
 
 def test_events_filters(repo: Path, cli: Any) -> None:
@@ -260,16 +263,20 @@ def test_events_filters(repo: Path, cli: Any) -> None:
             fleet.emit("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
     with Fleet.open(repo, actor="maverick") as fleet:
         fleet.emit("mission_started", "mission/m0", {"mission_id": "m0"})
-    all_events = cli(repo, "events", "--json").json()
-    assert [e["pos"] for e in all_events] == [1, 2, 3, 4, 5, 6]
-    assert len(cli(repo, "events", "--actor", "maverick", "--json").json()) == 1
-    assert len(cli(repo, "events", "--type", "mission_started", "--json").json()) == 1
-    assert [e["pos"] for e in cli(repo, "events", "--after", "4", "--json").json()] == [5, 6]
-    assert [
-        e["pos"] for e in cli(repo, "events", "--limit", "2", "--reverse", "--json").json()
-    ] == [6, 5]
-    assert len(cli(repo, "events", "--since", "-1h", "--json").json()) == 6
-    assert cli(repo, "events", "--until", "2000-01-01", "--json").json() == []
+    c = CREW_EVENTS  # the fixture's registrations come first
+    all_events = cli(repo, "events", "--json").items()
+    assert [e["pos"] for e in all_events] == list(range(1, c + 7))
+    assert len(cli(repo, "events", "--actor", "maverick", "--json").items()) == 2  # registered
+    assert len(cli(repo, "events", "--type", "mission_started", "--json").items()) == 1
+    after = cli(repo, "events", "--after", str(c + 4), "--json").items()
+    assert [e["pos"] for e in after] == [c + 5, c + 6]
+    newest = cli(repo, "events", "--limit", "2", "--reverse", "--json").json()
+    assert [e["pos"] for e in newest["events"]] == [c + 6, c + 5] and newest["more"] == c + 4
+    assert len(cli(repo, "events", "--since", "-1h", "--json").items()) == c + 6
+    assert cli(repo, "events", "--until", "2000-01-01", "--json").json() == {
+        "events": [],
+        "more": 0,
+    }
     assert cli(repo, "events", "--since", "yesterday").code == 1
     human = cli(repo, "events", "--stream", "mission/m0")
     assert "mission_started" in human.out and "maverick" in human.out
@@ -340,8 +347,9 @@ def test_positions_stay_dense_when_a_commit_brings_back_known_events(repo: Path,
     assert cli(repo, "commit").code == 0
     with Fleet.open(repo, actor="viper-1") as fleet:
         event = fleet.emit("mission_started", "mission/m0", {"mission_id": "m0"})
-    assert event.pos == 6
-    assert [e["pos"] for e in cli(repo, "events", "--json").json()] == [1, 2, 3, 4, 5, 6]
+    assert event.pos == 6 + CREW_EVENTS
+    positions = [e["pos"] for e in cli(repo, "events", "--json").items()]
+    assert positions == list(range(1, 7 + CREW_EVENTS))
 
 
 def test_staging_a_segment_seals_it(repo: Path, cli: Any) -> None:
@@ -371,7 +379,7 @@ def test_segments_rotate_by_size(repo: Path) -> None:
             fleet.emit(
                 "mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t" * 50}
             )
-        assert len(fleet.events()) == 40
+        assert len(fleet.events()) == 40 + CREW_EVENTS
     sizes = [len(b) for b in segment_bytes(repo).values()]
     assert len(sizes) > 5 and max(sizes) < 2000 + 600
 
@@ -384,8 +392,13 @@ def test_torn_tail_is_reported_then_repaired(repo: Path, cli: Any) -> None:
         fh.write(b'{"id": "torn-by-a-crash", "type": "missi')
     res = cli(repo, "verify", "--json")
     assert res.code == 1
-    assert [p["kind"] for p in res.json()["problems"]] == ["torn"]
-    assert len(cli(repo, "events", "--json").json()) == 1
+    (problem,) = res.json()["problems"]
+    assert problem["kind"] == "torn" and "index status" in problem["hint"]  # how to repair it
+    human = cli(repo, "verify")
+    assert f"hint: any fleetgit command in that worktree cuts it off (fleetgit -C {repo}" in (
+        human.out
+    )
+    assert len(cli(repo, "events", "--json").items()) == 1 + CREW_EVENTS
     ok = cli(
         repo,
         "emit",
@@ -398,7 +411,7 @@ def test_torn_tail_is_reported_then_repaired(repo: Path, cli: Any) -> None:
     assert ok.code == 0
     assert seg.read_bytes().startswith(good) and b"torn-by-a-crash" not in seg.read_bytes()
     assert cli(repo, "verify").code == 0
-    assert len(cli(repo, "events", "--json").json()) == 2
+    assert len(cli(repo, "events", "--json").items()) == 2 + CREW_EVENTS
 
 
 def test_schema_command(repo: Path, cli: Any) -> None:
@@ -448,7 +461,7 @@ def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None
     from tests.conftest import run_fleetgit
 
     listed = run_fleetgit(repo, "--as", "viper-1", "mission", "list", "--json")
-    assert listed.code == 0 and orjson.loads(listed.out) == []
+    assert listed.code == 0 and orjson.loads(listed.out) == {"missions": [], "more": 0}
     group_help = run_fleetgit(repo, "mission", "--help")
     assert group_help.code == 0
     assert all(c in group_help.out for c in ("create", "show", "update", "cancel"))
@@ -493,7 +506,7 @@ def test_relative_times_reach_back_a_century_while_durations_stay_capped(
         fleet.emit("mission_created", "mission/m1", {"mission_id": "m1", "title": "t"})
     for since in ("-400d", "-36525d", "-3000000000s", "-876000h"):
         res = cli(repo, "events", "--since", since, "--json")
-        assert res.code == 0 and len(res.json()) == 1, (since, res.err)
+        assert res.code == 0 and len(res.items()) == 1 + CREW_EVENTS, (since, res.err)
     for until in ("-36526d", "-" + "9" * 40 + "d"):
         res = cli(repo, "events", "--until", until)
         assert res.code == 1 and f"--until '{until}'" in res.err, res.err
@@ -505,7 +518,7 @@ def test_relative_times_reach_back_a_century_while_durations_stay_capped(
     ):
         res = cli(repo, "--as", "viper-1", *args)
         assert res.code == 1 and "limit of 366d" in res.err and "hint:" in res.err, args
-    assert len(cli(repo, "events", "--json").json()) == 1
+    assert len(cli(repo, "events", "--json").items()) == 1 + CREW_EVENTS
 
 
 def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
@@ -541,7 +554,7 @@ def test_rebuild_on_a_terminal_shows_each_stage(repo: Path) -> None:
     assert [text.index(stage) for stage in stages] == sorted(text.index(s) for s in stages)
     for stage in stages:  # each runs to its end
         assert re.search(stage + r" +\[#+\] +100%", text), stage
-    assert "rebuilt the index: 20 events from 1 segments" in text
+    assert f"rebuilt the index: {20 + CREW_EVENTS} events from 1 segments" in text
 
 
 @pytest.mark.parametrize(
@@ -565,4 +578,4 @@ def test_the_api_refuses_numbers_out_of_range_in_one_line(
         with pytest.raises(ValidationError, match="expected a whole number from") as raised:
             call(fleet)
         assert raised.value.message.startswith(named)
-        assert len(fleet.events(limit=2**63 - 1)) == 1  # the largest bound still works
+        assert len(fleet.events(limit=2**63 - 1)) == 1 + CREW_EVENTS  # the largest bound works

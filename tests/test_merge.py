@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetgit.fleet import Fleet
-from tests.conftest import git
+from tests.conftest import CREW_EVENTS, git
 
 TABLES = {
     "events": "SELECT pos, id, type, v, stream, seq, hlc, writer, wseq, actor, ts, data, hash"
@@ -24,6 +24,11 @@ def snapshot(repo: Path) -> dict[str, list[tuple[Any, ...]]]:
         return {name: conn.execute(sql).fetchall() for name, sql in TABLES.items()}
     finally:
         conn.close()
+
+
+def missions(listed: Any) -> list[dict[str, Any]]:
+    """The mission events of an `events --json` result (the crew's registrations left out)."""
+    return [e for e in listed.items() if e["stream"].startswith("mission/")]
 
 
 def emit(repo: Path, actor: str, mission: str, type_: str = "mission_created") -> None:
@@ -47,8 +52,8 @@ def test_two_branches_merge_without_conflict_and_the_index_is_the_union(
     merged = git(repo, "merge", "--no-edit", "feature")
     assert "CONFLICT" not in merged
     assert git(repo, "status", "--porcelain") == ""
-    missions = {e["stream"] for e in cli(repo, "events", "--json").json()}
-    assert missions == {"mission/m-feature", "mission/m-main"}
+    streams = {e["stream"] for e in missions(cli(repo, "events", "--json"))}
+    assert streams == {"mission/m-feature", "mission/m-main"}
     assert cli(repo, "verify").code == 0
     before = snapshot(repo)
     assert cli(repo, "index", "rebuild").code == 0
@@ -61,15 +66,15 @@ def test_a_clone_sees_the_history_through_plain_git(repo: Path, tmp_path: Path, 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(repo), str(clone))
     cli(clone, "init")
-    assert [e["stream"] for e in cli(clone, "events", "--json").json()] == ["mission/m1"]
+    assert [e["stream"] for e in missions(cli(clone, "events", "--json"))] == ["mission/m1"]
     emit(clone, "goose", "m1", "mission_started")
     cli(clone, "commit")
     emit(repo, "viper-1", "m2")
     cli(repo, "commit")
     git(clone, "pull", "-q", "--no-rebase", "--no-edit")
-    streams = sorted(e["stream"] for e in cli(clone, "events", "--json").json())
+    streams = sorted(e["stream"] for e in missions(cli(clone, "events", "--json")))
     assert streams == ["mission/m1", "mission/m1", "mission/m2"]
-    writers = {e["writer"] for e in cli(clone, "events", "--json").json()}
+    writers = {e["writer"] for e in missions(cli(clone, "events", "--json"))}
     assert len(writers) == 2  # a clone is a new writer
 
 
@@ -79,19 +84,19 @@ def test_fetch_alone_brings_remote_tracking_events(repo: Path, tmp_path: Path, c
     cli(clone, "init")
     emit(repo, "viper-1", "m-remote")
     cli(repo, "commit")
-    assert cli(clone, "events", "--json").json() == []
+    assert missions(cli(clone, "events", "--json")) == []
     git(clone, "fetch", "-q")
-    assert [e["stream"] for e in cli(clone, "events", "--json").json()] == ["mission/m-remote"]
+    assert [e["stream"] for e in missions(cli(clone, "events", "--json"))] == ["mission/m-remote"]
 
 
 def test_a_worktree_is_another_writer_seen_at_once(repo: Path, tmp_path: Path, cli: Any) -> None:
     wt = tmp_path / "wt"
     git(repo, "worktree", "add", "-q", "-b", "side", str(wt))
     emit(wt, "maverick", "m-wt")
-    seen = cli(repo, "events", "--json").json()
+    seen = missions(cli(repo, "events", "--json"))
     assert [e["stream"] for e in seen] == ["mission/m-wt"]
     emit(repo, "viper-1", "m-main")
-    writers = {e["writer"] for e in cli(wt, "events", "--json").json()}
+    writers = {e["writer"] for e in missions(cli(wt, "events", "--json"))}
     assert len(writers) == 2
 
 
@@ -105,12 +110,18 @@ def test_positions_are_stable_when_earlier_events_arrive(
     emit(clone, "goose", "early")  # sorts before the next one
     cli(clone, "commit")
     emit(repo, "viper-1", "late")
-    first = cli(repo, "events", "--json").json()
-    assert [(e["pos"], e["stream"]) for e in first] == [(1, "mission/late")]
+    first = missions(cli(repo, "events", "--json"))
+    c = CREW_EVENTS
+    assert [(e["pos"], e["stream"]) for e in first] == [(c + 1, "mission/late")]
     git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(clone), "main")
-    after = cli(repo, "events", "--json").json()
-    assert [(e["stream"], e["pos"]) for e in after] == [("mission/early", 2), ("mission/late", 1)]
-    assert cli(repo, "events", "--after", "1", "--json").json()[0]["stream"] == "mission/early"
+    after = missions(cli(repo, "events", "--json"))
+    assert [(e["stream"], e["pos"]) for e in after] == [
+        ("mission/early", c + 2),
+        ("mission/late", c + 1),
+    ]
+    assert cli(repo, "events", "--after", str(c + 1), "--json").items()[0]["stream"] == (
+        "mission/early"
+    )
     before = snapshot(repo)
     cli(repo, "index", "rebuild")
     assert snapshot(repo) == before
@@ -124,7 +135,7 @@ def test_deleted_index_rebuilds_to_the_same_projections(repo: Path, cli: Any) ->
     before = snapshot(repo)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{repo}/.git/fleet/index.sqlite{suffix}").unlink(missing_ok=True)
-    assert len(cli(repo, "events", "--json").json()) == 6
+    assert len(missions(cli(repo, "events", "--json"))) == 6
     after = snapshot(repo)
     assert after["segments"] == before["segments"]
     assert [r[:2] for r in after["streams"]] == [r[:2] for r in before["streams"]]
@@ -134,7 +145,7 @@ def test_deleted_index_rebuilds_to_the_same_projections(repo: Path, cli: Any) ->
 def test_index_status(repo: Path, cli: Any) -> None:
     emit(repo, "viper-1", "m1")
     status = cli(repo, "index", "status", "--json").json()
-    assert status["events"] == 1 and status["last_pos"] == 1 and status["stale"] is False
+    assert status["events"] == status["last_pos"] == 1 + CREW_EVENTS and not status["stale"]
     assert status["schema_version"] >= 1
     emit(repo, "viper-1", "m2")
     (seg,) = (repo / ".fleet/events").rglob("*.jsonl")

@@ -55,6 +55,7 @@ KINDS = [
     "sortie_updated",
     "sortie_completed",
     "sortie_cancelled",
+    "sortie_unclaimed",
 ]
 OTHER = [
     ("mission_created", "mission/m1", {"mission_id": "m1", "title": "m"}),

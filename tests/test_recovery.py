@@ -76,12 +76,12 @@ def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
     assert "`docs/lexer.md`: LOST, now held by goose" in text
     assert "`grammar`: held by goose" in text
     assert "keywords? (ack required)" in text
-    held = {r["pattern"]: r["holder"] for r in cli(repo, "reservations", "--json").json()}
+    held = {r["pattern"]: r["holder"] for r in cli(repo, "reservations", "--json").items()}
     assert held == {"src/lexer.py": "viper", "docs/": "goose"}
-    (recovered,) = cli(repo, "events", "--type", "fleet_recovered", "--json").json()
+    (recovered,) = cli(repo, "events", "--type", "fleet_recovered", "--json").items()
     assert recovered["data"]["reacquired"] == ["src/lexer.py"]
     assert recovered["data"]["lost"] == ["docs/lexer.md"]
-    assert len(cli(repo, "events", "--type", "checkpoint_restored", "--json").json()) == 1
+    assert len(cli(repo, "events", "--type", "checkpoint_restored", "--json").items()) == 1
 
     data = as_(cli, repo, "viper", "resume", "--checkpoint", chk["checkpoint_id"], "--json").json()
     assert data["reservations"]["kept"] == ["src/lexer.py"]
@@ -96,13 +96,13 @@ def test_checkpoint_commands_and_errors(repo: Path, cli: Any) -> None:
         cli, repo, "viper", "checkpoint", "create", "--mission", mid, "--trigger", "auto"
     ).out.strip()
     second = as_(cli, repo, "viper", "checkpoint", "create", "--summary", "later").out.strip()
-    assert [c["checkpoint_id"] for c in cli(repo, "checkpoint", "list", "--json").json()] == [
+    assert [c["checkpoint_id"] for c in cli(repo, "checkpoint", "list", "--json").items()] == [
         first,
         second,
     ]
     assert [
         c["checkpoint_id"]
-        for c in cli(repo, "checkpoint", "list", "--mission", mid, "--json").json()
+        for c in cli(repo, "checkpoint", "list", "--mission", mid, "--json").items()
     ] == [first]
     assert (
         as_(cli, repo, "viper", "checkpoint", "latest", "--json").json()["checkpoint_id"] == second
@@ -135,7 +135,7 @@ def test_checkpoint_with_more_unread_messages_than_a_list_holds(repo: Path, cli:
 
 
 def event_count(cli: Any, repo: Path) -> int:
-    return len(cli(repo, "events", "--json").json())
+    return len(cli(repo, "events", "--json").items())
 
 
 def test_another_pilots_checkpoint_cannot_be_resumed(repo: Path, cli: Any) -> None:
@@ -151,7 +151,7 @@ def test_another_pilots_checkpoint_cannot_be_resumed(repo: Path, cli: Any) -> No
         assert f"checkpoint {chk} is goose's, not ice's" in res.err
         assert f"fleetgit checkpoint show {chk}" in res.err
     assert event_count(cli, repo) == before  # nothing written
-    assert cli(repo, "reservations", "--json").json() == []
+    assert cli(repo, "reservations", "--json").items() == []
     res = as_(cli, repo, "goose", "resume", "--checkpoint", chk, "--json")  # its own: fine
     assert res.code == 0 and res.json()["reservations"]["reacquired"] == ["src/lexer.py"]
 

@@ -18,6 +18,12 @@ from fleetgit.cli.common import INT_MAX
 HUGE = "99999999999999999999999"
 
 
+@pytest.fixture
+def repo(bare_repo: Path) -> Path:
+    """These tests register the pilots they act as themselves."""
+    return bare_repo
+
+
 def _int_options() -> Iterator[tuple[list[str], str]]:
     """(command words, option name) for every integer option of every command."""
     app = make_app()
@@ -79,8 +85,8 @@ def test_huge_numbers_in_the_audited_commands(repo: Path, cli: Any) -> None:
     for option in ("--limit", "--after"):
         res = cli(repo, "events", option, HUGE)
         assert res.code == 2 and f"'{option}': {HUGE} is out of range" in res.err
-    assert cli(repo, "events", "--after", str(INT_MAX), "--json").json() == []
-    assert len(cli(repo, "events", "--limit", str(INT_MAX), "--json").json()) == 1
+    assert cli(repo, "events", "--after", str(INT_MAX), "--json").items() == []
+    assert len(cli(repo, "events", "--limit", str(INT_MAX), "--json").items()) == 1
     res = cli(repo, "events", "--since", "6500-01-01")
     assert res.code == 1 and "later than any time the ledger can hold" in res.err
 
@@ -94,19 +100,19 @@ def test_a_narrow_range_is_shown_in_the_help(repo: Path, cli: Any) -> None:
 def test_claim_refuses_a_ttl_without_reserve(repo: Path, cli: Any) -> None:
     cli(repo, "pilot", "register", "goose")
     sid = cli(repo, "--as", "goose", "sortie", "create", "Lexer", "--file", "a.py").out.strip()
-    before = cli(repo, "events", "--json").json()
+    before = cli(repo, "events", "--json").items()
     for ttl in ("bogus", "2h"):
         res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--ttl", ttl)
         assert res.code == 2 and "--ttl needs --reserve" in res.err
         assert f"hint: fleetgit sortie claim {sid} --reserve --ttl {ttl}" in res.err
-    assert cli(repo, "events", "--json").json() == before  # nothing written
+    assert cli(repo, "events", "--json").items() == before  # nothing written
     res = cli(repo, "--as", "goose", "sortie", "claim", sid, "--reserve", "--ttl", "2h", "--json")
     assert res.code == 0 and res.json()["assignee"] == "goose"
 
 
 def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
     cli(repo, "pilot", "register", "goose")
-    before = cli(repo, "events", "--json").json()
+    before = cli(repo, "events", "--json").items()
     for args in (
         ("mission", "create", "Ship\nit"),
         ("mission", "create", "Ship\tit"),
@@ -121,7 +127,7 @@ def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
     for args in (("pilot", "register", "bob\n"), ("--as", "goose", "lock", "acquire", "k\n")):
         res = cli(repo, *args)
         assert res.code == 1 and "use letters, digits" in res.err, args
-    assert cli(repo, "events", "--json").json() == before  # nothing written
+    assert cli(repo, "events", "--json").items() == before  # nothing written
     # free text keeps its lines; the listing keeps one line per mission
     mid = cli(repo, "--as", "goose", "mission", "create", "Ship it", "--description", "a\nb")
     assert mid.code == 0
@@ -131,7 +137,7 @@ def test_titles_and_names_are_one_line(repo: Path, cli: Any) -> None:
 
 def test_free_text_refuses_terminal_escapes(repo: Path, cli: Any) -> None:
     cli(repo, "pilot", "register", "goose")
-    before = cli(repo, "events", "--json").json()
+    before = cli(repo, "events", "--json").items()
     for args in (
         ("squawk", "send", "--to", "goose", "--subject", "hi", "--body", "\x1b[2J\x1b[Hall good"),
         ("mission", "create", "Ship it", "--description", "\x1b]0;pwned\x07"),
@@ -139,7 +145,7 @@ def test_free_text_refuses_terminal_escapes(repo: Path, cli: Any) -> None:
         res = cli(repo, "--as", "goose", *args)
         assert res.code == 1 and "not terminal control codes" in res.err, args
         assert "Traceback" not in res.err and len(res.err.strip().splitlines()) <= 2
-    assert cli(repo, "events", "--json").json() == before  # nothing written
+    assert cli(repo, "events", "--json").items() == before  # nothing written
 
 
 def test_refusals_name_the_command_to_run(repo: Path, cli: Any) -> None:
@@ -155,7 +161,7 @@ def test_refusals_name_the_command_to_run(repo: Path, cli: Any) -> None:
     res = cli(repo, "--as", "ice", "sortie", "claim", other, "--reserve")
     assert res.code == 1 and "held by goose" in res.err
     assert "hint: see when it frees: fleetgit reservations --holder goose" in res.err
-    assert cli(repo, "reservations", "--holder", "goose", "--json").json()[0]["holder"] == "goose"
+    assert cli(repo, "reservations", "--holder", "goose", "--json").items()[0]["holder"] == "goose"
 
 
 FILTERS = (
@@ -178,7 +184,7 @@ def test_a_filter_naming_a_callsign_no_event_had_says_so(
     assert res.code == 0 and "fleetgit: note: no event has the callsign 'gosse'" in res.err
     assert f"hint: did you mean goose? fleetgit {command} goose" in res.err
     res = cli(repo, *words, "gosse", "--json")
-    assert res.code == 0 and res.json() == []
+    assert res.code == 0 and res.items() == []
     assert orjson.loads(res.err)["note"] == {
         "code": "unknown_callsign",
         "message": "no event has the callsign 'gosse'",
@@ -189,6 +195,6 @@ def test_a_filter_naming_a_callsign_no_event_had_says_so(
     # a callsign some event had: an empty result is just empty, and a match is listed, silently
     cli(repo, "pilot", "register", "ice")
     res = cli(repo, *words, "ice", "--json")  # no sortie or reservation: empty, and quiet
-    assert (res.code, res.err) == (0, "") and len(res.json()) == (words[0] == "events")
+    assert (res.code, res.err) == (0, "") and len(res.items()) == (words[0] == "events")
     res = cli(repo, *words, "goose", "--json")
-    assert res.code == 0 and res.json() and res.err == ""
+    assert res.code == 0 and res.items() and res.err == ""

@@ -16,13 +16,15 @@ from fleetgit.errors import ValidationError
 from fleetgit.fleet import Fleet
 from fleetgit.hooks_install import install
 from fleetgit.paths import locate
-from tests.conftest import git, run_fleetgit
+from tests.conftest import CREW_EVENTS, git, run_fleetgit
 
 BAD = os.fsdecode(b"bad\xff.txt")  # what Python makes of a non-UTF-8 argument or git path
 
 
 def events(repo: Path) -> list[Any]:
-    return orjson.loads(run_fleetgit(repo, "events", "--json").out)  # type: ignore[no-any-return]
+    """The events after the crew's registrations."""
+    out = run_fleetgit(repo, "events", "--after", str(CREW_EVENTS), "--json").out
+    return orjson.loads(out)["events"]  # type: ignore[no-any-return]
 
 
 # -- patterns shown as stored --------------------------------------------------------------------
@@ -116,11 +118,11 @@ def test_non_utf8_free_text_is_refused_too(repo: Path) -> None:
 def test_ttl_is_ascii_digits_and_a_unit(repo: Path, cli: Any, ttl: str) -> None:
     res = cli(repo, "--as", "viper", "reserve", "a.txt", "--ttl", ttl)
     assert res.code == 1 and "expected digits 0-9 and a unit" in res.err
-    assert cli(repo, "events", "--json").json() == []
+    assert cli(repo, "events", "--after", str(CREW_EVENTS), "--json").items() == []
 
 
 def test_ttl_units_either_case(repo: Path, cli: Any) -> None:
-    got = cli(repo, "--as", "viper", "reserve", "a.txt", "--ttl", "2H", "--json").json()
+    got = cli(repo, "--as", "viper", "reserve", "a.txt", "--ttl", "2H", "--json").items()
     assert 7000 < got[0]["seconds_left"] <= 7200
 
 
@@ -139,13 +141,13 @@ def test_ttl_units_either_case(repo: Path, cli: Any) -> None:
 def test_release_takes_one_of_patterns_all_force(
     repo: Path, cli: Any, args: tuple[str, ...], ignored: str
 ) -> None:
-    rid = cli(repo, "--as", "viper", "reserve", "x", "y", "--json").json()[0]["id"]
+    rid = cli(repo, "--as", "viper", "reserve", "x", "y", "--json").items()[0]["id"]
     args = tuple(rid if a == "res-1" else a for a in args)
     res = cli(repo, "--as", "viper", "release", *args)
     assert res.code == 2 and ignored.replace("res-1", rid) in res.err and "hint:" in res.err
     res = cli(repo, "--as", "viper", "release", *args, "--json")
     assert res.code == 2 and orjson.loads(res.err)["error"]["code"] == "usage"
-    assert len(cli(repo, "reservations", "--json").json()) == 2  # nothing released
+    assert len(cli(repo, "reservations", "--json").items()) == 2  # nothing released
 
 
 def test_release_refuses_an_empty_force_id(repo: Path, cli: Any) -> None:
@@ -176,7 +178,7 @@ def test_reservations_holder_must_be_a_callsign(repo: Path, cli: Any, holder: st
     cli(repo, "--as", "viper", "reserve", "x")
     res = cli(repo, "reservations", "--holder", holder)
     assert res.code == 1 and "callsign" in res.err and "hint:" in res.err
-    assert cli(repo, "reservations", "--holder", "VIPER", "--json").json()[0]["holder"] == "viper"
+    assert cli(repo, "reservations", "--holder", "VIPER", "--json").items()[0]["holder"] == "viper"
 
 
 # -- the whole repository --------------------------------------------------------------------------

@@ -13,8 +13,10 @@ import pytest
 
 from fleetgit.config import DEFAULT_TOML
 from fleetgit.fleet import Fleet
-from tests.conftest import git, run_fleetgit
+from tests.conftest import CREW_EVENTS, git, run_fleetgit
 from tests.test_merge import snapshot
+
+NONE = {"events": [], "more": 0}
 
 
 def reserve(cli: Any, repo: Path, who: str, *args: str) -> Any:
@@ -31,7 +33,7 @@ def test_grant_is_all_or_nothing_and_names_the_holder(repo: Path, cli: Any) -> N
     assert conflict["holder"] == "viper-1" and conflict["pattern"] == "src/parser/**"
     assert conflict["requested"] == "src/*/lexer.py" and conflict["mode"] == "exclusive"
     assert conflict["expires_at"]
-    held = cli(repo, "reservations", "--json").json()
+    held = cli(repo, "reservations", "--json").items()
     assert [r["pattern"] for r in held] == ["src/parser/**"]  # docs/a.md was not granted
     human = cli(repo, "--as", "goose", "reserve", "src/parser/x.py")
     assert "held by viper-1" in human.err and "left" in human.err
@@ -46,17 +48,17 @@ def test_shared_reservations_coexist_but_not_with_exclusive(repo: Path, cli: Any
 
 
 def test_rereserving_extends_and_renew_release(repo: Path, cli: Any) -> None:
-    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "10m").json()[0]
-    again = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "2h").json()[0]
+    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "10m").items()[0]
+    again = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "2h").items()[0]
     assert again["id"] == first["id"] and again["seconds_left"] > 3600
-    renewed = cli(repo, "--as", "viper-1", "renew", "--ttl", "3h", "--json").json()
+    renewed = cli(repo, "--as", "viper-1", "renew", "--ttl", "3h", "--json").items()
     assert renewed[0]["seconds_left"] > 2 * 3600
     assert cli(repo, "--as", "viper-1", "renew", "nope.txt").code == 1
     assert cli(repo, "--as", "goose", "release", "a.txt").code == 1  # not goose's
     out = cli(repo, "--as", "viper-1", "release", "a.txt", "--json").json()
     assert out["released"] == [first["id"]]
-    assert cli(repo, "reservations", "--json").json() == []
-    assert len(cli(repo, "reservations", "--include-expired", "--json").json()) == 1
+    assert cli(repo, "reservations", "--json").items() == []
+    assert len(cli(repo, "reservations", "--include-expired", "--json").items()) == 1
     assert reserve(cli, repo, "goose", "a.txt").code == 0
 
 
@@ -64,9 +66,9 @@ def test_listing_filters(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "a/")
     reserve(cli, repo, "goose", "b/")
     assert [
-        r["holder"] for r in cli(repo, "reservations", "--holder", "goose", "--json").json()
+        r["holder"] for r in cli(repo, "reservations", "--holder", "goose", "--json").items()
     ] == ["goose"]
-    mine = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").json()
+    mine = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").items()
     assert [r["pattern"] for r in mine] == ["a/"]
     assert cli(repo, "reservations", "--mine").code == 1  # no identity
 
@@ -74,12 +76,12 @@ def test_listing_filters(repo: Path, cli: Any) -> None:
 def test_expired_reservations_stop_counting(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1s")
     time.sleep(1.2)
-    assert cli(repo, "reservations", "--json").json() == []
+    assert cli(repo, "reservations", "--json").items() == []
     assert reserve(cli, repo, "goose", "a.txt").code == 0
 
 
 def test_force_release_needs_a_silent_holder(repo: Path, cli: Any) -> None:
-    rid = reserve(cli, repo, "viper-1", "a.txt").json()[0]["id"]
+    rid = reserve(cli, repo, "viper-1", "a.txt").items()[0]["id"]
     res = cli(repo, "--as", "goose", "release", "--force", rid)
     assert res.code == 1 and "viper-1 was active" in res.err
     cfg = repo / ".fleet/config.toml"
@@ -90,7 +92,7 @@ def test_force_release_needs_a_silent_holder(repo: Path, cli: Any) -> None:
     )
     time.sleep(1.2)
     assert cli(repo, "--as", "goose", "release", "--force", rid[:8], "--reason", "gone").code == 0
-    (event,) = cli(repo, "events", "--type", "file_released", "--json").json()
+    (event,) = cli(repo, "events", "--type", "file_released", "--json").items()
     assert event["actor"] == "goose"
     assert event["data"] == {
         "reservation_id": rid,
@@ -109,14 +111,14 @@ def test_force_release_names_a_reservation_as_ids_are_named(repo: Path, cli: Any
             "exclusive": True, "ttl_seconds": 3600}  # fmt: skip
     with Fleet.open(repo, actor="viper-1") as fleet:
         fleet.emit("file_reserved", f"reservation/{rid}", data)
-    assert len(cli(repo, "reservations", "--json").json()) == 2  # a row per pattern
+    assert len(cli(repo, "reservations", "--json").items()) == 2  # a row per pattern
     cfg = repo / ".fleet/config.toml"
     key = "force_release_after_seconds"
     cfg.write_text(cfg.read_text().replace(f"{key} = 1800", f"{key} = 0"))
     miss = cli(repo, "--as", "goose", "release", "--force", "res-7k3m9q2xabzz")
     assert miss.code == 1 and f"did you mean {rid}?" in miss.err
     assert cli(repo, "--as", "goose", "release", "--force", "7k3m9q").code == 0
-    assert cli(repo, "reservations", "--json").json() == []
+    assert cli(repo, "reservations", "--json").items() == []
 
 
 def test_check_paths(repo: Path, cli: Any) -> None:
@@ -143,7 +145,7 @@ def test_check_paths(repo: Path, cli: Any) -> None:
 def test_bad_patterns_are_refused(repo: Path, cli: Any, pattern: str, reason: str) -> None:
     res = cli(repo, "--as", "viper-1", "reserve", pattern)
     assert res.code == 1 and reason in res.err
-    assert cli(repo, "events", "--json").json() == []
+    assert cli(repo, "events", "--after", str(CREW_EVENTS), "--json").items() == []
 
 
 def test_allow_broad(repo: Path, cli: Any) -> None:
@@ -159,7 +161,7 @@ RACER = """
 import sys
 from fleetgit.fleet import Fleet
 from fleetgit.errors import ConflictError
-with Fleet.open(sys.argv[1], actor=sys.argv[2]) as fleet:
+with Fleet.open(sys.argv[1], actor=sys.argv[2], register=True) as fleet:
     try:
         fleet.reserve(["src/contested.py"])
         print("won")
@@ -205,12 +207,12 @@ def test_a_merge_that_brings_a_clash_is_settled_by_total_order(
     repo: Path, tmp_path: Path, cli: Any
 ) -> None:
     clash(repo, tmp_path, cli)
-    listed = cli(repo, "reservations", "--json").json()  # settles: emits file_conflict once
+    listed = cli(repo, "reservations", "--json").items()  # settles: emits file_conflict once
     assert {r["holder"] for r in listed} == {"viper-1", "goose"}
-    (conflict,) = cli(repo, "events", "--type", "file_conflict", "--json").json()
+    (conflict,) = cli(repo, "events", "--type", "file_conflict", "--json").items()
     assert conflict["data"]["winner"] == "viper-1" and conflict["data"]["holder"] == "goose"
     cli(repo, "reservations")
-    assert len(cli(repo, "events", "--type", "file_conflict", "--json").json()) == 1
+    assert len(cli(repo, "events", "--type", "file_conflict", "--json").items()) == 1
     # goose's losing reservation no longer blocks viper-1; viper-1's still blocks goose
     assert cli(repo, "--as", "viper-1", "check", "src/app.py").code == 0
     assert cli(repo, "--as", "goose", "check", "src/app.py").code == 1
@@ -296,9 +298,9 @@ def test_a_huge_ttl_is_refused_before_anything_is_written(repo: Path, ttl: str) 
     res = run_fleetgit(repo, "--as", "a", "reserve", "x", "--ttl", ttl)
     assert res.code == 1 and "limit of 366d" in res.err and "hint:" in res.err
     assert "Traceback" not in res.err
-    assert run_fleetgit(repo, "events", "--json").out.strip() == "[]"
+    assert run_fleetgit(repo, "events", "--after", str(CREW_EVENTS), "--json").json() == NONE
     assert run_fleetgit(repo, "index", "rebuild").code == 0
-    assert run_fleetgit(repo, "--as", "a", "reserve", "x", "--ttl", "366d").code == 0
+    assert run_fleetgit(repo, "--as", "a", "--register", "reserve", "x", "--ttl", "366d").code == 0
 
 
 @pytest.mark.parametrize(
@@ -318,7 +320,7 @@ def test_config_durations_are_bounded(repo: Path, setting: str, says: str) -> No
     res = run_fleetgit(repo, "--as", "a", "reserve", "x")
     assert res.code == 1 and str(cfg) in res.err and says in res.err and "hint:" in res.err
     cfg.write_text(DEFAULT_TOML)
-    assert run_fleetgit(repo, "events", "--json").out.strip() == "[]"
+    assert run_fleetgit(repo, "events", "--after", str(CREW_EVENTS), "--json").json() == NONE
 
 
 def emit_reserved(cli: Any, repo: Path, **data: Any) -> Any:
@@ -353,8 +355,8 @@ def test_emit_applies_reserves_pattern_rules(
 ) -> None:
     res = emit_reserved(cli, repo, patterns=patterns)
     assert res.code == 1 and says in res.err and "hint:" in res.err
-    assert cli(repo, "events", "--json").json() == []
-    assert cli(repo, "reservations", "--json").json() == []
+    assert cli(repo, "events", "--after", str(CREW_EVENTS), "--json").items() == []
+    assert cli(repo, "reservations", "--json").items() == []
 
 
 def test_emit_bounds_ttl_but_allows_a_broad_pattern(repo: Path, cli: Any) -> None:
@@ -386,7 +388,7 @@ def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any
     assert rebuilt.code == 0, rebuilt.err
     listed = run_fleetgit(repo, "reservations", "--json")
     assert listed.code == 0, listed.err
-    held = {r["pattern"]: r for r in orjson.loads(listed.out)}
+    held = {r["pattern"]: r for r in orjson.loads(listed.out)["reservations"]}
     assert set(held) == {"b.txt"}
     verify = run_fleetgit(repo, "verify")
     assert verify.code == 1 and "data.ttl_seconds" in verify.out + verify.err
@@ -394,12 +396,12 @@ def test_a_stored_out_of_range_event_cannot_break_the_index(repo: Path, cli: Any
 
 def test_a_lost_reservation_is_listed_as_lost(repo: Path, tmp_path: Path, cli: Any) -> None:
     clash(repo, tmp_path, cli)
-    listed = {r["holder"]: r for r in cli(repo, "reservations", "--json").json()}
+    listed = {r["holder"]: r for r in cli(repo, "reservations", "--json").items()}
     winner, loser = listed["viper-1"], listed["goose"]
     assert winner["active"] and winner["lost_to"] is None
     assert not loser["active"]
     assert loser["lost_to"] == {"id": winner["id"], "holder": "viper-1", "pattern": "src/app.py"}
-    (mine,) = cli(repo, "--as", "goose", "reservations", "--mine", "--json").json()
+    (mine,) = cli(repo, "--as", "goose", "reservations", "--mine", "--json").items()
     assert mine["lost_to"]["id"] == winner["id"]
     human = cli(repo, "reservations").out
     (line,) = [ln for ln in human.splitlines() if "goose" in ln]
@@ -410,15 +412,15 @@ def test_renewing_a_lost_reservation_is_refused_naming_the_winner(
     repo: Path, tmp_path: Path, cli: Any
 ) -> None:
     clash(repo, tmp_path, cli)
-    won = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").json()[0]
-    renewals = len(cli(repo, "events", "--type", "file_renewed", "--json").json())
+    won = cli(repo, "--as", "viper-1", "reservations", "--mine", "--json").items()[0]
+    renewals = len(cli(repo, "events", "--type", "file_renewed", "--json").items())
     for args in (("src/",), ()):  # named, or all of mine when it is the only one
         res = cli(repo, "--as", "goose", "renew", *args)
         assert res.code == 1, args
         assert f"lost to {won['id']} (viper-1, 'src/app.py')" in res.err
         assert "hint: fleetgit release src/, then once free" in res.err
         assert "fleetgit reserve src/" in res.err
-    assert len(cli(repo, "events", "--type", "file_renewed", "--json").json()) == renewals
+    assert len(cli(repo, "events", "--type", "file_renewed", "--json").items()) == renewals
     assert cli(repo, "--as", "goose", "release", "src/").code == 0  # the hint works
     assert cli(repo, "--as", "viper-1", "release", "src/app.py").code == 0
     assert reserve(cli, repo, "goose", "src/").code == 0
@@ -431,10 +433,10 @@ def test_renewing_all_of_mine_renews_the_live_ones_and_reports_the_lost(
     assert reserve(cli, repo, "goose", "docs/", "--ttl", "10m").code == 0
     res = cli(repo, "--as", "goose", "renew", "--ttl", "2h", "--json")
     assert res.code == 0, res.err
-    listed = {r["pattern"]: r for r in res.json()}
+    listed = {r["pattern"]: r for r in res.items()}
     assert listed["docs/"]["active"] and listed["docs/"]["seconds_left"] > 3600
     assert not listed["src/"]["active"] and listed["src/"]["lost_to"]["holder"] == "viper-1"
-    (renewal,) = cli(repo, "events", "--type", "file_renewed", "--json").json()
+    (renewal,) = cli(repo, "events", "--type", "file_renewed", "--json").items()
     assert renewal["data"]["reservation_id"] == listed["docs/"]["id"]
     human = cli(repo, "--as", "goose", "renew")
     assert human.code == 0 and "docs/" in human.out
@@ -442,46 +444,43 @@ def test_renewing_all_of_mine_renews_the_live_ones_and_reports_the_lost(
     assert "hint: fleetgit release src/" in human.err
     res = cli(repo, "--as", "goose", "renew", "docs/", "src/")  # named: nothing renewed
     assert res.code == 1 and "nothing renewed" in res.err
-    assert len(cli(repo, "events", "--type", "file_renewed", "--json").json()) == 2
+    assert len(cli(repo, "events", "--type", "file_renewed", "--json").items()) == 2
 
 
 def test_a_deregistered_pilot_cannot_reserve_renew_or_release(repo: Path, cli: Any) -> None:
-    rid = reserve(cli, repo, "goose", "a.txt").json()[0]["id"]  # acting needs no registration
-    assert cli(repo, "pilot", "register", "goose").code == 0
-    assert cli(repo, "--as", "goose", "pilot", "deregister").code == 0
-    before = cli(repo, "events", "--json").json()
-    for args in (
-        ("reserve", "b.txt"),
-        ("renew",),
-        ("renew", "a.txt"),
-        ("release", "a.txt"),
-        ("release", "--all"),
-        ("release", "--force", rid),
-    ):
+    rid = reserve(cli, repo, "goose", "a.txt").items()[0]["id"]
+    left = cli(repo, "--as", "goose", "pilot", "deregister", "--json")
+    assert left.code == 0 and left.json()["released"] == [rid]  # in the same batch
+    assert cli(repo, "reservations", "--json").items() == []
+    (released,) = cli(repo, "events", "--type", "file_released", "--json").items()
+    assert released["data"]["reason"] == "goose deregistered"
+    before = cli(repo, "events", "--json").items()
+    for args in (("reserve", "b.txt"), ("lock", "acquire", "k"), ("pilot", "heartbeat")):
         res = cli(repo, "--as", "goose", *args)
         assert res.code == 1 and "pilot goose is deregistered" in res.err, args
         assert "hint: fleetgit pilot register goose" in res.err
-    assert cli(repo, "events", "--json").json() == before
-    # another pilot still can, and need not wait out the silence: goose has left the fleet
-    res = cli(repo, "--as", "ice", "release", "--force", rid, "--json")
-    assert res.code == 0, res.err
-    (released,) = cli(repo, "events", "--type", "file_released", "--json").json()
-    assert released["data"]["reason"].startswith("holder deregistered")
-    assert cli(repo, "reservations", "--json").json() == []
+    for args in (("renew",), ("release", "a.txt")):
+        res = cli(repo, "--as", "goose", *args)  # it holds nothing any more
+        assert res.code == 1 and "you hold no active reservation" in res.err, args
+    assert cli(repo, "events", "--json").items() == before
+    # it comes back by registering, or with --register in the command that acts
+    res = cli(repo, "--as", "goose", "--register", "reserve", "b.txt", "--json")
+    assert res.code == 0 and [r["pattern"] for r in res.items()] == ["b.txt"]
+    assert not cli(repo, "pilot", "show", "goose", "--json").json()["deregistered"]
 
 
 def test_reservations_as_of_judges_expiry_at_that_positions_time(repo: Path, cli: Any) -> None:
-    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1s").json()[0]
-    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    first = reserve(cli, repo, "viper-1", "a.txt", "--ttl", "1s").items()[0]
+    pos = cli(repo, "events", "--json").items()[-1]["pos"]
     time.sleep(1.2)
     reserve(cli, repo, "goose", "b.txt")
-    assert [r["pattern"] for r in cli(repo, "reservations", "--json").json()] == ["b.txt"]
-    (then,) = cli(repo, "reservations", "--as-of", str(pos), "--json").json()
+    assert [r["pattern"] for r in cli(repo, "reservations", "--json").items()] == ["b.txt"]
+    (then,) = cli(repo, "reservations", "--as-of", str(pos), "--json").items()
     assert then["id"] == first["id"] and then["active"] and then["seconds_left"] == 1
     human = cli(repo, "reservations", "--as-of", str(pos)).out
     assert "a.txt" in human and "1s" in human
     later = cli(repo, "reservations", "--as-of", str(pos + 1), "--include-expired", "--json")
-    assert {r["pattern"]: r["active"] for r in later.json()} == {"a.txt": False, "b.txt": True}
+    assert {r["pattern"]: r["active"] for r in later.items()} == {"a.txt": False, "b.txt": True}
 
 
 def test_the_fold_never_drops_a_grant_or_release_for_data_it_does_not_know() -> None:

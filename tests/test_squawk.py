@@ -42,10 +42,10 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     assert [m["message_id"] for m in inbox] == [mid] and inbox[0]["ack_required"]
     read = as_(cli, repo, "goose", "squawk", "read", mid[:8], "--json").json()
     assert read["body"] == "tokens are final"
-    empty = {"messages": [], "older": 0}
+    empty = {"messages": [], "more": 0}
     assert as_(cli, repo, "goose", "squawk", "inbox", "--unread", "--json").json() == empty
     as_(cli, repo, "goose", "squawk", "read", mid)  # reading twice records nothing new
-    assert len(cli(repo, "events", "--type", "message_read", "--json").json()) == 1
+    assert len(cli(repo, "events", "--type", "message_read", "--json").items()) == 1
 
     res = as_(cli, repo, "maverick", "squawk", "ack", mid)
     assert res.code == 1 and "not addressed to maverick" in res.err
@@ -69,7 +69,7 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
         "--reply-to",
         mid,
     ).out.strip()
-    thread = cli(repo, "squawk", "thread", reply, "--json").json()
+    thread = cli(repo, "squawk", "thread", reply, "--json").items()
     assert [m["message_id"] for m in thread] == [mid, reply]
     assert thread[1]["reply_to"] == mid and thread[1]["thread_id"] == mid
 
@@ -92,7 +92,7 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
     table = as_(cli, repo, "goose", "squawk", "inbox", "--all").out.splitlines()
     assert len(table) == 2 and " archived" in table[1] and " read " not in table[1]
     assert [
-        m["message_id"] for m in as_(cli, repo, "goose", "squawk", "sent", "--json").json()
+        m["message_id"] for m in as_(cli, repo, "goose", "squawk", "sent", "--json").items()
     ] == [reply]
 
     res = as_(cli, repo, "viper", "squawk", "send", "--to", "nobody", "--subject", "x")
@@ -113,25 +113,25 @@ def test_squawk_end_to_end(repo: Path, cli: Any) -> None:
         == 0
     )
 
-    before = {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)}
+    before = {t: cli(repo, "squawk", "search", "tokens", "--json").items() for t in ("x",)}
     assert cli(repo, "index", "rebuild").code == 0
-    assert {t: cli(repo, "squawk", "search", "tokens", "--json").json() for t in ("x",)} == before
+    assert {t: cli(repo, "squawk", "search", "tokens", "--json").items() for t in ("x",)} == before
 
 
 def test_inbox_shows_the_newest_page_and_says_how_many_more(repo: Path, cli: Any) -> None:
     cli(repo, "pilot", "register", "viper")
     ids = flood(repo, "viper", 120)
     page = as_(cli, repo, "viper", "squawk", "inbox", "--json").json()
-    assert [m["message_id"] for m in page["messages"]] == ids[::-1][:50] and page["older"] == 70
+    assert [m["message_id"] for m in page["messages"]] == ids[::-1][:50] and page["more"] == 70
     human = as_(cli, repo, "viper", "squawk", "inbox")
     assert human.out.splitlines()[1].startswith(ids[-1])
     assert human.out.rstrip().endswith("... 70 older; --limit 0 shows all 120")
     every = as_(cli, repo, "viper", "squawk", "inbox", "--limit", "0", "--json").json()
-    assert len(every["messages"]) == 120 and every["older"] == 0
+    assert len(every["messages"]) == 120 and every["more"] == 0
     as_(cli, repo, "viper", "squawk", "read", ids[-1])
     unread = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3", "--json").json()
     assert [m["message_id"] for m in unread["messages"]] == ids[-2:-5:-1]
-    assert unread["older"] == 116
+    assert unread["more"] == 116
     short = as_(cli, repo, "viper", "squawk", "inbox", "--unread", "--limit", "3")
     assert "... 116 older" in short.out
     assert as_(cli, repo, "viper", "squawk", "inbox", "--limit", "-1").code == 2
@@ -150,11 +150,11 @@ def test_thread_ids_are_resolved_like_other_ids(repo: Path, cli: Any) -> None:
                   "--thread", ref, "--json")  # fmt: skip
         assert res.code == 0, res.err
         assert res.json()["thread_id"] == first
-    assert len(cli(repo, "squawk", "thread", first, "--json").json()) == 4
+    assert len(cli(repo, "squawk", "thread", first, "--json").items()) == 4
     res = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "x",
               "--thread", first[:-1] + "?")  # fmt: skip
     assert res.code == 1 and f"did you mean {first}" in res.err
-    before = len(cli(repo, "events", "--json").json())
+    before = len(cli(repo, "events", "--json").items())
     res = as_(cli, repo, "viper", "squawk", "send", "--to", "goose", "--subject", "x",
               "--thread", "msg-zz0")  # fmt: skip
     assert res.code == 1 and "no message 'msg-zz0'" in res.err
@@ -162,7 +162,7 @@ def test_thread_ids_are_resolved_like_other_ids(repo: Path, cli: Any) -> None:
     res = as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "x",
               "--reply-to", first, "--thread", other.strip())  # fmt: skip
     assert res.code == 1 and "hint: drop --thread" in res.err
-    assert len(cli(repo, "events", "--json").json()) == before + 1
+    assert len(cli(repo, "events", "--json").items()) == before + 1
 
 
 def test_unknown_thread_hint_names_real_commands(repo: Path, cli: Any) -> None:
@@ -198,7 +198,7 @@ def test_search_as_of_a_position(repo: Path, cli: Any) -> None:
     for who in ("viper", "goose"):
         cli(repo, "pilot", "register", who)
     as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer one")
-    pos = cli(repo, "events", "--json").json()[-1]["pos"]
+    pos = cli(repo, "events", "--json").items()[-1]["pos"]
     as_(cli, repo, "goose", "squawk", "send", "--to", "viper", "--subject", "lexer two")
     assert len(cli(repo, "squawk", "search", "lexer", "--json").json()["messages"]) == 2
     then = cli(repo, "squawk", "search", "lexer", "--as-of", str(pos), "--json").json()

@@ -12,7 +12,7 @@ from fleetgit import catalogue, clock
 from fleetgit.codec import Event, encode
 from fleetgit.fleet import Fleet
 from fleetgit.segments import line_hash
-from tests.conftest import git
+from tests.conftest import CREW_EVENTS, git
 
 WRITER = "handwritten00001"
 
@@ -142,14 +142,17 @@ def test_verify_reports_two_repositories_writing_as_one(
     st = (copy / ".git").stat()
     (copy / ".git/fleet/writer").write_text(f"{writer}\n{st.st_dev} {st.st_ino} {copy}/.git\n")
     ours, theirs = emit(repo, "viper-1"), emit(copy, "maverick")
-    assert ours.writer == theirs.writer and ours.wseq == theirs.wseq == 2
+    assert ours.writer == theirs.writer and ours.wseq == theirs.wseq == 2 + CREW_EVENTS
     cli(copy, "commit")
     git(repo, "fetch", "-q", str(copy), "main:refs/remotes/copy/main")
     res = cli(repo, "verify", "--json")
     assert res.code == 1
     collisions = [p for p in res.json()["problems"] if p["kind"] == "writer_collision"]
     assert len(collisions) == 1
-    assert f"duplicate wseq 2 (events {min(ours.id, theirs.id)}" in collisions[0]["detail"]
+    assert (
+        f"duplicate wseq {2 + CREW_EVENTS} (events {min(ours.id, theirs.id)}"
+        in collisions[0]["detail"]
+    )
 
 
 @pytest.mark.parametrize("altered_first", [False, True])
@@ -165,7 +168,7 @@ def test_of_two_copies_of_an_id_the_lower_hash_counts_and_a_far_clock_is_held(
     winner = min((first, altered), key=lambda e: line_hash(encode(e)))
     with Fleet.open(repo) as fleet:
         status = fleet.index_status()
-        assert status["events"] == 1  # copies add nothing; the far clock waits
+        assert status["events"] == 1 + CREW_EVENTS  # copies add nothing; the far clock waits
         assert fleet.show(first.id).data == winner.data  # whatever the order of the sources
         kinds = fleet.index.conn.execute("SELECT kind, event_id FROM anomalies ORDER BY kind")
         assert kinds.fetchall() == [("id_conflict", first.id)] * 2  # both copies recorded

@@ -11,7 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit.cli.common import Globals, JsonOpt, RootGroup, boundary, print_json
+from fleetgit.cli.common import (
+    GLOBAL_FLAGS,
+    GLOBAL_OPTIONS,
+    FleetTyper,
+    Globals,
+    JsonOpt,
+    RootGroup,
+    boundary,
+    hoist_globals,
+    print_json,
+)
 
 # top-level command -> the module that registers it
 GROUPS: dict[str, str] = {
@@ -29,6 +39,14 @@ GROUPS: dict[str, str] = {
 MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version  # only here: it costs a few ms
+
+        typer.echo(f"fleetgit {version('fleetgit')}")
+        raise typer.Exit()
+
+
 def _globals(
     ctx: typer.Context,
     directory: Annotated[
@@ -38,11 +56,27 @@ def _globals(
     actor: Annotated[
         str | None,
         typer.Option(
-            "--as", help="Act as CALLSIGN (else FLEET_CALLSIGN, else git config fleet.callsign)."
+            "--as",
+            metavar="CALLSIGN",
+            help="Act as CALLSIGN, a registered pilot (else FLEET_CALLSIGN, else git config"
+            " fleet.callsign). Also taken after the command.",
         ),
     ] = None,
+    register: Annotated[
+        bool,
+        typer.Option(
+            "--register",
+            help="Register the acting pilot with this command's write, if it is not yet.",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    ctx.obj = Globals(directory=directory, actor=actor)
+    ctx.obj = Globals(directory=directory, actor=actor, register=register)
 
 
 def _demo(
@@ -67,13 +101,13 @@ def _run_demo(keep: bool, as_json: bool) -> None:
 
 
 def make_app(modules: tuple[str, ...] = MODULES, demo: bool = True) -> typer.Typer:
-    app = typer.Typer(
+    app = FleetTyper(
         name="fleetgit",
         cls=RootGroup,
         help="A git-native ledger for fleets of AI coding agents.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
-        add_completion=False,
+        add_completion=True,  # --install-completion, --show-completion
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_globals)
@@ -89,8 +123,10 @@ def _words(argv: list[str]) -> list[str]:
     words: list[str] = []
     args = iter(argv)
     for arg in args:
-        if arg in ("-C", "--as") and not words:
+        if arg in GLOBAL_OPTIONS and not words:
             next(args, None)
+        elif (arg in GLOBAL_FLAGS or arg.startswith("--as=")) and not words:
+            continue
         elif arg.startswith("-"):
             break
         else:
@@ -117,6 +153,7 @@ def _keep_only(app: typer.Typer, words: list[str]) -> None:
 
 
 def main() -> None:
+    sys.argv[1:] = hoist_globals(sys.argv[1:])
     words = _words(sys.argv[1:])
     group = GROUPS.get(words[0]) if words else None
     if group is None:  # no command, --help, or a typo: everything, so usage lists them all

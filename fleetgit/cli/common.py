@@ -5,6 +5,7 @@ in a log file under the git dir.
 """
 
 import functools
+import inspect
 import os
 import re
 import sys
@@ -16,10 +17,12 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 
 import orjson
 import typer
-from typer.core import TyperGroup
+from typer._click.core import Command, Context
+from typer._click.formatting import HelpFormatter
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from fleetgit import pilots
-from fleetgit.errors import FleetError
+from fleetgit.errors import FleetError, ValidationError
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import INT_MAX  # what SQLite holds: a larger number would not bind
 from fleetgit.paths import locate
@@ -53,6 +56,69 @@ def int_option(
     return typer.Option(*names, parser=_bounded(low, high), metavar=metavar, **kw)
 
 
+def _chosen(choices: Sequence[str]) -> Callable[[str], str]:
+    """A parser for an option that takes one of `choices`, in any case (`HIGH` is `high`, as hook
+    modes are). Anything else goes through as typed, for the command's own check to refuse it
+    in one line with a hint (exit 1), as it names every other bad value."""
+
+    def choice(text: str) -> str:
+        value = str(text).strip().lower()
+        return value if value in choices else str(text)
+
+    return choice
+
+
+def _choice_help(help: str | None, choices: Sequence[str]) -> str:
+    # spaces between the choices, so that a narrow terminal wraps between them, not inside one
+    return " ".join(filter(None, [help, f"One of: {', '.join(choices)}."]))
+
+
+def choice_option(
+    *names: str, choices: Sequence[str], metavar: str = "WORD", help: str | None = None, **kw: Any
+) -> Any:
+    """The one way to declare an option that takes one of a few words (see `_chosen`)."""
+    return typer.Option(
+        *names, parser=_chosen(choices), metavar=metavar, help=_choice_help(help, choices), **kw
+    )
+
+
+def choice_argument(
+    *, choices: Sequence[str], metavar: str, help: str | None = None, **kw: Any
+) -> Any:
+    """An argument that takes one of a few words, in any case."""
+    return typer.Argument(
+        parser=_chosen(choices), metavar=metavar, help=_choice_help(help, choices), **kw
+    )
+
+
+LIST_LIMIT = 50  # a listing of thousands would flood an agent's context; --limit 0 shows all
+Limit = Annotated[
+    int,
+    int_option("--limit", help=f"Show at most N (default {LIST_LIMIT}; 0: all of them)."),
+]
+T = TypeVar("T")
+
+
+def page(rows: Sequence[T], limit: int) -> tuple[list[T], int]:
+    """The first `limit` of `rows` (0: all of them) and how many more there are."""
+    shown = list(rows if not limit else rows[:limit])
+    return shown, len(rows) - len(shown)
+
+
+def print_page(
+    key: str, items: list[Any], more: int, as_json: bool, human: str, word: str = "more"
+) -> None:
+    """A listing: with --json the one envelope of every listing, `{KEY: [...], "more": N}`
+    (N: how many more match than the limit shows); else `human` and, when some are left out,
+    a last line saying how many and how to see them all."""
+    if as_json:
+        print_json({key: items, "more": more})
+        return
+    typer.echo(human)
+    if more:
+        typer.echo(f"... {more} {word}; --limit 0 shows all {len(items) + more}")
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 AsOf = Annotated[
     int | None,
@@ -67,11 +133,151 @@ class Globals(NamedTuple):
     directory: str | None = None
     actor: str | None = None
     json: bool = False
+    register: bool = False
+
+
+GLOBAL_OPTIONS = ("-C", "--as")  # the root's options that take a value
+GLOBAL_FLAGS = ("--register",)
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """argv with the root's options moved before the command when given after it
+    (`fleetgit reserve a.py --as viper-1`, as `fleetgit --as viper-1 reserve a.py`), and a
+    `--json` given before the command moved after it. Nothing after `--` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    json = False
+    words = 0  # command words seen
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg in GLOBAL_OPTIONS and i + 1 < len(argv):
+            front += argv[i : i + 2]
+            i += 2
+            continue
+        if arg in GLOBAL_FLAGS or arg.startswith("--as="):
+            front.append(arg)
+        elif arg == "--json" and not words:
+            json = True
+        else:
+            words += not arg.startswith("-")
+            rest.append(arg)
+        i += 1
+    if json:
+        end = rest.index("--") if "--" in rest else len(rest)
+        rest.insert(end, "--json")
+    return front + rest
+
+
+def kept_examples(help: str) -> str:
+    """Help text for click's formatter: prose paragraphs are reflowed to the terminal, example
+    paragraphs (`Example: fleetgit ...`) never are: click's `\b` marks them, and a command that
+    the source broke over lines is joined into one, so that a copied example runs as shown."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(help).split("\n\n"):
+        if paragraph.startswith("Example"):
+            lines: list[str] = []
+            for line in paragraph.splitlines():
+                line = line.strip()
+                if lines and not line.startswith(("Example", "fleetgit ")):
+                    lines[-1] += " " + line
+                else:
+                    lines.append(line)
+            paragraph = "\b\n" + "\n".join(lines)
+        paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
+class _KeptExamples:
+    """Help written by click's plain formatter (no rich boxes: they re-wrapped examples and cut
+    option help off), with `kept_examples` applied to the command's text."""
+
+    help: str | None
+
+    def format_help_text(self, ctx: Context, formatter: HelpFormatter) -> None:
+        original = self.help
+        self.help = kept_examples(original) if original else original
+        try:
+            super().format_help_text(ctx, formatter)  # type: ignore[misc]
+        finally:
+            self.help = original
+
+
+class FleetCommand(_KeptExamples, TyperCommand):
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, several_values(self, args))
+
+
+def several_values(command: Command, args: list[str]) -> list[str]:
+    """`args` with an option that may be repeated given several values at once spelled out:
+    `--depends-on A B` is `--depends-on A --depends-on B`. The values run to the next option;
+    what the command's required arguments still need is given back to them from the end
+    (`sortie create --depends-on A "Title"`). Not for a command whose arguments take any
+    number of values: there a word after the option could be either."""
+    if any(p.nargs == -1 for p in command.params if isinstance(p, TyperArgument)):
+        return args
+    options = {n: p for p in command.params if isinstance(p, TyperOption) for n in p.opts}
+    needed = sum(1 for p in command.params if isinstance(p, TyperArgument) and p.required)
+    tokens: list[tuple[str, str]] = []  # (kind, text): opt, value, many (of a repeatable), arg
+    greedy = False
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            tokens += [("value", a) for a in args[i:]]
+            break
+        option = options.get(arg)
+        if option is not None and not option.is_flag and not option.count:
+            tokens.append(("opt", arg))
+            if i + 1 < len(args):
+                tokens.append(("value", args[i + 1]))
+                i += 1
+            greedy = option.multiple and option.nargs == 1
+        elif arg.startswith("-") and arg != "-":
+            tokens.append(("opt", arg))
+            greedy = False
+        else:
+            tokens.append(("many" if greedy else "arg", arg))
+        i += 1
+    missing = needed - sum(1 for kind, _ in tokens if kind == "arg")
+    for at in range(len(tokens) - 1, -1, -1):
+        if missing <= 0:
+            break
+        if tokens[at][0] == "many":
+            tokens[at] = ("arg", tokens[at][1])
+            missing -= 1
+    out: list[str] = []
+    for at, (kind, text) in enumerate(tokens):
+        if kind == "many":
+            flag = next(t for k, t in reversed(tokens[:at]) if k == "opt")
+            out += [flag, text]
+        else:
+            out.append(text)
+    return out
+
+
+class FleetGroup(_KeptExamples, TyperGroup):
+    pass
+
+
+class FleetTyper(typer.Typer):
+    """A Typer whose commands are `FleetCommand`s, with plain (not rich) help and errors."""
+
+    def __init__(self, **kw: Any) -> None:
+        kw.setdefault("cls", FleetGroup)
+        super().__init__(rich_markup_mode=None, **kw)
+
+    def command(self, *args: Any, **kw: Any) -> Any:
+        kw.setdefault("cls", FleetCommand)
+        return super().command(*args, **kw)
 
 
 def add_group(app: typer.Typer, name: str, help: str, commands: Commands) -> None:
     """Add a command group. A fresh Typer each time: an app built twice gets no duplicates."""
-    group = typer.Typer(help=help, no_args_is_help=True)
+    group = FleetTyper(help=help, no_args_is_help=True)
     for command, fn in commands:
         group.command(command)(fn)
     app.add_typer(group, name=name)
@@ -84,7 +290,15 @@ def globals_of(ctx: typer.Context) -> Globals:
 
 def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True) -> Fleet:
     g = globals_of(ctx)
-    fleet = Fleet.open(g.directory, actor=g.actor, catch_up=catch_up, repair=repair)
+    if g.actor == "":  # an empty --as is a mistake, not "whoever FLEET_CALLSIGN names"
+        raise ValidationError(
+            "--as '': the callsign is empty",
+            hint="fleetgit --as CALLSIGN ..., or leave --as out to act as FLEET_CALLSIGN"
+            " (else git config fleet.callsign)",
+        )
+    fleet = Fleet.open(
+        g.directory, actor=g.actor, catch_up=catch_up, repair=repair, register=g.register
+    )
     if fleet.index.refused_new:
         note(
             "refused",
@@ -122,12 +336,57 @@ def json_text(value: Any, *, indent: bool = False) -> str:
 
 
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A plain aligned text table; the last column is not padded."""
+    """A plain aligned text table; the last column is not padded. Its header is bold on a
+    terminal that shows colour."""
     cells = [list(headers)]
     cells += [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(map(len, column)) for column in zip(*cells, strict=True)][:-1]
     line = "  ".join([f"{{:<{w}}}" for w in widths] + ["{}"]).format
-    return "\n".join([line(*row).rstrip() for row in cells])
+    lines = [line(*row).rstrip() for row in cells]
+    return "\n".join([styled(lines[0], "bold"), *lines[1:]])
+
+
+# -- colour -----------------------------------------------------------------------------------
+# On a terminal, and only there, some fixed parts of the output are styled (table headers, the
+# `fleetgit:` and `hint:` of a message), with rich's styles; NO_COLOR (any value) or TERM=dumb
+# turn it off. Piped output, hooks and JSON never pay rich's import. A styled span is marked in
+# the text with a token of this process that no ledger text can know; `_SafeText` escapes
+# everything else, then turns the marks into the terminal's codes.
+_MARK = f"\x00{os.urandom(8).hex()}"
+_SPAN = re.compile(f"{_MARK}([a-z ]+)\x01(.*?){_MARK}\x02", re.S)
+
+
+def colour(stream: Any) -> bool:
+    """Whether `stream` shows colour: a terminal, NO_COLOR unset (or empty), TERM not dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty is not None and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+def styled(text: str, style: str) -> str:
+    """`text` marked to show in `style` (bold, dim, red, ...) when stdout shows colour."""
+    return f"{_MARK}{style}\x01{text}{_MARK}\x02" if colour(sys.stdout) else text
+
+
+def paint(text: str, style: str) -> str:
+    """`text` with the terminal codes of `style`, through rich (imported only here)."""
+    from rich.style import Style
+
+    return Style.parse(style).render(text)
+
+
+def _unmark(text: str) -> str:
+    """`text` escaped (`visible`), its styled spans painted."""
+    out: list[str] = []
+    end = 0
+    for span in _SPAN.finditer(text):
+        out += [visible(text[end : span.start()]), paint(visible(span[2]), span[1])]
+        end = span.end()
+    return "".join([*out, visible(text[end:])])
 
 
 def _log_traceback(directory: str | None) -> Path:
@@ -153,9 +412,11 @@ def report(code: str, message: str, hint: str | None, as_json: bool) -> None:
             err["hint"] = hint
         sys.stderr.write(json_text({"error": err}) + "\n")
     else:  # a message or hint may quote the ledger: shown escaped, as on stdout
-        sys.stderr.write(visible(f"fleetgit: {message}\n"))
+        tty = colour(sys.stderr)
+        prefix = paint("fleetgit:", "bold red") if tty else "fleetgit:"
+        sys.stderr.write(f"{prefix} {visible(message)}\n")
         if hint:
-            sys.stderr.write(visible(f"hint: {hint}\n"))
+            sys.stderr.write(f"{paint('hint:', 'cyan') if tty else 'hint:'} {visible(hint)}\n")
 
 
 def note(code: str, message: str, hint: str | None, as_json: bool) -> None:
@@ -193,7 +454,7 @@ def fail(code: str, message: str, hint: str | None, exit_code: int, as_json: boo
     raise typer.Exit(exit_code)
 
 
-class RootGroup(TyperGroup):
+class RootGroup(FleetGroup):
     """The root command. With `--json` anywhere in argv, usage errors (exit 2) are JSON too."""
 
     def main(
@@ -205,7 +466,7 @@ class RootGroup(TyperGroup):
         windows_expand_args: bool = True,
         **extra: Any,
     ) -> Any:
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = hoist_globals(list(sys.argv[1:] if args is None else args))
         expand = windows_expand_args
         if "--json" not in argv or not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, expand, **extra)
@@ -230,7 +491,9 @@ class _SafeText:
         self._stream = stream
 
     def write(self, text: Any) -> Any:
-        return self._stream.write(visible(text) if isinstance(text, str) else text)
+        if not isinstance(text, str):
+            return self._stream.write(text)
+        return self._stream.write(_unmark(text) if _MARK in text else visible(text))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

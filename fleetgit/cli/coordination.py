@@ -5,14 +5,21 @@ from typing import Annotated, Any
 import typer
 
 from fleetgit import cursors, locks, workorders
+from fleetgit.catalogue import PRIORITIES
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     AsOf,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
+    choice_argument,
+    choice_option,
     int_option,
     open_fleet,
+    page,
     print_json,
+    print_page,
     table,
 )
 from fleetgit.cli.render import detail
@@ -70,7 +77,9 @@ def wo_create(
     title: Annotated[str, typer.Argument(metavar="TITLE")],
     sortie: Annotated[str, typer.Option("--sortie", metavar="ID")],
     description: Annotated[str | None, typer.Option("--description")] = None,
-    priority: Annotated[str, typer.Option("--priority")] = "medium",
+    priority: Annotated[
+        str, choice_option("--priority", choices=PRIORITIES, metavar="PRIORITY")
+    ] = "medium",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a work order under a sortie; prints its id.
@@ -89,7 +98,10 @@ def wo_create(
 def wo_list(
     ctx: typer.Context,
     sortie: Annotated[str | None, typer.Option("--sortie", metavar="ID")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="|".join(STATUSES))] = None,
+    status: Annotated[
+        str | None, choice_option("--status", choices=STATUSES, metavar="STATUS")
+    ] = None,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -98,8 +110,8 @@ def wo_list(
     Example: fleetgit workorder list --sortie srt-4q2x --status open
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = workorders.listing(fleet, sortie=sortie, status=status)
-    print_json(rows) if as_json else typer.echo(_wo_rows(rows))
+        rows, more = page(workorders.listing(fleet, sortie=sortie, status=status), limit)
+    print_page("work_orders", rows, more, as_json, _wo_rows(rows))
 
 
 @boundary
@@ -154,9 +166,7 @@ def wo_status(
     work_order: Annotated[str, typer.Argument(metavar="ID")],
     status: Annotated[
         str,
-        typer.Argument(
-            metavar="STATUS", help="open|assigned|in_progress|blocked|completed|cancelled"
-        ),
+        choice_argument(choices=STATUSES, metavar="STATUS"),
     ],
     note: Annotated[str | None, typer.Option("--note")] = None,
     as_json: JsonOpt = False,
@@ -227,13 +237,15 @@ def lock_release(
 
 
 @boundary
-def lock_list(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
+def lock_list(
+    ctx: typer.Context, limit: Limit = LIST_LIMIT, as_of: AsOf = None, as_json: JsonOpt = False
+) -> None:
     """List held locks (with --as-of, those held at that position's time).
 
     Example: fleetgit lock list --as-of 42
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = locks.listing(fleet)
+        rows, more = page(locks.listing(fleet), limit)
     human = (
         table(
             [(r["lock_key"], r["holder"], format_duration(r["seconds_left"])) for r in rows],
@@ -242,7 +254,7 @@ def lock_list(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) 
         if rows
         else "no locks held"
     )
-    print_json(rows) if as_json else typer.echo(human)
+    print_page("locks", rows, more, as_json, human)
 
 
 @boundary

@@ -6,17 +6,23 @@ from typing import Annotated, Any
 import typer
 
 from fleetgit import missions, pilots, sorties
+from fleetgit.catalogue import PRIORITIES, RESULTS
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     AsOf,
     Commands,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
+    choice_option,
     globals_of,
     int_option,
     note_unknown_callsign,
     open_fleet,
+    page,
     print_json,
+    print_page,
     table,
 )
 from fleetgit.cli.render import detail
@@ -25,7 +31,9 @@ from fleetgit.folds import missions as mission_fold
 from fleetgit.folds import sorties as sortie_fold
 from fleetgit.reservations import from_cwd
 
-Priority = Annotated[str | None, typer.Option("--priority", help="low|medium|high|critical")]
+Priority = Annotated[
+    str | None, choice_option("--priority", choices=PRIORITIES, metavar="PRIORITY")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -71,6 +79,7 @@ def register(app: typer.Typer) -> None:
                 ("progress", sortie_progress),
                 ("block", sortie_block),
                 ("cancel", sortie_cancel),
+                ("unclaim", sortie_unclaim),
                 ("update", sortie_update),
             ],
         ),
@@ -117,7 +126,9 @@ def pilot_register(
 @boundary
 def pilot_heartbeat(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="active|idle|busy")] = None,
+    status: Annotated[
+        str | None, choice_option("--status", choices=("active", "idle", "busy"), metavar="STATUS")
+    ] = None,
     task: Annotated[str | None, typer.Option("--task")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -134,6 +145,7 @@ def pilot_heartbeat(
 def pilot_list(
     ctx: typer.Context,
     active: Annotated[bool, typer.Option("--active", help="Only pilots seen recently.")] = False,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -142,7 +154,7 @@ def pilot_list(
     Example: fleetgit pilot list --active
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = pilots.listing(fleet, active_only=active)
+        rows, more = page(pilots.listing(fleet, active_only=active), limit)
     human = (
         table(
             [
@@ -162,7 +174,7 @@ def pilot_list(
         if rows
         else "no pilots"
     )
-    _out(rows, as_json, human)
+    print_page("pilots", rows, more, as_json, human)
 
 
 @boundary
@@ -187,13 +199,22 @@ def pilot_deregister(
     reason: Annotated[str | None, typer.Option("--reason")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Leave the fleet.
+    """Leave the fleet: its reservations and locks are released and the sorties it holds
+    handed back (open again), in the same batch.
 
     Example: fleetgit --as viper-1 pilot deregister --reason "done for today"
     """
     with open_fleet(ctx) as fleet:
         out = pilots.deregister(fleet, reason=reason)
-    _out(out, as_json, f"deregistered {out['callsign']}")
+    lines = [f"deregistered {out['callsign']}"]
+    for key, what in (
+        ("handed_back", "handed back (open again)"),
+        ("released", "released"),
+        ("unlocked", "unlocked"),
+    ):
+        if out[key]:
+            lines.append(f"{what}: {', '.join(out[key])}")
+    _out(out, as_json, "\n".join(lines))
 
 
 # -- missions --------------------------------------------------------------------------------
@@ -224,8 +245,9 @@ def mission_list(
     ctx: typer.Context,
     status: Annotated[
         str | None,
-        typer.Option("--status", help="|".join(mission_fold.STATUSES)),
+        choice_option("--status", choices=mission_fold.STATUSES, metavar="STATUS"),
     ] = None,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -234,7 +256,7 @@ def mission_list(
     Example: fleetgit mission list --status in_progress
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = missions.listing(fleet, status=status)
+        rows, more = page(missions.listing(fleet, status=status), limit)
     human = (
         table(
             [
@@ -253,7 +275,7 @@ def mission_list(
         if rows
         else "no missions"
     )
-    _out(rows, as_json, human)
+    print_page("missions", rows, more, as_json, human)
 
 
 def _mission_view(m: dict[str, Any]) -> str:
@@ -365,7 +387,9 @@ def mission_start(
 def mission_complete(
     ctx: typer.Context,
     mission: Annotated[str, typer.Argument(metavar="ID")],
-    result: Annotated[str, typer.Option("--result", help="success|partial|failed")] = "success",
+    result: Annotated[
+        str, choice_option("--result", choices=RESULTS, metavar="RESULT")
+    ] = "success",
     summary: Annotated[str | None, typer.Option("--summary")] = None,
     force: ForceEnd = False,
     as_json: JsonOpt = False,
@@ -463,12 +487,13 @@ def sortie_list(
     ctx: typer.Context,
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
     status: Annotated[
-        str | None, typer.Option("--status", help="|".join(sortie_fold.STATUSES))
+        str | None, choice_option("--status", choices=sortie_fold.STATUSES, metavar="STATUS")
     ] = None,
     assigned_to: Annotated[str | None, typer.Option("--assigned-to", metavar="CALLSIGN")] = None,
     ready: Annotated[
         bool, typer.Option("--ready", help="Open, with every dependency completed.")
     ] = False,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -477,10 +502,11 @@ def sortie_list(
     Example: fleetgit sortie list --ready
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = sorties.listing(
+        found = sorties.listing(
             fleet, mission=mission, status=status, assigned_to=assigned_to, ready=ready
         )
-        note_unknown_callsign(fleet, "sortie list --assigned-to", assigned_to, rows, as_json)
+        note_unknown_callsign(fleet, "sortie list --assigned-to", assigned_to, found, as_json)
+    rows, more = page(found, limit)
     human = (
         table(
             [
@@ -499,7 +525,7 @@ def sortie_list(
         if rows
         else "no sorties"
     )
-    _out(rows, as_json, human)
+    print_page("sorties", rows, more, as_json, human)
 
 
 @boundary
@@ -594,7 +620,9 @@ def sortie_resume(
 def sortie_complete(
     ctx: typer.Context,
     sortie: Annotated[str, typer.Argument(metavar="ID")],
-    result: Annotated[str, typer.Option("--result", help="success|partial|failed")] = "success",
+    result: Annotated[
+        str, choice_option("--result", choices=RESULTS, metavar="RESULT")
+    ] = "success",
     summary: Annotated[str | None, typer.Option("--summary")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -649,6 +677,24 @@ def sortie_cancel(
         sid = sorties.act(fleet, sortie, "sortie_cancelled", {"reason": reason})
         out = sorties.show(fleet, sid)
     _out(out, as_json, f"sortie {sid}: cancelled")
+
+
+@boundary
+def sortie_unclaim(
+    ctx: typer.Context,
+    sortie: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Hand your claimed sortie back: open again with no assignee (its progress kept); what
+    `claim --reserve` reserved for it is released.
+
+    Example: fleetgit --as viper-1 sortie unclaim srt-4q2x --reason "out of time"
+    """
+    with open_fleet(ctx) as fleet:
+        sorties.unclaim(fleet, sortie, reason=reason)
+        out = sorties.show(fleet, sorties.resolve(fleet, sortie))
+    _out(out, as_json, f"sortie {out['sortie_id']}: handed back, open")
 
 
 @boundary

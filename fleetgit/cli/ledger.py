@@ -8,14 +8,18 @@ import typer
 
 from fleetgit import catalogue, clock
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
     globals_of,
     int_option,
     note_unknown_callsign,
     open_fleet,
+    page,
     print_json,
+    print_page,
     table,
 )
 from fleetgit.codec import Event
@@ -198,7 +202,7 @@ def events(
     after: Annotated[
         int | None, int_option("--after", metavar="POS", help="Only positions after POS.")
     ] = None,
-    limit: Annotated[int | None, int_option("--limit", low=1, help="At most N events.")] = None,
+    limit: Limit = LIST_LIMIT,
     reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
     consumer: Annotated[
         str | None,
@@ -227,7 +231,7 @@ def events(
         since_ms=_time(since, "--since"),
         until_ms=_time(until, "--until"),
         after_pos=after,
-        limit=limit,
+        limit=limit or None,
         reverse=reverse,
     )
     if advance and consumer is None:
@@ -243,13 +247,27 @@ def events(
 
             found = cursors.consume(fleet, consumer, flt, advance=advance)
         note_unknown_callsign(fleet, "events --actor", actor, found, as_json)
+        more = _more_events(fleet, flt, found, by_pos=consumer is not None)
         listing = _event_rows(fleet, found) if found and not as_json else ""
-    if as_json:
-        print_json([e.to_json() for e in found])
-    elif listing:
-        typer.echo(listing)
+    empty = "no events" if consumer is None else f"nothing new for {consumer}"
+    print_page("events", [e.to_json() for e in found], more, as_json, listing or empty)
+
+
+def _more_events(fleet: Fleet, flt: EventFilter, found: list[Event], *, by_pos: bool) -> int:
+    """How many more events match `flt` than the limit let through: in total order, all that
+    match but those listed; for a consumer (by position), those after the last one listed."""
+    if not flt.limit or len(found) < flt.limit:
+        return 0
+    from fleetgit.index.reads import where_clause
+
+    if by_pos:
+        where, params = where_clause(flt._replace(after_pos=found[-1].pos))
+        where += " AND pos <= ?"
+        params.append(fleet.index.max_pos())
     else:
-        typer.echo("no events" if consumer is None else f"nothing new for {consumer}")
+        where, params = where_clause(flt)
+    total = fleet.index.conn.execute("SELECT count(*) FROM events" + where, params).fetchone()[0]
+    return int(total) - (0 if by_pos else len(found))
 
 
 @boundary
@@ -275,6 +293,7 @@ def stream(
     name: Annotated[str, typer.Argument(metavar="STREAM", help="e.g. mission/msn-1")],
     from_seq: Annotated[int | None, int_option("--from-seq", low=1, metavar="SEQ")] = None,
     to_seq: Annotated[int | None, int_option("--to-seq", low=1, metavar="SEQ")] = None,
+    limit: Limit = LIST_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the events of one stream by version.
@@ -282,14 +301,10 @@ def stream(
     Example: fleetgit stream mission/msn-1 --from-seq 2
     """
     with open_fleet(ctx) as fleet:
-        found = fleet.stream(name, from_seq=from_seq, to_seq=to_seq)
+        found, more = page(fleet.stream(name, from_seq=from_seq, to_seq=to_seq), limit)
         listing = _event_rows(fleet, found) if found and not as_json else ""
-    if as_json:
-        print_json([e.to_json() for e in found])
-    elif listing:
-        typer.echo(listing)
-    else:
-        typer.echo(f"stream {name} has no events")
+    empty = f"stream {name} has no events"
+    print_page("events", [e.to_json() for e in found], more, as_json, listing or empty)
 
 
 @boundary
@@ -342,6 +357,8 @@ def verify(
         for problem in report.problems:
             kind = f"{problem.kind} (settled)" if problem.settled else problem.kind
             typer.echo(f"  {kind:16} {problem.where}: {problem.detail}")
+            if problem.hint:
+                typer.echo(f"  {'':16} hint: {problem.hint}")
     if report.failed(strict=strict):
         raise typer.Exit(1)
 

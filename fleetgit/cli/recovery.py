@@ -6,13 +6,18 @@ import typer
 
 from fleetgit import checkpoints
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     AsOf,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
+    choice_option,
     int_option,
     open_fleet,
+    page,
     print_json,
+    print_page,
     table,
 )
 from fleetgit.cli.render import label
@@ -56,7 +61,10 @@ def create(
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
     sortie: Annotated[str | None, typer.Option("--sortie", metavar="ID")] = None,
     trigger: Annotated[
-        str, typer.Option("--trigger", help="manual|auto|error|compaction")
+        str,
+        choice_option(
+            "--trigger", choices=("manual", "auto", "error", "compaction"), metavar="TRIGGER"
+        ),
     ] = "manual",
     progress: Annotated[int | None, int_option("--progress", high=100)] = None,
     summary: Annotated[str | None, typer.Option("--summary")] = None,
@@ -90,6 +98,7 @@ def create(
 def listing(
     ctx: typer.Context,
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -98,11 +107,12 @@ def listing(
     Example: fleetgit checkpoint list --mission msn-7k3m
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = checkpoints.listing(fleet, mission=mission)
-    if as_json:
-        print_json(rows)
-        return
-    typer.echo(
+        rows, more = page(checkpoints.listing(fleet, mission=mission), limit)
+    print_page(
+        "checkpoints",
+        rows,
+        more,
+        as_json,
         table(
             [
                 (
@@ -117,7 +127,7 @@ def listing(
             ["ID", "CREATED (UTC)", "PILOT", "TRIGGER", "SUMMARY"],
         )
         if rows
-        else "no checkpoints"
+        else "no checkpoints",
     )
 
 

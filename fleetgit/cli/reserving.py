@@ -9,8 +9,10 @@ import typer
 from fleetgit import clock
 from fleetgit import reservations as rsv
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     AsOf,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
     fail,
@@ -19,7 +21,9 @@ from fleetgit.cli.common import (
     note,
     note_unknown_callsign,
     open_fleet,
+    page,
     print_json,
+    print_page,
     report,
     table,
 )
@@ -75,13 +79,19 @@ def _rows(found: list[Reservation], now: int) -> str:
     return table(rows, ["ID", "HOLDER", "PATTERN", "MODE", "LEFT", "REASON"])
 
 
-def _show(found: list[Reservation], as_json: bool, empty: str, now: int | None = None) -> None:
-    """A table of `found` (JSON with --json), time left counted from `now` (default: the clock)."""
+def _show(
+    found: list[Reservation],
+    as_json: bool,
+    empty: str,
+    now: int | None = None,
+    limit: int = 0,
+) -> None:
+    """A listing of `found` (at most `limit`, 0: all), time left counted from `now` (default:
+    the clock)."""
     now = clock.now_ms() if now is None else now
-    if as_json:
-        print_json([r.to_json(now) for r in found])
-    else:
-        typer.echo(_rows(found, now) if found else empty)
+    rows, more = page(found, limit)
+    human = _rows(rows, now) if rows else empty
+    print_page("reservations", [r.to_json(now) for r in rows], more, as_json, human)
 
 
 @boundary
@@ -234,6 +244,7 @@ def reservations(
     mine: Annotated[bool, typer.Option("--mine", help="Only mine.")] = False,
     holder: Annotated[str | None, typer.Option("--holder", metavar="CALLSIGN")] = None,
     include_expired: Annotated[bool, typer.Option("--include-expired")] = False,
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -257,7 +268,7 @@ def reservations(
             found = fleet.reservations(holder=who, include_expired=include_expired)
             note_unknown_callsign(fleet, "reservations --holder", holder, found, as_json)
             now = fleet.now_ms()
-    _show(found, as_json, "no reservations", now)
+    _show(found, as_json, "no reservations", now, limit)
 
 
 @boundary

@@ -1,20 +1,27 @@
 """Squawk commands: send, inbox, read, ack, archive, thread, search, sent."""
 
+import sys
 from typing import Annotated, Any
 
 import typer
 
 from fleetgit import squawk
 from fleetgit.cli.common import (
+    LIST_LIMIT,
     AsOf,
     JsonOpt,
+    Limit,
     add_group,
     boundary,
+    choice_option,
     int_option,
     open_fleet,
+    page,
     print_json,
+    print_page,
     table,
 )
+from fleetgit.errors import UsageError, ValidationError
 
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
 SEARCH_PAGE = 50  # likewise for search results
@@ -48,14 +55,21 @@ def _state(r: dict[str, Any]) -> str:
     return state + (", ack wanted" if r["ack_required"] and not r["acked"] else "")
 
 
-def _list(rows: list[dict[str, Any]], as_json: bool, empty: str, *, mine: bool = False) -> None:
-    """Messages as a table; `mine` adds my read state (inbox rows carry it)."""
-    if as_json:
-        print_json(rows)
-        return
-    if not rows:
-        typer.echo(empty)
-        return
+def _list(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    empty: str,
+    *,
+    mine: bool = False,
+    more: int = 0,
+    word: str = "more",
+) -> None:
+    """Messages as a table (`more`: how many the limit left out, `word` what they are); `mine`
+    adds my read state (inbox rows carry it)."""
+    print_page("messages", rows, more, as_json, _table(rows, mine) if rows else empty, word)
+
+
+def _table(rows: list[dict[str, Any]], mine: bool) -> str:
     headers = ["ID", "SENT (UTC)", "FROM", "IMPORTANCE", *(["STATE"] if mine else []), "SUBJECT"]
     cells = [
         (
@@ -68,7 +82,7 @@ def _list(rows: list[dict[str, Any]], as_json: bool, empty: str, *, mine: bool =
         )
         for r in rows
     ]
-    typer.echo(table(cells, headers))
+    return table(cells, headers)
 
 
 def _one(out: dict[str, Any], as_json: bool) -> None:
@@ -84,6 +98,35 @@ def _one(out: dict[str, Any], as_json: bool) -> None:
     typer.echo(f"thread:  {out['thread_id']}\n\n{out['body']}")
 
 
+def _body(body: str, path: str | None) -> str:
+    """The message text: --body, stdin for `--body -`, or the file --body-file names."""
+    if path is not None and body:
+        raise UsageError(
+            "--body and --body-file both give the text: give one",
+            hint="--body-file PATH, or --body - to read stdin",
+        )
+    if path is None and body != "-":
+        return body
+    what = "stdin" if path is None else path
+    try:
+        if path is None:
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        return data.decode("utf-8")
+    except OSError as exc:
+        raise ValidationError(
+            f"--body-file {path}: {exc.strerror or exc}",
+            hint="name a readable file, or pipe the text in with --body -",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(
+            f"the message text from {what} is not UTF-8 (byte {exc.start})",
+            hint="convert it first, e.g. iconv -t UTF-8",
+        ) from None
+
+
 @boundary
 def send(
     ctx: typer.Context,
@@ -92,7 +135,11 @@ def send(
         typer.Option("--to", metavar="C[,C...]", help="Recipients (repeat or comma-separate)."),
     ],
     subject: Annotated[str, typer.Option("--subject")],
-    body: Annotated[str, typer.Option("--body")] = "",
+    body: Annotated[str, typer.Option("--body", help="The text; - reads it from stdin.")] = "",
+    body_file: Annotated[
+        str | None,
+        typer.Option("--body-file", metavar="PATH", help="Read the text from PATH (UTF-8)."),
+    ] = None,
     cc: Annotated[list[str] | None, typer.Option("--cc", metavar="C")] = None,
     thread_id: Annotated[
         str | None,
@@ -103,7 +150,10 @@ def send(
         typer.Option("--reply-to", metavar="ID", help="Answer a message, in its thread."),
     ] = None,
     importance: Annotated[
-        str, typer.Option("--importance", help="low|normal|high|critical")
+        str,
+        choice_option(
+            "--importance", choices=("low", "normal", "high", "critical"), metavar="IMPORTANCE"
+        ),
     ] = "normal",
     ack_required: Annotated[bool, typer.Option("--ack-required")] = False,
     allow_unknown: Annotated[
@@ -119,7 +169,10 @@ def send(
 
     Example: fleetgit --as viper-1 squawk send --to goose,ice --subject "Lexer API"
     --body "tokens are frozen" --ack-required
+
+    Example: git diff | fleetgit --as viper-1 squawk send --to goose --subject "diff" --body -
     """
+    body = _body(body, body_file)
     with open_fleet(ctx) as fleet:
         mid = squawk.send(
             fleet,
@@ -149,7 +202,7 @@ def inbox(
     as_json: JsonOpt = False,
 ) -> None:
     """Your messages, newest first (the newest 50 unless --limit says otherwise), and how many
-    older ones the page leaves out. With --json: {"messages": [...], "older": N}.
+    older ones the page leaves out. With --json: {"messages": [...], "more": N}.
 
     Example: fleetgit --as goose squawk inbox --unread
     """
@@ -162,13 +215,7 @@ def inbox(
             if len(rows) == limit
             else len(rows)
         )
-    older = total - len(rows)
-    if as_json:
-        print_json({"messages": rows, "older": older})
-        return
-    _list(rows, False, "inbox empty", mine=True)
-    if older:
-        typer.echo(f"... {older} older; --limit 0 shows all {total}")
+    _list(rows, as_json, "inbox empty", mine=True, more=total - len(rows), word="older")
 
 
 @boundary
@@ -213,21 +260,24 @@ def archive(ctx: typer.Context, message: MsgId, as_json: JsonOpt = False) -> Non
 def thread(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(metavar="ID")],
+    limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a whole thread (give any message of it, or the thread id).
+    """Show a whole thread (give any message of it, or the thread id), oldest first.
 
     Example: fleetgit squawk thread msg-3k9d
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = squawk.thread(fleet, ref)
+        rows, more = page(squawk.thread(fleet, ref), limit)
     if as_json:
-        print_json(rows)
+        print_page("messages", rows, more, True, "")
         return
     for r in rows:
         _one(r, False)
         typer.echo("")
+    if more:
+        typer.echo(f"... {more} more; --limit 0 shows all {len(rows) + more}")
 
 
 @boundary
@@ -256,21 +306,17 @@ def search(
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
         rows = squawk.search(fleet, query, limit=limit or None, fts=fts)
         total = squawk.search_count(fleet, query, fts=fts) if len(rows) == limit else len(rows)
-    more = total - len(rows)
-    if as_json:
-        print_json({"messages": rows, "more": more})
-        return
-    _list(rows, False, "no messages match")
-    if more:
-        typer.echo(f"... {more} more; --limit 0 shows all {total}")
+    _list(rows, as_json, "no messages match", more=total - len(rows))
 
 
 @boundary
-def sent(ctx: typer.Context, as_of: AsOf = None, as_json: JsonOpt = False) -> None:
+def sent(
+    ctx: typer.Context, limit: Limit = LIST_LIMIT, as_of: AsOf = None, as_json: JsonOpt = False
+) -> None:
     """Messages you sent, newest first.
 
     Example: fleetgit --as viper-1 squawk sent
     """
     with open_fleet(ctx) as fleet, fleet.as_of(as_of):
-        rows = squawk.sent(fleet)
-    _list(rows, as_json, "nothing sent")
+        rows, more = page(squawk.sent(fleet), limit)
+    _list(rows, as_json, "nothing sent", more=more)
