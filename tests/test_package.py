@@ -15,7 +15,7 @@ def test_the_api_imports_from_the_top(tmp_path: Path) -> None:
 
     repo = make_repo(tmp_path / "repo")
     init(repo)
-    with Fleet.open(repo, actor="viper-1") as fleet:
+    with Fleet.open(repo, actor="viper-1", register=True) as fleet:
         (event,) = fleet.emit_batch(
             [EventSpec("mission_created", "mission/m1", {"mission_id": "m1", "title": "T"})]
         )
