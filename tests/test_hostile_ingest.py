@@ -72,7 +72,10 @@ def test_malformed_events_from_another_clone_are_refused_and_reported(
             assert f"{ATTACKER_WRITER}/00000001@{offset}:" in verify, (content[:80], verify)
         offset += len(content)
     held = fleetgit(s.victim, "reservations", "--json")
-    assert {r["pattern"] for r in orjson.loads(held.out)} == {"src/app.py", "docs/attacker.md"}
+    assert {r["pattern"] for r in orjson.loads(held.out)["reservations"]} == {
+        "src/app.py",
+        "docs/attacker.md",
+    }
 
 
 @pytest.mark.parametrize("how", ["pull", "fetch"])
@@ -82,12 +85,12 @@ def test_a_grant_stamped_in_2100_is_held_back_not_followed(tmp_path: Path, how: 
     s.push_lines(grant("**", hlc=clock.make_hlc(ms_2100)))
     s.receive(how)
     s.check_victim("held back")
-    listed = orjson.loads(fleetgit(s.victim, "reservations", "--json").out)
+    listed = orjson.loads(fleetgit(s.victim, "reservations", "--json").out)["reservations"]
     assert [r["holder"] for r in listed] == ["viper-1"]
     # the holder's own events order after it: nothing it stamped can be undone by a release
     release = fleetgit(s.victim, "--as", "viper-1", "release", "--all")
     assert release.code == 0
-    assert orjson.loads(fleetgit(s.victim, "reservations", "--json").out) == []
+    assert orjson.loads(fleetgit(s.victim, "reservations", "--json").out)["reservations"] == []
 
 
 def test_a_held_batch_is_ingested_once_this_clock_comes_near(tmp_path: Path) -> None:
@@ -142,7 +145,7 @@ def test_a_deleted_segment_is_kept_and_reported(tmp_path: Path, how: str) -> Non
     fresh = tmp_path / "fresh"
     git(tmp_path, "clone", "-q", str(s.bare), str(fresh))
     listed = fleetgit(fresh, "reservations", "--json")
-    assert [r["pattern"] for r in orjson.loads(listed.out)] == ["src/app.py"]
+    assert [r["pattern"] for r in orjson.loads(listed.out)["reservations"]] == ["src/app.py"]
     assert "segment_deleted" in fleetgit(fresh, "verify").out
 
 

@@ -174,10 +174,10 @@ def test_of_two_copies_of_an_id_the_lower_hash_counts_and_a_far_clock_is_held(
         assert kinds.fetchall() == [("id_conflict", first.id)] * 2  # both copies recorded
         held = fleet.index.conn.execute("SELECT id FROM held").fetchall()
         assert held == [(future.id,)]
-        rows = fleet.index.conn.execute("SELECT * FROM pilots").fetchall()
+        rows = fleet.index.conn.execute("SELECT * FROM pilots ORDER BY callsign").fetchall()
         fleet.rebuild()
         assert fleet.show(first.id).data == winner.data
-        assert fleet.index.conn.execute("SELECT * FROM pilots").fetchall() == rows
+        assert fleet.index.conn.execute("SELECT * FROM pilots ORDER BY callsign").fetchall() == rows
     found = dict(problems(repo))  # verify reads the segments and reports both as well
     assert first.id in found["id_conflict"] and future.id in found["clock"]
 
