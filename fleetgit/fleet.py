@@ -258,7 +258,8 @@ class Fleet:
         would create a phantom pilot that holds files), or one that left the fleet. A pilot
         registering itself is the exception; with `self.register` the acting pilot is
         registered by the batch: the specs to put first are returned."""
-        actors = {s.actor or actor for s in specs} - {None}
+        actors = {s.actor or actor for s in specs} | ({actor} if self.register else set())
+        actors.discard(None)
         if not actors:
             return []
         marks = ",".join("?" * len(actors))

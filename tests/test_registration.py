@@ -58,6 +58,8 @@ def test_register_registers_and_acts_in_one_batch(bare_repo: Path, cli: Any) -> 
     # once registered, --register adds nothing; given after the command, it is the same option
     assert cli(bare_repo, "reserve", "b.py", "--as", "ice", "--register").code == 0
     assert len(cli(bare_repo, "events", "--type", "pilot_registered", "--json").items()) == 1
+    assert cli(bare_repo, "--as", "ice", "--register", "pilot", "register", "ace").code == 0
+    assert len(cli(bare_repo, "events", "--type", "pilot_registered", "--json").items()) == 2
 
 
 def test_the_api_checks_every_actor_of_a_batch(bare_repo: Path) -> None:
