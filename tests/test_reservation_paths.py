@@ -30,7 +30,7 @@ def register(cli: Any, repo: Path, *names: str) -> None:
 
 def held(cli: Any, repo: Path) -> dict[str, str]:
     """{pattern: holder} of the active reservations."""
-    found = cli(repo, "reservations", "--json").json()
+    found = cli(repo, "reservations", "--json").items()
     return {r["pattern"]: r["holder"] for r in found if r["active"]}
 
 
@@ -125,7 +125,7 @@ def test_a_file_does_not_clash_with_what_could_only_be_below_it(repo: Path, cli:
     assert res.code == 0, res.err
     (grant,) = [
         e
-        for e in cli(repo, "events", "--type", "file_reserved", "--json").json()
+        for e in cli(repo, "events", "--type", "file_reserved", "--json").items()
         if e["data"]["holder"] == "goose"
     ]
     assert grant["data"]["file_patterns"] == ["src/x/y/a_test.py"]
@@ -154,7 +154,7 @@ def test_clones_agree_a_file_and_a_glob_below_it_do_not_clash(
     assert cli(two, "--as", "goose", "reserve", "src/x/y/a_test.py", "src/x/test_a.py").code == 0
     exchange(cli, one, two)
     for clone in (one, two):
-        found = cli(clone, "reservations", "--json").json()
+        found = cli(clone, "reservations", "--json").items()
         lost = {r["pattern"]: r["lost_to"] is not None for r in found}
         assert lost == {
             "src/**/test_*.py": False,
@@ -162,7 +162,7 @@ def test_clones_agree_a_file_and_a_glob_below_it_do_not_clash(
             "src/x/test_a.py": True,
         }
         assert cli(clone, "index", "rebuild").code == 0
-        again = cli(clone, "reservations", "--json").json()
+        again = cli(clone, "reservations", "--json").items()
         assert [r.pop("seconds_left") >= 0 for r in again + found]  # the clock moved on
         assert again == found
 
