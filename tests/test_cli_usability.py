@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from tests.conftest import CREW_EVENTS, git, run_fleetgit
+from fleetgit.errors import ValidationError
+from tests.conftest import CREW_EVENTS, git, plant, run_fleetgit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -224,17 +226,17 @@ def test_unclaim_hands_a_sortie_back(repo: Path, cli: Any) -> None:
     assert "unclaim" in cli(repo, "sortie", "--help").out
 
 
-def test_an_unclaim_from_another_clone_counts_only_from_the_assignee(repo: Path) -> None:
+def test_an_unclaim_counts_only_from_the_assignee(repo: Path, cli: Any) -> None:
     from fleetgit.fleet import EventSpec, Fleet
 
-    with Fleet.open(repo, actor="goose") as fleet:
-        fleet.emit("sortie_created", "sortie/s1", {"sortie_id": "s1", "title": "t"})
-        fleet.emit("sortie_assigned", "sortie/s1", {"sortie_id": "s1", "assignee": "goose",
-                                                      "previous_assignee": None})  # fmt: skip
-    with Fleet.open(repo, actor="ice") as fleet:  # raw events are checked by the fold only
-        fleet.emit_batch([EventSpec("sortie_unclaimed", "sortie/s1", {"sortie_id": "s1"})])
-        row = fleet.index.conn.execute("SELECT status, assignee FROM sorties").fetchone()
-        assert tuple(row) == ("assigned", "goose")
+    sid = cli(repo, "--as", "goose", "sortie", "create", "S").out.strip()
+    assert cli(repo, "--as", "goose", "sortie", "claim", sid).code == 0
+    spec = EventSpec("sortie_unclaimed", f"sortie/{sid}", {"sortie_id": sid})
+    with Fleet.open(repo, actor="ice") as fleet, pytest.raises(ValidationError):
+        fleet.emit_batch([spec])  # emit applies the fold's rule
+    plant(repo, "sortie_unclaimed", f"sortie/{sid}", {"sortie_id": sid}, "ice")  # another clone
+    shown = cli(repo, "sortie", "show", sid, "--json").json()
+    assert (shown["status"], shown["assignee"]) == ("assigned", "goose")
 
 
 def test_colour_on_a_terminal_only(repo: Path, cli: Any) -> None:

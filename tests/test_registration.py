@@ -82,8 +82,8 @@ def test_the_api_checks_every_actor_of_a_batch(bare_repo: Path) -> None:
     with Fleet.open(bare_repo) as fleet:  # no identity at all: an event without an actor
         assert fleet.emit("mission_started", "mission/m", {"mission_id": "m"}).actor is None
     with Fleet.open(bare_repo, actor="ice", register=True) as fleet:
-        (started,) = fleet.emit_batch([EventSpec("mission_started", "mission/m2", {
-            "mission_id": "m2"})])  # fmt: skip
+        created = EventSpec("mission_created", "mission/m2", {"mission_id": "m2", "title": "t"})
+        (started,) = fleet.emit_batch([created])
         assert [e.type for e in fleet.events(stream="pilot/ice")] == ["pilot_registered"]
         assert started.actor == "ice"
 
