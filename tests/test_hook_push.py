@@ -140,7 +140,7 @@ def test_a_commit_without_a_trailer_is_its_registered_committers(
     assert res.code == 0
     listed = cli(fleet_repo, "pilot", "list")
     assert "viper@example.com" in listed.out and "EMAIL" in listed.out
-    assert cli(fleet_repo, "pilot", "list", "--json").json()[1]["email"] == "viper@example.com"
+    assert cli(fleet_repo, "pilot", "list", "--json").items()[1]["email"] == "viper@example.com"
     res = as_pilot(fleet_repo, "goose", "push", "origin", "main")
     assert res.returncode == 0, res.stderr
     bad = cli(fleet_repo, "pilot", "register", "goose", "--email", "goose at home")
