@@ -58,8 +58,9 @@ RANGES: dict[str, tuple[int, int | None]] = {
     "reservation_ttl_seconds": (1, MAX_SECONDS),
     "force_release_after_seconds": (0, MAX_SECONDS),
     "pilot_active_window_seconds": (1, MAX_SECONDS),
-    "segment_max_bytes": (1, None),
-    "max_event_bytes": (1, None),
+    # bounded: they bound what is read too (a line, a committed segment; see segments.py)
+    "segment_max_bytes": (1, 256 << 20),
+    "max_event_bytes": (1, 64 << 20),
     "max_clock_skew_seconds": (0, MAX_SECONDS),
 }
 
@@ -81,16 +82,46 @@ max_clock_skew_seconds = 300          # events further in the future are flagged
 def load(path: str | os.PathLike[str]) -> Config:
     """Read the config, refusing bad TOML, unknown keys and wrong types with one clear line."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        return Config()
+        text = _read_text(path)
     except UnicodeDecodeError as exc:
         raise ValidationError(
             f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
             hint="save the file as UTF-8",
         ) from None
+    if text is None:
+        return Config()
     return parse(text, path)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_text(path: str | os.PathLike[str]) -> str | None:
+    """The config file's text, None when there is none. Only a regular file in a real `.fleet`
+    directory, at most MAX_CONFIG_BYTES: a link (it could point anywhere), a FIFO (it would hang
+    every command and hook) or a device is refused in one line (see safefs)."""
+    from fleetgit import safefs
+
+    path = os.fspath(path)
+    parent = os.path.dirname(path)
+    top, rel = (
+        os.path.dirname(parent) or ".",
+        f"{os.path.basename(parent)}/{os.path.basename(path)}",
+    )
+    try:
+        data = safefs.read_small(top, rel, MAX_CONFIG_BYTES)
+    except safefs.NotRegular as exc:
+        raise ValidationError(
+            f"{path}: {exc.relpath} is {exc.what}, not a regular file: fleetgit does not read it",
+            hint=f"replace {exc.relpath} with a regular file (rm it, then git checkout it or"
+            " run fleetgit init)",
+        ) from None
+    except ValueError:
+        raise ValidationError(
+            f"{path}: larger than {MAX_CONFIG_BYTES} bytes: not a fleetgit config",
+            hint="edit .fleet/config.toml",
+        ) from None
+    return None if data is None else data.decode("utf-8")
 
 
 def parse(text: str, path: str | os.PathLike[str]) -> Config:
@@ -121,12 +152,11 @@ def load_checked(path: str, memo: str) -> Config:
     in the git dir) is not parsed again, so a customised config does not cost every commit
     the TOML parser. Refused texts are never remembered."""
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except FileNotFoundError:
-        return Config()
+        text = _read_text(path)
     except UnicodeDecodeError:
         return load(path)  # raises, naming the byte
+    if text is None:
+        return Config()
     if text == DEFAULT_TOML:
         return Config()
     try:

@@ -14,7 +14,9 @@ re or typing at run time (each costs milliseconds of the hook's budget), paths a
 from __future__ import annotations
 
 import os
+import stat
 
+from fleetgit import safefs
 from fleetgit.digest import blake2b, hash64
 
 TYPE_CHECKING = False
@@ -23,12 +25,15 @@ if TYPE_CHECKING:
 
     # (worktree, relpath, writer, number, size, mtime_ns, ino): sources.WorktreeFile's fields
     SegmentFile = tuple[str, str, str, int, int, int, int]
+    # (worktree, relpath, what): a name under .fleet/events that is not read, and why
+    Skipped = tuple[str, str, str]
 
 EVENTS_DIR = ".fleet/events"
 REF_DIRS = ("refs/heads", "refs/remotes", "refs/fleet")
 REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
 _WRITER_CHARS = frozenset("0123456789abcdefghijklmnopqrstuvwxyz")
 _SEGMENT_SUFFIX = ".jsonl"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def worktree_tops(common_dir: str) -> list[str]:
@@ -79,27 +84,63 @@ def segment_number(name: str) -> int | None:
     return None
 
 
-def segment_files(common_dir: str) -> Iterator[SegmentFile]:
-    """Every segment file in every worktree of the clone, with its stat."""
+def segment_files(common_dir: str, skipped: list[Skipped] | None = None) -> Iterator[SegmentFile]:
+    """Every segment file in every worktree of the clone, with its stat. Only regular files in
+    real directories count: a link, FIFO, device, socket or directory where a segment, a writer
+    directory, `.fleet` or `.fleet/events` should be is never followed nor opened, and is added
+    to `skipped` as (worktree, relpath, what) when a list is given (`verify` reports them)."""
     for top in worktree_tops(common_dir):
-        base = os.path.join(top, EVENTS_DIR)
         try:
-            writers = sorted(os.scandir(base), key=lambda e: e.name)
-        except (FileNotFoundError, NotADirectoryError):
+            base = safefs.open_dir(top, EVENTS_DIR)
+        except FileNotFoundError:
             continue
-        for wdir in writers:
-            if not is_writer(wdir.name) or not wdir.is_dir():
-                continue
-            for entry in sorted(os.scandir(wdir.path), key=lambda e: e.name):
+        except safefs.NotRegular as exc:
+            if skipped is not None:
+                skipped.append((top, exc.relpath, exc.what))
+            continue
+        try:
+            yield from _writer_dirs(top, base, skipped)
+        finally:
+            os.close(base)
+
+
+def _writer_dirs(top: str, base: int, skipped: list[Skipped] | None) -> Iterator[SegmentFile]:
+    for wdir in sorted(os.scandir(base), key=lambda e: e.name):
+        if not is_writer(wdir.name):
+            continue
+        where = f"{EVENTS_DIR}/{wdir.name}"
+        try:
+            wfd = os.open(wdir.name, _DIR_FLAGS, dir_fd=base)
+        except FileNotFoundError:
+            continue
+        except OSError:  # a link or not a directory
+            if skipped is not None:
+                skipped.append((top, where, _kind_of(wdir)))
+            continue
+        try:  # the entries stat through `wfd`: it stays open until they are done
+            for entry in sorted(os.scandir(wfd), key=lambda e: e.name):
                 number = segment_number(entry.name)
                 if number is None:
                     continue
                 try:
-                    st = entry.stat()
+                    st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                relpath = f"{EVENTS_DIR}/{wdir.name}/{entry.name}"
+                relpath = f"{where}/{entry.name}"
+                if not stat.S_ISREG(st.st_mode):
+                    if skipped is not None:
+                        skipped.append((top, relpath, safefs.kind(st.st_mode)))
+                    continue
                 yield (top, relpath, wdir.name, number, st.st_size, st.st_mtime_ns, st.st_ino)
+        finally:
+            os.close(wfd)
+
+
+def _kind_of(entry: os.DirEntry[str]) -> str:
+    try:
+        return safefs.kind(entry.stat(follow_symlinks=False).st_mode)
+    except OSError:
+        return "not a directory"
 
 
 def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:

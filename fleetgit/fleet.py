@@ -32,7 +32,7 @@ from fleetgit.index.reads import (
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
 from fleetgit.paths import RepoPaths, locate
-from fleetgit.segments import Writer, WriterState, repair, segment_number
+from fleetgit.segments import Writer, WriterState, segment_number
 from fleetgit.sources import WorktreeFile
 
 if TYPE_CHECKING:
@@ -123,16 +123,14 @@ class Fleet:
     def _repair_own_tail(self) -> None:
         """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""
         with self.writer.locked() as state:
-            path = self.writer.segment_path(max(state.segment, 1))
-            try:
-                size = path.stat().st_size
-            except FileNotFoundError:
+            st = self.writer.stat(max(state.segment, 1))  # None: missing, or not a regular file
+            if st is None:
                 return
-            if size != state.size and not self.index.segment_committed(
+            if st.st_size != state.size and not self.index.segment_committed(
                 self.writer.id, state.segment
             ):
-                repair(path)
-                state.size = path.stat().st_size
+                size = self.writer.repair(max(state.segment, 1), self.config.max_event_bytes)
+                state.size = size if size is not None else -1
 
     @classmethod
     def open(
@@ -248,9 +246,9 @@ class Fleet:
             number = self._segment_for_append(state, facts.max_segment)
             events, lines = self._build(specs, datas, seqs, state, actor, facts)
             payload = b"".join(lines)
-            size = self.writer.write(number, payload, fsync=self.config.fsync == "always")
-            self._ingest_own(number, size, events, lines, payload)
-            state.segment, state.size = number, size
+            st, tail = self.writer.write(number, payload, fsync=self.config.fsync == "always")
+            self._ingest_own(number, st, events, lines, tail)
+            state.segment, state.size = number, st.st_size
         return events[len(joining) :]  # the caller's, without a registration `register` added
 
     def _check_registered(self, specs: Sequence[EventSpec], actor: str | None) -> list[EventSpec]:
@@ -364,13 +362,14 @@ class Fleet:
         number = max(state.segment, max_segment, 1)
         if number != state.segment:
             state.segment, state.size = number, -1  # another process rolled; it may have died
-        path = self.writer.segment_path(number)
-        size = path.stat().st_size if path.exists() else -1
+        st = self.writer.stat(number)  # None also when not a regular file: the write refuses
+        size = st.st_size if st is not None else -1
         sealed = self.index.segment_committed(self.writer.id, number)
         sealed = sealed or number <= self._tracked_max(state)
         if not sealed and size > 0 and size != state.size:
-            repair(path)  # a crash after a write: keep only complete batches
-            size = path.stat().st_size
+            # a crash after a write: keep only complete batches
+            repaired = self.writer.repair(number, self.config.max_event_bytes)
+            size = repaired if repaired is not None else -1
         gone = size == -1 and state.size > 0
         if sealed or gone or size >= self.config.segment_max_bytes:
             number = max(number, state.staged_max) + 1
@@ -392,25 +391,23 @@ class Fleet:
         return state.staged_max
 
     def _ingest_own(
-        self, number: int, size: int, events: list[Event], lines: list[bytes], payload: bytes
+        self,
+        number: int,
+        st: os.stat_result,
+        events: list[Event],
+        lines: list[bytes],
+        tail: bytes,
     ) -> None:
         """Ingest what we just wrote without reading it back, and move the fingerprint along."""
-        path = self.writer.segment_path(number)
-        st = path.stat()
         relpath = self.writer.relpath(number)
         worktree = str(self.paths.worktree)
         result = IngestResult()
         self.index.ingest_own(list(zip(events, lines, strict=True)), result)
-        tail = payload[-256:]
-        if len(tail) < 256 and size > len(payload):
-            with open(path, "rb") as fh:
-                fh.seek(max(0, size - 256))
-                tail = fh.read(size - max(0, size - 256))
         self.index.replace_file_stamp(
             WorktreeFile(
                 worktree, relpath, self.writer.id, number, st.st_size, st.st_mtime_ns, st.st_ino
             ),
-            size,
+            st.st_size,
             tail_hash(tail),
         )
 
@@ -549,10 +546,11 @@ class Fleet:
         git = self.index.git
         gitrepo.refuse_during_operation(self.paths)
         with self.writer.locked() as state:
-            current = self.writer.segment_path(max(state.segment, 1))
-            if current.exists() and not self.index.segment_committed(self.writer.id, state.segment):
-                repair(current)
-                state.size = current.stat().st_size
+            current = max(state.segment, 1)
+            if not self.index.segment_committed(self.writer.id, state.segment):
+                size = self.writer.repair(current, self.config.max_event_bytes)
+                if size is not None:
+                    state.size = size
             pending = gitrepo.changed_fleet_paths(self.paths)
             attributes = gitrepo.with_fleet_line(git.head_blob(".gitattributes") or b"")
             extra = {} if attributes is None else {".gitattributes": attributes}

@@ -6,6 +6,7 @@ pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Iterable, Iterator
@@ -99,10 +100,32 @@ class GitRepo:
                 yielded.add(tree)
                 yield tree
 
-    def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str]]:
-        """(name, id, kind) of one tree's entries."""
+    def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str, int]]:
+        """(name, id, kind, filemode) of one tree's entries: a symbolic link is a blob of mode
+        0o120000, a submodule a commit of mode 0o160000."""
         for entry in self.repo[tree_id]:
-            yield entry.name, str(entry.id), entry.type_str
+            yield entry.name, str(entry.id), entry.type_str, entry.filemode
+
+    def fleet_entries(self, commit_id: str) -> Iterator[tuple[str, str, int]]:
+        """(path, kind, filemode) of `.fleet` and `.fleet/events` in a commit, as far as they
+        exist: what `verify` checks are directories."""
+        try:
+            tree = self.repo[commit_id].peel(_tree_type())
+        except (KeyError, ValueError):
+            return
+        for path in (".fleet", ".fleet/events"):
+            try:
+                entry = tree / path
+            except KeyError:
+                return
+            yield path, entry.type_str, entry.filemode
+            if entry.type_str != "tree":
+                return
+
+    def blob_size(self, blob_id: str) -> int:
+        """A blob's size from its header alone (its content is not inflated)."""
+        _kind, size = self.repo.odb.read_header(blob_id)
+        return int(size)
 
     def blob(self, blob_id: str) -> bytes:
         data: bytes = self.repo[blob_id].data
@@ -182,13 +205,22 @@ class GitRepo:
         return data
 
 
-def blob_id(data: bytes, like: str) -> str:
-    """The id git gives `data` as a blob, in the hash of the object id `like` (SHA-1, or SHA-256
-    in a repository made with --object-format=sha256)."""
+def blob_id_of_fd(fd: int, size: int, like: str) -> str:
+    """The id git gives the first `size` bytes of open file `fd` as a blob, in the hash of the
+    object id `like` (SHA-1, or SHA-256 in a repository made with --object-format=sha256); read
+    in chunks, never whole."""
     import hashlib  # here only: it loads OpenSSL, which costs every command's start ~5 ms
 
     make = hashlib.sha1 if len(like) == 40 else hashlib.sha256
-    return make(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    h = make(b"blob %d\0" % size, usedforsecurity=False)
+    done = 0
+    while done < size:
+        chunk = os.pread(fd, min(1 << 20, size - done), done)
+        if not chunk:
+            break
+        h.update(chunk)
+        done += len(chunk)
+    return h.hexdigest()
 
 
 def _tree_with(repo: Any, head: Any, blobs: dict[str, Any]) -> Any:

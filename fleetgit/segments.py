@@ -10,20 +10,22 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
-from fleetgit import clock
+from fleetgit import clock, safefs
 from fleetgit.codec import DecodeError, Event
 from fleetgit.digest import hash64
+from fleetgit.errors import FleetError
 from fleetgit.intake import Refused, check
 
 SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
 _STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
 WRITER_RE = re.compile(r"^[0-9a-z]{8,64}$")
+TAIL = 256  # bytes before the ingested offset whose hash a file's checkpoint keeps
 
 
 def segment_name(number: int) -> str:
@@ -71,7 +73,7 @@ class Writer:
         self.events_dir = events_dir
         self._lock_path = str(local_dir / "writer.lock")
         self.id = self._load_or_create_id()
-        self._dir = str(events_dir / self.id)
+        self._top = str(events_dir.parent.parent)  # the worktree: events_dir is .fleet/events
 
     @property
     def dir(self) -> Path:
@@ -138,15 +140,19 @@ class Writer:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return WriterState()
 
-    def write(self, number: int, payload: bytes, *, fsync: bool) -> int:
-        """Append `payload` to segment `number` with one write; returns the new size."""
-        path = f"{self._dir}/{segment_name(number)}"
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    def write(self, number: int, payload: bytes, *, fsync: bool) -> tuple[os.stat_result, bytes]:
+        """Append `payload` to segment `number` with one write; returns the file's stat after
+        it and its last TAIL bytes (read through the same fd).
+
+        Only into a regular file in real directories: a link (or anything else) in place of
+        `.fleet`, `.fleet/events`, the writer's directory or the segment, which a merge can
+        bring, is refused, never written through (it could point outside the repository)."""
         try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            os.makedirs(self._dir, exist_ok=True)
-            fd = os.open(path, flags, 0o644)
+            fd = safefs.open_file(
+                self._top, self.relpath(number), os.O_RDWR | os.O_APPEND | os.O_CREAT
+            )
+        except safefs.NotRegular as exc:
+            raise refusal(exc) from None
         try:
             view = memoryview(payload)
             while view:  # one write in practice; loop only for a short write
@@ -154,9 +160,41 @@ class Writer:
                 view = view[written:]
             if fsync:
                 os.fsync(fd)
-            return os.fstat(fd).st_size
+            st = os.fstat(fd)
+            start = max(0, st.st_size - TAIL)
+            return st, os.pread(fd, st.st_size - start, start)
         finally:
             os.close(fd)
+
+    def stat(self, number: int) -> os.stat_result | None:
+        """The stat of segment `number`, None when it is missing or not a regular file in real
+        directories (an append then refuses, naming it)."""
+        try:
+            return safefs.stat_file(self._top, self.relpath(number))
+        except safefs.NotRegular:
+            return None
+
+    def repair(self, number: int, max_line: int) -> int | None:
+        """Cut a torn tail off segment `number` (uncommitted: the caller checks); its size after,
+        None when it is missing or not a regular file in real directories."""
+        try:
+            return repair(self._top, self.relpath(number), max_line=max_line)
+        except safefs.NotRegular:
+            return None
+
+
+def refusal(exc: safefs.NotRegular) -> FleetError:
+    """The one line that refuses to write through something that is not a real directory or a
+    regular file, with how to get rid of it."""
+    if exc.what == "a symbolic link":
+        hint = f"remove the link (rm {exc.relpath}; what it points to is kept) and retry"
+    else:
+        hint = f"move {exc.relpath} out of the way and retry"
+    return FleetError(
+        f"{exc.relpath} is {exc.what}: fleetgit writes only to regular files in real"
+        " directories inside the repository",
+        hint=hint,
+    )
 
 
 def _place(git_dir: Path) -> str:
@@ -187,28 +225,97 @@ def _read_id(path: Path, here: str) -> str | None:
 class Parsed:
     """Complete batches of a segment read from `start`, and what was wrong on the way."""
 
-    __slots__ = ("events", "good_end", "problems", "torn_tail")
+    __slots__ = ("end", "events", "good_end", "problems", "torn_tail")
 
     def __init__(self, good_end: int = 0) -> None:
         self.events: list[tuple[Event, bytes]] = []
         self.good_end = good_end  # offset just after the last complete batch
         self.problems: list[tuple[int, str]] = []  # (offset, what)
         self.torn_tail = False  # bytes after good_end that do not form a complete batch
+        self.end = good_end  # offset of the end of what was read
 
 
-def parse(buf: bytes, start: int = 0, writer: str | None = None) -> Parsed:
+CHUNK = 1 << 20  # a segment is read in pieces of this size: never whole
+
+
+def parse(
+    buf: bytes, start: int = 0, writer: str | None = None, *, max_line: int | None = None
+) -> Parsed:
     """Parse `buf[start:]` line by line, keeping only complete batches (all or nothing) of
     lines that pass intake (`writer`: the writer directory the segment is in)."""
+    chunks = iter((buf[start:] if start else buf,))
+    return parse_stream(lambda _size: next(chunks, b""), start, writer, max_line=max_line)
+
+
+def parse_fd(
+    fd: int, start: int = 0, writer: str | None = None, *, max_line: int | None = None
+) -> Parsed:
+    """Parse an open file from offset `start` to its end, read in chunks of CHUNK bytes."""
+    os.lseek(fd, start, os.SEEK_SET)
+    return parse_stream(lambda size: os.read(fd, size), start, writer, max_line=max_line)
+
+
+def parse_stream(
+    read: Callable[[int], bytes],
+    start: int = 0,
+    writer: str | None = None,
+    *,
+    max_line: int | None = None,
+) -> Parsed:
+    """Parse what `read(n)` returns (the bytes from offset `start` on, piece by piece, b"" at
+    the end), keeping only complete batches (all or nothing) of lines that pass intake
+    (`writer`: the writer directory the segment is in).
+
+    Memory stays bounded by `max_line` plus a chunk whatever the input: a line longer than
+    `max_line` (newline included: the limit appends obey, `max_event_bytes`) is dropped as it
+    is read, skipped and reported, and the offset moves past it as past any bad line. A line
+    with no newline yet is a torn tail, however long: its writer may still complete it.
+    """
     out = Parsed(good_end=start)
+    limit = max_line if max_line is not None else 1 << 62
     batch: list[tuple[Event, bytes]] = []
     batch_start = start
-    pos = start
-    end = len(buf)
-    while pos < end:
-        nl = buf.find(b"\n", pos)
+    buf = b""
+    base = start  # offset of buf[0]
+    i = 0  # start of the current line in buf
+    scan = 0  # where to look for the next newline in buf
+    skipping = -1  # offset where a line over the limit began, while its rest is read
+    bad_last: tuple[int, int] | None = None  # (good_end before, end) of an unparsable line
+    while True:
+        nl = buf.find(b"\n", scan)
         if nl < 0:
-            break  # no final newline: torn
-        line = buf[pos : nl + 1]
+            if skipping < 0 and len(buf) - i > limit:
+                skipping = base + i
+            if skipping >= 0:  # drop what there is of a line too long to keep
+                base += len(buf)
+                buf, i = b"", 0
+            chunk = read(CHUNK)
+            if not chunk:
+                break
+            if i:
+                base += i
+                buf, i = buf[i:], 0
+            scan = len(buf)
+            buf = buf + chunk if buf else chunk
+            continue
+        pos = base + i
+        line_end = base + nl + 1
+        line = None
+        if skipping >= 0:
+            pos, skipping = skipping, -1
+        elif nl + 1 - i <= limit:
+            line = buf[i : nl + 1]
+        i = scan = nl + 1
+        bad_last = None
+        if line is None:
+            if batch:
+                out.problems.append((batch_start, "incomplete batch (followed by a bad line)"))
+                batch = []
+            out.problems.append(
+                (pos, f"line of {line_end - pos} bytes, over the limit of {limit}: skipped")
+            )
+            out.good_end = batch_start = line_end
+            continue
         try:
             event = check(line, writer)
         except DecodeError as exc:
@@ -217,39 +324,46 @@ def parse(buf: bytes, start: int = 0, writer: str | None = None) -> Parsed:
                 batch = []
             what = "refused line" if isinstance(exc, Refused) else "unparsable line"
             out.problems.append((pos, f"{what}: {exc}"))
-            pos = nl + 1
-            batch_start = pos
-            if nl + 1 >= end and not isinstance(exc, Refused):  # garbage at the end: torn
-                out.torn_tail = True
-                return out
-            out.good_end = pos  # skip the bad line; later batches still count
+            if not isinstance(exc, Refused):  # garbage at the very end would be torn
+                bad_last = (out.good_end, line_end)
+            out.good_end = batch_start = line_end  # skip the bad line; later batches count
             continue
         if batch and batch[0][0].tx != event.tx:
             out.problems.append((batch_start, f"incomplete batch {batch[0][0].tx}"))
             batch = []
             batch_start = pos
         batch.append((event, line))
-        pos = nl + 1
         if len(batch) == event.txn:
             out.events.extend(batch)
             batch = []
-            out.good_end = pos
-            batch_start = pos
-    out.torn_tail = out.good_end < end
+            out.good_end = batch_start = line_end
+    out.end = base + len(buf)
+    if bad_last is not None and bad_last[1] == out.end:
+        out.good_end = bad_last[0]  # an unparsable last line: torn, maybe still being written
+    out.torn_tail = out.good_end < out.end
     return out
 
 
-def repair(path: Path) -> int:
-    """Cut a torn tail off a writer's own uncommitted segment; returns the bytes cut."""
+def read_limit(segment_max_bytes: int) -> int:
+    """The largest committed segment read (a blob is read whole): writers roll at
+    `segment_max_bytes`, so a bigger one was not written by fleetgit; at least 64 MiB."""
+    return max(64 << 20, 2 * segment_max_bytes)
+
+
+def repair(top: str, relpath: str, *, max_line: int | None = None) -> int | None:
+    """Cut a torn tail off a writer's own uncommitted segment; returns its size after, None
+    when it does not exist. Raises NotRegular when it is not a regular file in real
+    directories (nothing is cut then)."""
     try:
-        buf = path.read_bytes()
+        fd = safefs.open_file(top, relpath, os.O_RDWR)
     except FileNotFoundError:
-        return 0
-    parsed = parse(buf, writer=path.parent.name)
-    if not parsed.torn_tail:
-        return 0
-    with open(path, "r+b") as fh:
-        fh.truncate(parsed.good_end)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return len(buf) - parsed.good_end
+        return None
+    try:
+        parsed = parse_fd(fd, 0, relpath.split("/")[-2], max_line=max_line)
+        if parsed.torn_tail:
+            os.ftruncate(fd, parsed.good_end)
+            os.fsync(fd)
+            return parsed.good_end
+        return parsed.end
+    finally:
+        os.close(fd)

@@ -34,10 +34,13 @@ def worktree_git_dirs(paths: RepoPaths) -> list[Path]:
     return [Path(d) for d in fingerprint.git_dirs(str(paths.common_dir))]
 
 
-def scan_worktrees(paths: RepoPaths) -> Iterator[WorktreeFile]:
+def scan_worktrees(
+    paths: RepoPaths, skipped: list[tuple[str, str, str]] | None = None
+) -> Iterator[WorktreeFile]:
     """Every segment file in every worktree of the clone, with its stat (read by the light
-    fingerprint module, so the hook and catch-up see the same files)."""
-    for found in fingerprint.segment_files(str(paths.common_dir)):
+    fingerprint module, so the hook and catch-up see the same files); what is not a regular
+    file in real directories is left out, and added to `skipped` when given."""
+    for found in fingerprint.segment_files(str(paths.common_dir), skipped):
         yield WorktreeFile._make(found)
 
 
@@ -49,13 +52,42 @@ class CommittedSegment(NamedTuple):
 
 
 def committed_segments(
-    git: GitRepo, events_tree: str, skip_trees: set[str]
+    git: GitRepo,
+    events_tree: str,
+    skipped_trees: set[str],
+    skipped: list[tuple[str, str]] | None = None,
 ) -> Iterator[CommittedSegment]:
-    """Segments in one `.fleet/events` tree, skipping writer trees already fully read."""
-    for writer, tree_id, kind in git.tree_entries(events_tree):
-        if kind != "tree" or not WRITER_RE.match(writer) or tree_id in skip_trees:
+    """Segments in one `.fleet/events` tree, skipping writer trees already fully read. Only
+    trees are writer directories and only regular blobs segments: a committed symbolic link
+    (mode 120000), submodule (160000) or file where a writer directory or a segment should be
+    is not read, and is added to `skipped` as (path under .fleet/events, what) when given."""
+    for writer, tree_id, kind, mode in git.tree_entries(events_tree):
+        if not WRITER_RE.match(writer) or tree_id in skipped_trees:
             continue
-        for name, blob_id, bkind in git.tree_entries(tree_id):
+        if kind != "tree":
+            if skipped is not None:
+                skipped.append((writer, committed_kind(kind, mode)))
+            continue
+        for name, blob_id, bkind, bmode in git.tree_entries(tree_id):
             number = segment_number(name)
-            if bkind == "blob" and number is not None:
-                yield CommittedSegment(writer, number, blob_id, tree_id)
+            if number is None:
+                continue
+            if bkind != "blob" or bmode not in REGULAR_MODES:
+                if skipped is not None:
+                    skipped.append((f"{writer}/{name}", committed_kind(bkind, bmode)))
+                continue
+            yield CommittedSegment(writer, number, blob_id, tree_id)
+
+
+REGULAR_MODES = (0o100644, 0o100755)
+
+
+def committed_kind(kind: str, mode: int) -> str:
+    """What a tree entry is, in words."""
+    if mode == 0o120000:
+        return "a symbolic link"
+    if mode == 0o160000 or kind == "commit":
+        return "a submodule"
+    if kind == "tree":
+        return "a directory"
+    return "a regular file" if mode in REGULAR_MODES else f"an entry of mode {mode:o}"

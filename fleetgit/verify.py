@@ -6,6 +6,7 @@ It reads the work-tree files and the committed blobs directly (not the index) an
 from __future__ import annotations
 
 import itertools
+import os
 import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,20 +14,25 @@ from typing import Any
 
 import orjson
 
-from fleetgit import catalogue, clock
+from fleetgit import catalogue, clock, safefs
 from fleetgit.codec import Event
 from fleetgit.config import Config
 from fleetgit.folds import Ev
 from fleetgit.gitrepo import GitRepo
 from fleetgit.paths import RepoPaths
-from fleetgit.segments import line_hash, parse
-from fleetgit.sources import committed_segments, scan_worktrees, worktree_git_dirs
+from fleetgit.segments import Parsed, line_hash, parse, parse_fd, read_limit
+from fleetgit.sources import (
+    committed_kind,
+    committed_segments,
+    scan_worktrees,
+    worktree_git_dirs,
+)
 
 
 @dataclass(frozen=True)
 class Problem:
     # torn | bad_line | refused | incomplete_batch | id_conflict | wseq_gap | writer_collision
-    # | clock | fork | dependency_cycle
+    # | clock | fork | dependency_cycle | not_read
     kind: str
     where: str
     detail: str
@@ -158,12 +164,13 @@ class _Checker:
         self.copies: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)  # ids -> where
         self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
 
-    def add_segment(self, name: str, where: str, buf: bytes, worktree: str | None = None) -> None:
+    def add_segment(
+        self, name: str, where: str, parsed: Parsed, worktree: str | None = None
+    ) -> None:
         """Check one copy of segment `name` (`<writer>/<number>`), found at `where`: in the work
         tree `worktree`, or committed (None)."""
         self.segment_names.add(name)
         self.report.segments = len(self.segment_names)
-        parsed = parse(buf, writer=name.partition("/")[0])
         for offset, what in parsed.problems:
             kind = "incomplete_batch" if "batch" in what else "bad_line"
             kind = "refused" if what.startswith("refused") else kind
@@ -329,21 +336,43 @@ def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Prob
 
 def verify(paths: RepoPaths, config: Config) -> Report:
     checker = _Checker(config)
-    for f in scan_worktrees(paths):
+    problems = checker.report.problems
+    max_line, max_blob = config.max_event_bytes, read_limit(config.segment_max_bytes)
+    skipped: list[tuple[str, str, str]] = []
+    here = str(paths.worktree)
+    for f in scan_worktrees(paths, skipped):
         try:
-            buf = f.path.read_bytes()
+            fd = safefs.open_file(f.worktree, f.relpath)
         except FileNotFoundError:
             continue
-        where = f.relpath if f.worktree == str(paths.worktree) else str(f.path)
+        except safefs.NotRegular as exc:  # replaced since the scan
+            skipped.append((f.worktree, exc.relpath, exc.what))
+            continue
+        try:
+            parsed = parse_fd(fd, 0, f.writer, max_line=max_line)
+        finally:
+            os.close(fd)
+        where = f.relpath if f.worktree == here else str(f.path)
         name = f"{f.writer}/{f.number:08d}"
         checker.current.add(name)
-        checker.add_segment(name, where, buf, f.worktree)
+        checker.add_segment(name, where, parsed, f.worktree)
+    for worktree, relpath, what in skipped:
+        where = relpath if worktree == here else f"{worktree}/{relpath}"
+        hint = f"remove it (git rm -r {where} and commit, or rm -r {where} if untracked)"
+        problems.append(
+            Problem("not_read", where, f"{what}: only regular files are read", hint=hint)
+        )
     git = GitRepo(paths)
     seen_blobs: set[str] = set()
     seen_trees: set[str] = set()
     read: set[str] = set()
+    reported: set[tuple[str, str]] = set()
     targets = sorted(git.ref_targets(worktree_git_dirs(paths)).items())
-    for _name, target in targets:
+    for name, target in targets:
+        for path, kind, mode in git.fleet_entries(target):
+            if kind != "tree":
+                what = committed_kind(kind, mode)
+                problems.append(Problem("not_read", f"{name}:{path}", f"{what}: not read"))
         tip = git.events_tree(target)
         for seg in committed_segments(git, tip, set()) if tip else ():
             checker.current.add(f"{seg.writer}/{seg.number:08d}")
@@ -352,11 +381,29 @@ def verify(paths: RepoPaths, config: Config) -> Report:
             if tree in seen_trees:
                 continue
             seen_trees.add(tree)
-            for seg in committed_segments(git, tree, set()):
+            bad: list[tuple[str, str]] = []
+            for seg in committed_segments(git, tree, set(), bad):
                 if seg.blob in seen_blobs:
                     continue
                 seen_blobs.add(seg.blob)
                 segment = f"{seg.writer}/{seg.number:08d}"
-                checker.add_segment(segment, f"{name}:{segment}", git.blob(seg.blob))
+                size = git.blob_size(seg.blob)
+                if size > max_blob:
+                    problems.append(
+                        Problem(
+                            "not_read",
+                            f"{name}:{segment}",
+                            f"a committed segment of {size} bytes, over the limit of {max_blob}"
+                            " (twice segment_max_bytes, at least 64 MiB): not read",
+                        )
+                    )
+                    continue
+                parsed = parse(git.blob(seg.blob), 0, seg.writer, max_line=max_line)
+                checker.add_segment(segment, f"{name}:{segment}", parsed)
+            for path, what in bad:  # once each, however many commits hold it
+                where = f"{name}:.fleet/events/{path}"
+                if (where, what) not in reported:
+                    reported.add((where, what))
+                    problems.append(Problem("not_read", where, f"{what}: not read"))
         read.add(target)
     return checker.finish()

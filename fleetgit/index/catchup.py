@@ -7,13 +7,14 @@ call is made at all.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from fleetgit import safefs
 from fleetgit.config import Config
 from fleetgit.fingerprint import file_stamp, files_fingerprint
-from fleetgit.gitrepo import GitRepo, blob_id, refs_fingerprint
+from fleetgit.gitrepo import GitRepo, blob_id_of_fd, refs_fingerprint
 from fleetgit.index.schema import EVENT_INDEXES
 from fleetgit.index.store import (
     _TAIL,
@@ -23,7 +24,7 @@ from fleetgit.index.store import (
     tail_hash,
 )
 from fleetgit.paths import RepoPaths
-from fleetgit.segments import parse, segment_name
+from fleetgit.segments import parse, parse_fd, read_limit, segment_name
 from fleetgit.sources import (
     CommittedSegment,
     WorktreeFile,
@@ -113,31 +114,27 @@ class Index(IndexDB):
             )
 
     def _read_file(self, f: WorktreeFile, row: Any, result: IngestResult) -> None:
-        """Read a changed segment from where it was left, if the bytes before that still match."""
+        """Read a changed segment from where it was left, if the bytes before that still match.
+        Only a regular file in real directories, streamed (see segments.parse_stream)."""
         try:
-            with open(f.path, "rb") as fh:
-                offset = 0
-                if row is not None and row["offset"] <= f.size:
-                    start = max(0, row["offset"] - _TAIL)
-                    fh.seek(start)
-                    if tail_hash(fh.read(row["offset"] - start)) == row["tail_hash"]:
-                        offset = row["offset"]
-                fh.seek(offset)
-                buf = fh.read()
-        except FileNotFoundError:
+            fd = safefs.open_file(f.worktree, f.relpath)
+        except (FileNotFoundError, safefs.NotRegular):  # gone, or replaced since the scan
             return
-        parsed = parse(buf, writer=f.writer)
-        self.record_problems(f.relpath, offset, parsed.problems)
-        self.ingest(parsed.events, result)
-        result.files_read += 1
-        new_offset = offset + parsed.good_end
-        tail_start = max(0, parsed.good_end - _TAIL)
-        tail = buf[tail_start : parsed.good_end]
-        if len(tail) < _TAIL and offset > 0:  # short tail: take the rest from before `offset`
-            with open(f.path, "rb") as fh:
-                fh.seek(max(0, new_offset - _TAIL))
-                tail = fh.read(new_offset - max(0, new_offset - _TAIL))
-        self.record_file(f, new_offset, tail_hash(tail))
+        try:
+            offset = 0
+            if row is not None and row["offset"] <= f.size:
+                start = max(0, row["offset"] - _TAIL)
+                if tail_hash(os.pread(fd, row["offset"] - start, start)) == row["tail_hash"]:
+                    offset = row["offset"]
+            parsed = parse_fd(fd, offset, f.writer, max_line=self.config.max_event_bytes)
+            self.record_problems(f.relpath, 0, parsed.problems)  # offsets in the file
+            self.ingest(parsed.events, result)
+            result.files_read += 1
+            tail_start = max(0, parsed.good_end - _TAIL)
+            tail = os.pread(fd, parsed.good_end - tail_start, tail_start)
+        finally:
+            os.close(fd)
+        self.record_file(f, parsed.good_end, tail_hash(tail))
 
     def record_file(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
         self.conn.execute(
@@ -179,38 +176,47 @@ class Index(IndexDB):
             writer_trees.add(seg.writer_tree)
             if self.conn.execute("SELECT 1 FROM blobs WHERE oid = ?", (seg.blob,)).fetchone():
                 continue
-            if self._checked_out(seg):  # its events came in from the work tree just now
-                self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
-                continue
-            parsed = parse(self.git.blob(seg.blob), writer=seg.writer)
+            size = self.git.blob_size(seg.blob)
+            limit = read_limit(self.config.segment_max_bytes)
             where = f"blob {seg.blob[:12]} ({seg.writer}/{segment_name(seg.number)})"
-            self.record_problems(where, 0, parsed.problems)
-            self.ingest(parsed.events, result)
-            result.blobs_read += 1
+            if size > limit:  # not fleetgit's: never read
+                what = f"a committed segment of {size} bytes, over the read limit of {limit}"
+                self.record_problems(where, 0, [(0, f"{what}: not read")])
+            elif not self._checked_out(seg, size):  # else its events came in from the file
+                data = self.git.blob(seg.blob)
+                parsed = parse(data, 0, seg.writer, max_line=self.config.max_event_bytes)
+                del data
+                self.record_problems(where, 0, parsed.problems)
+                self.ingest(parsed.events, result)
+                result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
         for oid in (*writer_trees, events_tree):
             self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
             seen.add(oid)
 
-    def _checked_out(self, seg: CommittedSegment) -> bool:
+    def _checked_out(self, seg: CommittedSegment, size: int) -> bool:
         """Does a work-tree segment the index has read hold exactly this blob's bytes? A
         committed segment usually is still checked out; its lines were ingested from the file
         (files come first), so parsing the blob again would only find copies: hashing the
         file is much cheaper than parsing it."""
         relpath = f".fleet/events/{seg.writer}/{segment_name(seg.number)}"
-        for worktree, size, mtime_ns, ino, offset in self.conn.execute(
+        for worktree, f_size, mtime_ns, ino, offset in self.conn.execute(
             "SELECT worktree, size, mtime_ns, ino, offset FROM files WHERE relpath = ?", (relpath,)
         ).fetchall():
-            path = Path(worktree) / relpath
-            try:
-                st = path.stat()
-                data = path.read_bytes()
-            except OSError:
-                continue
             # the file as the index read it, every byte of it (no torn tail left for later)
-            read_whole = (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, ino)
-            if read_whole and offset == len(data) and blob_id(data, seg.blob) == seg.blob:
-                return True
+            if (f_size, offset) != (size, size):
+                continue
+            try:
+                fd = safefs.open_file(worktree, relpath)
+            except (OSError, safefs.NotRegular):
+                continue
+            try:
+                st = os.fstat(fd)
+                same = (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, ino)
+                if same and blob_id_of_fd(fd, size, seg.blob) == seg.blob:
+                    return True
+            finally:
+                os.close(fd)
         return False
 
     # -- rebuild ----------------------------------------------------------------------------
