@@ -13,11 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fleetgit import catalogue, clock, gitrepo, rules
+from fleetgit import catalogue, clock, gitrepo, rules, safefs
 from fleetgit import reservations as rsv
 from fleetgit.codec import Event, encode
 from fleetgit.config import DEFAULT_TOML, Config, load
 from fleetgit.errors import ConflictError, ValidationError
+from fleetgit.gitrepo import FLEET_ATTRIBUTES
 from fleetgit.identity import check_callsign, git_config_entries, resolve_callsign
 from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
@@ -32,7 +33,7 @@ from fleetgit.index.reads import (
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
 from fleetgit.paths import RepoPaths, locate
-from fleetgit.segments import Writer, WriterState, segment_number
+from fleetgit.segments import Writer, WriterState, read_limit, segment_number
 from fleetgit.sources import WorktreeFile
 
 if TYPE_CHECKING:
@@ -69,20 +70,40 @@ def init(path: str | os.PathLike[str] | None = None) -> InitResult:
     paths = locate(path)
     created: list[str] = []
     updated: list[str] = []
-    paths.events_dir.mkdir(parents=True, exist_ok=True)
-    if not paths.config_file.exists():
-        paths.config_file.write_text(DEFAULT_TOML, encoding="utf-8")
-        created.append(".fleet/config.toml")
-    attributes = paths.worktree / ".gitattributes"
-    existed = attributes.exists()
-    text = gitrepo.with_fleet_line(attributes.read_bytes() if existed else b"")
-    if text is not None:
-        attributes.write_bytes(text)
-        (updated if existed else created).append(".gitattributes")
+    top = str(paths.worktree)
+    try:  # nothing is written through a link (see safefs)
+        os.close(safefs.open_dir(top, ".fleet/events", create=True))
+        if _create(top, ".fleet/config.toml", DEFAULT_TOML.encode()):
+            created.append(".fleet/config.toml")
+        before = safefs.read_small(top, ".gitattributes", MAX_ATTRIBUTES_BYTES)
+        text = gitrepo.with_fleet_line(before or b"")
+        if text is not None:
+            fd = safefs.open_file(top, ".gitattributes", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text)
+            (updated if before is not None else created).append(".gitattributes")
+    except safefs.NotRegular as exc:
+        raise safefs.refusal(exc) from None
+    except ValueError as exc:  # a .gitattributes over the limit
+        raise ValidationError(str(exc), hint="add the line yourself: " + FLEET_ATTRIBUTES) from None
     if not paths.index_file.exists():
         created.append(str(paths.index_file))
     Fleet(paths).close()
     return InitResult(str(paths.worktree), tuple(created), tuple(updated))
+
+
+MAX_ATTRIBUTES_BYTES = 16 << 20
+
+
+def _create(top: str, relpath: str, content: bytes) -> bool:
+    """Write a new regular file; False when something is there already (a link included)."""
+    try:
+        fd = safefs.open_file(top, relpath, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content)
+    return True
 
 
 class Fleet:
@@ -558,6 +579,8 @@ class Fleet:
                 return CommitResult(None, ())
             segments = [p for p in pending if p.startswith(".fleet/events/")]
             message = message or f"fleet: {len(segments)} segment(s) from writer {self.writer.id}"
-            commit_id = git.commit_paths(pending, message, extra)
+            commit_id = git.commit_paths(
+                pending, message, extra, max_bytes=read_limit(self.config.segment_max_bytes)
+            )
         self.index.catch_up()
         return CommitResult(commit_id, tuple(pending) + tuple(extra))

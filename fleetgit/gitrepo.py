@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fleetgit import fingerprint
+from fleetgit import fingerprint, safefs
 from fleetgit.errors import GitError
 from fleetgit.paths import RepoPaths
 
@@ -131,7 +131,9 @@ class GitRepo:
         data: bytes = self.repo[blob_id].data
         return data
 
-    def commit_paths(self, relpaths: list[str], message: str, extra: dict[str, bytes]) -> str:
+    def commit_paths(
+        self, relpaths: list[str], message: str, extra: dict[str, bytes], *, max_bytes: int
+    ) -> str:
         """Commit exactly `relpaths` (from the work tree) plus `extra` blobs on top of HEAD.
 
         The index entries of `relpaths` follow the commit, so `git status` is clean for them; an
@@ -144,7 +146,7 @@ class GitRepo:
         repo = self.repo
         head = None if repo.head_is_unborn else repo.head.peel(pygit2.Commit)
         workdir = Path(repo.workdir)
-        blobs = {rel: repo.create_blob((workdir / rel).read_bytes()) for rel in relpaths}
+        blobs = {rel: repo.create_blob(_work_file(workdir, rel, max_bytes)) for rel in relpaths}
         extras = {rel: repo.create_blob(content) for rel, content in extra.items()}
         index = repo.index
         index.read()
@@ -203,6 +205,23 @@ class GitRepo:
             return None
         data: bytes = repo[entry.id].data
         return data
+
+
+def _work_file(top: Path, relpath: str, max_bytes: int) -> bytes:
+    """A pending `.fleet/` file's bytes: a regular file in real directories (a link would
+    commit what it points to), at most `max_bytes`; refused in one line otherwise."""
+    try:
+        data = safefs.read_small(str(top), relpath, max_bytes)
+    except safefs.NotRegular as exc:
+        raise safefs.refusal(exc) from None
+    except ValueError:
+        raise GitError(
+            f"{relpath} is larger than {max_bytes} bytes: not written by fleetgit, not committed",
+            hint="move it out of .fleet/ (fleetgit verify lists what it holds)",
+        ) from None
+    if data is None:
+        raise GitError(f"{relpath} vanished while it was being committed", hint="retry")
+    return data
 
 
 def blob_id_of_fd(fd: int, size: int, like: str) -> str:

@@ -15,6 +15,8 @@ import errno
 import os
 import stat
 
+from fleetgit.errors import FleetError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 # errors an open gives for a name that is not what the walk expects (a link, a file, a FIFO
@@ -154,3 +156,17 @@ def read_small(top: str, relpath: str, limit: int) -> bytes | None:
     finally:
         os.close(fd)
     raise ValueError(f"{relpath} is larger than {limit} bytes")
+
+
+def refusal(exc: NotRegular) -> FleetError:
+    """The one line that refuses to write through something that is not a real directory or a
+    regular file, with how to get rid of it."""
+    if exc.what == "a symbolic link":
+        hint = f"remove the link (rm {exc.relpath}; what it points to is kept) and retry"
+    else:
+        hint = f"move {exc.relpath} out of the way and retry"
+    return FleetError(
+        f"{exc.relpath} is {exc.what}: fleetgit writes only to regular files in real"
+        " directories inside the repository",
+        hint=hint,
+    )

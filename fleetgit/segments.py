@@ -19,7 +19,6 @@ import orjson
 from fleetgit import clock, safefs
 from fleetgit.codec import DecodeError, Event
 from fleetgit.digest import hash64
-from fleetgit.errors import FleetError
 from fleetgit.intake import Refused, check
 
 SEGMENT_RE = re.compile(r"^(\d{8})\.jsonl$")
@@ -152,7 +151,7 @@ class Writer:
                 self._top, self.relpath(number), os.O_RDWR | os.O_APPEND | os.O_CREAT
             )
         except safefs.NotRegular as exc:
-            raise refusal(exc) from None
+            raise safefs.refusal(exc) from None
         try:
             view = memoryview(payload)
             while view:  # one write in practice; loop only for a short write
@@ -181,20 +180,6 @@ class Writer:
             return repair(self._top, self.relpath(number), max_line=max_line)
         except safefs.NotRegular:
             return None
-
-
-def refusal(exc: safefs.NotRegular) -> FleetError:
-    """The one line that refuses to write through something that is not a real directory or a
-    regular file, with how to get rid of it."""
-    if exc.what == "a symbolic link":
-        hint = f"remove the link (rm {exc.relpath}; what it points to is kept) and retry"
-    else:
-        hint = f"move {exc.relpath} out of the way and retry"
-    return FleetError(
-        f"{exc.relpath} is {exc.what}: fleetgit writes only to regular files in real"
-        " directories inside the repository",
-        hint=hint,
-    )
 
 
 def _place(git_dir: Path) -> str:

@@ -375,3 +375,31 @@ def test_streaming_in_chunks_parses_as_whole(data: bytes, at: int, chunk: int, l
     )
     for _, line in whole.events:
         assert limit is None or len(line) <= limit
+
+
+def test_init_writes_through_no_link(tmp_path: Path) -> None:
+    """`.fleet` or `.gitattributes` as links to elsewhere (a clone of a hostile repository
+    before `fleetgit init`): refused in one line, nothing written there."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "attributes").write_text("mine\n")
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".fleet").symlink_to(outside)
+    res = fleetgit(repo, "init")
+    assert res.returncode == 1 and ".fleet is a symbolic link" in res.stderr, res.stderr
+    (repo / ".fleet").unlink()
+    (repo / ".gitattributes").symlink_to(outside / "attributes")
+    res = fleetgit(repo, "init")
+    assert res.returncode == 1 and ".gitattributes is a symbolic link" in res.stderr
+    assert sorted(p.name for p in outside.iterdir()) == ["attributes"]
+    assert (outside / "attributes").read_text() == "mine\n"
+
+
+def test_fleetgit_commit_refuses_a_pending_link(fleet: Fleet) -> None:
+    """A link git would list as a new `.fleet/` file: committing what it points to would
+    publish a file from outside the repository."""
+    (fleet.outside / "secret").write_text("secret\n")
+    segment(fleet.victim).symlink_to(fleet.outside / "secret")
+    res = fleetgit(fleet.victim, "commit", "-m", "fleet: more")
+    assert res.returncode == 1 and "00000001.jsonl is a symbolic link" in res.stderr, res.stderr
+    assert "secret" not in git(fleet.victim, "log", "-p", "--all")
