@@ -75,7 +75,10 @@ class Index(IndexDB):
         result = IngestResult()
         self.settled_pos = self.max_pos()
         self.release_held(result)
-        files = list(scan_worktrees(self.paths))
+        skipped: list[tuple[str, str, str]] = []
+        files = list(scan_worktrees(self.paths, skipped))
+        for _worktree, relpath, what in skipped:  # never opened: said once, as refused lines
+            self.record_problems(relpath, 0, [(0, f"{what}: not read")])
         files_fp = files_fingerprint(files)
         stored = dict(
             self.conn.execute(
@@ -167,7 +170,8 @@ class Index(IndexDB):
         if events_tree in seen:
             return
         writer_trees: set[str] = set()
-        for seg in committed_segments(self.git, events_tree, seen):
+        bad: list[tuple[str, str]] = []
+        for seg in committed_segments(self.git, events_tree, seen, bad):
             self.conn.execute(
                 "INSERT INTO segments (writer, number, committed) VALUES (?, ?, 1)"
                 " ON CONFLICT (writer, number) DO UPDATE SET committed = 1",
@@ -190,6 +194,8 @@ class Index(IndexDB):
                 self.ingest(parsed.events, result)
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
+        for path, what in bad:  # a link, a submodule, a file where a directory belongs
+            self.record_problems(f"tree {events_tree[:12]} ({path})", 0, [(0, f"{what}: not read")])
         for oid in (*writer_trees, events_tree):
             self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
             seen.add(oid)
