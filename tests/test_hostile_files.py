@@ -403,3 +403,31 @@ def test_fleetgit_commit_refuses_a_pending_link(fleet: Fleet) -> None:
     res = fleetgit(fleet.victim, "commit", "-m", "fleet: more")
     assert res.returncode == 1 and "00000001.jsonl is a symbolic link" in res.stderr, res.stderr
     assert "secret" not in git(fleet.victim, "log", "-p", "--all")
+
+
+def test_the_offset_moves_past_a_long_line_but_not_past_a_torn_tail(tmp_path: Path) -> None:
+    """A complete line over max_event_bytes is skipped once: the file's recorded offset moves
+    past it. A line with no newline yet, however long, may still be completed by its writer:
+    the offset stays before it."""
+    from fleetgit.fleet import Fleet, init
+
+    repo = make_repo(tmp_path / "repo")
+    init(repo)
+    path = segment(repo)
+    long_line = b"x" * (300 << 10) + b"\n"
+    path.write_bytes(long_line)
+
+    def offset() -> int:
+        with Fleet.open(repo) as fleet:
+            rows = fleet.index.query("SELECT relpath, offset FROM files")
+        return dict((r["relpath"], r["offset"]) for r in rows)[
+            f".fleet/events/{ATTACKER_WRITER}/00000001.jsonl"
+        ]
+
+    assert offset() == len(long_line)
+    with path.open("ab") as fh:
+        fh.write(b"y" * (300 << 10))
+    assert offset() == len(long_line)
+    with path.open("ab") as fh:
+        fh.write(b"\n")
+    assert offset() == len(long_line) + (300 << 10) + 1
