@@ -343,32 +343,25 @@ def staged_paths(paths: RepoPaths, prefix: str) -> set[str]:
     return {p for p in out.split("\0") if p}
 
 
-def run_git(paths: RepoPaths, args: list[str]) -> str:
+def _git(paths: RepoPaths, args: list[str]) -> bytes:
+    """`git ARGS` in the work tree's top: its stdout, or GitError with git's own message."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), *args],
-            capture_output=True,
-            text=True,
-            check=False,
+            ["git", "-C", str(paths.worktree), *args], capture_output=True, check=False
         )
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
     if proc.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {proc.stderr.strip()}")
+        raise GitError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
+
+
+def run_git(paths: RepoPaths, args: list[str]) -> str:
+    return _git(paths, args).decode("utf-8", "replace")
 
 
 def ls_files(paths: RepoPaths, args: list[str], pathspecs: list[str]) -> list[str]:
     """`git ls-files -z ARGS -- PATHSPECS` from the top of the work tree, one entry per record
     (paths that are not UTF-8 kept with surrogateescape, as the hook reads them)."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), "ls-files", "-z", *args, "--", *pathspecs],
-            capture_output=True,
-            check=False,
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc}") from None
-    if proc.returncode != 0:
-        raise GitError(f"git ls-files failed: {proc.stderr.decode(errors='replace').strip()}")
-    return [r for r in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if r]
+    out = _git(paths, ["ls-files", "-z", *args, "--", *pathspecs])
+    return [r for r in out.decode("utf-8", "surrogateescape").split("\0") if r]

@@ -23,7 +23,7 @@ from fleetgit import clock
 from fleetgit.codec import Event, encode
 from tests.conftest import Result, git, make_repo
 
-MEMORY_CAP = 1 << 30  # address space of each command: 1 GiB
+MEMORY_CAP = 512 << 20  # address space of each process (a command needs ~150 MB)
 TIMEOUT = 120  # seconds; a hang fails the test instead of stalling the suite
 ATTACKER_WRITER = "attacker00000001"
 COMMANDS = (
@@ -44,26 +44,12 @@ def _cap_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
 
 
-def fleetgit(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    """The CLI as a real process, with a memory cap and a timeout."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "fleetgit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **(env or {})},
-        timeout=TIMEOUT,
-        preexec_fn=_cap_memory,
-    )
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def run_git(cwd: Path, *args: str, callsign: str | None = None) -> subprocess.CompletedProcess[str]:
-    """git with its hooks firing, as `callsign` when given; capped and timed like commands."""
-    env = {**os.environ, "FLEET_CALLSIGN": callsign} if callsign else None
+def capped(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A real process under the memory cap and the hang guard, stdin closed."""
     return subprocess.run(
-        ["git", *args],
+        argv,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -71,7 +57,20 @@ def run_git(cwd: Path, *args: str, callsign: str | None = None) -> subprocess.Co
         env=env,
         timeout=TIMEOUT,
         preexec_fn=_cap_memory,
+        stdin=subprocess.DEVNULL,
     )
+
+
+def fleetgit(cwd: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """The CLI as a real process, with a memory cap and a timeout."""
+    proc = capped([sys.executable, "-m", "fleetgit", *args], cwd, {**os.environ, **(env or {})})
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_git(cwd: Path, *args: str, callsign: str | None = None) -> subprocess.CompletedProcess[str]:
+    """git with its hooks firing, as `callsign` when given; capped and timed like commands."""
+    env = {**os.environ, "FLEET_CALLSIGN": callsign} if callsign else None
+    return capped(["git", *args], cwd, env)
 
 
 def line(

@@ -9,7 +9,6 @@ fetching. Every fleetgit command runs as a real process under a memory cap and a
 from __future__ import annotations
 
 import os
-import resource
 import sqlite3
 import subprocess
 import sys
@@ -25,45 +24,21 @@ from hypothesis import strategies as st
 from fleetgit.codec import Event, encode
 from fleetgit.segments import parse, parse_stream
 from tests.conftest import git, make_repo
+from tests.hostile import capped
 
-MEMORY_CAP = 300 << 20  # address space of every fleetgit process here (a command needs ~150 MB)
-HANG_GUARD = 120  # seconds: far beyond any command's run; reaching it means a hang
 ATTACKER_WRITER = "badwriter0000001"
 
 
 def fleetgit(cwd: Path, *args: str, who: str | None = None) -> subprocess.CompletedProcess[str]:
-    """A fleetgit command as a real process, its address space capped."""
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-
-    env = {**os.environ}
-    env.pop("FLEET_CALLSIGN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "fleetgit", *(("--as", who) if who else ()), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-        preexec_fn=cap,
-        timeout=HANG_GUARD,
-        stdin=subprocess.DEVNULL,
-    )
+    """A fleetgit command as a real process, capped (as `who`, else as nobody)."""
+    env = {k: v for k, v in os.environ.items() if k != "FLEET_CALLSIGN"}
+    argv = [sys.executable, "-m", "fleetgit", *(("--as", who) if who else ()), *args]
+    return capped(argv, cwd, env)
 
 
 def as_pilot(repo: Path, who: str, *args: str) -> subprocess.CompletedProcess[str]:
     """A git command as pilot `who`, its hooks firing."""
-    return subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "FLEET_CALLSIGN": who},
-        check=False,
-        timeout=HANG_GUARD,
-        stdin=subprocess.DEVNULL,
-    )
+    return capped(["git", *args], repo, {**os.environ, "FLEET_CALLSIGN": who})
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
