@@ -209,7 +209,8 @@ class _Checker:
                 Problem(
                     "clock",
                     where,
-                    f"event {event.id} is stamped {event.ts}, more than"
+                    f"event {event.id}: its clock (hlc) says"
+                    f" {clock.iso_ms(clock.hlc_ms(event.hlc))}, more than"
                     f" {self.config.max_clock_skew_seconds} s ahead of this clock: held back"
                     " (it orders and grants nothing) until this clock comes within that",
                 )

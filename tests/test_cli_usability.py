@@ -204,6 +204,10 @@ def test_squawk_send_reads_the_body_from_a_file_or_stdin(repo: Path, cli: Any) -
     (repo.parent / "latin1.txt").write_bytes(b"caf\xe9")
     res = cli(repo, *send, "--body-file", str(repo.parent / "latin1.txt"))
     assert res.code == 1 and "not UTF-8" in res.err
+    for source in ("/dev/zero", str(repo.parent / "big.md")):  # read bounded, refused whole
+        (repo.parent / "big.md").write_bytes(b"x" * 500_000)
+        res = cli(repo, *send, "--body-file", source)
+        assert res.code == 1 and "longer than 100000 characters" in res.err, res.err
 
 
 def test_unclaim_hands_a_sortie_back(repo: Path, cli: Any) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import squawk
+from fleetgit import catalogue, squawk
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -108,12 +108,18 @@ def _body(body: str, path: str | None) -> str:
     if path is None and body != "-":
         return body
     what = "stdin" if path is None else path
+    limit = catalogue.MAX_TEXT * 4  # UTF-8 bytes of the longest body the catalogue takes
     try:
         if path is None:
-            data = sys.stdin.buffer.read()
+            data = sys.stdin.buffer.read(limit + 1)
         else:
-            with open(path, "rb") as fh:
-                data = fh.read()
+            with open(path, "rb") as fh:  # a bounded read: /dev/zero or a huge file is refused
+                data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise ValidationError(
+                f"the message text from {what} is longer than {catalogue.MAX_TEXT} characters",
+                hint="send a shorter text, and name the file that holds the rest",
+            )
         return data.decode("utf-8")
     except OSError as exc:
         raise ValidationError(
