@@ -34,9 +34,10 @@ GROUPS: dict[str, str] = {
     **dict.fromkeys(("workorder", "lock", "cursor"), "coordination"),
     "squawk": "squawking",
     **dict.fromkeys(("checkpoint", "resume"), "recovery"),
+    "status": "status",
     "demo": "",
 }
-MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery")
+MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery", "status")
 
 
 def _version(value: bool) -> None:

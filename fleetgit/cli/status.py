@@ -1,0 +1,144 @@
+"""`fleetgit status`: the one screen a person wants first, read through the Python API."""
+
+from typing import Annotated, Any
+
+import typer
+
+from fleetgit import pilots, sorties, squawk
+from fleetgit.cli.common import AsOf, JsonOpt, boundary, int_option, open_fleet, print_json, table
+from fleetgit.durations import format_duration
+
+STATUS_LIMIT = 10  # per section: one screen
+WORKING = ("assigned", "in_progress", "blocked")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+@boundary
+def status(
+    ctx: typer.Context,
+    limit: Annotated[
+        int,
+        int_option(
+            "--limit", help=f"Show at most N of each section (default {STATUS_LIMIT}; 0: all)."
+        ),
+    ] = STATUS_LIMIT,
+    as_of: AsOf = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Me, the active pilots, what is claimed and by whom, my reservations (and any that lost a
+    clash), the ready sorties and my unread messages.
+
+    With --json: one object, each section a list, and "more": how many each section left out.
+
+    Example: fleetgit --as viper-1 status
+    """
+    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+        out = _gather(fleet, limit)
+    if as_json:
+        print_json(out)
+    else:
+        typer.echo(_human(out))
+
+
+def _gather(fleet: Any, limit: int) -> dict[str, Any]:
+    me = fleet.actor
+    now = fleet.now_ms()
+    every = pilots.listing(fleet)
+    mine = next((p for p in every if p["callsign"] == me), None)
+    sections: dict[str, list[Any]] = {
+        "pilots": [p for p in every if p["active"]],
+        "claimed": [s for s in sorties.listing(fleet) if s["assignee"] and s["status"] in WORKING],
+        "reservations": [],
+        "ready": sorties.listing(fleet, ready=True),
+        "unread": [],
+    }
+    unread = 0
+    if me:
+        found = fleet.reservations(holder=me)
+        sections["reservations"] = [r.to_json(now) for r in found]
+        sections["unread"] = squawk.inbox(fleet, unread=True, limit=limit or None)
+        unread = squawk.inbox_count(fleet, unread=True)
+    out: dict[str, Any] = {
+        "me": {
+            "callsign": me,
+            "registered": mine is not None and not mine["deregistered"],
+            "active": bool(mine and mine["active"]),
+            "status": mine["status"] if mine else None,
+            "last_seen": mine["last_seen"] if mine else None,
+        }
+    }
+    more: dict[str, int] = {}
+    for key, rows in sections.items():
+        total = unread if key == "unread" else len(rows)
+        out[key] = rows if not limit else rows[:limit]
+        more[key] = total - len(out[key])
+    out["more"] = more
+    return out
+
+
+def _human(out: dict[str, Any]) -> str:
+    me = out["me"]
+    if not me["callsign"]:
+        who = "me: no identity (--as CALLSIGN, FLEET_CALLSIGN or git config fleet.callsign)"
+    elif not me["registered"]:
+        who = f"me: {me['callsign']}, not registered (fleetgit pilot register {me['callsign']})"
+    else:
+        who = f"me: {me['callsign']}, {'active' if me['active'] else 'not active'}"
+    lines = [who]
+
+    def section(key: str, title: str, rows: list[Any], headers: list[str]) -> None:
+        lines.append("")
+        more = out["more"][key]
+        lines.append(f"{title} ({len(out[key]) + more})")
+        if rows:
+            lines.append(table(rows, headers))
+        if more:
+            lines.append(f"... {more} more; --limit 0 shows all")
+
+    section(
+        "pilots",
+        "active pilots",
+        [(p["callsign"], p["status"], p["last_seen"] or "-") for p in out["pilots"]],
+        ["CALLSIGN", "STATUS", "LAST SEEN"],
+    )
+    section(
+        "claimed",
+        "claimed sorties",
+        [(s["sortie_id"], s["assignee"], s["status"], s["title"]) for s in out["claimed"]],
+        ["ID", "ASSIGNEE", "STATUS", "TITLE"],
+    )
+    if me["callsign"]:
+        section(
+            "reservations",
+            "my reservations",
+            [
+                (
+                    r["id"],
+                    r["pattern"],
+                    r["mode"],
+                    f"lost to {r['lost_to']['id']} ({r['lost_to']['holder']},"
+                    f" {r['lost_to']['pattern']})"
+                    if r["lost_to"]
+                    else format_duration(r["seconds_left"]),
+                )
+                for r in out["reservations"]
+            ],
+            ["ID", "PATTERN", "MODE", "LEFT"],
+        )
+    section(
+        "ready",
+        "ready sorties",
+        [(s["sortie_id"], s["priority"], s["title"]) for s in out["ready"]],
+        ["ID", "PRIORITY", "TITLE"],
+    )
+    if me["callsign"]:
+        section(
+            "unread",
+            "unread messages",
+            [(m["message_id"], m["sender"], m["subject"]) for m in out["unread"]],
+            ["ID", "FROM", "SUBJECT"],
+        )
+    return "\n".join(lines)
