@@ -6,6 +6,7 @@ so that usage lists them); `app` is the full one.
 """
 
 import importlib
+import os
 import sys
 from typing import Annotated, Any
 
@@ -38,6 +39,46 @@ GROUPS: dict[str, str] = {
     "demo": "",
 }
 MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery", "status")
+
+# The top-level help, one line per command and group in its order: `fleetgit --help` is built
+# from these alone, without importing (and turning into click commands) every command module,
+# which made it slower than an ordinary command. tests/test_help.py checks that they say what the
+# commands' own help says: change them with a command's first line.
+COMMAND_LINES: dict[str, str] = {
+    "init": "Set up fleetgit in this git repository (idempotent).",
+    "emit": "Append one raw event to the ledger.",
+    "events": "List events in total order (hlc, writer, wseq), or a consumer's unseen ones by"
+    " position.",
+    "show": "Show one event.",
+    "stream": "Show the events of one stream by version.",
+    "commit": "Commit the pending .fleet/ segments, and nothing else.",
+    "verify": "Check every segment; exit 1 when anything is wrong. Changes nothing.",
+    "schema": "Print the JSON Schema of one event type, or list the whole catalogue.",
+    "reserve": "Reserve files: all patterns are granted, or none.",
+    "renew": "Extend your reservations (all of them, or those named) to --ttl from now; never"
+    " shortens.",
+    "release": "Release your reservations, or (--force ID) one whose holder has gone silent.",
+    "reservations": "List active reservations with the time left.",
+    "check": "Which of these paths are blocked for me, and by whom; exit 1 when any is.",
+    "resume": "Print a Markdown recovery brief and re-acquire what you held, where it is still"
+    " free.",
+    "status": "One screen: me, the active pilots, claimed sorties, my reservations, ready"
+    " sorties, my unread messages.",
+    "demo": "Walk through fleetgit in a throw-away git repository.",
+}
+GROUP_LINES: dict[str, str] = {
+    "index": "Inspect or rebuild the local SQLite index.",
+    "hooks": "Install, remove or inspect fleetgit's git hooks.",
+    "pilot": "Pilots: register, heartbeat, list, show, deregister.",
+    "mission": "Missions: create, list, show, start, complete, cancel, update.",
+    "sortie": "Sorties: create, list, show, claim and work through them.",
+    "workorder": "Work orders: small tasks under a sortie.",
+    "lock": "Named locks with a TTL.",
+    "cursor": "Consumer cursors: positions of this clone, kept in its index (no --as-of: a"
+    " cursor is local state, not a projection of events).",
+    "squawk": "Messages between pilots.",
+    "checkpoint": "Checkpoints a pilot can resume from.",
+}
 
 
 def _version(value: bool) -> None:
@@ -153,12 +194,33 @@ def _keep_only(app: typer.Typer, words: list[str]) -> None:
             sub.registered_commands = wanted
 
 
+def help_app() -> typer.Typer:
+    """The app the top-level help is printed from: every command and group as a stub holding
+    its line of COMMAND_LINES and GROUP_LINES, no command module imported."""
+    app = make_app((), demo=False)
+    for name, line in COMMAND_LINES.items():
+        app.command(name, help=line)(_stub)
+    for name, line in GROUP_LINES.items():
+        app.add_typer(typer.Typer(), name=name, help=line)
+    return app
+
+
+def _stub() -> None:  # never runs: only a help screen is built from it
+    raise AssertionError("a help stub ran")
+
+
+def _help_only(argv: list[str]) -> bool:
+    """argv asks for the top-level help and nothing else can run (no `--`, no completion)."""
+    asks = not argv or "-h" in argv or "--help" in argv
+    return asks and "--" not in argv and "_FLEETGIT_COMPLETE" not in os.environ
+
+
 def main() -> None:
     sys.argv[1:] = hoist_globals(sys.argv[1:])
     words = _words(sys.argv[1:])
     group = GROUPS.get(words[0]) if words else None
     if group is None:  # no command, --help, or a typo: everything, so usage lists them all
-        make_app()()
+        (help_app() if not words and _help_only(sys.argv[1:]) else make_app())()
         return
     app = make_app((group,) if group else (), demo=not group)
     _keep_only(app, words)

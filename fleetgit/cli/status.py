@@ -28,8 +28,11 @@ def status(
     as_of: AsOf = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Me, the active pilots, what is claimed and by whom, my reservations (and any that lost a
-    clash), the ready sorties and my unread messages.
+    """One screen: me, the active pilots, claimed sorties, my reservations, ready sorties, my
+    unread messages.
+
+    Me: the acting pilot, registered or not. Claimed: the sorties a pilot holds, and who. My
+    reservations: a lost one shows whom it lost a clash to. Unread: messages to me.
 
     With --json: one object, each section a list, and "more": how many each section left out.
 
