@@ -153,7 +153,8 @@ def _refuse_shared_dir(paths: RepoPaths, directory: Path) -> None:
         f" hooks there would move into {rel}/{CHAINED_DIR}/",
         hint=f"let each hook in {rel} call fleetgit with a line `fleetgit-hook NAME"
         ' "$@"` (NAME: its own name; at least pre-commit, prepare-commit-msg, commit-msg and'
-        " pre-push), on every machine that has fleetgit installed; see the README, Hook managers",
+        " pre-push), on every machine that has fleetgit installed; see docs/reservations.md,"
+        " Hook managers",
     )
 
 

@@ -43,6 +43,14 @@ REFUSED: dict[str, dict[str, str]] = {
     },
     "interfaces.md": {"show nosuchid --json": '"code":"not_found"'},
 }
+# per page: lines whose output must show a text (a part of the line) -> the text
+SHOWS: dict[str, dict[str, str]] = {
+    "README.md": {"--as goose status": "lexer.py", "resume --latest": "still yours"},
+    "history.md": {"fleetgit reservations": "goose", "fleetgit verify": "ok"},
+    "interfaces.md": {"--version": "fleetgit ", "status": "me: viper-1, active"},
+}
+# a block fenced as one of these is shell the test would not run: fence it `sh`, or as what it is
+HIDDEN_SHELL = {"", "bash", "shell", "console", "zsh", "shell-session"}
 # placeholders a page names but no command prints (a refused line's id)
 UNPRINTED = {"res-7k3m"}
 
@@ -107,7 +115,7 @@ def test_every_shell_line_runs_as_written(
     repo = make_repo(tmp_path / "repo")
     ids = Ids(page)
     refused = REFUSED.get(page.name, {})
-    seen_refused = set()
+    seen_refused, shown = set(), set()
     for command, comment in commands(page):
         if command.startswith("export "):
             name, _, value = command[len("export ") :].partition("=")
@@ -132,10 +140,21 @@ def test_every_shell_line_runs_as_written(
         if says:
             assert says[0] in out + err, where
             seen_refused.add(command)
+        for key, text in SHOWS.get(page.name, {}).items():
+            if key in command:
+                assert text in out + err, where
+                shown.add(key)
         ids.learn(out + err)
     assert len(seen_refused) >= len(refused), f"{page.name}: REFUSED names a line it lacks"
+    assert shown == set(SHOWS.get(page.name, {})), f"{page.name}: SHOWS names a line it lacks"
     unmapped = [p for p in ids.order if p not in ids.real and p not in UNPRINTED]
     assert not unmapped, (page.name, ids.real)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_shell_block_hides_under_another_fence(page: Path) -> None:
+    fences = re.findall(r"^```(.*)$", page.read_text(encoding="utf-8"), re.M)[::2]
+    assert not [f for f in fences if f.strip() in HIDDEN_SHELL], page.name
 
 
 def _first(listing: Any) -> dict[str, Any]:

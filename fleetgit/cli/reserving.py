@@ -322,7 +322,7 @@ def hooks_install(
 ) -> None:
     """Install the pre-commit, pre-push, *-msg and post-* hooks (idempotent; chains existing ones).
 
-    Refused for a hooks dir that git tracks (core.hooksPath=.husky): see the README.
+    Refused for a hooks dir that git tracks (core.hooksPath=.husky): see docs/reservations.md.
 
     Example: fleetgit hooks install
     """
