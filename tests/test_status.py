@@ -34,7 +34,9 @@ def test_status_shows_the_fleet_from_my_side(repo: Path, tmp_path: Path, cli: An
 
     human = cli(repo, "--as", "goose", "status").out
     assert "me: goose, active" in human
-    assert f"lost to {mine['lost_to']['id']} (viper-1, src/app.py)" in human
+    assert (
+        f"lost to {mine['lost_to']['id']} (viper-1, 'src/app.py')" in human
+    )  # as `reservations` says it
     assert sid in human and rid in human and "Lexer" in human
 
     limited: Any = cli(repo, "--as", "goose", "status", "--limit", "1", "--json").json()

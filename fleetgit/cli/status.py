@@ -7,6 +7,7 @@ import typer
 from fleetgit import pilots, sorties, squawk
 from fleetgit.cli.common import AsOf, JsonOpt, boundary, int_option, open_fleet, print_json, table
 from fleetgit.durations import format_duration
+from fleetgit.patterns import shown
 
 STATUS_LIMIT = 10  # per section: one screen
 WORKING = ("assigned", "in_progress", "blocked")
@@ -123,7 +124,7 @@ def _human(out: dict[str, Any]) -> str:
                     r["pattern"],
                     r["mode"],
                     f"lost to {r['lost_to']['id']} ({r['lost_to']['holder']},"
-                    f" {r['lost_to']['pattern']})"
+                    f" {shown(r['lost_to']['pattern'])})"
                     if r["lost_to"]
                     else format_duration(r["seconds_left"]),
                 )
