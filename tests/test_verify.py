@@ -191,7 +191,6 @@ HOSTILE_SHOWN = r"\x1b[31mred\x1b[0m \x1b]0;title\x07 \x9b2J\x7f \u202eevil \u20
 def test_control_codes_an_older_ledger_holds_are_shown_escaped(repo: Path, cli: Any) -> None:
     """Free text refuses terminal control codes when written; a ledger written before that rule
     may still hold some. Folds keep them and every command prints them escaped."""
-    ms = clock.now_ms()
     created = event(1)._replace(
         type="mission_created",
         stream="mission/m1",
@@ -201,7 +200,7 @@ def test_control_codes_an_older_ledger_holds_are_shown_escaped(repo: Path, cli: 
         type="mission_updated",
         stream="mission/m1",
         seq=2,
-        hlc=clock.make_hlc(ms, 9),
+        hlc=created.hlc + 8,  # after the creation, whatever millisecond each was made in
         data={"mission_id": "m1", "changes": {"description": f"new {HOSTILE} text\r\n"}},
     )
     handwrite(repo, created, update)
