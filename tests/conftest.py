@@ -151,7 +151,14 @@ def flood(repo: Path, to: str, count: int, sender: str = "goose") -> list[str]:
     return ids
 
 
-def plant(repo: Path, etype: str, stream: str, data: dict[str, object], actor: str | None) -> None:
+def plant(
+    repo: Path,
+    etype: str,
+    stream: str,
+    data: dict[str, object],
+    actor: str | None,
+    seq: int | None = None,
+) -> None:
     """An event as another clone could commit it, past every check of `emit` (a crafted line,
     an older or buggy fleetgit): the canonical line, appended to a segment of a writer of its
     own. A command that reads the ledger next ingests it as any segment git brought."""
@@ -165,7 +172,7 @@ def plant(repo: Path, etype: str, stream: str, data: dict[str, object], actor: s
     (eid,) = clock.uuid7s(1)
     now = clock.now_ms()
     event = Event(
-        id=eid, type=etype, v=1, stream=stream, seq=wseq, hlc=clock.make_hlc(now),
+        id=eid, type=etype, v=1, stream=stream, seq=seq or wseq, hlc=clock.make_hlc(now),
         writer="z" * 16, wseq=wseq, actor=actor, ts=clock.iso_ms(now), tx=eid, txn=1, data=data,
     )  # fmt: skip
     with open(segment, "ab") as fh:

@@ -11,6 +11,7 @@ import orjson
 
 from fleetgit.fleet import Fleet
 from fleetgit.index.projections import TABLES
+from tests import conftest
 from tests.conftest import CREW, CREW_EVENTS
 
 
@@ -288,24 +289,8 @@ def test_every_group_and_command_has_help_with_an_example(repo: Path, cli: Any) 
 
 
 def plant(repo: Path, etype: str, stream: str, seq: int, data: dict[str, Any]) -> None:
-    """An event as another clone wrote it, unchecked (by an older fleetgit, say), arriving in a
-    committed segment of its own writer: a ledger keeps whatever reached it."""
-    from fleetgit import clock
-    from fleetgit.codec import Event, encode
-
-    wdir = repo / ".fleet/events/zzzzzzzzzzzzzzzz"
-    wdir.mkdir(parents=True, exist_ok=True)
-    segment = wdir / "00000001.jsonl"
-    wseq = len(segment.read_bytes().splitlines()) + 1 if segment.exists() else 1
-    (eid,) = clock.uuid7s(1)
-    now = clock.now_ms()
-    event = Event(
-        id=eid, type=etype, v=1, stream=stream, seq=seq, hlc=clock.make_hlc(now),
-        writer="z" * 16, wseq=wseq, actor="old-clone", ts=clock.iso_ms(now), tx=eid, txn=1,
-        data=data,
-    )  # fmt: skip
-    with open(segment, "ab") as fh:
-        fh.write(encode(event))
+    """An event as another clone wrote it, unchecked (by an older fleetgit, say)."""
+    conftest.plant(repo, etype, stream, data, "old-clone", seq=seq)
 
 
 def test_updates_are_checked_like_creates_and_bad_stored_values_are_ignored(

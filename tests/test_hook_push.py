@@ -22,19 +22,7 @@ from fleetgit.paths import locate
 from fleetgit.rules import Commit, Reservation, judge
 from tests.conftest import git, make_repo
 from tests.test_hook_sources import two_clones, viper_reserves_and_pushes  # noqa: F401
-
-
-def as_pilot(
-    repo: Path, who: str | None, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """A git command as pilot `who` (None: no identity), its hooks firing."""
-    full = {**os.environ, **(env or {})}
-    full.pop("FLEET_CALLSIGN", None)
-    if who:
-        full["FLEET_CALLSIGN"] = who
-    return subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, env=full, check=False
-    )
+from tests.test_hooks import as_pilot
 
 
 def write(repo: Path, path: str, text: str) -> None:

@@ -19,21 +19,23 @@ from fleetgit.paths import locate
 from tests.conftest import git, make_repo
 
 
-def commit(
-    repo: Path, who: str | None, *extra: str, env: dict[str, str] | None = None
+def as_pilot(
+    repo: Path, who: str | None, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """A git command as pilot `who` (None: no identity), its hooks firing."""
     full = {**os.environ, **(env or {})}
     full.pop("FLEET_CALLSIGN", None)
     if who:
         full["FLEET_CALLSIGN"] = who
     return subprocess.run(
-        ["git", "commit", "-q", "-m", "change", *extra],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env=full,
-        check=False,
+        ["git", *args], cwd=repo, capture_output=True, text=True, env=full, check=False
     )
+
+
+def commit(
+    repo: Path, who: str | None, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return as_pilot(repo, who, "commit", "-q", "-m", "change", *extra, env=env)
 
 
 def run_git(repo: Path, who: str, *args: str) -> subprocess.CompletedProcess[str]:
