@@ -526,11 +526,13 @@ STREAM_HINT = "a stream is KIND/NAME, e.g. mission/msn-1; NAME uses letters, dig
 HEX_DIGITS = frozenset("0123456789abcdef")
 
 
+EVENT_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def is_event_id(text: str) -> bool:
-    """A full event id: a UUID in lower-case hex, 8-4-4-4-12 (no regex: one less to compile at
-    every start, for a check few commands make)."""
-    groups = text.split("-")
-    return [len(g) for g in groups] == [8, 4, 4, 4, 12] and set("".join(groups)) <= HEX_DIGITS
+    """A full event id: a UUID in lower-case hex, 8-4-4-4-12 (intake checks two per line of
+    every rebuild: one compiled regex)."""
+    return EVENT_ID_RE.fullmatch(text) is not None
 
 
 def check_stream(stream: str) -> str:

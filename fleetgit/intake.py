@@ -9,8 +9,6 @@ its batch whole and reports it (`fleetgit verify`), and no projection ever sees 
 
 from __future__ import annotations
 
-import re
-
 from fleetgit import catalogue
 from fleetgit.codec import DecodeError, Event, decode, encode
 from fleetgit.errors import ValidationError
@@ -18,8 +16,6 @@ from fleetgit.fingerprint import is_writer
 
 MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
 MAX_BATCH = 100_000  # a batch larger than this was not written by an append
-# catalogue.is_event_id's rule; a regex here, where it runs twice per line of every rebuild
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _TS_MAX = 40  # `2026-12-01T19:43:02.123Z`, with room for an offset
 
 
@@ -64,7 +60,7 @@ def _check_envelope(e: Event, writer: str | None) -> None:
         raise Refused("an integer field is larger than 2^63-1")
     if e.v < 0 or e.txn > MAX_BATCH:
         raise Refused(f"v must not be negative and txn at most {MAX_BATCH}")
-    if not _UUID.fullmatch(e.id) or not _UUID.fullmatch(e.tx):
+    if not catalogue.is_event_id(e.id) or not catalogue.is_event_id(e.tx):
         raise Refused("id and tx must be event ids (lower-case UUIDs)")
     if writer is not None and e.writer != writer:
         raise Refused(f"writer {_short(e.writer)} found in writer {writer}'s segment")
