@@ -51,15 +51,14 @@ def tail_hash(data: bytes) -> bytes:
 
 
 class IngestResult:
-    """What one catch-up or rebuild did."""
+    """What one catch-up or rebuild did (what it skipped is in the `refused` table)."""
 
-    __slots__ = ("blobs_read", "files_read", "new_events", "problems")
+    __slots__ = ("blobs_read", "files_read", "new_events")
 
     def __init__(self) -> None:
         self.new_events = 0
         self.files_read = 0
         self.blobs_read = 0
-        self.problems: list[str] = []
 
 
 def _row(e: Event, line: bytes) -> tuple[Any, ...]:
