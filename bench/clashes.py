@@ -20,9 +20,9 @@ from pathlib import Path
 
 from bench.hook import reserve, time_hook
 from fleetgit.fleet import init
-from fleetgit.hooks_install import install
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
 from fleetgit.index import clashes
-from fleetgit.paths import locate
 
 ENV = {
     **os.environ,

@@ -114,7 +114,7 @@ def run(root: Path) -> list[tuple[str, str, str, str]]:
     )
 
     with Fleet.open(repo, actor="pilot-0") as fleet:
-        from fleetgit import checkpoints
+        from fleetgit.domain.checkpoints import commands as checkpoints
 
         fleet.reserve(["src/parser/"])
         checkpoints.create(fleet, summary="benchmark", next_steps=["go on"])

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fleetgit.fleet import EventSpec, Fleet, init
-from fleetgit.hooks_install import install
-from fleetgit.paths import locate
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
 
 
 def _repo(root: Path, name: str, env: dict[str, str]) -> Path:

@@ -20,7 +20,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(fleet, name)
     if name == "FleetError":
-        from fleetgit.errors import FleetError
+        from fleetgit.ledger.errors import FleetError
 
         return FleetError
     raise AttributeError(f"module 'fleetgit' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fleetgit.errors import FleetError
+from fleetgit.ledger.errors import FleetError
 
 
 class DemoRun(NamedTuple):

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from fleetgit import catalogue, clock, gitrepo, rules, safefs
-from fleetgit import reservations as rsv
-from fleetgit.codec import Event, encode
-from fleetgit.config import DEFAULT_TOML, Config, load
-from fleetgit.errors import ConflictError, ValidationError
-from fleetgit.gitrepo import FLEET_ATTRIBUTES
-from fleetgit.identity import check_callsign, git_config_entries, resolve_callsign
+from fleetgit.domain.pilots.identity import check_callsign, git_config_entries, resolve_callsign
+from fleetgit.domain.reservations import commands as rsv
+from fleetgit.git import gitconfig
+from fleetgit.git import repo as gitrepo
+from fleetgit.git.paths import RepoPaths, locate
+from fleetgit.git.repo import FLEET_ATTRIBUTES
+from fleetgit.git.sources import WorktreeFile
+from fleetgit.guard import rules
 from fleetgit.index import Index, IngestResult
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import (
@@ -32,26 +33,17 @@ from fleetgit.index.reads import (
 )
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
-from fleetgit.paths import RepoPaths, locate
-from fleetgit.segments import Writer, WriterState, read_limit, segment_number
-from fleetgit.sources import WorktreeFile
+from fleetgit.ledger import catalogue, clock, safefs
+from fleetgit.ledger.codec import Event, EventSpec, encode
+from fleetgit.ledger.config import DEFAULT_TOML, Config, load
+from fleetgit.ledger.errors import ConflictError, ValidationError
+from fleetgit.ledger.names import segment_number
+from fleetgit.ledger.segments import Writer, WriterState, read_limit
 
 if TYPE_CHECKING:
-    from fleetgit.verify import Report
+    from fleetgit.index.verify import Report
 
 _UNSET = object()
-
-
-class EventSpec(NamedTuple):
-    """One event to append: what the caller decides; the envelope is filled in by the ledger."""
-
-    type: str
-    stream: str
-    data: dict[str, Any]
-    expect_version: int | None = None
-    causation_id: str | None = None
-    correlation_id: str | None = None
-    actor: str | None = None  # who caused it, when not the acting pilot (pilot register X)
 
 
 class InitResult(NamedTuple):
@@ -202,7 +194,7 @@ class Fleet:
     @functools.cached_property
     def ignorecase(self) -> bool:
         """Pattern case sensitivity follows git's core.ignorecase."""
-        return rules.ignorecase(git_config_entries(self.paths, r"^core\.ignorecase$"))
+        return gitconfig.ignorecase(git_config_entries(self.paths, r"^core\.ignorecase$"))
 
     # -- append -----------------------------------------------------------------------------
 
@@ -260,7 +252,7 @@ class Fleet:
                 specs, datas = [*joining, *specs], [*self._validate(joining), *datas]
             seqs = self._assign_seqs(specs)
             if domain_rules:  # emit: the domain's rules, as the commands apply them
-                from fleetgit import emitcheck
+                from fleetgit.domain import emitcheck
 
                 emitcheck.check(self, specs, datas, seqs, actor)
             facts = self.index.writer_facts(self.writer.id)
@@ -308,7 +300,7 @@ class Fleet:
         return joining
 
     def _refuse_unregistered(self, callsign: str, left: bool = False) -> None:
-        from fleetgit import pilots  # a cycle at import time
+        from fleetgit.domain.pilots import commands as pilots  # a cycle at import time
 
         if left or pilots.deregistered(self, callsign):
             raise ValidationError(
@@ -494,7 +486,7 @@ class Fleet:
 
     def verify(self) -> Report:
         """Check every segment of every source; changes nothing."""
-        from fleetgit.verify import verify  # only this command needs it
+        from fleetgit.index.verify import verify  # only this command needs it
 
         return verify(self.paths, self.config)
 

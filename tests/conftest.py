@@ -162,8 +162,8 @@ def plant(
     """An event as another clone could commit it, past every check of `emit` (a crafted line,
     an older or buggy fleetgit): the canonical line, appended to a segment of a writer of its
     own. A command that reads the ledger next ingests it as any segment git brought."""
-    from fleetgit import clock
-    from fleetgit.codec import Event, encode
+    from fleetgit.ledger import clock
+    from fleetgit.ledger.codec import Event, encode
 
     wdir = repo / ".fleet/events/zzzzzzzzzzzzzzzz"
     wdir.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from fleetgit import clock
-from fleetgit.codec import Event, encode
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import Event, encode
 from tests.conftest import Result, git, make_repo
 
 MEMORY_CAP = 512 << 20  # address space of each process (a command needs ~150 MB)

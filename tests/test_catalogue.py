@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit import catalogue
-from fleetgit.catalogue import CATALOGUE, Field
-from fleetgit.errors import ValidationError
+from fleetgit.ledger import catalogue
+from fleetgit.ledger.catalogue import CATALOGUE, Field
+from fleetgit.ledger.errors import ValidationError
 
 NAME = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,15}\Z")
 

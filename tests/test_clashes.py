@@ -13,15 +13,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetgit import clock
-from fleetgit.codec import Event, encode
-from fleetgit.hooks_install import install
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
+from fleetgit.guard.patterns import can_name_file, overlaps
 from fleetgit.index import IngestResult
 from fleetgit.index.clashes import area
 from fleetgit.index.projections import rebuild
 from fleetgit.index.store import IndexDB
-from fleetgit.paths import locate
-from fleetgit.patterns import can_name_file, overlaps
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import Event, encode
 from tests.conftest import git
 from tests.test_patterns import RICH_SEGMENTS
 from tests.test_projections import fresh_db, tables

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetgit.errors import ValidationError
+from fleetgit.ledger.errors import ValidationError
 from tests.conftest import CREW_EVENTS, git, plant, run_fleetgit
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit import clock
-from fleetgit.codec import DecodeError, Event, decode, encode, is_canonical
-from fleetgit.segments import parse
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import DecodeError, Event, decode, encode, is_canonical
+from fleetgit.ledger.segments import parse
 
 json_scalars = st.one_of(
     st.none(),

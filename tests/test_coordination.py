@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from fleetgit.cursors import consume
+from fleetgit.domain.cursors.commands import consume
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import EventFilter
 from tests.conftest import CREW_EVENTS, plant
@@ -64,7 +64,7 @@ def test_lock_contention_timeout_and_release_rules(repo: Path, cli: Any) -> None
 
 WAITER = """
 import sys
-from fleetgit import locks
+from fleetgit.domain.locks import commands as locks
 from fleetgit.fleet import Fleet
 with Fleet.open(sys.argv[1], actor=sys.argv[2], register=True) as fleet:
     try:

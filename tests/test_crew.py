@@ -31,8 +31,8 @@ def projection_snapshot(repo: Path) -> dict[str, list[Any]]:
 
 RACE = """
 import sys
-from fleetgit import sorties
-from fleetgit.errors import ConflictError
+from fleetgit.domain.sorties import commands as sorties
+from fleetgit.ledger.errors import ConflictError
 from fleetgit.fleet import Fleet
 with Fleet.open(sys.argv[1], actor=sys.argv[2]) as fleet:
     try:
@@ -545,11 +545,10 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
     tops = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     root = Path(__file__).parent.parent / "fleetgit"
     files = [
-        *(root / "cli").glob("[cqrs]*.py"), *(root / "folds").glob("*.py"),
-        *(root / n for n in ("pilots.py", "missions.py", "sorties.py", "workorders.py",
-                             "squawk.py", "locks.py", "cursors.py", "checkpoints.py",
-                             "resume.py", "ids.py", "identity.py", "catalogue.py")),
-    ]  # fmt: skip
+        *(root / "cli").glob("[cqrs]*.py"),
+        *(root / "domain").rglob("*.py"),
+        *(root / "ledger" / n for n in ("ids.py", "catalogue.py")),
+    ]
     named = re.compile(r"(?<!from )fleetgit (?:--as \S+ )?([a-z]+)(?: ([a-z]+))?")
     seen = 0
     for path in files:
@@ -564,7 +563,7 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
 
 
 def test_last_seen_probes_each_actor_and_agrees_with_a_full_scan(repo: Path) -> None:
-    from fleetgit import pilots
+    from fleetgit.domain.pilots import commands as pilots
     from fleetgit.fleet import EventSpec
 
     def scan(upto: int) -> dict[str, int]:

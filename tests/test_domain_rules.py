@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetgit import clock
-from fleetgit.codec import Event, encode
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import Event, encode
 from tests.conftest import git, plant
 from tests.test_crew import projection_snapshot
 from tests.test_projections import assert_folds_like_a_rebuild
@@ -451,8 +451,9 @@ def test_a_cancel_by_another_pilot_leaves_an_active_holders_files(
 
 def test_the_lock_fold_holds_a_ttl_to_the_limit() -> None:
     """Whatever reached the ledger: a TTL past 366 days holds the lock 366 days, not for ever."""
-    from fleetgit.durations import MAX_SECONDS
-    from fleetgit.folds import Ev, locks
+    from fleetgit.domain.fold import Ev
+    from fleetgit.domain.locks import fold as locks
+    from fleetgit.ledger.durations import MAX_SECONDS
 
     ms = 10**12
     data = {"lock_key": "k", "holder": "viper", "ttl_seconds": 99999999999}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from fleetgit.config import DEFAULT_TOML, DEFAULTS, Config
+from fleetgit.ledger.config import DEFAULT_TOML, DEFAULTS, Config
 from tests.test_hooks import commit, hooked, stage  # noqa: F401 - the fixture
 
 WARN = DEFAULT_TOML.replace('hook_mode = "enforce"', 'hook_mode = "warn"')

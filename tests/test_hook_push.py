@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit import pilots
+from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet
-from fleetgit.hooks_install import install
-from fleetgit.paths import locate
-from fleetgit.rules import Commit, Reservation, judge
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
+from fleetgit.guard.rules import Commit, Reservation, judge
 from tests.conftest import git, make_repo
 from tests.test_hook_sources import two_clones, viper_reserves_and_pushes  # noqa: F401
 from tests.test_hooks import as_pilot

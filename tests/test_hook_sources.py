@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from fleetgit import pilots
+from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet, init
-from fleetgit.hooks_install import install
-from fleetgit.paths import locate
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
 from tests.conftest import enlist, git, make_repo, run_fleetgit
 from tests.test_hooks import stage
 
@@ -111,7 +111,7 @@ def test_a_fresh_index_is_not_caught_up_by_the_hook(two_clones: tuple[Path, Path
     _, goose = two_clones
     root = Path(__file__).resolve().parent.parent
     probe = (
-        f"import sys; sys.path.insert(0, {str(root)!r}); from fleetgit import hook\n"
+        f"import sys; sys.path.insert(0, {str(root)!r}); from fleetgit.guard import hook\n"
         "code = hook.main(['pre-commit'])\n"
         "print(code, sorted(m for m in ('site', 'fleetgit.fleet', 'pygit2') if m in sys.modules))"
     )
@@ -237,9 +237,9 @@ def test_the_hook_reads_the_refs_as_catch_up_does(repo: Path, tmp_path: Path) ->
     """fingerprint.ref_targets (file reads, for the hook) against GitRepo.ref_targets (pygit2):
     packed and loose refs, a loose one over a packed one, remote-tracking refs, a symbolic ref
     (origin/HEAD, left out), refs/fleet/*, and a detached HEAD in a second worktree."""
-    from fleetgit import fingerprint
-    from fleetgit.gitrepo import GitRepo
-    from fleetgit.sources import worktree_git_dirs
+    from fleetgit.git import fingerprint
+    from fleetgit.git.repo import GitRepo
+    from fleetgit.git.sources import worktree_git_dirs
 
     git(repo, "branch", "packed")
     git(repo, "update-ref", "refs/fleet/sync", "HEAD")

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from fleetgit import pilots
-from fleetgit.errors import ConflictError
+from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet
-from fleetgit.hooks_install import install, status, uninstall
-from fleetgit.paths import locate
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install, status, uninstall
+from fleetgit.ledger.errors import ConflictError
 from tests.conftest import git, make_repo
 
 
@@ -558,7 +558,8 @@ def test_the_hook_path_stays_light() -> None:
     """Importing the hook (and the rules it shares with the commands) loads none of the modules
     that cost it milliseconds; the shim starts Python with -S, as here."""
     heavy = ("typing", "re", "subprocess", "typer", "pygit2", "duckdb", "orjson", "pathlib")
-    modules = "fleetgit.hook, fleetgit.hookpush, fleetgit.hookstamp, fleetgit.config"
+    guard = ("hook", "hookpush", "hookstamp")
+    modules = ", ".join([f"fleetgit.guard.{m}" for m in guard] + ["fleetgit.ledger.config"])
     probe = f"import sys, {modules}; print([m for m in {heavy!r} if m in sys.modules])"
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(
@@ -572,7 +573,7 @@ def test_a_git_call_with_a_flood_on_stderr_does_not_hang_the_hook(repo: Path) ->
     deadlocks once the other's pipe buffer (64 KiB) is full."""
     noisy = "alias.noisy=!sh -c 'head -c 300000 /dev/zero | tr \"\\\\0\" x >&2; echo done'"
     probe = (
-        "import sys; from fleetgit.hookgit import Process, where\n"
+        "import sys; from fleetgit.guard.hookgit import Process, where\n"
         f"code, out, err = Process(where(), '-c', {noisy!r}, 'noisy').result()\n"
         "print(code, out.strip(), len(err))"
     )

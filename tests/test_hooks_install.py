@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from fleetgit import hooks_install, pilots
-from fleetgit.errors import ConflictError
+from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet
-from fleetgit.hooks_install import MARKER, install, status, uninstall
-from fleetgit.paths import locate
+from fleetgit.git.paths import locate
+from fleetgit.guard import install as hooks_install
+from fleetgit.guard.install import MARKER, install, status, uninstall
+from fleetgit.ledger.errors import ConflictError
 from tests.conftest import git
 
 

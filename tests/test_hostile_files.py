@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit.codec import Event, encode
-from fleetgit.segments import parse, parse_stream
+from fleetgit.ledger.codec import Event, encode
+from fleetgit.ledger.segments import parse, parse_stream
 from tests.conftest import git, make_repo
 from tests.hostile import capped
 

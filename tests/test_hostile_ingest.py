@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetgit import clock
+from fleetgit.ledger import clock
 from tests.conftest import git
 from tests.hostile import ATTACKER_WRITER, Scenario, fleetgit, grant, projections
 

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetgit.errors import ValidationError
 from fleetgit.fleet import EventSpec, Fleet
+from fleetgit.ledger.errors import ValidationError
 from tests.conftest import CREW_EVENTS, git, make_repo
 
 MISSION = {"mission_id": "msn-1", "title": "Ship it", "priority": "high"}
@@ -477,8 +477,8 @@ def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None
 def test_config_defaults_and_strictness(tmp_path: Path) -> None:
     import tomllib
 
-    from fleetgit.config import DEFAULT_TOML, Config, load
-    from fleetgit.errors import ValidationError
+    from fleetgit.ledger.config import DEFAULT_TOML, Config, load
+    from fleetgit.ledger.errors import ValidationError
 
     # the file `init` writes says exactly the built-in defaults (load skips parsing it)
     assert Config(**tomllib.loads(DEFAULT_TOML)) == Config()

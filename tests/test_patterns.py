@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit import patterns as pat
-from fleetgit.errors import ValidationError
-from fleetgit.patterns import (
+from fleetgit.guard import patterns as pat
+from fleetgit.guard.patterns import (
     Matcher,
     automaton,
     matches,
@@ -27,6 +26,7 @@ from fleetgit.patterns import (
     uncovered_name,
     wildmatch,
 )
+from fleetgit.ledger.errors import ValidationError
 
 # git's t/t3070-wildmatch.sh cases: [WM_PATHNAME, WM_PATHNAME|WM_CASEFOLD, text, pattern]
 CASES = json.loads((Path(__file__).parent / "data/wildmatch_cases.json").read_text())
@@ -356,7 +356,7 @@ def test_crafted_patterns_finish_quickly() -> None:
     """No timed assertion: a regression (a backtracking regex takes minutes to hours on these)
     fails by the generous timeout."""
     script = (
-        "from fleetgit.patterns import Matcher, matches, wildmatch\n"
+        "from fleetgit.guard.patterns import Matcher, matches, wildmatch\n"
         f"cases = {CRAFTED!r}\n"
         "print([(matches(p, t), wildmatch(p, t), len(Matcher([(p, 1)]).match(t)))"
         " for p, t in cases])"
@@ -386,7 +386,7 @@ def test_the_regex_is_left_only_patterns_it_runs_in_polynomial_time() -> None:
     for pattern, _ in REGEX_WORST:
         assert pat._regex_safe(tokenize(pattern)), pattern
     script = (
-        "from fleetgit.patterns import matches, wildmatch\n"
+        "from fleetgit.guard.patterns import matches, wildmatch\n"
         f"cases = {REGEX_WORST!r}\n"
         "print([matches(p, t) or wildmatch(p, t) for p, t in cases])"
     )

@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleetgit import clock
-from fleetgit.codec import Event, encode
-from fleetgit.config import Config
+from fleetgit.git.paths import RepoPaths
 from fleetgit.index import IngestResult
 from fleetgit.index.projections import TABLES, rebuild
 from fleetgit.index.store import IndexDB
-from fleetgit.paths import RepoPaths
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import Event, encode
+from fleetgit.ledger.config import Config
 
 PILOTS = ["viper", "goose", "ice"]
 SORTIES = ["s1", "s2", "s3"]
@@ -323,7 +323,8 @@ def test_a_forked_stream_reads_in_seq_order_then_total_order(tmp_path: Path) -> 
 
 
 def fold_sortie(items: list[Item]) -> dict[str, Any]:
-    from fleetgit.folds import Ev, sorties
+    from fleetgit.domain.fold import Ev
+    from fleetgit.domain.sorties import fold as sorties
 
     events = [
         Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.wseq) for e, _ in build_events(items)
@@ -383,7 +384,7 @@ edges = st.lists(
 def test_cycle_breaks_keep_an_acyclic_graph_whatever_the_order_given(
     items: list[tuple[str, str, int]], rnd: Any
 ) -> None:
-    from fleetgit.folds.sorties import _path, cycle_breaks, cyclic_edges
+    from fleetgit.domain.sorties.fold import _path, cycle_breaks, cyclic_edges
 
     # one set of dependencies per sortie, as the fold writes them; set by events in some order
     latest: dict[str, int] = {}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from fleetgit.errors import ValidationError
 from fleetgit.fleet import EventSpec, Fleet
+from fleetgit.ledger.errors import ValidationError
 from tests.conftest import CREW_EVENTS
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetgit.errors import ValidationError
 from fleetgit.fleet import Fleet
-from fleetgit.hooks_install import install
-from fleetgit.paths import locate
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
+from fleetgit.ledger.errors import ValidationError
 from tests.conftest import CREW_EVENTS, git, run_fleetgit
 
 BAD = os.fsdecode(b"bad\xff.txt")  # what Python makes of a non-UTF-8 argument or git path
@@ -159,7 +159,7 @@ def test_release_refuses_an_empty_force_id(repo: Path, cli: Any) -> None:
 
 
 def test_release_api_refuses_both_and_empty_ids(repo: Path) -> None:
-    from fleetgit import reservations
+    from fleetgit.domain.reservations import commands as reservations
 
     with Fleet.open(repo, actor="viper") as fleet:
         fleet.reserve(["x"])

@@ -180,7 +180,7 @@ def test_a_file_pattern_from_the_python_api_is_recorded_too(repo: Path) -> None:
 def test_a_grant_that_says_it_names_a_file_blocks_that_path_only(repo: Path, cli: Any) -> None:
     """The hook judges a file pattern as the clash rule does: `src` recorded as a file stands
     beside viper-1's src/app.py (nothing lies below a file), so it must not block src/app.py."""
-    from fleetgit import clock
+    from fleetgit.ledger import clock
     from tests.hostile import ATTACKER_WRITER, line
 
     register(cli, repo, "viper-1", "goose")

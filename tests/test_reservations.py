@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from fleetgit.config import DEFAULT_TOML
 from fleetgit.fleet import Fleet
+from fleetgit.ledger.config import DEFAULT_TOML
 from tests.conftest import CREW_EVENTS, git, run_fleetgit
 from tests.test_merge import snapshot
 
@@ -160,7 +160,7 @@ def test_reserving_needs_an_identity(repo: Path, cli: Any) -> None:
 RACER = """
 import sys
 from fleetgit.fleet import Fleet
-from fleetgit.errors import ConflictError
+from fleetgit.ledger.errors import ConflictError
 with Fleet.open(sys.argv[1], actor=sys.argv[2], register=True) as fleet:
     try:
         fleet.reserve(["src/contested.py"])
@@ -486,8 +486,8 @@ def test_reservations_as_of_judges_expiry_at_that_positions_time(repo: Path, cli
 def test_the_fold_never_drops_a_grant_or_release_for_data_it_does_not_know() -> None:
     """A newer fleetgit may add fields: an older clone must still see the grant (or its hook
     would let commits through) and the release (or the path would stay blocked)."""
-    from fleetgit.folds import Ev
-    from fleetgit.folds.reservations import fold
+    from fleetgit.domain.fold import Ev
+    from fleetgit.domain.reservations.fold import fold
 
     grant = {"reservation_id": "res-a", "holder": "ice", "patterns": ["src/x.py"]}
     grant |= {"exclusive": True, "ttl_seconds": 3600, "priority_from_the_future": 7}

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from fleetgit import catalogue, clock
-from fleetgit.codec import Event, encode
 from fleetgit.fleet import Fleet
-from fleetgit.segments import line_hash
+from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger.codec import Event, encode
+from fleetgit.ledger.segments import line_hash
 from tests.conftest import CREW_EVENTS, git
 
 WRITER = "handwritten00001"

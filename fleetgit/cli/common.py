@@ -21,11 +21,11 @@ from typer._click.core import Command, Context
 from typer._click.formatting import HelpFormatter
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from fleetgit import pilots
-from fleetgit.errors import FleetError, ValidationError
+from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet
+from fleetgit.git.paths import locate
 from fleetgit.index.reads import INT_MAX  # what SQLite holds: a larger number would not bind
-from fleetgit.paths import locate
+from fleetgit.ledger.errors import FleetError, ValidationError
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:

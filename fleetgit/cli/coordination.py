@@ -4,8 +4,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import cursors, locks, workorders
-from fleetgit.catalogue import PRIORITIES
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -23,9 +21,13 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.cli.render import detail
-from fleetgit.durations import format_duration
+from fleetgit.domain.cursors import commands as cursors
+from fleetgit.domain.locks import commands as locks
+from fleetgit.domain.workorders import commands as workorders
+from fleetgit.domain.workorders.fold import STATUSES
 from fleetgit.fleet import Fleet
-from fleetgit.folds.workorders import STATUSES
+from fleetgit.ledger.catalogue import PRIORITIES
+from fleetgit.ledger.durations import format_duration
 
 
 def register(app: typer.Typer) -> None:

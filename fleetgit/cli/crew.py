@@ -5,8 +5,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import missions, pilots, sorties
-from fleetgit.catalogue import PRIORITIES, RESULTS
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -26,10 +24,15 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.cli.render import detail
-from fleetgit.errors import UsageError, ValidationError
-from fleetgit.folds import missions as mission_fold
-from fleetgit.folds import sorties as sortie_fold
-from fleetgit.reservations import from_cwd
+from fleetgit.domain.missions import commands as missions
+from fleetgit.domain.missions import fold as mission_fold
+from fleetgit.domain.pilots import commands as pilots
+from fleetgit.domain.pilots import leave
+from fleetgit.domain.reservations.commands import from_cwd
+from fleetgit.domain.sorties import commands as sorties
+from fleetgit.domain.sorties import fold as sortie_fold
+from fleetgit.ledger.catalogue import PRIORITIES, RESULTS
+from fleetgit.ledger.errors import UsageError, ValidationError
 
 Priority = Annotated[
     str | None, choice_option("--priority", choices=PRIORITIES, metavar="PRIORITY")
@@ -205,7 +208,7 @@ def pilot_deregister(
     Example: fleetgit --as viper-1 pilot deregister --reason "done for today"
     """
     with open_fleet(ctx) as fleet:
-        out = pilots.deregister(fleet, reason=reason)
+        out = leave.deregister(fleet, reason=reason)
     lines = [f"deregistered {out['callsign']}"]
     for key, what in (
         ("handed_back", "handed back (open again)"),

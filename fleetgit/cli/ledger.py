@@ -6,7 +6,6 @@ from typing import Annotated, Any
 import orjson
 import typer
 
-from fleetgit import catalogue, clock
 from fleetgit.cli.common import (
     LIST_LIMIT,
     JsonOpt,
@@ -22,11 +21,12 @@ from fleetgit.cli.common import (
     print_page,
     table,
 )
-from fleetgit.codec import Event
-from fleetgit.errors import UsageError, ValidationError
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
 from fleetgit.index.reads import INT_MAX, EventFilter
+from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger.codec import Event
+from fleetgit.ledger.errors import UsageError, ValidationError
 
 
 def _event_rows(fleet: Fleet, events: list[Event]) -> str:
@@ -243,7 +243,7 @@ def events(
         if consumer is None:
             found = fleet.events(flt)
         else:
-            from fleetgit import cursors
+            from fleetgit.domain.cursors import commands as cursors
 
             found = cursors.consume(fleet, consumer, flt, advance=advance)
         note_unknown_callsign(fleet, "events --actor", actor, found, as_json)

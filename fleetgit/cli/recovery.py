@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import checkpoints
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -21,7 +20,8 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.cli.render import label
-from fleetgit.resume import markdown, resume
+from fleetgit.domain.checkpoints import commands as checkpoints
+from fleetgit.domain.checkpoints.resume import markdown, resume
 
 
 def register(app: typer.Typer) -> None:

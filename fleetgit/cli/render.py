@@ -3,7 +3,7 @@ for booleans, "-" for nothing, durations like 9m59s (the one formatter reservati
 
 from typing import Any
 
-from fleetgit import clock
+from fleetgit.ledger import clock
 
 HIDDEN = frozenset({"last_pos", "rid"})  # bookkeeping of the index, not facts about the entity
 

@@ -6,8 +6,6 @@ from typing import Annotated
 
 import typer
 
-from fleetgit import clock
-from fleetgit import reservations as rsv
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -27,17 +25,19 @@ from fleetgit.cli.common import (
     report,
     table,
 )
-from fleetgit.errors import UsageError
-from fleetgit.paths import locate
-from fleetgit.patterns import shown
-from fleetgit.reservations import (
+from fleetgit.domain.reservations import commands as rsv
+from fleetgit.domain.reservations.commands import (
     ReservationConflict,
     force_release,
     lost_hint,
     lost_text,
     settle_conflicts,
 )
-from fleetgit.rules import Reservation, time_left
+from fleetgit.git.paths import locate
+from fleetgit.guard.patterns import shown
+from fleetgit.guard.rules import Reservation, time_left
+from fleetgit.ledger import clock
+from fleetgit.ledger.errors import UsageError
 
 TtlOpt = Annotated[
     str | None, typer.Option("--ttl", help="Duration like 90s, 30m, 2h (default from config).")
@@ -326,7 +326,7 @@ def hooks_install(
 
     Example: fleetgit hooks install
     """
-    from fleetgit import hooks_install as hi
+    from fleetgit.guard import install as hi
 
     _hooks_out(hi.install(locate(globals_of(ctx).directory), force=force), as_json)
 
@@ -337,7 +337,7 @@ def hooks_uninstall(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: fleetgit hooks uninstall
     """
-    from fleetgit import hooks_install as hi
+    from fleetgit.guard import install as hi
 
     _hooks_out(hi.uninstall(locate(globals_of(ctx).directory)), as_json)
 
@@ -350,6 +350,6 @@ def hooks_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     Example: fleetgit hooks status --json
     """
-    from fleetgit import hooks_install as hi
+    from fleetgit.guard import install as hi
 
     _hooks_out(hi.status(locate(globals_of(ctx).directory)), as_json)

@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import catalogue, squawk
 from fleetgit.cli.common import (
     LIST_LIMIT,
     AsOf,
@@ -21,7 +20,9 @@ from fleetgit.cli.common import (
     print_page,
     table,
 )
-from fleetgit.errors import UsageError, ValidationError
+from fleetgit.domain.squawk import commands as squawk
+from fleetgit.ledger import catalogue
+from fleetgit.ledger.errors import UsageError, ValidationError
 
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
 SEARCH_PAGE = 50  # likewise for search results

@@ -4,10 +4,12 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit import pilots, sorties, squawk
 from fleetgit.cli.common import AsOf, JsonOpt, boundary, int_option, open_fleet, print_json, table
-from fleetgit.durations import format_duration
-from fleetgit.patterns import shown
+from fleetgit.domain.pilots import commands as pilots
+from fleetgit.domain.sorties import commands as sorties
+from fleetgit.domain.squawk import commands as squawk
+from fleetgit.guard.patterns import shown
+from fleetgit.ledger.durations import format_duration
 
 STATUS_LIMIT = 10  # per section: one screen
 WORKING = ("assigned", "in_progress", "blocked")

@@ -11,10 +11,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from fleetgit import safefs
-from fleetgit.config import Config
-from fleetgit.fingerprint import file_stamp, files_fingerprint
-from fleetgit.gitrepo import GitRepo, blob_id_of_fd, refs_fingerprint
+from fleetgit.git.fingerprint import file_stamp, files_fingerprint
+from fleetgit.git.paths import RepoPaths
+from fleetgit.git.repo import GitRepo, blob_id_of_fd, refs_fingerprint
+from fleetgit.git.sources import (
+    CommittedSegment,
+    WorktreeFile,
+    committed_segments,
+    scan_worktrees,
+    worktree_git_dirs,
+)
 from fleetgit.index.schema import EVENT_INDEXES
 from fleetgit.index.store import (
     _TAIL,
@@ -23,15 +29,9 @@ from fleetgit.index.store import (
     split_statements,
     tail_hash,
 )
-from fleetgit.paths import RepoPaths
-from fleetgit.segments import parse, parse_fd, read_limit, segment_name
-from fleetgit.sources import (
-    CommittedSegment,
-    WorktreeFile,
-    committed_segments,
-    scan_worktrees,
-    worktree_git_dirs,
-)
+from fleetgit.ledger import safefs
+from fleetgit.ledger.config import Config
+from fleetgit.ledger.segments import parse, parse_fd, read_limit, segment_name
 
 # (stage, done, total): a rebuild reads the segments in the work trees, then those of the branches,
 # then builds the indexes, then folds

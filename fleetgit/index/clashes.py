@@ -23,7 +23,8 @@ from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
 
-from fleetgit import clock, patterns
+from fleetgit.guard import patterns
+from fleetgit.ledger import clock
 
 Key = tuple[int, str, int]
 

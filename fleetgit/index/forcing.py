@@ -20,10 +20,11 @@ from typing import Any
 
 import orjson
 
-from fleetgit import catalogue, clock
-from fleetgit.config import Config
-from fleetgit.folds import Ev, pilots
-from fleetgit.folds.reservations import Key, forcible
+from fleetgit.domain.fold import Ev
+from fleetgit.domain.pilots import fold as pilots
+from fleetgit.domain.reservations.fold import Key, forcible
+from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger.config import Config
 
 TABLES = ("reservation_forced",)
 DDL = """
@@ -50,7 +51,7 @@ DELETE FROM reservation_forced WHERE reservation_id = ? AND NOT EXISTS (
 
 
 def limit_of(config: Config) -> int:
-    """The force rule's silence, in ms: see folds.reservations.forcible."""
+    """The force rule's silence, in ms: see domain.reservations.fold.forcible."""
     seconds = min(config.force_release_after_seconds, config.pilot_active_window_seconds)
     return seconds * 1000
 

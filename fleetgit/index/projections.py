@@ -1,4 +1,4 @@
-"""The projection engine: refold the streams that changed, with the pure folds of fleetgit.folds.
+"""The projection engine: refold the streams that changed, with each concept's pure fold.
 
 A stream is always refolded whole, in total order, so a late event that sorts earlier is handled
 like any other and an incremental index equals a rebuilt one by construction. One step crosses
@@ -20,20 +20,18 @@ from typing import Any
 
 import orjson
 
-from fleetgit import catalogue
-from fleetgit.codec import Event
-from fleetgit.folds import (
-    Ev,
-    checkpoints,
-    locks,
-    messages,
-    missions,
-    pilots,
-    reservations,
-    sorties,
-    workorders,
-)
+from fleetgit.domain.checkpoints import fold as checkpoints
+from fleetgit.domain.fold import Ev
+from fleetgit.domain.locks import fold as locks
+from fleetgit.domain.missions import fold as missions
+from fleetgit.domain.pilots import fold as pilots
+from fleetgit.domain.reservations import fold as reservations
+from fleetgit.domain.sorties import fold as sorties
+from fleetgit.domain.squawk import fold as messages
+from fleetgit.domain.workorders import fold as workorders
 from fleetgit.index import clashes, forcing
+from fleetgit.ledger import catalogue
+from fleetgit.ledger.codec import Event
 
 MODULES: tuple[ModuleType, ...] = (
     reservations,

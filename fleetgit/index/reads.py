@@ -9,11 +9,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from fleetgit import catalogue
-from fleetgit.catalogue import CATALOGUE, HEX_DIGITS
-from fleetgit.codec import Event
-from fleetgit.errors import AmbiguousError, NotFoundError, ValidationError
 from fleetgit.index.store import IndexDB
+from fleetgit.ledger import catalogue
+from fleetgit.ledger.catalogue import CATALOGUE, HEX_DIGITS
+from fleetgit.ledger.codec import Event
+from fleetgit.ledger.errors import AmbiguousError, NotFoundError, ValidationError
 
 # Columns in Event's field order, so a row becomes an Event with no renaming.
 _SELECT = (

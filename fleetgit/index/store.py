@@ -18,14 +18,14 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from fleetgit import clock
-from fleetgit.codec import Event
-from fleetgit.config import Config
-from fleetgit.digest import digest16
-from fleetgit.errors import IntegrityError
+from fleetgit.git.paths import RepoPaths
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
-from fleetgit.paths import RepoPaths
-from fleetgit.segments import line_hash
+from fleetgit.ledger import clock
+from fleetgit.ledger.codec import Event
+from fleetgit.ledger.config import Config
+from fleetgit.ledger.digest import digest16
+from fleetgit.ledger.errors import IntegrityError
+from fleetgit.ledger.segments import line_hash
 
 _COLUMNS = (
     "id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id, correlation_id,"
@@ -279,7 +279,7 @@ class IndexDB:
 
     def release_held(self, result: IngestResult) -> None:
         """Ingest the held batches this clock has come close enough to."""
-        from fleetgit.intake import check
+        from fleetgit.ledger.intake import check
 
         rows = self.conn.execute(
             "SELECT line, writer FROM held WHERE tx IN"

@@ -1,0 +1,1 @@
+"""Cursors: how far each pilot has read the ledger."""

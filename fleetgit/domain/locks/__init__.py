@@ -1,0 +1,1 @@
+"""Locks: named advisory locks with a time to live."""

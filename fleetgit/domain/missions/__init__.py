@@ -1,0 +1,1 @@
+"""Missions: the top of the work tree; their status follows their sorties."""

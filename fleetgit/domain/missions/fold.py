@@ -1,0 +1,88 @@
+"""Missions: planned -> in_progress -> completed | cancelled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetgit.domain.fold import Ev, Rows, changes, stored_row
+
+KIND = "mission"
+KEY = "mission_id"
+TABLES = ("missions",)
+RESUMES = True
+DDL = """
+CREATE TABLE IF NOT EXISTS missions (
+    mission_id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    description TEXT,
+    priority TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_by TEXT,
+    created_ms INTEGER NOT NULL,
+    created_hlc INTEGER NOT NULL,
+    result TEXT,
+    summary TEXT,
+    last_pos INTEGER NOT NULL
+);
+"""
+
+STATUSES = ("planned", "in_progress", "completed", "cancelled")
+CLOSED = ("completed", "cancelled")
+# event type -> (states it may follow, state it leads to); shared with the commands
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "mission_started": (("planned",), "in_progress"),
+    "mission_updated": (("planned", "in_progress"), None),
+    "mission_completed": (("planned", "in_progress"), "completed"),
+    "mission_cancelled": (("planned", "in_progress"), "cancelled"),
+}
+
+
+def refusal(row: dict[str, Any] | None, event_type: str) -> str | None:
+    """Why `event_type` cannot apply to the mission `row` (None: it applies). The one rule for
+    the commands and emit, which refuse it, and the fold, which ignores it: `exists` (a mission
+    is created once), `unknown` (none to change), `state` (not from its state: `TRANSITIONS`)."""
+    if event_type == "mission_created":
+        return "exists" if row is not None else None
+    if event_type not in TRANSITIONS:
+        return None
+    if row is None:
+        return "unknown"
+    return "state" if row["status"] not in TRANSITIONS[event_type][0] else None
+
+
+def refuses(rows: Rows, e: Ev) -> str | None:
+    """`refusal` of `e` after the folded `rows` of its stream."""
+    return refusal(stored_row(rows, "missions"), e.type)
+
+
+def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+    row = stored_row(start, "missions")
+    for e in events:
+        d = e.data
+        if e.type == "mission_created":
+            if row is None:
+                row = {
+                    "mission_id": d["mission_id"],
+                    "title": d["title"],
+                    "description": d.get("description"),
+                    "priority": d.get("priority") or "medium",
+                    "status": "planned",
+                    "created_by": d.get("created_by") or e.actor,
+                    "created_ms": e.ms,
+                    "created_hlc": e.hlc,
+                    "result": None,
+                    "summary": None,
+                    "last_pos": e.pos,
+                }
+            continue
+        if row is None or e.type not in TRANSITIONS or refusal(row, e.type) is not None:
+            continue  # e.g. a transition that lost a race in another clone: total order decides
+        target = TRANSITIONS[e.type][1]
+        if e.type == "mission_updated":
+            row.update(changes(e))
+        if e.type == "mission_completed":
+            row.update(result=d.get("result") or "success", summary=d.get("summary"))
+        if target:
+            row["status"] = target
+        row["last_pos"] = e.pos
+    return {"missions": [row]} if row else {}

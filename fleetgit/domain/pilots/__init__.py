@@ -1,0 +1,1 @@
+"""Pilots: registration, heartbeats, identity (callsigns from the environment or git config)."""

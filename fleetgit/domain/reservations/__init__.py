@@ -1,0 +1,1 @@
+"""Reservations of paths: reserve, renew, release, and the clash rule."""

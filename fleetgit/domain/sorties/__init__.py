@@ -1,0 +1,1 @@
+"""Sorties: units of work with dependencies, claimed by one pilot at a time."""

@@ -1,0 +1,1 @@
+"""Squawk: messages between pilots, with threads, reads and acknowledgements."""

@@ -1,0 +1,1 @@
+"""Work orders: the steps of a sortie."""

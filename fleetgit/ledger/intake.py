@@ -1,0 +1,78 @@
+"""Intake: every line read from a source is checked here before the index takes it.
+
+Segments come from other clones, other versions and anyone who can push, so a line is held to
+what an append would have written: the envelope and its bounds, the type's schema at a version
+this fleetgit knows, the stream the type belongs to, and the canonical bytes (sorted keys, no
+duplicate keys, no whitespace). A line that fails is refused with the reason; the caller skips
+its batch whole and reports it (`fleetgit verify`), and no projection ever sees it.
+"""
+
+from __future__ import annotations
+
+from fleetgit.ledger import catalogue
+from fleetgit.ledger.codec import DecodeError, Event, decode, encode
+from fleetgit.ledger.errors import ValidationError
+from fleetgit.ledger.names import is_writer
+
+MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
+MAX_BATCH = 100_000  # a batch larger than this was not written by an append
+_TS_MAX = 40  # `2026-12-01T19:43:02.123Z`, with room for an offset
+
+
+class Refused(DecodeError):
+    """A well-formed JSON line that an append would not have written."""
+
+
+def check(line: bytes, writer: str | None = None) -> Event:
+    """The event in `line` (newline included), or Refused/DecodeError saying what is wrong.
+    `writer`: the writer directory the line was found in; a line must be in its own writer's."""
+    event = decode(line)
+    _check_envelope(event, writer)
+    et = catalogue.CATALOGUE.get(event.type)
+    if et is None:
+        raise Refused(f"unknown event type {_short(event.type)} (from a newer fleetgit?)")
+    if event.v > et.version:
+        raise Refused(
+            f"{event.type} version {event.v} is newer than this fleetgit knows ({et.version}):"
+            " upgrade fleetgit to read it"
+        )
+    version, data = catalogue.upcast(event.type, event.v, event.data)
+    if version != et.version:
+        raise Refused(
+            f"{event.type} v{event.v} is older than v{et.version} and no upcaster lifts it"
+        )
+    try:
+        catalogue.validate(event.type, event.stream, data, stored=True)
+        catalogue.check_links(event.causation_id, event.correlation_id)
+    except ValidationError as exc:
+        raise Refused(f"{event.type}: {exc.message}") from None
+    try:
+        canonical = encode(event) == line
+    except TypeError:  # orjson refuses to encode it (nested too deep)
+        canonical = False
+    if not canonical:
+        raise Refused("not in canonical form (sorted keys, no duplicates, no spaces)")
+    return event
+
+
+def _check_envelope(e: Event, writer: str | None) -> None:
+    if max(e.seq, e.wseq, e.hlc, e.txn, e.v) > MAX_INT:
+        raise Refused("an integer field is larger than 2^63-1")
+    if e.v < 0 or e.txn > MAX_BATCH:
+        raise Refused(f"v must not be negative and txn at most {MAX_BATCH}")
+    if not catalogue.is_event_id(e.id) or not catalogue.is_event_id(e.tx):
+        raise Refused("id and tx must be event ids (lower-case UUIDs)")
+    if writer is not None and e.writer != writer:
+        raise Refused(f"writer {_short(e.writer)} found in writer {writer}'s segment")
+    if not is_writer(e.writer):
+        raise Refused("writer must be 8 to 64 of [0-9a-z]")
+    if e.actor is not None and not catalogue.NAME_RE.fullmatch(e.actor):
+        raise Refused(f"actor {_short(e.actor)} is not a callsign")
+    if len(e.ts) > _TS_MAX or not e.ts.isascii() or not e.ts.isprintable():
+        raise Refused("ts must be a short ISO-8601 time")
+
+
+def _short(text: str) -> str:
+    """A value from the line, shown safely in one short line."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
