@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from fleetgit.domain import catalogue
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.domain.pilots.identity import check_callsign, git_config_entries, resolve_callsign
 from fleetgit.domain.reservations import commands as rsv
 from fleetgit.git import gitconfig
@@ -33,7 +35,7 @@ from fleetgit.index.reads import (
 )
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
-from fleetgit.ledger import catalogue, clock, safefs
+from fleetgit.ledger import clock, safefs, schema
 from fleetgit.ledger.codec import Event, EventSpec, encode
 from fleetgit.ledger.config import DEFAULT_TOML, Config, load
 from fleetgit.ledger.errors import ConflictError, ValidationError
@@ -142,7 +144,9 @@ class Fleet:
             if st.st_size != state.size and not self.index.segment_committed(
                 self.writer.id, state.segment
             ):
-                size = self.writer.repair(max(state.segment, 1), self.config.max_event_bytes)
+                size = self.writer.repair(
+                    max(state.segment, 1), self.config.max_event_bytes, CATALOGUE
+                )
                 state.size = size if size is not None else -1
 
     @classmethod
@@ -227,7 +231,7 @@ class Fleet:
     def _validate(self, specs: Sequence[EventSpec]) -> list[dict[str, Any]]:
         datas = [catalogue.validate(s.type, s.stream, s.data) for s in specs]
         for s in specs:
-            catalogue.check_links(s.causation_id, s.correlation_id)
+            schema.check_links(s.causation_id, s.correlation_id)
             if s.expect_version is not None and s.expect_version < 0:
                 raise ValidationError(f"expected version {s.expect_version}: must be 0 or more")
         return datas
@@ -381,7 +385,7 @@ class Fleet:
         sealed = sealed or number <= self._tracked_max(state)
         if not sealed and size > 0 and size != state.size:
             # a crash after a write: keep only complete batches
-            repaired = self.writer.repair(number, self.config.max_event_bytes)
+            repaired = self.writer.repair(number, self.config.max_event_bytes, CATALOGUE)
             size = repaired if repaired is not None else -1
         gone = size == -1 and state.size > 0
         if sealed or gone or size >= self.config.segment_max_bytes:
@@ -561,7 +565,7 @@ class Fleet:
         with self.writer.locked() as state:
             current = max(state.segment, 1)
             if not self.index.segment_committed(self.writer.id, state.segment):
-                size = self.writer.repair(current, self.config.max_event_bytes)
+                size = self.writer.repair(current, self.config.max_event_bytes, CATALOGUE)
                 if size is not None:
                     state.size = size
             pending = gitrepo.changed_fleet_paths(self.paths)

@@ -12,9 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleetgit.ledger import catalogue
-from fleetgit.ledger.catalogue import CATALOGUE, Field
+from fleetgit.domain import catalogue
+from fleetgit.domain.catalogue import TYPES as CATALOGUE
+from fleetgit.domain.missions import events as mission_events
+from fleetgit.ledger import schema
 from fleetgit.ledger.errors import ValidationError
+from fleetgit.ledger.schema import Field
 
 NAME = st.from_regex(r"\A[a-z0-9][a-z0-9._-]{0,15}\Z")
 
@@ -26,7 +29,7 @@ def value_for(f: Field) -> st.SearchStrategy[Any]:
         # one line (kind str): no control characters, line or paragraph separators
         one_line = st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs"))
         # free text (kind text): lines and tabs, but no other control characters
-        text = st.text(max_size=30).filter(lambda s: not catalogue._TEXT_CONTROL_RE.search(s))
+        text = st.text(max_size=30).filter(lambda s: not schema._TEXT_CONTROL_RE.search(s))
         text = st.text(one_line, max_size=30) if f.kind == "str" else text
         return text.filter(str.strip) if f.nonblank else text
     if f.kind == "int":
@@ -256,7 +259,9 @@ def test_json_schema_of_one_type_and_of_all() -> None:
     assert one["required"] == ["sortie_id", "percent"] and one["additionalProperties"] is False
     changes = catalogue.json_schema("mission_updated")["properties"]["changes"]
     assert changes["additionalProperties"] is False and changes["minProperties"] == 1
-    assert changes["properties"]["priority"]["anyOf"][0] == {"enum": list(catalogue.PRIORITIES)}
+    assert changes["properties"]["priority"]["anyOf"][0] == {
+        "enum": list(mission_events.PRIORITIES)
+    }
     title = catalogue.json_schema("mission_created")["properties"]["title"]
     # JSON Schema's `$` is the end (Python's also matches before a last newline: fullmatch)
     for text, ok in (("Ship it", True), ("  x ", True), (" ", False), ("a\nb", False)):
@@ -281,7 +286,7 @@ def upcaster() -> Iterator[None]:
         yield
     finally:
         CATALOGUE["mission_started"] = original
-        catalogue._UPCASTERS.pop(("mission_started", 1), None)
+        catalogue.CATALOGUE.upcasters.pop(("mission_started", 1), None)
 
 
 def test_upcasting_lifts_old_data_and_leaves_current_alone(upcaster: None) -> None:
@@ -366,4 +371,4 @@ def test_free_text_keeps_its_lines_and_names_refuse_a_trailing_newline() -> None
         catalogue.validate_data("pilot_registered", {"callsign": "goose\n"})
     with pytest.raises(ValidationError, match="expected"):
         catalogue.check_stream("pilot/goose\n")
-    assert catalogue.name_like("a\nb") == "a-b"
+    assert schema.name_like("a\nb") == "a-b"

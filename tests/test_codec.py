@@ -10,6 +10,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import DecodeError, Event, decode, encode, is_canonical
 from fleetgit.ledger.segments import parse
@@ -118,7 +119,7 @@ def test_index_order_is_the_same_whatever_order_segments_arrive(
         conn = sqlite3.connect(":memory:")
         conn.execute("CREATE TABLE e (id TEXT PRIMARY KEY, hlc INT, writer TEXT, wseq INT)")
         for i in sequence:
-            for ev, _ in parse(segs[i]).events:
+            for ev, _ in parse(segs[i], types=CATALOGUE).events:
                 conn.execute(
                     "INSERT OR IGNORE INTO e VALUES (?,?,?,?)", (ev.id, ev.hlc, ev.writer, ev.wseq)
                 )
@@ -149,12 +150,12 @@ def test_parse_keeps_only_complete_batches(tmp_path: Path) -> None:
 
     full = encode(ev(1, "a", 1)) + encode(ev(2, "b", 2)) + encode(ev(3, "b", 2))
     partial = encode(ev(4, "c", 3)) + encode(ev(5, "c", 3))
-    parsed = parse(full + partial)
+    parsed = parse(full + partial, types=CATALOGUE)
     assert [e.wseq for e, _ in parsed.events] == [1, 2, 3]
     assert parsed.good_end == len(full) and parsed.torn_tail
     broken_mid = encode(ev(1, "a", 2)) + encode(ev(6, "z", 1))
-    parsed = parse(broken_mid)
+    parsed = parse(broken_mid, types=CATALOGUE)
     assert [e.wseq for e, _ in parsed.events] == [6]
     assert any("incomplete batch" in what for _, what in parsed.problems)
     no_newline = full + encode(ev(7, "d", 1))[:-1]
-    assert parse(no_newline).good_end == len(full)
+    assert parse(no_newline, types=CATALOGUE).good_end == len(full)

@@ -547,7 +547,7 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
     files = [
         *(root / "cli").glob("[cqrs]*.py"),
         *(root / "domain").rglob("*.py"),
-        *(root / "ledger" / n for n in ("ids.py", "catalogue.py")),
+        *(root / "ledger" / n for n in ("ids.py", "schema.py")),
     ]
     named = re.compile(r"(?<!from )fleetgit (?:--as \S+ )?([a-z]+)(?: ([a-z]+))?")
     seen = 0

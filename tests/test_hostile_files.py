@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.ledger.codec import Event, encode
 from fleetgit.ledger.segments import parse, parse_stream
 from tests.conftest import git, make_repo
@@ -338,9 +339,9 @@ def test_streaming_in_chunks_parses_as_whole(data: bytes, at: int, chunk: int, l
     same events, problems and offsets as one read of the whole buffer."""
     base = _segment()
     buf = base[:at] + data + base[at:]
-    whole = parse(buf, max_line=limit)
+    whole = parse(buf, max_line=limit, types=CATALOGUE)
     pieces = iter([buf[i : i + chunk] for i in range(0, len(buf), chunk)])
-    streamed = parse_stream(lambda _n: next(pieces, b""), max_line=limit)
+    streamed = parse_stream(lambda _n: next(pieces, b""), types=CATALOGUE, max_line=limit)
     assert [line for _, line in streamed.events] == [line for _, line in whole.events]
     assert streamed.problems == whole.problems
     assert (streamed.good_end, streamed.torn_tail, streamed.end) == (

@@ -14,7 +14,7 @@ LAYERS = [
     ("ledger", "the format on disk"),
     ("git", "git plumbing"),
     ("guard", "the hooks' light path"),
-    ("domain.model", "each concept's event types and pure fold"),
+    ("domain.model", "each concept's event types and pure fold; the catalogue of them all"),
     ("index", "the SQLite index"),
     ("domain", "each concept's commands"),
     ("fleet", "the Python API"),
@@ -28,7 +28,6 @@ UPWARD = {
     ("guard.hook", "fleet"),
     ("guard.hook", "domain.reservations.commands"),
     ("guard.hookindex", "fleet"),
-    ("ledger.catalogue", "guard.patterns"),  # until each concept declares its own event types
 }
 
 
@@ -82,7 +81,7 @@ def layer(name: str) -> str:
         return top
     if top == "domain":
         last = name.split(".")[-1]
-        return "domain.model" if last in ("fold", "events") else "domain"
+        return "domain.model" if last in ("fold", "events", "catalogue") else "domain"
     return "interfaces"
 
 

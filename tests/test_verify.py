@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
-from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event, encode
 from fleetgit.ledger.segments import line_hash
 from tests.conftest import CREW_EVENTS, git
@@ -74,7 +75,7 @@ def test_older_events_are_upcast_then_validated(
     def rename_state(data: dict[str, Any]) -> dict[str, Any]:
         return {"status": data["state"]} if "state" in data else data
 
-    monkeypatch.setitem(catalogue._UPCASTERS, ("pilot_active", 0), rename_state)
+    monkeypatch.setitem(catalogue.CATALOGUE.upcasters, ("pilot_active", 0), rename_state)
     lifted = event(1, v=0, data={"state": "busy"})
     still_bad = event(2, v=0, data={"state": 42})
     broken = event(3, v=0, data={"mood": "busy"})

@@ -23,10 +23,10 @@ from fleetgit.cli.common import (
 from fleetgit.cli.render import detail
 from fleetgit.domain.cursors import commands as cursors
 from fleetgit.domain.locks import commands as locks
+from fleetgit.domain.missions.events import PRIORITIES
 from fleetgit.domain.workorders import commands as workorders
 from fleetgit.domain.workorders.fold import STATUSES
 from fleetgit.fleet import Fleet
-from fleetgit.ledger.catalogue import PRIORITIES
 from fleetgit.ledger.durations import format_duration
 
 

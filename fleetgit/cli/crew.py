@@ -26,12 +26,12 @@ from fleetgit.cli.common import (
 from fleetgit.cli.render import detail
 from fleetgit.domain.missions import commands as missions
 from fleetgit.domain.missions import fold as mission_fold
+from fleetgit.domain.missions.events import PRIORITIES, RESULTS
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.pilots import leave
 from fleetgit.domain.reservations.commands import from_cwd
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.sorties import fold as sortie_fold
-from fleetgit.ledger.catalogue import PRIORITIES, RESULTS
 from fleetgit.ledger.errors import UsageError, ValidationError
 
 Priority = Annotated[

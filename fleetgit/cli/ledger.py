@@ -21,10 +21,11 @@ from fleetgit.cli.common import (
     print_page,
     table,
 )
+from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
 from fleetgit.index.reads import INT_MAX, EventFilter
-from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.errors import UsageError, ValidationError
 
@@ -377,7 +378,7 @@ def schema(
         return
     rows = [
         (t.name, t.version, "|".join(t.stream_kinds), t.description)
-        for t in catalogue.CATALOGUE.values()
+        for t in catalogue.TYPES.values()
     ]
     typer.echo(table(rows, ["TYPE", "V", "STREAM", "DESCRIPTION"]))
 

@@ -21,7 +21,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.domain.squawk import commands as squawk
-from fleetgit.ledger import catalogue
+from fleetgit.ledger import schema
 from fleetgit.ledger.errors import UsageError, ValidationError
 
 INBOX_PAGE = 50  # an inbox of thousands would flood an agent's context; --limit 0 shows all
@@ -109,7 +109,7 @@ def _body(body: str, path: str | None) -> str:
     if path is None and body != "-":
         return body
     what = "stdin" if path is None else path
-    limit = catalogue.MAX_TEXT * 4  # UTF-8 bytes of the longest body the catalogue takes
+    limit = schema.MAX_TEXT * 4  # UTF-8 bytes of the longest body the catalogue takes
     try:
         if path is None:
             data = sys.stdin.buffer.read(limit + 1)
@@ -118,7 +118,7 @@ def _body(body: str, path: str | None) -> str:
                 data = fh.read(limit + 1)
         if len(data) > limit:
             raise ValidationError(
-                f"the message text from {what} is longer than {catalogue.MAX_TEXT} characters",
+                f"the message text from {what} is longer than {schema.MAX_TEXT} characters",
                 hint="send a shorter text, and name the file that holds the rest",
             )
         return data.decode("utf-8")

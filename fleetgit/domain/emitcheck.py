@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fleetgit.domain import catalogue
 from fleetgit.domain.fold import Ev
 from fleetgit.guard.patterns import can_name_file
 from fleetgit.index.clashes import Holding, Live
-from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger import clock
 from fleetgit.ledger.codec import EventSpec
 from fleetgit.ledger.errors import ValidationError
 

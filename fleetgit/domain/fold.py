@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from fleetgit.ledger import catalogue, clock
+from fleetgit.domain import catalogue
+from fleetgit.ledger import clock
 
 Rows = dict[str, list[dict[str, Any]]]
 

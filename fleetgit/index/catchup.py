@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.fingerprint import file_stamp, files_fingerprint
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.repo import GitRepo, blob_id_of_fd, refs_fingerprint
@@ -129,7 +130,9 @@ class Index(IndexDB):
                 start = max(0, row["offset"] - _TAIL)
                 if tail_hash(os.pread(fd, row["offset"] - start, start)) == row["tail_hash"]:
                     offset = row["offset"]
-            parsed = parse_fd(fd, offset, f.writer, max_line=self.config.max_event_bytes)
+            parsed = parse_fd(
+                fd, offset, f.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
+            )
             self.record_problems(f.relpath, 0, parsed.problems)  # offsets in the file
             self.ingest(parsed.events, result)
             result.files_read += 1
@@ -188,7 +191,9 @@ class Index(IndexDB):
                 self.record_problems(where, 0, [(0, f"{what}: not read")])
             elif not self._checked_out(seg, size):  # else its events came in from the file
                 data = self.git.blob(seg.blob)
-                parsed = parse(data, 0, seg.writer, max_line=self.config.max_event_bytes)
+                parsed = parse(
+                    data, 0, seg.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
+                )
                 del data
                 self.record_problems(where, 0, parsed.problems)
                 self.ingest(parsed.events, result)

@@ -20,10 +20,11 @@ from typing import Any
 
 import orjson
 
+from fleetgit.domain import catalogue
 from fleetgit.domain.fold import Ev
 from fleetgit.domain.pilots import fold as pilots
 from fleetgit.domain.reservations.fold import Key, forcible
-from fleetgit.ledger import catalogue, clock
+from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
 
 TABLES = ("reservation_forced",)

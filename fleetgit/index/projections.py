@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from fleetgit.domain import catalogue
 from fleetgit.domain.checkpoints import fold as checkpoints
 from fleetgit.domain.fold import Ev
 from fleetgit.domain.locks import fold as locks
@@ -30,7 +31,6 @@ from fleetgit.domain.sorties import fold as sorties
 from fleetgit.domain.squawk import fold as messages
 from fleetgit.domain.workorders import fold as workorders
 from fleetgit.index import clashes, forcing
-from fleetgit.ledger import catalogue
 from fleetgit.ledger.codec import Event
 
 MODULES: tuple[ModuleType, ...] = (

@@ -9,11 +9,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from fleetgit.domain import catalogue
+from fleetgit.domain.catalogue import TYPES as CATALOGUE
 from fleetgit.index.store import IndexDB
-from fleetgit.ledger import catalogue
-from fleetgit.ledger.catalogue import CATALOGUE, HEX_DIGITS
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.errors import AmbiguousError, NotFoundError, ValidationError
+from fleetgit.ledger.schema import HEX_DIGITS
 
 # Columns in Event's field order, so a row becomes an Event with no renaming.
 _SELECT = (

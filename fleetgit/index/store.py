@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.paths import RepoPaths
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
 from fleetgit.ledger import clock
@@ -288,7 +289,7 @@ class IndexDB:
         ).fetchall()
         if not rows:
             return
-        items = [(check(bytes(line), writer), bytes(line)) for line, writer in rows]
+        items = [(check(bytes(line), writer, CATALOGUE), bytes(line)) for line, writer in rows]
         self.conn.executemany("DELETE FROM held WHERE id = ?", [(e.id,) for e, _ in items])
         self._note_held()
         self.ingest(items, result)

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from fleetgit.domain import catalogue
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.domain.fold import Ev
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.repo import GitRepo
@@ -23,7 +25,7 @@ from fleetgit.git.sources import (
     scan_worktrees,
     worktree_git_dirs,
 )
-from fleetgit.ledger import catalogue, clock, safefs
+from fleetgit.ledger import clock, safefs
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.segments import Parsed, line_hash, parse, parse_fd, read_limit
@@ -350,7 +352,7 @@ def verify(paths: RepoPaths, config: Config) -> Report:
             skipped.append((f.worktree, exc.relpath, exc.what))
             continue
         try:
-            parsed = parse_fd(fd, 0, f.writer, max_line=max_line)
+            parsed = parse_fd(fd, 0, f.writer, types=CATALOGUE, max_line=max_line)
         finally:
             os.close(fd)
         where = f.relpath if f.worktree == here else str(f.path)
@@ -399,7 +401,9 @@ def verify(paths: RepoPaths, config: Config) -> Report:
                         )
                     )
                     continue
-                parsed = parse(git.blob(seg.blob), 0, seg.writer, max_line=max_line)
+                parsed = parse(
+                    git.blob(seg.blob), 0, seg.writer, types=CATALOGUE, max_line=max_line
+                )
                 checker.add_segment(segment, f"{name}:{segment}", parsed)
             for path, what in bad:  # once each, however many commits hold it
                 where = f"{name}:.fleet/events/{path}"

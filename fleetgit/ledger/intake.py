@@ -9,10 +9,11 @@ its batch whole and reports it (`fleetgit verify`), and no projection ever sees 
 
 from __future__ import annotations
 
-from fleetgit.ledger import catalogue
+from fleetgit.ledger import schema
 from fleetgit.ledger.codec import DecodeError, Event, decode, encode
 from fleetgit.ledger.errors import ValidationError
 from fleetgit.ledger.names import is_writer
+from fleetgit.ledger.schema import Catalogue
 
 MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
 MAX_BATCH = 100_000  # a batch larger than this was not written by an append
@@ -23,12 +24,13 @@ class Refused(DecodeError):
     """A well-formed JSON line that an append would not have written."""
 
 
-def check(line: bytes, writer: str | None = None) -> Event:
+def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
     """The event in `line` (newline included), or Refused/DecodeError saying what is wrong.
-    `writer`: the writer directory the line was found in; a line must be in its own writer's."""
+    `writer`: the writer directory the line was found in; a line must be in its own writer's.
+    `types`: the event types this fleetgit knows (domain/catalogue.py)."""
     event = decode(line)
     _check_envelope(event, writer)
-    et = catalogue.CATALOGUE.get(event.type)
+    et = types.types.get(event.type)
     if et is None:
         raise Refused(f"unknown event type {_short(event.type)} (from a newer fleetgit?)")
     if event.v > et.version:
@@ -36,14 +38,14 @@ def check(line: bytes, writer: str | None = None) -> Event:
             f"{event.type} version {event.v} is newer than this fleetgit knows ({et.version}):"
             " upgrade fleetgit to read it"
         )
-    version, data = catalogue.upcast(event.type, event.v, event.data)
+    version, data = types.upcast(event.type, event.v, event.data)
     if version != et.version:
         raise Refused(
             f"{event.type} v{event.v} is older than v{et.version} and no upcaster lifts it"
         )
     try:
-        catalogue.validate(event.type, event.stream, data, stored=True)
-        catalogue.check_links(event.causation_id, event.correlation_id)
+        types.validate(event.type, event.stream, data, stored=True)
+        schema.check_links(event.causation_id, event.correlation_id)
     except ValidationError as exc:
         raise Refused(f"{event.type}: {exc.message}") from None
     try:
@@ -60,13 +62,13 @@ def _check_envelope(e: Event, writer: str | None) -> None:
         raise Refused("an integer field is larger than 2^63-1")
     if e.v < 0 or e.txn > MAX_BATCH:
         raise Refused(f"v must not be negative and txn at most {MAX_BATCH}")
-    if not catalogue.is_event_id(e.id) or not catalogue.is_event_id(e.tx):
+    if not schema.is_event_id(e.id) or not schema.is_event_id(e.tx):
         raise Refused("id and tx must be event ids (lower-case UUIDs)")
     if writer is not None and e.writer != writer:
         raise Refused(f"writer {_short(e.writer)} found in writer {writer}'s segment")
     if not is_writer(e.writer):
         raise Refused("writer must be 8 to 64 of [0-9a-z]")
-    if e.actor is not None and not catalogue.NAME_RE.fullmatch(e.actor):
+    if e.actor is not None and not schema.NAME_RE.fullmatch(e.actor):
         raise Refused(f"actor {_short(e.actor)} is not a callsign")
     if len(e.ts) > _TS_MAX or not e.ts.isascii() or not e.ts.isprintable():
         raise Refused("ts must be a short ISO-8601 time")

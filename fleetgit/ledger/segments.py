@@ -20,6 +20,7 @@ from fleetgit.ledger.codec import DecodeError, Event
 from fleetgit.ledger.digest import hash64
 from fleetgit.ledger.intake import Refused, check
 from fleetgit.ledger.names import is_writer
+from fleetgit.ledger.schema import Catalogue
 
 _STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
 TAIL = 256  # bytes before the ingested offset whose hash a file's checkpoint keeps
@@ -166,11 +167,11 @@ class Writer:
         except safefs.NotRegular:
             return None
 
-    def repair(self, number: int, max_line: int) -> int | None:
+    def repair(self, number: int, max_line: int, types: Catalogue) -> int | None:
         """Cut a torn tail off segment `number` (uncommitted: the caller checks); its size after,
         None when it is missing or not a regular file in real directories."""
         try:
-            return repair(self._top, self.relpath(number), max_line=max_line)
+            return repair(self._top, self.relpath(number), types=types, max_line=max_line)
         except safefs.NotRegular:
             return None
 
@@ -217,20 +218,34 @@ CHUNK = 1 << 20  # a segment is read in pieces of this size: never whole
 
 
 def parse(
-    buf: bytes, start: int = 0, writer: str | None = None, *, max_line: int | None = None
+    buf: bytes,
+    start: int = 0,
+    writer: str | None = None,
+    *,
+    types: Catalogue,
+    max_line: int | None = None,
 ) -> Parsed:
     """Parse `buf[start:]` line by line, keeping only complete batches (all or nothing) of
     lines that pass intake (`writer`: the writer directory the segment is in)."""
     chunks = iter((buf[start:] if start else buf,))
-    return parse_stream(lambda _size: next(chunks, b""), start, writer, max_line=max_line)
+    return parse_stream(
+        lambda _size: next(chunks, b""), start, writer, types=types, max_line=max_line
+    )
 
 
 def parse_fd(
-    fd: int, start: int = 0, writer: str | None = None, *, max_line: int | None = None
+    fd: int,
+    start: int = 0,
+    writer: str | None = None,
+    *,
+    types: Catalogue,
+    max_line: int | None = None,
 ) -> Parsed:
     """Parse an open file from offset `start` to its end, read in chunks of CHUNK bytes."""
     os.lseek(fd, start, os.SEEK_SET)
-    return parse_stream(lambda size: os.read(fd, size), start, writer, max_line=max_line)
+    return parse_stream(
+        lambda size: os.read(fd, size), start, writer, types=types, max_line=max_line
+    )
 
 
 def parse_stream(
@@ -238,6 +253,7 @@ def parse_stream(
     start: int = 0,
     writer: str | None = None,
     *,
+    types: Catalogue,
     max_line: int | None = None,
 ) -> Parsed:
     """Parse what `read(n)` returns (the bytes from offset `start` on, piece by piece, b"" at
@@ -295,7 +311,7 @@ def parse_stream(
             out.good_end = batch_start = line_end
             continue
         try:
-            event = check(line, writer)
+            event = check(line, writer, types)
         except DecodeError as exc:
             if batch:
                 out.problems.append((batch_start, "incomplete batch (followed by a bad line)"))
@@ -328,7 +344,7 @@ def read_limit(segment_max_bytes: int) -> int:
     return max(64 << 20, 2 * segment_max_bytes)
 
 
-def repair(top: str, relpath: str, *, max_line: int | None = None) -> int | None:
+def repair(top: str, relpath: str, *, types: Catalogue, max_line: int | None = None) -> int | None:
     """Cut a torn tail off a writer's own uncommitted segment; returns its size after, None
     when it does not exist. Raises NotRegular when it is not a regular file in real
     directories (nothing is cut then)."""
@@ -337,7 +353,7 @@ def repair(top: str, relpath: str, *, max_line: int | None = None) -> int | None
     except FileNotFoundError:
         return None
     try:
-        parsed = parse_fd(fd, 0, relpath.split("/")[-2], max_line=max_line)
+        parsed = parse_fd(fd, 0, relpath.split("/")[-2], types=types, max_line=max_line)
         if parsed.torn_tail:
             os.ftruncate(fd, parsed.good_end)
             os.fsync(fd)

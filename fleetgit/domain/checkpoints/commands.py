@@ -10,9 +10,9 @@ from fleetgit.domain.missions import lookup as missions
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.ledger import clock, ids
-from fleetgit.ledger.catalogue import MAX_LIST
 from fleetgit.ledger.codec import EventSpec
 from fleetgit.ledger.errors import NotFoundError, ValidationError
+from fleetgit.ledger.schema import MAX_LIST
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from fleetgit.index.reads import EventFilter
 from fleetgit.ledger import clock
-from fleetgit.ledger.catalogue import check_name, name_like
 from fleetgit.ledger.errors import ValidationError
+from fleetgit.ledger.schema import check_name, name_like
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet

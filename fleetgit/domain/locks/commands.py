@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.ledger import clock
-from fleetgit.ledger.catalogue import check_name, name_like
 from fleetgit.ledger.codec import EventSpec
 from fleetgit.ledger.durations import format_duration, parse_duration
 from fleetgit.ledger.errors import ConflictError, NotFoundError
+from fleetgit.ledger.schema import check_name, name_like
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet

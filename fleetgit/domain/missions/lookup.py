@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fleetgit.domain.missions.events import PRIORITIES
 from fleetgit.domain.missions.fold import CLOSED
 from fleetgit.ledger import ids
-from fleetgit.ledger.catalogue import PRIORITIES
 from fleetgit.ledger.codec import EventSpec
 from fleetgit.ledger.errors import ValidationError
 

@@ -7,7 +7,7 @@ import subprocess
 
 from fleetgit.git.gitconfig import config_entries
 from fleetgit.git.paths import RepoPaths
-from fleetgit.ledger.catalogue import check_name, name_like
+from fleetgit.ledger.schema import check_name, name_like
 
 
 def check_callsign(callsign: str) -> str:

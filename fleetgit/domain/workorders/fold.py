@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetgit.domain.fold import Ev, Rows, stored_row
-from fleetgit.ledger.catalogue import WORK_ORDER_STATUSES
+from fleetgit.domain.workorders.events import WORK_ORDER_STATUSES
 
 KIND = "workorder"
 KEY = "work_order_id"

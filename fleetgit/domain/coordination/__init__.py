@@ -1,0 +1,1 @@
+"""Coordination: decisions a coordinator records for the fleet or one mission."""

@@ -1,0 +1,47 @@
+"""Pilots' event types: joining, signs of life, leaving."""
+
+from __future__ import annotations
+
+from fleetgit.ledger.schema import EventType, define, opt, req
+
+TYPES: tuple[EventType, ...] = (
+    define(
+        "pilot_registered",
+        "pilot",
+        "callsign",
+        "A pilot joined the fleet.",
+        req("callsign", "name"),
+        opt("program"),
+        opt("model"),
+        opt("task_description", "text"),
+        opt("email"),  # the git committer email its commits carry: the hooks' fallback attribution
+    ),
+    define(
+        "pilot_active",
+        "pilot",
+        None,
+        "A pilot's sign of life (heartbeat).",
+        opt("status", "enum", choices=("active", "idle", "busy")),
+        opt("current_task"),
+    ),
+    define("pilot_deregistered", "pilot", None, "A pilot left the fleet.", opt("reason")),
+    define(
+        "pilot_spawned",
+        "pilot",
+        "callsign",
+        "A pilot was started by another.",
+        req("callsign", "name"),
+        opt("parent", "name"),
+        opt("program"),
+        opt("model"),
+        opt("task_description", "text"),
+    ),
+    define(
+        "pilot_terminated",
+        "pilot",
+        None,
+        "A pilot's process ended.",
+        opt("reason"),
+        opt("exit_code", "int"),
+    ),
+)
