@@ -43,6 +43,7 @@ from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.segments import Writer, WriterState, read_limit
 
 if TYPE_CHECKING:
+    from fleetgit.index.snapshot import GitView
     from fleetgit.index.verify import Report
 
 _UNSET = object()
@@ -111,14 +112,19 @@ class Fleet:
         catch_up: bool = True,
         repair: bool = True,
         register: bool = False,
+        index: Index | None = None,
+        config: Config | None = None,
     ) -> None:
         self.paths = paths.require_initialized()
-        self.config: Config = load(paths.config_file)
+        self.config: Config = load(paths.config_file) if config is None else config
         self.writer = Writer(paths.local_dir, paths.events_dir)
-        self.index = Index(paths, self.config)
+        self.index = Index(paths, self.config) if index is None else index
         self._actor = actor
         self.register = register  # register the acting pilot with its first write, if need be
         self._as_of: tuple[int, int] | None = None
+        self.rev: str | None = None  # at_rev: the commit whose tree alone is read; no writes
+        self._rev_dir: str | None = None
+        self._clock_ms: int | None = None  # at_rev: the commit's time stands for now
         if repair:
             self._repair_own_tail()
         if catch_up:
@@ -126,14 +132,7 @@ class Fleet:
             self.index.catch_up()
 
     def _configure_index(self) -> None:
-        """The force rule's limit comes from the configuration: when it changed, the releases
-        by other pilots than the holders are judged again (index.forcing)."""
-        from fleetgit.index import forcing, projections
-
-        limit = forcing.limit_of(self.config)
-        if forcing.configured(self.index.conn) != limit:
-            with self.index.transaction() as conn:
-                self.index.note_clashes(projections.configure(conn, limit))
+        configure_index(self.index, self.config)
 
     def _repair_own_tail(self) -> None:
         """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""
@@ -170,8 +169,49 @@ class Fleet:
         who = _UNSET if actor is None else check_callsign(actor)
         return cls(paths, actor=who, catch_up=catch_up, repair=repair, register=register)
 
+    @classmethod
+    def at_rev(
+        cls, path: str | os.PathLike[str] | None, rev: str, *, actor: str | None = None
+    ) -> Fleet:
+        """The ledger as recorded in commit `rev`, to read: only the segments in that commit's
+        `.fleet/events` tree, folded in a throwaway index (deleted by `close`) by the catch-up's
+        own code, with the commit's `.fleet/config.toml`; its committer time stands for now (what
+        had expired then). Writing through it is refused."""
+        import shutil
+        import tempfile
+
+        from fleetgit.index.snapshot import TreeIndex
+
+        paths = locate(path)
+        git = gitrepo.GitRepo(paths)
+        found = git.resolve_commit(rev) if rev and not rev.startswith("-") else None
+        if found is None:
+            raise ValidationError(
+                f"--rev {rev}: names no commit here",
+                hint="give a commit, branch or tag (git log --oneline lists commits)",
+            )
+        commit, seconds = found
+        config = config_at(git, commit)
+        tmp = tempfile.mkdtemp(prefix="fleetgit-rev-")
+        try:
+            index = TreeIndex(paths, config, commit, Path(tmp) / "index.sqlite")
+            who = _UNSET if actor is None else check_callsign(actor)
+            fleet = cls(paths, actor=who, catch_up=False, repair=False, index=index, config=config)
+            fleet._configure_index()
+            index.rebuild()
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fleet.rev, fleet._rev_dir, fleet._clock_ms = commit, tmp, seconds * 1000
+        return fleet
+
     def close(self) -> None:
         self.index.close()
+        if self._rev_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._rev_dir, ignore_errors=True)
+            self._rev_dir = None
 
     def __enter__(self) -> Fleet:
         return self
@@ -243,6 +283,11 @@ class Fleet:
         *,
         domain_rules: bool = False,
     ) -> list[Event]:
+        if self.rev is not None:
+            raise ValidationError(
+                f"the ledger as recorded in commit {self.rev[:12]} is read-only",
+                hint="leave out --rev to write",
+            )
         actor = self.actor
         with self.writer.locked() as state, self.index.transaction():
             self.index.catch_up_locked()
@@ -461,7 +506,9 @@ class Fleet:
 
     def now_ms(self) -> int:
         """The wall clock, or inside `as_of(pos)` the newest HLC time among positions <= pos."""
-        return self._as_of[1] if self._as_of else clock.now_ms()
+        if self._as_of:
+            return self._as_of[1]
+        return clock.now_ms() if self._clock_ms is None else self._clock_ms
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -580,3 +627,56 @@ class Fleet:
             )
         self.index.catch_up()
         return CommitResult(commit_id, tuple(pending) + tuple(extra))
+
+
+def configure_index(index: Index, config: Config) -> None:
+    """The force rule's limit comes from the configuration: when it changed, the releases by
+    other pilots than the holders are judged again (index.forcing)."""
+    from fleetgit.index import forcing, projections
+
+    limit = forcing.limit_of(config)
+    if forcing.configured(index.conn) != limit:
+        with index.transaction() as conn:
+            index.note_clashes(projections.configure(conn, limit))
+
+
+def config_at(git: gitrepo.GitRepo, commit: str | None) -> Config:
+    """The `.fleet/config.toml` a commit holds, checked as the file is; none: the defaults."""
+    from fleetgit.ledger.config import MAX_CONFIG_BYTES, parse
+
+    data = None if commit is None else git.file_at(commit, ".fleet/config.toml", MAX_CONFIG_BYTES)
+    if data is None:
+        return Config()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(
+            f"{commit[:12] if commit else ''}:.fleet/config.toml: not UTF-8 text",
+            hint="save the file as UTF-8",
+        ) from None
+    return parse(text, f"{commit[:12] if commit else ''}:.fleet/config.toml")
+
+
+def guard_view(path: str | os.PathLike[str] | None, tips: Sequence[str] = ()) -> GitView:
+    """What `fleetgit guard` reads reservations and pilots from. In a clone (a CI checkout that
+    has only fetched): its index, caught up as any command does. In a bare repository: an index
+    of its own under its git dir, read from its refs alone (no work tree, no `.fleet/` there),
+    with the config of HEAD's `.fleet/config.toml`. `tips`: the commits being judged, whose
+    history is added for the read only (a push not yet in any ref)."""
+    from fleetgit.git.paths import locate_repository
+    from fleetgit.index.snapshot import GitView
+
+    paths = locate_repository(path)
+    if paths.worktree == paths.git_dir:  # bare
+        git = gitrepo.GitRepo(paths)
+        head = git.resolve_commit("HEAD")
+        config = config_at(git, head[0] if head else None)
+    else:
+        config = load(paths.config_file)
+    index = Index(paths, config)
+    try:
+        configure_index(index, config)
+    except BaseException:
+        index.close()
+        raise
+    return GitView(index, tips)

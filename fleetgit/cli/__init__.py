@@ -36,9 +36,19 @@ GROUPS: dict[str, str] = {
     "squawk": "squawking",
     **dict.fromkeys(("checkpoint", "resume"), "recovery"),
     "status": "status",
+    "guard": "guard",
     "demo": "",
 }
-MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery", "status")
+MODULES = (
+    "ledger",
+    "reserving",
+    "crew",
+    "coordination",
+    "squawking",
+    "recovery",
+    "status",
+    "guard",
+)
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
 # from these alone, without importing (and turning into click commands) every command module,
@@ -64,6 +74,8 @@ COMMAND_LINES: dict[str, str] = {
     " free.",
     "status": "One screen: me, the active pilots, claimed sorties, my reservations, ready"
     " sorties, my unread messages.",
+    "guard": "Refuse commits that touch files another pilot held when they were made; exit 1"
+    " if any.",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

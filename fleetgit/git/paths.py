@@ -98,6 +98,19 @@ def locate(start: str | os.PathLike[str] | None = None) -> RepoPaths:
     raise NotARepositoryError(f"not a git repository: {here}", hint="git init")
 
 
+def locate_repository(start: str | os.PathLike[str] | None = None) -> RepoPaths:
+    """`locate`, or else a bare repository: its git dir stands for the work tree it lacks (so
+    no segment file is found there, and only committed segments are read: `fleetgit guard`)."""
+    try:
+        return locate(start)
+    except NotARepositoryError:
+        here = Path(start if start is not None else os.getcwd()).resolve()
+        for candidate in (here, *here.parents):
+            if _is_bare(candidate):
+                return RepoPaths(candidate, candidate, candidate)
+        raise
+
+
 def _is_bare(path: Path) -> bool:
     """A bare repository: a git dir of its own (HEAD, objects) whose config says `bare = true`."""
     if not (path / "HEAD").is_file() or not (path / "objects").is_dir():

@@ -101,6 +101,29 @@ class GitRepo:
                 yielded.add(tree)
                 yield tree
 
+    def resolve_commit(self, rev: str) -> tuple[str, int] | None:
+        """The commit `rev` names (as `git rev-parse REV^{commit}`) and its committer time in
+        seconds, or None when it names none."""
+        import pygit2
+
+        try:
+            commit = self.repo.revparse_single(rev).peel(_commit_type())
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+        return str(commit.id), int(commit.commit_time)
+
+    def file_at(self, commit_id: str, relpath: str, max_bytes: int) -> bytes | None:
+        """A regular file's bytes in a commit's tree (at most `max_bytes`), else None."""
+        try:
+            entry = self.repo[commit_id].peel(_tree_type()) / relpath
+        except (KeyError, ValueError):
+            return None
+        if entry.type_str != "blob" or entry.filemode not in (0o100644, 0o100755):
+            return None
+        if self.blob_size(str(entry.id)) > max_bytes:
+            return None
+        return self.blob(str(entry.id))
+
     def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str, int]]:
         """(name, id, kind, filemode) of one tree's entries: a symbolic link is a blob of mode
         0o120000, a submodule a commit of mode 0o160000."""

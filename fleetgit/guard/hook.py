@@ -152,8 +152,16 @@ def _you(me: str | None) -> str:
 def _maker(c: Commit) -> str:
     """Who a pushed commit is judged as, and why: its trailer, its email, or the pusher."""
     at = clock.iso_ms(c.time_ms).replace(".000Z", "Z")
-    how = {"trailer": "its Fleet-Pilot trailer", "email": "its committer email"}
-    pilot = c.pilot or "a pilot of no identity (set FLEET_CALLSIGN or git config fleet.callsign)"
+    how = {
+        "trailer": "its Fleet-Pilot trailer",
+        "email": "its committer email",
+        "none": "no Fleet-Pilot trailer, no registered committer email",
+    }
+    pilot = c.pilot or (
+        "no known pilot"
+        if c.source == "none"
+        else "a pilot of no identity (set FLEET_CALLSIGN or git config fleet.callsign)"
+    )
     source = how.get(c.source, "no pilot recorded in it: you push it")
     return f"{pilot}, who made commit {c.oid[:12]} at {at} ({source}); held then"
 

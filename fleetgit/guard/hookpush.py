@@ -91,6 +91,28 @@ def emails(conn: sqlite3.Connection) -> dict[str, str]:
     return found
 
 
+def makers(
+    found: Sequence[tuple[str, int, str, str, str]],
+    by_email: dict[str, str],
+    pusher: str | None,
+    changes: Callable[[str], list[str]],
+    server: bool = False,
+) -> list[Commit]:
+    """Each commit of `parse_log` with the pilot it is judged as: its Fleet-Pilot trailer, else
+    the one pilot registered with its committer email, else `pusher`. `server`: the pusher is
+    not known unless named (source "none" when it is not)."""
+    commits = []
+    for oid, ms, email, trailer, raw in found:
+        pilot: str | None = trailer
+        source = "trailer"
+        if not pilot:
+            pilot, source = by_email.get(email.lower()), "email"
+        if not pilot:
+            pilot, source = pusher, "none" if server and not pusher else "pusher"
+        commits.append(Commit(oid, ms, pilot, changes(raw), source))
+    return commits
+
+
 def memo_file(paths: Where) -> str:
     return os.path.join(paths.common_dir, "fleet", "pushed-checked")
 
@@ -139,15 +161,7 @@ def check(
         return load(conn, live_only=False, now_ms=0, since_ms=since), emails(conn)
 
     held, by_email = index.read(query)
-    commits = []
-    for oid, ms, email, trailer, raw in found:
-        pilot: str | None = trailer
-        source = "trailer"
-        if not pilot:
-            pilot, source = by_email.get(email.lower()), "email"
-        if not pilot:
-            pilot, source = pusher, "pusher"
-        commits.append(Commit(oid, ms, pilot, changes(raw), source))
+    commits = makers(found, by_email, pusher, changes)
     refused = judge(commits, held, ignorecase)
     bad = {c.oid for c, _ in refused}
     remember(paths, [c.oid for c in commits if c.oid not in bad])

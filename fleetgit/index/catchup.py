@@ -8,7 +8,8 @@ call is made at all.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from fleetgit.domain.catalogue import CATALOGUE
@@ -47,8 +48,8 @@ REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays we
 class Index(IndexDB):
     """The index plus the logic that keeps it level with the segments."""
 
-    def __init__(self, paths: RepoPaths, config: Config) -> None:
-        super().__init__(paths, config)
+    def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
+        super().__init__(paths, config, path)
         self.git = GitRepo(paths)
         self.git_dirs = worktree_git_dirs(paths)
 
@@ -167,6 +168,17 @@ class Index(IndexDB):
                 progress("reading branches", done, len(moved))
         for name in set(known) - set(targets):
             self.conn.execute("DELETE FROM refs WHERE name = ?", (name,))
+
+    def read_history(self, targets: Iterable[str], result: IngestResult) -> None:
+        """Inside a write transaction: ingest the `.fleet/events` trees of the commits reachable
+        from `targets` and from no ref read before (commits no ref holds yet: a push being
+        judged, index/snapshot.py). The refs table is left as it is."""
+        read = {r["target"] for r in self.query("SELECT target FROM refs")}
+        seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
+        for target in targets:
+            for tree in self.git.events_trees(target, hide=read):
+                self._read_tree(tree, seen, result)
+            read.add(target)
 
     def _read_tree(self, events_tree: str, seen: set[str], result: IngestResult) -> None:
         """Read one commit's `.fleet/events` tree: the blobs of writer trees not read before."""

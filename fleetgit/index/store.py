@@ -14,6 +14,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
@@ -95,10 +96,11 @@ class WriterFacts(NamedTuple):
 class IndexDB:
     """The connection and the low-level operations; the catch-up logic lives in catchup.py."""
 
-    def __init__(self, paths: RepoPaths, config: Config) -> None:
+    def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
+        """`path`: another file than the clone's index (a throwaway one, index/snapshot.py)."""
         self.paths = paths
         self.config = config
-        self.path = paths.index_file
+        self.path = paths.index_file if path is None else path
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
