@@ -31,7 +31,7 @@ def pre_receive_script() -> str:
     """The pre-receive hook docs/reservations.md shows, as written."""
     text = (ROOT / "docs" / "reservations.md").read_text(encoding="utf-8")
     (script,) = [b for b in re.findall(r"```sh\n(.*?)```", text, re.S) if b.startswith("#!")]
-    return script
+    return str(script)
 
 
 def with_fleetgit() -> dict[str, str]:
