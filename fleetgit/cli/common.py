@@ -124,6 +124,14 @@ AsOf = Annotated[
     int | None,
     int_option("--as-of", metavar="POS", help="Answer from the state after position POS."),
 ]
+Rev = Annotated[
+    str | None,
+    typer.Option(
+        "--rev",
+        metavar="REV",
+        help="Answer from the ledger as recorded in commit REV: only the segments in its tree.",
+    ),
+]
 Commands = Sequence[tuple[str, Callable[..., Any]]]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -288,7 +296,10 @@ def globals_of(ctx: typer.Context) -> Globals:
     return obj if isinstance(obj, Globals) else Globals()
 
 
-def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True) -> Fleet:
+def open_fleet(
+    ctx: typer.Context, *, catch_up: bool = True, repair: bool = True, rev: str | None = None
+) -> Fleet:
+    """The ledger of the repository -C names; with `rev`, as recorded in that commit, to read."""
     g = globals_of(ctx)
     if g.actor == "":  # an empty --as is a mistake, not "whoever FLEET_CALLSIGN names"
         raise ValidationError(
@@ -296,6 +307,8 @@ def open_fleet(ctx: typer.Context, *, catch_up: bool = True, repair: bool = True
             hint="fleetgit --as CALLSIGN ..., or leave --as out to act as FLEET_CALLSIGN"
             " (else git config fleet.callsign)",
         )
+    if rev is not None:
+        return Fleet.at_rev(g.directory, rev, actor=g.actor)
     fleet = Fleet.open(
         g.directory, actor=g.actor, catch_up=catch_up, repair=repair, register=g.register
     )

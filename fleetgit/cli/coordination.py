@@ -9,6 +9,7 @@ from fleetgit.cli.common import (
     AsOf,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     choice_argument,
@@ -105,13 +106,14 @@ def wo_list(
     ] = None,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List work orders, oldest first.
 
     Example: fleetgit workorder list --sortie srt-4q2x --status open
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(workorders.listing(fleet, sortie=sortie, status=status), limit)
     print_page("work_orders", rows, more, as_json, _wo_rows(rows))
 
@@ -121,13 +123,14 @@ def wo_show(
     ctx: typer.Context,
     work_order: Annotated[str, typer.Argument(metavar="ID")],
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a work order.
 
     Example: fleetgit workorder show wo-8d2k
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = workorders.show(fleet, work_order)
     print_json(out) if as_json else typer.echo(detail(out))
 
@@ -240,13 +243,17 @@ def lock_release(
 
 @boundary
 def lock_list(
-    ctx: typer.Context, limit: Limit = LIST_LIMIT, as_of: AsOf = None, as_json: JsonOpt = False
+    ctx: typer.Context,
+    limit: Limit = LIST_LIMIT,
+    as_of: AsOf = None,
+    rev: Rev = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List held locks (with --as-of, those held at that position's time).
 
     Example: fleetgit lock list --as-of 42
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(locks.listing(fleet), limit)
     human = (
         table(

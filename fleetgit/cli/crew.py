@@ -11,6 +11,7 @@ from fleetgit.cli.common import (
     Commands,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     choice_option,
@@ -150,13 +151,14 @@ def pilot_list(
     active: Annotated[bool, typer.Option("--active", help="Only pilots seen recently.")] = False,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List pilots, with their last sign of life.
 
     Example: fleetgit pilot list --active
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(pilots.listing(fleet, active_only=active), limit)
     human = (
         table(
@@ -185,13 +187,14 @@ def pilot_show(
     ctx: typer.Context,
     callsign: Annotated[str, typer.Argument(metavar="CALLSIGN")],
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one pilot and the sorties assigned to it.
 
     Example: fleetgit pilot show viper-1
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = pilots.show(fleet, callsign)
     _out(out, as_json, detail(out))
 
@@ -252,13 +255,14 @@ def mission_list(
     ] = None,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List missions by priority, with sortie progress rolled up.
 
     Example: fleetgit mission list --status in_progress
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(missions.listing(fleet, status=status), limit)
     human = (
         table(
@@ -343,13 +347,14 @@ def mission_show(
     ctx: typer.Context,
     mission: Annotated[str, typer.Argument(metavar="ID")],
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a mission with its sorties and progress.
 
     Example: fleetgit mission show msn-7k3m
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = missions.show(fleet, mission)
     _out(out, as_json, _mission_view(out))
 
@@ -498,13 +503,14 @@ def sortie_list(
     ] = False,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List sorties by priority.
 
     Example: fleetgit sortie list --ready
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         found = sorties.listing(
             fleet, mission=mission, status=status, assigned_to=assigned_to, ready=ready
         )
@@ -536,13 +542,14 @@ def sortie_show(
     ctx: typer.Context,
     sortie: Annotated[str, typer.Argument(metavar="ID")],
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a sortie, its dependencies and dependents.
 
     Example: fleetgit sortie show srt-4q2x
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = sorties.show(fleet, sortie)
     _out(out, as_json, _sortie_view(out))
 

@@ -10,6 +10,7 @@ from fleetgit.cli.common import (
     LIST_LIMIT,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     globals_of,
@@ -217,6 +218,7 @@ def events(
             " the filters skipped too; with --limit, to the last one listed).",
         ),
     ] = False,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List events in total order (hlc, writer, wseq), or a consumer's unseen ones by position.
@@ -240,7 +242,12 @@ def events(
             "--advance moves a consumer's cursor: it needs --consumer NAME",
             hint="fleetgit events --consumer NAME --advance",
         )
-    with open_fleet(ctx) as fleet:
+    if consumer is not None and rev is not None:
+        raise UsageError(
+            "--consumer reads this clone's events by position; --rev one commit's: not both",
+            hint="fleetgit events --rev REV",
+        )
+    with open_fleet(ctx, rev=rev) as fleet:
         if consumer is None:
             found = fleet.events(flt)
         else:

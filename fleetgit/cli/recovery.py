@@ -9,6 +9,7 @@ from fleetgit.cli.common import (
     AsOf,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     choice_option,
@@ -100,13 +101,14 @@ def listing(
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List checkpoints, oldest first.
 
     Example: fleetgit checkpoint list --mission msn-7k3m
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(checkpoints.listing(fleet, mission=mission), limit)
     print_page(
         "checkpoints",
@@ -136,13 +138,14 @@ def show(
     ctx: typer.Context,
     checkpoint: Annotated[str, typer.Argument(metavar="ID")],
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a checkpoint.
 
     Example: fleetgit checkpoint show chk-2m8v
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = checkpoints.show(fleet, checkpoint)
     print_json(out) if as_json else typer.echo(_human(out))
 
@@ -152,13 +155,14 @@ def latest(
     ctx: typer.Context,
     mission: Annotated[str | None, typer.Option("--mission", metavar="ID")] = None,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Your newest checkpoint (anyone's, without an identity).
 
     Example: fleetgit --as viper-1 checkpoint latest
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = checkpoints.latest(fleet, mission=mission)
     print_json(out) if as_json else typer.echo(_human(out))
 

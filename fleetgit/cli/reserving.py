@@ -11,6 +11,7 @@ from fleetgit.cli.common import (
     AsOf,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     fail,
@@ -246,14 +247,15 @@ def reservations(
     include_expired: Annotated[bool, typer.Option("--include-expired")] = False,
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List active reservations with the time left.
 
     Example: fleetgit reservations --holder viper-1
     """
-    with open_fleet(ctx) as fleet:
-        if as_of is None:
+    with open_fleet(ctx, rev=rev) as fleet:
+        if as_of is None and rev is None:
             settle_conflicts(fleet)  # announce clashes a merge brought in
         who = fleet.actor if mine else holder
         if mine and not who:

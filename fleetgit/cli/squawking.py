@@ -10,6 +10,7 @@ from fleetgit.cli.common import (
     AsOf,
     JsonOpt,
     Limit,
+    Rev,
     add_group,
     boundary,
     choice_option,
@@ -206,6 +207,7 @@ def inbox(
         int, int_option("--limit", help="Show the newest N (0: all of them).")
     ] = INBOX_PAGE,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Your messages, newest first (the newest 50 unless --limit says otherwise), and how many
@@ -213,7 +215,7 @@ def inbox(
 
     Example: fleetgit --as goose squawk inbox --unread
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows = squawk.inbox(
             fleet, unread=unread, include_archived=include_archived, limit=limit or None
         )
@@ -269,13 +271,14 @@ def thread(
     ref: Annotated[str, typer.Argument(metavar="ID")],
     limit: Limit = LIST_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show a whole thread (give any message of it, or the thread id), oldest first.
 
     Example: fleetgit squawk thread msg-3k9d
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(squawk.thread(fleet, ref), limit)
     if as_json:
         print_page("messages", rows, more, True, "")
@@ -299,6 +302,7 @@ def search(
         typer.Option("--fts", help="Read QUERY as SQLite FTS5 syntax (AND, OR, NOT, NEAR, ...)."),
     ] = False,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Full-text search over subjects and bodies, best matches first (the best 50 unless --limit
@@ -310,7 +314,7 @@ def search(
 
     Example: fleetgit squawk search 'lexer srt-4p4d' --limit 10
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows = squawk.search(fleet, query, limit=limit or None, fts=fts)
         total = squawk.search_count(fleet, query, fts=fts) if len(rows) == limit else len(rows)
     _list(rows, as_json, "no messages match", more=total - len(rows))
@@ -318,12 +322,16 @@ def search(
 
 @boundary
 def sent(
-    ctx: typer.Context, limit: Limit = LIST_LIMIT, as_of: AsOf = None, as_json: JsonOpt = False
+    ctx: typer.Context,
+    limit: Limit = LIST_LIMIT,
+    as_of: AsOf = None,
+    rev: Rev = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Messages you sent, newest first.
 
     Example: fleetgit --as viper-1 squawk sent
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         rows, more = page(squawk.sent(fleet), limit)
     _list(rows, as_json, "nothing sent", more=more)

@@ -4,7 +4,16 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit.cli.common import AsOf, JsonOpt, boundary, int_option, open_fleet, print_json, table
+from fleetgit.cli.common import (
+    AsOf,
+    JsonOpt,
+    Rev,
+    boundary,
+    int_option,
+    open_fleet,
+    print_json,
+    table,
+)
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.squawk import commands as squawk
@@ -29,6 +38,7 @@ def status(
         ),
     ] = STATUS_LIMIT,
     as_of: AsOf = None,
+    rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One screen: me, the active pilots, claimed sorties, my reservations, ready sorties, my
@@ -41,7 +51,7 @@ def status(
 
     Example: fleetgit --as viper-1 status
     """
-    with open_fleet(ctx) as fleet, fleet.as_of(as_of):
+    with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = _gather(fleet, limit)
     if as_json:
         print_json(out)
