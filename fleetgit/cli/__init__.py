@@ -37,6 +37,7 @@ GROUPS: dict[str, str] = {
     **dict.fromkeys(("checkpoint", "resume"), "recovery"),
     "status": "status",
     "guard": "guard",
+    "log": "timeline",
     "demo": "",
 }
 MODULES = (
@@ -48,6 +49,7 @@ MODULES = (
     "recovery",
     "status",
     "guard",
+    "timeline",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -76,6 +78,7 @@ COMMAND_LINES: dict[str, str] = {
     " sorties, my unread messages.",
     "guard": "Refuse commits that touch files another pilot held when they were made; exit 1"
     " if any.",
+    "log": "The fleet's history, newest first, one line per event (coloured on a terminal only).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

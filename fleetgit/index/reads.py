@@ -80,8 +80,14 @@ def where_clause(f: EventFilter) -> tuple[str, list[object]]:
     return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
-def select_events(db: IndexDB, f: EventFilter) -> list[Event]:
+def select_events(
+    db: IndexDB, f: EventFilter, also: str = "", also_params: Sequence[object] = ()
+) -> list[Event]:
+    """The events `f` selects; `also`: one more SQL condition on the events table, ANDed."""
     where, params = where_clause(f)
+    if also:
+        where = f"{where} AND ({also})" if where else f" WHERE ({also})"
+        params.extend(also_params)
     sql = _SELECT + where
     direction = " DESC" if f.reverse else ""
     sql += " ORDER BY " + ", ".join(c + direction for c in _ORDER.split(", "))
