@@ -76,10 +76,13 @@ class GitRepo:
             return None
         return str(entry.id) if entry.type_str == "tree" else None
 
-    def events_trees(self, target: str, hide: Iterable[str]) -> Iterator[str]:
-        """The `.fleet/events` tree of each commit reachable from `target` and from none of
-        `hide` (each distinct tree once): a segment a later commit rewrote or deleted is still
-        in the history, and the index keeps what any commit ever held."""
+    def events_trees(
+        self, target: str, hide: Iterable[str], also: Iterable[str] = ()
+    ) -> Iterator[str]:
+        """The `.fleet/events` tree of each commit reachable from `target` (or from one of
+        `also`, in the same walk) and from none of `hide` (each distinct tree once): a segment
+        a later commit rewrote or deleted is still in the history, and the index keeps what any
+        commit ever held."""
         import pygit2
 
         repo = self.repo
@@ -87,6 +90,9 @@ class GitRepo:
             walker = repo.walk(target, pygit2.enums.SortMode.NONE)
         except (KeyError, ValueError, pygit2.GitError):
             return
+        for oid in also:
+            with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
+                walker.push(oid)
         for oid in hide:
             with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
                 walker.hide(oid)

@@ -333,9 +333,15 @@ def judge(
     caller's business."""
     refused = []
     checks: dict[tuple[str | None, tuple[int, ...]], _Check] = {}  # one per (pilot, held)
+    # what was held in each second commits name, and its key
+    seconds: dict[int, tuple[list[Reservation], tuple[int, ...]]] = {}
     for c in commits:
-        held = held_during(reservations, c.time_ms, c.time_ms + 1000)
-        key = (c.pilot, tuple(id(r) for r in held))
+        known = seconds.get(c.time_ms)
+        if known is None:
+            found = held_during(reservations, c.time_ms, c.time_ms + 1000)
+            known = seconds[c.time_ms] = (found, tuple(id(r) for r in found))
+        held, ids = known
+        key = (c.pilot, ids)
         check = checks.get(key)
         if check is None:
             check = checks[key] = _Check(held, c.pilot, ignorecase)

@@ -175,10 +175,11 @@ class Index(IndexDB):
         judged, index/snapshot.py). The refs table is left as it is."""
         read = {r["target"] for r in self.query("SELECT target FROM refs")}
         seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
-        for target in targets:
-            for tree in self.git.events_trees(target, hide=read):
-                self._read_tree(tree, seen, result)
-            read.add(target)
+        first, *others = [*targets] or [""]
+        if not first:
+            return
+        for tree in self.git.events_trees(first, hide=read, also=others):  # one walk
+            self._read_tree(tree, seen, result)
 
     def _read_tree(self, events_tree: str, seen: set[str], result: IngestResult) -> None:
         """Read one commit's `.fleet/events` tree: the blobs of writer trees not read before."""
