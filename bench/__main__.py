@@ -259,10 +259,11 @@ def main() -> None:
             bench.rebuild,
         ):
             step()
-        from bench import fleet, hook
+        from bench import fleet, guard, hook
 
         bench.rows.extend(hook.run(Path(tmp)))
         bench.rows.extend(fleet.run(Path(tmp)))
+        bench.rows.extend(guard.run(Path(tmp)))
     cpu = platform.processor() or platform.machine()
     print(
         f"\n### {datetime.now(UTC):%Y-%m-%d} — {platform.node()}, {os.cpu_count()} cores, {cpu},"
