@@ -227,3 +227,25 @@ def test_what_guard_refuses_to_read(fleet: dict[str, Path]) -> None:
     assert res.code == 1 and "line 1 of the input" in res.err
     res = run_fleetgit(goose, "guard", "--", "--output=/tmp/x")
     assert res.code == 1 and "not a revision range" in res.err
+
+
+def test_a_commit_without_a_trailer_is_judged_by_its_email_else_the_named_pusher(
+    fleet: dict[str, Path],
+) -> None:
+    goose, ice = fleet["goose"], fleet["ice"]
+    with Fleet.open(goose) as f:
+        pilots.register(f, "ice", email="ice@example.com")
+        f.commit("fleet: ice's email")
+    assert push(goose, "-q", "origin", "main").returncode == 0
+    git(ice, "pull", "-q", "--no-rebase", "origin", "main")
+    write(ice, "src/app.py", "no trailer\n")
+    as_pilot(ice, None, "commit", "-qm", "plain", env={"GIT_COMMITTER_EMAIL": "Ice@Example.com"})
+    out: Any = run_fleetgit(ice, "guard", "--json", "origin/main..HEAD").json()
+    (refused,) = out["refused"]
+    assert (refused["pilot"], refused["pilot_from"]) == ("ice", "email")
+    write(ice, "src/app.py", "no trailer, no known email\n")
+    as_pilot(ice, None, "commit", "-qm", "plain")
+    res = run_fleetgit(ice, "guard", "HEAD~1..HEAD")
+    assert res.code == 1 and "names no pilot" in res.err  # judged by no one: blocked
+    res = run_fleetgit(ice, "--as", "goose", "guard", "HEAD~1..HEAD")
+    assert res.code == 0, res.err  # judged as the pusher --as names: the holder

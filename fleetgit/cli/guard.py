@@ -120,7 +120,15 @@ def _human(checked: int, refused: list[Any]) -> None:
         )
         return
     for c, blocks in refused[:MAX_SHOWN]:
-        typer.echo(_report(blocks, _maker(c), "refused"), err=True)
+        head = None
+        if c.source == "none":  # no pilot known: every exclusive reservation held then blocks
+            at = clock.iso_ms(c.time_ms).replace(".000Z", "Z")
+            head = (
+                f"fleetgit: refused: commit {c.oid[:12]}, made at {at}, names no pilot (no"
+                " Fleet-Pilot trailer, no registered committer email), and changes"
+                f" {len(blocks)} path(s) reserved then:"
+            )
+        typer.echo(_report(blocks, _maker(c), "refused", head), err=True)
     if len(refused) > MAX_SHOWN:
         typer.echo(
             f"fleetgit: ... and {len(refused) - MAX_SHOWN} more commit(s) like these", err=True

@@ -124,10 +124,13 @@ def _held(r: Reservation, now: int) -> str:
     return "released since" if r.released else "expired since"
 
 
-def _report(blocks: list[Block], who: str, what: str) -> str:
-    """One line per path with every holder; at most MAX_LINES paths, then a count."""
+def _report(blocks: list[Block], who: str, what: str, head: str | None = None) -> str:
+    """One line per path with every holder; at most MAX_LINES paths, then a count. `head`:
+    another first line than `... reserved by other pilots, not WHO:`."""
     now = clock.now_ms()
-    lines = [f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"]
+    lines = [
+        head or f"fleetgit: {what}: {len(blocks)} path(s) reserved by other pilots, not {who}:"
+    ]
     from fleetgit.guard.patterns import (
         shown,  # loaded already (rules imports it); as stored, unescaped
     )
@@ -157,11 +160,7 @@ def _maker(c: Commit) -> str:
         "email": "its committer email",
         "none": "no Fleet-Pilot trailer, no registered committer email",
     }
-    pilot = c.pilot or (
-        "no known pilot"
-        if c.source == "none"
-        else "a pilot of no identity (set FLEET_CALLSIGN or git config fleet.callsign)"
-    )
+    pilot = c.pilot or "a pilot of no identity (set FLEET_CALLSIGN or git config fleet.callsign)"
     source = how.get(c.source, "no pilot recorded in it: you push it")
     return f"{pilot}, who made commit {c.oid[:12]} at {at} ({source}); held then"
 
