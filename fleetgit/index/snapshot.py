@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -66,7 +67,7 @@ class GitView:
         conn = index.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except Exception as exc:
+        except sqlite3.OperationalError as exc:
             raise IntegrityError(f"the index is busy or unwritable: {exc}") from None
         try:
             index.settled_pos = index.max_pos()
