@@ -67,7 +67,7 @@ class Bench:
 
     def append_one(self) -> None:
         repo = new_repo(self.root, "append")
-        with Fleet.open(repo, actor="bench") as fleet:
+        with Fleet.open(repo, actor="bench", register=True) as fleet:
             counter = iter(range(10**9))
             ms = median_ms(lambda: fleet.emit(*_one(next(counter))), 300 if self.quick else 2000)
         es = es_append_one(self.root, 300 if self.quick else 2000)
@@ -83,7 +83,7 @@ class Bench:
         folds the new event onto the stored rows, so it costs what an append to a new one does."""
         repo = new_repo(self.root, "long")
         n = 1_000 if self.quick else 10_000
-        with Fleet.open(repo, actor="bench") as fleet:
+        with Fleet.open(repo, actor="bench", register=True) as fleet:
             fleet.emit("mission_created", "mission/long", {"mission_id": "long", "title": "l"})
             fleet.emit_batch([_update("long", i) for i in range(n)])
             counter = iter(range(10**9))
@@ -100,7 +100,7 @@ class Bench:
     def append_batch(self) -> None:
         repo = new_repo(self.root, "batch")
         n, size = (20_000, 1000) if self.quick else (200_000, 5000)
-        with Fleet.open(repo, actor="bench") as fleet:
+        with Fleet.open(repo, actor="bench", register=True) as fleet:
             t0 = time.perf_counter()
             for start in range(0, n, size):
                 fleet.emit_batch([spec(i) for i in range(start, start + size)])
@@ -119,7 +119,7 @@ class Bench:
     def rebuild(self) -> None:
         repo = new_repo(self.root, "rebuild")
         n = 100_000 if self.quick else 1_000_000
-        with Fleet.open(repo, actor="bench") as fleet:
+        with Fleet.open(repo, actor="bench", register=True) as fleet:
             for start in range(0, n, 10_000):
                 fleet.emit_batch([spec(i) for i in range(start, start + 10_000)])
         # The peak is VmHWM, the process's own high-water mark: getrusage's ru_maxrss survives
@@ -151,7 +151,7 @@ class Bench:
 
     def catch_up_and_reads(self) -> None:
         repo = new_repo(self.root, "reads")
-        with Fleet.open(repo, actor="bench") as fleet:
+        with Fleet.open(repo, actor="bench", register=True) as fleet:
             fleet.emit_batch(
                 [EventSpec("mission_created", "mission/big", {"mission_id": "big", "title": "big"})]
                 + [

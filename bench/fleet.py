@@ -28,7 +28,7 @@ def _repo(root: Path, name: str) -> Path:
 
 
 def _emit(repo: Path, specs: list[EventSpec], actor: str = "bench") -> None:
-    with Fleet.open(repo, actor=actor) as fleet:
+    with Fleet.open(repo, actor=actor, register=True) as fleet:
         for start in range(0, len(specs), 5000):
             fleet.emit_batch(specs[start : start + 5000])
 

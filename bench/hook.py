@@ -37,7 +37,10 @@ def glob_pattern(i: int) -> str:
 def reserve(repo: Path, n: int, released: int, pattern_of: Callable[[int], str]) -> None:
     """n live exclusive reservations of other pilots, with the patterns `pattern_of(i)`, plus
     `released` reservations that were granted and released (history only)."""
-    specs = []
+    # the holder registers first: a pilot acts only once registered
+    specs = [
+        EventSpec("pilot_registered", "pilot/pilot-0", {"callsign": "pilot-0"}, actor="pilot-0")
+    ]
     for i in range(n + released):
         rid = f"res-bench{i:07d}"
         pattern = pattern_of(i)
@@ -55,7 +58,7 @@ def reserve(repo: Path, n: int, released: int, pattern_of: Callable[[int], str])
             specs.append(
                 EventSpec("file_released", f"reservation/{rid}", released_data, actor=holder)
             )
-    with Fleet.open(repo, actor="bench") as fleet:
+    with Fleet.open(repo, actor="bench", register=True) as fleet:
         for start in range(0, len(specs), 5000):
             fleet.emit_batch(specs[start : start + 5000])
 
