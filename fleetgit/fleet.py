@@ -126,14 +126,16 @@ class Fleet:
             self.index.catch_up()
 
     def _configure_index(self) -> None:
-        """The force rule's limit comes from the configuration: when it changed, the releases
-        by other pilots than the holders are judged again (index.forcing)."""
-        from fleetgit.index import forcing, projections
+        """The force rule's limit and the activity window come from the configuration: when
+        one changed, the releases by other pilots than the holders (index.forcing) or the
+        takeovers of sorties (index.claims) are judged again."""
+        from fleetgit.index import claims, forcing, projections
 
-        limit = forcing.limit_of(self.config)
-        if forcing.configured(self.index.conn) != limit:
+        limit, window = forcing.limit_of(self.config), claims.window_of(self.config)
+        conn = self.index.conn
+        if forcing.configured(conn) != limit or claims.configured(conn) != window:
             with self.index.transaction() as conn:
-                self.index.note_clashes(projections.configure(conn, limit))
+                self.index.note_clashes(projections.configure(conn, limit, window))
 
     def _repair_own_tail(self) -> None:
         """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""
