@@ -450,6 +450,44 @@ def test_a_takeover_of_a_deregistered_pilots_sortie_counts(repo: Path, cli: Any)
     same_after_rebuild(repo, cli)
 
 
+@pytest.mark.parametrize("how", ["pull", "fetch"])
+def test_a_takeover_pushed_by_another_clone_changes_nothing_in_the_victim(
+    tmp_path: Path, how: str
+) -> None:
+    """For real: the victim's viper-1 claimed a sortie with --reserve; an attacker clone pushes
+    goose's takeover of it (viper-1 active), the forced release of its files and a start."""
+    from tests.hostile import COMMANDS, Scenario, fleetgit, line, projections
+
+    s = Scenario(tmp_path)
+    v = s.victim
+    sid = s.ok(v, "--as", "viper-1", "sortie", "create", "S", "--file", "src/s.py").out.strip()
+    s.ok(v, "--as", "viper-1", "sortie", "claim", sid, "--reserve")
+    rid = next(
+        r["id"] for r in s.ok(v, "reservations", "--json").items() if r["pattern"] == "src/s.py"
+    )
+    s.ok(v, "commit", "-m", "fleet: viper-1 claims S")
+    git(v, "push", "-q")
+    git(s.attacker, "pull", "-q")
+    claim = {"sortie_id": sid, "assignee": "goose", "previous_assignee": "viper-1"}
+    release = {"reservation_id": rid, "forced": True, "forced_by": "goose"}
+    s.push_lines(
+        line("sortie_assigned", f"sortie/{sid}", claim, actor="goose", wseq=1, seq=3),
+        line("file_released", f"reservation/{rid}", release, actor="goose", wseq=2, seq=2),
+        line("sortie_started", f"sortie/{sid}", {"sortie_id": sid}, actor="goose", wseq=3, seq=4),
+    )
+    s.receive(how)
+    for args in COMMANDS:
+        res = fleetgit(v, *args)
+        assert res.code in (0, 1), f"{args}: exit {res.code}: {res.err}"
+    shown = fleetgit(v, "sortie", "show", sid, "--json")
+    assert (shown.json()["assignee"], shown.json()["status"]) == ("viper-1", "assigned")
+    assert fleetgit(v, "--as", "goose", "check", "src/s.py").code == 1  # still blocks goose
+    s.assert_blocks_and_passes()
+    before = projections(v)
+    assert fleetgit(v, "index", "rebuild").code == 0
+    assert projections(v) == before
+
+
 def test_a_claim_or_start_after_the_mission_ended_changes_nothing(repo: Path, cli: Any) -> None:
     """Another clone ended the mission (its sorties still open there) before these reached it:
     what sorts after the end counts for nothing; what sorts before it stays."""
