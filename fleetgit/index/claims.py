@@ -13,8 +13,9 @@ to the claim's point in total order, the same in every clone and every rebuild:
   `sortie_taken`; like index.forcing's, one is judged again only when an event by that pilot or
   on its pilot stream arrives, or the window changes (`configure`);
 - a claim or start counts unless the sortie's mission ended (`mission_ends`) before it. The fold
-  records the end it saw for each mission it looked up (`sortie_missions`); a sortie whose
-  recorded end is no longer its mission's is folded again.
+  records, per mission, the last such event it kept and the first it ignored
+  (`sortie_missions`); a sortie is folded again when its mission's end moves across one of
+  them (a mission that ends after its sortie's work, the usual case, refolds nothing).
 
 The sorties whose verdicts or mission ends changed are folded again, whole, by the engine.
 """
@@ -114,11 +115,15 @@ _TOUCHED = f"""
         UNION SELECT substr(stream, 7) FROM events
         WHERE pos > :pos AND stream >= 'pilot/' AND stream < 'pilot0')
 """
-# the sorties that looked up a mission's end that is no longer its end
+# the sorties whose claims and starts in a mission were judged with an end that has moved since:
+# to before the last one kept, or away from before the first one ignored
 _MOVED = """
 SELECT DISTINCT s.sortie_id FROM sortie_missions s
     LEFT JOIN mission_ends m ON m.mission_id = s.mission_id
-    WHERE (s.end_hlc IS NOT m.hlc OR s.end_writer IS NOT m.writer OR s.end_wseq IS NOT m.wseq)
+    WHERE ((m.hlc IS NOT NULL AND s.kept_hlc IS NOT NULL
+        AND (m.hlc, m.writer, m.wseq) < (s.kept_hlc, s.kept_writer, s.kept_wseq))
+    OR (s.ignored_hlc IS NOT NULL AND (m.hlc IS NULL
+        OR (m.hlc, m.writer, m.wseq) > (s.ignored_hlc, s.ignored_writer, s.ignored_wseq))))
 """
 _MISSIONS_AFTER = """
     AND s.mission_id IN (SELECT substr(stream, 9) FROM events

@@ -9,8 +9,9 @@ Two rules cross streams, so index.claims judges them and passes what it found (`
 takeover (a claim naming another pilot as previous_assignee) counts only if that pilot was no
 longer active at the claim's point in total order (`sortie_takeovers` lists them, whatever the
 state, for it to judge), and a claim or start counts only if the sortie's mission had not ended
-before it (`sortie_missions` records each mission looked up with the end the fold saw, so the
-sortie is folded again when that end moves). Without `Judged` (emit, verify) neither is applied."""
+before it (`sortie_missions` records, for each mission, the last claim or start that counted and
+the first that did not, so the sortie is folded again when the end moves across one of them).
+Without `Judged` (emit, verify) neither is applied."""
 
 from __future__ import annotations
 
@@ -66,14 +67,18 @@ CREATE TABLE IF NOT EXISTS sortie_takeovers (
     PRIMARY KEY (sortie_id, hlc, writer, wseq)
 );
 CREATE INDEX IF NOT EXISTS sortie_takeovers_previous ON sortie_takeovers (previous);
--- The missions the sortie was in at a claim or start, with the mission's end the fold saw
--- (null: none); index.claims folds the sortie again when that end is no longer the mission's
+-- The missions the sortie was in at a claim or start: the last such event that counted (kept_*)
+-- and the first ignored because the mission had ended (ignored_*). index.claims folds the sortie
+-- again when the mission's end no longer falls between them (it moved: another clone's arrived)
 CREATE TABLE IF NOT EXISTS sortie_missions (
     sortie_id TEXT NOT NULL,
     mission_id TEXT NOT NULL,
-    end_hlc INTEGER,
-    end_writer TEXT,
-    end_wseq INTEGER,
+    kept_hlc INTEGER,
+    kept_writer TEXT,
+    kept_wseq INTEGER,
+    ignored_hlc INTEGER,
+    ignored_writer TEXT,
+    ignored_wseq INTEGER,
     PRIMARY KEY (sortie_id, mission_id)
 );
 CREATE INDEX IF NOT EXISTS sortie_missions_mission ON sortie_missions (mission_id);
@@ -133,7 +138,7 @@ def fold(events: list[Ev], start: Rows | None = None, judged: Judged | None = No
         {k: r[k] for k in ("hlc", "writer", "wseq", "previous")}
         for r in (start.get("sortie_takeovers", []) if start else [])
     ]
-    # mission -> the end the fold saw; the stored one stays, so that a moved end shows
+    # mission -> the claims and starts in it that counted, and that did not (`_crossed`)
     missions = {r["mission_id"]: dict(r) for r in start.get("sortie_missions", [])} if start else {}
     if row is not None:
         row["files"] = orjson.loads(row["files"])
@@ -258,11 +263,19 @@ def _crossed(
     if not isinstance(mission, str):
         return False
     end = judged.end_of(mission)
-    if mission not in missions:
-        hlc, writer, wseq = end or (None, None, None)
-        missions[mission] = {"sortie_id": row["sortie_id"], "mission_id": mission,
-                             "end_hlc": hlc, "end_writer": writer, "end_wseq": wseq}  # fmt: skip
-    return end is not None and end < e.order
+    over = end is not None and end < e.order
+    seen = missions.get(mission)
+    if seen is None:
+        seen = missions[mission] = {"sortie_id": row["sortie_id"], "mission_id": mission}
+        seen.update(dict.fromkeys(_SEEN))
+    if not over:  # in total order: the last one kept so far
+        seen.update(kept_hlc=e.hlc, kept_writer=e.writer, kept_wseq=e.wseq)
+    elif seen["ignored_hlc"] is None:  # and every later one is ignored too
+        seen.update(ignored_hlc=e.hlc, ignored_writer=e.writer, ignored_wseq=e.wseq)
+    return over
+
+
+_SEEN = ("kept_hlc", "kept_writer", "kept_wseq", "ignored_hlc", "ignored_writer", "ignored_wseq")
 
 
 def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
