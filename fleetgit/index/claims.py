@@ -108,12 +108,24 @@ class Ends:
 
 
 _ALL = "SELECT sortie_id, hlc, writer, wseq, previous FROM sortie_takeovers"
-_TOUCHED = f"""
-{_ALL} t WHERE NOT EXISTS (SELECT 1 FROM sortie_taken v WHERE v.sortie_id = t.sortie_id
+# What events after :pos can have changed: the takeovers of the sorties folded since that have no
+# verdict yet, and those whose previous assignee has a new event (by it, or on its pilot stream)
+# that sorts before them (an append sorts after them all: it judges nothing again). NOT INDEXED:
+# the new events are a range of positions, not of streams or actors
+_TOUCHED = """
+WITH fresh (who, first) AS (
+    SELECT actor, min(hlc) FROM events NOT INDEXED
+        WHERE pos > :pos AND actor IS NOT NULL GROUP BY actor
+    UNION ALL SELECT substr(stream, 7), min(hlc) FROM events NOT INDEXED
+        WHERE pos > :pos AND stream >= 'pilot/' AND stream < 'pilot0' GROUP BY stream)
+SELECT t.sortie_id, t.hlc, t.writer, t.wseq, t.previous FROM sortie_takeovers t
+    WHERE t.sortie_id IN (SELECT substr(stream, 8) FROM events NOT INDEXED
+        WHERE pos > :pos AND stream >= 'sortie/' AND stream < 'sortie0')
+    AND NOT EXISTS (SELECT 1 FROM sortie_taken v WHERE v.sortie_id = t.sortie_id
         AND v.hlc = t.hlc AND v.writer = t.writer AND v.wseq = t.wseq)
-    OR t.previous IN (SELECT actor FROM events WHERE pos > :pos
-        UNION SELECT substr(stream, 7) FROM events
-        WHERE pos > :pos AND stream >= 'pilot/' AND stream < 'pilot0')
+UNION
+SELECT t.sortie_id, t.hlc, t.writer, t.wseq, t.previous FROM fresh f
+    JOIN sortie_takeovers t ON t.previous = f.who AND t.hlc >= f.first
 """
 # the sorties whose claims and starts in a mission were judged with an end that has moved since:
 # to before the last one kept, or away from before the first one ignored
@@ -126,7 +138,7 @@ SELECT DISTINCT s.sortie_id FROM sortie_missions s
         OR (m.hlc, m.writer, m.wseq) > (s.ignored_hlc, s.ignored_writer, s.ignored_wseq))))
 """
 _MISSIONS_AFTER = """
-    AND s.mission_id IN (SELECT substr(stream, 9) FROM events
+    AND s.mission_id IN (SELECT substr(stream, 9) FROM events NOT INDEXED
         WHERE pos > :pos AND stream >= 'mission/' AND stream < 'mission0')
 """
 

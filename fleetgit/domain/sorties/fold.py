@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS sortie_takeovers (
     previous TEXT NOT NULL,
     PRIMARY KEY (sortie_id, hlc, writer, wseq)
 );
-CREATE INDEX IF NOT EXISTS sortie_takeovers_previous ON sortie_takeovers (previous);
+CREATE INDEX IF NOT EXISTS sortie_takeovers_previous ON sortie_takeovers (previous, hlc);
 -- The missions the sortie was in at a claim or start: the last such event that counted (kept_*)
 -- and the first ignored because the mission had ended (ignored_*). index.claims folds the sortie
 -- again when the mission's end no longer falls between them (it moved: another clone's arrived)
@@ -178,13 +178,11 @@ def fold(events: list[Ev], start: Rows | None = None, judged: Judged | None = No
         update = changes(e, keep_null=True) if e.type == "sortie_updated" else {}
         if row is None or e.type not in TRANSITIONS:
             continue
-        if is_takeover(e):  # listed whatever its state: no verdict depends on another one
-            previous = e.data["previous_assignee"]
+        if e.type == "sortie_assigned" and is_takeover(e):  # listed whatever its state: no
+            previous = d["previous_assignee"]  # verdict depends on another one
             takeovers.append({"hlc": e.hlc, "writer": e.writer, "wseq": e.wseq,
                               "previous": previous})  # fmt: skip
-        if judged is not None and _crossed(row, e, judged, missions):
-            continue
-        if not _apply(row, e, update):
+        if not _apply(row, e, update, judged, missions):
             continue
         if "depends_on" in update:
             deps = list(dict.fromkeys(update["depends_on"] or []))
@@ -250,14 +248,10 @@ def refuses(rows: Rows, e: Ev) -> str | None:
 def _crossed(
     row: dict[str, Any], e: Ev, judged: Judged, missions: dict[str, dict[str, Any]]
 ) -> bool:
-    """Whether `e`, which the sortie's own rules may allow, breaks a rule that crosses streams
-    (`Judged`): a takeover of a pilot still active, a claim or start once the mission ended.
-    Only what `refusal` lets through is judged, so what is recorded is what the row depends on."""
-    if e.type not in ("sortie_assigned", "sortie_started"):
-        return False
-    if refusal(row, e.type, e.data, e.actor) is not None:
-        return False  # ignored anyway
-    if is_takeover(e) and e.order not in judged.taken:
+    """Whether `e` (a claim or start that `refusal` lets through) breaks a rule that crosses
+    streams (`Judged`): a takeover of a pilot still active, a claim or start once the mission
+    ended. What is recorded is what the row depends on."""
+    if e.type == "sortie_assigned" and is_takeover(e) and e.order not in judged.taken:
         return True
     mission = row["mission_id"]
     if not isinstance(mission, str):
@@ -275,15 +269,25 @@ def _crossed(
     return over
 
 
+_JUDGED = frozenset({"sortie_assigned", "sortie_started"})
 _SEEN = ("kept_hlc", "kept_writer", "kept_wseq", "ignored_hlc", "ignored_writer", "ignored_wseq")
 
 
-def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
-    """Apply one transition if `refusal` allows it; others are ignored. `update`: an update's
-    accepted changes (its dependencies are the caller's)."""
+def _apply(
+    row: dict[str, Any],
+    e: Ev,
+    update: dict[str, Any],
+    judged: Judged | None,
+    missions: dict[str, dict[str, Any]],
+) -> bool:
+    """Apply one transition if `refusal` allows it, and what crosses streams (`_crossed`) when
+    `judged`; others are ignored. `update`: an update's accepted changes (its dependencies are
+    the caller's)."""
     target = TRANSITIONS[e.type][1]
     d = e.data
     if refusal(row, e.type, d, e.actor) is not None:
+        return False
+    if judged is not None and e.type in _JUDGED and _crossed(row, e, judged, missions):
         return False
     if e.type == "sortie_assigned":
         row["assignee"], row["blocked_reason"] = d["assignee"], None
