@@ -431,11 +431,14 @@ def test_a_takeover_counts_once_the_pilot_was_silent_for_the_window(repo: Path, 
     assert _held(cli, repo, sid) == ("goose", "in_progress")  # viper silent for 120 s
     assert holders(cli, repo) == {}
     same_after_rebuild(repo, cli)
+    pos = str(cli(repo, "events", "--reverse", "--limit", "1", "--json").items()[0]["pos"])
     _ahead(repo, "context_compacted", "pilot/viper", {"summary": "alive"}, "viper", 90_000)
     committed(repo)
     assert _held(cli, repo, sid) == ("viper", "assigned")  # seen 30 s before the claim
     assert holders(cli, repo) == {"src/s.py": "viper"}
     same_after_rebuild(repo, cli)
+    then = cli(repo, "sortie", "show", sid, "--as-of", pos, "--json").json()
+    assert then["assignee"] == "goose"  # as of before that sign of life arrived
 
 
 def test_a_takeover_of_a_deregistered_pilots_sortie_counts(repo: Path, cli: Any) -> None:
