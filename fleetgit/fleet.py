@@ -630,14 +630,15 @@ class Fleet:
 
 
 def configure_index(index: Index, config: Config) -> None:
-    """The force rule's limit comes from the configuration: when it changed, the releases by
-    other pilots than the holders are judged again (index.forcing)."""
-    from fleetgit.index import forcing, projections
+    """The force rule's limit and the activity window come from the configuration: when one
+    changed, the releases by other pilots than the holders (index.forcing) or the takeovers of
+    sorties (index.claims) are judged again."""
+    from fleetgit.index import claims, forcing, projections
 
-    limit = forcing.limit_of(config)
-    if forcing.configured(index.conn) != limit:
+    limit, window = forcing.limit_of(config), claims.window_of(config)
+    if forcing.configured(index.conn) != limit or claims.configured(index.conn) != window:
         with index.transaction() as conn:
-            index.note_clashes(projections.configure(conn, limit))
+            index.note_clashes(projections.configure(conn, limit, window))
 
 
 def config_at(git: gitrepo.GitRepo, commit: str | None) -> Config:

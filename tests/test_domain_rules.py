@@ -368,6 +368,154 @@ def test_emit_takes_a_sortie_over_only_from_a_pilot_no_longer_active(repo: Path,
     assert res.code == 0, res.err
 
 
+# -- sorties: the rules that cross streams, judged by index.claims --------------------------
+
+
+def _sortie(cli: Any, repo: Path) -> tuple[str, str]:
+    """A sortie viper claimed with `--reserve` (src/s.py), and that reservation's id."""
+    sid = as_(cli, repo, "viper", "sortie", "create", "S", "--file", "src/s.py").out.strip()
+    assert as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve").code == 0
+    (res,) = cli(repo, "reservations", "--json").items()
+    return sid, str(res["id"])
+
+
+def _takeover(sid: str, rid: str, ahead_ms: int | None = None) -> list[tuple[Any, ...]]:
+    """What `sortie claim` by goose writes to take viper's sortie over: the claim, the forced
+    release of what viper's claim reserved; and goose starting it."""
+    claim = {"sortie_id": sid, "assignee": "goose", "previous_assignee": "viper"}
+    release = {"reservation_id": rid, "forced": True, "forced_by": "goose"}
+    return [
+        ("sortie_assigned", f"sortie/{sid}", claim, "goose", ahead_ms),
+        ("file_released", f"reservation/{rid}", release, "goose", ahead_ms),
+        ("sortie_started", f"sortie/{sid}", {"sortie_id": sid}, "goose", ahead_ms),
+    ]
+
+
+def _plant_all(repo: Path, items: list[tuple[Any, ...]]) -> None:
+    for etype, stream, data, actor, ahead_ms in items:
+        if ahead_ms is None:
+            plant(repo, etype, stream, data, actor)
+        else:
+            _ahead(repo, etype, stream, data, actor, ahead_ms)
+
+
+def _held(cli: Any, repo: Path, sid: str) -> tuple[str, str]:
+    shown = cli(repo, "sortie", "show", sid, "--json").json()
+    return shown["assignee"], shown["status"]
+
+
+def test_a_takeover_of_an_active_pilots_sortie_changes_nothing(repo: Path, cli: Any) -> None:
+    """Another clone takes viper's sortie over while viper is active (`claim` and `emit` refuse
+    it): the claim, the start and the forced release count for nothing, in every clone."""
+    register(cli, repo, "viper", "goose")
+    sid, rid = _sortie(cli, repo)
+    _plant_all(repo, _takeover(sid, rid))
+    committed(repo)
+    assert _held(cli, repo, sid) == ("viper", "assigned")
+    assert holders(cli, repo) == {"src/s.py": "viper"}
+    assert as_(cli, repo, "goose", "check", "src/s.py").code == 1  # still blocks goose
+    assert as_(cli, repo, "viper", "sortie", "start", sid).code == 0  # still viper's to work
+    assert _held(cli, repo, sid) == ("viper", "in_progress")
+    same_after_rebuild(repo, cli)
+
+
+def test_a_takeover_counts_once_the_pilot_was_silent_for_the_window(repo: Path, cli: Any) -> None:
+    """Judged at the claim's point in total order from the events alone: a sign of life of the
+    previous assignee that arrives later, sorting before the claim, undoes the takeover (and the
+    forced release with it), in every clone."""
+    _limit(repo, 60)
+    register(cli, repo, "viper", "goose")
+    sid, rid = _sortie(cli, repo)
+    _plant_all(repo, _takeover(sid, rid, 120_000))
+    committed(repo)
+    assert _held(cli, repo, sid) == ("goose", "in_progress")  # viper silent for 120 s
+    assert holders(cli, repo) == {}
+    same_after_rebuild(repo, cli)
+    pos = str(cli(repo, "events", "--reverse", "--limit", "1", "--json").items()[0]["pos"])
+    _ahead(repo, "context_compacted", "pilot/viper", {"summary": "alive"}, "viper", 90_000)
+    committed(repo)
+    assert _held(cli, repo, sid) == ("viper", "assigned")  # seen 30 s before the claim
+    assert holders(cli, repo) == {"src/s.py": "viper"}
+    same_after_rebuild(repo, cli)
+    then = cli(repo, "sortie", "show", sid, "--as-of", pos, "--json").json()
+    assert then["assignee"] == "goose"  # as of before that sign of life arrived
+
+
+def test_a_takeover_of_a_deregistered_pilots_sortie_counts(repo: Path, cli: Any) -> None:
+    register(cli, repo, "viper", "goose")
+    sid, rid = _sortie(cli, repo)
+    # viper left without handing it back (`pilot deregister` does; another clone's older one not)
+    plant(repo, "pilot_deregistered", "pilot/viper", {}, "viper")
+    _plant_all(repo, _takeover(sid, rid))
+    committed(repo)
+    assert _held(cli, repo, sid) == ("goose", "in_progress")
+    assert holders(cli, repo) == {}
+    same_after_rebuild(repo, cli)
+
+
+@pytest.mark.parametrize("how", ["pull", "fetch"])
+def test_a_takeover_pushed_by_another_clone_changes_nothing_in_the_victim(
+    tmp_path: Path, how: str
+) -> None:
+    """For real: the victim's viper-1 claimed a sortie with --reserve; an attacker clone pushes
+    goose's takeover of it (viper-1 active), the forced release of its files and a start."""
+    from tests.hostile import COMMANDS, Scenario, fleetgit, line, projections
+
+    s = Scenario(tmp_path)
+    v = s.victim
+    sid = s.ok(v, "--as", "viper-1", "sortie", "create", "S", "--file", "src/s.py").out.strip()
+    s.ok(v, "--as", "viper-1", "sortie", "claim", sid, "--reserve")
+    rid = next(
+        r["id"] for r in s.ok(v, "reservations", "--json").items() if r["pattern"] == "src/s.py"
+    )
+    s.ok(v, "commit", "-m", "fleet: viper-1 claims S")
+    git(v, "push", "-q")
+    git(s.attacker, "pull", "-q")
+    claim = {"sortie_id": sid, "assignee": "goose", "previous_assignee": "viper-1"}
+    release = {"reservation_id": rid, "forced": True, "forced_by": "goose"}
+    s.push_lines(
+        line("sortie_assigned", f"sortie/{sid}", claim, actor="goose", wseq=1, seq=3),
+        line("file_released", f"reservation/{rid}", release, actor="goose", wseq=2, seq=2),
+        line("sortie_started", f"sortie/{sid}", {"sortie_id": sid}, actor="goose", wseq=3, seq=4),
+    )
+    s.receive(how)
+    for args in COMMANDS:
+        res = fleetgit(v, *args)
+        assert res.code in (0, 1), f"{args}: exit {res.code}: {res.err}"
+    shown = fleetgit(v, "sortie", "show", sid, "--json")
+    assert (shown.json()["assignee"], shown.json()["status"]) == ("viper-1", "assigned")
+    assert fleetgit(v, "--as", "goose", "check", "src/s.py").code == 1  # still blocks goose
+    s.assert_blocks_and_passes()
+    before = projections(v)
+    assert fleetgit(v, "index", "rebuild").code == 0
+    assert projections(v) == before
+
+
+def test_a_claim_or_start_after_the_mission_ended_changes_nothing(repo: Path, cli: Any) -> None:
+    """Another clone ended the mission (its sorties still open there) before these reached it:
+    what sorts after the end counts for nothing; what sorts before it stays."""
+    register(cli, repo, "viper", "goose")
+    mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
+    sid = as_(cli, repo, "viper", "sortie", "create", "A", "--mission", mid).out.strip()
+    late = as_(cli, repo, "viper", "sortie", "create", "B", "--mission", mid).out.strip()
+    assert as_(cli, repo, "goose", "sortie", "claim", sid).code == 0  # before the end: counts
+    _ahead(repo, "mission_cancelled", f"mission/{mid}", {"mission_id": mid}, "viper", 60_000)
+    _ahead(repo, "sortie_started", f"sortie/{sid}", {"sortie_id": sid}, "goose", 90_000)
+    claim = {"sortie_id": late, "assignee": "goose", "previous_assignee": None}
+    _ahead(repo, "sortie_assigned", f"sortie/{late}", claim, "goose", 90_000)
+    committed(repo)
+    assert cli(repo, "mission", "show", mid, "--json").json()["status"] == "cancelled"
+    assert _held(cli, repo, sid) == ("goose", "assigned")
+    assert _held(cli, repo, late) == (None, "open")
+    same_after_rebuild(repo, cli)
+    # a claim that sorts before the end (another clone's, arriving late): it counts
+    early = {"sortie_id": late, "assignee": "viper", "previous_assignee": None}
+    plant(repo, "sortie_assigned", f"sortie/{late}", early, "viper")
+    committed(repo)
+    assert _held(cli, repo, late) == ("viper", "assigned")
+    same_after_rebuild(repo, cli)
+
+
 def test_emit_of_a_mission_end_with_open_sorties_is_refused(repo: Path, cli: Any) -> None:
     register(cli, repo, "viper")
     mid = as_(cli, repo, "viper", "mission", "create", "M").out.strip()
@@ -434,6 +582,75 @@ def test_forced_releases_fold_alike_in_any_arrival_order(
         out.append((e, encode(e)))
     rnd.shuffle(out)
     assert_folds_like_a_rebuild(tmp_path_factory.mktemp("force"), out, chunk, positions=False)
+
+
+CLAIM_KINDS = st.sampled_from(
+    ["claim", "takeover", "takeover", "start", "seen", "deregister", "end"]
+)
+
+
+def _claim_item(kind: str, sid: str, who: str, gap_s: int) -> tuple[Any, ...]:
+    """One event of a sortie's claims and of what they are judged by (its previous assignee's
+    signs of life, its mission's end), `gap_s` after the one before."""
+    other = HOLDERS[1 - HOLDERS.index(who)]
+    stream = f"sortie/{sid}"
+    if kind == "create":
+        data = {"sortie_id": sid, "title": sid, "mission_id": "msn-1"}
+        return "sortie_created", stream, data, who, gap_s
+    if kind in ("claim", "takeover"):
+        previous = other if kind == "takeover" else None
+        data = {"sortie_id": sid, "assignee": who, "previous_assignee": previous}
+        return "sortie_assigned", stream, data, who, gap_s
+    if kind == "start":
+        return "sortie_started", stream, {"sortie_id": sid}, who, gap_s
+    if kind == "mission":
+        data = {"mission_id": "msn-1", "title": "M"}
+        return "mission_created", "mission/msn-1", data, who, gap_s
+    if kind == "end":
+        return "mission_cancelled", "mission/msn-1", {"mission_id": "msn-1"}, who, gap_s
+    return _item(kind, "r1", who, gap_s)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.tuples(
+            CLAIM_KINDS,
+            st.sampled_from(["s1", "s2"]),
+            st.sampled_from(HOLDERS),
+            st.sampled_from(GAPS),
+        ),
+        min_size=1,
+        max_size=25,
+    ),
+    st.randoms(),
+    st.integers(1, 4),
+)
+def test_takeovers_and_claims_after_a_mission_end_fold_alike_in_any_arrival_order(
+    tmp_path_factory: Any, steps: list[tuple[str, str, str, int]], rnd: Any, chunk: int
+) -> None:
+    """Takeovers, previous assignees seen or deregistering, a mission ending, at random gaps of
+    time around the activity window: the verdicts, the mission ends the sortie folds saw, and
+    so the sorties, are the same whatever order the events arrive in (and as a rebuild)."""
+    out = []
+    ms = 10**12
+    first = [
+        ("mission", "s1", "viper", 0),
+        ("create", "s1", "viper", 0),
+        ("create", "s2", "viper", 0),
+    ]
+    for i, step in enumerate(first + steps, 1):
+        etype, stream, data, actor, gap_s = _claim_item(*step)
+        ms += gap_s * 1000
+        e = Event(
+            id=f"e{i:04d}", type=etype, v=1, stream=stream, seq=i, hlc=clock.make_hlc(ms),
+            writer="w" * 16, wseq=i, actor=actor, ts="", tx=f"e{i:04d}", txn=1, data=data,
+        )  # fmt: skip
+        out.append((e, encode(e)))
+    rnd.shuffle(out)
+    assert_folds_like_a_rebuild(tmp_path_factory.mktemp("claims"), out, chunk, positions=False)
 
 
 @pytest.mark.parametrize("who", ["goose"])

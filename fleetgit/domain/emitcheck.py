@@ -7,7 +7,8 @@ that cross streams are checked here: a release of another pilot's reservation un
 rule (`reservations.may_force`), a grant that the clash rule would void (index.clashes: it
 overlaps a reservation that counts now), a sortie created, moved, claimed or started in a mission
 that is over, a mission ended while sorties of it are open, and a claim that takes a sortie over
-from a pilot still active (which the sortie fold, seeing one stream, cannot judge).
+from a pilot still active (the folds judge that one, and a claim or start in a mission that is
+over, at the event's point in total order: index.claims).
 """
 
 from __future__ import annotations

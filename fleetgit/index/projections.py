@@ -3,9 +3,10 @@
 A stream is always refolded whole, in total order, so a late event that sorts earlier is handled
 like any other and an incremental index equals a rebuilt one by construction. One step crosses
 streams: which releases by another pilot than the holder count (index.forcing, judged before
-the reservation streams are folded with the verdicts), then which reservations are void
-(index.clashes), judged again from the earliest point of total order that a change to a
-reservation stream touched. Time travel
+the reservation streams are folded with the verdicts), which claims and starts of sorties count
+(index.claims: a takeover of a pilot still active, a claim after the mission ended), then which
+reservations are void (index.clashes), judged again from the earliest point of total order that
+a change to a reservation stream touched. Time travel
 (`--as-of POS`) folds the same way into TEMP tables of the same names, which SQLite resolves
 before the main ones, so every query answers from that state unchanged.
 """
@@ -30,7 +31,7 @@ from fleetgit.domain.reservations import fold as reservations
 from fleetgit.domain.sorties import fold as sorties
 from fleetgit.domain.squawk import fold as messages
 from fleetgit.domain.workorders import fold as workorders
-from fleetgit.index import clashes, forcing
+from fleetgit.index import claims, clashes, forcing
 from fleetgit.ledger.codec import Event
 
 MODULES: tuple[ModuleType, ...] = (
@@ -44,9 +45,9 @@ MODULES: tuple[ModuleType, ...] = (
     checkpoints,
 )
 BY_KIND: dict[str, ModuleType] = {m.KIND: m for m in MODULES}
-DDL = "".join(m.DDL for m in MODULES) + clashes.DDL + forcing.DDL
+DDL = "".join(m.DDL for m in MODULES) + clashes.DDL + forcing.DDL + claims.DDL
 TABLES: tuple[str, ...] = (
-    tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES + forcing.TABLES
+    tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES + forcing.TABLES + claims.TABLES
 )
 Key = clashes.Key
 settle = clashes.settle
@@ -92,6 +93,9 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
         inserts: dict[str, list[dict[str, Any]]] = {}
         held = [s.partition("/")[2] for s, _, _ in chunk if s.startswith("reservation/")]
         forced = forcing.accepted(conn, held) if held else {}
+        sids = [s.partition("/")[2] for s, _, _ in chunk if s.startswith("sortie/")]
+        taken = claims.accepted(conn, sids) if sids else {}
+        ends = claims.Ends(conn)
         for stream, events, start in chunk:
             kind, _, name = stream.partition("/")
             module = BY_KIND.get(kind)
@@ -100,8 +104,12 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
             names.setdefault(module, []).append((name,))
             if module is reservations:
                 rows = module.fold(events, forced.get(name, ()))
+            elif module is sorties:
+                rows = module.fold(events, start, sorties.Judged(taken.get(name, ()), ends.of))
             else:
                 rows = module.fold(events, start) if start else module.fold(events)
+            if module is missions:  # its sorties, later in the chunk, see its end as folded
+                ends.folded(name, rows.get("mission_ends", []))
             for table, items in rows.items():
                 inserts.setdefault(table, []).extend(items)
         for module, keys in names.items() if replace else ():
@@ -115,6 +123,8 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
                 conn.executemany(sql, [[row[c] for c in columns] for row in items])
         if reservations in names:  # a verdict on a release that is no longer another's
             conn.executemany(forcing.FORGET, names[reservations])
+        if sorties in names:  # a verdict on a takeover it no longer lists
+            conn.executemany(claims.FORGET, names[sorties])
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -207,7 +217,9 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
         for e in events
         if e.type in clashes.CHANGES and e.stream.startswith("reservation/")
     ]
-    return _earliest(min(changed, default=None), judge_forced(conn, before))
+    since = judge_forced(conn, before)
+    judge_claims(conn, before)
+    return _earliest(min(changed, default=None), since)
 
 
 def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
@@ -219,6 +231,7 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
     )
     _fold_new(conn, _grouped(rows), after_pos)
     forced = judge_forced(conn, after_pos)
+    judge_claims(conn, after_pos)
     marks = ", ".join("?" * len(clashes.CHANGES))
     first = conn.execute(
         "SELECT hlc, writer, wseq FROM events NOT INDEXED WHERE pos > ?"
@@ -251,10 +264,32 @@ def judge_forced(
     return since
 
 
-def configure(conn: sqlite3.Connection, limit_ms: int) -> Key | None:
-    """Judge every release by another pilot again when the force rule's limit changed (the
-    configuration); returns where void reservations must be judged again from, if anywhere.
-    Call inside the index's write transaction."""
+def judge_claims(
+    conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
+) -> None:
+    """Judge the takeovers of sorties that events after `after_pos` can have changed, and the
+    claims and starts whose mission's end moved (index.claims); fold those sorties again."""
+    sids = claims.judge(conn, after_pos, upto_pos)
+    for start in range(0, len(sids), 500):
+        streams = [f"sortie/{sid}" for sid in sids[start : start + 500]]
+        marks = ",".join("?" * len(streams))
+        cond, extra = ("", []) if upto_pos is None else (" AND pos <= ?", [upto_pos])
+        _fold_into(
+            conn,
+            conn.execute(f"{_SELECT} WHERE stream IN ({marks}){cond}{_ORDER}", [*streams, *extra]),
+        )
+
+
+def configure(conn: sqlite3.Connection, limit_ms: int, window_ms: int | None = None) -> Key | None:
+    """Judge every release by another pilot again when the force rule's limit changed, and
+    every takeover of a sortie when the activity window did (the configuration); returns where
+    void reservations must be judged again from, if anywhere. Call inside the index's write
+    transaction."""
+    if window_ms is not None and claims.configured(conn) != window_ms:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)", (claims.WINDOW_KEY, str(window_ms))
+        )
+        judge_claims(conn, None)
     if (
         forcing.stored_limit(conn) == limit_ms
         and conn.execute("SELECT 1 FROM meta WHERE key = ?", (forcing.LIMIT_KEY,)).fetchone()
@@ -280,6 +315,7 @@ def refold(conn: sqlite3.Connection, streams: Iterable[str]) -> Key | None:
     _fold_into(
         conn, conn.execute(f"{_SELECT} WHERE stream IN ({marks}){_ORDER}", names), replace=False
     )
+    judge_claims(conn, None)  # an event that changed can change any verdict: judged all again
     touched = any(s.startswith("reservation/") for s in names)
     return (0, "", 0) if touched else None
 
@@ -291,6 +327,7 @@ def rebuild(conn: sqlite3.Connection) -> None:
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params), replace=False)
     judge_forced(conn, None)
+    judge_claims(conn, None)
     clashes.settle(conn, None)
 
 
@@ -302,6 +339,7 @@ def materialize_as_of(conn: sqlite3.Connection, pos: int) -> None:
     where, params = _kind_filter(BY_KIND)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE pos <= ? AND {where}{_ORDER}", [pos, *params]))
     judge_forced(conn, None, pos)
+    judge_claims(conn, None, pos)
     clashes.settle(conn, None)
 
 

@@ -1,4 +1,6 @@
-"""Missions: planned -> in_progress -> completed | cancelled."""
+"""Missions: planned -> in_progress -> completed | cancelled. Where in total order a mission
+ended (`mission_ends`) is what index.claims needs to judge a claim or start of one of its
+sorties: one after the end counts for nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from fleetgit.domain.fold import Ev, Rows, changes, stored_row
 
 KIND = "mission"
 KEY = "mission_id"
-TABLES = ("missions",)
+TABLES = ("missions", "mission_ends")
 RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS missions (
@@ -23,6 +25,13 @@ CREATE TABLE IF NOT EXISTS missions (
     result TEXT,
     summary TEXT,
     last_pos INTEGER NOT NULL
+);
+-- The event that ended the mission (completed or cancelled; final), in total order
+CREATE TABLE IF NOT EXISTS mission_ends (
+    mission_id TEXT PRIMARY KEY,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL
 );
 """
 
@@ -57,6 +66,7 @@ def refuses(rows: Rows, e: Ev) -> str | None:
 
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "missions")
+    end = stored_row(start, "mission_ends")
     for e in events:
         d = e.data
         if e.type == "mission_created":
@@ -84,5 +94,10 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
             row.update(result=d.get("result") or "success", summary=d.get("summary"))
         if target:
             row["status"] = target
+        if target in CLOSED:
+            end = {"mission_id": row["mission_id"], "hlc": e.hlc, "writer": e.writer,
+                   "wseq": e.wseq}  # fmt: skip
         row["last_pos"] = e.pos
-    return {"missions": [row]} if row else {}
+    if row is None:
+        return {}
+    return {"missions": [row], "mission_ends": [end] if end else []}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING, Any
 
+from fleetgit.domain.pilots.fold import active
 from fleetgit.domain.pilots.identity import check_callsign
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import EventSpec
@@ -181,7 +182,7 @@ def seen_ms(fleet: Fleet, callsign: str) -> int | None:
 
 def _live(fleet: Fleet, last: int | None, deregistered: bool) -> bool:
     window = fleet.config.pilot_active_window_seconds * 1000
-    return bool(last is not None and fleet.now_ms() - last <= window and not deregistered)
+    return active(last, deregistered, fleet.now_ms(), window)
 
 
 def deregistered(fleet: Fleet, callsign: str) -> bool:

@@ -81,6 +81,14 @@ def refuses(rows: Rows, e: Ev) -> str | None:
     return refusal(stored_row(rows, "pilots"), e.type, e.actor)
 
 
+def active(last_ms: int | None, deregistered: bool, at_ms: int, window_ms: int) -> bool:
+    """Whether a pilot is active at `at_ms`: its last sign of life (its newest event before
+    then) is at most `window_ms` old, and it has not deregistered. The one rule for the
+    commands (at now) and for index.claims (at a takeover's point in total order): a sortie is
+    taken over only from a pilot that is not active."""
+    return last_ms is not None and at_ms - last_ms <= window_ms and not deregistered
+
+
 def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     row = stored_row(start, "pilots")
     for e in events:

@@ -2,19 +2,27 @@
 dependencies. A claim is a compare-and-swap on the assignee, so of two claims made in two clones
 the first in total order wins, the same in every clone; the work itself (start, progress, block,
 resume, complete) counts only from the assignee of that moment, so the loser's events change
-nothing. A claim may also take a started or blocked sortie over (the command allows it only
-from a pilot that is no longer active); it goes back to assigned, to the new pilot."""
+nothing. A claim may also take a started or blocked sortie over; it goes back to assigned, to the
+new pilot.
+
+Two rules cross streams, so index.claims judges them and passes what it found (`Judged`): a
+takeover (a claim naming another pilot as previous_assignee) counts only if that pilot was no
+longer active at the claim's point in total order (`sortie_takeovers` lists them, whatever the
+state, for it to judge), and a claim or start counts only if the sortie's mission had not ended
+before it (`sortie_missions` records, for each mission, the last claim or start that counted and
+the first that did not, so the sortie is folded again when the end moves across one of them).
+Without `Judged` (emit, verify) neither is applied."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Collection, Iterable
+from typing import Any, NamedTuple
 
 from fleetgit.domain.fold import Ev, Rows, changes, stored_row
 
 KIND = "sortie"
 KEY = "sortie_id"
-TABLES = ("sorties", "sortie_deps")
+TABLES = ("sorties", "sortie_deps", "sortie_takeovers", "sortie_missions")
 RESUMES = True
 DDL = """
 CREATE TABLE IF NOT EXISTS sorties (
@@ -48,6 +56,32 @@ CREATE TABLE IF NOT EXISTS sortie_deps (
     PRIMARY KEY (sortie_id, depends_on)
 );
 CREATE INDEX IF NOT EXISTS sortie_deps_on ON sortie_deps (depends_on);
+-- Claims naming another pilot as previous_assignee (takeovers): each counts only when
+-- index.claims judged that pilot no longer active at the claim's point of total order
+CREATE TABLE IF NOT EXISTS sortie_takeovers (
+    sortie_id TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    previous TEXT NOT NULL,
+    PRIMARY KEY (sortie_id, hlc, writer, wseq)
+);
+CREATE INDEX IF NOT EXISTS sortie_takeovers_previous ON sortie_takeovers (previous, hlc);
+-- The missions the sortie was in at a claim or start: the last such event that counted (kept_*)
+-- and the first ignored because the mission had ended (ignored_*). index.claims folds the sortie
+-- again when the mission's end no longer falls between them (it moved: another clone's arrived)
+CREATE TABLE IF NOT EXISTS sortie_missions (
+    sortie_id TEXT NOT NULL,
+    mission_id TEXT NOT NULL,
+    kept_hlc INTEGER,
+    kept_writer TEXT,
+    kept_wseq INTEGER,
+    ignored_hlc INTEGER,
+    ignored_writer TEXT,
+    ignored_wseq INTEGER,
+    PRIMARY KEY (sortie_id, mission_id)
+);
+CREATE INDEX IF NOT EXISTS sortie_missions_mission ON sortie_missions (mission_id);
 """
 
 LIVE = ("open", "assigned", "in_progress", "blocked")
@@ -79,10 +113,33 @@ ASSIGNEE_ONLY = frozenset(
 )
 
 
-def fold(events: list[Ev], start: Rows | None = None) -> Rows:
+Key = tuple[int, str, int]
+
+
+class Judged(NamedTuple):
+    """What index.claims judged across streams, for one sortie: the takeovers that count, and
+    each mission's end in total order (None while it has not ended)."""
+
+    taken: Collection[Key]
+    end_of: Callable[[str], Key | None]
+
+
+def is_takeover(e: Ev) -> bool:
+    """A claim naming another pilot than its writer as the previous assignee."""
+    previous = e.data.get("previous_assignee")
+    return e.type == "sortie_assigned" and isinstance(previous, str) and previous != e.actor
+
+
+def fold(events: list[Ev], start: Rows | None = None, judged: Judged | None = None) -> Rows:
     import orjson
 
     row = stored_row(start, "sorties")
+    takeovers = [
+        {k: r[k] for k in ("hlc", "writer", "wseq", "previous")}
+        for r in (start.get("sortie_takeovers", []) if start else [])
+    ]
+    # mission -> the claims and starts in it that counted, and that did not (`_crossed`)
+    missions = {r["mission_id"]: dict(r) for r in start.get("sortie_missions", [])} if start else {}
     if row is not None:
         row["files"] = orjson.loads(row["files"])
     stored_deps = start.get("sortie_deps", []) if start else []
@@ -119,7 +176,13 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
                 deps_set = e.order
             continue
         update = changes(e, keep_null=True) if e.type == "sortie_updated" else {}
-        if row is None or e.type not in TRANSITIONS or not _apply(row, e, update):
+        if row is None or e.type not in TRANSITIONS:
+            continue
+        if e.type == "sortie_assigned" and is_takeover(e):  # listed whatever its state: no
+            previous = d["previous_assignee"]  # verdict depends on another one
+            takeovers.append({"hlc": e.hlc, "writer": e.writer, "wseq": e.wseq,
+                              "previous": previous})  # fmt: skip
+        if not _apply(row, e, update, judged, missions):
             continue
         if "depends_on" in update:
             deps = list(dict.fromkeys(update["depends_on"] or []))
@@ -132,6 +195,8 @@ def fold(events: list[Ev], start: Rows | None = None) -> Rows:
     hlc, writer, wseq = deps_set
     return {
         "sorties": [row],
+        "sortie_takeovers": [{"sortie_id": sid, **t} for t in takeovers],
+        "sortie_missions": list(missions.values()),
         "sortie_deps": [
             {
                 "sortie_id": sid,
@@ -180,12 +245,49 @@ def refuses(rows: Rows, e: Ev) -> str | None:
     return refusal(stored_row(rows, "sorties"), e.type, e.data, e.actor)
 
 
-def _apply(row: dict[str, Any], e: Ev, update: dict[str, Any]) -> bool:
-    """Apply one transition if `refusal` allows it; others are ignored. `update`: an update's
-    accepted changes (its dependencies are the caller's)."""
+def _crossed(
+    row: dict[str, Any], e: Ev, judged: Judged, missions: dict[str, dict[str, Any]]
+) -> bool:
+    """Whether `e` (a claim or start that `refusal` lets through) breaks a rule that crosses
+    streams (`Judged`): a takeover of a pilot still active, a claim or start once the mission
+    ended. What is recorded is what the row depends on."""
+    if e.type == "sortie_assigned" and is_takeover(e) and e.order not in judged.taken:
+        return True
+    mission = row["mission_id"]
+    if not isinstance(mission, str):
+        return False
+    end = judged.end_of(mission)
+    over = end is not None and end < e.order
+    seen = missions.get(mission)
+    if seen is None:
+        seen = missions[mission] = {"sortie_id": row["sortie_id"], "mission_id": mission}
+        seen.update(dict.fromkeys(_SEEN))
+    if not over:  # in total order: the last one kept so far
+        seen.update(kept_hlc=e.hlc, kept_writer=e.writer, kept_wseq=e.wseq)
+    elif seen["ignored_hlc"] is None:  # and every later one is ignored too
+        seen.update(ignored_hlc=e.hlc, ignored_writer=e.writer, ignored_wseq=e.wseq)
+    return over
+
+
+_JUDGED = frozenset({"sortie_assigned", "sortie_started"})
+_SEEN = ("kept_hlc", "kept_writer", "kept_wseq", "ignored_hlc", "ignored_writer", "ignored_wseq")
+
+
+def _apply(
+    row: dict[str, Any],
+    e: Ev,
+    update: dict[str, Any],
+    judged: Judged | None,
+    missions: dict[str, dict[str, Any]],
+) -> bool:
+    """Apply one transition if `refusal` allows it, and what crosses streams (`_crossed`) when
+    `judged`; others are ignored. `update`: an update's accepted changes (its dependencies are
+    the caller's)."""
     target = TRANSITIONS[e.type][1]
     d = e.data
     if refusal(row, e.type, d, e.actor) is not None:
+        return False
+    if judged is not None and e.type in _JUDGED and _crossed(row, e, judged, missions):
         return False
     if e.type == "sortie_assigned":
         row["assignee"], row["blocked_reason"] = d["assignee"], None
