@@ -36,9 +36,19 @@ GROUPS: dict[str, str] = {
     "squawk": "squawking",
     **dict.fromkeys(("checkpoint", "resume"), "recovery"),
     "status": "status",
+    **dict.fromkeys(("mcp", "agents"), "agents"),
     "demo": "",
 }
-MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery", "status")
+MODULES = (
+    "ledger",
+    "reserving",
+    "crew",
+    "coordination",
+    "squawking",
+    "recovery",
+    "status",
+    "agents",
+)
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
 # from these alone, without importing (and turning into click commands) every command module,
@@ -64,6 +74,7 @@ COMMAND_LINES: dict[str, str] = {
     " free.",
     "status": "One screen: me, the active pilots, claimed sorties, my reservations, ready"
     " sorties, my unread messages.",
+    "mcp": "Serve the MCP tools over stdio, acting as one pilot (registered if new).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {
@@ -78,6 +89,7 @@ GROUP_LINES: dict[str, str] = {
     " cursor is local state, not a projection of events).",
     "squawk": "Messages between pilots.",
     "checkpoint": "Checkpoints a pilot can resume from.",
+    "agents": "Wire fleetgit into agent clients (MCP server entry, instructions, session hooks).",
 }
 
 
