@@ -463,7 +463,8 @@ def _send(s: Session, a: dict[str, Any]) -> Result:
         ack_required=a["ack_required"],
     )
     out = squawk.message(s.fleet, mid)
-    return out, f"sent {mid} to {', '.join(out['to'])}"
+    to = [r["callsign"] for r in out["recipients"] if r["kind"] == "to"]
+    return out, f"sent {mid} to {', '.join(to) or ', '.join(a['to'])}"
 
 
 def _inbox(s: Session, a: dict[str, Any]) -> Result:

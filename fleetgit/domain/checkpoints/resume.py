@@ -62,6 +62,7 @@ def resume(
     def plan() -> list[EventSpec]:
         found, free = standing(fleet, chk, me, files)
         outcome.update(found)
+        claimed = _claimed_files(fleet, chk, me)
         specs = [
             s
             for pat in free
@@ -71,7 +72,10 @@ def resume(
                 [pat],
                 shared=pat in shared,
                 seconds=fleet.config.reservation_ttl_seconds,
-                reason=f"resumed {chk['checkpoint_id']}",
+                # a file of the sortie I still hold is its claim's again: completing it frees it
+                reason=f"sortie {chk['sortie_id']}"
+                if pat in claimed
+                else f"resumed {chk['checkpoint_id']}",
                 files=files,
             )
         ]
@@ -99,6 +103,15 @@ def resume(
 
     fleet.transact(plan)
     return _brief_data(fleet, chk, outcome, me)
+
+
+def _claimed_files(fleet: Fleet, chk: dict[str, Any], me: str) -> set[str]:
+    """The files of the checkpoint's sortie, when I still hold it."""
+    sid = chk["sortie_id"]
+    if sid is None:
+        return set()
+    current = sorties.row(fleet, sid)
+    return set(current["files"]) if current["assignee"] == me else set()
 
 
 def standing(
