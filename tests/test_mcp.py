@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -283,3 +284,35 @@ def test_a_server_without_an_identity_says_so(repo: Path) -> None:
 def test_a_bad_http_address_is_refused(repo: Path, text: str) -> None:
     res = run_fleetgit(repo, "--as", "goose", "mcp", "--http", text)
     assert res.code == 1 and "--http" in res.err and "HOST:PORT" in res.err
+
+
+def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetgit", "--as", "goose", "mcp", "--http", f":{port}"],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # until it listens (not a timing assertion: it just waits)
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert proc.poll() is None, "the server exited"
+            time.sleep(0.05)
+
+        async def main() -> None:
+            async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+                result = await client.call_tool("overview", {})
+                assert not result.is_error
+                assert result.structured_content["me"]["callsign"] == "goose"  # type: ignore[index]
+
+        run(main)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
