@@ -316,3 +316,24 @@ def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_server_beats_the_pilots_heartbeat_while_it_reads(repo: Path) -> None:
+    """A read after a quarter of the activity window without a write records a heartbeat (with
+    the usual 15 minutes, after a minute); writes are signs of life of their own."""
+    config = repo / ".fleet/config.toml"
+    text = config.read_text().replace(
+        "pilot_active_window_seconds = 900", "pilot_active_window_seconds = 2"
+    )
+    config.write_text(text)
+
+    async def main() -> None:
+        async with pilot(repo, "goose") as goose:
+            await goose.ok("inbox")
+            before = [e for e in events_of(repo, "pilot_active") if e.actor == "goose"]
+            await anyio.sleep(0.6)  # past a quarter of the window
+            await goose.ok("inbox")
+            beats = [e for e in events_of(repo, "pilot_active") if e.actor == "goose"]
+            assert len(beats) == len(before) + 1
+
+    run(main)
