@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -198,54 +199,82 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
 def concurrent(
     repo: Path, sids: list[str], per_client: int, fsync: str
 ) -> tuple[str, str, str, str]:
-    """CLIENTS clients at once, each with its own server process and pilot, on one clone."""
-    done: list[int] = []
-    elapsed: list[float] = []
-
-    async def many() -> None:
-        started = anyio.Event()
-        ready: list[str] = []
-
-        async def fly(i: int) -> None:
-            name = PILOTS[i + 1]
-            async with Client(server(repo, name)) as c:
-                # the first round claims and starts; the second finds them so (refused: ignored)
-                await c.call_tool("claim_sortie", {"sortie": sids[i + 1]})
-                await c.call_tool("start_sortie", {"sortie": sids[i + 1]})
-                ready.append(name)
-                await started.wait()
-                for k in range(per_client):
-                    if k % 2:
-                        r = await c.call_tool("send_message", {"to": ["pilot-0"], "subject": "x"})
-                    else:
-                        r = await c.call_tool(
-                            "report_progress", {"sortie": sids[i + 1], "percent": k % 100}
-                        )
-                    if r.is_error:
-                        raise RuntimeError(r.content)
-                    done.append(1)
-
-        async with anyio.create_task_group() as tg:
-            for i in range(CLIENTS):
-                tg.start_soon(fly, i)
-            while len(ready) < CLIENTS:
-                await anyio.sleep(0.05)
-            t0 = time.perf_counter()
-            started.set()
-        elapsed.append(time.perf_counter() - t0)
-
-    anyio.run(many)
+    """CLIENTS agents at once, each a process of its own (an MCP client) with its own server
+    process and pilot, on one clone: all writes over the time from the first start to the last
+    end."""
+    go = repo / ".git" / "bench-go"
+    go.unlink(missing_ok=True)
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.mcp",
+                "--client",
+                str(repo),
+                PILOTS[i + 1],
+                sids[i + 1],
+                str(per_client),
+                str(go),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        for i in range(CLIENTS)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    go.touch()
+    spans = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"a client failed: {out}")
+        spans.append(tuple(map(float, out.split())))
+    go.unlink()
+    elapsed = max(end for _, end in spans) - min(begin for begin, _ in spans)
+    writes = CLIENTS * per_client
     return (
-        f"{CLIENTS} concurrent MCP clients (a server process each, one clone), fsync {fsync}",
-        f"{len(done) / elapsed[0]:,.0f} writes/s",
+        f"{CLIENTS} concurrent MCP clients (processes, a server each, one clone), fsync {fsync}",
+        f"{writes / elapsed:,.0f} writes/s",
         "≥ 500 writes/s",
-        f"{len(done):,} writes in {elapsed[0]:.2f} s",
+        f"{writes:,} writes in {elapsed:.2f} s",
     )
+
+
+def client(repo: str, name: str, sid: str, count: int, go: str) -> None:
+    """One agent of `concurrent`: claims and starts its sortie (a second round finds them so:
+    refused, ignored), says ready, waits for `go`, then writes: progress and messages in turn.
+    Prints when its writes began and ended (wall clock)."""
+
+    async def main() -> None:
+        async with Client(server(Path(repo), name)) as c:
+            await c.call_tool("claim_sortie", {"sortie": sid})
+            await c.call_tool("start_sortie", {"sortie": sid})
+            print("ready", flush=True)
+            while not os.path.exists(go):
+                await anyio.sleep(0.002)
+            begin = time.time()
+            for k in range(count):
+                if k % 2:
+                    r = await c.call_tool("send_message", {"to": ["pilot-0"], "subject": "x"})
+                else:
+                    r = await c.call_tool("report_progress", {"sortie": sid, "percent": k % 100})
+                if r.is_error:
+                    raise RuntimeError(r.content)
+            print(begin, time.time(), flush=True)
+
+    anyio.run(main)
 
 
 if __name__ == "__main__":
     import tempfile
 
+    if sys.argv[1:2] == ["--client"]:
+        _, _, repo_, name_, sid_, count_, go_ = sys.argv
+        client(repo_, name_, sid_, int(count_), go_)
+        sys.exit(0)
     quick = "--quick" in sys.argv
     with tempfile.TemporaryDirectory(prefix="fleetgit-mcpbench-") as tmp:
         for row in run(Path(tmp), quick):
