@@ -30,7 +30,7 @@ from fleetgit.domain.workorders import commands as workorders
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import INT_MAX, EventFilter
 from fleetgit.ledger import clock
-from fleetgit.ledger.catalogue import PRIORITIES, RESULTS
+from fleetgit.ledger.catalogue import CATALOGUE, PRIORITIES, RESULTS
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
 IMPORTANCE = ("low", "normal", "high", "critical")
@@ -52,11 +52,14 @@ class Param(NamedTuple):
     def schema(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
         if self.kind == "strings":
-            out.update(type="array", items={"type": "string"})
+            items: dict[str, Any] = {"type": "string"}
+            if self.enum:
+                items["enum"] = list(self.enum)
+            out.update(type="array", items=items)
         else:
             out["type"] = self.kind
-        if self.enum:
-            out["enum"] = list(self.enum)
+            if self.enum:
+                out["enum"] = list(self.enum)
         if self.minimum is not None:
             out["minimum"] = self.minimum
         if self.maximum is not None:
@@ -119,6 +122,19 @@ def _bad(tool: Tool, path: str, what: str, hint: str | None = None) -> Validatio
     )
 
 
+def _not_one_of(tool: Tool, path: str, value: str, choices: tuple[str, ...]) -> ValidationError:
+    close = difflib.get_close_matches(value, choices, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    if len(choices) > 8:  # the event types: the closest, not all of them
+        return _bad(tool, path, f"{value!r} is not one of its values", guess + "see the schema")
+    return _bad(
+        tool,
+        path,
+        f"{value!r} is not one of {', '.join(choices)}",
+        f"{guess}one of: {', '.join(choices)}",
+    )
+
+
 def _check_one(tool: Tool, p: Param, value: Any) -> Any:
     if p.kind == "strings":
         if isinstance(value, str):
@@ -128,6 +144,8 @@ def _check_one(tool: Tool, p: Param, value: Any) -> Any:
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise _bad(tool, f"{p.name}[{i}]", f"expected a string, got {_kind_of(item)}")
+            if p.enum and item not in p.enum:
+                raise _not_one_of(tool, f"{p.name}[{i}]", item, p.enum)
         return value
     ok = {
         "string": isinstance(value, str),
@@ -137,14 +155,7 @@ def _check_one(tool: Tool, p: Param, value: Any) -> Any:
     if not ok:
         raise _bad(tool, p.name, f"expected {_KINDS[p.kind]}, got {_kind_of(value)}")
     if p.enum and value not in p.enum:
-        close = difflib.get_close_matches(str(value), p.enum, n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
-        raise _bad(
-            tool,
-            p.name,
-            f"{value!r} is not one of {', '.join(p.enum)}",
-            f"{guess}one of: {', '.join(p.enum)}",
-        )
+        raise _not_one_of(tool, p.name, value, p.enum)
     if p.kind == "integer":
         low = 0 if p.minimum is None else p.minimum
         high = INT_MAX if p.maximum is None else p.maximum
@@ -873,7 +884,7 @@ TOOLS: dict[str, Tool] = {
             "The ledger's events you have not seen through this tool yet (your cursor moves past"
             ' them). Example: events_since {"types": ["message_sent"]}',
             (
-                Param("types", "strings", "Only these event types."),
+                Param("types", "strings", "Only these event types.", enum=tuple(CATALOGUE)),
                 Param("limit", "integer", "At most N (0: all).", default=50),
             ),
             obj(events={"type": "array", "items": EVENT}, cursor=INT, more=INT),
