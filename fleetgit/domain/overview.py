@@ -8,11 +8,21 @@ from typing import TYPE_CHECKING, Any
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.squawk import commands as squawk
+from fleetgit.ledger.catalogue import PRIORITIES
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
 
 WORKING = ("assigned", "in_progress", "blocked")
+RANK = {p: i for i, p in enumerate(reversed(PRIORITIES))}  # as lookup.priority_rank orders
+
+
+def _claimed(fleet: Fleet) -> list[dict[str, Any]]:
+    """The sorties a pilot holds, in the order of a listing (priority, then creation): read by
+    status (its index), not by listing every sortie."""
+    found = [s for st in WORKING for s in sorties.listing(fleet, status=st) if s["assignee"]]
+    found.sort(key=lambda s: (RANK.get(s["priority"], len(RANK)), s["created_hlc"]))
+    return found
 
 
 def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
@@ -25,7 +35,7 @@ def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
     mine = next((p for p in every if p["callsign"] == me), None)
     sections: dict[str, list[Any]] = {
         "pilots": [p for p in every if p["active"]],
-        "claimed": [s for s in sorties.listing(fleet) if s["assignee"] and s["status"] in WORKING],
+        "claimed": _claimed(fleet),
         "reservations": [],
         "ready": sorties.listing(fleet, ready=True),
         "unread": [],
