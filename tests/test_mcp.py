@@ -14,6 +14,8 @@ from typing import Any
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult
 
@@ -338,3 +340,40 @@ def test_the_server_beats_the_pilots_heartbeat_while_it_reads(repo: Path) -> Non
             assert len(beats) == len(before) + 1
 
     run(main)
+
+
+def test_every_tool_is_described_for_a_model() -> None:
+    from jsonschema.validators import Draft202012Validator
+
+    for tool in TOOLS.values():
+        assert "Example: " + tool.name in tool.description, tool.name
+        Draft202012Validator.check_schema(tool.input_schema())
+        Draft202012Validator.check_schema(tool.output)
+        for p in tool.params:
+            assert p.description, (tool.name, p.name)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(sorted(TOOLS)),
+    args=st.dictionaries(st.sampled_from(["sortie", "percent", "files", "to", "x"]), json_values),
+)
+def test_any_arguments_are_taken_or_refused_in_one_line(name: str, args: dict[str, Any]) -> None:
+    from fleetgit.agents.tools import check_arguments
+    from fleetgit.ledger.errors import ValidationError
+
+    try:
+        checked = check_arguments(TOOLS[name], args)
+    except ValidationError as exc:
+        assert exc.message.startswith(f"{name}: argument ") and "\n" not in exc.message
+        return
+    assert set(checked) == {p.name for p in TOOLS[name].params}
