@@ -15,11 +15,13 @@ import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from fleetgit.domain.catalogue import TYPES as EVENT_TYPES
 from fleetgit.domain.checkpoints import commands as checkpoints
 from fleetgit.domain.checkpoints import resume as recovery
 from fleetgit.domain.cursors import commands as cursors
 from fleetgit.domain.locks import commands as locks
 from fleetgit.domain.missions import commands as missions
+from fleetgit.domain.missions.events import PRIORITIES, RESULTS
 from fleetgit.domain.overview import gather
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.reservations import commands as rsv
@@ -30,7 +32,6 @@ from fleetgit.domain.workorders import commands as workorders
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import INT_MAX, EventFilter
 from fleetgit.ledger import clock
-from fleetgit.ledger.catalogue import CATALOGUE, PRIORITIES, RESULTS
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
 IMPORTANCE = ("low", "normal", "high", "critical")
@@ -884,7 +885,7 @@ TOOLS: dict[str, Tool] = {
             "The ledger's events you have not seen through this tool yet (your cursor moves past"
             ' them). Example: events_since {"types": ["message_sent"]}',
             (
-                Param("types", "strings", "Only these event types.", enum=tuple(CATALOGUE)),
+                Param("types", "strings", "Only these event types.", enum=tuple(EVENT_TYPES)),
                 Param("limit", "integer", "At most N (0: all).", default=50),
             ),
             obj(events={"type": "array", "items": EVENT}, cursor=INT, more=INT),

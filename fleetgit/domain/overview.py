@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fleetgit.domain.missions.events import PRIORITIES
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.squawk import commands as squawk
-from fleetgit.ledger.catalogue import PRIORITIES
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
