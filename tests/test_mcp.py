@@ -115,6 +115,11 @@ def test_three_agents_fly_a_whole_mission(bare_repo: Path) -> None:
                 assert [c["holder"] for c in conflicts] == ["goose"]
                 assert "goose" in await ice.refused("claim_sortie", sortie=lexer)
                 await ice.ok("claim_sortie", sortie=grammar)
+                glance = await ice.ok("overview")
+                assert [(r["holder"], r["pattern"]) for r in glance["reserved"]] == [
+                    ("goose", "src/lexer.py")
+                ]
+                assert [s["sortie_id"] for s in glance["claimed"]] == [lexer, grammar]
                 assert (await ice.ok("check_paths", paths=["src/lexer.py"]))["free"] is False
 
                 # messages, with an acknowledgement

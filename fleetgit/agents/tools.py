@@ -313,6 +313,7 @@ OVERVIEW = obj(
     pilots={"type": "array", "items": obj(callsign=STR, status=STR)},
     claimed={"type": "array", "items": SORTIE},
     reservations={"type": "array", "items": RESERVATION},
+    reserved={"type": "array", "items": RESERVATION},
     ready={"type": "array", "items": SORTIE},
     unread={"type": "array", "items": MESSAGE},
     more={"type": "object", "additionalProperties": INT},
@@ -349,10 +350,14 @@ def _ids(rows: Sequence[dict[str, Any]], key: str, most: int = 5) -> str:
 def _overview(s: Session, a: dict[str, Any]) -> Result:
     out = gather(s.fleet, a["limit"])
     more = out["more"]
+    now = clock.now_ms()  # and what the others hold: the files not to touch
+    others = [r.to_json(now) for r in s.fleet.reservations() if r.holder != s.callsign]
+    out["reserved"], more["reserved"] = _page(others, a["limit"])
     counts = {k: len(out[k]) + more[k] for k in ("pilots", "claimed", "ready", "unread")}
     return out, (
         f"{s.callsign}: {counts['pilots']} active pilot(s), {counts['claimed']} claimed"
         f" sortie(s), {len(out['reservations']) + more['reservations']} reservation(s) of mine,"
+        f" {len(out['reserved']) + more['reserved']} of others,"
         f" {counts['ready']} ready, {counts['unread']} unread message(s)"
     )
 
@@ -569,8 +574,9 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "overview",
             "The fleet at a glance",
-            "Who is active, which sorties are claimed and by whom, my reservations, the ready"
-            " sorties and my unread messages. Start here. Example: overview {}",
+            "Who is active, which sorties are claimed (or blocked) and by whom, my reservations"
+            " and the others' (reserved), the ready sorties and my unread messages. Start here."
+            " Example: overview {}",
             (Param("limit", "integer", "At most N per section (0: all).", default=10),),
             OVERVIEW,
             _overview,
