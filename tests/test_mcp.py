@@ -249,6 +249,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("reserve", {"patterns": None}, "argument patterns: required"),
     ("inbox", {"limit": "ten"}, "argument limit: expected an integer, got a string"),
     ("checkpoint", {"next_steps": [None]}, "argument next_steps[0]: expected a string, got null"),
+    ("acquire_lock", {"key": "k", "wait": "10m"}, "argument wait: 10m is over 60s"),
     ("events_since", {"types": ["sortie_done"]}, "argument types[0]: 'sortie_done' is not one"),
 ]
 

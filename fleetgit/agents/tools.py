@@ -32,6 +32,7 @@ from fleetgit.domain.workorders import commands as workorders
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import INT_MAX, EventFilter
 from fleetgit.ledger import clock
+from fleetgit.ledger.durations import parse_duration
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
 IMPORTANCE = ("low", "normal", "high", "critical")
@@ -516,7 +517,15 @@ def _search(s: Session, a: dict[str, Any]) -> Result:
     return {"messages": rows, "more": total - len(rows)}, f"{total} message(s) match"
 
 
+MAX_WAIT = 60  # seconds: a call that waits holds its server (one call at a time)
+
+
 def _acquire(s: Session, a: dict[str, Any]) -> Result:
+    if a["wait"] is not None and parse_duration(a["wait"]) > MAX_WAIT:
+        raise ValidationError(
+            f"acquire_lock: argument wait: {a['wait']} is over {MAX_WAIT}s",
+            hint="wait at most 60s, then call again (the server answers nothing while it waits)",
+        )
     out = locks.acquire(s.fleet, a["key"], ttl=a["ttl"], wait=a["wait"])
     return out, f"lock {out['lock_key']} is yours for {out['seconds_left']}s"
 
@@ -839,7 +848,9 @@ TOOLS: dict[str, Tool] = {
             (
                 Param("key", "string", "The lock's name.", True),
                 Param("ttl", "string", "How long it is held (default 5m)."),
-                Param("wait", "string", "Retry until this long has passed, e.g. 30s."),
+                Param(
+                    "wait", "string", "Retry until this long has passed, e.g. 30s (60s at most)."
+                ),
             ),
             LOCK,
             _acquire,
