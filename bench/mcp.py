@@ -76,26 +76,6 @@ async def _median(
     return f"{statistics.median(times):.2f} ms p50 (min {min(times):.2f})"
 
 
-def fsync_floor(repo: Path, runs: int) -> float:
-    """One small append and fsync in the repository's file system: what a durable write costs
-    before fleetgit does anything."""
-    path = repo / ".git" / "fsync-floor"
-    with open(path, "ab") as fh:
-
-        def one() -> None:
-            fh.write(b"x\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            one()
-            times.append((time.perf_counter() - t0) * 1000)
-    path.unlink()
-    return statistics.median(times)
-
-
 def in_process(repo: Path, calls: list[tuple[str, dict[str, Any]]], runs: int) -> dict[str, float]:
     """The same calls through `Session.call` in this process: fleetgit's share of a tool call."""
     from fleetgit.agents.tools import Session
@@ -173,20 +153,19 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
 
     anyio.run(one_client)
     inside = in_process(repo, reads + writes, runs // 2)
+    set_fsync(repo, "never")
+    unsynced = in_process(repo, writes, runs // 2)
+    set_fsync(repo, "always")
+
+    def share(what: str) -> str:
+        tool = what.split("`")[1]
+        text = f"{inside[tool]:.2f} ms of it in fleetgit (in process)"
+        return text + (f"; {unsynced[tool]:.2f} ms with fsync off" if tool in unsynced else "")
+
     rows = [
-        (what, value, target, f"{inside[what.split('`')[1]]:.2f} ms of it in fleetgit (in process)")
-        if "`" in what
-        else (what, value, target, extra)
+        (what, value, target, share(what)) if "`" in what else (what, value, target, extra)
         for what, value, target, extra in rows
     ]
-    rows.append(
-        (
-            "fsync of a small append, same file system",
-            f"{fsync_floor(repo, runs):.2f} ms p50",
-            "",
-            "",
-        )
-    )
     for fsync in ("always", "never"):
         set_fsync(repo, fsync)
         rows.append(concurrent(repo, sids, 50 if quick else 250, fsync))
