@@ -12,6 +12,7 @@ from fleetgit.cli.common import (
     boundary,
     choice_option,
     globals_of,
+    note,
     print_json,
 )
 from fleetgit.ledger.errors import ValidationError
@@ -76,6 +77,14 @@ def mcp(
     if g.actor == "":
         raise ValidationError("--as '': the callsign is empty", hint="fleetgit --as CALLSIGN mcp")
     session = Session.open(g.directory, g.actor)
+    if address is not None and address[0] not in ("127.0.0.1", "localhost", "::1"):
+        note(
+            "exposed",
+            f"serving on {address[0]}:{address[1]}: whoever reaches it acts as"
+            f" {session.callsign}, with no authentication",
+            "serve on 127.0.0.1 (the default) unless the network is yours alone",
+            False,
+        )
     try:
         serve(session, address)
     finally:
