@@ -128,3 +128,35 @@ def test_pinning_a_pilot_and_refusing_what_it_cannot_merge(repo: Path) -> None:
     assert (repo / ".mcp.json").read_text() == "[1, 2]\n" and not (repo / "CLAUDE.md").exists()
     wrong = run_fleetgit(repo, "agents", "install", "--client", "vim")
     assert wrong.code == 1 and "claude-code" in wrong.err
+
+
+def test_the_claude_code_hooks_resume_and_checkpoint(repo: Path) -> None:
+    """The hook commands as Claude Code runs them (a shell, in the project): a session starts
+    from the status (no checkpoint yet), then from the recovery brief; a compaction and a stop
+    each leave a checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    assert run_fleetgit(repo, "agents", "install", "--client", "claude-code").code == 0
+    hooks = json.loads((repo / ".claude/settings.json").read_text())["hooks"]
+    command = {event: entries[-1]["hooks"][0]["command"] for event, entries in hooks.items()}
+    env = {
+        **os.environ,
+        "FLEET_CALLSIGN": "goose",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+    def hook(event: str) -> str:
+        proc = subprocess.run(
+            ["bash", "-c", command[event]], cwd=repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "me: goose" in hook("SessionStart")  # no checkpoint yet: the status
+    hook("PreCompact")
+    hook("Stop")
+    triggers = [c["trigger"] for c in run_fleetgit(repo, "checkpoint", "list", "--json").items()]
+    assert triggers == ["compaction", "auto"]
+    assert "# Recovery brief for goose" in hook("SessionStart")
