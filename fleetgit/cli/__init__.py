@@ -38,6 +38,7 @@ GROUPS: dict[str, str] = {
     "status": "status",
     "guard": "guard",
     "log": "timeline",
+    **dict.fromkeys(("mcp", "agents"), "agents"),
     "demo": "",
 }
 MODULES = (
@@ -50,6 +51,7 @@ MODULES = (
     "status",
     "guard",
     "timeline",
+    "agents",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -79,6 +81,7 @@ COMMAND_LINES: dict[str, str] = {
     "guard": "Refuse commits that touch files another pilot held when they were made; exit 1"
     " if any.",
     "log": "The fleet's history, newest first, one line per event (coloured on a terminal only).",
+    "mcp": "Serve the MCP tools over stdio, acting as one pilot (registered if new).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {
@@ -93,6 +96,7 @@ GROUP_LINES: dict[str, str] = {
     " cursor is local state, not a projection of events).",
     "squawk": "Messages between pilots.",
     "checkpoint": "Checkpoints a pilot can resume from.",
+    "agents": "Wire fleetgit into agent clients (MCP server entry, instructions, session hooks).",
 }
 
 

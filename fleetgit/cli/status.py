@@ -14,14 +14,11 @@ from fleetgit.cli.common import (
     print_json,
     table,
 )
-from fleetgit.domain.pilots import commands as pilots
-from fleetgit.domain.sorties import commands as sorties
-from fleetgit.domain.squawk import commands as squawk
+from fleetgit.domain.overview import gather
 from fleetgit.guard.patterns import shown
 from fleetgit.ledger.durations import format_duration
 
 STATUS_LIMIT = 10  # per section: one screen
-WORKING = ("assigned", "in_progress", "blocked")
 
 
 def register(app: typer.Typer) -> None:
@@ -52,47 +49,11 @@ def status(
     Example: fleetgit --as viper-1 status
     """
     with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
-        out = _gather(fleet, limit)
+        out = gather(fleet, limit)
     if as_json:
         print_json(out)
     else:
         typer.echo(_human(out))
-
-
-def _gather(fleet: Any, limit: int) -> dict[str, Any]:
-    me = fleet.actor
-    now = fleet.now_ms()
-    every = pilots.listing(fleet)
-    mine = next((p for p in every if p["callsign"] == me), None)
-    sections: dict[str, list[Any]] = {
-        "pilots": [p for p in every if p["active"]],
-        "claimed": [s for s in sorties.listing(fleet) if s["assignee"] and s["status"] in WORKING],
-        "reservations": [],
-        "ready": sorties.listing(fleet, ready=True),
-        "unread": [],
-    }
-    unread = 0
-    if me:
-        found = fleet.reservations(holder=me)
-        sections["reservations"] = [r.to_json(now) for r in found]
-        sections["unread"] = squawk.inbox(fleet, unread=True, limit=limit or None)
-        unread = squawk.inbox_count(fleet, unread=True)
-    out: dict[str, Any] = {
-        "me": {
-            "callsign": me,
-            "registered": mine is not None and not mine["deregistered"],
-            "active": bool(mine and mine["active"]),
-            "status": mine["status"] if mine else None,
-            "last_seen": mine["last_seen"] if mine else None,
-        }
-    }
-    more: dict[str, int] = {}
-    for key, rows in sections.items():
-        total = unread if key == "unread" else len(rows)
-        out[key] = rows if not limit else rows[:limit]
-        more[key] = total - len(out[key])
-    out["more"] = more
-    return out
 
 
 def _human(out: dict[str, Any]) -> str:

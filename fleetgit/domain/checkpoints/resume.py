@@ -57,33 +57,12 @@ def resume(
     chk = _choose(fleet, me, checkpoint, mission, latest)
     outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
     files = reservations.file_patterns(fleet, chk["reservations"])
+    shared = set(chk["context"].get("shared_reservations") or [])
 
     def plan() -> list[EventSpec]:
-        # the one notion of standing: a reservation that lost a clash a merge brought in is
-        # neither kept nor in anyone's way
-        standing = [r for r in reservations.listing(fleet) if r.lost_to is None]
-        mine = {r.pattern for r in standing if r.holder == me}
-        others = [r for r in standing if r.holder != me]
-        shared = set(chk["context"].get("shared_reservations") or [])
-        free: list[str] = []
-        outcome.update(reacquired=[], lost=[], kept=[])
-        for pattern in chk["reservations"]:
-            if pattern in mine:
-                outcome["kept"].append(pattern)
-                continue
-            clash = conflicts_for(
-                [pattern], pattern not in shared, me, others, fleet.ignorecase, files
-            )
-            if clash:
-                outcome["lost"].append(
-                    {
-                        "pattern": pattern,
-                        "holder": clash[0].holder,
-                        "until": clock.iso_ms(clash[0].expires_ms),
-                    }
-                )
-            else:
-                free.append(pattern)
+        found, free = standing(fleet, chk, me, files)
+        outcome.update(found)
+        claimed = _claimed_files(fleet, chk, me)
         specs = [
             s
             for pat in free
@@ -93,7 +72,10 @@ def resume(
                 [pat],
                 shared=pat in shared,
                 seconds=fleet.config.reservation_ttl_seconds,
-                reason=f"resumed {chk['checkpoint_id']}",
+                # a file of the sortie I still hold is its claim's again: completing it frees it
+                reason=f"sortie {chk['sortie_id']}"
+                if pat in claimed
+                else f"resumed {chk['checkpoint_id']}",
                 files=files,
             )
         ]
@@ -121,6 +103,55 @@ def resume(
 
     fleet.transact(plan)
     return _brief_data(fleet, chk, outcome, me)
+
+
+def _claimed_files(fleet: Fleet, chk: dict[str, Any], me: str) -> set[str]:
+    """The files of the checkpoint's sortie, when I still hold it."""
+    sid = chk["sortie_id"]
+    if sid is None:
+        return set()
+    current = sorties.row(fleet, sid)
+    return set(current["files"]) if current["assignee"] == me else set()
+
+
+def standing(
+    fleet: Fleet, chk: dict[str, Any], me: str, files: set[str]
+) -> tuple[dict[str, list[Any]], list[str]]:
+    """Where each reservation of the checkpoint stands now: kept (still mine), lost (another
+    pilot holds what clashes with it) or free (resume re-acquires it); and the free ones."""
+    # the one notion of standing: a reservation that lost a clash a merge brought in is
+    # neither kept nor in anyone's way
+    live = [r for r in reservations.listing(fleet) if r.lost_to is None]
+    mine = {r.pattern for r in live if r.holder == me}
+    others = [r for r in live if r.holder != me]
+    shared = set(chk["context"].get("shared_reservations") or [])
+    free: list[str] = []
+    outcome: dict[str, list[Any]] = {"reacquired": [], "lost": [], "kept": []}
+    for pattern in chk["reservations"]:
+        if pattern in mine:
+            outcome["kept"].append(pattern)
+            continue
+        clash = conflicts_for([pattern], pattern not in shared, me, others, fleet.ignorecase, files)
+        if clash:
+            outcome["lost"].append(
+                {
+                    "pattern": pattern,
+                    "holder": clash[0].holder,
+                    "until": clock.iso_ms(clash[0].expires_ms),
+                }
+            )
+        else:
+            free.append(pattern)
+    return outcome, free
+
+
+def preview(fleet: Fleet) -> dict[str, Any]:
+    """The brief `resume --latest` would give, read only: nothing is re-acquired or recorded;
+    the reservations free to take again are listed under "free"."""
+    me = pilots.acting(fleet)
+    chk = checkpoints.latest(fleet)
+    outcome, free = standing(fleet, chk, me, reservations.file_patterns(fleet, chk["reservations"]))
+    return _brief_data(fleet, chk, {**outcome, "free": free}, me)
 
 
 def _brief_data(
@@ -203,6 +234,7 @@ def markdown(brief: dict[str, Any]) -> str:
     lines.append("\n## Reservations\n")
     lines.extend(f"- `{p}`: re-acquired" for p in res["reacquired"])
     lines.extend(f"- `{p}`: still yours" for p in res["kept"])
+    lines.extend(f"- `{p}`: free, resume re-acquires it" for p in res.get("free", ()))
     lines.extend(
         f"- `{x['pattern']}`: LOST, now held by {x['holder']} until {x['until']}"
         for x in res["lost"]

@@ -1,0 +1,142 @@
+"""`fleetgit mcp` and `fleetgit agents install|uninstall`: thin over fleetgit.agents. The MCP SDK
+is imported by `fleetgit mcp` alone, when it runs."""
+
+from typing import Annotated
+
+import typer
+
+from fleetgit.agents import install as wiring
+from fleetgit.cli.common import (
+    JsonOpt,
+    add_group,
+    boundary,
+    choice_option,
+    globals_of,
+    note,
+    print_json,
+)
+from fleetgit.ledger.errors import ValidationError
+
+Client = Annotated[
+    str,
+    choice_option("--client", choices=wiring.CLIENTS, metavar="CLIENT", help="The agent client."),
+]
+DryRun = Annotated[
+    bool, typer.Option("--dry-run", help="Show the changes as diffs; write nothing.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("mcp")(mcp)
+    add_group(
+        app,
+        "agents",
+        "Wire fleetgit into agent clients (MCP server entry, instructions, session hooks).\n\n"
+        "Example: fleetgit agents install --client claude-code",
+        [("install", agents_install), ("uninstall", agents_uninstall)],
+    )
+
+
+def parse_http(text: str) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT` or `PORT` (the host defaults to 127.0.0.1: this machine only)."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValidationError(
+            f"--http {text!r}: expected HOST:PORT, :PORT or PORT (a port from 1 to 65535)",
+            hint="fleetgit mcp --http 127.0.0.1:8765",
+        )
+    return host, int(port)
+
+
+@boundary
+def mcp(
+    ctx: typer.Context,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Serve streamable HTTP at HOST:PORT (the host defaults to 127.0.0.1) instead"
+            " of stdio.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the MCP tools over stdio, acting as one pilot (registered if new).
+
+    The pilot is --as CALLSIGN, else FLEET_CALLSIGN, else git config fleet.callsign; no tool can
+    act as another. Add it to an agent with fleetgit agents install.
+
+    Example: fleetgit --as viper-1 mcp
+    """
+    from fleetgit.agents.server import serve
+    from fleetgit.agents.tools import Session
+
+    address = parse_http(http) if http is not None else None
+    g = globals_of(ctx)
+    if g.actor == "":
+        raise ValidationError("--as '': the callsign is empty", hint="fleetgit --as CALLSIGN mcp")
+    session = Session.open(g.directory, g.actor)
+    if address is not None and address[0] not in ("127.0.0.1", "localhost", "::1"):
+        note(
+            "exposed",
+            f"serving on {address[0]}:{address[1]}: whoever reaches it acts as"
+            f" {session.callsign}, with no authentication",
+            "serve on 127.0.0.1 (the default) unless the network is yours alone",
+            False,
+        )
+    try:
+        serve(session, address)
+    finally:
+        session.close()
+
+
+def _show(changes: list[wiring.Change], dry_run: bool, as_json: bool, verb: str) -> None:
+    if as_json:
+        out = [c.to_json() for c in changes]
+        if dry_run:
+            for item, c in zip(out, changes, strict=True):
+                item["diff"] = c.diff()
+        print_json({"files": out, "dry_run": dry_run})
+        return
+    for c in changes:
+        if dry_run and c.action != "unchanged":
+            typer.echo(c.diff(), nl=False)
+        else:
+            typer.echo(f"{c.action}: {c.path}")
+    if dry_run:
+        typer.echo(f"dry run: nothing {verb}")
+
+
+@boundary
+def agents_install(
+    ctx: typer.Context,
+    client: Client,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add fleetgit to an agent client's project files (idempotent; merges, never overwrites).
+
+    claude-code: .mcp.json, CLAUDE.md and the SessionStart/PreCompact/Stop hooks in
+    .claude/settings.json; codex: .codex/config.toml and AGENTS.md; cursor: .cursor/mcp.json
+    and AGENTS.md; generic: AGENTS.md. With --as CALLSIGN the server and hooks act as that
+    pilot; without, as FLEET_CALLSIGN or git config fleet.callsign when they run.
+
+    Example: fleetgit agents install --client claude-code
+    """
+    g = globals_of(ctx)
+    installer = wiring.Installer(client, g.directory, g.actor or None)
+    _show(installer.install(dry_run), dry_run, as_json, "written")
+
+
+@boundary
+def agents_uninstall(
+    ctx: typer.Context, client: Client, dry_run: DryRun = False, as_json: JsonOpt = False
+) -> None:
+    """Take fleetgit out of a client's files: each comes back byte for byte as it was before
+    the install (one edited since keeps its edits, without fleetgit's parts).
+
+    Example: fleetgit agents uninstall --client claude-code
+    """
+    installer = wiring.Installer(client, globals_of(ctx).directory)
+    _show(installer.uninstall(dry_run), dry_run, as_json, "changed")

@@ -1,0 +1,162 @@
+"""`fleetgit agents install|uninstall`: merged into what is there, idempotent, and uninstall gives
+every file back byte for byte."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from fleetgit.agents.install import CLIENTS, MD_BEGIN, MD_END, Installer, files_for
+from tests.conftest import run_fleetgit
+
+# what a project may already hold: odd formatting, other servers and hooks, no last newline
+BEFORE: dict[str, bytes] = {
+    ".mcp.json": b'{"mcpServers": {"other": {"command": "other-mcp"}},\n  "x": [1,2]}',
+    ".claude/settings.json": (
+        b'{\n    "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "say done"}]}]},'
+        b'\n    "model": "opus"\n}\n'
+    ),
+    "CLAUDE.md": b"# Project\n\nUse tabs.",
+    "AGENTS.md": b"# Agents\r\n\r\nRun make test.\r\n",
+    ".codex/config.toml": b'model = "o4"\n\n[mcp_servers.other]\ncommand = "other"\n',
+    ".cursor/mcp.json": b"{}\n",
+}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+def dirs(root: Path) -> set[str]:
+    return {
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir() and ".git" not in p.parts
+    }
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("existing", [True, False], ids=["with-content", "fresh"])
+def test_install_then_uninstall_leaves_every_byte_as_it_was(
+    repo: Path, client: str, existing: bool
+) -> None:
+    if existing:
+        for rel, content in BEFORE.items():
+            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (repo / rel).write_bytes(content)
+    before, folders = snapshot(repo), dirs(repo)
+
+    first = run_fleetgit(repo, "agents", "install", "--client", client, "--json")
+    assert first.code == 0, first.err
+    written = {f["path"]: f["action"] for f in json.loads(first.out)["files"]}
+    assert set(written) == set(files_for(client, None))
+    assert all(a in ("created", "updated") for a in written.values())
+    installed = snapshot(repo)
+    for rel, content in before.items():  # what was there is kept, fleetgit's parts added
+        if rel in written and rel.endswith(".md"):
+            assert installed[rel].startswith(content.rstrip(b"\r\n"))
+    _check_wired(repo, client, existing)
+
+    again = run_fleetgit(repo, "agents", "install", "--client", client, "--json")
+    assert {f["action"] for f in json.loads(again.out)["files"]} == {"unchanged"}
+    assert snapshot(repo) == installed  # idempotent
+
+    gone = run_fleetgit(repo, "agents", "uninstall", "--client", client)
+    assert gone.code == 0, gone.err
+    assert snapshot(repo) == before and dirs(repo) == folders
+
+
+def _check_wired(repo: Path, client: str, existing: bool) -> None:
+    if client == "claude-code":
+        servers = json.loads((repo / ".mcp.json").read_text())["mcpServers"]
+        assert servers["fleetgit"] == {"command": "fleetgit", "args": ["mcp"]}
+        assert ("other" in servers) == existing
+        hooks = json.loads((repo / ".claude/settings.json").read_text())["hooks"]
+        commands = {e: [h["command"] for x in v for h in x["hooks"]] for e, v in hooks.items()}
+        assert "resume --latest" in commands["SessionStart"][-1]
+        assert "--trigger compaction" in commands["PreCompact"][-1]
+        assert "checkpoint create" in commands["Stop"][-1]
+        assert ("say done" in commands["Stop"]) == existing
+        assert MD_BEGIN in (repo / "CLAUDE.md").read_text()
+    elif client == "codex":
+        config = tomllib.loads((repo / ".codex/config.toml").read_text())
+        assert config["mcp_servers"]["fleetgit"] == {"command": "fleetgit", "args": ["mcp"]}
+        assert ("other" in config["mcp_servers"]) == existing
+    elif client == "cursor":
+        servers = json.loads((repo / ".cursor/mcp.json").read_text())["mcpServers"]
+        assert servers["fleetgit"]["args"] == ["mcp"]
+    if client != "claude-code":
+        text = (repo / "AGENTS.md").read_text()
+        assert text.count(MD_BEGIN) == 1 and text.count(MD_END) == 1
+        assert "claim_sortie" in text and "--reserve" in text and "checkpoint" in text
+
+
+def test_a_file_edited_after_the_install_keeps_the_edits(repo: Path) -> None:
+    (repo / "AGENTS.md").write_bytes(b"# Agents\n")
+    Installer("generic", str(repo)).install()
+    with open(repo / "AGENTS.md", "ab") as fh:
+        fh.write(b"\nAlso: run the linters.\n")
+    Installer("generic", str(repo)).uninstall()
+    text = (repo / "AGENTS.md").read_text()
+    assert MD_BEGIN not in text and "fleetgit" not in text
+    assert text.startswith("# Agents\n") and "Also: run the linters." in text
+
+
+def test_dry_run_writes_nothing_and_shows_the_diff(repo: Path) -> None:
+    before = snapshot(repo)
+    res = run_fleetgit(repo, "agents", "install", "--client", "claude-code", "--dry-run")
+    assert res.code == 0, res.err
+    assert "+++ b/.mcp.json" in res.out and '+      "command": "fleetgit"' in res.out
+    assert "dry run: nothing written" in res.out
+    assert snapshot(repo) == before
+    assert not (repo / ".git/fleet/agents").exists()
+
+
+def test_pinning_a_pilot_and_refusing_what_it_cannot_merge(repo: Path) -> None:
+    res = run_fleetgit(repo, "--as", "goose", "agents", "install", "--client", "cursor")
+    assert res.code == 0, res.err
+    servers = json.loads((repo / ".cursor/mcp.json").read_text())["mcpServers"]
+    assert servers["fleetgit"]["args"] == ["mcp", "--as", "goose"]
+    (repo / ".mcp.json").write_text("[1, 2]\n")
+    bad = run_fleetgit(repo, "agents", "install", "--client", "claude-code")
+    assert bad.code == 1 and ".mcp.json holds a JSON list" in bad.err and "hint:" in bad.err
+    assert (repo / ".mcp.json").read_text() == "[1, 2]\n" and not (repo / "CLAUDE.md").exists()
+    wrong = run_fleetgit(repo, "agents", "install", "--client", "vim")
+    assert wrong.code == 1 and "claude-code" in wrong.err
+
+
+def test_the_claude_code_hooks_resume_and_checkpoint(repo: Path) -> None:
+    """The hook commands as Claude Code runs them (a shell, in the project): a session starts
+    from the status (no checkpoint yet), then from the recovery brief; a compaction and a stop
+    each leave a checkpoint."""
+    import os
+    import subprocess
+    import sys
+
+    assert run_fleetgit(repo, "agents", "install", "--client", "claude-code").code == 0
+    hooks = json.loads((repo / ".claude/settings.json").read_text())["hooks"]
+    command = {event: entries[-1]["hooks"][0]["command"] for event, entries in hooks.items()}
+    env = {
+        **os.environ,
+        "FLEET_CALLSIGN": "goose",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+
+    def hook(event: str) -> str:
+        proc = subprocess.run(
+            ["bash", "-c", command[event]], cwd=repo, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    assert "me: goose" in hook("SessionStart")  # no checkpoint yet: the status
+    hook("PreCompact")
+    hook("Stop")
+    triggers = [c["trigger"] for c in run_fleetgit(repo, "checkpoint", "list", "--json").items()]
+    assert triggers == ["compaction", "auto"]
+    assert "# Recovery brief for goose" in hook("SessionStart")
