@@ -36,9 +36,19 @@ GROUPS: dict[str, str] = {
     "squawk": "squawking",
     **dict.fromkeys(("checkpoint", "resume"), "recovery"),
     "status": "status",
+    **dict.fromkeys(("sql", "stats", "export"), "analytics"),
     "demo": "",
 }
-MODULES = ("ledger", "reserving", "crew", "coordination", "squawking", "recovery", "status")
+MODULES = (
+    "ledger",
+    "reserving",
+    "crew",
+    "coordination",
+    "squawking",
+    "recovery",
+    "status",
+    "analytics",
+)
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
 # from these alone, without importing (and turning into click commands) every command module,
@@ -64,6 +74,10 @@ COMMAND_LINES: dict[str, str] = {
     " free.",
     "status": "One screen: me, the active pilots, claimed sorties, my reservations, ready"
     " sorties, my unread messages.",
+    "sql": "Run a read-only SQL query (DuckDB) over the whole history and the projections.",
+    "stats": "A summary of the fleet's history: activity, sorties, reservations, acknowledgements.",
+    "export": "Write the events and every projection table to DIR, one file each"
+    " (TABLE.parquet, ...).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

@@ -1,0 +1,233 @@
+"""The columnar copy of the events: a DuckDB database beside the SQLite index, a cache like it.
+
+Positions (`pos`) are the index's append order: an event gets the next one when this clone first
+sees it, and a committed row never changes afterwards, however early it sorts in total order (a
+merge brings such events at new, higher positions). So the copy is kept by position: bringing it
+up to date appends the rows after the last position it holds, and a copy built from scratch holds
+the same rows. It is built again from scratch when it is missing, unreadable, of another version,
+or when the index was created or rebuilt since (the index's `generation`), or its last row is
+not the index's row at that position any more.
+
+The copy's rows are the index's `events` columns, with `data` as JSON and `time`: the event's
+time in total order (its HLC's milliseconds, what `events --since` filters on) as a TIMESTAMP.
+Rows travel as JSON lines that SQLite writes (`json_object`, in C) into a scratch file that
+DuckDB's built-in JSON reader loads: no Python object per value, no extension.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import duckdb
+
+from fleetgit.git.paths import RepoPaths
+from fleetgit.index.schema import SCHEMA_VERSION
+
+CACHE_VERSION = 1
+CACHE_FILE = "analytics.duckdb"
+LOCK_FILE = "analytics.lock"
+
+# the events table of the copy: (column, DuckDB type) as read from the index
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("pos", "BIGINT"),
+    ("id", "VARCHAR"),
+    ("type", "VARCHAR"),
+    ("v", "INTEGER"),
+    ("stream", "VARCHAR"),
+    ("seq", "BIGINT"),
+    ("hlc", "BIGINT"),
+    ("writer", "VARCHAR"),
+    ("wseq", "BIGINT"),
+    ("actor", "VARCHAR"),
+    ("ts", "VARCHAR"),
+    ("causation_id", "VARCHAR"),
+    ("correlation_id", "VARCHAR"),
+    ("tx", "VARCHAR"),
+    ("txn", "BIGINT"),
+    ("data", "JSON"),
+)
+EVENTS_DDL = (
+    "CREATE TABLE events ("
+    + ", ".join(f"{name} {kind}" for name, kind in EVENT_COLUMNS)
+    + ", time TIMESTAMP)"
+)
+# the time in total order: an HLC is milliseconds << 16 | a counter
+TIME_OF_HLC = "make_timestamp((hlc >> 16) * 1000)"
+_BATCH = 50_000  # rows fetched from SQLite at a time
+
+
+class SyncResult(NamedTuple):
+    added: int  # rows appended to the copy
+    rebuilt: bool  # the copy was built from scratch
+    pos: int  # the last position the copy holds
+
+
+def cache_path(paths: RepoPaths) -> Path:
+    return paths.index_file.parent / CACHE_FILE
+
+
+@contextlib.contextmanager
+def locked(paths: RepoPaths, exclusive: bool) -> Iterator[None]:
+    """An flock on the copy: exclusive to bring it up to date, shared while a query reads it
+    (DuckDB lets one process write a database file, or several read it, not both)."""
+    path = paths.index_file.parent / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def json_select(
+    table: str, columns: list[str], where: str = "", as_json: tuple[str, ...] = ()
+) -> str:
+    """A SELECT that makes SQLite write each row of `table` as one JSON object (the columns of
+    `as_json` hold JSON text, written as the value it is rather than as a string)."""
+    pairs = ", ".join(
+        f"'{c}', json(\"{c}\")" if c in as_json else f"'{c}', \"{c}\"" for c in columns
+    )
+    return f"SELECT json_object({pairs}) FROM {table}{where}"
+
+
+def load_json_rows(
+    duck: duckdb.DuckDBPyConnection,
+    rows: sqlite3.Cursor,
+    scratch: Path,
+    target: str,
+    columns: tuple[tuple[str, str], ...],
+    extra: str = "",
+) -> int:
+    """INSERT INTO `target` the rows (one JSON object each) of `rows`, through a scratch JSONL
+    file that DuckDB reads. `extra`: more expressions to select after the columns."""
+    count = 0
+    with open(scratch, "w", encoding="utf-8") as out:
+        while batch := rows.fetchmany(_BATCH):
+            out.write("\n".join(r[0] for r in batch))
+            out.write("\n")
+            count += len(batch)
+    try:
+        if count:
+            spec = ", ".join(f"'{name}': '{kind}'" for name, kind in columns)
+            duck.execute(
+                f"INSERT INTO {target} SELECT *{extra} FROM read_json(?, format ="
+                f" 'newline_delimited', columns = {{{spec}}}, maximum_object_size = 268435456)",
+                [str(scratch)],
+            )
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(scratch)
+    return count
+
+
+def scratch_file(paths: RepoPaths, name: str) -> Path:
+    return paths.index_file.parent / f"analytics-{name}-{os.getpid()}.jsonl"
+
+
+def _meta(duck: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    try:
+        return dict(duck.execute("SELECT key, value FROM cache.meta").fetchall())
+    except duckdb.Error:
+        return {}
+
+
+def _index_facts(index: sqlite3.Connection) -> dict[str, str]:
+    rows = index.execute(
+        "SELECT key, value FROM meta WHERE key IN ('generation', 'schema_version')"
+    ).fetchall()
+    facts = {str(k): str(v) for k, v in rows}
+    (top,) = index.execute("SELECT max(pos) FROM events").fetchone()
+    facts["max_pos"] = str(top or 0)
+    return facts
+
+
+def _attach(duck: duckdb.DuckDBPyConnection, path: Path) -> None:
+    try:
+        duck.execute("ATTACH ? AS cache", [str(path)])
+    except duckdb.Error:  # not a database DuckDB can open: a cache, so start again
+        for suffix in ("", ".wal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{path}{suffix}")
+        duck.execute("ATTACH ? AS cache", [str(path)])
+
+
+def sync(
+    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
+) -> SyncResult:
+    """Bring the copy up to date with the index (call under `locked(paths, True)`): append the
+    rows after the last position it holds, or build it from scratch (see the module's doc).
+    `duck` is attached to it read-write as `cache` during the call, and detached after."""
+    path = cache_path(paths)
+    _attach(duck, path)
+    try:
+        return _sync(paths, index, duck)
+    finally:
+        duck.execute("DETACH cache")
+
+
+def _sync(
+    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
+) -> SyncResult:
+    index.execute("BEGIN")  # one snapshot of the index for the checks and the rows
+    try:
+        facts = _index_facts(index)
+        meta = _meta(duck)
+        pos = int(meta.get("pos", "0") or 0)
+        fresh = (
+            meta.get("version") == str(CACHE_VERSION)
+            and meta.get("generation") == facts.get("generation", "")
+            and meta.get("schema") == str(SCHEMA_VERSION)
+            and pos <= int(facts["max_pos"])
+            and (pos == 0 or _id_at(index, pos) == meta.get("last_id"))
+        )
+        top = int(facts["max_pos"])
+        if fresh and top == pos:
+            return SyncResult(0, False, pos)
+        duck.execute("BEGIN")
+        try:
+            if not fresh:
+                duck.execute("DROP TABLE IF EXISTS cache.meta")
+                duck.execute("DROP TABLE IF EXISTS cache.events")
+                duck.execute("CREATE TABLE cache.meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+                duck.execute(EVENTS_DDL.replace("TABLE events", "TABLE cache.events"))
+                pos = 0
+            names = [name for name, _ in EVENT_COLUMNS]
+            rows = index.execute(
+                json_select("events", names, " WHERE pos > ? AND pos <= ?", ("data",)),
+                (pos, top),
+            )
+            added = load_json_rows(
+                duck,
+                rows,
+                scratch_file(paths, "events"),
+                "cache.events",
+                EVENT_COLUMNS,
+                f", {TIME_OF_HLC}",
+            )
+            values = {
+                "version": str(CACHE_VERSION),
+                "generation": facts.get("generation", ""),
+                "schema": str(SCHEMA_VERSION),
+                "pos": str(top),
+                "last_id": _id_at(index, top) or "",
+            }
+            duck.execute("DELETE FROM cache.meta")
+            duck.executemany("INSERT INTO cache.meta VALUES (?, ?)", list(values.items()))
+            duck.execute("COMMIT")
+        except BaseException:
+            duck.execute("ROLLBACK")
+            raise
+        return SyncResult(added, not fresh, top)
+    finally:
+        index.execute("COMMIT")
+
+
+def _id_at(index: sqlite3.Connection, pos: int) -> str | None:
+    row: Any = index.execute("SELECT id FROM events WHERE pos = ?", (pos,)).fetchone()
+    return None if row is None else str(row[0])

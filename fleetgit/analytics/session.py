@@ -1,0 +1,248 @@
+"""A read-only SQL session over the history: `events` and every projection table.
+
+The connection is DuckDB's, in memory: the columnar copy (`cache`) is attached READ_ONLY and
+`events` is a view of it; the projection tables a query names are copied from the SQLite index
+into memory (they are current state, refolded in place by every catch-up, so they are not
+cached). Then the session is locked before any user text runs: no file system access
+(`enable_external_access`: no read_csv of a file, no COPY TO, no ATTACH), no extension installed
+or loaded, the configuration locked. On top of that each statement's type comes from DuckDB's
+own parser (`extract_statements`): only queries (SELECT, and what DuckDB turns into one: FROM,
+WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT) run; anything else is refused in one line.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any, NamedTuple
+
+import duckdb
+
+from fleetgit.analytics import cache
+from fleetgit.git.paths import RepoPaths
+from fleetgit.index import projections
+from fleetgit.ledger.errors import ValidationError
+
+# every projection of the index, under its own name, and the clone's consumer cursors
+PROJECTIONS: tuple[str, ...] = (*projections.TABLES, "cursors")
+TABLES: tuple[str, ...] = ("events", *PROJECTIONS)
+# projection columns holding JSON text: typed JSON in DuckDB
+JSON_COLUMNS = {("sorties", "files"), ("checkpoints", "details")}
+_SQLITE_TYPES = {"INTEGER": "BIGINT", "TEXT": "VARCHAR", "REAL": "DOUBLE", "BLOB": "BLOB"}
+_ALLOWED = {"SELECT"}
+_REFUSED_WHY = {
+    "INSERT": "it writes",
+    "UPDATE": "it writes",
+    "DELETE": "it writes",
+    "CREATE": "it creates",
+    "DROP": "it drops",
+    "ALTER": "it alters",
+    "COPY": "it copies to or from a file",
+    "EXPORT": "it writes files",
+    "ATTACH": "it attaches a database",
+    "DETACH": "it detaches a database",
+    "LOAD": "it installs or loads an extension",
+    "PRAGMA": "a PRAGMA can change settings or write",
+    "SET": "it changes settings",
+    "VARIABLE_SET": "it changes settings",
+    "CALL": "a CALL can write (CHECKPOINT is one)",
+    "TRANSACTION": "there is nothing to commit",
+    "VACUUM": "it writes",
+    "EXPLAIN": "EXPLAIN ANALYZE runs what it explains",
+}
+
+
+class Result(NamedTuple):
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def refusal(conn: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse `sql` unless each of its statements is a query, by DuckDB's own parse."""
+    try:
+        statements = conn.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise _error(exc, sql) from None
+    if not statements:
+        raise ValidationError("the query is empty", hint='fleetgit sql "SELECT ..."')
+    for statement in statements:
+        kind = str(statement.type).rpartition(".")[2]
+        if kind not in _ALLOWED:
+            why = _REFUSED_WHY.get(kind, "only queries run")
+            raise ValidationError(
+                f"refused: {kind} ({why}); fleetgit sql is read-only",
+                hint="only queries run: SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE; export"
+                " writes files: fleetgit export --help",
+            )
+
+
+def _position(sql: str, message: str) -> str:
+    """`line L, column C` of DuckDB's caret under `LINE L: text` in an error message."""
+    lines = message.splitlines()
+    for at, text in enumerate(lines):
+        found = re.match(r"LINE (\d+): (.*)$", text)
+        if not found or at + 1 >= len(lines) or "^" not in lines[at + 1]:
+            continue
+        number, shown = int(found.group(1)), found.group(2)
+        caret = lines[at + 1].index("^") - (len(text) - len(shown))
+        source = sql.splitlines()[number - 1] if number <= len(sql.splitlines()) else ""
+        snippet = shown.removeprefix("...").removesuffix("...")
+        start = source.find(snippet) if snippet else -1
+        offset = len(shown) - len(shown.removeprefix("..."))
+        column = (start + caret - offset if start >= 0 else caret) + 1
+        return f"line {number}, column {max(column, 1)}"
+    return ""
+
+
+def _error(exc: duckdb.Error, sql: str) -> ValidationError:
+    """DuckDB's message as one line (with the position of a syntax error), and a hint."""
+    message = str(exc)
+    first = message.splitlines()[0] if message else type(exc).__name__
+    missing = re.match(r"Catalog Error: Table with name (\S+) does not exist", first)
+    if missing:
+        return ValidationError(
+            f"no table {missing.group(1)}: the tables are {', '.join(TABLES)}",
+            hint="fleetgit sql --schema lists them with their columns",
+        )
+    first = re.sub(r"\s*Did you mean .*$", "", first)
+    where = _position(sql, message)
+    candidates = re.search(r"Candidate bindings: (.*)", message)
+    hint = "fleetgit sql --schema lists the tables and their columns"
+    if candidates:
+        hint = f"columns with a close name: {candidates.group(1)}; {hint}"
+    return ValidationError(f"{first}{f' (at {where})' if where else ''}", hint=hint)
+
+
+def sqlite_columns(index: sqlite3.Connection, table: str) -> tuple[tuple[str, str], ...]:
+    """A projection table's columns with their DuckDB types."""
+    rows = index.execute(f"PRAGMA table_info({table})").fetchall()
+    out = []
+    for _, name, kind, *_ in rows:
+        duck = "JSON" if (table, name) in JSON_COLUMNS else _SQLITE_TYPES.get(kind, "VARCHAR")
+        out.append((str(name), duck))
+    return tuple(out)
+
+
+class Session:
+    """Open it with `open_session`; `run` a query; `schema`."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, index: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.index = index
+
+    def load(self, paths: RepoPaths, tables: Sequence[str]) -> None:
+        """Copy projection tables from the index into memory (before the session is locked)."""
+        for table in tables:
+            if table not in PROJECTIONS:
+                continue
+            exists = self.conn.execute(
+                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'memory' AND table_name = ?",
+                [table],
+            ).fetchone()
+            if exists:
+                continue
+            columns = sqlite_columns(self.index, table)
+            ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+            self.conn.execute(f"CREATE TABLE memory.main.{table} ({ddl})")
+            as_json = tuple(name for name, kind in columns if kind == "JSON")
+            rows = self.index.execute(
+                cache.json_select(table, [name for name, _ in columns], "", as_json)
+            )
+            cache.load_json_rows(
+                self.conn,
+                rows,
+                cache.scratch_file(paths, table),
+                f"memory.main.{table}",
+                columns,
+            )
+
+    def lock(self) -> None:
+        for setting in ("enable_external_access", "allow_community_extensions"):
+            self.conn.execute(f"SET {setting} = false")
+        self.conn.execute("SET lock_configuration = true")
+
+    def run(self, sql: str, timeout: float | None = None) -> Result:
+        """Run a query (refused unless read-only, see `refusal`), interrupted after `timeout`
+        seconds."""
+        refusal(self.conn, sql)
+        timer = None
+        fired = threading.Event()
+        if timeout:
+
+            def stop() -> None:
+                fired.set()
+                self.conn.interrupt()
+
+            timer = threading.Timer(timeout, stop)
+            timer.daemon = True
+            timer.start()
+        try:
+            cur = self.conn.execute(sql)
+            rows = cur.fetchall()
+        except duckdb.InterruptException:
+            if fired.is_set():
+                raise ValidationError(
+                    f"the query was interrupted after {timeout:g} s (--timeout)",
+                    hint="give it longer with --timeout SECONDS, or narrow it (WHERE, LIMIT)",
+                ) from None
+            raise KeyboardInterrupt from None
+        except duckdb.Error as exc:
+            raise _error(exc, sql) from None
+        finally:
+            if timer is not None:
+                timer.cancel()
+        description = cur.description or []
+        return Result([d[0] for d in description], [str(d[1]) for d in description], rows)
+
+    def schema(self) -> list[dict[str, Any]]:
+        """Every table with its columns and their types."""
+        out = []
+        for table in TABLES:
+            rows = self.conn.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
+                " AND database_name = ? ORDER BY column_index",
+                [table, "cache" if table == "events" else "memory"],
+            ).fetchall()
+            out.append({"table": table, "columns": [{"name": n, "type": t} for n, t in rows]})
+        return out
+
+
+def tables_named(sql: str) -> Sequence[str]:
+    """The tables a query reads, by DuckDB's parse; all of them when it cannot tell."""
+    try:
+        return sorted(duckdb.get_table_names(sql))
+    except duckdb.Error:
+        return PROJECTIONS
+
+
+@contextmanager
+def open_session(
+    paths: RepoPaths,
+    index: sqlite3.Connection,
+    tables: Sequence[str] = PROJECTIONS,
+    *,
+    lock: bool = True,
+) -> Iterator[Session]:
+    """Bring the columnar copy up to date, then a locked session over it with `tables` (the
+    projections among them) loaded. The copy is read under a shared lock until the end.
+    `lock=False` leaves the file system open: for `export`, which runs no text of the user's."""
+    conn = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    with ExitStack() as stack:
+        stack.callback(conn.close)
+        with cache.locked(paths, exclusive=True):
+            cache.sync(paths, index, conn)
+        stack.enter_context(cache.locked(paths, exclusive=False))
+        conn.execute("ATTACH ? AS cache (READ_ONLY)", [str(cache.cache_path(paths))])
+        conn.execute("CREATE VIEW memory.main.events AS SELECT * FROM cache.events")
+        session = Session(conn, index)
+        session.load(paths, tables)
+        if lock:
+            session.lock()
+        yield session
