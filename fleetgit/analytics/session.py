@@ -55,6 +55,12 @@ _REFUSED_WHY = {
 }
 
 
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
 class Result(NamedTuple):
     columns: list[str]
     types: list[str]
@@ -130,7 +136,7 @@ def sqlite_columns(index: sqlite3.Connection, table: str) -> tuple[tuple[str, st
 class Session:
     """Open it with `open_session`; `run` a query; `schema`."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection, index: sqlite3.Connection) -> None:
+    def __init__(self, conn: duckdb.DuckDBPyConnection, index: sqlite3.Connection | None) -> None:
         self.conn = conn
         self.index = index
 
@@ -145,6 +151,7 @@ class Session:
             ).fetchone()
             if exists:
                 continue
+            assert self.index is not None
             columns = sqlite_columns(self.index, table)
             ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns)
             self.conn.execute(f"CREATE TABLE memory.main.{table} ({ddl})")
@@ -212,11 +219,19 @@ class Session:
 
 
 def tables_named(sql: str) -> Sequence[str]:
-    """The tables a query reads, by DuckDB's parse; all of them when it cannot tell."""
+    """The tables a query reads, or all of them when DuckDB cannot tell; refused first when it
+    is not a query (see `refusal`). Finding the names binds the statement (binding an EXPORT
+    creates its directory), so it happens in a locked, empty connection of its own."""
+    scratch = duckdb.connect(":memory:", config=_CONFIG)
     try:
-        return sorted(duckdb.get_table_names(sql))
-    except duckdb.Error:
-        return PROJECTIONS
+        Session(scratch, None).lock()
+        refusal(scratch, sql)
+        try:
+            return sorted(duckdb.get_table_names(sql, connection=scratch))
+        except duckdb.Error:
+            return PROJECTIONS
+    finally:
+        scratch.close()
 
 
 @contextmanager
@@ -230,10 +245,7 @@ def open_session(
     """Bring the columnar copy up to date, then a locked session over it with `tables` (the
     projections among them) loaded. The copy is read under a shared lock until the end.
     `lock=False` leaves the file system open: for `export`, which runs no text of the user's."""
-    conn = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
+    conn = duckdb.connect(":memory:", config=_CONFIG)
     with ExitStack() as stack:
         stack.callback(conn.close)
         with cache.locked(paths, exclusive=True):
