@@ -535,6 +535,7 @@ def test_files_and_extensions_are_out_of_reach(repo: Path, cli: Any) -> None:
         "select * from read_parquet('x.parquet')",
         "select * from sqlite_scan('.git/fleet/index.sqlite', 'events')",
         "select * from glob('*')",
+        "select * from read_text('.git/fleet/index.sqlite')",
     ):
         res = cli(repo, "sql", query)
         assert res.code == 1, (query, res.out)

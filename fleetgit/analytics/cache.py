@@ -30,8 +30,9 @@ from fleetgit.git.paths import RepoPaths
 from fleetgit.index.schema import SCHEMA_VERSION
 
 CACHE_VERSION = 1
-CACHE_FILE = "analytics.duckdb"
-LOCK_FILE = "analytics.lock"
+CACHE_DIR = "analytics"  # beside the index; the one directory a session may touch
+CACHE_FILE = "events.duckdb"
+LOCK_FILE = "lock"
 
 # the events table of the copy: (column, DuckDB type) as read from the index
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -68,15 +69,21 @@ class SyncResult(NamedTuple):
     pos: int  # the last position the copy holds
 
 
+def cache_dir(paths: RepoPaths) -> Path:
+    path = paths.index_file.parent / CACHE_DIR
+    path.mkdir(exist_ok=True)
+    return path
+
+
 def cache_path(paths: RepoPaths) -> Path:
-    return paths.index_file.parent / CACHE_FILE
+    return cache_dir(paths) / CACHE_FILE
 
 
 @contextlib.contextmanager
 def locked(paths: RepoPaths, exclusive: bool) -> Iterator[None]:
     """An flock on the copy: exclusive to bring it up to date, shared while a query reads it
     (DuckDB lets one process write a database file, or several read it, not both)."""
-    path = paths.index_file.parent / LOCK_FILE
+    path = cache_dir(paths) / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
@@ -127,7 +134,7 @@ def load_json_rows(
 
 
 def scratch_file(paths: RepoPaths, name: str) -> Path:
-    return paths.index_file.parent / f"analytics-{name}-{os.getpid()}.jsonl"
+    return cache_dir(paths) / f"{name}-{os.getpid()}.jsonl"
 
 
 def _meta(duck: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -151,7 +158,7 @@ def _attach(duck: duckdb.DuckDBPyConnection, path: Path) -> None:
     try:
         duck.execute("ATTACH ? AS cache", [str(path)])
     except duckdb.Error:  # not a database DuckDB can open: a cache, so start again
-        for suffix in ("", ".wal"):
+        for suffix in ("", ".wal", ".wal.checkpoint"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{path}{suffix}")
         duck.execute("ATTACH ? AS cache", [str(path)])

@@ -1,13 +1,16 @@
 """A read-only SQL session over the history: `events` and every projection table.
 
-The connection is DuckDB's, in memory: the columnar copy (`cache`) is attached READ_ONLY and
-`events` is a view of it; the projection tables a query names are copied from the SQLite index
-into memory (they are current state, refolded in place by every catch-up, so they are not
-cached). Then the session is locked before any user text runs: no file system access
-(`enable_external_access`: no read_csv of a file, no COPY TO, no ATTACH), no extension installed
-or loaded, the configuration locked. On top of that each statement's type comes from DuckDB's
-own parser (`extract_statements`): only queries (SELECT, and what DuckDB turns into one: FROM,
-WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT) run; anything else is refused in one line.
+The connection is DuckDB's, in memory, and locked before any text of the user's is even parsed:
+no file system access but the cache's own directory (`enable_external_access` off,
+`allowed_directories`: no read_csv of another file, no COPY TO elsewhere, no ATTACH of another
+database), no extension installed or loaded (`autoinstall_known_extensions`,
+`autoload_known_extensions`), the configuration locked (`lock_configuration`). On top of that
+each statement's type comes from DuckDB's own parser (`extract_statements`): only queries
+(SELECT, and what DuckDB turns into one: FROM, WITH, VALUES, DESCRIBE, SHOW, SUMMARIZE, PIVOT)
+run; anything else is refused in one line. Then the columnar copy (`cache`) is brought up to
+date, attached READ_ONLY, and `events` is a view of it; the projection tables the query names
+are copied from the SQLite index into memory (they are current state, refolded in place by every
+catch-up, so they are not cached).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
@@ -141,7 +145,7 @@ class Session:
         self.index = index
 
     def load(self, paths: RepoPaths, tables: Sequence[str]) -> None:
-        """Copy projection tables from the index into memory (before the session is locked)."""
+        """Copy projection tables from the index into memory."""
         for table in tables:
             if table not in PROJECTIONS:
                 continue
@@ -166,11 +170,6 @@ class Session:
                 f"memory.main.{table}",
                 columns,
             )
-
-    def lock(self) -> None:
-        for setting in ("enable_external_access", "allow_community_extensions"):
-            self.conn.execute(f"SET {setting} = false")
-        self.conn.execute("SET lock_configuration = true")
 
     def run(self, sql: str, timeout: float | None = None) -> Result:
         """Run a query (refused unless read-only, see `refusal`), interrupted after `timeout`
@@ -218,20 +217,26 @@ class Session:
         return out
 
 
-def tables_named(sql: str) -> Sequence[str]:
+def connect(paths: RepoPaths, directories: Sequence[Path] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection locked to the cache's directory (and `directories`)."""
+    conn = duckdb.connect(":memory:", config=_CONFIG)
+    allowed = [f"{d}/" for d in (cache.cache_dir(paths), *directories)]
+    conn.execute("SET allowed_directories = ?", [allowed])
+    for setting in ("enable_external_access", "allow_community_extensions"):
+        conn.execute(f"SET {setting} = false")
+    conn.execute("SET lock_configuration = true")
+    return conn
+
+
+def tables_named(conn: duckdb.DuckDBPyConnection, sql: str) -> Sequence[str]:
     """The tables a query reads, or all of them when DuckDB cannot tell; refused first when it
     is not a query (see `refusal`). Finding the names binds the statement (binding an EXPORT
-    creates its directory), so it happens in a locked, empty connection of its own."""
-    scratch = duckdb.connect(":memory:", config=_CONFIG)
+    creates its directory): only in a locked connection, only once it is known to be a query."""
+    refusal(conn, sql)
     try:
-        Session(scratch, None).lock()
-        refusal(scratch, sql)
-        try:
-            return sorted(duckdb.get_table_names(sql, connection=scratch))
-        except duckdb.Error:
-            return PROJECTIONS
-    finally:
-        scratch.close()
+        return sorted(duckdb.get_table_names(sql, connection=conn))
+    except duckdb.Error:
+        return PROJECTIONS
 
 
 @contextmanager
@@ -240,14 +245,17 @@ def open_session(
     index: sqlite3.Connection,
     tables: Sequence[str] = PROJECTIONS,
     *,
-    lock: bool = True,
+    query: str | None = None,
+    directories: Sequence[Path] = (),
 ) -> Iterator[Session]:
-    """Bring the columnar copy up to date, then a locked session over it with `tables` (the
-    projections among them) loaded. The copy is read under a shared lock until the end.
-    `lock=False` leaves the file system open: for `export`, which runs no text of the user's."""
-    conn = duckdb.connect(":memory:", config=_CONFIG)
+    """A locked session (see the module's doc) over the columnar copy, brought up to date, with
+    `tables` (the projections among them), or those `query` reads, loaded. The copy is read
+    under a shared lock until the end. `directories`: more the session may write to (export)."""
+    conn = connect(paths, directories)
     with ExitStack() as stack:
         stack.callback(conn.close)
+        if query is not None:
+            tables = tables_named(conn, query)
         with cache.locked(paths, exclusive=True):
             cache.sync(paths, index, conn)
         stack.enter_context(cache.locked(paths, exclusive=False))
@@ -255,6 +263,4 @@ def open_session(
         conn.execute("CREATE VIEW memory.main.events AS SELECT * FROM cache.events")
         session = Session(conn, index)
         session.load(paths, tables)
-        if lock:
-            session.lock()
         yield session

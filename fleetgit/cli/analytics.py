@@ -113,13 +113,16 @@ def sql(
         raise ValidationError("--schema takes no query", hint="fleetgit sql --schema")
     from fleetgit.analytics import session as sessions
 
-    with open_fleet(ctx) as fleet:
-        tables = sessions.PROJECTIONS if schema else sessions.tables_named(query or "")
-        with sessions.open_session(fleet.paths, fleet.index.conn, tables) as session:
-            if schema:
-                _print_schema(session.schema(), fmt)
-                return
-            result = session.run(query or "", timeout)
+    with (
+        open_fleet(ctx) as fleet,
+        sessions.open_session(
+            fleet.paths, fleet.index.conn, query=None if schema else query or ""
+        ) as session,
+    ):
+        if schema:
+            _print_schema(session.schema(), fmt)
+            return
+        result = session.run(query or "", timeout)
     text = _render(result.columns, result.types, result.rows, fmt)
     if output is None:
         sys.stdout.write(text)
@@ -334,19 +337,21 @@ def export(
     if output.exists() and not output.is_dir():
         raise ValidationError(f"--output {output}: not a directory", hint="name a directory")
     since_ms = _since(since)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            f"--output {output}: {exc.strerror or exc}", hint="name a directory you can write"
+        ) from None
     from fleetgit.analytics import export as exporting
     from fleetgit.analytics import session as sessions
 
     with (
         open_fleet(ctx) as fleet,
-        sessions.open_session(fleet.paths, fleet.index.conn, lock=False) as session,
+        sessions.open_session(
+            fleet.paths, fleet.index.conn, directories=[output.resolve()]
+        ) as session,
     ):
-        try:
-            output.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ValidationError(
-                f"--output {output}: {exc.strerror or exc}", hint="name a directory you can write"
-            ) from None
         done = exporting.export(session, fmt, output, since_ms)
     if as_json:
         print_json({"files": [d._asdict() for d in done], "more": 0})
