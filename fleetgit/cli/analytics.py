@@ -235,7 +235,9 @@ def stats(
 def _seconds(value: float | None) -> str:
     from fleetgit.ledger.durations import format_duration
 
-    return "-" if value is None else format_duration(value)
+    if value is None:
+        return "-"
+    return f"{value:.1f}s" if value < 60 else format_duration(value)
 
 
 def _human(out: dict[str, Any]) -> str:
