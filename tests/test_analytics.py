@@ -630,3 +630,20 @@ def test_only_the_analytics_commands_import_duckdb(repo: Path) -> None:
                               "HOME": str(repo)},
         )  # fmt: skip
         assert proc.stderr.strip().splitlines()[-1] == ("DUCKDB" if loaded else "NONE"), args
+
+
+def test_a_projection_snapshot_follows_every_change(repo: Path, cli: Any) -> None:
+    """A projection is kept in the cache between queries, and taken again after any change."""
+    query = "select sortie_id, status, assignee from sorties order by sortie_id"
+    sid = ok(cli, repo, "--as", "goose", "sortie", "create", "Parser")
+    assert sql_rows(cli, repo, query) == [{"sortie_id": sid, "status": "open", "assignee": None}]
+    ok(cli, repo, "--as", "goose", "sortie", "claim", sid)
+    assert sql_rows(cli, repo, query)[0]["status"] == "assigned"
+    ok(cli, repo, "index", "rebuild")
+    assert sql_rows(cli, repo, query)[0]["assignee"] == "goose"
+    ok(cli, repo, "--as", "goose", "sortie", "unclaim", sid)
+    assert sql_rows(cli, repo, query) == [{"sortie_id": sid, "status": "open", "assignee": None}]
+    ok(cli, repo, "cursor", "advance", "reader", "--to", "2")
+    assert sql_rows(cli, repo, "select name, pos from cursors") == [{"name": "reader", "pos": 2}]
+    ok(cli, repo, "cursor", "advance", "reader", "--to", "4")
+    assert sql_rows(cli, repo, "select name, pos from cursors") == [{"name": "reader", "pos": 4}]

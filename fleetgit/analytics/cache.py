@@ -20,7 +20,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -165,74 +165,138 @@ def _attach(duck: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def sync(
-    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
+    paths: RepoPaths,
+    index: sqlite3.Connection,
+    duck: duckdb.DuckDBPyConnection,
+    tables: Sequence[str] = (),
 ) -> SyncResult:
     """Bring the copy up to date with the index (call under `locked(paths, True)`): append the
-    rows after the last position it holds, or build it from scratch (see the module's doc).
-    `duck` is attached to it read-write as `cache` during the call, and detached after."""
+    rows after the last position it holds, or build it from scratch (see the module's doc);
+    and the snapshots of the projection `tables` (`snapshot`). `duck` is attached to it
+    read-write as `cache` during the call, and detached after."""
     path = cache_path(paths)
     _attach(duck, path)
+    index.execute("BEGIN")  # one snapshot of the index for the checks and the rows
     try:
-        return _sync(paths, index, duck)
+        result = _sync(paths, index, duck)
+        if tables:
+            snapshot(paths, index, duck, tables)
+        return result
     finally:
+        index.execute("COMMIT")
         duck.execute("DETACH cache")
 
 
 def _sync(
     paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
 ) -> SyncResult:
-    index.execute("BEGIN")  # one snapshot of the index for the checks and the rows
+    facts = _index_facts(index)
+    meta = _meta(duck)
+    pos = int(meta.get("pos", "0") or 0)
+    fresh = (
+        meta.get("version") == str(CACHE_VERSION)
+        and meta.get("generation") == facts.get("generation", "")
+        and meta.get("schema") == str(SCHEMA_VERSION)
+        and pos <= int(facts["max_pos"])
+        and (pos == 0 or _id_at(index, pos) == meta.get("last_id"))
+    )
+    top = int(facts["max_pos"])
+    if fresh and top == pos:
+        return SyncResult(0, False, pos)
+    duck.execute("BEGIN")
     try:
-        facts = _index_facts(index)
-        meta = _meta(duck)
-        pos = int(meta.get("pos", "0") or 0)
-        fresh = (
-            meta.get("version") == str(CACHE_VERSION)
-            and meta.get("generation") == facts.get("generation", "")
-            and meta.get("schema") == str(SCHEMA_VERSION)
-            and pos <= int(facts["max_pos"])
-            and (pos == 0 or _id_at(index, pos) == meta.get("last_id"))
+        if not fresh:
+            duck.execute("DROP TABLE IF EXISTS cache.meta")
+            duck.execute("DROP TABLE IF EXISTS cache.events")
+            duck.execute("CREATE TABLE cache.meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+            duck.execute(EVENTS_DDL.replace("TABLE events", "TABLE cache.events"))
+            pos = 0
+        names = [name for name, _ in EVENT_COLUMNS]
+        rows = index.execute(
+            json_select("events", names, " WHERE pos > ? AND pos <= ?", ("data",)), (pos, top)
         )
-        top = int(facts["max_pos"])
-        if fresh and top == pos:
-            return SyncResult(0, False, pos)
+        added = load_json_rows(
+            duck, rows, scratch_file(paths, "events"), "cache.events", EVENT_COLUMNS,
+            f", {TIME_OF_HLC}",
+        )  # fmt: skip
+        values = {
+            "version": str(CACHE_VERSION),
+            "generation": facts.get("generation", ""),
+            "schema": str(SCHEMA_VERSION),
+            "pos": str(top),
+            "last_id": _id_at(index, top) or "",
+        }
+        duck.execute("DELETE FROM cache.meta")
+        duck.executemany("INSERT INTO cache.meta VALUES (?, ?)", list(values.items()))
+        duck.execute("COMMIT")
+    except BaseException:
+        duck.execute("ROLLBACK")
+        raise
+    return SyncResult(added, not fresh, top)
+
+
+# Projection tables holding JSON text: typed JSON in DuckDB.
+JSON_COLUMNS = {("sorties", "files"), ("checkpoints", "details")}
+_SQLITE_TYPES = {"INTEGER": "BIGINT", "TEXT": "VARCHAR", "REAL": "DOUBLE", "BLOB": "BLOB"}
+
+
+def sqlite_columns(index: sqlite3.Connection, table: str) -> tuple[tuple[str, str], ...]:
+    """A projection table's columns with their DuckDB types."""
+    rows = index.execute(f"PRAGMA table_info({table})").fetchall()
+    out = []
+    for _, name, kind, *_ in rows:
+        duck = "JSON" if (table, name) in JSON_COLUMNS else _SQLITE_TYPES.get(kind, "VARCHAR")
+        out.append((str(name), duck))
+    return tuple(out)
+
+
+def copy_table(
+    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection, table: str,
+    target: str,
+) -> None:  # fmt: skip
+    """Create `target` in DuckDB as a copy of the index's `table`."""
+    columns = sqlite_columns(index, table)
+    ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+    duck.execute(f"CREATE TABLE {target} ({ddl})")
+    as_json = tuple(name for name, kind in columns if kind == "JSON")
+    rows = index.execute(json_select(table, [name for name, _ in columns], "", as_json))
+    load_json_rows(duck, rows, scratch_file(paths, table), target, columns)
+
+
+def _stamp(index: sqlite3.Connection) -> str:
+    """What the projections are a function of: the events (the index's generation and last
+    position) and its meta (the force rule's limit, the files read, the held batches...):
+    a projection changes only in a write that changes one of them."""
+    (meta,) = index.execute(
+        "SELECT group_concat(key || '=' || value, ';') FROM (SELECT * FROM meta ORDER BY key)"
+    ).fetchone()
+    (top,) = index.execute("SELECT max(pos) FROM events").fetchone()
+    return f"{CACHE_VERSION};{top};{meta}"
+
+
+def snapshot(
+    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection,
+    tables: Sequence[str],
+) -> None:  # fmt: skip
+    """Copy each of the projection `tables` into the cache as `p_TABLE`, unless the copy there
+    was taken at the same `_stamp`: a query that reads a projection of 100,000 rows again
+    does not copy it again."""
+    stamp = _stamp(index)
+    duck.execute("CREATE TABLE IF NOT EXISTS cache.snapshots (name VARCHAR PRIMARY KEY,"
+                 " stamp VARCHAR)")  # fmt: skip
+    have = dict(duck.execute("SELECT name, stamp FROM cache.snapshots").fetchall())
+    for table in tables:
+        if have.get(table) == stamp:
+            continue
         duck.execute("BEGIN")
         try:
-            if not fresh:
-                duck.execute("DROP TABLE IF EXISTS cache.meta")
-                duck.execute("DROP TABLE IF EXISTS cache.events")
-                duck.execute("CREATE TABLE cache.meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-                duck.execute(EVENTS_DDL.replace("TABLE events", "TABLE cache.events"))
-                pos = 0
-            names = [name for name, _ in EVENT_COLUMNS]
-            rows = index.execute(
-                json_select("events", names, " WHERE pos > ? AND pos <= ?", ("data",)),
-                (pos, top),
-            )
-            added = load_json_rows(
-                duck,
-                rows,
-                scratch_file(paths, "events"),
-                "cache.events",
-                EVENT_COLUMNS,
-                f", {TIME_OF_HLC}",
-            )
-            values = {
-                "version": str(CACHE_VERSION),
-                "generation": facts.get("generation", ""),
-                "schema": str(SCHEMA_VERSION),
-                "pos": str(top),
-                "last_id": _id_at(index, top) or "",
-            }
-            duck.execute("DELETE FROM cache.meta")
-            duck.executemany("INSERT INTO cache.meta VALUES (?, ?)", list(values.items()))
+            duck.execute(f"DROP TABLE IF EXISTS cache.p_{table}")
+            copy_table(paths, index, duck, table, f"cache.p_{table}")
+            duck.execute("INSERT OR REPLACE INTO cache.snapshots VALUES (?, ?)", [table, stamp])
             duck.execute("COMMIT")
         except BaseException:
             duck.execute("ROLLBACK")
             raise
-        return SyncResult(added, not fresh, top)
-    finally:
-        index.execute("COMMIT")
 
 
 def _id_at(index: sqlite3.Connection, pos: int) -> str | None:

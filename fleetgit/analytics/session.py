@@ -33,9 +33,6 @@ from fleetgit.ledger.errors import ValidationError
 # every projection of the index, under its own name, and the clone's consumer cursors
 PROJECTIONS: tuple[str, ...] = (*projections.TABLES, "cursors")
 TABLES: tuple[str, ...] = ("events", *PROJECTIONS)
-# projection columns holding JSON text: typed JSON in DuckDB
-JSON_COLUMNS = {("sorties", "files"), ("checkpoints", "details")}
-_SQLITE_TYPES = {"INTEGER": "BIGINT", "TEXT": "VARCHAR", "REAL": "DOUBLE", "BLOB": "BLOB"}
 _ALLOWED = {"SELECT"}
 _REFUSED_WHY = {
     "INSERT": "it writes",
@@ -127,16 +124,6 @@ def _error(exc: duckdb.Error, sql: str) -> ValidationError:
     return ValidationError(f"{first}{f' (at {where})' if where else ''}", hint=hint)
 
 
-def sqlite_columns(index: sqlite3.Connection, table: str) -> tuple[tuple[str, str], ...]:
-    """A projection table's columns with their DuckDB types."""
-    rows = index.execute(f"PRAGMA table_info({table})").fetchall()
-    out = []
-    for _, name, kind, *_ in rows:
-        duck = "JSON" if (table, name) in JSON_COLUMNS else _SQLITE_TYPES.get(kind, "VARCHAR")
-        out.append((str(name), duck))
-    return tuple(out)
-
-
 class Session:
     """Open it with `open_session`; `run` a query; `schema`."""
 
@@ -145,31 +132,17 @@ class Session:
         self.index = index
 
     def load(self, paths: RepoPaths, tables: Sequence[str]) -> None:
-        """Copy projection tables from the index into memory."""
+        """Make the projection `tables` visible under their names: views of their snapshots in
+        the cache (`cache.snapshot`), and the clone's cursors (a few rows, changed without an
+        event) copied from the index as they are now."""
         for table in tables:
-            if table not in PROJECTIONS:
-                continue
-            exists = self.conn.execute(
-                "SELECT 1 FROM duckdb_tables() WHERE database_name = 'memory' AND table_name = ?",
-                [table],
-            ).fetchone()
-            if exists:
-                continue
-            assert self.index is not None
-            columns = sqlite_columns(self.index, table)
-            ddl = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-            self.conn.execute(f"CREATE TABLE memory.main.{table} ({ddl})")
-            as_json = tuple(name for name, kind in columns if kind == "JSON")
-            rows = self.index.execute(
-                cache.json_select(table, [name for name, _ in columns], "", as_json)
-            )
-            cache.load_json_rows(
-                self.conn,
-                rows,
-                cache.scratch_file(paths, table),
-                f"memory.main.{table}",
-                columns,
-            )
+            if table == "cursors":
+                assert self.index is not None
+                cache.copy_table(paths, self.index, self.conn, table, f"memory.main.{table}")
+            elif table in PROJECTIONS:
+                self.conn.execute(
+                    f"CREATE VIEW memory.main.{table} AS SELECT * FROM cache.p_{table}"
+                )
 
     def run(self, sql: str, timeout: float | None = None) -> Result:
         """Run a query (refused unless read-only, see `refusal`), interrupted after `timeout`
@@ -208,12 +181,9 @@ class Session:
         """Every table with its columns and their types."""
         out = []
         for table in TABLES:
-            rows = self.conn.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?"
-                " AND database_name = ? ORDER BY column_index",
-                [table, "cache" if table == "events" else "memory"],
-            ).fetchall()
-            out.append({"table": table, "columns": [{"name": n, "type": t} for n, t in rows]})
+            rows = self.conn.execute(f"DESCRIBE {table}").fetchall()
+            columns = [{"name": r[0], "type": r[1]} for r in rows]
+            out.append({"table": table, "columns": columns})
         return out
 
 
@@ -256,8 +226,9 @@ def open_session(
         stack.callback(conn.close)
         if query is not None:
             tables = tables_named(conn, query)
+        wanted = [t for t in tables if t in PROJECTIONS and t != "cursors"]
         with cache.locked(paths, exclusive=True):
-            cache.sync(paths, index, conn)
+            cache.sync(paths, index, conn, wanted)
         stack.enter_context(cache.locked(paths, exclusive=False))
         conn.execute("ATTACH ? AS cache (READ_ONLY)", [str(cache.cache_path(paths))])
         conn.execute("CREATE VIEW memory.main.events AS SELECT * FROM cache.events")
