@@ -187,19 +187,44 @@ def sync(
         duck.execute("DETACH cache")
 
 
-def _sync(
-    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
-) -> SyncResult:
-    facts = _index_facts(index)
-    meta = _meta(duck)
+def _fresh(index: sqlite3.Connection, meta: dict[str, str], facts: dict[str, str]) -> bool:
+    """Do the copy's rows stand (it needs at most the rows after its last position)?"""
     pos = int(meta.get("pos", "0") or 0)
-    fresh = (
+    return (
         meta.get("version") == str(CACHE_VERSION)
         and meta.get("generation") == facts.get("generation", "")
         and meta.get("schema") == str(SCHEMA_VERSION)
         and pos <= int(facts["max_pos"])
         and (pos == 0 or _id_at(index, pos) == meta.get("last_id"))
     )
+
+
+def current(
+    index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection, tables: Sequence[str]
+) -> bool:
+    """Is the copy attached (read-only, as `cache`) up to date with the index, the snapshots
+    of `tables` included? Then a reader needs no exclusive lock: nothing to write."""
+    meta = _meta(duck)
+    facts = _index_facts(index)
+    if meta.get("pos") != facts["max_pos"] or not _fresh(index, meta, facts):
+        return False
+    if not tables:
+        return True
+    try:
+        have = dict(duck.execute("SELECT name, stamp FROM cache.snapshots").fetchall())
+    except duckdb.Error:
+        return False
+    stamp = _stamp(index)
+    return all(have.get(t) == stamp for t in tables)
+
+
+def _sync(
+    paths: RepoPaths, index: sqlite3.Connection, duck: duckdb.DuckDBPyConnection
+) -> SyncResult:
+    facts = _index_facts(index)
+    meta = _meta(duck)
+    pos = int(meta.get("pos", "0") or 0)
+    fresh = _fresh(index, meta, facts)
     top = int(facts["max_pos"])
     if fresh and top == pos:
         return SyncResult(0, False, pos)

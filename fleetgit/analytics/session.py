@@ -198,6 +198,33 @@ def connect(paths: RepoPaths, directories: Sequence[Path] = ()) -> duckdb.DuckDB
     return conn
 
 
+def _attach_current(
+    paths: RepoPaths,
+    index: sqlite3.Connection,
+    conn: duckdb.DuckDBPyConnection,
+    tables: Sequence[str],
+    stack: ExitStack,
+) -> bool:
+    """Attach the copy read-only under a shared lock, kept in `stack`, when it is up to date:
+    a query then never waits for another's to end. False (nothing held) when it is not."""
+    path = cache.cache_path(paths)
+    if not path.exists():
+        return False
+    inner = ExitStack()
+    inner.enter_context(cache.locked(paths, exclusive=False))
+    try:
+        conn.execute("ATTACH ? AS cache (READ_ONLY)", [str(path)])
+    except duckdb.Error:  # damaged: the sync starts it again
+        inner.close()
+        return False
+    if cache.current(index, conn, tables):
+        stack.push(inner)
+        return True
+    conn.execute("DETACH cache")
+    inner.close()
+    return False
+
+
 def tables_named(conn: duckdb.DuckDBPyConnection, sql: str) -> Sequence[str]:
     """The tables a query reads, or all of them when DuckDB cannot tell; refused first when it
     is not a query (see `refusal`). Finding the names binds the statement (binding an EXPORT
@@ -227,10 +254,11 @@ def open_session(
         if query is not None:
             tables = tables_named(conn, query)
         wanted = [t for t in tables if t in PROJECTIONS and t != "cursors"]
-        with cache.locked(paths, exclusive=True):
-            cache.sync(paths, index, conn, wanted)
-        stack.enter_context(cache.locked(paths, exclusive=False))
-        conn.execute("ATTACH ? AS cache (READ_ONLY)", [str(cache.cache_path(paths))])
+        if not _attach_current(paths, index, conn, wanted, stack):
+            with cache.locked(paths, exclusive=True):  # waits for the readers
+                cache.sync(paths, index, conn, wanted)
+            stack.enter_context(cache.locked(paths, exclusive=False))
+            conn.execute("ATTACH ? AS cache (READ_ONLY)", [str(cache.cache_path(paths))])
         conn.execute("CREATE VIEW memory.main.events AS SELECT * FROM cache.events")
         session = Session(conn, index)
         session.load(paths, tables)
