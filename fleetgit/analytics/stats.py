@@ -79,8 +79,10 @@ def gather(session: Session, scope: Scope, now_ms: int | None = None) -> dict[st
         },
         "now": clock.iso_ms(now),
     }
+    # the whole history: a view (nothing copied); a narrower scope: its rows, once
+    kind = "TABLE" if p else "VIEW"
     session.conn.execute(
-        f"CREATE TEMP TABLE scoped AS SELECT stream, type, actor, time FROM events WHERE {cond}",
+        f"CREATE TEMP {kind} scoped AS SELECT stream, type, actor, time FROM events WHERE {cond}",
         p,
     )
     ((total,),) = _rows(session, "SELECT count(*) FROM scoped", [])
