@@ -7,6 +7,7 @@ command; every statement that would write is refused."""
 
 from __future__ import annotations
 
+import signal
 import statistics
 import subprocess
 import sys
@@ -647,3 +648,44 @@ def test_a_projection_snapshot_follows_every_change(repo: Path, cli: Any) -> Non
     assert sql_rows(cli, repo, "select name, pos from cursors") == [{"name": "reader", "pos": 2}]
     ok(cli, repo, "cursor", "advance", "reader", "--to", "4")
     assert sql_rows(cli, repo, "select name, pos from cursors") == [{"name": "reader", "pos": 4}]
+
+
+def test_stats_lists_the_clashes_a_merge_brings(repo: Path, tmp_path: Path, cli: Any) -> None:
+    assert cli(repo, "commit", "-m", "fleet").code == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    assert cli(other, "init").code == 0
+    ok(cli, repo, "--as", "goose", "reserve", "src/x.py")
+    pause()
+    ok(cli, other, "--as", "ice", "reserve", "src/x.py")  # later in total order: it loses
+    assert cli(other, "commit", "-m", "fleet").code == 0
+    git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(other), "main")
+    lost = [r for r in listing(cli, repo, "reservations") if r["lost_to"]]
+    assert len(lost) == 1
+    clashes = cli(repo, "stats", "--json").json()["reservations"]["clashes"]
+    assert clashes == [
+        {
+            "lost": lost[0]["id"],
+            "holder": "ice",
+            "pattern": "src/x.py",
+            "winner": lost[0]["lost_to"]["id"],
+            "winner_holder": "goose",
+            "winner_pattern": "src/x.py",
+        }
+    ]
+    assert (
+        cli(repo, "stats", "--json", "--pilot", "maverick").json()["reservations"]["clashes"] == []
+    )
+    assert "lost to" in cli(repo, "stats").out
+
+
+def test_ctrl_c_interrupts_a_query_cleanly(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetgit", "sql", "select count(*) from range(1000000000000) a"],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)  # not a timed assertion: time for the query to start
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err

@@ -16,6 +16,7 @@ catch-up, so they are not cached).
 from __future__ import annotations
 
 import re
+import signal
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -146,34 +147,45 @@ class Session:
 
     def run(self, sql: str, timeout: float | None = None) -> Result:
         """Run a query (refused unless read-only, see `refusal`), interrupted after `timeout`
-        seconds."""
+        seconds, or by Ctrl-C (KeyboardInterrupt: exit 130)."""
         refusal(self.conn, sql)
         timer = None
         fired = threading.Event()
+        stopped = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            self.conn.interrupt()
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            stopped.set()
+            self.conn.interrupt()
+
         if timeout:
-
-            def stop() -> None:
-                fired.set()
-                self.conn.interrupt()
-
             timer = threading.Timer(timeout, stop)
             timer.daemon = True
             timer.start()
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main else None
         try:
             cur = self.conn.execute(sql)
             rows = cur.fetchall()
-        except duckdb.InterruptException:
+        except (duckdb.InterruptException, RuntimeError, duckdb.Error) as exc:
+            if stopped.is_set():
+                raise KeyboardInterrupt from None
             if fired.is_set():
                 raise ValidationError(
                     f"the query was interrupted after {timeout:g} s (--timeout)",
                     hint="give it longer with --timeout SECONDS, or narrow it (WHERE, LIMIT)",
                 ) from None
-            raise KeyboardInterrupt from None
-        except duckdb.Error as exc:
+            if not isinstance(exc, duckdb.Error):
+                raise
             raise _error(exc, sql) from None
         finally:
             if timer is not None:
                 timer.cancel()
+            if main:
+                signal.signal(signal.SIGINT, previous)
         description = cur.description or []
         return Result([d[0] for d in description], [str(d[1]) for d in description], rows)
 
