@@ -103,6 +103,7 @@ def gather(session: Session, scope: Scope, now_ms: int | None = None) -> dict[st
         "per_type": [{"type": t, "events": n} for t, n in per_type],
         "per_pilot": [{"pilot": a, "events": n} for a, n in per_pilot],
     }
+    _marks(session)
     out["sorties"] = {
         "by_status": _by_status(session, scope),
         "claim_to_completion": _claim_to_completion(session, cond, p),
@@ -139,25 +140,38 @@ def _by_status(session: Session, scope: Scope) -> dict[str, int]:
     return {status: n for status, n in rows}
 
 
-# Each sortie_completed in the scope, with the last claim (sortie_assigned) before it in total
-# order: a window over the two types, partitioned by sortie.
-_CLAIMS = """
-CREATE TEMP TABLE spans AS
-SELECT ((hlc >> 16) - (claimed >> 16)) / 1000.0 AS seconds, assignee FROM (
-    SELECT *,
-        last_value(CASE WHEN type = 'sortie_assigned' THEN hlc END IGNORE NULLS) OVER w AS claimed,
-        last_value(CASE WHEN type = 'sortie_assigned' THEN data ->> 'assignee' END IGNORE NULLS)
-            OVER w AS assignee
-    FROM events WHERE type IN ('sortie_assigned', 'sortie_completed')
-    WINDOW w AS (PARTITION BY stream ORDER BY hlc, writer, wseq
-        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-) WHERE type = 'sortie_completed' AND claimed IS NOT NULL AND {cond}
+# One pass over the sorties' claims, completions, blocks and what ends a block, in total order
+# per sortie: for each event, the last claim before it (time and assignee), the last block or
+# block-ending event before it, and the first block-ending event after it.
+_MARKS = """
+CREATE TEMP TABLE marks AS
+SELECT stream, hlc, writer, wseq, actor, type,
+    last_value(CASE WHEN type = 'sortie_assigned' THEN hlc END IGNORE NULLS) OVER w AS claimed,
+    last_value(CASE WHEN type = 'sortie_assigned' THEN data ->> 'assignee' END IGNORE NULLS)
+        OVER w AS assignee,
+    last_value(CASE WHEN type IN ('sortie_blocked', {ends}) THEN type END IGNORE NULLS)
+        OVER w AS before,
+    min(CASE WHEN type IN ({ends}) THEN hlc END) OVER (PARTITION BY stream
+        ORDER BY hlc, writer, wseq ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS ended
+FROM events WHERE type IN ('sortie_assigned', 'sortie_completed', 'sortie_blocked', {ends})
+WINDOW w AS (PARTITION BY stream ORDER BY hlc, writer, wseq
+    ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
 """
+
+
+def _marks(session: Session) -> None:
+    ends = ", ".join(f"'{t}'" for t in ENDS_BLOCK)
+    session.conn.execute(_MARKS.format(ends=ends))
 
 
 def _claim_to_completion(session: Session, cond: str, p: list[Any]) -> dict[str, Any]:
     """From the last claim (sortie_assigned) before each completion in the scope."""
-    session.conn.execute(_CLAIMS.format(cond=cond), p)
+    session.conn.execute(
+        "CREATE TEMP TABLE spans AS SELECT ((hlc >> 16) - (claimed >> 16)) / 1000.0 AS seconds,"
+        " assignee FROM marks WHERE type = 'sortie_completed' AND claimed IS NOT NULL"
+        f" AND {cond}",
+        p,
+    )
     ((n, median, p90),) = _rows(
         session,
         "SELECT count(*), quantile_cont(seconds, 0.5), quantile_cont(seconds, 0.9) FROM spans",
@@ -180,19 +194,11 @@ def _claim_to_completion(session: Session, cond: str, p: list[Any]) -> dict[str,
 def _blocked(session: Session, cond: str, p: list[Any], now_ms: int) -> dict[str, Any]:
     """Each time a sortie was blocked (a sortie_blocked that is not already blocked), until the
     next sortie_resumed, _completed, _cancelled or _unclaimed, or now when none came yet."""
-    marks = ", ".join(f"'{t}'" for t in ENDS_BLOCK)
     sql = f"""
 WITH spans AS (
     SELECT stream, ended IS NULL AS open,
         (coalesce(ended >> 16, ?) - (hlc >> 16)) / 1000.0 AS seconds
-    FROM (
-        SELECT *,
-            lag(type) OVER w AS before,
-            min(CASE WHEN type != 'sortie_blocked' THEN hlc END) OVER (w ROWS BETWEEN 1 FOLLOWING
-                AND UNBOUNDED FOLLOWING) AS ended
-        FROM events WHERE type IN ('sortie_blocked', {marks})
-        WINDOW w AS (PARTITION BY stream ORDER BY hlc, writer, wseq)
-    )
+    FROM marks
     WHERE type = 'sortie_blocked' AND before IS DISTINCT FROM 'sortie_blocked' AND {cond}
 )
 SELECT count(*), count(DISTINCT stream), coalesce(sum(seconds), 0),
