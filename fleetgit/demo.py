@@ -14,6 +14,14 @@ from typing import Any, NamedTuple
 from fleetgit.ledger.errors import FleetError
 
 
+def _quoted(arg: str) -> str:
+    """An argument as a reader types it: an SQL query with 'literals' in double quotes."""
+    plain = shlex.quote(arg)
+    if "'" in arg and not any(c in arg for c in '"$`\\!'):
+        return f'"{arg}"'
+    return plain
+
+
 class DemoRun(NamedTuple):
     root: str
     kept: bool
@@ -56,7 +64,7 @@ class Demo:
         output exactly as a reader could type them, and insist on the expected exit code."""
         if at is not None:
             args = (args[0], "-C", at, *args[1:])
-        shown = ("FLEET_CALLSIGN=" + pilot + " " if pilot else "") + shlex.join(args)
+        shown = ("FLEET_CALLSIGN=" + pilot + " " if pilot else "") + " ".join(map(_quoted, args))
         fleetgit = [sys.executable, "-m", "fleetgit"]
         argv = [*fleetgit, *args[1:]] if args[0] == "fleetgit" else list(args)
         env = {**self.env, "FLEET_CALLSIGN": pilot} if pilot else self.env
@@ -277,6 +285,36 @@ class Demo:
         self.fg("index", "status")
         self.fg("mission", "show", mission)
 
+    def analytics(self) -> None:
+        self.say("Questions nobody wrote a command for: SQL over the whole history (DuckDB)")
+        self.note("who finished sorties, and how long from claim to completion (seconds)")
+        self.fg(
+            "sql",
+            "select c.actor as pilot, count(*) as done,"
+            " round(avg((c.hlc >> 16) - (a.hlc >> 16)) / 1000, 3) as seconds"
+            " from events c join events a on a.stream = c.stream"
+            " and a.type = 'sortie_assigned' where c.type = 'sortie_completed'"
+            " group by 1 order by 3",
+        )
+        self.note("which files were reserved most, and by how many pilots")
+        self.fg(
+            "sql",
+            "select pattern, count(*) as times, count(distinct holder) as pilots"
+            " from reservations group by 1 order by 2 desc, 1 limit 5",
+        )
+        self.note("what each pilot did, by type (the data of every event is JSON)")
+        self.fg(
+            "sql",
+            "select actor, count(*) filter (where type like 'sortie_%') as sortie_events,"
+            " count(*) filter (where type = 'message_sent') as messages_sent"
+            " from events where actor is not null group by 1 order by 1",
+            "--format",
+            "markdown",
+        )
+        self.fg("sql", "delete from events", expect=1)
+        self.say("fleetgit stats: the summary, with small charts")
+        self.fg("stats")
+
 
 def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
     """Run every section; `echo` prints them as they go (else only the steps are returned)."""
@@ -297,6 +335,7 @@ def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
         demo.finish(mission, grammar, errors, order)
         demo.history(mission)
         demo.branches(mission, grammar, errors)
+        demo.analytics()
         done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
         demo.print(f"\n# done. {done}")
     finally:  # a demo that failed half-way leaves nothing behind either

@@ -42,12 +42,14 @@ REFUSED: dict[str, dict[str, str]] = {
         'git commit -m "parser"': "viper-1",
     },
     "interfaces.md": {"show nosuchid --json": '"code":"not_found"'},
+    "analytics.md": {'sql "delete from events"': "read-only"},
 }
 # per page: lines whose output must show a text (a part of the line) -> the text
 SHOWS: dict[str, dict[str, str]] = {
     "README.md": {"--as goose status": "lexer.py", "resume --latest": "still yours"},
     "history.md": {"fleetgit reservations": "goose", "fleetgit verify": "ok"},
     "interfaces.md": {"--version": "fleetgit ", "status": "me: viper-1, active"},
+    "analytics.md": {"sql --schema": "reservation_lost", "stats --pilot": "claim_to_completion"},
 }
 # a block fenced as one of these is shell the test would not run: fence it `sh`, or as what it is
 HIDDEN_SHELL = {"", "bash", "shell", "console", "zsh", "shell-session"}

@@ -39,6 +39,7 @@ GROUPS: dict[str, str] = {
     "guard": "guard",
     "log": "timeline",
     **dict.fromkeys(("mcp", "agents"), "agents"),
+    **dict.fromkeys(("sql", "stats", "export"), "analytics"),
     "demo": "",
 }
 MODULES = (
@@ -52,6 +53,7 @@ MODULES = (
     "guard",
     "timeline",
     "agents",
+    "analytics",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -82,6 +84,10 @@ COMMAND_LINES: dict[str, str] = {
     " if any.",
     "log": "The fleet's history, newest first, one line per event (coloured on a terminal only).",
     "mcp": "Serve the MCP tools over stdio, acting as one pilot (registered if new).",
+    "sql": "Run a read-only SQL query (DuckDB) over the whole history and the projections.",
+    "stats": "A summary of the fleet's history: activity, sorties, reservations, acknowledgements.",
+    "export": "Write the events and every projection table to DIR, one file each"
+    " (TABLE.parquet, ...).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

@@ -28,6 +28,7 @@ from fleetgit.index.store import (
     _TAIL,
     IndexDB,
     IngestResult,
+    new_generation,
     split_statements,
     tail_hash,
 )
@@ -257,6 +258,7 @@ class Index(IndexDB):
             for table in self.derived_tables():
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+            new_generation(c)
             # Sorting each secondary index once at the end beats updating it per event.
             for (name,) in c.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"

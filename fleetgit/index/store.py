@@ -48,6 +48,12 @@ def split_statements(script: str) -> list[str]:
     return [s for s in out if s.rstrip(";").strip()]
 
 
+def new_generation(conn: sqlite3.Connection) -> None:
+    """Mark the index as new: a fresh file or a rebuild may number events otherwise, so a copy
+    kept by position (the analytics cache) starts again when this changes."""
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('generation', ?)", (os.urandom(8).hex(),))
+
+
 def tail_hash(data: bytes) -> bytes:
     return digest16(data)
 
@@ -161,6 +167,7 @@ class IndexDB:
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            new_generation(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
