@@ -125,6 +125,9 @@ class Fleet:
         self.rev: str | None = None  # at_rev: the commit whose tree alone is read; no writes
         self._rev_dir: str | None = None
         self._clock_ms: int | None = None  # at_rev: the commit's time stands for now
+        self.appended = 0  # events this Fleet wrote
+        # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
+        self.before_close: list[Callable[[], None]] = []
         if repair:
             self._repair_own_tail()
         if catch_up:
@@ -206,12 +209,17 @@ class Fleet:
         return fleet
 
     def close(self) -> None:
-        self.index.close()
-        if self._rev_dir is not None:
-            import shutil
+        hooks, self.before_close = self.before_close, []
+        try:
+            for hook in hooks:
+                hook()
+        finally:
+            self.index.close()
+            if self._rev_dir is not None:
+                import shutil
 
-            shutil.rmtree(self._rev_dir, ignore_errors=True)
-            self._rev_dir = None
+                shutil.rmtree(self._rev_dir, ignore_errors=True)
+                self._rev_dir = None
 
     def __enter__(self) -> Fleet:
         return self
@@ -311,6 +319,7 @@ class Fleet:
             st, tail = self.writer.write(number, payload, fsync=self.config.fsync == "always")
             self._ingest_own(number, st, events, lines, tail)
             state.segment, state.size = number, st.st_size
+        self.appended += len(events)
         return events[len(joining) :]  # the caller's, without a registration `register` added
 
     def _check_registered(self, specs: Sequence[EventSpec], actor: str | None) -> list[EventSpec]:
@@ -422,7 +431,8 @@ class Fleet:
     def _segment_for_append(self, state: WriterState, max_segment: int) -> int:
         """The segment to append to: the current one unless committed, staged, gone or full."""
         number = max(state.segment, max_segment, 1)
-        if number != state.segment:
+        adopted = number != state.segment
+        if adopted:
             state.segment, state.size = number, -1  # another process rolled; it may have died
         st = self.writer.stat(number)  # None also when not a regular file: the write refuses
         size = st.st_size if st is not None else -1
@@ -432,7 +442,9 @@ class Fleet:
             # a crash after a write: keep only complete batches
             repaired = self.writer.repair(number, self.config.max_event_bytes, CATALOGUE)
             size = repaired if repaired is not None else -1
-        gone = size == -1 and state.size > 0
+        # a segment the index knows (another process wrote it, or a sync brought it: see
+        # sync/lost.py) that is not here: never started again with other bytes
+        gone = size == -1 and (state.size > 0 or (adopted and number == max_segment))
         if sealed or gone or size >= self.config.segment_max_bytes:
             number = max(number, state.staged_max) + 1
             state.size = 0
@@ -539,7 +551,7 @@ class Fleet:
         """Check every segment of every source; changes nothing."""
         from fleetgit.index.verify import verify  # only this command needs it
 
-        return verify(self.paths, self.config)
+        return verify(self.paths, self.config, self.index.conn)
 
     def rebuild(self, progress: Progress | None = None) -> IngestResult:
         return self.index.rebuild(progress)

@@ -40,6 +40,7 @@ GROUPS: dict[str, str] = {
     "log": "timeline",
     **dict.fromkeys(("mcp", "agents"), "agents"),
     **dict.fromkeys(("sql", "stats", "export"), "analytics"),
+    **dict.fromkeys(("sync", "restore-lost"), "sync"),
     "demo": "",
 }
 MODULES = (
@@ -54,6 +55,7 @@ MODULES = (
     "timeline",
     "agents",
     "analytics",
+    "sync",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -88,6 +90,8 @@ COMMAND_LINES: dict[str, str] = {
     "stats": "A summary of the fleet's history: activity, sorties, reservations, acknowledgements.",
     "export": "Write the events and every projection table to DIR, one file each"
     " (TABLE.parquet, ...).",
+    "sync": "Share the ledger through a git remote: publish, push, fetch, ingest.",
+    "restore-lost": "Publish again the events no ref reaches any more (same ids and bytes).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

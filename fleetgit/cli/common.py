@@ -320,7 +320,27 @@ def open_fleet(
             "fleetgit verify lists them with where they are",
             g.json,
         )
+    if fleet.config.sync == "on-write":
+        fleet.before_close.append(lambda: _publish_on_write(fleet, g.json))
     return fleet
+
+
+def _publish_on_write(fleet: Fleet, as_json: bool) -> None:
+    """`sync = "on-write"`: after a command's local append, publish and push this writer's
+    events within `sync_timeout`; a failure is a note on stderr, never a refused write."""
+    if not fleet.appended:
+        return
+    from fleetgit.sync import engine
+
+    try:
+        engine.publish_on_write(fleet, timeout=fleet.config.sync_timeout)
+    except FleetError as exc:
+        note(
+            "sync_failed",
+            f"on-write sync did not publish: {exc.message}",
+            "your write is kept; fleetgit sync sends it",
+            as_json,
+        )
 
 
 # Terminal control codes (C0 but tab and line feed, a carriage return not ending a line, DEL,

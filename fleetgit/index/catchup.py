@@ -41,6 +41,9 @@ from fleetgit.ledger.segments import parse, parse_fd, read_limit, segment_name
 Progress = Callable[[str, int, int], None]
 
 
+# refs whose trees do not seal segments: the fleet's published histories (fleetgit/sync)
+PUBLISHED_PREFIX = "refs/fleet/"
+
 REBUILD_CACHE_KIB = -32768  # 32 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
 REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
@@ -161,8 +164,9 @@ class Index(IndexDB):
         moved = [(n, t) for n, t in sorted(targets.items()) if known.get(n) != t]
         read = set(known.values())  # their history was read when they were
         for done, (name, target) in enumerate(moved, 1):
+            seals = not name.startswith(PUBLISHED_PREFIX)
             for tree in self.git.events_trees(target, hide=read):
-                self._read_tree(tree, seen, result)
+                self._read_tree(tree, seen if seals else set(seen), result, seals=seals)
             read.add(target)
             self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
             if progress:
@@ -182,8 +186,16 @@ class Index(IndexDB):
         for tree in self.git.events_trees(first, hide=read, also=others):  # one walk
             self._read_tree(tree, seen, result)
 
-    def _read_tree(self, events_tree: str, seen: set[str], result: IngestResult) -> None:
-        """Read one commit's `.fleet/events` tree: the blobs of writer trees not read before."""
+    def _read_tree(
+        self, events_tree: str, seen: set[str], result: IngestResult, *, seals: bool = True
+    ) -> None:
+        """Read one commit's `.fleet/events` tree: the blobs of writer trees not read before.
+
+        A tree on a branch seals its segments (their writer rolls to a new one). A tree of a
+        published fleet ref (refs/fleet/writers/*, refs/fleet/remotes/*: `fleetgit sync`) does
+        not: it is never merged into a branch, and its next commit holds the segment grown.
+        Its trees are not remembered either, so that a branch holding the same tree later
+        still seals (`seen` is then the caller's copy)."""
         if events_tree in seen:
             return
         writer_trees: set[str] = set()
@@ -191,7 +203,9 @@ class Index(IndexDB):
         for seg in committed_segments(self.git, events_tree, seen, bad):
             self.conn.execute(
                 "INSERT INTO segments (writer, number, committed) VALUES (?, ?, 1)"
-                " ON CONFLICT (writer, number) DO UPDATE SET committed = 1",
+                " ON CONFLICT (writer, number) DO UPDATE SET committed = 1"
+                if seals
+                else "INSERT OR IGNORE INTO segments (writer, number, committed) VALUES (?, ?, 0)",
                 (seg.writer, seg.number),
             )
             writer_trees.add(seg.writer_tree)
@@ -216,7 +230,8 @@ class Index(IndexDB):
         for path, what in bad:  # a link, a submodule, a file where a directory belongs
             self.record_problems(f"tree {events_tree[:12]} ({path})", 0, [(0, f"{what}: not read")])
         for oid in (*writer_trees, events_tree):
-            self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
+            if seals:
+                self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
             seen.add(oid)
 
     def _checked_out(self, seg: CommittedSegment, size: int) -> bool:

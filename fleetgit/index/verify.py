@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,8 @@ class Report:
     segments: int = 0
     writers: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # ids of events the index holds that no source reaches any more (see `lost_events`)
+    lost: list[str] = field(default_factory=list)
 
     def failed(self, *, strict: bool = False) -> bool:
         """Anything wrong: a problem the rules did not settle (with `strict`, any at all)."""
@@ -74,10 +77,12 @@ class Report:
         }
 
     def summary(self) -> str:
-        settled = sum(p.settled for p in self.problems)
-        open_ = len(self.problems) - settled
+        settled = sum(p.settled and p.kind == "fork" for p in self.problems)
+        warned = sum(p.settled and p.kind != "fork" for p in self.problems)
+        open_ = len(self.problems) - settled - warned
         verdict = "ok" if not open_ else f"{open_} problem(s)"
         note = f" ({settled} fork(s) settled by the rules)" if settled else ""
+        note += f" ({warned} warning(s))" if warned else ""
         return (
             f"verify: {verdict}: {self.events} events in {self.segments} segments"
             f" from {self.writers} writers{note}"
@@ -337,7 +342,9 @@ def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Prob
     return problems
 
 
-def verify(paths: RepoPaths, config: Config) -> Report:
+def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = None) -> Report:
+    """Check every source; with the clone's `index`, also report the events it holds that no
+    source reaches any more (a warning: they still count; fleetgit restore-lost)."""
     checker = _Checker(config)
     problems = checker.report.problems
     max_line, max_blob = config.max_event_bytes, read_limit(config.segment_max_bytes)
@@ -411,4 +418,38 @@ def verify(paths: RepoPaths, config: Config) -> Report:
                     reported.add((where, what))
                     problems.append(Problem("not_read", where, f"{what}: not read"))
         read.add(target)
-    return checker.finish()
+    report = checker.finish()
+    if index is not None:
+        report.lost = lost_events(index, set(checker.hashes))
+        report.problems += _lost_problems(index, report.lost)
+    return report
+
+
+def lost_events(index: sqlite3.Connection, reachable: set[str]) -> list[str]:
+    """Ids of the events `index` holds that are in none of the `reachable` ids: a force-push,
+    a deleted branch or a filter-repo took the last commit (and work-tree file) holding them."""
+    return [
+        eid
+        for (eid,) in index.execute("SELECT id FROM events ORDER BY pos")
+        if eid not in reachable
+    ]
+
+
+def _lost_problems(index: sqlite3.Connection, lost: list[str]) -> list[Problem]:
+    by_writer: dict[str, int] = defaultdict(int)
+    for start in range(0, len(lost), 500):
+        chunk = lost[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for (writer,) in index.execute(f"SELECT writer FROM events WHERE id IN ({marks})", chunk):
+            by_writer[writer] += 1
+    return [
+        Problem(
+            "lost",
+            f"writer {writer}",
+            f"{n} event(s) this clone ingested are in no commit of any ref nor in any work tree"
+            " (a force-push, a deleted branch?): the index keeps them",
+            settled=True,  # a warning: a failure only with --strict
+            hint="fleetgit restore-lost publishes them again (same ids and bytes)",
+        )
+        for writer, n in sorted(by_writer.items())
+    ]

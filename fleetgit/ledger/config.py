@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "segment_max_bytes": 4 * 1024 * 1024,
     "max_event_bytes": 256 * 1024,
     "max_clock_skew_seconds": 300,
+    "sync": "manual",  # manual | on-write: each writing command publishes (fleetgit sync)
+    "sync_timeout": 5,  # seconds an on-write publish may take before it gives up (a warning)
 }
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ if TYPE_CHECKING:
         segment_max_bytes: int = 4 * 1024 * 1024
         max_event_bytes: int = 256 * 1024
         max_clock_skew_seconds: int = 300
+        sync: str = "manual"
+        sync_timeout: int = 5
 
 else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
     from collections import namedtuple
@@ -51,7 +55,11 @@ else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
     Config = namedtuple("Config", DEFAULTS, defaults=DEFAULTS.values())
 
 
-CHOICES = {"hook_mode": ("enforce", "warn"), "fsync": ("always", "never")}  # any case
+CHOICES = {
+    "hook_mode": ("enforce", "warn"),
+    "fsync": ("always", "never"),
+    "sync": ("manual", "on-write"),
+}  # any case
 # (lowest, highest or None): durations are seconds, bounded like every duration (366 days)
 RANGES: dict[str, tuple[int, int | None]] = {
     "format": (1, None),
@@ -62,6 +70,7 @@ RANGES: dict[str, tuple[int, int | None]] = {
     "segment_max_bytes": (1, 256 << 20),
     "max_event_bytes": (1, 64 << 20),
     "max_clock_skew_seconds": (0, MAX_SECONDS),
+    "sync_timeout": (1, 3600),
 }
 
 
@@ -76,6 +85,8 @@ fsync = "always"                      # always | never: fsync each append
 segment_max_bytes = 4194304           # a writer rolls to a new segment past this size
 max_event_bytes = 262144              # one event's encoded size limit
 max_clock_skew_seconds = 300          # events further in the future are flagged, not followed
+sync = "manual"                       # manual | on-write: each write publishes (fleetgit sync)
+sync_timeout = 5                      # seconds an on-write publish may take (then a warning)
 """
 
 

@@ -1,0 +1,275 @@
+"""The fleet's published histories in git, for `fleetgit sync` (fleetgit/sync/).
+
+- `refs/fleet/writers/<writer>`: one writer's history, built here from its segment files. Each
+  commit holds `.fleet/events/<writer>/<segment>.jsonl` (the same layout as a branch, so catch-up
+  reads it like any ref) and has the previous one as parent: every push is a fast-forward, and
+  no two machines ever write one ref. A segment already published is replaced only by its own
+  extension (an append-only file grown), never by other bytes.
+- `refs/fleet/remotes/<remote>/<writer>`: the writer refs fetched from `<remote>` (the fetch
+  refspec `+refs/fleet/writers/*:refs/fleet/remotes/<remote>/*`).
+
+Both are under `refs/fleet/`, which catch-up already reads (fingerprint.REF_PREFIXES); neither
+touches HEAD, the index, the work tree or the stash. A commit is made with plumbing only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+from fleetgit.git.paths import RepoPaths
+from fleetgit.git.repo import GitRepo
+from fleetgit.ledger.errors import GitError
+
+WRITERS = "refs/fleet/writers/"
+REMOTES = "refs/fleet/remotes/"
+IDENTITY = ("fleetgit", "fleetgit@localhost")  # the fleet's commits are not anyone's code
+
+
+def writer_ref(writer: str) -> str:
+    return WRITERS + writer
+
+
+def remote_prefix(remote: str) -> str:
+    """Where the writer refs fetched from `remote` live: refs/fleet/remotes/<remote>/."""
+    return f"{REMOTES}{remote}/"
+
+
+def fetch_refspec(remote: str) -> str:
+    return f"+{WRITERS}*:{remote_prefix(remote)}*"
+
+
+class Published(NamedTuple):
+    commit: str | None  # the new tip, None when there was nothing new
+    segments: tuple[str, ...]  # segment names added or grown
+    events: int  # lines sent (complete events)
+    bytes: int
+    refused: tuple[str, ...]  # segments whose bytes differ from their published copy: kept
+
+
+def plan(
+    git: GitRepo, writer: str, files: Mapping[str, tuple[int, Any]]
+) -> tuple[str | None, dict[str, bytes], int, int, list[str]]:
+    """What a publish of `files` (segment name -> (size, read() -> bytes)) would change on top
+    of the writer ref: (tip, {name: bytes}, lines, bytes, refused names)."""
+    tip = ref_target(git, writer_ref(writer))
+    published = _writer_blobs(git, tip, writer) if tip else {}
+    changes: dict[str, bytes] = {}
+    lines = size_sent = 0
+    refused: list[str] = []
+    for name in sorted(files):
+        size, read = files[name]
+        blob = published.get(name)
+        if blob is not None and git.blob_size(blob) == size:
+            continue  # append-only: the same size is the same bytes
+        data: bytes = read()
+        old = git.blob(blob) if blob is not None else b""
+        if not data.startswith(old) or len(data) <= len(old):
+            refused.append(name)
+            continue
+        changes[name] = data
+        lines += data.count(b"\n", len(old))
+        size_sent += len(data) - len(old)
+    return tip, changes, lines, size_sent, refused
+
+
+def publish(git: GitRepo, writer: str, files: Mapping[str, tuple[int, Any]]) -> Published:
+    """Commit this writer's new and grown segments onto refs/fleet/writers/<writer>. The caller
+    holds the writer's lock (nothing appends meanwhile, and only it moves this ref)."""
+    tip, changes, lines, size, refused = plan(git, writer, files)
+    if not changes:
+        return Published(None, (), 0, 0, tuple(refused))
+    message = f"fleet: writer {writer}: {lines} event(s) in {len(changes)} segment(s)"
+    commit = commit_segments(git, tip, {writer: changes}, message)
+    set_ref(git.paths, writer_ref(writer), commit, tip)
+    return Published(commit, tuple(sorted(changes)), lines, size, tuple(refused))
+
+
+def commit_segments(
+    git: GitRepo, tip: str | None, changes: Mapping[str, Mapping[str, bytes]], message: str
+) -> str:
+    """A commit on top of `tip` whose tree is tip's with `changes` (writer -> name -> bytes)
+    put under .fleet/events/; no ref moves."""
+    import pygit2
+
+    repo = git.repo
+    blob_mode, tree_mode = pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.TREE
+    root = repo[tip].peel(pygit2.Tree) if tip else None
+    fleet = _subtree(repo, root, ".fleet")
+    events = _subtree(repo, fleet, "events")
+    events_builder = repo.TreeBuilder(events) if events is not None else repo.TreeBuilder()
+    for writer, segments in sorted(changes.items()):
+        current = _subtree(repo, events, writer)
+        builder = repo.TreeBuilder(current) if current is not None else repo.TreeBuilder()
+        for name, data in sorted(segments.items()):
+            builder.insert(name, repo.create_blob(data), blob_mode)
+        events_builder.insert(writer, builder.write(), tree_mode)
+    fleet_builder = repo.TreeBuilder(fleet) if fleet is not None else repo.TreeBuilder()
+    fleet_builder.insert("events", events_builder.write(), tree_mode)
+    root_builder = repo.TreeBuilder(root) if root is not None else repo.TreeBuilder()
+    root_builder.insert(".fleet", fleet_builder.write(), tree_mode)
+    sig = pygit2.Signature(*IDENTITY)
+    parents = [pygit2.Oid(hex=tip)] if tip else []
+    oid = repo.create_commit(None, sig, sig, message, root_builder.write(), parents)
+    return str(oid)
+
+
+def _subtree(repo: Any, tree: Any, name: str) -> Any:
+    if tree is None:
+        return None
+    try:
+        entry = tree[name]
+    except KeyError:
+        return None
+    return repo[entry.id] if entry.type_str == "tree" else None
+
+
+def _writer_blobs(git: GitRepo, tip: str, writer: str) -> dict[str, str]:
+    events = git.events_tree(tip)
+    if events is None:
+        return {}
+    for name, oid, kind, _mode in git.tree_entries(events):
+        if name == writer and kind == "tree":
+            return {n: o for n, o, k, _m in git.tree_entries(oid) if k == "blob"}
+    return {}
+
+
+def ref_target(git: GitRepo, name: str) -> str | None:
+    try:
+        return str(git.repo.references[name].resolve().target)
+    except (KeyError, ValueError):
+        return None
+
+
+def set_ref(paths: RepoPaths, name: str, new: str, old: str | None) -> None:
+    """Move `name` from `old` (None: it must not exist) to `new`, or fail: git's compare and
+    swap, with a reflog entry."""
+    expected = old or "0" * len(new)
+    run(paths, ["update-ref", "-m", "fleetgit sync: publish", name, new, expected])
+
+
+def refs_under(paths: RepoPaths, prefix: str) -> dict[str, str]:
+    """Ref name -> commit id of every ref under `prefix`."""
+    out = run(paths, ["for-each-ref", "--format=%(objectname) %(refname)", prefix])
+    refs = {}
+    for line in out.splitlines():
+        oid, _, name = line.partition(" ")
+        if name:
+            refs[name] = oid
+    return refs
+
+
+# -- remotes ------------------------------------------------------------------------------
+
+
+def remotes(paths: RepoPaths) -> list[str]:
+    return run(paths, ["remote"]).split()
+
+
+def upstream_remote(paths: RepoPaths) -> str | None:
+    """The remote of the current branch's upstream, if it has one."""
+    try:
+        branch = run(paths, ["symbolic-ref", "-q", "--short", "HEAD"]).strip()
+    except GitError:
+        return None  # detached
+    try:
+        remote = run(paths, ["config", "--get", f"branch.{branch}.remote"]).strip()
+    except GitError:
+        return None
+    return remote if remote and remote != "." else None
+
+
+def ensure_fetch_refspec(paths: RepoPaths, remote: str) -> bool:
+    """Add the fleet's fetch refspec to `remote` so that a plain `git fetch` brings the writer
+    refs too; True when it was added. Pushing is not affected (no push refspec is set)."""
+    spec = fetch_refspec(remote)
+    try:
+        have = run(paths, ["config", "--get-all", f"remote.{remote}.fetch"]).split()
+    except GitError:
+        have = []
+    if spec in have:
+        return False
+    run(paths, ["config", "--add", f"remote.{remote}.fetch", spec])
+    return True
+
+
+def push(paths: RepoPaths, remote: str, writer: str, timeout: float | None) -> None:
+    """Push this writer's ref (a fast-forward; never forced). Client hooks do not run: the ref
+    holds no code. Git updates refs/fleet/remotes/<remote>/<writer> by the fetch refspec."""
+    ref = writer_ref(writer)
+    remote_git(paths, ["push", "--no-verify", "--quiet", remote, f"{ref}:{ref}"], timeout, "push")
+    # git moves the tracking copy itself once the refspec is configured; make sure
+    with contextlib.suppress(GitError):
+        run(paths, ["update-ref", remote_prefix(remote) + writer, ref])
+
+
+def fetch(paths: RepoPaths, remote: str, timeout: float | None) -> None:
+    """Fetch every writer ref of `remote` into refs/fleet/remotes/<remote>/ (pruning the ones it
+    no longer has: their events stay in the index, and `verify` reports any no ref reaches)."""
+    args = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head"]
+    remote_git(paths, [*args, remote, fetch_refspec(remote)], timeout, "fetch")
+
+
+def list_remote(paths: RepoPaths, remote: str, timeout: float | None) -> dict[str, str]:
+    """The remote's writer refs (ls-remote): writer -> commit id."""
+    out = remote_git(paths, ["ls-remote", remote, f"{WRITERS}*"], timeout, "ls-remote")
+    found = {}
+    for line in out.splitlines():
+        oid, _, name = line.partition("\t")
+        if name.startswith(WRITERS):
+            found[name[len(WRITERS) :]] = oid
+    return found
+
+
+def remote_git(paths: RepoPaths, args: Sequence[str], timeout: float | None, what: str) -> str:
+    """A git command that talks to a remote: never prompts (a missing credential is an error,
+    not a hang), bounded by `timeout`; a failure is one line with git's own message."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.worktree), *args],
+            capture_output=True,
+            check=False,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {what} took longer than {timeout:g} s: stopped") from None
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        raise GitError(f"git {what} failed: {git_message(proc.stderr)}")
+    return proc.stdout.decode("utf-8", "replace")
+
+
+def git_message(stderr: bytes) -> str:
+    """The line of git's stderr that says what went wrong (its first error, else its first
+    line), with what a hook on the remote said before it."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    remote = [ln for ln in lines if ln.startswith("remote:") and ln != "remote:"]
+    errors = [ln for ln in lines if ln.startswith(("fatal:", "error:", " ! ", "! ["))]
+    chosen = errors[0] if errors else (lines[0] if lines else "no message")
+    if remote and "hook declined" in " ".join(lines):
+        chosen = f"{chosen} ({remote[0]})"
+    return chosen
+
+
+def run(paths: RepoPaths, args: Sequence[str]) -> str:
+    """A local git command (no network): its stdout, or GitError with git's message."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(paths.worktree), *args],
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc}") from None
+    if proc.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {git_message(proc.stderr)}")
+    return proc.stdout.decode("utf-8", "replace")

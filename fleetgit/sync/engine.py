@@ -1,0 +1,305 @@
+"""One sync: publish this writer's segments, push its ref, fetch every writer ref, ingest.
+
+Order and failure: the publish is local and complete before the network is touched (a commit
+on refs/fleet/writers/<writer>, under the writer's lock, so no append runs meanwhile); a push
+or fetch that fails stops the sync there with git's own message, and the next sync starts
+again from whatever is not yet on the remote. Nothing of the user's (HEAD, index, work tree,
+stash, branches) is read for writing or changed. Syncs of one clone take turns on a lock in
+the common git dir: a second one waits for the first, then runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from fleetgit.git import fleetrefs
+from fleetgit.git.paths import RepoPaths
+from fleetgit.git.sources import scan_worktrees
+from fleetgit.ledger import safefs
+from fleetgit.ledger.errors import GitError, ValidationError
+from fleetgit.ledger.segments import read_limit
+
+if TYPE_CHECKING:
+    from fleetgit.fleet import Fleet
+
+
+@dataclass
+class Sent:
+    events: int = 0
+    segments: list[str] = field(default_factory=list)
+    bytes: int = 0
+    commit: str | None = None  # the new tip of refs/fleet/writers/<writer>, when one was made
+    pushed: bool = False  # the remote's copy of this writer's ref moved
+    refused: list[str] = field(default_factory=list)  # segments that are not extensions
+
+
+@dataclass
+class Received:
+    writers: list[str] = field(default_factory=list)  # writer refs that moved (or appeared)
+    events: int = 0  # events new to this clone's index
+    gone: list[str] = field(default_factory=list)  # writer refs the remote no longer has
+
+
+@dataclass
+class SyncReport:
+    remote: str
+    writer: str
+    dry_run: bool = False
+    refspec_added: bool = False
+    sent: Sent = field(default_factory=Sent)
+    received: Received = field(default_factory=Received)
+    concerns: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_remote(paths: RepoPaths, remote: str | None) -> str:
+    """The remote to sync with: the one named, else the current branch's upstream remote, else
+    `origin`; refused in one line when this clone has no such remote."""
+    known = fleetrefs.remotes(paths)
+    chosen = remote or fleetrefs.upstream_remote(paths) or "origin"
+    if chosen not in known:
+        shown = ", ".join(known) if known else "none"
+        raise ValidationError(
+            f"no git remote named {chosen!r} (remotes here: {shown})",
+            hint="fleetgit sync REMOTE, or add one: git remote add origin URL",
+        )
+    return chosen
+
+
+@contextmanager
+def sync_lock(paths: RepoPaths, timeout: float | None = None) -> Iterator[None]:
+    """One sync at a time per clone (all its worktrees): a second one waits its turn (at most
+    `timeout` seconds when given)."""
+    directory = paths.common_dir / "fleet"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "sync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        if timeout is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise GitError(
+                            f"another sync of this clone ran longer than {timeout:g} s"
+                        ) from None
+                    time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases it
+
+
+def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
+    """This writer's segment files in this worktree: name -> (size, read)."""
+    top, writer = str(fleet.paths.worktree), fleet.writer.id
+    limit = read_limit(fleet.config.segment_max_bytes)
+    found: dict[str, tuple[int, Callable[[], bytes]]] = {}
+    for f in scan_worktrees(fleet.paths):
+        if f.worktree != top or f.writer != writer:
+            continue
+
+        def read(relpath: str = f.relpath) -> bytes:
+            try:
+                data = safefs.read_small(top, relpath, limit)
+            except (safefs.NotRegular, ValueError):
+                data = None
+            return data or b""
+
+        found[f.relpath.rsplit("/", 1)[-1]] = (f.size, read)
+    return found
+
+
+def publish(fleet: Fleet, sent: Sent, *, dry_run: bool = False) -> None:
+    """Put this writer's new and grown segments on its ref (or, dry, count what would go)."""
+    git, writer = fleet.index.git, fleet.writer
+    with writer.locked() as state:
+        if not dry_run and not fleet.index.segment_committed(writer.id, state.segment):
+            size = writer.repair(max(state.segment, 1), fleet.config.max_event_bytes)
+            if size is not None:  # only complete batches are published
+                state.size = size
+        files = own_segments(fleet)
+        if dry_run:
+            _tip, changes, lines, size, refused = fleetrefs.plan(git, writer.id, files)
+            sent.events, sent.bytes, sent.segments = lines, size, sorted(changes)
+            sent.refused = refused
+            return
+        published = fleetrefs.publish(git, writer.id, files)
+    sent.commit = published.commit
+    sent.events, sent.bytes = published.events, published.bytes
+    sent.segments, sent.refused = list(published.segments), list(published.refused)
+
+
+def run(
+    fleet: Fleet,
+    remote: str | None = None,
+    *,
+    push: bool = True,
+    fetch: bool = True,
+    dry_run: bool = False,
+    timeout: float | None = None,
+) -> SyncReport:
+    paths = fleet.paths
+    name = resolve_remote(paths, remote)
+    report = SyncReport(name, fleet.writer.id, dry_run)
+    with sync_lock(paths):
+        if not dry_run:
+            report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name)
+        if push:
+            _push(fleet, name, report, dry_run, timeout)
+        if fetch:
+            _fetch(fleet, name, report, dry_run, timeout)
+    return report
+
+
+def publish_on_write(fleet: Fleet, timeout: float) -> SyncReport:
+    """`sync = "on-write"`: publish and push after a command's append, within `timeout`
+    seconds; reads never reach the network."""
+    deadline = time.monotonic() + timeout
+    name = resolve_remote(fleet.paths, None)
+    report = SyncReport(name, fleet.writer.id)
+    with sync_lock(fleet.paths, timeout):
+        report.refspec_added = fleetrefs.ensure_fetch_refspec(fleet.paths, name)
+        _push(fleet, name, report, False, max(0.5, deadline - time.monotonic()))
+    return report
+
+
+def _push(
+    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+) -> None:
+    paths, writer = fleet.paths, fleet.writer.id
+    publish(fleet, report.sent, dry_run=dry_run)
+    mine = fleetrefs.refs_under(paths, fleetrefs.writer_ref(writer))
+    local = mine.get(fleetrefs.writer_ref(writer))
+    tracking = fleetrefs.refs_under(paths, fleetrefs.remote_prefix(remote) + writer)
+    there = tracking.get(fleetrefs.remote_prefix(remote) + writer)
+    if dry_run:
+        report.sent.pushed = bool(report.sent.segments) or (local is not None and local != there)
+        return
+    if local is not None and local != there:
+        try:
+            fleetrefs.push(paths, remote, writer, timeout)
+        except GitError as exc:
+            raise GitError(
+                f"sync with {remote}: {exc.message}",
+                hint=f"nothing is lost: your events wait on {fleetrefs.writer_ref(writer)}, and"
+                f" the next fleetgit sync sends them",
+            ) from None
+        report.sent.pushed = True
+
+
+def _fetch(
+    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+) -> None:
+    paths, prefix = fleet.paths, fleetrefs.remote_prefix(remote)
+    before = {n[len(prefix) :]: t for n, t in fleetrefs.refs_under(paths, prefix).items()}
+    try:
+        if dry_run:
+            after = fleetrefs.list_remote(paths, remote, timeout)
+        else:
+            fleetrefs.fetch(paths, remote, timeout)
+            after = {n[len(prefix) :]: t for n, t in fleetrefs.refs_under(paths, prefix).items()}
+    except GitError as exc:
+        raise GitError(
+            f"sync with {remote}: {exc.message}",
+            hint="nothing changed here; run fleetgit sync again when the remote answers",
+        ) from None
+    mine = fleet.writer.id
+    report.received.writers = sorted(
+        w for w, t in after.items() if before.get(w) != t and w != mine
+    )
+    report.received.gone = sorted(set(before) - set(after))
+    if dry_run:
+        return
+    start = fleet.index.max_pos()
+    result = fleet.index.catch_up()
+    report.received.events = result.new_events
+    report.concerns = concerns(fleet, start)
+
+
+def concerns(fleet: Fleet, after_pos: int) -> list[dict[str, Any]]:
+    """What arrived that concerns the acting pilot: messages to it, reservations of others that
+    overlap its own (and its own that lost a clash to one), claims on sorties it claimed."""
+    me = fleet.actor
+    if not me:
+        return []
+    rows = fleet.index.conn.execute(
+        "SELECT type, stream, actor, data, hlc, writer, wseq FROM events"
+        " WHERE pos > ? AND writer != ? AND (actor IS NULL OR actor != ?)"
+        " AND type IN ('message_sent', 'file_reserved', 'sortie_assigned') ORDER BY pos",
+        (after_pos, fleet.writer.id, me),
+    ).fetchall()
+    out: list[dict[str, Any]] = []
+    granted = set()
+    claimed = _claimed_by(fleet, me)
+    for etype, stream, actor, data_text, hlc, writer, wseq in rows:
+        data = orjson.loads(data_text)
+        if etype == "message_sent" and me in (*data.get("to", ()), *data.get("cc", ())):
+            out.append(
+                {
+                    "kind": "message",
+                    "from": actor,
+                    "message_id": data.get("message_id"),
+                    "subject": data.get("subject"),
+                }
+            )
+        elif etype == "file_reserved":
+            granted.add((hlc, writer, wseq))
+        elif etype == "sortie_assigned" and stream in claimed:
+            out.append(
+                {"kind": "claim", "sortie": stream.partition("/")[2], "by": actor,
+                 "assignee": data.get("assignee")}
+            )  # fmt: skip
+    if granted:
+        out += _reservation_concerns(fleet, me, granted)
+    return out
+
+
+def _claimed_by(fleet: Fleet, me: str) -> set[str]:
+    rows = fleet.index.conn.execute(
+        "SELECT DISTINCT stream FROM events WHERE type = 'sortie_assigned' AND actor = ?", (me,)
+    )
+    return {r[0] for r in rows}
+
+
+def _reservation_concerns(
+    fleet: Fleet, me: str, granted: set[tuple[int, str, int]]
+) -> list[dict[str, Any]]:
+    from fleetgit.guard.patterns import overlaps
+
+    every = fleet.reservations()
+    mine = [r for r in every if r.holder == me]
+    out: list[dict[str, Any]] = []
+    for r in every:
+        if r.holder == me or r.granted not in granted:
+            continue
+        for m in mine:
+            if not overlaps(
+                r.pattern, m.pattern, ignorecase=fleet.ignorecase, a_file=r.is_file,
+                b_file=m.is_file,
+            ):  # fmt: skip
+                continue
+            if m.lost_to is not None and m.lost_to.reservation_id == r.reservation_id:
+                kind = "lost"  # mine lost the clash: it no longer counts
+            elif r.lost_to is not None:
+                kind = "won"
+            else:
+                kind = "reservation"
+            out.append(
+                {"kind": kind, "holder": r.holder, "pattern": r.pattern, "mode": r.mode,
+                 "mine": m.pattern}
+            )  # fmt: skip
+    return out
