@@ -62,18 +62,18 @@ class SyncReport:
         return asdict(self)
 
 
-def resolve_remote(paths: RepoPaths, remote: str | None) -> str:
-    """The remote to sync with: the one named, else the current branch's upstream remote, else
-    `origin`; refused in one line when this clone has no such remote."""
-    known = fleetrefs.remotes(paths)
-    chosen = remote or fleetrefs.upstream_remote(paths) or "origin"
-    if chosen not in known:
-        shown = ", ".join(known) if known else "none"
+def resolve_remote(paths: RepoPaths, remote: str | None) -> tuple[str, list[str]]:
+    """The remote to sync with (the one named, else the current branch's upstream remote, else
+    `origin`) and its fetch refspecs; refused in one line when this clone has no such remote."""
+    config = fleetrefs.remote_config(paths)
+    chosen = remote or config.upstream or "origin"
+    if chosen not in config.remotes:
+        shown = ", ".join(config.remotes) if config.remotes else "none"
         raise ValidationError(
             f"no git remote named {chosen!r} (remotes here: {shown})",
             hint="fleetgit sync REMOTE, or add one: git remote add origin URL",
         )
-    return chosen
+    return chosen, config.fetch.get(chosen, [])
 
 
 @contextmanager
@@ -153,11 +153,11 @@ def run(
     timeout: float | None = None,
 ) -> SyncReport:
     paths = fleet.paths
-    name = resolve_remote(paths, remote)
+    name, specs = resolve_remote(paths, remote)
     report = SyncReport(name, fleet.writer.id, dry_run)
     with sync_lock(paths):
         if not dry_run:
-            report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name)
+            report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name, specs)
         if push:
             _push(fleet, name, report, dry_run, timeout)
         if fetch:
@@ -169,10 +169,10 @@ def publish_on_write(fleet: Fleet, timeout: float) -> SyncReport:
     """`sync = "on-write"`: publish and push after a command's append, within `timeout`
     seconds; reads never reach the network."""
     deadline = time.monotonic() + timeout
-    name = resolve_remote(fleet.paths, None)
+    name, specs = resolve_remote(fleet.paths, None)
     report = SyncReport(name, fleet.writer.id)
     with sync_lock(fleet.paths, timeout):
-        report.refspec_added = fleetrefs.ensure_fetch_refspec(fleet.paths, name)
+        report.refspec_added = fleetrefs.ensure_fetch_refspec(fleet.paths, name, specs)
         _push(fleet, name, report, False, max(0.5, deadline - time.monotonic()))
     return report
 
@@ -182,10 +182,9 @@ def _push(
 ) -> None:
     paths, writer = fleet.paths, fleet.writer.id
     publish(fleet, report.sent, dry_run=dry_run)
-    mine = fleetrefs.refs_under(paths, fleetrefs.writer_ref(writer))
-    local = mine.get(fleetrefs.writer_ref(writer))
-    tracking = fleetrefs.refs_under(paths, fleetrefs.remote_prefix(remote) + writer)
-    there = tracking.get(fleetrefs.remote_prefix(remote) + writer)
+    refs = fleetrefs.refs_under(paths, "refs/fleet/")
+    local = refs.get(fleetrefs.writer_ref(writer))
+    there = refs.get(fleetrefs.remote_prefix(remote) + writer)
     if dry_run:
         report.sent.pushed = bool(report.sent.segments) or (local is not None and local != there)
         return
