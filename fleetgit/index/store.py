@@ -92,6 +92,11 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
     )
 
 
+# Segment numbers from here on hold events republished by `fleetgit restore-lost` (sync/lost.py)
+# in another clone: their writer's own numbering never reaches them, nor follows them.
+RESTORED_SEGMENTS = 90_000_000
+
+
 class WriterFacts(NamedTuple):
     max_segment: int  # highest segment number of the writer the index has seen
     max_wseq: int  # the writer's last wseq: it knows every write that reached a file
@@ -446,12 +451,12 @@ class IndexDB:
         """What an append needs from the index, in one query."""
         bound = clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000)
         row = self.conn.execute(
-            "SELECT (SELECT max(number) FROM segments WHERE writer = :w),"
+            "SELECT (SELECT max(number) FROM segments WHERE writer = :w AND number < :restored),"
             " (SELECT max(wseq) FROM events WHERE writer = :w),"
             " (SELECT max(hlc) FROM events WHERE hlc <= :bound),"
             " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
             " coalesce((SELECT max(pos) FROM events), 0)) + 1",
-            {"w": writer, "bound": bound},
+            {"w": writer, "bound": bound, "restored": RESTORED_SEGMENTS},
         ).fetchone()
         return WriterFacts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3]))
 

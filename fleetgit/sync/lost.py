@@ -5,8 +5,10 @@ filter-repo took the last commit holding it; `verify` reports them (index/verify
 Restoring writes their exact lines (rebuilt from the index: a line is canonical, so its bytes
 follow from its fields; a line whose hash does not match is left out) as new segments on this
 writer's fleet ref, each batch whole. A line must lie in its own writer's directory (intake), so
-an event of writer W goes to `.fleet/events/W/<n>.jsonl` in that commit, `n` past every segment
-of W this clone knows: W's own next append then rolls past it (Fleet._segment_for_append).
+an event of writer W goes to `.fleet/events/W/<n>.jsonl` in that commit, `n` from
+RESTORED_SEGMENTS (90000000) on: W's own appends number their segments below it and never follow
+it (index.store.writer_facts), so W and the restorer never write one segment name. Two clones
+restoring the same writer's events at once may: `verify` reports it, every event still counts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fleetgit.git import fleetrefs
+from fleetgit.index.store import RESTORED_SEGMENTS
 from fleetgit.ledger.codec import Event, encode
 from fleetgit.ledger.segments import line_hash, segment_name
 
@@ -101,7 +104,10 @@ def _lines(fleet: Fleet, lost: list[str]) -> dict[str, tuple[set[str], bytes]]:
 
 
 def _next_number(fleet: Fleet, writer: str) -> int:
+    """A number the writer's own appends never use (they stay below RESTORED_SEGMENTS), past
+    the restored segments this clone knows of."""
     row = fleet.index.conn.execute(
-        "SELECT max(number) FROM segments WHERE writer = ?", (writer,)
+        "SELECT max(number) FROM segments WHERE writer = ? AND number >= ?",
+        (writer, RESTORED_SEGMENTS),
     ).fetchone()
-    return int(row[0] or 0) + 1
+    return int(row[0]) + 1 if row[0] is not None else RESTORED_SEGMENTS
