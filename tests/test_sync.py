@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from fleetgit.fleet import init
 from tests.conftest import enlist, git, make_repo, run_fleetgit
@@ -339,3 +342,72 @@ def test_push_only_and_fetch_only(tmp_path: Path, flag: str) -> None:
     else:
         assert not report["sent"]["pushed"] and report["received"]["writers"] == [b_writer(b)]
         assert b_writer(a) not in git(remote, "for-each-ref")
+
+
+# -- hypothesis: random appends, syncs, merges, rebases and resets on three clones ------------
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["reserve", "message", "sortie", "sync", "merge", "rebase", "reset"]),
+        st.integers(0, 2),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+def _in_process(clone: Path, *args: str) -> str:
+    from typer.testing import CliRunner
+
+    from fleetgit.cli import app
+
+    res = CliRunner().invoke(app, ["-C", str(clone), *args], catch_exceptions=False)
+    assert res.exit_code == 0, res.stderr
+    return res.stdout
+
+
+def _in_process_sync(clone: Path) -> None:
+    _in_process(clone, "sync", "--json")
+
+
+# a few examples (each makes three clones), and no shrinking: minutes per failure otherwise
+@settings(
+    max_examples=5,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+@given(ops=OPS)
+def test_any_sequence_of_appends_syncs_merges_rebases_and_resets_converges(
+    ops: list[tuple[str, int]],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _remote, clones = make_net(Path(tmp))
+        for clone in [*clones, *clones]:
+            _in_process_sync(clone)
+        for n, (op, i) in enumerate(ops):
+            clone, pilot = clones[i], PILOTS[i]
+            if op == "reserve":
+                _in_process(clone, "--as", pilot, "reserve", f"src/{pilot}/f{n}.py")
+            elif op == "message":
+                to = PILOTS[(i + 1) % 3]
+                _in_process(
+                    clone, "--as", pilot, "squawk", "send", "--to", to, "--subject", f"m{n}"
+                )
+            elif op == "sortie":
+                _in_process(clone, "--as", pilot, "sortie", "create", f"s{n}")
+            elif op == "sync":
+                _in_process_sync(clone)
+            elif op in ("merge", "rebase"):
+                _in_process(clone, "commit", "-m", f"fleet {n}")
+                how = "--rebase" if op == "rebase" else "--no-rebase"
+                git(clone, "pull", "-q", how, "--autostash", "--no-edit", "origin", "main")
+                git(clone, "push", "-q", "origin", "HEAD:main")
+            elif op == "reset" and int(git(clone, "rev-list", "--count", "HEAD")) > 2:
+                git(clone, "reset", "-q", "--hard", "HEAD~1")
+        for clone in clones:  # what a reset took from every ref comes back
+            _in_process(clone, "restore-lost")
+        for clone in [*clones, *clones]:
+            _in_process_sync(clone)
+        seen = [views(c, "goose") for c in clones]
+        assert seen[0] == seen[1] == seen[2]
