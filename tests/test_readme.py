@@ -43,11 +43,15 @@ REFUSED: dict[str, dict[str, str]] = {
     },
     "interfaces.md": {"show nosuchid --json": '"code":"not_found"'},
     "analytics.md": {'sql "delete from events"': "read-only"},
+    "history.md": {"check tests/": "ice"},  # ice reserved tests/ on another machine
 }
 # per page: lines whose output must show a text (a part of the line) -> the text
 SHOWS: dict[str, dict[str, str]] = {
     "README.md": {"--as goose status": "lexer.py", "resume --latest": "still yours"},
-    "history.md": {"fleetgit reservations": "goose", "fleetgit verify": "ok"},
+    "history.md": {
+        "fleetgit reservations": "goose",
+        "fleetgit verify": "ok",
+    },
     "interfaces.md": {"--version": "fleetgit ", "status": "me: viper-1, active"},
     "analytics.md": {"sql --schema": "reservation_lost", "stats --pilot": "claim_to_completion"},
 }
