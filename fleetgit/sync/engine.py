@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git import fleetrefs
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.sources import scan_worktrees
@@ -128,7 +129,7 @@ def publish(fleet: Fleet, sent: Sent, *, dry_run: bool = False) -> None:
     git, writer = fleet.index.git, fleet.writer
     with writer.locked() as state:
         if not dry_run and not fleet.index.segment_committed(writer.id, state.segment):
-            size = writer.repair(max(state.segment, 1), fleet.config.max_event_bytes)
+            size = writer.repair(max(state.segment, 1), fleet.config.max_event_bytes, CATALOGUE)
             if size is not None:  # only complete batches are published
                 state.size = size
         files = own_segments(fleet)
