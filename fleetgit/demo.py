@@ -315,6 +315,25 @@ class Demo:
         self.say("fleetgit stats: the summary, with small charts")
         self.fg("stats")
 
+    def machines(self) -> None:
+        self.say("A second machine: any git remote carries the ledger, no server")
+        self.run("git", "init", "-q", "--bare", "../hangar.git")  # a bare directory will do
+        self.run("git", "remote", "add", "origin", "../hangar.git")
+        self.fg("sync")
+        self.note("the laptop: a clone of this repository, whose remote is the same hub")
+        self.run("git", "clone", "-q", ".", "../laptop")
+        self.run("git", "-C", "../laptop", "remote", "set-url", "origin", "../hangar.git")
+        self.note("on the laptop, ice registers and reserves the parser to review it, then syncs")
+        self.fg("pilot", "register", "ice", at="../laptop")
+        self.fg("reserve", "src/parser.py", "--reason", "review", who="ice", at="../laptop")
+        self.fg("sync", at="../laptop")
+        self.say("Back on the first machine, one fleetgit sync: ice's reservation counts here too")
+        self.fg("sync", who="goose")
+        self.fg("reservations")
+        self.fg("check", "src/parser.py", who="goose", expect=1)
+        self.note("sync wrote only refs/fleet/*: main is still the merge, app.py still modified")
+        self.run("git", "log", "--oneline", "-1")
+
 
 def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
     """Run every section; `echo` prints them as they go (else only the steps are returned)."""
@@ -336,6 +355,7 @@ def run_demo(keep: bool = False, *, echo: bool = True) -> DemoRun:
         demo.history(mission)
         demo.branches(mission, grammar, errors)
         demo.analytics()
+        demo.machines()
         done = f"The repository is kept at {demo.repo}" if keep else "Cleaning up."
         demo.print(f"\n# done. {done}")
     finally:  # a demo that failed half-way leaves nothing behind either

@@ -17,6 +17,10 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert res.code == 0, res.out[-3000:] + res.err
     assert "commit refused" in res.out and "verify: ok" in res.out
     assert "Traceback" not in res.out + res.err
+    # the second machine: one sync brings ice's reservation, and it is enforced here
+    machine = res.out.split("## A second machine")[1]
+    assert "$ fleetgit -C ../laptop sync" in machine and "$ fleetgit --as goose sync" in machine
+    assert "src/parser.py  ice" in machine.split("check src/parser.py")[1]
     for shown in ("workorder complete", "--as-of", "events --consumer ci-bot", "cursor show"):
         assert f"$ fleetgit {shown}" in res.out or shown in res.out, shown
     # the cursor's position is explained where it is shown, by a comment a shell would ignore

@@ -77,7 +77,8 @@ def _human(r: dict[str, Any]) -> str:
         writers = len(got["writers"])
         lines.append(f"would receive from {writers} writer(s)" if writers else "nothing to receive")
     elif got["writers"] or got["events"]:
-        lines.append(f"received {got['events']} new event(s) from {len(got['writers'])} writer(s)")
+        moved = len(got["writers"])
+        lines.append(f"received {got['events']} new event(s) ({moved} writer ref(s) moved)")
     else:
         lines.append("nothing new received")
     for c in r["concerns"]:
