@@ -40,7 +40,7 @@ GROUPS: dict[str, str] = {
     "log": "timeline",
     **dict.fromkeys(("mcp", "agents"), "agents"),
     **dict.fromkeys(("sql", "stats", "export"), "analytics"),
-    **dict.fromkeys(("sync", "restore-lost"), "sync"),
+    **dict.fromkeys(("sync", "restore-lost", "withdraw"), "sync"),
     "demo": "",
 }
 MODULES = (
@@ -92,6 +92,8 @@ COMMAND_LINES: dict[str, str] = {
     " (TABLE.parquet, ...).",
     "sync": "Share the ledger through a git remote: publish, push, fetch, ingest.",
     "restore-lost": "Publish again the events no ref reaches any more (same ids and bytes).",
+    "withdraw": "Withdraw one of your events: every projection then ignores it (the ledger"
+    " keeps it).",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

@@ -11,6 +11,7 @@ from fleetgit.ledger.errors import UsageError
 def register(app: typer.Typer) -> None:
     app.command("sync")(sync)
     app.command("restore-lost")(restore_lost)
+    app.command("withdraw")(withdraw)
 
 
 @boundary
@@ -132,3 +133,27 @@ def restore_lost(
             f"{verb} {len(result['events'])} event(s) in {len(result['segments'])} segment(s)"
             + ("" if dry_run else f" on {result['ref']}: fleetgit sync publishes them")
         )
+
+
+@boundary
+def withdraw(
+    ctx: typer.Context,
+    event: Annotated[str, typer.Argument(help="The event's id (or a unique prefix).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Withdraw one of your events: every projection then ignores it (the ledger keeps it).
+
+    Appends an event_withdrawn tombstone to the event's stream, honoured by every clone once
+    it arrives. Only the event's own actor can withdraw it.
+
+    Example: fleetgit --as viper-1 withdraw 0193a1b2 --reason "wrong mission"
+    """
+    from fleetgit.domain.withdrawals.commands import withdraw as run
+
+    with open_fleet(ctx) as fleet:
+        tombstone = run(fleet, event, reason)
+    if as_json:
+        print_json(tombstone.to_json())
+    else:
+        typer.echo(f"withdrew {tombstone.data['event_id']} ({tombstone.stream})")

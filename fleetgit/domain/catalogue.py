@@ -11,6 +11,7 @@ from fleetgit.domain.pilots import events as pilots
 from fleetgit.domain.reservations import events as reservations
 from fleetgit.domain.sorties import events as sorties
 from fleetgit.domain.squawk import events as squawk
+from fleetgit.domain.withdrawals import events as withdrawals
 from fleetgit.domain.workorders import events as workorders
 from fleetgit.ledger.schema import Catalogue
 
@@ -25,6 +26,7 @@ CATALOGUE = Catalogue(
         *locks.TYPES,
         *checkpoints.TYPES,
         *coordination.TYPES,
+        *withdrawals.TYPES,
     ]
 )
 TYPES = CATALOGUE.types

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from fleetgit.domain import catalogue
+from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.ledger import clock
 
 Rows = dict[str, list[dict[str, Any]]]
@@ -32,6 +33,7 @@ class Ev(NamedTuple):
     wseq: int
     actor: str | None
     pos: int
+    id: str = ""  # the event's id: what a tombstone names (honour_withdrawals)
 
     @property
     def ms(self) -> int:
@@ -40,6 +42,25 @@ class Ev(NamedTuple):
     @property
     def order(self) -> tuple[int, str, int]:
         return (self.hlc, self.writer, self.wseq)
+
+
+def has_withdrawal(events: list[Ev]) -> bool:
+    return any(e.type == WITHDRAWN for e in events)
+
+
+def honour_withdrawals(events: list[Ev]) -> list[Ev]:
+    """The events of one stream without its tombstones and the events they withdraw: those
+    by the withdrawn event's own actor (any other tombstone counts for nothing)."""
+    if not has_withdrawal(events):
+        return events
+    actors = {e.id: e.actor for e in events if e.id}
+    gone = {
+        e.data.get("event_id")
+        for e in events
+        if e.type == WITHDRAWN and e.data.get("event_id") in actors
+        and actors[e.data["event_id"]] == e.actor
+    }  # fmt: skip
+    return [e for e in events if e.type != WITHDRAWN and e.id not in gone]
 
 
 def stored_row(start: Rows | None, table: str) -> dict[str, Any] | None:

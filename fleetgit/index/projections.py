@@ -23,13 +23,14 @@ import orjson
 
 from fleetgit.domain import catalogue
 from fleetgit.domain.checkpoints import fold as checkpoints
-from fleetgit.domain.fold import Ev
+from fleetgit.domain.fold import Ev, has_withdrawal, honour_withdrawals
 from fleetgit.domain.locks import fold as locks
 from fleetgit.domain.missions import fold as missions
 from fleetgit.domain.pilots import fold as pilots
 from fleetgit.domain.reservations import fold as reservations
 from fleetgit.domain.sorties import fold as sorties
 from fleetgit.domain.squawk import fold as messages
+from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.domain.workorders import fold as workorders
 from fleetgit.index import claims, clashes, forcing
 from fleetgit.ledger.codec import Event
@@ -52,7 +53,7 @@ TABLES: tuple[str, ...] = (
 Key = clashes.Key
 settle = clashes.settle
 
-_SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos FROM events"
+_SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos, id FROM events"
 _ORDER = " ORDER BY stream, hlc, writer, wseq"
 
 
@@ -66,9 +67,9 @@ def _kind_filter(kinds: Iterable[str]) -> tuple[str, list[str]]:
 
 
 def _ev(row: tuple[Any, ...]) -> Ev:
-    _, etype, v, data, hlc, writer, wseq, actor, pos = row
+    _, etype, v, data, hlc, writer, wseq, actor, pos, eid = row
     _, payload = catalogue.upcast(etype, v, orjson.loads(data))
-    return Ev(etype, payload, hlc, writer, wseq, actor, pos)
+    return Ev(etype, payload, hlc, writer, wseq, actor, pos, eid)
 
 
 def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
@@ -102,6 +103,9 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
             if module is None:
                 continue
             names.setdefault(module, []).append((name,))
+            events = honour_withdrawals(events)
+            if not events:  # everything in it withdrawn: no rows
+                continue
             if module is reservations:
                 rows = module.fold(events, forced.get(name, ()))
             elif module is sorties:
@@ -146,6 +150,7 @@ def _fold_new(conn: sqlite3.Connection, new: Iterable[tuple[str, list[Ev]]], bef
             if stream in old_last
             and BY_KIND[stream.partition("/")[0]].RESUMES
             and events[0].order > old_last[stream]
+            and not has_withdrawal(events)  # a tombstone names an older event: fold all
         ]
         stored = _stored(conn, [stream for stream, _ in resumed])
         groups: list[Group] = [(s, events, stored.get(s, {})) for s, events in resumed]
@@ -205,7 +210,7 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
         if e.stream.partition("/")[0] in BY_KIND:
             if e.seq == 1:
                 fresh.add(e.stream)
-            ev = Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0)
+            ev = Ev(e.type, e.data, e.hlc, e.writer, e.wseq, e.actor, e.pos or 0, e.id)
             by_stream.setdefault(e.stream, []).append(ev)
     new = [(s, by_stream[s], None) for s in by_stream if s in fresh]  # in the batch's order
     _fold_groups(conn, new, replace=False)
@@ -217,6 +222,8 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
         for e in events
         if e.type in clashes.CHANGES and e.stream.startswith("reservation/")
     ]
+    if any(e.type == WITHDRAWN and e.stream.startswith("reservation/") for e in events):
+        changed.append(_START)  # a grant or release taken back: judge the clashes again
     since = judge_forced(conn, before)
     judge_claims(conn, before)
     return _earliest(min(changed, default=None), since)
@@ -239,7 +246,17 @@ def apply(conn: sqlite3.Connection, after_pos: int) -> Key | None:
         f" AND stream < 'reservation0' AND type IN ({marks}) ORDER BY hlc, writer, wseq LIMIT 1",
         [after_pos, *clashes.CHANGES],
     ).fetchone()
+    withdrawn = conn.execute(
+        "SELECT 1 FROM events NOT INDEXED WHERE pos > ? AND stream >= 'reservation/'"
+        " AND stream < 'reservation0' AND type = ? LIMIT 1",
+        [after_pos, WITHDRAWN],
+    ).fetchone()
+    if withdrawn is not None:  # a grant or release taken back: judge the clashes again
+        forced = _START
     return _earliest(None if first is None else (first[0], first[1], first[2]), forced)
+
+
+_START: Key = (0, "", 0)  # judge the clashes from the start
 
 
 def _earliest(a: Key | None, b: Key | None) -> Key | None:

@@ -1,0 +1,1 @@
+"""Withdrawals: an explicit tombstone that takes one event out of every projection."""
