@@ -197,6 +197,11 @@ def test_a_failing_remote_is_one_line_exit_1_and_the_next_sync_sends_everything(
     tmp_path: Path,
 ) -> None:
     remote, (a, b, _c) = make_net(tmp_path)
+    moved = remote.rename(tmp_path / "elsewhere.git")
+    first = fg(a, "sync", ok=False)  # a first sync asks for this writer's copy first
+    assert first.code == 1 and "git fetch failed" in first.err.splitlines()[0]
+    moved.rename(remote)
+    sync(a)
     fg(a, "--as", "viper", "reserve", "x.py")
     moved = remote.rename(tmp_path / "elsewhere.git")
     res = fg(a, "sync", ok=False)
@@ -411,3 +416,35 @@ def test_any_sequence_of_appends_syncs_merges_rebases_and_resets_converges(
             _in_process_sync(clone)
         seen = [views(c, "goose") for c in clones]
         assert seen[0] == seen[1] == seen[2]
+
+
+def test_a_clone_that_lost_its_fleet_refs_still_pushes_a_fast_forward(tmp_path: Path) -> None:
+    """The writer ref and its remote-tracking copy deleted here (by hand, a tool): the next
+    sync asks the remote for its copy and builds on it; nothing published is dropped."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    fg(a, "--as", "viper", "reserve", "one.py")
+    sync(a)
+    writer = b_writer(a)
+    git(a, "update-ref", "-d", f"refs/fleet/writers/{writer}")
+    git(a, "update-ref", "-d", f"refs/fleet/remotes/origin/{writer}")
+    fg(a, "--as", "viper", "reserve", "two.py")
+    assert sync(a)["sent"]["pushed"]
+    sync(b)
+    listed = fg(b, "reservations").out
+    assert "one.py" in listed and "two.py" in listed
+    # diverged: the local ref made again from nothing, and the tracking copy stale (an older
+    # commit of the remote's ref): the push is refused once, then joined and sent
+    first = git(a, "rev-parse", f"refs/fleet/writers/{writer}~1").strip()
+    git(a, "update-ref", "-d", f"refs/fleet/writers/{writer}")
+    git(a, "update-ref", f"refs/fleet/remotes/origin/{writer}", first)
+    from fleetgit.git import fleetrefs
+    from fleetgit.git.paths import locate
+    from fleetgit.git.repo import GitRepo
+
+    stray = fleetrefs.commit_segments(GitRepo(locate(a)), None, {}, "a stray root")
+    git(a, "update-ref", f"refs/fleet/writers/{writer}", stray)
+    fg(a, "--as", "viper", "reserve", "three.py")
+    assert sync(a)["sent"]["pushed"]
+    sync(b)
+    assert "three.py" in fg(b, "reservations").out
+    fg(b, "verify", "--strict")

@@ -105,10 +105,14 @@ def publish(git: GitRepo, writer: str, files: Mapping[str, tuple[int, Any]]) -> 
 
 
 def commit_segments(
-    git: GitRepo, tip: str | None, changes: Mapping[str, Mapping[str, bytes]], message: str
+    git: GitRepo,
+    tip: str | None,
+    changes: Mapping[str, Mapping[str, bytes]],
+    message: str,
+    also: str | None = None,
 ) -> str:
-    """A commit on top of `tip` whose tree is tip's with `changes` (writer -> name -> bytes)
-    put under .fleet/events/; no ref moves."""
+    """A commit on top of `tip` (and `also`, a second parent) whose tree is tip's with
+    `changes` (writer -> name -> bytes) put under .fleet/events/; no ref moves."""
     import pygit2
 
     repo = git.repo
@@ -128,9 +132,47 @@ def commit_segments(
     root_builder = repo.TreeBuilder(root) if root is not None else repo.TreeBuilder()
     root_builder.insert(".fleet", fleet_builder.write(), tree_mode)
     sig = pygit2.Signature(*IDENTITY)
-    parents = [pygit2.Oid(hex=tip)] if tip else []
+    parents = [pygit2.Oid(hex=p) for p in (tip, also) if p]
     oid = repo.create_commit(None, sig, sig, message, root_builder.write(), parents)
     return str(oid)
+
+
+def is_ancestor(paths: RepoPaths, older: str, newer: str) -> bool:
+    try:
+        run(paths, ["merge-base", "--is-ancestor", older, newer])
+    except GitError:
+        return False
+    return True
+
+
+def join(git: GitRepo, writer: str, local: str, there: str) -> str:
+    """When the remote's copy of this writer's ref is not in the local one's history (the
+    local ref was deleted and made again, say), a commit with both as parents: its tree is the
+    local one plus whatever segment only the remote's holds, so the push is a fast-forward
+    and no published event is dropped. Moves the writer ref; returns the new tip."""
+    repo = git.repo
+    theirs: dict[str, dict[str, bytes]] = {}
+    ours = _segment_names(repo, local)
+    for (w, name), oid in _segment_names(repo, there).items():
+        if (w, name) not in ours:
+            theirs.setdefault(w, {})[name] = repo[oid].data
+    message = f"fleet: writer {writer}: join {there[:12]}"
+    commit = commit_segments(git, local, theirs, message, also=there)
+    set_ref(git.paths, writer_ref(writer), commit, local)
+    return commit
+
+
+def _segment_names(repo: Any, commit: str) -> dict[tuple[str, str], Any]:
+    """(writer, segment name) -> blob id of the segments in a fleet commit's tree."""
+    events = _subtree(repo, _subtree(repo, repo[commit].tree, ".fleet"), "events")
+    out = {}
+    for wentry in events or ():
+        if wentry.type_str != "tree":
+            continue
+        for entry in repo[wentry.id]:
+            if entry.type_str == "blob":
+                out[(wentry.name, entry.name)] = entry.id
+    return out
 
 
 def _subtree(repo: Any, tree: Any, name: str) -> Any:
@@ -234,6 +276,20 @@ def fetch(paths: RepoPaths, remote: str, timeout: float | None) -> None:
     no longer has: their events stay in the index, and `verify` reports any no ref reaches)."""
     args = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head"]
     remote_git(paths, [*args, remote, fetch_refspec(remote)], timeout, "fetch")
+
+
+def fetch_own(paths: RepoPaths, remote: str, writer: str, timeout: float | None) -> str | None:
+    """Fetch the remote's copy of this writer's ref into its tracking ref; None when the
+    remote has none (never published from here, or deleted there)."""
+    spec = f"+{writer_ref(writer)}:{remote_prefix(remote)}{writer}"
+    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, spec]
+    try:
+        remote_git(paths, args, timeout, "fetch")
+    except GitError as exc:
+        if "couldn't find remote ref" in exc.message:
+            return None
+        raise
+    return refs_under(paths, remote_prefix(remote) + writer).get(remote_prefix(remote) + writer)
 
 
 def list_remote(paths: RepoPaths, remote: str, timeout: float | None) -> dict[str, str]:

@@ -182,16 +182,42 @@ def _push(
     fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
 ) -> None:
     paths, writer = fleet.paths, fleet.writer.id
-    publish(fleet, report.sent, dry_run=dry_run)
+    mine = fleetrefs.writer_ref(writer)
     refs = fleetrefs.refs_under(paths, "refs/fleet/")
-    local = refs.get(fleetrefs.writer_ref(writer))
     there = refs.get(fleetrefs.remote_prefix(remote) + writer)
+    if not dry_run and there is None:  # a first sync here, or the copy was lost: ask
+        try:
+            there = fleetrefs.fetch_own(paths, remote, writer, timeout)
+        except GitError as exc:
+            raise GitError(
+                f"sync with {remote}: {exc.message}",
+                hint="nothing changed here; run fleetgit sync again when the remote answers",
+            ) from None
+    if not dry_run and there and mine not in refs:
+        # the remote has this writer's history and this clone lost its ref: start from it
+        fleetrefs.set_ref(paths, mine, there, None)
+    publish(fleet, report.sent, dry_run=dry_run)
+    local = fleetrefs.refs_under(paths, mine).get(mine)
+    diverged = not dry_run and local and there and local != there
+    if diverged and not fleetrefs.is_ancestor(paths, str(there), str(local)):
+        with fleet.writer.locked():  # only the writer's holder moves its ref
+            local = fleetrefs.join(fleet.index.git, writer, str(local), str(there))
     if dry_run:
         report.sent.pushed = bool(report.sent.segments) or (local is not None and local != there)
         return
     if local is not None and local != there:
         try:
-            fleetrefs.push(paths, remote, writer, timeout)
+            try:
+                fleetrefs.push(paths, remote, writer, timeout)
+            except GitError as exc:
+                if "fast-forward" not in exc.message and "fetch first" not in exc.message:
+                    raise
+                # the remote's copy is not what this clone thought: fetch it, join, once more
+                there = fleetrefs.fetch_own(paths, remote, writer, timeout)
+                if there and not fleetrefs.is_ancestor(paths, there, local):
+                    with fleet.writer.locked():
+                        fleetrefs.join(fleet.index.git, writer, local, there)
+                fleetrefs.push(paths, remote, writer, timeout)
         except GitError as exc:
             raise GitError(
                 f"sync with {remote}: {exc.message}",
