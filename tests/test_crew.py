@@ -549,7 +549,7 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
         *(root / "domain").rglob("*.py"),
         *(root / "ledger" / n for n in ("ids.py", "schema.py")),
     ]
-    named = re.compile(r"(?<!from )fleetgit (?:--as \S+ )?([a-z]+)(?: ([a-z]+))?")
+    named = re.compile(r"(?<!from )fleetgit (?:--as \S+ )?([a-z]+(?:-[a-z]+)*)(?: ([a-z]+))?")
     seen = 0
     for path in files:
         for top, sub in named.findall(path.read_text()):

@@ -334,10 +334,11 @@ def _publish_on_write(fleet: Fleet, as_json: bool) -> None:
 
     try:
         engine.publish_on_write(fleet, timeout=fleet.config.sync_timeout)
-    except FleetError as exc:
+    except Exception as exc:  # never a refused write: the append is done and kept
+        message = exc.message if isinstance(exc, FleetError) else f"{type(exc).__name__}: {exc}"
         note(
             "sync_failed",
-            f"on-write sync did not publish: {exc.message}",
+            f"on-write sync did not publish: {message}",
             "your write is kept; fleetgit sync sends it",
             as_json,
         )
