@@ -40,6 +40,7 @@ GROUPS: dict[str, str] = {
     "log": "timeline",
     **dict.fromkeys(("mcp", "agents"), "agents"),
     **dict.fromkeys(("sql", "stats", "export"), "analytics"),
+    **dict.fromkeys(("serve", "token"), "web"),
     "demo": "",
 }
 MODULES = (
@@ -54,6 +55,7 @@ MODULES = (
     "timeline",
     "agents",
     "analytics",
+    "web",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -88,6 +90,7 @@ COMMAND_LINES: dict[str, str] = {
     "stats": "A summary of the fleet's history: activity, sorties, reservations, acknowledgements.",
     "export": "Write the events and every projection table to DIR, one file each"
     " (TABLE.parquet, ...).",
+    "serve": "Serve the HTTP API (/api/v1) and the live dashboard (/) of this repository's fleet.",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {
@@ -103,6 +106,7 @@ GROUP_LINES: dict[str, str] = {
     "squawk": "Messages between pilots.",
     "checkpoint": "Checkpoints a pilot can resume from.",
     "agents": "Wire fleetgit into agent clients (MCP server entry, instructions, session hooks).",
+    "token": "Bearer tokens of the HTTP API, each bound to one pilot.",
 }
 
 

@@ -97,6 +97,15 @@ def select_events(
     return [row_to_event(r) for r in db.conn.execute(sql, params)]
 
 
+def select_after(db: IndexDB, pos: int, limit: int) -> list[Event]:
+    """Up to `limit` events after position `pos`, in position order (the order this clone first
+    saw them, which never changes): what a consumer that remembers a position reads next, with
+    no gap even when a merge brings in events that sort earlier."""
+    sql = _SELECT + " WHERE pos > ? ORDER BY pos LIMIT ?"
+    rows = db.conn.execute(sql, (whole("pos", pos), whole("limit", limit)))
+    return [row_to_event(r) for r in rows]
+
+
 def select_stream(
     db: IndexDB, stream: str, from_seq: int | None, to_seq: int | None
 ) -> list[Event]:
