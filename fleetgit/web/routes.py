@@ -25,10 +25,9 @@ from fleetgit.ledger import clock
 from fleetgit.web import schemas as s
 from fleetgit.web import stats
 from fleetgit.web.auth import Principal
-from fleetgit.web.common import JSON, ApiError, principal, state, writer
+from fleetgit.web.common import API, JSON, ApiError, principal, state, writer
 
-router = APIRouter()
-aliases = APIRouter()  # the seed's names (/specialists...) for the same handlers
+router = APIRouter(prefix=API)  # its routes go straight onto the app (see app.create_app)
 
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
@@ -143,7 +142,7 @@ for path, fn, methods in (
     ("/specialists/{callsign}", pilot_heartbeat, ["PATCH"]),
     ("/specialists/{callsign}/deregister", pilot_deregister, ["POST"]),
 ):
-    aliases.add_api_route(path, fn, methods=methods)
+    router.add_api_route(path, fn, methods=methods, include_in_schema=False)
 
 
 # -- missions ----------------------------------------------------------------------------------
