@@ -115,9 +115,13 @@ class Conn:
 
 
 class Run:
-    def __init__(self, port: int, tokens: dict[str, str], ids: list[str], paced: bool) -> None:
+    def __init__(
+        self, port: int, tokens: dict[str, str], ids: list[str], paced: bool, name: str
+    ) -> None:
         self.port, self.tokens, self.ids, self.paced = port, tokens, ids, paced
+        self.name = name
         self.reads: list[float] = []
+        self.by_route: dict[str, list[float]] = {}
         self.writes: list[float] = []
         self.errors: list[str] = []
         self.acked: dict[str, float] = {}  # title -> when its write was acknowledged
@@ -128,10 +132,13 @@ class Run:
     async def reader(self, n: int) -> None:
         conn, rng = Conn(self.port), random.Random(n)
         while time.monotonic() < self.stop:
-            path = rng.choice(READS).format(pos=rng.randrange(100_000), eid=rng.choice(self.ids))
+            route = rng.choice(READS)
+            path = route.format(pos=rng.randrange(100_000), eid=rng.choice(self.ids))
             t0 = time.perf_counter()
             status, body = await conn.request("GET", path)
-            self.reads.append((time.perf_counter() - t0) * 1000)
+            took = (time.perf_counter() - t0) * 1000
+            self.reads.append(took)
+            self.by_route.setdefault(route, []).append(took)
             if status != 200:
                 self.errors.append(f"GET {path}: {status} {body[:200]!r}")
             if self.paced:
@@ -141,7 +148,7 @@ class Run:
         conn, n = Conn(self.port), 0
         while time.monotonic() < self.stop:
             n += 1
-            title = f"load {'paced' if self.paced else 'closed'} {who} {n}"
+            title = f"load {self.name} {who} {n}"
             t0 = time.perf_counter()
             self.sent[title] = time.monotonic()
             status, body = await conn.request(
@@ -232,9 +239,14 @@ def main() -> None:
         time.sleep(1.0)
         rows = []
         try:
-            for paced in [True] if args.paced_only else [False, True]:
-                run = Run(port, tokens, ids, paced)
-                asyncio.run(run.go(50, 8, seconds))
+            plan = [
+                ("one reader and one writer, closed loop", False, 1, 1),
+                ("50 readers and 8 writers, closed loop", False, 50, 8),
+                ("50 readers (4/s each) and 8 writers (2/s each)", True, 50, 8),
+            ]
+            for name, paced, readers, writers in plan[2:] if args.paced_only else plan:
+                run = Run(port, tokens, ids, paced, name)
+                asyncio.run(run.go(readers, writers, seconds))
                 rows.append(run)
         finally:
             proc.terminate()
@@ -253,9 +265,8 @@ def main() -> None:
     for run in rows:
         lag = [max(0.0, run.seen[t] - run.acked[t]) * 1000 for t in run.acked if t in run.seen]
         unseen = len([t for t in run.acked if t not in run.seen])
-        name = "paced (4 reads/s, 2 writes/s each)" if run.paced else "closed loop"
         print(
-            f"| {name} | {len(run.reads)} ({len(run.reads) / seconds:.0f}/s)"
+            f"| {run.name} | {len(run.reads)} ({len(run.reads) / seconds:.0f}/s)"
             f" | {pct(run.reads, 50):.1f} / {pct(run.reads, 99):.1f} ms"
             f" | {len(run.writes)} ({len(run.writes) / seconds:.0f}/s)"
             f" | {pct(run.writes, 50):.1f} / {pct(run.writes, 99):.1f} ms"
@@ -266,6 +277,10 @@ def main() -> None:
         )
         for err in run.errors[:3]:
             print(f"\n    {err}", file=sys.stderr)
+    print("\nreads by route, p50 / p99 (the last run):\n")
+    print("| route | p50 / p99 |\n|---|---|")
+    for route, took in sorted(rows[-1].by_route.items()):
+        print(f"| `{route}` | {pct(took, 50):.1f} / {pct(took, 99):.1f} ms |")
     print(
         f"\nacknowledged writes missing afterwards: {missing} of {len(titles)};"
         f" `fleetgit verify` exit {verify}"

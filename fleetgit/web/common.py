@@ -42,7 +42,7 @@ class Settings(NamedTuple):
     host: str = "127.0.0.1"
     max_body: int = MAX_BODY
     cors: tuple[str, ...] = ()
-    poll_s: float = 0.1  # how often the event stream looks for new events
+    poll_s: float = 0.05  # how often the event stream looks for new events
     threads: int = int(os.environ.get("FLEETGIT_WEB_THREADS", "8"))  # worker threads
 
 
