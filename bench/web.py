@@ -216,6 +216,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10,000 events, 5 s runs")
     parser.add_argument("--paced-only", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="fleetgit serve --workers N")
     args = parser.parse_args()
     events, seconds = (10_000, 5.0) if args.quick else (100_000, 30.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,7 +229,7 @@ def main() -> None:
         built = time.perf_counter() - t0
         tokens = {w: auth.create(locate(repo), w)[0] for w in WRITERS}
         proc = subprocess.Popen(
-            [*fleetgit_command(), "serve", "--port", "0"],
+            [*fleetgit_command(), "serve", "--port", "0", "--workers", str(args.workers)],
             cwd=repo,
             stdout=subprocess.PIPE,
             text=True,
@@ -256,7 +257,10 @@ def main() -> None:
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     node, cores, python = platform.node(), os.cpu_count(), platform.python_version()
     print(f"### {when} — {node}, {cores} cores, Python {python}")
-    print(f"\nledger: {events:,} events, built in {built:.1f} s; {seconds:.0f} s per run\n")
+    print(
+        f"\nledger: {events:,} events, built in {built:.1f} s; {seconds:.0f} s per run;"
+        f" serve --workers {args.workers}\n"
+    )
     print(
         "| run | reads | read p50 / p99 | writes | write p50 / p99 | errors |"
         " SSE after ack p50 / p99 / max |"

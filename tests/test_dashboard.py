@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_fleetgit
+from tests.conftest import git, run_fleetgit
 from tests.webserver import serving
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -53,27 +53,48 @@ def browser(tmp_path: Path) -> Iterator[Any]:
         driver.quit()
 
 
-def _fleet(repo: Path) -> None:
-    """A little of everything, made through the CLI as pilots would."""
+def _fleet(repo: Path, tmp_path: Path) -> None:
+    """A little of everything, made through the CLI as pilots would, with a clash that a merge
+    brings (goose's reservation granted in another clone loses to viper-1's)."""
 
-    def cli(*args: str) -> str:
-        out = run_fleetgit(repo, *args)
+    def cli(*args: str, where: Path = repo) -> str:
+        out = run_fleetgit(where, *args)
         assert out.code == 0, (args, out.err)
         return out.out.strip()
 
+    cli("commit", "-m", "fleet: crew")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    cli("--as", "viper-1", "reserve", "src/app.py", "--reason", "refactor")
+    time.sleep(0.01)
+    cli("--as", "goose", "reserve", "src/", "--reason", "offline", where=clone)
+    cli("commit", where=clone)
+    cli("commit")
+    git(repo, "pull", "-q", "--no-rebase", "--no-edit", str(clone), "main")
+
     mid = cli("--as", "viper-1", "mission", "create", "Ship the parser", "--priority", "high")
-    lexer = cli(
-        "--as", "viper-1", "sortie", "create", "Lexer", "--mission", mid, "--file", "src/lexer.py"
-    )
-    cli("--as", "viper-1", "sortie", "create", "Grammar", "--mission", mid)
-    cli("--as", "viper-1", "sortie", "create", "Docs", "--mission", mid)
-    cli("--as", "goose", "sortie", "claim", lexer, "--reserve")
+    lexer = cli("--as", "viper-1", "sortie", "create", "Lexer", "--mission", mid)
+    grammar = cli("--as", "viper-1", "sortie", "create", "Grammar", "--mission", mid)
+    cli("--as", "viper-1", "sortie", "create", "Docs", "--mission", mid, "--priority", "low")
+    tests = cli("--as", "viper-1", "sortie", "create", "Tests", "--mission", mid)
+    cli("--as", "goose", "sortie", "claim", lexer)
     cli("--as", "goose", "sortie", "start", lexer)
-    cli("--as", "goose", "sortie", "progress", lexer, "--percent", "60")
+    cli("--as", "goose", "sortie", "block", lexer, "--reason", "grammar first")
+    cli("--as", "goose", "sortie", "resume", lexer)
+    cli("--as", "goose", "sortie", "complete", lexer, "--summary", "tokens done")
+    cli("--as", "ice", "sortie", "claim", grammar)
+    cli("--as", "ice", "sortie", "start", grammar)
+    cli("--as", "ice", "sortie", "progress", grammar, "--percent", "60")
+    cli("--as", "maverick", "sortie", "claim", tests)
+    cli("--as", "maverick", "sortie", "start", tests)
+    cli("--as", "maverick", "sortie", "block", tests, "--reason", "waiting for the grammar")
+    ops = cli("--as", "viper", "mission", "create", "Release 1.0")
+    cli("--as", "viper", "sortie", "create", "Changelog", "--mission", ops)
     cli("--as", "ice", "reserve", "docs/**", "--ttl", "45m", "--reason", "docs pass")
     cli("--as", "viper-1", "squawk", "send", "--to", "goose", "--subject", "Lexer API",
         "--body", "tokens are frozen", "--ack-required")  # fmt: skip
-    cli("--as", "goose", "squawk", "send", "--to", "ice", "--subject", "Docs", "--body", "soon")
+    cli("--as", "goose", "squawk", "send", "--to", "ice", "--subject", "Grammar", "--body", "soon")
+    cli("--as", "ice", "pilot", "heartbeat", "--status", "busy", "--task", "grammar rules")
 
 
 def _wait(driver: Any, seconds: float, test: Any) -> None:
@@ -82,10 +103,10 @@ def _wait(driver: Any, seconds: float, test: Any) -> None:
     WebDriverWait(driver, seconds, poll_frequency=0.05).until(lambda d: test(d))
 
 
-def test_the_dashboard_shows_the_fleet_live(repo: Path, browser: Any) -> None:
+def test_the_dashboard_shows_the_fleet_live(repo: Path, tmp_path: Path, browser: Any) -> None:
     from selenium.webdriver.common.by import By
 
-    _fleet(repo)
+    _fleet(repo, tmp_path)
     with serving(repo) as server:
         browser.get(f"http://127.0.0.1:{server.port}/")
         _wait(
@@ -93,8 +114,12 @@ def test_the_dashboard_shows_the_fleet_live(repo: Path, browser: Any) -> None:
         )
         _wait(browser, 10, lambda d: d.find_element(By.ID, "live").text == "live")
         text = browser.find_element(By.TAG_NAME, "main").text
-        for shown in ("viper-1", "Ship the parser", "Lexer", "docs/**", "Lexer API"):
+        for shown in ("viper-1", "Ship the parser", "Lexer", "docs/**", "Lexer API", "Release"):
             assert shown in text, shown
+        (lost,) = browser.find_elements(By.CSS_SELECTOR, "#reservations tr.lost")
+        assert "goose" in lost.text and "lost to viper-1" in lost.text
+        blocked = browser.find_element(By.ID, "chart-blocked").text
+        assert "srt-" in blocked  # the blocked sorties, by time blocked
         unacked = browser.find_elements(By.CSS_SELECTOR, "#threads li.unacked")
         assert len(unacked) == 1 and "Lexer API" in unacked[0].text
         assert len(browser.find_elements(By.CSS_SELECTOR, "#chart-hours rect.bar")) == 24

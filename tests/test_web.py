@@ -581,3 +581,33 @@ def test_sse_sees_events_of_another_worktree(repo: Path, server: Server, tmp_pat
     assert event["actor"] == "maverick" and time.monotonic() - start < 10
     live.close()
     assert os.path.isdir(other)
+
+
+def _serving_processes(repo: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd") == str(repo):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_several_worker_processes_share_the_port_and_end_together(repo: Path) -> None:
+    viper = token(repo, "viper-1")
+    with serving(repo, "--workers", "2") as srv:
+        assert len(_serving_processes(repo)) == 2
+        live = Sse(srv)
+        made = [srv.call("POST", "/missions", {"title": f"m{n}"}, token=viper) for n in range(6)]
+        assert {r.status for r in made} == {201}
+        got = [live.next()[1]["data"]["title"] for _ in range(6)]
+        assert got == [f"m{n}" for n in range(6)]  # whichever process wrote it
+        live.close()
+        assert srv.get("/missions").json()["total"] == 6
+        srv.proc.terminate()  # SIGTERM to the first: the other ends with it
+        srv.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _serving_processes(repo) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _serving_processes(repo) == []

@@ -50,6 +50,12 @@ def serve(
         int,
         int_option("--max-body", low=1024, high=64 << 20, help="Largest request body in bytes."),
     ] = 1 << 20,
+    workers: Annotated[
+        int,
+        int_option(
+            "--workers", low=1, high=16, help="Server processes sharing the port (each a core)."
+        ),
+    ] = 1,
     cors: Annotated[
         list[str] | None,
         typer.Option(
@@ -78,7 +84,7 @@ def serve(
             typer.echo("fleetgit: beyond loopback: reads need a token too (fleetgit token create)")
         typer.echo("fleetgit: Ctrl-C stops it")
 
-    run(settings, port, announce=announce)
+    run(settings, port, announce=announce, workers=workers)
 
 
 @boundary

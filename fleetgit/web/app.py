@@ -7,6 +7,8 @@ an unexpected one is a 500 whose traceback goes to a log under the git dir, neve
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -263,7 +265,18 @@ def create_app(settings: Settings) -> ASGIApp:
     return Guard(app, web)
 
 
-def serve(settings: Settings, port: int, *, announce: Callable[[str], None]) -> None:
+def _end_with_parent() -> None:
+    """Linux: this process gets SIGTERM when its parent ends, however it ends (uvicorn re-raises
+    a SIGTERM it caught after shutting down, so the parent's own clean-up may never run)."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def serve(
+    settings: Settings, port: int, *, announce: Callable[[str], None], workers: int = 1
+) -> None:
     """Listen on (host, port) (0: a free port) and serve until interrupted. The socket is bound
     here, so the address announced is the one listened on, and a busy port is one clear line."""
     import socket
@@ -296,4 +309,22 @@ def serve(settings: Settings, port: int, *, announce: Callable[[str], None]) -> 
         timeout_graceful_shutdown=1,
     )
     announce(f"http://{shown}:{bound}/")
-    uvicorn.Server(config).run(sockets=[sock])
+    # more processes share the socket: each has its own GIL, event stream poller and ledgers
+    # (they serialise writes as CLI processes do); forked before any thread or connection
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (a child)
+            _end_with_parent()
+            try:
+                uvicorn.Server(config).run(sockets=[sock])
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)

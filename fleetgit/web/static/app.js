@@ -206,7 +206,7 @@ function bars(id, rows, label, value, opts) {
 function renderCharts(charts) {
   bars("chart-hours", charts.events_per_hour, (r) => r.hour.slice(11, 13) + "h", (r) => r.events, { vertical: true });
   bars("chart-completed", charts.completed_per_pilot, (r) => r.pilot, (r) => r.sorties);
-  bars("chart-blocked", charts.blocked_seconds, (r) => r.sortie_id, (r) => r.seconds, { warn: true, fmt: (s) => left(s * 1000) });
+  bars("chart-blocked", charts.blocked_seconds, (r) => r.sortie_id, (r) => r.seconds, { warn: true, fmt: (s) => (s < 1 ? "<1s" : left(s * 1000)) });
 }
 
 async function refresh() {
