@@ -4,8 +4,12 @@ decides a rule; a refusal is the domain's, with the CLI's code, message and hint
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 
 from fleetgit.domain.checkpoints import commands as checkpoints
@@ -36,6 +40,25 @@ Limit = Annotated[int, Query(ge=0, le=10_000, description="At most N (0: all).")
 Offset = Annotated[int, Query(ge=0, le=INT_MAX)]
 Ref = Annotated[str, Path(max_length=256)]
 T = TypeVar("T")
+
+
+def writes(fn: Callable[..., JSON]) -> Callable[..., Coroutine[Any, Any, JSON]]:
+    """A write runs in a worker thread of its own pool (WRITE_THREADS): writes wait for each
+    other on the writer's lock, and must not take every thread while reads wait behind them."""
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> JSON:
+        global _write_limiter
+        if _write_limiter is None:  # made inside the event loop, as anyio wants
+            _write_limiter = anyio.CapacityLimiter(WRITE_THREADS)
+        call = functools.partial(fn, *args, **kwargs)
+        return await anyio.to_thread.run_sync(call, limiter=_write_limiter)
+
+    return run
+
+
+WRITE_THREADS = 2
+_write_limiter: anyio.CapacityLimiter | None = None
 
 
 def ok(value: Any, status: int = 200) -> JSON:
@@ -75,6 +98,7 @@ def me(who: Principal) -> str:
 
 
 @router.post("/pilots", status_code=201, tags=["pilots"])
+@writes
 def pilot_register(request: Request, who: Writer, body: s.PilotRegister) -> JSON:
     """Register the token's pilot (again: rejoin, keeping what is not given)."""
     own(who, body.callsign)
@@ -117,6 +141,7 @@ def pilot_show(request: Request, who: Reader, callsign: Ref) -> JSON:
 
 
 @router.patch("/pilots/{callsign}", tags=["pilots"])
+@writes
 def pilot_heartbeat(request: Request, who: Writer, callsign: Ref, body: s.Heartbeat) -> JSON:
     """A heartbeat: alive, and optionally a status and what it is doing."""
     own(who, callsign)
@@ -126,6 +151,7 @@ def pilot_heartbeat(request: Request, who: Writer, callsign: Ref, body: s.Heartb
 
 
 @router.post("/pilots/{callsign}/deregister", tags=["pilots"])
+@writes
 def pilot_deregister(
     request: Request, who: Writer, callsign: Ref, body: s.Deregister | None = None
 ) -> JSON:
@@ -149,6 +175,7 @@ for path, fn, methods in (
 
 
 @router.post("/missions", status_code=201, tags=["missions"])
+@writes
 def mission_create(request: Request, who: Writer, body: s.MissionCreate) -> JSON:
     with state(request).fleet(who) as fleet:
         mid = missions.create(
@@ -179,6 +206,7 @@ def mission_show(request: Request, who: Reader, mission_id: Ref) -> JSON:
 
 
 @router.patch("/missions/{mission_id}", tags=["missions"])
+@writes
 def mission_change(
     request: Request, who: Writer, mission_id: Ref, body: Annotated[s.MissionPatch, Body()]
 ) -> JSON:
@@ -205,6 +233,7 @@ def mission_change(
 
 
 @router.post("/sorties", status_code=201, tags=["sorties"])
+@writes
 def sortie_create(request: Request, who: Writer, body: s.SortieCreate) -> JSON:
     """A sortie; `files` are paths from the top of the repository."""
     with state(request).fleet(who) as fleet:
@@ -257,6 +286,7 @@ _ACTS = {
 
 
 @router.patch("/sorties/{sortie_id}", tags=["sorties"])
+@writes
 def sortie_change(
     request: Request, who: Writer, sortie_id: Ref, body: Annotated[s.SortiePatch, Body()]
 ) -> JSON:
@@ -289,6 +319,7 @@ def sortie_change(
 
 
 @router.post("/workorders", status_code=201, tags=["work orders"])
+@writes
 def workorder_create(request: Request, who: Writer, body: s.WorkOrderCreate) -> JSON:
     with state(request).fleet(who) as fleet:
         wid = workorders.create(
@@ -322,6 +353,7 @@ def workorder_show(request: Request, who: Reader, workorder_id: Ref) -> JSON:
 
 
 @router.patch("/workorders/{workorder_id}", tags=["work orders"])
+@writes
 def workorder_change(
     request: Request, who: Writer, workorder_id: Ref, body: Annotated[s.WorkOrderPatch, Body()]
 ) -> JSON:
@@ -346,6 +378,7 @@ def _reservations(found: list[Any]) -> JSON:
 
 
 @router.post("/reservations", status_code=201, tags=["reservations"])
+@writes
 def reserve(request: Request, who: Writer, body: s.Reserve) -> JSON:
     """Reserve every pattern (paths from the top) or none: 409 names the holders."""
     with state(request).fleet(who) as fleet:
@@ -380,12 +413,14 @@ def reservation_list(
 
 
 @router.post("/reservations/renew", tags=["reservations"])
+@writes
 def renew(request: Request, who: Writer, body: s.Renew) -> JSON:
     with state(request).fleet(who) as fleet:
         return _reservations(fleet.renew(body.patterns, ttl=body.ttl))
 
 
 @router.post("/reservations/release", tags=["reservations"])
+@writes
 def release(request: Request, who: Writer, body: s.Release) -> JSON:
     """Release the named patterns of yours, or all of them (`all`)."""
     if body.all and body.patterns:
@@ -400,6 +435,7 @@ def release(request: Request, who: Writer, body: s.Release) -> JSON:
 
 
 @router.post("/reservations/{reservation_id}/force-release", tags=["reservations"])
+@writes
 def force_release(
     request: Request, who: Writer, reservation_id: Ref, body: s.ForceRelease | None = None
 ) -> JSON:
@@ -423,6 +459,7 @@ def check(request: Request, who: Reader, body: s.Check) -> JSON:
 
 
 @router.post("/messages", status_code=201, tags=["messages"])
+@writes
 def message_send(request: Request, who: Writer, body: s.MessageSend) -> JSON:
     with state(request).fleet(who) as fleet:
         mid = squawk.send(
@@ -490,12 +527,14 @@ def message_thread(
 
 
 @router.post("/messages/{message_id}/read", tags=["messages"])
+@writes
 def message_read(request: Request, who: Writer, message_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(squawk.mark(fleet, message_id, "message_read"))
 
 
 @router.post("/messages/{message_id}/ack", tags=["messages"])
+@writes
 def message_ack(request: Request, who: Writer, message_id: Ref, body: s.Ack | None = None) -> JSON:
     """Acknowledge a message addressed to the token's pilot."""
     with state(request).fleet(who) as fleet:
@@ -504,6 +543,7 @@ def message_ack(request: Request, who: Writer, message_id: Ref, body: s.Ack | No
 
 
 @router.post("/messages/{message_id}/archive", tags=["messages"])
+@writes
 def message_archive(request: Request, who: Writer, message_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(squawk.mark(fleet, message_id, "message_archived"))
@@ -525,6 +565,7 @@ def lock_status(request: Request, who: Reader, key: Ref) -> JSON:
 
 
 @router.post("/locks/{key}", tags=["locks"])
+@writes
 def lock_acquire(
     request: Request, who: Writer, key: Ref, body: s.LockAcquire | None = None
 ) -> JSON:
@@ -534,6 +575,7 @@ def lock_acquire(
 
 
 @router.delete("/locks/{key}", tags=["locks"])
+@writes
 def lock_release(request: Request, who: Writer, key: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(locks.release(fleet, key))
@@ -543,6 +585,7 @@ def lock_release(request: Request, who: Writer, key: Ref) -> JSON:
 
 
 @router.post("/checkpoints", status_code=201, tags=["checkpoints"])
+@writes
 def checkpoint_create(request: Request, who: Writer, body: s.CheckpointCreate) -> JSON:
     with state(request).fleet(who) as fleet:
         cid = checkpoints.create(
@@ -578,6 +621,7 @@ def checkpoint_show(request: Request, who: Reader, checkpoint_id: Ref) -> JSON:
 
 
 @router.post("/checkpoints/{checkpoint_id}/restore", tags=["checkpoints"])
+@writes
 def checkpoint_restore(request: Request, who: Writer, checkpoint_id: Ref) -> JSON:
     """The recovery brief (`markdown` too) and what was re-acquired, lost or kept, as
     `fleetgit resume --checkpoint ID`."""
