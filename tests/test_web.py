@@ -611,3 +611,21 @@ def test_several_worker_processes_share_the_port_and_end_together(repo: Path) ->
     while _serving_processes(repo) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _serving_processes(repo) == []
+
+
+def test_serve_json_announces_where_it_listens(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetgit", "serve", "--port", "0", "--json"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        first = orjson.loads(proc.stdout.readline())
+        assert first["url"].startswith("http://127.0.0.1:") and first["loopback"] is True
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()

@@ -13,6 +13,7 @@ from fleetgit.cli.common import (
     boundary,
     globals_of,
     int_option,
+    json_text,
     open_fleet,
     print_json,
     print_page,
@@ -64,11 +65,14 @@ def serve(
             help="Allow browser pages of ORIGIN to call the API (repeat). None by default.",
         ),
     ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Serve the HTTP API (/api/v1) and the live dashboard (/) of this repository's fleet.
 
     Every write needs a token bound to a pilot (fleetgit token create --as CALLSIGN); reads
     need one too when --host is not loopback. Prints the address, then serves until Ctrl-C.
+
+    With --json, the first line is {"url", "worktree", "loopback"}.
 
     Example: fleetgit serve --port 7070
     """
@@ -79,6 +83,10 @@ def serve(
     settings = Settings(paths, host=host, max_body=max_body, cors=tuple(cors or ()))
 
     def announce(url: str) -> None:
+        if as_json:  # one line: {"url": ..., "worktree": ..., "loopback": ...}
+            body = {"url": url, "worktree": str(paths.worktree), "loopback": is_loopback(host)}
+            typer.echo(json_text(body))
+            return
         typer.echo(f"fleetgit: serving {paths.worktree} on {url}")
         if not is_loopback(host):
             typer.echo("fleetgit: beyond loopback: reads need a token too (fleetgit token create)")
