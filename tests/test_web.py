@@ -459,6 +459,10 @@ def test_bad_input_is_one_json_error_never_a_traceback(repo: Path, server: Serve
     assert route.status == 404 and "no such route" in route.error["message"]
     method = server.call("PUT", "/pilots", {})
     assert method.status == 405 and method.error["code"] == "method_not_allowed"
+    typo = server.get("/reservations?holdr=goose")
+    assert (
+        typo.status == 422 and "holdr" in typo.error["message"] and "holder" in typo.error["hint"]
+    )
     query = server.get("/pilots?limit=-1")
     assert query.status == 422 and "limit" in query.error["message"]
     host = server.get("/pilots", headers={"Host": "evil.example:7070"})

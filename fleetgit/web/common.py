@@ -132,10 +132,28 @@ def state(request: Request) -> State:
     return found
 
 
+def _known_query(request: Request) -> None:
+    """A query parameter the route does not take is refused: a typo in a filter
+    (`?holdr=goose`) would otherwise answer as if there were no filter."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    allowed = {q.alias for q in dependant.query_params}
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            f"this route takes: {', '.join(sorted(allowed)) or 'none'}",
+        )
+
+
 async def principal(request: Request) -> Principal:
     """Who is asking. A token, when given, must be valid; without one, only a read on loopback.
     Async: a header and a stat are not worth a worker thread."""
     web = state(request)
+    _known_query(request)
     header = request.headers.get("authorization")
     token: str | None = None
     if header is not None:
