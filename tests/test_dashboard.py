@@ -145,3 +145,28 @@ def test_the_dashboard_shows_the_fleet_live(repo: Path, tmp_path: Path, browser:
         browser.save_screenshot(str(ARTIFACTS / "dashboard.png"))
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []
+
+
+def test_beyond_loopback_a_read_only_token_is_enough(repo: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    from tests.webserver import token
+
+    viewer = token(repo, None, scope="read")
+    with serving(repo, "--host", "0.0.0.0") as server:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        _wait(browser, 20, lambda d: d.find_element(By.ID, "login").is_displayed())
+        assert "reading needs a token" in browser.find_element(By.ID, "problem").text
+        browser.find_element(By.ID, "token").send_keys(viewer)
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        _wait(
+            browser, 20, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
+        )
+        _wait(browser, 10, lambda d: d.find_element(By.ID, "live").text == "live")
+        assert browser.find_element(By.ID, "who").text == "viewer"
+        out = run_fleetgit(repo, "--as", "goose", "reserve", "src/remote.py")
+        assert out.code == 0, out.err
+        _wait(browser, 2, lambda d: "src/remote.py" in d.find_element(By.ID, "reservations").text)
+        # the one console error is the refused first read, before the token was given
+        errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert all("401" in e for e in errors) and len(errors) <= 2, errors
