@@ -1,11 +1,11 @@
-"""The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only]`.
+"""The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only] [--workers N]`.
 
 A ledger of 100,000 events (heartbeats mostly, some sorties and messages, as a fleet makes them),
 `fleetgit serve` on loopback in its own process, and in this process (asyncio, raw HTTP/1.1 with
 keep-alive, so the client costs little) 50 readers and 8 writers for 30 s, plus one SSE
 subscriber. Two runs: closed loop (each client sends its next request as soon as the last is
-answered: the server's saturation) and paced (each reader 4 requests/s, each writer 2/s: a busy
-fleet). Afterwards every acknowledged write must be in the ledger and `fleetgit verify` clean.
+answered: the server's saturation) and paced (each reader 4 requests/s, each writer 2/s, their
+starts spread over the period: a busy fleet). Afterwards every acknowledged write must be in the ledger and `fleetgit verify` clean.
 Prints Markdown; nothing is asserted (results go in docs/benchmarks.md).
 """
 
@@ -131,6 +131,8 @@ class Run:
 
     async def reader(self, n: int) -> None:
         conn, rng = Conn(self.port), random.Random(n)
+        if self.paced:  # spread over the period: 50 readers in step would arrive as one burst
+            await asyncio.sleep(rng.uniform(0, 0.25))
         while time.monotonic() < self.stop:
             route = rng.choice(READS)
             path = route.format(pos=rng.randrange(100_000), eid=rng.choice(self.ids))
@@ -146,6 +148,8 @@ class Run:
 
     async def writer(self, who: str) -> None:
         conn, n = Conn(self.port), 0
+        if self.paced:
+            await asyncio.sleep(random.Random(who).uniform(0, 0.5))
         while time.monotonic() < self.stop:
             n += 1
             title = f"load {self.name} {who} {n}"
