@@ -1,12 +1,15 @@
-"""The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only] [--workers N]`.
+"""The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only]
+[--workers N]`.
 
 A ledger of 100,000 events (heartbeats mostly, some sorties and messages, as a fleet makes them),
-`fleetgit serve` on loopback in its own process, and in this process (asyncio, raw HTTP/1.1 with
-keep-alive, so the client costs little) 50 readers and 8 writers for 30 s, plus one SSE
-subscriber. Two runs: closed loop (each client sends its next request as soon as the last is
-answered: the server's saturation) and paced (each reader 4 requests/s, each writer 2/s, their
-starts spread over the period: a busy fleet). Afterwards every acknowledged write must be in the ledger and `fleetgit verify` clean.
-Prints Markdown; nothing is asserted (results go in docs/benchmarks.md).
+`fleetgit serve` on loopback in its own process(es), and in this process (asyncio, raw HTTP/1.1
+with keep-alive, so the client costs little) readers, writers and one SSE subscriber, 30 s per
+run. Three runs: one reader and one writer, closed loop (what a request costs); 50 readers and
+8 writers, closed loop (each sends its next request as soon as the last is answered: the
+server's saturation); and paced (each reader 4 requests/s, each writer 2/s, their starts spread
+over the period: a busy fleet). Afterwards every acknowledged write must be in the ledger and
+`fleetgit verify` clean. Prints Markdown; nothing is asserted (results go in
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
