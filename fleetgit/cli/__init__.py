@@ -41,6 +41,7 @@ GROUPS: dict[str, str] = {
     **dict.fromkeys(("mcp", "agents"), "agents"),
     **dict.fromkeys(("sql", "stats", "export"), "analytics"),
     **dict.fromkeys(("sync", "restore-lost", "withdraw"), "sync"),
+    **dict.fromkeys(("serve", "token"), "web"),
     "demo": "",
 }
 MODULES = (
@@ -56,6 +57,7 @@ MODULES = (
     "agents",
     "analytics",
     "sync",
+    "web",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -94,6 +96,7 @@ COMMAND_LINES: dict[str, str] = {
     "restore-lost": "Publish again the events no ref reaches any more (same ids and bytes).",
     "withdraw": "Withdraw one of your events: every projection then ignores it (the ledger"
     " keeps it).",
+    "serve": "Serve the HTTP API (/api/v1) and the live dashboard (/) of this repository's fleet.",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {
@@ -109,6 +112,7 @@ GROUP_LINES: dict[str, str] = {
     "squawk": "Messages between pilots.",
     "checkpoint": "Checkpoints a pilot can resume from.",
     "agents": "Wire fleetgit into agent clients (MCP server entry, instructions, session hooks).",
+    "token": "Bearer tokens of the HTTP API, each bound to one pilot.",
 }
 
 

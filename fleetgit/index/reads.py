@@ -80,6 +80,13 @@ def where_clause(f: EventFilter) -> tuple[str, list[object]]:
     return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
+# `--after POS` with fewer positions after it than before it (or few at all): read them by
+# position (the rowid) and sort them, rather than let SQLite walk the total-order index from the
+# start until LIMIT rows pass the filter (67 ms at a position deep in 100,000 events, each time a
+# consumer polls; 1-3 ms this way)
+TAIL_BY_POSITION = 10_000
+
+
 def select_events(
     db: IndexDB, f: EventFilter, also: str = "", also_params: Sequence[object] = ()
 ) -> list[Event]:
@@ -89,12 +96,24 @@ def select_events(
         where = f"{where} AND ({also})" if where else f" WHERE ({also})"
         params.extend(also_params)
     sql = _SELECT + where
+    tail = db.max_pos() - f.after_pos if f.after_pos is not None else None
+    if tail is not None and tail <= max(TAIL_BY_POSITION, f.after_pos or 0):
+        sql = _SELECT + " NOT INDEXED" + where  # the rowid range still serves `pos > ?`
     direction = " DESC" if f.reverse else ""
     sql += " ORDER BY " + ", ".join(c + direction for c in _ORDER.split(", "))
     if f.limit is not None:
         sql += " LIMIT ?"
         params.append(whole("limit", f.limit))
     return [row_to_event(r) for r in db.conn.execute(sql, params)]
+
+
+def select_after(db: IndexDB, pos: int, limit: int) -> list[Event]:
+    """Up to `limit` events after position `pos`, in position order (the order this clone first
+    saw them, which never changes): what a consumer that remembers a position reads next, with
+    no gap even when a merge brings in events that sort earlier."""
+    sql = _SELECT + " WHERE pos > ? ORDER BY pos LIMIT ?"
+    rows = db.conn.execute(sql, (whole("pos", pos), whole("limit", limit)))
+    return [row_to_event(r) for r in rows]
 
 
 def select_stream(

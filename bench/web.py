@@ -1,0 +1,302 @@
+"""The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only]
+[--workers N]`.
+
+A ledger of 100,000 events (heartbeats mostly, some sorties and messages, as a fleet makes them),
+`fleetgit serve` on loopback in its own process(es), and in this process (asyncio, raw HTTP/1.1
+with keep-alive, so the client costs little) readers, writers and one SSE subscriber, 30 s per
+run. Three runs: one reader and one writer, closed loop (what a request costs); 50 readers and
+8 writers, closed loop (each sends its next request as soon as the last is answered: the
+server's saturation); and paced (each reader 4 requests/s, each writer 2/s, their starts spread
+over the period: a busy fleet). Afterwards every acknowledged write must be in the ledger and
+`fleetgit verify` clean. Prints Markdown; nothing is asserted (results go in
+docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.fleet import fleetgit_command
+from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.git.paths import locate
+from fleetgit.web import auth
+
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+PILOTS = [f"p{i:02d}" for i in range(20)]
+WRITERS = [f"w{i}" for i in range(8)]
+READS = [
+    "/api/v1/pilots?limit=20",
+    "/api/v1/sorties?status=open&limit=20",
+    "/api/v1/events?limit=20&reverse=true",
+    "/api/v1/reservations",
+    "/api/v1/events?after={pos}&limit=20",
+    "/api/v1/messages/search?q=subject&limit=10",
+    "/api/v1/events/{eid}",
+]
+
+
+def build(repo: Path, count: int) -> list[str]:
+    """`count` events: 97 % heartbeats, 1 % sorties, 2 % messages. Returns some event ids."""
+    specs = [
+        EventSpec("pilot_registered", f"pilot/{p}", {"callsign": p}, actor=p)
+        for p in PILOTS + WRITERS
+    ]
+    rng = random.Random(16)
+    while len(specs) < count:
+        i = len(specs)
+        who = rng.choice(PILOTS)
+        roll = rng.random()
+        if roll < 0.01:
+            sid = f"srt-bench{i}"
+            data: dict[str, Any] = {"sortie_id": sid, "title": f"sortie {i}"}
+            specs.append(EventSpec("sortie_created", f"sortie/{sid}", data, actor=who))
+        elif roll < 0.03:
+            mid = f"msg-bench{i}"
+            data = {"message_id": mid, "to": [rng.choice(PILOTS)], "subject": f"subject {i}"}
+            specs.append(EventSpec("message_sent", f"message/{mid}", data, actor=who))
+        else:
+            data = {"status": "busy", "current_task": f"task {i % 97}"}
+            specs.append(EventSpec("pilot_active", f"pilot/{who}", data, actor=who))
+    with Fleet.open(repo) as fleet:
+        for start in range(0, len(specs), 5000):
+            fleet.emit_batch(specs[start : start + 5000])
+        return [e.id for e in fleet.events(limit=2000)]
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+        data = b""
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
+        if body is not None:
+            data = orjson.dumps(body)
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + data)
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+
+class Run:
+    def __init__(
+        self, port: int, tokens: dict[str, str], ids: list[str], paced: bool, name: str
+    ) -> None:
+        self.port, self.tokens, self.ids, self.paced = port, tokens, ids, paced
+        self.name = name
+        self.reads: list[float] = []
+        self.by_route: dict[str, list[float]] = {}
+        self.writes: list[float] = []
+        self.errors: list[str] = []
+        self.acked: dict[str, float] = {}  # title -> when its write was acknowledged
+        self.sent: dict[str, float] = {}  # title -> when its write was sent
+        self.seen: dict[str, float] = {}  # title -> when the SSE subscriber got its event
+        self.stop = 0.0
+
+    async def reader(self, n: int) -> None:
+        conn, rng = Conn(self.port), random.Random(n)
+        if self.paced:  # spread over the period: 50 readers in step would arrive as one burst
+            await asyncio.sleep(rng.uniform(0, 0.25))
+        while time.monotonic() < self.stop:
+            route = rng.choice(READS)
+            path = route.format(pos=rng.randrange(100_000), eid=rng.choice(self.ids))
+            t0 = time.perf_counter()
+            status, body = await conn.request("GET", path)
+            took = (time.perf_counter() - t0) * 1000
+            self.reads.append(took)
+            self.by_route.setdefault(route, []).append(took)
+            if status != 200:
+                self.errors.append(f"GET {path}: {status} {body[:200]!r}")
+            if self.paced:
+                await asyncio.sleep(max(0.0, 0.25 - (time.perf_counter() - t0)))
+
+    async def writer(self, who: str) -> None:
+        conn, n = Conn(self.port), 0
+        if self.paced:
+            await asyncio.sleep(random.Random(who).uniform(0, 0.5))
+        while time.monotonic() < self.stop:
+            n += 1
+            title = f"load {self.name} {who} {n}"
+            t0 = time.perf_counter()
+            self.sent[title] = time.monotonic()
+            status, body = await conn.request(
+                "POST", "/api/v1/missions", {"title": title}, self.tokens[who]
+            )
+            self.writes.append((time.perf_counter() - t0) * 1000)
+            if status == 201:
+                self.acked[title] = time.monotonic()
+            else:
+                self.errors.append(f"POST /missions: {status} {body[:200]!r}")
+            if self.paced:
+                await asyncio.sleep(max(0.0, 0.5 - (time.perf_counter() - t0)))
+
+    async def subscriber(self, ready: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        writer.write(
+            f"GET /api/v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        ready.set()
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            start = line.find(b"data: ")  # chunked framing: data lines stay whole
+            if start < 0:
+                continue
+            event = orjson.loads(line[start + 6 :])
+            if event["type"] == "mission_created":
+                self.seen.setdefault(event["data"]["title"], time.monotonic())
+
+    async def go(self, readers: int, writers: int, seconds: float) -> None:
+        ready = asyncio.Event()
+        sse = asyncio.create_task(self.subscriber(ready))
+        await ready.wait()
+        await asyncio.sleep(0.5)
+        self.stop = time.monotonic() + seconds
+        tasks = [self.reader(n) for n in range(readers)]
+        tasks += [self.writer(w) for w in WRITERS[:writers]]
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(1.0)  # the stream's last deliveries
+        sse.cancel()
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def check(repo: Path, titles: set[str]) -> tuple[int, int]:
+    """How many acknowledged writes are missing from the ledger, and verify's exit code."""
+    with Fleet.open(repo) as fleet:
+        found = {
+            row[0] for row in fleet.index.conn.execute("SELECT title FROM missions").fetchall()
+        }
+    verify = subprocess.run(
+        [*fleetgit_command(), "verify"], cwd=repo, capture_output=True, env=ENV, check=False
+    )
+    return len(titles - found), verify.returncode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="10,000 events, 5 s runs")
+    parser.add_argument("--paced-only", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="fleetgit serve --workers N")
+    args = parser.parse_args()
+    events, seconds = (10_000, 5.0) if args.quick else (100_000, 30.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=ENV)
+        init(repo)
+        t0 = time.perf_counter()
+        ids = build(repo, events)
+        built = time.perf_counter() - t0
+        tokens = {w: auth.create(locate(repo), w)[0] for w in WRITERS}
+        proc = subprocess.Popen(
+            [*fleetgit_command(), "serve", "--port", "0", "--workers", str(args.workers)],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=ENV,
+        )
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().rsplit(":", 1)[1].strip(" /\n"))
+        time.sleep(1.0)
+        rows = []
+        try:
+            plan = [
+                ("one reader and one writer, closed loop", False, 1, 1),
+                ("50 readers and 8 writers, closed loop", False, 50, 8),
+                ("50 readers (4/s each) and 8 writers (2/s each)", True, 50, 8),
+            ]
+            for name, paced, readers, writers in plan[2:] if args.paced_only else plan:
+                run = Run(port, tokens, ids, paced, name)
+                asyncio.run(run.go(readers, writers, seconds))
+                rows.append(run)
+        finally:
+            proc.terminate()
+            proc.wait()
+        titles = {t for run in rows for t in run.acked}
+        missing, verify = check(repo, titles)
+    when = datetime.now(UTC).strftime("%Y-%m-%d")
+    node, cores, python = platform.node(), os.cpu_count(), platform.python_version()
+    print(f"### {when} — {node}, {cores} cores, Python {python}")
+    print(
+        f"\nledger: {events:,} events, built in {built:.1f} s; {seconds:.0f} s per run;"
+        f" serve --workers {args.workers}\n"
+    )
+    print(
+        "| run | reads | read p50 / p99 | writes | write p50 / p99 | errors |"
+        " SSE after ack p50 / p99 / max |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for run in rows:
+        lag = [max(0.0, run.seen[t] - run.acked[t]) * 1000 for t in run.acked if t in run.seen]
+        unseen = len([t for t in run.acked if t not in run.seen])
+        print(
+            f"| {run.name} | {len(run.reads)} ({len(run.reads) / seconds:.0f}/s)"
+            f" | {pct(run.reads, 50):.1f} / {pct(run.reads, 99):.1f} ms"
+            f" | {len(run.writes)} ({len(run.writes) / seconds:.0f}/s)"
+            f" | {pct(run.writes, 50):.1f} / {pct(run.writes, 99):.1f} ms"
+            f" | {len(run.errors)}"
+            f" | {pct(lag, 50):.0f} / {pct(lag, 99):.0f} / {max(lag, default=float('nan')):.0f} ms"
+            + (f" ({unseen} never seen)" if unseen else "")
+            + " |"
+        )
+        for err in run.errors[:3]:
+            print(f"\n    {err}", file=sys.stderr)
+    print("\nreads by route, p50 / p99 (the last run):\n")
+    print("| route | p50 / p99 |\n|---|---|")
+    for route, took in sorted(rows[-1].by_route.items()):
+        print(f"| `{route}` | {pct(took, 50):.1f} / {pct(took, 99):.1f} ms |")
+    print(
+        f"\nacknowledged writes missing afterwards: {missing} of {len(titles)};"
+        f" `fleetgit verify` exit {verify}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""What the app, the routes and the event stream share: settings, the JSON response, the
+refusals made here, and who a request acts as (its token)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import orjson
+from fastapi import Request
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from fleetgit.fleet import Fleet
+from fleetgit.git.paths import RepoPaths
+from fleetgit.ledger import errors
+from fleetgit.web.auth import Principal, TokenBook
+
+API = "/api/v1"
+MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
+REOPEN_S = 2.0  # how long a worker thread keeps an open ledger
+KEEP_PER_THREAD = 4  # open ledgers (one per pilot acting) a worker thread keeps
+STATUS = {  # the CLI's error codes -> HTTP
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.AmbiguousError: 409,
+    errors.UsageError: 400,
+    errors.ValidationError: 422,
+}
+CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
+CODES |= {405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+
+
+class Settings(NamedTuple):
+    paths: RepoPaths
+    host: str = "127.0.0.1"
+    max_body: int = MAX_BODY
+    cors: tuple[str, ...] = ()
+    poll_s: float = 0.05  # how often the event stream looks for new events
+    threads: int = int(os.environ.get("FLEETGIT_WEB_THREADS", "8"))  # worker threads
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(HTTPException):
+    """A refusal made here (not by the domain): status, code, message, hint."""
+
+    def __init__(self, status: int, code: str, message: str, hint: str | None = None) -> None:
+        super().__init__(status, message)
+        self.code, self.message, self.hint = code, message, hint
+
+
+def error(status: int, code: str, message: str, hint: str | None = None, **extra: Any) -> JSON:
+    body: dict[str, Any] = {"code": code, "message": message, "hint": hint, **extra}
+    return JSON({"error": body}, status_code=status)
+
+
+def status_of(exc: errors.FleetError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+class State:
+    """What every request shares: where the ledger is, the tokens, the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = settings.paths
+        self.loopback = is_loopback(settings.host)
+        self.tokens = TokenBook(settings.paths)
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def fleet(self, who: Principal) -> Iterator[Fleet]:
+        """The ledger, acting as `who`'s pilot (nobody for an anonymous read), caught up.
+
+        Opening one costs a few ms (the index, its git view, the config), so each worker thread
+        keeps the few it used last and opens them again after REOPEN_S (a new worktree or a
+        changed config is seen then, as a new CLI process would see it). Anything but a refusal
+        closes it, so a request never inherits a half-done state."""
+        cache: OrderedDict[str | None, tuple[Fleet, float]] | None = getattr(
+            self._local, "fleets", None
+        )
+        if cache is None:
+            cache = self._local.fleets = OrderedDict()
+        entry = cache.pop(who.pilot, None)
+        now = time.monotonic()
+        if entry is not None and now - entry[1] < REOPEN_S:
+            fleet, opened = entry
+            fleet.index.catch_up()
+        else:
+            if entry is not None:
+                entry[0].close()
+            fleet, opened = Fleet(self.paths, actor=who.pilot), now
+        try:
+            yield fleet
+        except errors.FleetError:
+            cache[who.pilot] = (fleet, opened)
+            raise
+        except BaseException:
+            fleet.close()
+            raise
+        cache[who.pilot] = (fleet, opened)
+        while len(cache) > KEEP_PER_THREAD:
+            cache.popitem(last=False)[1][0].close()
+
+
+def state(request: Request) -> State:
+    found: State = request.app.state.web
+    return found
+
+
+def _known_query(request: Request) -> None:
+    """A query parameter the route does not take is refused: a typo in a filter
+    (`?holdr=goose`) would otherwise answer as if there were no filter."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    allowed = {q.alias for q in dependant.query_params}
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid",
+            f"unknown query parameter(s): {', '.join(unknown)}",
+            f"this route takes: {', '.join(sorted(allowed)) or 'none'}",
+        )
+
+
+async def principal(request: Request) -> Principal:
+    """Who is asking. A token, when given, must be valid; without one, only a read on loopback.
+    Async: a header and a stat are not worth a worker thread."""
+    web = state(request)
+    _known_query(request)
+    header = request.headers.get("authorization")
+    token: str | None = None
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(
+                401,
+                "unauthorized",
+                "the Authorization header is not 'Bearer TOKEN'",
+                "fleetgit token create --as CALLSIGN prints a token",
+            )
+        token = value.strip()
+    elif request.url.path == f"{API}/events/stream":  # EventSource cannot set headers
+        token = request.query_params.get("access_token")
+    if token is None:
+        if web.loopback and request.method in ("GET", "HEAD"):
+            return Principal(None, "anonymous")
+        if request.method in ("GET", "HEAD"):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "reading needs a token: this server listens beyond loopback",
+                "fleetgit token create --read-only (or --as CALLSIGN); send it as"
+                " 'Authorization: Bearer TOKEN'",
+            )
+        raise ApiError(
+            401,
+            "unauthorized",
+            "writing needs a token bound to a pilot",
+            "fleetgit token create --as CALLSIGN; send it as 'Authorization: Bearer TOKEN'",
+        )
+    found = web.tokens.check(token)
+    if found is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the token is not valid: unknown, revoked or mistyped",
+            "fleetgit token list shows the tokens; fleetgit token create --as CALLSIGN makes one",
+        )
+    return found
+
+
+async def writer(request: Request) -> Principal:
+    """A write: a token that may act as its pilot."""
+    who = await principal(request)
+    if who.scope != "write" or not who.pilot:
+        raise ApiError(
+            403,
+            "forbidden",
+            "this token is read-only: it cannot change anything",
+            "fleetgit token create --as CALLSIGN makes a token that acts as that pilot",
+        )
+    return who

@@ -1,0 +1,190 @@
+"""`GET /api/v1/events/stream`: Server-Sent Events of every event this clone's index takes in,
+whoever appended it (this server, a CLI process, a hook, a merge or a sync), each with its
+position as the SSE id, so a client resumes with `Last-Event-ID` without a gap or a duplicate.
+
+One poller (the Hub) looks for new events every `poll_s`: a catch-up, which is a few stat calls
+when nothing changed on disk (Index.is_fresh), then the positions after the last one it saw
+(the server's own appends move the fingerprint along without changing the files' stamps, so
+it looks at the positions too). Each subscriber first reads what it missed from the index,
+then takes the hub's broadcasts, skipping positions it already sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio.to_thread
+import orjson
+from fastapi import Depends, Request
+from starlette.responses import Response, StreamingResponse
+
+from fleetgit.fleet import Fleet
+from fleetgit.index.reads import select_after
+from fleetgit.ledger.codec import Event
+from fleetgit.web.auth import Principal
+from fleetgit.web.common import ApiError, principal
+
+if TYPE_CHECKING:
+    from fleetgit.web.common import State
+
+BATCH = 500  # events read at a time
+QUEUE = 10_000  # a subscriber this far behind is dropped: it reconnects with Last-Event-ID
+KEEPALIVE_S = 15.0
+T = TypeVar("T")
+REOPEN_S = 5.0  # the poller opens the ledger again now and then (new worktrees, config)
+
+
+class Hub:
+    def __init__(self, web: State) -> None:
+        self.web = web
+        self.poll_s = web.settings.poll_s
+        self.subscribers: set[asyncio.Queue[Event | None]] = set()
+        self.last_pos = 0
+        self._fleet: Fleet | None = None  # used by the poller's own thread alone
+        self._opened = 0.0
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="fleetgit-events")
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        self.last_pos = await self._in_thread(self._max_pos)
+        task = asyncio.create_task(self._run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for queue in list(self.subscribers):
+                queue.put_nowait(None)
+            await self._in_thread(self._close)
+            self._thread.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._fleet is not None:
+            self._fleet.close()
+        self._fleet = None
+
+    def _ledger(self) -> Fleet:
+        if self._fleet is None or time.monotonic() - self._opened > REOPEN_S:
+            if self._fleet is not None:
+                self._fleet.close()
+            self._fleet = Fleet(self.web.paths, actor=None, repair=False, catch_up=False)
+            self._opened = time.monotonic()
+        return self._fleet
+
+    def _max_pos(self) -> int:
+        fleet = self._ledger()
+        fleet.index.catch_up()
+        return fleet.index.max_pos()
+
+    def _poll(self) -> list[Event]:
+        fleet = self._ledger()
+        fleet.index.catch_up()
+        if fleet.index.max_pos() <= self.last_pos:
+            return []
+        return select_after(fleet.index, self.last_pos, BATCH)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                found = await self._in_thread(self._poll)
+            except Exception:  # a busy index, a file replaced mid-read: next time
+                await self._in_thread(self._close)
+                found = []
+            for event in found:
+                self._publish(event)
+                self.last_pos = max(self.last_pos, event.pos or 0)
+            if len(found) < BATCH:
+                await asyncio.sleep(self.poll_s)
+
+    def _publish(self, event: Event) -> None:
+        for queue in list(self.subscribers):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:  # too slow: end its stream; it resumes from its id
+                self.subscribers.discard(queue)
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
+    def backlog(self, after: int) -> list[Event]:
+        """Events after position `after` already in the index (a thread of its own: SQLite
+        connections stay in the thread that opened them)."""
+        with Fleet(self.web.paths, actor=None, repair=False, catch_up=False) as fleet:
+            return select_after(fleet.index, after, BATCH)
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
+        self.subscribers.add(queue)
+        return queue
+
+
+def frame(event: Event) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (event.pos or 0, orjson.dumps(event.to_json()))
+
+
+def _start(last_event_id: str | None, after: str | None, hub: Hub) -> int:
+    """Where to start: after the position `Last-Event-ID` (or `?after=`) names; else now."""
+    given = last_event_id if last_event_id is not None else after
+    if given is None or given == "":
+        return hub.last_pos
+    if not given.isdigit() or len(given) > 18:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"Last-Event-ID {given!r} is not a position",
+            "send the id of the last event received (a whole number), or none to start now",
+        )
+    return int(given)
+
+
+def endpoint(hub: Hub) -> Callable[..., Coroutine[Any, Any, Response]]:
+    async def event_stream(
+        request: Request,
+        who: Principal = Depends(principal),  # noqa: B008 (FastAPI's way)
+        after: str | None = None,
+        access_token: str | None = None,
+    ) -> Response:
+        """Server-Sent Events of new events, each with its position as id. Resume with the
+        Last-Event-ID header (or `?after=POS`); EventSource may pass `?access_token=`."""
+        sent = _start(request.headers.get("last-event-id"), after, hub)
+        queue = hub.subscribe()
+
+        async def body() -> AsyncIterator[bytes]:
+            nonlocal sent
+            try:
+                yield b"retry: 1000\n: stream of fleetgit events\n\n"
+                while True:  # what it missed, from the index
+                    batch = await anyio.to_thread.run_sync(hub.backlog, sent)
+                    for event in batch:
+                        yield frame(event)
+                        sent = event.pos or sent
+                    if len(batch) < BATCH:
+                        break
+                while True:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    except TimeoutError:
+                        yield b": keep-alive\n\n"
+                        continue
+                    if item is None:
+                        return
+                    if (item.pos or 0) <= sent:
+                        continue
+                    yield frame(item)
+                    sent = item.pos or sent
+            finally:
+                hub.subscribers.discard(queue)
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+    return event_stream

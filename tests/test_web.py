@@ -1,0 +1,635 @@
+"""The HTTP API against a real `fleetgit serve` process over a real temp repository: every route,
+its refusals and bad input, tokens, and the live event stream fed by a separate CLI process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fleetgit.git.paths import locate
+from fleetgit.web import auth
+from tests.conftest import CREW_EVENTS, run_fleetgit
+from tests.webserver import Server, serving, token
+
+
+@pytest.fixture
+def server(repo: Path) -> Any:
+    with serving(repo) as srv:
+        yield srv
+
+
+def _tokens(repo: Path) -> dict[str, str]:
+    return {name: token(repo, name) for name in ("viper-1", "goose", "ice")}
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+def test_token_commands_create_list_and_revoke(repo: Path) -> None:
+    made = run_fleetgit(repo, "--as", "viper-1", "token", "create", "--name", "bot", "--json")
+    assert made.code == 0, made.err
+    record = orjson.loads(made.out)
+    secret = record["token"]
+    assert secret.startswith("fgt_") and record["pilot"] == "viper-1" and record["scope"] == "write"
+    path = auth.tokens_file(locate(repo))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    stored = path.read_text()
+    assert secret.split("_", 2)[2] not in stored  # only the hash is kept
+    listed = run_fleetgit(repo, "token", "list", "--json")
+    (row,) = orjson.loads(listed.out)["tokens"]
+    assert row["id"] == record["id"] and "hash" not in row and row["revoked_at"] is None
+    assert run_fleetgit(repo, "token", "revoke", record["id"]).code == 0
+    (row,) = orjson.loads(run_fleetgit(repo, "token", "list", "--json").out)["tokens"]
+    assert row["revoked_at"] is not None
+    viewer = run_fleetgit(repo, "token", "create", "--read-only", "--json")
+    assert viewer.code == 0 and orjson.loads(viewer.out)["scope"] == "read"
+    # a typo in --as would make a token for nobody: refused in one line with a hint
+    typo = run_fleetgit(repo, "--as", "viper-2", "token", "create")
+    assert typo.code == 1 and "unknown callsign" in typo.err and "hint:" in typo.err
+    assert "Traceback" not in typo.err
+    nobody = run_fleetgit(repo, "token", "create")
+    assert nobody.code == 1 and "no pilot identity" in nobody.err
+    gone = run_fleetgit(repo, "token", "revoke", "tok-nothere")
+    assert gone.code == 1 and "no token" in gone.err
+    joined = run_fleetgit(repo, "--as", "rookie", "--register", "token", "create", "--json")
+    assert joined.code == 0, joined.err
+
+
+def test_the_web_modules_load_only_with_serve(repo: Path) -> None:
+    """`fleetgit status` and `fleetgit token list` import no web framework."""
+    code = (
+        "import sys, runpy; sys.argv = ['fleetgit', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('fleetgit', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = {'fastapi', 'starlette', 'uvicorn', 'pydantic', 'anyio'} & set(sys.modules)\n"
+        "print('HEAVY', sorted(heavy))"
+    )
+    for args in (["status"], ["token", "list"]):
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=repo, capture_output=True, text=True
+        ).stdout
+        assert "HEAVY []" in out, (args, out)
+
+
+# -- auth --------------------------------------------------------------------------------------
+
+
+def test_tokens_reads_and_writes(repo: Path, server: Server) -> None:
+    viper = token(repo, "viper-1")
+    reader = token(repo, None, scope="read")
+    assert server.get("/pilots").status == 200  # loopback: reads need no token
+    mission = {"title": "Ship"}
+    no_token = server.call("POST", "/missions", mission)
+    assert no_token.status == 401 and no_token.error["code"] == "unauthorized"
+    wrong = server.call("POST", "/missions", mission, token="fgt_tok-nothing_secret")
+    assert wrong.status == 401 and "not valid" in wrong.error["message"]
+    tampered = server.call("POST", "/missions", mission, token=viper[:-2] + "xx")
+    assert tampered.status == 401
+    basic = server.call("POST", "/missions", mission, headers={"Authorization": "Basic abc"})
+    assert basic.status == 401 and "Bearer" in basic.error["message"]
+    assert server.get("/pilots", token="fgt_bad").status == 401  # a bad token is never ignored
+    ro = server.call("POST", "/missions", mission, token=reader)
+    assert ro.status == 403 and ro.error["code"] == "forbidden"
+    assert server.get("/pilots", token=reader).status == 200
+    made = server.call("POST", "/missions", mission, token=viper)
+    assert made.status == 201 and made.json()["created_by"] == "viper-1"
+    assert server.get("/me", token=viper).json()["pilot"] == "viper-1"
+    # revoked: refused from the next request on
+    (record,) = [t for t in auth.listing(locate(repo)) if t["pilot"] == "viper-1"]
+    auth.revoke(locate(repo), record["id"])
+    again = server.call("POST", "/missions", mission, token=viper)
+    assert again.status == 401
+
+
+def test_beyond_loopback_reads_need_a_token(repo: Path) -> None:
+    reader = token(repo, None, scope="read")
+    with serving(repo, "--host", "0.0.0.0") as srv:
+        srv.host = "127.0.0.1"
+        refused = srv.get("/pilots")
+        assert refused.status == 401 and "beyond loopback" in refused.error["message"]
+        assert srv.get("/pilots", token=reader).status == 200
+        stream = srv.get("/events/stream?access_token=nope")
+        assert stream.status == 401
+
+
+def test_serve_refuses_a_busy_port_in_one_line(repo: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = run_fleetgit(repo, "serve", "--port", str(port))
+    assert out.code == 1 and "cannot listen on 127.0.0.1" in out.err and "hint:" in out.err
+    assert "Traceback" not in out.err
+
+
+# -- pilots ------------------------------------------------------------------------------------
+
+
+def test_pilots(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    listed = server.get("/pilots?limit=2&offset=1").json()
+    assert listed["total"] == 5 and len(listed["pilots"]) == 2 and listed["more"] == 2
+    assert listed["pilots"][0]["callsign"] == "ice"  # by callsign: goose, ice, maverick...
+    mine = server.call(
+        "POST", "/pilots", {"callsign": "viper-1", "program": "claude"}, token=t["viper-1"]
+    )
+    assert mine.status == 201 and mine.json()["program"] == "claude"
+    other = server.call("POST", "/pilots", {"callsign": "goose"}, token=t["viper-1"])
+    assert other.status == 403 and "acts as viper-1" in other.error["message"]
+    beat = server.call(
+        "PATCH", "/pilots/goose", {"status": "busy", "task": "lexer"}, token=t["goose"]
+    )
+    assert beat.status == 200 and beat.json()["status"] == "busy"
+    busy = server.get("/pilots?status=busy").json()
+    assert [p["callsign"] for p in busy["pilots"]] == ["goose"] and busy["total"] == 1
+    bad = server.call("PATCH", "/pilots/goose", {"status": "asleep"}, token=t["goose"])
+    assert bad.status == 422 and "status" in bad.error["message"]
+    assert server.call("PATCH", "/pilots/ice", {}, token=t["goose"]).status == 403
+    shown = server.get("/pilots/goose").json()
+    assert shown["callsign"] == "goose" and shown["current_task"] == "lexer"
+    missing = server.get("/pilots/nobody")
+    assert missing.status == 404 and missing.error["code"] == "not_found"
+    # the seed's names answer the same
+    assert server.get("/specialists/goose").json() == server.get("/pilots/goose").json()
+    assert server.get("/specialists").json()["total"] == 5
+    left = server.call("POST", "/pilots/ice/deregister", {"reason": "done"}, token=t["ice"])
+    assert left.status == 200 and left.json()["callsign"] == "ice"
+    assert server.get("/pilots/ice").json()["deregistered"] is True
+
+
+# -- missions and sorties ----------------------------------------------------------------------
+
+
+def test_missions_and_sorties_with_their_transitions(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    viper, goose = t["viper-1"], t["goose"]
+    mission = server.call("POST", "/missions", {"title": "Parser", "priority": "high"}, token=viper)
+    assert mission.status == 201
+    mid = mission.json()["mission_id"]
+    body = {"title": "Lexer", "mission_id": mid, "files": ["src/lexer.py"]}
+    sortie = server.call("POST", "/sorties", body, token=viper)
+    assert sortie.status == 201, sortie.body
+    sid = sortie.json()["sortie_id"]
+    second = server.call("POST", "/sorties", {"title": "Docs", "mission_id": mid}, token=viper)
+    sid2 = second.json()["sortie_id"]
+
+    def act(tok: str, action: str, ref: str = sid, **extra: Any) -> Any:
+        return server.call("PATCH", f"/sorties/{ref}", {"action": action, **extra}, token=tok)
+
+    # refusals, as the CLI refuses them
+    early = act(goose, "start")
+    assert early.status == 409 and early.error["code"] == "conflict"
+    claimed = act(goose, "claim", reserve=True, ttl="1h")
+    assert claimed.status == 200, claimed.body
+    assert claimed.json()["assignee"] == "goose" and claimed.json()["claim"]["sortie_id"] == sid
+    taken = act(viper, "claim")
+    assert taken.status == 409 and "goose" in taken.error["message"]
+    assert act(viper, "start").status == 409  # not viper's
+    assert act(goose, "start").json()["status"] == "in_progress"
+    progress = act(goose, "progress", percent=40, note="tokens")
+    assert progress.json()["percent"] == 40
+    assert act(goose, "progress", percent="40").status == 422  # no coercion
+    assert act(goose, "progress", percent=140).status == 422
+    assert act(goose, "progress").status == 422  # percent is required
+    assert act(goose, "fly").status == 422
+    assert act(goose, "block", reason="grammar", bogus=1).status == 422
+    assert act(goose, "block", reason="grammar").json()["status"] == "blocked"
+    assert act(goose, "resume").json()["status"] == "in_progress"
+    # the mission rolls its sorties up
+    shown = server.get(f"/missions/{mid}").json()
+    assert shown["status"] == "in_progress" and len(shown["sortie_list"]) == 2
+    open_refusal = server.call("PATCH", f"/missions/{mid}", {"action": "complete"}, token=viper)
+    assert open_refusal.status == 409 and open_refusal.error["hint"]
+    done = act(goose, "complete", summary="lexer done")
+    assert done.json()["status"] == "completed"
+    over = act(goose, "complete")  # already over: the domain's refusal and its code
+    assert (
+        over.status == 422 and over.error["code"] == "invalid" and "completed" in over.body.decode()
+    )
+    listed = server.get(f"/sorties?mission_id={mid}&status=completed").json()
+    assert [x["sortie_id"] for x in listed["sorties"]] == [sid]
+    assert server.get("/sorties?status=flying").status == 422
+    assert server.get("/sorties?assigned_to=goose&limit=1").json()["total"] == 1
+    assert act(viper, "claim", ref=sid2).status == 200
+    assert act(viper, "unclaim", ref=sid2, reason="later").json()["status"] == "open"
+    update = act(viper, "update", ref=sid2, title="Docs and examples", priority="low")
+    assert update.json()["title"] == "Docs and examples"
+    assert act(viper, "cancel", ref=sid2, reason="dropped").json()["status"] == "cancelled"
+    assert server.get("/missions?status=in_progress").json()["total"] == 1
+    assert server.get("/missions?status=flying").status == 422
+    update = server.call(
+        "PATCH", f"/missions/{mid}", {"action": "update", "title": "P2"}, token=viper
+    )
+    assert update.json()["title"] == "P2"
+    end = server.call(
+        "PATCH", f"/missions/{mid}", {"action": "complete", "summary": "ok"}, token=viper
+    )
+    assert end.status == 200 and end.json()["status"] == "completed"
+    assert server.get("/missions/msn-nothere").status == 404
+    assert server.get("/sorties/srt-nothere").status == 404
+    other = server.call("POST", "/missions", {"title": "Other"}, token=viper).json()["mission_id"]
+    assert (
+        server.call("PATCH", f"/missions/{other}", {"action": "start"}, token=viper).status == 200
+    )
+    cancel = {"action": "cancel", "reason": "no", "force": True}
+    assert (
+        server.call("PATCH", f"/missions/{other}", cancel, token=viper).json()["status"]
+        == "cancelled"
+    )
+
+
+# -- reservations ------------------------------------------------------------------------------
+
+
+def test_reservations(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    made = server.call(
+        "POST", "/reservations", {"patterns": ["src/app.py"], "ttl": "30m"}, token=t["viper-1"]
+    )
+    assert made.status == 201, made.body
+    (r,) = made.json()["reservations"]
+    assert r["holder"] == "viper-1" and 1700 < r["seconds_left"] <= 1800
+    assert made.json()["unmatched"] == ["src/app.py"]
+    clash = server.call("POST", "/reservations", {"patterns": ["src/*.py"]}, token=t["goose"])
+    assert clash.status == 409
+    err = clash.json()["error"]
+    assert err["conflicts"][0]["holder"] == "viper-1" and err["hint"]
+    blocked = server.call(
+        "POST", "/reservations/check", {"paths": ["src/app.py"]}, token=t["goose"]
+    )
+    assert blocked.json()["blocked"][0]["held_by"][0]["holder"] == "viper-1"
+    free = server.call("POST", "/reservations/check", {"paths": ["src/app.py"]}, token=t["viper-1"])
+    assert free.json()["blocked"] == []
+    listed = server.get("/reservations?holder=viper-1").json()
+    assert listed["total"] == 1 and listed["reservations"][0]["id"] == r["id"]
+    renewed = server.call("POST", "/reservations/renew", {"ttl": "2h"}, token=t["viper-1"])
+    assert renewed.json()["reservations"][0]["seconds_left"] > 7000
+    both = server.call(
+        "POST", "/reservations/release", {"patterns": ["x"], "all": True}, token=t["viper-1"]
+    )
+    assert both.status == 400 and both.error["code"] == "usage"
+    assert server.call("POST", "/reservations", {"patterns": []}, token=t["viper-1"]).status == 422
+    assert (
+        server.call("POST", "/reservations", {"patterns": "src"}, token=t["viper-1"]).status == 422
+    )
+    broad = server.call("POST", "/reservations", {"patterns": ["**"]}, token=t["goose"])
+    assert broad.status == 422 and broad.error["hint"]
+    force = server.call("POST", f"/reservations/{r['id']}/force-release", {}, token=t["goose"])
+    assert force.status == 409  # viper-1 is active: the force rule refuses
+    released = server.call("POST", "/reservations/release", {"all": True}, token=t["viper-1"])
+    assert released.json()["released"] == [r["id"]]
+    assert server.get("/reservations").json()["total"] == 0
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def test_messages(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    body = {"to": ["goose"], "subject": "Lexer API", "body": "tokens frozen", "ack_required": True}
+    sent = server.call("POST", "/messages", body, token=t["viper-1"])
+    assert sent.status == 201, sent.body
+    mid = sent.json()["message_id"]
+    reply = {"to": ["viper-1"], "subject": "Re", "body": "ok", "reply_to": mid}
+    server.call("POST", "/messages", reply, token=t["goose"])
+    inbox = server.get("/messages/inbox?unread=true", token=t["goose"]).json()
+    assert [m["message_id"] for m in inbox["messages"]] == [mid] and inbox["total"] == 1
+    anon = server.get("/messages/inbox")
+    assert anon.status == 401 and "token bound to a pilot" in anon.error["message"]
+    shown = server.get(f"/messages/{mid}").json()
+    assert shown["recipients"][0]["read"] is False  # showing does not mark it read
+    assert server.call("POST", f"/messages/{mid}/read", token=t["goose"]).status == 200
+    not_mine = server.call("POST", f"/messages/{mid}/ack", {"notes": "x"}, token=t["ice"])
+    assert not_mine.status in (409, 422) and not_mine.error["hint"]
+    acked = server.call("POST", f"/messages/{mid}/ack", {"notes": "on it"}, token=t["goose"])
+    assert acked.json()["recipients"][0]["acked"] is True
+    thread = server.get(f"/messages/{mid}/thread").json()
+    assert [m["subject"] for m in thread["messages"]] == ["Lexer API", "Re"]
+    found = server.get("/messages/search?q=frozen").json()
+    assert [m["message_id"] for m in found["messages"]] == [mid]
+    assert server.get("/messages/search").status == 422  # q is required
+    unknown = server.call("POST", "/messages", {**body, "to": ["nobody"]}, token=t["viper-1"])
+    assert unknown.status == 422 and "unknown callsign" in unknown.error["message"]
+    assert server.call("POST", f"/messages/{mid}/archive", token=t["goose"]).status == 200
+    assert server.get("/messages/msg-nothere").status == 404
+
+
+# -- work orders, locks, checkpoints ------------------------------------------------------------
+
+
+def test_workorders_locks_and_checkpoints(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    viper = t["viper-1"]
+    sid = server.call("POST", "/sorties", {"title": "S", "files": ["a.py"]}, token=viper).json()[
+        "sortie_id"
+    ]
+    wo = server.call("POST", "/workorders", {"title": "W", "sortie_id": sid}, token=viper)
+    assert wo.status == 201, wo.body
+    wid = wo.json()["work_order_id"]
+    assigned = server.call(
+        "PATCH", f"/workorders/{wid}", {"action": "assign", "callsign": "goose"}, token=viper
+    )
+    assert assigned.json()["assignee"] == "goose"
+    status = {"action": "status", "status": "in_progress"}
+    assert server.call("PATCH", f"/workorders/{wid}", status, token=t["goose"]).status == 200
+    assert (
+        server.call(
+            "PATCH", f"/workorders/{wid}", {"action": "status", "status": "x"}, token=t["goose"]
+        ).status
+        == 422
+    )
+    assert (
+        server.call("PATCH", f"/workorders/{wid}", {"action": "complete"}, token=t["goose"]).status
+        == 200
+    )
+    assert server.get(f"/workorders?sortie_id={sid}").json()["total"] == 1
+    assert server.get(f"/workorders/{wid}").json()["status"] == "completed"
+    lock = server.call("POST", "/locks/deploy", {"ttl": "5m"}, token=viper)
+    assert lock.status == 200, lock.body
+    assert server.call("POST", "/locks/deploy", token=t["goose"]).status == 409
+    assert server.get("/locks").json()["locks"][0]["lock_key"] == "deploy"
+    assert server.get("/locks/deploy").json()["holder"] == "viper-1"
+    assert server.call("DELETE", "/locks/deploy", token=viper).status == 200
+    reserve = {"patterns": ["a.py"]}
+    assert server.call("POST", "/reservations", reserve, token=viper).status == 201
+    chk = server.call(
+        "POST", "/checkpoints", {"summary": "half", "next_steps": ["tests"]}, token=viper
+    )
+    assert chk.status == 201, chk.body
+    cid = chk.json()["checkpoint_id"]
+    assert server.get("/checkpoints").json()["total"] == 1
+    assert server.get(f"/checkpoints/{cid}").json()["summary"] == "half"
+    server.call("POST", "/reservations/release", {"all": True}, token=viper)
+    restored = server.call("POST", f"/checkpoints/{cid}/restore", token=viper)
+    assert restored.status == 200, restored.body
+    out = restored.json()
+    assert "half" in out["markdown"] and out["reservations"]["reacquired"]
+    assert server.get("/reservations?holder=viper-1").json()["total"] == 1
+    assert server.call("POST", "/checkpoints/chk-nothere/restore", token=viper).status == 404
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def test_events_and_streams(repo: Path, server: Server) -> None:
+    t = _tokens(repo)
+    mid = server.call("POST", "/missions", {"title": "M"}, token=t["viper-1"]).json()["mission_id"]
+    server.call("PATCH", f"/missions/{mid}", {"action": "start"}, token=t["viper-1"])
+    listed = server.get("/events?limit=2").json()
+    assert [e["pos"] for e in listed["events"]] == [1, 2] and listed["more"] >= 1
+    after = server.get(f"/events?after={CREW_EVENTS}").json()["events"]
+    assert [e["type"] for e in after] == ["mission_created", "mission_started"]
+    typed = server.get("/events?type=mission_started&type=mission_created").json()["events"]
+    assert len(typed) == 2
+    stream = f"mission/{mid}"
+    by_stream = server.get(f"/events?stream={stream}").json()["events"]
+    assert [e["seq"] for e in by_stream] == [1, 2]
+    ranged = server.get(f"/streams/{stream}/events?from_seq=2").json()["events"]
+    assert [e["type"] for e in ranged] == ["mission_started"]
+    one = server.get(f"/events/{ranged[0]['id']}").json()
+    assert one == ranged[0]
+    assert server.get(f"/events/{ranged[0]['id'][:13]}").json()["id"] == one["id"]
+    assert server.get("/events/ffffffff").status == 404
+    bad_stream = server.get("/events?stream=no%20such")
+    assert bad_stream.status == 422 and bad_stream.error["code"] == "invalid"
+    assert server.get("/streams/Bad Stream/events".replace(" ", "%20")).status == 422
+    assert server.get("/events?after=-1").status == 422
+    assert server.get("/events?limit=ten").status == 422
+    assert server.get(f"/streams/{stream}/events?from_seq=0").status == 422
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_bad_input_is_one_json_error_never_a_traceback(repo: Path, server: Server) -> None:
+    viper = token(repo, "viper-1")
+    malformed = server.call("POST", "/missions", raw=b'{"title": "x"', token=viper)
+    assert malformed.status == 400 and malformed.error["code"] == "bad_json"
+    not_utf8 = server.call("POST", "/missions", raw=b'{"title": "\xff"}', token=viper)
+    assert not_utf8.status in (400, 422) and not_utf8.error
+    array = server.call("POST", "/missions", [1, 2], token=viper)
+    assert array.status == 422
+    wrong_type = server.call("POST", "/missions", {"title": 5}, token=viper)
+    assert wrong_type.status == 422 and "'title'" in wrong_type.error["message"]
+    unknown = server.call("POST", "/missions", {"title": "x", "owner": "goose"}, token=viper)
+    assert unknown.status == 422 and "unknown body field 'owner'" in unknown.error["message"]
+    empty = server.call("POST", "/missions", token=viper)
+    assert empty.status == 422 and "missing" in empty.error["message"]
+    form = server.call(
+        "POST",
+        "/missions",
+        raw=b"title=x",
+        token=viper,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status == 415 and form.error["code"] == "unsupported_media_type"
+    huge = server.call("POST", "/missions", {"title": "x" * (2 << 20)}, token=viper)
+    assert huge.status == 413 and huge.error["code"] == "too_large"
+    # a chunked body (no Content-Length) over the limit is cut off while it streams in
+    conn = server.connection()
+    conn.putrequest("POST", "/api/v1/missions")
+    conn.putheader("Authorization", f"Bearer {viper}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    chunk = b'{"title": "' + b"x" * (256 << 10)
+    try:
+        for _ in range(8):
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        conn.send(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server may answer and close before all of it is sent
+    res = conn.getresponse()
+    assert res.status == 413 and orjson.loads(res.read())["error"]["code"] == "too_large"
+    conn.close()
+    too_long = server.call("POST", "/missions", {"title": "x" * 70000}, token=viper)
+    assert too_long.status == 422
+    domain = server.call("POST", "/missions", {"title": "x", "priority": "urgent"}, token=viper)
+    assert domain.status == 422 and domain.error["code"] == "invalid" and domain.error["hint"]
+    route = server.get("/nothing")
+    assert route.status == 404 and "no such route" in route.error["message"]
+    method = server.call("PUT", "/pilots", {})
+    assert method.status == 405 and method.error["code"] == "method_not_allowed"
+    typo = server.get("/reservations?holdr=goose")
+    assert (
+        typo.status == 422 and "holdr" in typo.error["message"] and "holder" in typo.error["hint"]
+    )
+    query = server.get("/pilots?limit=-1")
+    assert query.status == 422 and "limit" in query.error["message"]
+    host = server.get("/pilots", headers={"Host": "evil.example:7070"})
+    assert host.status == 400 and host.error["code"] == "bad_host"
+    assert server.get("/events/stream", headers={"Last-Event-ID": "x1"}).status == 400
+    assert server.get("/pilots").headers.get("access-control-allow-origin") is None
+
+
+def test_cors_only_when_configured(repo: Path) -> None:
+    with serving(repo, "--cors-origin", "http://dash.example") as srv:
+        res = srv.get("/pilots", headers={"Origin": "http://dash.example"})
+        assert res.headers.get("access-control-allow-origin") == "http://dash.example"
+        other = srv.get("/pilots", headers={"Origin": "http://evil.example"})
+        assert other.headers.get("access-control-allow-origin") is None
+
+
+def test_openapi_lists_every_route(repo: Path, server: Server) -> None:
+    doc = server.get("/openapi.json").json()
+    paths = set(doc["paths"])
+    for path in (
+        "/api/v1/pilots",
+        "/api/v1/pilots/{callsign}",
+        "/api/v1/missions/{mission_id}",
+        "/api/v1/sorties/{sortie_id}",
+        "/api/v1/reservations",
+        "/api/v1/reservations/check",
+        "/api/v1/messages/{message_id}/ack",
+        "/api/v1/events",
+        "/api/v1/events/stream",
+        "/api/v1/events/{event_id}",
+        "/api/v1/streams/{stream}/events",
+        "/api/v1/checkpoints/{checkpoint_id}/restore",
+    ):
+        assert path in paths, path
+    assert "SortieProgress" in doc["components"]["schemas"]
+
+
+# -- the live event stream ----------------------------------------------------------------------
+
+
+class Sse:
+    """A raw SSE client over http.client: reads frames as they arrive."""
+
+    def __init__(self, server: Server, last_id: int | None = None) -> None:
+        self.conn = server.connection(timeout=10)
+        headers = {"Accept": "text/event-stream"}
+        if last_id is not None:
+            headers["Last-Event-ID"] = str(last_id)
+        self.conn.request("GET", "/api/v1/events/stream", headers=headers)
+        self.res = self.conn.getresponse()
+        assert self.res.status == 200
+        assert self.res.headers["content-type"].startswith("text/event-stream")
+
+    def next(self) -> tuple[int, dict[str, Any]]:
+        """The next event frame (comments and the retry line skipped)."""
+        fields: dict[str, str] = {}
+        while True:
+            line = self.res.fp.readline().decode()
+            if line in ("\n", ""):
+                if "data" in fields:
+                    return int(fields["id"]), orjson.loads(fields["data"])
+                if line == "":
+                    raise AssertionError("the stream ended")
+                fields = {}
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.rstrip("\n").partition(": ")
+            fields[name] = value
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_sse_delivers_what_a_cli_process_appends_and_resumes_without_gaps(
+    repo: Path, server: Server
+) -> None:
+    live = Sse(server)  # from now on
+    out = run_fleetgit(repo, "--as", "goose", "reserve", "src/app.py", "--ttl", "1h")
+    assert out.code == 0, out.err
+    first_id, first = live.next()
+    assert first["type"] == "file_reserved" and first["actor"] == "goose"
+    assert first_id == first["pos"] == CREW_EVENTS + 1
+    live.close()
+    # while nobody listens: a CLI process and the API both append
+    for n in range(3):
+        assert run_fleetgit(repo, "--as", "ice", "pilot", "heartbeat", "--task", f"t{n}").code == 0
+    viper = token(repo, "viper-1")
+    assert server.call("POST", "/missions", {"title": "M"}, token=viper).status == 201
+    resumed = Sse(server, last_id=first_id)
+    got = [resumed.next() for _ in range(4)]
+    assert [i for i, _ in got] == list(range(first_id + 1, first_id + 5))  # no gap, no duplicate
+    assert [e["type"] for _, e in got] == ["pilot_active"] * 3 + ["mission_created"]
+    # and it goes on live, still without a duplicate
+    assert run_fleetgit(repo, "--as", "ice", "pilot", "heartbeat").code == 0
+    nxt, event = resumed.next()
+    assert nxt == first_id + 5 and event["actor"] == "ice"
+    resumed.close()
+    # ?after= is the same resume for a client that cannot set headers
+    again = server.connection()
+    again.request("GET", f"/api/v1/events/stream?after={first_id + 3}")
+    res = again.getresponse()
+    text = b""
+    while text.count(b"\ndata: ") < 2:
+        text += res.fp.readline()
+    assert f"id: {first_id + 4}\n".encode() in text and f"id: {first_id + 5}\n".encode() in text
+    assert f"id: {first_id + 3}\n".encode() not in text
+    again.close()
+
+
+def test_sse_sees_events_of_another_worktree(repo: Path, server: Server, tmp_path: Path) -> None:
+    """A pilot in another worktree of the clone writes its own segments: they reach the stream."""
+    other = tmp_path / "wt2"
+    subprocess.run(["git", "worktree", "add", "-q", str(other)], cwd=repo, check=True)
+    # the poller opens the ledger again every few seconds: a new worktree is seen then
+    live = Sse(server)
+    start = time.monotonic()
+    assert run_fleetgit(other, "--as", "maverick", "pilot", "heartbeat").code == 0
+    _, event = live.next()
+    assert event["actor"] == "maverick" and time.monotonic() - start < 10
+    live.close()
+    assert os.path.isdir(other)
+
+
+def _serving_processes(repo: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.readlink(entry / "cwd") == str(repo):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_several_worker_processes_share_the_port_and_end_together(repo: Path) -> None:
+    viper = token(repo, "viper-1")
+    with serving(repo, "--workers", "2") as srv:
+        assert len(_serving_processes(repo)) == 2
+        live = Sse(srv)
+        made = [srv.call("POST", "/missions", {"title": f"m{n}"}, token=viper) for n in range(6)]
+        assert {r.status for r in made} == {201}
+        got = [live.next()[1]["data"]["title"] for _ in range(6)]
+        assert got == [f"m{n}" for n in range(6)]  # whichever process wrote it
+        live.close()
+        assert srv.get("/missions").json()["total"] == 6
+        srv.proc.terminate()  # SIGTERM to the first: the other ends with it
+        srv.proc.wait(10)
+    deadline = time.monotonic() + 10
+    while _serving_processes(repo) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _serving_processes(repo) == []
+
+
+def test_serve_json_announces_where_it_listens(repo: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleetgit", "serve", "--port", "0", "--json"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None
+        first = orjson.loads(proc.stdout.readline())
+        assert first["url"].startswith("http://127.0.0.1:") and first["loopback"] is True
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        assert proc.stdout is not None
+        proc.stdout.close()
