@@ -21,6 +21,7 @@ from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.ledger import clock
 
 Rows = dict[str, list[dict[str, Any]]]
+Key = tuple[int, str, int]  # (hlc, writer, wseq): an event's place in total order
 
 
 class Ev(NamedTuple):

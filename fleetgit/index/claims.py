@@ -25,8 +25,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from fleetgit.domain.fold import Key
 from fleetgit.domain.pilots.fold import active
-from fleetgit.domain.sorties.fold import Key
+from fleetgit.index import verdicts as stored
 from fleetgit.index.forcing import holder_state
 from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
@@ -61,8 +62,7 @@ def window_of(config: Config) -> int:
 
 def configured(conn: sqlite3.Connection) -> int | None:
     """The window a Fleet set (`projections.configure`), if any."""
-    row = conn.execute("SELECT value FROM main.meta WHERE key = ?", (WINDOW_KEY,)).fetchone()
-    return int(row[0]) if row else None
+    return stored.setting(conn, WINDOW_KEY)
 
 
 def stored_window(conn: sqlite3.Connection) -> int:
@@ -73,17 +73,7 @@ def stored_window(conn: sqlite3.Connection) -> int:
 
 def accepted(conn: sqlite3.Connection, sids: list[str]) -> dict[str, set[Key]]:
     """The takeovers that count, of each of these sorties."""
-    out: dict[str, set[Key]] = {}
-    for start in range(0, len(sids), 500):
-        chunk = sids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for sid, hlc, writer, wseq in conn.execute(
-            "SELECT sortie_id, hlc, writer, wseq FROM sortie_taken"
-            f" WHERE ok = 1 AND sortie_id IN ({marks})",
-            chunk,
-        ):
-            out.setdefault(sid, set()).add((hlc, writer, wseq))
-    return out
+    return stored.accepted(conn, "sortie_taken", "sortie_id", sids)
 
 
 class Ends:

@@ -23,10 +23,9 @@ from collections.abc import Iterable, Iterator
 from itertools import groupby
 from typing import Any
 
+from fleetgit.domain.fold import Key
 from fleetgit.guard import patterns
 from fleetgit.ledger import clock
-
-Key = tuple[int, str, int]
 
 TABLES = ("reservation_lost",)
 DDL = """

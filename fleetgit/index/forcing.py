@@ -21,9 +21,10 @@ from typing import Any
 import orjson
 
 from fleetgit.domain import catalogue
-from fleetgit.domain.fold import Ev
+from fleetgit.domain.fold import Ev, Key
 from fleetgit.domain.pilots import fold as pilots
-from fleetgit.domain.reservations.fold import Key, forcible
+from fleetgit.domain.reservations.fold import forcible
+from fleetgit.index import verdicts as stored
 from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
 
@@ -59,8 +60,7 @@ def limit_of(config: Config) -> int:
 
 def configured(conn: sqlite3.Connection) -> int | None:
     """The limit a Fleet set (`projections.configure`), if any."""
-    row = conn.execute("SELECT value FROM main.meta WHERE key = ?", (LIMIT_KEY,)).fetchone()
-    return int(row[0]) if row else None
+    return stored.setting(conn, LIMIT_KEY)
 
 
 def stored_limit(conn: sqlite3.Connection) -> int:
@@ -71,17 +71,7 @@ def stored_limit(conn: sqlite3.Connection) -> int:
 
 def accepted(conn: sqlite3.Connection, rids: list[str]) -> dict[str, set[Key]]:
     """The forcible releases of each of these reservations."""
-    out: dict[str, set[Key]] = {}
-    for start in range(0, len(rids), 500):
-        chunk = rids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for rid, hlc, writer, wseq in conn.execute(
-            "SELECT reservation_id, hlc, writer, wseq FROM reservation_forced"
-            f" WHERE ok = 1 AND reservation_id IN ({marks})",
-            chunk,
-        ):
-            out.setdefault(rid, set()).add((hlc, writer, wseq))
-    return out
+    return stored.accepted(conn, "reservation_forced", "reservation_id", rids)
 
 
 def holder_state(

@@ -23,7 +23,7 @@ import orjson
 
 from fleetgit.domain import catalogue
 from fleetgit.domain.checkpoints import fold as checkpoints
-from fleetgit.domain.fold import Ev, has_withdrawal, honour_withdrawals
+from fleetgit.domain.fold import Ev, Key, has_withdrawal, honour_withdrawals
 from fleetgit.domain.locks import fold as locks
 from fleetgit.domain.missions import fold as missions
 from fleetgit.domain.pilots import fold as pilots
@@ -50,7 +50,6 @@ DDL = "".join(m.DDL for m in MODULES) + clashes.DDL + forcing.DDL + claims.DDL
 TABLES: tuple[str, ...] = (
     tuple(t for m in MODULES for t in m.TABLES) + clashes.TABLES + forcing.TABLES + claims.TABLES
 )
-Key = clashes.Key
 settle = clashes.settle
 
 _SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos, id FROM events"

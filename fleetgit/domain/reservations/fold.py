@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from fleetgit.domain.fold import Ev, Rows
+from fleetgit.domain.fold import Ev, Key, Rows
 from fleetgit.guard.patterns import can_name_file
 from fleetgit.ledger.durations import MAX_SECONDS
 
@@ -74,8 +74,6 @@ CREATE TABLE IF NOT EXISTS reservation_forcings (
 );
 CREATE INDEX IF NOT EXISTS reservation_forcings_holder ON reservation_forcings (holder);
 """
-
-Key = tuple[int, str, int]
 
 
 def refusal(

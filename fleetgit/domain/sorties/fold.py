@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
-from fleetgit.domain.fold import Ev, Rows, changes, stored_row
+from fleetgit.domain.fold import Ev, Key, Rows, changes, stored_row
 
 KIND = "sortie"
 KEY = "sortie_id"
@@ -111,9 +111,6 @@ ASSIGNEE_ONLY = frozenset(
         "sortie_unclaimed",
     }
 )
-
-
-Key = tuple[int, str, int]
 
 
 class Judged(NamedTuple):
