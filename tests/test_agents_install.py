@@ -160,3 +160,23 @@ def test_the_claude_code_hooks_resume_and_checkpoint(repo: Path) -> None:
     triggers = [c["trigger"] for c in run_fleetgit(repo, "checkpoint", "list", "--json").items()]
     assert triggers == ["compaction", "auto"]
     assert "# Recovery brief for goose" in hook("SessionStart")
+
+
+@pytest.mark.parametrize("client", ["claude-code", "codex", "cursor"])
+def test_a_linked_client_folder_is_refused_and_nothing_outside_is_written(
+    repo: Path, tmp_path: Path, client: str
+) -> None:
+    """A collaborator can commit `.claude` (or `.codex`, `.cursor`) as a link to a folder
+    elsewhere (the user's own ~/.claude, say): install would write its files there."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    folder = next(rel.split("/")[0] for rel in files_for(client, None) if "/" in rel)
+    (repo / folder).symlink_to(outside)
+    before = snapshot(repo)
+
+    result = run_fleetgit(repo, "agents", "install", "--client", client)
+    assert result.code == 1
+    assert f"{folder}/ is not a directory of this work tree" in result.err
+    assert "Traceback" not in result.err
+    assert list(outside.iterdir()) == []
+    assert snapshot(repo) == before

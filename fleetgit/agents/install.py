@@ -269,6 +269,13 @@ def files_for(
 
 def _read(top: Path, rel: str) -> bytes | None:
     path = top / rel
+    for folder in reversed(Path(rel).parents[:-1]):  # .claude/ a link: its file is elsewhere
+        if (top / folder).is_symlink() or ((top / folder).exists() and not (top / folder).is_dir()):
+            raise ValidationError(
+                f"{folder}/ is not a directory of this work tree (a link, or a file):"
+                f" fleetgit writes {rel} only inside it",
+                hint=f"replace {folder} with a regular directory, or edit its target yourself",
+            )
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise ValidationError(
             f"{rel} is not a regular file: fleetgit writes only regular files",
