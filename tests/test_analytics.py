@@ -549,6 +549,17 @@ def test_files_and_extensions_are_out_of_reach(repo: Path, cli: Any) -> None:
     assert not (Path.home() / ".duckdb").exists()
 
 
+def test_the_spill_directory_is_in_the_git_dir_not_the_current_one(repo: Path, cli: Any) -> None:
+    """DuckDB spills to `.tmp` of the current directory by default (a folder in the user's work
+    tree, that `git add -A` takes) and may read it whatever else is locked."""
+    (repo / ".tmp").mkdir()
+    (repo / ".tmp" / "secret.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    res = cli(repo, "sql", f"select * from read_csv('{repo}/.tmp/secret.csv')")
+    assert res.code == 1 and "Permission Error" in res.err, res.out
+    (row,) = sql_rows(cli, repo, "select current_setting('temp_directory') as t")
+    assert Path(row["t"]).resolve().is_relative_to((repo / ".git").resolve())
+
+
 # -- the command ------------------------------------------------------------------------------
 
 

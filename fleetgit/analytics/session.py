@@ -201,7 +201,10 @@ class Session:
 
 def connect(paths: RepoPaths, directories: Sequence[Path] = ()) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection locked to the cache's directory (and `directories`)."""
-    conn = duckdb.connect(":memory:", config=_CONFIG)
+    # a query too big for memory spills to the cache's own folder (DuckDB's default is `.tmp`
+    # in the current directory: the user's work tree, readable and committable)
+    spill = str(cache.cache_dir(paths) / "spill")
+    conn = duckdb.connect(":memory:", config={**_CONFIG, "temp_directory": spill})
     allowed = [f"{d}/" for d in (cache.cache_dir(paths), *directories)]
     conn.execute("SET allowed_directories = ?", [allowed])
     for setting in ("enable_external_access", "allow_community_extensions"):
