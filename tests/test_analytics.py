@@ -549,6 +549,19 @@ def test_files_and_extensions_are_out_of_reach(repo: Path, cli: Any) -> None:
     assert not (Path.home() / ".duckdb").exists()
 
 
+@pytest.mark.parametrize("command", ["stats", "export"])
+def test_a_since_past_what_the_ledger_can_hold_is_one_line(
+    repo: Path, cli: Any, tmp_path: Path, command: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["--format", "csv", "--output", str(out)] if command == "export" else []
+    res = cli(repo, command, *args, "--since", "9999-12-31T23:59:59Z")
+    assert res.code == 1, res.out
+    assert res.err.startswith("fleetgit: --since '9999-12-31T23:59:59Z': later than"), res.err
+    assert "internal error" not in res.err and list(out.iterdir()) == []
+
+
 def test_the_spill_directory_is_in_the_git_dir_not_the_current_one(repo: Path, cli: Any) -> None:
     """DuckDB spills to `.tmp` of the current directory by default (a folder in the user's work
     tree, that `git add -A` takes) and may read it whatever else is locked."""

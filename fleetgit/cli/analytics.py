@@ -24,6 +24,7 @@ from fleetgit.cli.common import (
     print_json,
     table,
 )
+from fleetgit.index.reads import INT_MAX
 from fleetgit.ledger import clock
 from fleetgit.ledger.errors import ValidationError
 
@@ -49,7 +50,10 @@ def _since(text: str | None) -> int | None:
     if text is None:
         return None
     try:
-        return clock.parse_time(text)
+        ms = clock.parse_time(text)
+        if ms <= clock.hlc_ms(INT_MAX):
+            return ms
+        reason = "later than any time the ledger can hold (the year 6429)"
     except ValueError:
         reason = "expected an ISO time or a relative one like -2h"
     except ValidationError as exc:
