@@ -223,8 +223,10 @@ def test_what_guard_refuses_to_read(fleet: dict[str, Path]) -> None:
     res = run_fleetgit(goose, "guard", "nosuch..HEAD")
     assert res.code == 1 and "git log failed" in res.err and "hint:" in res.err
     assert "Traceback" not in res.err
+    assert len(res.err.splitlines()) == 2, res.err  # one line and its hint, not git's five
     res = run_fleetgit(goose, "guard", "--pre-receive", input="not three fields\n")
     assert res.code == 1 and "line 1 of the input" in res.err
+    assert "OLD NEW REF" in res.err, res.err  # the hint is about the input, not a range
     res = run_fleetgit(goose, "guard", "--", "--output=/tmp/x")
     assert res.code == 1 and "not a revision range" in res.err
 

@@ -77,9 +77,12 @@ def guard(
             else ([], [])
         )
     except (HookFailure, ValueError) as exc:
+        first = (str(exc).splitlines() or [""])[0]  # git's own message runs over lines
         raise ValidationError(
-            f"guard: {exc}",
-            hint="give commits as git log takes them: fleetgit guard origin/main..HEAD",
+            f"guard: {first}",
+            hint="git feeds a pre-receive hook one `OLD NEW REF` line per ref (40 hex digits)"
+            if pre_receive
+            else "give commits as git log takes them: fleetgit guard origin/main..HEAD",
         ) from None
     if as_json:
         print_json(
