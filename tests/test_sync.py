@@ -448,3 +448,42 @@ def test_a_clone_that_lost_its_fleet_refs_still_pushes_a_fast_forward(tmp_path: 
     sync(b)
     assert "three.py" in fg(b, "reservations").out
     fg(b, "verify", "--strict")
+
+
+@pytest.mark.parametrize("tracking", ["stale", "fetched"])
+def test_a_remote_copy_of_my_ref_that_is_no_commit_is_replaced(
+    tmp_path: Path, tracking: str
+) -> None:
+    """A collaborator points this writer's ref on the remote at a blob. Only this writer pushes
+    that ref, and only commits: the blob holds none of its history. Sync replaces it (and only
+    it) instead of failing at every run with "needs force" (the tracking copy still at the
+    last commit) or an internal error (the tracking copy fetched: a blob has no tree)."""
+    remote, (a, b, _c) = make_net(tmp_path)
+    fg(a, "--as", "viper", "reserve", "one.py")
+    sync(a)
+    writer = b_writer(a)
+    blob = (
+        subprocess.run(
+            ["git", "-C", str(remote), "hash-object", "-w", "--stdin"],
+            input=b"garbage\n",
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
+    )
+    git(remote, "update-ref", f"refs/fleet/writers/{writer}", blob)
+    if tracking == "stale":  # the blob known here too: git says "needs force", not "fetch first"
+        subprocess.run(["git", "-C", str(a), "hash-object", "-w", "--stdin"], input=b"garbage\n")
+    if tracking == "fetched":  # a plain git fetch brings it (the refspec forces)
+        git(a, "fetch", "-q", "origin")
+        assert git(a, "rev-parse", f"refs/fleet/remotes/origin/{writer}").strip() == blob
+    fg(a, "--as", "viper", "reserve", "two.py")
+    res = fg(a, "sync", "--json", ok=False)
+    assert res.code == 0, res.err
+    assert orjson.loads(res.out)["sent"]["pushed"]
+    tip = git(remote, "rev-parse", f"refs/fleet/writers/{writer}").strip()
+    assert git(remote, "cat-file", "-t", tip).strip() == "commit"
+    sync(b)
+    listed = fg(b, "reservations").out
+    assert "one.py" in listed and "two.py" in listed

@@ -261,11 +261,25 @@ def ensure_fetch_refspec(paths: RepoPaths, remote: str, have: Sequence[str]) -> 
     return True
 
 
-def push(paths: RepoPaths, remote: str, writer: str, timeout: float | None) -> None:
+def is_commit(paths: RepoPaths, oid: str) -> bool:
+    """Whether `oid` is a commit (a ref a collaborator pushed may name a blob, a tree, a tag)."""
+    try:
+        return run(paths, ["cat-file", "-t", oid]).strip() == "commit"
+    except GitError:
+        return False
+
+
+def push(
+    paths: RepoPaths, remote: str, writer: str, timeout: float | None, replace: str | None = None
+) -> None:
     """Push this writer's ref (a fast-forward; never forced). Client hooks do not run: the ref
-    holds no code. Git updates refs/fleet/remotes/<remote>/<writer> by the fetch refspec."""
+    holds no code. Git updates refs/fleet/remotes/<remote>/<writer> by the fetch refspec.
+    `replace`: the remote's ref names this object, which is no commit (so no history of this
+    writer): replace it, and only it (--force-with-lease)."""
     ref = writer_ref(writer)
-    remote_git(paths, ["push", "--no-verify", "--quiet", remote, f"{ref}:{ref}"], timeout, "push")
+    lease = [f"--force-with-lease={ref}:{replace}"] if replace else []
+    args = ["push", "--no-verify", "--quiet", *lease, remote, f"{ref}:{ref}"]
+    remote_git(paths, args, timeout, "push")
     # git moves the tracking copy itself once the refspec is configured; make sure
     with contextlib.suppress(GitError):
         run(paths, ["update-ref", remote_prefix(remote) + writer, ref])

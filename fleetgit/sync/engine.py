@@ -178,6 +178,10 @@ def publish_on_write(fleet: Fleet, timeout: float) -> SyncReport:
     return report
 
 
+# git's words when the remote's copy of this writer's ref is not an ancestor of the local one
+_NOT_AHEAD = ("fast-forward", "fetch first", "needs force", "stale")
+
+
 def _push(
     fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
 ) -> None:
@@ -193,6 +197,13 @@ def _push(
                 f"sync with {remote}: {exc.message}",
                 hint="nothing changed here; run fleetgit sync again when the remote answers",
             ) from None
+    garbage = None  # what the remote's copy names when it is no commit: a blob, a tree, a tag
+    if (
+        not dry_run
+        and there not in (None, refs.get(mine))
+        and not fleetrefs.is_commit(paths, there)
+    ):
+        garbage, there = there, None  # only this writer pushes it, and only commits: none of ours
     if not dry_run and there and mine not in refs:
         # the remote has this writer's history and this clone lost its ref: start from it
         fleetrefs.set_ref(paths, mine, there, None)
@@ -208,16 +219,19 @@ def _push(
     if local is not None and local != there:
         try:
             try:
-                fleetrefs.push(paths, remote, writer, timeout)
+                fleetrefs.push(paths, remote, writer, timeout, garbage)
             except GitError as exc:
-                if "fast-forward" not in exc.message and "fetch first" not in exc.message:
+                if not any(w in exc.message for w in _NOT_AHEAD):
                     raise
                 # the remote's copy is not what this clone thought: fetch it, join, once more
                 there = fleetrefs.fetch_own(paths, remote, writer, timeout)
+                garbage = None
+                if there and not fleetrefs.is_commit(paths, there):
+                    garbage, there = there, None
                 if there and not fleetrefs.is_ancestor(paths, there, local):
                     with fleet.writer.locked():
-                        fleetrefs.join(fleet.index.git, writer, local, there)
-                fleetrefs.push(paths, remote, writer, timeout)
+                        local = fleetrefs.join(fleet.index.git, writer, local, there)
+                fleetrefs.push(paths, remote, writer, timeout, garbage)
         except GitError as exc:
             raise GitError(
                 f"sync with {remote}: {exc.message}",
