@@ -404,6 +404,9 @@ def test_events_and_streams(repo: Path, server: Server) -> None:
     assert server.get("/streams/Bad Stream/events".replace(" ", "%20")).status == 422
     assert server.get("/events?after=-1").status == 422
     assert server.get("/events?limit=ten").status == 422
+    unbounded = server.get("/events?limit=0")  # the history grows: pages of it only
+    assert unbounded.status == 422 and "limit" in unbounded.error["message"]
+    assert server.get("/events?limit=10001").status == 422
     assert server.get(f"/streams/{stream}/events?from_seq=0").status == 422
 
 
@@ -467,6 +470,7 @@ def test_bad_input_is_one_json_error_never_a_traceback(repo: Path, server: Serve
     assert query.status == 422 and "limit" in query.error["message"]
     host = server.get("/pilots", headers={"Host": "evil.example:7070"})
     assert host.status == 400 and host.error["code"] == "bad_host"
+    assert server.get("/pilots", headers={"Host": "LOCALHOST:7070"}).status == 200  # case-blind
     assert server.get("/events/stream", headers={"Last-Event-ID": "x1"}).status == 400
     assert server.get("/pilots").headers.get("access-control-allow-origin") is None
 

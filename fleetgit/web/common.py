@@ -47,7 +47,7 @@ class Settings(NamedTuple):
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
+    if host.lower() == "localhost":  # DNS names are case-blind
         return True
     try:
         return ipaddress.ip_address(host.strip("[]")).is_loopback

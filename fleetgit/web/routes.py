@@ -37,6 +37,8 @@ Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
 LIST_LIMIT = 50
 Limit = Annotated[int, Query(ge=0, le=10_000, description="At most N (0: all).")]
+# The history grows without bound: a page of it is at most 10,000 events (`after` pages on).
+EventLimit = Annotated[int, Query(ge=1, le=10_000, description="At most N (page on with after).")]
 Offset = Annotated[int, Query(ge=0, le=INT_MAX)]
 Ref = Annotated[str, Path(max_length=256)]
 T = TypeVar("T")
@@ -641,7 +643,7 @@ def event_list(
     stream: Annotated[str | None, Query(max_length=512)] = None,
     actor: Annotated[str | None, Query(max_length=256)] = None,
     after: Annotated[int | None, Query(ge=0, le=INT_MAX, description="positions after")] = None,
-    limit: Limit = LIST_LIMIT,
+    limit: EventLimit = LIST_LIMIT,
     reverse: bool = False,
 ) -> JSON:
     """Events in total order (`reverse`: newest first); `after` a position."""
@@ -650,12 +652,12 @@ def event_list(
         stream=stream,
         actor=actor,
         after_pos=after,
-        limit=limit + 1 if limit else None,
+        limit=limit + 1,
         reverse=reverse,
     )
     with state(request).fleet(who) as fleet:
         found = fleet.events(flt)
-    shown = found[:limit] if limit else found
+    shown = found[:limit]
     more = len(found) - len(shown)  # at least 1 when the page is full and more follow
     return ok({"events": [e.to_json() for e in shown], "more": more})
 
