@@ -111,3 +111,31 @@ def test_a_tombstone_that_arrives_before_its_event_is_honoured(repo: Path) -> No
     (wdir / "00000002.jsonl").unlink()
     fg(repo, "index", "rebuild")
     assert "docs/" in fg(repo, "reservations").out
+
+
+def test_emit_refuses_a_tombstone_withdraw_would_refuse(repo: Path, cli: Any) -> None:
+    """`emit event_withdrawn` is held to `withdraw`'s rules: the folds would ignore such a
+    tombstone, so writing it would only leave junk in the ledger."""
+    assert cli(repo, "--as", "ice", "reserve", "src/app.py").code == 0
+    out = orjson.loads(cli(repo, "events", "--type", "file_reserved", "--json").out)
+    grant = out["events"][-1]
+    stream = grant["stream"]
+
+    def emit(who: str, data: dict[str, Any], on: str = stream) -> Any:
+        payload = orjson.dumps(data).decode()
+        return cli(repo, "--as", who, "emit", "event_withdrawn", "--stream", on, "--data", payload)
+
+    other = emit("viper-1", {"event_id": grant["id"]})
+    assert other.code == 1 and "only the event's own actor (ice) withdraws it" in other.err
+    assert "fleetgit --as ACTOR withdraw ID" in other.err
+    elsewhere = emit("ice", {"event_id": grant["id"]}, on="reservation/res-elsewhere")
+    assert elsewhere.code == 1 and "names no event of this stream" in elsewhere.err
+    assert emit("ice", {"event_id": "0" * 8 + "-0000-7000-8000-" + "0" * 12}).code == 1
+    assert emit("ice", {"event_id": grant["id"]}).code == 0  # its own actor, its own stream
+    tomb = orjson.loads(cli(repo, "events", "--type", "event_withdrawn", "--json").out)
+    again = emit("ice", {"event_id": tomb["events"][0]["id"]})
+    assert again.code == 1 and "a withdrawal cannot be withdrawn" in again.err
+    assert (
+        len(orjson.loads(cli(repo, "events", "--type", "event_withdrawn", "--json").out)["events"])
+        == 1
+    )

@@ -21,6 +21,7 @@ import orjson
 
 from fleetgit.domain import catalogue
 from fleetgit.domain.fold import Ev
+from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.guard.patterns import can_name_file
 from fleetgit.index.clashes import Holding, Live
 from fleetgit.ledger import clock
@@ -66,6 +67,7 @@ COMMANDS = {
     "lock_acquired": "fleetgit --as HOLDER lock acquire KEY",
     "lock_released": "fleetgit --as HOLDER lock release KEY",
     "checkpoint_created": "fleetgit checkpoint create",
+    WITHDRAWN: "fleetgit --as ACTOR withdraw ID",
 }
 
 RULES = {
@@ -93,6 +95,9 @@ RULES = {
     "active_assignee": "its assignee {previous} is active: a claim takes a sortie over only from"
     " a pilot that is no longer active",
     "open_sorties": "sorties of it are still open ({sorties}): cancel them in the same batch",
+    "no_target": "it names no event of this stream",
+    "not_actor": "only the event's own actor ({target_actor}) withdraws it",
+    "tombstone": "a withdrawal cannot be withdrawn",
 }
 
 
@@ -140,6 +145,9 @@ def check(
     from fleetgit.index import forcing
     from fleetgit.index.projections import BY_KIND
 
+    for spec, data in zip(specs, datas, strict=True):
+        if spec.type == WITHDRAWN:
+            _check_withdrawal(fleet, spec, data, spec.actor or actor)
     owned = [BY_KIND.get(spec.stream.partition("/")[0]) for spec in specs]
     later = Counter(spec.stream for spec, module in zip(specs, owned, strict=True) if module)
     fresh = {spec.stream for spec, seq in zip(specs, seqs, strict=True) if seq == 1}
@@ -186,6 +194,23 @@ def check(
             raise _refuse(spec, why, facts)
         grants.applied(ev)
         _keep(spec.stream, ev, module, folded, later, states, history)
+
+
+def _check_withdrawal(
+    fleet: Fleet, spec: EventSpec, data: dict[str, Any], actor: str | None
+) -> None:
+    """A tombstone as `fleetgit withdraw` writes it: of an event of its own stream, by that
+    event's actor, never of a tombstone (the folds ignore any other; emit refuses it)."""
+    target = fleet.index.conn.execute(
+        "SELECT type, actor FROM events WHERE id = ? AND stream = ?",
+        (data.get("event_id"), spec.stream),
+    ).fetchone()
+    if target is None:
+        raise _refuse(spec, "no_target", {})
+    if target[0] == WITHDRAWN:
+        raise _refuse(spec, "tombstone", {})
+    if target[1] is None or target[1] != actor:
+        raise _refuse(spec, "not_actor", {"target_actor": target[1] or "none"})
 
 
 def _keep(
