@@ -90,6 +90,9 @@ def fleet(tmp_path: Path) -> dict[str, Path]:
     hook.write_text(pre_receive_script(), encoding="utf-8")
     hook.chmod(0o755)
     goose = make_repo(tmp_path / "goose")
+    # the whole history is from an hour ago: a commit is judged no earlier than its parents
+    amend = ["git", "commit", "--amend", "-q", "--no-edit"]
+    subprocess.run(amend, cwd=goose, env={**os.environ, **hour_ago()}, check=True)
     for text in ("v1\n", "v2\n"):
         write(goose, "src/app.py", text)
         as_pilot(goose, None, "commit", "-qm", f"app {text.strip()}", env=hour_ago())
@@ -138,6 +141,27 @@ def test_a_ci_clone_refuses_a_no_verify_commit_to_a_file_another_held(
     (path,) = refused["paths"]
     assert path["path"] == "src/app.py"
     assert [(h["holder"], h["pattern"]) for h in path["held_by"]] == [("goose", "src/app.py")]
+
+
+def test_a_backdated_commit_is_judged_no_earlier_than_what_it_was_made_on(
+    fleet: dict[str, Path],
+) -> None:
+    """ice dates its commit two hours back, before goose reserved the file; its parent (the
+    fleet's commit that carries the reservation) is from after it: a commit is not made before
+    its parents, so it is judged at its parent's time, and refused, in a clone and by the
+    server."""
+    server, ice = fleet["server"], fleet["ice"]
+    then = f"@{int(subprocess.check_output(['date', '+%s'])) - 7200} +0000"
+    write(ice, "src/app.py", "ice, backdated\n")
+    env = {"GIT_COMMITTER_DATE": then, "GIT_AUTHOR_DATE": then}
+    res = as_pilot(ice, "ice", "commit", "-qm", "ice: old", "--no-verify", env=env)
+    assert res.returncode == 0, res.stderr
+    res = run_fleetgit(ice, "guard", "origin/main..HEAD")
+    assert res.code == 1 and "src/app.py  <- goose holds 'src/app.py'" in res.err, res.err
+    before = git(server, "rev-parse", "main")
+    res = push(ice, "-q", "origin", "HEAD:main")
+    assert res.returncode != 0 and "goose holds" in res.stderr
+    assert git(server, "rev-parse", "main") == before
 
 
 def test_the_holders_own_commits_and_commits_from_before_the_reservation_pass(

@@ -62,6 +62,9 @@ def fleet_repo(tmp_path: Path) -> Path:
     init(repo)
     hour_ago = f"@{int(subprocess.check_output(['date', '+%s'])) - 3600} +0000"
     old = {"GIT_COMMITTER_DATE": hour_ago, "GIT_AUTHOR_DATE": hour_ago}
+    # the whole history is from an hour ago: a commit is judged no earlier than its parents
+    amend = ["git", "commit", "--amend", "-q", "--no-edit"]
+    subprocess.run(amend, cwd=repo, env={**os.environ, **old}, check=True)
     for text in ("v1\n", "v2\n"):
         write(repo, "src/app.py", text)
         subprocess.run(

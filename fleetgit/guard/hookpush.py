@@ -4,8 +4,10 @@ Which commits: those no remote-tracking ref and no tip the remote has now reache
 earlier pre-push here passed (remembered by id in the common git dir). Who made one: its
 `Fleet-Pilot` trailer (written by the hooks in hookstamp.py), else the
 pilot registered with its committer email (`pilot register --email`, when exactly one pilot has
-it), else whoever pushes. When: the second of its committer date. The rule itself is
-`rules.judge`, pure, for the server-side check to reuse. The hook path: light.
+it), else whoever pushes. When: the second of its committer date, or of its latest parent's when
+that is later (a commit is not made before its parents: a backdated one is judged no earlier
+than what it was made on). The rule itself is `rules.judge`, pure, for the server-side check to
+reuse. The hook path: light.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from fleetgit.guard.rules import Block, Reservation
 
 # \x01 before each commit, \x02 between its header and its trailer values; --raw -z follows
-LOG_FORMAT = f"--format=%x01%H %ct %ce%x02%(trailers:key={TRAILER},valueonly,separator=%x2C)"
+# and \x03 before its parents' ids
+LOG_FORMAT = f"--format=%x01%H %ct %ce%x03%P%x02%(trailers:key={TRAILER},valueonly,separator=%x2C)"
 
 
 def new_commits(paths: Where, lines: Sequence[str], diff_options: Sequence[str]) -> str:
@@ -60,12 +63,14 @@ def new_commits(paths: Where, lines: Sequence[str], diff_options: Sequence[str])
     )
 
 
-def parse_log(out: str) -> list[tuple[str, int, str, str, str]]:
-    """(oid, committer time in ms, committer email, last Fleet-Pilot value, its --raw -z
-    records) per commit of `new_commits`' output."""
-    found = []
+def parse_log(paths: Where, out: str) -> list[tuple[str, int, str, str, str]]:
+    """(oid, time in ms it is judged at, committer email, last Fleet-Pilot value, its --raw -z
+    records) per commit of `new_commits`' output. The time: its committer date, or its latest
+    parent's when that is later (`not_before_parents`)."""
+    found, parents = [], {}
     for chunk in out.split("\x01")[1:]:
         head, sep, rest = chunk.partition("\x02")
+        head, _, parent_ids = head.partition("\x03")
         oid, _, when_email = head.partition(" ")
         when, _, email = when_email.partition(" ")
         trailers, _, raw = rest.partition("\0")
@@ -73,7 +78,41 @@ def parse_log(out: str) -> list[tuple[str, int, str, str, str]]:
             raise HookFailure(f"unexpected output from git log: {chunk[:200]!r}")
         pilot = trailers.split(",")[-1].strip()
         found.append((oid, int(when) * 1000, email, pilot, raw.lstrip("\n")))
-    return found
+        parents[oid] = parent_ids.split()
+    times = not_before_parents(paths, {c[0]: c[1] for c in found}, parents)
+    return [(oid, times[oid], email, pilot, raw) for oid, _, email, pilot, raw in found]
+
+
+def not_before_parents(
+    paths: Where, own: dict[str, int], parents: dict[str, list[str]]
+) -> dict[str, int]:
+    """Each commit's time (ms), raised to its parents' where theirs is later: the parents among
+    these commits by the same rule, the others by their committer dates (one `git log`; one
+    this clone lacks sets no bound)."""
+    outside = sorted({p for ps in parents.values() for p in ps if p not in own})
+    known: dict[str, int] = {}
+    if outside:
+        out = run_git(paths, "log", "--no-walk=unsorted", "--ignore-missing", "--format=%H %ct",
+                      *outside)  # fmt: skip
+        for line in out.splitlines():
+            oid, _, when = line.partition(" ")
+            if when.isdigit():
+                known[oid] = int(when) * 1000
+    for start in own:  # depth first, parents before children, without recursion
+        stack = [start]
+        while stack:
+            oid = stack[-1]
+            if oid in known:
+                stack.pop()
+                continue
+            waiting = [p for p in parents.get(oid, ()) if p in own and p not in known]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            bound = [known[p] for p in parents.get(oid, ()) if p in known]
+            known[oid] = max([own[oid], *bound])
+    return {oid: known[oid] for oid in own}
 
 
 def emails(conn: sqlite3.Connection) -> dict[str, str]:
@@ -151,7 +190,8 @@ def check(
 ) -> list[tuple[Commit, list[Block]]]:
     """The commits of this push that the rule refuses; the others are remembered as clean."""
     done = checked(paths)
-    found = [c for c in parse_log(new_commits(paths, lines, diff_options)) if c[0] not in done]
+    found = parse_log(paths, new_commits(paths, lines, diff_options))
+    found = [c for c in found if c[0] not in done]
     if not found:
         index.close()
         return []

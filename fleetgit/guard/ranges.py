@@ -83,7 +83,7 @@ def check(
     """Every commit `git log log_args` lists, and those the push rule refuses, with the paths
     and the reservations that refuse each. `view_for(oids)`: the index to read, with the history
     of those commits added."""
-    found = parse_log(run_git(paths, "log", *LOG_OPTIONS, *log_args))
+    found = parse_log(paths, run_git(paths, "log", *LOG_OPTIONS, *log_args))
     if not found:
         return [], []
     since = min(c[1] for c in found)
