@@ -23,9 +23,8 @@ from fleetgit.cli.common import (
     open_fleet,
     print_json,
     table,
+    time_option,
 )
-from fleetgit.index.reads import INT_MAX
-from fleetgit.ledger import clock
 from fleetgit.ledger.errors import ValidationError
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -44,23 +43,6 @@ Since = Annotated[
     str | None,
     typer.Option("--since", help="Only events from this time on: an ISO time or -2h."),
 ]
-
-
-def _since(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        ms = clock.parse_time(text)
-        if ms <= clock.hlc_ms(INT_MAX):
-            return ms
-        reason = "later than any time the ledger can hold (the year 6429)"
-    except ValueError:
-        reason = "expected an ISO time or a relative one like -2h"
-    except ValidationError as exc:
-        reason = exc.message
-    raise ValidationError(
-        f"--since {text!r}: {reason}", hint="for example --since 2026-11-22T10:00:00Z or -30m"
-    )
 
 
 @boundary
@@ -224,7 +206,7 @@ def stats(
     from fleetgit.analytics import session as sessions
     from fleetgit.analytics import stats as figures
 
-    scope = figures.Scope(_since(since), pilot, mission)
+    scope = figures.Scope(time_option(since, "--since"), pilot, mission)
     with (
         open_fleet(ctx) as fleet,
         sessions.open_session(fleet.paths, fleet.index.conn, figures.TABLES) as session,
@@ -342,7 +324,7 @@ def export(
         )
     if output.exists() and not output.is_dir():
         raise ValidationError(f"--output {output}: not a directory", hint="name a directory")
-    since_ms = _since(since)
+    since_ms = time_option(since, "--since")
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

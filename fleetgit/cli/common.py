@@ -25,6 +25,7 @@ from fleetgit.domain.pilots import commands as pilots
 from fleetgit.fleet import Fleet
 from fleetgit.git.paths import locate
 from fleetgit.index.reads import INT_MAX  # what SQLite holds: a larger number would not bind
+from fleetgit.ledger import clock
 from fleetgit.ledger.errors import FleetError, ValidationError
 
 
@@ -576,3 +577,23 @@ def boundary(fn: F) -> F:
         return None
 
     return wrapper  # type: ignore[return-value]
+
+
+def time_option(text: str | None, flag: str) -> int | None:
+    """A time option (`--since`, `--until`): an ISO time or a relative one (-2h), in ms; one
+    line naming the flag when it is neither or past what the ledger can hold."""
+    if text is None:
+        return None
+    try:
+        ms = clock.parse_time(text)
+        if ms <= clock.hlc_ms(INT_MAX):
+            return ms
+        reason = "later than any time the ledger can hold (the year 6429)"
+    except ValueError:
+        reason = "expected an ISO time or a relative one like -2h"
+    except ValidationError as exc:  # a relative time's duration: no unit, zero, too far back
+        reason = exc.message
+    raise ValidationError(
+        f"{flag} {text!r}: {reason}",
+        hint=f"for example {flag} 2026-11-22T10:00:00Z or {flag} -30m",
+    )

@@ -21,12 +21,12 @@ from fleetgit.cli.common import (
     print_json,
     print_page,
     table,
+    time_option,
 )
 from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
-from fleetgit.index.reads import INT_MAX, EventFilter
-from fleetgit.ledger import clock
+from fleetgit.index.reads import EventFilter
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.errors import UsageError, ValidationError
 
@@ -173,24 +173,6 @@ def emit(
         typer.echo(f"id {event.id}")
 
 
-def _time(text: str | None, flag: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        ms = clock.parse_time(text)
-        if ms <= clock.hlc_ms(INT_MAX):
-            return ms
-        reason = "later than any time the ledger can hold (the year 6429)"
-    except ValueError:
-        reason = "expected an ISO time or a relative one like -2h"
-    except ValidationError as exc:  # a relative time's duration: no unit, zero, too far back
-        reason = exc.message
-    raise ValidationError(
-        f"{flag} {text!r}: {reason}",
-        hint=f"for example {flag} 2026-11-22T10:00:00Z or {flag} -30m",
-    )
-
-
 @boundary
 def events(
     ctx: typer.Context,
@@ -231,8 +213,8 @@ def events(
         types=tuple(types or ()),
         stream=stream,
         actor=actor,
-        since_ms=_time(since, "--since"),
-        until_ms=_time(until, "--until"),
+        since_ms=time_option(since, "--since"),
+        until_ms=time_option(until, "--until"),
         after_pos=after,
         limit=limit or None,
         reverse=reverse,

@@ -15,6 +15,7 @@ from fleetgit.cli.common import (
     open_fleet,
     print_page,
     styled,
+    time_option,
 )
 from fleetgit.ledger import clock
 
@@ -48,10 +49,9 @@ def log(
 
     Example: fleetgit log --pilot goose --since -2h
     """
-    from fleetgit.cli.ledger import _time
     from fleetgit.domain.timeline import summary, timeline
 
-    since_ms = _time(since, "--since")
+    since_ms = time_option(since, "--since")
     with open_fleet(ctx) as fleet:
         found, more = timeline(
             fleet, pilot=pilot, mission=mission, since_ms=since_ms, limit=limit or None

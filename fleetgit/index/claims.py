@@ -33,26 +33,15 @@ from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
 
 TABLES = ("sortie_taken",)
-DDL = """
--- Verdicts on takeovers of sorties (index.claims): ok = the previous assignee was not active
-CREATE TABLE IF NOT EXISTS sortie_taken (
-    sortie_id TEXT NOT NULL,
-    hlc INTEGER NOT NULL,
-    writer TEXT NOT NULL,
-    wseq INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    PRIMARY KEY (sortie_id, hlc, writer, wseq)
-);
-"""
+DDL = stored.table(
+    "sortie_taken",
+    "sortie_id",
+    "Verdicts on takeovers of sorties (index.claims): ok = the previous assignee was not active",
+)
 
 WINDOW_KEY = "takeover_window_ms"
 # after a sortie is folded again: its verdicts on takeovers it no longer lists are forgotten
-FORGET = """
-DELETE FROM sortie_taken WHERE sortie_id = ? AND NOT EXISTS (
-    SELECT 1 FROM sortie_takeovers t WHERE t.sortie_id = sortie_taken.sortie_id
-    AND t.hlc = sortie_taken.hlc AND t.writer = sortie_taken.writer
-    AND t.wseq = sortie_taken.wseq)
-"""
+FORGET = stored.forget("sortie_taken", "sortie_id", "sortie_takeovers")
 
 
 def window_of(config: Config) -> int:

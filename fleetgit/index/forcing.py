@@ -29,27 +29,16 @@ from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
 
 TABLES = ("reservation_forced",)
-DDL = """
--- Verdicts on releases by another pilot than the holder (index.forcing): ok = forcible
-CREATE TABLE IF NOT EXISTS reservation_forced (
-    reservation_id TEXT NOT NULL,
-    hlc INTEGER NOT NULL,
-    writer TEXT NOT NULL,
-    wseq INTEGER NOT NULL,
-    ok INTEGER NOT NULL,
-    PRIMARY KEY (reservation_id, hlc, writer, wseq)
-);
-"""
+DDL = stored.table(
+    "reservation_forced",
+    "reservation_id",
+    "Verdicts on releases by another pilot than the holder (index.forcing): ok = forcible",
+)
 
 LIMIT_KEY = "force_release_limit_ms"
 # after a reservation is folded again: its verdicts on releases it no longer lists (an earlier
 # grant arrived: the release is its holder's now) are forgotten
-FORGET = """
-DELETE FROM reservation_forced WHERE reservation_id = ? AND NOT EXISTS (
-    SELECT 1 FROM reservation_forcings f WHERE f.reservation_id = reservation_forced.reservation_id
-    AND f.hlc = reservation_forced.hlc AND f.writer = reservation_forced.writer
-    AND f.wseq = reservation_forced.wseq)
-"""
+FORGET = stored.forget("reservation_forced", "reservation_id", "reservation_forcings")
 
 
 def limit_of(config: Config) -> int:

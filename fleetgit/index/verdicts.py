@@ -8,6 +8,31 @@ import sqlite3
 from fleetgit.domain.fold import Key
 
 
+def table(name: str, entity: str, what: str) -> str:
+    """The DDL of a verdicts table: one row per judged event of an `entity`, ok or not."""
+    return f"""
+-- {what}
+CREATE TABLE IF NOT EXISTS {name} (
+    {entity} TEXT NOT NULL,
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    ok INTEGER NOT NULL,
+    PRIMARY KEY ({entity}, hlc, writer, wseq)
+);
+"""
+
+
+def forget(name: str, entity: str, listed: str) -> str:
+    """After an entity is folded again: its verdicts on events its fold no longer lists (in
+    the table `listed`) are forgotten. One parameter: the entity's id."""
+    return f"""
+DELETE FROM {name} WHERE {entity} = ? AND NOT EXISTS (
+    SELECT 1 FROM {listed} l WHERE l.{entity} = {name}.{entity}
+    AND l.hlc = {name}.hlc AND l.writer = {name}.writer AND l.wseq = {name}.wseq)
+"""
+
+
 def setting(conn: sqlite3.Connection, key: str) -> int | None:
     """The value a Fleet set under `key` (`projections.configure`), if any."""
     row = conn.execute("SELECT value FROM main.meta WHERE key = ?", (key,)).fetchone()
