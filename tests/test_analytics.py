@@ -35,7 +35,8 @@ STATUS = {
     "sortie_cancelled": "cancelled",
     "sortie_unclaimed": "open",
 }
-ENDS_BLOCK = {"sortie_resumed", "sortie_completed", "sortie_cancelled", "sortie_unclaimed"}
+# what leaves `blocked` (a completion cannot: the sortie must be resumed first)
+ENDS_BLOCK = {"sortie_resumed", "sortie_assigned", "sortie_cancelled", "sortie_unclaimed"}
 
 
 def ok(cli: Any, repo: Path, *args: str) -> str:

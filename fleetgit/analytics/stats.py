@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 import orjson
 
 from fleetgit.analytics.session import Session
+from fleetgit.domain.sorties.fold import UNBLOCKING
 from fleetgit.ledger import clock
 
 TABLES: tuple[str, ...] = ()  # no projection is copied: see the module's doc
 TOP = 10
-ENDS_BLOCK = ("sortie_resumed", "sortie_completed", "sortie_cancelled", "sortie_unclaimed")
 
 
 class Scope(NamedTuple):
@@ -160,7 +160,7 @@ WINDOW w AS (PARTITION BY stream ORDER BY hlc, writer, wseq
 
 
 def _marks(session: Session) -> None:
-    ends = ", ".join(f"'{t}'" for t in ENDS_BLOCK)
+    ends = ", ".join(f"'{t}'" for t in UNBLOCKING)
     session.conn.execute(_MARKS.format(ends=ends))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fleetgit.domain.sorties.fold import UNBLOCKING
 from fleetgit.domain.squawk import commands as squawk
 from fleetgit.ledger import clock
 
@@ -13,8 +14,6 @@ if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
 
 HOUR_MS = 3_600_000
-# a sortie stops being blocked with any of these
-_UNBLOCKING = ("sortie_resumed", "sortie_completed", "sortie_cancelled", "sortie_unclaimed")
 
 
 def messages(fleet: Fleet, limit: int) -> list[dict[str, Any]]:
@@ -40,7 +39,7 @@ def charts(fleet: Fleet, now: int) -> dict[str, Any]:
     ).fetchall()
     blocked_since: dict[str, int] = {}
     blocked_ms: dict[str, int] = {}
-    types = ("sortie_blocked", *_UNBLOCKING)
+    types = ("sortie_blocked", *UNBLOCKING)
     marks = ",".join("?" * len(types))
     for stream, etype, hlc in conn.execute(
         f"SELECT stream, type, hlc FROM events WHERE type IN ({marks}) ORDER BY hlc, writer, wseq",

@@ -100,6 +100,13 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "sortie_cancelled": (LIVE, "cancelled"),
     "sortie_unclaimed": (("assigned", "in_progress", "blocked"), "open"),  # handed back
 }
+# what ends a block: every transition out of `blocked` (a resume, a takeover, a hand-back, a
+# cancel); the history's "time blocked" figures count from a block to the first of these
+UNBLOCKING = tuple(
+    t
+    for t, (before, after) in TRANSITIONS.items()
+    if "blocked" in before and after not in (None, "blocked")
+)
 # who may record what: the assignee does the work; anyone may claim, cancel or update
 ASSIGNEE_ONLY = frozenset(
     {
