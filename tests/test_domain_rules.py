@@ -176,6 +176,22 @@ def test_a_forced_release_counts_once_the_holder_was_silent_for_the_limit(
     same_after_rebuild(repo, cli)
 
 
+def test_a_forced_release_stops_counting_when_the_limit_is_raised(repo: Path, cli: Any) -> None:
+    """A release forcible under the old limit is not under a longer one: every verdict is
+    judged again, and the reservation it had released is held again (as a rebuild has it)."""
+    _limit(repo, 60)
+    register(cli, repo, "viper", "goose")
+    rid = reservation_of(cli, repo, "viper", "src/a.py")
+    data = {"reservation_id": rid, "forced": True, "forced_by": "goose"}
+    _ahead(repo, "file_released", f"reservation/{rid}", data, "goose", 120_000)
+    committed(repo)
+    assert holders(cli, repo) == {}  # silent 120 s, over the limit of 60 s
+    _limit(repo, 600)
+    committed(repo)
+    assert holders(cli, repo) == {"src/a.py": "viper"}  # not over 600 s: it does not count
+    same_after_rebuild(repo, cli)
+
+
 def test_a_forced_release_counts_once_the_holder_deregistered(repo: Path, cli: Any) -> None:
     register(cli, repo, "viper", "goose")
     rid = reservation_of(cli, repo, "viper", "src/a.py")

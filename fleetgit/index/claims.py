@@ -129,11 +129,8 @@ def judge(
     and find the sorties that saw a mission's end that has moved since. Returns the sorties to
     fold again (their takeovers' verdicts changed, or an end they saw moved), sorted."""
     window = stored_window(conn)
-    old: dict[tuple[str, int, str, int], int] = {}
+    before = stored.Before(conn, "sortie_taken", "sortie_id", after_pos is None)
     if after_pos is None:
-        for sid, hlc, writer, wseq, ok in conn.execute("SELECT * FROM sortie_taken"):
-            old[(sid, hlc, writer, wseq)] = ok
-        conn.execute("DELETE FROM sortie_taken")
         found = conn.execute(_ALL).fetchall()
         moved = conn.execute(_MOVED).fetchall()
     else:
@@ -145,16 +142,7 @@ def judge(
         key = (hlc, writer, wseq)
         last, gone = holder_state(conn, previous, key, upto_pos)
         ok = int(not active(last, gone, clock.hlc_ms(hlc), window))
-        if after_pos is None:
-            before = old.get((sid, hlc, writer, wseq), 0)
-        else:
-            row = conn.execute(
-                "SELECT ok FROM sortie_taken WHERE sortie_id = ? AND hlc = ? AND writer = ?"
-                " AND wseq = ?",
-                (sid, *key),
-            ).fetchone()
-            before = row[0] if row else 0
-        if ok != before:
+        if ok != before.ok(sid, key):
             changed.add(sid)
         verdicts.append((sid, hlc, writer, wseq, ok))
     conn.executemany("INSERT OR REPLACE INTO sortie_taken VALUES (?, ?, ?, ?, ?)", verdicts)

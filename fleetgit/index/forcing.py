@@ -105,8 +105,10 @@ def judge(
     Returns the reservations whose forcible releases changed, and the earliest such release
     in total order (where the void reservations must be judged again from)."""
     limit = stored_limit(conn)
+    # a full pass compares with the verdicts from before it (cleared first, they read as 0 and a
+    # release that stopped being forcible went unnoticed: its reservation stayed released)
+    before = stored.Before(conn, "reservation_forced", "reservation_id", after_pos is None)
     if after_pos is None:
-        conn.execute("DELETE FROM reservation_forced")
         found = conn.execute(_ALL).fetchall()
     else:
         found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
@@ -118,12 +120,7 @@ def judge(
         key = (hlc, writer, wseq)
         last, gone = holder_state(conn, holder, key, upto_pos)
         ok = int(forcible(last, gone, clock.hlc_ms(hlc), limit))
-        before = conn.execute(
-            "SELECT ok FROM reservation_forced WHERE reservation_id = ? AND hlc = ?"
-            " AND writer = ? AND wseq = ?",
-            (rid, *key),
-        ).fetchone()
-        if ok != (before[0] if before else 0):
+        if ok != before.ok(rid, key):
             changed[rid] = min(changed.get(rid, key), key)
         verdicts.append((rid, hlc, writer, wseq, ok))
     conn.executemany("INSERT OR REPLACE INTO reservation_forced VALUES (?, ?, ?, ?, ?)", verdicts)

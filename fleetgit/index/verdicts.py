@@ -33,6 +33,34 @@ DELETE FROM {name} WHERE {entity} = ? AND NOT EXISTS (
 """
 
 
+class Before:
+    """The verdicts of `name` as they were before a judging pass, to tell which changed. A full
+    pass (`full`) reads them all and clears the table (every event is judged again); an
+    incremental one looks up each judged event's."""
+
+    def __init__(self, conn: sqlite3.Connection, name: str, entity: str, full: bool) -> None:
+        self.conn, self.name, self.entity = conn, name, entity
+        self.all: dict[tuple[str, int, str, int], int] | None = None
+        if full:
+            self.all = {
+                (eid, hlc, writer, wseq): ok
+                for eid, hlc, writer, wseq, ok in conn.execute(
+                    f"SELECT {entity}, hlc, writer, wseq, ok FROM {name}"
+                )
+            }
+            conn.execute(f"DELETE FROM {name}")
+
+    def ok(self, eid: str, key: Key) -> int:
+        if self.all is not None:
+            return self.all.get((eid, *key), 0)
+        row = self.conn.execute(
+            f"SELECT ok FROM {self.name} WHERE {self.entity} = ? AND hlc = ? AND writer = ?"
+            " AND wseq = ?",
+            (eid, *key),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+
 def setting(conn: sqlite3.Connection, key: str) -> int | None:
     """The value a Fleet set under `key` (`projections.configure`), if any."""
     row = conn.execute("SELECT value FROM main.meta WHERE key = ?", (key,)).fetchone()
