@@ -25,12 +25,12 @@ T = TypeVar("T")
 
 
 class TreeIndex(Index):
-    """The index of one commit's `.fleet/events` tree, at `path` (a throwaway file)."""
+    """The index of one commit's `.fleet/events` tree, at `path` (a throwaway file); empty
+    until `rebuild()` reads the tree (Fleet.at_rev configures it first, then rebuilds once)."""
 
     def __init__(self, paths: RepoPaths, config: Config, commit: str, path: Path) -> None:
         super().__init__(paths, config, path)
         self.commit = commit
-        self.rebuild()  # reads through catch_up_locked below, then folds once
 
     def is_fresh(self) -> bool:
         return True  # nothing but the commit's tree is a source, and it never changes
