@@ -31,10 +31,6 @@ def make_hlc(ms: int, counter: int = 0) -> int:
     return (ms << COUNTER_BITS) | counter
 
 
-def hlc_str(hlc: int) -> str:
-    return f"{hlc_ms(hlc)}.{hlc_counter(hlc)}"
-
-
 def tick(last: int, wall_ms: int) -> int:
     """The next HLC after `last` (which already includes every witnessed value)."""
     if wall_ms > hlc_ms(last):

@@ -124,11 +124,3 @@ def decode(line: bytes | str) -> Event:
         optional[1],
         optional[2],
     )
-
-
-def is_canonical(line: bytes) -> bool:
-    """True when `line` is exactly the canonical encoding of the event it holds."""
-    try:
-        return encode(decode(line)) == line
-    except DecodeError:
-        return False

@@ -72,9 +72,6 @@ class Writer:
     def dir(self) -> Path:
         return self.events_dir / self.id
 
-    def segment_path(self, number: int) -> Path:
-        return self.dir / segment_name(number)
-
     def relpath(self, number: int) -> str:
         return f".fleet/events/{self.id}/{segment_name(number)}"
 

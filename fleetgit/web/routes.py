@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
@@ -41,7 +41,6 @@ Limit = Annotated[int, Query(ge=0, le=10_000, description="At most N (0: all).")
 EventLimit = Annotated[int, Query(ge=1, le=10_000, description="At most N (page on with after).")]
 Offset = Annotated[int, Query(ge=0, le=INT_MAX)]
 Ref = Annotated[str, Path(max_length=256)]
-T = TypeVar("T")
 
 
 def writes(fn: Callable[..., JSON]) -> Callable[..., Coroutine[Any, Any, JSON]]:
@@ -113,7 +112,7 @@ def pilot_register(request: Request, who: Writer, body: s.PilotRegister) -> JSON
             task=body.task,
             email=body.email,
         )
-        return ok(pilots.show(fleet, out["callsign"]) if "callsign" in out else out, 201)
+        return ok(out, 201)  # register returns the pilot as `show` has it
 
 
 @router.get("/pilots", tags=["pilots"])
@@ -148,8 +147,7 @@ def pilot_heartbeat(request: Request, who: Writer, callsign: Ref, body: s.Heartb
     """A heartbeat: alive, and optionally a status and what it is doing."""
     own(who, callsign)
     with state(request).fleet(who) as fleet:
-        pilots.heartbeat(fleet, status=body.status, task=body.task)
-        return ok(pilots.show(fleet, callsign))
+        return ok(pilots.heartbeat(fleet, status=body.status, task=body.task))
 
 
 @router.post("/pilots/{callsign}/deregister", tags=["pilots"])
@@ -306,8 +304,7 @@ def sortie_change(
             )
             sid, extra = claimed["sortie_id"], {"claim": claimed}
         elif isinstance(body, s.SortieUnclaim):
-            sorties.unclaim(fleet, sortie_id, reason=body.reason)
-            sid = sorties.resolve(fleet, sortie_id)
+            sid = sorties.unclaim(fleet, sortie_id, reason=body.reason)["sortie_id"]
         elif isinstance(body, s.SortieUpdate):
             changes = body.model_dump(exclude={"action", "allow_broad"})
             sid = sorties.update(fleet, sortie_id, changes, allow_broad=body.allow_broad)
