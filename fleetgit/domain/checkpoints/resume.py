@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fleetgit.domain.checkpoints import commands as checkpoints
+from fleetgit.domain.locks import commands as locks
 from fleetgit.domain.missions import commands as missions
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.reservations import commands as reservations
@@ -175,16 +176,8 @@ def _brief_data(
             (since, chk["mission_id"]) if chk["mission_id"] else (since,),
         )
     ]
-    locks_now = {
-        k: dict(zip(("holder", "released", "expires_ms"), r, strict=True))
-        for k, *r in conn.execute("SELECT lock_key, holder, released, expires_ms FROM locks")
-    }
-    now = clock.now_ms()
-    lock_state = []
-    for key in chk["locks"]:
-        state = locks_now.get(key)
-        held = state and not state["released"] and state["expires_ms"] > now
-        lock_state.append({"lock_key": key, "holder": state["holder"] if held and state else None})
+    holders = {lock["lock_key"]: lock["holder"] for lock in locks.listing(fleet)}
+    lock_state = [{"lock_key": key, "holder": holders.get(key)} for key in chk["locks"]]
     return {
         "checkpoint": chk,
         "pilot": me,
