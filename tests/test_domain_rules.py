@@ -208,6 +208,24 @@ def test_a_forced_release_counts_once_the_holder_deregistered(repo: Path, cli: A
     same_after_rebuild(repo, cli)
 
 
+def test_a_withdrawn_deregistration_makes_no_release_forcible(repo: Path, cli: Any) -> None:
+    """The judging steps read a pilot's stream as the projections do: viper withdraws the
+    deregistration another clone wrote in its name, and the release it allowed no longer
+    counts (here and after a rebuild)."""
+    register(cli, repo, "viper", "goose")
+    rid = reservation_of(cli, repo, "viper", "src/a.py")
+    plant(repo, "pilot_deregistered", "pilot/viper", {}, "viper")
+    plant(repo, "file_released", f"reservation/{rid}", {"reservation_id": rid}, "goose")
+    committed(repo)
+    assert holders(cli, repo) == {}
+    out = cli(repo, "events", "--type", "pilot_deregistered", "--json").items()
+    gone = {"event_id": out[-1]["id"]}
+    plant(repo, "event_withdrawn", "pilot/viper", gone, "viper")
+    committed(repo)
+    assert holders(cli, repo) == {"src/a.py": "viper"}
+    same_after_rebuild(repo, cli)
+
+
 # -- emit refuses what the commands refuse --------------------------------------------------
 
 

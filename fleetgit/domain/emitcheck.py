@@ -17,9 +17,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from fleetgit.domain import catalogue
 from fleetgit.domain.fold import Ev
 from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.guard.patterns import can_name_file
@@ -101,19 +98,6 @@ RULES = {
 }
 
 
-def _stream_events(fleet: Fleet, stream: str) -> list[Ev]:
-    rows = fleet.index.conn.execute(
-        "SELECT type, v, data, hlc, writer, wseq, actor, pos FROM events WHERE stream = ?"
-        " ORDER BY hlc, writer, wseq",
-        (stream,),
-    )
-    out = []
-    for etype, v, data, hlc, writer, wseq, actor, pos in rows:
-        _, payload = catalogue.upcast(etype, v, orjson.loads(data))
-        out.append(Ev(etype, payload, hlc, writer, wseq, actor, pos))
-    return out
-
-
 def _refuse(spec: EventSpec, why: str, facts: dict[str, Any]) -> ValidationError:
     rule = RULES.get(why, why).format_map(_Blank(facts))
     command = COMMANDS.get(spec.type)
@@ -142,7 +126,7 @@ def check(
     A stream's state is what the index stored for it (a resumable fold's rows are its whole
     state), with the batch's earlier events folded onto it; a reservation's stream (short, and
     not resumable) is folded from its events."""
-    from fleetgit.index import forcing
+    from fleetgit.index import forcing, streams
     from fleetgit.index.projections import BY_KIND
 
     for spec, data in zip(specs, datas, strict=True):
@@ -171,7 +155,7 @@ def check(
             folded = states[spec.stream]
         else:
             if spec.stream not in history:
-                history[spec.stream] = _stream_events(fleet, spec.stream)
+                history[spec.stream] = streams.stream_events(fleet.index.conn, spec.stream)
             rid = spec.stream.partition("/")[2]
             accepted = forcing.accepted(fleet.index.conn, [rid]).get(rid, ())
             folded = module.fold(history[spec.stream], accepted)

@@ -18,12 +18,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import orjson
-
-from fleetgit.domain import catalogue
-from fleetgit.domain.fold import Ev, Key
+from fleetgit.domain.fold import Key
 from fleetgit.domain.pilots import fold as pilots
 from fleetgit.domain.reservations.fold import forcible
+from fleetgit.index import streams
 from fleetgit.index import verdicts as stored
 from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
@@ -75,15 +73,7 @@ def holder_state(
         (holder, at[0], *at, *extra),
     ).fetchone()
     last = None if row[0] is None else clock.hlc_ms(row[0])
-    rows = conn.execute(
-        "SELECT type, v, data, hlc, writer, wseq, actor, pos FROM events WHERE stream = ?"
-        f" AND (hlc, writer, wseq) < (?, ?, ?){cond} ORDER BY hlc, writer, wseq",
-        (f"pilot/{holder}", *at, *extra),
-    )
-    evs = []
-    for etype, v, data, hlc, writer, wseq, actor, pos in rows:
-        _, payload = catalogue.upcast(etype, v, orjson.loads(data))
-        evs.append(Ev(etype, payload, hlc, writer, wseq, actor, pos))
+    evs = streams.stream_events(conn, f"pilot/{holder}", upto_pos, before=at)
     folded = pilots.fold(evs).get("pilots")
     return last, bool(folded and folded[0]["deregistered"])
 

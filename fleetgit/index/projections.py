@@ -19,9 +19,6 @@ from itertools import groupby, islice
 from types import ModuleType
 from typing import Any
 
-import orjson
-
-from fleetgit.domain import catalogue
 from fleetgit.domain.checkpoints import fold as checkpoints
 from fleetgit.domain.fold import Ev, Key, has_withdrawal, honour_withdrawals
 from fleetgit.domain.locks import fold as locks
@@ -32,7 +29,7 @@ from fleetgit.domain.sorties import fold as sorties
 from fleetgit.domain.squawk import fold as messages
 from fleetgit.domain.withdrawals.events import WITHDRAWN
 from fleetgit.domain.workorders import fold as workorders
-from fleetgit.index import claims, clashes, forcing
+from fleetgit.index import claims, clashes, forcing, streams
 from fleetgit.ledger.codec import Event
 
 MODULES: tuple[ModuleType, ...] = (
@@ -52,7 +49,7 @@ TABLES: tuple[str, ...] = (
 )
 settle = clashes.settle
 
-_SELECT = "SELECT stream, type, v, data, hlc, writer, wseq, actor, pos, id FROM events"
+_SELECT = streams.SELECT
 _ORDER = " ORDER BY stream, hlc, writer, wseq"
 
 
@@ -65,15 +62,9 @@ def _kind_filter(kinds: Iterable[str]) -> tuple[str, list[str]]:
     return "(" + " OR ".join(clauses) + ")", params
 
 
-def _ev(row: tuple[Any, ...]) -> Ev:
-    _, etype, v, data, hlc, writer, wseq, actor, pos, eid = row
-    _, payload = catalogue.upcast(etype, v, orjson.loads(data))
-    return Ev(etype, payload, hlc, writer, wseq, actor, pos, eid)
-
-
 def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
     for stream, items in groupby(rows, key=lambda r: r[0]):
-        yield stream, [_ev(r) for r in items]
+        yield stream, [streams.ev(r) for r in items]
 
 
 def _fold_into(
