@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from fleetgit.domain.catalogue import TYPES as EVENT_TYPES
 from fleetgit.domain.checkpoints import commands as checkpoints
 from fleetgit.domain.checkpoints import resume as recovery
+from fleetgit.domain.checkpoints.events import TRIGGERS
 from fleetgit.domain.cursors import commands as cursors
 from fleetgit.domain.locks import commands as locks
 from fleetgit.domain.missions import commands as missions
@@ -28,6 +29,7 @@ from fleetgit.domain.reservations import commands as rsv
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.sorties.fold import STATUSES as SORTIE_STATUSES
 from fleetgit.domain.squawk import commands as squawk
+from fleetgit.domain.squawk.events import IMPORTANCE
 from fleetgit.domain.workorders import commands as workorders
 from fleetgit.fleet import Fleet
 from fleetgit.index.reads import INT_MAX, EventFilter
@@ -35,8 +37,6 @@ from fleetgit.ledger import clock
 from fleetgit.ledger.durations import parse_duration
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
-IMPORTANCE = ("low", "normal", "high", "critical")
-TRIGGERS = ("manual", "auto", "error", "compaction")
 LIST_DEFAULT = 20  # a listing's default length: an agent's context is small
 OVERVIEW_DEFAULT = 10
 

@@ -16,6 +16,7 @@ import typer
 
 from fleetgit.cli.common import (
     JsonOpt,
+    Since,
     boundary,
     choice_option,
     globals_of,
@@ -37,12 +38,6 @@ def register(app: typer.Typer) -> None:
     app.command("sql")(sql)
     app.command("stats")(stats)
     app.command("export")(export)
-
-
-Since = Annotated[
-    str | None,
-    typer.Option("--since", help="Only events from this time on: an ISO time or -2h."),
-]
 
 
 @boundary

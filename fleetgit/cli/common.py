@@ -579,6 +579,12 @@ def boundary(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+Since = Annotated[
+    str | None,
+    typer.Option("--since", help="Only events from this time on: an ISO time or -2h."),
+]
+
+
 def time_option(text: str | None, flag: str) -> int | None:
     """A time option (`--since`, `--until`): an ISO time or a relative one (-2h), in ms; one
     line naming the flag when it is neither or past what the ledger can hold."""

@@ -30,6 +30,7 @@ from fleetgit.domain.missions import fold as mission_fold
 from fleetgit.domain.missions.events import PRIORITIES, RESULTS
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.pilots import leave
+from fleetgit.domain.pilots.events import PILOT_STATUSES
 from fleetgit.domain.reservations.commands import from_cwd
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.sorties import fold as sortie_fold
@@ -131,7 +132,7 @@ def pilot_register(
 def pilot_heartbeat(
     ctx: typer.Context,
     status: Annotated[
-        str | None, choice_option("--status", choices=("active", "idle", "busy"), metavar="STATUS")
+        str | None, choice_option("--status", choices=PILOT_STATUSES, metavar="STATUS")
     ] = None,
     task: Annotated[str | None, typer.Option("--task")] = None,
     as_json: JsonOpt = False,

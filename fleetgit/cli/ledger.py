@@ -11,6 +11,7 @@ from fleetgit.cli.common import (
     JsonOpt,
     Limit,
     Rev,
+    Since,
     add_group,
     boundary,
     globals_of,
@@ -181,8 +182,10 @@ def events(
     ] = None,
     stream: Annotated[str | None, typer.Option("--stream")] = None,
     actor: Annotated[str | None, typer.Option("--actor")] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO time or -2h.")] = None,
-    until: Annotated[str | None, typer.Option("--until", help="ISO time or -2h.")] = None,
+    since: Since = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only events up to this time: an ISO time or -2h.")
+    ] = None,
     after: Annotated[
         int | None, int_option("--after", metavar="POS", help="Only positions after POS.")
     ] = None,

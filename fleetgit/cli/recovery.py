@@ -22,6 +22,7 @@ from fleetgit.cli.common import (
 )
 from fleetgit.cli.render import label
 from fleetgit.domain.checkpoints import commands as checkpoints
+from fleetgit.domain.checkpoints.events import TRIGGERS
 from fleetgit.domain.checkpoints.resume import markdown, resume
 
 
@@ -63,9 +64,7 @@ def create(
     sortie: Annotated[str | None, typer.Option("--sortie", metavar="ID")] = None,
     trigger: Annotated[
         str,
-        choice_option(
-            "--trigger", choices=("manual", "auto", "error", "compaction"), metavar="TRIGGER"
-        ),
+        choice_option("--trigger", choices=TRIGGERS, metavar="TRIGGER"),
     ] = "manual",
     progress: Annotated[int | None, int_option("--progress", high=100)] = None,
     summary: Annotated[str | None, typer.Option("--summary")] = None,

@@ -22,6 +22,7 @@ from fleetgit.cli.common import (
     table,
 )
 from fleetgit.domain.squawk import commands as squawk
+from fleetgit.domain.squawk.events import IMPORTANCE
 from fleetgit.ledger import schema
 from fleetgit.ledger.errors import UsageError, ValidationError
 
@@ -159,9 +160,7 @@ def send(
     ] = None,
     importance: Annotated[
         str,
-        choice_option(
-            "--importance", choices=("low", "normal", "high", "critical"), metavar="IMPORTANCE"
-        ),
+        choice_option("--importance", choices=IMPORTANCE, metavar="IMPORTANCE"),
     ] = "normal",
     ack_required: Annotated[bool, typer.Option("--ack-required")] = False,
     allow_unknown: Annotated[

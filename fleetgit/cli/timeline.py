@@ -10,6 +10,7 @@ from fleetgit.cli.common import (
     LIST_LIMIT,
     JsonOpt,
     Limit,
+    Since,
     boundary,
     note_unknown_callsign,
     open_fleet,
@@ -38,7 +39,7 @@ def log(
             help="Only this mission: its events, its sorties' and their work orders'.",
         ),
     ] = None,
-    since: Annotated[str | None, typer.Option("--since", help="ISO time or -2h.")] = None,
+    since: Since = None,
     limit: Limit = LIST_LIMIT,
     as_json: JsonOpt = False,
 ) -> None:

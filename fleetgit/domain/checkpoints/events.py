@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleetgit.ledger.schema import EventType, define, opt, pct, req, strs
 
+TRIGGERS = ("manual", "auto", "error", "compaction")
 TYPES: tuple[EventType, ...] = (
     define(
         "checkpoint_created",
@@ -13,7 +14,7 @@ TYPES: tuple[EventType, ...] = (
         req("checkpoint_id", "name"),
         opt("mission_id", "name"),
         opt("sortie_id", "name"),
-        opt("trigger", "enum", choices=("manual", "auto", "error", "compaction")),
+        opt("trigger", "enum", choices=TRIGGERS),
         pct("progress_percent"),
         opt("summary", "text"),
         strs("next_steps"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleetgit.ledger.schema import EventType, define, opt, req
 
+PILOT_STATUSES = ("active", "idle", "busy")
 TYPES: tuple[EventType, ...] = (
     define(
         "pilot_registered",
@@ -21,7 +22,7 @@ TYPES: tuple[EventType, ...] = (
         "pilot",
         None,
         "A pilot's sign of life (heartbeat).",
-        opt("status", "enum", choices=("active", "idle", "busy")),
+        opt("status", "enum", choices=PILOT_STATUSES),
         opt("current_task"),
     ),
     define("pilot_deregistered", "pilot", None, "A pilot left the fleet.", opt("reason")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleetgit.ledger.schema import EventType, define, names, opt, req, title
 
+IMPORTANCE = ("low", "normal", "high", "critical")
 TYPES: tuple[EventType, ...] = (
     define(
         "message_sent",
@@ -17,7 +18,7 @@ TYPES: tuple[EventType, ...] = (
         opt("body", "text"),
         opt("thread_id", "name"),
         opt("reply_to", "name"),
-        opt("importance", "enum", choices=("low", "normal", "high", "critical")),
+        opt("importance", "enum", choices=IMPORTANCE),
         opt("ack_required", "bool"),
     ),
     define(
