@@ -191,6 +191,8 @@ def test_missions_and_sorties_with_their_transitions(repo: Path, server: Server)
     claimed = act(goose, "claim", reserve=True, ttl="1h")
     assert claimed.status == 200, claimed.body
     assert claimed.json()["assignee"] == "goose" and claimed.json()["claim"]["sortie_id"] == sid
+    took = [(r["pattern"], r["holder"]) for r in claimed.json()["reservations"]]
+    assert took == [("src/lexer.py", "goose")]  # what the claim reserved, as the MCP tool says
     taken = act(viper, "claim")
     assert taken.status == 409 and "goose" in taken.error["message"]
     assert act(viper, "start").status == 409  # not viper's

@@ -374,7 +374,7 @@ def _ready(s: Session, a: dict[str, Any]) -> Result:
 def _claim(s: Session, a: dict[str, Any]) -> Result:
     out = sorties.claim(s.fleet, a["sortie"], reserve=a["reserve"], ttl=a["ttl"])
     sid = out["sortie_id"]
-    mine = [r for r in s.fleet.reservations(holder=s.callsign) if r.reason == f"sortie {sid}"]
+    mine = sorties.claimed(s.fleet, sid, s.callsign)
     now = clock.now_ms()
     out["reservations"] = [r.to_json(now) for r in mine]
     summary = f"sortie {sid} is yours ({out['status']})"

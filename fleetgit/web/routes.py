@@ -302,7 +302,10 @@ def sortie_change(
                 ttl=body.ttl,
                 allow_broad=body.allow_broad,
             )
-            sid, extra = claimed["sortie_id"], {"claim": claimed}
+            sid = claimed["sortie_id"]
+            held = sorties.claimed(fleet, sid, who.pilot)  # what the claim reserved, as MCP says
+            now = clock.now_ms()
+            extra = {"claim": claimed, "reservations": [r.to_json(now) for r in held]}
         elif isinstance(body, s.SortieUnclaim):
             sid = sorties.unclaim(fleet, sortie_id, reason=body.reason)["sortie_id"]
         elif isinstance(body, s.SortieUpdate):

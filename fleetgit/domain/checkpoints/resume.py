@@ -74,7 +74,7 @@ def resume(
                 shared=pat in shared,
                 seconds=fleet.config.reservation_ttl_seconds,
                 # a file of the sortie I still hold is its claim's again: completing it frees it
-                reason=f"sortie {chk['sortie_id']}"
+                reason=sorties.claim_reason(chk["sortie_id"])
                 if pat in claimed
                 else f"resumed {chk['checkpoint_id']}",
                 files=files,

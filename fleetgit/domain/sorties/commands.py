@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from fleetgit.fleet import Fleet
+    from fleetgit.guard.rules import Reservation
 
 # the command that moves a sortie on from each state, for hints
 _NEXT = {"open": "claim", "assigned": "start", "in_progress": "complete", "blocked": "resume"}
@@ -208,13 +209,21 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
     return str(fleet.transact(plan)[0].data["sortie_id"])
 
 
-def _claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[str]:
+def claim_reason(sid: str) -> str:
+    """The reason `claim --reserve` gives the reservations it takes for sortie `sid`."""
+    return f"sortie {sid}"
+
+
+def claimed(fleet: Fleet, sid: str, holder: str | None) -> list[Reservation]:
     """The live reservations `holder` took for the sortie with `claim --reserve`."""
     from fleetgit.guard.rules import load
 
     live = load(fleet.index.conn, live_only=True, now_ms=clock.now_ms())
-    ids = {r.reservation_id for r in live if r.holder == holder and r.reason == f"sortie {sid}"}
-    return sorted(ids)
+    return [r for r in live if r.holder == holder and r.reason == claim_reason(sid)]
+
+
+def _claimed_files(fleet: Fleet, sid: str, holder: str | None) -> list[str]:
+    return sorted({r.reservation_id for r in claimed(fleet, sid, holder)})
 
 
 def _release_claimed_files(fleet: Fleet, sid: str, holder: str, me: str) -> list[EventSpec]:
@@ -291,7 +300,7 @@ def claim(
                 files,
                 shared=False,
                 seconds=_ttl(fleet, ttl),
-                reason=f"sortie {sid}",
+                reason=claim_reason(sid),
                 freeing=freed,
             )
         return specs
