@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable, Sequence
+    from typing import Any
 
     from fleetgit.guard.hookindex import IndexView
     from fleetgit.guard.rules import Block, Reservation
@@ -179,6 +180,27 @@ def remember(paths: Where, oids: Sequence[str]) -> None:
         pass
 
 
+def judged(
+    found: Sequence[tuple[str, int, str, str, str]],
+    read: Callable[[Callable[[sqlite3.Connection], Any]], Any],
+    pusher: str | None,
+    changes: Callable[[str], list[str]],
+    ignorecase: bool,
+    server: bool = False,
+) -> tuple[list[Commit], list[tuple[Commit, list[Block]]]]:
+    """The commits of `parse_log` with their makers, and those the push rule refuses, against
+    the reservations `read` (an index view's) finds held since the first of them: pre-push and
+    the server-side check alike."""
+    since = min(c[1] for c in found)
+
+    def query(conn: sqlite3.Connection) -> tuple[list[Reservation], dict[str, str]]:
+        return load(conn, live_only=False, now_ms=0, since_ms=since), emails(conn)
+
+    held, by_email = read(query)
+    commits = makers(found, by_email, pusher, changes, server)
+    return commits, judge(commits, held, ignorecase)
+
+
 def check(
     paths: Where,
     lines: Sequence[str],
@@ -195,14 +217,7 @@ def check(
     if not found:
         index.close()
         return []
-    since = min(c[1] for c in found)
-
-    def query(conn: sqlite3.Connection) -> tuple[list[Reservation], dict[str, str]]:
-        return load(conn, live_only=False, now_ms=0, since_ms=since), emails(conn)
-
-    held, by_email = index.read(query)
-    commits = makers(found, by_email, pusher, changes)
-    refused = judge(commits, held, ignorecase)
+    commits, refused = judged(found, index.read, pusher, changes, ignorecase)
     bad = {c.oid for c, _ in refused}
     remember(paths, [c.oid for c in commits if c.oid not in bad])
     return refused

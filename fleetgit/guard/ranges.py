@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from fleetgit.guard.hook import DIFF_OPTIONS, changes, checked_paths
 from fleetgit.guard.hookgit import HookFailure, Where, run_git
-from fleetgit.guard.hookpush import LOG_FORMAT, emails, makers, parse_log
-from fleetgit.guard.rules import judge, load
+from fleetgit.guard.hookpush import LOG_FORMAT, judged, parse_log
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Protocol, TypeVar
 
-    from fleetgit.guard.rules import Block, Commit, Reservation
+    from fleetgit.guard.rules import Block, Commit
 
     _T = TypeVar("_T")
 
@@ -86,15 +85,10 @@ def check(
     found = parse_log(paths, run_git(paths, "log", *LOG_OPTIONS, *log_args))
     if not found:
         return [], []
-    since = min(c[1] for c in found)
-
-    def query(conn: sqlite3.Connection) -> tuple[list[Reservation], dict[str, str]]:
-        return load(conn, live_only=False, now_ms=0, since_ms=since), emails(conn)
-
     view = view_for([c[0] for c in found])
     try:
-        held, by_email = view.read(query)
+        return judged(
+            found, view.read, pusher, lambda raw: checked_paths(changes(raw)), ignorecase, True
+        )
     finally:
         view.close()
-    commits = makers(found, by_email, pusher, lambda raw: checked_paths(changes(raw)), True)
-    return commits, judge(commits, held, ignorecase)
