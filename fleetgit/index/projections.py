@@ -253,6 +253,16 @@ def _earliest(a: Key | None, b: Key | None) -> Key | None:
     return b if a is None else a if b is None else min(a, b)
 
 
+def _fold_streams(conn: sqlite3.Connection, streams: list[str], upto_pos: int | None) -> None:
+    """Fold these streams again whole (with `upto_pos`, from the events up to it), by 500."""
+    cond, extra = ("", []) if upto_pos is None else (" AND pos <= ?", [upto_pos])
+    for start in range(0, len(streams), 500):
+        chunk = streams[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(f"{_SELECT} WHERE stream IN ({marks}){cond}{_ORDER}", [*chunk, *extra])
+        _fold_into(conn, rows)
+
+
 def judge_forced(
     conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
 ) -> Key | None:
@@ -260,14 +270,7 @@ def judge_forced(
     (index.forcing), and fold again the reservations whose forcible releases changed.
     Returns the earliest of those releases, from where void reservations are judged again."""
     rids, since = forcing.judge(conn, after_pos, upto_pos)
-    for start in range(0, len(rids), 500):
-        streams = [f"reservation/{rid}" for rid in rids[start : start + 500]]
-        marks = ",".join("?" * len(streams))
-        cond, extra = ("", []) if upto_pos is None else (" AND pos <= ?", [upto_pos])
-        _fold_into(
-            conn,
-            conn.execute(f"{_SELECT} WHERE stream IN ({marks}){cond}{_ORDER}", [*streams, *extra]),
-        )
+    _fold_streams(conn, [f"reservation/{rid}" for rid in rids], upto_pos)
     return since
 
 
@@ -277,14 +280,7 @@ def judge_claims(
     """Judge the takeovers of sorties that events after `after_pos` can have changed, and the
     claims and starts whose mission's end moved (index.claims); fold those sorties again."""
     sids = claims.judge(conn, after_pos, upto_pos)
-    for start in range(0, len(sids), 500):
-        streams = [f"sortie/{sid}" for sid in sids[start : start + 500]]
-        marks = ",".join("?" * len(streams))
-        cond, extra = ("", []) if upto_pos is None else (" AND pos <= ?", [upto_pos])
-        _fold_into(
-            conn,
-            conn.execute(f"{_SELECT} WHERE stream IN ({marks}){cond}{_ORDER}", [*streams, *extra]),
-        )
+    _fold_streams(conn, [f"sortie/{sid}" for sid in sids], upto_pos)
 
 
 def configure(conn: sqlite3.Connection, limit_ms: int, window_ms: int | None = None) -> Key | None:
@@ -297,10 +293,7 @@ def configure(conn: sqlite3.Connection, limit_ms: int, window_ms: int | None = N
             "INSERT OR REPLACE INTO meta VALUES (?, ?)", (claims.WINDOW_KEY, str(window_ms))
         )
         judge_claims(conn, None)
-    if (
-        forcing.stored_limit(conn) == limit_ms
-        and conn.execute("SELECT 1 FROM meta WHERE key = ?", (forcing.LIMIT_KEY,)).fetchone()
-    ):
+    if forcing.configured(conn) == limit_ms:
         return None
     conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (forcing.LIMIT_KEY, str(limit_ms)))
     return judge_forced(conn, None)
@@ -324,7 +317,7 @@ def refold(conn: sqlite3.Connection, streams: Iterable[str]) -> Key | None:
     )
     judge_claims(conn, None)  # an event that changed can change any verdict: judged all again
     touched = any(s.startswith("reservation/") for s in names)
-    return (0, "", 0) if touched else None
+    return _START if touched else None
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
