@@ -43,7 +43,7 @@ from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.segments import Writer, WriterState, read_limit
 
 if TYPE_CHECKING:
-    from fleetgit.index.snapshot import GitView
+    from fleetgit.index.gitviews import GitView
     from fleetgit.index.verify import Report
 
 _UNSET = object()
@@ -183,7 +183,7 @@ class Fleet:
         import shutil
         import tempfile
 
-        from fleetgit.index.snapshot import TreeIndex
+        from fleetgit.index.gitviews import TreeIndex
 
         paths = locate(path)
         git = gitrepo.GitRepo(paths)
@@ -677,7 +677,7 @@ def guard_view(path: str | os.PathLike[str] | None, tips: Sequence[str] = ()) ->
     with the config of HEAD's `.fleet/config.toml`. `tips`: the commits being judged, whose
     history is added for the read only (a push not yet in any ref)."""
     from fleetgit.git.paths import locate_repository
-    from fleetgit.index.snapshot import GitView
+    from fleetgit.index.gitviews import GitView
 
     paths = locate_repository(path)
     if paths.worktree == paths.git_dir:  # bare

@@ -177,7 +177,7 @@ class Index(IndexDB):
     def read_history(self, targets: Iterable[str], result: IngestResult) -> None:
         """Inside a write transaction: ingest the `.fleet/events` trees of the commits reachable
         from `targets` and from no ref read before (commits no ref holds yet: a push being
-        judged, index/snapshot.py). The refs table is left as it is."""
+        judged, index/gitviews.py). The refs table is left as it is."""
         read = {r["target"] for r in self.query("SELECT target FROM refs")}
         seen = {r["oid"] for r in self.query("SELECT oid FROM trees")}
         first, *others = [*targets] or [""]

@@ -108,7 +108,7 @@ class IndexDB:
     """The connection and the low-level operations; the catch-up logic lives in catchup.py."""
 
     def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
-        """`path`: another file than the clone's index (a throwaway one, index/snapshot.py)."""
+        """`path`: another file than the clone's index (a throwaway one, index/gitviews.py)."""
         self.paths = paths
         self.config = config
         self.path = paths.index_file if path is None else path
