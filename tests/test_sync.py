@@ -330,6 +330,27 @@ def test_restore_lost_after_a_force_push(tmp_path: Path) -> None:
     fg(a, "verify", "--strict")
 
 
+def test_sync_publishes_what_a_reset_took_from_the_work_tree(tmp_path: Path) -> None:
+    """B's messages left only on a pushed code branch: B resets its branch below that commit
+    (the segment leaves its work tree, origin/main still holds it) and then syncs. The writer
+    ref must carry them, or a clone that only syncs never sees them (hypothesis found it)."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    sync(b)
+    fg(b, "--as", "goose", "squawk", "send", "--to", "viper", "--subject", "only on main")
+    fg(b, "commit", "-m", "fleet: b")
+    git(b, "push", "-q", "origin", "main")
+    git(b, "reset", "-q", "--hard", "HEAD~1")
+    assert not (b / ".fleet/events" / b_writer(b)).exists() or not any(
+        "only on main" in p.read_text() for p in (b / ".fleet/events" / b_writer(b)).iterdir()
+    )
+    fg(b, "--as", "goose", "reserve", "later.py")
+    sync(b)
+    sync(a)
+    assert "only on main" in fg(a, "--as", "viper", "squawk", "inbox").out
+    assert len(_events_of(a, b_writer(b))) == len(_events_of(b, b_writer(b)))
+
+
 def _events_of(clone: Path, writer: str) -> list[dict[str, Any]]:
     found = orjson.loads(fg(clone, "events", "--limit", "0", "--json").out)["events"]
     return [{k: v for k, v in e.items() if k != "pos"} for e in found if e["writer"] == writer]

@@ -21,11 +21,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from fleetgit.git.paths import RepoPaths
-from fleetgit.git.repo import GitRepo
+from fleetgit.git.repo import GitRepo, git_message, run_git
 from fleetgit.ledger.errors import GitError
 
 WRITERS = "refs/fleet/writers/"
 REMOTES = "refs/fleet/remotes/"
+CODE_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")  # where code, and segments, live
 IDENTITY = ("fleetgit", "fleetgit@localhost")  # the fleet's commits are not anyone's code
 
 
@@ -80,15 +81,44 @@ def plan(
 def published_segments(paths: RepoPaths, tip: str, writer: str) -> dict[str, tuple[str, int]]:
     """The segments of `writer` in commit `tip`: name -> (blob id, size)."""
     try:
-        out = run(paths, ["ls-tree", "-l", "-z", f"{tip}:.fleet/events/{writer}"])
+        out = run_git(paths, ["ls-tree", "-l", "-z", f"{tip}:.fleet/events/{writer}"])
     except GitError:  # no such directory in that commit
         return {}
+    return _blobs(out)
+
+
+def _blobs(out: str) -> dict[str, tuple[str, int]]:
+    """`git ls-tree -l -z` output: name -> (blob id, size) of its blobs."""
     found = {}
     for record in out.split("\0"):
         meta, _, name = record.partition("\t")
         fields = meta.split()
         if len(fields) == 4 and fields[1] == "blob" and fields[3].isdigit():
             found[name] = (fields[2], int(fields[3]))
+    return found
+
+
+def committed_segments(paths: RepoPaths, writer: str, limit: int) -> dict[str, tuple[str, int]]:
+    """`writer`'s segments in the trees of the clone's branches, remote-tracking branches, tags
+    and HEAD: name -> (blob id, size) of the longest version of at most `limit` bytes. What a
+    reset or a rebase took from the work tree may still be held there and nowhere on the
+    writer's fleet ref."""
+    tips = run_git(paths, ["for-each-ref", "--format=%(objectname)", *CODE_REFS]).split()
+    wanted = "".join(f"{tip}:.fleet/events/{writer}\n" for tip in ["HEAD", *tips])
+    proc = subprocess.run(
+        ["git", "-C", str(paths.worktree), "cat-file", "--batch-check"],
+        input=wanted.encode(),
+        capture_output=True,
+        check=False,
+    )
+    trees = {
+        f[0] for f in (ln.split() for ln in proc.stdout.decode().splitlines()) if f[1:2] == ["tree"]
+    }
+    found: dict[str, tuple[str, int]] = {}
+    for tree in sorted(trees):
+        for name, (blob, size) in _blobs(run_git(paths, ["ls-tree", "-l", "-z", tree])).items():
+            if size <= limit and size > found.get(name, ("", -1))[1]:
+                found[name] = (blob, size)
     return found
 
 
@@ -139,7 +169,7 @@ def commit_segments(
 
 def is_ancestor(paths: RepoPaths, older: str, newer: str) -> bool:
     try:
-        run(paths, ["merge-base", "--is-ancestor", older, newer])
+        run_git(paths, ["merge-base", "--is-ancestor", older, newer])
     except GitError:
         return False
     return True
@@ -196,12 +226,12 @@ def set_ref(paths: RepoPaths, name: str, new: str, old: str | None) -> None:
     """Move `name` from `old` (None: it must not exist) to `new`, or fail: git's compare and
     swap, with a reflog entry."""
     expected = old or "0" * len(new)
-    run(paths, ["update-ref", "-m", "fleetgit sync: publish", name, new, expected])
+    run_git(paths, ["update-ref", "-m", "fleetgit sync: publish", name, new, expected])
 
 
 def refs_under(paths: RepoPaths, prefix: str) -> dict[str, str]:
     """Ref name -> commit id of every ref under `prefix`."""
-    out = run(paths, ["for-each-ref", "--format=%(objectname) %(refname)", prefix])
+    out = run_git(paths, ["for-each-ref", "--format=%(objectname) %(refname)", prefix])
     refs = {}
     for line in out.splitlines():
         oid, _, name = line.partition(" ")
@@ -223,7 +253,7 @@ def remote_config(paths: RepoPaths) -> RemoteConfig:
     """The remotes, their fetch refspecs and the current branch's remote, in one git call."""
     pattern = r"^(remote\..*\.(url|fetch)|branch\..*\.remote)$"
     try:
-        out = run(paths, ["config", "-z", "--get-regexp", pattern])
+        out = run_git(paths, ["config", "-z", "--get-regexp", pattern])
     except GitError:  # none at all
         out = ""
     names: list[str] = []
@@ -257,14 +287,14 @@ def ensure_fetch_refspec(paths: RepoPaths, remote: str, have: Sequence[str]) -> 
     spec = fetch_refspec(remote)
     if spec in have:
         return False
-    run(paths, ["config", "--add", f"remote.{remote}.fetch", spec])
+    run_git(paths, ["config", "--add", f"remote.{remote}.fetch", spec])
     return True
 
 
 def is_commit(paths: RepoPaths, oid: str) -> bool:
     """Whether `oid` is a commit (a ref a collaborator pushed may name a blob, a tree, a tag)."""
     try:
-        return run(paths, ["cat-file", "-t", oid]).strip() == "commit"
+        return run_git(paths, ["cat-file", "-t", oid]).strip() == "commit"
     except GitError:
         return False
 
@@ -282,7 +312,7 @@ def push(
     remote_git(paths, args, timeout, "push")
     # git moves the tracking copy itself once the refspec is configured; make sure
     with contextlib.suppress(GitError):
-        run(paths, ["update-ref", remote_prefix(remote) + writer, ref])
+        run_git(paths, ["update-ref", remote_prefix(remote) + writer, ref])
 
 
 def fetch(paths: RepoPaths, remote: str, timeout: float | None) -> None:
@@ -337,32 +367,4 @@ def remote_git(paths: RepoPaths, args: Sequence[str], timeout: float | None, wha
         raise GitError(f"cannot run git: {exc}") from None
     if proc.returncode != 0:
         raise GitError(f"git {what} failed: {git_message(proc.stderr)}")
-    return proc.stdout.decode("utf-8", "replace")
-
-
-def git_message(stderr: bytes) -> str:
-    """The line of git's stderr that says what went wrong (its first error, else its first
-    line), with what a hook on the remote said before it."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    remote = [ln for ln in lines if ln.startswith("remote:") and ln != "remote:"]
-    errors = [ln for ln in lines if ln.startswith(("fatal:", "error:", " ! ", "! ["))]
-    chosen = errors[0] if errors else (lines[0] if lines else "no message")
-    if remote and "hook declined" in " ".join(lines):
-        chosen = f"{chosen} ({remote[0]})"
-    return chosen
-
-
-def run(paths: RepoPaths, args: Sequence[str]) -> str:
-    """A local git command (no network): its stdout, or GitError with git's message."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), *args],
-            capture_output=True,
-            check=False,
-            stdin=subprocess.DEVNULL,
-        )
-    except OSError as exc:
-        raise GitError(f"cannot run git: {exc}") from None
-    if proc.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {git_message(proc.stderr)}")
     return proc.stdout.decode("utf-8", "replace")

@@ -9,7 +9,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -373,20 +373,37 @@ def staged_paths(paths: RepoPaths, prefix: str) -> set[str]:
     return {p for p in out.split("\0") if p}
 
 
-def _git(paths: RepoPaths, args: list[str]) -> bytes:
-    """`git ARGS` in the work tree's top: its stdout, or GitError with git's own message."""
+def _git(paths: RepoPaths, args: Sequence[str]) -> bytes:
+    """`git ARGS` in the work tree's top (no network, no input): its stdout, or GitError with
+    the line of git's stderr that says what went wrong."""
     try:
         proc = subprocess.run(
-            ["git", "-C", str(paths.worktree), *args], capture_output=True, check=False
+            ["git", "-C", str(paths.worktree), *args],
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
     if proc.returncode != 0:
-        raise GitError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+        raise GitError(f"git {args[0]} failed: {git_message(proc.stderr)}")
     return proc.stdout
 
 
-def run_git(paths: RepoPaths, args: list[str]) -> str:
+def git_message(stderr: bytes) -> str:
+    """The line of git's stderr that says what went wrong (its first error, else its first
+    line), with what a hook on the remote said before it."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    remote = [ln for ln in lines if ln.startswith("remote:") and ln != "remote:"]
+    errors = [ln for ln in lines if ln.startswith(("fatal:", "error:", " ! ", "! ["))]
+    chosen = errors[0] if errors else (lines[0] if lines else "no message")
+    if remote and "hook declined" in " ".join(lines):
+        chosen = f"{chosen} ({remote[0]})"
+    return chosen
+
+
+def run_git(paths: RepoPaths, args: Sequence[str]) -> str:
+    """`git ARGS` (see `_git`), its stdout as text."""
     return _git(paths, args).decode("utf-8", "replace")
 
 

@@ -11,6 +11,7 @@ the common git dir: a second one waits for the first, then runs.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -26,6 +27,7 @@ from fleetgit.git.paths import RepoPaths
 from fleetgit.git.sources import scan_worktrees
 from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError, ValidationError
+from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.segments import read_limit
 
 if TYPE_CHECKING:
@@ -105,7 +107,9 @@ def sync_lock(paths: RepoPaths, timeout: float | None = None) -> Iterator[None]:
 
 
 def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
-    """This writer's segment files in this worktree: name -> (size, read)."""
+    """This writer's segment files: name -> (size, read). Those in this worktree, and those
+    only a branch, remote-tracking branch or tag still holds (a reset took them from the work
+    tree before a sync published them), in their longest version."""
     top, writer = str(fleet.paths.worktree), fleet.writer.id
     limit = read_limit(fleet.config.segment_max_bytes)
     found: dict[str, tuple[int, Callable[[], bytes]]] = {}
@@ -121,6 +125,10 @@ def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
             return data or b""
 
         found[f.relpath.rsplit("/", 1)[-1]] = (f.size, read)
+    git = fleet.index.git
+    for name, (blob, size) in fleetrefs.committed_segments(fleet.paths, writer, limit).items():
+        if segment_number(name) is not None and size > found.get(name, (-1, None))[0]:
+            found[name] = (size, functools.partial(git.blob, blob))
     return found
 
 
