@@ -43,7 +43,9 @@ from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.segments import Writer, WriterState, read_limit
 
 if TYPE_CHECKING:
+    from fleetgit.git.compaction import Compacted
     from fleetgit.index.gitviews import GitView
+    from fleetgit.index.snapshotting import Built
     from fleetgit.index.verify import Report
 
 _UNSET = object()
@@ -555,6 +557,42 @@ class Fleet:
 
     def rebuild(self, progress: Progress | None = None) -> IngestResult:
         return self.index.rebuild(progress)
+
+    def verify_deep(self) -> list[str]:
+        """Prove the index by replay: catch it up, rebuild a copy from the segments and compare
+        (index/snapshotting.py); one line per table that differs."""
+        from fleetgit.index.snapshotting import deep_verify
+
+        self.index.catch_up()
+        return deep_verify(self.index)
+
+    def snapshot(self, rev: str = "HEAD", progress: Progress | None = None) -> Built:
+        """Fold the history of `rev` into an index snapshot on refs/fleet/snapshots/<writer>."""
+        from fleetgit.index.snapshotting import build
+
+        return build(self.paths, self.config, self.writer.id, rev, progress)
+
+    def compact(self, message: str | None = None) -> Compacted:
+        """Pack this writer's sealed segments into fewer files, in one commit on HEAD."""
+        from fleetgit.git.compaction import compact
+
+        # under the writer's lock, so no append runs meanwhile; the next one rolls past the new
+        # numbers, which the index has seen committed by then
+        with self.writer.locked() as state:
+            with self.index.transaction():
+                self.index.catch_up_locked()
+            facts = self.index.writer_facts(self.writer.id)
+            result = compact(
+                self.index.git,
+                self.writer.id,
+                max_bytes=self.config.segment_max_bytes,
+                max_line=self.config.max_event_bytes,
+                types=CATALOGUE,
+                next_number=max(state.segment, facts.max_segment) + 1,
+                message=message,
+            )
+        self.index.catch_up()
+        return result
 
     def index_status(self) -> dict[str, Any]:
         idx = self.index

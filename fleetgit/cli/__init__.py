@@ -42,6 +42,7 @@ GROUPS: dict[str, str] = {
     **dict.fromkeys(("sql", "stats", "export"), "analytics"),
     **dict.fromkeys(("sync", "restore-lost", "withdraw"), "sync"),
     **dict.fromkeys(("serve", "token"), "web"),
+    **dict.fromkeys(("snapshot", "compact"), "upkeep"),
     "demo": "",
 }
 MODULES = (
@@ -58,6 +59,7 @@ MODULES = (
     "analytics",
     "sync",
     "web",
+    "upkeep",
 )
 
 # The top-level help, one line per command and group in its order: `fleetgit --help` is built
@@ -97,6 +99,8 @@ COMMAND_LINES: dict[str, str] = {
     "withdraw": "Withdraw one of your events: every projection then ignores it (the ledger"
     " keeps it).",
     "serve": "Serve the HTTP API (/api/v1) and the live dashboard (/) of this repository's fleet.",
+    "snapshot": "Fold the history of a commit into an index snapshot that fresh clones start from.",
+    "compact": "Pack this writer's committed segments into fewer, larger files, in one commit.",
     "demo": "Walk through fleetgit in a throw-away git repository.",
 }
 GROUP_LINES: dict[str, str] = {

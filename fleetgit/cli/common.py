@@ -313,6 +313,8 @@ def open_fleet(
     fleet = Fleet.open(
         g.directory, actor=g.actor, catch_up=catch_up, repair=repair, register=g.register
     )
+    if fleet.index.snapshot_note:  # an index snapshot loaded, or refused (index/snapshots.py)
+        note("snapshot", fleet.index.snapshot_note, None, g.json)
     if fleet.index.refused_new:
         note(
             "refused",

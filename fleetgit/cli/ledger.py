@@ -328,6 +328,14 @@ def verify(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on forks the rules settled too.")
     ] = False,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also prove the index by replay: rebuild a copy from the segments and compare"
+            " every projection (catches the index up first).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every segment; exit 1 when anything is wrong. Changes nothing.
@@ -339,10 +347,20 @@ def verify(
     the same way in every clone (two claims of one sortie, two takes of one lock) is shown as
     settled and is not a failure, unless --strict.
 
+    --deep rebuilds a copy of the index from the segments and compares the events, streams
+    and every projection with the index (for one loaded from a snapshot, say).
+
     Example: fleetgit verify --strict --json
     """
     with open_fleet(ctx, catch_up=False, repair=False) as fleet:
         report = fleet.verify()
+        if deep:
+            from fleetgit.index.verify import Problem
+
+            report.problems += [
+                Problem("replay", "index", line, hint="fleetgit index rebuild")
+                for line in fleet.verify_deep()
+            ]
     if as_json:
         print_json(report.to_json(strict=strict))
     else:

@@ -53,6 +53,12 @@ class Index(IndexDB):
     """The index plus the logic that keeps it level with the segments."""
 
     def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
+        # a clone with no index yet starts from an index snapshot, if a usable one is here
+        self.snapshot_note: str | None = None
+        if path is None and not paths.index_file.exists():
+            from fleetgit.index import snapshots
+
+            self.snapshot_note = snapshots.install(paths, config)
         super().__init__(paths, config, path)
         self.git = GitRepo(paths)
         self.git_dirs = worktree_git_dirs(paths)

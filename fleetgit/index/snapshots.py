@@ -1,0 +1,344 @@
+"""Index snapshots: a fresh clone starts from the index of a commit's history and catches up.
+
+A snapshot is a parentless commit on `refs/fleet/snapshots/<writer>` holding `snapshot.json` (the
+manifest) and the index file, zlib-compressed, in parts of at most `PART_BYTES` (GitHub refuses
+files over 100 MB). Its tree has no `.fleet/events`, so catch-up reads no events from it.
+
+What it covers is the history of one commit C (every `.fleet/events` tree reachable from C, read
+as catch-up reads it, into an index of its own: index/snapshotting.py). Git names C and every
+segment blob by the hash of its content, so the manifest ties the snapshot to the segments:
+C's id, and each segment blob's id and byte length. Loading (`install`, only where there is no
+index file yet) checks, before the file is put in place, in this order and with one line naming
+the first failure:
+
+- the format, the index schema version, a digest of the event catalogue, and the intake settings
+  (what decides which lines are events) are this fleetgit's and this config's;
+- C is a commit here, reachable from a branch or remote-tracking branch (so catch-up reads it too),
+  and every segment blob it lists is here with its size (a shallow clone fails this);
+- the decompressed file has the manifest's size and BLAKE2b digest, opens as SQLite, and its own
+  schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
+  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound.
+
+A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
+What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
+and blobs tables skip those objects, a pseudo ref at C hides C's history from the ref walk, and
+the work-tree files git checked out from those blobs are recorded as read to their end.
+
+The checks bind the snapshot to the segments by counts and hashes, not by replay: a snapshot
+forged consistently (manifest and file rewritten together, with a wrong projection) passes them.
+`fleetgit verify --deep` proves the index by replay; see docs/design.md ("Index snapshots").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import zlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from fleetgit.domain.catalogue import CATALOGUE
+from fleetgit.git.paths import RepoPaths
+from fleetgit.git.repo import GitRepo, ls_files, run_git
+from fleetgit.index.schema import SCHEMA_VERSION
+from fleetgit.index.store import _TAIL, tail_hash
+from fleetgit.ledger import clock, safefs
+from fleetgit.ledger.config import Config
+from fleetgit.ledger.digest import digest16
+
+FORMAT = 1
+PREFIX = "refs/fleet/snapshots/"
+MANIFEST = "snapshot.json"
+PART_BYTES = 48 << 20  # each compressed part: well under GitHub's 100 MB per file
+MAX_PARTS = 64  # 3 GB compressed: more is refused, not split further
+MAX_MANIFEST_BYTES = 16 << 20
+PSEUDO_REF = "snapshot"  # a refs-table row hiding the covered history from the first ref walk
+
+
+class SnapshotRefused(Exception):
+    """A snapshot that must not be loaded; the message is the one line that says why."""
+
+
+def ref_name(writer: str) -> str:
+    return PREFIX + writer
+
+
+def catalogue_digest() -> str:
+    """What the catalogue accepts, as a digest: a snapshot of another catalogue may have refused
+    or accepted other lines."""
+    items = sorted(
+        (t.name, t.version, sorted(f.name for f in t.fields)) for t in CATALOGUE.types.values()
+    )
+    return digest16(orjson.dumps(items)).hex()
+
+
+def intake_settings(config: Config) -> dict[str, int]:
+    """The configuration that decides which lines become events (bounds of reads, the skew)."""
+    return {
+        "max_event_bytes": config.max_event_bytes,
+        "segment_max_bytes": config.segment_max_bytes,
+        "max_clock_skew_seconds": config.max_clock_skew_seconds,
+    }
+
+
+def writer_counts(conn: sqlite3.Connection) -> dict[str, list[int]]:
+    """Per writer: how many events the index holds, and its largest wseq."""
+    rows = conn.execute("SELECT writer, count(*), max(wseq) FROM events GROUP BY writer")
+    return {w: [int(n), int(m)] for w, n, m in rows}
+
+
+# -- finding one ------------------------------------------------------------------------------
+
+
+def candidates(git: GitRepo) -> list[tuple[str, str]]:
+    """(ref, commit) of every snapshot ref here, newest commit first."""
+    import pygit2
+
+    out = []
+    for ref in git.repo.references:
+        if not ref.startswith(PREFIX):
+            continue
+        try:
+            commit = git.repo.revparse_single(ref).peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            continue
+        out.append((int(commit.commit_time), ref, str(commit.id)))
+    out.sort(reverse=True)
+    return [(ref, commit) for _, ref, commit in out]
+
+
+def read_manifest(git: GitRepo, commit: str) -> dict[str, Any]:
+    data = git.file_at(commit, MANIFEST, MAX_MANIFEST_BYTES)
+    if data is None:
+        raise SnapshotRefused(f"no {MANIFEST} in it")
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise SnapshotRefused(f"{MANIFEST} is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SnapshotRefused(f"format {manifest.get('format')!r}, this fleetgit reads {FORMAT}")
+    return manifest
+
+
+# -- checking and installing --------------------------------------------------------------
+
+
+def check_manifest(git: GitRepo, manifest: dict[str, Any], config: Config) -> None:
+    """Everything that can be checked before the file is inflated."""
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise SnapshotRefused(
+            f"index schema {manifest.get('schema_version')}, this fleetgit's is {SCHEMA_VERSION}"
+        )
+    if manifest.get("catalogue") != catalogue_digest():
+        raise SnapshotRefused("made with another event catalogue (another fleetgit version)")
+    if manifest.get("intake") != intake_settings(config):
+        raise SnapshotRefused("made with other intake settings in .fleet/config.toml")
+    covered = str(manifest.get("commit", ""))
+    if not reachable(git, covered):
+        raise SnapshotRefused(
+            f"covers commit {covered[:12]}, which no branch or remote-tracking branch here holds"
+        )
+    for blob, size in manifest.get("segments", []):
+        try:
+            have = git.blob_size(blob)
+        except (KeyError, ValueError):
+            have = None
+        if have != size:
+            raise SnapshotRefused(f"segment blob {str(blob)[:12]} is not here with its size")
+
+
+def reachable(git: GitRepo, commit: str) -> bool:
+    """Is `commit` a commit here that a local or remote-tracking branch holds?"""
+    import pygit2
+
+    repo = git.repo
+    try:
+        oid = repo.revparse_single(commit).peel(pygit2.Commit).id
+    except (KeyError, ValueError, pygit2.GitError):
+        return False
+    if str(oid) != commit:
+        return False
+    for ref in repo.references:
+        if not ref.startswith(("refs/heads/", "refs/remotes/")):
+            continue
+        try:
+            tip = repo.revparse_single(ref).peel(pygit2.Commit).id
+        except (KeyError, ValueError, pygit2.GitError):
+            continue
+        if tip == oid or repo.descendant_of(tip, oid):
+            return True
+    return False
+
+
+def inflate(git: GitRepo, commit: str, manifest: dict[str, Any], dest: Path) -> None:
+    """Write the index file of the snapshot to `dest`, checking its size and digest."""
+    import hashlib
+
+    parts = manifest.get("parts", [])
+    if not parts or len(parts) > MAX_PARTS:
+        raise SnapshotRefused(f"{len(parts)} parts")
+    digest = hashlib.blake2b()
+    size = 0
+    expected = int(manifest.get("db", {}).get("bytes", -1))
+    with open(dest, "wb") as out:
+        for part in parts:
+            data = git.file_at(commit, str(part), PART_BYTES + (1 << 20))
+            if data is None:
+                raise SnapshotRefused(f"part {part} is missing or too large")
+            inflater = zlib.decompressobj()
+            try:
+                plain = inflater.decompress(data, expected - size + 1)
+            except zlib.error:
+                raise SnapshotRefused(f"part {part} is not zlib data") from None
+            if inflater.unconsumed_tail or not inflater.eof:
+                raise SnapshotRefused(f"part {part} holds more than the manifest says")
+            del data
+            size += len(plain)
+            digest.update(plain)
+            out.write(plain)
+    if size != expected or digest.hexdigest() != manifest["db"].get("blake2b"):
+        raise SnapshotRefused("its index file does not match the manifest's size and digest")
+
+
+def check_file(dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config) -> None:
+    """The inflated file agrees with the manifest, and so with the segments it lists."""
+    try:
+        conn = sqlite3.connect(dest, isolation_level=None)
+        try:
+            _check_tables(conn, git, manifest, config)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise SnapshotRefused(f"its index file is not a usable SQLite index ({exc})") from None
+
+
+def _check_tables(
+    conn: sqlite3.Connection, git: GitRepo, manifest: dict[str, Any], config: Config
+) -> None:
+    (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if int(version) != SCHEMA_VERSION:
+        raise SnapshotRefused(f"its index file has schema {version}")
+    blobs = {oid for (oid,) in conn.execute("SELECT oid FROM blobs")}
+    if blobs != {str(s[0]) for s in manifest.get("segments", [])}:
+        raise SnapshotRefused("its index read other segments than the manifest lists")
+    tree = git.events_tree(str(manifest["commit"]))
+    found = conn.execute("SELECT 1 FROM trees WHERE oid = ?", (tree,)).fetchone()
+    if tree is not None and not found:
+        raise SnapshotRefused("its index did not read the covered commit's segments")
+    if writer_counts(conn) != manifest.get("writers"):
+        raise SnapshotRefused("its events per writer differ from the manifest's counts")
+    bound = clock.make_hlc(clock.now_ms() + config.max_clock_skew_seconds * 1000 + 1)
+    (top,) = conn.execute("SELECT max(hlc) FROM events").fetchone()
+    if top is not None and top >= bound:
+        raise SnapshotRefused("it holds events stamped beyond this clock's allowed skew")
+    if conn.execute("SELECT count(*) FROM files").fetchone()[0]:
+        raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
+
+
+def prepare(conn: sqlite3.Connection, paths: RepoPaths, covered: str) -> None:
+    """Make the checked file this clone's index: a new generation, the covered history hidden
+    from the first ref walk, and the work-tree files git checked out from covered blobs recorded
+    as read to their end (their bytes are the blobs': `git diff-files` says which are not)."""
+    from fleetgit.git.sources import scan_worktrees
+    from fleetgit.index.store import new_generation
+
+    conn.execute("BEGIN IMMEDIATE")
+    new_generation(conn)
+    conn.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+    conn.execute("DELETE FROM refs")
+    conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
+    staged = _checked_out_blobs(paths)
+    blobs = {oid for (oid,) in conn.execute("SELECT oid FROM blobs")}
+    top = str(paths.worktree)
+    for f in scan_worktrees(paths):
+        if f.worktree != top or staged.get(f.relpath) not in blobs:
+            continue
+        try:
+            fd = safefs.open_file(f.worktree, f.relpath)
+        except (OSError, safefs.NotRegular):
+            continue
+        try:
+            st = os.fstat(fd)
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (f.size, f.mtime_ns, f.ino):
+                continue
+            start = max(0, f.size - _TAIL)
+            tail = tail_hash(os.pread(fd, f.size - start, start))
+        finally:
+            os.close(fd)
+        conn.execute(
+            "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, f.size, tail),
+        )
+    conn.execute("COMMIT")
+
+
+def _checked_out_blobs(paths: RepoPaths) -> dict[str, str]:
+    """relpath -> blob id of `.fleet/events` files whose work-tree bytes are the git index's
+    (git's own stat check, racy-git safe), for this worktree."""
+    try:
+        entries = ls_files(paths, ["--stage"], [".fleet/events"])
+        changed = set(
+            run_git(paths, ["diff-files", "--name-only", "-z", "--", ".fleet/events"]).split("\0")
+        )
+    except Exception:  # no git index yet, or git refused: record nothing, catch-up reads them
+        return {}
+    out = {}
+    for entry in entries:
+        meta, _, relpath = entry.partition("\t")
+        fields = meta.split()
+        if len(fields) == 3 and fields[2] == "0" and relpath not in changed:
+            out[relpath] = fields[1]
+    return out
+
+
+def install(paths: RepoPaths, config: Config) -> str | None:
+    """Where this clone has no index file yet: load the newest usable snapshot as its index.
+    Returns one line for the user (what was loaded, or why each snapshot was not), or None when
+    there is no snapshot at all. Never raises for a bad snapshot; never replaces an index file
+    (another process that created one first wins, `os.link` being atomic)."""
+    if os.environ.get("FLEETGIT_NO_SNAPSHOT"):
+        return None
+    git = GitRepo(paths)
+    try:
+        found = candidates(git)
+    except Exception:  # an unborn or odd repository: no snapshot, a normal catch-up
+        return None
+    if not found:
+        return None
+    notes = []
+    target = paths.index_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for ref, commit in found:
+        tmp = target.with_name(f"{target.name}.snapshot-{os.getpid()}")
+        try:
+            manifest = read_manifest(git, commit)
+            check_manifest(git, manifest, config)
+            inflate(git, commit, manifest, tmp)
+            check_file(tmp, git, manifest, config)
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                prepare(conn, paths, str(manifest["commit"]))
+                conn.execute("PRAGMA journal_mode = WAL")
+            finally:
+                conn.close()
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return None  # another process made the index first: it is as good
+            events = sum(n for n, _ in manifest["writers"].values())
+            return (
+                f"loaded the index snapshot {ref} ({events} events up to commit"
+                f" {str(manifest['commit'])[:12]}); catching up from there"
+            )
+        except SnapshotRefused as exc:
+            notes.append(f"index snapshot {ref} not used: {exc}; reading the segments instead")
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            notes.append(f"index snapshot {ref} not used: unreadable ({exc}); reading the segments")
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{tmp}{suffix}")
+    return notes[0] if len(notes) == 1 else "; ".join(notes)

@@ -1,0 +1,217 @@
+"""Making index snapshots (`fleetgit snapshot`) and proving an index by replay (`verify --deep`).
+
+The format and the loading are in index/snapshots.py; this module folds, so it imports catch-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from fleetgit.git.paths import RepoPaths
+from fleetgit.index import snapshots
+from fleetgit.index.catchup import Index, Progress
+from fleetgit.index.projections import TABLES
+from fleetgit.index.schema import SCHEMA_VERSION
+from fleetgit.index.store import IngestResult
+from fleetgit.ledger import clock
+from fleetgit.ledger.config import Config
+from fleetgit.ledger.errors import ValidationError
+
+MAX_SNAPSHOT_BYTES = snapshots.MAX_PARTS * snapshots.PART_BYTES
+
+
+class HistoryIndex(Index):
+    """The index of everything reachable from one commit, in a file of its own: what a clone
+    whose only ref is that commit would hold, read by the catch-up's own code."""
+
+    def __init__(self, paths: RepoPaths, config: Config, commit: str, path: Path) -> None:
+        super().__init__(paths, config, path)
+        self.commit = commit
+
+    def is_fresh(self) -> bool:
+        return True
+
+    def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
+        result = IngestResult()
+        self.settled_pos = self.max_pos()
+        self.read_history([self.commit], result)
+        self.settle_clashes()
+        return result
+
+
+class Built(NamedTuple):
+    ref: str
+    commit: str  # the snapshot's own commit
+    covers: str  # the commit whose history it holds
+    events: int
+    db_bytes: int
+    stored_bytes: int
+    parts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+@contextlib.contextmanager
+def _scratch(paths: RepoPaths) -> Iterator[Path]:
+    tmp = Path(tempfile.mkdtemp(prefix="snapshot-", dir=paths.index_file.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build(
+    paths: RepoPaths, config: Config, writer: str, rev: str, progress: Progress | None = None
+) -> Built:
+    """Fold the history of `rev` into a fresh index, and commit it, compressed, as this writer's
+    snapshot ref (a parentless commit: an older snapshot is not kept)."""
+    import pygit2
+
+    from fleetgit.git import fleetrefs
+    from fleetgit.git.repo import GitRepo, identity
+
+    repo = GitRepo(paths)
+    found = repo.resolve_commit(rev)
+    if found is None:
+        raise ValidationError(f"snapshot --rev {rev}: names no commit here", hint="git log")
+    covers = found[0]
+    if not snapshots.reachable(repo, covers):
+        raise ValidationError(
+            f"{rev}: no branch holds commit {covers[:12]}",
+            hint="snapshot a commit of a branch others fetch (the default is HEAD)",
+        )
+    with _scratch(paths) as tmp:
+        index = HistoryIndex(paths, config, covers, tmp / "build.sqlite")
+        try:
+            index.rebuild(progress)
+            conn = index.conn
+            events = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+            segments = [
+                [oid, repo.blob_size(oid)]
+                for (oid,) in conn.execute("SELECT oid FROM blobs ORDER BY oid")
+            ]
+            counts = snapshots.writer_counts(conn)
+            flat = tmp / "index.sqlite"
+            conn.execute("VACUUM INTO ?", (str(flat),))
+        finally:
+            index.close()
+        db_bytes = flat.stat().st_size
+        digest, parts = _compress(flat, tmp)
+        stored = sum(p.stat().st_size for p in parts)
+        if len(parts) > snapshots.MAX_PARTS:
+            raise ValidationError(
+                f"the snapshot would take {stored} bytes in {len(parts)} parts, over the"
+                f" {snapshots.MAX_PARTS} parts of {snapshots.PART_BYTES} bytes allowed",
+                hint="compact the ledger first (fleetgit compact), or do without a snapshot",
+            )
+        manifest = {
+            "format": snapshots.FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "catalogue": snapshots.catalogue_digest(),
+            "intake": snapshots.intake_settings(config),
+            "commit": covers,
+            "built_ms": clock.now_ms(),
+            "built_by": writer,
+            "writers": counts,
+            "segments": segments,
+            "db": {"bytes": db_bytes, "blake2b": digest},
+            "parts": [p.name for p in parts],
+        }
+        r = repo.repo
+        builder = r.TreeBuilder()
+        builder.insert(
+            snapshots.MANIFEST,
+            r.create_blob(orjson.dumps(manifest, option=orjson.OPT_INDENT_2)),
+            pygit2.enums.FileMode.BLOB,
+        )
+        for p in parts:
+            builder.insert(p.name, r.create_blob_fromdisk(str(p)), pygit2.enums.FileMode.BLOB)
+        tree = builder.write()
+    sig = identity(paths, "COMMITTER")
+    message = f"fleetgit snapshot: {events} events, the history of {covers[:12]}"
+    commit = str(r.create_commit(None, sig, sig, message, tree, []))
+    ref = snapshots.ref_name(writer)
+    old = fleetrefs.ref_target(repo, ref)
+    fleetrefs.run(paths, ["update-ref", "-m", "fleetgit snapshot", ref, commit, old or "0" * 40])
+    return Built(ref, commit, covers, events, db_bytes, stored, len(parts))
+
+
+def _compress(flat: Path, tmp: Path) -> tuple[str, list[Path]]:
+    """The file's BLAKE2b digest, and its parts: zlib streams each at most PART_BYTES."""
+    import hashlib
+
+    digest = hashlib.blake2b()
+    parts: list[Path] = []
+    chunk = 4 << 20
+    with open(flat, "rb") as src:
+        data = src.read(chunk)
+        while data:
+            path = tmp / f"index.sqlite.z{len(parts):03d}"
+            parts.append(path)
+            deflater = zlib.compressobj(1)
+            with open(path, "wb") as out:
+                written = 0
+                # leave room for a chunk that does not compress at all
+                while data and written + len(data) + 1024 < snapshots.PART_BYTES:
+                    digest.update(data)
+                    out_bytes = deflater.compress(data)
+                    out.write(out_bytes)
+                    written += len(out_bytes)
+                    data = src.read(chunk)
+                out.write(deflater.flush())
+    return digest.hexdigest(), parts
+
+
+# -- verify --deep ------------------------------------------------------------------------------
+
+
+def deep_verify(index: Index) -> list[str]:
+    """Rebuild a copy of the index from the segments (positions kept, as `index rebuild` does)
+    and compare it with the index as it is: the events, the streams and every projection.
+    Returns one line per table that differs (none: the index is what the segments say)."""
+    paths, config = index.paths, index.config
+    with _scratch(paths) as tmp:
+        copy = tmp / "deep.sqlite"
+        dst = sqlite3.connect(copy)
+        try:
+            index.conn.backup(dst)
+        finally:
+            dst.close()
+        replay = Index(paths, config, copy)
+        try:
+            replay.rebuild()
+        finally:
+            replay.close()
+        c = index.conn
+        c.execute("ATTACH DATABASE ? AS deep", (str(copy),))
+        try:
+            out = []
+            for table in ("events", "streams", *TABLES):
+                cols = [r[1] for r in c.execute(f"PRAGMA main.table_info({table})")]
+                listed = ", ".join(f'"{col}"' for col in cols)
+                diff = c.execute(
+                    f"SELECT count(*) FROM (SELECT {listed} FROM main.{table} EXCEPT"
+                    f" SELECT {listed} FROM deep.{table})"
+                ).fetchone()[0]
+                diff += c.execute(
+                    f"SELECT count(*) FROM (SELECT {listed} FROM deep.{table} EXCEPT"
+                    f" SELECT {listed} FROM main.{table})"
+                ).fetchone()[0]
+                if diff:
+                    out.append(f"{table}: {diff} row(s) differ from a replay of the segments")
+            return out
+        finally:
+            c.execute("DETACH DATABASE deep")
+            with contextlib.suppress(OSError):
+                os.unlink(copy)
