@@ -81,6 +81,7 @@ def compact(
             if parsed.problems or parsed.torn_tail or parsed.good_end != len(data):
                 continue  # anything intake skips stays where it is, for verify to show
             sealed.append((name, data))
+        _drop_copies(top, reldir, dfd, head, sealed, writer, types, max_line, max_bytes)
         packs = _packs(sealed, max_bytes)
         packed: list[str] = []
         written: list[str] = []
@@ -93,10 +94,42 @@ def compact(
             packed += [f"{reldir}/{n}" for n, _ in pack]
         for relpath in packed:
             os.unlink(relpath.rsplit("/", 1)[1], dir_fd=dfd)
-        commit = _commit(git, writer, reldir, dfd, head, types, max_line, max_bytes, message)
+        commit = _commit(
+            git, writer, reldir, dfd, head, types, max_line, max_bytes, message, bool(packed)
+        )
     finally:
         os.close(dfd)
     return Compacted(commit, tuple(packed), tuple(written))
+
+
+def _drop_copies(
+    top: str,
+    reldir: str,
+    dfd: int,
+    head: dict[str, str],
+    sealed: list[tuple[str, bytes]],
+    writer: str,
+    types: Catalogue,
+    max_line: int,
+    max_bytes: int,
+) -> None:
+    """Unlink what a killed run packed but did not commit: an uncommitted file of this writer
+    whose every event is in the sealed segments (which are packed again now)."""
+    sealed_ids = {
+        e.id
+        for _, data in sealed
+        for e, _ in parse(data, 0, writer, types=types, max_line=max_line).events
+    }
+    for name in sorted(os.listdir(dfd)):
+        if name in head or segment_number(name) is None:
+            continue
+        data = _file(top, f"{reldir}/{name}", max_bytes * 2)
+        if not data:
+            continue
+        parsed = parse(data, 0, writer, types=types, max_line=max_line)
+        ids = {e.id for e, _ in parsed.events}
+        if ids and ids <= sealed_ids and not parsed.problems and parsed.good_end == len(data):
+            os.unlink(name, dir_fd=dfd)
 
 
 def _packs(sealed: list[tuple[str, bytes]], max_bytes: int) -> list[list[tuple[str, bytes]]]:
@@ -180,9 +213,11 @@ def _commit(
     max_line: int,
     max_bytes: int,
     message: str | None,
+    packed: bool,
 ) -> str | None:
     """Commit this writer's new or grown files and the deletions of its HEAD segments that are
-    gone from the work tree, when every event id they hold is still in the files there."""
+    gone from the work tree, when every event id they hold is still in the files there; only
+    when this run packed something or finishes a killed one (there are such deletions)."""
     import pygit2
 
     top = str(git.paths.worktree)
@@ -205,7 +240,7 @@ def _commit(
         parsed = parse(git.blob(blob), 0, writer, types=types, max_line=max_line)
         if {e.id for e, _ in parsed.events} <= ids_here:
             removed.append(f"{reldir}/{name}")
-    if not added and not removed:
+    if not removed and not (packed and added):
         return None
     text = message or (
         f"fleet: compact writer {writer}: {len(removed)} segment(s) into {len(added)}"
