@@ -153,7 +153,7 @@ def _compress(flat: Path, tmp: Path) -> tuple[str, list[Path]]:
 
     digest = hashlib.blake2b()
     parts: list[Path] = []
-    chunk = 4 << 20
+    chunk = min(4 << 20, snapshots.PART_BYTES // 4)
     with open(flat, "rb") as src:
         data = src.read(chunk)
         while data:
@@ -162,14 +162,19 @@ def _compress(flat: Path, tmp: Path) -> tuple[str, list[Path]]:
             deflater = zlib.compressobj(1)
             with open(path, "wb") as out:
                 written = 0
-                # leave room for a chunk that does not compress at all
-                while data and written + len(data) + 1024 < snapshots.PART_BYTES:
+                # a chunk goes in while even its worst case (stored, not compressed) fits; a
+                # sync flush after each makes `written` exact
+                while (
+                    data and written + len(data) + len(data) // 100 + 1024 <= snapshots.PART_BYTES
+                ):
                     digest.update(data)
-                    out_bytes = deflater.compress(data)
-                    out.write(out_bytes)
-                    written += len(out_bytes)
+                    block = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
+                    out.write(block)
+                    written += len(block)
                     data = src.read(chunk)
                 out.write(deflater.flush())
+            if len(parts) > snapshots.MAX_PARTS:
+                break
     return digest.hexdigest(), parts
 
 
