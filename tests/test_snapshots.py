@@ -123,33 +123,35 @@ def _rewrite(
     db_fn: Callable[[Path], None] | None = None,
 ) -> None:
     """Replace the snapshot at `ref` by one with its manifest and/or index file changed."""
-    import hashlib
     import sqlite3
+
+    import zstandard
 
     manifest = orjson.loads(git(repo, "show", f"{ref}:{snapshots.MANIFEST}"))
     entries = {snapshots.MANIFEST: b""}
     if db_fn is not None:
-        raw = subprocess.run(
-            ["git", "show", f"{ref}:{manifest['parts'][0]}"],
-            cwd=repo,
-            capture_output=True,
-            check=True,
-        ).stdout
+        raw = b"".join(
+            zstandard.ZstdDecompressor()
+            .decompressobj()
+            .decompress(_show(repo, f"{ref}:{part['name']}"))
+            for part in manifest["parts"]
+        )
         db = repo.parent / "tampered.sqlite"
-        db.write_bytes(zlib.decompress(raw))
+        db.write_bytes(raw)
         db_fn(db)
         conn = sqlite3.connect(db)
         conn.execute("VACUUM")
         conn.close()
         data = db.read_bytes()
-        manifest["db"] = {"bytes": len(data), "blake2b": hashlib.blake2b(data).hexdigest()}
-        manifest["parts"] = ["index.sqlite.z000"]
-        entries["index.sqlite.z000"] = zlib.compress(data)
+        packed = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+        manifest["db"] = {"bytes": len(data), "crc32": zlib.crc32(data)}
+        manifest["parts"] = [
+            {"name": "index.sqlite.zst000", "bytes": len(packed), "crc32": zlib.crc32(packed)}
+        ]
+        entries["index.sqlite.zst000"] = packed
     else:
         for part in manifest["parts"]:
-            entries[part] = subprocess.run(
-                ["git", "show", f"{ref}:{part}"], cwd=repo, capture_output=True, check=True
-            ).stdout
+            entries[part["name"]] = _show(repo, f"{ref}:{part['name']}")
     manifest_fn(manifest)
     entries[snapshots.MANIFEST] = orjson.dumps(manifest)
     lines = []
@@ -176,6 +178,10 @@ def _rewrite(
     git(repo, "update-ref", ref, commit)
 
 
+def _show(repo: Path, what: str) -> bytes:
+    return subprocess.run(["git", "show", what], cwd=repo, capture_output=True, check=True).stdout
+
+
 def _edit_event(db: Path) -> None:
     import sqlite3
 
@@ -196,7 +202,8 @@ def _drop_event(db: Path) -> None:
 
 CASES: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[Path], None] | None, str]] = {
     # the index file changed, the manifest not: the digest
-    "tampered file": (lambda m: m["db"].update(blake2b="0" * 128), None, "size and digest"),
+    "tampered file": (lambda m: m["db"].update(crc32=0), None, "size and checksum"),
+    "tampered part": (lambda m: m["parts"][0].update(crc32=0), None, "checksum"),
     # the file edited and the manifest's digest made to match: the counts against the segments
     "dropped event": (lambda m: None, _drop_event, "events per writer"),
     "wrong schema": (lambda m: m.update(schema_version=1), None, "index schema 1"),
@@ -274,7 +281,7 @@ def test_snapshot_parts_stay_under_the_limit(
         built = fleet.snapshot()
     assert built.parts > 1
     sizes = git(origin, "ls-tree", "-l", built.commit).split("\n")
-    parts = [int(line.split()[3]) for line in sizes if ".z" in line]
+    parts = [int(line.split()[3]) for line in sizes if ".zst" in line]
     assert len(parts) == built.parts and max(parts) <= 8 << 10
     clone = _clone(origin, tmp_path / "clone")
     monkeypatch.setenv("FLEETGIT_NO_SNAPSHOT", "")

@@ -1,7 +1,7 @@
 """Index snapshots: a fresh clone starts from the index of a commit's history and catches up.
 
 A snapshot is a parentless commit on `refs/fleet/snapshots/<writer>` holding `snapshot.json` (the
-manifest) and the index file, zlib-compressed, in parts of at most `PART_BYTES` (GitHub refuses
+manifest) and the index file, zstd-compressed, in parts of at most `PART_BYTES` (GitHub refuses
 files over 100 MB). Its tree has no `.fleet/events`, so catch-up reads no events from it.
 
 What it covers is the history of one commit C (every `.fleet/events` tree reachable from C, read
@@ -15,7 +15,8 @@ the first failure:
   (what decides which lines are events) are this fleetgit's and this config's;
 - C is a commit here, reachable from a branch or remote-tracking branch (so catch-up reads it too),
   and every segment blob it lists is here with its size (a shallow clone fails this);
-- the decompressed file has the manifest's size and BLAKE2b digest, opens as SQLite, and its own
+- each part has the manifest's size and CRC-32 and is one whole zstd frame (its own checksum
+  holds), the file has the manifest's size and CRC-32, it opens as SQLite, and its own
   schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
   largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound.
 
@@ -174,33 +175,53 @@ def reachable(git: GitRepo, commit: str) -> bool:
 
 
 def inflate(git: GitRepo, commit: str, manifest: dict[str, Any], dest: Path) -> None:
-    """Write the index file of the snapshot to `dest`, checking its size and digest."""
-    import hashlib
+    """Write the index file of the snapshot to `dest`, checking each part's size and CRC-32,
+    its zstd checksum, and the whole file's size and CRC-32 against the manifest."""
+    import zstandard
 
     parts = manifest.get("parts", [])
     if not parts or len(parts) > MAX_PARTS:
         raise SnapshotRefused(f"{len(parts)} parts")
-    digest = hashlib.blake2b()
-    size = 0
+    crc, size = 0, 0
     expected = int(manifest.get("db", {}).get("bytes", -1))
     with open(dest, "wb") as out:
         for part in parts:
-            data = git.file_at(commit, str(part), PART_BYTES + (1 << 20))
-            if data is None:
-                raise SnapshotRefused(f"part {part} is missing or too large")
-            inflater = zlib.decompressobj()
+            name = str(part.get("name"))
+            oid = _part_blob(git, commit, name)
+            blob = git.repo[oid]
+            if blob.size != part.get("bytes") or blob.size > PART_BYTES + (1 << 20):
+                raise SnapshotRefused(f"part {name} is not the size the manifest says")
+            data = memoryview(blob)  # no copy of the object libgit2 inflated
+            if zlib.crc32(data) != part.get("crc32"):
+                raise SnapshotRefused(f"part {name} does not match the manifest's checksum")
+            reader = zstandard.ZstdDecompressor().decompressobj()
             try:
-                plain = inflater.decompress(data, expected - size + 1)
-            except zlib.error:
-                raise SnapshotRefused(f"part {part} is not zlib data") from None
-            if inflater.unconsumed_tail or not inflater.eof:
-                raise SnapshotRefused(f"part {part} holds more than the manifest says")
-            del data
-            size += len(plain)
-            digest.update(plain)
-            out.write(plain)
-    if size != expected or digest.hexdigest() != manifest["db"].get("blake2b"):
-        raise SnapshotRefused("its index file does not match the manifest's size and digest")
+                for start in range(0, len(data), 4 << 20):
+                    plain = reader.decompress(data[start : start + (4 << 20)])
+                    size += len(plain)
+                    if size > expected:
+                        raise SnapshotRefused(f"part {name} holds more than the manifest says")
+                    crc = zlib.crc32(plain, crc)
+                    out.write(plain)
+            except zstandard.ZstdError as exc:
+                raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
+            if not reader.eof:
+                raise SnapshotRefused(f"part {name} is cut short")
+            del data, blob
+    if size != expected or crc != manifest["db"].get("crc32"):
+        raise SnapshotRefused("its index file does not match the manifest's size and checksum")
+
+
+def _part_blob(git: GitRepo, commit: str, name: str) -> str:
+    import pygit2
+
+    try:
+        entry = git.repo[commit].peel(pygit2.Tree) / name
+    except (KeyError, ValueError):
+        raise SnapshotRefused(f"part {name} is missing") from None
+    if entry.type_str != "blob":
+        raise SnapshotRefused(f"part {name} is not a file")
+    return str(entry.id)
 
 
 def check_file(dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config) -> None:

@@ -106,13 +106,12 @@ def build(
             conn.execute("VACUUM INTO ?", (str(flat),))
         finally:
             index.close()
-        db_bytes = flat.stat().st_size
-        digest, parts = _compress(flat, tmp)
-        stored = sum(p.stat().st_size for p in parts)
+        db, parts, files = _compress(flat, tmp)
+        stored = sum(p["bytes"] for p in parts)
         if len(parts) > snapshots.MAX_PARTS:
             raise ValidationError(
-                f"the snapshot would take {stored} bytes in {len(parts)} parts, over the"
-                f" {snapshots.MAX_PARTS} parts of {snapshots.PART_BYTES} bytes allowed",
+                f"the snapshot would take more than {snapshots.MAX_PARTS} parts of"
+                f" {snapshots.PART_BYTES} bytes",
                 hint="compact the ledger first (fleetgit compact), or do without a snapshot",
             )
         manifest = {
@@ -125,8 +124,8 @@ def build(
             "built_by": writer,
             "writers": counts,
             "segments": segments,
-            "db": {"bytes": db_bytes, "blake2b": digest},
-            "parts": [p.name for p in parts],
+            "db": db,
+            "parts": parts,
         }
         r = repo.repo
         builder = r.TreeBuilder()
@@ -135,7 +134,7 @@ def build(
             r.create_blob(orjson.dumps(manifest, option=orjson.OPT_INDENT_2)),
             pygit2.enums.FileMode.BLOB,
         )
-        for p in parts:
+        for p in files:
             builder.insert(p.name, r.create_blob_fromdisk(str(p)), pygit2.enums.FileMode.BLOB)
         tree = builder.write()
     sig = identity(paths, "COMMITTER")
@@ -144,38 +143,47 @@ def build(
     ref = snapshots.ref_name(writer)
     old = fleetrefs.ref_target(repo, ref)
     fleetrefs.run(paths, ["update-ref", "-m", "fleetgit snapshot", ref, commit, old or "0" * 40])
-    return Built(ref, commit, covers, events, db_bytes, stored, len(parts))
+    return Built(ref, commit, covers, events, db["bytes"], stored, len(parts))
 
 
-def _compress(flat: Path, tmp: Path) -> tuple[str, list[Path]]:
-    """The file's BLAKE2b digest, and its parts: zlib streams each at most PART_BYTES."""
-    import hashlib
+def _compress(flat: Path, tmp: Path) -> tuple[dict[str, int], list[dict[str, Any]], list[Path]]:
+    """The file's size and CRC-32, and its parts: zstd frames (with their own content checksum)
+    of at most PART_BYTES each, with each part's size and CRC-32."""
+    import zstandard
 
-    digest = hashlib.blake2b()
-    parts: list[Path] = []
+    crc = 0
+    parts: list[dict[str, Any]] = []
+    paths: list[Path] = []
     chunk = min(4 << 20, snapshots.PART_BYTES // 4)
+    size = 0
     with open(flat, "rb") as src:
         data = src.read(chunk)
-        while data:
-            path = tmp / f"index.sqlite.z{len(parts):03d}"
-            parts.append(path)
-            deflater = zlib.compressobj(1)
+        while data and len(paths) <= snapshots.MAX_PARTS:
+            path = tmp / f"index.sqlite.zst{len(paths):03d}"
+            paths.append(path)
+            squeezer = zstandard.ZstdCompressor(level=3, write_checksum=True).compressobj()
+            part_crc, written = 0, 0
             with open(path, "wb") as out:
-                written = 0
-                # a chunk goes in while even its worst case (stored, not compressed) fits; a
-                # sync flush after each makes `written` exact
+                # a chunk goes in while even its worst case (not compressible) fits; a block
+                # flush after each makes `written` exact
                 while (
                     data and written + len(data) + len(data) // 100 + 1024 <= snapshots.PART_BYTES
                 ):
-                    digest.update(data)
-                    block = deflater.compress(data) + deflater.flush(zlib.Z_SYNC_FLUSH)
+                    crc = zlib.crc32(data, crc)
+                    size += len(data)
+                    block = squeezer.compress(data) + squeezer.flush(
+                        zstandard.COMPRESSOBJ_FLUSH_BLOCK
+                    )
                     out.write(block)
+                    part_crc = zlib.crc32(block, part_crc)
                     written += len(block)
                     data = src.read(chunk)
-                out.write(deflater.flush())
-            if len(parts) > snapshots.MAX_PARTS:
-                break
-    return digest.hexdigest(), parts
+                block = squeezer.flush()
+                out.write(block)
+                part_crc = zlib.crc32(block, part_crc)
+                written += len(block)
+            parts.append({"name": path.name, "bytes": written, "crc32": part_crc})
+    return {"bytes": size, "crc32": crc}, parts, paths
 
 
 # -- verify --deep ------------------------------------------------------------------------------
