@@ -259,12 +259,13 @@ def main() -> None:
             bench.rebuild,
         ):
             step()
-        from bench import fleet, guard, hook, sync
+        from bench import fleet, guard, hook, snapshot, sync
 
         bench.rows.extend(hook.run(Path(tmp)))
         bench.rows.extend(fleet.run(Path(tmp)))
         bench.rows.extend(guard.run(Path(tmp)))
         bench.rows.extend(sync.run(Path(tmp), args.quick))
+        bench.rows.extend(snapshot.run(Path(tmp), args.quick))
     cpu = platform.processor() or platform.machine()
     print(
         f"\n### {datetime.now(UTC):%Y-%m-%d} — {platform.node()}, {os.cpu_count()} cores, {cpu},"

@@ -43,7 +43,7 @@ import orjson
 
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.paths import RepoPaths
-from fleetgit.git.repo import GitRepo, ls_files, run_git
+from fleetgit.git.repo import GitRepo, run_git
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import _TAIL, tail_hash
 from fleetgit.ledger import clock, safefs
@@ -259,7 +259,7 @@ def _check_tables(
         raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
 
 
-def prepare(conn: sqlite3.Connection, paths: RepoPaths, covered: str) -> None:
+def prepare(conn: sqlite3.Connection, git: GitRepo, covered: str) -> None:
     """Make the checked file this clone's index: a new generation, the covered history hidden
     from the first ref walk, and the work-tree files git checked out from covered blobs recorded
     as read to their end (their bytes are the blobs': `git diff-files` says which are not)."""
@@ -271,7 +271,8 @@ def prepare(conn: sqlite3.Connection, paths: RepoPaths, covered: str) -> None:
     conn.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
     conn.execute("DELETE FROM refs")
     conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
-    staged = _checked_out_blobs(paths)
+    paths = git.paths
+    staged = _checked_out_blobs(git)
     blobs = {oid for (oid,) in conn.execute("SELECT oid FROM blobs")}
     top = str(paths.worktree)
     for f in scan_worktrees(paths):
@@ -296,23 +297,20 @@ def prepare(conn: sqlite3.Connection, paths: RepoPaths, covered: str) -> None:
     conn.execute("COMMIT")
 
 
-def _checked_out_blobs(paths: RepoPaths) -> dict[str, str]:
+def _checked_out_blobs(git: GitRepo) -> dict[str, str]:
     """relpath -> blob id of `.fleet/events` files whose work-tree bytes are the git index's
-    (git's own stat check, racy-git safe), for this worktree."""
+    (git's own stat check, racy-git safe, in one `git diff-files`), for this worktree."""
     try:
-        entries = ls_files(paths, ["--stage"], [".fleet/events"])
-        changed = set(
-            run_git(paths, ["diff-files", "--name-only", "-z", "--", ".fleet/events"]).split("\0")
-        )
+        index = git.repo.index
+        entries = {e.path: str(e.id) for e in index if e.path.startswith(".fleet/events/")}
+        if not entries:
+            return {}
+        changed = run_git(git.paths, ["diff-files", "--name-only", "-z", "--", ".fleet/events"])
     except Exception:  # no git index yet, or git refused: record nothing, catch-up reads them
         return {}
-    out = {}
-    for entry in entries:
-        meta, _, relpath = entry.partition("\t")
-        fields = meta.split()
-        if len(fields) == 3 and fields[2] == "0" and relpath not in changed:
-            out[relpath] = fields[1]
-    return out
+    for relpath in changed.split("\0"):
+        entries.pop(relpath, None)
+    return entries
 
 
 def install(paths: RepoPaths, config: Config) -> str | None:
@@ -320,8 +318,8 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     Returns one line for the user (what was loaded, or why each snapshot was not), or None when
     there is no snapshot at all. Never raises for a bad snapshot; never replaces an index file
     (another process that created one first wins, `os.link` being atomic)."""
-    if os.environ.get("FLEETGIT_NO_SNAPSHOT"):
-        return None
+    if os.environ.get("FLEETGIT_NO_SNAPSHOT") or paths.worktree == paths.git_dir:
+        return None  # a bare repository (a server's guard) reads its refs, never a snapshot
     git = GitRepo(paths)
     try:
         found = candidates(git)
@@ -341,7 +339,7 @@ def install(paths: RepoPaths, config: Config) -> str | None:
             check_file(tmp, git, manifest, config)
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                prepare(conn, paths, str(manifest["commit"]))
+                prepare(conn, git, str(manifest["commit"]))
                 conn.execute("PRAGMA journal_mode = WAL")
             finally:
                 conn.close()

@@ -1,0 +1,167 @@
+"""Index snapshots and compaction (issue 18), end to end as processes.
+
+The first command (`fleetgit events --limit 1`) of a fresh clone of a ledger of N events, with
+and without a snapshot to start from (clone excluded, everything else included), against two
+floors measured in the same run: copying the uncompressed index file (`cp`, the least any
+start-from-a-file can cost) and the same command on a clone whose index is built (a warm start).
+Then `fleetgit snapshot` and `fleetgit compact` of 200 small committed segments.
+`python -m bench.snapshot [--quick]` runs them alone (100,000 events with --quick, else 1,000,000).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.fleet import fleetgit_command
+from fleetgit.fleet import EventSpec, Fleet, init
+
+ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+FETCH = "remote.origin.fetch=+refs/fleet/snapshots/*:refs/fleet/snapshots/*"
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, env=ENV, capture_output=True)
+
+
+def _ledger(root: Path, n: int) -> Path:
+    """N mission_created events, committed every 100,000 (a segment each, or more)."""
+    repo = root / "origin"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    init(repo)
+    with Fleet.open(repo, actor="bench", register=True) as fleet:
+        for start in range(0, n, 10_000):
+            fleet.emit_batch(
+                [
+                    EventSpec(
+                        "mission_created",
+                        f"mission/m{i}",
+                        {"mission_id": f"m{i}", "title": f"mission {i}"},
+                    )
+                    for i in range(start, start + 10_000)
+                ]
+            )
+            if (start + 10_000) % 100_000 == 0:
+                fleet.commit()
+        fleet.commit()
+    return repo
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, env={**ENV, **(env or {})}, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def _first_command(origin: Path, dest: Path, *, snapshot: bool) -> float:
+    """Seconds of the first command in a fresh clone (the clone itself not counted)."""
+    if snapshot:
+        _git(origin.parent, "clone", "-q", "-c", FETCH, str(origin), str(dest))
+    else:
+        _git(origin.parent, "clone", "-q", str(origin), str(dest))
+    env = {} if snapshot else {"FLEETGIT_NO_SNAPSHOT": "1"}
+    return _timed([*fleetgit_command(), "events", "--limit", "1"], dest, env)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run(root: Path, quick: bool) -> list[tuple[str, str, str, str]]:
+    n = 100_000 if quick else 1_000_000
+    origin = _ledger(root, n)
+    rows = []
+    built = _timed([*fleetgit_command(), "snapshot"], origin)
+    snap = subprocess.run(
+        ["git", "for-each-ref", "--format=%(objectname)", "refs/fleet/snapshots/"],
+        cwd=origin,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    sizes = subprocess.run(
+        ["git", "ls-tree", "-l", snap], cwd=origin, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    parts = [int(line.split()[3]) for line in sizes if ".zst" in line]
+    rows.append(
+        (
+            f"`fleetgit snapshot` of {n:,} events",
+            f"{built:.1f} s; {sum(parts) / 1e6:.0f} MB in {len(parts)} part(s),"
+            f" largest {max(parts) / 1e6:.0f} MB",
+            "each file well under 100 MB",
+            f"load {_load()}",
+        )
+    )
+    index = origin / ".git" / "fleet" / "index.sqlite"
+    t0 = time.perf_counter()
+    shutil.copyfile(index, root / "copy.sqlite")
+    copy = time.perf_counter() - t0
+    warm = _timed([*fleetgit_command(), "events", "--limit", "1"], origin)
+    loaded = _first_command(origin, root / "with-snapshot", snapshot=True)
+    plain = _first_command(origin, root / "without", snapshot=False)
+    target = "≤ 1 s" if n <= 100_000 else "≤ 5 s"
+    rows.append(
+        (
+            f"first command of a fresh clone, {n:,} events, from a snapshot",
+            f"{loaded:.2f} s (×{plain / loaded:.1f} faster than without: {plain:.1f} s)",
+            target,
+            f"floors: copying the {index.stat().st_size / 1e6:.0f} MB index file {copy:.2f} s,"
+            f" the same command warm {warm:.2f} s; load {_load()}",
+        )
+    )
+    rows.append(_compact(root))
+    return rows
+
+
+def _compact(root: Path) -> tuple[str, str, str, str]:
+    repo = root / "compact"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    init(repo)
+    with Fleet.open(repo, actor="bench", register=True) as fleet:
+        for i in range(200):
+            fleet.emit_batch(
+                [
+                    EventSpec(
+                        "mission_created",
+                        f"mission/c{i}-{j}",
+                        {"mission_id": f"c{i}-{j}", "title": "compact me"},
+                    )
+                    for j in range(50)
+                ]
+            )
+            fleet.commit()
+        writer = fleet.writer.id
+    before = len(os.listdir(repo / ".fleet" / "events" / writer))
+    seconds = _timed([*fleetgit_command(), "compact"], repo)
+    after = len(os.listdir(repo / ".fleet" / "events" / writer))
+    verify = _timed([*fleetgit_command(), "verify"], repo)
+    return (
+        "`fleetgit compact` of 200 committed segments (10,000 events)",
+        f"{seconds:.2f} s: {before} files → {after}",
+        "fewer files, verify clean",
+        f"`fleetgit verify` after it {verify:.2f} s (exit 0)",
+    )
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    with tempfile.TemporaryDirectory(prefix="fleetgit-bench-snapshot-") as tmp:
+        for row in run(Path(tmp), quick):
+            print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
