@@ -184,3 +184,23 @@ def test_compact_leaves_other_writers_and_uncommitted_alone(repo: Path, cli: Any
     assert all(p.startswith(f".fleet/events/{writer}/") for p in res.json()["packed"])
     for path in res.json()["written"]:
         assert git(repo, "ls-files", path).strip() == path
+
+
+def test_sync_after_compaction_brings_each_event_once(repo: Path, tmp_path: Path, cli: Any) -> None:
+    hub = tmp_path / "hub.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(hub))
+    git(repo, "remote", "add", "origin", str(hub))
+    _commits(repo, 3)
+    assert cli(repo, "sync").code == 0  # the old files published
+    assert cli(repo, "compact").code == 0
+    _missions(repo, 7000, 2)
+    res = cli(repo, "sync")
+    assert res.code == 0, res.err
+    git(repo, "push", "-q", "origin", "main")
+    laptop = tmp_path / "laptop"
+    git(tmp_path, "clone", "-q", str(hub), str(laptop))
+    assert cli(laptop, "sync").code == 0
+    theirs = state(laptop)
+    assert theirs["events"] == state(repo)["events"]
+    verify = cli(laptop, "verify", "--json")
+    assert verify.code == 0, verify.out

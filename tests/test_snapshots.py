@@ -293,3 +293,41 @@ def test_snapshot_parts_stay_under_the_limit(
 def test_snapshot_needs_a_shared_commit(bare_repo: Path, cli: Any) -> None:
     res = cli(bare_repo, "snapshot", "--rev", "nope")
     assert res.code == 1 and "names no commit" in res.err
+
+
+def test_a_killed_load_or_build_leaves_nothing_behind(origin: Path, tmp_path: Path) -> None:
+    """SIGKILL while a snapshot is built or loaded: no index is put in place half-made, and the
+    next run removes the dead process's scratch files."""
+    import os
+    import signal
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from fleetgit.index import snapshots, snapshotting\n"
+        "from fleetgit.fleet import Fleet\n"
+        "def die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
+        "if sys.argv[1] == 'build':\n"
+        "    snapshotting._compress = die\n"
+        "    Fleet.open('.', catch_up=False).snapshot()\n"
+        "else:\n"
+        "    snapshots.prepare = die\n"
+        "    Fleet.open('.')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, "build"], cwd=origin, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    fleet_dir = origin / ".git" / "fleet"
+    assert [n for n in os.listdir(fleet_dir) if n.startswith("snapshot-")]
+    assert git(origin, "for-each-ref", snapshots.PREFIX) == ""
+    assert run_fleetgit(origin, "snapshot").code == 0
+    assert not [n for n in os.listdir(fleet_dir) if n.startswith("snapshot-")]
+    clone = _clone(origin, tmp_path / "clone")
+    proc = subprocess.run([sys.executable, "-c", code, "load"], cwd=clone, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    clone_dir = clone / ".git" / "fleet"
+    assert not (clone_dir / "index.sqlite").exists()
+    assert [n for n in os.listdir(clone_dir) if ".snapshot-" in n]
+    res = run_fleetgit(clone, "status")
+    assert "loaded the index snapshot" in res.err
+    assert not [n for n in os.listdir(clone_dir) if ".snapshot-" in n]
+    assert _rebuilt(clone) == _projections(clone)

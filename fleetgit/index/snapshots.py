@@ -313,6 +313,29 @@ def _checked_out_blobs(git: GitRepo) -> dict[str, str]:
     return entries
 
 
+def sweep(directory: Path, prefix: str) -> None:
+    """Remove what a killed load or build left: `<prefix><pid>...` of a process that is gone."""
+    import shutil
+
+    for name in os.listdir(directory):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix) :].split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            path = directory / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        except PermissionError:  # alive, someone else's
+            continue
+
+
 def install(paths: RepoPaths, config: Config) -> str | None:
     """Where this clone has no index file yet: load the newest usable snapshot as its index.
     Returns one line for the user (what was loaded, or why each snapshot was not), or None when
@@ -330,6 +353,7 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     notes = []
     target = paths.index_file
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep(target.parent, f"{target.name}.snapshot-")
     for ref, commit in found:
         tmp = target.with_name(f"{target.name}.snapshot-{os.getpid()}")
         try:

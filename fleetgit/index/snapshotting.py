@@ -64,7 +64,8 @@ class Built(NamedTuple):
 
 @contextlib.contextmanager
 def _scratch(paths: RepoPaths) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="snapshot-", dir=paths.index_file.parent))
+    snapshots.sweep(paths.index_file.parent, "snapshot-")  # a killed build's scratch
+    tmp = Path(tempfile.mkdtemp(prefix=f"snapshot-{os.getpid()}-", dir=paths.index_file.parent))
     try:
         yield tmp
     finally:
