@@ -3,6 +3,7 @@ stale, wrong-schema or foreign snapshot is refused in one line and the segments 
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import zlib
 from collections.abc import Callable
@@ -11,11 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from fleetgit.fleet import Fleet
+from fleetgit.fleet import Fleet, init
 from fleetgit.index import snapshots
 from fleetgit.index.projections import TABLES
-from tests.conftest import git, run_fleetgit
+from tests.conftest import enlist, git, make_repo, run_fleetgit
 
 FETCH = "remote.origin.fetch=+refs/fleet/snapshots/*:refs/fleet/snapshots/*"
 
@@ -330,4 +333,67 @@ def test_a_killed_load_or_build_leaves_nothing_behind(origin: Path, tmp_path: Pa
     res = run_fleetgit(clone, "status")
     assert "loaded the index snapshot" in res.err
     assert not [n for n in os.listdir(clone_dir) if ".snapshot-" in n]
+    assert _rebuilt(clone) == _projections(clone)
+
+
+# one step of two clones working apart: (who, what) with what in reserve / release / update /
+# commit / merge (the other clone's branch into origin's main) / snapshot (origin's HEAD)
+STEP = st.tuples(
+    st.sampled_from(["origin", "other"]),
+    st.sampled_from(["reserve", "release", "update", "commit", "merge", "snapshot"]),
+    st.sampled_from(["src/a.py", "src/**", "docs/", "src/a.py"]),
+)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(STEP, min_size=4, max_size=14))
+def test_any_history_loaded_from_a_snapshot_and_caught_up_equals_a_rebuild(
+    tmp_path_factory: Any, steps: list[tuple[str, str, str]]
+) -> None:
+    """Two clones reserve, release and update apart; origin merges the other's branch and takes
+    snapshots at random points; the other's events sort before later snapshots' points. A fresh
+    clone that starts from the newest snapshot and catches up equals its own rebuild."""
+    from fleetgit.domain.reservations.commands import ReservationConflict
+
+    root = tmp_path_factory.mktemp("story")
+    origin = make_repo(root / "origin")
+    init(origin)
+    enlist(origin)
+    with Fleet.open(origin, actor="viper") as fleet:
+        fleet.emit("mission_created", "mission/m", {"mission_id": "m", "title": "start"})
+        fleet.commit()
+    other = _clone(origin, root / "other")
+    actors = {"origin": "viper", "other": "goose"}
+    snapshots_made = 0
+    for who, what, pattern in [*steps, ("other", "commit", ""), ("origin", "merge", "")]:
+        here = origin if who == "origin" else other
+        if what == "snapshot":
+            snapshots_made += run_fleetgit(origin, "snapshot").code == 0
+            continue
+        if what == "merge":
+            with Fleet.open(other) as fleet:
+                fleet.commit()
+            git(other, "push", "-q", "-f", "origin", "HEAD:refs/heads/other")
+            git(origin, "merge", "-q", "--no-edit", "other")
+            continue
+        with Fleet.open(here, actor=actors[who]) as fleet:
+            if what == "reserve":
+                with contextlib.suppress(ReservationConflict):
+                    fleet.reserve([pattern], reason=who)
+            elif what == "release":
+                fleet.release(everything=True)
+            elif what == "update":
+                fleet.emit(
+                    "mission_updated", "mission/m", {"mission_id": "m", "changes": {"title": who}}
+                )
+            else:
+                fleet.commit()
+    clone = _clone(origin, root / "clone")
+    with Fleet.open(clone) as fleet:
+        note = fleet.index.snapshot_note
+    assert (note is not None and "loaded" in note) == bool(snapshots_made), note
     assert _rebuilt(clone) == _projections(clone)
