@@ -378,7 +378,7 @@ def install(paths: RepoPaths, config: Config) -> str | None:
             )
         except SnapshotRefused as exc:
             notes.append(f"index snapshot {ref} not used: {exc}; reading the segments instead")
-        except (OSError, KeyError, TypeError, ValueError) as exc:
+        except Exception as exc:  # a malformed manifest or file: never the command's failure
             notes.append(f"index snapshot {ref} not used: unreadable ({exc}); reading the segments")
         finally:
             for suffix in ("", "-wal", "-shm", "-journal"):
