@@ -80,7 +80,7 @@ def build(
     import pygit2
 
     from fleetgit.git import fleetrefs
-    from fleetgit.git.repo import GitRepo, identity
+    from fleetgit.git.repo import GitRepo, identity, run_git
 
     repo = GitRepo(paths)
     found = repo.resolve_commit(rev)
@@ -143,7 +143,7 @@ def build(
     commit = str(r.create_commit(None, sig, sig, message, tree, []))
     ref = snapshots.ref_name(writer)
     old = fleetrefs.ref_target(repo, ref)
-    fleetrefs.run(paths, ["update-ref", "-m", "fleetgit snapshot", ref, commit, old or "0" * 40])
+    run_git(paths, ["update-ref", "-m", "fleetgit snapshot", ref, commit, old or "0" * 40])
     return Built(ref, commit, covers, events, db["bytes"], stored, len(parts))
 
 
