@@ -336,6 +336,19 @@ def sweep(directory: Path, prefix: str) -> None:
             continue
 
 
+def _may_have_snapshots(common_dir: Path) -> bool:
+    """A snapshot ref as a loose ref file, a line of packed-refs, or a ref store read otherwise
+    (reftable): cheap checks before pygit2 reads the refs."""
+    loose = common_dir / PREFIX
+    with contextlib.suppress(OSError):
+        if loose.is_dir() and any(loose.iterdir()):
+            return True
+    with contextlib.suppress(OSError), open(common_dir / "packed-refs", "rb") as fh:
+        if any(b" " + PREFIX.encode() in line for line in fh):
+            return True
+    return (common_dir / "reftable").exists()
+
+
 def install(paths: RepoPaths, config: Config) -> str | None:
     """Where this clone has no index file yet: load the newest usable snapshot as its index.
     Returns one line for the user (what was loaded, or why each snapshot was not), or None when
@@ -343,6 +356,8 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     (another process that created one first wins, `os.link` being atomic)."""
     if os.environ.get("FLEETGIT_NO_SNAPSHOT") or paths.worktree == paths.git_dir:
         return None  # a bare repository (a server's guard) reads its refs, never a snapshot
+    if not _may_have_snapshots(paths.common_dir):
+        return None  # the usual new index (init, a plain clone): no pygit2 import, no ref walk
     git = GitRepo(paths)
     try:
         found = candidates(git)
