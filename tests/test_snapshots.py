@@ -397,3 +397,28 @@ def test_any_history_loaded_from_a_snapshot_and_caught_up_equals_a_rebuild(
         note = fleet.index.snapshot_note
     assert (note is not None and "loaded" in note) == bool(snapshots_made), note
     assert _rebuilt(clone) == _projections(clone)
+
+
+def test_checked_out_segments_are_not_read_again(origin: Path, tmp_path: Path) -> None:
+    """The files git checked out from covered blobs are recorded as read when the snapshot is
+    loaded (before any catch-up), so the first catch-up parses none of them."""
+    from fleetgit.git.paths import locate
+    from fleetgit.index.catchup import Index
+    from fleetgit.ledger.config import load
+
+    assert run_fleetgit(origin, "snapshot").code == 0
+    clone = _clone(origin, tmp_path / "clone")
+    paths = locate(clone)
+    index = Index(paths, load(paths.config_file))
+    try:
+        assert index.snapshot_note and "loaded" in index.snapshot_note
+        rows = index.conn.execute("SELECT relpath, size, offset FROM files").fetchall()
+        on_disk = sorted(
+            str(p.relative_to(clone)) for p in (clone / ".fleet" / "events").rglob("*.jsonl")
+        )
+        assert sorted(r[0] for r in rows) == on_disk
+        assert all(size == offset for _, size, offset in rows)
+        result = index.catch_up()
+        assert (result.files_read, result.blobs_read, result.new_events) == (0, 0, 0)
+    finally:
+        index.close()

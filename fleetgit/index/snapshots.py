@@ -259,10 +259,13 @@ def _check_tables(
         raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
 
 
-def prepare(conn: sqlite3.Connection, git: GitRepo, covered: str) -> None:
+def prepare(
+    conn: sqlite3.Connection, git: GitRepo, covered: str, sizes_of: list[tuple[str, int]]
+) -> None:
     """Make the checked file this clone's index: a new generation, the covered history hidden
     from the first ref walk, and the work-tree files git checked out from covered blobs recorded
-    as read to their end (their bytes are the blobs': `git diff-files` says which are not)."""
+    as read to their end (their bytes are the blobs': `git diff-files` says which are not).
+    `sizes_of`: (blob id, size) of the covered segment blobs."""
     from fleetgit.git.sources import scan_worktrees
     from fleetgit.index.store import new_generation
 
@@ -273,10 +276,11 @@ def prepare(conn: sqlite3.Connection, git: GitRepo, covered: str) -> None:
     conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
     paths = git.paths
     staged = _checked_out_blobs(git)
-    blobs = {oid for (oid,) in conn.execute("SELECT oid FROM blobs")}
+    sizes = dict(sizes_of)
     top = str(paths.worktree)
     for f in scan_worktrees(paths):
-        if f.worktree != top or staged.get(f.relpath) not in blobs:
+        # the bytes git checked out from a covered blob, and not one byte more since
+        if f.worktree != top or sizes.get(staged.get(f.relpath, "")) != f.size:
             continue
         try:
             fd = safefs.open_file(f.worktree, f.relpath)
@@ -378,7 +382,8 @@ def install(paths: RepoPaths, config: Config) -> str | None:
             check_file(tmp, git, manifest, config)
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
-                prepare(conn, git, str(manifest["commit"]))
+                sizes = [(str(b), int(n)) for b, n in manifest["segments"]]
+                prepare(conn, git, str(manifest["commit"]), sizes)
                 conn.execute("PRAGMA journal_mode = WAL")
             finally:
                 conn.close()
