@@ -14,8 +14,9 @@ before the main ones, so every query answers from that state unchanged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import groupby, islice
+from operator import itemgetter
 from types import ModuleType
 from typing import Any
 
@@ -63,7 +64,7 @@ def _kind_filter(kinds: Iterable[str]) -> tuple[str, list[str]]:
 
 
 def _grouped(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[str, list[Ev]]]:
-    for stream, items in groupby(rows, key=lambda r: r[0]):
+    for stream, items in groupby(rows, key=itemgetter(0)):
         yield stream, [streams.ev(r) for r in items]
 
 
@@ -114,11 +115,19 @@ def _fold_groups(conn: sqlite3.Connection, groups: Iterable[Group], replace: boo
                 columns = list(items[0])
                 marks = ", ".join("?" * len(columns))
                 sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
-                conn.executemany(sql, [[row[c] for c in columns] for row in items])
+                conn.executemany(sql, map(_values(columns), items))
         if reservations in names:  # a verdict on a release that is no longer another's
             conn.executemany(forcing.FORGET, names[reservations])
         if sorties in names:  # a verdict on a takeover it no longer lists
             conn.executemany(claims.FORGET, names[sorties])
+
+
+def _values(columns: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A row's values in the order of `columns`, as a tuple (picked in C)."""
+    if len(columns) == 1:
+        (only,) = columns
+        return lambda row: (row[only],)
+    return itemgetter(*columns)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

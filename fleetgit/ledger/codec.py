@@ -88,6 +88,14 @@ _NULLABLE_STR = {str, type(None)}
 
 def decode(line: bytes | str) -> Event:
     """Parse one line (with or without its newline) into an Event, checking the envelope."""
+    return decode_object(line)[1]
+
+
+ENVELOPE_KEYS = frozenset((*_ENVELOPE, *_OPTIONAL))  # every key a line holds, and no other
+
+
+def decode_object(line: bytes | str) -> tuple[dict[str, Any], Event]:
+    """`decode`, also returning the parsed JSON object (intake compares it with the line)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
@@ -107,7 +115,7 @@ def decode(line: bytes | str) -> Event:
                 raise DecodeError(f"field {name!r} must be a string or null")
     if obj["seq"] < 1 or obj["wseq"] < 1 or obj["txn"] < 1 or obj["hlc"] < 0:
         raise DecodeError("seq, wseq and txn must be positive and hlc not negative")
-    return Event(
+    return obj, Event(
         obj["id"],
         obj["type"],
         obj["v"],

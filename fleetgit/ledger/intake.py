@@ -9,8 +9,13 @@ its batch whole and reports it (`fleetgit verify`), and no projection ever sees 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
 from fleetgit.ledger import schema
-from fleetgit.ledger.codec import DecodeError, Event, decode, encode
+from fleetgit.ledger.codec import ENVELOPE_KEYS, DecodeError, Event, decode_object
 from fleetgit.ledger.errors import ValidationError
 from fleetgit.ledger.names import is_writer
 from fleetgit.ledger.schema import Catalogue
@@ -18,6 +23,12 @@ from fleetgit.ledger.schema import Catalogue
 MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
 MAX_BATCH = 100_000  # a batch larger than this was not written by an append
 _TS_MAX = 40  # `2026-12-01T19:43:02.123Z`, with room for an offset
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE  # what codec.encode writes
+
+# Values that repeat line after line (a batch's tx, the segment's writer, its actors), once
+# found well-formed: each is checked once, not on every line. Bounded: cleared when full.
+_FINE: set[tuple[str, str]] = set()
+_FINE_MAX = 4096
 
 
 class Refused(DecodeError):
@@ -28,7 +39,7 @@ def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
     """The event in `line` (newline included), or Refused/DecodeError saying what is wrong.
     `writer`: the writer directory the line was found in; a line must be in its own writer's.
     `types`: the event types this fleetgit knows (domain/catalogue.py)."""
-    event = decode(line)
+    obj, event = decode_object(line)
     _check_envelope(event, writer)
     et = types.types.get(event.type)
     if et is None:
@@ -48,13 +59,19 @@ def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
         schema.check_links(event.causation_id, event.correlation_id)
     except ValidationError as exc:
         raise Refused(f"{event.type}: {exc.message}") from None
-    try:
-        canonical = encode(event) == line
-    except TypeError:  # orjson refuses to encode it (nested too deep)
-        canonical = False
-    if not canonical:
+    if not _canonical(obj, line):
         raise Refused("not in canonical form (sorted keys, no duplicates, no spaces)")
     return event
+
+
+def _canonical(obj: dict[str, Any], line: bytes) -> bool:
+    """Is `line` exactly what an append writes for it (codec.encode)? With exactly the
+    envelope's keys, the parsed object holds the same values encode would write: encoding it
+    again, rather than the Event, saves building the envelope."""
+    try:
+        return obj.keys() == ENVELOPE_KEYS and orjson.dumps(obj, option=_CANONICAL) == line
+    except TypeError:  # orjson refuses to encode it (nested too deep)
+        return False
 
 
 def _check_envelope(e: Event, writer: str | None) -> None:
@@ -62,16 +79,33 @@ def _check_envelope(e: Event, writer: str | None) -> None:
         raise Refused("an integer field is larger than 2^63-1")
     if e.v < 0 or e.txn > MAX_BATCH:
         raise Refused(f"v must not be negative and txn at most {MAX_BATCH}")
-    if not schema.is_event_id(e.id) or not schema.is_event_id(e.tx):
+    if not schema.is_event_id(e.id) or not _fine("tx", e.tx, schema.is_event_id):
         raise Refused("id and tx must be event ids (lower-case UUIDs)")
     if writer is not None and e.writer != writer:
         raise Refused(f"writer {_short(e.writer)} found in writer {writer}'s segment")
-    if not is_writer(e.writer):
+    if not _fine("writer", e.writer, is_writer):
         raise Refused("writer must be 8 to 64 of [0-9a-z]")
-    if e.actor is not None and not schema.NAME_RE.fullmatch(e.actor):
+    if e.actor is not None and not _fine("actor", e.actor, _is_callsign):
         raise Refused(f"actor {_short(e.actor)} is not a callsign")
     if len(e.ts) > _TS_MAX or not e.ts.isascii() or not e.ts.isprintable():
         raise Refused("ts must be a short ISO-8601 time")
+
+
+def _fine(field: str, value: str, test: Callable[[str], bool]) -> bool:
+    """`test(value)`, remembered when true (see _FINE)."""
+    key = (field, value)
+    if key in _FINE:
+        return True
+    if not test(value):
+        return False
+    if len(_FINE) >= _FINE_MAX:
+        _FINE.clear()
+    _FINE.add(key)
+    return True
+
+
+def _is_callsign(value: str) -> bool:
+    return schema.NAME_RE.fullmatch(value) is not None
 
 
 def _short(text: str) -> str:
