@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,8 +40,9 @@ _TAIL = 256  # bytes before a file's ingested offset that must still match to re
 # `__conform__`: two AttributeErrors formatted and dropped per NULL bound (~4 % of a rebuild's
 # instructions, callgrind). An adapter found at once skips that; `{}.get` returns None for
 # None, in C. Process-wide, and what is bound stays NULL.
-_NO_ADAPTATION: dict[object, object] = {}
-sqlite3.register_adapter(type(None), _NO_ADAPTATION.get)
+_NO_ADAPTATION: dict[None, None] = {}
+_as_null: Callable[[None], None] = _NO_ADAPTATION.get
+sqlite3.register_adapter(type(None), _as_null)
 
 
 def split_statements(script: str) -> list[str]:
