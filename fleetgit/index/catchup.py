@@ -7,7 +7,9 @@ call is made at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from fleetgit.git.sources import (
     scan_worktrees,
     worktree_git_dirs,
 )
-from fleetgit.index.schema import EVENT_INDEXES
+from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
     IndexDB,
@@ -47,19 +49,32 @@ PUBLISHED_PREFIX = "refs/fleet/"
 REBUILD_CACHE_KIB = -32768  # 32 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
 REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
+REBUILD_SUFFIX = ".rebuild"  # the fresh file a rebuild builds, beside the index
+
+
+# the positions (and line hashes) of the events the index being replaced knew
+_PRIOR_POS = "CREATE TEMP TABLE IF NOT EXISTS prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, hash INT)"
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
 
 
 class Index(IndexDB):
     """The index plus the logic that keeps it level with the segments."""
 
-    def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
+    def __init__(
+        self, paths: RepoPaths, config: Config, path: Path | None = None, *, bulk: bool = False
+    ) -> None:
         # a clone with no index yet starts from an index snapshot, if a usable one is here
         self.snapshot_note: str | None = None
         if path is None and not paths.index_file.exists():
             from fleetgit.index import snapshots
 
             self.snapshot_note = snapshots.install(paths, config)
-        super().__init__(paths, config, path)
+        super().__init__(paths, config, path, bulk=bulk)
         self.git = GitRepo(paths)
         self.git_dirs = worktree_git_dirs(paths)
 
@@ -268,53 +283,112 @@ class Index(IndexDB):
     # -- rebuild ----------------------------------------------------------------------------
 
     def rebuild(self, progress: Progress | None = None) -> IngestResult:
-        """Full replace from the segments. Positions of events already known are kept."""
+        """Full replace from the segments. Positions of events already known are kept.
+
+        Built in a fresh file beside the index with the journal off (nothing to undo there, and
+        no old rows to delete), while this index's write lock keeps every writer out, then
+        copied over the index in one write transaction (SQLite's backup): readers see the old
+        index until that commits, a SIGKILL at any point leaves it whole, and the next rebuild
+        deletes what a killed one left. The fresh file is caught up and folded by the same code
+        as any catch-up (`_build`). A throwaway index (another file than the clone's, as
+        index/gitviews.py builds) and one with no events yet are built in place."""
+        if self.path != self.paths.index_file or self.max_pos() == 0:
+            return self._rebuild_in_place(progress)
+        fresh_path = self.path.with_name(self.path.name + REBUILD_SUFFIX)
+        with self.transaction():  # the clone's one writer until the copy is built
+            _remove(fresh_path)  # what a killed rebuild left: none runs without this lock
+            fresh = Index(self.paths, self.config, fresh_path, bulk=True)
+            try:
+                fresh.keep_from(self.path)
+                with fresh.transaction():
+                    result = fresh._build(progress)
+                self.refused_new += fresh.refused_new
+            finally:
+                fresh.close()
+        if progress:
+            progress("copying into place", 0, 1)
+        source = sqlite3.connect(fresh_path)
+        try:
+            source.backup(self.conn)  # one write transaction, through this index's own WAL
+        finally:
+            source.close()
+            _remove(fresh_path)
+        with contextlib.suppress(sqlite3.OperationalError):  # a reader may hold it: later then
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if progress:
+            progress("copying into place", 1, 1)
+        return result
+
+    def _rebuild_in_place(self, progress: Progress | None) -> IngestResult:
+        """Rebuild inside this index's own write transaction (see `rebuild`)."""
         c = self.conn
         with self.transaction():
-            c.execute("DROP TABLE IF EXISTS temp.prior_pos")
-            c.execute(
-                "CREATE TEMP TABLE prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, hash INT)"
-            )
-            c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM events")
             for table in self.derived_tables():
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
             new_generation(c)
-            # Sorting each secondary index once at the end beats updating it per event.
-            for (name,) in c.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
-                " AND sql IS NOT NULL"
-            ).fetchall():
-                c.execute(f"DROP INDEX {name}")
-            # A bigger page cache while reading and folding; a sorter thread on the other core.
-            c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
-            c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
-            self.rebuilding = True
-            try:
-                result = self.catch_up_locked(progress)
-                if progress:
-                    progress("building indexes", 0, 1)
-                # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
-                # thread on top of the page cache: a smaller one keeps the peak down
-                c.execute(f"PRAGMA cache_size = {REBUILD_SORT_CACHE_KIB}")
-                for statement in split_statements(EVENT_INDEXES):
-                    c.execute(statement)
-                self.fold_all_streams()
-                c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
-                if progress:
-                    progress("building indexes", 1, 1)
-                from fleetgit.index import projections  # only when folding (see store.py)
+            return self._build(progress)
 
-                if progress:
-                    progress("folding projections", 0, 1)
-                projections.rebuild(c)
-                if progress:
-                    progress("folding projections", 1, 1)
-            finally:
-                self.rebuilding = False
-                c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
-                c.execute("PRAGMA threads = 0")
-            c.execute("DROP TABLE temp.prior_pos")
+    def keep_from(self, old: Path) -> None:
+        """Into a fresh index, from the one at `old` it replaces: the positions of the events
+        it knows (`prior_pos`), its clone-local tables, its settings in `meta` and its highest
+        position ever given (AUTOINCREMENT's, so no position is given twice). Outside a
+        transaction: one would lock `old` too, whose write lock the rebuild holds."""
+        c = self.conn
+        c.execute("ATTACH ? AS old", (str(old),))
+        c.execute(_PRIOR_POS)
+        c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM old.events")
+        for table in KEPT_TABLES:
+            c.execute(f"INSERT INTO main.{table} SELECT * FROM old.{table}")
+        c.execute(
+            "INSERT OR REPLACE INTO main.meta SELECT key, value FROM old.meta WHERE key NOT IN"
+            " ('files_fp', 'refs_fp', 'generation', 'schema_version')"
+        )
+        c.execute("DELETE FROM main.sqlite_sequence")
+        c.execute("INSERT INTO main.sqlite_sequence SELECT * FROM old.sqlite_sequence")
+        c.execute("DETACH old")
+
+    def _build(self, progress: Progress | None) -> IngestResult:
+        """Catch up and fold an index whose derived tables are empty, inside its write
+        transaction: the events inserted without their secondary indexes, which are then
+        sorted once, and every projection folded from the start."""
+        c = self.conn
+        c.execute(_PRIOR_POS)
+        # Sorting each secondary index once at the end beats updating it per event.
+        for (name,) in c.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+            " AND sql IS NOT NULL"
+        ).fetchall():
+            c.execute(f"DROP INDEX {name}")
+        # A bigger page cache while reading and folding; a sorter thread on the other core.
+        c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+        c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
+        self.rebuilding = True
+        try:
+            result = self.catch_up_locked(progress)
+            if progress:
+                progress("building indexes", 0, 1)
+            # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
+            # thread on top of the page cache: a smaller one keeps the peak down
+            c.execute(f"PRAGMA cache_size = {REBUILD_SORT_CACHE_KIB}")
+            for statement in split_statements(EVENT_INDEXES):
+                c.execute(statement)
+            self.fold_all_streams()
+            c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
+            if progress:
+                progress("building indexes", 1, 1)
+            from fleetgit.index import projections  # only when folding (see store.py)
+
+            if progress:
+                progress("folding projections", 0, 1)
+            projections.rebuild(c)
+            if progress:
+                progress("folding projections", 1, 1)
+        finally:
+            self.rebuilding = False
+            c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
+            c.execute("PRAGMA threads = 0")
+        c.execute("DROP TABLE temp.prior_pos")
         return result
 
     def replace_file_stamp(self, f: WorktreeFile, offset: int, tail: bytes) -> None:

@@ -18,6 +18,9 @@ DERIVED_TABLES = (
     "refused",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
+# Clone-local state a rebuild carries over into the index it builds (with `meta`'s settings).
+KEPT_TABLES = ("cursors",)
+
 # The events table's secondary indexes; a rebuild drops them and builds them once at the end.
 EVENT_INDEXES = """
 CREATE INDEX IF NOT EXISTS events_stream ON events (stream, hlc, writer, wseq);

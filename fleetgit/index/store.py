@@ -125,8 +125,13 @@ class WriterFacts(NamedTuple):
 class IndexDB:
     """The connection and the low-level operations; the catch-up logic lives in catchup.py."""
 
-    def __init__(self, paths: RepoPaths, config: Config, path: Path | None = None) -> None:
-        """`path`: another file than the clone's index (a throwaway one, index/gitviews.py)."""
+    def __init__(
+        self, paths: RepoPaths, config: Config, path: Path | None = None, *, bulk: bool = False
+    ) -> None:
+        """`path`: another file than the clone's index (a throwaway one, index/gitviews.py).
+        `bulk`: a file being built by a rebuild, written with the journal and syncs off (a
+        crash leaves a file nobody reads; see Index.rebuild)."""
+        self.bulk = bulk
         self.paths = paths
         self.config = config
         self.path = paths.index_file if path is None else path
@@ -156,8 +161,8 @@ class IndexDB:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
         conn.execute("PRAGMA busy_timeout = 120000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_mode = {'OFF' if self.bulk else 'WAL'}")
+        conn.execute(f"PRAGMA synchronous = {'OFF' if self.bulk else 'NORMAL'}")
         return conn
 
     def _remove_files(self) -> None:
