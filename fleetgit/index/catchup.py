@@ -53,7 +53,10 @@ REBUILD_SUFFIX = ".rebuild"  # the fresh file a rebuild builds, beside the index
 
 
 # the positions (and line hashes) of the events the index being replaced knew
-_PRIOR_POS = "CREATE TEMP TABLE IF NOT EXISTS prior_pos (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, hash INT)"
+_PRIOR_POS = (
+    "CREATE TEMP TABLE IF NOT EXISTS prior_pos"
+    " (id TEXT PRIMARY KEY, pos INTEGER NOT NULL, hash INT)"
+)
 
 
 def _remove(path: Path) -> None:

@@ -1,0 +1,150 @@
+"""`index rebuild` builds a fresh file and copies it over the index in one transaction: a
+SIGKILL at any stage leaves the previous index whole, readers see the old index until the copy
+commits, and what is clone-local (positions, cursors, settings) survives it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fleetgit.domain.cursors import commands as cursors
+from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.index.catchup import REBUILD_SUFFIX
+from fleetgit.index.projections import TABLES
+from tests.conftest import make_repo
+
+
+def _missions(first: int, count: int) -> list[EventSpec]:
+    return [
+        EventSpec("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": f"t{i}"})
+        for i in range(first, first + count)
+    ]
+
+
+def _dump(index: Path) -> dict[str, Any]:
+    """Everything a rebuild could change, read straight from the file."""
+    conn = sqlite3.connect(index)
+    try:
+        out: dict[str, Any] = {
+            t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+            for t in ("events", "streams", "files", "segments", "cursors", "meta", *TABLES)
+        }
+        out["check"] = conn.execute("PRAGMA integrity_check").fetchall()
+        return out
+    finally:
+        conn.close()
+
+
+def _foreign_segment(repo: Path, other: Path) -> None:
+    """Another clone's writer's segment appears in the work tree, unread (as a merge brings
+    one in): 20 missions made in a repository of its own."""
+    make_repo(other)
+    init(other)
+    with Fleet.open(other, actor="goose", register=True) as fleet:
+        fleet.emit_batch(_missions(1000, 20))
+        shutil.copytree(fleet.writer.dir, repo / ".fleet/events" / fleet.writer.id)
+
+
+_CHILD = """
+import os, sys, time
+from fleetgit.fleet import Fleet
+stage = sys.argv[2]
+def progress(name, done, total):
+    if name == stage:
+        print(name, flush=True)
+        time.sleep(600)
+with Fleet.open(sys.argv[1], catch_up=False) as fleet:
+    fleet.rebuild(progress)
+"""
+
+
+@pytest.mark.parametrize(
+    "stage", ["reading segments", "building indexes", "folding projections", "copying into place"]
+)
+def test_a_rebuild_killed_at_any_stage_leaves_the_previous_index_whole(
+    repo: Path, stage: str
+) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 300))
+        index = fleet.index.path
+        cursors.advance(fleet, "reader", 40)
+    before = _dump(index)
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(repo), stage], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == stage  # it got that far, and waits there
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    assert _dump(index) == before  # the previous index, whole
+    with Fleet.open(repo) as fleet:  # usable as it was; the next rebuild clears the leftover
+        assert len(fleet.events(limit=1000)) == len(before["events"])
+        fleet.rebuild()
+        assert not fleet.verify().failed(strict=True)
+    assert not index.with_name(index.name + REBUILD_SUFFIX).exists()
+    after = _dump(index)
+    for table in ("events", "cursors", "streams", *TABLES):
+        assert after[table] == before[table], table
+
+
+def test_readers_see_the_old_index_until_the_rebuilt_one_is_in_place(repo: Path) -> None:
+    """A rebuild that finds more than the index knew (a segment that arrived unread): a
+    reader during the rebuild sees the old index, one after it the new; the events known before
+    keep their positions, the new ones come after them all; cursors and settings stay."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 50))
+        index = fleet.index.path
+        cursors.advance(fleet, "reader", 30)
+    conn = sqlite3.connect(index)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('some_setting', 'kept')")
+    conn.commit()
+    known = dict(conn.execute("SELECT id, pos FROM events").fetchall())
+    _foreign_segment(repo, repo.parent / "other")
+    seen: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == 0 and stage not in seen:
+            (seen[stage],) = conn.execute("SELECT count(*) FROM events").fetchone()
+
+    with Fleet.open(repo, catch_up=False) as fleet:
+        result = fleet.rebuild(progress)
+    assert set(seen.values()) == {len(known)}, seen  # the old index at every stage
+    assert result.new_events > len(known)
+    after = dict(conn.execute("SELECT id, pos FROM events").fetchall())
+    assert len(after) == result.new_events
+    assert {eid: after[eid] for eid in known} == known
+    assert min(pos for eid, pos in after.items() if eid not in known) > max(known.values())
+    assert conn.execute("SELECT value FROM meta WHERE key = 'some_setting'").fetchone() == ("kept",)
+    conn.close()
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        assert cursors.show(fleet, "reader")["pos"] == 30
+        assert not fleet.verify().failed()  # goose registered in both clones: a settled fork
+
+
+def test_a_rebuild_equals_the_incremental_index_and_a_second_one_changes_nothing(
+    repo: Path,
+) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 40))
+        fleet.emit("mission_started", "mission/m3", {"mission_id": "m3"})
+        fleet.emit("mission_completed", "mission/m3", {"mission_id": "m3"})
+        index = fleet.index.path
+    incremental = _dump(index)
+    with Fleet.open(repo, catch_up=False) as fleet:
+        fleet.rebuild()
+    once = _dump(index)
+    with Fleet.open(repo, catch_up=False) as fleet:
+        fleet.rebuild()
+    twice = _dump(index)
+    for table in ("events", "streams", "files", "segments", "cursors", *TABLES):
+        assert once[table] == incremental[table] == twice[table], table
+    generations = [dict(d["meta"])["generation"] for d in (incremental, once, twice)]
+    assert len(set(generations)) == 3  # a rebuilt index is a new generation each time
