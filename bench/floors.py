@@ -139,3 +139,49 @@ def python_rebuild_floor(repo: Path, scratch: Path) -> float:
     seconds = time.perf_counter() - t0
     dst.close()
     return seconds
+
+
+def json_floors(repo: Path, scratch: Path) -> tuple[float, float]:
+    """Seconds of the two floors issue 18 names, on the ledger a rebuild reads: SQLite filling
+    the events table by parsing each line's JSON in C (`json_extract`, no Python per line; a
+    fresh file with the journal off, indexes built after), and orjson parsing every line in
+    Python with nothing else done."""
+    segments = sorted(repo.glob(".fleet/events/*/*.jsonl"))
+    dst = sqlite3.connect(scratch, isolation_level=None)
+    dst.execute("PRAGMA journal_mode = OFF")
+    dst.execute("PRAGMA synchronous = OFF")
+    dst.execute("PRAGMA cache_size = -32768")
+    dst.execute("PRAGMA threads = 1")
+    src = sqlite3.connect(repo / ".git/fleet/index.sqlite")
+    (sql,) = src.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+    indexes = src.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
+        " AND sql IS NOT NULL"
+    ).fetchall()
+    src.close()
+    dst.execute(sql)
+    dst.execute("CREATE TEMP TABLE lines (line TEXT)")
+    fields = ("id", "type", "v", "stream", "seq", "hlc", "writer", "wseq", "actor", "ts")
+    fields += ("causation_id", "correlation_id", "tx", "txn")
+    picks = ", ".join(f"json_extract(line, '$.{f}')" for f in fields)
+    t0 = time.perf_counter()
+    dst.execute("BEGIN")
+    for segment in segments:
+        dst.executemany("INSERT INTO lines VALUES (?)", ((ln,) for ln in segment.open()))
+        dst.execute(
+            f"INSERT INTO events ({', '.join(fields)}, data, hash)"
+            f" SELECT {picks}, json_extract(line, '$.data'), 0 FROM lines"
+        )
+        dst.execute("DELETE FROM lines")
+    dst.execute("PRAGMA cache_size = -16384")
+    for (index_sql,) in indexes:
+        dst.execute(index_sql)
+    dst.execute("COMMIT")
+    in_c = time.perf_counter() - t0
+    dst.close()
+    t0 = time.perf_counter()
+    for segment in segments:
+        for line in segment.read_bytes().splitlines():
+            orjson.loads(line)
+    parse = time.perf_counter() - t0
+    return in_c, parse

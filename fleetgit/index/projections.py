@@ -167,14 +167,19 @@ def _last_keys(conn: sqlite3.Connection, streams: list[str], before: int) -> dic
     if before <= 0:
         return {}
     out: dict[str, Key] = {}
-    for stream in streams:
-        row = conn.execute(
-            "SELECT hlc, writer, wseq FROM events"
-            " WHERE stream = ? AND pos <= ? ORDER BY hlc DESC, writer DESC, wseq DESC LIMIT 1",
-            (stream, before),
-        ).fetchone()
-        if row is not None:
-            out[stream] = (row[0], row[1], row[2])
+    for start in range(0, len(streams), 500):  # one statement per 500 streams, not one each
+        chunk = streams[start : start + 500]
+        values = ", ".join("(?)" for _ in chunk)
+        out.update(
+            (stream, (hlc, writer, wseq))
+            for stream, hlc, writer, wseq in conn.execute(
+                f"WITH asked (stream) AS (VALUES {values})"
+                " SELECT asked.stream, e.hlc, e.writer, e.wseq FROM asked JOIN events e"
+                " ON e.pos = (SELECT pos FROM events WHERE stream = asked.stream AND pos <= ?"
+                " ORDER BY hlc DESC, writer DESC, wseq DESC LIMIT 1)",
+                [*chunk, before],
+            )
+        )
     return out
 
 
