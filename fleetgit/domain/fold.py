@@ -46,7 +46,10 @@ class Ev(NamedTuple):
 
 
 def has_withdrawal(events: list[Ev]) -> bool:
-    return any(e.type == WITHDRAWN for e in events)
+    for e in events:  # a loop, not any(genexpr): asked of every stream a rebuild folds
+        if e.type == WITHDRAWN:
+            return True
+    return False
 
 
 def honour_withdrawals(events: list[Ev]) -> list[Ev]:
