@@ -46,7 +46,7 @@ class Ev(NamedTuple):
 
 
 def has_withdrawal(events: list[Ev]) -> bool:
-    for e in events:  # a loop, not any(genexpr): asked of every stream a rebuild folds
+    for e in events:  # noqa: SIM110 (a loop, not any(genexpr): asked of every stream folded)
         if e.type == WITHDRAWN:
             return True
     return False
