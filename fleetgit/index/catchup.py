@@ -306,8 +306,11 @@ class Index(IndexDB):
                 with fresh.transaction():
                     result = fresh._build(progress)
                 self.refused_new += fresh.refused_new
-            finally:
+            except BaseException:
                 fresh.close()
+                _remove(fresh_path)  # never half a rebuild left behind when it can be helped
+                raise
+            fresh.close()
         if progress:
             progress("copying into place", 0, 1)
         source = sqlite3.connect(fresh_path)
