@@ -329,6 +329,9 @@ class Index(IndexDB):
         """Rebuild inside this index's own write transaction (see `rebuild`)."""
         c = self.conn
         with self.transaction():
+            c.execute("DROP TABLE IF EXISTS temp.prior_pos")
+            c.execute(_PRIOR_POS)  # the positions the events had, given back by `_build`
+            c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM events")
             for table in self.derived_tables():
                 c.execute(f"DELETE FROM {table}")
             c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
