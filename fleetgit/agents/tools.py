@@ -364,7 +364,7 @@ def _overview(s: Session, a: dict[str, Any]) -> Result:
 
 
 def _ready(s: Session, a: dict[str, Any]) -> Result:
-    rows, more = _page(sorties.listing(s.fleet, ready=True), a["limit"])
+    rows, more = sorties.page(s.fleet, a["limit"], ready=True)
     summary = f"{len(rows) + more} ready sortie(s)" + (
         f": {_ids(rows, 'sortie_id')}" if rows else ""
     )
