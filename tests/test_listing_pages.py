@@ -63,3 +63,22 @@ def test_the_overview_sections_are_pages_of_the_listings(repo: Path) -> None:
             assert out["ready"] == (ready[:limit] if limit else ready)
             assert out["more"]["claimed"] == len(claimed) - len(out["claimed"])
             assert out["more"]["ready"] == len(ready) - len(out["ready"])
+
+
+def test_a_remembered_count_follows_every_change(repo: Path) -> None:
+    """The count of a full page is kept until the index changes (Index.memo): another
+    connection's commit, this one's own write, or a read at another position."""
+    _fleet_of_sorties(repo)
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        _rows, more = sorties.page(fleet, 2, ready=True)
+        assert sorties.page(fleet, 2, ready=True)[1] == more
+        then = fleet.index.max_pos()
+        with Fleet.open(repo, actor="goose") as other:  # another connection commits
+            sorties.create(other, "by goose")
+        fleet.index.catch_up()
+        assert sorties.page(fleet, 2, ready=True)[1] == more + 1
+        sorties.create(fleet, "by viper")  # this connection writes
+        assert sorties.page(fleet, 2, ready=True)[1] == more + 2
+        with fleet.as_of(then):
+            assert sorties.page(fleet, 2, ready=True)[1] == more
+        assert sorties.page(fleet, 2, ready=True)[1] == more + 2

@@ -349,11 +349,8 @@ def _ids(rows: Sequence[dict[str, Any]], key: str, most: int = 5) -> str:
 
 
 def _overview(s: Session, a: dict[str, Any]) -> Result:
-    out = gather(s.fleet, a["limit"])
+    out = gather(s.fleet, a["limit"], others=True)
     more = out["more"]
-    now = clock.now_ms()  # and what the others hold: the files not to touch
-    others = [r.to_json(now) for r in s.fleet.reservations() if r.holder != s.callsign]
-    out["reserved"], more["reserved"] = _page(others, a["limit"])
     counts = {k: len(out[k]) + more[k] for k in ("pilots", "claimed", "ready", "unread")}
     return out, (
         f"{s.callsign}: {counts['pilots']} active pilot(s), {counts['claimed']} claimed"

@@ -15,11 +15,12 @@ if TYPE_CHECKING:
 WORKING = ("assigned", "in_progress", "blocked")
 
 
-def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
+def gather(fleet: Fleet, limit: int, *, others: bool = False) -> dict[str, Any]:
     """Me (registered or not), the active pilots, the claimed sorties and who holds them, my
-    reservations, the ready sorties and my unread messages; each section at most `limit` long
-    (0: all of it), and "more": how many each section left out. The sortie sections are cut and
-    counted in SQL (a listing's order: priority, then creation), not listed whole."""
+    reservations (with `others`, the other pilots' too, as "reserved": the files not to touch),
+    the ready sorties and my unread messages; each section at most `limit` long (0: all of it),
+    and "more": how many each section left out. The sortie sections are cut and counted in SQL
+    (a listing's order: priority, then creation), not listed whole."""
     me = fleet.actor
     now = fleet.now_ms()
     every = pilots.listing(fleet)
@@ -32,8 +33,12 @@ def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
         "ready": sorties.page(fleet, limit, ready=True),
         "unread": ([], 0),
     }
+    held = fleet.reservations() if me or others else []  # listed once, split by holder
+    if others:
+        theirs = [r.to_json(now) for r in held if r.holder != me]
+        sections["reserved"] = (theirs, len(theirs))
     if me:
-        found = [r.to_json(now) for r in fleet.reservations(holder=me)]
+        found = [r.to_json(now) for r in held if r.holder.lower() == me.lower()]
         sections["reservations"] = (found, len(found))
         unread = squawk.inbox(fleet, unread=True, limit=limit or None)
         sections["unread"] = (unread, squawk.inbox_count(fleet, unread=True))

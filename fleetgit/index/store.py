@@ -13,7 +13,7 @@ import contextlib
 import os
 import sqlite3
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -203,6 +203,8 @@ class IndexDB:
         self.conn = self._open()
         self.checkpointer = Checkpointer(self.path)
         self._shm_fd = -1
+        self._memo: dict[Any, Any] = {}
+        self._memo_state: tuple[int, int] = (-1, -1)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -575,6 +577,19 @@ class IndexDB:
             {"w": writer, "bound": bound, "restored": RESTORED_SEGMENTS},
         ).fetchone()
         return WriterFacts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3]))
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, remembered until the index changes: another connection commits (SQLite's
+        `data_version`) or this one writes (`total_changes`, temp tables included). For answers
+        that depend on the index alone, never on the clock: a listing's count, say."""
+        (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        state = (version, self.conn.total_changes)
+        if state != self._memo_state:
+            self._memo.clear()
+            self._memo_state = state
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def segment_committed(self, writer: str, number: int) -> bool:
         row = self.conn.execute(

@@ -444,7 +444,11 @@ def page(
     if not limit or len(rows) < limit:
         return rows, 0
     where, params = _filters(fleet, None, status, None, ready, claimed)
-    (total,) = fleet.index.conn.execute(f"SELECT count(*) FROM sorties s{where}", params).fetchone()
+    sql = f"SELECT count(*) FROM sorties s{where}"
+    total = fleet.index.memo(  # it visits every row that passes: kept until the index changes
+        (fleet.as_of_pos, sql, tuple(params)),
+        lambda: fleet.index.conn.execute(sql, params).fetchone()[0],
+    )
     return rows, int(total) - len(rows)
 
 
