@@ -100,11 +100,12 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
 # never wait for, nor block, readers or the writer) once the WAL holds CHECKPOINT_PAGES frames not
 # yet copied, as SQLite's default would. The WAL starts over from its beginning only when a write
 # begins with every frame copied, which appends back to back never leave time for: once it holds
-# RESTART_FRAMES, the commit that finds it so copies what is left (little) and restarts it.
+# RESTART_FRAMES, a commit that finds little left to copy copies it and restarts the WAL.
 BUSY_TIMEOUT_MS = 120_000
 CHECKPOINT_PAGES = 1000  # SQLite's default window
 RESTART_FRAMES = 8192  # 32 MiB of WAL at 4 KiB pages; journal_size_limit trims the file back
-WAL_AUTOCHECKPOINT = 2 * RESTART_FRAMES  # SQLite's own, a backstop that should never fire
+RESTART_PENDING = 256  # what a restart on the path may have to copy (1 MiB), unless far behind
+WAL_AUTOCHECKPOINT = 4 * RESTART_FRAMES  # SQLite's own, a backstop that should never fire
 JOURNAL_SIZE_LIMIT = 8 << 20
 # frames appended while a checkpoint runs are left over: it goes round again for them
 RESIDUE_PASSES = 3
@@ -243,7 +244,9 @@ class IndexDB:
             except OSError:
                 return
         frames, pending = wal_frames(self._shm_fd)
-        if frames >= RESTART_FRAMES:
+        # restart when little is left to copy (the thread just went through), or regardless
+        # once the WAL is twice as long (the thread cannot keep up)
+        if frames >= RESTART_FRAMES and (pending < RESTART_PENDING or frames >= 2 * RESTART_FRAMES):
             # never waits: a reader still on the WAL (busy) leaves it to a later commit
             self.conn.execute("PRAGMA busy_timeout = 0")
             try:
