@@ -250,7 +250,7 @@ class Session:
                 hint=(f"did you mean {close[0]}? " if close else "") + "tools/list lists them",
             )
         args = check_arguments(tool, raw)
-        self.fleet.index.catch_up()  # what other processes and clones wrote since
+        self.fleet.catch_up()  # what other processes and clones wrote since
         if not tool.writes and self.heartbeat_due():
             self.beat()
         result = tool.run(self, args)

@@ -78,6 +78,7 @@ class Writer:
         self.events_dir = events_dir
         self._lock_path = str(local_dir / "writer.lock")
         self.id = self._load_or_create_id()
+        self.held = False  # this process holds the lock (inside `locked`)
         self._top = str(events_dir.parent.parent)  # the worktree: events_dir is .fleet/events
 
     @property
@@ -124,12 +125,14 @@ class Writer:
         """
         self.local_dir.mkdir(parents=True, exist_ok=True)
         fd = self._lock()
+        self.held = True
         try:
             state = self._read_state(fd)
             yield state
             record = orjson.dumps({"writer": self.id, **state.__dict__})
             os.pwrite(fd, record.ljust(max(_STATE_SIZE, len(record) + 1)), 0)
         finally:
+            self.held = False
             os.close(fd)  # closing releases the lock
 
     def _read_state(self, fd: int) -> WriterState:
