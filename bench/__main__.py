@@ -264,8 +264,9 @@ def main() -> None:
             bench.rebuild,
         ):
             step()
-        from bench import fleet, guard, hook, snapshot, sync
+        from bench import append, fleet, guard, hook, snapshot, sync
 
+        bench.rows.extend(append.run(Path(tmp), args.quick))
         bench.rows.extend(hook.run(Path(tmp)))
         bench.rows.extend(fleet.run(Path(tmp)))
         bench.rows.extend(guard.run(Path(tmp)))

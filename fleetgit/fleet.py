@@ -40,7 +40,7 @@ from fleetgit.ledger.codec import Event, EventSpec, encode
 from fleetgit.ledger.config import DEFAULT_TOML, Config, load
 from fleetgit.ledger.errors import ConflictError, ValidationError
 from fleetgit.ledger.names import segment_number
-from fleetgit.ledger.segments import Writer, WriterState, read_limit
+from fleetgit.ledger.segments import Writer, WriterState, durable, read_limit
 
 if TYPE_CHECKING:
     from fleetgit.git.compaction import Compacted
@@ -128,30 +128,62 @@ class Fleet:
         self._rev_dir: str | None = None
         self._clock_ms: int | None = None  # at_rev: the commit's time stands for now
         self.appended = 0  # events this Fleet wrote
+        self._written = -1  # inside an append: the fd of the segment written, not yet fsynced
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
             self._repair_own_tail()
         if catch_up:
             self._configure_index()
-            self.index.catch_up()
+            self.catch_up()
+
+    def catch_up(self) -> IngestResult:
+        """Bring the index level with every source. When there is something to read, the writer
+        lock is taken first, as an append takes it: the catch-up then waits behind an append of
+        this worktree in the kernel, woken the moment it ends, instead of in SQLite's busy
+        handler, which sleeps 1, 2, 5, 10 ms... between tries (and holds up the next append)."""
+        if self.rev is not None or self.writer.held or self.index.is_fresh():
+            return self.index.catch_up()
+        with self.writer.locked():
+            return self.index.catch_up()
 
     def _configure_index(self) -> None:
         configure_index(self.index, self.config)
 
     def _repair_own_tail(self) -> None:
-        """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment."""
+        """Cut a torn tail (a crash mid-append) off this writer's uncommitted segment; and when
+        the index holds more of this writer's newest segment than the file does (a power loss
+        took back bytes written but not yet fsynced: see `_append`), rebuild the index from
+        the segments, which are the truth."""
         with self.writer.locked() as state:
             st = self.writer.stat(max(state.segment, 1))  # None: missing, or not a regular file
-            if st is None:
-                return
-            if st.st_size != state.size and not self.index.segment_committed(
-                self.writer.id, state.segment
+            if st is not None and (
+                st.st_size != state.size
+                and not self.index.segment_committed(self.writer.id, state.segment)
             ):
                 size = self.writer.repair(
                     max(state.segment, 1), self.config.max_event_bytes, CATALOGUE
                 )
                 state.size = size if size is not None else -1
+            if self._index_ahead():
+                self.index.rebuild()
+                # the lost batch's wseqs are free again: the counter stays contiguous
+                state.wseq = self.index.writer_facts(self.writer.id).max_wseq
+
+    def _index_ahead(self) -> bool:
+        """Does the index hold bytes of this writer's newest segment that the file lacks?"""
+        worktree = str(self.paths.worktree)
+        row = self.index.conn.execute(
+            "SELECT relpath, offset FROM files WHERE worktree = ? AND relpath > ?"
+            " AND relpath < ? ORDER BY relpath DESC LIMIT 1",
+            (worktree, f".fleet/events/{self.writer.id}/", f".fleet/events/{self.writer.id}0"),
+        ).fetchone()
+        if row is None or not row[1]:
+            return False
+        try:
+            return bool(os.stat(os.path.join(worktree, row[0])).st_size < row[1])
+        except FileNotFoundError:
+            return False  # gone (a checkout, a clean): its events stay, as catch-up keeps them
 
     @classmethod
     def open(
@@ -299,30 +331,50 @@ class Fleet:
                 hint="leave out --rev to write",
             )
         actor = self.actor
-        with self.writer.locked() as state, self.index.transaction():
-            self.index.catch_up_locked()
-            specs = plan()
-            if not specs:
-                return []
-            if datas is None:
-                datas = self._validate(specs)
-            joining = self._check_registered(specs, actor)
-            if joining:
-                specs, datas = [*joining, *specs], [*self._validate(joining), *datas]
-            seqs = self._assign_seqs(specs)
-            if domain_rules:  # emit: the domain's rules, as the commands apply them
-                from fleetgit.domain import emitcheck
-
-                emitcheck.check(self, specs, datas, seqs, actor)
-            facts = self.index.writer_facts(self.writer.id)
-            number = self._segment_for_append(state, facts.max_segment)
-            events, lines = self._build(specs, datas, seqs, state, actor, facts)
-            payload = b"".join(lines)
-            st, tail = self.writer.write(number, payload, fsync=self.config.fsync == "always")
-            self._ingest_own(number, st, events, lines, tail)
-            state.segment, state.size = number, st.st_size
+        acknowledged = False
+        try:
+            with self.writer.locked() as state, self.index.transaction():
+                events, joining = self._append_locked(plan, datas, domain_rules, actor, state)
+            acknowledged = True  # in the index, the lock released: fsync, then return
+        finally:
+            if self._written >= 0:
+                fd, self._written = self._written, -1
+                durable(fd, acknowledged and self.config.fsync == "always")
         self.appended += len(events)
         return events[len(joining) :]  # the caller's, without a registration `register` added
+
+    def _append_locked(
+        self,
+        plan: Callable[[], Sequence[EventSpec]],
+        datas: list[dict[str, Any]] | None,
+        domain_rules: bool,
+        actor: str | None,
+        state: WriterState,
+    ) -> tuple[list[Event], list[EventSpec]]:
+        """Inside the writer lock and the index's transaction: catch up, decide, check, write,
+        ingest. The segment's fd is left in `self._written` for `_append` to fsync."""
+        self.index.catch_up_locked()
+        specs = plan()
+        if not specs:
+            return [], []
+        if datas is None:
+            datas = self._validate(specs)
+        joining = self._check_registered(specs, actor)
+        if joining:
+            specs, datas = [*joining, *specs], [*self._validate(joining), *datas]
+        seqs = self._assign_seqs(specs)
+        if domain_rules:  # emit: the domain's rules, as the commands apply them
+            from fleetgit.domain import emitcheck
+
+            emitcheck.check(self, specs, datas, seqs, actor)
+        facts = self.index.writer_facts(self.writer.id)
+        number = self._segment_for_append(state, facts.max_segment)
+        events, lines = self._build(specs, datas, seqs, state, actor, facts)
+        payload = b"".join(lines)
+        st, tail, self._written = self.writer.write(number, payload)
+        self._ingest_own(number, st, events, lines, tail)
+        state.segment, state.size = number, st.st_size
+        return events, joining
 
     def _check_registered(self, specs: Sequence[EventSpec], actor: str | None) -> list[EventSpec]:
         """Refuse a batch with an event whose actor is not a registered pilot (a typo in --as
@@ -448,6 +500,8 @@ class Fleet:
         # sync/lost.py) that is not here: never started again with other bytes
         gone = size == -1 and (state.size > 0 or (adopted and number == max_segment))
         if sealed or gone or size >= self.config.segment_max_bytes:
+            if self.config.fsync == "always" and not gone:
+                self.writer.sync(number)  # its last append may still be fsyncing, unlocked
             number = max(number, state.staged_max) + 1
             state.size = 0
         return number
@@ -527,18 +581,18 @@ class Fleet:
     # -- reads ------------------------------------------------------------------------------
 
     def events(self, flt: EventFilter | None = None, **kwargs: Any) -> list[Event]:
-        self.index.catch_up()
+        self.catch_up()
         return select_events(self.index, flt or EventFilter(**kwargs))
 
     def stream(
         self, stream: str, *, from_seq: int | None = None, to_seq: int | None = None
     ) -> list[Event]:
         catalogue.check_stream(stream)
-        self.index.catch_up()
+        self.catch_up()
         return select_stream(self.index, stream, from_seq, to_seq)
 
     def show(self, ref: str) -> Event:
-        self.index.catch_up()
+        self.catch_up()
         return find_event(self.index, ref)
 
     def short_ids(self, ids: Sequence[str]) -> list[str]:
@@ -546,7 +600,7 @@ class Fleet:
         return short_ids(self.index, ids)
 
     def stream_version(self, stream: str) -> int:
-        self.index.catch_up()
+        self.catch_up()
         return self.index.stream_version(stream)
 
     def verify(self) -> Report:

@@ -127,7 +127,7 @@ def build(session: Session) -> Server[Any]:
         ctx: Any, params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
-        session.fleet.index.catch_up()
+        session.fleet.catch_up()
         if uri == OVERVIEW_URI:
             text = orjson.dumps(gather(session.fleet, 10), option=orjson.OPT_INDENT_2).decode()
             mime = "application/json"

@@ -250,7 +250,7 @@ class Session:
                 hint=(f"did you mean {close[0]}? " if close else "") + "tools/list lists them",
             )
         args = check_arguments(tool, raw)
-        self.fleet.index.catch_up()  # what other processes and clones wrote since
+        self.fleet.catch_up()  # what other processes and clones wrote since
         if not tool.writes and self.heartbeat_due():
             self.beat()
         result = tool.run(self, args)
@@ -349,11 +349,8 @@ def _ids(rows: Sequence[dict[str, Any]], key: str, most: int = 5) -> str:
 
 
 def _overview(s: Session, a: dict[str, Any]) -> Result:
-    out = gather(s.fleet, a["limit"])
+    out = gather(s.fleet, a["limit"], others=True)
     more = out["more"]
-    now = clock.now_ms()  # and what the others hold: the files not to touch
-    others = [r.to_json(now) for r in s.fleet.reservations() if r.holder != s.callsign]
-    out["reserved"], more["reserved"] = _page(others, a["limit"])
     counts = {k: len(out[k]) + more[k] for k in ("pilots", "claimed", "ready", "unread")}
     return out, (
         f"{s.callsign}: {counts['pilots']} active pilot(s), {counts['claimed']} claimed"
@@ -364,7 +361,7 @@ def _overview(s: Session, a: dict[str, Any]) -> Result:
 
 
 def _ready(s: Session, a: dict[str, Any]) -> Result:
-    rows, more = _page(sorties.listing(s.fleet, ready=True), a["limit"])
+    rows, more = sorties.page(s.fleet, a["limit"], ready=True)
     summary = f"{len(rows) + more} ready sortie(s)" + (
         f": {_ids(rows, 'sortie_id')}" if rows else ""
     )

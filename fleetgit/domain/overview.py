@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit.domain.missions.events import PRIORITIES
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.domain.sorties import commands as sorties
 from fleetgit.domain.squawk import commands as squawk
@@ -14,38 +13,35 @@ if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
 
 WORKING = ("assigned", "in_progress", "blocked")
-RANK = {p: i for i, p in enumerate(reversed(PRIORITIES))}  # as lookup.priority_rank orders
 
 
-def _claimed(fleet: Fleet) -> list[dict[str, Any]]:
-    """The sorties a pilot holds, in the order of a listing (priority, then creation): read by
-    status (its index), not by listing every sortie."""
-    found = [s for st in WORKING for s in sorties.listing(fleet, status=st) if s["assignee"]]
-    found.sort(key=lambda s: (RANK.get(s["priority"], len(RANK)), s["created_hlc"]))
-    return found
-
-
-def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
+def gather(fleet: Fleet, limit: int, *, others: bool = False) -> dict[str, Any]:
     """Me (registered or not), the active pilots, the claimed sorties and who holds them, my
-    reservations, the ready sorties and my unread messages; each section at most `limit` long
-    (0: all of it), and "more": how many each section left out."""
+    reservations (with `others`, the other pilots' too, as "reserved": the files not to touch),
+    the ready sorties and my unread messages; each section at most `limit` long (0: all of it),
+    and "more": how many each section left out. The sortie sections are cut and counted in SQL
+    (a listing's order: priority, then creation), not listed whole."""
     me = fleet.actor
     now = fleet.now_ms()
     every = pilots.listing(fleet)
     mine = next((p for p in every if p["callsign"] == me), None)
-    sections: dict[str, list[Any]] = {
-        "pilots": [p for p in every if p["active"]],
-        "claimed": _claimed(fleet),
-        "reservations": [],
-        "ready": sorties.listing(fleet, ready=True),
-        "unread": [],
+    active = [p for p in every if p["active"]]
+    sections: dict[str, tuple[list[Any], int]] = {
+        "pilots": (active, len(active)),
+        "claimed": sorties.page(fleet, limit, status=WORKING, claimed=True),
+        "reservations": ([], 0),
+        "ready": sorties.page(fleet, limit, ready=True),
+        "unread": ([], 0),
     }
-    unread = 0
+    held = fleet.reservations() if me or others else []  # listed once, split by holder
+    if others:
+        theirs = [r.to_json(now) for r in held if r.holder != me]
+        sections["reserved"] = (theirs, len(theirs))
     if me:
-        found = fleet.reservations(holder=me)
-        sections["reservations"] = [r.to_json(now) for r in found]
-        sections["unread"] = squawk.inbox(fleet, unread=True, limit=limit or None)
-        unread = squawk.inbox_count(fleet, unread=True)
+        found = [r.to_json(now) for r in held if r.holder.lower() == me.lower()]
+        sections["reservations"] = (found, len(found))
+        unread = squawk.inbox(fleet, unread=True, limit=limit or None)
+        sections["unread"] = (unread, squawk.inbox_count(fleet, unread=True))
     out: dict[str, Any] = {
         "me": {
             "callsign": me,
@@ -56,8 +52,10 @@ def gather(fleet: Fleet, limit: int) -> dict[str, Any]:
         }
     }
     more: dict[str, int] = {}
-    for key, rows in sections.items():
-        total = unread if key == "unread" else len(rows)
+    for key, (rows, total) in sections.items():
+        if key in ("claimed", "ready"):  # a page already, and `total` what it left out
+            out[key], more[key] = rows, total
+            continue
         out[key] = rows if not limit else rows[:limit]
         more[key] = total - len(out[key])
     out["more"] = more

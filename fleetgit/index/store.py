@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,6 +111,89 @@ def _data_text(e: Event, line: bytes) -> str:
     return line[start + 8 : end].decode()
 
 
+# WAL checkpoints happen off the append's path (docs/design.md, The index's WAL). SQLite's own
+# autocheckpoint copies the WAL into the database (and fsyncs both) inside the COMMIT that pushed
+# the WAL past its window: with ~18 pages per append, one durable append in ~55 paid for all the
+# others. Here a `Checkpointer` thread with a connection of its own runs PASSIVE checkpoints (they
+# never wait for, nor block, readers or the writer) once the WAL holds CHECKPOINT_PAGES frames not
+# yet copied, as SQLite's default would. The WAL starts over from its beginning only when a write
+# begins with every frame copied, which appends back to back never leave time for: once it holds
+# RESTART_FRAMES, a commit that finds little left to copy copies it and restarts the WAL.
+BUSY_TIMEOUT_MS = 120_000
+CHECKPOINT_PAGES = 1000  # SQLite's default window
+RESTART_FRAMES = 8192  # 32 MiB of WAL at 4 KiB pages; journal_size_limit trims the file back
+RESTART_PENDING = 256  # what a restart on the path may have to copy (1 MiB), unless far behind
+WAL_AUTOCHECKPOINT = 4 * RESTART_FRAMES  # SQLite's own, a backstop that should never fire
+JOURNAL_SIZE_LIMIT = 8 << 20
+# frames appended while a checkpoint runs are left over: it goes round again for them
+RESIDUE_PASSES = 3
+
+
+def wal_frames(shm_fd: int) -> tuple[int, int]:
+    """The WAL's frames, and those not yet copied into the database, from the WAL-index header
+    in the -shm file (the documented format, https://www.sqlite.org/walformat.html: mxFrame at
+    byte 16 of the header, nBackfill at byte 96 in the checkpoint info, native byte order);
+    (0, 0) when the file is not one this reader knows (SQLite's backstop checkpoints then)."""
+    head = os.pread(shm_fd, 100, 0)
+    if len(head) < 100 or struct.unpack_from("=I", head, 0)[0] != 3007000:
+        return 0, 0
+    (mx_frame,) = struct.unpack_from("=I", head, 16)
+    (backfilled,) = struct.unpack_from("=I", head, 96)
+    return int(mx_frame), max(0, int(mx_frame) - int(backfilled))
+
+
+class Checkpointer:
+    """A daemon thread that checkpoints the index's WAL (PASSIVE) when `poke`d; started on the
+    first poke, stopped (after the checkpoint under way) by `close`. sqlite3 releases the GIL
+    while it works, so the checkpoint's copying and fsyncs overlap the next append."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._thread: Any = None
+        self._wake: Any = None
+        self._stop = False
+        self.done = 0  # checkpoints run (for tests and benchmarks)
+
+    def poke(self) -> None:
+        if self._thread is None:
+            import threading  # only a process that fills a WAL window needs it
+
+            self._wake = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, name="fleetgit-checkpoint", daemon=True
+            )
+            self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                for _ in range(RESIDUE_PASSES):
+                    try:
+                        busy, log, copied = conn.execute(
+                            "PRAGMA wal_checkpoint(PASSIVE)"
+                        ).fetchone()
+                    except sqlite3.Error:  # busy or gone: the next poke retries
+                        break
+                    self.done += 1
+                    if busy or log == copied:
+                        break  # all of it copied: the next write starts the WAL over
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+
+
 # Segment numbers from here on hold events republished by `fleetgit restore-lost` (sync/lost.py)
 # in another clone: their writer's own numbering never reaches them, nor follows them.
 RESTORED_SEGMENTS = 90_000_000
@@ -141,6 +225,10 @@ class IndexDB:
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()
+        self.checkpointer = Checkpointer(self.path)
+        self._shm_fd = -1
+        self._memo: dict[Any, Any] = {}
+        self._memo_state: tuple[int, int] = (-1, -1)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -160,10 +248,42 @@ class IndexDB:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
-        conn.execute("PRAGMA busy_timeout = 120000")
-        conn.execute(f"PRAGMA journal_mode = {'OFF' if self.bulk else 'WAL'}")
-        conn.execute(f"PRAGMA synchronous = {'OFF' if self.bulk else 'NORMAL'}")
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if self.bulk:  # a file being built by a rebuild: nobody reads it before it is whole
+            conn.execute("PRAGMA journal_mode = OFF")
+            conn.execute("PRAGMA synchronous = OFF")
+            return conn
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
+        conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         return conn
+
+    def _after_commit(self) -> None:
+        """Hand the WAL to the checkpointer once its window is full, and start it over once it
+        is long (see RESTART_FRAMES); a pread of 100 bytes otherwise."""
+        if self._shm_fd >= 0 and os.fstat(self._shm_fd).st_nlink == 0:  # the index was replaced
+            os.close(self._shm_fd)
+            self._shm_fd = -1
+        if self._shm_fd < 0:
+            try:
+                self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return
+        frames, pending = wal_frames(self._shm_fd)
+        # restart when little is left to copy (the thread just went through), or regardless
+        # once the WAL is twice as long (the thread cannot keep up)
+        if frames >= RESTART_FRAMES and (pending < RESTART_PENDING or frames >= 2 * RESTART_FRAMES):
+            # never waits: a reader still on the WAL (busy) leaves it to a later commit
+            self.conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            except sqlite3.Error:
+                pass
+            finally:
+                self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        elif pending >= CHECKPOINT_PAGES:
+            self.checkpointer.poke()
 
     def _remove_files(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -202,6 +322,10 @@ class IndexDB:
             raise
 
     def close(self) -> None:
+        self.checkpointer.close()
+        if self._shm_fd >= 0:
+            os.close(self._shm_fd)
+            self._shm_fd = -1
         self.conn.close()
 
     @contextmanager
@@ -219,6 +343,7 @@ class IndexDB:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+        self._after_commit()
 
     def note_clashes(self, since: tuple[int, str, int] | None) -> None:
         """Judge void reservations again from `since` on, at the next `settle_clashes`: once
@@ -482,6 +607,19 @@ class IndexDB:
             {"w": writer, "bound": bound, "restored": RESTORED_SEGMENTS},
         ).fetchone()
         return WriterFacts(int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), int(row[3]))
+
+    def memo(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """`compute()`, remembered until the index changes: another connection commits (SQLite's
+        `data_version`) or this one writes (`total_changes`, temp tables included). For answers
+        that depend on the index alone, never on the clock: a listing's count, say."""
+        (version,) = self.conn.execute("PRAGMA data_version").fetchone()
+        state = (version, self.conn.total_changes)
+        if state != self._memo_state:
+            self._memo.clear()
+            self._memo_state = state
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def segment_committed(self, writer: str, number: int) -> bool:
         row = self.conn.execute(

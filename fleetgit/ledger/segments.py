@@ -58,6 +58,18 @@ class WriterState:
         return f"WriterState({self.__dict__})"
 
 
+def durable(fd: int, fsync: bool) -> None:
+    """Close a segment's fd from `Writer.write`, fsynced first if `fsync`. Appenders call it
+    after releasing the writer lock: concurrent fsyncs of one file are committed together by
+    the file system (the later ones find their bytes already on disk), so processes appending
+    at once share the wait instead of queueing for one fsync each inside the lock."""
+    try:
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Writer:
     """This worktree's writer: its id, its lock and its state file."""
 
@@ -66,6 +78,7 @@ class Writer:
         self.events_dir = events_dir
         self._lock_path = str(local_dir / "writer.lock")
         self.id = self._load_or_create_id()
+        self.held = False  # this process holds the lock (inside `locked`)
         self._top = str(events_dir.parent.parent)  # the worktree: events_dir is .fleet/events
 
     @property
@@ -112,12 +125,14 @@ class Writer:
         """
         self.local_dir.mkdir(parents=True, exist_ok=True)
         fd = self._lock()
+        self.held = True
         try:
             state = self._read_state(fd)
             yield state
             record = orjson.dumps({"writer": self.id, **state.__dict__})
             os.pwrite(fd, record.ljust(max(_STATE_SIZE, len(record) + 1)), 0)
         finally:
+            self.held = False
             os.close(fd)  # closing releases the lock
 
     def _read_state(self, fd: int) -> WriterState:
@@ -130,9 +145,11 @@ class Writer:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return WriterState()
 
-    def write(self, number: int, payload: bytes, *, fsync: bool) -> tuple[os.stat_result, bytes]:
+    def write(self, number: int, payload: bytes) -> tuple[os.stat_result, bytes, int]:
         """Append `payload` to segment `number` with one write; returns the file's stat after
-        it and its last TAIL bytes (read through the same fd).
+        it, its last TAIL bytes (read through the same fd) and the fd, still open: the caller
+        fsyncs it (`durable`) once the index has the batch and the lock is released, or closes
+        it. The bytes are in the page cache already, so a process killed after this loses none.
 
         Only into a regular file in real directories: a link (or anything else) in place of
         `.fleet`, `.fleet/events`, the writer's directory or the segment, which a merge can
@@ -148,11 +165,22 @@ class Writer:
             while view:  # one write in practice; loop only for a short write
                 written = os.write(fd, view)
                 view = view[written:]
-            if fsync:
-                os.fsync(fd)
             st = os.fstat(fd)
             start = max(0, st.st_size - TAIL)
-            return st, os.pread(fd, st.st_size - start, start)
+            return st, os.pread(fd, st.st_size - start, start), fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def sync(self, number: int) -> None:
+        """fsync segment `number` (before rolling past it: a durable event never follows one of
+        this writer that a power loss could take back); nothing when it is not there."""
+        try:
+            fd = safefs.open_file(self._top, self.relpath(number), os.O_RDONLY)
+        except (FileNotFoundError, safefs.NotRegular):
+            return
+        try:
+            os.fsync(fd)
         finally:
             os.close(fd)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from fleetgit.domain.fold import Ev, Rows, changes, stored_row
+from fleetgit.domain.missions.events import PRIORITIES
 
 KIND = "mission"
 KEY = "mission_id"
@@ -44,6 +45,12 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "mission_completed": (("planned", "in_progress"), "completed"),
     "mission_cancelled": (("planned", "in_progress"), "cancelled"),
 }
+
+
+def priority_rank(column: str) -> str:
+    """SQL ranking `column` critical first; a value no version knows (a ledger is forever) last."""
+    ranks = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(reversed(PRIORITIES)))
+    return f"CASE {column} {ranks} ELSE {len(PRIORITIES)} END"
 
 
 def refusal(row: dict[str, Any] | None, event_type: str) -> str | None:

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleetgit.domain.missions.events import PRIORITIES
 from fleetgit.domain.missions.fold import CLOSED
+from fleetgit.domain.missions.fold import priority_rank as priority_rank  # the sorties' too
 from fleetgit.ledger import ids
 from fleetgit.ledger.codec import EventSpec
 from fleetgit.ledger.errors import ValidationError
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
-
-
-def priority_rank(column: str) -> str:
-    """SQL ranking `column` critical first; a value no version knows (a ledger is forever) last."""
-    ranks = " ".join(f"WHEN '{p}' THEN {i}" for i, p in enumerate(reversed(PRIORITIES)))
-    return f"CASE {column} {ranks} ELSE {len(PRIORITIES)} END"
 
 
 def spec(type_: str, mission_id: str, data: dict[str, Any]) -> EventSpec:

@@ -408,20 +408,75 @@ def listing(
     fleet: Fleet,
     *,
     mission: str | None = None,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     assigned_to: str | None = None,
     ready: bool = False,
+    claimed: bool = False,
+    limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    where, params = [], []
+    """The sorties that pass the filters, by priority then creation; the first `limit` only
+    (None or 0: all), cut in SQL, so that a page of 20 of 2,000 open sorties reads 20.
+    `status`: one or several; `claimed`: only those with an assignee."""
+    where, params = _filters(fleet, mission, status, assigned_to, ready, claimed)
+    sql = (
+        "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
+        " s.created_hlc FROM sorties s"
+        + where
+        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc"
+        + (" LIMIT ?" if limit else "")
+    )
+    cur = fleet.index.conn.execute(sql, [*params, limit] if limit else params)
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def page(
+    fleet: Fleet,
+    limit: int,
+    *,
+    status: str | Sequence[str] | None = None,
+    ready: bool = False,
+    claimed: bool = False,
+) -> tuple[list[dict[str, Any]], int]:
+    """The first `limit` sorties of a listing (0: all) and how many more there are: counted in
+    SQL, and only when the page is full."""
+    rows = listing(fleet, status=status, ready=ready, claimed=claimed, limit=limit)
+    if not limit or len(rows) < limit:
+        return rows, 0
+    where, params = _filters(fleet, None, status, None, ready, claimed)
+    sql = f"SELECT count(*) FROM sorties s{where}"
+    total = fleet.index.memo(  # it visits every row that passes: kept until the index changes
+        (fleet.as_of_pos, sql, tuple(params)),
+        lambda: fleet.index.conn.execute(sql, params).fetchone()[0],
+    )
+    return rows, int(total) - len(rows)
+
+
+def _filters(
+    fleet: Fleet,
+    mission: str | None,
+    status: str | Sequence[str] | None,
+    assigned_to: str | None,
+    ready: bool,
+    claimed: bool,
+) -> tuple[str, list[Any]]:
+    """A listing's WHERE clause (with its leading space; empty: none) and its parameters."""
+    where: list[str] = []
+    params: list[Any] = []
     if mission is not None:
         where.append("s.mission_id = ?")
         params.append(missions.resolve(fleet, mission))
-    if status:
+    if isinstance(status, str) and status:
         where.append("s.status = ?")
         params.append(ids.choice(status, STATUSES, "--status", "sortie list"))
+    elif status:
+        where.append(f"s.status IN ({', '.join('?' * len(status))})")
+        params.extend(ids.choice(st, STATUSES, "--status", "sortie list") for st in status)
     if assigned_to:
         where.append("s.assignee = ?")
         params.append(assigned_to)
+    if claimed:
+        where.append("coalesce(s.assignee, '') != ''")
     if ready:  # open, in no mission that is over, every dependency that counts settled
         where.append(
             "NOT EXISTS (SELECT 1 FROM missions m WHERE m.mission_id = s.mission_id"
@@ -437,15 +492,7 @@ def listing(
             + ")"
         )
         params.extend(x for edge in broken for x in edge)
-    sql = (
-        "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
-        " s.created_hlc FROM sorties s"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc"
-    )
-    cur = fleet.index.conn.execute(sql, params)
-    names = [c[0] for c in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur]
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def show(fleet: Fleet, ref: str) -> dict[str, Any]:

@@ -19,12 +19,16 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, NamedTuple
 
 from fleetgit.domain.fold import Ev, Key, Rows, changes, stored_row
+from fleetgit.domain.missions.fold import priority_rank
 
 KIND = "sortie"
 KEY = "sortie_id"
 TABLES = ("sorties", "sortie_deps", "sortie_takeovers", "sortie_missions")
 RESUMES = True
-DDL = """
+# a listing's order (status, then priority, then creation) as an index: a page of the ready or
+# claimed sorties reads its rows in order and stops, instead of sorting every open sortie
+_RANK = priority_rank("priority")
+DDL = f"""
 CREATE TABLE IF NOT EXISTS sorties (
     sortie_id TEXT PRIMARY KEY,
     mission_id TEXT,
@@ -44,7 +48,7 @@ CREATE TABLE IF NOT EXISTS sorties (
     last_pos INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sorties_mission ON sorties (mission_id);
-CREATE INDEX IF NOT EXISTS sorties_status ON sorties (status);
+CREATE INDEX IF NOT EXISTS sorties_status ON sorties (status, {_RANK}, created_hlc);
 -- set_*: the total-order key of the event that set these dependencies (create or update), so a
 -- cycle that two clones closed between them is broken the same way everywhere (`cycle_breaks`)
 CREATE TABLE IF NOT EXISTS sortie_deps (
