@@ -142,7 +142,8 @@ def test_pilots(repo: Path, server: Server) -> None:
     mine = server.call(
         "POST", "/pilots", {"callsign": "viper-1", "program": "claude"}, token=t["viper-1"]
     )
-    assert mine.status == 201 and mine.json()["program"] == "claude"
+    assert mine.status == 200 and mine.json()["program"] == "claude"  # a rejoin
+    assert "token" not in mine.json()
     other = server.call("POST", "/pilots", {"callsign": "goose"}, token=t["viper-1"])
     assert other.status == 403 and "acts as viper-1" in other.error["message"]
     beat = server.call(
@@ -164,6 +165,67 @@ def test_pilots(repo: Path, server: Server) -> None:
     left = server.call("POST", "/pilots/ice/deregister", {"reason": "done"}, token=t["ice"])
     assert left.status == 200 and left.json()["callsign"] == "ice"
     assert server.get("/pilots/ice").json()["deregistered"] is True
+
+
+def test_a_newcomer_registers_without_a_token_on_loopback_and_gets_its_own(
+    repo: Path, server: Server
+) -> None:
+    """A registration needs no identity, but never yields someone else's: no token (loopback)
+    or an admin token registers a NEW callsign only, and answers with its token, once."""
+    joined = server.call("POST", "/pilots", {"callsign": "rookie", "program": "claude"})
+    assert joined.status == 201, joined.body
+    out = joined.json()
+    assert out["callsign"] == "rookie" and out["program"] == "claude"
+    assert out["token"].startswith("fgt_") and out["token_id"].startswith("tok-")
+    made = server.call("POST", "/missions", {"title": "Mine"}, token=out["token"])
+    assert made.status == 201 and made.json()["created_by"] == "rookie"
+    (record,) = [r for r in auth.listing(locate(repo)) if r["pilot"] == "rookie"]
+    assert record["id"] == out["token_id"] and record["scope"] == "write"
+    before = server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"]
+    for taken in ("rookie", "goose"):  # registered already: refused, nothing written
+        again = server.call("POST", "/pilots", {"callsign": taken})
+        assert again.status == 409 and again.error["code"] == "conflict", again.body
+        assert "registered already" in again.error["message"]
+        assert f"--as {taken} token create" in again.error["hint"]
+    t = _tokens(repo)
+    assert server.call("POST", "/pilots/ice/deregister", token=t["ice"]).status == 200
+    gone = server.call("POST", "/pilots", {"callsign": "ice"})  # gone is not free to take
+    assert gone.status == 409
+    assert server.call("POST", "/pilots", {"callsign": "ice"}, token=t["ice"]).status == 200
+    before = server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"]
+    stranger = server.call("POST", "/pilots", {"callsign": "newbie"}, token=t["goose"])
+    assert stranger.status == 403 and "token create --admin" in stranger.error["hint"]
+    reader = token(repo, None, scope="read")
+    viewer = server.call("POST", "/pilots", {"callsign": "newbie"}, token=reader)
+    assert viewer.status == 403 and viewer.error["code"] == "forbidden"
+    bad = server.call("POST", "/pilots", {"callsign": "Bad Name"})
+    cli = run_fleetgit(repo, "pilot", "register", "Bad Name", "--json")
+    assert bad.status == 422 and bad.error["message"] in cli.err
+    assert server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"] == before
+    # an admin token (fleetgit token create --admin) registers newcomers and does nothing else
+    made_admin = run_fleetgit(repo, "token", "create", "--admin", "--json")
+    assert made_admin.code == 0, made_admin.err
+    admin = orjson.loads(made_admin.out)
+    assert admin["scope"] == "admin" and admin["pilot"] is None
+    bot = server.call("POST", "/pilots", {"callsign": "bot-2"}, token=admin["token"])
+    assert bot.status == 201 and bot.json()["token"] != admin["token"]
+    assert server.call("POST", "/pilots", {"callsign": "goose"}, token=admin["token"]).status == 409
+    write = server.call("POST", "/missions", {"title": "x"}, token=admin["token"])
+    assert write.status == 403 and "admin token" in write.error["message"]
+    assert server.get("/pilots", token=admin["token"]).status == 200
+    both = run_fleetgit(repo, "token", "create", "--admin", "--read-only")
+    assert both.code == 1 and "hint:" in both.err
+
+
+def test_beyond_loopback_a_registration_needs_an_admin_token(repo: Path) -> None:
+    made = run_fleetgit(repo, "token", "create", "--admin", "--json")
+    admin = orjson.loads(made.out)["token"]
+    with serving(repo, "--host", "0.0.0.0") as srv:
+        srv.host = "127.0.0.1"
+        anonymous = srv.call("POST", "/pilots", {"callsign": "remote-1"})
+        assert anonymous.status == 401 and anonymous.error["code"] == "unauthorized"
+        joined = srv.call("POST", "/pilots", {"callsign": "remote-1"}, token=admin)
+        assert joined.status == 201 and joined.json()["token"].startswith("fgt_")
 
 
 # -- missions and sorties ----------------------------------------------------------------------
