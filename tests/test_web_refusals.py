@@ -388,3 +388,49 @@ def test_sortie_mission_reservation_and_message_refusals_are_the_clis(world: Wor
     same_as_cli(not_mine, not_mine.status, cli_error(repo, "--as", "ice", "squawk", "ack", msg))
     same_as_cli(srv.get("/pilots/nobody"), 404, cli_error(repo, "pilot", "show", "nobody"))
     assert last_pos(w) == before
+
+
+# -- every read route: a bad token is never ignored, a typo in a filter is refused ---------------
+
+# (path, a query parameter of the wrong type or out of range)
+READS: list[tuple[str, str]] = [
+    ("/pilots", "limit=ten"),
+    ("/pilots/viper-1", ""),
+    ("/specialists", "offset=-1"),
+    ("/missions", "limit=-1"),
+    ("/missions/{mission}", ""),
+    ("/sorties", "ready=perhaps"),
+    ("/sorties/{sortie}", ""),
+    ("/workorders", "limit=1.5"),
+    ("/workorders/{workorder}", ""),
+    ("/reservations", "include_expired=2x"),
+    ("/messages/inbox", "unread=maybe"),
+    ("/messages/search?q=hi", "fts=nope"),
+    ("/messages/{message}", ""),
+    ("/messages/{message}/thread", "offset=x"),
+    ("/locks", ""),
+    ("/locks/deploy", ""),
+    ("/checkpoints", "limit=100000"),
+    ("/checkpoints/{checkpoint}", ""),
+    ("/events", "after=x"),
+    ("/streams/mission/{mission}/events", "from_seq=0"),
+    ("/me", ""),
+    ("/board", ""),
+]
+
+
+@pytest.mark.parametrize(("path", "wrong"), READS, ids=[r[0] for r in READS])
+def test_every_read_refuses_bad_tokens_typos_and_wrong_types(
+    world: World, path: str, wrong: str
+) -> None:
+    srv, goose = world.server, world.tokens["goose"]
+    path = _fill(world, path)
+    join = "&" if "?" in path else "?"
+    assert srv.get(path, token=goose).status == 200
+    _refused(srv.get(path, token="fgt_tok-x_y"), 401, "unauthorized", "not valid")
+    basic = {"Authorization": "Basic dmlwZXI6eA=="}
+    _refused(srv.get(path, headers=basic), 401, "unauthorized", "Bearer")
+    _refused(srv.get(f"{path}{join}bogus=1", token=goose), 422, "invalid", "bogus")
+    if wrong:
+        name = wrong.split("=")[0]
+        _refused(srv.get(f"{path}{join}{wrong}", token=goose), 422, "invalid", name)
