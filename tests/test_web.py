@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
+from fleetgit.domain.squawk import commands as squawk
 from fleetgit.git.paths import locate
 from fleetgit.web import auth
-from tests.conftest import CREW_EVENTS, run_fleetgit
+from tests.conftest import CREW_EVENTS, flood, run_fleetgit
 from tests.webserver import Server, serving, token
 
 
@@ -474,6 +475,33 @@ def test_events_and_streams(repo: Path, server: Server) -> None:
     assert server.get(f"/streams/{stream}/events?from_seq=0").status == 422
 
 
+# -- the dashboard's read ------------------------------------------------------------------------
+
+
+def test_board_reads_messages_in_two_queries_and_events_only_when_asked(
+    repo: Path, server: Server
+) -> None:
+    from fleetgit.fleet import Fleet
+    from fleetgit.web import stats
+
+    ids = flood(repo, "ice", 120)
+    with Fleet.open(repo, actor="ice") as fleet:
+        squawk.mark(fleet, ids[-1], "message_read")
+        statements: list[str] = []
+        fleet.index.conn.set_trace_callback(statements.append)
+        newest = stats.messages(fleet, 100)
+        fleet.index.conn.set_trace_callback(None)
+        assert len(statements) == 2, statements  # the messages, then all their recipients
+        assert [m["message_id"] for m in newest] == ids[::-1][:100]
+        assert newest == [squawk.message(fleet, m["message_id"]) for m in newest]
+        assert newest[0]["recipients"][0]["read"] is True
+    full = server.get("/board").json()
+    assert len(full["events"]) == 100 and full["events"][0]["pos"] == full["last_pos"]
+    again = server.get("/board?events=0").json()  # the dashboard's refreshes
+    assert again["events"] == [] and again["messages"] == full["messages"]
+    assert server.get("/board?events=1001").status == 422
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
@@ -574,12 +602,12 @@ def test_openapi_lists_every_route(repo: Path, server: Server) -> None:
 class Sse:
     """A raw SSE client over http.client: reads frames as they arrive."""
 
-    def __init__(self, server: Server, last_id: int | None = None) -> None:
+    def __init__(self, server: Server, last_id: int | None = None, query: str = "") -> None:
         self.conn = server.connection(timeout=10)
         headers = {"Accept": "text/event-stream"}
         if last_id is not None:
             headers["Last-Event-ID"] = str(last_id)
-        self.conn.request("GET", "/api/v1/events/stream", headers=headers)
+        self.conn.request("GET", "/api/v1/events/stream" + query, headers=headers)
         self.res = self.conn.getresponse()
         assert self.res.status == 200
         assert self.res.headers["content-type"].startswith("text/event-stream")
@@ -639,6 +667,50 @@ def test_sse_delivers_what_a_cli_process_appends_and_resumes_without_gaps(
     assert f"id: {first_id + 4}\n".encode() in text and f"id: {first_id + 5}\n".encode() in text
     assert f"id: {first_id + 3}\n".encode() not in text
     again.close()
+
+
+def test_sse_filters_by_type_and_stream_and_resumes_under_a_filter_without_gaps(
+    repo: Path, server: Server
+) -> None:
+    def fg(*args: str) -> None:
+        out = run_fleetgit(repo, *args)
+        assert out.code == 0, out.err
+
+    kinds = "?type=file_reserved&type=file_released"
+    live = Sse(server, query=kinds)
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "reserve", "a.py")
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "release", "a.py")
+    got = [live.next() for _ in range(2)]
+    assert [e["type"] for _, e in got] == ["file_reserved", "file_released"]
+    assert [i for i, _ in got] == [e["pos"] for _, e in got]  # ids are positions still
+    last = got[-1][0]
+    live.close()
+    # away: other events, and two that pass the filter among them
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "reserve", "b.py")
+    fg("--as", "ice", "pilot", "heartbeat", "--task", "x")
+    fg("--as", "goose", "reserve", "c.py")
+    resumed = Sse(server, last_id=last, query=kinds)
+    back = [resumed.next() for _ in range(2)]
+    assert [e["data"]["patterns"] for _, e in back] == [["b.py"], ["c.py"]]
+    assert back[0][0] > last and back[1][0] > back[0][0]
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "release", "--all")
+    released = [resumed.next() for _ in range(2)]  # live again: no duplicate, nothing else
+    assert [e["type"] for _, e in released] == ["file_released"] * 2
+    assert released[0][0] > back[1][0]
+    resumed.close()
+    # one stream: ice's events only, from the start (?after=0)
+    ice = Sse(server, query="?stream=pilot/ice&after=0")
+    first = [ice.next()[1] for _ in range(3)]
+    assert {e["stream"] for e in first} == {"pilot/ice"}
+    ice.close()
+    typo = server.get("/events/stream?type=file_reserve")
+    assert typo.status == 422 and "file_reserved" in typo.error["hint"]
+    assert server.get("/events?type=file_reserve").status == 422
+    assert server.get("/events/stream?stream=Not%20a%20stream").status == 422
 
 
 def test_sse_sees_events_of_another_worktree(repo: Path, server: Server, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from fleetgit.domain.squawk import commands as squawk
 from fleetgit.domain.workorders import commands as workorders
 from fleetgit.index.reads import INT_MAX, EventFilter
 from fleetgit.ledger import clock
-from fleetgit.web import auth, stats
+from fleetgit.web import auth, sse, stats
 from fleetgit.web import schemas as s
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import (
@@ -671,6 +671,7 @@ def event_list(
     reverse: bool = False,
 ) -> JSON:
     """Events in total order (`reverse`: newest first); `after` a position."""
+    sse.only(type, None)  # an unknown type would list nothing, as if there were no such events
     flt = EventFilter(
         types=tuple(type or ()),
         stream=stream,
@@ -717,10 +718,15 @@ def whoami(request: Request, who: Reader) -> JSON:
 
 
 @router.get("/board", tags=["dashboard"])
-def board(request: Request, who: Reader) -> JSON:
+def board(
+    request: Request,
+    who: Reader,
+    events: Annotated[int, Query(ge=0, le=1000, description="The newest N events.")] = 100,
+) -> JSON:
     """Everything the dashboard shows, in one read: pilots, missions with their sorties,
     reservations (lost ones included), the newest messages with their acknowledgements,
-    the newest events, and the charts' figures."""
+    the newest `events` events (the dashboard asks for them once, then follows the event
+    stream: `events=0`), and the charts' figures."""
     with state(request).fleet(who) as fleet:
         now = clock.now_ms()
         out = {
@@ -733,7 +739,9 @@ def board(request: Request, who: Reader) -> JSON:
             "mission_statuses": list(mission_fold.STATUSES),
             "reservations": [r.to_json(now) for r in fleet.reservations()],
             "messages": stats.messages(fleet, 100),
-            "events": [e.to_json() for e in fleet.events(EventFilter(limit=100, reverse=True))],
+            "events": [e.to_json() for e in fleet.events(EventFilter(limit=events, reverse=True))]
+            if events
+            else [],
             "charts": stats.charts(fleet, now),
         }
     return ok(out)

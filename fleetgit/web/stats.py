@@ -18,10 +18,7 @@ HOUR_MS = 3_600_000
 
 def messages(fleet: Fleet, limit: int) -> list[dict[str, Any]]:
     """The newest messages of everybody, each with its recipients' read and ack state."""
-    ids = fleet.index.conn.execute(
-        "SELECT message_id FROM messages ORDER BY sent_hlc DESC LIMIT ?", (limit,)
-    ).fetchall()
-    return [squawk.message(fleet, mid) for (mid,) in ids]
+    return squawk.newest(fleet, limit)
 
 
 def charts(fleet: Fleet, now: int) -> dict[str, Any]:
