@@ -184,8 +184,8 @@ def cli_error(repo: Path, *args: str) -> dict[str, Any]:
 
 
 def _timeless(message: str) -> str:
-    """A message naming the time left reads a second apart in two processes."""
-    return re.sub(r"(\d+[dhms])+ left", "T left", message)
+    """A message naming the time left (or since) reads a second apart in two processes."""
+    return re.sub(r"(\d+[dhms])+ (left|ago)", r"T \2", message)
 
 
 def same_as_cli(reply: Reply, status: int, cli: dict[str, Any]) -> None:
