@@ -5,7 +5,6 @@ decides a rule; a refusal is the domain's, with the CLI's code, message and hint
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -72,23 +71,6 @@ def writes(fn: Callable[..., JSON]) -> Callable[..., Coroutine[Any, Any, JSON]]:
 
 WRITE_THREADS = 2
 _write_limiter: anyio.CapacityLimiter | None = None
-# Reads run on the event loop's own thread: a read is 1-5 ms of Python that holds the GIL
-# anyway, and a hop to a worker thread and back costs two wake-ups and two GIL hand-offs
-# (each up to the 5 ms switch interval when threads contend): most of the tail under load.
-# FLEETGIT_WEB_INLINE=0 sends them to the worker threads again (to compare, in bench/web.py).
-INLINE_READS = os.environ.get("FLEETGIT_WEB_INLINE", "1") != "0"
-
-
-def reads(fn: Callable[..., JSON]) -> Callable[..., Any]:
-    """A read, run where INLINE_READS says (FastAPI sends a plain `def` to its threads)."""
-    if not INLINE_READS:
-        return fn
-
-    @functools.wraps(fn)
-    async def run(*args: Any, **kwargs: Any) -> JSON:
-        return fn(*args, **kwargs)
-
-    return run
 
 
 def ok(value: Any, status: int = 200) -> JSON:
@@ -158,7 +140,6 @@ def pilot_register(request: Request, who: Registrar, body: s.PilotRegister) -> J
 
 
 @router.get("/pilots", tags=["pilots"])
-@reads
 def pilot_list(
     request: Request,
     who: Reader,
@@ -179,7 +160,6 @@ def pilot_list(
 
 
 @router.get("/pilots/{callsign}", tags=["pilots"])
-@reads
 def pilot_show(request: Request, who: Reader, callsign: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(pilots.show(fleet, callsign))
@@ -229,7 +209,6 @@ def mission_create(request: Request, who: Writer, body: s.MissionCreate) -> JSON
 
 
 @router.get("/missions", tags=["missions"])
-@reads
 def mission_list(
     request: Request,
     who: Reader,
@@ -244,7 +223,6 @@ def mission_list(
 
 
 @router.get("/missions/{mission_id}", tags=["missions"])
-@reads
 def mission_show(request: Request, who: Reader, mission_id: Ref) -> JSON:
     """A mission with its sorties and progress."""
     with state(request).fleet(who) as fleet:
@@ -297,7 +275,6 @@ def sortie_create(request: Request, who: Writer, body: s.SortieCreate) -> JSON:
 
 
 @router.get("/sorties", tags=["sorties"])
-@reads
 def sortie_list(
     request: Request,
     who: Reader,
@@ -317,7 +294,6 @@ def sortie_list(
 
 
 @router.get("/sorties/{sortie_id}", tags=["sorties"])
-@reads
 def sortie_show(request: Request, who: Reader, sortie_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(sorties.show(fleet, sortie_id))
@@ -383,7 +359,6 @@ def workorder_create(request: Request, who: Writer, body: s.WorkOrderCreate) -> 
 
 
 @router.get("/workorders", tags=["work orders"])
-@reads
 def workorder_list(
     request: Request,
     who: Reader,
@@ -398,7 +373,6 @@ def workorder_list(
 
 
 @router.get("/workorders/{workorder_id}", tags=["work orders"])
-@reads
 def workorder_show(request: Request, who: Reader, workorder_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(workorders.show(fleet, workorder_id))
@@ -448,7 +422,6 @@ def reserve(request: Request, who: Writer, body: s.Reserve) -> JSON:
 
 
 @router.get("/reservations", tags=["reservations"])
-@reads
 def reservation_list(
     request: Request,
     who: Reader,
@@ -499,7 +472,6 @@ def force_release(
 
 
 @router.post("/reservations/check", tags=["reservations"])
-@reads
 def check(request: Request, who: Reader, body: s.Check) -> JSON:
     """Which of `paths` are blocked for the token's pilot (for anybody, without one)."""
     with state(request).fleet(who) as fleet:
@@ -532,7 +504,6 @@ def message_send(request: Request, who: Writer, body: s.MessageSend) -> JSON:
 
 
 @router.get("/messages/inbox", tags=["messages"])
-@reads
 def inbox(
     request: Request,
     who: Reader,
@@ -551,7 +522,6 @@ def inbox(
 
 
 @router.get("/messages/search", tags=["messages"])
-@reads
 def message_search(
     request: Request,
     who: Reader,
@@ -567,7 +537,6 @@ def message_search(
 
 
 @router.get("/messages/{message_id}", tags=["messages"])
-@reads
 def message_show(request: Request, who: Reader, message_id: Ref) -> JSON:
     """A message, without marking it read."""
     with state(request).fleet(who) as fleet:
@@ -575,7 +544,6 @@ def message_show(request: Request, who: Reader, message_id: Ref) -> JSON:
 
 
 @router.get("/messages/{message_id}/thread", tags=["messages"])
-@reads
 def message_thread(
     request: Request, who: Reader, message_id: Ref, limit: Limit = LIST_LIMIT, offset: Offset = 0
 ) -> JSON:
@@ -611,14 +579,12 @@ def message_archive(request: Request, who: Writer, message_id: Ref) -> JSON:
 
 
 @router.get("/locks", tags=["locks"])
-@reads
 def lock_list(request: Request, who: Reader) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok({"locks": locks.listing(fleet), "more": 0})
 
 
 @router.get("/locks/{key}", tags=["locks"])
-@reads
 def lock_status(request: Request, who: Reader, key: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(locks.status(fleet, key))
@@ -663,7 +629,6 @@ def checkpoint_create(request: Request, who: Writer, body: s.CheckpointCreate) -
 
 
 @router.get("/checkpoints", tags=["checkpoints"])
-@reads
 def checkpoint_list(
     request: Request,
     who: Reader,
@@ -676,7 +641,6 @@ def checkpoint_list(
 
 
 @router.get("/checkpoints/{checkpoint_id}", tags=["checkpoints"])
-@reads
 def checkpoint_show(request: Request, who: Reader, checkpoint_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
         return ok(checkpoints.show(fleet, checkpoint_id))
@@ -696,7 +660,6 @@ def checkpoint_restore(request: Request, who: Writer, checkpoint_id: Ref) -> JSO
 
 
 @router.get("/events", tags=["events"])
-@reads
 def event_list(
     request: Request,
     who: Reader,
@@ -725,7 +688,6 @@ def event_list(
 
 
 @router.get("/events/{event_id}", tags=["events"])
-@reads
 def event_show(request: Request, who: Reader, event_id: Ref) -> JSON:
     """One event by id, or a unique prefix of it."""
     with state(request).fleet(who) as fleet:
@@ -733,7 +695,6 @@ def event_show(request: Request, who: Reader, event_id: Ref) -> JSON:
 
 
 @router.get("/streams/{stream:path}/events", tags=["events"])
-@reads
 def stream_events(
     request: Request,
     who: Reader,
@@ -751,14 +712,12 @@ def stream_events(
 
 
 @router.get("/me", tags=["dashboard"])
-@reads
 def whoami(request: Request, who: Reader) -> JSON:
     """Who this request acts as, and whether a token is needed to read."""
     return ok({"pilot": who.pilot, "scope": who.scope, "loopback": state(request).loopback})
 
 
 @router.get("/board", tags=["dashboard"])
-@reads
 def board(
     request: Request,
     who: Reader,
