@@ -312,6 +312,22 @@ def test_missions_and_sorties_with_their_transitions(repo: Path, server: Server)
     )
 
 
+def test_sortie_pages_are_read_in_sql_with_their_total(repo: Path, server: Server) -> None:
+    viper = token(repo, "viper-1")
+    for n in range(5):
+        body = {"title": f"s{n}", "priority": "high" if n == 3 else "medium"}
+        assert server.call("POST", "/sorties", body, token=viper).status == 201
+    every = server.get("/sorties?limit=0").json()
+    titles = [x["title"] for x in every["sorties"]]
+    assert titles == ["s3", "s0", "s1", "s2", "s4"] and every["total"] == 5 and every["more"] == 0
+    for limit, offset in ((2, 0), (2, 1), (2, 4), (3, 9), (0, 2), (0, 7)):
+        got = server.get(f"/sorties?limit={limit}&offset={offset}").json()
+        want = titles[offset : offset + limit] if limit else titles[offset:]
+        assert [x["title"] for x in got["sorties"]] == want, (limit, offset)
+        assert got["total"] == 5 and got["more"] == max(0, 5 - offset - len(want))
+    assert server.get("/sorties?status=open&limit=1").json()["total"] == 5
+
+
 # -- reservations ------------------------------------------------------------------------------
 
 

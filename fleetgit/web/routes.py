@@ -287,10 +287,12 @@ def sortie_list(
 ) -> JSON:
     """Sorties by priority; `ready`: open with every dependency completed."""
     with state(request).fleet(who) as fleet:
-        rows = sorties.listing(
-            fleet, mission=mission_id, status=status, assigned_to=assigned_to, ready=ready
-        )
-    return page("sorties", rows, limit, offset)
+        args = {"mission": mission_id, "status": status, "assigned_to": assigned_to}
+        rows = sorties.listing(fleet, **args, ready=ready, limit=limit or None, offset=offset)
+        whole = not limit and not offset  # every row is here: no count needed
+        total = len(rows) if whole else sorties.count(fleet, **args, ready=ready)
+    more = max(0, total - offset - len(rows))
+    return ok({"sorties": rows, "total": total, "more": more})
 
 
 @router.get("/sorties/{sortie_id}", tags=["sorties"])

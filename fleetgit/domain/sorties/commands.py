@@ -411,8 +411,43 @@ def listing(
     status: str | None = None,
     assigned_to: str | None = None,
     ready: bool = False,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    where, params = [], []
+    """Sorties by priority, then age; a page of them with `limit` (None: all) and `offset`
+    (read in SQL: a page of 20 of 1,000 sorties is not 1,000 rows made into dicts)."""
+    where, params = _where(fleet, mission, status, assigned_to, ready)
+    sql = (
+        "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
+        " s.created_hlc FROM sorties s"
+        + where
+        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc LIMIT ? OFFSET ?"
+    )
+    cur = fleet.index.conn.execute(sql, [*params, -1 if limit is None else limit, offset])
+    names = [c[0] for c in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur]
+
+
+def count(
+    fleet: Fleet,
+    *,
+    mission: str | None = None,
+    status: str | None = None,
+    assigned_to: str | None = None,
+    ready: bool = False,
+) -> int:
+    """How many sorties `listing` lists with no limit."""
+    where, params = _where(fleet, mission, status, assigned_to, ready)
+    return int(
+        fleet.index.conn.execute(f"SELECT count(*) FROM sorties s{where}", params).fetchone()[0]
+    )
+
+
+def _where(
+    fleet: Fleet, mission: str | None, status: str | None, assigned_to: str | None, ready: bool
+) -> tuple[str, list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
     if mission is not None:
         where.append("s.mission_id = ?")
         params.append(missions.resolve(fleet, mission))
@@ -437,15 +472,7 @@ def listing(
             + ")"
         )
         params.extend(x for edge in broken for x in edge)
-    sql = (
-        "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
-        " s.created_hlc FROM sorties s"
-        + (f" WHERE {' AND '.join(where)}" if where else "")
-        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc"
-    )
-    cur = fleet.index.conn.execute(sql, params)
-    names = [c[0] for c in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur]
+    return (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def show(fleet: Fleet, ref: str) -> dict[str, Any]:
