@@ -518,6 +518,37 @@ def test_board_reads_messages_in_two_queries_and_events_only_when_asked(
     assert server.get("/board?events=1001").status == 422
 
 
+def test_the_events_per_hour_are_counted_as_they_come_and_equal_a_count_from_scratch(
+    repo: Path,
+) -> None:
+    from fleetgit.fleet import EventSpec, Fleet
+    from fleetgit.ledger import clock
+    from fleetgit.web import stats
+
+    hours = stats.HourCounts()
+    hour = 3_600_000
+
+    def both(fleet: Fleet) -> tuple[dict[int, int], dict[int, int]]:
+        first = clock.now_ms() // hour - 23
+        counted = hours.since(fleet.index.conn, first)
+        fresh = stats.HourCounts().since(fleet.index.conn, first)
+        return counted, fresh
+
+    with Fleet.open(repo, actor="goose") as fleet:
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS
+        beat = EventSpec("pilot_active", "pilot/goose", {"status": "busy"}, actor="goose")
+        fleet.emit_batch([beat] * 7)
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS + 7
+        assert both(fleet)[0] == counted  # nothing new: the same
+    assert run_fleetgit(repo, "index", "rebuild").code == 0  # other positions, perhaps
+    with Fleet.open(repo, actor="goose") as fleet:
+        fleet.emit_batch([beat] * 2)
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS + 9
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

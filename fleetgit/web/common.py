@@ -21,6 +21,7 @@ from fleetgit.fleet import Fleet
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import errors
 from fleetgit.web.auth import Principal, TokenBook
+from fleetgit.web.stats import HourCounts
 
 API = "/api/v1"
 MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
@@ -90,6 +91,7 @@ class State:
         self.paths = settings.paths
         self.loopback = is_loopback(settings.host)
         self.tokens = TokenBook(settings.paths)
+        self.hours = HourCounts()  # the dashboard's events per hour, counted as they come
         self._local = threading.local()
 
     @contextlib.contextmanager

@@ -744,6 +744,6 @@ def board(
             "events": [e.to_json() for e in fleet.events(EventFilter(limit=events, reverse=True))]
             if events
             else [],
-            "charts": stats.charts(fleet, now),
+            "charts": stats.charts(fleet, now, state(request).hours),
         }
     return ok(out)
