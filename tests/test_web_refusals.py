@@ -6,7 +6,6 @@ refusal of the domain with the CLI's own code, message and hint. Nothing refused
 from __future__ import annotations
 
 import re
-
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,7 +13,8 @@ from typing import Any, NamedTuple
 import orjson
 import pytest
 
-from tests.conftest import run_fleetgit
+from fleetgit.fleet import init
+from tests.conftest import enlist, make_repo, run_fleetgit
 from tests.webserver import Reply, Server, serving, token
 
 
@@ -29,8 +29,6 @@ class World(NamedTuple):
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One server for the module: a mission, a sortie claimed by goose with a work order, a
     message to goose, a lock and a reservation of viper-1, a checkpoint of viper-1."""
-    from fleetgit.fleet import init
-    from tests.conftest import enlist, make_repo
 
     repo = make_repo(tmp_path_factory.mktemp("refusals") / "repo")
     init(repo)
