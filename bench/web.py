@@ -200,6 +200,33 @@ class Run:
         sse.cancel()
 
 
+def cpu_ms(pids: list[int]) -> float:
+    """CPU time (user + system) the processes have used, in ms: a cost the load does not blur."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def costs(port: int, ids: list[str], pids: list[int], rounds: int) -> None:
+    """One client, one request at a time: each read route `rounds` times, beside `/me` (the
+    HTTP stack and the token check only) as the floor; the server's CPU per request."""
+    conn, rng = Conn(port), random.Random(7)
+    print("| route | server CPU per request | latency min / p50 |\n|---|---|---|")
+    for route in ["/api/v1/me", *READS, "/api/v1/board?events=0", "/api/v1/board"]:
+        took = []
+        before = cpu_ms(pids)
+        for _ in range(rounds):
+            path = route.format(pos=rng.randrange(100_000), eid=rng.choice(ids))
+            t0 = time.perf_counter()
+            status, body = await conn.request("GET", path)
+            took.append((time.perf_counter() - t0) * 1000)
+            assert status == 200, (path, status, body[:200])
+        cpu = (cpu_ms(pids) - before) / rounds
+        print(f"| `{route}` | {cpu:.2f} ms | {min(took):.2f} / {pct(took, 50):.2f} ms |")
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -224,6 +251,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 events, 5 s runs")
     parser.add_argument("--paced-only", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="fleetgit serve --workers N")
+    parser.add_argument(
+        "--costs", action="store_true", help="each read route's server CPU and latency, alone"
+    )
     args = parser.parse_args()
     events, seconds = (10_000, 5.0) if args.quick else (100_000, 30.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -246,6 +276,14 @@ def main() -> None:
         port = int(proc.stdout.readline().rsplit(":", 1)[1].strip(" /\n"))
         time.sleep(1.0)
         rows = []
+        if args.costs:
+            try:
+                kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+                asyncio.run(costs(port, ids, [proc.pid, *map(int, kids)], 300))
+            finally:
+                proc.terminate()
+                proc.wait()
+            return
         try:
             plan = [
                 ("one reader and one writer, closed loop", False, 1, 1),

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from fleetgit.fleet import init
@@ -370,11 +370,13 @@ def test_push_only_and_fetch_only(tmp_path: Path, flag: str) -> None:
         assert b_writer(a) not in git(remote, "for-each-ref")
 
 
-# -- hypothesis: random appends, syncs, merges, rebases and resets on three clones ------------
+# -- hypothesis: random appends, syncs, merges, rebases, resets and cherry-picks on three clones -
 
 OPS = st.lists(
     st.tuples(
-        st.sampled_from(["reserve", "message", "sortie", "sync", "merge", "rebase", "reset"]),
+        st.sampled_from(
+            ["reserve", "message", "sortie", "sync", "merge", "rebase", "reset", "cherry-pick"]
+        ),
         st.integers(0, 2),
     ),
     min_size=1,
@@ -403,12 +405,48 @@ def _in_process_sync(clone: Path) -> None:
     suppress_health_check=list(HealthCheck),
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
-@given(ops=OPS)
-def test_any_sequence_of_appends_syncs_merges_rebases_and_resets_converges(
-    ops: list[tuple[str, int]],
+@given(ops=OPS, union=st.booleans())
+@example(  # picks across clones that also merge and rebase the same commits
+    ops=[
+        ("reserve", 0),
+        ("cherry-pick", 0),
+        ("message", 1),
+        ("merge", 1),
+        ("cherry-pick", 1),
+        ("sortie", 2),
+        ("rebase", 2),
+        ("cherry-pick", 2),
+        ("merge", 0),
+        ("cherry-pick", 0),
+    ],
+    union=False,
+)
+@example(
+    ops=[
+        ("message", 0),
+        ("merge", 0),
+        ("reserve", 0),
+        ("cherry-pick", 0),
+        ("reset", 0),
+        ("cherry-pick", 1),
+        ("rebase", 1),
+        ("sync", 1),
+        ("cherry-pick", 2),
+    ],
+    union=True,
+)
+def test_any_sequence_of_appends_syncs_merges_rebases_resets_and_cherry_picks_converges(
+    ops: list[tuple[str, int]], union: bool
 ) -> None:
+    """`union`: with the `.gitattributes` line `merge=union`, or with git's plain text merge
+    forced over it (.git/info/attributes): no git operation may conflict in .fleet/ either way
+    (a git() that fails fails the test)."""
     with tempfile.TemporaryDirectory() as tmp:
         _remote, clones = make_net(Path(tmp))
+        if not union:
+            for clone in clones:
+                (clone / ".git" / "info").mkdir(exist_ok=True)
+                (clone / ".git" / "info" / "attributes").write_text(".fleet/** merge=text\n")
         for clone in [*clones, *clones]:
             _in_process_sync(clone)
         for n, (op, i) in enumerate(ops):
@@ -431,6 +469,14 @@ def test_any_sequence_of_appends_syncs_merges_rebases_and_resets_converges(
                 git(clone, "push", "-q", "origin", "HEAD:main")
             elif op == "reset" and int(git(clone, "rev-list", "--count", "HEAD")) > 2:
                 git(clone, "reset", "-q", "--hard", "HEAD~1")
+            elif op == "cherry-pick":  # the next clone picks this one's fleet commits
+                _in_process(clone, "commit", "-m", f"fleet {n}")
+                git(clone, "push", "-q", "-f", "origin", f"HEAD:pick-{i}")
+                other = clones[(i + 1) % 3]
+                git(other, "fetch", "-q", "origin")
+                picks = git(other, "rev-list", "--reverse", "--no-merges", f"HEAD..origin/pick-{i}")
+                for commit in picks.split():
+                    git(other, "cherry-pick", "--keep-redundant-commits", commit)
         for clone in clones:  # what a reset took from every ref comes back
             _in_process(clone, "restore-lost")
         for clone in [*clones, *clones]:
@@ -508,3 +554,78 @@ def test_a_remote_copy_of_my_ref_that_is_no_commit_is_replaced(
     sync(b)
     listed = fg(b, "reservations").out
     assert "one.py" in listed and "two.py" in listed
+
+
+def test_cherry_picks_conflict_only_for_a_segment_committed_in_two_versions_as_documented(
+    tmp_path: Path,
+) -> None:
+    """A writer never appends to a segment once git has it staged or committed, so every commit
+    holds a segment in one version and merges, rebases and cherry-picks of .fleet/ never meet.
+    A plain `git add` racing an append of another process in the same worktree can still stage
+    a segment without its newest line, the next `git add` then commits the line as a change of
+    it (made here on purpose). Picking that second commit onto a branch without the first is
+    git's modify/delete conflict (union or not), and picking the first onto a branch with the
+    second is add/add (resolved by the union line, a conflict without it). docs/history.md says
+    what to do: keep the longer version (a segment only grows). This checks that it works."""
+    repo = make_repo(tmp_path / "r")
+    init(repo)
+    git(repo, "add", ".fleet", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "fleet")
+    base = git(repo, "rev-parse", "HEAD").strip()
+    enlist(repo, "viper")
+    fg(repo, "--as", "viper", "reserve", "a.py")
+    fg(repo, "--as", "viper", "reserve", "b.py")
+    (segment,) = (repo / ".fleet" / "events").glob("*/*.jsonl")
+    whole = segment.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    rel = str(segment.relative_to(repo))
+    nohooks = ("-c", "core.hooksPath=/dev/null")
+    segment.write_bytes(b"".join(lines[:-1]))  # staged while the last append was writing
+    git(repo, "add", rel)
+    git(repo, *nohooks, "commit", "-q", "-m", "fleet: the segment without its last line")
+    first = git(repo, "rev-parse", "HEAD").strip()
+    segment.write_bytes(whole)
+    git(repo, "add", rel)
+    git(repo, *nohooks, "commit", "-q", "-m", "fleet: its last line")
+    second = git(repo, "rev-parse", "HEAD").strip()
+    before = fg(repo, "events", "--limit", "0", "--json").out
+
+    def conflicted() -> str:
+        return git(repo, "diff", "--name-only", "--diff-filter=U").strip()
+
+    def keep_the_longer() -> None:
+        """docs/history.md: `git checkout --theirs` or `--ours`, whichever side is longer."""
+        sizes = {}
+        for side, stage in (("--ours", 2), ("--theirs", 3)):
+            shown = subprocess.run(
+                ["git", "show", f":{stage}:{rel}"], cwd=repo, capture_output=True
+            )
+            sizes[side] = len(shown.stdout) if shown.returncode == 0 else -1
+        git(repo, "checkout", max(sizes, key=lambda k: sizes[k]), "--", rel)
+        git(repo, "add", rel)
+        nothing_left = not git(repo, "diff", "--cached", "--name-only", "HEAD").strip()
+        done = "--skip" if nothing_left else "--continue"  # --skip: the pick brought nothing
+        git(repo, "-c", "core.editor=true", *nohooks, "cherry-pick", done)
+
+    for union in (True, False):
+        attributes = repo / ".git" / "info" / "attributes"
+        attributes.write_text("" if union else ".fleet/** merge=text\n")
+        # the second commit onto a branch without the segment: deleted by us, modified by them
+        git(repo, "checkout", "-q", "-B", f"pick-{union}", base)
+        git(repo, *nohooks, "cherry-pick", second, check=False)
+        assert conflicted() == rel
+        keep_the_longer()
+        assert segment.read_bytes() == whole
+        # the first onto a branch with the whole segment: add/add, which the union line settles
+        picked = git(repo, *nohooks, "cherry-pick", "--keep-redundant-commits", first, check=False)
+        if union:
+            assert not conflicted(), picked
+        else:
+            assert conflicted() == rel
+            keep_the_longer()
+        assert segment.read_bytes() == whole
+        assert fg(repo, "events", "--limit", "0", "--json").out == before
+        assert fg(repo, "verify").code == 0
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-edit", "pick-True", "pick-False")
+    assert segment.read_bytes() == whole and fg(repo, "verify").code == 0

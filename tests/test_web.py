@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
+from fleetgit.domain.squawk import commands as squawk
 from fleetgit.git.paths import locate
 from fleetgit.web import auth
-from tests.conftest import CREW_EVENTS, run_fleetgit
+from tests.conftest import CREW_EVENTS, flood, run_fleetgit
 from tests.webserver import Server, serving, token
 
 
@@ -142,7 +143,8 @@ def test_pilots(repo: Path, server: Server) -> None:
     mine = server.call(
         "POST", "/pilots", {"callsign": "viper-1", "program": "claude"}, token=t["viper-1"]
     )
-    assert mine.status == 201 and mine.json()["program"] == "claude"
+    assert mine.status == 200 and mine.json()["program"] == "claude"  # a rejoin
+    assert "token" not in mine.json()
     other = server.call("POST", "/pilots", {"callsign": "goose"}, token=t["viper-1"])
     assert other.status == 403 and "acts as viper-1" in other.error["message"]
     beat = server.call(
@@ -164,6 +166,67 @@ def test_pilots(repo: Path, server: Server) -> None:
     left = server.call("POST", "/pilots/ice/deregister", {"reason": "done"}, token=t["ice"])
     assert left.status == 200 and left.json()["callsign"] == "ice"
     assert server.get("/pilots/ice").json()["deregistered"] is True
+
+
+def test_a_newcomer_registers_without_a_token_on_loopback_and_gets_its_own(
+    repo: Path, server: Server
+) -> None:
+    """A registration needs no identity, but never yields someone else's: no token (loopback)
+    or an admin token registers a NEW callsign only, and answers with its token, once."""
+    joined = server.call("POST", "/pilots", {"callsign": "rookie", "program": "claude"})
+    assert joined.status == 201, joined.body
+    out = joined.json()
+    assert out["callsign"] == "rookie" and out["program"] == "claude"
+    assert out["token"].startswith("fgt_") and out["token_id"].startswith("tok-")
+    made = server.call("POST", "/missions", {"title": "Mine"}, token=out["token"])
+    assert made.status == 201 and made.json()["created_by"] == "rookie"
+    (record,) = [r for r in auth.listing(locate(repo)) if r["pilot"] == "rookie"]
+    assert record["id"] == out["token_id"] and record["scope"] == "write"
+    before = server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"]
+    for taken in ("rookie", "goose"):  # registered already: refused, nothing written
+        again = server.call("POST", "/pilots", {"callsign": taken})
+        assert again.status == 409 and again.error["code"] == "conflict", again.body
+        assert "registered already" in again.error["message"]
+        assert f"--as {taken} token create" in again.error["hint"]
+    t = _tokens(repo)
+    assert server.call("POST", "/pilots/ice/deregister", token=t["ice"]).status == 200
+    gone = server.call("POST", "/pilots", {"callsign": "ice"})  # gone is not free to take
+    assert gone.status == 409
+    assert server.call("POST", "/pilots", {"callsign": "ice"}, token=t["ice"]).status == 200
+    before = server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"]
+    stranger = server.call("POST", "/pilots", {"callsign": "newbie"}, token=t["goose"])
+    assert stranger.status == 403 and "token create --admin" in stranger.error["hint"]
+    reader = token(repo, None, scope="read")
+    viewer = server.call("POST", "/pilots", {"callsign": "newbie"}, token=reader)
+    assert viewer.status == 403 and viewer.error["code"] == "forbidden"
+    bad = server.call("POST", "/pilots", {"callsign": "Bad Name"})
+    cli = run_fleetgit(repo, "pilot", "register", "Bad Name", "--json")
+    assert bad.status == 422 and bad.error["message"] in cli.err
+    assert server.get("/events?reverse=true&limit=1").json()["events"][0]["pos"] == before
+    # an admin token (fleetgit token create --admin) registers newcomers and does nothing else
+    made_admin = run_fleetgit(repo, "token", "create", "--admin", "--json")
+    assert made_admin.code == 0, made_admin.err
+    admin = orjson.loads(made_admin.out)
+    assert admin["scope"] == "admin" and admin["pilot"] is None
+    bot = server.call("POST", "/pilots", {"callsign": "bot-2"}, token=admin["token"])
+    assert bot.status == 201 and bot.json()["token"] != admin["token"]
+    assert server.call("POST", "/pilots", {"callsign": "goose"}, token=admin["token"]).status == 409
+    write = server.call("POST", "/missions", {"title": "x"}, token=admin["token"])
+    assert write.status == 403 and "admin token" in write.error["message"]
+    assert server.get("/pilots", token=admin["token"]).status == 200
+    both = run_fleetgit(repo, "token", "create", "--admin", "--read-only")
+    assert both.code == 1 and "hint:" in both.err
+
+
+def test_beyond_loopback_a_registration_needs_an_admin_token(repo: Path) -> None:
+    made = run_fleetgit(repo, "token", "create", "--admin", "--json")
+    admin = orjson.loads(made.out)["token"]
+    with serving(repo, "--host", "0.0.0.0") as srv:
+        srv.host = "127.0.0.1"
+        anonymous = srv.call("POST", "/pilots", {"callsign": "remote-1"})
+        assert anonymous.status == 401 and anonymous.error["code"] == "unauthorized"
+        joined = srv.call("POST", "/pilots", {"callsign": "remote-1"}, token=admin)
+        assert joined.status == 201 and joined.json()["token"].startswith("fgt_")
 
 
 # -- missions and sorties ----------------------------------------------------------------------
@@ -247,6 +310,22 @@ def test_missions_and_sorties_with_their_transitions(repo: Path, server: Server)
         server.call("PATCH", f"/missions/{other}", cancel, token=viper).json()["status"]
         == "cancelled"
     )
+
+
+def test_sortie_pages_are_read_in_sql_with_their_total(repo: Path, server: Server) -> None:
+    viper = token(repo, "viper-1")
+    for n in range(5):
+        body = {"title": f"s{n}", "priority": "high" if n == 3 else "medium"}
+        assert server.call("POST", "/sorties", body, token=viper).status == 201
+    every = server.get("/sorties?limit=0").json()
+    titles = [x["title"] for x in every["sorties"]]
+    assert titles == ["s3", "s0", "s1", "s2", "s4"] and every["total"] == 5 and every["more"] == 0
+    for limit, offset in ((2, 0), (2, 1), (2, 4), (3, 9), (0, 2), (0, 7)):
+        got = server.get(f"/sorties?limit={limit}&offset={offset}").json()
+        want = titles[offset : offset + limit] if limit else titles[offset:]
+        assert [x["title"] for x in got["sorties"]] == want, (limit, offset)
+        assert got["total"] == 5 and got["more"] == max(0, 5 - offset - len(want))
+    assert server.get("/sorties?status=open&limit=1").json()["total"] == 5
 
 
 # -- reservations ------------------------------------------------------------------------------
@@ -412,6 +491,64 @@ def test_events_and_streams(repo: Path, server: Server) -> None:
     assert server.get(f"/streams/{stream}/events?from_seq=0").status == 422
 
 
+# -- the dashboard's read ------------------------------------------------------------------------
+
+
+def test_board_reads_messages_in_two_queries_and_events_only_when_asked(
+    repo: Path, server: Server
+) -> None:
+    from fleetgit.fleet import Fleet
+    from fleetgit.web import stats
+
+    ids = flood(repo, "ice", 120)
+    with Fleet.open(repo, actor="ice") as fleet:
+        squawk.mark(fleet, ids[-1], "message_read")
+        statements: list[str] = []
+        fleet.index.conn.set_trace_callback(statements.append)
+        newest = stats.messages(fleet, 100)
+        fleet.index.conn.set_trace_callback(None)
+        assert len(statements) == 2, statements  # the messages, then all their recipients
+        assert [m["message_id"] for m in newest] == ids[::-1][:100]
+        assert newest == [squawk.message(fleet, m["message_id"]) for m in newest]
+        assert newest[0]["recipients"][0]["read"] is True
+    full = server.get("/board").json()
+    assert len(full["events"]) == 100 and full["events"][0]["pos"] == full["last_pos"]
+    again = server.get("/board?events=0").json()  # the dashboard's refreshes
+    assert again["events"] == [] and again["messages"] == full["messages"]
+    assert server.get("/board?events=1001").status == 422
+
+
+def test_the_events_per_hour_are_counted_as_they_come_and_equal_a_count_from_scratch(
+    repo: Path,
+) -> None:
+    from fleetgit.fleet import EventSpec, Fleet
+    from fleetgit.ledger import clock
+    from fleetgit.web import stats
+
+    hours = stats.HourCounts()
+    hour = 3_600_000
+
+    def both(fleet: Fleet) -> tuple[dict[int, int], dict[int, int]]:
+        first = clock.now_ms() // hour - 23
+        counted = hours.since(fleet.index.conn, first)
+        fresh = stats.HourCounts().since(fleet.index.conn, first)
+        return counted, fresh
+
+    with Fleet.open(repo, actor="goose") as fleet:
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS
+        beat = EventSpec("pilot_active", "pilot/goose", {"status": "busy"}, actor="goose")
+        fleet.emit_batch([beat] * 7)
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS + 7
+        assert both(fleet)[0] == counted  # nothing new: the same
+    assert run_fleetgit(repo, "index", "rebuild").code == 0  # other positions, perhaps
+    with Fleet.open(repo, actor="goose") as fleet:
+        fleet.emit_batch([beat] * 2)
+        counted, fresh = both(fleet)
+        assert counted == fresh and sum(counted.values()) == CREW_EVENTS + 9
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 
@@ -512,12 +649,12 @@ def test_openapi_lists_every_route(repo: Path, server: Server) -> None:
 class Sse:
     """A raw SSE client over http.client: reads frames as they arrive."""
 
-    def __init__(self, server: Server, last_id: int | None = None) -> None:
+    def __init__(self, server: Server, last_id: int | None = None, query: str = "") -> None:
         self.conn = server.connection(timeout=10)
         headers = {"Accept": "text/event-stream"}
         if last_id is not None:
             headers["Last-Event-ID"] = str(last_id)
-        self.conn.request("GET", "/api/v1/events/stream", headers=headers)
+        self.conn.request("GET", "/api/v1/events/stream" + query, headers=headers)
         self.res = self.conn.getresponse()
         assert self.res.status == 200
         assert self.res.headers["content-type"].startswith("text/event-stream")
@@ -577,6 +714,50 @@ def test_sse_delivers_what_a_cli_process_appends_and_resumes_without_gaps(
     assert f"id: {first_id + 4}\n".encode() in text and f"id: {first_id + 5}\n".encode() in text
     assert f"id: {first_id + 3}\n".encode() not in text
     again.close()
+
+
+def test_sse_filters_by_type_and_stream_and_resumes_under_a_filter_without_gaps(
+    repo: Path, server: Server
+) -> None:
+    def fg(*args: str) -> None:
+        out = run_fleetgit(repo, *args)
+        assert out.code == 0, out.err
+
+    kinds = "?type=file_reserved&type=file_released"
+    live = Sse(server, query=kinds)
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "reserve", "a.py")
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "release", "a.py")
+    got = [live.next() for _ in range(2)]
+    assert [e["type"] for _, e in got] == ["file_reserved", "file_released"]
+    assert [i for i, _ in got] == [e["pos"] for _, e in got]  # ids are positions still
+    last = got[-1][0]
+    live.close()
+    # away: other events, and two that pass the filter among them
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "reserve", "b.py")
+    fg("--as", "ice", "pilot", "heartbeat", "--task", "x")
+    fg("--as", "goose", "reserve", "c.py")
+    resumed = Sse(server, last_id=last, query=kinds)
+    back = [resumed.next() for _ in range(2)]
+    assert [e["data"]["patterns"] for _, e in back] == [["b.py"], ["c.py"]]
+    assert back[0][0] > last and back[1][0] > back[0][0]
+    fg("--as", "ice", "pilot", "heartbeat")
+    fg("--as", "goose", "release", "--all")
+    released = [resumed.next() for _ in range(2)]  # live again: no duplicate, nothing else
+    assert [e["type"] for _, e in released] == ["file_released"] * 2
+    assert released[0][0] > back[1][0]
+    resumed.close()
+    # one stream: ice's events only, from the start (?after=0)
+    ice = Sse(server, query="?stream=pilot/ice&after=0")
+    first = [ice.next()[1] for _ in range(3)]
+    assert {e["stream"] for e in first} == {"pilot/ice"}
+    ice.close()
+    typo = server.get("/events/stream?type=file_reserve")
+    assert typo.status == 422 and "file_reserved" in typo.error["hint"]
+    assert server.get("/events?type=file_reserve").status == 422
+    assert server.get("/events/stream?stream=Not%20a%20stream").status == 422
 
 
 def test_sse_sees_events_of_another_worktree(repo: Path, server: Server, tmp_path: Path) -> None:

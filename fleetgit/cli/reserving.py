@@ -135,6 +135,7 @@ def reserve(
             err = {
                 "code": exc.code,
                 "message": exc.message,
+                "hint": exc.hint,  # as every other refusal has it (and the HTTP API)
                 "conflicts": [c.to_json() for c in exc.conflicts],
             }
             sys.stderr.write(json_text({"error": err}) + "\n")

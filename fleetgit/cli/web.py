@@ -3,7 +3,7 @@
 fastapi, starlette and uvicorn are imported inside `serve` only; the token commands need
 fleetgit.web.auth, which imports none of them."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,6 +104,14 @@ def token_create(
             "--read-only", help="A token that reads only (the dashboard beyond loopback)."
         ),
     ] = False,
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin",
+            help="A token of no pilot that registers new pilots over HTTP (POST /api/v1/pilots),"
+            " each receiving its own token; it reads too, and writes nothing else.",
+        ),
+    ] = False,
     name: Annotated[str | None, typer.Option("--name", help="A note of what it is for.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -111,6 +119,17 @@ def token_create(
 
     Example: fleetgit --as viper-1 token create --name "ci bot"
     """
+    if admin and read_only:
+        raise ValidationError(
+            "--admin and --read-only are two kinds of token: choose one",
+            hint="fleetgit token create --admin (registers pilots), or --read-only (a viewer)",
+        )
+    if admin:
+        secret, record = auth.create(
+            locate(globals_of(ctx).directory).require_initialized(), None, scope="admin", name=name
+        )
+        _shown(secret, record, as_json)
+        return
     with open_fleet(ctx) as fleet:
         pilot = fleet.actor
         if pilot or not read_only:
@@ -124,13 +143,18 @@ def token_create(
         secret, record = auth.create(
             fleet.paths, pilot, scope="read" if read_only else "write", name=name
         )
+    _shown(secret, record, as_json)
+
+
+def _shown(secret: str, record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print_json({"token": secret, **record})
         return
     typer.echo(secret)
     typer.echo(
-        f"fleetgit: token {record['id']} ({record['scope']}, {pilot or 'no pilot'}): shown once;"
-        f" send it as 'Authorization: Bearer TOKEN'; fleetgit token revoke {record['id']} ends it",
+        f"fleetgit: token {record['id']} ({record['scope']}, {record['pilot'] or 'no pilot'}):"
+        f" shown once; send it as 'Authorization: Bearer TOKEN'; fleetgit token revoke"
+        f" {record['id']} ends it",
         err=True,
     )
 

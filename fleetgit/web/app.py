@@ -69,14 +69,16 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return error(status, CODES.get(status, "http_error"), message, hint)
 
 
-def _where(loc: tuple[Any, ...]) -> str:
+def _where(loc: tuple[Any, ...], body: Any) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] == "body":
         parts = parts[1:]
         kind = "body"
+        # a discriminated union puts the member's tag (the body's action) in the location
+        if parts and isinstance(body, dict) and parts[0] == body.get("action"):
+            parts = parts[1:]
     else:
         kind = parts.pop(0) if parts else "request"
-    # a discriminated union puts the member's tag in the location: leave it out
     parts = [p for p in parts if not p.startswith(("Sortie", "Mission", "WorkOrder"))]
     return f"{kind} field {'.'.join(parts)!r}" if parts else kind
 
@@ -93,7 +95,7 @@ def _invalid(request: Request, exc: Exception) -> Response:
         )
     lines = []
     for e in found[:10]:
-        kind, where = e.get("type"), _where(tuple(e.get("loc", ())))
+        kind, where = e.get("type"), _where(tuple(e.get("loc", ())), exc.body)
         if kind == "extra_forbidden":
             lines.append(f"unknown {where}")
         elif kind == "missing":

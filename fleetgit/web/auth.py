@@ -24,7 +24,8 @@ from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import clock
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
-SCOPES = ("write", "read")  # write: act as the pilot (and read); read: read only
+SCOPES = ("write", "read", "admin")  # write: act as the pilot (and read); read: read only;
+# admin: no pilot; reads, and registers new pilots over HTTP (each receiving its own token)
 PREFIX = "fgt_"
 MAX_FILE_BYTES = 4 << 20
 
@@ -99,6 +100,11 @@ def create(
         raise ValidationError(
             "a write token acts as one pilot: name it",
             hint="fleetgit token create --as CALLSIGN (or --read-only for a viewer)",
+        )
+    if scope == "admin" and pilot:
+        raise ValidationError(
+            "an admin token acts as no pilot: it registers new ones",
+            hint="fleetgit token create --admin (without --as)",
         )
     token_id = clock.short_id("tok", 40)
     secret = secrets.token_urlsafe(32)

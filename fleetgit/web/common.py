@@ -21,6 +21,7 @@ from fleetgit.fleet import Fleet
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import errors
 from fleetgit.web.auth import Principal, TokenBook
+from fleetgit.web.stats import HourCounts
 
 API = "/api/v1"
 MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
@@ -90,6 +91,7 @@ class State:
         self.paths = settings.paths
         self.loopback = is_loopback(settings.host)
         self.tokens = TokenBook(settings.paths)
+        self.hours = HourCounts()  # the dashboard's events per hour, counted as they come
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -196,14 +198,51 @@ async def principal(request: Request) -> Principal:
     return found
 
 
+async def registrar(request: Request) -> Principal:
+    """Who registers a pilot: a write token (its own pilot, rejoining), an admin token, or on
+    loopback nobody at all (a newcomer has no identity yet; the registration then accepts only a
+    callsign never registered, so it joins and never takes over)."""
+    web = state(request)
+    if web.loopback and "authorization" not in request.headers:
+        _known_query(request)
+        return Principal(None, "anonymous")
+    who = await principal(request)
+    if who.scope == "read":
+        raise ApiError(
+            403,
+            "forbidden",
+            "this token is read-only: it cannot register a pilot",
+            "an admin token registers new pilots (fleetgit token create --admin); on loopback"
+            " no token is needed",
+        )
+    return who
+
+
+async def no_body(request: Request) -> None:
+    """A route that takes no body refuses one, rather than ignore what the client meant."""
+    length = request.headers.get("content-length", "0")
+    if length != "0" or "transfer-encoding" in request.headers:
+        raise ApiError(
+            422,
+            "invalid",
+            f"{request.method} {request.url.path} takes no body",
+            f"send it without one; the routes' bodies are in {API}/openapi.json",
+        )
+
+
 async def writer(request: Request) -> Principal:
     """A write: a token that may act as its pilot."""
     who = await principal(request)
     if who.scope != "write" or not who.pilot:
+        kind = (
+            "an admin token: it only registers new pilots"
+            if who.scope == "admin"
+            else ("read-only: it cannot change anything")
+        )
         raise ApiError(
             403,
             "forbidden",
-            "this token is read-only: it cannot change anything",
+            f"this token is {kind}",
             "fleetgit token create --as CALLSIGN makes a token that acts as that pilot",
         )
     return who

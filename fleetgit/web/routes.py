@@ -26,15 +26,26 @@ from fleetgit.domain.squawk import commands as squawk
 from fleetgit.domain.workorders import commands as workorders
 from fleetgit.index.reads import INT_MAX, EventFilter
 from fleetgit.ledger import clock
+from fleetgit.web import auth, sse, stats
 from fleetgit.web import schemas as s
-from fleetgit.web import stats
 from fleetgit.web.auth import Principal
-from fleetgit.web.common import API, JSON, ApiError, principal, state, writer
+from fleetgit.web.common import (
+    API,
+    JSON,
+    ApiError,
+    no_body,
+    principal,
+    registrar,
+    state,
+    writer,
+)
 
 router = APIRouter(prefix=API)  # its routes go straight onto the app (see app.create_app)
 
 Reader = Annotated[Principal, Depends(principal)]
 Writer = Annotated[Principal, Depends(writer)]
+Registrar = Annotated[Principal, Depends(registrar)]
+NO_BODY = [Depends(no_body)]
 LIST_LIMIT = 50
 Limit = Annotated[int, Query(ge=0, le=10_000, description="At most N (0: all).")]
 # The history grows without bound: a page of it is at most 10,000 events (`after` pages on).
@@ -100,9 +111,18 @@ def me(who: Principal) -> str:
 
 @router.post("/pilots", status_code=201, tags=["pilots"])
 @writes
-def pilot_register(request: Request, who: Writer, body: s.PilotRegister) -> JSON:
-    """Register the token's pilot (again: rejoin, keeping what is not given)."""
-    own(who, body.callsign)
+def pilot_register(request: Request, who: Registrar, body: s.PilotRegister) -> JSON:
+    """Register a pilot. With its own write token: rejoin (keeping what is not given; 200).
+    Without an identity (on loopback, no token; anywhere, an admin token): a NEW callsign only
+    (409 for one registered before), answered with its write token, shown this once (201)."""
+    if who.pilot is not None and body.callsign != who.pilot:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token acts as {who.pilot}, not {body.callsign}: it rejoins only its own pilot",
+            "a new pilot registers with no token on loopback, or with an admin token"
+            " (fleetgit token create --admin)",
+        )
     with state(request).fleet(who) as fleet:
         out = pilots.register(
             fleet,
@@ -111,8 +131,12 @@ def pilot_register(request: Request, who: Writer, body: s.PilotRegister) -> JSON
             model=body.model,
             task=body.task,
             email=body.email,
+            new=who.pilot is None,
         )
-        return ok(out, 201)  # register returns the pilot as `show` has it
+    if who.pilot is not None:
+        return ok(out)  # register returns the pilot as `show` has it
+    secret, record = auth.create(state(request).paths, body.callsign, scope="write")
+    return ok(out | {"token": secret, "token_id": record["id"]}, 201)
 
 
 @router.get("/pilots", tags=["pilots"])
@@ -264,9 +288,24 @@ def sortie_list(
     """Sorties by priority; `ready`: open with every dependency completed."""
     with state(request).fleet(who) as fleet:
         rows = sorties.listing(
-            fleet, mission=mission_id, status=status, assigned_to=assigned_to, ready=ready
+            fleet,
+            mission=mission_id,
+            status=status,
+            assigned_to=assigned_to,
+            ready=ready,
+            limit=limit or None,
+            offset=offset,
         )
-    return page("sorties", rows, limit, offset)
+        whole = not limit and not offset  # every row is here: no count needed
+        total = (
+            len(rows)
+            if whole
+            else sorties.count(
+                fleet, mission=mission_id, status=status, assigned_to=assigned_to, ready=ready
+            )
+        )
+    more = max(0, total - offset - len(rows))
+    return ok({"sorties": rows, "total": total, "more": more})
 
 
 @router.get("/sorties/{sortie_id}", tags=["sorties"])
@@ -528,7 +567,7 @@ def message_thread(
         return page("messages", squawk.thread(fleet, message_id), limit, offset)
 
 
-@router.post("/messages/{message_id}/read", tags=["messages"])
+@router.post("/messages/{message_id}/read", tags=["messages"], dependencies=NO_BODY)
 @writes
 def message_read(request: Request, who: Writer, message_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
@@ -544,7 +583,7 @@ def message_ack(request: Request, who: Writer, message_id: Ref, body: s.Ack | No
         return ok(squawk.mark(fleet, message_id, "message_acknowledged", data))
 
 
-@router.post("/messages/{message_id}/archive", tags=["messages"])
+@router.post("/messages/{message_id}/archive", tags=["messages"], dependencies=NO_BODY)
 @writes
 def message_archive(request: Request, who: Writer, message_id: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
@@ -576,7 +615,7 @@ def lock_acquire(
         return ok(locks.acquire(fleet, key, ttl=body.ttl if body else None))
 
 
-@router.delete("/locks/{key}", tags=["locks"])
+@router.delete("/locks/{key}", tags=["locks"], dependencies=NO_BODY)
 @writes
 def lock_release(request: Request, who: Writer, key: Ref) -> JSON:
     with state(request).fleet(who) as fleet:
@@ -622,7 +661,7 @@ def checkpoint_show(request: Request, who: Reader, checkpoint_id: Ref) -> JSON:
         return ok(checkpoints.show(fleet, checkpoint_id))
 
 
-@router.post("/checkpoints/{checkpoint_id}/restore", tags=["checkpoints"])
+@router.post("/checkpoints/{checkpoint_id}/restore", tags=["checkpoints"], dependencies=NO_BODY)
 @writes
 def checkpoint_restore(request: Request, who: Writer, checkpoint_id: Ref) -> JSON:
     """The recovery brief (`markdown` too) and what was re-acquired, lost or kept, as
@@ -647,6 +686,7 @@ def event_list(
     reverse: bool = False,
 ) -> JSON:
     """Events in total order (`reverse`: newest first); `after` a position."""
+    sse.only(type, None)  # an unknown type would list nothing, as if there were no such events
     flt = EventFilter(
         types=tuple(type or ()),
         stream=stream,
@@ -693,10 +733,15 @@ def whoami(request: Request, who: Reader) -> JSON:
 
 
 @router.get("/board", tags=["dashboard"])
-def board(request: Request, who: Reader) -> JSON:
+def board(
+    request: Request,
+    who: Reader,
+    events: Annotated[int, Query(ge=0, le=1000, description="The newest N events.")] = 100,
+) -> JSON:
     """Everything the dashboard shows, in one read: pilots, missions with their sorties,
     reservations (lost ones included), the newest messages with their acknowledgements,
-    the newest events, and the charts' figures."""
+    the newest `events` events (the dashboard asks for them once, then follows the event
+    stream: `events=0`), and the charts' figures."""
     with state(request).fleet(who) as fleet:
         now = clock.now_ms()
         out = {
@@ -709,7 +754,9 @@ def board(request: Request, who: Reader) -> JSON:
             "mission_statuses": list(mission_fold.STATUSES),
             "reservations": [r.to_json(now) for r in fleet.reservations()],
             "messages": stats.messages(fleet, 100),
-            "events": [e.to_json() for e in fleet.events(EventFilter(limit=100, reverse=True))],
-            "charts": stats.charts(fleet, now),
+            "events": [e.to_json() for e in fleet.events(EventFilter(limit=events, reverse=True))]
+            if events
+            else [],
+            "charts": stats.charts(fleet, now, state(request).hours),
         }
     return ok(out)

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import anyio.to_thread
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from starlette.responses import Response, StreamingResponse
 
+from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
-from fleetgit.index.reads import select_after
+from fleetgit.index import reads
+from fleetgit.index.reads import EventFilter, select_after
 from fleetgit.ledger.codec import Event
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import ApiError, principal
@@ -115,16 +118,56 @@ class Hub:
                     queue.get_nowait()
                     queue.put_nowait(None)
 
-    def backlog(self, after: int) -> list[Event]:
-        """Events after position `after` already in the index (a thread of its own: SQLite
-        connections stay in the thread that opened them)."""
+    def backlog(self, after: int, only: Only) -> list[Event]:
+        """Events after position `after` already in the index, those `only` selects, in
+        position order (a thread of its own: SQLite connections stay in the thread that opened
+        them)."""
         with Fleet(self.web.paths, actor=None, repair=False, catch_up=False) as fleet:
-            return select_after(fleet.index, after, BATCH)
+            if not only:
+                return select_after(fleet.index, after, BATCH)
+            where, params = reads.where_clause(
+                EventFilter(types=only.types, stream=only.stream, after_pos=after)
+            )
+            sql = f"{reads._SELECT}{where} ORDER BY pos LIMIT ?"
+            rows = fleet.index.conn.execute(sql, (*params, BATCH))
+            return [reads.row_to_event(r) for r in rows]
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
         self.subscribers.add(queue)
         return queue
+
+
+class Only(NamedTuple):
+    """The stream's filter: event types (any of them), one stream; empty: everything."""
+
+    types: tuple[str, ...] = ()
+    stream: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.types) or self.stream is not None
+
+    def takes(self, event: Event) -> bool:
+        return (not self.types or event.type in self.types) and (
+            self.stream is None or event.stream == self.stream
+        )
+
+
+def only(types: list[str] | None, stream: str | None) -> Only:
+    """The filter of `?type=&stream=`, checked: an unknown type or a malformed stream would
+    match nothing, and a stream that never sends looks like a quiet fleet."""
+    for name in types or ():
+        if name not in catalogue.TYPES:
+            close = difflib.get_close_matches(name, list(catalogue.TYPES), n=3)
+            raise ApiError(
+                422,
+                "invalid",
+                f"query field 'type': no event type {name!r}",
+                f"did you mean {', '.join(close)}?" if close else "fleetgit catalogue lists them",
+            )
+    if stream is not None:
+        catalogue.check_stream(stream)  # refused as /events?stream= refuses it
+    return Only(tuple(dict.fromkeys(types or ())), stream)
 
 
 def frame(event: Event) -> bytes:
@@ -152,9 +195,14 @@ def endpoint(hub: Hub) -> Callable[..., Coroutine[Any, Any, Response]]:
         who: Principal = Depends(principal),  # noqa: B008 (FastAPI's way)
         after: str | None = None,
         access_token: str | None = None,
+        type: Annotated[list[str] | None, Query(max_length=50)] = None,
+        stream: Annotated[str | None, Query(max_length=512)] = None,
     ) -> Response:
         """Server-Sent Events of new events, each with its position as id. Resume with the
-        Last-Event-ID header (or `?after=POS`); EventSource may pass `?access_token=`."""
+        Last-Event-ID header (or `?after=POS`); EventSource may pass `?access_token=`.
+        `type` (repeat it: any of them) and `stream` keep only those events; an id is still
+        the event's position, so a resume under the same filter has no gap and no duplicate."""
+        want = only(type, stream)
         sent = _start(request.headers.get("last-event-id"), after, hub)
         queue = hub.subscribe()
 
@@ -163,7 +211,7 @@ def endpoint(hub: Hub) -> Callable[..., Coroutine[Any, Any, Response]]:
             try:
                 yield b"retry: 1000\n: stream of fleetgit events\n\n"
                 while True:  # what it missed, from the index
-                    batch = await anyio.to_thread.run_sync(hub.backlog, sent)
+                    batch = await anyio.to_thread.run_sync(hub.backlog, sent, want)
                     for event in batch:
                         yield frame(event)
                         sent = event.pos or sent
@@ -179,8 +227,9 @@ def endpoint(hub: Hub) -> Callable[..., Coroutine[Any, Any, Response]]:
                         return
                     if (item.pos or 0) <= sent:
                         continue
-                    yield frame(item)
-                    sent = item.pos or sent
+                    sent = item.pos or sent  # taken or not: it is behind this subscriber
+                    if want.takes(item):
+                        yield frame(item)
             finally:
                 hub.subscribers.discard(queue)
 

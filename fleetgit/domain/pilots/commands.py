@@ -14,7 +14,7 @@ from fleetgit.domain.pilots.fold import active
 from fleetgit.domain.pilots.identity import check_callsign
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import EventSpec
-from fleetgit.ledger.errors import NotFoundError, ValidationError
+from fleetgit.ledger.errors import ConflictError, NotFoundError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,10 +34,13 @@ def register(
     model: str | None = None,
     task: str | None = None,
     email: str | None = None,
+    new: bool = False,
 ) -> dict[str, Any]:
     """Join the fleet, or rejoin after deregistering; what is not given is kept from before.
     `email` is the git committer email of the pilot's commits: the hooks judge a commit that
-    carries no Fleet-Pilot trailer as the pilot registered with its committer's email."""
+    carries no Fleet-Pilot trailer as the pilot registered with its committer's email.
+    `new`: only a callsign the ledger has never registered (decided under the writer's lock), for
+    a caller with no identity of its own: it may join, never take over an existing pilot."""
     check_callsign(callsign)
     data: dict[str, Any] = {
         "callsign": callsign,
@@ -47,7 +50,18 @@ def register(
     }
     if email is not None:
         data["email"] = check_email(email)
-    fleet.transact(lambda: [spec("pilot_registered", callsign, data)])
+
+    def plan() -> list[EventSpec]:
+        if new and fleet.index.stream_version(f"pilot/{callsign}"):
+            raise ConflictError(
+                f"pilot {callsign!r} is registered already: a registration without its identity"
+                " cannot take it over",
+                hint=f"choose another callsign; {callsign} itself rejoins with its own token"
+                f" (fleetgit --as {callsign} token create)",
+            )
+        return [spec("pilot_registered", callsign, data)]
+
+    fleet.transact(plan)
     return show(fleet, callsign)
 
 

@@ -413,19 +413,19 @@ def listing(
     ready: bool = False,
     claimed: bool = False,
     limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """The sorties that pass the filters, by priority then creation; the first `limit` only
-    (None or 0: all), cut in SQL, so that a page of 20 of 2,000 open sorties reads 20.
-    `status`: one or several; `claimed`: only those with an assignee."""
+    """The sorties that pass the filters, by priority then creation; a page of them with
+    `limit` (None or 0: all) and `offset`, cut in SQL, so that a page of 20 of 2,000 open
+    sorties reads 20. `status`: one or several; `claimed`: only those with an assignee."""
     where, params = _filters(fleet, mission, status, assigned_to, ready, claimed)
     sql = (
         "SELECT s.sortie_id, s.mission_id, s.title, s.priority, s.status, s.assignee, s.percent,"
         " s.created_hlc FROM sorties s"
         + where
-        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc"
-        + (" LIMIT ?" if limit else "")
+        + f" ORDER BY {missions.priority_rank('s.priority')}, s.created_hlc LIMIT ? OFFSET ?"
     )
-    cur = fleet.index.conn.execute(sql, [*params, limit] if limit else params)
+    cur = fleet.index.conn.execute(sql, [*params, limit or -1, offset])
     names = [c[0] for c in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur]
 
@@ -450,6 +450,21 @@ def page(
         lambda: fleet.index.conn.execute(sql, params).fetchone()[0],
     )
     return rows, int(total) - len(rows)
+
+
+def count(
+    fleet: Fleet,
+    *,
+    mission: str | None = None,
+    status: str | Sequence[str] | None = None,
+    assigned_to: str | None = None,
+    ready: bool = False,
+    claimed: bool = False,
+) -> int:
+    """How many sorties `listing` lists with no limit."""
+    where, params = _filters(fleet, mission, status, assigned_to, ready, claimed)
+    sql = f"SELECT count(*) FROM sorties s{where}"
+    return int(fleet.index.conn.execute(sql, params).fetchone()[0])
 
 
 def _filters(

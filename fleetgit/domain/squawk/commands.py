@@ -117,24 +117,43 @@ def message(fleet: Fleet, mid: str) -> dict[str, Any]:
 
 
 def _decorate(fleet: Fleet, out: dict[str, Any]) -> dict[str, Any]:
-    out["sent_at"] = clock.iso_ms(clock.hlc_ms(out.pop("sent_hlc")))
-    out["ack_required"] = bool(out["ack_required"])
-    out["recipients"] = [
-        {
-            "callsign": c,
-            "kind": k,
-            "read": r is not None,
-            "acked": a is not None,
-            "notes": n,
-            "archived": bool(x),
-        }
-        for c, k, r, a, n, x in fleet.index.conn.execute(
-            "SELECT callsign, kind, read_ms, acked_ms, ack_notes, archived FROM recipients"
-            " WHERE message_id = ? ORDER BY kind DESC, callsign",
-            (out["message_id"],),
-        )
-    ]
-    return out
+    return _decorate_all(fleet, [out])[0]
+
+
+def _decorate_all(fleet: Fleet, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each message with its recipients' read and ack state: one query per 500 messages (one
+    per message made a thread, a search or the dashboard's list cost a query each)."""
+    recipients: dict[str, list[dict[str, Any]]] = {r["message_id"]: [] for r in rows}
+    ids = list(recipients)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for m, c, k, r, a, n, x in fleet.index.conn.execute(
+            "SELECT message_id, callsign, kind, read_ms, acked_ms, ack_notes, archived"
+            f" FROM recipients WHERE message_id IN ({','.join('?' * len(chunk))})"
+            " ORDER BY message_id, kind DESC, callsign",
+            chunk,
+        ):
+            recipients[m].append(
+                {
+                    "callsign": c,
+                    "kind": k,
+                    "read": r is not None,
+                    "acked": a is not None,
+                    "notes": n,
+                    "archived": bool(x),
+                }
+            )
+    for out in rows:
+        out["sent_at"] = clock.iso_ms(clock.hlc_ms(out.pop("sent_hlc")))
+        out["ack_required"] = bool(out["ack_required"])
+        out["recipients"] = recipients[out["message_id"]]
+    return rows
+
+
+def newest(fleet: Fleet, limit: int) -> list[dict[str, Any]]:
+    """Everybody's newest `limit` messages, newest first, with their recipients' state."""
+    sql = f"SELECT {_COLUMNS} FROM messages m ORDER BY m.sent_hlc DESC LIMIT ?"
+    return _decorate_all(fleet, _rows(fleet, sql, [limit]))
 
 
 def _rows(fleet: Fleet, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
@@ -246,7 +265,7 @@ def thread(fleet: Fleet, ref: str) -> list[dict[str, Any]]:
         f"SELECT {_COLUMNS} FROM messages m WHERE m.thread_id = ? ORDER BY m.sent_hlc",
         [thread_of(fleet, ref)],
     )
-    return [_decorate(fleet, r) for r in rows]
+    return _decorate_all(fleet, rows)
 
 
 def search(
@@ -263,7 +282,7 @@ def search(
     limit = -1 if limit is None else limit  # SQLite: a negative limit is none
     match = _match(query, fts)
     rows = _matching(query, lambda: _rows(fleet, sql, [match, limit]))
-    return [_decorate(fleet, r) for r in rows]
+    return _decorate_all(fleet, rows)
 
 
 def search_count(fleet: Fleet, query: str, *, fts: bool = False) -> int:
@@ -351,4 +370,4 @@ def sent(fleet: Fleet) -> list[dict[str, Any]]:
         f"SELECT {_COLUMNS} FROM messages m WHERE m.sender = ? ORDER BY m.sent_hlc DESC",
         [fleet.me()],
     )
-    return [_decorate(fleet, r) for r in rows]
+    return _decorate_all(fleet, rows)

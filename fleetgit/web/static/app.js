@@ -212,7 +212,7 @@ function renderCharts(charts) {
 async function refresh() {
   refreshTimer = null;
   try {
-    const board = await api("/board");
+    const board = await api(firstLoad ? "/board" : "/board?events=0");  // then the stream
     renderPilots(board.pilots);
     renderReservations(board.reservations);
     renderBoard(board.missions, board.sorties, board.sortie_statuses);
