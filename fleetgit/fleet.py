@@ -23,7 +23,7 @@ from fleetgit.git.paths import RepoPaths, locate
 from fleetgit.git.repo import FLEET_ATTRIBUTES
 from fleetgit.git.sources import WorktreeFile
 from fleetgit.guard import rules
-from fleetgit.index import Index, IngestResult
+from fleetgit.index import Index, IngestResult, trust
 from fleetgit.index.catchup import Progress
 from fleetgit.index.reads import (
     EventFilter,
@@ -35,7 +35,7 @@ from fleetgit.index.reads import (
 )
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
-from fleetgit.ledger import clock, safefs, schema
+from fleetgit.ledger import clock, keys, safefs, schema, sigs
 from fleetgit.ledger.codec import Event, EventSpec, encode
 from fleetgit.ledger.config import DEFAULT_TOML, Config, load
 from fleetgit.ledger.errors import ConflictError, ValidationError
@@ -129,6 +129,7 @@ class Fleet:
         self._clock_ms: int | None = None  # at_rev: the commit's time stands for now
         self.appended = 0  # events this Fleet wrote
         self._written = -1  # inside an append: the fd of the segment written, not yet fsynced
+        self._new_keys: dict[str, str] = {}  # callsign -> public key made for this batch
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
@@ -362,6 +363,8 @@ class Fleet:
         joining = self._check_registered(specs, actor)
         if joining:
             specs, datas = [*joining, *specs], [*self._validate(joining), *datas]
+        if self.config.trust != "off":
+            datas = self._with_keys(specs, datas, actor)
         seqs = self._assign_seqs(specs)
         if domain_rules:  # emit: the domain's rules, as the commands apply them
             from fleetgit.domain import emitcheck
@@ -370,6 +373,7 @@ class Fleet:
         facts = self.index.writer_facts(self.writer.id)
         number = self._segment_for_append(state, facts.max_segment)
         events, lines = self._build(specs, datas, seqs, state, actor, facts)
+        lines = self._sign(number, events, lines)
         payload = b"".join(lines)
         st, tail, self._written = self.writer.write(number, payload)
         self._ingest_own(number, st, events, lines, tail)
@@ -482,6 +486,67 @@ class Fleet:
         state.hlc, state.wseq = hlc, wseq
         return events, lines
 
+    def _with_keys(
+        self, specs: Sequence[EventSpec], datas: list[dict[str, Any]], actor: str | None
+    ) -> list[dict[str, Any]]:
+        """A pilot registering a new name gets a key (made in this clone's git dir, kept
+        there) whose public half goes into its registration; a name that has keys already can
+        be registered again only by a clone holding one of them (no clone takes over a name)."""
+        out = list(datas)
+        self._new_keys.clear()
+        for i, s in enumerate(specs):
+            if s.type not in ("pilot_registered", "pilot_spawned") or "key" in out[i]:
+                continue
+            callsign = out[i]["callsign"]
+            if self._pilot_keys(callsign):
+                if s.type == "pilot_registered":
+                    self._key_of(callsign)  # refuses when this clone holds none of its keys
+                continue
+            out[i] = {**out[i], "key": keys.public(keys.create(self.paths.common_dir, callsign))}
+            self._new_keys[callsign] = out[i]["key"]
+        return out
+
+    def _pilot_keys(self, callsign: str) -> set[str]:
+        rows = self.index.conn.execute(
+            "SELECT key FROM pilot_keys WHERE callsign = ? AND revoked_hlc IS NULL", (callsign,)
+        )
+        return {k for (k,) in rows} | (
+            {self._new_keys[callsign]} if callsign in self._new_keys else set()
+        )
+
+    def _key_of(self, callsign: str) -> Any:
+        """This clone's private key of `callsign`, which must be one of its keys in the
+        ledger. None for a pilot with no key (one registered before keys existed) unless the
+        fleet requires signatures."""
+        held = keys.load(self.paths.common_dir, callsign)
+        known = self._pilot_keys(callsign)
+        if held is not None and keys.public(held) in known:
+            return held
+        if known or self.config.trust == "require":
+            raise ValidationError(
+                f"this clone holds no key of pilot {callsign}: it cannot act as {callsign}",
+                hint=f"on a machine that holds it: fleetgit --as {callsign} pilot key export,"
+                f" then here: fleetgit --as {callsign} pilot key import"
+                if known
+                else f"fleetgit --as {callsign} pilot key add (a key for a pilot that has none)",
+            )
+        return None
+
+    def _sign(self, number: int, events: list[Event], lines: list[bytes]) -> list[bytes]:
+        """Sign the batch about to be written (index/trust.py, ledger/sigs.py)."""
+        if self.config.trust == "off" or not any(e.actor for e in events):
+            return lines
+        st = self.writer.stat(number)
+        size = st.st_size if st is not None else 0
+        local = self.paths.local_dir
+        path = self.paths.worktree / self.writer.relpath(number)
+        base = trust.append_base(local, path, self.writer.id, number, size)
+        signed = trust.sign_batch(lines, events, number, base, self._key_of)
+        after = sigs.chain(base, signed)
+        trust.save_base(local, self.writer.id, number, size + sum(map(len, signed)), after)
+        self._new_keys.clear()
+        return signed
+
     def _segment_for_append(self, state: WriterState, max_segment: int) -> int:
         """The segment to append to: the current one unless committed, staged, gone or full."""
         number = max(state.segment, max_segment, 1)
@@ -533,6 +598,7 @@ class Fleet:
         worktree = str(self.paths.worktree)
         result = IngestResult()
         self.index.ingest_own(list(zip(events, lines, strict=True)), result)
+        trust.learn_own(self.index, events)
         self.index.replace_file_stamp(
             WorktreeFile(
                 worktree, relpath, self.writer.id, number, st.st_size, st.st_mtime_ns, st.st_ino

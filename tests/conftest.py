@@ -38,6 +38,8 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("FLEET_CALLSIGN", raising=False)
     monkeypatch.delenv("FLEET_HOOK_MODE", raising=False)
+    # the clones of one test are one machine: its pilots' keys serve them all (ledger/keys.py)
+    monkeypatch.setenv("FLEETGIT_KEY_DIR", str(home / "fleet-keys"))
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -158,10 +160,13 @@ def plant(
     data: dict[str, object],
     actor: str | None,
     seq: int | None = None,
+    *,
+    sign: bool = True,
 ) -> None:
     """An event as another clone could commit it, past every check of `emit` (a crafted line,
-    an older or buggy fleetgit): the canonical line, appended to a segment of a writer of its
-    own. A command that reads the ledger next ingests it as any segment git brought."""
+        an older or buggy fleetgit): the canonical line, appended to a segment of a writer of its
+        own. A command that reads the ledger next ingests it as any segment git brought. Signed with
+    the actor's key when this repository holds it (`sign=False`: unsigned)."""
     from fleetgit.ledger import clock
     from fleetgit.ledger.codec import Event, encode
 
@@ -175,5 +180,45 @@ def plant(
         id=eid, type=etype, v=1, stream=stream, seq=seq or wseq, hlc=clock.make_hlc(now),
         writer="z" * 16, wseq=wseq, actor=actor, ts=clock.iso_ms(now), tx=eid, txn=1, data=data,
     )  # fmt: skip
+    line = encode(event)
+    if sign and actor is not None:
+        line = signed(repo, segment, event, line)
     with open(segment, "ab") as fh:
-        fh.write(encode(event))
+        fh.write(line)
+
+
+def signed(repo: Path, segment: Path, event: object, line: bytes) -> bytes:
+    """`line` (one batch, appended to `segment`) signed with the repository's key of its actor,
+    when the repository holds one (ledger/sigs.py): a crafted line of a pilot whose key is
+    here, as its own clone would sign it."""
+    from fleetgit.index import trust
+    from fleetgit.ledger import keys, sigs
+    from fleetgit.ledger.codec import Event
+    from fleetgit.ledger.names import segment_number
+
+    assert isinstance(event, Event)
+    number = segment_number(segment.name) or 1
+    before = segment.read_bytes().splitlines(keepends=True) if segment.exists() else []
+    base = sigs.chain(sigs.genesis(event.writer, number), before)
+    common = repo / ".git"  # FLEETGIT_KEY_DIR (isolated_env) wins over it
+    (out,) = trust.sign_batch([line], [event], number, base, lambda a: keys.load(common, a))
+    return out
+
+
+def signed_segment(repo: Path, number: int, events: list[Any]) -> bytes:
+    """The bytes of segment `number` holding `events` (batches by tx, from the segment's start),
+    each batch signed with the repository's keys of its actors (ledger/sigs.py)."""
+    from fleetgit.index import trust
+    from fleetgit.ledger import keys, sigs
+    from fleetgit.ledger.codec import encode
+
+    common = repo / ".git"
+    out: list[bytes] = []
+    i = 0
+    while i < len(events):
+        batch = events[i : i + events[i].txn]
+        base = sigs.chain(sigs.genesis(events[i].writer, number), out)
+        lines = [encode(e) for e in batch]
+        out += trust.sign_batch(lines, batch, number, base, lambda a: keys.load(common, a))
+        i += len(batch)
+    return b"".join(out)

@@ -107,13 +107,21 @@ def grant(pattern: str, *, holder: str = "mallory", **kw: Any) -> bytes:
 
 
 class Scenario:
-    def __init__(self, tmp: Path) -> None:
+    """A victim clone and an attacker's clone of one bare remote. `trust`: the victim's policy
+    (.fleet/config.toml). Most scenarios test what intake refuses whoever signed it, with
+    an attacker (mallory) no key vouches for, so under `warn`; the signature scenarios
+    (tests/test_trust.py) use `require`."""
+
+    def __init__(self, tmp: Path, trust: str = "warn") -> None:
         self.tmp = tmp
         self.bare = tmp / "remote.git"
         git(tmp, "init", "-q", "--bare", "-b", "main", str(self.bare))
         self.victim = make_repo(tmp / "victim")
         v = self.victim
         self.ok(v, "init")
+        config = v / ".fleet/config.toml"
+        text = config.read_text(encoding="utf-8")
+        config.write_text(text.replace('trust = "require"', f'trust = "{trust}"'), "utf-8")
         git(v, "add", ".fleet", ".gitattributes")
         git(v, "commit", "-q", "-m", "fleet")
         git(v, "remote", "add", "origin", str(self.bare))

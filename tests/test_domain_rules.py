@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event, encode
-from tests.conftest import git, plant
+from tests.conftest import git, plant, signed
 from tests.test_crew import projection_snapshot
 from tests.test_projections import assert_folds_like_a_rebuild
 
@@ -152,8 +152,9 @@ def _ahead(repo: Path, etype: str, stream: str, data: dict[str, Any], actor: str
         id=eid, type=etype, v=1, stream=stream, seq=wseq, hlc=clock.make_hlc(at),
         writer="y" * 16, wseq=wseq, actor=actor, ts=clock.iso_ms(at), tx=eid, txn=1, data=data,
     )  # fmt: skip
+    line = signed(repo, segment, event, encode(event))
     with open(segment, "ab") as fh:
-        fh.write(encode(event))
+        fh.write(line)
 
 
 def test_a_forced_release_counts_once_the_holder_was_silent_for_the_limit(

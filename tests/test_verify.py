@@ -11,9 +11,9 @@ import pytest
 from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
 from fleetgit.ledger import clock
-from fleetgit.ledger.codec import Event, encode
+from fleetgit.ledger.codec import Event
 from fleetgit.ledger.segments import line_hash
-from tests.conftest import CREW_EVENTS, git
+from tests.conftest import CREW_EVENTS, git, signed_segment
 
 WRITER = "handwritten00001"
 
@@ -42,7 +42,7 @@ def event(wseq: int, *, v: int = 1, data: dict[str, Any] | None = None) -> Event
 def handwrite(repo: Path, *events: Event) -> None:
     folder = repo / ".fleet/events" / WRITER
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "00000001.jsonl").write_bytes(b"".join(encode(e) for e in events))
+    (folder / "00000001.jsonl").write_bytes(signed_segment(repo, 1, list(events)))
 
 
 def problems(repo: Path) -> list[tuple[str, str]]:
@@ -164,9 +164,14 @@ def test_of_two_copies_of_an_id_the_lower_hash_counts_and_a_far_clock_is_held(
     altered = first._replace(data={"status": "idle"})  # same id, other bytes
     ahead_ms = clock.now_ms() + 10 * 24 * 3600 * 1000
     future = event(2)._replace(hlc=clock.make_hlc(ahead_ms), ts=clock.iso_ms(ahead_ms))
-    copies = (altered, first) if altered_first else (first, altered)
-    handwrite(repo, first, *copies, future)  # a plain copy, a conflict, a far clock
-    winner = min((first, altered), key=lambda e: line_hash(encode(e)))
+    handwrite(repo, first, altered, future)  # each line signed where it is written...
+    segment = repo / ".fleet/events" / WRITER / "00000001.jsonl"
+    one, two, three = segment.read_bytes().splitlines(True)
+    # ...then a plain copy of the first line (same bytes), a conflict, a far clock
+    segment.write_bytes(
+        b"".join((one, two, one, three) if altered_first else (one, one, two, three))
+    )
+    winner = first if line_hash(one) < line_hash(two) else altered
     with Fleet.open(repo) as fleet:
         status = fleet.index_status()
         assert status["events"] == 1 + CREW_EVENTS  # copies add nothing; the far clock waits

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from tests.conftest import plant
+from tests.conftest import plant, signed_segment
 from tests.test_sync import fg, make_net, sync
 
 
@@ -86,7 +86,7 @@ def test_only_the_actor_withdraws_and_a_tombstone_by_another_counts_for_nothing(
 def test_a_tombstone_that_arrives_before_its_event_is_honoured(repo: Path) -> None:
     """Another clone's segment holds both; catch-up may read the tombstone first."""
     from fleetgit.ledger import clock
-    from fleetgit.ledger.codec import Event, encode
+    from fleetgit.ledger.codec import Event
 
     now = clock.now_ms()
     rid, (eid, tid) = "res-zzzzzzzzzzzz", clock.uuid7s(2)
@@ -102,9 +102,13 @@ def test_a_tombstone_that_arrives_before_its_event_is_honoured(repo: Path) -> No
     )  # fmt: skip
     wdir = repo / ".fleet/events" / ("y" * 16)
     wdir.mkdir(parents=True)
-    (wdir / "00000002.jsonl").write_bytes(encode(tomb))  # read first: the later segment...
+    (wdir / "00000002.jsonl").write_bytes(
+        signed_segment(repo, 2, [tomb])
+    )  # read first: the later segment...
     fg(repo, "reservations")
-    (wdir / "00000001.jsonl").write_bytes(encode(grant))  # ...then the event it withdraws
+    (wdir / "00000001.jsonl").write_bytes(
+        signed_segment(repo, 1, [grant])
+    )  # ...then the event it withdraws
     assert fg(repo, "reservations").out.strip() == "no reservations"
     assert orjson.loads(fg(repo, "index", "status", "--json").out)["refused"] == 0
     # the control: the same grant without its tombstone counts

@@ -163,7 +163,7 @@ class Index(IndexDB):
                 fd, offset, f.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
             )
             self.record_problems(f.relpath, 0, parsed.problems)  # offsets in the file
-            self.ingest(parsed.events, result)
+            self.ingest(parsed.events, result, (f.writer, f.number, offset))
             result.files_read += 1
             tail_start = max(0, parsed.good_end - _TAIL)
             tail = os.pread(fd, parsed.good_end - tail_start, tail_start)
@@ -248,7 +248,7 @@ class Index(IndexDB):
                 )
                 del data
                 self.record_problems(where, 0, parsed.problems)
-                self.ingest(parsed.events, result)
+                self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
         for path, what in bad:  # a link, a submodule, a file where a directory belongs

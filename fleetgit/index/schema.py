@@ -16,6 +16,8 @@ DERIVED_TABLES = (
     "anomalies",
     "held",
     "refused",
+    "pilot_keys",
+    "quarantine",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
 # Clone-local state a rebuild carries over into the index it builds (with `meta`'s settings).
@@ -108,6 +110,36 @@ CREATE TABLE IF NOT EXISTS held (
     writer TEXT NOT NULL,
     hlc INTEGER NOT NULL,
     line BLOB NOT NULL,
+    PRIMARY KEY (id, hash)
+);
+-- Pilots' public keys, from the events, each valid from its addition to its revocation in total
+-- order (index/trust.py).
+CREATE TABLE IF NOT EXISTS pilot_keys (
+    callsign TEXT NOT NULL,
+    key TEXT NOT NULL,
+    added_hlc INTEGER NOT NULL,
+    added_writer TEXT NOT NULL,
+    added_wseq INTEGER NOT NULL,
+    revoked_hlc INTEGER,
+    revoked_writer TEXT,
+    revoked_wseq INTEGER,
+    PRIMARY KEY (callsign, key)
+);
+-- Events no valid signature of their actor covers (index/trust.py): kept = 0, not events of
+-- the index (trust = "require"); kept = 1, ingested anyway (trust = "warn").
+CREATE TABLE IF NOT EXISTS quarantine (
+    id TEXT NOT NULL,
+    hash INTEGER NOT NULL,
+    tx TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    wseq INTEGER NOT NULL,
+    hlc INTEGER NOT NULL,
+    actor TEXT,
+    type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    line BLOB NOT NULL,
+    kept INTEGER NOT NULL,
     PRIMARY KEY (id, hash)
 );
 -- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).

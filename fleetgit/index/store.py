@@ -385,11 +385,22 @@ class IndexDB:
         self.note_clashes(projections.apply_own(self.conn, [e for e, _ in items]))
         self.settle_clashes()
 
-    def ingest(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
+    def ingest(
+        self,
+        items: list[tuple[Event, bytes]],
+        result: IngestResult,
+        source: tuple[str, int, int] | None = None,
+    ) -> None:
         """Add events not seen before, in the order given. Only new events reach the INSERT, so
         a copy (a committed blob of a segment already read from the work tree) never takes a
         position: positions stay dense. A batch stamped too far ahead is held back (`hold`).
-        The same id with other bytes is recorded, and decided by `_insert_new`."""
+        The same id with other bytes is recorded, and decided by `_insert_new`.
+        `source`: (writer, segment, offset read from) of the lines: their signatures are
+        checked (index/trust.py) and what the policy refuses is quarantined."""
+        if source is not None:
+            from fleetgit.index import trust
+
+            items = trust.screen(self, items, *source)
         items = self.hold(items)
         if not items:
             return

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "max_clock_skew_seconds": 300,
     "sync": "manual",  # manual | on-write: each writing command publishes (fleetgit sync)
     "sync_timeout": 5,  # seconds an on-write publish may take before it gives up (a warning)
+    "trust": "warn",  # off | warn | require: signatures (index/trust.py); init writes require
 }
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
         max_clock_skew_seconds: int = 300
         sync: str = "manual"
         sync_timeout: int = 5
+        trust: str = "warn"
 
 else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
     from collections import namedtuple
@@ -55,10 +57,13 @@ else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
     Config = namedtuple("Config", DEFAULTS, defaults=DEFAULTS.values())
 
 
+INIT_CONFIG = Config(trust="require")  # what DEFAULT_TOML says; a ledger without `trust`: warn
+
 CHOICES = {
     "hook_mode": ("enforce", "warn"),
     "fsync": ("always", "never"),
     "sync": ("manual", "on-write"),
+    "trust": ("off", "warn", "require"),
 }  # any case
 # (lowest, highest or None): durations are seconds, bounded like every duration (366 days)
 RANGES: dict[str, tuple[int, int | None]] = {
@@ -87,6 +92,7 @@ max_event_bytes = 262144              # one event's encoded size limit
 max_clock_skew_seconds = 300          # events further in the future are flagged, not followed
 sync = "manual"                       # manual | on-write: each write publishes (fleetgit sync)
 sync_timeout = 5                      # seconds an on-write publish may take (then a warning)
+trust = "require"                     # off | warn | require: each event signed by its pilot
 """
 
 
@@ -138,7 +144,7 @@ def _read_text(path: str | os.PathLike[str]) -> str | None:
 def parse(text: str, path: str | os.PathLike[str]) -> Config:
     """The settings `text` (the file at `path`, named in errors) holds, checked strictly."""
     if text == DEFAULT_TOML:  # as `fleetgit init` wrote it: skip importing tomllib (~20 ms)
-        return Config()
+        return INIT_CONFIG
     import tomllib
 
     try:

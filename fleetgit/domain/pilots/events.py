@@ -16,6 +16,7 @@ TYPES: tuple[EventType, ...] = (
         opt("model"),
         opt("task_description", "text"),
         opt("email"),  # the git committer email its commits carry: the hooks' fallback attribution
+        opt("key"),  # its Ed25519 public key (ledger/keys.py); signs its events (index/trust.py)
     ),
     define(
         "pilot_active",
@@ -36,6 +37,21 @@ TYPES: tuple[EventType, ...] = (
         opt("program"),
         opt("model"),
         opt("task_description", "text"),
+        opt("key"),  # the spawned pilot's public key, made by its parent
+    ),
+    define(
+        "pilot_key_added",
+        "pilot",
+        None,
+        "A pilot's key signed another key of its own (a second machine, a rotation).",
+        req("key"),
+    ),
+    define(
+        "pilot_key_revoked",
+        "pilot",
+        None,
+        "A pilot's key stops counting for what sorts after this event.",
+        req("key"),
     ),
     define(
         "pilot_terminated",

@@ -1,0 +1,404 @@
+"""Who wrote an event: the signatures of a segment's lines, checked on ingest (issue 17).
+
+`screen` is called once per segment portion that ingest takes (index/store.py `ingest`). Every
+event must be covered by a signature of its actor's key, valid at the event's place in total
+order (ledger/sigs.py says what a signature covers). Policy (`trust` in .fleet/config.toml):
+`off` checks nothing; `warn` ingests everything and records what is not covered in
+`quarantine` (kept = 1); `require` keeps such a batch out of the events (so out of every
+projection, the hooks and the checks) and records it in `quarantine` (kept = 0) with the reason,
+for `fleetgit quarantine` and `verify`. A batch held back for want of a key is screened again
+when a key of its actor arrives (a registration another source brings later).
+
+Keys come from the events themselves, in total order: a pilot's first registration carrying a
+key (signed by that key), `pilot_spawned` (signed by the parent), `pilot_key_added` (signed by a
+key the pilot already had) and `pilot_key_revoked` (signed by any of its keys, the revoked one
+included; the key stops counting for events that sort after the revocation).
+
+Speed: a whole segment (a rebuild, a committed blob) checks ONE signature per actor, its newest,
+when the chain value it states is the segment's real one: it vouches for every byte before it.
+Anything else (a catch-up in the middle of a file, a failure) is checked batch by batch, so a bad
+line is named exactly and the good batches before it still count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from fleetgit.ledger import sigs
+from fleetgit.ledger.codec import Event
+from fleetgit.ledger.segments import line_hash
+
+if TYPE_CHECKING:
+    from fleetgit.index.store import IndexDB
+
+Order = tuple[int, str, int]
+Item = tuple[Event, bytes]
+KEY_TYPES = ("pilot_registered", "pilot_spawned", "pilot_key_added", "pilot_key_revoked")
+
+
+class _Key:
+    __slots__ = ("added", "raw", "revoked", "text")
+
+    def __init__(self, text: str, raw: bytes, added: Order, revoked: Order | None) -> None:
+        self.text, self.raw, self.added, self.revoked = text, raw, added, revoked
+
+    def valid_at(self, order: Order) -> bool:
+        return self.added <= order and (self.revoked is None or order <= self.revoked)
+
+
+class _Keys:
+    """The keys of the pilots a screen meets: from the index, plus what this screen adds."""
+
+    def __init__(self, db: IndexDB) -> None:
+        self.db = db
+        self.by_pilot: dict[str, list[_Key]] = {}
+        self.changed: set[str] = set()
+
+    def of(self, callsign: str) -> list[_Key]:
+        got = self.by_pilot.get(callsign)
+        if got is None:
+            got = []
+            for row in self.db.conn.execute(
+                "SELECT key, added_hlc, added_writer, added_wseq, revoked_hlc, revoked_writer,"
+                " revoked_wseq FROM pilot_keys WHERE callsign = ?",
+                (callsign,),
+            ):
+                raw = sigs.decode_key(row[0])
+                if raw is not None:
+                    revoked = None if row[4] is None else (row[4], row[5], row[6])
+                    got.append(_Key(row[0], raw, (row[1], row[2], row[3]), revoked))
+            self.by_pilot[callsign] = got
+        return got
+
+    def add(self, callsign: str, text: str, at: Order) -> _Key | None:
+        raw = sigs.decode_key(text)
+        if raw is None or any(k.text == text for k in self.of(callsign)):
+            return None
+        key = _Key(text, raw, at, None)
+        self.by_pilot[callsign].append(key)
+        return key
+
+    def save(self, callsign: str, key: _Key) -> None:
+        self.changed.add(callsign)
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO pilot_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (callsign, key.text, *key.added, *(key.revoked or (None, None, None))),
+        )
+
+
+def _order(e: Event) -> Order:
+    return (e.hlc, e.writer, e.wseq)
+
+
+def _batches(items: list[Item]) -> list[range]:
+    """The batches, as the parse made them (complete: `txn` lines of one `tx`)."""
+    out: list[range] = []
+    start = 0
+    while start < len(items):
+        end = start + max(1, items[start][0].txn)
+        out.append(range(start, min(end, len(items))))
+        start = end
+    return out
+
+
+class _Segment:
+    """One portion of a segment being screened."""
+
+    def __init__(self, items: list[Item], writer: str, segment: int, keys: _Keys) -> None:
+        self.items, self.writer, self.segment, self.keys = items, writer, segment, keys
+        split = [sigs.split(line) for _, line in items]
+        self.bodies = [b for b, _ in split]
+        self.fields = [f for _, f in split]
+        self.covered = [items[i][0].actor is None for i in range(len(items))]
+        self.reason: dict[int, str] = {}
+
+    def _signature_ok(self, batch: range, k: int, base: bytes, order_of: list[int]) -> _Key | None:
+        """The key of k's actor that made k's signature and is valid at every line of
+        `order_of` (indexes), or None."""
+        packed = sigs.unpack(self.fields[k] or b"")
+        if packed is None:
+            return None
+        stated, signature = packed
+        if stated != base:
+            return None
+        before = [self.items[j][1] for j in range(batch.start, k)]
+        msg = sigs.message(self.writer, self.segment, base, before, self.bodies[k])
+        actor = self.items[k][0].actor
+        assert actor is not None
+        from fleetgit.ledger import keys
+
+        for key in self.keys.of(actor):
+            if all(key.valid_at(_order(self.items[j][0])) for j in order_of) and keys.verify(
+                key.raw, signature, msg
+            ):
+                return key
+        return None
+
+    def check_batch(self, batch: range) -> None:
+        """Cover the lines of one batch by the batch's own signatures (the chain value each
+        states stands for what came before: it cannot be checked here)."""
+        items = self.items
+        for actor in {a for i in batch if (a := items[i][0].actor) is not None}:
+            mine = [i for i in batch if items[i][0].actor == actor and not self.covered[i]]
+            if not mine:
+                continue
+            signed = [i for i in batch if items[i][0].actor == actor and self.fields[i]]
+            if not signed:
+                for i in mine:
+                    self.reason[i] = f"unsigned: no signature of {actor} covers it"
+                continue
+            last = signed[-1]
+            packed = sigs.unpack(self.fields[last] or b"")
+            base = packed[0] if packed else b""
+            todo = [i for i in mine if i <= last]
+            if not self.keys.of(actor):
+                why = f"no key of pilot {actor} is known (not registered with a key)"
+            elif self._signature_ok(batch, last, base, todo) is not None:
+                for i in todo:
+                    self.covered[i] = True
+                why = f"after the last signature of {actor} in its batch"
+            else:
+                why = f"bad signature: not made by a key of {actor} valid at its time"
+            for i in mine:
+                if not self.covered[i]:
+                    self.reason[i] = why
+
+    def check_whole(self, batches: list[range]) -> None:
+        """A segment read from its start: the newest signature of each actor, when the chain
+        value it states is right, covers every line of that actor before it."""
+        items = self.items
+        newest: dict[str, tuple[int, range]] = {}
+        starts: dict[int, range] = {}
+        for batch in batches:
+            for i in batch:
+                actor = items[i][0].actor
+                if actor is not None and self.fields[i] is not None:
+                    newest[actor] = (i, batch)
+                    starts[batch.start] = batch
+        if not newest:
+            return
+        wanted = {b.start for _, b in newest.values()}
+        chain = sigs.genesis(self.writer, self.segment)
+        base_at: dict[int, bytes] = {}
+        done = 0
+        for start in sorted(wanted):
+            chain = sigs.chain(chain, [line for _, line in items[done:start]])
+            done = start
+            base_at[start] = chain
+        for actor, (k, batch) in newest.items():
+            mine = [i for i in range(k + 1) if items[i][0].actor == actor]
+            key = self._signature_ok(batch, k, base_at[batch.start], [])
+            if key is None:
+                continue
+            for i in mine:
+                if key.valid_at(_order(items[i][0])):
+                    self.covered[i] = True
+
+
+def screen(db: IndexDB, items: list[Item], writer: str, segment: int, start: int) -> list[Item]:
+    """The items ingest may take from one portion of `writer`'s `segment` read from byte `start`
+    (all of them under `warn`; under `require`, not the batches with an uncovered event),
+    plus quarantined batches that a key arriving now lets in."""
+    policy = db.config.trust
+    if policy == "off" or not items:
+        return items
+    keys = _Keys(db)
+    seg = _Segment(items, writer, segment, keys)
+    batches = _batches(items)
+    _learn_keys(seg, batches)
+    if start == 0:
+        seg.check_whole(batches)
+    for batch in batches:
+        if not all(seg.covered[i] for i in batch):
+            seg.check_batch(batch)
+    keep: list[Item] = []
+    bad: list[tuple[Item, str]] = []
+    for batch in batches:
+        if all(seg.covered[i] for i in batch):
+            keep.extend(items[i] for i in batch)
+            continue
+        first = next(seg.reason[i] for i in batch if i in seg.reason)
+        for i in batch:
+            why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
+            bad.append((items[i], why))
+        if policy == "warn":
+            keep.extend(items[i] for i in batch)
+    if bad:
+        _quarantine(db, bad, segment, kept=policy == "warn")
+    if keys.changed and policy == "require":
+        keep.extend(_released(db, keys))
+    return keep
+
+
+def _learn_keys(seg: _Segment, batches: list[range]) -> None:
+    """Take the keys this portion's key events bring, each checked by its own batch first (in
+    the segment's order, which is its writer's total order)."""
+    items, keys = seg.items, seg.keys
+    for batch in batches:
+        if not any(items[i][0].type in KEY_TYPES for i in batch):
+            continue
+        tentative: list[tuple[str, _Key]] = []
+        for i in batch:
+            e = items[i][0]
+            text = e.data.get("key")
+            new_name = e.actor and e.data.get("callsign") == e.actor and not keys.of(e.actor)
+            if e.type == "pilot_registered" and isinstance(text, str) and e.actor and new_name:
+                key = keys.add(e.actor, text, _order(e))  # a new name: its own key
+                if key is not None:
+                    tentative.append((e.actor, key))
+        seg.check_batch(batch)
+        if not all(seg.covered[i] for i in batch):
+            for callsign, key in tentative:
+                keys.by_pilot[callsign].remove(key)
+            continue
+        for callsign, key in tentative:
+            keys.save(callsign, key)
+        for i in batch:
+            e = items[i][0]
+            text = e.data.get("key")
+            if not isinstance(text, str) or e.actor is None:
+                continue
+            if e.type == "pilot_spawned":
+                child = str(e.data.get("callsign"))
+                if not keys.of(child):
+                    key = keys.add(child, text, _order(e))
+                    if key is not None:
+                        keys.save(child, key)
+            elif e.type == "pilot_key_added":
+                key = keys.add(e.actor, text, _order(e))
+                if key is not None:
+                    keys.save(e.actor, key)
+            elif e.type == "pilot_key_revoked":
+                for key in keys.of(e.actor):
+                    if key.text == text and (key.revoked is None or _order(e) < key.revoked):
+                        key.revoked = _order(e)
+                        keys.save(e.actor, key)
+
+
+def learn_own(db: IndexDB, events: list[Event]) -> None:
+    """The keys this clone's own append brings (signed here: nothing to check)."""
+    if db.config.trust == "off" or not any(e.type in KEY_TYPES for e in events):
+        return
+    keys = _Keys(db)
+    for e in events:
+        text = e.data.get("key")
+        if e.type not in KEY_TYPES or not isinstance(text, str) or e.actor is None:
+            continue
+        if e.type in ("pilot_registered", "pilot_spawned"):
+            callsign = str(e.data.get("callsign"))
+            if keys.of(callsign):
+                continue
+            key = keys.add(callsign, text, _order(e))
+        elif e.type == "pilot_key_added":
+            key = keys.add(e.actor, text, _order(e))
+        else:
+            key = None
+            for old in keys.of(e.actor):
+                if old.text == text and old.revoked is None:
+                    old.revoked = _order(e)
+                    keys.save(e.actor, old)
+        if key is not None:
+            keys.save(e.actor if e.type == "pilot_key_added" else callsign, key)
+
+
+def _quarantine(db: IndexDB, bad: list[tuple[Item, str]], segment: int, *, kept: bool) -> None:
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (e.id, line_hash(line), e.tx, e.writer, segment, e.wseq, e.hlc, e.actor, e.type,
+             why, line, int(kept))
+            for (e, line), why in bad
+        ],
+    )  # fmt: skip
+
+
+def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
+    """Quarantined batches of the pilots whose keys just changed, now covered: out of the
+    quarantine and into the index."""
+    from fleetgit.domain.catalogue import CATALOGUE
+    from fleetgit.ledger.intake import check
+
+    marks = ",".join("?" * len(keys.changed))
+    rows = db.conn.execute(
+        "SELECT writer, segment, line FROM quarantine WHERE kept = 0 AND tx IN"
+        f" (SELECT tx FROM quarantine WHERE actor IN ({marks})) ORDER BY writer, segment, rowid",
+        sorted(keys.changed),
+    ).fetchall()
+    groups: dict[tuple[str, int], list[Item]] = {}
+    for writer, segment, line in rows:
+        groups.setdefault((writer, segment), []).append((check(line, writer, CATALOGUE), line))
+    out: list[Item] = []
+    for (writer, segment), items in groups.items():
+        seg = _Segment(items, writer, segment, keys)
+        for batch in _batches(items):
+            seg.check_batch(batch)
+            if all(seg.covered[i] for i in batch):
+                db.conn.executemany(
+                    "DELETE FROM quarantine WHERE id = ? AND hash = ?",
+                    [(items[i][0].id, line_hash(items[i][1])) for i in batch],
+                )
+                out.extend(items[i] for i in batch)
+    return out
+
+
+def quarantined(db: IndexDB) -> list[dict[str, Any]]:
+    """The quarantined events, in total order, for `fleetgit quarantine` and `verify`."""
+    rows = db.conn.execute(
+        "SELECT id, writer, segment, wseq, actor, type, reason, kept FROM quarantine"
+        " ORDER BY hlc, writer, wseq"
+    ).fetchall()
+    return [
+        {
+            "id": r[0], "writer": r[1], "segment": r[2], "wseq": r[3], "actor": r[4],
+            "type": r[5], "reason": r[6], "kept": bool(r[7]),
+        }
+        for r in rows
+    ]  # fmt: skip
+
+
+def sign_batch(
+    lines: list[bytes], events: list[Event], segment: int, base: bytes, key_of: Any
+) -> list[bytes]:
+    """Sign a batch about to be appended: for each actor, its last line in the batch carries
+    the signature (ledger/sigs.py). `base`: the segment's chain before the batch. `key_of`:
+    callsign -> private key (or None: the line stays unsigned)."""
+    from fleetgit.ledger import keys
+
+    last: dict[str, int] = {}
+    for i, e in enumerate(events):
+        if e.actor is not None:
+            last[e.actor] = i
+    out = list(lines)
+    for actor, k in sorted(last.items(), key=lambda kv: kv[1]):
+        key = key_of(actor)
+        if key is None:
+            continue
+        writer = events[k].writer
+        msg = sigs.message(writer, segment, base, out[:k], lines[k])
+        out[k] = sigs.join(lines[k], base, keys.sign(key, msg))
+    return out
+
+
+def append_base(local_dir: Any, path: Any, writer: str, number: int, size: int) -> bytes:
+    """The chain of this writer's segment `number` (at `path`, `size` bytes long) before the
+    next batch: remembered by the last append in `<git-dir>/fleet/sigchain` (a hint, checked
+    against the size), else read from the segment."""
+    if size <= 0:
+        return sigs.genesis(writer, number)
+    try:
+        with open(local_dir / "sigchain", "rb") as fh:
+            w, n, s, value = fh.read(200).split()
+        if (w.decode(), int(n), int(s)) == (writer, number, size):
+            return bytes.fromhex(value.decode())
+    except (OSError, ValueError):
+        pass
+    with open(path, "rb") as fh:
+        data = fh.read(size)
+    return sigs.chain(sigs.genesis(writer, number), data.splitlines(keepends=True))
+
+
+def save_base(local_dir: Any, writer: str, number: int, size: int, value: bytes) -> None:
+    tmp = local_dir / "sigchain"
+    with open(tmp, "wb") as fh:
+        fh.write(f"{writer} {number} {size} {value.hex()}\n".encode())
