@@ -27,7 +27,18 @@ from fleetgit.cli.common import (
 # top-level command -> the module that registers it
 GROUPS: dict[str, str] = {
     **dict.fromkeys(
-        ("init", "emit", "events", "show", "stream", "commit", "verify", "schema", "index"),
+        (
+            "init",
+            "emit",
+            "events",
+            "show",
+            "stream",
+            "commit",
+            "verify",
+            "quarantine",
+            "schema",
+            "index",
+        ),
         "ledger",
     ),
     **dict.fromkeys(("reserve", "renew", "release", "reservations", "check", "hooks"), "reserving"),
@@ -75,6 +86,7 @@ COMMAND_LINES: dict[str, str] = {
     "stream": "Show the events of one stream by version.",
     "commit": "Commit the pending .fleet/ segments, and nothing else.",
     "verify": "Check every segment; exit 1 when anything is wrong. Changes nothing.",
+    "quarantine": "List the events no valid signature of their pilot covers, and why.",
     "schema": "Print the JSON Schema of one event type, or list the whole catalogue.",
     "reserve": "Reserve files: all patterns are granted, or none.",
     "renew": "Extend your reservations (all of them, or those named) to --ttl from now; never"
@@ -106,7 +118,7 @@ COMMAND_LINES: dict[str, str] = {
 GROUP_LINES: dict[str, str] = {
     "index": "Inspect or rebuild the local SQLite index.",
     "hooks": "Install, remove or inspect fleetgit's git hooks.",
-    "pilot": "Pilots: register, heartbeat, list, show, deregister.",
+    "pilot": "Pilots: register, heartbeat, list, show, deregister, key.",
     "mission": "Missions: create, list, show, start, complete, cancel, update.",
     "sortie": "Sorties: create, list, show, claim and work through them.",
     "workorder": "Work orders: small tasks under a sortie.",

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
     groups: list[tuple[str, str, Commands]] = [
         (
             "pilot",
-            "Pilots: register, heartbeat, list, show, deregister.\n\n"
+            "Pilots: register, heartbeat, list, show, deregister, key.\n\n"
             "Example: fleetgit pilot register viper-1 --program claude-code --model opus",
             [
                 ("register", pilot_register),
@@ -53,6 +53,7 @@ def register(app: typer.Typer) -> None:
                 ("list", pilot_list),
                 ("show", pilot_show),
                 ("deregister", pilot_deregister),
+                ("key", pilot_key),
             ],
         ),
         (
@@ -198,6 +199,42 @@ def pilot_show(
     with open_fleet(ctx, rev=rev) as fleet, fleet.as_of(as_of):
         out = pilots.show(fleet, callsign)
     _out(out, as_json, detail(out))
+
+
+KEY_ACTIONS = ("export", "import", "add", "rotate")
+
+
+@boundary
+def pilot_key(
+    ctx: typer.Context,
+    action: Annotated[str, typer.Argument(metavar="export|import|add|rotate")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Manage the acting pilot's signing key (Ed25519; docs/trust.md).
+
+    export prints this clone's private key of the pilot (keep it secret); import reads one from
+    stdin, for a second machine of the same pilot (only a key the ledger already lists for it);
+    add gives a key to a pilot registered before keys existed; rotate makes a new key, signed
+    by the old one, and revokes the old one (what it signed before stays valid).
+
+    Example: fleetgit --as viper-1 pilot key export > key (then on the other machine: import < key)
+    """
+    from fleetgit.domain.pilots import keying
+
+    if action not in KEY_ACTIONS:
+        raise UsageError(f"unknown key action {action!r}", hint=f"one of: {', '.join(KEY_ACTIONS)}")
+    with open_fleet(ctx) as fleet:
+        if action == "export":
+            text = keying.export(fleet)
+            _out({"callsign": fleet.me(), "private_key": text}, as_json, text)
+            return
+        if action == "import":
+            out = keying.import_key(fleet, typer.get_text_stream("stdin").read())
+        elif action == "add":
+            out = keying.add(fleet)
+        else:
+            out = keying.rotate(fleet)
+    _out(out, as_json, f"pilot {out['callsign']}: key {out['key']}")
 
 
 @boundary

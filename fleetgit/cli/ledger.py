@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
     app.command("stream")(stream)
     app.command("commit")(commit)
     app.command("verify")(verify)
+    app.command("quarantine")(quarantine)
     app.command("schema")(schema)
     add_group(
         app,
@@ -372,6 +373,34 @@ def verify(
                 typer.echo(f"  {'':16} hint: {problem.hint}")
     if report.failed(strict=strict):
         raise typer.Exit(1)
+
+
+@boundary
+def quarantine(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List the events no valid signature of their pilot covers, and why.
+
+    Under trust = "require" they are kept out of every projection, the hooks and the checks;
+    under "warn" they count and are listed here. Each is named by writer, segment and line.
+
+    Example: fleetgit quarantine --json
+    """
+    from fleetgit.index.trust import quarantined
+
+    with open_fleet(ctx) as fleet:
+        rows = quarantined(fleet.index.conn, fleet.paths.worktree)
+        policy = fleet.config.trust
+    if as_json:
+        print_json({"quarantine": rows, "more": 0, "trust": policy})
+        return
+    if not rows:
+        typer.echo(f"nothing quarantined (trust = {policy})")
+        return
+    for q in rows:
+        where = f"{q['writer']}/{q['segment']:08d}" + (
+            f" line {q['line']}" if q["line"] else f" wseq {q['wseq']}"
+        )
+        state = "counted" if q["kept"] else "kept out"
+        typer.echo(f"{where}: {q['type']} by {q['actor']} ({state}): {q['reason']}")
 
 
 @boundary

@@ -133,6 +133,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     tx TEXT NOT NULL,
     writer TEXT NOT NULL,
     segment INTEGER NOT NULL,
+    lineno INTEGER,  -- its line, when the segment was read from its start
     wseq INTEGER NOT NULL,
     hlc INTEGER NOT NULL,
     actor TEXT,

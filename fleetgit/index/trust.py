@@ -22,6 +22,7 @@ line is named exactly and the good batches before it still count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -213,7 +214,7 @@ def screen(db: IndexDB, items: list[Item], writer: str, segment: int, start: int
         if not all(seg.covered[i] for i in batch):
             seg.check_batch(batch)
     keep: list[Item] = []
-    bad: list[tuple[Item, str]] = []
+    bad: list[tuple[Item, str, int | None]] = []  # with its line, when read from the start
     for batch in batches:
         if all(seg.covered[i] for i in batch):
             keep.extend(items[i] for i in batch)
@@ -221,7 +222,7 @@ def screen(db: IndexDB, items: list[Item], writer: str, segment: int, start: int
         first = next(seg.reason[i] for i in batch if i in seg.reason)
         for i in batch:
             why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-            bad.append((items[i], why))
+            bad.append((items[i], why, i + 1 if start == 0 else None))
         if policy == "warn":
             keep.extend(items[i] for i in batch)
     if bad:
@@ -242,8 +243,13 @@ def _learn_keys(seg: _Segment, batches: list[range]) -> None:
         for i in batch:
             e = items[i][0]
             text = e.data.get("key")
-            new_name = e.actor and e.data.get("callsign") == e.actor and not keys.of(e.actor)
-            if e.type == "pilot_registered" and isinstance(text, str) and e.actor and new_name:
+            if not isinstance(text, str) or e.actor is None or keys.of(e.actor):
+                continue
+            # a new name, or a pilot from before keys: its own key, signed by itself
+            first = e.type == "pilot_key_added" or (
+                e.type == "pilot_registered" and e.data.get("callsign") == e.actor
+            )
+            if first:
                 key = keys.add(e.actor, text, _order(e))  # a new name: its own key
                 if key is not None:
                     tentative.append((e.actor, key))
@@ -290,7 +296,7 @@ def learn_own(db: IndexDB, events: list[Event]) -> None:
             if keys.of(callsign):
                 continue
             key = keys.add(callsign, text, _order(e))
-        elif e.type == "pilot_key_added":
+        elif e.type == "pilot_key_added":  # a pilot from before keys, or a second key
             key = keys.add(e.actor, text, _order(e))
         else:
             key = None
@@ -302,13 +308,15 @@ def learn_own(db: IndexDB, events: list[Event]) -> None:
             keys.save(e.actor if e.type == "pilot_key_added" else callsign, key)
 
 
-def _quarantine(db: IndexDB, bad: list[tuple[Item, str]], segment: int, *, kept: bool) -> None:
+def _quarantine(
+    db: IndexDB, bad: list[tuple[Item, str, int | None]], segment: int, *, kept: bool
+) -> None:
     db.conn.executemany(
-        "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR IGNORE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (e.id, line_hash(line), e.tx, e.writer, segment, e.wseq, e.hlc, e.actor, e.type,
-             why, line, int(kept))
-            for (e, line), why in bad
+            (e.id, line_hash(line), e.tx, e.writer, segment, number, e.wseq, e.hlc, e.actor,
+             e.type, why, line, int(kept))
+            for (e, line), why, number in bad
         ],
     )  # fmt: skip
 
@@ -342,19 +350,37 @@ def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
     return out
 
 
-def quarantined(db: IndexDB) -> list[dict[str, Any]]:
-    """The quarantined events, in total order, for `fleetgit quarantine` and `verify`."""
-    rows = db.conn.execute(
-        "SELECT id, writer, segment, wseq, actor, type, reason, kept FROM quarantine"
+def quarantined(conn: Any, worktree: Any = None) -> list[dict[str, Any]]:
+    """The quarantined events in total order, for `fleetgit quarantine` and `verify`: where
+    each is (writer, segment, line number when its file is in `worktree`), and why."""
+    from fleetgit.ledger.segments import segment_name
+
+    rows = conn.execute(
+        "SELECT id, writer, segment, wseq, actor, type, reason, kept, line, lineno"
+        " FROM quarantine"
         " ORDER BY hlc, writer, wseq"
     ).fetchall()
-    return [
-        {
-            "id": r[0], "writer": r[1], "segment": r[2], "wseq": r[3], "actor": r[4],
-            "type": r[5], "reason": r[6], "kept": bool(r[7]),
-        }
-        for r in rows
-    ]  # fmt: skip
+    files: dict[tuple[str, int], bytes | None] = {}
+    out = []
+    for r in rows:
+        where = (r[1], r[2])
+        if where not in files:
+            files[where] = None
+            if worktree is not None:
+                path = worktree / ".fleet/events" / r[1] / segment_name(r[2])
+                with contextlib.suppress(OSError):
+                    files[where] = path.read_bytes() if path.is_file() else None
+        data = files[where]
+        at = -1 if data is None else data.find(r[8])
+        # the line in the work-tree file, else its number among the lines read from the blob
+        line = r[9] if at < 0 or data is None else data.count(b"\n", 0, at) + 1
+        out.append(
+            {
+                "id": r[0], "writer": r[1], "segment": r[2], "line": line, "wseq": r[3],
+                "actor": r[4], "type": r[5], "reason": r[6], "kept": bool(r[7]),
+            }
+        )  # fmt: skip
+    return out
 
 
 def sign_batch(

@@ -35,7 +35,7 @@ from fleetgit.ledger.segments import Parsed, line_hash, parse, parse_fd, read_li
 @dataclass(frozen=True)
 class Problem:
     # torn | bad_line | refused | incomplete_batch | id_conflict | wseq_gap | writer_collision
-    # | clock | fork | dependency_cycle | not_read
+    # | clock | fork | dependency_cycle | not_read | lost | unverified (index/trust.py)
     kind: str
     where: str
     detail: str
@@ -432,7 +432,37 @@ def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = 
     if index is not None:
         report.lost = lost_events(index, set(checker.hashes))
         report.problems += _lost_problems(index, report.lost)
+        report.problems += _trust_problems(index, paths)
     return report
+
+
+def _trust_problems(index: sqlite3.Connection, paths: RepoPaths) -> list[Problem]:
+    """The events no valid signature of their actor covers (index/trust.py), each named where
+    it is; under trust = "warn" (kept, a warning) counted per segment."""
+    from fleetgit.index.trust import quarantined
+
+    problems: list[Problem] = []
+    kept: dict[str, int] = defaultdict(int)
+    for q in quarantined(index, paths.worktree):
+        where = f"{q['writer']}/{q['segment']:08d}" + (
+            f" line {q['line']}" if q["line"] else f" wseq {q['wseq']}"
+        )
+        if q["kept"]:
+            kept[f"{q['writer']}/{q['segment']:08d}"] += 1
+            continue
+        what = f"{q['type']} by {q['actor']} ({q['id']}): {q['reason']}"
+        problems.append(Problem("unverified", where, what, hint="fleetgit quarantine"))
+    problems += [
+        Problem(
+            "unverified",
+            where,
+            f"{n} event(s) no valid signature of their pilot covers, counted (trust = warn)",
+            settled=True,
+            hint='fleetgit quarantine; trust = "require" in .fleet/config.toml keeps them out',
+        )
+        for where, n in sorted(kept.items())
+    ]
+    return problems
 
 
 def lost_events(index: sqlite3.Connection, reachable: set[str]) -> list[str]:

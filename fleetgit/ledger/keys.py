@@ -119,6 +119,37 @@ def import_text(common_dir: Path, callsign: str, text: str) -> str:
     return public(load(common_dir, callsign))
 
 
+def generate_raw() -> bytes:
+    return bytes(_private_cls().generate().private_bytes_raw())
+
+
+def public_of_raw(raw: bytes) -> str:
+    return public(_private_cls().from_private_bytes(raw))
+
+
+def public_of_text(text: str) -> str:
+    raw = _decode_private(text.strip())
+    if raw is None:
+        raise ValidationError(
+            "not an exported fleetgit key", hint="use the output of fleetgit pilot key export"
+        )
+    return public_of_raw(raw)
+
+
+def replace(common_dir: Path, callsign: str, raw: bytes) -> None:
+    """Put `raw` in place of the pilot's key file (a rotation), atomically."""
+    path = key_path(common_dir, callsign)
+    tmp = path.with_suffix(".new")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, f"fleetgit-ed25519:{encode_key(raw)}\n".encode("ascii"))
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    _cache.pop(str(path), None)
+
+
 def sign(key: Any, message: bytes) -> bytes:
     return bytes(key.sign(message))
 
