@@ -242,7 +242,7 @@ def test_every_type_of_the_issue_is_in_the_catalogue() -> None:
         message_read message_acknowledged message_archived file_reserved file_renewed
         file_released file_conflict lock_acquired lock_released lock_timeout checkpoint_created
         checkpoint_restored checkpoint_deleted context_compacted fleet_recovered
-        coordinator_decision event_withdrawn
+        coordinator_decision event_withdrawn pilot_key_added pilot_key_revoked
         """.split()  # noqa: SIM905
     )
     assert expected == set(CATALOGUE)

@@ -25,6 +25,7 @@ from fleetgit.git.sources import (
     scan_worktrees,
     worktree_git_dirs,
 )
+from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
@@ -104,6 +105,7 @@ class Index(IndexDB):
         """Catch up inside an open write transaction."""
         result = IngestResult()
         self.settled_pos = self.max_pos()
+        self.trust_deferred = []  # segments waiting for a key another source brings (trust.py)
         self.release_held(result)
         skipped: list[tuple[str, str, str]] = []
         files = list(scan_worktrees(self.paths, skipped))
@@ -124,6 +126,7 @@ class Index(IndexDB):
         if refs_fp != stored.get("refs_fp"):
             self._read_refs(result, progress)
             self.set_meta("refs_fp", refs_fp)
+        trust.flush(self, result)
         self.settle_clashes()
         return result
 

@@ -222,6 +222,8 @@ class IndexDB:
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
+        # during a catch-up: segment portions whose pilots' keys may come from a later source
+        self.trust_deferred: list[Any] | None = None
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()

@@ -23,6 +23,7 @@ line is named exactly and the good batches before it still count.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,10 @@ class _Keys:
                     got.append(_Key(row[0], raw, (row[1], row[2], row[3]), revoked))
             self.by_pilot[callsign] = got
         return got
+
+    def missing(self, items: list[Item]) -> bool:
+        """Has an actor of `items` no key at all (yet)?"""
+        return any(not self.of(a) for a in {e.actor for e, _ in items} if a is not None)
 
     def add(self, callsign: str, text: str, at: Order) -> _Key | None:
         raw = sigs.decode_key(text)
@@ -197,7 +202,16 @@ class _Segment:
                     self.covered[i] = True
 
 
-def screen(db: IndexDB, items: list[Item], writer: str, segment: int, start: int) -> list[Item]:
+def flush(db: IndexDB, result: Any) -> None:
+    """End of a catch-up: screen and ingest the portions deferred for want of a key."""
+    deferred, db.trust_deferred = db.trust_deferred or [], None
+    for items, writer, segment, start in deferred:
+        db.ingest(screen(db, items, writer, segment, start, defer=False), result)
+
+
+def screen(
+    db: IndexDB, items: list[Item], writer: str, segment: int, start: int, *, defer: bool = True
+) -> list[Item]:
     """The items ingest may take from one portion of `writer`'s `segment` read from byte `start`
     (all of them under `warn`; under `require`, not the batches with an uncovered event),
     plus quarantined batches that a key arriving now lets in."""
@@ -208,6 +222,11 @@ def screen(db: IndexDB, items: list[Item], writer: str, segment: int, start: int
     seg = _Segment(items, writer, segment, keys)
     batches = _batches(items)
     _learn_keys(seg, batches)
+    if defer and db.trust_deferred is not None and keys.missing(items):
+        # a pilot with no key yet: its registration may be in a source read later in this
+        # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
+        db.trust_deferred.append((items, writer, segment, start))
+        return []
     if start == 0:
         seg.check_whole(batches)
     for batch in batches:
@@ -425,6 +444,11 @@ def append_base(local_dir: Any, path: Any, writer: str, number: int, size: int) 
 
 
 def save_base(local_dir: Any, writer: str, number: int, size: int, value: bytes) -> None:
-    tmp = local_dir / "sigchain"
-    with open(tmp, "wb") as fh:
-        fh.write(f"{writer} {number} {size} {value.hex()}\n".encode())
+    """Remember the chain after an append: one fixed-size record written in place (no
+    truncation: on ext4 a truncated file rewritten is flushed at close, ~5 ms)."""
+    record = f"{writer} {number} {size} {value.hex()}".encode().ljust(200)
+    fd = os.open(local_dir / "sigchain", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.pwrite(fd, record, 0)
+    finally:
+        os.close(fd)

@@ -1,0 +1,148 @@
+"""Signed events (issue 17): what signing adds to a durable append, and what checking the
+signatures adds to a rebuild. Ratios against a run without them in the same process,
+interleaved, so that the machine's load falls on both alike. `python -m bench.trust [N]`.
+
+Not a test: nothing here asserts a time. Results go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fleetgit.domain.catalogue import CATALOGUE
+from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.index import trust
+from fleetgit.ledger import clock, keys, sigs
+from fleetgit.ledger.codec import Event, encode
+
+PILOTS = ("viper-1", "goose", "ice", "maverick")
+
+
+def _repo(root: Path, name: str) -> Path:
+    repo = root / name
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    init(repo)
+    with Fleet.open(repo) as fleet:
+        fleet.emit_batch(
+            [EventSpec("pilot_registered", f"pilot/{p}", {"callsign": p}, actor=p) for p in PILOTS]
+        )
+    return repo
+
+
+def _with_trust(fleet: Fleet, policy: str) -> None:
+    fleet.config = fleet.config._replace(trust=policy)
+    fleet.index.config = fleet.config
+
+
+def append_cost(root: Path, runs: int = 200) -> tuple[float, float, float]:
+    """Median ms of one durable (fsync) single-event append, trust off vs require (two
+    ledgers, appended to in turn), and the median ms of the signing step alone (Fleet._sign)."""
+    off: list[float] = []
+    on: list[float] = []
+    sign: list[float] = []
+    fleets = []
+    for policy in ("off", "require"):
+        fleet = Fleet.open(_repo(root, f"append-{policy}"), actor="viper-1")
+        _with_trust(fleet, policy)
+        fleets.append(fleet)
+    real = fleets[1]._sign
+
+    def timed(number: int, events: list[Event], lines: list[bytes]) -> list[bytes]:
+        t0 = time.perf_counter()
+        out = real(number, events, lines)
+        sign.append((time.perf_counter() - t0) * 1000)
+        return out
+
+    fleets[1]._sign = timed  # type: ignore[method-assign]
+    try:
+        for i in range(runs):
+            for fleet, out in zip(fleets, (off, on), strict=True):
+                spec = EventSpec("pilot_active", "pilot/viper-1", {"current_task": f"t{i}"})
+                t0 = time.perf_counter()
+                fleet.emit_batch([spec])
+                out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        for fleet in fleets:
+            fleet.close()
+    return statistics.median(off), statistics.median(on), statistics.median(sign)
+
+
+def _ledger(repo: Path, events: int, per_batch: int = 2, per_segment: int = 10_000) -> None:
+    """`events` signed events in batches of `per_batch` by the PILOTS in turn, written as a
+    writer would (segments of `per_segment` events)."""
+    common = repo / ".git"
+    writer = "benchwriter00001"
+    folder = repo / ".fleet/events" / writer
+    folder.mkdir(parents=True)
+    ms = clock.now_ms()  # after the registrations: a key counts from its addition on
+    hlc = clock.make_hlc(ms)
+    wseq = 0
+    for number in range(1, events // per_segment + 1):
+        base = sigs.genesis(writer, number)
+        out: list[bytes] = []
+        for b in range(per_segment // per_batch):
+            actor = PILOTS[b % len(PILOTS)]
+            ids = clock.uuid7s(per_batch)
+            batch: list[Event] = []
+            for eid in ids:
+                hlc, wseq = hlc + 1, wseq + 1
+                data = {"current_task": f"task {wseq}", "status": None}
+                batch.append(
+                    Event(
+                        eid, "pilot_active", 1, f"pilot/{actor}", wseq, hlc, writer, wseq, actor,
+                        clock.iso_ms(ms), ids[0], per_batch, data,
+                    )
+                )  # fmt: skip
+            lines = [encode(e) for e in batch]
+            signed = trust.sign_batch(lines, batch, number, base, lambda a: keys.load(common, a))
+            base = sigs.chain(base, signed)
+            out += signed
+        (folder / f"{number:08d}.jsonl").write_bytes(b"".join(out))
+
+
+def rebuild_cost(root: Path, events: int, runs: int = 3) -> tuple[float, float]:
+    """Median seconds of `index rebuild` of `events` signed events, trust off vs require."""
+    repo = _repo(root, "rebuild")
+    _ledger(repo, events)
+    off: list[float] = []
+    on: list[float] = []
+    with Fleet.open(repo) as fleet:
+        for _ in range(runs):
+            for policy, out in (("off", off), ("require", on)):
+                _with_trust(fleet, policy)
+                t0 = time.perf_counter()
+                result = fleet.rebuild()
+                out.append(time.perf_counter() - t0)
+                assert result.new_events >= events, (policy, result.new_events)
+        bad = fleet.index.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
+        assert bad == 0, f"{bad} events quarantined"
+    return statistics.median(off), statistics.median(on)
+
+
+def main() -> None:
+    events = int(sys.argv[1]) if len(sys.argv) > 1 else 40_000
+    assert CATALOGUE
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        off, on, sign = append_cost(root)
+        print("| what | trust off | trust require | added |")
+        print("|---|---|---|---|")
+        print(f"| durable append, 1 event (median ms) | {off:.3f} | {on:.3f} | {on - off:+.3f} |")
+        print(f"| the signing step alone (median ms) | | {sign:.3f} | |")
+        r_off, r_on = rebuild_cost(root, events)
+        per_off, per_on = r_off / events * 1e6, r_on / events * 1e6
+        print(
+            f"| rebuild of {events} signed events, batches of 2 (s, µs/event) |"
+            f" {r_off:.2f} ({per_off:.1f}) | {r_on:.2f} ({per_on:.1f}) |"
+            f" {100 * (r_on / r_off - 1):+.1f} % |"
+        )
+
+
+if __name__ == "__main__":
+    main()
