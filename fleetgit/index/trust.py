@@ -129,7 +129,7 @@ class _Segment:
         if stated != base:
             return None
         before = [self.items[j][1] for j in range(batch.start, k)]
-        msg = sigs.message(self.writer, self.segment, base, before, self.bodies[k])
+        msg = sigs.message(self.writer, base, before, self.bodies[k])
         actor = self.items[k][0].actor
         assert actor is not None
         from fleetgit.ledger import keys
@@ -420,7 +420,7 @@ def sign_batch(
         if key is None:
             continue
         writer = events[k].writer
-        msg = sigs.message(writer, segment, base, out[:k], lines[k])
+        msg = sigs.message(writer, base, out[:k], lines[k])
         out[k] = sigs.join(lines[k], base, keys.sign(key, msg))
     return out
 

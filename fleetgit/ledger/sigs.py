@@ -6,11 +6,12 @@ is `{"_sig":"<128 chars>",` followed by the unsigned line without its `{`. The v
 Ed25519 signature (64) over `message`.
 
 The chain of a segment: c0 = H(writer, segment number), then c = H(c, line) for each line as it
-is in the file (signature included). A batch's signed line signs H(writer, segment, the chain
-before the batch, the batch's lines before it, itself without its `_sig`). So the newest valid
+is in the file (signature included). A batch's signed line signs H(writer, the chain before
+the batch, the batch's lines before it, itself without its `_sig`). So the newest valid
 signature of an actor whose stated chain matches the real one vouches for every byte of the
 segment before it (the rebuild checks one signature per segment and actor), while a batch read
-alone (a catch-up in the middle of a file) is checked by its own signatures.
+alone (a catch-up in the middle of a file) is checked by its own signatures, trusting the chain
+value it states (it cannot be checked there).
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ def chain(value: bytes, lines: list[bytes]) -> bytes:
     return value
 
 
-def message(writer: str, segment: int, base: bytes, before: list[bytes], body: bytes) -> bytes:
-    """What a signed line's signature signs: its writer and segment, the chain before its
-    batch, the batch's lines before it (as in the file) and itself without `_sig`."""
-    h = _b2(f"fleetgit-sig/1 {writer} {segment} ".encode(), digest_size=32)
+def message(writer: str, base: bytes, before: list[bytes], body: bytes) -> bytes:
+    """What a signed line's signature signs: its writer, the chain value before its batch, the
+    batch's lines before it (as in the file) and itself without `_sig`. Not the segment
+    number: the stated chain value binds a line to its place when a segment is read whole (the
+    chain starts from the writer and number), and a batch copied elsewhere (restore-lost, whose
+    segments are numbered apart) still proves who wrote it; a copy never counts twice (one id)."""
+    h = _b2(f"fleetgit-sig/1 {writer} ".encode(), digest_size=32)
     h.update(base)
     for line in before:
         h.update(len(line).to_bytes(4, "big"))
