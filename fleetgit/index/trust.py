@@ -73,9 +73,9 @@ class _Keys:
             self.by_pilot[callsign] = got
         return got
 
-    def missing(self, items: list[Item]) -> bool:
-        """Has an actor of `items` no key at all (yet)?"""
-        return any(not self.of(a) for a in {e.actor for e, _ in items} if a is not None)
+    def missing(self, actors: Iterable[str | None]) -> bool:
+        """Has one of `actors` no key at all (yet)?"""
+        return any(not self.of(a) for a in actors if a is not None)
 
     def add(self, callsign: str, text: str, at: Order) -> _Key | None:
         raw = sigs.decode_key(text)
@@ -113,23 +113,76 @@ class _Segment:
 
     def __init__(self, items: list[Item], writer: str, segment: int, keys: _Keys) -> None:
         self.items, self.writer, self.segment, self.keys = items, writer, segment, keys
-        split = [sigs.split(line) for _, line in items]
-        self.bodies = [b for b, _ in split]
-        self.fields = [f for _, f in split]
-        self.covered = [items[i][0].actor is None for i in range(len(items))]
+        self._fields: list[bytes | None] | None = None
+        self._covered: list[bool] | None = None
         self.reason: dict[int, str] = {}
+
+    @property
+    def fields(self) -> list[bytes | None]:
+        """The `_sig` value of each line (None: unsigned); `split` checks its form when used."""
+        if self._fields is None:
+            self._fields = [self.field(i) for i in range(len(self.items))]
+        return self._fields
+
+    def field(self, i: int) -> bytes | None:
+        line = self.items[i][1]
+        return line[9 : 9 + sigs.SIG_CHARS] if line[:9] == sigs.PREFIX else None
+
+    @property
+    def covered(self) -> list[bool]:
+        if self._covered is None:
+            self._covered = [e.actor is None for e, _ in self.items]
+        return self._covered
+
+    def body(self, k: int) -> bytes:
+        return sigs.split(self.items[k][1])[0]
+
+    def whole_fast(self, actors: set[str]) -> bool:
+        """A segment read from its start, the common case: for each actor, its newest signed
+        line, if the chain value it states is the segment's real one and its key was valid
+        over the whole segment, covers every line of that actor before it. True when every
+        line is covered so (nothing else to check)."""
+        items, prefix = self.items, sigs.PREFIX
+        newest: dict[str, int] = {}
+        for i in range(len(items) - 1, -1, -1):
+            e, line = items[i]
+            if e.actor is not None and e.actor not in newest:
+                if line[:9] != prefix:
+                    return False  # the actor's last line is unsigned: no signature covers it
+                newest[e.actor] = i
+                if len(newest) == len(actors):
+                    break
+        hlcs = [e.hlc for e, _ in items]
+        first, last = (min(hlcs), "", 0), (max(hlcs), "\U0010ffff", 1 << 63)  # bounds
+        starts = {}
+        for actor, k in newest.items():
+            b = k
+            while b > 0 and items[b - 1][0].tx == items[k][0].tx:
+                b -= 1
+            starts[actor] = b
+        chain, done = sigs.genesis(self.writer, self.segment), 0
+        base_at: dict[int, bytes] = {}
+        for b in sorted(set(starts.values())):
+            chain = sigs.chain(chain, [line for _, line in items[done:b]])
+            done, base_at[b] = b, chain
+        for actor, k in newest.items():
+            b = starts[actor]
+            key = self._signature_ok(range(b, k + 1), k, base_at[b], [])
+            if key is None or not (key.valid_at(first) and key.valid_at(last)):
+                return False
+        return True  # each actor's last line is its newest signed one: all are before it
 
     def _signature_ok(self, batch: range, k: int, base: bytes, order_of: list[int]) -> _Key | None:
         """The key of k's actor that made k's signature and is valid at every line of
         `order_of` (indexes), or None."""
-        packed = sigs.unpack(self.fields[k] or b"")
+        packed = sigs.unpack(self.field(k) or b"")
         if packed is None:
             return None
         stated, signature = packed
         if stated != base:
             return None
         before = [self.items[j][1] for j in range(batch.start, k)]
-        msg = sigs.message(self.writer, base, before, self.bodies[k])
+        msg = sigs.message(self.writer, base, before, self.body(k))
         actor = self.items[k][0].actor
         assert actor is not None
         from fleetgit.ledger import keys
@@ -220,13 +273,18 @@ def screen(
         return items
     keys = _Keys(db)
     seg = _Segment(items, writer, segment, keys)
-    batches = _batches(items)
-    _learn_keys(seg, batches)
-    if defer and db.trust_deferred is not None and keys.missing(items):
+    if any(e.type in KEY_TYPES for e, _ in items):
+        _learn_keys(seg, _batches(items))
+    actors = {e.actor for e, _ in items}
+    actors.discard(None)
+    if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
         db.trust_deferred.append((items, writer, segment, start))
         return []
+    if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
+        return items
+    batches = _batches(items)
     if start == 0:
         seg.check_whole(batches)
     for batch in batches:
