@@ -264,7 +264,7 @@ def main() -> None:
             bench.rebuild,
         ):
             step()
-        from bench import append, fleet, guard, hook, snapshot, sync
+        from bench import append, fleet, guard, hook, snapshot, sync, trust
 
         bench.rows.extend(append.run(Path(tmp), args.quick))
         bench.rows.extend(hook.run(Path(tmp)))
@@ -272,6 +272,7 @@ def main() -> None:
         bench.rows.extend(guard.run(Path(tmp)))
         bench.rows.extend(sync.run(Path(tmp), args.quick))
         bench.rows.extend(snapshot.run(Path(tmp), args.quick))
+        bench.rows.extend(trust.run(Path(tmp), args.quick))
     cpu = platform.processor() or platform.machine()
     print(
         f"\n### {datetime.now(UTC):%Y-%m-%d} — {platform.node()}, {os.cpu_count()} cores, {cpu},"
