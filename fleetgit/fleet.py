@@ -495,6 +495,9 @@ class Fleet:
         out = list(datas)
         self._new_keys.clear()
         for i, s in enumerate(specs):
+            who = s.actor or actor
+            if s.type == "pilot_key_added" and who and not self._pilot_keys(who):
+                self._new_keys[who] = out[i]["key"]  # a pilot's first key signs its own event
             if s.type not in ("pilot_registered", "pilot_spawned") or "key" in out[i]:
                 continue
             callsign = out[i]["callsign"]

@@ -202,6 +202,11 @@ def test_a_ledger_from_before_keys_opens_under_warn_with_nothing_lost(tmp_path: 
     assert run_fleetgit(repo, "--as", "viper-1", "renew").code == 0
     conn = sqlite3.connect(repo / ".git/fleet/index.sqlite")
     assert conn.execute("SELECT count(*) FROM pilot_keys").fetchone() == (1,)
+    # signed by the new key, so a rebuild (as any other clone) learns it too
+    assert run_fleetgit(repo, "index", "rebuild").code == 0
+    assert conn.execute("SELECT count(*) FROM pilot_keys").fetchone() == (1,)
+    listed = orjson.loads(run_fleetgit(repo, "quarantine", "--json").out)["quarantine"]
+    assert [q["type"] for q in listed] == ["pilot_registered", "file_reserved", "file_renewed"]
 
 
 def test_rebuild_equals_incremental_with_quarantined_events(s: Scenario) -> None:
