@@ -14,6 +14,7 @@ import pytest
 
 from fleetgit.fleet import EventSpec, Fleet
 from fleetgit.ledger.errors import ValidationError
+from fleetgit.ledger.sigs import split
 from tests.conftest import CREW_EVENTS, git, make_repo
 
 MISSION = {"mission_id": "msn-1", "title": "Ship it", "priority": "high"}
@@ -81,7 +82,10 @@ def test_emit_then_read_back(repo: Path, cli: Any) -> None:
     assert [e["seq"] for e in in_stream] == [1]
     line = next(iter(segment_bytes(repo).values())).splitlines(keepends=True)[-1]
     stored.pop("pos")
-    assert line == orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) + b"\n"
+    body, signature = split(line)  # the line as stored, with its pilot's signature first
+    assert (
+        signature is not None and body == orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) + b"\n"
+    )
 
 
 def test_expect_version_refuses_and_writes_nothing(repo: Path, cli: Any) -> None:
@@ -381,7 +385,8 @@ def test_segments_rotate_by_size(repo: Path) -> None:
             )
         assert len(fleet.events()) == 40 + CREW_EVENTS
     sizes = [len(b) for b in segment_bytes(repo).values()]
-    assert len(sizes) > 5 and max(sizes) < 2000 + 600
+    # the first holds the crew's registrations: one batch of five keyed, signed lines
+    assert len(sizes) > 5 and max(sizes) < 2000 + 800
 
 
 def test_torn_tail_is_reported_then_repaired(repo: Path, cli: Any) -> None:
@@ -477,11 +482,13 @@ def test_the_process_entry_point_builds_only_the_command_run(repo: Path) -> None
 def test_config_defaults_and_strictness(tmp_path: Path) -> None:
     import tomllib
 
-    from fleetgit.ledger.config import DEFAULT_TOML, Config, load
+    from fleetgit.ledger.config import DEFAULT_TOML, INIT_CONFIG, Config, load
     from fleetgit.ledger.errors import ValidationError
 
-    # the file `init` writes says exactly the built-in defaults (load skips parsing it)
-    assert Config(**tomllib.loads(DEFAULT_TOML)) == Config()
+    # the file `init` writes says exactly the built-in defaults (load skips parsing it), but
+    # for `trust`: require for a new ledger, warn for one whose config predates the setting
+    assert Config(**tomllib.loads(DEFAULT_TOML)) == INIT_CONFIG
+    assert Config()._replace(trust="require") == INIT_CONFIG and Config().trust == "warn"
     cfg = tmp_path / "config.toml"
     cfg.write_text(DEFAULT_TOML + "reservation_ttl_seconds = 60\n")
     with pytest.raises(ValidationError):  # the same key twice is bad TOML
