@@ -18,6 +18,7 @@ DERIVED_TABLES = (
     "refused",
     "pilot_keys",
     "quarantine",
+    "signatures",
 )  # projection tables are emptied and refolded by index.projections.rebuild
 
 # Clone-local state a rebuild carries over into the index it builds (with `meta`'s settings).
@@ -143,6 +144,9 @@ CREATE TABLE IF NOT EXISTS quarantine (
     kept INTEGER NOT NULL,
     PRIMARY KEY (id, hash)
 );
+-- The `_sig` value of each signed line taken (index/trust.py): a line rebuilt from the index
+-- (restore-lost) gets its exact bytes back.
+CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, value BLOB NOT NULL);
 -- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,

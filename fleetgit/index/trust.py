@@ -283,6 +283,7 @@ def screen(
         db.trust_deferred.append((items, writer, segment, start))
         return []
     if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
+        remember(db, items)
         return items
     batches = _batches(items)
     if start == 0:
@@ -306,7 +307,18 @@ def screen(
         _quarantine(db, bad, segment, kept=policy == "warn")
     if keys.changed and policy == "require":
         keep.extend(_released(db, keys))
+    remember(db, keep)
     return keep
+
+
+def remember(db: IndexDB, items: list[Item]) -> None:
+    """Keep the `_sig` value of each signed line taken, so that a line rebuilt from the index
+    (`restore-lost`, sync/lost.py) has its exact bytes again."""
+    prefix, end = sigs.PREFIX, len(sigs.PREFIX) + sigs.SIG_CHARS
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO signatures VALUES (?, ?)",
+        [(e.id, line[9:end]) for e, line in items if line[:9] == prefix],
+    )
 
 
 def _learn_keys(seg: _Segment, batches: list[range]) -> None:
@@ -359,9 +371,13 @@ def _learn_keys(seg: _Segment, batches: list[range]) -> None:
                         keys.save(e.actor, key)
 
 
-def learn_own(db: IndexDB, events: list[Event]) -> None:
-    """The keys this clone's own append brings (signed here: nothing to check)."""
-    if db.config.trust == "off" or not any(e.type in KEY_TYPES for e in events):
+def learn_own(db: IndexDB, events: list[Event], lines: list[bytes]) -> None:
+    """The keys this clone's own append brings (signed here: nothing to check), and its
+    signatures (`remember`)."""
+    if db.config.trust == "off":
+        return
+    remember(db, list(zip(events, lines, strict=True)))
+    if not any(e.type in KEY_TYPES for e in events):
         return
     keys = _Keys(db)
     for e in events:

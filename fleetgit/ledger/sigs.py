@@ -40,6 +40,11 @@ def join(body: bytes, base: bytes, signature: bytes) -> bytes:
     return PREFIX + value + b'",' + body[1:]
 
 
+def with_field(body: bytes, value: bytes) -> bytes:
+    """`body` (an unsigned canonical line) with a `_sig` value as stored (`join`, encoded)."""
+    return PREFIX + value + b'",' + body[1:]
+
+
 def unpack(value: bytes) -> tuple[bytes, bytes] | None:
     """(stated chain base, signature) from a field value, or None if malformed."""
     try:
