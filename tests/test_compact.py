@@ -159,7 +159,8 @@ def test_compact_keeps_files_under_the_segment_limit(tmp_path: Path, cli: Any) -
     init(repo)
     config = repo / ".fleet" / "config.toml"
     text = config.read_text(encoding="utf-8")
-    config.write_text(text.replace("= 4194304", "= 4000"), encoding="utf-8")
+    # signed lines (issue 17) are ~140 bytes longer: 6000 still packs a few segments per file
+    config.write_text(text.replace("= 4194304", "= 6000"), encoding="utf-8")
     enlist(repo, "viper")
     with Fleet.open(repo) as fleet:
         writer = fleet.writer.id
@@ -169,7 +170,7 @@ def test_compact_keeps_files_under_the_segment_limit(tmp_path: Path, cli: Any) -
     sizes = [
         (repo / ".fleet" / "events" / writer / n).stat().st_size for n in _segments(repo, writer)
     ]
-    assert max(sizes) <= 4000
+    assert max(sizes) <= 6000
     assert len(res.json()["written"]) >= 2
     assert cli(repo, "verify").code == 0
 
