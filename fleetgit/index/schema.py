@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
