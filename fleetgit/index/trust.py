@@ -329,16 +329,25 @@ def _learn_keys(seg: _Segment, batches: list[range]) -> None:
         if not any(items[i][0].type in KEY_TYPES for i in batch):
             continue
         tentative: list[tuple[str, _Key]] = []
+        earlier: list[tuple[str, _Key, Order]] = []  # a known key, registered earlier here
         for i in batch:
             e = items[i][0]
             text = e.data.get("key")
-            if not isinstance(text, str) or e.actor is None or keys.of(e.actor):
+            if not isinstance(text, str) or e.actor is None:
                 continue
             # a new name, or a pilot from before keys: its own key, signed by itself
             first = e.type == "pilot_key_added" or (
                 e.type == "pilot_registered" and e.data.get("callsign") == e.actor
             )
-            if first:
+            known = keys.of(e.actor)
+            same = next((k for k in known if k.text == text), None)
+            if first and same is not None and _order(e) < same.added:
+                # the same key registered in two clones (one machine, or an imported key):
+                # it counts from its earliest registration in total order, whichever was read
+                # first, so that every clone and a rebuild agree
+                earlier.append((e.actor, same, same.added))
+                same.added = _order(e)
+            elif first and not known:
                 key = keys.add(e.actor, text, _order(e))  # a new name: its own key
                 if key is not None:
                     tentative.append((e.actor, key))
@@ -346,8 +355,12 @@ def _learn_keys(seg: _Segment, batches: list[range]) -> None:
         if not all(seg.covered[i] for i in batch):
             for callsign, key in tentative:
                 keys.by_pilot[callsign].remove(key)
+            for _callsign, key, added in earlier:
+                key.added = added
             continue
         for callsign, key in tentative:
+            keys.save(callsign, key)
+        for callsign, key, _added in earlier:
             keys.save(callsign, key)
         for i in batch:
             e = items[i][0]
