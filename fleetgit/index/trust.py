@@ -152,8 +152,13 @@ class _Segment:
                 newest[e.actor] = i
                 if len(newest) == len(actors):
                     break
-        hlcs = [e.hlc for e, _ in items]
-        first, last = (min(hlcs), "", 0), (max(hlcs), "\U0010ffff", 1 << 63)  # bounds
+        # the key must be valid at each line of its actor: at the first and the last in order
+        span: dict[str, tuple[Order, Order]] = {}
+        for e, _ in items:
+            if e.actor is not None:
+                at = _order(e)
+                lo, hi = span.get(e.actor, (at, at))
+                span[e.actor] = (min(lo, at), max(hi, at))
         starts = {}
         for actor, k in newest.items():
             b = k
@@ -168,6 +173,7 @@ class _Segment:
         for actor, k in newest.items():
             b = starts[actor]
             key = self._signature_ok(range(b, k + 1), k, base_at[b], [])
+            first, last = span[actor]
             if key is None or not (key.valid_at(first) and key.valid_at(last)):
                 return False
         return True  # each actor's last line is its newest signed one: all are before it
