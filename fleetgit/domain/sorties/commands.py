@@ -443,13 +443,7 @@ def page(
     rows = listing(fleet, status=status, ready=ready, claimed=claimed, limit=limit)
     if not limit or len(rows) < limit:
         return rows, 0
-    where, params = _filters(fleet, None, status, None, ready, claimed)
-    sql = f"SELECT count(*) FROM sorties s{where}"
-    total = fleet.index.memo(  # it visits every row that passes: kept until the index changes
-        (fleet.as_of_pos, sql, tuple(params)),
-        lambda: fleet.index.conn.execute(sql, params).fetchone()[0],
-    )
-    return rows, int(total) - len(rows)
+    return rows, count(fleet, status=status, ready=ready, claimed=claimed) - len(rows)
 
 
 def count(
@@ -461,10 +455,15 @@ def count(
     ready: bool = False,
     claimed: bool = False,
 ) -> int:
-    """How many sorties `listing` lists with no limit."""
+    """How many sorties `listing` lists with no limit. It visits every row that passes, so the
+    answer is kept until the index changes."""
     where, params = _filters(fleet, mission, status, assigned_to, ready, claimed)
     sql = f"SELECT count(*) FROM sorties s{where}"
-    return int(fleet.index.conn.execute(sql, params).fetchone()[0])
+    total = fleet.index.memo(
+        (fleet.as_of_pos, sql, tuple(params)),
+        lambda: fleet.index.conn.execute(sql, params).fetchone()[0],
+    )
+    return int(total)
 
 
 def _filters(
