@@ -105,15 +105,8 @@ def committed_segments(paths: RepoPaths, writer: str, limit: int) -> dict[str, t
     writer's fleet ref."""
     tips = run_git(paths, ["for-each-ref", "--format=%(objectname)", *CODE_REFS]).split()
     wanted = "".join(f"{tip}:.fleet/events/{writer}\n" for tip in ["HEAD", *tips])
-    proc = subprocess.run(
-        ["git", "-C", str(paths.worktree), "cat-file", "--batch-check"],
-        input=wanted.encode(),
-        capture_output=True,
-        check=False,
-    )
-    trees = {
-        f[0] for f in (ln.split() for ln in proc.stdout.decode().splitlines()) if f[1:2] == ["tree"]
-    }
+    out = run_git(paths, ["cat-file", "--batch-check"], wanted.encode())
+    trees = {f[0] for f in (ln.split() for ln in out.splitlines()) if f[1:2] == ["tree"]}
     found: dict[str, tuple[str, int]] = {}
     for tree in sorted(trees):
         for name, (blob, size) in _blobs(run_git(paths, ["ls-tree", "-l", "-z", tree])).items():

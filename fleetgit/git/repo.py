@@ -373,15 +373,16 @@ def staged_paths(paths: RepoPaths, prefix: str) -> set[str]:
     return {p for p in out.split("\0") if p}
 
 
-def _git(paths: RepoPaths, args: Sequence[str]) -> bytes:
-    """`git ARGS` in the work tree's top (no network, no input): its stdout, or GitError with
-    the line of git's stderr that says what went wrong."""
+def _git(paths: RepoPaths, args: Sequence[str], given: bytes | None = None) -> bytes:
+    """`git ARGS` in the work tree's top (no network; `given` on its stdin, else nothing): its
+    stdout, or GitError with the line of git's stderr that says what went wrong."""
     try:
         proc = subprocess.run(
             ["git", "-C", str(paths.worktree), *args],
             capture_output=True,
             check=False,
-            stdin=subprocess.DEVNULL,
+            input=given,
+            stdin=subprocess.DEVNULL if given is None else None,
         )
     except OSError as exc:
         raise GitError(f"cannot run git: {exc}") from None
@@ -402,9 +403,9 @@ def git_message(stderr: bytes) -> str:
     return chosen
 
 
-def run_git(paths: RepoPaths, args: Sequence[str]) -> str:
+def run_git(paths: RepoPaths, args: Sequence[str], given: bytes | None = None) -> str:
     """`git ARGS` (see `_git`), its stdout as text."""
-    return _git(paths, args).decode("utf-8", "replace")
+    return _git(paths, args, given).decode("utf-8", "replace")
 
 
 def ls_files(paths: RepoPaths, args: list[str], pathspecs: list[str]) -> list[str]:
