@@ -10,7 +10,6 @@ import os
 import time
 
 COUNTER_BITS = 16
-COUNTER_MASK = (1 << COUNTER_BITS) - 1
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 
@@ -21,10 +20,6 @@ def now_ms() -> int:
 
 def hlc_ms(hlc: int) -> int:
     return hlc >> COUNTER_BITS
-
-
-def hlc_counter(hlc: int) -> int:
-    return hlc & COUNTER_MASK
 
 
 def make_hlc(ms: int, counter: int = 0) -> int:
