@@ -216,24 +216,34 @@ def test_the_rebuilt_file_equals_the_incremental_index(
         assert rebuilt[table] == incremental[table], table
 
 
-def _goose_elsewhere(repo: Path, mine: str) -> None:
-    """goose registered in another clone whose writer sorts before `mine`, its segment copied
-    in (as a merge brings it): the incremental index read ours first, a rebuild reads theirs
-    first."""
-    for attempt in range(64):  # writer ids are random: find one that sorts before ours
-        other = repo.parent / f"other{attempt}"
-        make_repo(other)
-        init(other)
+def _goose_elsewhere(repo: Path, their_keys: Path | None = None) -> Path:
+    """goose registered in another clone too (later than the repo fixture's registration), and
+    the two writers' segments brought together (as a merge brings them) in whichever of the
+    two clones reads them in an order a rebuild does not: where the writer that sorts first is
+    the one read second. Returns that clone."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        mine, my_dir = fleet.writer.id, fleet.writer.dir
+        fleet.emit_batch(_missions(0, 5))
+    other = repo.parent / "other"
+    make_repo(other)
+    init(other)
+    ours = os.environ["FLEETGIT_KEY_DIR"]
+    os.environ["FLEETGIT_KEY_DIR"] = str(their_keys or ours)
+    try:
         with Fleet.open(other, actor="goose", register=True) as fleet:
-            if fleet.writer.id < mine:
-                fleet.emit_batch(_missions(1000, 2))  # registers goose first
-                shutil.copytree(fleet.writer.dir, repo / ".fleet/events" / fleet.writer.id)
-                return
-    raise AssertionError("no writer id sorted first in 64 tries")
+            fleet.emit_batch(_missions(1000, 2))  # registers goose first
+            theirs, their_dir = fleet.writer.id, fleet.writer.dir
+    finally:
+        os.environ["FLEETGIT_KEY_DIR"] = ours
+    if theirs < mine:  # here ours was read first; a rebuild reads theirs first
+        shutil.copytree(their_dir, repo / ".fleet/events" / theirs)
+        return repo
+    shutil.copytree(my_dir, other / ".fleet/events" / mine)  # there the other way round
+    return other
 
 
 def _incremental_and_rebuilt(repo: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    with Fleet.open(repo, actor="viper-1") as fleet:
+    with Fleet.open(repo) as fleet:
         incremental = _dump(fleet.index.path)
         fleet.rebuild()
         return incremental, _dump(fleet.index.path)
@@ -247,13 +257,10 @@ def test_the_same_key_registered_in_two_clones_counts_from_its_earliest_registra
     but read first by a rebuild: the key counts from the earlier one either way, so nothing is
     quarantined and a rebuild equals the incremental index (it quarantined our registration
     batch when read the other way round)."""
-    with Fleet.open(repo, actor="viper-1") as fleet:
-        mine = fleet.writer.id
-        fleet.emit_batch(_missions(0, 5))
-    _goose_elsewhere(repo, mine)
-    incremental, rebuilt = _incremental_and_rebuilt(repo)
+    where = _goose_elsewhere(repo)
+    incremental, rebuilt = _incremental_and_rebuilt(where)
     assert rebuilt["events"] == incremental["events"]
-    with Fleet.open(repo, actor="viper-1") as fleet:
+    with Fleet.open(where) as fleet:
         assert not fleet.index.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
 
 
@@ -263,13 +270,8 @@ def test_the_same_key_registered_in_two_clones_counts_from_its_earliest_registra
     " the order this index reads the registrations, not by total order",
 )
 def test_a_callsign_registered_with_two_keys_is_owned_alike_whatever_the_read_order(
-    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    repo: Path, tmp_path: Path
 ) -> None:
-    with Fleet.open(repo, actor="viper-1") as fleet:
-        mine = fleet.writer.id
-        fleet.emit_batch(_missions(0, 5))
-    monkeypatch.setenv("FLEETGIT_KEY_DIR", str(tmp_path / "another-machine-keys"))
-    _goose_elsewhere(repo, mine)
-    monkeypatch.undo()
-    incremental, rebuilt = _incremental_and_rebuilt(repo)
+    where = _goose_elsewhere(repo, tmp_path / "another-machine-keys")
+    incremental, rebuilt = _incremental_and_rebuilt(where)
     assert rebuilt["events"] == incremental["events"]
