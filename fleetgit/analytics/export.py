@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fleetgit.analytics.session import TABLES, Session
+from fleetgit.ledger import clock
 
 FORMATS = {
     "parquet": ("parquet", "FORMAT parquet"),
@@ -28,7 +29,7 @@ def export(session: Session, fmt: str, directory: Path, since_ms: int | None) ->
         path = directory / f"{table}.{suffix}"
         where = ""
         if table == "events" and since_ms is not None:
-            where = f" WHERE hlc >= {int(since_ms) << 16}"  # an int: nothing to quote
+            where = f" WHERE hlc >= {clock.make_hlc(int(since_ms))}"  # an int: nothing to quote
         select = f"SELECT * FROM {table}{where}"
         if table == "events":
             select += " ORDER BY hlc, writer, wseq"  # total order

@@ -39,7 +39,7 @@ def _condition(session: Session, scope: Scope) -> tuple[str, list[Any]]:
     params: list[Any] = []
     if scope.since_ms is not None:
         where.append("hlc >= ?")
-        params.append(scope.since_ms << 16)
+        params.append(clock.make_hlc(scope.since_ms))
     if scope.pilot is not None:
         where.append("actor = ?")
         params.append(scope.pilot)
@@ -222,7 +222,7 @@ def _reservations(session: Session, scope: Scope) -> dict[str, Any]:
         params.append(scope.pilot)
     if scope.since_ms is not None:
         where.append("granted_hlc >= ?")
-        params.append(scope.since_ms << 16)
+        params.append(clock.make_hlc(scope.since_ms))
     cond = " AND ".join(where)
     top = _index(
         session,
@@ -240,7 +240,7 @@ def _reservations(session: Session, scope: Scope) -> dict[str, Any]:
         lost_params += [scope.pilot, scope.pilot]
     if scope.since_ms is not None:
         lost_where.append("l.hlc >= ?")
-        lost_params.append(scope.since_ms << 16)
+        lost_params.append(clock.make_hlc(scope.since_ms))
     clashes = _index(
         session,
         "SELECT l.reservation_id, r.holder, l.pattern, l.winner_id, w.holder, l.winner_pattern"
@@ -278,7 +278,7 @@ def _awaiting(session: Session, scope: Scope) -> dict[str, Any]:
         params.append(scope.pilot)
     if scope.since_ms is not None:
         where.append("m.sent_hlc >= ?")
-        params.append(scope.since_ms << 16)
+        params.append(clock.make_hlc(scope.since_ms))
     rows = _index(
         session,
         "SELECT r.callsign, count(*) AS n, min(m.sent_hlc) FROM recipients r JOIN messages m"

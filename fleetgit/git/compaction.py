@@ -29,10 +29,9 @@ from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError
 from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.schema import Catalogue
-from fleetgit.ledger.segments import parse, segment_name
+from fleetgit.ledger.segments import RESTORED_SEGMENTS, parse, segment_name
 
 TMP_PREFIX = ".compacting-"
-RESTORED_SEGMENTS = 90_000_000  # index/store.py's: restore-lost's numbers are never packed
 
 
 class Compacted(NamedTuple):
@@ -277,7 +276,7 @@ def commit_changes(
             index.remove(rel)
     for rel in added:
         index.add(rel)
-    git._write_index(index, head, commit_id)
+    git.write_index_or_undo(index, head, commit_id)
     return str(commit_id)
 
 

@@ -191,10 +191,10 @@ class GitRepo:
             index.add(rel)  # re-stat from the work tree: the entry is clean
         for rel in unstaged:
             index.add(pygit2.IndexEntry(rel, extras[rel], pygit2.enums.FileMode.BLOB))
-        self._write_index(index, head, commit_id)
+        self.write_index_or_undo(index, head, commit_id)
         return str(commit_id)
 
-    def _write_index(self, index: Any, old_head: Any, commit_id: Any) -> None:
+    def write_index_or_undo(self, index: Any, old_head: Any, commit_id: Any) -> None:
         """Write the updated index; if another git process holds its lock past a second, undo
         the commit (HEAD goes back) rather than leave the index disagreeing with HEAD."""
         import pygit2

@@ -28,7 +28,7 @@ from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import digest16
 from fleetgit.ledger.errors import IntegrityError
-from fleetgit.ledger.segments import line_hash
+from fleetgit.ledger.segments import RESTORED_SEGMENTS, line_hash
 
 _COLUMNS = (
     "id, type, v, stream, seq, hlc, writer, wseq, actor, ts, causation_id, correlation_id,"
@@ -192,11 +192,6 @@ class Checkpointer:
             self._wake.set()
             self._thread.join()
             self._thread = None
-
-
-# Segment numbers from here on hold events republished by `fleetgit restore-lost` (sync/lost.py)
-# in another clone: their writer's own numbering never reaches them, nor follows them.
-RESTORED_SEGMENTS = 90_000_000
 
 
 class WriterFacts(NamedTuple):

@@ -24,6 +24,9 @@ from fleetgit.ledger.schema import Catalogue
 
 _STATE_SIZE = 256  # bytes of the state record at the start of writer.lock
 TAIL = 256  # bytes before the ingested offset whose hash a file's checkpoint keeps
+# Segment numbers from here on hold events republished by `fleetgit restore-lost` (sync/lost.py)
+# in another clone: their writer's own numbering never reaches them, nor follows them.
+RESTORED_SEGMENTS = 90_000_000
 
 
 def segment_name(number: int) -> str:

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fleetgit.git import fleetrefs
-from fleetgit.index.store import RESTORED_SEGMENTS
 from fleetgit.ledger.codec import Event, encode
-from fleetgit.ledger.segments import line_hash, segment_name
+from fleetgit.ledger.segments import RESTORED_SEGMENTS, line_hash, segment_name
 from fleetgit.ledger.sigs import with_field
 
 if TYPE_CHECKING:
