@@ -177,3 +177,19 @@ def test_a_checkpoints_sortie_and_mission_must_agree(repo: Path, cli: Any) -> No
     for args in (("--sortie", sid), ("--sortie", sid, "--mission", m1)):
         made = as_(cli, repo, "viper", "checkpoint", "create", *args, "--json").json()
         assert (made["mission_id"], made["sortie_id"]) == (m1, sid)
+
+
+def test_if_changed_saves_a_checkpoint_only_when_something_changed(repo: Path, cli: Any) -> None:
+    """Claude Code's Stop hook fires every turn: an unchanged pilot keeps one checkpoint."""
+    stop = ("checkpoint", "create", "--trigger", "auto", "--if-changed", "--summary", "stopped")
+    first = as_(cli, repo, "goose", *stop).out.strip()
+    assert as_(cli, repo, "goose", *stop).out.strip() == first
+    assert as_(cli, repo, "viper", *stop).out.strip() != first  # another pilot's is not mine
+    assert as_(cli, repo, "goose", "reserve", "src/a.py").code == 0
+    second = as_(cli, repo, "goose", *stop).out.strip()
+    assert second != first
+    assert as_(cli, repo, "goose", *stop).out.strip() == second
+    changed = as_(cli, repo, "goose", *stop[:-1], "other words").out.strip()
+    assert changed not in (first, second)
+    listed = as_(cli, repo, "goose", "checkpoint", "list", "--json").json()["checkpoints"]
+    assert [c["checkpoint_id"] for c in listed if c["pilot"] == "goose"] == [first, second, changed]

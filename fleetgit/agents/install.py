@@ -84,13 +84,15 @@ def server_entry(callsign: str | None) -> dict[str, Any]:
 
 def hook_commands(callsign: str | None) -> dict[str, str]:
     """Claude Code's session hooks: a session starts from the recovery brief (or, with no
-    checkpoint yet, the fleet's status); a compaction or a stop leaves a checkpoint."""
+    checkpoint yet, the fleet's status); a compaction or a stop leaves a checkpoint. Stop fires
+    at the end of every turn, so it saves only when something changed since the last one."""
     who = f" --as {shlex.quote(callsign)}" if callsign else ""
     return {
         "SessionStart": f"fleetgit{who} resume --latest 2>/dev/null || fleetgit{who} status",
         "PreCompact": f"fleetgit{who} checkpoint create --trigger compaction"
         " --summary 'context compacted'",
-        "Stop": f"fleetgit{who} checkpoint create --trigger auto --summary 'session stopped'",
+        "Stop": f"fleetgit{who} checkpoint create --trigger auto --if-changed"
+        " --summary 'session stopped'",
     }
 
 

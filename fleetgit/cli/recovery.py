@@ -71,6 +71,12 @@ def create(
     next_steps: Annotated[list[str] | None, typer.Option("--next-step", help="Repeat.")] = None,
     blockers: Annotated[list[str] | None, typer.Option("--blocker", help="Repeat.")] = None,
     files: Annotated[list[str] | None, typer.Option("--file", help="Repeat.")] = None,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--if-changed", help="Save nothing if your newest checkpoint already says all this."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Save where you are; your reservations, locks and unread messages are recorded too.
@@ -89,6 +95,7 @@ def create(
             next_steps=next_steps or [],
             blockers=blockers or [],
             files=files or [],
+            if_changed=if_changed,
         )
         out = checkpoints.show(fleet, cid)
     print_json(out) if as_json else typer.echo(cid)

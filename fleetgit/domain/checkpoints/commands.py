@@ -75,9 +75,13 @@ def create(
     next_steps: Sequence[str] = (),
     blockers: Sequence[str] = (),
     files: Sequence[str] = (),
+    if_changed: bool = False,
 ) -> str:
+    """A new checkpoint's id; with `if_changed`, the pilot's newest one instead when it already
+    says all this (a session hook that fires every turn leaves one checkpoint per change)."""
     me = pilots.acting(fleet)
     cid = clock.short_id("chk")
+    unchanged: list[str] = []
 
     def plan() -> list[EventSpec]:
         sid = sorties.resolve(fleet, sortie) if sortie is not None else None
@@ -102,10 +106,18 @@ def create(
                 "unread_total": held["unread_total"],
             },
         }
+        if if_changed:
+            newest = _rows(fleet, " AND pilot = ?", [me])[-1:]
+            if newest and {k: newest[0].get(_COLUMN.get(k, k)) for k in data} == data:
+                unchanged.append(newest[0]["checkpoint_id"])
+                return []
         return [_spec("checkpoint_created", cid, data)]
 
     fleet.transact(plan)
-    return cid
+    return unchanged[0] if unchanged else cid
+
+
+_COLUMN = {"progress_percent": "progress"}  # event field -> checkpoints column
 
 
 def _sortie_mission(fleet: Fleet, sid: str, mid: str | None) -> str | None:
