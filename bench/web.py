@@ -131,6 +131,7 @@ class Run:
         self.sent: dict[str, float] = {}  # title -> when its write was sent
         self.seen: dict[str, float] = {}  # title -> when the SSE subscriber got its event
         self.stop = 0.0
+        self.cpu = (0.0, 0.0)  # the server's and this client's CPU time over the run, in ms
 
     async def reader(self, n: int) -> None:
         conn, rng = Conn(self.port), random.Random(n)
@@ -290,9 +291,13 @@ def main() -> None:
                 ("50 readers and 8 writers, closed loop", False, 50, 8),
                 ("50 readers (4/s each) and 8 writers (2/s each)", True, 50, 8),
             ]
+            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            pids = [proc.pid, *map(int, kids)]
             for name, paced, readers, writers in plan[2:] if args.paced_only else plan:
                 run = Run(port, tokens, ids, paced, name)
+                server, client = cpu_ms(pids), time.process_time()
                 asyncio.run(run.go(readers, writers, seconds))
+                run.cpu = (cpu_ms(pids) - server, (time.process_time() - client) * 1000)
                 rows.append(run)
         finally:
             proc.terminate()
@@ -326,6 +331,13 @@ def main() -> None:
         )
         for err in run.errors[:3]:
             print(f"\n    {err}", file=sys.stderr)
+    print("\nCPU time over each run (the run, the stream's start and its last deliveries):\n")
+    for run in rows:
+        wall = (seconds + 1.5) * 1000
+        print(
+            f"- {run.name}: the server {run.cpu[0] / wall:.0%} of one core,"
+            f" the load generator {run.cpu[1] / wall:.0%}"
+        )
     print("\nreads by route, p50 / p99 (the last run):\n")
     print("| route | p50 / p99 |\n|---|---|")
     for route, took in sorted(rows[-1].by_route.items()):

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import errors
+from fleetgit.web import trace
 from fleetgit.web.common import (
     API,
     CODES,
@@ -195,6 +196,9 @@ class Guard:
             await _send_error(send, error(415, "unsupported_media_type", msg, hint))
             return
         seen = 0
+        if trace.TARGET is not None and scope["path"] != f"{API}/events/stream":
+            trace.start(scope["method"], scope["path"])
+            send = _traced(send)
 
         async def limited() -> Message:
             nonlocal seen
@@ -206,6 +210,17 @@ class Guard:
             return message
 
         await self.app(scope, limited, send)
+
+
+def _traced(send: Send) -> Send:
+    async def traced(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            trace.mark("resp")
+        await send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            trace.mark("sent")
+
+    return traced
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -224,7 +239,7 @@ def create_app(settings: Settings) -> ASGIApp:
         # requests run in worker threads; with the GIL, more than a few only add switching
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.threads
-        async with hub.running():
+        async with hub.running(), trace.running():
             yield
 
     app = FastAPI(

@@ -20,13 +20,14 @@ from starlette.responses import Response
 from fleetgit.fleet import Fleet
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import errors
+from fleetgit.web import trace
 from fleetgit.web.auth import Principal, TokenBook
 from fleetgit.web.stats import HourCounts
 
 API = "/api/v1"
 MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
 REOPEN_S = 2.0  # how long a worker thread keeps an open ledger
-KEEP_PER_THREAD = 4  # open ledgers (one per pilot acting) a worker thread keeps
+KEEP_PER_THREAD = 64  # pilots' Fleets a worker thread keeps over its one open index
 STATUS = {  # the CLI's error codes -> HTTP
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
@@ -98,35 +99,65 @@ class State:
     def fleet(self, who: Principal) -> Iterator[Fleet]:
         """The ledger, acting as `who`'s pilot (nobody for an anonymous read), caught up.
 
-        Opening one costs a few ms (the index, its git view, the config), so each worker thread
-        keeps the few it used last and opens them again after REOPEN_S (a new worktree or a
-        changed config is seen then, as a new CLI process would see it). Anything but a refusal
-        closes it, so a request never inherits a half-done state."""
-        cache: OrderedDict[str | None, tuple[Fleet, float]] | None = getattr(
-            self._local, "fleets", None
-        )
-        if cache is None:
-            cache = self._local.fleets = OrderedDict()
-        entry = cache.pop(who.pilot, None)
+        Opening the index costs a few ms (its connection, its git view, the config, the check
+        of this worktree's segment tail), so each worker thread keeps one open, with a Fleet
+        per pilot acting over it (a Fleet differs by its actor alone: the writer and the index
+        are the worktree's), and opens it again after REOPEN_S (a new worktree or a changed
+        config is seen then, as a new CLI process would see it). The catch-up goes through
+        `Fleet.catch_up`: behind an append in progress it waits on the writer's lock, woken
+        when the append ends, not in SQLite's busy handler. Anything but a refusal closes the
+        thread's ledger, so a request never inherits a half-done state."""
+        trace.mark("thread")
+        began = time.thread_time()
+        local = self._local
+        fleets: OrderedDict[str | None, Fleet] | None = getattr(local, "fleets", None)
         now = time.monotonic()
-        if entry is not None and now - entry[1] < REOPEN_S:
-            fleet, opened = entry
-            fleet.index.catch_up()
+        fleet = None
+        if fleets is not None and now - local.opened < REOPEN_S:
+            fleet = fleets.pop(who.pilot, None)
+            try:
+                if fleet is None:
+                    some = next(iter(fleets.values()))
+                    fleet = Fleet(
+                        self.paths,
+                        actor=who.pilot,
+                        index=some.index,
+                        config=some.config,
+                        repair=False,  # the worktree's tail was checked when the index opened
+                        catch_up=False,
+                    )
+                fleet.catch_up()
+            except BaseException:
+                self._drop()
+                raise
         else:
-            if entry is not None:
-                entry[0].close()
-            fleet, opened = Fleet(self.paths, actor=who.pilot), now
+            trace.mark("open")
+            self._drop()
+            fleet = Fleet(self.paths, actor=who.pilot)
+            fleets = local.fleets = OrderedDict()
+            local.opened = now
+        trace.mark("caught")
         try:
             yield fleet
         except errors.FleetError:
-            cache[who.pilot] = (fleet, opened)
+            fleets[who.pilot] = fleet
             raise
         except BaseException:
-            fleet.close()
+            fleets[who.pilot] = fleet
+            self._drop()
             raise
-        cache[who.pilot] = (fleet, opened)
-        while len(cache) > KEEP_PER_THREAD:
-            cache.popitem(last=False)[1][0].close()
+        fleets[who.pilot] = fleet
+        trace.mark("query")
+        trace.cpu(began)
+        while len(fleets) > KEEP_PER_THREAD:
+            fleets.popitem(last=False)
+
+    def _drop(self) -> None:
+        """Close this thread's ledger (one index under every pilot's Fleet)."""
+        fleets: OrderedDict[str | None, Fleet] | None = getattr(self._local, "fleets", None)
+        self._local.fleets = None
+        if fleets:
+            next(iter(fleets.values())).index.close()
 
 
 def state(request: Request) -> State:

@@ -85,12 +85,12 @@ class Hub:
 
     def _max_pos(self) -> int:
         fleet = self._ledger()
-        fleet.index.catch_up()
+        fleet.catch_up()
         return fleet.index.max_pos()
 
     def _poll(self) -> list[Event]:
         fleet = self._ledger()
-        fleet.index.catch_up()
+        fleet.catch_up()
         if fleet.index.max_pos() <= self.last_pos:
             return []
         return select_after(fleet.index, self.last_pos, BATCH)
