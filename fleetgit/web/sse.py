@@ -90,7 +90,7 @@ class Hub:
 
     def _poll(self) -> list[Event]:
         fleet = self._ledger()
-        fleet.catch_up()
+        self.web.fresh.catch_up(fleet, time.monotonic())  # shared with the requests
         if fleet.index.max_pos() <= self.last_pos:
             return []
         return select_after(fleet.index, self.last_pos, BATCH)

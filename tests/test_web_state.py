@@ -1,0 +1,122 @@
+"""What the server's worker threads share (web/common.State), in process over a real temp
+repository: each thread's one index under every pilot's Fleet, the catch-up that waits behind
+an append on the writer's lock, and one catch-up shared by the requests that came before it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from fleetgit.fleet import Fleet
+from fleetgit.git.paths import locate
+from fleetgit.index.catchup import Index
+from fleetgit.ledger.segments import Writer
+from fleetgit.web.auth import Principal
+from fleetgit.web.common import Freshness, Settings, State
+
+NOBODY = Principal(None, "anonymous")
+
+
+def _as(pilot: str) -> Principal:
+    return Principal(pilot, "write")
+
+
+def _read(web: State, who: Principal = NOBODY) -> int:
+    with web.fleet(who) as fleet:
+        return len(fleet.events())
+
+
+def _append_unindexed(repo: Path, pilot: str, tmp: Path) -> None:
+    """Events written to this worktree's segments by a Fleet whose index is elsewhere: on disk,
+    not yet in the clone's index (as segments a merge or a checkout bring are)."""
+    paths = locate(repo)
+    with Fleet(paths, actor=pilot) as probe:
+        config = probe.config
+    other = Index(paths, config, tmp / "elsewhere.sqlite")
+    with Fleet(paths, actor=pilot, index=other) as fleet:
+        fleet.emit("pilot_active", f"pilot/{pilot}", {"status": "busy"})
+
+
+def test_a_thread_keeps_one_index_under_every_pilots_fleet(repo: Path) -> None:
+    web = State(Settings(locate(repo)))
+    with ThreadPoolExecutor(1) as one:
+
+        def both() -> tuple[Fleet, Fleet]:
+            with web.fleet(_as("viper-1")) as a:
+                a.emit("pilot_active", "pilot/viper-1", {"status": "busy"})
+            with web.fleet(_as("goose")) as b:
+                b.emit("pilot_active", "pilot/goose", {"status": "busy"})
+            return a, b
+
+        a, b = one.submit(both).result()
+        assert a is not b and a.index is b.index  # one connection, two actors
+        again = one.submit(lambda: web.fleet(_as("viper-1")).__enter__()).result()
+        assert again is a  # kept for the next request of the same pilot
+    with Fleet(locate(repo)) as fleet:
+        actors = [e.actor for e in fleet.events()[-2:]]
+    assert actors == ["viper-1", "goose"]
+
+
+def test_a_read_behind_an_append_waits_on_the_writers_lock(repo: Path, tmp_path: Path) -> None:
+    """The index is behind the segments while an append holds the writer's lock: the read's
+    catch-up waits for the lock (woken when it is let go) rather than read a half-written
+    segment or spin in SQLite's busy handler."""
+    web = State(Settings(locate(repo)))
+    with ThreadPoolExecutor(1) as one:
+        before = one.submit(_read, web).result()  # the thread's ledger is open now
+        _append_unindexed(repo, "viper-1", tmp_path)
+        paths = locate(repo)
+        with Writer(paths.local_dir, paths.events_dir).locked():
+            pending = one.submit(_read, web)
+            time.sleep(0.3)
+            assert not pending.done()  # it waits for the lock...
+        assert pending.result(10) == before + 1  # ...and then sees the event
+
+
+def test_a_read_sees_what_reached_the_disk_before_it_came(repo: Path, tmp_path: Path) -> None:
+    web = State(Settings(locate(repo)))
+    with ThreadPoolExecutor(2) as two:
+        before = two.submit(_read, web).result()
+        _append_unindexed(repo, "goose", tmp_path)
+        assert two.submit(_read, web).result() == before + 1
+        _append_unindexed(repo, "ice", tmp_path)
+        assert {f.result() for f in [two.submit(_read, web) for _ in range(4)]} == {before + 2}
+
+
+class Counting:
+    """Stands in for a Fleet: counts catch-ups, each held until `go` is set."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def catch_up(self) -> None:
+        self.calls += 1
+        self.started.set()
+        assert self.go.wait(10)
+
+
+def test_one_catch_up_serves_the_requests_that_came_before_it_began() -> None:
+    fresh, fleet = Freshness(), Counting()
+    fleet.go.set()
+    came = time.monotonic()
+    fresh.catch_up(fleet, came)  # type: ignore[arg-type]
+    fresh.catch_up(fleet, came)  # type: ignore[arg-type]
+    assert fleet.calls == 1
+    fresh.catch_up(fleet, time.monotonic())  # type: ignore[arg-type]
+    assert fleet.calls == 2
+    # one in progress began before the next request came: that request waits, then checks again
+    fleet.go.clear()
+    fleet.started.clear()
+    first = threading.Thread(target=fresh.catch_up, args=(fleet, time.monotonic()))
+    first.start()
+    assert fleet.started.wait(10)
+    late = threading.Thread(target=fresh.catch_up, args=(fleet, time.monotonic()))
+    late.start()
+    fleet.go.set()
+    first.join(10)
+    late.join(10)
+    assert fleet.calls == 4
