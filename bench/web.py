@@ -9,7 +9,8 @@ run. Three runs: one reader and one writer, closed loop (what a request costs); 
 server's saturation); and paced (each reader 4 requests/s, each writer 2/s, their starts spread
 over the period: a busy fleet). Afterwards every acknowledged write must be in the ledger and
 `fleetgit verify` clean. Prints Markdown; nothing is asserted (results go in
-docs/benchmarks.md).
+docs/benchmarks.md). `--trace`: the server times each request's stages (web/trace.py) and the
+split over the runs is printed: where a slow request waited.
 """
 
 from __future__ import annotations
@@ -228,6 +229,45 @@ async def costs(port: int, ids: list[str], pids: list[int], rounds: int) -> None
         print(f"| `{route}` | {cpu:.2f} ms | {min(took):.2f} / {pct(took, 50):.2f} ms |")
 
 
+STAGES = {  # web/trace.py's marks -> the stage each pair of them times
+    "before the handler (loop, dependencies, a free thread, the GIL)": ("t0", "thread"),
+    "catch-up (and opening the ledger)": ("thread", "caught"),
+    "the handler's work": ("caught", "query"),
+    "back to the loop, the response started": ("query", "resp"),
+    "sent": ("resp", "sent"),
+    "whole": ("t0", "sent"),
+}
+
+
+def trace_split(files: list[bytes]) -> None:
+    """Each stage's p50 / p99 / max for the reads and the writes, from the trace files."""
+    records = [orjson.loads(line) for f in files for line in f.splitlines()]
+    lags = [r["lag"] for r in records if "lag" in r]
+    done = [r for r in records if "sent" in r and "query" in r and "resp" in r]
+    print("\nwhere the time went, from the server's trace (ms):\n")
+    print("| stage | reads p50 / p99 / max | writes p50 / p99 / max |\n|---|---|---|")
+    rows: dict[str, list[str]] = {}
+    for method in ("GET", "POST"):
+        mine = [r for r in done if r["m"] == method]
+        for name, (a, b) in STAGES.items():
+            took = [r[b] - (r[a] if a != "t0" else 0.0) for r in mine]
+            rows.setdefault(name, []).append(
+                f"{pct(took, 50):.1f} / {pct(took, 99):.1f} / {max(took, default=0):.1f}"
+            )
+        cpu = [r.get("cpu", 0.0) for r in mine]
+        rows.setdefault("of which the thread's own CPU (catch-up and work)", []).append(
+            f"{pct(cpu, 50):.1f} / {pct(cpu, 99):.1f} / {max(cpu, default=0):.1f}"
+        )
+        opened = sum("open" in r for r in mine)
+        rows.setdefault("requests that opened a ledger", []).append(f"{opened} of {len(mine)}")
+    for name, cells in rows.items():
+        print(f"| {name} | {' | '.join(cells)} |")
+    print(
+        f"\nthe event loop late by over 2 ms: {len(lags)} times (every 10 ms sampled),"
+        f" p50 {pct(lags, 50):.0f} ms, max {max(lags, default=0):.0f} ms"
+    )
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -255,6 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--costs", action="store_true", help="each read route's server CPU and latency, alone"
     )
+    parser.add_argument("--trace", action="store_true", help="each request's stages, timed")
     args = parser.parse_args()
     events, seconds = (10_000, 5.0) if args.quick else (100_000, 30.0)
     with tempfile.TemporaryDirectory() as tmp:
@@ -266,12 +307,14 @@ def main() -> None:
         ids = build(repo, events)
         built = time.perf_counter() - t0
         tokens = {w: auth.create(locate(repo), w)[0] for w in WRITERS}
+        trace = Path(tmp) / "trace"
+        env = {**ENV, "FLEETGIT_WEB_TRACE": str(trace)} if args.trace else ENV
         proc = subprocess.Popen(
             [*fleetgit_command(), "serve", "--port", "0", "--workers", str(args.workers)],
             cwd=repo,
             stdout=subprocess.PIPE,
             text=True,
-            env=ENV,
+            env=env,
         )
         assert proc.stdout is not None
         port = int(proc.stdout.readline().rsplit(":", 1)[1].strip(" /\n"))
@@ -304,6 +347,7 @@ def main() -> None:
             proc.wait()
         titles = {t for run in rows for t in run.acked}
         missing, verify = check(repo, titles)
+        traced = [f.read_bytes() for f in sorted(Path(tmp).glob("trace.*"))]
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     node, cores, python = platform.node(), os.cpu_count(), platform.python_version()
     print(f"### {when} — {node}, {cores} cores, Python {python}")
@@ -346,6 +390,8 @@ def main() -> None:
         f"\nacknowledged writes missing afterwards: {missing} of {len(titles)};"
         f" `fleetgit verify` exit {verify}"
     )
+    if traced:
+        trace_split(traced)
 
 
 if __name__ == "__main__":
