@@ -211,9 +211,12 @@ def cpu_ms(pids: list[int]) -> float:
     return total * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-async def costs(port: int, ids: list[str], pids: list[int], rounds: int) -> None:
+async def costs(
+    port: int, ids: list[str], pids: list[int], rounds: int, tokens: dict[str, str]
+) -> None:
     """One client, one request at a time: each read route `rounds` times, beside `/me` (the
-    HTTP stack and the token check only) as the floor; the server's CPU per request."""
+    HTTP stack and the token check only) as the floor, then `rounds` writes by the 8 writers
+    in turn; the server's CPU per request."""
     conn, rng = Conn(port), random.Random(7)
     print("| route | server CPU per request | latency min / p50 |\n|---|---|---|")
     for route in ["/api/v1/me", *READS, "/api/v1/board?events=0", "/api/v1/board"]:
@@ -227,6 +230,18 @@ async def costs(port: int, ids: list[str], pids: list[int], rounds: int) -> None
             assert status == 200, (path, status, body[:200])
         cpu = (cpu_ms(pids) - before) / rounds
         print(f"| `{route}` | {cpu:.2f} ms | {min(took):.2f} / {pct(took, 50):.2f} ms |")
+    took, before = [], cpu_ms(pids)
+    for n in range(rounds):
+        who = WRITERS[n % len(WRITERS)]
+        t0 = time.perf_counter()
+        status, body = await conn.request(
+            "POST", "/api/v1/missions", {"title": f"cost {n}"}, tokens[who]
+        )
+        took.append((time.perf_counter() - t0) * 1000)
+        assert status == 201, (status, body[:200])
+    cpu = (cpu_ms(pids) - before) / rounds
+    route = "POST /api/v1/missions` (8 pilots in turn)"
+    print(f"| `{route} | {cpu:.2f} ms | {min(took):.2f} / {pct(took, 50):.2f} ms |")
 
 
 STAGES = {  # web/trace.py's marks -> the stage each pair of them times
@@ -323,7 +338,7 @@ def main() -> None:
         if args.costs:
             try:
                 kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-                asyncio.run(costs(port, ids, [proc.pid, *map(int, kids)], 300))
+                asyncio.run(costs(port, ids, [proc.pid, *map(int, kids)], 300, tokens))
             finally:
                 proc.terminate()
                 proc.wait()
