@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from fleetgit.fleet import Fleet
 from fleetgit.git.paths import RepoPaths
+from fleetgit.index.catchup import Index
 from fleetgit.ledger import errors
 from fleetgit.web import trace
 from fleetgit.web.auth import Principal, TokenBook
@@ -136,17 +137,15 @@ class State:
         local = self._local
         fleets: OrderedDict[str | None, Fleet] | None = getattr(local, "fleets", None)
         now = arrived = time.monotonic()
-        fleet = None
         if fleets is not None and now - local.opened < REOPEN_S:
             fleet = fleets.pop(who.pilot, None)
             try:
                 if fleet is None:
-                    some = next(iter(fleets.values()))
                     fleet = Fleet(
                         self.paths,
                         actor=who.pilot,
-                        index=some.index,
-                        config=some.config,
+                        index=local.index,
+                        config=local.config,
                         repair=False,  # the worktree's tail was checked when the index opened
                         catch_up=False,
                     )
@@ -159,7 +158,7 @@ class State:
             self._drop()
             fleet = Fleet(self.paths, actor=who.pilot)
             fleets = local.fleets = OrderedDict()
-            local.opened = now
+            local.index, local.config, local.opened = fleet.index, fleet.config, now
         trace.mark("caught")
         try:
             yield fleet
@@ -167,7 +166,6 @@ class State:
             fleets[who.pilot] = fleet
             raise
         except BaseException:
-            fleets[who.pilot] = fleet
             self._drop()
             raise
         fleets[who.pilot] = fleet
@@ -177,11 +175,11 @@ class State:
             fleets.popitem(last=False)
 
     def _drop(self) -> None:
-        """Close this thread's ledger (one index under every pilot's Fleet)."""
-        fleets: OrderedDict[str | None, Fleet] | None = getattr(self._local, "fleets", None)
-        self._local.fleets = None
-        if fleets:
-            next(iter(fleets.values())).index.close()
+        """Close this thread's ledger (the one index under every pilot's Fleet)."""
+        index: Index | None = getattr(self._local, "index", None)
+        self._local.fleets = self._local.index = None
+        if index is not None:
+            index.close()
 
 
 def state(request: Request) -> State:
