@@ -4,6 +4,7 @@ an append on the writer's lock, and one catch-up shared by the requests that cam
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from fleetgit.index.catchup import Index
 from fleetgit.ledger.segments import Writer
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import Freshness, Settings, State
+from fleetgit.web.sse import Hub
 
 NOBODY = Principal(None, "anonymous")
 
@@ -120,3 +122,27 @@ def test_one_catch_up_serves_the_requests_that_came_before_it_began() -> None:
     first.join(10)
     late.join(10)
     assert fleet.calls == 4
+
+
+def test_the_stream_looks_at_once_when_this_server_writes(repo: Path) -> None:
+    """A write of this server wakes the event stream's poller: its subscribers get the event
+    without waiting for the next poll (60 s here)."""
+    web = State(Settings(locate(repo), poll_s=60.0))
+    hub = Hub(web)
+
+    async def scenario() -> str:
+        async with hub.running():
+            queue = hub.subscribe()
+            await asyncio.sleep(0.1)  # the poller is waiting for its next poll now
+
+            def write() -> None:
+                with Fleet(locate(repo), actor="goose") as fleet:
+                    fleet.emit("pilot_active", "pilot/goose", {"status": "idle", "current_task": "woken"})
+
+            await asyncio.get_running_loop().run_in_executor(None, write)
+            hub.wake()
+            event = await asyncio.wait_for(queue.get(), 30)
+            assert event is not None
+            return str(event.data["current_task"])
+
+    assert asyncio.run(scenario()) == "woken"

@@ -64,7 +64,12 @@ def writes(fn: Callable[..., JSON]) -> Callable[..., Coroutine[Any, Any, JSON]]:
         if _write_limiter is None:  # made inside the event loop, as anyio wants
             _write_limiter = anyio.CapacityLimiter(WRITE_THREADS)
         call = functools.partial(fn, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=_write_limiter)
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=_write_limiter)
+        finally:  # the event stream looks now, not at its next poll
+            request = kwargs.get("request")
+            if isinstance(request, Request):
+                request.app.state.hub.wake()
 
     return run
 

@@ -51,6 +51,12 @@ class Hub:
         self._fleet: Fleet | None = None  # used by the poller's own thread alone
         self._opened = 0.0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="fleetgit-events")
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look now, not at the next poll: this server has just written (the event loop's own
+        thread only). Other processes' appends are found by the poll, every `poll_s`."""
+        self._woken.set()
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
@@ -106,7 +112,9 @@ class Hub:
                 self._publish(event)
                 self.last_pos = max(self.last_pos, event.pos or 0)
             if len(found) < BATCH:
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), self.poll_s)
+            self._woken.clear()
 
     def _publish(self, event: Event) -> None:
         for queue in list(self.subscribers):
