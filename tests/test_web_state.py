@@ -137,7 +137,9 @@ def test_the_stream_looks_at_once_when_this_server_writes(repo: Path) -> None:
 
             def write() -> None:
                 with Fleet(locate(repo), actor="goose") as fleet:
-                    fleet.emit("pilot_active", "pilot/goose", {"status": "idle", "current_task": "woken"})
+                    fleet.emit(
+                        "pilot_active", "pilot/goose", {"status": "idle", "current_task": "woken"}
+                    )
 
             await asyncio.get_running_loop().run_in_executor(None, write)
             hub.wake()
