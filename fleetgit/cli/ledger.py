@@ -188,7 +188,12 @@ def events(
         str | None, typer.Option("--until", help="Only events up to this time: an ISO time or -2h.")
     ] = None,
     after: Annotated[
-        int | None, int_option("--after", metavar="POS", help="Only positions after POS.")
+        int | None,
+        int_option(
+            "--after",
+            metavar="POS",
+            help="Only positions after POS, listed by position (page on with the last one).",
+        ),
     ] = None,
     limit: Limit = LIST_LIMIT,
     reverse: Annotated[bool, typer.Option("--reverse", help="Newest first.")] = False,
@@ -207,7 +212,8 @@ def events(
     rev: Rev = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List events in total order (hlc, writer, wseq), or a consumer's unseen ones by position.
+    """List events in total order (hlc, writer, wseq); after a position, or a consumer's unseen
+    ones, by position.
 
     Example: fleetgit events --type mission_created --since -1h --limit 10
     """

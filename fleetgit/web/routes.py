@@ -690,7 +690,8 @@ def event_list(
     limit: EventLimit = LIST_LIMIT,
     reverse: bool = False,
 ) -> JSON:
-    """Events in total order (`reverse`: newest first); `after` a position."""
+    """Events in total order (`reverse`: newest first); after a position (`after`), by position:
+    page on with the last event's `pos`."""
     sse.only(type, None)  # an unknown type would list nothing, as if there were no such events
     flt = EventFilter(
         types=tuple(type or ()),

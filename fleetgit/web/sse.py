@@ -26,8 +26,7 @@ from starlette.responses import Response, StreamingResponse
 
 from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
-from fleetgit.index import reads
-from fleetgit.index.reads import EventFilter, select_after
+from fleetgit.index.reads import EventFilter, select_after, select_events
 from fleetgit.ledger.codec import Event
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import ApiError, principal
@@ -133,12 +132,8 @@ class Hub:
         with Fleet(self.web.paths, actor=None, repair=False, catch_up=False) as fleet:
             if not only:
                 return select_after(fleet.index, after, BATCH)
-            where, params = reads.where_clause(
-                EventFilter(types=only.types, stream=only.stream, after_pos=after)
-            )
-            sql = f"{reads._SELECT}{where} ORDER BY pos LIMIT ?"
-            rows = fleet.index.conn.execute(sql, (*params, BATCH))
-            return [reads.row_to_event(r) for r in rows]
+            flt = EventFilter(types=only.types, stream=only.stream, after_pos=after, limit=BATCH)
+            return select_events(fleet.index, flt)
 
     def subscribe(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
