@@ -61,8 +61,9 @@ def test_a_path_not_in_the_work_tree_asks_git_once_per_index_change(
         ls_files_calls(git_log)
         fleet.reserve(["src/new.py"])
         assert rsv.unmatched(fleet, ["src/new.py"]) == ["src/new.py"]
-        # the tracked list once (kept while git's index file is the same), the untracked once
-        assert len(ls_files_calls(git_log)) == 2
+        # the tracked list once (kept while git's index file is the same); the untracked
+        # listing of an absent literal path is empty (git lists nothing for it): not asked
+        assert len(ls_files_calls(git_log)) == 1
         fleet.reserve(["src/new.py"])
         assert rsv.unmatched(fleet, ["src/new.py"]) == ["src/new.py"]
         assert [c for c in ls_files_calls(git_log) if "--stage" in c] == []
@@ -85,3 +86,29 @@ def test_what_git_does_not_list_is_still_asked(repo: Path, git_log: Path) -> Non
         assert not view.in_worktree(".git/config")
         # git's answer, as before: it lists nothing inside another repository
         assert view.matches_nothing("vendor/lib/x.py")
+
+
+CASES = [
+    ["src/new/module.py"],  # absent, in an untracked directory
+    ["lib/x.py"],  # absent, and its directory too
+    ["t/zzz.py"],  # absent, in a tracked directory
+    ["top.py/x"],  # below a file
+    ["src/new", "src/new/module.py"],  # another pattern names an untracked directory above
+    ["src/*.py", "src/new/module.py"],  # not all literal: the listing covers more
+    ["src/new/other.py", "lib/x.py", "top.py"],
+]
+
+
+@pytest.mark.parametrize("wanted", CASES)
+def test_what_is_not_asked_is_what_git_would_answer(repo: Path, wanted: list[str]) -> None:
+    tracked(repo, "top.py", "t/a.py")
+    (repo / "src" / "new").mkdir(parents=True)
+    (repo / "src" / "new" / "other.py").write_text("untracked\n")
+    (repo / "t" / "u.py").write_text("untracked\n")
+    with Fleet.open(repo, actor="viper") as fleet:
+        fast = rsv.RepoView(fleet, wanted)
+        asked = rsv.RepoView(fleet, wanted)
+        asked.literal = False  # no shortcut: git's listings decide, as before
+        assert [fast.matches_nothing(p) for p in wanted] == [
+            asked.matches_nothing(p) for p in wanted
+        ]

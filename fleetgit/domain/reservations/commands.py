@@ -115,6 +115,8 @@ class RepoView:
         specs = [_area(p) for p in wanted]
         self.pathspecs = [] if "" in specs else [f":(literal){a}" for a in dict.fromkeys(specs)]
         self.untracked = untracked
+        self.literal = all(patterns.can_name_file(p) for p in wanted)
+        self.wanted = list(wanted)
         self._tracked: dict[str, str] | None = None  # path: mode
         self._others: list[str] | None = None
         self.known = True  # git answered: without it, nothing is said to match nothing
@@ -192,6 +194,23 @@ class RepoView:
             p.startswith(below) for p in self.tracked
         )
 
+    def absent_alone(self, pattern: str) -> bool:
+        """Would git's untracked listing show nothing `pattern` covers, without asking it? So
+        when every pattern asked about is a literal path (the listing is narrowed to those
+        paths), this one is not in the work tree (git lists nothing for an absent path, even
+        inside an untracked directory), and no other pattern names a directory above it (with
+        core.ignorecase git may list what lstat does not find: asked)."""
+        if not self.literal or self.ignorecase:
+            return False
+        try:
+            os.lstat(os.path.join(self.top, pattern))
+            return False
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            return False
+        return not any(pattern.startswith(q + "/") for q in self.wanted)
+
     def matches_nothing(self, pattern: str) -> bool:
         """Does `pattern` cover no tracked path and nothing in the work tree?"""
         if self.in_worktree(pattern):
@@ -202,6 +221,8 @@ class RepoView:
             return False
         if any(patterns.matches(pattern, p, ignorecase=icase) for p in tracked):
             return False
+        if self.absent_alone(pattern):
+            return True
         others = self.others
         if not self.known:
             return False
