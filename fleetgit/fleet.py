@@ -143,8 +143,10 @@ class Fleet:
         lock is taken first, as an append takes it: the catch-up then waits behind an append of
         this worktree in the kernel, woken the moment it ends, instead of in SQLite's busy
         handler, which sleeps 1, 2, 5, 10 ms... between tries (and holds up the next append)."""
-        if self.rev is not None or self.writer.held or self.index.is_fresh():
+        if self.rev is not None or self.writer.held:
             return self.index.catch_up()
+        if self.index.is_fresh():  # once: index.catch_up would check it again
+            return IngestResult()
         with self.writer.locked():
             return self.index.catch_up()
 

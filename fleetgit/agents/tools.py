@@ -281,8 +281,28 @@ def obj(**props: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": list(props)}
 
 
+def _described(value: Schema) -> str:
+    kind = value.get("type", "any")
+    kind = " or ".join(kind) if isinstance(kind, list) else kind
+    if "enum" in value:
+        kind += f": {' | '.join(value['enum'])}"
+    return kind
+
+
+def rows(item: Schema) -> Schema:
+    """An array of `item` objects, their fields required and their types described in words,
+    not as a schema per field: the SDK's client validates every result against the output
+    schema, and per-field schemas cost it ~5 us per field of every row (0.7 ms of a 20-row
+    page, a quarter of a read's budget). What a row holds is said all the same."""
+    fields = ", ".join(f"{k} ({_described(v)})" for k, v in item["properties"].items())
+    return {
+        "type": "array",
+        "items": {"type": "object", "required": item["required"], "description": fields},
+    }
+
+
 def listing(key: str, item: dict[str, Any]) -> dict[str, Any]:
-    return obj(**{key: {"type": "array", "items": item}, "more": INT})
+    return obj(**{key: rows(item), "more": INT})
 
 
 SORTIE = obj(
@@ -311,19 +331,19 @@ CHECKPOINT = obj(checkpoint_id=STR, pilot=STR, trigger=STR, reservations=STRS, l
 EVENT = obj(id=STR, type=STR, stream=STR, seq=INT, actor=OPT_STR, ts=STR, data={"type": "object"})
 OVERVIEW = obj(
     me=obj(callsign=OPT_STR, registered=BOOL, active=BOOL),
-    pilots={"type": "array", "items": obj(callsign=STR, status=STR)},
-    claimed={"type": "array", "items": SORTIE},
-    reservations={"type": "array", "items": RESERVATION},
-    reserved={"type": "array", "items": RESERVATION},
-    ready={"type": "array", "items": SORTIE},
-    unread={"type": "array", "items": MESSAGE},
+    pilots=rows(obj(callsign=STR, status=STR)),
+    claimed=rows(SORTIE),
+    reservations=rows(RESERVATION),
+    reserved=rows(RESERVATION),
+    ready=rows(SORTIE),
+    unread=rows(MESSAGE),
     more={"type": "object", "additionalProperties": INT},
 )
 BRIEF = obj(
     pilot=STR,
     checkpoint=CHECKPOINT,
     reservations=obj(reacquired=STRS, kept=STRS, lost={"type": "array"}),
-    unread_messages={"type": "array", "items": MESSAGE},
+    unread_messages=rows(MESSAGE),
     unread_total=INT,
     markdown=STR,
 )
@@ -728,7 +748,7 @@ TOOLS: dict[str, Tool] = {
                 TTL,
                 Param("reason", "string", "Why."),
             ),
-            obj(reservations={"type": "array", "items": RESERVATION}, unmatched=STRS),
+            obj(reservations=rows(RESERVATION), unmatched=STRS),
             _reserve,
             True,
         ),
@@ -738,7 +758,7 @@ TOOLS: dict[str, Tool] = {
             "Extend your reservations (all, or those named) to ttl from now. Example: renew"
             ' {"ttl": "1h"}',
             (Param("patterns", "strings", "Which (default: all of yours)."), TTL),
-            obj(reservations={"type": "array", "items": RESERVATION}),
+            obj(reservations=rows(RESERVATION)),
             _renew,
             True,
         ),
@@ -902,7 +922,7 @@ TOOLS: dict[str, Tool] = {
                 Param("types", "strings", "Only these event types.", enum=tuple(EVENT_TYPES)),
                 Param("limit", "integer", "At most N (0: all).", default=50),
             ),
-            obj(events={"type": "array", "items": EVENT}, cursor=INT, more=INT),
+            obj(events=rows(EVENT), cursor=INT, more=INT),
             _events,
             False,  # it moves a cursor of this clone, not the ledger
         ),

@@ -23,6 +23,7 @@ from fleetgit.ledger.errors import ConflictError, GitError, NotFoundError, Valid
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
+    from fleetgit.git.paths import RepoPaths
 
 
 class ReservationConflict(ConflictError):
@@ -103,26 +104,79 @@ def _from_top(absolute: str, top: str) -> str:
 class RepoView:
     """What the repository shows where some patterns point: the paths git tracks, with their
     modes, and the untracked ones in the work tree (an untracked directory as `dir/`, not
-    read further). One `git ls-files` each, narrowed to the patterns' literal directories."""
+    read further). One `git ls-files` each, narrowed to the patterns' literal directories, run
+    only when a question needs it: a literal path that is in the work tree (not a directory)
+    answers both questions with a few lstat calls, which is what a reservation usually names."""
 
     def __init__(self, fleet: Fleet, wanted: Sequence[str], *, untracked: bool = True) -> None:
-        from fleetgit.git.repo import ls_files
-
+        self.paths = fleet.paths
         self.top = str(fleet.paths.worktree)
         self.ignorecase = fleet.ignorecase
         specs = [_area(p) for p in wanted]
-        pathspecs = [] if "" in specs else [f":(literal){a}" for a in dict.fromkeys(specs)]
-        self.tracked: dict[str, str] = {}  # path: mode
-        self.others: list[str] = []
+        self.pathspecs = [] if "" in specs else [f":(literal){a}" for a in dict.fromkeys(specs)]
+        self.untracked = untracked
+        self.literal = all(patterns.can_name_file(p) for p in wanted)
+        self.wanted = list(wanted)
+        self._tracked: dict[str, str] | None = None  # path: mode
+        self._others: list[str] | None = None
         self.known = True  # git answered: without it, nothing is said to match nothing
-        try:
-            for record in ls_files(fleet.paths, ["--stage"], pathspecs):
+
+    def _ls(self, args: list[str]) -> list[str]:
+        from fleetgit.git.repo import ls_files
+
+        if self.known:
+            try:
+                return ls_files(self.paths, args, self.pathspecs)
+            except GitError:
+                self.known = False
+        return []
+
+    @property
+    def tracked(self) -> dict[str, str]:
+        if self._tracked is None:
+            key = _index_stamp(self.paths, self.pathspecs)
+            cached = _TRACKED.get(key) if key is not None else None
+            if cached is None and key is not None and key[1] is None:
+                cached = {}  # no index file: git would list nothing
+            if cached is not None:
+                self._tracked = cached
+                return cached
+            self._tracked = {}
+            for record in self._ls(["--stage"]):
                 info, _, path = record.partition("\t")
-                self.tracked[path] = info.split(" ", 1)[0]
-            if untracked:
-                self.others = ls_files(fleet.paths, ["--others", "--directory"], pathspecs)
-        except GitError:
-            self.known = False
+                self._tracked[path] = info.split(" ", 1)[0]
+            if key is not None and self.known:
+                if len(_TRACKED) >= 64:
+                    _TRACKED.clear()
+                _TRACKED[key] = self._tracked
+        return self._tracked
+
+    @property
+    def others(self) -> list[str]:
+        if self._others is None:
+            self._others = self._ls(["--others", "--directory"]) if self.untracked else []
+        return self._others
+
+    def in_worktree(self, pattern: str) -> bool:
+        """Is `pattern` a literal path to something in the work tree that is not a directory,
+        below real directories that are no repository of their own: a path git lists, tracked
+        or untracked (`ls-files --others` lists ignored files too)?"""
+        if not patterns.can_name_file(pattern):
+            return False
+        parts = pattern.split("/")
+        if ".git" in parts or "" in parts:
+            return False
+        path = self.top
+        try:
+            for part in parts[:-1]:
+                path = os.path.join(path, part)
+                if not stat.S_ISDIR(os.lstat(path).st_mode) or os.path.lexists(
+                    os.path.join(path, ".git")
+                ):
+                    return False
+            return not stat.S_ISDIR(os.lstat(os.path.join(path, parts[-1])).st_mode)
+        except OSError:
+            return False
 
     def is_file(self, pattern: str) -> bool:
         """Does the repository show `pattern` (a literal path) as a file: in the work tree, a
@@ -140,14 +194,39 @@ class RepoView:
             p.startswith(below) for p in self.tracked
         )
 
+    def absent_alone(self, pattern: str) -> bool:
+        """Would git's untracked listing show nothing `pattern` covers, without asking it? So
+        when every pattern asked about is a literal path (the listing is narrowed to those
+        paths), this one is not in the work tree (git lists nothing for an absent path, even
+        inside an untracked directory), and no other pattern names a directory above it (with
+        core.ignorecase git may list what lstat does not find: asked)."""
+        if not self.literal or self.ignorecase:
+            return False
+        try:
+            os.lstat(os.path.join(self.top, pattern))
+            return False
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError:
+            return False
+        return not any(pattern.startswith(q + "/") for q in self.wanted)
+
     def matches_nothing(self, pattern: str) -> bool:
         """Does `pattern` cover no tracked path and nothing in the work tree?"""
-        if not self.known:
+        if self.in_worktree(pattern):
             return False
         icase = self.ignorecase
-        if any(patterns.matches(pattern, p, ignorecase=icase) for p in self.tracked):
+        tracked = self.tracked
+        if not self.known:
             return False
-        for p in self.others:
+        if any(patterns.matches(pattern, p, ignorecase=icase) for p in tracked):
+            return False
+        if self.absent_alone(pattern):
+            return True
+        others = self.others
+        if not self.known:
+            return False
+        for p in others:
             if p.endswith("/"):  # an untracked directory: anything may be below it
                 if patterns.overlaps(pattern, patterns.escape(p), ignorecase=icase):
                     return False
@@ -157,6 +236,22 @@ class RepoView:
 
 
 GITLINK = "160000"  # a submodule: a directory
+
+# `git ls-files --stage` answers from git's index file alone: its answers are kept while that
+# file's stat (git replaces it whole on every change) and the pathspecs are the same
+_TRACKED: dict[tuple[object, ...], dict[str, str]] = {}
+
+
+def _index_stamp(paths: RepoPaths, pathspecs: list[str]) -> tuple[object, ...] | None:
+    if "GIT_INDEX_FILE" in os.environ:
+        return None
+    try:
+        st = os.stat(paths.git_dir / "index")
+    except FileNotFoundError:  # nothing tracked yet (and nothing for git to read)
+        return (str(paths.git_dir), None, *pathspecs)
+    except OSError:
+        return None
+    return (str(paths.git_dir), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, *pathspecs)
 
 
 def _area(pattern: str) -> str:
