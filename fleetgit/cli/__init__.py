@@ -80,8 +80,8 @@ MODULES = (
 COMMAND_LINES: dict[str, str] = {
     "init": "Set up fleetgit in this git repository (idempotent).",
     "emit": "Append one raw event to the ledger.",
-    "events": "List events in total order (hlc, writer, wseq), or a consumer's unseen ones by"
-    " position.",
+    "events": "List events in total order (hlc, writer, wseq); after a position, or a consumer's"
+    " unseen ones, by position.",
     "show": "Show one event.",
     "stream": "Show the events of one stream by version.",
     "commit": "Commit the pending .fleet/ segments, and nothing else.",
