@@ -601,7 +601,7 @@ class Fleet:
         worktree = str(self.paths.worktree)
         result = IngestResult()
         self.index.ingest_own(list(zip(events, lines, strict=True)), result)
-        trust.learn_own(self.index, events, lines)
+        trust.learn_own(self.index, events, lines, number)
         self.index.replace_file_stamp(
             WorktreeFile(
                 worktree, relpath, self.writer.id, number, st.st_size, st.st_mtime_ns, st.st_ino
