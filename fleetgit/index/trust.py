@@ -228,9 +228,9 @@ class _Segment:
         raw = self.keys.admins.get(admin) if isinstance(admin, str) else None
         if raw is not None and order_of and k in order_of:
             lines = [self.items[j][0] for j in order_of]
-            if all(e.type in ADMIN_TYPES and e.data.get("admin") == admin for e in lines):
-                if check(raw, signature, msg):
-                    return _Key(admin, raw, (0, "", 0), None)
+            only_keys = all(e.type in ADMIN_TYPES and e.data.get("admin") == admin for e in lines)
+            if only_keys and check(raw, signature, msg):
+                return _Key(str(admin), raw, (0, "", 0), None)
         return None
 
     def check_batch(self, batch: range) -> None:
