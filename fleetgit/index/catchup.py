@@ -274,7 +274,11 @@ class Index(IndexDB):
                 )
                 del data
                 self.record_problems(where, 0, parsed.problems)
-                self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
+                self.reading_blob = True
+                try:
+                    self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
+                finally:
+                    self.reading_blob = False
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
         for path, what in bad:  # a link, a submodule, a file where a directory belongs

@@ -221,6 +221,7 @@ class IndexDB:
         self.trust_deferred: list[Any] | None = None
         # a key change took validity from events already taken: rebuild (index/trust.py)
         self.trust_redo = False
+        self.reading_blob = False  # ingesting a committed blob read whole (trust.py: lineno)
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()

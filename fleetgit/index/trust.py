@@ -324,6 +324,7 @@ def screen(
         db.trust_deferred.append((items, writer, segment, start))
         return []
     if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
+        items = items + _released(db, keys) if keys.changed else items
         remember(db, items)
         return items
     batches = _batches(items)
@@ -341,12 +342,14 @@ def screen(
         first = next(seg.reason[i] for i in batch if i in seg.reason)
         for i in batch:
             why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-            bad.append((items[i], why, i + 1 if start == 0 else None))
+            # its line number, for a committed blob read whole (a work-tree file is searched
+            # when listed: `quarantined`), so that the row is the same whatever was read when
+            bad.append((items[i], why, i + 1 if start == 0 and db.reading_blob else None))
         if policy == "warn":
             keep.extend(items[i] for i in batch)
     if bad:
         _quarantine(db, bad, segment, kept=policy == "warn")
-    if keys.changed and policy == "require":
+    if keys.changed:
         keep.extend(_released(db, keys))
     remember(db, keep)
     return keep
@@ -565,7 +568,7 @@ def _quarantine(
     )  # fmt: skip
 
 
-def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
+def _released(db: IndexDB, keys: _Keys) -> list[Item]:
     """Quarantined batches of the pilots whose keys just changed, now covered: out of the
     quarantine and into the index."""
     from fleetgit.domain.catalogue import CATALOGUE
@@ -591,6 +594,20 @@ def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
                     [(items[i][0].id, line_hash(items[i][1])) for i in batch],
                 )
                 out.extend(items[i] for i in batch)
+                continue
+            # still quarantined: the reason as the keys now stand (as a rebuild would say it)
+            first = next(seg.reason[i] for i in batch if i in seg.reason)
+            db.conn.executemany(
+                "UPDATE quarantine SET reason = ? WHERE id = ? AND hash = ?",
+                [
+                    (
+                        seg.reason.get(i) or f"in a batch with a quarantined event ({first})",
+                        items[i][0].id,
+                        line_hash(items[i][1]),
+                    )
+                    for i in batch
+                ],
+            )
     return out
 
 
