@@ -353,3 +353,36 @@ def test_a_revocation_read_after_what_it_invalidates_quarantines_it_at_the_next_
         assert not fleet.index.conn.execute(
             "SELECT 1 FROM events WHERE data LIKE '%\"m8\"%'"
         ).fetchone()
+
+
+def test_the_verdicts_follow_the_admin_keys_the_config_names(repo: Path) -> None:
+    """An admin revocation counts while .fleet/config.toml names the admin key; with the key
+    taken out of the list it is quarantined (signed by no key the fleet knows) and the key
+    counts again; put back, it counts again. The index follows each change by itself."""
+    from fleetgit.domain.pilots import keying
+    from fleetgit.fleet import Fleet
+
+    config = repo / ".fleet/config.toml"
+    plain = config.read_text(encoding="utf-8")
+    with Fleet.open(repo) as fleet:
+        made = keying.admin_create(fleet)
+    listed = plain + made["config_line"] + "\n"
+    config.write_text(listed, encoding="utf-8")
+    with Fleet.open(repo) as fleet:
+        revoked = keying.admin_revoke(fleet, "goose")["revoked"]
+
+    def state() -> tuple[list[Any], list[Any]]:
+        with Fleet.open(repo) as fleet:
+            fleet.catch_up()
+            conn = fleet.index.conn
+            keys = conn.execute(
+                "SELECT key, revoked_hlc IS NOT NULL FROM pilot_keys WHERE callsign = 'goose'"
+            ).fetchall()
+            quarantined = conn.execute("SELECT actor, type FROM quarantine").fetchall()
+            return keys, quarantined
+
+    assert state() == ([(revoked[0], 1)], [])
+    config.write_text(plain, encoding="utf-8")
+    assert state() == ([(revoked[0], 0)], [("goose", "pilot_key_revoked")])
+    config.write_text(listed, encoding="utf-8")
+    assert state() == ([(revoked[0], 1)], [])
