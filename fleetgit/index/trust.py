@@ -315,6 +315,8 @@ def screen(
         changed = derive(db, _record(db, items, writer, segment))
     keys = _Keys(db)
     keys.changed = changed
+    # quarantined batches of the pilots whose keys just changed, now covered
+    released = _released(db, keys) if changed else []
     seg = _Segment(items, writer, segment, keys)
     actors = {e.actor for e, _ in items}
     actors.discard(None)
@@ -322,9 +324,10 @@ def screen(
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
         db.trust_deferred.append((items, writer, segment, start))
-        return []
+        remember(db, released)
+        return released
     if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
-        items = items + _released(db, keys) if keys.changed else items
+        items = items + released
         remember(db, items)
         return items
     batches = _batches(items)
@@ -349,8 +352,7 @@ def screen(
             keep.extend(items[i] for i in batch)
     if bad:
         _quarantine(db, bad, segment, kept=policy == "warn")
-    if keys.changed:
-        keep.extend(_released(db, keys))
+    keep.extend(released)
     remember(db, keep)
     return keep
 
