@@ -343,6 +343,9 @@ class Fleet:
                 fd, self._written = self._written, -1
                 durable(fd, acknowledged and self.config.fsync == "always")
         self.appended += len(events)
+        if self.index.trust_redo:  # its catch-up changed keys behind taken events (trust.py)
+            self.index.trust_redo = False
+            self.index.rebuild()
         return events[len(joining) :]  # the caller's, without a registration `register` added
 
     def _append_locked(
