@@ -386,3 +386,34 @@ def test_the_verdicts_follow_the_admin_keys_the_config_names(repo: Path) -> None
     assert state() == ([(revoked[0], 0)], [("goose", "pilot_key_revoked")])
     config.write_text(listed, encoding="utf-8")
     assert state() == ([(revoked[0], 1)], [])
+
+
+def test_keys_derived_in_a_scratch_database_equal_the_index_s(tmp_path_factory: Any) -> None:
+    """`trust._learn_keys` (for a caller deriving keys from segments alone, in a database of
+    its own with a `pilot_keys` table) gives the keys the index derives."""
+    from fleetgit.domain.catalogue import CATALOGUE
+    from fleetgit.index import trust
+    from fleetgit.ledger.segments import parse
+
+    base = tmp_path_factory.mktemp("scratch")
+    segments = _writers(base / "writers")
+    every = [(w, True) for w in sorted(segments) for _ in segments[w]]
+    reference, _ = _read_in_order(base / "ref", every)
+
+    class Scratch:
+        def __init__(self) -> None:
+            self.conn = sqlite3.connect(":memory:")
+            self.conn.execute(
+                "CREATE TABLE pilot_keys (callsign TEXT NOT NULL, key TEXT NOT NULL,"
+                " added_hlc INTEGER NOT NULL, added_writer TEXT NOT NULL,"
+                " added_wseq INTEGER NOT NULL, revoked_hlc INTEGER, revoked_writer TEXT,"
+                " revoked_wseq INTEGER, PRIMARY KEY (callsign, key))"
+            )
+
+    db = Scratch()
+    keys = trust._Keys(db)  # type: ignore[arg-type]
+    for writer, batches in sorted(segments.items(), reverse=True):
+        items = parse(batches[-1], 0, writer, types=CATALOGUE).events
+        seg = trust._Segment(items, writer, 1, keys)
+        trust._learn_keys(seg, trust._batches(items))
+    assert sorted(db.conn.execute("SELECT * FROM pilot_keys").fetchall()) == reference["keys"]

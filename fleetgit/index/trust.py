@@ -61,7 +61,7 @@ class _Keys:
         self.db = db
         self.by_pilot: dict[str, list[_Key]] = {}
         self.changed: set[str] = set()
-        self.admins = admin_keys(db.config)
+        self.admins = admin_keys(getattr(db, "config", None))
 
     def of(self, callsign: str) -> list[_Key]:
         got = self.by_pilot.get(callsign)
@@ -536,7 +536,12 @@ def _lost(old: list[_Key], new: list[_Key]) -> list[tuple[Order, Order]]:
 
 
 def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> bool:
-    """Has the index taken an event of `pilot` inside one of `spans`?"""
+    """Has the index taken an event of `pilot` inside one of `spans`? (None without events:
+    a scratch database of keys, see `_learn_keys`.)"""
+    if not db.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone():
+        return False
     for lo, hi in spans:
         if db.conn.execute(
             "SELECT 1 FROM events WHERE actor = ? AND (hlc, writer, wseq) >= (?, ?, ?)"
@@ -545,6 +550,23 @@ def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> b
         ).fetchone():
             return True
     return False
+
+
+def _learn_keys(seg: _Segment, batches: list[range]) -> None:
+    """For a caller that derives keys in a scratch database of its own (a `pilot_keys` table;
+    `seg.keys` bound to it): keep the key events of `batches` of `seg` and derive the keys of
+    the pilots they name from all kept so far, in total order (`derive`)."""
+    from fleetgit.index.schema import DDL
+    from fleetgit.index.store import split_statements
+
+    db = seg.keys.db
+    for statement in split_statements(DDL):
+        code = "\n".join(x for x in statement.splitlines() if not x.startswith("--"))
+        if "key_events" in code.split("(")[0]:
+            db.conn.execute(code)
+    items = [seg.items[i] for batch in batches for i in batch]
+    derive(db, _record(db, items, seg.writer, seg.segment))
+    seg.keys.by_pilot.clear()
 
 
 def learn_own(db: IndexDB, events: list[Event], lines: list[bytes], segment: int) -> None:
