@@ -417,3 +417,32 @@ def test_keys_derived_in_a_scratch_database_equal_the_index_s(tmp_path_factory: 
         seg = trust._Segment(items, writer, 1, keys)
         trust._learn_keys(seg, trust._batches(items))
     assert sorted(db.conn.execute("SELECT * FROM pilot_keys").fetchall()) == reference["keys"]
+
+
+def test_admin_commands_refuse_bad_input_in_one_line_and_write_nothing(
+    repo: Path, cli: Any
+) -> None:
+    def refused(*args: str, says: str, code: int = 1) -> None:
+        """Refused (exit 1; a usage error exits 2), one line and a hint, nothing written."""
+        before = cli(repo, "index", "status", "--json").json()["events"]
+        res = cli(repo, *args)
+        assert res.code == code, (args, res.out, res.err)
+        assert says in res.err and "hint:" in res.err and "Traceback" not in res.err, res.err
+        assert cli(repo, "index", "status", "--json").json()["events"] == before
+
+    refused("pilot", "key", "revoke", "goose", "--admin", says="no fleet admin key")
+    made = cli(repo, "pilot", "key", "admin-create", "--json").json()
+    refused("pilot", "key", "revoke", "goose", "--admin", says="not in admin_keys")
+    config = repo / ".fleet/config.toml"
+    plain = config.read_text(encoding="utf-8")
+    config.write_text(plain + made["config_line"] + "\n", encoding="utf-8")
+    refused("pilot", "key", "revoke", "nobody", "--admin", says="no such key")
+    refused("pilot", "key", "revoke", "goose", "--admin", "--key", "AAAA", says="no such key")
+    refused("pilot", "key", "add", "goose", "--admin", "--key", "not-a-key", says="public key")
+    refused("--as", "goose", "pilot", "key", "revoke", says="--key", code=2)
+    refused("pilot", "key", "rotate", "goose", "--admin", says="takes no CALLSIGN", code=2)
+    refused("pilot", "key", "revoke", "--admin", says="CALLSIGN", code=2)
+    config.write_text(plain + 'admin_keys = ["ed25519:short"]\n', encoding="utf-8")
+    res = cli(repo, "pilot", "list")
+    assert res.code == 1 and "admin_keys: not an admin public key" in res.err, res.err
+    assert "hint:" in res.err and "Traceback" not in res.err
