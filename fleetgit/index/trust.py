@@ -556,14 +556,12 @@ def _learn_keys(seg: _Segment, batches: list[range]) -> None:
     """For a caller that derives keys in a scratch database of its own (a `pilot_keys` table;
     `seg.keys` bound to it): keep the key events of `batches` of `seg` and derive the keys of
     the pilots they name from all kept so far, in total order (`derive`)."""
-    from fleetgit.index.schema import DDL
-    from fleetgit.index.store import split_statements
+    from fleetgit.index.schema import KEY_EVENTS
 
     db = seg.keys.db
-    for statement in split_statements(DDL):
-        code = "\n".join(x for x in statement.splitlines() if not x.startswith("--"))
-        if "key_events" in code.split("(")[0]:
-            db.conn.execute(code)
+    for statement in KEY_EVENTS.split(";\n"):  # not executescript: it would commit
+        if statement.strip():
+            db.conn.execute(statement)
     items = [seg.items[i] for batch in batches for i in batch]
     derive(db, _record(db, items, seg.writer, seg.segment))
     seg.keys.by_pilot.clear()
