@@ -130,6 +130,7 @@ class Fleet:
         self.appended = 0  # events this Fleet wrote
         self._written = -1  # inside an append: the fd of the segment written, not yet fsynced
         self._new_keys: dict[str, str] = {}  # callsign -> public key made for this batch
+        self._admin_signer: Any = None  # the fleet admin key signing instead (signing_as_admin)
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
@@ -344,6 +345,9 @@ class Fleet:
                 fd, self._written = self._written, -1
                 durable(fd, acknowledged and self.config.fsync == "always")
         self.appended += len(events)
+        if self.index.trust_redo:  # its catch-up changed keys behind taken events (trust.py)
+            self.index.trust_redo = False
+            self.index.rebuild()
         return events[len(joining) :]  # the caller's, without a registration `register` added
 
     def _append_locked(
@@ -537,6 +541,16 @@ class Fleet:
             )
         return None
 
+    @contextlib.contextmanager
+    def signing_as_admin(self, key: Any) -> Iterator[None]:
+        """Appends inside sign with the fleet admin key `key`, whoever their actor (key events
+        a fleet admin writes for a pilot: domain/pilots/keying.py)."""
+        self._admin_signer = key
+        try:
+            yield
+        finally:
+            self._admin_signer = None
+
     def _sign(self, number: int, events: list[Event], lines: list[bytes]) -> list[bytes]:
         """Sign the batch about to be written (index/trust.py, ledger/sigs.py)."""
         if self.config.trust == "off" or not any(e.actor for e in events):
@@ -546,7 +560,9 @@ class Fleet:
         local = self.paths.local_dir
         path = self.paths.worktree / self.writer.relpath(number)
         base = trust.append_base(local, path, self.writer.id, number, size)
-        signed = trust.sign_batch(lines, events, number, base, self._key_of)
+        admin = self._admin_signer
+        key_of = self._key_of if admin is None else (lambda _actor: admin)
+        signed = trust.sign_batch(lines, events, number, base, key_of)
         after = sigs.chain(base, signed)
         trust.save_base(local, self.writer.id, number, size + sum(map(len, signed)), after)
         self._new_keys.clear()
@@ -603,7 +619,7 @@ class Fleet:
         worktree = str(self.paths.worktree)
         result = IngestResult()
         self.index.ingest_own(list(zip(events, lines, strict=True)), result)
-        trust.learn_own(self.index, events, lines)
+        trust.learn_own(self.index, events, lines, number)
         self.index.replace_file_stamp(
             WorktreeFile(
                 worktree, relpath, self.writer.id, number, st.st_size, st.st_mtime_ns, st.st_ino

@@ -264,11 +264,6 @@ def test_the_same_key_registered_in_two_clones_counts_from_its_earliest_registra
         assert not fleet.index.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap of issue 17: which of two different keys owns a callsign is decided by"
-    " the order this index reads the registrations, not by total order",
-)
 def test_a_callsign_registered_with_two_keys_is_owned_alike_whatever_the_read_order(
     repo: Path, tmp_path: Path
 ) -> None:

@@ -201,13 +201,20 @@ def pilot_show(
     _out(out, as_json, detail(out))
 
 
-KEY_ACTIONS = ("export", "import", "add", "rotate")
+KEY_ACTIONS = ("export", "import", "add", "rotate", "revoke", "admin-create")
 
 
 @boundary
 def pilot_key(
     ctx: typer.Context,
-    action: Annotated[str, typer.Argument(metavar="export|import|add|rotate")],
+    action: Annotated[str, typer.Argument(metavar="export|import|add|rotate|revoke|admin-create")],
+    callsign: Annotated[
+        str | None, typer.Argument(help="with --admin: the pilot whose key it is")
+    ] = None,
+    key: Annotated[str | None, typer.Option("--key", help="the public key (base64url)")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="sign with this clone's fleet admin key")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Manage the acting pilot's signing key (Ed25519; docs/trust.md).
@@ -215,7 +222,10 @@ def pilot_key(
     export prints this clone's private key of the pilot (keep it secret); import reads one from
     stdin, for a second machine of the same pilot (only a key the ledger already lists for it);
     add gives a key to a pilot registered before keys existed; rotate makes a new key, signed
-    by the old one, and revokes the old one (what it signed before stays valid).
+    by the old one, and revokes the old one (what it signed before stays valid); revoke --key
+    revokes one of the pilot's keys. admin-create makes this clone's fleet admin key and prints
+    the line naming it in .fleet/config.toml; then `revoke CALLSIGN --admin [--key KEY]` and
+    `add CALLSIGN --admin [--key KEY]` change any pilot's keys (a lost or compromised key).
 
     Example: fleetgit --as viper-1 pilot key export > key (then on the other machine: import < key)
     """
@@ -223,15 +233,38 @@ def pilot_key(
 
     if action not in KEY_ACTIONS:
         raise UsageError(f"unknown key action {action!r}", hint=f"one of: {', '.join(KEY_ACTIONS)}")
+    if (admin or callsign is not None) and action not in ("add", "revoke"):
+        raise UsageError(
+            f"pilot key {action} takes no CALLSIGN or --admin", hint="only add and revoke do"
+        )
+    if admin != (callsign is not None):
+        raise UsageError(
+            "a CALLSIGN goes with --admin", hint="fleetgit pilot key revoke CALLSIGN --admin"
+        )
     with open_fleet(ctx) as fleet:
         if action == "export":
             text = keying.export(fleet)
             _out({"callsign": fleet.me(), "private_key": text}, as_json, text)
             return
+        if action == "admin-create":
+            made = keying.admin_create(fleet)
+            line = made["config_line"]
+            note = "" if made["listed"] else f"\nname it in .fleet/config.toml: {line}"
+            _out(made, as_json, f"fleet admin key {made['key']} ({made['path']}){note}")
+            return
+        if action == "revoke":
+            if callsign is not None:
+                out = keying.admin_revoke(fleet, callsign, key)
+            elif key is None:
+                raise UsageError("which key? pass --key KEY", hint="or rotate: pilot key rotate")
+            else:
+                out = keying.revoke(fleet, key)
+            _out(out, as_json, f"pilot {out['callsign']}: revoked {', '.join(out['revoked'])}")
+            return
         if action == "import":
             out = keying.import_key(fleet, typer.get_text_stream("stdin").read())
         elif action == "add":
-            out = keying.add(fleet)
+            out = keying.add(fleet) if callsign is None else keying.admin_add(fleet, callsign, key)
         else:
             out = keying.rotate(fleet)
     _out(out, as_json, f"pilot {out['callsign']}: key {out['key']}")

@@ -85,7 +85,7 @@ class Index(IndexDB):
     # -- freshness --------------------------------------------------------------------------
 
     def is_fresh(self) -> bool:
-        if self.held_due():
+        if self.held_due() or self.trust_stale():
             return False
         files = list(scan_worktrees(self.paths))
         return files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
@@ -94,10 +94,29 @@ class Index(IndexDB):
 
     def catch_up(self) -> IngestResult:
         """Ingest whatever is new; a few stat calls and no git call when nothing is."""
+        if self.trust_stale():
+            return self.rebuild()
         if self.is_fresh():
             return IngestResult()
         with self.transaction():
-            return self.catch_up_locked()
+            result = self.catch_up_locked()
+        if self.trust_redo:
+            self.trust_redo = False
+            return self.rebuild()
+        return result
+
+    def trust_stale(self) -> bool:
+        """Must the index be rebuilt for its signature verdicts (index/trust.py)? When a key
+        change took validity from events it had taken (`derive`), or the configuration they
+        follow (the policy, the admin keys) is not the one they were judged with."""
+        got = dict(
+            self.conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('trust_rebuild', 'trust_settings')"
+            ).fetchall()
+        )
+        if "trust_rebuild" in got:
+            return True
+        return got.get("trust_settings", "") != trust.settings(self.config) and self.max_pos() > 0
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -105,6 +124,8 @@ class Index(IndexDB):
         """Catch up inside an open write transaction."""
         result = IngestResult()
         self.settled_pos = self.max_pos()
+        if self.settled_pos == 0:  # read from nothing, as a rebuild reads
+            self.set_meta("trust_settings", trust.settings(self.config))
         self.trust_deferred = []  # segments waiting for a key another source brings (trust.py)
         self.release_held(result)
         skipped: list[tuple[str, str, str]] = []
@@ -127,6 +148,8 @@ class Index(IndexDB):
             self._read_refs(result, progress)
             self.set_meta("refs_fp", refs_fp)
         trust.flush(self, result)
+        if self.trust_redo and not self.rebuilding:
+            self.set_meta("trust_rebuild", "1")  # committed with this catch-up: see catch_up
         self.settle_clashes()
         return result
 
@@ -251,7 +274,11 @@ class Index(IndexDB):
                 )
                 del data
                 self.record_problems(where, 0, parsed.problems)
-                self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
+                self.reading_blob = True
+                try:
+                    self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
+                finally:
+                    self.reading_blob = False
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
         for path, what in bad:  # a link, a submodule, a file where a directory belongs
@@ -376,8 +403,14 @@ class Index(IndexDB):
         c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
         c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
         self.rebuilding = True
+        self.trust_redo = False
+        (seq,) = c.execute(
+            "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'"
+        ).fetchone()
         try:
             result = self.catch_up_locked(progress)
+            if self.trust_redo:
+                result = self._read_again(seq, progress)
             if progress:
                 progress("building indexes", 0, 1)
             # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
@@ -401,7 +434,25 @@ class Index(IndexDB):
             c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
             c.execute("PRAGMA threads = 0")
         c.execute("DROP TABLE temp.prior_pos")
+        self.set_meta("trust_settings", trust.settings(self.config))
+        c.execute("DELETE FROM meta WHERE key = 'trust_rebuild'")
         return result
+
+    def _read_again(self, seq: int, progress: Progress | None) -> IngestResult:
+        """A rebuild whose reading changed a pilot's keys after events of it were taken (two
+        keys registered for one name, a revocation read after what it invalidates): read
+        everything again with the keys decided from all key events in total order, from the
+        start (`trust.derive`), so the verdicts do not depend on the order of reading. Rare:
+        only such a conflict costs it."""
+        c = self.conn
+        self.trust_redo = False
+        for table in self.derived_tables():
+            if table != "key_events":
+                c.execute(f"DELETE FROM {table}")
+        c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
+        c.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (seq,))
+        trust.derive(self, {p for (p,) in c.execute("SELECT DISTINCT pilot FROM key_events")})
+        return self.catch_up_locked(progress)
 
     def replace_file_stamp(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
         """After our own append: record the file and move the fingerprint by this file alone."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -17,6 +17,7 @@ DERIVED_TABLES = (
     "held",
     "refused",
     "pilot_keys",
+    "key_events",
     "quarantine",
     "signatures",
 )  # projection tables are emptied and refolded by index.projections.rebuild
@@ -32,6 +33,26 @@ CREATE INDEX IF NOT EXISTS events_writer ON events (writer, wseq);
 CREATE INDEX IF NOT EXISTS events_type ON events (type);
 -- a pilot's last sign of life is one index probe, not a scan of the whole history
 CREATE INDEX IF NOT EXISTS events_actor ON events (actor, hlc);
+"""
+
+# kept apart so that index/trust.py can make the table in a scratch database of keys
+KEY_EVENTS = """
+-- Every key event read (registration or spawn with a key, key added or revoked), whatever its
+-- verdict, with the lines of its batch (what its signature covers): a pilot's keys are derived
+-- from these in total order (index/trust.py `derive`), the same whatever order they were read in.
+CREATE TABLE IF NOT EXISTS key_events (
+    pilot TEXT NOT NULL,  -- whose keys it changes (the spawned pilot for a spawn)
+    hlc INTEGER NOT NULL,
+    writer TEXT NOT NULL,
+    wseq INTEGER NOT NULL,
+    hash INTEGER NOT NULL,  -- of its line: copies with other bytes are candidates of their own
+    actor TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    at INTEGER NOT NULL,  -- its index in the batch
+    batch BLOB NOT NULL,  -- the batch's lines as in the segment
+    PRIMARY KEY (pilot, hlc, writer, wseq, hash)
+);
+CREATE INDEX IF NOT EXISTS key_events_actor ON key_events (actor);
 """
 
 DDL = (
@@ -126,6 +147,9 @@ CREATE TABLE IF NOT EXISTS pilot_keys (
     revoked_wseq INTEGER,
     PRIMARY KEY (callsign, key)
 );
+"""
+    + KEY_EVENTS
+    + """
 -- Events no valid signature of their actor covers (index/trust.py): kept = 0, not events of
 -- the index (trust = "require"); kept = 1, ingested anyway (trust = "warn").
 CREATE TABLE IF NOT EXISTS quarantine (

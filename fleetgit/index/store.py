@@ -219,6 +219,9 @@ class IndexDB:
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
         # during a catch-up: segment portions whose pilots' keys may come from a later source
         self.trust_deferred: list[Any] | None = None
+        # a key change took validity from events already taken: rebuild (index/trust.py)
+        self.trust_redo = False
+        self.reading_blob = False  # ingesting a committed blob read whole (trust.py: lineno)
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.conn = self._open()

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 Order = tuple[int, str, int]
 Item = tuple[Event, bytes]
 KEY_TYPES = ("pilot_registered", "pilot_spawned", "pilot_key_added", "pilot_key_revoked")
+ADMIN_TYPES = ("pilot_key_added", "pilot_key_revoked")  # what a fleet admin key may sign
+_NEVER: Order = ((1 << 63) - 1, "", 0)  # after every event
 
 
 class _Key:
@@ -50,12 +52,16 @@ class _Key:
 
 
 class _Keys:
-    """The keys of the pilots a screen meets: from the index, plus what this screen adds."""
+    """The keys of the pilots a screen meets (the index's `pilot_keys`, derived by `derive`),
+    and the fleet's admin keys (`admin_keys` in .fleet/config.toml)."""
+
+    cache = False  # remember signature checks (`derive` checks the same batches again)
 
     def __init__(self, db: IndexDB) -> None:
         self.db = db
         self.by_pilot: dict[str, list[_Key]] = {}
         self.changed: set[str] = set()
+        self.admins = admin_keys(getattr(db, "config", None))
 
     def of(self, callsign: str) -> list[_Key]:
         got = self.by_pilot.get(callsign)
@@ -77,20 +83,38 @@ class _Keys:
         """Has one of `actors` no key at all (yet)?"""
         return any(not self.of(a) for a in actors if a is not None)
 
-    def add(self, callsign: str, text: str, at: Order) -> _Key | None:
-        raw = sigs.decode_key(text)
-        if raw is None or any(k.text == text for k in self.of(callsign)):
-            return None
-        key = _Key(text, raw, at, None)
-        self.by_pilot[callsign].append(key)
-        return key
 
-    def save(self, callsign: str, key: _Key) -> None:
-        self.changed.add(callsign)
-        self.db.conn.execute(
-            "INSERT OR REPLACE INTO pilot_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (callsign, key.text, *key.added, *(key.revoked or (None, None, None))),
-        )
+class _Trial(_Keys):
+    """The keys `derive` tries a key event's batch with: fixed lists, no index."""
+
+    cache = True
+
+    def __init__(self, admins: dict[str, bytes], keys: dict[str, list[_Key]]) -> None:
+        self.by_pilot, self.admins, self.changed = keys, admins, set()
+
+    def of(self, callsign: str) -> list[_Key]:
+        return self.by_pilot.get(callsign, [])
+
+
+ADMIN_PREFIX = "ed25519:"
+
+
+def admin_keys(config: Any) -> dict[str, bytes]:
+    """The fleet's admin public keys (`admin_keys` in .fleet/config.toml, as
+    `ed25519:<base64url>`), by their text as events name them (without the prefix)."""
+    out: dict[str, bytes] = {}
+    for item in str(getattr(config, "admin_keys", "") or "").split(","):
+        text = item.strip().removeprefix(ADMIN_PREFIX)
+        raw = sigs.decode_key(text) if text else None
+        if raw is not None:
+            out[text] = raw
+    return out
+
+
+def settings(config: Any) -> str:
+    """What of the configuration the trust verdicts depend on: when it changes (another
+    policy, another admin list), the index is rebuilt (see catchup.Index.catch_up)."""
+    return f"{config.trust} {','.join(sorted(admin_keys(config)))}"
 
 
 def _order(e: Event) -> Order:
@@ -193,11 +217,20 @@ class _Segment:
         assert actor is not None
         from fleetgit.ledger import keys
 
+        check = _verify_cached if self.keys.cache else keys.verify
         for key in self.keys.of(actor):
-            if all(key.valid_at(_order(self.items[j][0])) for j in order_of) and keys.verify(
+            if all(key.valid_at(_order(self.items[j][0])) for j in order_of) and check(
                 key.raw, signature, msg
             ):
                 return key
+        # a fleet admin key signs key events only: a batch of them, each naming that key
+        admin = self.items[k][0].data.get("admin")
+        raw = self.keys.admins.get(admin) if isinstance(admin, str) else None
+        if raw is not None and order_of and k in order_of:
+            lines = [self.items[j][0] for j in order_of]
+            only_keys = all(e.type in ADMIN_TYPES and e.data.get("admin") == admin for e in lines)
+            if only_keys and check(raw, signature, msg):
+                return _Key(str(admin), raw, (0, "", 0), None)
         return None
 
     def check_batch(self, batch: range) -> None:
@@ -217,7 +250,7 @@ class _Segment:
             packed = sigs.unpack(self.fields[last] or b"")
             base = packed[0] if packed else b""
             todo = [i for i in mine if i <= last]
-            if not self.keys.of(actor):
+            if not self.keys.of(actor) and not self.keys.admins:
                 why = f"no key of pilot {actor} is known (not registered with a key)"
             elif self._signature_ok(batch, last, base, todo) is not None:
                 for i in todo:
@@ -277,18 +310,24 @@ def screen(
     policy = db.config.trust
     if policy == "off" or not items:
         return items
-    keys = _Keys(db)
-    seg = _Segment(items, writer, segment, keys)
+    changed: set[str] = set()
     if any(e.type in KEY_TYPES for e, _ in items):
-        _learn_keys(seg, _batches(items))
+        changed = derive(db, _record(db, items, writer, segment))
+    keys = _Keys(db)
+    keys.changed = changed
+    # quarantined batches of the pilots whose keys just changed, now covered
+    released = _released(db, keys) if changed else []
+    seg = _Segment(items, writer, segment, keys)
     actors = {e.actor for e, _ in items}
     actors.discard(None)
     if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
         db.trust_deferred.append((items, writer, segment, start))
-        return []
+        remember(db, released)
+        return released
     if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
+        items = items + released
         remember(db, items)
         return items
     batches = _batches(items)
@@ -306,13 +345,14 @@ def screen(
         first = next(seg.reason[i] for i in batch if i in seg.reason)
         for i in batch:
             why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-            bad.append((items[i], why, i + 1 if start == 0 else None))
+            # its line number, for a committed blob read whole (a work-tree file is searched
+            # when listed: `quarantined`), so that the row is the same whatever was read when
+            bad.append((items[i], why, i + 1 if start == 0 and db.reading_blob else None))
         if policy == "warn":
             keep.extend(items[i] for i in batch)
     if bad:
         _quarantine(db, bad, segment, kept=policy == "warn")
-    if keys.changed and policy == "require":
-        keep.extend(_released(db, keys))
+    keep.extend(released)
     remember(db, keep)
     return keep
 
@@ -327,97 +367,214 @@ def remember(db: IndexDB, items: list[Item]) -> None:
     )
 
 
-def _learn_keys(seg: _Segment, batches: list[range]) -> None:
-    """Take the keys this portion's key events bring, each checked by its own batch first (in
-    the segment's order, which is its writer's total order)."""
-    items, keys = seg.items, seg.keys
-    for batch in batches:
+def _record(db: IndexDB, items: list[Item], writer: str, segment: int) -> set[str]:
+    """Keep the key events of a portion with their batches (`key_events`), whatever their
+    verdict; the pilots whose key events are new here."""
+    rows = []
+    for batch in _batches(items):
         if not any(items[i][0].type in KEY_TYPES for i in batch):
             continue
-        tentative: list[tuple[str, _Key]] = []
-        earlier: list[tuple[str, _Key, Order]] = []  # a known key, registered earlier here
+        lines = b"".join(items[i][1] for i in batch)
         for i in batch:
-            e = items[i][0]
-            text = e.data.get("key")
-            if not isinstance(text, str) or e.actor is None:
+            e, line = items[i]
+            if e.type not in KEY_TYPES or e.actor is None or not isinstance(e.data.get("key"), str):
                 continue
-            # a new name, or a pilot from before keys: its own key, signed by itself
-            first = e.type == "pilot_key_added" or (
-                e.type == "pilot_registered" and e.data.get("callsign") == e.actor
-            )
-            known = keys.of(e.actor)
-            same = next((k for k in known if k.text == text), None)
-            if first and same is not None and _order(e) < same.added:
-                # the same key registered in two clones (one machine, or an imported key):
-                # it counts from its earliest registration in total order, whichever was read
-                # first, so that every clone and a rebuild agree
-                earlier.append((e.actor, same, same.added))
-                same.added = _order(e)
-            elif first and not known:
-                key = keys.add(e.actor, text, _order(e))  # a new name: its own key
-                if key is not None:
-                    tentative.append((e.actor, key))
-        seg.check_batch(batch)
-        if not all(seg.covered[i] for i in batch):
-            for callsign, key in tentative:
-                keys.by_pilot[callsign].remove(key)
-            for _callsign, key, added in earlier:
-                key.added = added
+            pilot = str(e.data.get("callsign")) if e.type == "pilot_spawned" else e.actor
+            rows.append(
+                (pilot, e.hlc, e.writer, e.wseq, line_hash(line), e.actor, segment,
+                 i - batch.start, lines)
+            )  # fmt: skip
+    new: set[str] = set()
+    for row in rows:
+        before = db.conn.total_changes
+        db.conn.execute("INSERT OR IGNORE INTO key_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        if db.conn.total_changes != before:
+            new.add(row[0])
+    return new
+
+
+def derive(db: IndexDB, pilots: set[str]) -> set[str]:
+    """Decide the keys of `pilots` from all their key events in total order (never in the order
+    they were read), into `pilot_keys`; then those of the pilots they spawned, when theirs
+    changed. Returns the pilots whose keys changed. A change that takes validity away from
+    events the index has taken (an earlier registration with another key, a revocation
+    arriving after events it invalidates) sets `db.trust_redo`: the catch-up then rebuilds
+    (see catchup.Index), the one way every clone ends with the same verdicts."""
+    if not pilots:
+        return set()
+    state = _Keys(db)
+    changed: set[str] = set()
+    todo = sorted(pilots, reverse=True)
+    rounds = 0
+    while todo and rounds < 64 * (len(pilots) + 8):
+        rounds += 1
+        pilot = todo.pop()
+        new = _derive_one(db, pilot, state)
+        old = state.of(pilot)
+        if [(k.text, k.added, k.revoked) for k in old] == [
+            (k.text, k.added, k.revoked) for k in new
+        ]:
             continue
-        for callsign, key in tentative:
-            keys.save(callsign, key)
-        for callsign, key, _added in earlier:
-            keys.save(callsign, key)
-        for i in batch:
-            e = items[i][0]
-            text = e.data.get("key")
-            if not isinstance(text, str) or e.actor is None:
+        if _accepted_in(db, pilot, _lost(old, new)):
+            db.trust_redo = True
+        db.conn.execute("DELETE FROM pilot_keys WHERE callsign = ?", (pilot,))
+        db.conn.executemany(
+            "INSERT INTO pilot_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(pilot, k.text, *k.added, *(k.revoked or (None, None, None))) for k in new],
+        )
+        state.by_pilot[pilot] = new
+        changed.add(pilot)
+        todo.extend(
+            child
+            for (child,) in db.conn.execute(
+                "SELECT DISTINCT pilot FROM key_events WHERE actor = ? AND pilot != ?",
+                (pilot, pilot),
+            )
+            if child not in todo
+        )
+    return changed
+
+
+def _derive_one(db: IndexDB, pilot: str, state: _Keys) -> list[_Key]:
+    """One pilot's keys from its key events, in total order:
+
+    - its first registration carrying a key (signed by that key), or its spawn with a key
+      (signed by a key of its parent valid then), whichever sorts first: a later
+      registration with another key is no owner, and what only its key signs never counts;
+    - `pilot_key_added`: signed by a key of the pilot valid then, or by a fleet admin key
+      (a pilot with no key yet, one from before keys, signs its first one itself);
+    - `pilot_key_revoked`: signed likewise (the revoked key included); the key stops counting
+      for what sorts after it."""
+    from fleetgit.domain.catalogue import CATALOGUE
+    from fleetgit.ledger.intake import check
+
+    mine: list[_Key] = []
+    rows = db.conn.execute(
+        "SELECT hlc, writer, wseq, actor, segment, at, batch FROM key_events WHERE pilot = ?"
+        " ORDER BY hlc, writer, wseq, hash",
+        (pilot,),
+    ).fetchall()
+    for hlc, writer, wseq, actor, segment, at, batch in rows:
+        try:
+            items = [(check(line, writer, CATALOGUE), line) for line in _lines(batch)]
+        except ValueError:
+            continue
+        e = items[at][0]
+        at_order: Order = (hlc, writer, wseq)
+        text = e.data["key"]
+        raw = sigs.decode_key(text)
+        if raw is None:
+            continue
+        new = _Key(text, raw, at_order, None)
+        if e.type in ("pilot_registered", "pilot_spawned"):
+            if mine or (e.type == "pilot_registered" and e.data.get("callsign") != actor):
+                continue  # owned already (the same key: nothing new), or not its own name
+            signers = {actor: [new]} if e.type == "pilot_registered" else {actor: state.of(actor)}
+            if _signed(items, at, writer, segment, signers, state.admins):
+                mine.append(new)
+        elif e.type == "pilot_key_added":
+            if any(k.text == text for k in mine):
                 continue
-            if e.type == "pilot_spawned":
-                child = str(e.data.get("callsign"))
-                if not keys.of(child):
-                    key = keys.add(child, text, _order(e))
-                    if key is not None:
-                        keys.save(child, key)
-            elif e.type == "pilot_key_added":
-                key = keys.add(e.actor, text, _order(e))
-                if key is not None:
-                    keys.save(e.actor, key)
-            elif e.type == "pilot_key_revoked":
-                for key in keys.of(e.actor):
-                    if key.text == text and (key.revoked is None or _order(e) < key.revoked):
-                        key.revoked = _order(e)
-                        keys.save(e.actor, key)
+            if _signed(items, at, writer, segment, {actor: mine or [new]}, state.admins):
+                mine.append(new)
+        elif _signed(items, at, writer, segment, {actor: mine}, state.admins):  # revoked
+            for k in mine:
+                if k.text == text and (k.revoked is None or at_order < k.revoked):
+                    k.revoked = at_order
+    return mine
 
 
-def learn_own(db: IndexDB, events: list[Event], lines: list[bytes]) -> None:
-    """The keys this clone's own append brings (signed here: nothing to check), and its
-    signatures (`remember`)."""
+def _lines(batch: bytes) -> list[bytes]:
+    return batch.splitlines(keepends=True)
+
+
+def _signed(
+    items: list[Item],
+    at: int,
+    writer: str,
+    segment: int,
+    signers: dict[str, list[_Key]],
+    admins: dict[str, bytes],
+) -> bool:
+    """Is the key event `items[at]` covered by its batch's signature, tried with `signers`?"""
+    seg = _Segment(items, writer, segment, _Trial(admins, signers))
+    seg.check_batch(range(len(items)))
+    return seg.covered[at]
+
+
+_verified: dict[tuple[bytes, bytes, bytes], bool] = {}
+
+
+def _verify_cached(raw: bytes, signature: bytes, message: bytes) -> bool:
+    """`keys.verify`, remembered: `derive` checks a pilot's key events again each time one
+    more arrives."""
+    from fleetgit.ledger import keys
+
+    got = _verified.get((raw, signature, message))
+    if got is None:
+        if len(_verified) > 4096:
+            _verified.clear()
+        got = _verified[(raw, signature, message)] = keys.verify(raw, signature, message)
+    return got
+
+
+def _lost(old: list[_Key], new: list[_Key]) -> list[tuple[Order, Order]]:
+    """The spans of total order where a key of `old` counted and counts no more in `new`."""
+    spans: list[tuple[Order, Order]] = []
+    now = {k.text: k for k in new}
+    for k in old:
+        end = k.revoked or _NEVER
+        got = now.get(k.text)
+        if got is None:
+            spans.append((k.added, end))
+            continue
+        if got.added > k.added:
+            spans.append((k.added, got.added))
+        if got.revoked is not None and got.revoked < end:
+            spans.append((got.revoked, end))
+    return spans
+
+
+def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> bool:
+    """Has the index taken an event of `pilot` inside one of `spans`? (None without events:
+    a scratch database of keys, see `_learn_keys`.)"""
+    if not db.conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
+    ).fetchone():
+        return False
+    for lo, hi in spans:
+        if db.conn.execute(
+            "SELECT 1 FROM events WHERE actor = ? AND (hlc, writer, wseq) >= (?, ?, ?)"
+            " AND (hlc, writer, wseq) <= (?, ?, ?) LIMIT 1",
+            (pilot, *lo, *hi),
+        ).fetchone():
+            return True
+    return False
+
+
+def _learn_keys(seg: _Segment, batches: list[range]) -> None:
+    """For a caller that derives keys in a scratch database of its own (a `pilot_keys` table;
+    `seg.keys` bound to it): keep the key events of `batches` of `seg` and derive the keys of
+    the pilots they name from all kept so far, in total order (`derive`)."""
+    from fleetgit.index.schema import KEY_EVENTS
+
+    db = seg.keys.db
+    for statement in KEY_EVENTS.split(";\n"):  # not executescript: it would commit
+        if statement.strip():
+            db.conn.execute(statement)
+    items = [seg.items[i] for batch in batches for i in batch]
+    derive(db, _record(db, items, seg.writer, seg.segment))
+    seg.keys.by_pilot.clear()
+
+
+def learn_own(db: IndexDB, events: list[Event], lines: list[bytes], segment: int) -> None:
+    """The keys this clone's own append brings, and its signatures (`remember`)."""
     if db.config.trust == "off":
         return
-    remember(db, list(zip(events, lines, strict=True)))
-    if not any(e.type in KEY_TYPES for e in events):
-        return
-    keys = _Keys(db)
-    for e in events:
-        text = e.data.get("key")
-        if e.type not in KEY_TYPES or not isinstance(text, str) or e.actor is None:
-            continue
-        if e.type in ("pilot_registered", "pilot_spawned"):
-            callsign = str(e.data.get("callsign"))
-            if keys.of(callsign):
-                continue
-            key = keys.add(callsign, text, _order(e))
-        elif e.type == "pilot_key_added":  # a pilot from before keys, or a second key
-            key = keys.add(e.actor, text, _order(e))
-        else:
-            key = None
-            for old in keys.of(e.actor):
-                if old.text == text and old.revoked is None:
-                    old.revoked = _order(e)
-                    keys.save(e.actor, old)
-        if key is not None:
-            keys.save(e.actor if e.type == "pilot_key_added" else callsign, key)
+    items = list(zip(events, lines, strict=True))
+    remember(db, items)
+    if any(e.type in KEY_TYPES for e in events):
+        derive(db, _record(db, items, events[0].writer, segment))
 
 
 def _quarantine(
@@ -433,7 +590,7 @@ def _quarantine(
     )  # fmt: skip
 
 
-def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
+def _released(db: IndexDB, keys: _Keys) -> list[Item]:
     """Quarantined batches of the pilots whose keys just changed, now covered: out of the
     quarantine and into the index."""
     from fleetgit.domain.catalogue import CATALOGUE
@@ -441,7 +598,7 @@ def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
 
     marks = ",".join("?" * len(keys.changed))
     rows = db.conn.execute(
-        "SELECT writer, segment, line FROM quarantine WHERE kept = 0 AND tx IN"
+        "SELECT writer, segment, line FROM quarantine WHERE tx IN"
         f" (SELECT tx FROM quarantine WHERE actor IN ({marks})) ORDER BY writer, segment, rowid",
         sorted(keys.changed),
     ).fetchall()
@@ -459,6 +616,20 @@ def _released(db: IndexDB, keys: _Keys) -> Iterable[Item]:
                     [(items[i][0].id, line_hash(items[i][1])) for i in batch],
                 )
                 out.extend(items[i] for i in batch)
+                continue
+            # still quarantined: the reason as the keys now stand (as a rebuild would say it)
+            first = next(seg.reason[i] for i in batch if i in seg.reason)
+            db.conn.executemany(
+                "UPDATE quarantine SET reason = ? WHERE id = ? AND hash = ?",
+                [
+                    (
+                        seg.reason.get(i) or f"in a batch with a quarantined event ({first})",
+                        items[i][0].id,
+                        line_hash(items[i][1]),
+                    )
+                    for i in batch
+                ],
+            )
     return out
 
 

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     "sync": "manual",  # manual | on-write: each writing command publishes (fleetgit sync)
     "sync_timeout": 5,  # seconds an on-write publish may take before it gives up (a warning)
     "trust": "warn",  # off | warn | require: signatures (index/trust.py); init writes require
+    # fleet admin public keys ("ed25519:<base64url>", a list in the file; kept comma-joined):
+    # a key added or revoked with one of them counts for any pilot (docs/trust.md)
+    "admin_keys": "",
 }
 
 if TYPE_CHECKING:
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
         sync: str = "manual"
         sync_timeout: int = 5
         trust: str = "warn"
+        admin_keys: str = ""
 
 else:  # typing.NamedTuple costs the hook ~5 ms; collections is loaded already
     from collections import namedtuple
@@ -180,11 +184,11 @@ def load_checked(path: str, memo: str) -> Config:
         with open(memo, encoding="utf-8") as fh:
             stamp, values, remembered = fh.readline(), fh.readline(), fh.read()
         if stamp == _STAMP and remembered == text:
-            return _restored(values.split())
+            return _restored(values.rstrip("\n").split("\t"))
     except (OSError, ValueError, UnicodeDecodeError):
         pass  # none yet, or unreadable: parse
     config = parse(text, path)
-    _remember(memo, " ".join(str(v) for v in config) + "\n" + text)
+    _remember(memo, "\t".join(str(v) for v in config) + "\n" + text)
     return config
 
 
@@ -222,11 +226,26 @@ def _type_hint(key: str, value: Any, default: Any) -> str:
     return f"edit .fleet/config.toml, for example: {key} = {shown} (the default)"
 
 
+def _admin_keys(path: str | os.PathLike[str], value: Any) -> str:
+    """`admin_keys = ["ed25519:<43 base64url characters>", ...]`, kept comma-joined."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        body = item[8:] if isinstance(item, str) and item.startswith("ed25519:") else ""
+        if len(body) != 43 or not all(c.isalnum() or c in "-_" for c in body):
+            raise ValidationError(
+                f"{path}: admin_keys: not an admin public key: {item!r}",
+                hint='admin_keys = ["ed25519:..."], as fleetgit pilot key admin-create prints it',
+            )
+    return ",".join(items)
+
+
 def _checked(path: str | os.PathLike[str], key: str, value: Any) -> Any:
     """One setting, refused with the file and key named; choices come back in lower case."""
     known = DEFAULTS
     if key not in known:
         raise ValidationError(f"{path}: unknown setting {key!r}", hint=f"known: {', '.join(known)}")
+    if key == "admin_keys":
+        return _admin_keys(path, value)
     expected = type(known[key])
     if type(value) is not expected:
         raise ValidationError(

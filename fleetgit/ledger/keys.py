@@ -28,6 +28,41 @@ def key_path(common_dir: Path, callsign: str) -> Path:
     return folder / f"{callsign}.key"
 
 
+def admin_path(common_dir: Path) -> Path:
+    """Where this clone keeps a fleet admin private key: beside the pilots' keys, in a folder
+    no callsign's file can be."""
+    return key_path(common_dir, "x").parent / "admin" / "admin.key"
+
+
+def load_admin(common_dir: Path) -> Any | None:
+    """This clone's fleet admin private key, or None."""
+    path = admin_path(common_dir)
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    raw = _decode_private(text)
+    if raw is None:
+        raise ValidationError(f"{path}: not a fleetgit private key", hint="remove it")
+    return _private_cls().from_private_bytes(raw)
+
+
+def create_admin(common_dir: Path) -> tuple[Any, bool]:
+    """This clone's fleet admin key, made now if there is none; (key, made now)."""
+    key = load_admin(common_dir)
+    if key is not None:
+        return key, False
+    path = admin_path(common_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    raw = generate_raw()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, f"fleetgit-ed25519:{encode_key(raw)}\n".encode("ascii"))
+    finally:
+        os.close(fd)
+    return load_admin(common_dir), True
+
+
 def _private_cls() -> Any:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 

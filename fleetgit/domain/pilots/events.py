@@ -45,6 +45,7 @@ TYPES: tuple[EventType, ...] = (
         None,
         "A pilot's key signed another key of its own (a second machine, a rotation).",
         req("key"),
+        opt("admin"),  # the fleet admin key that signed it instead (.fleet/config.toml)
     ),
     define(
         "pilot_key_revoked",
@@ -52,6 +53,7 @@ TYPES: tuple[EventType, ...] = (
         None,
         "A pilot's key stops counting for what sorts after this event.",
         req("key"),
+        opt("admin"),  # the fleet admin key that signed it instead (.fleet/config.toml)
     ),
     define(
         "pilot_terminated",

@@ -78,3 +78,102 @@ def rotate(fleet: Fleet) -> dict[str, Any]:
     )
     keys.replace(common, me, raw)
     return {"callsign": me, "key": new, "revoked": keys.public(old)}
+
+
+def revoke(fleet: Fleet, key: str) -> dict[str, Any]:
+    """The acting pilot revokes one of its keys (signed by a key of its own this clone holds;
+    the revoked one may sign its own revocation)."""
+    me = fleet.me()
+    if key not in ledger_keys(fleet, me):
+        raise ValidationError(
+            f"{key} is not a key of pilot {me} in the ledger (or it is revoked already)",
+            hint=f"see its keys: fleetgit pilot show {me} --json",
+        )
+    fleet.transact(lambda: [spec("pilot_key_revoked", me, {"key": key})])
+    return {"callsign": me, "revoked": [key]}
+
+
+def admin_create(fleet: Fleet) -> dict[str, Any]:
+    """This clone's fleet admin key (made if there is none), and the line that names it in
+    .fleet/config.toml: from the commit that adds that line, a key added or revoked with it
+    counts for any pilot."""
+    key, made = keys.create_admin(fleet.paths.common_dir)
+    pub = keys.public(key)
+    listed = pub in trust_admins(fleet)
+    return {
+        "key": f"ed25519:{pub}",
+        "made": made,
+        "listed": listed,
+        "config_line": f'admin_keys = ["ed25519:{pub}"]',
+        "path": str(keys.admin_path(fleet.paths.common_dir)),
+    }
+
+
+def trust_admins(fleet: Fleet) -> set[str]:
+    from fleetgit.index.trust import admin_keys
+
+    return set(admin_keys(fleet.config))
+
+
+def _admin_key(fleet: Fleet) -> tuple[Any, str]:
+    key = keys.load_admin(fleet.paths.common_dir)
+    if key is None:
+        raise ValidationError(
+            "this clone holds no fleet admin key",
+            hint="fleetgit pilot key admin-create (then name it in .fleet/config.toml)",
+        )
+    pub = keys.public(key)
+    if pub not in trust_admins(fleet):
+        raise ValidationError(
+            "this clone's admin key is not in admin_keys of .fleet/config.toml: nobody would"
+            " count what it signs",
+            hint=f'add admin_keys = ["ed25519:{pub}"] to .fleet/config.toml and commit it',
+        )
+    return key, pub
+
+
+def admin_revoke(fleet: Fleet, callsign: str, key: str | None = None) -> dict[str, Any]:
+    """Revoke a pilot's key (`key`; None: all its keys), signed by the fleet admin key: a
+    compromised key, or a pilot that lost its own. What sorts after the revocation and only
+    that key signed stops counting everywhere."""
+    admin, pub = _admin_key(fleet)
+    held = sorted(ledger_keys(fleet, callsign))
+    targets = held if key is None else [key]
+    if not targets or (key is not None and key not in held):
+        raise ValidationError(
+            f"pilot {callsign} has no such key in the ledger (or it is revoked already)",
+            hint=f"see its keys: fleetgit pilot show {callsign} --json",
+        )
+    specs = [spec("pilot_key_revoked", callsign, {"key": k, "admin": pub}) for k in targets]
+    with fleet.signing_as_admin(admin):
+        fleet.transact(lambda: specs)
+    return {"callsign": callsign, "revoked": targets, "admin": f"ed25519:{pub}"}
+
+
+def admin_add(fleet: Fleet, callsign: str, key: str | None = None) -> dict[str, Any]:
+    """Give a pilot a new key, signed by the fleet admin key (a pilot that lost its own):
+    `key` (its public half, base64url), or one made here, kept as the pilot's key in this
+    clone (hand it over: fleetgit --as CALLSIGN pilot key export)."""
+    admin, pub = _admin_key(fleet)
+    made = False
+    if key is None:
+        if keys.load(fleet.paths.common_dir, callsign) is not None:
+            raise ValidationError(
+                f"this clone already holds a key of pilot {callsign}",
+                hint=f"remove {keys.key_path(fleet.paths.common_dir, callsign)}, or pass --key",
+            )
+        key, made = keys.public(keys.create(fleet.paths.common_dir, callsign)), True
+    elif sigs_decode(key) is None:
+        raise ValidationError(
+            f"not a public key: {key!r}", hint="43 base64url characters, as pilot show lists them"
+        )
+    new = key
+    with fleet.signing_as_admin(admin):
+        fleet.transact(lambda: [spec("pilot_key_added", callsign, {"key": new, "admin": pub})])
+    return {"callsign": callsign, "key": new, "made_here": made, "admin": f"ed25519:{pub}"}
+
+
+def sigs_decode(text: str) -> bytes | None:
+    from fleetgit.ledger.sigs import decode_key
+
+    return decode_key(text)
