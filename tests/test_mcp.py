@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -295,14 +296,16 @@ def test_a_bad_http_address_is_refused(repo: Path, text: str) -> None:
     assert res.code == 1 and "--http" in res.err and "HOST:PORT" in res.err
 
 
-def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
+@contextmanager
+def http_server(repo: Path, host: str) -> Iterator[int]:
+    """`fleetgit --as goose mcp --http HOST:PORT` in its own process, until it listens."""
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fleetgit", "--as", "goose", "mcp", "--http", f":{port}"],
+        [sys.executable, "-m", "fleetgit", "--as", "goose", "mcp", "--http", f"{host}:{port}"],
         cwd=repo,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -314,6 +317,14 @@ def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
                     break
             assert proc.poll() is None, "the server exited"
             time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
+    with http_server(repo, "") as port:
 
         async def main() -> None:
             async with Client(f"http://127.0.0.1:{port}/mcp") as client:
@@ -322,9 +333,65 @@ def test_the_server_speaks_streamable_http_on_localhost(repo: Path) -> None:
                 assert result.structured_content["me"]["callsign"] == "goose"  # type: ignore[index]
 
         run(main)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+
+
+def test_beyond_loopback_only_the_pilots_own_token_gets_in(repo: Path) -> None:
+    """Whoever reaches a port bound beyond loopback would act as the server's pilot: each
+    request needs that pilot's write token (the HTTP API's), nothing else."""
+    import http.client
+
+    def token(*args: str) -> str:
+        res = run_fleetgit(repo, *args, "token", "create", "--json")
+        assert res.code == 0, res.err
+        return str(res.json()["token"])
+
+    goose, viper = token("--as", "goose"), token("--as", "viper")
+    reader = token("--as", "goose", "--read-only")
+    with http_server(repo, "0.0.0.0") as port:
+        hello = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
+
+        def status(auth: str | None) -> int:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            headers = {"content-type": "application/json", "accept": "application/json"}
+            if auth is not None:
+                headers["authorization"] = auth
+            conn.request("POST", "/mcp", hello, headers)
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            if response.status == 401:
+                assert b"fleetgit token create --as goose" in body
+            return response.status
+
+        for refused in (
+            None,
+            "Bearer",
+            f"Bearer {viper}",
+            f"Bearer {reader}",
+            f"Basic {goose}",
+            f"Bearer {goose}x",
+        ):
+            assert status(refused) == 401, refused
+        assert status(f"Bearer {goose}") != 401
+
+        async def main() -> None:
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            headers = {"authorization": f"Bearer {goose}"}
+            async with httpx2.AsyncClient(headers=headers) as http_client:
+                transport = streamable_http_client(
+                    f"http://127.0.0.1:{port}/mcp", http_client=http_client
+                )
+                async with Client(transport) as client:
+                    result = await client.call_tool("overview", {})
+                    assert not result.is_error
+                    me = result.structured_content["me"]  # type: ignore[index]
+                    assert me["callsign"] == "goose"
+
+        run(main)
+        run_fleetgit(repo, "token", "revoke", goose.split("_")[1])
+        assert status(f"Bearer {goose}") == 401
 
 
 def test_the_server_beats_the_pilots_heartbeat_while_it_reads(repo: Path) -> None:

@@ -258,5 +258,58 @@ def serve(session: Session, http: tuple[str, int] | None = None) -> None:
     import uvicorn
 
     host, port = http
-    app = server.streamable_http_app(host=host)
+    app: Any = server.streamable_http_app(host=host)  # on loopback: the SDK's Host/Origin checks
+    if host not in LOOPBACK:
+        app = TokenGate(app, session)
     uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning")).run()
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class TokenGate:
+    """Beyond loopback, every request carries a bearer token of this server's pilot (`fleetgit
+    token create --as CALLSIGN`, the HTTP API's tokens): whoever reaches the port acts as the
+    pilot, so only its own token may. A missing, wrong, revoked, read-only or another pilot's
+    token is a 401 before the SDK sees the request."""
+
+    def __init__(self, app: Any, session: Session) -> None:
+        from fleetgit.web.auth import TokenBook
+
+        self.app = app
+        self.callsign = session.callsign
+        self.book = TokenBook(session.fleet.paths)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._admits(dict(scope["headers"])):
+            body = orjson.dumps(
+                {
+                    "error": {
+                        "code": "unauthorized",
+                        "message": f"this MCP server acts as {self.callsign}: it needs that"
+                        " pilot's bearer token",
+                        "hint": f"fleetgit token create --as {self.callsign}; send it as"
+                        " Authorization: Bearer TOKEN",
+                    }
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 401,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"www-authenticate", b"Bearer"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    def _admits(self, headers: dict[bytes, bytes]) -> bool:
+        kind, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        if kind.lower() != "bearer":
+            return False
+        who = self.book.check(token.strip())
+        return who is not None and who.scope == "write" and who.pilot == self.callsign

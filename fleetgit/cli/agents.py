@@ -80,9 +80,9 @@ def mcp(
     if address is not None and address[0] not in ("127.0.0.1", "localhost", "::1"):
         note(
             "exposed",
-            f"serving on {address[0]}:{address[1]}: whoever reaches it acts as"
-            f" {session.callsign}, with no authentication",
-            "serve on 127.0.0.1 (the default) unless the network is yours alone",
+            f"serving on {address[0]}:{address[1]}: a client needs {session.callsign}'s bearer"
+            " token (fleetgit token create), and the connection is not encrypted",
+            "serve on 127.0.0.1 (the default), or behind a TLS proxy",
             False,
         )
     try:
