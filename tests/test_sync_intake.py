@@ -16,6 +16,7 @@ from fleetgit.fleet import Fleet
 from fleetgit.index import catchup
 from fleetgit.ledger import keys
 from fleetgit.sync import engine
+from tests.conftest import run_fleetgit
 from tests.test_sync import fg, make_net, sync, views
 
 
@@ -122,3 +123,41 @@ def test_a_published_copy_whose_earlier_bytes_changed_is_read_whole(
     problems = orjson.loads(fg(b, "verify", "--json", ok=False).out)["problems"]
     assert any(p["kind"] == "id_conflict" for p in problems), problems
     assert "three.py" in fg(b, "reservations").out
+
+
+def _git_commands(clone: Path, tmp: Path) -> list[list[str]]:
+    """The git commands a `fleetgit sync` of `clone` runs (git's own trace2 log)."""
+    trace = tmp / "trace.json"
+    trace.unlink(missing_ok=True)
+    res = run_fleetgit(clone, "sync", env={"GIT_TRACE2_EVENT": str(trace)})
+    assert res.code == 0, res.err
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    return [r["argv"] for r in runs if r["event"] == "start"]
+
+
+def test_a_sync_fetches_once_and_scans_no_code_ref_in_a_clone_that_never_committed_segments(
+    tmp_path: Path,
+) -> None:
+    _remote, (a, b, _c, reader) = make_net(tmp_path, 4)  # the fourth clone never writes
+    sync(a)
+    sync(b)
+    sync(reader)
+    _reserve(b, "goose", "one.py")  # something to send
+    _reserve(a, "viper", "two.py")
+    sync(a)  # and something to receive
+    for clone in (b, reader):
+        argv = _git_commands(clone, tmp_path)
+        fetches = [cmd for cmd in argv if cmd[:1] == ["git"] and "fetch" in cmd]
+        assert len(fetches) == 1, fetches  # a reader does not ask for a ref it never pushed
+        assert not [cmd for cmd in argv if "refs/heads/" in cmd], argv  # no code ref scanned
+        assert "two.py" in fg(clone, "reservations").out
+    sync(a)
+    assert "one.py" in fg(a, "reservations").out
+
+
+def test_a_clone_that_committed_segments_still_scans_the_code_refs(tmp_path: Path) -> None:
+    _remote, (a, _b, _c) = make_net(tmp_path)
+    _reserve(a, "viper", "one.py")
+    fg(a, "commit")
+    argv = _git_commands(a, tmp_path)
+    assert [a for a in argv if "refs/heads/" in a], argv
