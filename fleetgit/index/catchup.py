@@ -37,7 +37,7 @@ from fleetgit.index.store import (
 )
 from fleetgit.ledger import safefs, sigs
 from fleetgit.ledger.config import Config
-from fleetgit.ledger.digest import digest16
+from fleetgit.ledger.digest import blake2b
 from fleetgit.ledger.segments import Parsed, parse, parse_fd, read_limit, segment_name
 
 # (stage, done, total): a rebuild reads the segments in the work trees, then those of the branches,
@@ -250,14 +250,16 @@ class Index(IndexDB):
                 self.record_problems(where, 0, [(0, f"{what}: not read")])
             elif not self._checked_out(seg, size):  # else its events came in from the file
                 data = self.git.blob(seg.blob)
-                start, chain = (0, None) if seals else self._published_prefix(seg, data)
+                start, chain, prefix = (0, None, None)
+                if not seals:
+                    start, chain, prefix = self._published_prefix(seg, data)
                 parsed = parse(
                     data, start, seg.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
                 )
                 self.record_problems(where, 0, parsed.problems)
                 self.ingest(parsed.events, result, (seg.writer, seg.number, start), chain)
                 if not seals:
-                    self._remember_published(seg, data, parsed, chain)
+                    self._remember_published(seg, data, parsed, start, chain, prefix)
                 del data
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
@@ -275,28 +277,44 @@ class Index(IndexDB):
     # index's generation (a rebuild reads from the start), the end offset, a digest of the bytes
     # before it (a blob whose prefix differs is read whole) and the chain value.
 
-    def _published_prefix(self, seg: CommittedSegment, data: bytes) -> tuple[int, bytes | None]:
-        """(offset, chain value there) to read a published blob from: past what an earlier read
-        of a shorter copy of this segment took, else (0, None)."""
+    def _published_prefix(
+        self, seg: CommittedSegment, data: bytes
+    ) -> tuple[int, bytes | None, Any]:
+        """(offset, chain value there, digest so far) to read a published blob from: past what
+        an earlier read of a shorter copy of this segment took, else (0, None, None)."""
         if self.rebuilding:
-            return 0, None
+            return 0, None, None
         kept = self.meta(f"published:{seg.writer}/{seg.number}").split()
         if len(kept) != 4 or kept[0] != self.meta("generation"):
-            return 0, None
+            return 0, None, None
         end = int(kept[1])
-        if not 0 < end < len(data) or digest16(data[:end]).hex() != kept[2]:
-            return 0, None
-        return end, bytes.fromhex(kept[3])
+        if not 0 < end < len(data):
+            return 0, None, None
+        prefix = blake2b(memoryview(data)[:end], digest_size=16)
+        if prefix.hexdigest() != kept[2]:
+            return 0, None, None
+        return end, bytes.fromhex(kept[3]), prefix
 
     def _remember_published(
-        self, seg: CommittedSegment, data: bytes, parsed: Parsed, chain: bytes | None
+        self,
+        seg: CommittedSegment,
+        data: bytes,
+        parsed: Parsed,
+        start: int,
+        chain: bytes | None,
+        prefix: Any,
     ) -> None:
+        """After reading `data` from `start` (with the chain value and the digest of the bytes
+        before it, when not 0): keep where the read ended, the digest carried on to there
+        (each byte hashed once) and the chain's value there."""
         if parsed.good_end <= 0:
             return
         value = sigs.chain(
             chain or sigs.genesis(seg.writer, seg.number), [line for _, line in parsed.events]
         )
-        kept = (self.meta("generation"), parsed.good_end, digest16(data[: parsed.good_end]).hex())
+        digest = prefix.copy() if prefix is not None else blake2b(digest_size=16)
+        digest.update(memoryview(data)[start if prefix is not None else 0 : parsed.good_end])
+        kept = (self.meta("generation"), parsed.good_end, digest.hexdigest())
         self.set_meta(
             f"published:{seg.writer}/{seg.number}", " ".join((*map(str, kept), value.hex()))
         )

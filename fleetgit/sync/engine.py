@@ -180,10 +180,11 @@ def run(
     with sync_lock(paths):
         if not dry_run:
             report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name, specs)
+        refs = fleetrefs.refs_under(paths, "refs/fleet/")  # as they were: one git call for both
         if push:
-            _push(fleet, name, report, dry_run, timeout)
+            _push(fleet, name, report, dry_run, timeout, refs)
         if fetch:
-            _fetch(fleet, name, report, dry_run, timeout)
+            _fetch(fleet, name, report, dry_run, timeout, refs)
     return report
 
 
@@ -204,11 +205,18 @@ _NOT_AHEAD = ("fast-forward", "fetch first", "needs force", "stale")
 
 
 def _push(
-    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+    fleet: Fleet,
+    remote: str,
+    report: SyncReport,
+    dry_run: bool,
+    timeout: float | None,
+    refs: dict[str, str] | None = None,
 ) -> None:
+    """`refs`: the refs under refs/fleet/ as the sync found them, when it read them."""
     paths, writer = fleet.paths, fleet.writer.id
     mine = fleetrefs.writer_ref(writer)
-    refs = fleetrefs.refs_under(paths, "refs/fleet/")
+    if refs is None:
+        refs = fleetrefs.refs_under(paths, "refs/fleet/")
     there = refs.get(fleetrefs.remote_prefix(remote) + writer)
     if there is None and mine not in refs and not own_segments(fleet):
         return  # this writer has published nothing and has nothing to: no ref to push or ask
@@ -265,10 +273,17 @@ def _push(
 
 
 def _fetch(
-    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+    fleet: Fleet,
+    remote: str,
+    report: SyncReport,
+    dry_run: bool,
+    timeout: float | None,
+    refs: dict[str, str],
 ) -> None:
+    """`refs`: the refs under refs/fleet/ before the sync (the push moves only this writer's,
+    which is never counted as received)."""
     paths, prefix = fleet.paths, fleetrefs.remote_prefix(remote)
-    before = {n[len(prefix) :]: t for n, t in fleetrefs.refs_under(paths, prefix).items()}
+    before = {n[len(prefix) :]: t for n, t in refs.items() if n.startswith(prefix)}
     try:
         if dry_run:
             after = fleetrefs.list_remote(paths, remote, timeout)
