@@ -109,7 +109,7 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
     sender = _clone(remote, root / "sender")
     _emit(sender, n, "ice")
     subprocess.run([*cli, "sync"], cwd=sender, check=True, env=ENV, capture_output=True)
-    times, cpus = [], []
+    times, cpus, fetches, rebuilds = [], [], [], []
     for run_no in range(2 if quick else 3):  # a fresh receiver each time, already synced once
         receiver = root / f"receiver{run_no}"
         _clone(remote, receiver)
@@ -120,16 +120,29 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
         subprocess.run(
             [*cli, "sync", "--push-only"], cwd=sender, check=True, env=ENV, capture_output=True
         )
+        # floor 1: the same fetch by git alone, in a copy of the receiver
+        copy = root / f"copy{run_no}"
+        subprocess.run(["cp", "-a", str(receiver), str(copy)], check=True)
+        fetch = ["git", "fetch", "-q", "--no-tags", "--prune", "--no-write-fetch-head", "origin"]
+        fetches.append(
+            _timed_cpu([*fetch, "+refs/fleet/writers/*:refs/fleet/remotes/origin/*"], copy)[1]
+        )
         wall, cpu = _timed_cpu([*cli, "sync"], receiver)
         times.append(wall)
         cpus.append(cpu)
+        # floor 2: ingesting the same number of events at `index rebuild`'s speed per event
+        with Fleet.open(receiver) as fleet:
+            total = fleet.index.max_pos()
+        rebuilds.append(_timed_cpu([*cli, "index", "rebuild"], receiver)[1] * n / total)
     rows.append(
         (
             f"`fleetgit sync` bringing {n:,} new events (fetch + ingest)",
             f"{statistics.median(times):.0f} ms median",
             "≤ 1 s",
             f"CPU {statistics.median(cpus):.0f} ms (the process and its git children);"
-            f" `python -c pass` {py:.0f} ms",
+            f" floors in the same run: the same `git fetch` alone {statistics.median(fetches):.0f}"
+            f" ms CPU, {n:,} events at `index rebuild`'s CPU per event"
+            f" {statistics.median(rebuilds):.0f} ms; `python -c pass` {py:.0f} ms",
         )
     )
     return rows

@@ -40,6 +40,10 @@ class GitRepo:
         if self._repo is None:
             import pygit2
 
+            # libgit2 hashes every object it reads again (SHA-1 with collision detection: 10 ms
+            # a MB); git itself does not, having checked each one as it arrived (a fetch's
+            # index-pack, a write's own hash). A segment of 3.7 MB reads in 14 ms, not 36 ms.
+            pygit2.settings.enable_strict_hash_verification(False)
             try:
                 self._repo = pygit2.Repository(str(self.paths.worktree))
             except pygit2.GitError as exc:

@@ -35,9 +35,10 @@ from fleetgit.index.store import (
     split_statements,
     tail_hash,
 )
-from fleetgit.ledger import safefs
+from fleetgit.ledger import safefs, sigs
 from fleetgit.ledger.config import Config
-from fleetgit.ledger.segments import parse, parse_fd, read_limit, segment_name
+from fleetgit.ledger.digest import blake2b
+from fleetgit.ledger.segments import Parsed, parse, parse_fd, read_limit, segment_name
 
 # (stage, done, total): a rebuild reads the segments in the work trees, then those of the branches,
 # then builds the indexes, then folds
@@ -215,7 +216,10 @@ class Index(IndexDB):
         read = set(known.values())  # their history was read when they were
         for done, (name, target) in enumerate(moved, 1):
             seals = not name.startswith(PUBLISHED_PREFIX)
-            for tree in self.git.events_trees(target, hide=read):
+            trees = list(self.git.events_trees(target, hide=read))
+            if not seals:  # oldest first: each grown copy of a segment is read past the last
+                trees.reverse()
+            for tree in trees:
                 self._read_tree(tree, seen if seals else set(seen), result, seals=seals)
             read.add(target)
             self.conn.execute("INSERT OR REPLACE INTO refs VALUES (?, ?)", (name, target))
@@ -269,16 +273,21 @@ class Index(IndexDB):
                 self.record_problems(where, 0, [(0, f"{what}: not read")])
             elif not self._checked_out(seg, size):  # else its events came in from the file
                 data = self.git.blob(seg.blob)
+                start, chain, prefix = (0, None, None)
+                if not seals:
+                    start, chain, prefix = self._published_prefix(seg, data)
                 parsed = parse(
-                    data, 0, seg.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
+                    data, start, seg.writer, types=CATALOGUE, max_line=self.config.max_event_bytes
                 )
-                del data
                 self.record_problems(where, 0, parsed.problems)
                 self.reading_blob = True
                 try:
-                    self.ingest(parsed.events, result, (seg.writer, seg.number, 0))
+                    self.ingest(parsed.events, result, (seg.writer, seg.number, start), chain)
                 finally:
                     self.reading_blob = False
+                if not seals:
+                    self._remember_published(seg, data, parsed, start, chain, prefix)
+                del data
                 result.blobs_read += 1
             self.conn.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (seg.blob,))
         for path, what in bad:  # a link, a submodule, a file where a directory belongs
@@ -287,6 +296,55 @@ class Index(IndexDB):
             if seals:
                 self.conn.execute("INSERT OR IGNORE INTO trees VALUES (?)", (oid,))
             seen.add(oid)
+
+    # A published segment (refs/fleet/*: `fleetgit sync`) grows from one fetch to the next, each
+    # time in a new blob: its events up to where the last read of it ended are in the index
+    # already, so only what follows is parsed (not the whole segment again), and the signature
+    # chain goes on from the value it had there. Kept in `meta` per (writer, segment) with this
+    # index's generation (a rebuild reads from the start), the end offset, a digest of the bytes
+    # before it (a blob whose prefix differs is read whole) and the chain value.
+
+    def _published_prefix(
+        self, seg: CommittedSegment, data: bytes
+    ) -> tuple[int, bytes | None, Any]:
+        """(offset, chain value there, digest so far) to read a published blob from: past what
+        an earlier read of a shorter copy of this segment took, else (0, None, None)."""
+        if self.rebuilding:
+            return 0, None, None
+        kept = self.meta(f"published:{seg.writer}/{seg.number}").split()
+        if len(kept) != 4 or kept[0] != self.meta("generation"):
+            return 0, None, None
+        end = int(kept[1])
+        if not 0 < end < len(data):
+            return 0, None, None
+        prefix = blake2b(memoryview(data)[:end], digest_size=16)
+        if prefix.hexdigest() != kept[2]:
+            return 0, None, None
+        return end, bytes.fromhex(kept[3]), prefix
+
+    def _remember_published(
+        self,
+        seg: CommittedSegment,
+        data: bytes,
+        parsed: Parsed,
+        start: int,
+        chain: bytes | None,
+        prefix: Any,
+    ) -> None:
+        """After reading `data` from `start` (with the chain value and the digest of the bytes
+        before it, when not 0): keep where the read ended, the digest carried on to there
+        (each byte hashed once) and the chain's value there."""
+        if parsed.good_end <= 0:
+            return
+        value = sigs.chain(
+            chain or sigs.genesis(seg.writer, seg.number), [line for _, line in parsed.events]
+        )
+        digest = prefix.copy() if prefix is not None else blake2b(digest_size=16)
+        digest.update(memoryview(data)[start if prefix is not None else 0 : parsed.good_end])
+        kept = (self.meta("generation"), parsed.good_end, digest.hexdigest())
+        self.set_meta(
+            f"published:{seg.writer}/{seg.number}", " ".join((*map(str, kept), value.hex()))
+        )
 
     def _checked_out(self, seg: CommittedSegment, size: int) -> bool:
         """Does a work-tree segment the index has read hold exactly this blob's bytes? A

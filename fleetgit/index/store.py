@@ -390,17 +390,19 @@ class IndexDB:
         items: list[tuple[Event, bytes]],
         result: IngestResult,
         source: tuple[str, int, int] | None = None,
+        chain: bytes | None = None,
     ) -> None:
         """Add events not seen before, in the order given. Only new events reach the INSERT, so
         a copy (a committed blob of a segment already read from the work tree) never takes a
         position: positions stay dense. A batch stamped too far ahead is held back (`hold`).
         The same id with other bytes is recorded, and decided by `_insert_new`.
         `source`: (writer, segment, offset read from) of the lines: their signatures are
-        checked (index/trust.py) and what the policy refuses is quarantined."""
+        checked (index/trust.py) and what the policy refuses is quarantined. `chain`: the
+        signature chain's value at that offset, when the caller knows it (see trust.screen)."""
         if source is not None:
             from fleetgit.index import trust
 
-            items = trust.screen(self, items, *source)
+            items = trust.screen(self, items, *source, base=chain)
         items = self.hold(items)
         if not items:
             return

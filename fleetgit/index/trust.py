@@ -135,8 +135,11 @@ def _batches(items: list[Item]) -> list[range]:
 class _Segment:
     """One portion of a segment being screened."""
 
-    def __init__(self, items: list[Item], writer: str, segment: int, keys: _Keys) -> None:
+    def __init__(
+        self, items: list[Item], writer: str, segment: int, keys: _Keys, base: bytes | None = None
+    ) -> None:
         self.items, self.writer, self.segment, self.keys = items, writer, segment, keys
+        self.base = base or sigs.genesis(writer, segment)  # the chain before items[0]
         self._fields: list[bytes | None] | None = None
         self._covered: list[bool] | None = None
         self.reason: dict[int, str] = {}
@@ -189,7 +192,7 @@ class _Segment:
             while b > 0 and items[b - 1][0].tx == items[k][0].tx:
                 b -= 1
             starts[actor] = b
-        chain, done = sigs.genesis(self.writer, self.segment), 0
+        chain, done = self.base, 0
         base_at: dict[int, bytes] = {}
         for b in sorted(set(starts.values())):
             chain = sigs.chain(chain, [line for _, line in items[done:b]])
@@ -277,7 +280,7 @@ class _Segment:
         if not newest:
             return
         wanted = {b.start for _, b in newest.values()}
-        chain = sigs.genesis(self.writer, self.segment)
+        chain = self.base
         base_at: dict[int, bytes] = {}
         done = 0
         for start in sorted(wanted):
@@ -297,16 +300,25 @@ class _Segment:
 def flush(db: IndexDB, result: Any) -> None:
     """End of a catch-up: screen and ingest the portions deferred for want of a key."""
     deferred, db.trust_deferred = db.trust_deferred or [], None
-    for items, writer, segment, start in deferred:
-        db.ingest(screen(db, items, writer, segment, start, defer=False), result)
+    for items, writer, segment, start, base in deferred:
+        db.ingest(screen(db, items, writer, segment, start, defer=False, base=base), result)
 
 
 def screen(
-    db: IndexDB, items: list[Item], writer: str, segment: int, start: int, *, defer: bool = True
+    db: IndexDB,
+    items: list[Item],
+    writer: str,
+    segment: int,
+    start: int,
+    *,
+    defer: bool = True,
+    base: bytes | None = None,
 ) -> list[Item]:
     """The items ingest may take from one portion of `writer`'s `segment` read from byte `start`
     (all of them under `warn`; under `require`, not the batches with an uncovered event),
-    plus quarantined batches that a key arriving now lets in."""
+    plus quarantined batches that a key arriving now lets in. `base`: the chain's value at
+    `start` when the caller knows it (it read every line before: a published segment grown
+    since, index/catchup.py), so the portion is checked as a whole segment is."""
     policy = db.config.trust
     if policy == "off" or not items:
         return items
@@ -317,21 +329,22 @@ def screen(
     keys.changed = changed
     # quarantined batches of the pilots whose keys just changed, now covered
     released = _released(db, keys) if changed else []
-    seg = _Segment(items, writer, segment, keys)
+    seg = _Segment(items, writer, segment, keys, base)
     actors = {e.actor for e, _ in items}
     actors.discard(None)
     if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
-        db.trust_deferred.append((items, writer, segment, start))
+        db.trust_deferred.append((items, writer, segment, start, base))
         remember(db, released)
         return released
-    if start == 0 and seg.whole_fast(actors):  # type: ignore[arg-type]
+    whole = start == 0 or base is not None
+    if whole and seg.whole_fast(actors):  # type: ignore[arg-type]
         items = items + released
         remember(db, items)
         return items
     batches = _batches(items)
-    if start == 0:
+    if whole:
         seg.check_whole(batches)
     for batch in batches:
         if not all(seg.covered[i] for i in batch):

@@ -125,11 +125,24 @@ def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
             return data or b""
 
         found[f.relpath.rsplit("/", 1)[-1]] = (f.size, read)
+    if not _ever_committed(fleet):
+        return found  # no branch, remote-tracking branch or HEAD ever held one: no git to ask
     git = fleet.index.git
     for name, (blob, size) in fleetrefs.committed_segments(fleet.paths, writer, limit).items():
         if segment_number(name) is not None and size > found.get(name, (-1, None))[0]:
             found[name] = (size, functools.partial(git.blob, blob))
     return found
+
+
+def _ever_committed(fleet: Fleet) -> bool:
+    """Has a commit of a branch, a remote-tracking branch or a HEAD held a segment of this
+    writer? The index marks each segment it finds in such a tree (catch-up reads every one of
+    them, and Fleet.open caught up); a clone that only syncs has none, and the scan of every
+    code ref's tree (`committed_segments`, three git processes and more) is not needed."""
+    row = fleet.index.conn.execute(
+        "SELECT 1 FROM segments WHERE writer = ? AND committed = 1 LIMIT 1", (fleet.writer.id,)
+    ).fetchone()
+    return row is not None
 
 
 def publish(fleet: Fleet, sent: Sent, *, dry_run: bool = False) -> None:
@@ -167,10 +180,11 @@ def run(
     with sync_lock(paths):
         if not dry_run:
             report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name, specs)
+        refs = fleetrefs.refs_under(paths, "refs/fleet/")  # as they were: one git call for both
         if push:
-            _push(fleet, name, report, dry_run, timeout)
+            _push(fleet, name, report, dry_run, timeout, refs)
         if fetch:
-            _fetch(fleet, name, report, dry_run, timeout)
+            _fetch(fleet, name, report, dry_run, timeout, refs)
     return report
 
 
@@ -191,12 +205,21 @@ _NOT_AHEAD = ("fast-forward", "fetch first", "needs force", "stale")
 
 
 def _push(
-    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+    fleet: Fleet,
+    remote: str,
+    report: SyncReport,
+    dry_run: bool,
+    timeout: float | None,
+    refs: dict[str, str] | None = None,
 ) -> None:
+    """`refs`: the refs under refs/fleet/ as the sync found them, when it read them."""
     paths, writer = fleet.paths, fleet.writer.id
     mine = fleetrefs.writer_ref(writer)
-    refs = fleetrefs.refs_under(paths, "refs/fleet/")
+    if refs is None:
+        refs = fleetrefs.refs_under(paths, "refs/fleet/")
     there = refs.get(fleetrefs.remote_prefix(remote) + writer)
+    if there is None and mine not in refs and not own_segments(fleet):
+        return  # this writer has published nothing and has nothing to: no ref to push or ask
     if not dry_run and there is None:  # a first sync here, or the copy was lost: ask
         try:
             there = fleetrefs.fetch_own(paths, remote, writer, timeout)
@@ -250,10 +273,17 @@ def _push(
 
 
 def _fetch(
-    fleet: Fleet, remote: str, report: SyncReport, dry_run: bool, timeout: float | None
+    fleet: Fleet,
+    remote: str,
+    report: SyncReport,
+    dry_run: bool,
+    timeout: float | None,
+    refs: dict[str, str],
 ) -> None:
+    """`refs`: the refs under refs/fleet/ before the sync (the push moves only this writer's,
+    which is never counted as received)."""
     paths, prefix = fleet.paths, fleetrefs.remote_prefix(remote)
-    before = {n[len(prefix) :]: t for n, t in fleetrefs.refs_under(paths, prefix).items()}
+    before = {n[len(prefix) :]: t for n, t in refs.items() if n.startswith(prefix)}
     try:
         if dry_run:
             after = fleetrefs.list_remote(paths, remote, timeout)

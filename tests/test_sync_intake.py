@@ -1,0 +1,163 @@
+"""What a sync reads: a published segment that grew since the last sync is parsed only past
+what was read of it, its signatures checked as a whole segment's are, and a copy whose earlier
+bytes changed is read whole (real clones, a bare remote, real git)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from fleetgit.fleet import Fleet
+from fleetgit.index import catchup
+from fleetgit.ledger import keys
+from fleetgit.sync import engine
+from tests.conftest import run_fleetgit
+from tests.test_sync import fg, make_net, sync, views
+
+
+def _reserve(clone: Path, pilot: str, *names: str) -> None:
+    for name in names:  # one batch each, as agents append
+        fg(clone, "--as", pilot, "reserve", name)
+
+
+def _sync_in_process(clone: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Sync `clone` in this process, noting each segment parse (writer, start, events) and each
+    signature checked."""
+    seen: dict[str, Any] = {"parses": [], "verified": 0}
+    parse, verify = catchup.parse, keys.verify
+
+    def counting_parse(data: bytes, start: int = 0, writer: str | None = None, **kw: Any) -> Any:
+        parsed = parse(data, start, writer, **kw)
+        seen["parses"].append((writer, start, len(parsed.events)))
+        return parsed
+
+    def counting_verify(*args: Any) -> bool:
+        seen["verified"] += 1
+        return verify(*args)
+
+    monkeypatch.setattr(catchup, "parse", counting_parse)
+    monkeypatch.setattr(keys, "verify", counting_verify)
+    with Fleet.open(clone) as fleet:
+        report = engine.run(fleet)
+    monkeypatch.setattr(catchup, "parse", parse)
+    monkeypatch.setattr(keys, "verify", verify)
+    seen["report"] = report.to_json()
+    return seen
+
+
+def _git(
+    cwd: Path, *args: str, given: bytes | None = None, env: dict[str, str] | None = None
+) -> str:
+    proc = subprocess.run(
+        ["git", *args], cwd=cwd, input=given, capture_output=True, check=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    return proc.stdout.decode().strip()
+
+
+def _writer(clone: Path) -> str:
+    return (clone / ".git" / "fleet" / "writer").read_text(encoding="utf-8").split()[0]
+
+
+def test_a_grown_published_segment_is_parsed_only_past_what_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(a, "viper", "one.py", "two.py")
+    sync(a)
+    sync(b)  # B has read A's segment once, whole
+    _reserve(a, "viper", "three.py", "four.py", "five.py")
+    sync(a)
+    _reserve(a, "viper", "six.py")
+    assert sync(a)["sent"]["segments"] == ["00000001.jsonl"]  # the ref moved by two commits
+    seen = _sync_in_process(b, monkeypatch)
+    assert seen["report"]["received"]["events"] == 4
+    mine = [(start, n) for w, start, n in seen["parses"] if w == _writer(a)]
+    assert mine and all(start > 0 for start, _ in mine)  # never from the segment's start
+    assert sum(n for _, n in mine) == 4  # each new line parsed once
+    assert seen["verified"] <= 2  # one signature per portion, not one per batch (4 batches)
+    assert fg(b, "quarantine", "--json").out.count('"id"') == 0
+    assert views(b) == views(a)
+    before = views(b)
+    fg(b, "verify", "--strict")
+    assert fg(b, "verify", "--deep").code == 0  # the index is what a replay of the segments says
+    fg(b, "index", "rebuild")
+    assert views(b) == before
+
+
+def test_a_published_copy_whose_earlier_bytes_changed_is_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bytes before where the last read ended are compared, not assumed: a copy that
+    rewrote one is parsed from its start, and the rewrite is found as it always was."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(a, "viper", "one.py", "two.py")
+    sync(a)
+    sync(b)
+    writer = _writer(a)
+    ref = f"refs/fleet/writers/{writer}"
+    relpath = f".fleet/events/{writer}/00000001.jsonl"
+    data = (a / relpath).read_bytes()
+    forged = data.replace(b"one.py", b"ONE.py", 1)
+    assert forged != data
+    _reserve(a, "viper", "three.py")
+    grown = forged + (a / relpath).read_bytes()[len(data) :]
+    # a commit on top of A's ref whose segment rewrote a line B has read, and grew
+    blob = _git(a, "hash-object", "-w", "--stdin", given=grown)
+    tip = _git(a, "rev-parse", ref)
+    _git(a, "read-tree", "--index-output=.git/forged-index", tip)
+    env = {"GIT_INDEX_FILE": str(a / ".git" / "forged-index")}
+    _git(a, "update-index", "--add", "--cacheinfo", f"100644,{blob},{relpath}", env=env)
+    tree = _git(a, "write-tree", env=env)
+    commit = _git(a, "commit-tree", tree, "-p", tip, "-m", "forged")
+    _git(a, "push", "-q", "--no-verify", "origin", f"{commit}:{ref}")
+    seen = _sync_in_process(b, monkeypatch)
+    assert (writer, 0, 4) in seen["parses"]  # read whole: a pilot registration + 3 reservations
+    problems = orjson.loads(fg(b, "verify", "--json", ok=False).out)["problems"]
+    assert any(p["kind"] == "id_conflict" for p in problems), problems
+    assert "three.py" in fg(b, "reservations").out
+
+
+def _git_commands(clone: Path, tmp: Path) -> list[list[str]]:
+    """The git commands a `fleetgit sync` of `clone` runs (git's own trace2 log)."""
+    trace = tmp / "trace.json"
+    trace.unlink(missing_ok=True)
+    res = run_fleetgit(clone, "sync", env={"GIT_TRACE2_EVENT": str(trace)})
+    assert res.code == 0, res.err
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    return [r["argv"] for r in runs if r["event"] == "start"]
+
+
+def test_a_sync_fetches_once_and_scans_no_code_ref_in_a_clone_that_never_committed_segments(
+    tmp_path: Path,
+) -> None:
+    _remote, (a, b, _c, reader) = make_net(tmp_path, 4)  # the fourth clone never writes
+    sync(a)
+    sync(b)
+    sync(reader)
+    _reserve(b, "goose", "one.py")  # something to send
+    _reserve(a, "viper", "two.py")
+    sync(a)  # and something to receive
+    for clone in (b, reader):
+        argv = _git_commands(clone, tmp_path)
+        fetches = [cmd for cmd in argv if cmd[:1] == ["git"] and "fetch" in cmd]
+        assert len(fetches) == 1, fetches  # a reader does not ask for a ref it never pushed
+        assert not [cmd for cmd in argv if "refs/heads/" in cmd], argv  # no code ref scanned
+        assert "two.py" in fg(clone, "reservations").out
+    sync(a)
+    assert "one.py" in fg(a, "reservations").out
+
+
+def test_a_clone_that_committed_segments_still_scans_the_code_refs(tmp_path: Path) -> None:
+    _remote, (a, _b, _c) = make_net(tmp_path)
+    _reserve(a, "viper", "one.py")
+    fg(a, "commit")
+    argv = _git_commands(a, tmp_path)
+    assert [a for a in argv if "refs/heads/" in a], argv
