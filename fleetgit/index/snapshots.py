@@ -257,6 +257,80 @@ def _check_tables(
         raise SnapshotRefused("it holds events stamped beyond this clock's allowed skew")
     if conn.execute("SELECT count(*) FROM files").fetchone()[0]:
         raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
+    _check_keys(conn, git, manifest, config)
+
+
+# -- the trust tables ---------------------------------------------------------------------------
+
+_KEY_MARK = b'"type":"pilot_'
+
+
+def _check_keys(
+    conn: sqlite3.Connection, git: GitRepo, manifest: dict[str, Any], config: Config
+) -> None:
+    """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
+    (index/recheck.py: each key batch checked by its own signatures, in total order). Else it
+    could carry a forged key that later ingests would take as a pilot's. Each listed blob is
+    searched for key events (bytes, no parse); only their batches are decoded and checked."""
+    if config.trust == "off":
+        return
+    from fleetgit.index import recheck
+
+    keys = recheck.Keys()
+    for blob, _size in manifest.get("segments", []):
+        for batch in _key_batches(git.blob(str(blob))):
+            keys.collect(batch[0][0].writer, 0, batch)
+    keys.derive()
+    if keys.rows() != recheck.index_keys(conn):
+        raise SnapshotRefused(
+            "its pilot keys are not the ones the key events of its segments establish"
+        )
+
+
+def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
+    """The complete batches of `data` (a segment) that hold a key event, each as intake reads
+    its lines (a line intake refuses is left out, as ingest leaves it)."""
+    from fleetgit.index.trust import KEY_TYPES
+    from fleetgit.ledger.intake import check
+
+    def event_at(start: int) -> tuple[Any, bytes, int] | None:
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        line = data[start:end]
+        try:
+            return check(line, None, CATALOGUE), line, end
+        except Exception:  # refused or undecodable: not an event of the index
+            return None
+
+    out: list[list[tuple[Any, bytes]]] = []
+    done = -1
+    at = data.find(_KEY_MARK)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        got = event_at(start) if start >= done else None
+        if got is not None and got[0].type in KEY_TYPES:
+            tx = got[0].tx
+            # the batch: the lines of the same tx around it (a batch is contiguous)
+            first = start
+            while first > 0:
+                prev = data.rfind(b"\n", 0, first - 1) + 1
+                before = event_at(prev)
+                if before is None or before[0].tx != tx:
+                    break
+                first = prev
+            batch: list[tuple[Any, bytes]] = []
+            pos = first
+            while pos < len(data):
+                nxt = event_at(pos)
+                if nxt is None or nxt[0].tx != tx:
+                    break
+                batch.append((nxt[0], nxt[1]))
+                pos = nxt[2]
+            done = pos
+            if batch and len(batch) == batch[0][0].txn:  # a complete batch, as parse keeps
+                out.append(batch)
+        at = data.find(_KEY_MARK, at + len(_KEY_MARK))
+    return out
 
 
 def prepare(
