@@ -142,11 +142,32 @@ def rebuild_cost(root: Path, events: int, runs: int = 3) -> tuple[float, float, 
     return med(off), med(on), med(cpu_off), med(cpu_on)
 
 
+def verify_cost(root: Path, events: int, runs: int = 3) -> tuple[float, float]:
+    """Best CPU seconds of `verify` (in process) over `events` signed events, trust off vs
+    require: what checking every signature again from the segments adds (index/recheck.py)."""
+    from fleetgit.index.verify import verify
+
+    repo = _repo(root, "verify")
+    _ledger(repo, events)
+    off: list[float] = []
+    on: list[float] = []
+    with Fleet.open(repo) as fleet:
+        for _ in range(runs):
+            for policy, out in (("off", off), ("require", on)):
+                config = fleet.config._replace(trust=policy)
+                c0 = time.process_time()
+                report = verify(fleet.paths, config)
+                out.append(time.process_time() - c0)
+                assert report.events >= events and not report.failed(), report.summary()
+    return min(off), min(on)
+
+
 def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
     """Rows for `make bench` (bench/__main__.py)."""
     events = 10_000 if quick else 40_000
     off, on, sign = append_cost(root, runs=50 if quick else 200)
     r_off, r_on, c_off, c_on = rebuild_cost(root, events)
+    v_off, v_on = verify_cost(root, events)
     return [
         (
             "signing, per durable append (median)",
@@ -160,6 +181,12 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
             f" {r_off:.2f} → {r_on:.2f} s)",
             "≤ +15 %",
             "trust off vs require, interleaved",
+        ),
+        (
+            f"verify of {events:,} signed events, signatures checked again",
+            f"{100 * (v_on / v_off - 1):+.1f} % ({v_off:.2f} → {v_on:.2f} s CPU)",
+            "(keep it fast)",
+            "trust off vs require, in process, best of 3",
         ),
     ]
 
@@ -180,6 +207,11 @@ def main() -> None:
             f" {c_on - c_off:+.3f} (×{c_on / c_off:.2f}) |"
         )
         print(f"| the signing step alone (median ms; CPU ms) | | {sign:.3f}; {c_sign:.3f} | |")
+        v_off, v_on = verify_cost(root, events)
+        print(
+            f"| verify of {events} signed events (CPU s, best of 3) | {v_off:.2f} | {v_on:.2f} |"
+            f" {100 * (v_on / v_off - 1):+.1f} % |"
+        )
         runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
         r_off, r_on, c_off, c_on = rebuild_cost(root, events, runs)
         for what, a, b in (("wall", r_off, r_on), ("CPU", c_off, c_on)):
