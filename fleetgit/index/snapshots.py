@@ -18,7 +18,10 @@ the first failure:
 - each part has the manifest's size and CRC-32 and is one whole zstd frame (its own checksum
   holds), the file has the manifest's size, it opens as SQLite, and its own
   schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
-  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound.
+  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound;
+- unless trust = "off", its `pilot_keys` are the keys the key events of the listed segment blobs
+  establish, re-derived here (`_check_keys`): a forged key would outlive the snapshot, since
+  later ingests check signatures against it.
 
 A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
 What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
@@ -27,7 +30,9 @@ the work-tree files git checked out from those blobs are recorded as read to the
 
 The checks bind the snapshot to the segments by counts and hashes, not by replay: a snapshot
 forged consistently (manifest and file rewritten together, with a wrong projection) passes them.
-`fleetgit verify --deep` proves the index by replay; see docs/design.md ("Index snapshots").
+`fleetgit verify --deep` proves the index by replay, and plain `verify` checks the signatures
+again from the segments (a forged `quarantine` shows there); see docs/design.md ("Index
+snapshots") and docs/trust.md.
 """
 
 from __future__ import annotations
