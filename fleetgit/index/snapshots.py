@@ -293,48 +293,58 @@ def _check_keys(
 
 
 def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
-    """The complete batches of `data` (a segment) that hold a key event, each as intake reads
-    its lines (a line intake refuses is left out, as ingest leaves it)."""
+    """The complete batches of `data` (a segment) that hold a key event. The key events pass
+    intake as ingest reads them; the other lines of their batches (a batch is contiguous, its
+    lines share its tx) are only decoded: what they are does not matter here, only that their
+    bytes and actors are what the signature covers. Anything read otherwise than ingest would
+    gives other keys, so the snapshot is refused (and the segments read): never a key more."""
     from fleetgit.index.trust import KEY_TYPES
+    from fleetgit.ledger import sigs
+    from fleetgit.ledger.codec import decode
     from fleetgit.ledger.intake import check
 
-    def event_at(start: int) -> tuple[Any, bytes, int] | None:
+    def line_at(start: int) -> bytes:
         end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end + 1
-        line = data[start:end]
-        try:
-            return check(line, None, CATALOGUE), line, end
-        except Exception:  # refused or undecodable: not an event of the index
-            return None
+        return data[start : len(data) if end < 0 else end + 1]
 
     out: list[list[tuple[Any, bytes]]] = []
-    done = -1
+    done = 0
     at = data.find(_KEY_MARK)
     while at >= 0:
         start = data.rfind(b"\n", 0, at) + 1
-        got = event_at(start) if start >= done else None
-        if got is not None and got[0].type in KEY_TYPES:
-            tx = got[0].tx
-            # the batch: the lines of the same tx around it (a batch is contiguous)
+        if start < done:  # inside a batch already taken
+            at = data.find(_KEY_MARK, at + len(_KEY_MARK))
+            continue
+        key_line = line_at(start)
+        try:
+            key = check(key_line, None, CATALOGUE)
+        except Exception:  # refused or undecodable: not an event of the index
+            key = None
+        if key is not None and key.type in KEY_TYPES:
+            mark = b'"tx":"' + key.tx.encode() + b'"'
             first = start
             while first > 0:
                 prev = data.rfind(b"\n", 0, first - 1) + 1
-                before = event_at(prev)
-                if before is None or before[0].tx != tx:
+                if mark not in line_at(prev):
                     break
                 first = prev
-            batch: list[tuple[Any, bytes]] = []
+            lines: list[bytes] = []
             pos = first
-            while pos < len(data):
-                nxt = event_at(pos)
-                if nxt is None or nxt[0].tx != tx:
+            while pos < len(data) and len(lines) < key.txn:
+                line = line_at(pos)
+                if mark not in line:
                     break
-                batch.append((nxt[0], nxt[1]))
-                pos = nxt[2]
+                lines.append(line)
+                pos += len(line)
             done = pos
-            if batch and len(batch) == batch[0][0].txn:  # a complete batch, as parse keeps
-                out.append(batch)
-        at = data.find(_KEY_MARK, at + len(_KEY_MARK))
+            if len(lines) == key.txn:  # a complete batch, as parse keeps
+                try:
+                    batch = [(decode(sigs.split(x)[0]), x) for x in lines]
+                except Exception:
+                    batch = []
+                if batch and all(e.tx == key.tx for e, _ in batch):
+                    out.append(batch)
+        at = data.find(_KEY_MARK, max(at + len(_KEY_MARK), done))
     return out
 
 
