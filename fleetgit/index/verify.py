@@ -368,8 +368,8 @@ class _Checker:
                         self._where(eid),
                         f"event {eid}: stamped {early} {why}, which its writer"
                         f" {writer} had already witnessed when it appended it",
-                        hint="its pilot's clone stamped it early (fleetgit show ID); it was"
-                        " signed, so its pilot is accountable",
+                        hint=f"fleetgit show {eid}: its pilot's clone stamped it early (a clock"
+                        " set back, or on purpose to sort first)",
                     )
                 )
             if hlc > seen:
