@@ -85,6 +85,18 @@ def append_cost(
     return statistics.median(off), statistics.median(on), statistics.median(sign)
 
 
+def sign_floor(runs: int = 2000) -> float:
+    """Median CPU µs of one Ed25519 signature of 32 bytes: the floor of the signing step."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key, msg, out = Ed25519PrivateKey.generate(), bytes(32), []
+    for _ in range(runs):
+        c0 = time.thread_time()
+        key.sign(msg)
+        out.append((time.thread_time() - c0) * 1e6)
+    return statistics.median(out)
+
+
 def _ledger(repo: Path, events: int, per_batch: int = 2, per_segment: int = 10_000) -> None:
     """`events` signed events in batches of `per_batch` by the PILOTS in turn, written as a
     writer would (segments of `per_segment` events)."""
@@ -207,6 +219,7 @@ def main() -> None:
             f" {c_on - c_off:+.3f} (×{c_on / c_off:.2f}) |"
         )
         print(f"| the signing step alone (median ms; CPU ms) | | {sign:.3f}; {c_sign:.3f} | |")
+        print(f"| floor: one Ed25519 signature (median CPU µs) | | {sign_floor():.1f} | |")
         v_off, v_on = verify_cost(root, events)
         print(
             f"| verify of {events} signed events (CPU s, best of 3) | {v_off:.2f} | {v_on:.2f} |"
