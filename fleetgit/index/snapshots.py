@@ -19,7 +19,7 @@ the first failure:
   holds), the file has the manifest's size, it opens as SQLite, and its own
   schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
   largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound;
-- unless trust = "off", its `pilot_keys` are the keys the key events of the listed segment blobs
+- under trust = "require", its `pilot_keys` are the keys the key events of the listed segment blobs
   establish, re-derived here (`_check_keys`): a forged key would outlive the snapshot, since
   later ingests check signatures against it.
 
@@ -276,8 +276,10 @@ def _check_keys(
     """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
     (index/recheck.py: each key batch checked by its own signatures, in total order). Else it
     could carry a forged key that later ingests would take as a pilot's. Each listed blob is
-    searched for key events (bytes, no parse); only their batches are decoded and checked."""
-    if config.trust == "off":
+    searched for key events (bytes, no parse); only their batches are decoded and checked.
+    Only under trust = "require": under "warn" nothing is kept out on the keys' word (what they
+    decide is a warning, and `verify` checks it again from the segments)."""
+    if config.trust != "require":
         return
     from fleetgit.index import recheck
 
