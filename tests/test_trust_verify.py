@@ -143,3 +143,28 @@ def test_a_grant_backdated_to_win_a_clash_is_named_by_verify(s: Scenario) -> Non
     assert ms >= 1
     assert fleetgit(s.victim, "verify").code == 1
     assert projections(s.victim)  # the index still reads
+
+
+def test_verify_names_an_event_signed_by_a_revoked_key_and_agrees_with_the_index(
+    s: Scenario,
+) -> None:
+    """The revoked-key case of tests/test_trust.py, seen by verify from the segments: the key
+    is valid for what it signed before its revocation, not after, in total order."""
+    from fleetgit.ledger import keys
+
+    stolen = keys.load(s.victim / ".git", "viper-1")
+    assert stolen is not None
+    assert fleetgit(s.victim, "--as", "viper-1", "pilot", "key", "rotate").code == 0
+    fleetgit(s.victim, "commit", "-m", "fleet: rotate")
+    git(s.victim, "push", "-q")
+    git(s.attacker, "pull", "-q", "--no-rebase", "--no-edit")
+    _, raw = reservation(s)
+    rid = decode(raw).data["reservation_id"]
+    forged = line("file_released", f"reservation/{rid}", {"reservation_id": rid}, actor="viper-1")
+    s.push_lines(signed_by(stolen, [forged]))
+    s.receive("fetch")
+    assert fleetgit(s.victim, "reservations").code == 0
+    (found,) = problems(s.victim, "unverified")
+    assert found["where"] == f"{ATTACKER_WRITER}/00000001 line 1"
+    assert "valid at its time" in found["detail"]
+    assert problems(s.victim, "index_trust") == []
