@@ -34,16 +34,17 @@ class _Scratch:
     """What index/trust.py's key bookkeeping needs of an index: a `pilot_keys` table, here in
     memory and empty at first."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Any = None) -> None:
         self.conn = sqlite3.connect(":memory:")
         self.conn.execute(_KEYS_TABLE)
+        self.config = config  # its admin keys (index/trust.py `admin_keys`)
 
 
 class Keys:
     """The pilots' keys as the key events of some segments establish them."""
 
-    def __init__(self) -> None:
-        self._db = _Scratch()
+    def __init__(self, config: Any = None) -> None:
+        self._db = _Scratch(config)
         self.keys = trust._Keys(self._db)  # type: ignore[arg-type]
         self._seen: set[tuple[str, int]] = set()
         self._batches: list[tuple[trust.Order, str, int, list[Item]]] = []

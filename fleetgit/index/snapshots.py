@@ -283,7 +283,7 @@ def _check_keys(
         return
     from fleetgit.index import recheck
 
-    keys = recheck.Keys()
+    keys = recheck.Keys(config)
     for blob, _size in manifest.get("segments", []):
         for batch in _key_batches(git.blob(str(blob))):
             keys.collect(batch[0][0].writer, 0, batch)

@@ -177,7 +177,7 @@ class _Checker:
         self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
         # signatures checked again from the segments (index/recheck.py), unless trust = "off"
         self.signed = config.trust != "off"
-        self.keys = recheck.Keys()
+        self.keys = recheck.Keys(config)
         self.sig_copies: dict[tuple[str, bytes], _Copy] = {}
         # where each event was first found: (writer, segment, index among the copy's events)
         self.place: dict[str, tuple[str, int, int, _Copy]] = {}
