@@ -84,6 +84,41 @@ def _first_command(origin: Path, dest: Path, *, snapshot: bool) -> float:
     return _timed([*fleetgit_command(), "events", "--limit", "1"], dest, env)
 
 
+def trust_check_cost(clone: Path, runs: int = 3) -> tuple[float, float, int]:
+    """In a clone holding a snapshot ref: CPU seconds of the whole load check (manifest, inflate,
+    file checks, the pilot-key check included) and of the pilot-key check alone (issue 17:
+    `snapshots._check_keys`, re-deriving the keys from the segments), best of `runs`; and the
+    bytes of segment blobs it reads."""
+    import sqlite3
+
+    from fleetgit.git.paths import locate
+    from fleetgit.git.repo import GitRepo
+    from fleetgit.index import snapshots
+    from fleetgit.ledger import config as configs
+
+    paths = locate(clone)
+    config = configs.load(paths.config_file)
+    git = GitRepo(paths)
+    (_ref, commit), *_ = snapshots.candidates(git)
+    whole, keys = [], []
+    tmp = clone / ".git" / "bench-snapshot.sqlite"
+    manifest = snapshots.read_manifest(git, commit)
+    for _ in range(runs):
+        c0 = time.process_time()
+        snapshots.check_manifest(git, manifest, config)
+        snapshots.inflate(git, commit, manifest, tmp)
+        snapshots.check_file(tmp, git, manifest, config)
+        whole.append(time.process_time() - c0)
+        conn = sqlite3.connect(tmp)
+        c0 = time.process_time()
+        snapshots._check_keys(conn, git, manifest, config)
+        keys.append(time.process_time() - c0)
+        conn.close()
+        tmp.unlink()
+    size = sum(int(n) for _, n in manifest["segments"])
+    return min(whole), min(keys), size
+
+
 def _load() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -132,6 +167,16 @@ def run(root: Path, quick: bool) -> list[tuple[str, str, str, str]]:
             target,
             f"floors: copying the {index.stat().st_size / 1e6:.0f} MB index file {copy:.2f} s,"
             f" the same command warm {warm:.2f} s wall, {warm_cpu:.2f} s CPU; load {_load()}",
+        )
+    )
+    whole, keys, size = trust_check_cost(root / "with-snapshot")
+    rows.append(
+        (
+            f"snapshot load checks, {n:,} events: the pilot keys re-derived from the segments",
+            f"{keys * 1000:.0f} ms CPU of {whole * 1000:.0f} ms CPU for all the load checks",
+            "(part of the first command)",
+            f"{size / 1e6:.0f} MB of segment blobs searched for key events; in process, best of"
+            f" 3; load {_load()}",
         )
     )
     rows.append(_compact(root))

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.fleet import EventSpec, Fleet, init
@@ -40,12 +41,19 @@ def _with_trust(fleet: Fleet, policy: str) -> None:
     fleet.index.config = fleet.config
 
 
-def append_cost(root: Path, runs: int = 200) -> tuple[float, float, float]:
+def append_cost(
+    root: Path, runs: int = 200, cpu: list[float] | None = None
+) -> tuple[float, float, float]:
     """Median ms of one durable (fsync) single-event append, trust off vs require (two
-    ledgers, appended to in turn), and the median ms of the signing step alone (Fleet._sign)."""
+    ledgers, appended to in turn), and the median ms of the signing step alone (Fleet._sign).
+    `cpu`, when given, receives the same three in CPU time of this thread (the fsync's wait
+    and the other processes of a loaded machine left out)."""
     off: list[float] = []
     on: list[float] = []
     sign: list[float] = []
+    cpu_off: list[float] = []
+    cpu_on: list[float] = []
+    cpu_sign: list[float] = []
     fleets = []
     for policy in ("off", "require"):
         fleet = Fleet.open(_repo(root, f"append-{policy}"), actor="viper-1")
@@ -53,24 +61,40 @@ def append_cost(root: Path, runs: int = 200) -> tuple[float, float, float]:
         fleets.append(fleet)
     real = fleets[1]._sign
 
-    def timed(number: int, events: list[Event], lines: list[bytes]) -> list[bytes]:
-        t0 = time.perf_counter()
-        out = real(number, events, lines)
+    def timed(*args: Any) -> list[bytes]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        out = real(*args)
+        cpu_sign.append((time.thread_time() - c0) * 1000)
         sign.append((time.perf_counter() - t0) * 1000)
         return out
 
-    fleets[1]._sign = timed  # type: ignore[method-assign]
+    fleets[1]._sign = timed  # type: ignore[method-assign,assignment]
     try:
         for i in range(runs):
-            for fleet, out in zip(fleets, (off, on), strict=True):
+            for fleet, out, out_cpu in zip(fleets, (off, on), (cpu_off, cpu_on), strict=True):
                 spec = EventSpec("pilot_active", "pilot/viper-1", {"current_task": f"t{i}"})
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 fleet.emit_batch([spec])
+                out_cpu.append((time.thread_time() - c0) * 1000)
                 out.append((time.perf_counter() - t0) * 1000)
     finally:
         for fleet in fleets:
             fleet.close()
+    if cpu is not None:
+        cpu[:] = [statistics.median(x) for x in (cpu_off, cpu_on, cpu_sign)]
     return statistics.median(off), statistics.median(on), statistics.median(sign)
+
+
+def sign_floor(runs: int = 2000) -> float:
+    """Median CPU µs of one Ed25519 signature of 32 bytes: the floor of the signing step."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key, msg, out = Ed25519PrivateKey.generate(), bytes(32), []
+    for _ in range(runs):
+        c0 = time.thread_time()
+        key.sign(msg)
+        out.append((time.thread_time() - c0) * 1e6)
+    return statistics.median(out)
 
 
 def _ledger(repo: Path, events: int, per_batch: int = 2, per_segment: int = 10_000) -> None:
@@ -130,11 +154,32 @@ def rebuild_cost(root: Path, events: int, runs: int = 3) -> tuple[float, float, 
     return med(off), med(on), med(cpu_off), med(cpu_on)
 
 
+def verify_cost(root: Path, events: int, runs: int = 3) -> tuple[float, float]:
+    """Best CPU seconds of `verify` (in process) over `events` signed events, trust off vs
+    require: what checking every signature again from the segments adds (index/recheck.py)."""
+    from fleetgit.index.verify import verify
+
+    repo = _repo(root, "verify")
+    _ledger(repo, events)
+    off: list[float] = []
+    on: list[float] = []
+    with Fleet.open(repo) as fleet:
+        for _ in range(runs):
+            for policy, out in (("off", off), ("require", on)):
+                config = fleet.config._replace(trust=policy)
+                c0 = time.process_time()
+                report = verify(fleet.paths, config)
+                out.append(time.process_time() - c0)
+                assert report.events >= events and not report.failed(), report.summary()
+    return min(off), min(on)
+
+
 def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
     """Rows for `make bench` (bench/__main__.py)."""
     events = 10_000 if quick else 40_000
     off, on, sign = append_cost(root, runs=50 if quick else 200)
     r_off, r_on, c_off, c_on = rebuild_cost(root, events)
+    v_off, v_on = verify_cost(root, events)
     return [
         (
             "signing, per durable append (median)",
@@ -149,6 +194,12 @@ def run(root: Path, quick: bool = False) -> list[tuple[str, str, str, str]]:
             "≤ +15 %",
             "trust off vs require, interleaved",
         ),
+        (
+            f"verify of {events:,} signed events, signatures checked again",
+            f"{100 * (v_on / v_off - 1):+.1f} % ({v_off:.2f} → {v_on:.2f} s CPU)",
+            "(keep it fast)",
+            "trust off vs require, in process, best of 3",
+        ),
     ]
 
 
@@ -157,11 +208,23 @@ def main() -> None:
     assert CATALOGUE
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        off, on, sign = append_cost(root)
+        cpu: list[float] = []
+        off, on, sign = append_cost(root, cpu=cpu)
+        c_off, c_on, c_sign = cpu
         print("| what | trust off | trust require | added |")
         print("|---|---|---|---|")
         print(f"| durable append, 1 event (median ms) | {off:.3f} | {on:.3f} | {on - off:+.3f} |")
-        print(f"| the signing step alone (median ms) | | {sign:.3f} | |")
+        print(
+            f"| durable append, 1 event (median CPU ms) | {c_off:.3f} | {c_on:.3f} |"
+            f" {c_on - c_off:+.3f} (×{c_on / c_off:.2f}) |"
+        )
+        print(f"| the signing step alone (median ms; CPU ms) | | {sign:.3f}; {c_sign:.3f} | |")
+        print(f"| floor: one Ed25519 signature (median CPU µs) | | {sign_floor():.1f} | |")
+        v_off, v_on = verify_cost(root, events)
+        print(
+            f"| verify of {events} signed events (CPU s, best of 3) | {v_off:.2f} | {v_on:.2f} |"
+            f" {100 * (v_on / v_off - 1):+.1f} % |"
+        )
         runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
         r_off, r_on, c_off, c_on = rebuild_cost(root, events, runs)
         for what, a, b in (("wall", r_off, r_on), ("CPU", c_off, c_on)):

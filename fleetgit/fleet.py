@@ -131,6 +131,7 @@ class Fleet:
         self._written = -1  # inside an append: the fd of the segment written, not yet fsynced
         self._new_keys: dict[str, str] = {}  # callsign -> public key made for this batch
         self._admin_signer: Any = None  # the fleet admin key signing instead (signing_as_admin)
+        self._append_size = 0  # the size of the segment an append writes to, before it
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
@@ -379,7 +380,7 @@ class Fleet:
         facts = self.index.writer_facts(self.writer.id)
         number = self._segment_for_append(state, facts.max_segment)
         events, lines = self._build(specs, datas, seqs, state, actor, facts)
-        lines = self._sign(number, events, lines)
+        lines = self._sign(number, events, lines, state)
         payload = b"".join(lines)
         st, tail, self._written = self.writer.write(number, payload)
         self._ingest_own(number, st, events, lines, tail)
@@ -527,10 +528,10 @@ class Fleet:
         """This clone's private key of `callsign`, which must be one of its keys in the
         ledger. None for a pilot with no key (one registered before keys existed) unless the
         fleet requires signatures."""
-        held = keys.load(self.paths.common_dir, callsign)
+        held = keys.load_pair(self.paths.common_dir, callsign)
         known = self._pilot_keys(callsign)
-        if held is not None and keys.public(held) in known:
-            return held
+        if held is not None and held[1] in known:
+            return held[0]
         if known or self.config.trust == "require":
             raise ValidationError(
                 f"this clone holds no key of pilot {callsign}: it cannot act as {callsign}",
@@ -551,20 +552,26 @@ class Fleet:
         finally:
             self._admin_signer = None
 
-    def _sign(self, number: int, events: list[Event], lines: list[bytes]) -> list[bytes]:
-        """Sign the batch about to be written (index/trust.py, ledger/sigs.py)."""
+    def _sign(
+        self, number: int, events: list[Event], lines: list[bytes], state: WriterState
+    ) -> list[bytes]:
+        """Sign the batch about to be written (index/trust.py, ledger/sigs.py). The segment's
+        chain before it comes from the writer's state (the last signed append's), else from the
+        segment itself; the chain after it goes back into the state, saved with it."""
         if self.config.trust == "off" or not any(e.actor for e in events):
             return lines
-        st = self.writer.stat(number)
-        size = st.st_size if st is not None else 0
-        local = self.paths.local_dir
-        path = self.paths.worktree / self.writer.relpath(number)
-        base = trust.append_base(local, path, self.writer.id, number, size)
+        size = self._append_size  # `_segment_for_append` stat'ed it, under the writer lock
+        at = f"{number} {size} "
+        if size and state.chain.startswith(at):
+            base = bytes.fromhex(state.chain[len(at) :])
+        else:
+            path = self.paths.worktree / self.writer.relpath(number)
+            base = trust.append_base(self.paths.local_dir, path, self.writer.id, number, size)
         admin = self._admin_signer
         key_of = self._key_of if admin is None else (lambda _actor: admin)
         signed = trust.sign_batch(lines, events, number, base, key_of)
         after = sigs.chain(base, signed)
-        trust.save_base(local, self.writer.id, number, size + sum(map(len, signed)), after)
+        state.chain = f"{number} {size + sum(map(len, signed))} {after.hex()}"
         self._new_keys.clear()
         return signed
 
@@ -589,7 +596,8 @@ class Fleet:
             if self.config.fsync == "always" and not gone:
                 self.writer.sync(number)  # its last append may still be fsyncing, unlocked
             number = max(number, state.staged_max) + 1
-            state.size = 0
+            state.size = size = 0
+        self._append_size = max(size, 0)
         return number
 
     def _tracked_max(self, state: WriterState) -> int:

@@ -203,12 +203,28 @@ def _drop_event(db: Path) -> None:
     conn.close()
 
 
+def _forge_key(db: Path) -> None:
+    """viper's key replaced by another (counts and everything else consistent)."""
+    import sqlite3
+
+    from fleetgit.ledger import keys
+
+    conn = sqlite3.connect(db)
+    forged = keys.public_of_raw(keys.generate_raw())
+    conn.execute("UPDATE pilot_keys SET key = ? WHERE callsign = 'viper'", (forged,))
+    assert conn.total_changes == 1
+    conn.commit()
+    conn.close()
+
+
 CASES: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[Path], None] | None, str]] = {
     # the index file changed, the manifest not: the digest
     "tampered file": (lambda m: m["db"].update(bytes=m["db"]["bytes"] + 1), None, "size"),
     "tampered part": (lambda m: m["parts"][0].update(crc32=0), None, "checksum"),
     # the file edited and the manifest's digest made to match: the counts against the segments
     "dropped event": (lambda m: None, _drop_event, "events per writer"),
+    # a key the segments' key events do not establish (issue 17): re-derived and compared
+    "forged key": (lambda m: None, _forge_key, "pilot keys"),
     "wrong schema": (lambda m: m.update(schema_version=1), None, "index schema 1"),
     "other catalogue": (lambda m: m.update(catalogue="00"), None, "event catalogue"),
     "other intake": (
@@ -254,6 +270,43 @@ def test_a_consistent_forgery_is_caught_by_verify_deep(origin: Path, tmp_path: P
     assert deep.code == 1 and "missions: 2 row(s) differ" in deep.out, deep.out
     assert run_fleetgit(clone, "index", "rebuild").code == 0
     assert run_fleetgit(clone, "verify", "--deep").code == 0
+
+
+def _forge_quarantine(db: Path) -> None:
+    """An honest event moved from the events into the quarantine (counts fixed to match)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO quarantine SELECT id, 0, tx, writer, 1, 1, wseq, hlc, actor, type, 'forged',"
+        " x'00', 0 FROM events WHERE type = 'mission_updated' AND actor = 'goose'"
+    )
+    conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM quarantine)")
+    conn.commit()
+    conn.close()
+
+
+def test_a_snapshot_with_a_forged_quarantine_is_caught_by_verify(
+    origin: Path, tmp_path: Path
+) -> None:
+    """The quarantine is bound by counts like any projection; `verify` (not only --deep) checks
+    the signatures again from the segments and names the event the index wrongly holds out."""
+    assert run_fleetgit(origin, "snapshot").code == 0
+    (ref,) = git(origin, "for-each-ref", "--format=%(refname)", snapshots.PREFIX).split()
+
+    def recount(m: dict[str, Any]) -> None:
+        for counts in m["writers"].values():
+            counts[0] -= 1
+
+    _rewrite(origin, ref, recount, _forge_quarantine)
+    clone = _clone(origin, tmp_path / "clone")
+    assert "loaded the index snapshot" in run_fleetgit(clone, "status").err
+    res = run_fleetgit(clone, "verify", "--json")
+    assert res.code == 1
+    (wrong,) = [p for p in orjson.loads(res.out)["problems"] if p["kind"] == "index_trust"]
+    assert "quarantined it" in wrong["detail"] and "rebuild" in wrong["hint"]
+    assert run_fleetgit(clone, "index", "rebuild").code == 0
+    assert run_fleetgit(clone, "verify").code == 0
 
 
 def test_a_snapshot_of_an_unshared_commit_is_stale_elsewhere(origin: Path, tmp_path: Path) -> None:

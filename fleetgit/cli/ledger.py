@@ -349,8 +349,10 @@ def verify(
 
     Reports torn lines, incomplete batches, one id with different bytes, gaps in a writer's
     wseq, two events with one writer and wseq (a copied repository), schema violations
-    (including versions this fleetgit cannot read), clock anomalies, stream forks and sortie
-    dependency cycles that clones closed between them. A fork that the domain's rules settle
+    (including versions this fleetgit cannot read), clock anomalies, backdated events, stream
+    forks and sortie dependency cycles that clones closed between them; and, unless trust =
+    "off", every event no valid signature of its pilot covers, checked again from the segments,
+    and where the index disagrees with them. A fork that the domain's rules settle
     the same way in every clone (two claims of one sortie, two takes of one lock) is shown as
     settled and is not a failure, unless --strict.
 

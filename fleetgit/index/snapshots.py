@@ -18,7 +18,10 @@ the first failure:
 - each part has the manifest's size and CRC-32 and is one whole zstd frame (its own checksum
   holds), the file has the manifest's size, it opens as SQLite, and its own
   schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
-  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound.
+  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound;
+- under trust = "require", its `pilot_keys` are the keys the key events of the listed segment blobs
+  establish, re-derived here (`_check_keys`): a forged key would outlive the snapshot, since
+  later ingests check signatures against it.
 
 A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
 What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
@@ -27,7 +30,9 @@ the work-tree files git checked out from those blobs are recorded as read to the
 
 The checks bind the snapshot to the segments by counts and hashes, not by replay: a snapshot
 forged consistently (manifest and file rewritten together, with a wrong projection) passes them.
-`fleetgit verify --deep` proves the index by replay; see docs/design.md ("Index snapshots").
+`fleetgit verify --deep` proves the index by replay, and plain `verify` checks the signatures
+again from the segments (a forged `quarantine` shows there); see docs/design.md ("Index
+snapshots") and docs/trust.md.
 """
 
 from __future__ import annotations
@@ -257,6 +262,92 @@ def _check_tables(
         raise SnapshotRefused("it holds events stamped beyond this clock's allowed skew")
     if conn.execute("SELECT count(*) FROM files").fetchone()[0]:
         raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
+    _check_keys(conn, git, manifest, config)
+
+
+# -- the trust tables ---------------------------------------------------------------------------
+
+_KEY_MARK = b'"type":"pilot_'
+
+
+def _check_keys(
+    conn: sqlite3.Connection, git: GitRepo, manifest: dict[str, Any], config: Config
+) -> None:
+    """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
+    (index/recheck.py: each key batch checked by its own signatures, in total order). Else it
+    could carry a forged key that later ingests would take as a pilot's. Each listed blob is
+    searched for key events (bytes, no parse); only their batches are decoded and checked.
+    Only under trust = "require": under "warn" nothing is kept out on the keys' word (what they
+    decide is a warning, and `verify` checks it again from the segments)."""
+    if config.trust != "require":
+        return
+    from fleetgit.index import recheck
+
+    keys = recheck.Keys(config)
+    for blob, _size in manifest.get("segments", []):
+        for batch in _key_batches(git.blob(str(blob))):
+            keys.collect(batch[0][0].writer, 0, batch)
+    keys.derive()
+    if keys.rows() != recheck.index_keys(conn):
+        raise SnapshotRefused(
+            "its pilot keys are not the ones the key events of its segments establish"
+        )
+
+
+def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
+    """The complete batches of `data` (a segment) that hold a key event. The key events pass
+    intake as ingest reads them; the other lines of their batches (a batch is contiguous, its
+    lines share its tx) are only decoded: what they are does not matter here, only that their
+    bytes and actors are what the signature covers. Anything read otherwise than ingest would
+    gives other keys, so the snapshot is refused (and the segments read): never a key more."""
+    from fleetgit.index.trust import KEY_TYPES
+    from fleetgit.ledger import sigs
+    from fleetgit.ledger.codec import decode
+    from fleetgit.ledger.intake import check
+
+    def line_at(start: int) -> bytes:
+        end = data.find(b"\n", start)
+        return data[start : len(data) if end < 0 else end + 1]
+
+    out: list[list[tuple[Any, bytes]]] = []
+    done = 0
+    at = data.find(_KEY_MARK)
+    while at >= 0:
+        start = data.rfind(b"\n", 0, at) + 1
+        if start < done:  # inside a batch already taken
+            at = data.find(_KEY_MARK, at + len(_KEY_MARK))
+            continue
+        key_line = line_at(start)
+        try:
+            key = check(key_line, None, CATALOGUE)
+        except Exception:  # refused or undecodable: not an event of the index
+            key = None
+        if key is not None and key.type in KEY_TYPES:
+            mark = b'"tx":"' + key.tx.encode() + b'"'
+            first = start
+            while first > 0:
+                prev = data.rfind(b"\n", 0, first - 1) + 1
+                if mark not in line_at(prev):
+                    break
+                first = prev
+            lines: list[bytes] = []
+            pos = first
+            while pos < len(data) and len(lines) < key.txn:
+                line = line_at(pos)
+                if mark not in line:
+                    break
+                lines.append(line)
+                pos += len(line)
+            done = pos
+            if len(lines) == key.txn:  # a complete batch, as parse keeps
+                try:
+                    batch = [(decode(sigs.split(x)[0]), x) for x in lines]
+                except Exception:
+                    batch = []
+                if batch and all(e.tx == key.tx for e, _ in batch):
+                    out.append(batch)
+        at = data.find(_KEY_MARK, max(at + len(_KEY_MARK), done))
+    return out
 
 
 def prepare(

@@ -5,11 +5,14 @@ It reads the work-tree files and the committed blobs directly (not the index) an
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import itertools
 import os
 import shlex
 import sqlite3
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,7 @@ from fleetgit.git.sources import (
     scan_worktrees,
     worktree_git_dirs,
 )
+from fleetgit.index import recheck
 from fleetgit.ledger import clock, safefs
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
@@ -35,7 +39,8 @@ from fleetgit.ledger.segments import Parsed, line_hash, parse, parse_fd, read_li
 @dataclass(frozen=True)
 class Problem:
     # torn | bad_line | refused | incomplete_batch | id_conflict | wseq_gap | writer_collision
-    # | clock | fork | dependency_cycle | not_read | lost | unverified (index/trust.py)
+    # | clock | fork | dependency_cycle | not_read | lost | unverified | index_trust (signatures
+    # checked again: index/recheck.py) | backdated
     kind: str
     where: str
     detail: str
@@ -170,12 +175,33 @@ class _Checker:
         self.current: set[str] = set()  # segments in a work tree or at a ref's tip
         self.copies: dict[str, dict[tuple[str, ...], str]] = defaultdict(dict)  # ids -> where
         self.sortie_events: dict[str, list[Ev]] = defaultdict(list)
+        # signatures checked again from the segments (index/recheck.py), unless trust = "off"
+        self.signed = config.trust != "off"
+        self.keys = recheck.Keys(config)
+        self.sig_copies: dict[tuple[str, bytes], _Copy] = {}
+        # where each event was first found: (writer, segment, index among the copy's events)
+        self.place: dict[str, tuple[str, int, int, _Copy]] = {}
+        # (stream, seq) -> the lowest hlc of its events (several: a fork)
+        self.seq_hlc: dict[tuple[str, int], int] = {}
+        self.streams_of: dict[str, tuple[str, int]] = {}  # id -> (stream, seq)
 
     def add_segment(
-        self, name: str, where: str, parsed: Parsed, worktree: str | None = None
+        self,
+        name: str,
+        where: str,
+        parsed: Parsed,
+        worktree: str | None = None,
+        load: Callable[[], bytes] | None = None,
     ) -> None:
         """Check one copy of segment `name` (`<writer>/<number>`), found at `where`: in the work
-        tree `worktree`, or committed (None)."""
+        tree `worktree`, or committed (None). `load` reads its bytes again (to re-check its
+        signatures line by line, and name lines, when one signature per actor does not do)."""
+        writer, number = name.split("/")[0], int(name.split("/")[1])
+        copy = _Copy(writer, number, where, load, self.config.max_event_bytes)
+        if self.signed and parsed.events:
+            self._add_signed(copy, parsed)
+        for i, (event, _) in enumerate(parsed.events):
+            self.place.setdefault(event.id, (writer, number, i, copy))
         self.segment_names.add(name)
         self.report.segments = len(self.segment_names)
         for offset, what in parsed.problems:
@@ -195,6 +221,16 @@ class _Checker:
             self.add_event(where, event, line)
         self.copies[name].setdefault(tuple(e.id for e, _ in parsed.events), where)
 
+    def _add_signed(self, copy: _Copy, parsed: Parsed) -> None:
+        items = parsed.events
+        digest = hashlib.blake2b(b"".join(line for _, line in items), digest_size=16).digest()
+        key = (f"{copy.writer}/{copy.number}", digest)
+        if key in self.sig_copies:
+            return  # the same bytes elsewhere (a work-tree file and its committed blob)
+        self.sig_copies[key] = copy
+        self.keys.collect(copy.writer, copy.number, items)
+        copy.summary = recheck.summarize(copy.writer, copy.number, items)
+
     def add_event(self, where: str, event: Event, line: bytes) -> None:
         digest = line_hash(line)
         seen = self.hashes.get(event.id)
@@ -205,6 +241,11 @@ class _Checker:
                 )
             return
         self.hashes[event.id] = (digest, where)
+        self.streams_of[event.id] = (event.stream, event.seq)
+        at = (event.stream, event.seq)
+        low = self.seq_hlc.get(at)
+        if low is None or event.hlc < low:
+            self.seq_hlc[at] = event.hlc
         self.report.events += 1
         self.by_writer[event.writer].append((event.wseq, event.hlc, event.id))
         self._check_fork(where, event)
@@ -296,8 +337,148 @@ class _Checker:
         for writer, items in sorted(self.by_writer.items()):
             items.sort()
             self.report.problems += _writer_problems(f"writer {writer}", items)
+            self.report.problems += self._backdated(writer, items)
         self.report.problems.sort(key=lambda p: (p.kind, p.where))
         return self.report
+
+    def _backdated(self, writer: str, items: list[tuple[int, int, str]]) -> list[Problem]:
+        """Events stamped before what their writer had demonstrably witnessed when it appended
+        them: its own earlier events (in wseq order), and the event before each of them in its
+        stream (an append takes the stream's next seq, so it had ingested the one before, and
+        a writer's clock never runs behind what it ingested: fleet.py `_build`). The lowest
+        of a forked seq counts; an event stamped beyond the skew bound is not followed."""
+        limit = clock.make_hlc(clock.now_ms() + self.config.max_clock_skew_seconds * 1000)
+        out: list[Problem] = []
+        seen, why = -1, ""  # the highest hlc witnessed so far, and what it was
+        last_wseq = 0
+        for wseq, hlc, eid in items:
+            if wseq == last_wseq:
+                continue  # two repositories writing as one writer: a writer_collision
+            last_wseq = wseq
+            stream, seq = self.streams_of[eid]
+            before = self.seq_hlc.get((stream, seq - 1)) if seq > 1 else None
+            if before is not None and before < limit and before > seen:
+                seen, why = before, f"the event before it in {stream} (seq {seq - 1})"
+            if hlc <= seen:
+                ms = clock.hlc_ms(seen) - clock.hlc_ms(hlc)
+                early = f"{ms} ms before" if ms else "no later than"
+                out.append(
+                    Problem(
+                        "backdated",
+                        self._where(eid),
+                        f"event {eid}: stamped {early} {why}, which its writer"
+                        f" {writer} had already witnessed when it appended it",
+                        hint=f"fleetgit show {eid}: its pilot's clone stamped it early (a clock"
+                        " set back, or on purpose to sort first)",
+                    )
+                )
+            if hlc > seen:
+                seen, why = hlc, "an earlier event of its writer"
+        return out
+
+    def _where(self, eid: str) -> str:
+        """`<writer>/<segment> line N` of an event, as found first."""
+        got = self.place.get(eid)
+        if got is None:
+            return eid
+        writer, number, index, copy = got
+        return f"{writer}/{number:08d} line {copy.line_of(index)}"
+
+    def trust_problems(self, index: sqlite3.Connection | None) -> list[Problem]:
+        """The events no valid signature of their actor covers, found from the segments alone,
+        each named where it is; under trust = "warn" (kept, a warning) counted per segment. With
+        the clone's `index`, where it disagrees: an event it holds as valid that is not
+        covered, or one it quarantined that is (the index was wrong: rebuild it)."""
+        if not self.signed:
+            return []
+        self.keys.derive()
+        found: dict[str, tuple[str, str, Event, str]] = {}  # id -> where, reason, event, source
+        warned: dict[str, int] = defaultdict(int)
+        for copy in self.sig_copies.values():
+            if copy.summary is not None and recheck.summary_holds(copy.summary, self.keys):
+                continue
+            events = copy.events()
+            for i, why in sorted(
+                recheck.uncovered(copy.writer, copy.number, events, self.keys).items()
+            ):
+                event = events[i][0]
+                if event.id not in found:
+                    where = f"{copy.writer}/{copy.number:08d} line {copy.line_of(i)}"
+                    found[event.id] = (where, why, event, copy.where)
+        problems: list[Problem] = []
+        for eid, (where, why, event, source) in found.items():
+            if self.config.trust == "warn":
+                warned[where.split(" ")[0]] += 1
+                continue
+            seen = "" if source.startswith(".fleet/") else f" (in {source})"
+            what = f"{event.type} by {event.actor} ({eid}): {why}{seen}"
+            problems.append(Problem("unverified", where, what, hint="fleetgit quarantine"))
+        problems += [
+            Problem(
+                "unverified",
+                where,
+                f"{n} event(s) no valid signature of their pilot covers, counted (trust = warn)",
+                settled=True,
+                hint='fleetgit quarantine; trust = "require" in .fleet/config.toml keeps them out',
+            )
+            for where, n in sorted(warned.items())
+        ]
+        if index is not None:
+            problems += self._disagreements(index, set(found))
+        return problems
+
+    def _disagreements(self, index: sqlite3.Connection, bad: set[str]) -> list[Problem]:
+        held = {eid for (eid,) in index.execute("SELECT id FROM quarantine")}
+        out = []
+        hint = "fleetgit index rebuild (the index is re-derived from the segments)"
+        require = self.config.trust == "require"
+        for eid in sorted(bad - held):
+            if not require or index.execute("SELECT 1 FROM events WHERE id = ?", (eid,)).fetchone():
+                what = "the index holds it as valid, but no valid signature of its pilot covers it"
+                out.append(
+                    Problem("index_trust", self._where(eid), f"event {eid}: {what}", hint=hint)
+                )
+        for eid in sorted(held - bad):
+            if eid in self.place:  # read here, and covered
+                what = "the index quarantined it, but a valid signature of its pilot covers it"
+                out.append(
+                    Problem("index_trust", self._where(eid), f"event {eid}: {what}", hint=hint)
+                )
+        return out
+
+
+class _Copy:
+    """One copy of a segment as verify read it, for the signature re-check."""
+
+    __slots__ = ("_data", "_events", "load", "max_line", "number", "summary", "where", "writer")
+
+    def __init__(
+        self, writer: str, number: int, where: str, load: Callable[[], bytes] | None, max_line: int
+    ) -> None:
+        self.writer, self.number, self.where, self.load = writer, number, where, load
+        self.max_line = max_line
+        self.summary: recheck.Summary | None = None
+        self._data: bytes | None = None
+        self._events: list[tuple[Event, bytes]] | None = None
+
+    def data(self) -> bytes:
+        if self._data is None:
+            self._data = self.load() if self.load is not None else b""
+        return self._data
+
+    def events(self) -> list[tuple[Event, bytes]]:
+        """Its events, read again as the first read parsed them (same indexes)."""
+        if self._events is None:
+            parsed = parse(self.data(), 0, self.writer, types=CATALOGUE, max_line=self.max_line)
+            self._events = parsed.events
+        return self._events
+
+    def line_of(self, index: int) -> int:
+        """The line number (from 1) in the file of its `index`th event."""
+        events = self.events()
+        data, line = self.data(), events[index][1] if index < len(events) else b""
+        at = data.find(line) if line else -1
+        return index + 1 if at < 0 else data.count(b"\n", 0, at) + 1
 
 
 def _dependency_cycles(streams: dict[str, list[Ev]]) -> list[Problem]:
@@ -328,7 +509,8 @@ def _dependency_cycles(streams: dict[str, list[Ev]]) -> list[Problem]:
 
 
 def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Problem]:
-    """A writer's (wseq, hlc, id), sorted: its wseq must run 1, 2, 3... and its hlc increase."""
+    """A writer's (wseq, hlc, id), sorted: its wseq must run 1, 2, 3... (its hlc must increase
+    too: `_Checker._backdated`)."""
     problems = []
     previous: tuple[int, int, str] = (0, -1, "")
     for wseq, hlc, eid in items:
@@ -346,8 +528,6 @@ def _writer_problems(where: str, items: list[tuple[int, int, str]]) -> list[Prob
             missing = range(previous[0] + 1, wseq)
             span = f"{missing[0]}" if len(missing) == 1 else f"{missing[0]}..{missing[-1]}"
             problems.append(Problem("wseq_gap", where, f"wseq {span} missing"))
-        if hlc <= previous[1]:
-            problems.append(Problem("clock", where, f"event {eid}: hlc does not increase"))
         previous = (wseq, hlc, eid)
     return problems
 
@@ -375,7 +555,7 @@ def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = 
         where = f.relpath if f.worktree == here else str(f.path)
         name = f"{f.writer}/{f.number:08d}"
         checker.current.add(name)
-        checker.add_segment(name, where, parsed, f.worktree)
+        checker.add_segment(name, where, parsed, f.worktree, _file_loader(f.worktree, f.relpath))
     for worktree, relpath, what in skipped:
         where = relpath if worktree == here else f"{worktree}/{relpath}"
         hint = f"remove it (git rm -r {where} and commit, or rm -r {where} if untracked)"
@@ -421,7 +601,8 @@ def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = 
                 parsed = parse(
                     git.blob(seg.blob), 0, seg.writer, types=CATALOGUE, max_line=max_line
                 )
-                checker.add_segment(segment, f"{name}:{segment}", parsed)
+                load = functools.partial(git.blob, seg.blob)
+                checker.add_segment(segment, f"{name}:{segment}", parsed, load=load)
             for path, what in bad:  # once each, however many commits hold it
                 where = f"{name}:.fleet/events/{path}"
                 if (where, what) not in reported:
@@ -432,37 +613,25 @@ def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = 
     if index is not None:
         report.lost = lost_events(index, set(checker.hashes))
         report.problems += _lost_problems(index, report.lost)
-        report.problems += _trust_problems(index, paths)
+    report.problems += checker.trust_problems(index)
     return report
 
 
-def _trust_problems(index: sqlite3.Connection, paths: RepoPaths) -> list[Problem]:
-    """The events no valid signature of their actor covers (index/trust.py), each named where
-    it is; under trust = "warn" (kept, a warning) counted per segment."""
-    from fleetgit.index.trust import quarantined
+def _file_loader(worktree: str, relpath: str) -> Callable[[], bytes]:
+    def load() -> bytes:
+        try:
+            fd = safefs.open_file(worktree, relpath)
+        except (OSError, safefs.NotRegular):
+            return b""
+        try:
+            chunks = []
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
-    problems: list[Problem] = []
-    kept: dict[str, int] = defaultdict(int)
-    for q in quarantined(index, paths.worktree):
-        where = f"{q['writer']}/{q['segment']:08d}" + (
-            f" line {q['line']}" if q["line"] else f" wseq {q['wseq']}"
-        )
-        if q["kept"]:
-            kept[f"{q['writer']}/{q['segment']:08d}"] += 1
-            continue
-        what = f"{q['type']} by {q['actor']} ({q['id']}): {q['reason']}"
-        problems.append(Problem("unverified", where, what, hint="fleetgit quarantine"))
-    problems += [
-        Problem(
-            "unverified",
-            where,
-            f"{n} event(s) no valid signature of their pilot covers, counted (trust = warn)",
-            settled=True,
-            hint='fleetgit quarantine; trust = "require" in .fleet/config.toml keeps them out',
-        )
-        for where, n in sorted(kept.items())
-    ]
-    return problems
+    return load
 
 
 def lost_events(index: sqlite3.Connection, reachable: set[str]) -> list[str]:

@@ -49,6 +49,7 @@ class WriterState:
         hlc: int = 0,
         index_stamp: str = "",
         staged_max: int = 0,
+        chain: str = "",
     ) -> None:
         self.segment = segment
         self.size = size  # bytes of `segment` as this writer last left it
@@ -56,6 +57,9 @@ class WriterState:
         self.hlc = hlc
         self.index_stamp = index_stamp  # stat of the git index file when `staged_max` was read
         self.staged_max = staged_max  # highest segment number of this writer staged in git
+        # "<segment> <size> <hex>": the signature chain of `segment` at `size` bytes, as this
+        # writer's last signed append left it (ledger/sigs.py); a hint, checked against both
+        self.chain = chain
 
     def __repr__(self) -> str:
         return f"WriterState({self.__dict__})"
@@ -144,7 +148,8 @@ class Writer:
             if raw["writer"] != self.id:  # another writer's (a copied repository's): start over
                 return WriterState()
             ints = {k: int(raw[k]) for k in ("segment", "size", "wseq", "hlc", "staged_max")}
-            return WriterState(index_stamp=str(raw["index_stamp"]), **ints)
+            chain = str(raw.get("chain", ""))
+            return WriterState(index_stamp=str(raw["index_stamp"]), chain=chain, **ints)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return WriterState()
 
