@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 
 from bench.floors import json_floors, python_rebuild_floor, rebuild_floor
-from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.fleet import Fleet, init
+from fleetgit.ledger.codec import EventSpec
 
 _CHILD = """
 import re, sys, time
