@@ -197,8 +197,10 @@ def inflate(git: GitRepo, commit: str, manifest: dict[str, Any], dest: Path) -> 
         with open(dest, "wb") as out:
             compressed = sum(int(part.get("bytes", 0)) for part in parts)
             if 0 < expected <= _PREALLOCATE_RATIO * compressed:
-                # the file's blocks in one call: the writes then only copy (half their cost)
-                os.posix_fallocate(out.fileno(), 0, expected)
+                # the file's blocks in one call: the writes then only copy (half their cost);
+                # refused (a full disk, a file system without it), the writes say so or not
+                with contextlib.suppress(OSError):
+                    os.posix_fallocate(out.fileno(), 0, expected)
             size = 0
             for part in parts:
                 size = _inflate_part(proc.stdin, proc.stdout, commit, part, out, size, expected)
