@@ -48,7 +48,7 @@ def sqlite_floor(index_path: Path, scratch: Path, batches: int) -> float:
     return len(rows["events"]) / seconds
 
 
-def rebuild_floor(index_path: Path, scratch: Path) -> float:
+def rebuild_floor(index_path: Path, scratch: Path, cpu: list[float] | None = None) -> float:
     """Seconds SQLite alone takes to write what a rebuild writes: every table's rows copied
     from the rebuilt index into an empty copy of its schema in one transaction (no Python per
     row at all), then the secondary indexes built, as the rebuild does. No rebuild that
@@ -69,7 +69,7 @@ def rebuild_floor(index_path: Path, scratch: Path) -> float:
     ).fetchall()
     for _, sql in tables:
         dst.execute(sql)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dst.execute("BEGIN IMMEDIATE")
     for name, _ in tables:
         dst.execute(f"INSERT INTO main.{name} SELECT * FROM src.{name}")
@@ -78,11 +78,12 @@ def rebuild_floor(index_path: Path, scratch: Path) -> float:
         dst.execute(sql)
     dst.execute("COMMIT")
     seconds = time.perf_counter() - t0
+    _note_cpu(cpu, c0)
     dst.close()
     return seconds
 
 
-def python_rebuild_floor(repo: Path, scratch: Path) -> float:
+def python_rebuild_floor(repo: Path, scratch: Path, cpu: list[float] | None = None) -> float:
     """Seconds the least a rebuild in Python can do takes: read every segment, parse each line
     once with orjson, insert the events rows, build the indexes and the streams, and fold the
     missions inline into their rows (the bench's ledger holds only `mission_created`). No
@@ -107,7 +108,7 @@ def python_rebuild_floor(repo: Path, scratch: Path) -> float:
         " tx, txn, data, hash"
     )
     insert = f"INSERT INTO events ({columns}) VALUES ({', '.join('?' * 16)})"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dst.execute("BEGIN IMMEDIATE")
     for segment in sorted(repo.glob(".fleet/events/*/*.jsonl")):
         rows = []
@@ -137,11 +138,12 @@ def python_rebuild_floor(repo: Path, scratch: Path) -> float:
     dst.executemany(f"INSERT INTO missions VALUES ({', '.join('?' * 11)})", missions)
     dst.execute("COMMIT")
     seconds = time.perf_counter() - t0
+    _note_cpu(cpu, c0)
     dst.close()
     return seconds
 
 
-def json_floors(repo: Path, scratch: Path) -> tuple[float, float]:
+def json_floors(repo: Path, scratch: Path, cpu: list[float] | None = None) -> tuple[float, float]:
     """Seconds of the two floors issue 18 names, on the ledger a rebuild reads: SQLite filling
     the events table by parsing each line's JSON in C (`json_extract`, no Python per line; a
     fresh file with the journal off, indexes built after), and orjson parsing every line in
@@ -164,7 +166,7 @@ def json_floors(repo: Path, scratch: Path) -> tuple[float, float]:
     fields = ("id", "type", "v", "stream", "seq", "hlc", "writer", "wseq", "actor", "ts")
     fields += ("causation_id", "correlation_id", "tx", "txn")
     picks = ", ".join(f"json_extract(line, '$.{f}')" for f in fields)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     dst.execute("BEGIN")
     for segment in segments:
         dst.executemany("INSERT INTO lines VALUES (?)", ((ln,) for ln in segment.open()))
@@ -178,10 +180,19 @@ def json_floors(repo: Path, scratch: Path) -> tuple[float, float]:
         dst.execute(index_sql)
     dst.execute("COMMIT")
     in_c = time.perf_counter() - t0
+    _note_cpu(cpu, c0)
     dst.close()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for segment in segments:
         for line in segment.read_bytes().splitlines():
             orjson.loads(line)
     parse = time.perf_counter() - t0
+    _note_cpu(cpu, c0)
     return in_c, parse
+
+
+def _note_cpu(cpu: list[float] | None, since: float) -> None:
+    """The CPU seconds of this process since `since` onto `cpu` (steadier than wall time on a
+    shared machine: a floor compared in CPU time with a benchmark's CPU time)."""
+    if cpu is not None:
+        cpu.append(time.process_time() - since)

@@ -410,3 +410,38 @@ def test_cycle_breaks_keep_an_acyclic_graph_whatever_the_order_given(
     assert cyclic_edges((a, b) for a, b, _ in listed) == on_cycle
     if not on_cycle:
         assert broken == {}  # no cycle: everything counts
+
+
+# Mission streams that `rebuild` folds in SQL (one mission_created event, plain fields) and
+# their neighbours that it must leave to the Python fold: the rows must be the same either way.
+MISSION_SHAPES: list[Item] = [
+    ("mission_created", "mission/a", {"mission_id": "a", "title": "t"}),
+    ("mission_created", "mission/b", {"mission_id": "b", "title": 'é "q" \\n', "priority": "high"}),
+    ("mission_created", "mission/c", {"mission_id": "c", "title": "t", "description": "d"}),
+    ("mission_created", "mission/d", {"mission_id": "d", "title": "t", "created_by": "ice"}),
+    ("mission_created", "mission/e", {"mission_id": "e", "title": "t", "priority": ""}),
+    ("mission_created", "mission/f", {"mission_id": "f", "title": "t", "created_by": ""}),
+    ("mission_created", "mission/g", {"mission_id": "g", "title": "t", "description": None}),
+    ("mission_created", "mission/h", {"mission_id": "h", "title": "t"}, "goose"),
+    ("mission_created", "mission/j", {"mission_id": "j", "title": "t", "priority": 3}),
+    ("mission_created", "mission/k", {"mission_id": "k", "title": 7}),
+    ("mission_started", "mission/l", {"mission_id": "l"}),  # no creation
+    ("mission_created", "mission/m", {"mission_id": "m", "title": "t"}),
+    ("mission_started", "mission/m", {"mission_id": "m"}),  # two events
+    ("mission_created", "mission/n", {"mission_id": "n", "title": "t"}),
+    ("mission_created", "mission/n", {"mission_id": "n", "title": "again"}),  # created twice
+]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(MISSION_SHAPES), min_size=1, max_size=20), st.randoms())
+def test_missions_folded_in_sql_by_a_rebuild_equal_the_python_fold(
+    tmp_path_factory: Any, items: list[Item], rnd: Any
+) -> None:
+    arrival = build_events(items)
+    rnd.shuffle(arrival)
+    assert_folds_like_a_rebuild(tmp_path_factory.mktemp("sql"), arrival, 3, positions=False)
+    in_order = build_events(items)
+    assert_folds_like_a_rebuild(tmp_path_factory.mktemp("sql"), in_order, 1, positions=True)

@@ -40,15 +40,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import subprocess
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.paths import RepoPaths
-from fleetgit.git.repo import GitRepo, run_git
+from fleetgit.git.repo import GitRepo
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import _TAIL, tail_hash
 from fleetgit.ledger import clock, safefs
@@ -61,6 +62,9 @@ MANIFEST = "snapshot.json"
 PART_BYTES = 48 << 20  # each compressed part: well under GitHub's 100 MB per file
 MAX_PARTS = 64  # 3 GB compressed: more is refused, not split further
 MAX_MANIFEST_BYTES = 16 << 20
+_CHUNK = 1 << 20  # bytes read from git at a time
+_PIPE_BYTES = 1 << 20  # how far git may run ahead of zstd
+_PREALLOCATE_RATIO = 16  # an index compresses ~5x; a larger claim is not given its blocks early
 PSEUDO_REF = "snapshot"  # a refs-table row hiding the covered history from the first ref walk
 
 
@@ -182,51 +186,103 @@ def reachable(git: GitRepo, commit: str) -> bool:
 def inflate(git: GitRepo, commit: str, manifest: dict[str, Any], dest: Path) -> None:
     """Write the index file of the snapshot to `dest`, checking each part's size and CRC-32 and
     its zstd content checksum, and the whole file's size, against the manifest (a CRC-32 of the
-    whole file would add nothing: its bytes are the frames', each pinned by the part's CRC)."""
-    import zstandard
+    whole file would add nothing: its bytes are the frames', each pinned by the part's CRC).
 
+    The parts stream from one `git cat-file --batch` straight through zstd into `dest`: git
+    inflates its pack on one core while this process decompresses and writes on the other, and
+    no part is ever whole in memory. A CRC found wrong at a part's end refuses the file, which
+    nothing has opened yet."""
     parts = manifest.get("parts", [])
     if not parts or len(parts) > MAX_PARTS:
         raise SnapshotRefused(f"{len(parts)} parts")
-    size = 0
     expected = int(manifest.get("db", {}).get("bytes", -1))
-    with open(dest, "wb") as out:
-        for part in parts:
-            name = str(part.get("name"))
-            oid = _part_blob(git, commit, name)
-            blob = git.repo[oid]
-            if blob.size != part.get("bytes") or blob.size > PART_BYTES + (1 << 20):
-                raise SnapshotRefused(f"part {name} is not the size the manifest says")
-            data = memoryview(blob)  # no copy of the object libgit2 inflated
-            if zlib.crc32(data) != part.get("crc32"):
-                raise SnapshotRefused(f"part {name} does not match the manifest's checksum")
-            reader = zstandard.ZstdDecompressor().decompressobj()
-            try:
-                for start in range(0, len(data), 4 << 20):
-                    plain = reader.decompress(data[start : start + (4 << 20)])
-                    size += len(plain)
-                    if size > expected:
-                        raise SnapshotRefused(f"part {name} holds more than the manifest says")
-                    out.write(plain)
-            except zstandard.ZstdError as exc:
-                raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
-            if not reader.eof:
-                raise SnapshotRefused(f"part {name} is cut short")
-            del data, blob
-    if size != expected:
-        raise SnapshotRefused("its index file is not the size the manifest says")
-
-
-def _part_blob(git: GitRepo, commit: str, name: str) -> str:
-    import pygit2
-
+    proc = _cat_file(git.paths.worktree, _PIPE_BYTES)
+    assert proc.stdin is not None and proc.stdout is not None
     try:
-        entry = git.repo[commit].peel(pygit2.Tree) / name
-    except (KeyError, ValueError):
-        raise SnapshotRefused(f"part {name} is missing") from None
-    if entry.type_str != "blob":
-        raise SnapshotRefused(f"part {name} is not a file")
-    return str(entry.id)
+        with open(dest, "wb") as out:
+            compressed = sum(int(part.get("bytes", 0)) for part in parts)
+            if 0 < expected <= _PREALLOCATE_RATIO * compressed:
+                # the file's blocks in one call: the writes then only copy (half their cost);
+                # refused (a full disk, a file system without it), the writes say so or not
+                with contextlib.suppress(OSError):
+                    os.posix_fallocate(out.fileno(), 0, expected)
+            size = 0
+            for part in parts:
+                size = _inflate_part(proc.stdin, proc.stdout, commit, part, out, size, expected)
+        if size != expected:
+            raise SnapshotRefused("its index file is not the size the manifest says")
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        proc.kill()  # what is left unread (after a refused part) is of no use
+        proc.wait()
+        proc.stdout.close()
+
+
+def _cat_file(worktree: Path, pipesize: int) -> subprocess.Popen[bytes]:
+    """`git cat-file --batch`, its output pipe widened to `pipesize` where the system allows."""
+    try:
+        return subprocess.Popen(
+            ["git", "-C", str(worktree), "cat-file", "--batch"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            pipesize=pipesize,
+        )
+    except PermissionError:  # fs.pipe-max-size is lower here
+        if pipesize > 0:
+            return _cat_file(worktree, -1)
+        raise SnapshotRefused("cannot run git") from None
+    except OSError as exc:
+        raise SnapshotRefused(f"cannot run git ({exc})") from None
+
+
+def _inflate_part(
+    ask: IO[bytes],
+    answer: IO[bytes],
+    commit: str,
+    part: dict[str, Any],
+    out: IO[bytes],
+    size: int,
+    expected: int,
+) -> int:
+    """One part from `git cat-file --batch` through zstd into `out`; the file's size so far."""
+    import zstandard
+
+    name = str(part.get("name"))
+    if not name or "\n" in name:
+        raise SnapshotRefused(f"part {name!r} is not a file name")
+    ask.write(f"{commit}:{name}\n".encode())
+    ask.flush()
+    header = answer.readline().split()
+    if len(header) != 3 or header[1] != b"blob":
+        raise SnapshotRefused(f"part {name} is missing or not a file")
+    length = int(header[2])
+    if length != part.get("bytes") or length > PART_BYTES + (1 << 20):
+        raise SnapshotRefused(f"part {name} is not the size the manifest says")
+    crc = 0
+    reader = zstandard.ZstdDecompressor().decompressobj()
+    left = length
+    try:
+        while left:
+            chunk = answer.read(min(left, _CHUNK))
+            if not chunk:
+                raise SnapshotRefused(f"part {name} is cut short")
+            left -= len(chunk)
+            crc = zlib.crc32(chunk, crc)
+            plain = reader.decompress(chunk)
+            size += len(plain)
+            if size > expected:
+                raise SnapshotRefused(f"part {name} holds more than the manifest says")
+            out.write(plain)
+    except zstandard.ZstdError as exc:
+        raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
+    answer.read(1)  # the newline after the content
+    if crc != part.get("crc32"):
+        raise SnapshotRefused(f"part {name} does not match the manifest's checksum")
+    if not reader.eof:
+        raise SnapshotRefused(f"part {name} is cut short")
+    return size
 
 
 def check_file(dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config) -> None:
@@ -350,14 +406,63 @@ def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
     return out
 
 
+class Checkout:
+    """The `.fleet/events` files git checked out in this work tree, and which of them still hold
+    their blob's bytes: started before the snapshot is inflated, so that git's `diff-files`
+    (which hashes every file a fresh clone wrote in the same second as its git index) runs on
+    the other core meanwhile. The files are stat-ed before git starts and again when recorded,
+    so a file written after the scan is never taken for its blob."""
+
+    def __init__(self, git: GitRepo) -> None:
+        from fleetgit.git.sources import scan_worktrees
+
+        top = str(git.paths.worktree)
+        self.files = [f for f in scan_worktrees(git.paths) if f.worktree == top]
+        self.staged: dict[str, str] = {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        try:
+            entries = git.repo.index
+            self.staged = {
+                e.path: str(e.id) for e in entries if e.path.startswith(".fleet/events/")
+            }
+        except Exception:  # no git index yet: record nothing, catch-up reads them
+            return
+        if not self.staged:
+            return
+        with contextlib.suppress(OSError):
+            self.proc = subprocess.Popen(
+                ["git", "-C", top, "diff-files", "--name-only", "-z", "--", ".fleet/events"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def unchanged(self) -> dict[str, str]:
+        """relpath -> blob id of the files whose work-tree bytes are the git index's (git's own
+        stat check, racy-git safe)."""
+        if self.proc is None:
+            return {}
+        out, _ = self.proc.communicate()
+        if self.proc.returncode != 0:
+            return {}
+        entries = dict(self.staged)
+        for relpath in out.decode("utf-8", "surrogateescape").split("\0"):
+            entries.pop(relpath, None)
+        return entries
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
 def prepare(
-    conn: sqlite3.Connection, git: GitRepo, covered: str, sizes_of: list[tuple[str, int]]
+    conn: sqlite3.Connection, checkout: Checkout, covered: str, sizes_of: list[tuple[str, int]]
 ) -> None:
     """Make the checked file this clone's index: a new generation, the covered history hidden
     from the first ref walk, and the work-tree files git checked out from covered blobs recorded
     as read to their end (their bytes are the blobs': `git diff-files` says which are not).
     `sizes_of`: (blob id, size) of the covered segment blobs."""
-    from fleetgit.git.sources import scan_worktrees
     from fleetgit.index.store import new_generation
 
     conn.execute("BEGIN IMMEDIATE")
@@ -365,13 +470,11 @@ def prepare(
     conn.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
     conn.execute("DELETE FROM refs")
     conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
-    paths = git.paths
-    staged = _checked_out_blobs(git)
+    staged = checkout.unchanged()
     sizes = dict(sizes_of)
-    top = str(paths.worktree)
-    for f in scan_worktrees(paths):
+    for f in checkout.files:
         # the bytes git checked out from a covered blob, and not one byte more since
-        if f.worktree != top or sizes.get(staged.get(f.relpath, "")) != f.size:
+        if sizes.get(staged.get(f.relpath, "")) != f.size:
             continue
         try:
             fd = safefs.open_file(f.worktree, f.relpath)
@@ -390,22 +493,6 @@ def prepare(
             (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, f.size, tail),
         )
     conn.execute("COMMIT")
-
-
-def _checked_out_blobs(git: GitRepo) -> dict[str, str]:
-    """relpath -> blob id of `.fleet/events` files whose work-tree bytes are the git index's
-    (git's own stat check, racy-git safe, in one `git diff-files`), for this worktree."""
-    try:
-        index = git.repo.index
-        entries = {e.path: str(e.id) for e in index if e.path.startswith(".fleet/events/")}
-        if not entries:
-            return {}
-        changed = run_git(git.paths, ["diff-files", "--name-only", "-z", "--", ".fleet/events"])
-    except Exception:  # no git index yet, or git refused: record nothing, catch-up reads them
-        return {}
-    for relpath in changed.split("\0"):
-        entries.pop(relpath, None)
-    return entries
 
 
 def sweep(directory: Path, prefix: str) -> None:
@@ -464,17 +551,19 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     target = paths.index_file
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep(target.parent, f"{target.name}.snapshot-")
+    checkout: Checkout | None = None
     for ref, commit in found:
         tmp = target.with_name(f"{target.name}.snapshot-{os.getpid()}")
         try:
             manifest = read_manifest(git, commit)
             check_manifest(git, manifest, config)
+            checkout = checkout or Checkout(git)
             inflate(git, commit, manifest, tmp)
             check_file(tmp, git, manifest, config)
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
                 sizes = [(str(b), int(n)) for b, n in manifest["segments"]]
-                prepare(conn, git, str(manifest["commit"]), sizes)
+                prepare(conn, checkout, str(manifest["commit"]), sizes)
                 conn.execute("PRAGMA journal_mode = WAL")
             finally:
                 conn.close()
@@ -495,4 +584,6 @@ def install(paths: RepoPaths, config: Config) -> str | None:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"{tmp}{suffix}")
+    if checkout is not None:
+        checkout.close()
     return notes[0] if len(notes) == 1 else "; ".join(notes)

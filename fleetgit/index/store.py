@@ -15,6 +15,7 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -78,26 +79,15 @@ class IngestResult:
         self.blobs_read = 0
 
 
+# an Event's envelope in the order of _COLUMNS (its causation and correlation ids come last in
+# the tuple), picked in C: a rebuild builds a million of these rows
+_ENVELOPE = itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 10, 11)
+
+
 def _row(e: Event, line: bytes) -> tuple[Any, ...]:
     """An event as the events table's columns (_COLUMNS), without its position."""
-    return (
-        e.id,
-        e.type,
-        e.v,
-        e.stream,
-        e.seq,
-        e.hlc,
-        e.writer,
-        e.wseq,
-        e.actor,
-        e.ts,
-        e.causation_id,
-        e.correlation_id,
-        e.tx,
-        e.txn,
-        _data_text(e, line),
-        line_hash(line),
-    )
+    envelope: tuple[Any, ...] = _ENVELOPE(e)
+    return (*envelope, _data_text(e, line), line_hash(line))
 
 
 def _data_text(e: Event, line: bytes) -> str:
