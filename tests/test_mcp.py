@@ -340,13 +340,13 @@ def test_beyond_loopback_only_the_pilots_own_token_gets_in(repo: Path) -> None:
     request needs that pilot's write token (the HTTP API's), nothing else."""
     import http.client
 
-    def token(*args: str) -> str:
-        res = run_fleetgit(repo, *args, "token", "create", "--json")
+    def token(who: str, *options: str) -> str:
+        res = run_fleetgit(repo, "--as", who, "token", "create", *options, "--json")
         assert res.code == 0, res.err
         return str(res.json()["token"])
 
-    goose, viper = token("--as", "goose"), token("--as", "viper")
-    reader = token("--as", "goose", "--read-only")
+    goose, viper = token("goose"), token("viper")
+    reader = token("goose", "--read-only")
     with http_server(repo, "0.0.0.0") as port:
         hello = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"})
 
