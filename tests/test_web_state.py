@@ -148,3 +148,34 @@ def test_the_stream_looks_at_once_when_this_server_writes(repo: Path) -> None:
             return str(event.data["current_task"])
 
     assert asyncio.run(scenario()) == "woken"
+
+
+def test_a_thread_opens_its_ledger_again_when_the_config_or_the_worktrees_change(
+    repo: Path, tmp_path: Path
+) -> None:
+    """What an open index does not see by itself: the config it was opened with, and the HEADs
+    of worktrees added since. Both are noticed at the next request, not after a while."""
+    import subprocess
+
+    web = State(Settings(locate(repo)))
+    with ThreadPoolExecutor(1) as one:
+
+        def current() -> tuple[Fleet, int]:
+            with web.fleet(NOBODY) as fleet:
+                return fleet, fleet.config.pilot_active_window_seconds
+
+        first, window = one.submit(current).result()
+        assert one.submit(current).result()[0] is first  # nothing changed: kept
+        config = repo / ".fleet/config.toml"
+        text = config.read_text()
+        assert f"pilot_active_window_seconds = {window}" in text
+        key = "pilot_active_window_seconds"
+        config.write_text(text.replace(f"{key} = {window}", f"{key} = {window + 1}"))
+        second, now = one.submit(current).result()
+        assert second is not first and now == window + 1
+        subprocess.run(
+            ["git", "worktree", "add", "-q", str(tmp_path / "wt2")], cwd=repo, check=True
+        )
+        third, _ = one.submit(current).result()
+        assert third is not second
+        assert one.submit(current).result()[0] is third

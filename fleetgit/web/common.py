@@ -27,7 +27,7 @@ from fleetgit.web.stats import HourCounts
 
 API = "/api/v1"
 MAX_BODY = 1 << 20  # 1 MiB: far over any event (max_event_bytes), far under what hurts
-REOPEN_S = 2.0  # how long a worker thread keeps an open ledger
+REOPEN_S = 60.0  # how long a worker thread keeps an open ledger at most
 KEEP_PER_THREAD = 64  # pilots' Fleets a worker thread keeps over its one open index
 STATUS = {  # the CLI's error codes -> HTTP
     errors.NotFoundError: 404,
@@ -127,17 +127,21 @@ class State:
         Opening the index costs a few ms (its connection, its git view, the config, the check
         of this worktree's segment tail), so each worker thread keeps one open, with a Fleet
         per pilot acting over it (a Fleet differs by its actor alone: the writer and the index
-        are the worktree's), and opens it again after REOPEN_S (a new worktree or a changed
-        config is seen then, as a new CLI process would see it). The catch-up goes through
-        `Fleet.catch_up`: behind an append in progress it waits on the writer's lock, woken
-        when the append ends, not in SQLite's busy handler. Anything but a refusal closes the
-        thread's ledger, so a request never inherits a half-done state."""
+        are the worktree's). It opens it again when the config file or the clone's list of
+        worktrees changed (two `stat` calls a request: what an open index does not see by
+        itself, a new CLI process would), and after REOPEN_S in any case. Reopening every
+        2 s made a thread pay an open (up to ~50 ms of CPU under load) 115 times in 30 s.
+        The catch-up goes through `Fleet.catch_up`: behind an append in progress it waits on
+        the writer's lock, woken when the append ends, not in SQLite's busy handler. Anything
+        but a refusal closes the thread's ledger, so a request never inherits a half-done
+        state."""
         trace.mark("thread")
         began = time.thread_time()
         local = self._local
         fleets: OrderedDict[str | None, Fleet] | None = getattr(local, "fleets", None)
         now = arrived = time.monotonic()
-        if fleets is not None and now - local.opened < REOPEN_S:
+        stamp = self._stamp()
+        if fleets is not None and now - local.opened < REOPEN_S and stamp == local.stamp:
             fleet = fleets.pop(who.pilot, None)
             try:
                 if fleet is None:
@@ -159,6 +163,7 @@ class State:
             fleet = Fleet(self.paths, actor=who.pilot)
             fleets = local.fleets = OrderedDict()
             local.index, local.config, local.opened = fleet.index, fleet.config, now
+            local.stamp = stamp
         trace.mark("caught")
         try:
             yield fleet
@@ -173,6 +178,18 @@ class State:
         trace.cpu(began)
         while len(fleets) > KEEP_PER_THREAD:
             fleets.popitem(last=False)
+
+    def _stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """What says the thread's ledger is out of date: the config file and the clone's list
+        of linked worktrees (its directory's entries), as stat sees them."""
+        out = []
+        for path in (self.paths.config_file, self.paths.common_dir / "worktrees"):
+            try:
+                st = os.stat(path)
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+            except OSError:
+                out.append((0, 0, 0))
+        return tuple(out)
 
     def _drop(self) -> None:
         """Close this thread's ledger (the one index under every pilot's Fleet)."""
