@@ -566,7 +566,7 @@ class Fleet:
             base = bytes.fromhex(state.chain[len(at) :])
         else:
             path = self.paths.worktree / self.writer.relpath(number)
-            base = trust.append_base(self.paths.local_dir, path, self.writer.id, number, size)
+            base = trust.append_base(path, self.writer.id, number, size)
         admin = self._admin_signer
         key_of = self._key_of if admin is None else (lambda _actor: admin)
         signed = trust.sign_batch(lines, events, number, base, key_of)

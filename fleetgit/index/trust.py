@@ -23,7 +23,6 @@ line is named exactly and the good batches before it still count.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -702,30 +701,12 @@ def sign_batch(
     return out
 
 
-def append_base(local_dir: Any, path: Any, writer: str, number: int, size: int) -> bytes:
+def append_base(path: Any, writer: str, number: int, size: int) -> bytes:
     """The chain of this writer's segment `number` (at `path`, `size` bytes long) before the
-    next batch: remembered by the last append in `<git-dir>/fleet/sigchain` (a hint, checked
-    against the size), else read from the segment."""
+    next batch, read from the segment: when the writer's state does not say it (another
+    process appended unsigned, or the state is from before a roll)."""
     if size <= 0:
         return sigs.genesis(writer, number)
-    try:
-        with open(local_dir / "sigchain", "rb") as fh:
-            w, n, s, value = fh.read(200).split()
-        if (w.decode(), int(n), int(s)) == (writer, number, size):
-            return bytes.fromhex(value.decode())
-    except (OSError, ValueError):
-        pass
     with open(path, "rb") as fh:
         data = fh.read(size)
     return sigs.chain(sigs.genesis(writer, number), data.splitlines(keepends=True))
-
-
-def save_base(local_dir: Any, writer: str, number: int, size: int, value: bytes) -> None:
-    """Remember the chain after an append: one fixed-size record written in place (no
-    truncation: on ext4 a truncated file rewritten is flushed at close, ~5 ms)."""
-    record = f"{writer} {number} {size} {value.hex()}".encode().ljust(200)
-    fd = os.open(local_dir / "sigchain", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        os.pwrite(fd, record, 0)
-    finally:
-        os.close(fd)
