@@ -67,6 +67,9 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
+_FRESHNESS_KEYS = ("held_due_ms", "trust_rebuild", "trust_settings", "files_fp", "refs_fp")
+
+
 class Index(IndexDB):
     """The index plus the logic that keeps it level with the segments."""
 
@@ -86,12 +89,15 @@ class Index(IndexDB):
     # -- freshness --------------------------------------------------------------------------
 
     def is_fresh(self) -> bool:
-        if self.held_due() or self.trust_stale():
+        # one query for every setting it reads: each statement lets go of the GIL, which a
+        # server's other threads are waiting for
+        got = self.metas(*_FRESHNESS_KEYS)
+        if self.held_due(got) or self.trust_stale(got):
             return False
         files = list(scan_worktrees(self.paths))
-        return files_fingerprint(files) == self.meta("files_fp") and refs_fingerprint(
+        return files_fingerprint(files) == got.get("files_fp", "") and refs_fingerprint(
             self.paths, self.git_dirs
-        ) == self.meta("refs_fp")
+        ) == got.get("refs_fp", "")
 
     def catch_up(self) -> IngestResult:
         """Ingest whatever is new; a few stat calls and no git call when nothing is."""
@@ -106,15 +112,13 @@ class Index(IndexDB):
             return self.rebuild()
         return result
 
-    def trust_stale(self) -> bool:
+    def trust_stale(self, got: dict[str, str] | None = None) -> bool:
         """Must the index be rebuilt for its signature verdicts (index/trust.py)? When a key
         change took validity from events it had taken (`derive`), or the configuration they
-        follow (the policy, the admin keys) is not the one they were judged with."""
-        got = dict(
-            self.conn.execute(
-                "SELECT key, value FROM meta WHERE key IN ('trust_rebuild', 'trust_settings')"
-            ).fetchall()
-        )
+        follow (the policy, the admin keys) is not the one they were judged with. `got`: the
+        meta settings, when the caller read them already."""
+        if got is None:
+            got = self.metas("trust_rebuild", "trust_settings")
         if "trust_rebuild" in got:
             return True
         return got.get("trust_settings", "") != trust.settings(self.config) and self.max_pos() > 0

@@ -355,6 +355,13 @@ class IndexDB:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else default
 
+    def metas(self, *keys: str) -> dict[str, str]:
+        """The settings of `keys` that are set, in one query."""
+        rows = self.conn.execute(
+            f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys
+        ).fetchall()
+        return {str(k): str(v) for k, v in rows}
+
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
@@ -472,9 +479,10 @@ class IndexDB:
             due = clock.hlc_ms(first) - self.config.max_clock_skew_seconds * 1000
             self.set_meta("held_due_ms", str(due))
 
-    def held_due(self) -> bool:
-        """Has a held batch come due (so the index is behind until it is ingested)?"""
-        due = self.meta("held_due_ms")
+    def held_due(self, got: dict[str, str] | None = None) -> bool:
+        """Has a held batch come due (so the index is behind until it is ingested)? `got`: the
+        meta settings, when the caller read them already."""
+        due = self.meta("held_due_ms") if got is None else got.get("held_due_ms", "")
         return bool(due) and int(due) <= clock.now_ms()
 
     def _insert_new(
