@@ -115,9 +115,9 @@ def test_a_line_moved_into_another_writers_segment_counts_nowhere(s: Scenario) -
     assert "refused line" in fleetgit(s.victim, "verify").out
 
 
-def test_an_event_signed_by_a_revoked_key_is_quarantined_and_rotation_keeps_the_past(
-    s: Scenario,
-) -> None:
+def release_with_the_rotated_key(s: Scenario) -> list[bytes]:
+    """viper-1 rotates its key and publishes that; the attacker, holding the old key, signs a
+    release of viper-1's reservation (to come after the revocation in total order)."""
     stolen = keys.load(s.victim / ".git", "viper-1")  # the key as it was before the rotation
     assert stolen is not None
     rotated = fleetgit(s.victim, "--as", "viper-1", "pilot", "key", "rotate", "--json")
@@ -129,8 +129,15 @@ def test_an_event_signed_by_a_revoked_key_is_quarantined_and_rotation_keeps_the_
     _, raw = reservation(s)
     rid = decode(raw).data["reservation_id"]
     forged = line("file_released", f"reservation/{rid}", {"reservation_id": rid}, actor="viper-1")
+    return signed_by(stolen, [forged])
+
+
+def test_an_event_signed_by_a_revoked_key_is_quarantined_and_rotation_keeps_the_past(
+    s: Scenario,
+) -> None:
+    forged = release_with_the_rotated_key(s)
     before = projections(s.victim)
-    s.push_lines(signed_by(stolen, [forged]))  # after the revocation in total order
+    s.push_lines(forged)
     s.receive("fetch")
     s.check_victim("unverified")
     assert projections(s.victim) == before  # the reservation the old key signed still holds

@@ -15,7 +15,7 @@ from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event, decode, encode
 from tests.conftest import git, signed
 from tests.hostile import ATTACKER_WRITER, Scenario, fleetgit, grant, line, projections
-from tests.test_trust import _own_key, reservation, signed_by
+from tests.test_trust import _own_key, release_with_the_rotated_key, reservation, signed_by
 
 
 @pytest.fixture
@@ -150,18 +150,7 @@ def test_verify_names_an_event_signed_by_a_revoked_key_and_agrees_with_the_index
 ) -> None:
     """The revoked-key case of tests/test_trust.py, seen by verify from the segments: the key
     is valid for what it signed before its revocation, not after, in total order."""
-    from fleetgit.ledger import keys
-
-    stolen = keys.load(s.victim / ".git", "viper-1")
-    assert stolen is not None
-    assert fleetgit(s.victim, "--as", "viper-1", "pilot", "key", "rotate").code == 0
-    fleetgit(s.victim, "commit", "-m", "fleet: rotate")
-    git(s.victim, "push", "-q")
-    git(s.attacker, "pull", "-q", "--no-rebase", "--no-edit")
-    _, raw = reservation(s)
-    rid = decode(raw).data["reservation_id"]
-    forged = line("file_released", f"reservation/{rid}", {"reservation_id": rid}, actor="viper-1")
-    s.push_lines(signed_by(stolen, [forged]))
+    s.push_lines(release_with_the_rotated_key(s))
     s.receive("fetch")
     assert fleetgit(s.victim, "reservations").code == 0
     (found,) = problems(s.victim, "unverified")
