@@ -19,9 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import missions
 from bench.floors import json_floors, python_rebuild_floor, rebuild_floor
 from fleetgit.fleet import Fleet, init
-from fleetgit.ledger.codec import EventSpec
 
 _CHILD = """
 import re, sys, time
@@ -42,16 +42,7 @@ def ledger(root: Path, n: int) -> Path:
     init(repo)
     with Fleet.open(repo, actor="bench", register=True) as fleet:
         for start in range(0, n, 10_000):
-            fleet.emit_batch(
-                [
-                    EventSpec(
-                        "mission_created",
-                        f"mission/m{i}",
-                        {"mission_id": f"m{i}", "title": f"mission {i}"},
-                    )
-                    for i in range(start, start + 10_000)
-                ]
-            )
+            fleet.emit_batch(missions(range(start, start + 10_000)))
     return repo
 
 

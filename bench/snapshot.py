@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import missions
 from bench.fleet import fleetgit_command
-from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.fleet import Fleet, init
 
 ENV = {
     **os.environ,
@@ -47,16 +48,7 @@ def _ledger(root: Path, n: int) -> Path:
     init(repo)
     with Fleet.open(repo, actor="bench", register=True) as fleet:
         for start in range(0, n, 10_000):
-            fleet.emit_batch(
-                [
-                    EventSpec(
-                        "mission_created",
-                        f"mission/m{i}",
-                        {"mission_id": f"m{i}", "title": f"mission {i}"},
-                    )
-                    for i in range(start, start + 10_000)
-                ]
-            )
+            fleet.emit_batch(missions(range(start, start + 10_000)))
             if (start + 10_000) % 100_000 == 0:
                 fleet.commit()
         fleet.commit()
@@ -202,16 +194,7 @@ def _compact(root: Path) -> tuple[str, str, str, str]:
     init(repo)
     with Fleet.open(repo, actor="bench", register=True) as fleet:
         for i in range(200):
-            fleet.emit_batch(
-                [
-                    EventSpec(
-                        "mission_created",
-                        f"mission/c{i}-{j}",
-                        {"mission_id": f"c{i}-{j}", "title": "compact me"},
-                    )
-                    for j in range(50)
-                ]
-            )
+            fleet.emit_batch(missions(range(50), f"c{i}-", "compact me"))
             fleet.commit()
         writer = fleet.writer.id
     before = len(os.listdir(repo / ".fleet" / "events" / writer))

@@ -13,8 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import missions
 from bench.fleet import fleetgit_command
-from fleetgit.fleet import EventSpec, Fleet, init
+from fleetgit.fleet import Fleet, init
 
 ENV = {
     **os.environ,
@@ -52,16 +53,7 @@ def _net(root: Path) -> tuple[Path, Path]:
 def _emit(repo: Path, n: int, actor: str) -> None:
     with Fleet.open(repo, actor=actor, register=True) as fleet:
         for start in range(0, n, 5000):
-            fleet.emit_batch(
-                [
-                    EventSpec(
-                        "mission_created",
-                        f"mission/{actor}-{i}",
-                        {"mission_id": f"{actor}-{i}", "title": f"mission {i}"},
-                    )
-                    for i in range(start, min(n, start + 5000))
-                ]
-            )
+            fleet.emit_batch(missions(range(start, min(n, start + 5000)), f"{actor}-"))
 
 
 def _timed(cmd: list[str], cwd: Path) -> float:
