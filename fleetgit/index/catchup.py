@@ -101,10 +101,10 @@ class Index(IndexDB):
 
     def catch_up(self) -> IngestResult:
         """Ingest whatever is new; a few stat calls and no git call when nothing is."""
+        if self.is_fresh():  # which is never so while the trust verdicts are stale
+            return IngestResult()
         if self.trust_stale():
             return self.rebuild()
-        if self.is_fresh():
-            return IngestResult()
         with self.transaction():
             result = self.catch_up_locked()
         if self.trust_redo:
