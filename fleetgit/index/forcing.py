@@ -65,7 +65,8 @@ def holder_state(
     conn: sqlite3.Connection, holder: str, at: Key, upto_pos: int | None = None
 ) -> tuple[int | None, bool]:
     """(the holder's last sign of life in ms, whether it had deregistered) just before `at` in
-    total order; with `upto_pos`, among the events up to that position only."""
+    total order; with `upto_pos`, among the events up to that position only. A withdrawn event
+    still counts: only its own actor can withdraw it, so it proves that actor was alive then."""
     cond, extra = ("", ()) if upto_pos is None else (" AND pos <= ?", (upto_pos,))
     row = conn.execute(
         "SELECT max(hlc) FROM events WHERE actor = ? AND hlc <= ?"
