@@ -201,6 +201,28 @@ def check_arguments(tool: Tool, raw: Any) -> dict[str, Any]:
 
 # -- the session -------------------------------------------------------------------------------
 
+# Write tools that read nothing of the index before their append: every decision is taken in the
+# append's plan (`Fleet.transact`), after the append's own catch-up under the writer lock. A
+# catch-up before them would scan the sources a second time per call and, with other processes
+# appending, queue once more on the writer lock (the 8-client benchmark: 1.4 lock waits a write).
+# Stale signature verdicts still rebuild first, as any catch-up does (`Index.catch_up`).
+CAUGHT_UP_BY_APPEND = frozenset(
+    {
+        "claim_sortie",
+        "start_sortie",
+        "report_progress",
+        "block_sortie",
+        "resume_sortie",
+        "complete_sortie",
+        "reserve",
+        "renew",
+        "release",
+        "send_message",
+        "read_message",
+        "ack_message",
+    }
+)
+
 
 class Session:
     """One pilot's connection: the ledger opened once, as `callsign`, for every tool call."""
@@ -250,7 +272,8 @@ class Session:
                 hint=(f"did you mean {close[0]}? " if close else "") + "tools/list lists them",
             )
         args = check_arguments(tool, raw)
-        self.fleet.catch_up()  # what other processes and clones wrote since
+        if name not in CAUGHT_UP_BY_APPEND or self.fleet.index.trust_stale():
+            self.fleet.catch_up()  # what other processes and clones wrote since
         if not tool.writes and self.heartbeat_due():
             self.beat()
         result = tool.run(self, args)
