@@ -26,7 +26,7 @@ def session(repo: Path) -> Iterator[Session]:
 def counting_scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the scans of the work trees' segment files (a freshness check or a catch-up)."""
     calls: list[int] = []
-    real = catchup.scan_worktrees
+    real = catchup.scan_worktrees  # type: ignore[attr-defined]
 
     def scan(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
@@ -56,7 +56,11 @@ def test_a_write_tool_acts_on_events_it_had_not_read(repo: Path, session: Sessio
     """A sortie another clone created, in a segment this index has not read (as git brings
     one): claiming it through the session finds it, the append catching up first."""
     planted = "srt-planted0000000"
-    data = {"sortie_id": planted, "title": "from another clone", "files": ["src/lexer.py"]}
+    data: dict[str, object] = {
+        "sortie_id": planted,
+        "title": "from another clone",
+        "files": ["src/lexer.py"],
+    }
     plant(repo, "sortie_created", f"sortie/{planted}", data, "goose")
     out, _ = session.call("claim_sortie", {"sortie": planted})
     assert out["sortie_id"] == planted and out["assignee"] == "viper"
