@@ -391,8 +391,36 @@ def _ids(rows: Sequence[dict[str, Any]], key: str, most: int = 5) -> str:
     return ", ".join(names) + (", ..." if len(rows) > most else "")
 
 
+# The overview's rows, cut to what an agent acts on (the ids name the rest: show a sortie, read a
+# message). The SDK's client parses and checks every byte of a result, and the full rows made
+# the overview 11 kB; a message's body goes, and a null that its row's schema does not require.
+_OVERVIEW_ROWS = {
+    "pilots": ("callsign", "status", "current_task", "last_seen"),
+    "claimed": tuple(SORTIE["properties"]),
+    "ready": tuple(SORTIE["properties"]),
+    "unread": (
+        "message_id",
+        "sender",
+        "subject",
+        "thread_id",
+        "importance",
+        "ack_required",
+        "sent_at",
+    ),
+    "reservations": (*RESERVATION["properties"], "reason"),
+    "reserved": (*RESERVATION["properties"], "reason"),
+}
+
+
 def _overview(s: Session, a: dict[str, Any]) -> Result:
     out = gather(s.fleet, a["limit"], others=True)
+    required = {"callsign", "status", *SORTIE["required"], *MESSAGE["required"]}
+    required.update(RESERVATION["required"])
+    for section, keep in _OVERVIEW_ROWS.items():
+        out[section] = [
+            {k: row[k] for k in keep if row.get(k) is not None or k in required}
+            for row in out[section]
+        ]
     more = out["more"]
     counts = {k: len(out[k]) + more[k] for k in ("pilots", "claimed", "ready", "unread")}
     return out, (

@@ -65,18 +65,21 @@ def writer_id() -> str:
     return short_id("w")[2:]
 
 
-_ts_cache: tuple[int, str] = (-1, "")
+_seconds: dict[int, str] = {}  # a second's ISO text, memoised: appends, listings' rows
 
 
 def iso_ms(ms: int) -> str:
-    """Wall time as ISO 8601 UTC with milliseconds; memoised per second for batch appends."""
-    from datetime import UTC, datetime  # lazily: the hook path does not need it
-
-    global _ts_cache
+    """Wall time as ISO 8601 UTC with milliseconds; memoised per second (batch appends, and the
+    same registration and last-seen times in every listing of the pilots)."""
     sec, frac = divmod(ms, 1000)
-    if _ts_cache[0] != sec:
-        _ts_cache = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
-    return f"{_ts_cache[1]}.{frac:03d}Z"
+    text = _seconds.get(sec)
+    if text is None:
+        from datetime import UTC, datetime  # lazily: the hook path does not need it
+
+        if len(_seconds) >= 4096:
+            _seconds.clear()
+        text = _seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{frac:03d}Z"
 
 
 # How far back a relative time (`-400d`) may reach: 100 years (36525 days).
