@@ -45,3 +45,23 @@ def test_iso_ms_is_the_iso_time_of_any_millisecond(ms: int) -> None:
     expected = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:03d}Z"
     assert clock.iso_ms(ms) == expected
     assert clock.iso_ms(ms) == expected  # memoised: the same again
+
+
+def test_the_unread_count_follows_what_other_processes_write(repo: Path) -> None:
+    """The count is remembered until the index changes, whoever changes it."""
+    with Fleet.open(repo, actor="goose") as fleet:
+        first = squawk.send(fleet, ["viper"], "one", "")
+    session = Session.open(str(repo), "viper")
+    try:
+        assert session.call("overview", {})[0]["more"]["unread"] == 0
+        assert len(session.call("overview", {})[0]["unread"]) == 1
+        with Fleet.open(repo, actor="goose") as fleet:
+            squawk.send(fleet, ["viper"], "two", "")
+        assert len(session.call("overview", {"limit": 1})[0]["unread"]) == 1
+        assert session.call("overview", {"limit": 1})[0]["more"]["unread"] == 1
+        with Fleet.open(repo, actor="viper") as fleet:
+            squawk.mark(fleet, first, "message_read")
+        assert session.call("inbox", {"unread": True})[0]["more"] == 0
+        assert session.call("overview", {"limit": 1})[0]["more"]["unread"] == 0
+    finally:
+        session.close()

@@ -195,13 +195,14 @@ def inbox(
 
 
 def inbox_count(fleet: Fleet, *, unread: bool = False, include_archived: bool = False) -> int:
-    """How many messages `inbox` would list with no limit."""
-    return int(
-        fleet.index.conn.execute(
-            f"SELECT count(*) FROM recipients r WHERE {_inbox_where(unread, include_archived)}",
-            (fleet.me(),),
-        ).fetchone()[0]
+    """How many messages `inbox` would list with no limit. It visits each of them (an overview
+    or inbox call of a pilot with thousands), so the answer is kept until the index changes."""
+    sql = f"SELECT count(*) FROM recipients r WHERE {_inbox_where(unread, include_archived)}"
+    me = fleet.me()
+    total = fleet.index.memo(
+        (fleet.as_of_pos, sql, me), lambda: fleet.index.conn.execute(sql, (me,)).fetchone()[0]
     )
+    return int(total)
 
 
 def _sender(fleet: Fleet, mid: str) -> str | None:
