@@ -38,7 +38,7 @@ from fleetgit.ledger.durations import parse_duration
 from fleetgit.ledger.errors import NotFoundError, ValidationError
 
 LIST_DEFAULT = 20  # a listing's default length: an agent's context is small
-OVERVIEW_DEFAULT = 10
+OVERVIEW_DEFAULT = 5  # per section: a glance, with the counts; the listing tools page on
 
 
 class Param(NamedTuple):
@@ -654,7 +654,11 @@ TOOLS: dict[str, Tool] = {
             "Who is active, which sorties are claimed (or blocked) and by whom, my reservations"
             " and the others' (reserved), the ready sorties and my unread messages. Start here."
             " Example: overview {}",
-            (Param("limit", "integer", "At most N per section (0: all).", default=10),),
+            (
+                Param(
+                    "limit", "integer", "At most N per section (0: all).", default=OVERVIEW_DEFAULT
+                ),
+            ),
             OVERVIEW,
             _overview,
             False,
