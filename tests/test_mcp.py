@@ -169,6 +169,9 @@ def test_three_agents_fly_a_whole_mission(bare_repo: Path) -> None:
             assert "keywords" in resumed["markdown"]
             overview = await goose.client.read_resource("fleetgit://overview")
             assert "src/lexer.py" in overview.contents[0].text  # type: ignore[union-attr]
+            # the resource is the overview tool's result (limit 10), not a second shape
+            tool = await goose.ok("overview", limit=10)
+            assert orjson.loads(overview.contents[0].text) == tool  # type: ignore[union-attr]
 
             async with pilot(repo, "ice") as ice:
                 assert "goose" in await ice.refused("reserve", patterns=["src/lexer.py"])

@@ -25,9 +25,8 @@ from mcp.server.stdio import stdio_server
 if TYPE_CHECKING:
     import anyio
 
-from fleetgit.agents.tools import TOOLS, Session, Tool
+from fleetgit.agents.tools import TOOLS, Session, Tool, overview
 from fleetgit.domain.checkpoints import resume as recovery
-from fleetgit.domain.overview import gather
 from fleetgit.domain.reservations.commands import ReservationConflict
 from fleetgit.ledger.errors import FleetError
 
@@ -133,7 +132,9 @@ def build(session: Session) -> Server[Any]:
         uri = str(params.uri)
         session.fleet.catch_up()
         if uri == OVERVIEW_URI:
-            text = orjson.dumps(gather(session.fleet, 10), option=orjson.OPT_INDENT_2).decode()
+            text = orjson.dumps(
+                overview(session, {"limit": 10})[0], option=orjson.OPT_INDENT_2
+            ).decode()
             mime = "application/json"
         elif uri == BRIEF_URI:
             mime = "text/markdown"

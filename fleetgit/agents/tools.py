@@ -412,7 +412,8 @@ _OVERVIEW_ROWS = {
 }
 
 
-def _overview(s: Session, a: dict[str, Any]) -> Result:
+def overview(s: Session, a: dict[str, Any]) -> Result:
+    """The overview tool's result; the overview resource reads the same."""
     out = gather(s.fleet, a["limit"], others=True)
     required = {"callsign", "status", *SORTIE["required"], *MESSAGE["required"]}
     required.update(RESERVATION["required"])
@@ -660,7 +661,7 @@ TOOLS: dict[str, Tool] = {
                 ),
             ),
             OVERVIEW,
-            _overview,
+            overview,
             False,
         ),
         Tool(
