@@ -1,5 +1,5 @@
 """The HTTP API under load (issue 16): `python -m bench.web [--quick] [--paced-only]
-[--workers N]`.
+[--workers N] [--trace] [--costs] [--ledger DIR]`.
 
 A ledger of 100,000 events (heartbeats mostly, some sorties and messages, as a fleet makes them),
 `fleetgit serve` on loopback in its own process(es), and in this process (asyncio, raw HTTP/1.1
@@ -20,6 +20,7 @@ import asyncio
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from bench.fleet import fleetgit_command
 from fleetgit.fleet import EventSpec, Fleet, init
 from fleetgit.git.paths import locate
 from fleetgit.web import auth
+from fleetgit.web.app import processes
 
 ENV = {
     **os.environ,
@@ -81,6 +83,25 @@ def build(repo: Path, count: int) -> list[str]:
         for start in range(0, len(specs), 5000):
             fleet.emit_batch(specs[start : start + 5000])
         return [e.id for e in fleet.events(limit=2000)]
+
+
+def ready(repo: Path, events: int, kept: Path | None) -> list[str]:
+    """A repository with the ledger in `repo`, built there, or copied from `kept`/built (built
+    first when it is missing; `repo` is then always the same path, which the index records).
+    Returns some event ids."""
+    if kept is not None and (kept / "ids").exists():
+        shutil.rmtree(repo, ignore_errors=True)
+        shutil.copytree(kept / "built", repo, symlinks=True)
+        return orjson.loads((kept / "ids").read_bytes())  # type: ignore[no-any-return]
+    repo.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=ENV)
+    init(repo)
+    ids = build(repo, events)
+    if kept is not None:
+        shutil.rmtree(kept / "built", ignore_errors=True)
+        shutil.copytree(repo, kept / "built", symlinks=True)
+        (kept / "ids").write_bytes(orjson.dumps(ids))
+    return ids
 
 
 class Conn:
@@ -257,6 +278,8 @@ STAGES = {  # web/trace.py's marks -> the stage each pair of them times
 def trace_split(files: list[bytes]) -> None:
     """Each stage's p50 / p99 / max for the reads and the writes, from the trace files."""
     records = [orjson.loads(line) for f in files for line in f.splitlines()]
+    each = [sum(b'"m":' in line for line in f.splitlines()) for f in files]
+    print(f"\nrequests per server process: {', '.join(map(str, each))}")
     lags = [r["lag"] for r in records if "lag" in r]
     done = [r for r in records if "sent" in r and "query" in r and "resp" in r]
     print("\nwhere the time went, from the server's trace (ms):\n")
@@ -306,20 +329,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10,000 events, 5 s runs")
     parser.add_argument("--paced-only", action="store_true")
-    parser.add_argument("--workers", type=int, default=1, help="fleetgit serve --workers N")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="fleetgit serve --workers N (0: its default)"
+    )
     parser.add_argument(
         "--costs", action="store_true", help="each read route's server CPU and latency, alone"
     )
     parser.add_argument("--trace", action="store_true", help="each request's stages, timed")
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        help="keep the built repository in this directory and copy it from there next time"
+        " (a faster start when comparing servers; the runs then differ only by their writes)",
+    )
     args = parser.parse_args()
     events, seconds = (10_000, 5.0) if args.quick else (100_000, 30.0)
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=ENV)
-        init(repo)
+        repo = args.ledger / "repo" if args.ledger else Path(tmp) / "repo"
         t0 = time.perf_counter()
-        ids = build(repo, events)
+        ids = ready(repo, events, args.ledger)
         built = time.perf_counter() - t0
         tokens = {w: auth.create(locate(repo), w)[0] for w in WRITERS}
         trace = Path(tmp) / "trace"
@@ -368,7 +396,7 @@ def main() -> None:
     print(f"### {when} — {node}, {cores} cores, Python {python}")
     print(
         f"\nledger: {events:,} events, built in {built:.1f} s; {seconds:.0f} s per run;"
-        f" serve --workers {args.workers}\n"
+        f" serve --workers {args.workers} ({processes(args.workers)} processes)\n"
     )
     print(
         "| run | reads | read p50 / p99 | writes | write p50 / p99 | errors |"

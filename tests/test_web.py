@@ -3,6 +3,7 @@ its refusals and bad input, tokens, and the live event stream fed by a separate 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import stat
@@ -802,6 +803,64 @@ def test_several_worker_processes_share_the_port_and_end_together(repo: Path) ->
     while _serving_processes(repo) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _serving_processes(repo) == []
+
+
+def _listening(pid: int, port: int) -> set[int]:
+    """The inodes of the TCP sockets process `pid` holds that listen on `port`."""
+    held = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                held.add(int(link[8:-1]))
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in held:
+                found.add(inode)
+    return found
+
+
+def test_each_worker_process_listens_on_a_socket_of_its_own(repo: Path) -> None:
+    """One SO_REUSEPORT group: the kernel spreads connections over the processes evenly (one
+    socket that all accept on gave a busy server's keep-alive connections mostly to one)."""
+    from fleetgit.web.app import processes
+
+    with serving(repo) as srv:  # the default: one process per core, at most 4
+        pids = _serving_processes(repo)
+        assert len(pids) == processes(0)
+    with serving(repo, "--workers", "3") as srv:
+        pids = _serving_processes(repo)
+        assert len(pids) == 3
+        each = [_listening(pid, srv.port) for pid in pids]
+        assert [len(held) for held in each] == [1, 1, 1]
+        assert len(set.union(*each)) == 3
+        assert srv.get("/me").status == 200
+
+
+def test_serve_never_joins_a_port_another_server_listens_on(repo: Path) -> None:
+    """A port held by a socket in an SO_REUSEPORT group (as another `fleetgit serve` of this
+    user holds it) is refused, as a busy port is: joining would answer half its requests."""
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "fleetgit", "serve", "--port", str(port), "--workers", "2"],
+                cwd=repo,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("serve joined the port another server listens on")
+    assert out.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in out.stderr
+    assert "hint:" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_serve_json_announces_where_it_listens(repo: Path) -> None:

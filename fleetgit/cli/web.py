@@ -54,9 +54,12 @@ def serve(
     workers: Annotated[
         int,
         int_option(
-            "--workers", low=1, high=16, help="Server processes sharing the port (each a core)."
+            "--workers",
+            low=0,
+            high=16,
+            help="Server processes sharing the port. 0, the default: one per core, at most 4.",
         ),
-    ] = 1,
+    ] = 0,
     cors: Annotated[
         list[str] | None,
         typer.Option(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
@@ -291,32 +292,47 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def serve(
-    settings: Settings, port: int, *, announce: Callable[[str], None], workers: int = 1
-) -> None:
-    """Listen on (host, port) (0: a free port) and serve until interrupted. The socket is bound
-    here, so the address announced is the one listened on, and a busy port is one clear line."""
-    import socket
+MAX_AUTO_WORKERS = 4
 
+
+def processes(workers: int) -> int:
+    """How many server processes: `workers`, or for 0 one per core this process may run on, at
+    most MAX_AUTO_WORKERS. One process's requests share its GIL; a second one on a second core
+    takes the read p99 of issue 16's load from 49-81 ms to 17-25 ms (docs/benchmarks.md)."""
+    if workers > 0:
+        return workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_WORKERS, cores))
+
+
+def serve(
+    settings: Settings, port: int, *, announce: Callable[[str], None], workers: int = 0
+) -> None:
+    """Listen on (host, port) (0: a free port) and serve until interrupted, in `workers`
+    processes (0: see `processes`). The socket is bound here, so the address announced is the
+    one listened on, and a busy port is one clear line."""
     import uvicorn
 
     host = settings.host
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so, and without it a
-    # keep-alive response sent in two writes waits ~40 ms for the client's delayed ACK (Nagle)
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    count = processes(workers)
+    # one listening socket per process, in one SO_REUSEPORT group: the kernel spreads the
+    # connections evenly (a socket shared by all, each process accepting, gave one of two
+    # processes three quarters of a load's keep-alive connections: the first awake takes all)
+    if count > 1:  # a plain socket first: a port in use (by anyone) is refused, as with one
+        probe = _listen(host, port, reuse=False)  # process, never joined
+        port = probe.getsockname()[1]
+        probe.close()
+    sockets = [_listen(host, port, reuse=count > 1)]
+    bound = sockets[0].getsockname()[1]
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host.strip("[]"), port))
-        sock.listen(1024)
-    except OSError as exc:
-        sock.close()
-        raise errors.ValidationError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-            hint="choose another --port (0: any free one) or --host",
-        ) from None
-    bound = sock.getsockname()[1]
+        sockets += [_listen(host, bound, reuse=True) for _ in range(count - 1)]
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(
         create_app(settings),
@@ -326,22 +342,51 @@ def serve(
         timeout_graceful_shutdown=1,
     )
     announce(f"http://{shown}:{bound}/")
-    # more processes share the socket: each has its own GIL, event stream poller and ledgers
-    # (they serialise writes as CLI processes do); forked before any thread or connection
+    # each process has its own GIL, event stream poller and ledgers (they serialise writes as
+    # CLI processes do); forked before any thread or connection. A process keeps only its own
+    # socket open: when it ends, its socket leaves the group, and no connection waits on it
     children: list[int] = []
-    for _ in range(workers - 1):
+    for mine in sockets[1:]:
         pid = os.fork()
         if pid == 0:  # pragma: no cover (a child)
             _end_with_parent()
             try:
-                uvicorn.Server(config).run(sockets=[sock])
+                for other in sockets:
+                    if other is not mine:
+                        other.close()
+                uvicorn.Server(config).run(sockets=[mine])
             finally:
                 os._exit(0)
         children.append(pid)
+    for other in sockets[1:]:
+        other.close()
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(config).run(sockets=[sockets[0]])
     finally:
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             os.waitpid(pid, 0)
+
+
+def _listen(host: str, port: int, *, reuse: bool) -> socket.socket:
+    """A listening TCP socket on (host, port); `reuse`: in an SO_REUSEPORT group, which only
+    sockets of this user that say so too may join. A busy port is one clear line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say so, and without it a
+    # keep-alive response sent in two writes waits ~40 ms for the client's delayed ACK (Nagle)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        raise errors.ValidationError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port (0: any free one) or --host",
+        ) from None
+    return sock
