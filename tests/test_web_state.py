@@ -5,10 +5,13 @@ an append on the writer's lock, and one catch-up shared by the requests that cam
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import pytest
 
 from fleetgit.fleet import Fleet
 from fleetgit.git.paths import locate
@@ -16,7 +19,7 @@ from fleetgit.index.catchup import Index
 from fleetgit.ledger.segments import Writer
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import Freshness, Settings, State
-from fleetgit.web.sse import Hub
+from fleetgit.web.sse import Hub, Link, keep, links
 
 NOBODY = Principal(None, "anonymous")
 
@@ -148,6 +151,52 @@ def test_the_stream_looks_at_once_when_this_server_writes(repo: Path) -> None:
             return str(event.data["current_task"])
 
     assert asyncio.run(scenario()) == "woken"
+
+
+def test_a_write_in_one_process_wakes_the_streams_of_the_others(repo: Path) -> None:
+    """`serve --workers N`: each process's Hub tells the others' through a pipe, so a write's
+    event reaches a subscriber of another process at once, not at its next poll (60 s here)."""
+    every = links(2)
+    hubs = [Hub(State(Settings(locate(repo), poll_s=60.0))) for _ in every]
+    for hub, link in zip(hubs, every, strict=True):
+        hub.link = link
+
+    async def scenario() -> str:
+        async with hubs[0].running(), hubs[1].running():
+            queue = hubs[1].subscribe()
+            await asyncio.sleep(0.1)  # both pollers wait for their next poll now
+
+            def write() -> None:
+                with Fleet(locate(repo), actor="goose") as fleet:
+                    fleet.emit(
+                        "pilot_active", "pilot/goose", {"status": "idle", "current_task": "told"}
+                    )
+
+            await asyncio.get_running_loop().run_in_executor(None, write)
+            hubs[0].wake()  # as the write's route does, in the other process
+            event = await asyncio.wait_for(queue.get(), 30)
+            assert event is not None
+            return str(event.data["current_task"])
+
+    try:
+        assert asyncio.run(scenario()) == "told"
+    finally:
+        keep(every, Link())  # none of them kept: all closed
+
+
+def test_a_process_keeps_only_the_pipe_ends_of_its_own_link() -> None:
+    every = links(3)
+    mine = every[1]
+    keep(every, mine)
+    ends = {fd for link in every for fd in (link.hear, *link.tell) if fd is not None}
+    assert len(ends) == 6  # a pipe each: a read end and a write end
+    for fd in ends:
+        if fd == mine.hear or fd in mine.tell:
+            os.fstat(fd)  # open
+        else:
+            with pytest.raises(OSError):
+                os.fstat(fd)
+    keep([mine], Link())
 
 
 def test_a_thread_opens_its_ledger_again_when_the_config_or_the_worktrees_change(

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -40,6 +40,9 @@ from fleetgit.web.common import (
     state,
     status_of,
 )
+
+if TYPE_CHECKING:
+    from fleetgit.web.sse import Hub
 
 # -- errors ------------------------------------------------------------------------------------
 
@@ -169,8 +172,8 @@ class Guard:
     reading, else while it streams in), and on loopback a Host that is not loopback (a web page
     elsewhere cannot reach this server through DNS rebinding)."""
 
-    def __init__(self, app: ASGIApp, web: State) -> None:
-        self.app, self.web = app, web
+    def __init__(self, app: ASGIApp, web: State, hub: Hub) -> None:
+        self.app, self.web, self.hub = app, web, hub
         self.limit = web.settings.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -229,7 +232,7 @@ def _traced(send: Send) -> Send:
 STATIC = resources.files("fleetgit.web") / "static"
 
 
-def create_app(settings: Settings) -> ASGIApp:
+def create_app(settings: Settings) -> Guard:
     from fleetgit.web import routes, sse
 
     web = State(settings)
@@ -280,7 +283,7 @@ def create_app(settings: Settings) -> ASGIApp:
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
         )
-    return Guard(app, web)
+    return Guard(app, web, hub)
 
 
 def _end_with_parent() -> None:
@@ -316,6 +319,8 @@ def serve(
     one listened on, and a busy port is one clear line."""
     import uvicorn
 
+    from fleetgit.web import sse
+
     host = settings.host
     count = processes(workers)
     # one listening socket per process, in one SO_REUSEPORT group: the kernel spreads the
@@ -334,8 +339,10 @@ def serve(
             sock.close()
         raise
     shown = f"[{host}]" if ":" in host else host
+    app = create_app(settings)
+    every = sse.links(count) if count > 1 else [sse.Link()]
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         log_level="warning",
         access_log=False,  # a token given as ?access_token= must not land in a log
         lifespan="on",
@@ -344,9 +351,10 @@ def serve(
     announce(f"http://{shown}:{bound}/")
     # each process has its own GIL, event stream poller and ledgers (they serialise writes as
     # CLI processes do); forked before any thread or connection. A process keeps only its own
-    # socket open: when it ends, its socket leaves the group, and no connection waits on it
+    # socket open: when it ends, its socket leaves the group, and no connection waits on it.
+    # A write wakes every process's event stream (sse.links), not only its own
     children: list[int] = []
-    for mine in sockets[1:]:
+    for n, mine in enumerate(sockets[1:], 1):
         pid = os.fork()
         if pid == 0:  # pragma: no cover (a child)
             _end_with_parent()
@@ -354,12 +362,16 @@ def serve(
                 for other in sockets:
                     if other is not mine:
                         other.close()
+                sse.keep(every, every[n])
+                app.hub.link = every[n]
                 uvicorn.Server(config).run(sockets=[mine])
             finally:
                 os._exit(0)
         children.append(pid)
     for other in sockets[1:]:
         other.close()
+    sse.keep(every, every[0])
+    app.hub.link = every[0]
     try:
         uvicorn.Server(config).run(sockets=[sockets[0]])
     finally:

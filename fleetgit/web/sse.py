@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -51,10 +52,24 @@ class Hub:
         self._opened = 0.0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="fleetgit-events")
         self._woken = asyncio.Event()
+        self.link: Link = Link()  # the other processes of this server (see `links`)
 
     def wake(self) -> None:
         """Look now, not at the next poll: this server has just written (the event loop's own
-        thread only). Other processes' appends are found by the poll, every `poll_s`."""
+        thread only); and tell this server's other processes to look too. Appends by anyone
+        else are found by the poll, every `poll_s`."""
+        self._woken.set()
+        for fd in self.link.tell:
+            # full: it has a wake-up waiting already; gone: it has ended
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.write(fd, b"w")
+
+    def _heard(self) -> None:
+        """Another process of this server wrote: look now."""
+        assert self.link.hear is not None
+        with contextlib.suppress(OSError):
+            while os.read(self.link.hear, 4096):
+                pass
         self._woken.set()
 
     async def _in_thread(self, fn: Callable[[], T]) -> T:
@@ -64,9 +79,14 @@ class Hub:
     async def running(self) -> AsyncIterator[None]:
         self.last_pos = await self._in_thread(self._max_pos)
         task = asyncio.create_task(self._run())
+        loop = asyncio.get_running_loop()
+        if self.link.hear is not None:
+            loop.add_reader(self.link.hear, self._heard)
         try:
             yield
         finally:
+            if self.link.hear is not None:
+                loop.remove_reader(self.link.hear)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -139,6 +159,34 @@ class Hub:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
         self.subscribers.add(queue)
         return queue
+
+
+class Link(NamedTuple):
+    """One server process's pipes to the others: the one it hears on, those it tells."""
+
+    hear: int | None = None
+    tell: tuple[int, ...] = ()
+
+
+def links(count: int) -> list[Link]:
+    """For `count` processes of one server, each one's Link (non-blocking pipes): a write in one
+    wakes every other one's event stream at once, not at its next poll. Each process closes the
+    pipe ends that are not in its own Link (`keep`)."""
+    pipes = [os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC) for _ in range(count)]
+    return [
+        Link(pipes[i][0], tuple(w for j, (_, w) in enumerate(pipes) if j != i))
+        for i in range(count)
+    ]
+
+
+def keep(every: list[Link], mine: Link) -> None:
+    """Close the pipe ends of `every` Link that `mine` does not use."""
+    used = {mine.hear, *mine.tell}
+    for link in every:
+        for fd in (link.hear, *link.tell):
+            if fd is not None and fd not in used:
+                used.add(fd)  # each end once
+                os.close(fd)
 
 
 class Only(NamedTuple):
