@@ -306,6 +306,13 @@ def trace_split(files: list[bytes]) -> None:
     )
 
 
+def ended(pids: list[int], within: float = 10.0) -> None:
+    """Wait until the processes have ended (the first one may end before the others)."""
+    deadline = time.monotonic() + within
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -363,10 +370,11 @@ def main() -> None:
         port = int(proc.stdout.readline().rsplit(":", 1)[1].strip(" /\n"))
         time.sleep(1.0)
         rows = []
+        kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        pids = [proc.pid, *map(int, kids)]  # the server's processes
         if args.costs:
             try:
-                kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-                asyncio.run(costs(port, ids, [proc.pid, *map(int, kids)], 300, tokens))
+                asyncio.run(costs(port, ids, pids, 300, tokens))
             finally:
                 proc.terminate()
                 proc.wait()
@@ -377,8 +385,6 @@ def main() -> None:
                 ("50 readers and 8 writers, closed loop", False, 50, 8),
                 ("50 readers (4/s each) and 8 writers (2/s each)", True, 50, 8),
             ]
-            kids = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-            pids = [proc.pid, *map(int, kids)]
             for name, paced, readers, writers in plan[2:] if args.paced_only else plan:
                 run = Run(port, tokens, ids, paced, name)
                 server, client = cpu_ms(pids), time.process_time()
@@ -388,6 +394,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
+            ended(pids)  # the other processes write their traces as they end
         titles = {t for run in rows for t in run.acked}
         missing, verify = check(repo, titles)
         traced = [f.read_bytes() for f in sorted(Path(tmp).glob("trace.*"))]

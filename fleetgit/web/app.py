@@ -301,7 +301,7 @@ MAX_AUTO_WORKERS = 4
 def processes(workers: int) -> int:
     """How many server processes: `workers`, or for 0 one per core this process may run on, at
     most MAX_AUTO_WORKERS. One process's requests share its GIL; a second one on a second core
-    takes the read p99 of issue 16's load from 49-81 ms to 17-25 ms (docs/benchmarks.md)."""
+    takes the read p99 of issue 16's load from 44-81 ms to 12-22 ms (docs/benchmarks.md)."""
     if workers > 0:
         return workers
     try:
