@@ -719,7 +719,33 @@ class Fleet:
         """Fold the history of `rev` into an index snapshot on refs/fleet/snapshots/<writer>."""
         from fleetgit.index.snapshotting import build
 
-        return build(self.paths, self.config, self.writer.id, rev, progress)
+        return build(self.paths, self.config, self.writer.id, rev, progress, self._snapshot_signer)
+
+    def _snapshot_signer(self) -> tuple[str, Any] | None:
+        """Who signs a snapshot made here (index/snapshots.py `check_signature`): this clone's
+        fleet admin key when the configuration lists it; else, in a fleet without admin keys,
+        the acting pilot's key; unsigned only where trust is not "require"."""
+        from fleetgit.index.trust import admin_keys
+
+        admins = admin_keys(self.config)
+        admin = keys.load_admin(self.paths.common_dir)
+        if admin is not None and keys.public(admin) in admins:
+            return ("admin", admin)
+        if admins:
+            raise ValidationError(
+                "this fleet lists admin keys, and clones take only a snapshot one of them signed",
+                hint="make the snapshot in the clone that holds a listed admin key",
+            )
+        held = keys.load_pair(self.paths.common_dir, self.actor) if self.actor else None
+        if held is not None:
+            return (str(self.actor), held[0])
+        if self.config.trust == "require":
+            raise ValidationError(
+                "under trust = require clones take only a signed snapshot; no key here signs it",
+                hint="fleetgit --as CALLSIGN snapshot (a pilot whose key this clone holds),"
+                " or a fleet admin key (docs/trust.md)",
+            )
+        return None
 
     def compact(self, message: str | None = None) -> Compacted:
         """Pack this writer's sealed segments into fewer files, in one commit on HEAD."""

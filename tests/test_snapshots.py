@@ -71,7 +71,7 @@ def origin(repo: Path) -> Path:
 def test_fresh_clone_loads_the_snapshot_and_equals_a_rebuild(
     origin: Path, tmp_path: Path, cli: Any
 ) -> None:
-    res = cli(origin, "snapshot", "--json")
+    res = cli(origin, "--as", "viper", "snapshot", "--json")
     assert res.code == 0, res.err
     built = res.json()
     assert built["ref"].startswith("refs/fleet/snapshots/") and built["parts"] == 1
@@ -107,7 +107,7 @@ def test_events_that_sort_before_the_snapshot_arrive_by_a_merge(
     with Fleet.open(origin, actor="maverick") as fleet:
         fleet.reserve(["src/shared/x.py"], reason="later")  # a clash it loses once ice's arrives
         fleet.commit()
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     git(early, "push", "-q", "origin", "HEAD:refs/heads/early")
     git(origin, "merge", "-q", "--no-edit", "early")
     clone = _clone(origin, tmp_path / "clone")
@@ -124,11 +124,16 @@ def _rewrite(
     ref: str,
     manifest_fn: Callable[[dict[str, Any]], None] = lambda m: None,
     db_fn: Callable[[Path], None] | None = None,
+    sign_as: tuple[str, Any] | None = ("viper", None),
 ) -> None:
-    """Replace the snapshot at `ref` by one with its manifest and/or index file changed."""
+    """Replace the snapshot at `ref` by one with its manifest and/or index file changed, signed
+    again by `sign_as` (who, private key; None: viper's key in `repo`), as a registered pilot
+    forging it would; `sign_as=None` keeps the old signature."""
     import sqlite3
 
     import zstandard
+
+    from fleetgit.ledger import keys
 
     manifest = orjson.loads(git(repo, "show", f"{ref}:{snapshots.MANIFEST}"))
     entries = {snapshots.MANIFEST: b""}
@@ -149,27 +154,23 @@ def _rewrite(
         packed = zstandard.ZstdCompressor(write_checksum=True).compress(data)
         manifest["db"] = {"bytes": len(data), "crc32": zlib.crc32(data)}
         manifest["parts"] = [
-            {"name": "index.sqlite.zst000", "bytes": len(packed), "crc32": zlib.crc32(packed)}
+            {
+                "name": "index.sqlite.zst000",
+                "bytes": len(packed),
+                "crc32": zlib.crc32(packed),
+                "blob": _store(repo, packed),
+            }
         ]
         entries["index.sqlite.zst000"] = packed
     else:
         for part in manifest["parts"]:
             entries[part["name"]] = _show(repo, f"{ref}:{part['name']}")
     manifest_fn(manifest)
+    if sign_as is not None:
+        who, key = sign_as
+        snapshots.sign(manifest, who, key or keys.load(repo / ".git", who))
     entries[snapshots.MANIFEST] = orjson.dumps(manifest)
-    lines = []
-    for name, content in entries.items():
-        oid = (
-            subprocess.run(
-                ["git", "hash-object", "-w", "--stdin"],
-                cwd=repo,
-                input=content,
-                capture_output=True,
-            )
-            .stdout.decode()
-            .strip()
-        )
-        lines.append(f"100644 blob {oid}\t{name}\n")
+    lines = [f"100644 blob {_store(repo, content)}\t{name}\n" for name, content in entries.items()]
     tree = (
         subprocess.run(
             ["git", "mktree"], cwd=repo, input="".join(lines).encode(), capture_output=True
@@ -179,6 +180,13 @@ def _rewrite(
     )
     commit = git(repo, "commit-tree", tree, "-m", "tampered").strip()
     git(repo, "update-ref", ref, commit)
+
+
+def _store(repo: Path, content: bytes) -> str:
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=repo, input=content, capture_output=True
+    )
+    return proc.stdout.decode().strip()
 
 
 def _show(repo: Path, what: str) -> bytes:
@@ -243,7 +251,7 @@ def test_a_bad_snapshot_is_refused_in_one_line_and_never_trusted(
     origin: Path, tmp_path: Path, case: str
 ) -> None:
     manifest_fn, db_fn, why = CASES[case]
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     (ref,) = git(origin, "for-each-ref", "--format=%(refname)", snapshots.PREFIX).split()
     _rewrite(origin, ref, manifest_fn, db_fn)
     clone = _clone(origin, tmp_path / "clone")
@@ -261,7 +269,7 @@ def test_a_bad_snapshot_is_refused_in_one_line_and_never_trusted(
 def test_a_consistent_forgery_is_caught_by_verify_deep(origin: Path, tmp_path: Path) -> None:
     """What the load checks cannot see (a projection forged, file and counts consistent) the
     replay does: the limit of checking by counts and hashes, documented in docs/design.md."""
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     (ref,) = git(origin, "for-each-ref", "--format=%(refname)", snapshots.PREFIX).split()
     _rewrite(origin, ref, db_fn=_edit_event)
     clone = _clone(origin, tmp_path / "clone")
@@ -286,12 +294,14 @@ def _forge_quarantine(db: Path) -> None:
     conn.close()
 
 
-def test_a_snapshot_with_a_forged_quarantine_is_caught_by_verify(
+def test_a_forged_quarantine_is_refused_unless_an_admin_signed_it(
     origin: Path, tmp_path: Path
 ) -> None:
-    """The quarantine is bound by counts like any projection; `verify` (not only --deep) checks
+    """A snapshot no admin key signed may keep no event out (proving the quarantine would cost
+    a rebuild): a pilot-signed one holding an honest event in its quarantine is refused on load.
+    An admin-signed one is taken as the admin built it; `verify` (not only --deep) still checks
     the signatures again from the segments and names the event the index wrongly holds out."""
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     (ref,) = git(origin, "for-each-ref", "--format=%(refname)", snapshots.PREFIX).split()
 
     def recount(m: dict[str, Any]) -> None:
@@ -300,6 +310,15 @@ def test_a_snapshot_with_a_forged_quarantine_is_caught_by_verify(
 
     _rewrite(origin, ref, recount, _forge_quarantine)
     clone = _clone(origin, tmp_path / "clone")
+    res = run_fleetgit(clone, "status")
+    assert "keeps 1 event(s) out" in res.err and "reading the segments" in res.err, res.err
+    assert run_fleetgit(clone, "verify").code == 0
+    # the same forgery signed by a listed admin key (a careless admin): loaded; verify names it
+    admin = _admin(origin)
+    made = run_fleetgit(origin, "snapshot", "--json")  # signed by the admin key, no --as
+    assert made.code == 0 and orjson.loads(made.out)["signed_by"] == "admin", made.err
+    _rewrite(origin, ref, recount, _forge_quarantine, sign_as=("admin", admin))
+    clone = _clone(origin, tmp_path / "admin-clone")
     assert "loaded the index snapshot" in run_fleetgit(clone, "status").err
     res = run_fleetgit(clone, "verify", "--json")
     assert res.code == 1
@@ -309,10 +328,24 @@ def test_a_snapshot_with_a_forged_quarantine_is_caught_by_verify(
     assert run_fleetgit(clone, "verify").code == 0
 
 
+def _admin(repo: Path) -> Any:
+    """A fleet admin key made in `repo` and listed in its committed configuration."""
+    from fleetgit.ledger import keys
+
+    key, _ = keys.create_admin(repo / ".git")
+    config = repo / ".fleet" / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + f'admin_keys = ["ed25519:{keys.public(key)}"]\n', encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "fleet admin key")
+    return key
+
+
 def test_a_snapshot_of_an_unshared_commit_is_stale_elsewhere(origin: Path, tmp_path: Path) -> None:
     git(origin, "checkout", "-q", "-b", "local")
     _work(origin, "d")
-    assert run_fleetgit(origin, "snapshot").code == 0  # of `local`, which the clone lacks
+    assert (
+        run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    )  # of `local`, which the clone lacks
     git(origin, "checkout", "-q", "main")
     git(origin, "branch", "-D", "local")
     clone = _clone(origin, tmp_path / "clone")
@@ -323,7 +356,7 @@ def test_a_snapshot_of_an_unshared_commit_is_stale_elsewhere(origin: Path, tmp_p
 def test_an_existing_index_is_never_replaced(origin: Path, tmp_path: Path) -> None:
     clone = _clone(origin, tmp_path / "clone")
     assert run_fleetgit(clone, "status").code == 0  # no snapshot yet: the segments are read
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     git(clone, "fetch", "-q", "origin")
     res = run_fleetgit(clone, "status")
     assert "snapshot" not in res.err
@@ -333,7 +366,7 @@ def test_snapshot_parts_stay_under_the_limit(
     origin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshots, "PART_BYTES", 8 << 10)
-    with Fleet.open(origin) as fleet:
+    with Fleet.open(origin, actor="viper") as fleet:
         built = fleet.snapshot()
     assert built.parts > 1
     sizes = git(origin, "ls-tree", "-l", built.commit).split("\n")
@@ -365,7 +398,7 @@ def test_a_killed_load_or_build_leaves_nothing_behind(origin: Path, tmp_path: Pa
         "def die(*a, **k): os.kill(os.getpid(), signal.SIGKILL)\n"
         "if sys.argv[1] == 'build':\n"
         "    snapshotting._compress = die\n"
-        "    Fleet.open('.', catch_up=False).snapshot()\n"
+        "    Fleet.open('.', catch_up=False, actor='viper').snapshot()\n"
         "else:\n"
         "    snapshots.prepare = die\n"
         "    Fleet.open('.')\n"
@@ -375,7 +408,7 @@ def test_a_killed_load_or_build_leaves_nothing_behind(origin: Path, tmp_path: Pa
     fleet_dir = origin / ".git" / "fleet"
     assert [n for n in os.listdir(fleet_dir) if n.startswith("snapshot-")]
     assert git(origin, "for-each-ref", snapshots.PREFIX) == ""
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     assert not [n for n in os.listdir(fleet_dir) if n.startswith("snapshot-")]
     clone = _clone(origin, tmp_path / "clone")
     proc = subprocess.run([sys.executable, "-c", code, "load"], cwd=clone, check=False)
@@ -425,7 +458,7 @@ def test_any_history_loaded_from_a_snapshot_and_caught_up_equals_a_rebuild(
     for who, what, pattern in [*steps, ("other", "commit", ""), ("origin", "merge", "")]:
         here = origin if who == "origin" else other
         if what == "snapshot":
-            snapshots_made += run_fleetgit(origin, "snapshot").code == 0
+            snapshots_made += run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
             continue
         if what == "merge":
             with Fleet.open(other) as fleet:
@@ -459,7 +492,7 @@ def test_checked_out_segments_are_not_read_again(origin: Path, tmp_path: Path) -
     from fleetgit.index.catchup import Index
     from fleetgit.ledger.config import load
 
-    assert run_fleetgit(origin, "snapshot").code == 0
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
     clone = _clone(origin, tmp_path / "clone")
     paths = locate(clone)
     index = Index(paths, load(paths.config_file))

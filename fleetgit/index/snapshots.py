@@ -43,7 +43,7 @@ import sqlite3
 import subprocess
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -56,7 +56,7 @@ from fleetgit.ledger import clock, safefs
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import digest16
 
-FORMAT = 1
+FORMAT = 2  # 2: each part's blob id, and a signature (issue 18)
 PREFIX = "refs/fleet/snapshots/"
 MANIFEST = "snapshot.json"
 PART_BYTES = 48 << 20  # each compressed part: well under GitHub's 100 MB per file
@@ -66,6 +66,8 @@ _CHUNK = 1 << 20  # bytes read from git at a time
 _PIPE_BYTES = 1 << 20  # how far git may run ahead of zstd
 _PREALLOCATE_RATIO = 16  # an index compresses ~5x; a larger claim is not given its blocks early
 PSEUDO_REF = "snapshot"  # a refs-table row hiding the covered history from the first ref walk
+SIGNED_AS = b"fleetgit-snapshot/1\n"  # what a manifest's signature signs starts with this
+ADMIN = "admin"  # `signature.by` of a snapshot a fleet admin key signed
 
 
 class SnapshotRefused(Exception):
@@ -131,6 +133,91 @@ def read_manifest(git: GitRepo, commit: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise SnapshotRefused(f"format {manifest.get('format')!r}, this fleetgit reads {FORMAT}")
     return manifest
+
+
+# -- the signature -------------------------------------------------------------------------
+
+
+def signed_bytes(manifest: dict[str, Any]) -> bytes:
+    """What a manifest's signature signs: everything in it but the signature (the covered
+    commit, the segment blobs, the counts, the settings, the file's size and CRC-32 and each
+    part's blob id), canonical."""
+    rest = {k: v for k, v in manifest.items() if k != "signature"}
+    return SIGNED_AS + orjson.dumps(rest, option=orjson.OPT_SORT_KEYS)
+
+
+def sign(manifest: dict[str, Any], by: str, key: Any) -> None:
+    """Sign `manifest` in place with `key`: a fleet admin key (`by` = "admin") or the key of
+    the pilot `by`."""
+    from fleetgit.ledger import keys, sigs
+
+    signature = keys.sign(key, signed_bytes(manifest))
+    manifest["signature"] = {
+        "by": by,
+        "key": keys.public(key),
+        "value": sigs.encode_key(signature),
+    }
+
+
+class Signer(NamedTuple):
+    """Who signed a snapshot whose signature checks: a fleet admin key this configuration lists
+    (`admin`: the file is taken as the admin built it), or a pilot's key (proved valid from the
+    segments when the keys are re-derived), or nobody (None)."""
+
+    by: str
+    key: str
+
+    @property
+    def admin(self) -> bool:
+        return self.by == ADMIN
+
+
+def check_signature(manifest: dict[str, Any], config: Config) -> Signer | None:
+    """The manifest's signature against the fleet's policy:
+
+    - a fleet that lists admin keys takes only a snapshot one of them signed;
+    - else one signed by a pilot (its key proved from the segments later, `_check_keys`);
+    - an unsigned one only under trust "warn" or "off" (under "require" a consistently forged
+      file could hide events: nothing but a signature tells it from an honest one).
+    A signature that does not check refuses the snapshot, whoever it names."""
+    from fleetgit.index.trust import admin_keys
+    from fleetgit.ledger import keys, sigs
+
+    admins = admin_keys(config)
+    stated = manifest.get("signature")
+    if stated is None:
+        if admins:
+            raise SnapshotRefused("it is not signed, and this fleet lists admin keys")
+        if config.trust == "require":
+            raise SnapshotRefused("it is not signed, and trust = require takes only signed ones")
+        return None
+    if not isinstance(stated, dict):
+        raise SnapshotRefused("its signature is malformed")
+    by, key, value = stated.get("by"), stated.get("key"), stated.get("value")
+    raw = sigs.decode_key(key) if isinstance(key, str) else None
+    sig = _decode_signature(value)
+    if not isinstance(by, str) or not by or raw is None or sig is None:
+        raise SnapshotRefused("its signature is malformed")
+    if not keys.verify(raw, sig, signed_bytes(manifest)):
+        raise SnapshotRefused(f"its signature (by {by}) does not check")
+    if by == ADMIN:
+        if key not in admins:
+            raise SnapshotRefused("it is signed by an admin key this fleet does not list")
+    elif admins:
+        raise SnapshotRefused(f"it is signed by pilot {by}, and this fleet takes only admin-signed")
+    return Signer(by, str(key))
+
+
+def _decode_signature(value: Any) -> bytes | None:
+    import base64
+
+    if not isinstance(value, str) or len(value) != 86:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(value + "==")
+    except ValueError:
+        return None
+    return raw if len(raw) == 64 else None
 
 
 # -- checking and installing --------------------------------------------------------------
@@ -257,6 +344,8 @@ def _inflate_part(
     header = answer.readline().split()
     if len(header) != 3 or header[1] != b"blob":
         raise SnapshotRefused(f"part {name} is missing or not a file")
+    if header[0].decode() != part.get("blob"):  # the id the signature covers
+        raise SnapshotRefused(f"part {name} is not the blob the manifest names")
     length = int(header[2])
     if length != part.get("bytes") or length > PART_BYTES + (1 << 20):
         raise SnapshotRefused(f"part {name} is not the size the manifest says")
@@ -285,12 +374,16 @@ def _inflate_part(
     return size
 
 
-def check_file(dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config) -> None:
+def check_file(
+    dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config, signer: Signer | None
+) -> None:
     """The inflated file agrees with the manifest, and so with the segments it lists."""
     try:
         conn = sqlite3.connect(dest, isolation_level=None)
         try:
             _check_tables(conn, git, manifest, config)
+            if signer is None or not signer.admin:
+                _check_trust_tables(conn, git, manifest, config, signer)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -318,7 +411,6 @@ def _check_tables(
         raise SnapshotRefused("it holds events stamped beyond this clock's allowed skew")
     if conn.execute("SELECT count(*) FROM files").fetchone()[0]:
         raise SnapshotRefused("its index read work-tree files, which a snapshot must not")
-    _check_keys(conn, git, manifest, config)
 
 
 # -- the trust tables ---------------------------------------------------------------------------
@@ -326,28 +418,86 @@ def _check_tables(
 _KEY_MARK = b'"type":"pilot_'
 
 
+def _check_trust_tables(
+    conn: sqlite3.Connection,
+    git: GitRepo,
+    manifest: dict[str, Any],
+    config: Config,
+    signer: Signer | None,
+) -> None:
+    """The trust tables of a snapshot no fleet admin key signed (an admin-signed one is taken
+    as its admin built it: the signature covers the file). Such a snapshot may keep no event
+    out (`quarantine` rows with kept = 0: they could hide honest events, and proving each one
+    would cost a rebuild of its segment): refused, the segments are read. Its `signatures`
+    (the `_sig` values restore-lost writes back) need no proof: a wrong one only makes a
+    restored line fail its check when read. Its keys are proved from the segments
+    (`_check_keys`) under trust "require", and whenever a pilot signed it (its key must be
+    valid there)."""
+    held = conn.execute("SELECT count(*) FROM quarantine WHERE kept = 0").fetchone()[0]
+    if held:
+        raise SnapshotRefused(
+            f"it keeps {held} event(s) out as unsigned, which only an admin-signed snapshot may"
+        )
+    if config.trust == "require" or signer is not None:
+        _check_keys(conn, git, manifest, config, signer)
+
+
 def _check_keys(
-    conn: sqlite3.Connection, git: GitRepo, manifest: dict[str, Any], config: Config
+    conn: sqlite3.Connection,
+    git: GitRepo,
+    manifest: dict[str, Any],
+    config: Config,
+    signer: Signer | None,
 ) -> None:
     """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
-    (index/recheck.py: each key batch checked by its own signatures, in total order). Else it
-    could carry a forged key that later ingests would take as a pilot's. Each listed blob is
-    searched for key events (bytes, no parse); only their batches are decoded and checked.
-    Only under trust = "require": under "warn" nothing is kept out on the keys' word (what they
-    decide is a warning, and `verify` checks it again from the segments)."""
-    if config.trust != "require":
-        return
+    (index/recheck.py: each key batch checked by its own signatures, in total order), and its
+    `key_events` are those events (later key events derive keys from them). Else it could carry
+    a forged key that later ingests would take as a pilot's, or lose a revocation. Each listed
+    blob is searched for key events (bytes, no parse); only their batches are decoded and
+    checked. A pilot's signature counts only with a key of that pilot the segments establish
+    and do not revoke (up to the covered commit)."""
     from fleetgit.index import recheck
 
     keys = recheck.Keys(config)
+    events: set[tuple[Any, ...]] = set()
     for blob, _size in manifest.get("segments", []):
         for batch in _key_batches(git.blob(str(blob))):
             keys.collect(batch[0][0].writer, 0, batch)
+            events |= _key_event_rows(batch)
     keys.derive()
-    if keys.rows() != recheck.index_keys(conn):
+    rows = keys.rows()
+    if rows != recheck.index_keys(conn):
         raise SnapshotRefused(
             "its pilot keys are not the ones the key events of its segments establish"
         )
+    listed = set(
+        conn.execute("SELECT pilot, hlc, writer, wseq, hash, actor, at, batch FROM key_events")
+    )
+    if listed != events:
+        raise SnapshotRefused("its key events are not the ones its segments hold")
+    if signer is not None and not any(
+        r[0] == signer.by and r[1] == signer.key and r[5] is None for r in rows
+    ):
+        raise SnapshotRefused(
+            f"it is signed by {signer.by} with a key the segments do not give {signer.by}"
+            " (never added, or revoked)"
+        )
+
+
+def _key_event_rows(batch: list[tuple[Any, bytes]]) -> set[tuple[Any, ...]]:
+    """The `key_events` rows (but their segment number) ingest keeps of one batch
+    (index/trust.py `_record`)."""
+    from fleetgit.index.trust import KEY_TYPES
+    from fleetgit.ledger.segments import line_hash
+
+    lines = b"".join(line for _, line in batch)
+    out = set()
+    for at, (e, line) in enumerate(batch):
+        if e.type not in KEY_TYPES or e.actor is None or not isinstance(e.data.get("key"), str):
+            continue
+        pilot = str(e.data.get("callsign")) if e.type == "pilot_spawned" else e.actor
+        out.add((pilot, e.hlc, e.writer, e.wseq, line_hash(line), e.actor, at, lines))
+    return out
 
 
 def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
@@ -557,9 +707,10 @@ def install(paths: RepoPaths, config: Config) -> str | None:
         try:
             manifest = read_manifest(git, commit)
             check_manifest(git, manifest, config)
+            signer = check_signature(manifest, config)
             checkout = checkout or Checkout(git)
             inflate(git, commit, manifest, tmp)
-            check_file(tmp, git, manifest, config)
+            check_file(tmp, git, manifest, config, signer)
             conn = sqlite3.connect(tmp, isolation_level=None)
             try:
                 sizes = [(str(b), int(n)) for b, n in manifest["segments"]]

@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -57,6 +57,7 @@ class Built(NamedTuple):
     db_bytes: int
     stored_bytes: int
     parts: int
+    signed_by: str | None  # "admin" (a fleet admin key), a pilot's callsign, or None
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
@@ -73,10 +74,17 @@ def _scratch(paths: RepoPaths) -> Iterator[Path]:
 
 
 def build(
-    paths: RepoPaths, config: Config, writer: str, rev: str, progress: Progress | None = None
+    paths: RepoPaths,
+    config: Config,
+    writer: str,
+    rev: str,
+    progress: Progress | None = None,
+    sign_with: Callable[[], tuple[str, Any] | None] = lambda: None,
 ) -> Built:
     """Fold the history of `rev` into a fresh index, and commit it, compressed, as this writer's
-    snapshot ref (a parentless commit: an older snapshot is not kept)."""
+    snapshot ref (a parentless commit: an older snapshot is not kept). `sign_with()`: (who,
+    private key) signing its manifest, or None: "admin" and a fleet admin key, or a pilot and
+    its key, which must be one of that pilot's keys in the history of `rev`."""
     import pygit2
 
     from fleetgit.git import fleetrefs
@@ -92,6 +100,7 @@ def build(
             f"{rev}: no branch holds commit {covers[:12]}",
             hint="snapshot a commit of a branch others fetch (the default is HEAD)",
         )
+    signer = sign_with()
     with _scratch(paths) as tmp:
         index = HistoryIndex(paths, config, covers, tmp / "build.sqlite")
         try:
@@ -103,6 +112,8 @@ def build(
                 for (oid,) in conn.execute("SELECT oid FROM blobs ORDER BY oid")
             ]
             counts = snapshots.writer_counts(conn)
+            if signer is not None and signer[0] != snapshots.ADMIN:
+                _check_signer(conn, signer)
             flat = tmp / "index.sqlite"
             conn.execute("VACUUM INTO ?", (str(flat),))
         finally:
@@ -115,6 +126,9 @@ def build(
                 f" {snapshots.PART_BYTES} bytes",
                 hint="compact the ledger first (fleetgit compact), or do without a snapshot",
             )
+        r = repo.repo
+        for p, part in zip(files, parts, strict=True):
+            part["blob"] = str(r.create_blob_fromdisk(str(p)))
         manifest = {
             "format": snapshots.FORMAT,
             "schema_version": SCHEMA_VERSION,
@@ -128,15 +142,16 @@ def build(
             "db": db,
             "parts": parts,
         }
-        r = repo.repo
+        if signer is not None:
+            snapshots.sign(manifest, *signer)
         builder = r.TreeBuilder()
         builder.insert(
             snapshots.MANIFEST,
             r.create_blob(orjson.dumps(manifest, option=orjson.OPT_INDENT_2)),
             pygit2.enums.FileMode.BLOB,
         )
-        for p in files:
-            builder.insert(p.name, r.create_blob_fromdisk(str(p)), pygit2.enums.FileMode.BLOB)
+        for part in parts:
+            builder.insert(part["name"], part["blob"], pygit2.enums.FileMode.BLOB)
         tree = builder.write()
     sig = identity(paths, "COMMITTER")
     message = f"fleetgit snapshot: {events} events, the history of {covers[:12]}"
@@ -144,7 +159,26 @@ def build(
     ref = snapshots.ref_name(writer)
     old = fleetrefs.ref_target(repo, ref)
     run_git(paths, ["update-ref", "-m", "fleetgit snapshot", ref, commit, old or "0" * 40])
-    return Built(ref, commit, covers, events, db["bytes"], stored, len(parts))
+    signed_by = None if signer is None else signer[0]
+    return Built(ref, commit, covers, events, db["bytes"], stored, len(parts), signed_by)
+
+
+def _check_signer(conn: sqlite3.Connection, signer: tuple[str, Any]) -> None:
+    """A pilot signs a snapshot only with a key the history it covers gives it, unrevoked:
+    no clone would take its signature otherwise (index/snapshots.py `_check_keys`)."""
+    from fleetgit.ledger import keys
+
+    by, key = signer
+    found = conn.execute(
+        "SELECT 1 FROM pilot_keys WHERE callsign = ? AND key = ? AND revoked_hlc IS NULL",
+        (by, keys.public(key)),
+    ).fetchone()
+    if not found:
+        raise ValidationError(
+            f"the history this snapshot covers gives pilot {by} no key this clone holds",
+            hint="sign as a pilot registered in that history (--as CALLSIGN), or with a fleet"
+            " admin key",
+        )
 
 
 def _compress(flat: Path, tmp: Path) -> tuple[dict[str, int], list[dict[str, Any]], list[Path]]:
