@@ -508,3 +508,119 @@ def test_checked_out_segments_are_not_read_again(origin: Path, tmp_path: Path) -
         assert (result.files_read, result.blobs_read, result.new_events) == (0, 0, 0)
     finally:
         index.close()
+
+
+# -- signatures (issue 18): who vouches for a snapshot ------------------------------------------
+
+
+def _ref(repo: Path) -> str:
+    (ref,) = git(repo, "for-each-ref", "--format=%(refname)", snapshots.PREFIX).split()
+    return ref
+
+
+def _loads(clone: Path) -> str:
+    res = run_fleetgit(clone, "status")
+    assert res.code == 0, res.err
+    return res.err
+
+
+def test_a_consistent_forgery_keeping_the_old_signature_is_refused_on_load(
+    origin: Path, tmp_path: Path
+) -> None:
+    """Manifest and file rewritten together (a projection forged, every count and checksum made
+    to match): the signature, over the parts' blob ids, no longer checks."""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    _rewrite(origin, _ref(origin), db_fn=_edit_event, sign_as=None)
+    err = _loads(_clone(origin, tmp_path / "clone"))
+    assert "signature (by viper) does not check" in err and "reading the segments" in err, err
+    # a part swapped for another blob, the manifest untouched: the blob id it names
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    _rewrite(origin, _ref(origin), sign_as=None)
+    snap = git(origin, "rev-parse", _ref(origin)).strip()
+    tree = git(origin, "ls-tree", snap)
+    other = _store(origin, b"not the part")
+    lines = [
+        line if ".zst" not in line else line.split()[0] + " blob " + other + "\t" + line.split()[3]
+        for line in tree.strip().split("\n")
+    ]
+    swapped = subprocess.run(
+        ["git", "mktree"], cwd=origin, input=("\n".join(lines) + "\n").encode(), capture_output=True
+    ).stdout.decode()
+    commit = git(origin, "commit-tree", swapped.strip(), "-m", "swapped").strip()
+    git(origin, "update-ref", _ref(origin), commit)
+    err = _loads(_clone(origin, tmp_path / "clone2"))
+    assert "is not the blob the manifest names" in err, err
+
+
+def test_an_unsigned_snapshot_is_refused_under_require_and_taken_under_warn(
+    origin: Path, tmp_path: Path, cli: Any
+) -> None:
+    res = cli(origin, "snapshot")  # no pilot acts, no admin key: nothing here would sign it
+    assert res.code == 1 and "only a signed snapshot" in res.err and "hint:" in res.err
+    assert git(origin, "for-each-ref", snapshots.PREFIX) == ""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    _rewrite(origin, _ref(origin), lambda m: m.pop("signature"), sign_as=None)
+    err = _loads(_clone(origin, tmp_path / "clone"))
+    assert "not signed, and trust = require takes only signed ones" in err, err
+    # under warn (a ledger from before issue 17) an unsigned one loads, as before
+    config = origin / ".fleet" / "config.toml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('trust = "require"', 'trust = "warn"'), encoding="utf-8")
+    git(origin, "commit", "-q", "-am", "trust warn")
+    built = cli(origin, "snapshot", "--json")
+    assert built.code == 0 and built.json()["signed_by"] is None, built.err
+    assert "loaded the index snapshot" in _loads(_clone(origin, tmp_path / "warn"))
+
+
+def test_a_fleet_with_admin_keys_takes_only_admin_signed_snapshots(
+    origin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed by a listed admin key: loaded without re-deriving the keys from the segments (no
+    segment blob is read). Signed by a pilot, unsigned, or by an admin key the configuration no
+    longer lists: refused."""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0  # before the admin key
+    _admin(origin)
+    err = _loads(_clone(origin, tmp_path / "pilot"))
+    assert "signed by pilot viper, and this fleet takes only admin-signed" in err, err
+    made = run_fleetgit(origin, "--as", "viper", "snapshot", "--json")
+    assert made.code == 0 and orjson.loads(made.out)["signed_by"] == "admin", made.err
+    clone = _clone(origin, tmp_path / "admin")
+
+    def no_blob_read(*args: Any) -> None:
+        raise AssertionError("an admin-signed snapshot re-derived the keys")
+
+    monkeypatch.setattr(snapshots, "_check_keys", no_blob_read)
+    monkeypatch.setenv("FLEETGIT_NO_SNAPSHOT", "")
+    with Fleet.open(clone) as fleet:
+        assert fleet.index.snapshot_note and "loaded" in fleet.index.snapshot_note
+    monkeypatch.undo()
+    assert _rebuilt(clone) == _projections(clone)
+    assert run_fleetgit(clone, "verify", "--deep").code == 0
+    # the admin key dropped from the configuration: what it signed counts no more
+    config = origin / ".fleet" / "config.toml"
+    lines = config.read_text(encoding="utf-8").splitlines(keepends=True)
+    config.write_text("".join(x for x in lines if "admin_keys" not in x), encoding="utf-8")
+    git(origin, "commit", "-q", "-am", "no admin key")
+    err = _loads(_clone(origin, tmp_path / "dropped"))
+    assert "signed by an admin key this fleet does not list" in err, err
+
+
+def test_a_snapshot_signed_with_a_revoked_key_is_refused(origin: Path, tmp_path: Path) -> None:
+    """viper's key rotated (the old one revoked in the covered history); a snapshot of that
+    history signed with the old key (a thief's): its signature checks, its key does not count."""
+    from fleetgit.ledger import keys
+
+    old = keys.load(origin / ".git", "viper")
+    assert run_fleetgit(origin, "--as", "viper", "pilot", "key", "rotate").code == 0
+    with Fleet.open(origin, actor="viper") as fleet:
+        fleet.commit()
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    assert "loaded the index snapshot" in _loads(_clone(origin, tmp_path / "honest"))
+    _rewrite(origin, _ref(origin), sign_as=("viper", old))
+    err = _loads(_clone(origin, tmp_path / "clone"))
+    assert "signed by viper with a key the segments do not give viper" in err, err
+    # and a pilot whose key is not in the covered history (registered, not committed) signs none
+    with Fleet.open(origin, actor="viper-2", register=True) as fleet:
+        fleet.emit("mission_created", "mission/v2", {"mission_id": "v2", "title": "v2"})
+    res = run_fleetgit(origin, "--as", "viper-2", "snapshot")
+    assert res.code == 1 and "gives pilot viper-2 no key" in res.err, res.err
