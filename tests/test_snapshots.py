@@ -624,3 +624,28 @@ def test_a_snapshot_signed_with_a_revoked_key_is_refused(origin: Path, tmp_path:
         fleet.emit("mission_created", "mission/v2", {"mission_id": "v2", "title": "v2"})
     res = run_fleetgit(origin, "--as", "viper-2", "snapshot")
     assert res.code == 1 and "gives pilot viper-2 no key" in res.err, res.err
+
+
+def test_a_clone_whose_first_command_is_sync_starts_from_the_remote_snapshot(
+    origin: Path, tmp_path: Path
+) -> None:
+    """A plain `git clone` (no snapshot refspec) whose first command is `fleetgit sync`: the
+    sync fetches the remote's snapshots before the index is made, and the ledger loads one."""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    _work(origin, "c")  # after the snapshot: caught up from it
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(origin, "push", "-q", str(remote), "main", f"+{snapshots.PREFIX}*:{snapshots.PREFIX}*")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))
+    res = run_fleetgit(clone, "sync")
+    assert res.code == 0, res.err
+    assert "loaded the index snapshot" in res.err, res.err
+    assert _rebuilt(clone) == _projections(clone)
+    # a clone with an index fetches no snapshot again
+    had = git(clone, "for-each-ref", snapshots.PREFIX)
+    assert run_fleetgit(origin, "--as", "goose", "snapshot").code == 0
+    git(origin, "push", "-q", str(remote), f"+{snapshots.PREFIX}*:{snapshots.PREFIX}*")
+    assert git(remote, "for-each-ref", snapshots.PREFIX) != had
+    assert run_fleetgit(clone, "sync").code == 0
+    assert git(clone, "for-each-ref", snapshots.PREFIX) == had

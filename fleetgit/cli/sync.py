@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fleetgit.cli.common import JsonOpt, boundary, open_fleet, print_json
+from fleetgit.cli.common import JsonOpt, boundary, globals_of, open_fleet, print_json
 from fleetgit.ledger.errors import UsageError
 
 
@@ -47,8 +47,11 @@ def sync(
         raise UsageError(
             "--push-only and --fetch-only together do nothing", hint="pass one of them, or neither"
         )
+    from fleetgit.git.paths import locate
     from fleetgit.sync import engine
 
+    if not dry_run:  # a fresh clone starts from the remote's index snapshot, if it has one
+        engine.fetch_snapshots_first(locate(globals_of(ctx).directory), remote, None)
     with open_fleet(ctx) as fleet:
         report = engine.run(
             fleet, remote, push=not fetch_only, fetch=not push_only, dry_run=dry_run

@@ -65,6 +65,25 @@ class SyncReport:
         return asdict(self)
 
 
+SNAPSHOTS_REFSPEC = "+refs/fleet/snapshots/*:refs/fleet/snapshots/*"
+
+
+def fetch_snapshots_first(paths: RepoPaths, remote: str | None, timeout: float | None) -> None:
+    """Before a clone's first index is made (no index file yet: a fresh clone whose first
+    command is this sync), fetch the remote's index snapshots, so that opening the ledger
+    loads one (index/snapshots.py) instead of reading every segment. A clone that has an index
+    never fetches them again (a snapshot is the size of the index). A remote that fails here
+    fails again in the sync's own fetch, which says so."""
+    if paths.index_file.exists() or os.environ.get("FLEETGIT_NO_SNAPSHOT"):
+        return
+    try:
+        name, _ = resolve_remote(paths, remote)
+        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", name, SNAPSHOTS_REFSPEC]
+        fleetrefs.remote_git(paths, args, timeout, "fetch")
+    except (GitError, ValidationError):
+        return
+
+
 def resolve_remote(paths: RepoPaths, remote: str | None) -> tuple[str, list[str]]:
     """The remote to sync with (the one named, else the current branch's upstream remote, else
     `origin`) and its fetch refspecs; refused in one line when this clone has no such remote."""
