@@ -649,3 +649,34 @@ def test_a_clone_whose_first_command_is_sync_starts_from_the_remote_snapshot(
     assert git(remote, "for-each-ref", snapshots.PREFIX) != had
     assert run_fleetgit(clone, "sync").code == 0
     assert git(clone, "for-each-ref", snapshots.PREFIX) == had
+
+
+def test_a_fresh_clone_loads_without_pygit2_and_its_first_catch_up_is_a_few_stats(
+    origin: Path, tmp_path: Path
+) -> None:
+    """The load asks git processes (cat-file, ls-files, diff-files), not pygit2; when every ref
+    is at the covered commit and every file was checked out from a covered blob, the loaded
+    index records what the first catch-up would, fingerprints included: it is fresh at once."""
+    import sys
+
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    clone = _clone(origin, tmp_path / "clone")
+    code = (
+        "import sys\n"
+        "from fleetgit.fleet import Fleet\n"
+        "fleet = Fleet.open('.', catch_up=False)\n"
+        "print(fleet.index.snapshot_note is not None, fleet.index.is_fresh(),"
+        " 'pygit2' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "True", "False"], (proc.stdout, proc.stderr)
+    assert _rebuilt(clone) == _projections(clone)
+    # a ref elsewhere (a branch past the covered commit): the first catch-up walks it
+    _work(origin, "late")
+    git(origin, "push", "-q", str(clone), "main:refs/heads/later")
+    other = _clone(clone, tmp_path / "other")
+    git(other, "fetch", "-q", "origin", "refs/heads/later:refs/remotes/origin/later")
+    with Fleet.open(other) as fleet:
+        assert fleet.index.snapshot_note and "loaded" in fleet.index.snapshot_note
+        assert len(fleet.index.conn.execute("SELECT * FROM missions").fetchall()) == 12
+    assert _rebuilt(other) == _projections(other)

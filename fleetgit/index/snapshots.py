@@ -42,12 +42,14 @@ import os
 import sqlite3
 import subprocess
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import orjson
 
 from fleetgit.domain.catalogue import CATALOGUE
+from fleetgit.git import fingerprint
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.repo import GitRepo
 from fleetgit.index.schema import SCHEMA_VERSION
@@ -105,25 +107,91 @@ def writer_counts(conn: sqlite3.Connection) -> dict[str, list[int]]:
 # -- finding one ------------------------------------------------------------------------------
 
 
-def candidates(git: GitRepo) -> list[tuple[str, str]]:
-    """(ref, commit) of every snapshot ref here, newest commit first."""
-    import pygit2
+class Objects:
+    """The git objects one load reads, through one `git cat-file --batch` (started on first
+    use) and no pygit2: a fresh clone's first command then never imports it (~0.1 s of CPU),
+    and git inflates its pack on the other core while this process works."""
 
+    def __init__(self, paths: RepoPaths) -> None:
+        self.paths = paths
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _batch(self) -> tuple[IO[bytes], IO[bytes]]:
+        if self._proc is None:
+            self._proc = _cat_file(self.paths.worktree, _PIPE_BYTES)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        return self._proc.stdin, self._proc.stdout
+
+    def header(self, spec: str) -> tuple[str, str, int] | None:
+        """Ask for `spec`: (object id, type, size) and its content next on the pipe (`content`,
+        `skip` or `chunks` must read it), or None when git has no such object."""
+        if not spec or "\n" in spec:
+            return None
+        ask, answer = self._batch()
+        ask.write(spec.encode() + b"\n")
+        ask.flush()
+        header = answer.readline().split()
+        if len(header) != 3:  # "<spec> missing" or "ambiguous"
+            return None
+        return header[0].decode(), header[1].decode(), int(header[2])
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The `size` bytes of content after a header, as they come; then its newline."""
+        _, answer = self._batch()
+        left = size
+        while left:
+            chunk = answer.read(min(left, _CHUNK))
+            if not chunk:
+                raise SnapshotRefused("git stopped answering")
+            left -= len(chunk)
+            yield chunk
+        answer.read(1)
+
+    def read(self, spec: str, kind: str, limit: int) -> bytes | None:
+        """The content of `spec` when it is a `kind` of at most `limit` bytes, else None."""
+        found = self.header(spec)
+        if found is None:
+            return None
+        data = b"".join(self.chunks(found[2]))  # read whole: the pipe stays in step
+        if found[1] != kind or len(data) > limit:
+            return None
+        return data
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        assert proc.stdin is not None and proc.stdout is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        proc.kill()  # what is left unread (after a refused part) is of no use
+        proc.wait()
+        proc.stdout.close()
+
+
+def candidates(objects: Objects, refs: dict[str, str]) -> list[tuple[str, str]]:
+    """(ref, commit) of every snapshot ref in `refs`, newest commit first."""
     out = []
-    for ref in git.repo.references:
+    for ref, commit in refs.items():
         if not ref.startswith(PREFIX):
             continue
-        try:
-            commit = git.repo.revparse_single(ref).peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError):
+        data = objects.read(commit, "commit", MAX_MANIFEST_BYTES)
+        if data is None:
             continue
-        out.append((int(commit.commit_time), ref, str(commit.id)))
+        when = 0
+        for line in data.split(b"\n"):
+            if not line:
+                break
+            if line.startswith(b"committer "):
+                with contextlib.suppress(ValueError, IndexError):
+                    when = int(line.rsplit(b" ", 2)[1])
+        out.append((when, ref, commit))
     out.sort(reverse=True)
     return [(ref, commit) for _, ref, commit in out]
 
 
-def read_manifest(git: GitRepo, commit: str) -> dict[str, Any]:
-    data = git.file_at(commit, MANIFEST, MAX_MANIFEST_BYTES)
+def read_manifest(objects: Objects, commit: str) -> dict[str, Any]:
+    data = objects.read(f"{commit}:{MANIFEST}", "blob", MAX_MANIFEST_BYTES)
     if data is None:
         raise SnapshotRefused(f"no {MANIFEST} in it")
     try:
@@ -131,7 +199,8 @@ def read_manifest(git: GitRepo, commit: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         raise SnapshotRefused(f"{MANIFEST} is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SnapshotRefused(f"format {manifest.get('format')!r}, this fleetgit reads {FORMAT}")
+        got = manifest.get("format") if isinstance(manifest, dict) else None
+        raise SnapshotRefused(f"format {got!r}, this fleetgit reads {FORMAT}")
     return manifest
 
 
@@ -223,8 +292,8 @@ def _decode_signature(value: Any) -> bytes | None:
 # -- checking and installing --------------------------------------------------------------
 
 
-def check_manifest(git: GitRepo, manifest: dict[str, Any], config: Config) -> None:
-    """Everything that can be checked before the file is inflated."""
+def check_manifest(manifest: dict[str, Any], config: Config) -> None:
+    """What the manifest says of this fleetgit and this configuration."""
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise SnapshotRefused(
             f"index schema {manifest.get('schema_version')}, this fleetgit's is {SCHEMA_VERSION}"
@@ -233,18 +302,66 @@ def check_manifest(git: GitRepo, manifest: dict[str, Any], config: Config) -> No
         raise SnapshotRefused("made with another event catalogue (another fleetgit version)")
     if manifest.get("intake") != intake_settings(config):
         raise SnapshotRefused("made with other intake settings in .fleet/config.toml")
-    covered = str(manifest.get("commit", ""))
-    if not reachable(git, covered):
-        raise SnapshotRefused(
-            f"covers commit {covered[:12]}, which no branch or remote-tracking branch here holds"
-        )
-    for blob, size in manifest.get("segments", []):
+
+
+class Lookups:
+    """What a load asks git about the covered history, in one `git cat-file --batch-check`
+    started before the file is inflated and read after (it runs on the other core): each
+    listed segment blob's size, and the covered commit's `.fleet/events` tree."""
+
+    def __init__(self, paths: RepoPaths, manifest: dict[str, Any]) -> None:
+        self.segments = [(str(b), s) for b, s in manifest.get("segments", [])]
+        self.covered = str(manifest.get("commit", ""))
+        specs = [b for b, _ in self.segments] + [f"{self.covered}:.fleet/events"]
+        if any(not x or "\n" in x or " " in x for x in specs):
+            raise SnapshotRefused("its manifest names objects that are not object ids")
         try:
-            have = git.blob_size(blob)
-        except (KeyError, ValueError):
-            have = None
-        if have != size:
-            raise SnapshotRefused(f"segment blob {str(blob)[:12]} is not here with its size")
+            self.proc = subprocess.Popen(
+                ["git", "-C", str(paths.worktree), "cat-file", "--batch-check"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise SnapshotRefused(f"cannot run git ({exc})") from None
+        self.specs = specs
+        self.events_tree: str | None = None
+
+    def check(self) -> None:
+        """Every segment blob the manifest lists is here with its size (a shallow clone, or
+        another repository's snapshot, fails this)."""
+        out, _ = self.proc.communicate("\n".join(self.specs).encode() + b"\n")
+        lines = out.decode(errors="replace").splitlines()
+        if self.proc.returncode != 0 or len(lines) != len(self.specs):
+            raise SnapshotRefused("git could not look up its segment blobs")
+        for (blob, size), line in zip(self.segments, lines, strict=False):
+            got = line.split()
+            if len(got) != 3 or got[0] != blob or got[1] != "blob" or int(got[2]) != size:
+                raise SnapshotRefused(f"segment blob {blob[:12]} is not here with its size")
+        tree = lines[-1].split()
+        self.events_tree = tree[0] if len(tree) == 3 and tree[1] == "tree" else None
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def held_by_a_branch(paths: RepoPaths, refs: dict[str, str], commit: str) -> bool:
+    """Is `commit` a commit that a local or remote-tracking branch here holds? A branch at it
+    answers from the ref files alone; else one `git for-each-ref --contains`."""
+    if not commit or len(commit) not in (40, 64) or commit.strip("0123456789abcdef"):
+        return False
+    branches = ("refs/heads/", "refs/remotes/")
+    if any(t == commit for n, t in refs.items() if n.startswith(branches)):
+        return True
+    proc = subprocess.run(
+        ["git", "-C", str(paths.worktree), "for-each-ref", "--count=1", "--contains", commit,
+         "--format=%(refname)", *branches],
+        capture_output=True,
+        check=False,
+    )  # fmt: skip
+    return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 def reachable(git: GitRepo, commit: str) -> bool:
@@ -270,40 +387,32 @@ def reachable(git: GitRepo, commit: str) -> bool:
     return False
 
 
-def inflate(git: GitRepo, commit: str, manifest: dict[str, Any], dest: Path) -> None:
-    """Write the index file of the snapshot to `dest`, checking each part's size and CRC-32 and
-    its zstd content checksum, and the whole file's size, against the manifest (a CRC-32 of the
-    whole file would add nothing: its bytes are the frames', each pinned by the part's CRC).
+def inflate(objects: Objects, commit: str, manifest: dict[str, Any], dest: Path) -> None:
+    """Write the index file of the snapshot to `dest`, checking each part's blob id (what the
+    signature covers), size and CRC-32 and its zstd content checksum, and the whole file's size,
+    against the manifest (a CRC-32 of the whole file would add nothing: its bytes are the
+    frames', each pinned by the part's blob id).
 
-    The parts stream from one `git cat-file --batch` straight through zstd into `dest`: git
+    The parts stream from `git cat-file --batch` straight through zstd into `dest`: git
     inflates its pack on one core while this process decompresses and writes on the other, and
-    no part is ever whole in memory. A CRC found wrong at a part's end refuses the file, which
-    nothing has opened yet."""
+    no part is ever whole in memory. A part found wrong refuses the file, which nothing has
+    opened yet."""
     parts = manifest.get("parts", [])
     if not parts or len(parts) > MAX_PARTS:
         raise SnapshotRefused(f"{len(parts)} parts")
     expected = int(manifest.get("db", {}).get("bytes", -1))
-    proc = _cat_file(git.paths.worktree, _PIPE_BYTES)
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        with open(dest, "wb") as out:
-            compressed = sum(int(part.get("bytes", 0)) for part in parts)
-            if 0 < expected <= _PREALLOCATE_RATIO * compressed:
-                # the file's blocks in one call: the writes then only copy (half their cost);
-                # refused (a full disk, a file system without it), the writes say so or not
-                with contextlib.suppress(OSError):
-                    os.posix_fallocate(out.fileno(), 0, expected)
-            size = 0
-            for part in parts:
-                size = _inflate_part(proc.stdin, proc.stdout, commit, part, out, size, expected)
-        if size != expected:
-            raise SnapshotRefused("its index file is not the size the manifest says")
-    finally:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        proc.kill()  # what is left unread (after a refused part) is of no use
-        proc.wait()
-        proc.stdout.close()
+    with open(dest, "wb") as out:
+        compressed = sum(int(part.get("bytes", 0)) for part in parts)
+        if 0 < expected <= _PREALLOCATE_RATIO * compressed:
+            # the file's blocks in one call: the writes then only copy (half their cost);
+            # refused (a full disk, a file system without it), the writes say so or not
+            with contextlib.suppress(OSError):
+                os.posix_fallocate(out.fileno(), 0, expected)
+        size = 0
+        for part in parts:
+            size = _inflate_part(objects, commit, part, out, size, expected)
+    if size != expected:
+        raise SnapshotRefused("its index file is not the size the manifest says")
 
 
 def _cat_file(worktree: Path, pipesize: int) -> subprocess.Popen[bytes]:
@@ -325,13 +434,7 @@ def _cat_file(worktree: Path, pipesize: int) -> subprocess.Popen[bytes]:
 
 
 def _inflate_part(
-    ask: IO[bytes],
-    answer: IO[bytes],
-    commit: str,
-    part: dict[str, Any],
-    out: IO[bytes],
-    size: int,
-    expected: int,
+    objects: Objects, commit: str, part: dict[str, Any], out: IO[bytes], size: int, expected: int
 ) -> int:
     """One part from `git cat-file --batch` through zstd into `out`; the file's size so far."""
     import zstandard
@@ -339,25 +442,22 @@ def _inflate_part(
     name = str(part.get("name"))
     if not name or "\n" in name:
         raise SnapshotRefused(f"part {name!r} is not a file name")
-    ask.write(f"{commit}:{name}\n".encode())
-    ask.flush()
-    header = answer.readline().split()
-    if len(header) != 3 or header[1] != b"blob":
+    found = objects.header(f"{commit}:{name}")
+    if found is None or found[1] != "blob":
+        if found is not None:
+            objects.close()  # its content is on the pipe, unread
         raise SnapshotRefused(f"part {name} is missing or not a file")
-    if header[0].decode() != part.get("blob"):  # the id the signature covers
+    oid, _, length = found
+    if oid != part.get("blob"):  # the id the signature covers
+        objects.close()
         raise SnapshotRefused(f"part {name} is not the blob the manifest names")
-    length = int(header[2])
     if length != part.get("bytes") or length > PART_BYTES + (1 << 20):
+        objects.close()
         raise SnapshotRefused(f"part {name} is not the size the manifest says")
     crc = 0
     reader = zstandard.ZstdDecompressor().decompressobj()
-    left = length
     try:
-        while left:
-            chunk = answer.read(min(left, _CHUNK))
-            if not chunk:
-                raise SnapshotRefused(f"part {name} is cut short")
-            left -= len(chunk)
+        for chunk in objects.chunks(length):
             crc = zlib.crc32(chunk, crc)
             plain = reader.decompress(chunk)
             size += len(plain)
@@ -365,8 +465,11 @@ def _inflate_part(
                 raise SnapshotRefused(f"part {name} holds more than the manifest says")
             out.write(plain)
     except zstandard.ZstdError as exc:
+        objects.close()
         raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
-    answer.read(1)  # the newline after the content
+    except SnapshotRefused:
+        objects.close()
+        raise
     if crc != part.get("crc32"):
         raise SnapshotRefused(f"part {name} does not match the manifest's checksum")
     if not reader.eof:
@@ -375,15 +478,20 @@ def _inflate_part(
 
 
 def check_file(
-    dest: Path, git: GitRepo, manifest: dict[str, Any], config: Config, signer: Signer | None
+    dest: Path,
+    objects: Objects,
+    lookups: Lookups,
+    manifest: dict[str, Any],
+    config: Config,
+    signer: Signer | None,
 ) -> None:
     """The inflated file agrees with the manifest, and so with the segments it lists."""
     try:
         conn = sqlite3.connect(dest, isolation_level=None)
         try:
-            _check_tables(conn, git, manifest, config)
+            _check_tables(conn, lookups.events_tree, manifest, config)
             if signer is None or not signer.admin:
-                _check_trust_tables(conn, git, manifest, config, signer)
+                _check_trust_tables(conn, objects, manifest, config, signer)
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
@@ -391,15 +499,15 @@ def check_file(
 
 
 def _check_tables(
-    conn: sqlite3.Connection, git: GitRepo, manifest: dict[str, Any], config: Config
+    conn: sqlite3.Connection, tree: str | None, manifest: dict[str, Any], config: Config
 ) -> None:
+    """`tree`: the covered commit's `.fleet/events` tree here."""
     (version,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     if int(version) != SCHEMA_VERSION:
         raise SnapshotRefused(f"its index file has schema {version}")
     blobs = {oid for (oid,) in conn.execute("SELECT oid FROM blobs")}
     if blobs != {str(s[0]) for s in manifest.get("segments", [])}:
         raise SnapshotRefused("its index read other segments than the manifest lists")
-    tree = git.events_tree(str(manifest["commit"]))
     found = conn.execute("SELECT 1 FROM trees WHERE oid = ?", (tree,)).fetchone()
     if tree is not None and not found:
         raise SnapshotRefused("its index did not read the covered commit's segments")
@@ -420,7 +528,7 @@ _KEY_MARK = b'"type":"pilot_'
 
 def _check_trust_tables(
     conn: sqlite3.Connection,
-    git: GitRepo,
+    objects: Objects,
     manifest: dict[str, Any],
     config: Config,
     signer: Signer | None,
@@ -439,12 +547,12 @@ def _check_trust_tables(
             f"it keeps {held} event(s) out as unsigned, which only an admin-signed snapshot may"
         )
     if config.trust == "require" or signer is not None:
-        _check_keys(conn, git, manifest, config, signer)
+        _check_keys(conn, objects, manifest, config, signer)
 
 
 def _check_keys(
     conn: sqlite3.Connection,
-    git: GitRepo,
+    objects: Objects,
     manifest: dict[str, Any],
     config: Config,
     signer: Signer | None,
@@ -461,7 +569,10 @@ def _check_keys(
     keys = recheck.Keys(config)
     events: set[tuple[Any, ...]] = set()
     for blob, _size in manifest.get("segments", []):
-        for batch in _key_batches(git.blob(str(blob))):
+        data = objects.read(str(blob), "blob", 1 << 40)
+        if data is None:
+            raise SnapshotRefused(f"segment blob {str(blob)[:12]} is not here")
+        for batch in _key_batches(data):
             keys.collect(batch[0][0].writer, 0, batch)
             events |= _key_event_rows(batch)
     keys.derive()
@@ -558,60 +669,95 @@ def _key_batches(data: bytes) -> list[list[tuple[Any, bytes]]]:
 
 class Checkout:
     """The `.fleet/events` files git checked out in this work tree, and which of them still hold
-    their blob's bytes: started before the snapshot is inflated, so that git's `diff-files`
-    (which hashes every file a fresh clone wrote in the same second as its git index) runs on
-    the other core meanwhile. The files are stat-ed before git starts and again when recorded,
-    so a file written after the scan is never taken for its blob."""
+    their blob's bytes: `git ls-files -s` (the blob id of each) and `git diff-files` (which
+    hashes every file a fresh clone wrote in the same second as its git index) are started
+    before the snapshot is inflated, so they run on the other core meanwhile. The files are
+    stat-ed before git starts and again when recorded, so a file written after the scan is
+    never taken for its blob."""
 
-    def __init__(self, git: GitRepo) -> None:
+    def __init__(self, paths: RepoPaths) -> None:
         from fleetgit.git.sources import scan_worktrees
 
-        top = str(git.paths.worktree)
-        self.files = [f for f in scan_worktrees(git.paths) if f.worktree == top]
-        self.staged: dict[str, str] = {}
-        self.proc: subprocess.Popen[bytes] | None = None
-        try:
-            entries = git.repo.index
-            self.staged = {
-                e.path: str(e.id) for e in entries if e.path.startswith(".fleet/events/")
-            }
-        except Exception:  # no git index yet: record nothing, catch-up reads them
+        top = str(paths.worktree)
+        self.skipped: list[tuple[str, str, str]] = []
+        self.scanned = list(scan_worktrees(paths, self.skipped))  # every worktree's
+        self.files = [f for f in self.scanned if f.worktree == top]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        if not self.files:
             return
-        if not self.staged:
-            return
-        with contextlib.suppress(OSError):
-            self.proc = subprocess.Popen(
-                ["git", "-C", top, "diff-files", "--name-only", "-z", "--", ".fleet/events"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
+        for args in (
+            ["ls-files", "--stage", "-z", "--", ".fleet/events"],
+            ["diff-files", "--name-only", "-z", "--", ".fleet/events"],
+        ):
+            try:
+                self.procs.append(
+                    subprocess.Popen(
+                        ["git", "-C", top, *args],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            except OSError:
+                self.close()
+                return
 
     def unchanged(self) -> dict[str, str]:
         """relpath -> blob id of the files whose work-tree bytes are the git index's (git's own
         stat check, racy-git safe)."""
-        if self.proc is None:
+        if len(self.procs) != 2:
             return {}
-        out, _ = self.proc.communicate()
-        if self.proc.returncode != 0:
+        (staged, _), (changed, _) = (proc.communicate() for proc in self.procs)
+        if any(proc.returncode != 0 for proc in self.procs):
             return {}
-        entries = dict(self.staged)
-        for relpath in out.decode("utf-8", "surrogateescape").split("\0"):
+        entries = {}
+        for item in staged.decode("utf-8", "surrogateescape").split("\0"):
+            info, _, relpath = item.partition("\t")
+            mode, oid, stage = [*info.split(), "", "", ""][:3]
+            if mode in ("100644", "100755") and stage == "0":
+                entries[relpath] = oid
+        for relpath in changed.decode("utf-8", "surrogateescape").split("\0"):
             entries.pop(relpath, None)
         return entries
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            self.proc.communicate()
+        for proc in self.procs:
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
+        self.procs = []
+
+
+class Refs(NamedTuple):
+    """The clone's refs as catch-up reads them (from the ref files, no git call), and their
+    fingerprint taken before they were read."""
+
+    fingerprint: str
+    targets: dict[str, str]
+
+    @classmethod
+    def read(cls, paths: RepoPaths) -> Refs:
+        common = str(paths.common_dir)
+        dirs = fingerprint.git_dirs(common)
+        taken = fingerprint.refs_fingerprint(common, dirs)
+        return cls(taken, fingerprint.ref_targets(common, dirs))
 
 
 def prepare(
-    conn: sqlite3.Connection, checkout: Checkout, covered: str, sizes_of: list[tuple[str, int]]
+    conn: sqlite3.Connection,
+    checkout: Checkout,
+    covered: str,
+    sizes_of: list[tuple[str, int]],
+    refs: Refs,
+    empty: set[str],
 ) -> None:
-    """Make the checked file this clone's index: a new generation, the covered history hidden
-    from the first ref walk, and the work-tree files git checked out from covered blobs recorded
+    """Make the checked file this clone's index: a new generation; the covered history hidden
+    from the first ref walk; the work-tree files git checked out from covered blobs recorded
     as read to their end (their bytes are the blobs': `git diff-files` says which are not).
+    When that is every ref and every file, it is what the first catch-up would record, so
+    their fingerprints are recorded too and that catch-up is a few stat calls: the refs at the
+    covered commit (the walk would read nothing past it) and those in `empty` (snapshot refs
+    whose commit holds no `.fleet`), and every segment file of every worktree.
     `sizes_of`: (blob id, size) of the covered segment blobs."""
     from fleetgit.index.store import new_generation
 
@@ -619,9 +765,14 @@ def prepare(
     new_generation(conn)
     conn.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
     conn.execute("DELETE FROM refs")
-    conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
+    if all(t == covered or n in empty for n, t in refs.targets.items()):
+        conn.executemany("INSERT INTO refs VALUES (?, ?)", sorted(refs.targets.items()))
+        conn.execute("INSERT INTO meta VALUES ('refs_fp', ?)", (refs.fingerprint,))
+    else:
+        conn.execute("INSERT INTO refs VALUES (?, ?)", (PSEUDO_REF, covered))
     staged = checkout.unchanged()
     sizes = dict(sizes_of)
+    recorded = 0
     for f in checkout.files:
         # the bytes git checked out from a covered blob, and not one byte more since
         if sizes.get(staged.get(f.relpath, "")) != f.size:
@@ -642,6 +793,10 @@ def prepare(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, f.size, tail),
         )
+        recorded += 1
+    if recorded == len(checkout.scanned) and not checkout.skipped:
+        done = fingerprint.files_fingerprint(checkout.scanned)
+        conn.execute("INSERT INTO meta VALUES ('files_fp', ?)", (done,))
     conn.execute("COMMIT")
 
 
@@ -689,52 +844,70 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     if os.environ.get("FLEETGIT_NO_SNAPSHOT") or paths.worktree == paths.git_dir:
         return None  # a bare repository (a server's guard) reads its refs, never a snapshot
     if not _may_have_snapshots(paths.common_dir):
-        return None  # the usual new index (init, a plain clone): no pygit2 import, no ref walk
-    git = GitRepo(paths)
-    try:
-        found = candidates(git)
-    except Exception:  # an unborn or odd repository: no snapshot, a normal catch-up
+        return None  # the usual new index (init, a plain clone): no git call, no ref walk
+    refs = Refs.read(paths)
+    if not any(n.startswith(PREFIX) for n in refs.targets):
         return None
-    if not found:
-        return None
-    notes = []
-    target = paths.index_file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sweep(target.parent, f"{target.name}.snapshot-")
+    objects = Objects(paths)
     checkout: Checkout | None = None
-    for ref, commit in found:
-        tmp = target.with_name(f"{target.name}.snapshot-{os.getpid()}")
-        try:
-            manifest = read_manifest(git, commit)
-            check_manifest(git, manifest, config)
-            signer = check_signature(manifest, config)
-            checkout = checkout or Checkout(git)
-            inflate(git, commit, manifest, tmp)
-            check_file(tmp, git, manifest, config, signer)
-            conn = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        found = candidates(objects, refs.targets)
+        if not found:
+            return None
+        target = paths.index_file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sweep(target.parent, f"{target.name}.snapshot-")
+        notes = []
+        for ref, commit in found:
+            tmp = target.with_name(f"{target.name}.snapshot-{os.getpid()}")
+            lookups: Lookups | None = None
             try:
-                sizes = [(str(b), int(n)) for b, n in manifest["segments"]]
-                prepare(conn, checkout, str(manifest["commit"]), sizes)
-                conn.execute("PRAGMA journal_mode = WAL")
+                manifest = read_manifest(objects, commit)
+                check_manifest(manifest, config)
+                signer = check_signature(manifest, config)
+                covered = str(manifest.get("commit", ""))
+                if not held_by_a_branch(paths, refs.targets, covered):
+                    raise SnapshotRefused(
+                        f"covers commit {covered[:12]}, which no branch or remote-tracking"
+                        " branch here holds"
+                    )
+                lookups = Lookups(paths, manifest)
+                checkout = checkout or Checkout(paths)
+                inflate(objects, commit, manifest, tmp)
+                lookups.check()
+                check_file(tmp, objects, lookups, manifest, config, signer)
+                # this snapshot's own commit holds no `.fleet`: its ref is read as it stands
+                empty = {ref} if objects.header(f"{commit}:.fleet") is None else set()
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    sizes = [(str(b), int(n)) for b, n in manifest["segments"]]
+                    prepare(conn, checkout, covered, sizes, refs, empty)
+                    conn.execute("PRAGMA journal_mode = WAL")
+                finally:
+                    conn.close()
+                try:
+                    os.link(tmp, target)
+                except FileExistsError:
+                    return None  # another process made the index first: it is as good
+                events = sum(n for n, _ in manifest["writers"].values())
+                return (
+                    f"loaded the index snapshot {ref} ({events} events up to commit"
+                    f" {covered[:12]}); catching up from there"
+                )
+            except SnapshotRefused as exc:
+                notes.append(f"index snapshot {ref} not used: {exc}; reading the segments instead")
+            except Exception as exc:  # a malformed manifest or file: never the command's failure
+                notes.append(
+                    f"index snapshot {ref} not used: unreadable ({exc}); reading the segments"
+                )
             finally:
-                conn.close()
-            try:
-                os.link(tmp, target)
-            except FileExistsError:
-                return None  # another process made the index first: it is as good
-            events = sum(n for n, _ in manifest["writers"].values())
-            return (
-                f"loaded the index snapshot {ref} ({events} events up to commit"
-                f" {str(manifest['commit'])[:12]}); catching up from there"
-            )
-        except SnapshotRefused as exc:
-            notes.append(f"index snapshot {ref} not used: {exc}; reading the segments instead")
-        except Exception as exc:  # a malformed manifest or file: never the command's failure
-            notes.append(f"index snapshot {ref} not used: unreadable ({exc}); reading the segments")
-        finally:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{tmp}{suffix}")
-    if checkout is not None:
-        checkout.close()
-    return notes[0] if len(notes) == 1 else "; ".join(notes)
+                if lookups is not None:
+                    lookups.close()
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f"{tmp}{suffix}")
+        return notes[0] if len(notes) == 1 else "; ".join(notes)
+    finally:
+        objects.close()
+        if checkout is not None:
+            checkout.close()
