@@ -7,32 +7,30 @@ files over 100 MB). Its tree has no `.fleet/events`, so catch-up reads no events
 What it covers is the history of one commit C (every `.fleet/events` tree reachable from C, read
 as catch-up reads it, into an index of its own: index/snapshotting.py). Git names C and every
 segment blob by the hash of its content, so the manifest ties the snapshot to the segments:
-C's id, and each segment blob's id and byte length. Loading (`install`, only where there is no
-index file yet) checks, before the file is put in place, in this order and with one line naming
-the first failure:
+C's id, and each segment blob's id and byte length; and to the file: each part's blob id. The
+manifest is signed (`sign`): by a fleet admin key, or by a pilot's key. Loading (`install`, only
+where there is no index file yet; no pygit2: git processes read the objects) checks, before the
+file is put in place, with one line naming the first failure:
 
 - the format, the index schema version, a digest of the event catalogue, and the intake settings
   (what decides which lines are events) are this fleetgit's and this config's;
+- the signature checks and its signer is one this configuration takes (`check_signature`);
 - C is a commit here, reachable from a branch or remote-tracking branch (so catch-up reads it too),
   and every segment blob it lists is here with its size (a shallow clone fails this);
-- each part has the manifest's size and CRC-32 and is one whole zstd frame (its own checksum
-  holds), the file has the manifest's size, it opens as SQLite, and its own
-  schema version, blob ids, C's `.fleet/events` tree and event counts per writer (count and
-  largest wseq) agree with the manifest; no event is stamped beyond this clock's skew bound;
-- under trust = "require", its `pilot_keys` are the keys the key events of the listed segment blobs
-  establish, re-derived here (`_check_keys`): a forged key would outlive the snapshot, since
-  later ingests check signatures against it.
+- each part is the blob the manifest names, with its size and CRC-32, and one whole zstd frame,
+  the file has the manifest's size, it opens as SQLite, and its own schema version, blob ids,
+  C's `.fleet/events` tree and event counts per writer (count and largest wseq) agree with the
+  manifest; no event is stamped beyond this clock's skew bound;
+- unless a listed admin key signed it: its quarantine keeps no event out, and (under trust =
+  "require", or when a pilot signed it) its `pilot_keys` and `key_events` are the ones the key
+  events of the listed segment blobs establish, re-derived here (`_check_keys`), the signer's
+  key among them and not revoked.
 
 A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
 What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
-and blobs tables skip those objects, a pseudo ref at C hides C's history from the ref walk, and
-the work-tree files git checked out from those blobs are recorded as read to their end.
-
-The checks bind the snapshot to the segments by counts and hashes, not by replay: a snapshot
-forged consistently (manifest and file rewritten together, with a wrong projection) passes them.
-`fleetgit verify --deep` proves the index by replay, and plain `verify` checks the signatures
-again from the segments (a forged `quarantine` shows there); see docs/design.md ("Index
-snapshots") and docs/trust.md.
+and blobs tables skip those objects, the refs at C (or a pseudo ref at C) hide C's history from
+the ref walk, and the work-tree files git checked out from those blobs are recorded as read to
+their end. See docs/design.md ("Index snapshots") and docs/trust.md.
 """
 
 from __future__ import annotations
