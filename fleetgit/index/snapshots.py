@@ -40,7 +40,7 @@ import os
 import sqlite3
 import subprocess
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -64,6 +64,7 @@ MAX_PARTS = 64  # 3 GB compressed: more is refused, not split further
 MAX_MANIFEST_BYTES = 16 << 20
 _CHUNK = 1 << 20  # bytes read from git at a time
 _PIPE_BYTES = 1 << 20  # how far git may run ahead of zstd
+_QUEUED = 4  # inflated chunks (~5 MB each) waiting for the writer thread
 _PREALLOCATE_RATIO = 16  # an index compresses ~5x; a larger claim is not given its blocks early
 PSEUDO_REF = "snapshot"  # a refs-table row hiding the covered history from the first ref walk
 SIGNED_AS = b"fleetgit-snapshot/1\n"  # what a manifest's signature signs starts with this
@@ -406,9 +407,13 @@ def inflate(objects: Objects, commit: str, manifest: dict[str, Any], dest: Path)
             # refused (a full disk, a file system without it), the writes say so or not
             with contextlib.suppress(OSError):
                 os.posix_fallocate(out.fileno(), 0, expected)
-        size = 0
-        for part in parts:
-            size = _inflate_part(objects, commit, part, out, size, expected)
+        writer = _Writer(out)
+        try:
+            size = 0
+            for part in parts:
+                size = _inflate_part(objects, commit, part, writer.put, size, expected)
+        finally:
+            writer.close()
     if size != expected:
         raise SnapshotRefused("its index file is not the size the manifest says")
 
@@ -431,10 +436,52 @@ def _cat_file(worktree: Path, pipesize: int) -> subprocess.Popen[bytes]:
         raise SnapshotRefused(f"cannot run git ({exc})") from None
 
 
+class _Writer:
+    """Writes the inflated bytes on a thread of its own: zstd and the page-cache writes both let
+    go of the GIL, so decompressing the next chunk and writing this one run on two cores (and a
+    loaded machine's scheduler gives the load two runnable threads). At most `_QUEUED` chunks
+    wait; a write that fails is raised by the next `put` or by `close`."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        import queue
+        import threading
+
+        self.out = out
+        self.failed: list[BaseException] = []
+        self.pending: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+        self.thread = threading.Thread(target=self._run, name="snapshot-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self.pending.get()) is not None:
+            if not self.failed:
+                try:
+                    self.out.write(chunk)
+                except BaseException as exc:  # raised in the loading thread
+                    self.failed.append(exc)
+
+    def put(self, chunk: bytes) -> None:
+        if self.failed:
+            raise self.failed[0]
+        self.pending.put(chunk)
+
+    def close(self) -> None:
+        """Wait for every chunk to be written (or dropped after a failure)."""
+        self.pending.put(None)
+        self.thread.join()
+        if self.failed:
+            raise self.failed[0]
+
+
 def _inflate_part(
-    objects: Objects, commit: str, part: dict[str, Any], out: IO[bytes], size: int, expected: int
+    objects: Objects,
+    commit: str,
+    part: dict[str, Any],
+    write: Callable[[bytes], None],
+    size: int,
+    expected: int,
 ) -> int:
-    """One part from `git cat-file --batch` through zstd into `out`; the file's size so far."""
+    """One part from `git cat-file --batch` through zstd to `write`; the file's size so far."""
     import zstandard
 
     name = str(part.get("name"))
@@ -461,7 +508,7 @@ def _inflate_part(
             size += len(plain)
             if size > expected:
                 raise SnapshotRefused(f"part {name} holds more than the manifest says")
-            out.write(plain)
+            write(plain)
     except zstandard.ZstdError as exc:
         objects.close()
         raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
