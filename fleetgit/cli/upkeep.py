@@ -29,14 +29,16 @@ def snapshot(
     """Fold the history of a commit into an index snapshot that fresh clones start from.
 
     The snapshot is a commit on refs/fleet/snapshots/<writer> (the index file, compressed, in
-    parts well under 100 MB, and a manifest of the segments it covers). A clone with no index
-    yet loads the newest one that its segments confirm (counts and hashes, schema, catalogue,
-    intake settings) and catches up from there; anything else is reported in one line and the
-    segments are read instead. `fleetgit verify --deep` proves a loaded index by replay.
+    parts well under 100 MB, and a manifest of the segments it covers, signed by this clone's
+    fleet admin key when the configuration lists it, else by the acting pilot). A clone with no
+    index yet (its first `fleetgit sync` fetches the snapshots) loads the newest one that its
+    segments confirm (counts and hashes, schema, catalogue, intake settings, the signature) and
+    catches up from there; anything else is reported in one line and the segments are read
+    instead. `fleetgit verify --deep` proves a loaded index by replay.
 
-    Example: fleetgit snapshot --push origin
+    Example: fleetgit --as viper-1 snapshot --push origin
 
-    Example: git clone -c remote.origin.fetch=+refs/fleet/snapshots/*:refs/fleet/snapshots/* URL
+    Example: git clone URL fresh && fleetgit -C fresh sync
     """
     with open_fleet(ctx, catch_up=False) as fleet:
         built = fleet.snapshot(rev)
@@ -59,6 +61,7 @@ def snapshot(
         typer.echo(
             f"snapshot {built.commit[:12]} on {built.ref}: {built.events} events up to"
             f" {built.covers[:12]}, {built.stored_bytes} bytes in {built.parts} part(s)"
+            + (f", signed by {built.signed_by}" if built.signed_by else ", unsigned")
             + (f", pushed to {push}" if push else "")
         )
 
