@@ -151,10 +151,20 @@ class Objects:
         found = self.header(spec)
         if found is None:
             return None
-        data = b"".join(self.chunks(found[2]))  # read whole: the pipe stays in step
-        if found[1] != kind or len(data) > limit:
+        if found[2] > limit:
+            self.close()  # not worth reading through: the next question starts git again
             return None
-        return data
+        data = b"".join(self.chunks(found[2]))  # read whole: the pipe stays in step
+        return data if found[1] == kind else None
+
+    def has(self, spec: str) -> bool:
+        """Does `spec` name an object here (a path in a commit's tree, say)?"""
+        found = self.header(spec)
+        if found is None:
+            return False
+        for _ in self.chunks(found[2]):  # read through: the pipe stays in step
+            pass
+        return True
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -922,7 +932,7 @@ def install(paths: RepoPaths, config: Config) -> str | None:
                 lookups.check()
                 check_file(tmp, objects, lookups, manifest, config, signer)
                 # this snapshot's own commit holds no `.fleet`: its ref is read as it stands
-                empty = {ref} if objects.header(f"{commit}:.fleet") is None else set()
+                empty = set() if objects.has(f"{commit}:.fleet") else {ref}
                 conn = sqlite3.connect(tmp, isolation_level=None)
                 try:
                     sizes = [(str(b), int(n)) for b, n in manifest["segments"]]
