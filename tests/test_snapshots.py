@@ -680,3 +680,29 @@ def test_a_fresh_clone_loads_without_pygit2_and_its_first_catch_up_is_a_few_stat
         assert fleet.index.snapshot_note and "loaded" in fleet.index.snapshot_note
         assert len(fleet.index.conn.execute("SELECT * FROM missions").fetchall()) == 12
     assert _rebuilt(other) == _projections(other)
+
+
+def test_a_snapshot_commit_holding_segments_is_walked_not_taken_as_read(
+    origin: Path, tmp_path: Path
+) -> None:
+    """A snapshot ref whose commit also holds a `.fleet` tree (made by hand: fleetgit's never
+    do): the load does not record that ref as read, so the first catch-up walks it."""
+    import sys
+
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    ref = _ref(origin)
+    tree = git(origin, "ls-tree", ref).strip().split("\n")
+    fleet = git(origin, "rev-parse", "HEAD:.fleet").strip()
+    lines = "\n".join([*tree, f"040000 tree {fleet}\t.fleet"]) + "\n"
+    made = subprocess.run(["git", "mktree"], cwd=origin, input=lines.encode(), capture_output=True)
+    commit = git(origin, "commit-tree", made.stdout.decode().strip(), "-m", "with .fleet").strip()
+    git(origin, "update-ref", ref, commit)
+    clone = _clone(origin, tmp_path / "clone")
+    code = (
+        "from fleetgit.fleet import Fleet\n"
+        "fleet = Fleet.open('.', catch_up=False)\n"
+        "print(fleet.index.snapshot_note is not None, fleet.index.is_fresh())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
+    assert proc.stdout.split() == ["True", "False"], (proc.stdout, proc.stderr)
+    assert _rebuilt(clone) == _projections(clone)
