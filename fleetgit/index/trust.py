@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from itertools import compress, repeat
+from operator import attrgetter, getitem, itemgetter, methodcaller
 from typing import TYPE_CHECKING, Any
 
 from fleetgit.ledger import sigs
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 Order = tuple[int, str, int]
 Item = tuple[Event, bytes]
 KEY_TYPES = ("pilot_registered", "pilot_spawned", "pilot_key_added", "pilot_key_revoked")
+_KEY_TYPES = frozenset(KEY_TYPES)
 ADMIN_TYPES = ("pilot_key_added", "pilot_key_revoked")  # what a fleet admin key may sign
 _NEVER: Order = ((1 << 63) - 1, "", 0)  # after every event
 
@@ -120,6 +123,14 @@ def _order(e: Event) -> Order:
     return (e.hlc, e.writer, e.wseq)
 
 
+_EVENT, _LINE = itemgetter(0), itemgetter(1)
+_HLC, _TYPE, _ACTOR = attrgetter("hlc"), attrgetter("type"), attrgetter("actor")
+_ID, _WRITER = attrgetter("id"), attrgetter("writer")
+_SIGNED = methodcaller("startswith", sigs.PREFIX)
+_FIELD = slice(len(sigs.PREFIX), len(sigs.PREFIX) + sigs.SIG_CHARS)  # a signed line's value
+_ID_CHARS = 36  # an event id: a lower-case UUID (intake)
+
+
 def _batches(items: list[Item]) -> list[range]:
     """The batches, as the parse made them (complete: `txn` lines of one `tx`)."""
     out: list[range] = []
@@ -168,41 +179,57 @@ class _Segment:
         line, if the chain value it states is the segment's real one and its key was valid
         over the whole segment, covers every line of that actor before it. True when every
         line is covered so (nothing else to check)."""
+        newest = self.newest(actors)
+        if newest is None:
+            return False
+        hlcs: list[int] | None = None
+        for actor, k, b, base in newest:
+            key = self._signature_ok(range(b, k + 1), k, base, [])
+            if key is None:
+                return False
+            # its key must be valid at each line of its actor: at the first and the last in
+            # order. Tried first with the portion's lowest and highest clock (every actor's
+            # lines lie within them; two passes in C), which decides unless the key was added
+            # or revoked at or inside them; then the actor's own lines decide
+            hlcs = hlcs or list(map(_HLC, map(_EVENT, self.items)))
+            if key.added[0] < min(hlcs) and (key.revoked is None or key.revoked[0] > max(hlcs)):
+                continue
+            first, last = self.span(actor)
+            if not (key.valid_at(first) and key.valid_at(last)):
+                return False
+        return True  # each actor's last line is its newest signed one: all are before it
+
+    def newest(self, actors: set[str]) -> list[tuple[str, int, int, bytes]] | None:
+        """Per actor: its newest line `k`, the start `b` of k's batch and the segment's real
+        chain value there, or None when an actor's newest line is unsigned (no signature
+        covers it). What a whole segment's one check per actor needs (`whole_fast`)."""
         items, prefix = self.items, sigs.PREFIX
         newest: dict[str, int] = {}
         for i in range(len(items) - 1, -1, -1):
             e, line = items[i]
             if e.actor is not None and e.actor not in newest:
                 if line[:9] != prefix:
-                    return False  # the actor's last line is unsigned: no signature covers it
+                    return None  # the actor's last line is unsigned: no signature covers it
                 newest[e.actor] = i
                 if len(newest) == len(actors):
                     break
-        # the key must be valid at each line of its actor: at the first and the last in order
-        span: dict[str, tuple[Order, Order]] = {}
-        for e, _ in items:
-            if e.actor is not None:
-                at = _order(e)
-                lo, hi = span.get(e.actor, (at, at))
-                span[e.actor] = (min(lo, at), max(hi, at))
         starts = {}
         for actor, k in newest.items():
-            b = k
-            while b > 0 and items[b - 1][0].tx == items[k][0].tx:
+            b, tx = k, items[k][0].tx
+            while b > 0 and items[b - 1][0].tx == tx:
                 b -= 1
             starts[actor] = b
         chain, done = self.base, 0
         base_at: dict[int, bytes] = {}
         for b in sorted(set(starts.values())):
-            chain = sigs.chain(chain, [line for _, line in items[done:b]])
+            chain = sigs.chain(chain, list(map(_LINE, items[done:b])))
             done, base_at[b] = b, chain
-        for actor, k in newest.items():
-            b = starts[actor]
-            key = self._signature_ok(range(b, k + 1), k, base_at[b], [])
-            first, last = span[actor]
-            if key is None or not (key.valid_at(first) and key.valid_at(last)):
-                return False
-        return True  # each actor's last line is its newest signed one: all are before it
+        return [(actor, k, starts[actor], base_at[starts[actor]]) for actor, k in newest.items()]
+
+    def span(self, actor: str) -> tuple[Order, Order]:
+        """The first and the last place in total order of the lines of `actor`."""
+        mine = [_order(e) for e, _ in self.items if e.actor == actor]
+        return min(mine), max(mine)
 
     def _signature_ok(self, batch: range, k: int, base: bytes, order_of: list[int]) -> _Key | None:
         """The key of k's actor that made k's signature and is valid at every line of
@@ -322,14 +349,15 @@ def screen(
     if policy == "off" or not items:
         return items
     changed: set[str] = set()
-    if any(e.type in KEY_TYPES for e, _ in items):
+    events = list(map(_EVENT, items))  # the passes over every line below run in C
+    if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
         changed = derive(db, _record(db, items, writer, segment))
     keys = _Keys(db)
     keys.changed = changed
     # quarantined batches of the pilots whose keys just changed, now covered
     released = _released(db, keys) if changed else []
     seg = _Segment(items, writer, segment, keys, base)
-    actors = {e.actor for e, _ in items}
+    actors = set(map(_ACTOR, events))
     actors.discard(None)
     if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
@@ -338,7 +366,7 @@ def screen(
         remember(db, released)
         return released
     whole = start == 0 or base is not None
-    if whole and seg.whole_fast(actors):  # type: ignore[arg-type]
+    if whole and seg.whole_fast(actors):
         items = items + released
         remember(db, items)
         return items
@@ -371,12 +399,47 @@ def screen(
 
 def remember(db: IndexDB, items: list[Item]) -> None:
     """Keep the `_sig` value of each signed line taken, so that a line rebuilt from the index
-    (`restore-lost`, sync/lost.py) has its exact bytes again."""
-    prefix, end = sigs.PREFIX, len(sigs.PREFIX) + sigs.SIG_CHARS
-    db.conn.executemany(
-        "INSERT OR IGNORE INTO signatures VALUES (?, ?)",
-        [(e.id, line[9:end]) for e, line in items if line[:9] == prefix],
-    )
+    (`restore-lost`, sync/lost.py) has its exact bytes again: one row per writer of `items`
+    (`signatures`, read back by `signatures_of`), built by passes in C, not a row per line."""
+    lines = list(map(_LINE, items))
+    flags = list(map(_SIGNED, lines))
+    if not any(flags):
+        return
+    events = list(compress(map(_EVENT, items), flags))
+    values: list[bytes] = list(compress(map(getitem, lines, repeat(_FIELD)), flags))
+    writers = set(map(_WRITER, events))
+    if len(writers) == 1:
+        rows = [(events[0].writer, "".join(map(_ID, events)), b"".join(values))]
+    else:  # quarantined batches of other writers, let in with this portion (`_released`)
+        rows = [
+            (
+                w,
+                "".join(e.id for e in events if e.writer == w),
+                b"".join(v for e, v in zip(events, values, strict=True) if e.writer == w),
+            )
+            for w in sorted(writers)
+        ]
+    db.conn.executemany("INSERT INTO signatures VALUES (?, ?, ?)", rows)
+
+
+def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
+    """The `_sig` values kept for the events `wanted` (id -> writer), each id with every value
+    a copy of its line had (the caller keeps the one whose line hashes right)."""
+    out: dict[str, list[bytes]] = {}
+    for writer in sorted(set(wanted.values())):
+        for ids, values in conn.execute(
+            "SELECT ids, sigs FROM signatures WHERE writer = ?", (writer,)
+        ):
+            n, values = len(ids) // _ID_CHARS, bytes(values)
+            if len(ids) != n * _ID_CHARS or len(values) != n * sigs.SIG_CHARS:
+                continue  # not a row `remember` wrote
+            for i in range(n):
+                eid = ids[i * _ID_CHARS : (i + 1) * _ID_CHARS]
+                if eid in wanted:
+                    out.setdefault(eid, []).append(
+                        values[i * sigs.SIG_CHARS : (i + 1) * sigs.SIG_CHARS]
+                    )
+    return out
 
 
 def _record(db: IndexDB, items: list[Item], writer: str, segment: int) -> set[str]:
