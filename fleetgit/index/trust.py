@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from itertools import compress, repeat
-from operator import attrgetter, getitem, itemgetter, methodcaller
+from operator import attrgetter, getitem, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from fleetgit.ledger import sigs
@@ -126,7 +126,7 @@ def _order(e: Event) -> Order:
 _EVENT, _LINE = itemgetter(0), itemgetter(1)
 _HLC, _TYPE, _ACTOR = attrgetter("hlc"), attrgetter("type"), attrgetter("actor")
 _ID, _WRITER = attrgetter("id"), attrgetter("writer")
-_SIGNED = methodcaller("startswith", sigs.PREFIX)
+_PREFIXES = repeat(sigs.PREFIX)  # with map(bytes.startswith, lines, _PREFIXES)
 _FIELD = slice(len(sigs.PREFIX), len(sigs.PREFIX) + sigs.SIG_CHARS)  # a signed line's value
 _ID_CHARS = 36  # an event id: a lower-case UUID (intake)
 
@@ -402,7 +402,7 @@ def remember(db: IndexDB, items: list[Item]) -> None:
     (`restore-lost`, sync/lost.py) has its exact bytes again: one row per writer of `items`
     (`signatures`, read back by `signatures_of`), built by passes in C, not a row per line."""
     lines = list(map(_LINE, items))
-    flags = list(map(_SIGNED, lines))
+    flags = list(map(bytes.startswith, lines, _PREFIXES))
     if not any(flags):
         return
     events = list(compress(map(_EVENT, items), flags))
