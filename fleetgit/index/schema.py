@@ -172,9 +172,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
 -- rebuilt from the index (restore-lost) gets its exact bytes back: one row per portion of a
 -- segment taken (not one per line: a rebuild writes a few rows, not one per batch), `ids` the
 -- events' ids one after the other (36 characters each), `sigs` their values as in the lines
--- (128 characters each).
+-- (128 characters each). No index: only restore-lost reads it (a scan), appends write it.
 CREATE TABLE IF NOT EXISTS signatures (writer TEXT NOT NULL, ids TEXT NOT NULL, sigs BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS signatures_writer ON signatures (writer);
 -- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,

@@ -646,9 +646,18 @@ def learn_own(db: IndexDB, events: list[Event], lines: list[bytes], segment: int
     """The keys this clone's own append brings, and its signatures (`remember`)."""
     if db.config.trust == "off":
         return
-    items = list(zip(events, lines, strict=True))
-    remember(db, items)
-    if any(e.type in KEY_TYPES for e in events):
+    signed = [
+        (e.id, line[_FIELD])
+        for e, line in zip(events, lines, strict=True)
+        if line[:9] == sigs.PREFIX
+    ]
+    if signed:  # one writer: this one (`remember`'s row, built directly)
+        db.conn.execute(
+            "INSERT INTO signatures VALUES (?, ?, ?)",
+            (events[0].writer, "".join(eid for eid, _ in signed), b"".join(v for _, v in signed)),
+        )
+    if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
+        items = list(zip(events, lines, strict=True))
         derive(db, _record(db, items, events[0].writer, segment))
 
 
