@@ -326,8 +326,13 @@ class _Segment:
 def flush(db: IndexDB, result: Any) -> None:
     """End of a catch-up: screen and ingest the portions deferred for want of a key."""
     deferred, db.trust_deferred = db.trust_deferred or [], None
-    for items, writer, segment, start, base in deferred:
-        db.ingest(screen(db, items, writer, segment, start, defer=False, base=base), result)
+    for items, writer, segment, start, base, blob in deferred:
+        db.reading_blob = blob  # as when it was read: a blob's lines keep their numbers
+        try:
+            taken = screen(db, items, writer, segment, start, defer=False, base=base)
+        finally:
+            db.reading_blob = False
+        db.ingest(taken, result)
 
 
 def screen(
@@ -362,7 +367,7 @@ def screen(
     if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
-        db.trust_deferred.append((items, writer, segment, start, base))
+        db.trust_deferred.append((items, writer, segment, start, base, db.reading_blob))
         remember(db, released)
         return released
     whole = start == 0 or base is not None
