@@ -53,7 +53,7 @@ class _Key:
         return self.added <= order and (self.revoked is None or order <= self.revoked)
 
 
-class _Keys:
+class Keys:
     """The keys of the pilots a screen meets (the index's `pilot_keys`, derived by `derive`),
     and the fleet's admin keys (`admin_keys` in .fleet/config.toml)."""
 
@@ -86,7 +86,7 @@ class _Keys:
         return any(not self.of(a) for a in actors if a is not None)
 
 
-class _Trial(_Keys):
+class _Trial(Keys):
     """The keys `derive` tries a key event's batch with: fixed lists, no index."""
 
     cache = True
@@ -131,7 +131,7 @@ _FIELD = slice(len(sigs.PREFIX), len(sigs.PREFIX) + sigs.SIG_CHARS)  # a signed 
 _ID_CHARS = 36  # an event id: a lower-case UUID (intake)
 
 
-def _batches(items: list[Item]) -> list[range]:
+def batch_ranges(items: list[Item]) -> list[range]:
     """The batches, as the parse made them (complete: `txn` lines of one `tx`)."""
     out: list[range] = []
     start = 0
@@ -142,11 +142,11 @@ def _batches(items: list[Item]) -> list[range]:
     return out
 
 
-class _Segment:
+class Segment:
     """One portion of a segment being screened."""
 
     def __init__(
-        self, items: list[Item], writer: str, segment: int, keys: _Keys, base: bytes | None = None
+        self, items: list[Item], writer: str, segment: int, keys: Keys, base: bytes | None = None
     ) -> None:
         self.items, self.writer, self.segment, self.keys = items, writer, segment, keys
         self.base = base or sigs.genesis(writer, segment)  # the chain before items[0]
@@ -291,6 +291,25 @@ class _Segment:
                 if not self.covered[i]:
                     self.reason[i] = why
 
+    def uncovered(self, whole: bool) -> dict[int, str]:
+        """The lines (indexes) no valid signature covers, with the reason, their batch's other
+        lines included (a batch is taken whole or not at all): each batch checked by its own
+        signatures, after the newest signature of each actor (`whole`: a portion read from the
+        segment's start, or from a place whose chain value is known)."""
+        batches = batch_ranges(self.items)
+        if whole:
+            self.check_whole(batches)
+        out: dict[int, str] = {}
+        for batch in batches:
+            if not all(self.covered[i] for i in batch):
+                self.check_batch(batch)
+            if all(self.covered[i] for i in batch):
+                continue
+            first = next(self.reason[i] for i in batch if i in self.reason)
+            for i in batch:
+                out[i] = self.reason.get(i) or f"in a batch with a quarantined event ({first})"
+        return out
+
     def check_whole(self, batches: list[range]) -> None:
         """A segment read from its start: the newest signature of each actor, when the chain
         value it states is right, covers every line of that actor before it."""
@@ -357,11 +376,11 @@ def screen(
     events = list(map(_EVENT, items))  # the passes over every line below run in C
     if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
         changed = derive(db, _record(db, items, writer, segment))
-    keys = _Keys(db)
+    keys = Keys(db)
     keys.changed = changed
     # quarantined batches of the pilots whose keys just changed, now covered
     released = _released(db, keys) if changed else []
-    seg = _Segment(items, writer, segment, keys, base)
+    seg = Segment(items, writer, segment, keys, base)
     actors = set(map(_ACTOR, events))
     actors.discard(None)
     if defer and db.trust_deferred is not None and keys.missing(actors):
@@ -375,29 +394,15 @@ def screen(
         items = items + released
         remember(db, items)
         return items
-    batches = _batches(items)
-    if whole:
-        seg.check_whole(batches)
-    for batch in batches:
-        if not all(seg.covered[i] for i in batch):
-            seg.check_batch(batch)
-    keep: list[Item] = []
-    bad: list[tuple[Item, str, int | None]] = []  # with its line, when read from the start
-    for batch in batches:
-        if all(seg.covered[i] for i in batch):
-            keep.extend(items[i] for i in batch)
-            continue
-        first = next(seg.reason[i] for i in batch if i in seg.reason)
-        for i in batch:
-            why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-            # its line number, for a committed blob read whole (a work-tree file is searched
-            # when listed: `quarantined`), so that the row is the same whatever was read when
-            bad.append((items[i], why, i + 1 if start == 0 and db.reading_blob else None))
-        if policy == "warn":
-            keep.extend(items[i] for i in batch)
+    uncovered = seg.uncovered(whole)
+    keep = items if policy == "warn" else [x for i, x in enumerate(items) if i not in uncovered]
+    # with its line number, for a committed blob read whole (a work-tree file is searched when
+    # listed: `quarantined`), so that the row is the same whatever was read when
+    number = start == 0 and db.reading_blob
+    bad = [(items[i], why, i + 1 if number else None) for i, why in sorted(uncovered.items())]
     if bad:
         _quarantine(db, bad, segment, kept=policy == "warn")
-    keep.extend(released)
+    keep = keep + released
     remember(db, keep)
     return keep
 
@@ -451,7 +456,7 @@ def _record(db: IndexDB, items: list[Item], writer: str, segment: int) -> set[st
     """Keep the key events of a portion with their batches (`key_events`), whatever their
     verdict; the pilots whose key events are new here."""
     rows = []
-    for batch in _batches(items):
+    for batch in batch_ranges(items):
         if not any(items[i][0].type in KEY_TYPES for i in batch):
             continue
         lines = b"".join(items[i][1] for i in batch)
@@ -482,7 +487,7 @@ def derive(db: IndexDB, pilots: set[str]) -> set[str]:
     (see catchup.Index), the one way every clone ends with the same verdicts."""
     if not pilots:
         return set()
-    state = _Keys(db)
+    state = Keys(db)
     changed: set[str] = set()
     todo = sorted(pilots, reverse=True)
     rounds = 0
@@ -515,7 +520,7 @@ def derive(db: IndexDB, pilots: set[str]) -> set[str]:
     return changed
 
 
-def _derive_one(db: IndexDB, pilot: str, state: _Keys) -> list[_Key]:
+def _derive_one(db: IndexDB, pilot: str, state: Keys) -> list[_Key]:
     """One pilot's keys from its key events, in total order:
 
     - its first registration carrying a key (signed by that key), or its spawn with a key
@@ -577,7 +582,7 @@ def _signed(
     admins: dict[str, bytes],
 ) -> bool:
     """Is the key event `items[at]` covered by its batch's signature, tried with `signers`?"""
-    seg = _Segment(items, writer, segment, _Trial(admins, signers))
+    seg = Segment(items, writer, segment, _Trial(admins, signers))
     seg.check_batch(range(len(items)))
     return seg.covered[at]
 
@@ -617,7 +622,7 @@ def _lost(old: list[_Key], new: list[_Key]) -> list[tuple[Order, Order]]:
 
 def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> bool:
     """Has the index taken an event of `pilot` inside one of `spans`? (None without events:
-    a scratch database of keys, see `_learn_keys`.)"""
+    a scratch database of keys, see `learn_keys`.)"""
     if not db.conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
     ).fetchone():
@@ -632,7 +637,7 @@ def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> b
     return False
 
 
-def _learn_keys(seg: _Segment, batches: list[range]) -> None:
+def learn_keys(seg: Segment, batches: list[range]) -> None:
     """For a caller that derives keys in a scratch database of its own (a `pilot_keys` table;
     `seg.keys` bound to it): keep the key events of `batches` of `seg` and derive the keys of
     the pilots they name from all kept so far, in total order (`derive`)."""
@@ -679,7 +684,7 @@ def _quarantine(
     )  # fmt: skip
 
 
-def _released(db: IndexDB, keys: _Keys) -> list[Item]:
+def _released(db: IndexDB, keys: Keys) -> list[Item]:
     """Quarantined batches of the pilots whose keys just changed, now covered: out of the
     quarantine and into the index."""
     from fleetgit.domain.catalogue import CATALOGUE
@@ -696,8 +701,8 @@ def _released(db: IndexDB, keys: _Keys) -> list[Item]:
         groups.setdefault((writer, segment), []).append((check(line, writer, CATALOGUE), line))
     out: list[Item] = []
     for (writer, segment), items in groups.items():
-        seg = _Segment(items, writer, segment, keys)
-        for batch in _batches(items):
+        seg = Segment(items, writer, segment, keys)
+        for batch in batch_ranges(items):
             seg.check_batch(batch)
             if all(seg.covered[i] for i in batch):
                 db.conn.executemany(
