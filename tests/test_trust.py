@@ -254,3 +254,24 @@ def test_a_key_that_arrives_after_its_pilots_events_lets_them_in(repo: Path, cli
     assert cli(repo, "index", "rebuild").code == 0  # the registration is read: it counts
     assert cli(repo, "quarantine", "--json").json()["quarantine"] == []
     assert cli(repo, "show", eid).code == 0
+
+
+def test_a_blob_screened_late_keeps_the_line_numbers_of_its_quarantined_events(
+    s: Scenario,
+) -> None:
+    """A committed segment whose pilot has no key yet when it is read (its registration is in
+    a writer read later in the same catch-up) is screened at the catch-up's end: its
+    quarantined lines still carry their numbers in the blob, as when screened at once."""
+    key = _own_key()
+    late = "zzzzzzzz00000001"  # read after ATTACKER_WRITER: the tree lists writers by name
+    data = {"callsign": "newbie", "key": keys.public(key)}
+    registration = line("pilot_registered", "pilot/newbie", data, actor="newbie", writer=late)
+    s.push(f".fleet/events/{late}/00000001.jsonl", signed_by(key, [registration], writer=late))
+    active = {"current_task": "t", "status": None}
+    first = line("pilot_active", "pilot/newbie", active, actor="newbie", wseq=1)
+    unsigned = line("pilot_active", "pilot/newbie", active, actor="newbie", wseq=2)
+    s.push_lines(signed_by(key, [first]), unsigned)
+    s.receive("fetch")
+    (q,) = quarantine(s.victim)
+    assert (q["writer"], q["segment"], q["line"]) == (ATTACKER_WRITER, 1, 2)
+    assert q["id"] == decode(unsigned).id and "unsigned" in q["reason"]

@@ -389,7 +389,7 @@ def test_the_verdicts_follow_the_admin_keys_the_config_names(repo: Path) -> None
 
 
 def test_keys_derived_in_a_scratch_database_equal_the_index_s(tmp_path_factory: Any) -> None:
-    """`trust._learn_keys` (for a caller deriving keys from segments alone, in a database of
+    """`trust.learn_keys` (for a caller deriving keys from segments alone, in a database of
     its own with a `pilot_keys` table) gives the keys the index derives."""
     from fleetgit.domain.catalogue import CATALOGUE
     from fleetgit.index import trust
@@ -411,11 +411,11 @@ def test_keys_derived_in_a_scratch_database_equal_the_index_s(tmp_path_factory: 
             )
 
     db = Scratch()
-    keys = trust._Keys(db)  # type: ignore[arg-type]
+    keys = trust.Keys(db)  # type: ignore[arg-type]
     for writer, batches in sorted(segments.items(), reverse=True):
         items = parse(batches[-1], 0, writer, types=CATALOGUE).events
-        seg = trust._Segment(items, writer, 1, keys)
-        trust._learn_keys(seg, trust._batches(items))
+        seg = trust.Segment(items, writer, 1, keys)
+        trust.learn_keys(seg, trust.batch_ranges(items))
     assert sorted(db.conn.execute("SELECT * FROM pilot_keys").fetchall()) == reference["keys"]
 
 

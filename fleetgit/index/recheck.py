@@ -5,7 +5,7 @@ The keys are derived from the key events of every segment read, batch by batch i
 (each key batch checked by its own signatures, as index/trust.py checks a batch read alone),
 so the read order of writers decides nothing. Then each segment copy is checked as ingest
 checks a segment read whole: one signature per actor where the chain allows (index/trust.py,
-`_Segment`), batch by batch where it does not, so each uncovered line is named with its reason.
+`Segment`), batch by batch where it does not, so each uncovered line is named with its reason.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Keys:
 
     def __init__(self, config: Any = None) -> None:
         self._db = _Scratch(config)
-        self.keys = trust._Keys(self._db)  # type: ignore[arg-type]
+        self.keys = trust.Keys(self._db)  # type: ignore[arg-type]
         self._seen: set[tuple[str, int]] = set()
         self._batches: list[tuple[trust.Order, str, int, list[Item]]] = []
 
@@ -53,7 +53,7 @@ class Keys:
         """Keep the key batches of one segment copy (a batch seen in another copy once)."""
         if not any(e.type in trust.KEY_TYPES for e, _ in items):
             return
-        for batch in trust._batches(items):
+        for batch in trust.batch_ranges(items):
             if not any(items[i][0].type in trust.KEY_TYPES for i in batch):
                 continue
             first, line = items[batch.start]
@@ -67,8 +67,8 @@ class Keys:
     def derive(self) -> None:
         """Learn the collected key batches in total order."""
         for _, writer, segment, batch in sorted(self._batches, key=lambda b: b[0]):
-            seg = trust._Segment(batch, writer, segment, self.keys)
-            trust._learn_keys(seg, [range(len(batch))])
+            seg = trust.Segment(batch, writer, segment, self.keys)
+            trust.learn_keys(seg, [range(len(batch))])
         self._batches.clear()
 
     def rows(self) -> set[KeyRow]:
@@ -82,22 +82,8 @@ def uncovered(writer: str, segment: int, items: list[Item], keys: Keys) -> dict[
     actors = {e.actor for e, _ in items if e.actor is not None}
     if not actors:
         return {}
-    seg = trust._Segment(items, writer, segment, keys.keys)
-    if seg.whole_fast(actors):
-        return {}
-    batches = trust._batches(items)
-    seg.check_whole(batches)
-    for batch in batches:
-        if not all(seg.covered[i] for i in batch):
-            seg.check_batch(batch)
-    out: dict[int, str] = {}
-    for batch in batches:
-        if all(seg.covered[i] for i in batch):
-            continue
-        first = next(seg.reason[i] for i in batch if i in seg.reason)
-        for i in batch:
-            out[i] = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-    return out
+    seg = trust.Segment(items, writer, segment, keys.keys)
+    return {} if seg.whole_fast(actors) else seg.uncovered(whole=True)
 
 
 def index_keys(conn: Any) -> set[KeyRow]:
@@ -114,7 +100,7 @@ def derive_keys(segments: Iterable[tuple[str, int, list[Item]]]) -> Keys:
 
 class Summary:
     """What deciding a segment copy's one-signature-per-actor check needs once the keys are
-    known (index/trust.py `_Segment.whole_fast`, split in two): per actor, the message and
+    known (index/trust.py `Segment.whole_fast`, split in two): per actor, the message and
     signature of its newest signed line, whose stated chain is the segment's real one, and the
     first and last place of its lines in total order. None from `summarize` when the copy
     cannot take that path (an actor's last line unsigned, a chain that does not match)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -168,9 +168,12 @@ CREATE TABLE IF NOT EXISTS quarantine (
     kept INTEGER NOT NULL,
     PRIMARY KEY (id, hash)
 );
--- The `_sig` value of each signed line taken (index/trust.py): a line rebuilt from the index
--- (restore-lost) gets its exact bytes back.
-CREATE TABLE IF NOT EXISTS signatures (id TEXT PRIMARY KEY, value BLOB NOT NULL);
+-- The `_sig` values of the signed lines taken (index/trust.py `remember`), so that a line
+-- rebuilt from the index (restore-lost) gets its exact bytes back: one row per portion of a
+-- segment taken (not one per line: a rebuild writes a few rows, not one per batch), `ids` the
+-- events' ids one after the other (36 characters each), `sigs` their values as in the lines
+-- (128 characters each). No index: only restore-lost reads it (a scan), appends write it.
+CREATE TABLE IF NOT EXISTS signatures (writer TEXT NOT NULL, ids TEXT NOT NULL, sigs BLOB NOT NULL);
 -- Clone-local state, kept across rebuilds: consumer cursors (positions of this clone).
 CREATE TABLE IF NOT EXISTS cursors (
     name TEXT PRIMARY KEY,

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
+from itertools import compress, repeat
+from operator import attrgetter, getitem, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from fleetgit.ledger import sigs
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 Order = tuple[int, str, int]
 Item = tuple[Event, bytes]
 KEY_TYPES = ("pilot_registered", "pilot_spawned", "pilot_key_added", "pilot_key_revoked")
+_KEY_TYPES = frozenset(KEY_TYPES)
 ADMIN_TYPES = ("pilot_key_added", "pilot_key_revoked")  # what a fleet admin key may sign
 _NEVER: Order = ((1 << 63) - 1, "", 0)  # after every event
 
@@ -50,7 +53,7 @@ class _Key:
         return self.added <= order and (self.revoked is None or order <= self.revoked)
 
 
-class _Keys:
+class Keys:
     """The keys of the pilots a screen meets (the index's `pilot_keys`, derived by `derive`),
     and the fleet's admin keys (`admin_keys` in .fleet/config.toml)."""
 
@@ -83,7 +86,7 @@ class _Keys:
         return any(not self.of(a) for a in actors if a is not None)
 
 
-class _Trial(_Keys):
+class _Trial(Keys):
     """The keys `derive` tries a key event's batch with: fixed lists, no index."""
 
     cache = True
@@ -120,7 +123,15 @@ def _order(e: Event) -> Order:
     return (e.hlc, e.writer, e.wseq)
 
 
-def _batches(items: list[Item]) -> list[range]:
+_EVENT, _LINE = itemgetter(0), itemgetter(1)
+_HLC, _TYPE, _ACTOR = attrgetter("hlc"), attrgetter("type"), attrgetter("actor")
+_ID, _WRITER = attrgetter("id"), attrgetter("writer")
+_PREFIXES = repeat(sigs.PREFIX)  # with map(bytes.startswith, lines, _PREFIXES)
+_FIELD = slice(len(sigs.PREFIX), len(sigs.PREFIX) + sigs.SIG_CHARS)  # a signed line's value
+_ID_CHARS = 36  # an event id: a lower-case UUID (intake)
+
+
+def batch_ranges(items: list[Item]) -> list[range]:
     """The batches, as the parse made them (complete: `txn` lines of one `tx`)."""
     out: list[range] = []
     start = 0
@@ -131,11 +142,11 @@ def _batches(items: list[Item]) -> list[range]:
     return out
 
 
-class _Segment:
+class Segment:
     """One portion of a segment being screened."""
 
     def __init__(
-        self, items: list[Item], writer: str, segment: int, keys: _Keys, base: bytes | None = None
+        self, items: list[Item], writer: str, segment: int, keys: Keys, base: bytes | None = None
     ) -> None:
         self.items, self.writer, self.segment, self.keys = items, writer, segment, keys
         self.base = base or sigs.genesis(writer, segment)  # the chain before items[0]
@@ -168,41 +179,57 @@ class _Segment:
         line, if the chain value it states is the segment's real one and its key was valid
         over the whole segment, covers every line of that actor before it. True when every
         line is covered so (nothing else to check)."""
+        newest = self.newest(actors)
+        if newest is None:
+            return False
+        hlcs: list[int] | None = None
+        for actor, k, b, base in newest:
+            key = self._signature_ok(range(b, k + 1), k, base, [])
+            if key is None:
+                return False
+            # its key must be valid at each line of its actor: at the first and the last in
+            # order. Tried first with the portion's lowest and highest clock (every actor's
+            # lines lie within them; two passes in C), which decides unless the key was added
+            # or revoked at or inside them; then the actor's own lines decide
+            hlcs = hlcs or list(map(_HLC, map(_EVENT, self.items)))
+            if key.added[0] < min(hlcs) and (key.revoked is None or key.revoked[0] > max(hlcs)):
+                continue
+            first, last = self.span(actor)
+            if not (key.valid_at(first) and key.valid_at(last)):
+                return False
+        return True  # each actor's last line is its newest signed one: all are before it
+
+    def newest(self, actors: set[str]) -> list[tuple[str, int, int, bytes]] | None:
+        """Per actor: its newest line `k`, the start `b` of k's batch and the segment's real
+        chain value there, or None when an actor's newest line is unsigned (no signature
+        covers it). What a whole segment's one check per actor needs (`whole_fast`)."""
         items, prefix = self.items, sigs.PREFIX
         newest: dict[str, int] = {}
         for i in range(len(items) - 1, -1, -1):
             e, line = items[i]
             if e.actor is not None and e.actor not in newest:
                 if line[:9] != prefix:
-                    return False  # the actor's last line is unsigned: no signature covers it
+                    return None  # the actor's last line is unsigned: no signature covers it
                 newest[e.actor] = i
                 if len(newest) == len(actors):
                     break
-        # the key must be valid at each line of its actor: at the first and the last in order
-        span: dict[str, tuple[Order, Order]] = {}
-        for e, _ in items:
-            if e.actor is not None:
-                at = _order(e)
-                lo, hi = span.get(e.actor, (at, at))
-                span[e.actor] = (min(lo, at), max(hi, at))
         starts = {}
         for actor, k in newest.items():
-            b = k
-            while b > 0 and items[b - 1][0].tx == items[k][0].tx:
+            b, tx = k, items[k][0].tx
+            while b > 0 and items[b - 1][0].tx == tx:
                 b -= 1
             starts[actor] = b
         chain, done = self.base, 0
         base_at: dict[int, bytes] = {}
         for b in sorted(set(starts.values())):
-            chain = sigs.chain(chain, [line for _, line in items[done:b]])
+            chain = sigs.chain(chain, list(map(_LINE, items[done:b])))
             done, base_at[b] = b, chain
-        for actor, k in newest.items():
-            b = starts[actor]
-            key = self._signature_ok(range(b, k + 1), k, base_at[b], [])
-            first, last = span[actor]
-            if key is None or not (key.valid_at(first) and key.valid_at(last)):
-                return False
-        return True  # each actor's last line is its newest signed one: all are before it
+        return [(actor, k, starts[actor], base_at[starts[actor]]) for actor, k in newest.items()]
+
+    def span(self, actor: str) -> tuple[Order, Order]:
+        """The first and the last place in total order of the lines of `actor`."""
+        mine = [_order(e) for e, _ in self.items if e.actor == actor]
+        return min(mine), max(mine)
 
     def _signature_ok(self, batch: range, k: int, base: bytes, order_of: list[int]) -> _Key | None:
         """The key of k's actor that made k's signature and is valid at every line of
@@ -264,6 +291,25 @@ class _Segment:
                 if not self.covered[i]:
                     self.reason[i] = why
 
+    def uncovered(self, whole: bool) -> dict[int, str]:
+        """The lines (indexes) no valid signature covers, with the reason, their batch's other
+        lines included (a batch is taken whole or not at all): each batch checked by its own
+        signatures, after the newest signature of each actor (`whole`: a portion read from the
+        segment's start, or from a place whose chain value is known)."""
+        batches = batch_ranges(self.items)
+        if whole:
+            self.check_whole(batches)
+        out: dict[int, str] = {}
+        for batch in batches:
+            if not all(self.covered[i] for i in batch):
+                self.check_batch(batch)
+            if all(self.covered[i] for i in batch):
+                continue
+            first = next(self.reason[i] for i in batch if i in self.reason)
+            for i in batch:
+                out[i] = self.reason.get(i) or f"in a batch with a quarantined event ({first})"
+        return out
+
     def check_whole(self, batches: list[range]) -> None:
         """A segment read from its start: the newest signature of each actor, when the chain
         value it states is right, covers every line of that actor before it."""
@@ -299,8 +345,13 @@ class _Segment:
 def flush(db: IndexDB, result: Any) -> None:
     """End of a catch-up: screen and ingest the portions deferred for want of a key."""
     deferred, db.trust_deferred = db.trust_deferred or [], None
-    for items, writer, segment, start, base in deferred:
-        db.ingest(screen(db, items, writer, segment, start, defer=False, base=base), result)
+    for items, writer, segment, start, base, blob in deferred:
+        db.reading_blob = blob  # as when it was read: a blob's lines keep their numbers
+        try:
+            taken = screen(db, items, writer, segment, start, defer=False, base=base)
+        finally:
+            db.reading_blob = False
+        db.ingest(taken, result)
 
 
 def screen(
@@ -322,68 +373,90 @@ def screen(
     if policy == "off" or not items:
         return items
     changed: set[str] = set()
-    if any(e.type in KEY_TYPES for e, _ in items):
+    events = list(map(_EVENT, items))  # the passes over every line below run in C
+    if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
         changed = derive(db, _record(db, items, writer, segment))
-    keys = _Keys(db)
+    keys = Keys(db)
     keys.changed = changed
     # quarantined batches of the pilots whose keys just changed, now covered
     released = _released(db, keys) if changed else []
-    seg = _Segment(items, writer, segment, keys, base)
-    actors = {e.actor for e, _ in items}
+    seg = Segment(items, writer, segment, keys, base)
+    actors = set(map(_ACTOR, events))
     actors.discard(None)
     if defer and db.trust_deferred is not None and keys.missing(actors):
         # a pilot with no key yet: its registration may be in a source read later in this
         # catch-up (a rebuild reads writers in name order); checked whole at its end (`flush`)
-        db.trust_deferred.append((items, writer, segment, start, base))
+        db.trust_deferred.append((items, writer, segment, start, base, db.reading_blob))
         remember(db, released)
         return released
     whole = start == 0 or base is not None
-    if whole and seg.whole_fast(actors):  # type: ignore[arg-type]
+    if whole and seg.whole_fast(actors):
         items = items + released
         remember(db, items)
         return items
-    batches = _batches(items)
-    if whole:
-        seg.check_whole(batches)
-    for batch in batches:
-        if not all(seg.covered[i] for i in batch):
-            seg.check_batch(batch)
-    keep: list[Item] = []
-    bad: list[tuple[Item, str, int | None]] = []  # with its line, when read from the start
-    for batch in batches:
-        if all(seg.covered[i] for i in batch):
-            keep.extend(items[i] for i in batch)
-            continue
-        first = next(seg.reason[i] for i in batch if i in seg.reason)
-        for i in batch:
-            why = seg.reason.get(i) or f"in a batch with a quarantined event ({first})"
-            # its line number, for a committed blob read whole (a work-tree file is searched
-            # when listed: `quarantined`), so that the row is the same whatever was read when
-            bad.append((items[i], why, i + 1 if start == 0 and db.reading_blob else None))
-        if policy == "warn":
-            keep.extend(items[i] for i in batch)
+    uncovered = seg.uncovered(whole)
+    keep = items if policy == "warn" else [x for i, x in enumerate(items) if i not in uncovered]
+    # with its line number, for a committed blob read whole (a work-tree file is searched when
+    # listed: `quarantined`), so that the row is the same whatever was read when
+    number = start == 0 and db.reading_blob
+    bad = [(items[i], why, i + 1 if number else None) for i, why in sorted(uncovered.items())]
     if bad:
         _quarantine(db, bad, segment, kept=policy == "warn")
-    keep.extend(released)
+    keep = keep + released
     remember(db, keep)
     return keep
 
 
 def remember(db: IndexDB, items: list[Item]) -> None:
     """Keep the `_sig` value of each signed line taken, so that a line rebuilt from the index
-    (`restore-lost`, sync/lost.py) has its exact bytes again."""
-    prefix, end = sigs.PREFIX, len(sigs.PREFIX) + sigs.SIG_CHARS
-    db.conn.executemany(
-        "INSERT OR IGNORE INTO signatures VALUES (?, ?)",
-        [(e.id, line[9:end]) for e, line in items if line[:9] == prefix],
-    )
+    (`restore-lost`, sync/lost.py) has its exact bytes again: one row per writer of `items`
+    (`signatures`, read back by `signatures_of`), built by passes in C, not a row per line."""
+    lines = list(map(_LINE, items))
+    flags = list(map(bytes.startswith, lines, _PREFIXES))
+    if not any(flags):
+        return
+    events = list(compress(map(_EVENT, items), flags))
+    values: list[bytes] = list(compress(map(getitem, lines, repeat(_FIELD)), flags))
+    writers = set(map(_WRITER, events))
+    if len(writers) == 1:
+        rows = [(events[0].writer, "".join(map(_ID, events)), b"".join(values))]
+    else:  # quarantined batches of other writers, let in with this portion (`_released`)
+        rows = [
+            (
+                w,
+                "".join(e.id for e in events if e.writer == w),
+                b"".join(v for e, v in zip(events, values, strict=True) if e.writer == w),
+            )
+            for w in sorted(writers)
+        ]
+    db.conn.executemany("INSERT INTO signatures VALUES (?, ?, ?)", rows)
+
+
+def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
+    """The `_sig` values kept for the events `wanted` (id -> writer), each id with every value
+    a copy of its line had (the caller keeps the one whose line hashes right)."""
+    out: dict[str, list[bytes]] = {}
+    for writer in sorted(set(wanted.values())):
+        for ids, values in conn.execute(
+            "SELECT ids, sigs FROM signatures WHERE writer = ?", (writer,)
+        ):
+            n, values = len(ids) // _ID_CHARS, bytes(values)
+            if len(ids) != n * _ID_CHARS or len(values) != n * sigs.SIG_CHARS:
+                continue  # not a row `remember` wrote
+            for i in range(n):
+                eid = ids[i * _ID_CHARS : (i + 1) * _ID_CHARS]
+                if eid in wanted:
+                    out.setdefault(eid, []).append(
+                        values[i * sigs.SIG_CHARS : (i + 1) * sigs.SIG_CHARS]
+                    )
+    return out
 
 
 def _record(db: IndexDB, items: list[Item], writer: str, segment: int) -> set[str]:
     """Keep the key events of a portion with their batches (`key_events`), whatever their
     verdict; the pilots whose key events are new here."""
     rows = []
-    for batch in _batches(items):
+    for batch in batch_ranges(items):
         if not any(items[i][0].type in KEY_TYPES for i in batch):
             continue
         lines = b"".join(items[i][1] for i in batch)
@@ -414,7 +487,7 @@ def derive(db: IndexDB, pilots: set[str]) -> set[str]:
     (see catchup.Index), the one way every clone ends with the same verdicts."""
     if not pilots:
         return set()
-    state = _Keys(db)
+    state = Keys(db)
     changed: set[str] = set()
     todo = sorted(pilots, reverse=True)
     rounds = 0
@@ -447,7 +520,7 @@ def derive(db: IndexDB, pilots: set[str]) -> set[str]:
     return changed
 
 
-def _derive_one(db: IndexDB, pilot: str, state: _Keys) -> list[_Key]:
+def _derive_one(db: IndexDB, pilot: str, state: Keys) -> list[_Key]:
     """One pilot's keys from its key events, in total order:
 
     - its first registration carrying a key (signed by that key), or its spawn with a key
@@ -509,7 +582,7 @@ def _signed(
     admins: dict[str, bytes],
 ) -> bool:
     """Is the key event `items[at]` covered by its batch's signature, tried with `signers`?"""
-    seg = _Segment(items, writer, segment, _Trial(admins, signers))
+    seg = Segment(items, writer, segment, _Trial(admins, signers))
     seg.check_batch(range(len(items)))
     return seg.covered[at]
 
@@ -549,7 +622,7 @@ def _lost(old: list[_Key], new: list[_Key]) -> list[tuple[Order, Order]]:
 
 def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> bool:
     """Has the index taken an event of `pilot` inside one of `spans`? (None without events:
-    a scratch database of keys, see `_learn_keys`.)"""
+    a scratch database of keys, see `learn_keys`.)"""
     if not db.conn.execute(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'"
     ).fetchone():
@@ -564,7 +637,7 @@ def _accepted_in(db: IndexDB, pilot: str, spans: list[tuple[Order, Order]]) -> b
     return False
 
 
-def _learn_keys(seg: _Segment, batches: list[range]) -> None:
+def learn_keys(seg: Segment, batches: list[range]) -> None:
     """For a caller that derives keys in a scratch database of its own (a `pilot_keys` table;
     `seg.keys` bound to it): keep the key events of `batches` of `seg` and derive the keys of
     the pilots they name from all kept so far, in total order (`derive`)."""
@@ -583,9 +656,18 @@ def learn_own(db: IndexDB, events: list[Event], lines: list[bytes], segment: int
     """The keys this clone's own append brings, and its signatures (`remember`)."""
     if db.config.trust == "off":
         return
-    items = list(zip(events, lines, strict=True))
-    remember(db, items)
-    if any(e.type in KEY_TYPES for e in events):
+    signed = [
+        (e.id, line[_FIELD])
+        for e, line in zip(events, lines, strict=True)
+        if line[:9] == sigs.PREFIX
+    ]
+    if signed:  # one writer: this one (`remember`'s row, built directly)
+        db.conn.execute(
+            "INSERT INTO signatures VALUES (?, ?, ?)",
+            (events[0].writer, "".join(eid for eid, _ in signed), b"".join(v for _, v in signed)),
+        )
+    if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
+        items = list(zip(events, lines, strict=True))
         derive(db, _record(db, items, events[0].writer, segment))
 
 
@@ -602,7 +684,7 @@ def _quarantine(
     )  # fmt: skip
 
 
-def _released(db: IndexDB, keys: _Keys) -> list[Item]:
+def _released(db: IndexDB, keys: Keys) -> list[Item]:
     """Quarantined batches of the pilots whose keys just changed, now covered: out of the
     quarantine and into the index."""
     from fleetgit.domain.catalogue import CATALOGUE
@@ -619,8 +701,8 @@ def _released(db: IndexDB, keys: _Keys) -> list[Item]:
         groups.setdefault((writer, segment), []).append((check(line, writer, CATALOGUE), line))
     out: list[Item] = []
     for (writer, segment), items in groups.items():
-        seg = _Segment(items, writer, segment, keys)
-        for batch in _batches(items):
+        seg = Segment(items, writer, segment, keys)
+        for batch in batch_ranges(items):
             seg.check_batch(batch)
             if all(seg.covered[i] for i in batch):
                 db.conn.executemany(

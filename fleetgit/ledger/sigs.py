@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from binascii import b2a_base64
 
 PREFIX = b'{"_sig":"'
 SIG_CHARS = 128  # base64url of 96 bytes
 _END = len(PREFIX) + SIG_CHARS  # index of `",` after the value
 _BODY = _END + 2  # where the rest of the unsigned line starts (after `",`)
 _b2 = hashlib.blake2b
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 -> base64url
 
 
 def split(line: bytes) -> tuple[bytes, bytes | None]:
@@ -36,8 +38,8 @@ def split(line: bytes) -> tuple[bytes, bytes | None]:
 
 def join(body: bytes, base: bytes, signature: bytes) -> bytes:
     """`body` (an unsigned canonical line) with its `_sig` field."""
-    value = base64.urlsafe_b64encode(base + signature)
-    return PREFIX + value + b'",' + body[1:]
+    value = b2a_base64(base + signature, newline=False).translate(_URLSAFE)
+    return b"".join((PREFIX, value, b'",', memoryview(body)[1:]))
 
 
 def with_field(body: bytes, value: bytes) -> bytes:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from fleetgit.git import fleetrefs
+from fleetgit.index.trust import signatures_of
 from fleetgit.ledger.codec import Event, encode
 from fleetgit.ledger.segments import RESTORED_SEGMENTS, line_hash, segment_name
 from fleetgit.ledger.sigs import with_field
@@ -61,15 +62,6 @@ def restore(fleet: Fleet, *, dry_run: bool = False) -> dict[str, Any]:
     return out
 
 
-def _signatures(conn: Any, ids: list[str]) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        out.update(conn.execute(f"SELECT id, value FROM signatures WHERE id IN ({marks})", chunk))
-    return out
-
-
 def _lines(fleet: Fleet, lost: list[str]) -> dict[str, tuple[set[str], bytes]]:
     """Per writer: the ids and the bytes of the whole batches holding the lost events, in
     the writer's order."""
@@ -87,7 +79,7 @@ def _lines(fleet: Fleet, lost: list[str]) -> dict[str, tuple[set[str], bytes]]:
         chunk = tx_list[start : start + 500]
         marks = ",".join("?" * len(chunk))
         rows += conn.execute(f"SELECT {_COLUMNS} FROM events WHERE tx IN ({marks})", chunk)
-    signed = _signatures(conn, [r[0] for r in rows])
+    signed = signatures_of(conn, {r[0]: r[6] for r in rows})
     batches: dict[str, list[tuple[int, str, bytes]]] = defaultdict(list)
     broken: set[str] = set()
     for r in rows:
@@ -96,8 +88,10 @@ def _lines(fleet: Fleet, lost: list[str]) -> dict[str, tuple[set[str], bytes]]:
             orjson.loads(r[12]), r[13], r[14],
         )  # fmt: skip
         line = encode(event)
-        if event.id in signed:  # its pilot's signature, as the line had it (index/trust.py)
-            line = with_field(line, signed[event.id])
+        for value in signed.get(event.id, ()):  # its signature, as the line had it (trust.py)
+            if line_hash(with_field(line, value)) == r[15]:
+                line = with_field(line, value)
+                break
         if line_hash(line) != r[15]:
             broken.add(event.tx)  # its bytes cannot be rebuilt: the batch is left out whole
         batches[event.tx].append((event.wseq, event.writer, line))
