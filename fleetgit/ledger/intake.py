@@ -9,6 +9,7 @@ its batch whole and reports it (`fleetgit verify`), and no projection ever sees 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,39 @@ _FINE: set[tuple[str, str]] = set()
 _FINE_MAX = 4096
 
 
+# The fast path: per event type, one regular expression that matches exactly the canonical lines
+# (sorted keys, no spaces, as codec.encode writes them) of that type at its current version whose
+# envelope passes every check below, in a subset of their forms (integers below 10^18, a plain
+# `ts`), and whose data its type's pattern takes (schema.fast_data_pattern). A line it does not
+# match is checked field by field below, which says what is wrong: the fast path changes no
+# verdict and no reason, only the cost of a good line (one match in C, not ~40 Python calls).
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_NAME = schema.NAME_RE.pattern[1:-1]
+_COUNT = "[1-9][0-9]{0,17}"  # positive, below 2^63
+_TXN = "[1-9][0-9]{0,4}|100000"  # 1 to MAX_BATCH
+_LINE = (
+    r'\{{"actor":(?:"({name})"|null),"causation_id":(?:"({uuid})"|null),'
+    r'"correlation_id":(?:"({name})"|null),"data":({data}),"hlc":(0|{count}),'
+    r'"id":"({uuid})","seq":({count}),"stream":"((?:{kinds})/({name}))",'
+    r'"ts":"([\x20\x21\x23-\x5b\x5d-\x7e]{{0,{ts}}})","tx":"({uuid})","txn":({txn}),'
+    r'"type":"{type}","v":{v},"writer":"([0-9a-z]{{8,64}})","wseq":({count})\}}\n'
+)
+_FAST_LINES: dict[tuple[int, str], re.Pattern[str] | None] = {}
+
+
+def _line_pattern(types: Catalogue, name: str) -> re.Pattern[str] | None:
+    """The fast path's pattern of lines of the known type `name`, built once, or None."""
+    key = (id(types), name)
+    if key not in _FAST_LINES:
+        et = types.types[name]
+        data = schema.fast_data_pattern(et)
+        _FAST_LINES[key] = None if data is None else re.compile(_LINE.format(
+            name=_NAME, uuid=_UUID, data=data, count=_COUNT, ts=_TS_MAX, txn=_TXN,
+            kinds="|".join(map(re.escape, et.stream_kinds)), type=name, v=et.version,
+        ))  # fmt: skip
+    return _FAST_LINES[key]
+
+
 class Refused(DecodeError):
     """A well-formed JSON line that an append would not have written."""
 
@@ -41,6 +75,9 @@ def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
     `writer`: the writer directory the line was found in; a line must be in its own writer's.
     `types`: the event types this fleetgit knows (domain/catalogue.py)."""
     body = split(line)[0]  # a signature is checked on ingest (index/trust.py), not here
+    fast = _fast(body, writer, types)
+    if fast is not None:
+        return fast
     obj, event = decode_object(body)
     _check_envelope(event, writer)
     et = types.types.get(event.type)
@@ -64,6 +101,29 @@ def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
     if not _canonical(obj, body):
         raise Refused("not in canonical form (sorted keys, no duplicates, no spaces)")
     return event
+
+
+def _fast(body: bytes, writer: str | None, types: Catalogue) -> Event | None:
+    """The event of a line the fast path takes (see _LINE), or None: check it field by field."""
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    at = text.rfind(',"type":"') + 9
+    name = text[at : text.find('"', at)]
+    pattern = _line_pattern(types, name) if at > 8 and name in types.types else None
+    m = None if pattern is None else pattern.fullmatch(text)
+    if m is None:
+        return None
+    actor, cause, corr, data, hlc, eid, seq, stream, key, ts, tx, txn, own, wseq = m.groups()
+    if writer is not None and own != writer:
+        return None
+    et = types.types[name]
+    obj = orjson.loads(data)
+    if et.stream_key is not None and obj.get(et.stream_key) != key:
+        return None
+    return Event(eid, name, et.version, stream, int(seq), int(hlc), own, int(wseq), actor, ts,
+                 tx, int(txn), obj, cause, corr)  # fmt: skip
 
 
 def _canonical(obj: dict[str, Any], line: bytes) -> bool:

@@ -384,6 +384,95 @@ def _type_schema(et: EventType) -> dict[str, Any]:
     }
 
 
+# -- the fast path of intake ----------------------------------------------------------------
+# A regular expression per event type that matches exactly the canonical `data` (sorted keys, no
+# spaces, as codec.encode writes it) of values every check above accepts, in a subset of their
+# forms: strings with no escape, names, small integers, enums, lists of those, `changes`. A match
+# means valid; anything else goes through the checks above, which say what is wrong. Matched on
+# the line decoded as UTF-8 (strict: a lone surrogate never decodes), where a repetition counts
+# characters as `len` does. Single-character repetitions only: the engine runs those in C.
+_STR_CHAR = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]'  # kind str: one printable line
+_TEXT_CHAR = r'[^"\\\x00-\x1f]'  # kind text, as stored (JSON escapes any line break)
+_NONBLANK = r'(?=\s*+[^\s"])'  # some character that is not blank
+_FAST_NAME = NAME_RE.pattern[1:-1]
+
+
+def _fast_string(kind: str, nonblank: bool) -> str | None:
+    if kind == "name":
+        return f'"{_FAST_NAME}"'
+    if kind not in ("str", "text"):
+        return None
+    char, limit = (_STR_CHAR, MAX_STR) if kind == "str" else (_TEXT_CHAR, MAX_TEXT)
+    return f'"{_NONBLANK if nonblank else ""}{char}{{0,{limit}}}"'
+
+
+def _fast_int(spec: Field) -> str | None:
+    digits = 18  # below 2^63 whatever they are; anything longer is checked in Python
+    if spec.maximum is not None:
+        if spec.maximum < 10:
+            return None
+        digits = len(str(spec.maximum)) - 1  # fewer digits than the maximum: below it
+    if spec.minimum is None:
+        return f"0|-?[1-9][0-9]{{0,{digits - 1}}}"
+    if spec.minimum in (0, 1):
+        return f"{'0|' if spec.minimum == 0 else ''}[1-9][0-9]{{0,{digits - 1}}}"
+    return None
+
+
+def _fast_value(spec: Field) -> str | None:
+    """The canonical JSON of the values of `spec` that the fast path takes, or None."""
+    if spec.check is not None:
+        return None
+    kind = spec.kind
+    out: str | None
+    if kind in ("str", "text", "name"):
+        out = _fast_string(kind, spec.nonblank)
+    elif kind == "int":
+        out = _fast_int(spec)
+    elif kind == "bool":
+        out = "true|false"
+    elif kind == "enum":
+        plain = all(re.fullmatch(r"[A-Za-z0-9_.:@ -]+", c) for c in spec.choices)
+        quoted = "|".join(f'"{re.escape(choice)}"' for choice in spec.choices)
+        out = quoted if plain and spec.choices else None
+    elif kind == "list":
+        item = _fast_string(spec.items, False)
+        if item is None or spec.min_items > MAX_LIST:
+            return None
+        items = f"{item}(?:,{item}){{{max(spec.min_items - 1, 0)},{MAX_LIST - 1}}}"
+        out = rf"\[{items}\]" if spec.min_items else rf"\[(?:{items})?\]"
+    elif kind == "object" and spec.keys and spec.min_items <= 1:
+        entries = _fast_entries(spec.keys)
+        out = None if entries is None else (r"(?!\{\})" if spec.min_items else "") + entries
+    else:
+        return None
+    if out is not None and not spec.required:
+        out = f"{out}|null"
+    return None if out is None else f"(?:{out})"
+
+
+def _fast_entries(fields: Iterable[Field]) -> str | None:
+    """An object of `fields` in canonical form: sorted keys, each optional one may be absent;
+    the first entry follows the brace, every other one a comma (values never end in `{`)."""
+    parts = []
+    for spec in sorted(fields, key=lambda f: f.name):
+        if not re.fullmatch(r"[A-Za-z0-9_]+", spec.name):
+            return None
+        value = _fast_value(spec) or "(?!)"  # matches nothing: such values are checked above
+        entry = f'(?:(?<=\\{{)|,)"{spec.name}":{value}'
+        parts.append(entry if spec.required else f"(?:{entry})?")
+    return r"\{" + "".join(parts) + r"\}"
+
+
+def fast_data_pattern(et: EventType) -> str | None:
+    """The fast path's pattern of `et`'s data (see above), or None when a required field
+    always needs the checks above."""
+    entries = _fast_entries(et.fields)
+    if entries is None or any(f.required and _fast_value(f) is None for f in et.fields):
+        return None
+    return entries
+
+
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
