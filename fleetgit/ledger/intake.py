@@ -19,7 +19,7 @@ from fleetgit.ledger import schema
 from fleetgit.ledger.codec import ENVELOPE_KEYS, DecodeError, Event, decode_object
 from fleetgit.ledger.errors import ValidationError
 from fleetgit.ledger.names import is_writer
-from fleetgit.ledger.schema import Catalogue
+from fleetgit.ledger.schema import Catalogue, EventType
 from fleetgit.ledger.sigs import split
 
 MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
@@ -50,20 +50,23 @@ _LINE = (
     r'"ts":"([\x20\x21\x23-\x5b\x5d-\x7e]{{0,{ts}}})","tx":"({uuid})","txn":({txn}),'
     r'"type":"{type}","v":{v},"writer":"([0-9a-z]{{8,64}})","wseq":({count})\}}\n'
 )
-_FAST_LINES: dict[tuple[int, str], re.Pattern[str] | None] = {}
 
 
-def _line_pattern(types: Catalogue, name: str) -> re.Pattern[str] | None:
-    """The fast path's pattern of lines of the known type `name`, built once, or None."""
-    key = (id(types), name)
-    if key not in _FAST_LINES:
-        et = types.types[name]
-        data = schema.fast_data_pattern(et)
-        _FAST_LINES[key] = None if data is None else re.compile(_LINE.format(
+def _line_pattern(types: Catalogue, name: str) -> tuple[re.Pattern[str], EventType] | None:
+    """The fast path's pattern of lines of type `name` with the type, or None (an unknown type,
+    or data always checked in Python); built once per catalogue (`Catalogue.fast_lines`)."""
+    et = types.types.get(name)
+    data = None if et is None else schema.fast_data_pattern(et)
+    if et is None or data is None:
+        found = None
+    else:
+        found = re.compile(_LINE.format(
             name=_NAME, uuid=_UUID, data=data, count=_COUNT, ts=_TS_MAX, txn=_TXN,
             kinds="|".join(map(re.escape, et.stream_kinds)), type=name, v=et.version,
-        ))  # fmt: skip
-    return _FAST_LINES[key]
+        )), et  # fmt: skip
+    if len(types.fast_lines) < 1024:  # a type's name is read from the line: bounded
+        types.fast_lines[name] = found
+    return found
 
 
 class Refused(DecodeError):
@@ -111,14 +114,16 @@ def _fast(body: bytes, writer: str | None, types: Catalogue) -> Event | None:
         return None
     at = text.rfind(',"type":"') + 9
     name = text[at : text.find('"', at)]
-    pattern = _line_pattern(types, name) if at > 8 and name in types.types else None
-    m = None if pattern is None else pattern.fullmatch(text)
+    found = types.fast_lines.get(name, False)
+    if found is False:
+        found = _line_pattern(types, name)
+    m = None if found is None else found[0].fullmatch(text)
     if m is None:
         return None
     actor, cause, corr, data, hlc, eid, seq, stream, key, ts, tx, txn, own, wseq = m.groups()
     if writer is not None and own != writer:
         return None
-    et = types.types[name]
+    et = found[1]
     obj = orjson.loads(data)
     if et.stream_key is not None and obj.get(et.stream_key) != key:
         return None

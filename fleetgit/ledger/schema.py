@@ -493,6 +493,8 @@ class Catalogue:
             et.name: tuple(f.name for f in et.fields if f.required) for et in self.types.values()
         }
         self.upcasters: dict[tuple[str, int], Upcaster] = {}
+        # intake's fast path: per type name, its line pattern and type, or None (intake.py)
+        self.fast_lines: dict[str, Any] = {}
 
     def event_type(self, name: str) -> EventType:
         found = self.types.get(name)
