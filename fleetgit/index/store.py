@@ -27,7 +27,7 @@ from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
-from fleetgit.ledger.digest import digest16
+from fleetgit.ledger.digest import blake2b, digest16
 from fleetgit.ledger.errors import IntegrityError
 from fleetgit.ledger.segments import RESTORED_SEGMENTS, line_hash
 
@@ -81,24 +81,23 @@ class IngestResult:
 
 # an Event's envelope in the order of _COLUMNS (its causation and correlation ids come last in
 # the tuple), picked in C: a rebuild builds a million of these rows
+_from_bytes = int.from_bytes
 _ENVELOPE = itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 10, 11)
 
 
 def _row(e: Event, line: bytes) -> tuple[Any, ...]:
-    """An event as the events table's columns (_COLUMNS), without its position."""
+    """An event as the events table's columns (_COLUMNS), without its position. `data` as
+    canonical JSON: cut out of the line when the line is canonical (intake checked it; keys
+    sorted, so `data` comes right before the top-level `hlc`, and nothing after it can hold an
+    unescaped `,"hlc":`), else encoded. The hash is `line_hash`'s, inline (a million rows)."""
     envelope: tuple[Any, ...] = _ENVELOPE(e)
-    return (*envelope, _data_text(e, line), line_hash(line))
-
-
-def _data_text(e: Event, line: bytes) -> str:
-    """`data` as canonical JSON: cut out of the line when the line is canonical (intake checked
-    it; keys sorted, so `data` comes right before the top-level `hlc`, and nothing after it can
-    hold an unescaped `,"hlc":`), else encoded."""
     start = line.find(b',"data":')
     end = line.rfind(b',"hlc":')
     if start < 0 or end < start:
-        return orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode()
-    return line[start + 8 : end].decode()
+        data = orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode()
+    else:
+        data = line[start + 8 : end].decode()
+    return (*envelope, data, _from_bytes(blake2b(line, digest_size=8).digest(), "big", signed=True))
 
 
 # WAL checkpoints happen off the append's path (docs/design.md, The index's WAL). SQLite's own
