@@ -308,10 +308,16 @@ def push(
         run_git(paths, ["update-ref", remote_prefix(remote) + writer, ref])
 
 
+# A fetch ends by running `git maintenance run --auto` (a process, on every sync): not for the
+# fleet's few objects a sync brings. The user's own git commands still run it (commit, merge,
+# their fetches); an older git, which knows no such setting, ignores it.
+_FETCH = ["-c", "maintenance.auto=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
+
+
 def fetch(paths: RepoPaths, remote: str, timeout: float | None) -> None:
     """Fetch every writer ref of `remote` into refs/fleet/remotes/<remote>/ (pruning the ones it
     no longer has: their events stay in the index, and `verify` reports any no ref reaches)."""
-    args = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head"]
+    args = [*_FETCH, "--prune"]
     remote_git(paths, [*args, remote, fetch_refspec(remote)], timeout, "fetch")
 
 
@@ -319,7 +325,7 @@ def fetch_own(paths: RepoPaths, remote: str, writer: str, timeout: float | None)
     """Fetch the remote's copy of this writer's ref into its tracking ref; None when the
     remote has none (never published from here, or deleted there)."""
     spec = f"+{writer_ref(writer)}:{remote_prefix(remote)}{writer}"
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, spec]
+    args = [*_FETCH, remote, spec]
     try:
         remote_git(paths, args, timeout, "fetch")
     except GitError as exc:
