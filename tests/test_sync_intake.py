@@ -238,3 +238,32 @@ def test_a_registration_sent_with_a_batch_of_work_is_not_checked_again_line_by_l
             "SELECT count(*) FROM events WHERE type = 'mission_created'"
         ).fetchone() == (200,)
         assert fleet.index.conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+
+
+def test_a_plain_sync_starts_its_fetch_first_and_applies_it_at_the_fetch_step(
+    tmp_path: Path,
+) -> None:
+    """`fleetgit sync` starts git's fetch as the process starts (sync/prefetch.py), before the
+    command's modules load and the index opens: its first git processes are the remote's
+    settings and the fetch. The fetch lands outside refs/fleet/ (no catch-up reads it before
+    the sync's fetch step, so what arrived is reported as received), and nothing of it is left
+    there afterwards."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(b, "goose", "one.py")
+    sync(b)
+    argv = _git_commands(a, tmp_path)
+    first = [cmd[cmd.index("fetch") :] for cmd in argv[:3] if "fetch" in cmd]
+    assert first and "--refmap=" in first[0], argv[:3]
+    assert len([cmd for cmd in argv if "fetch" in cmd and cmd[:1] == ["git"]]) == 1, argv
+    assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
+    _reserve(b, "goose", "two.py")
+    sync(b)
+    report = sync(a)
+    assert report["received"]["events"] == 1 and report["received"]["writers"] == [_writer(b)]
+    assert "two.py" in fg(a, "reservations").out
+    assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
+    # --dry-run and --push-only fetch nothing early
+    for flag in ("--dry-run", "--push-only"):
+        assert sync(a, flag)["received"]["events"] == 0
+        assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
