@@ -267,3 +267,22 @@ def test_a_plain_sync_starts_its_fetch_first_and_applies_it_at_the_fetch_step(
     for flag in ("--dry-run", "--push-only"):
         assert sync(a, flag)["received"]["events"] == 0
         assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
+
+
+def test_a_sync_reads_the_callsign_with_the_remotes(tmp_path: Path) -> None:
+    """git config fleet.callsign comes with the remotes' settings (one `git config` call), and
+    what concerns that pilot is still reported."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _git(a, "config", "fleet.callsign", "viper")
+    sync(b)  # viper's registration
+    fg(b, "--as", "goose", "squawk", "send", "--to", "viper", "--subject", "hello viper")
+    sync(b)
+    trace = tmp_path / "trace.json"
+    res = run_fleetgit(a, "sync", "--json", env={"GIT_TRACE2_EVENT": str(trace)})
+    assert res.code == 0, res.err
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    configs = [r["argv"] for r in runs if r["event"] == "start" and "config" in r["argv"]]
+    assert len(configs) == 1, configs
+    concerns = orjson.loads(res.out)["concerns"]
+    assert [c["subject"] for c in concerns if c["kind"] == "message"] == ["hello viper"]

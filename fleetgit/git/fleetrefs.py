@@ -241,11 +241,13 @@ class RemoteConfig(NamedTuple):
     remotes: list[str]  # names of the remotes with a URL
     fetch: dict[str, list[str]]  # remote -> its fetch refspecs
     upstream: str | None  # the remote of the current branch's upstream
+    callsign: str | None = None  # fleet.callsign, read with them (no git call of its own)
 
 
 def remote_config(paths: RepoPaths) -> RemoteConfig:
-    """The remotes, their fetch refspecs and the current branch's remote, in one git call."""
-    pattern = r"^(remote\..*\.(url|fetch)|branch\..*\.remote)$"
+    """The remotes, their fetch refspecs, the current branch's remote and fleet.callsign, in one
+    git call."""
+    pattern = r"^(remote\..*\.(url|fetch)|branch\..*\.remote|fleet\.callsign)$"
     try:
         out = run_git(paths, ["config", "-z", "--get-regexp", pattern])
     except GitError:  # none at all
@@ -253,11 +255,14 @@ def remote_config(paths: RepoPaths) -> RemoteConfig:
     names: list[str] = []
     fetch: dict[str, list[str]] = {}
     branches: dict[str, str] = {}
+    callsign = None
     for record in out.split("\0"):
         key, _, value = record.partition("\n")
         section, _, rest = key.partition(".")
         name, _, var = rest.rpartition(".")
-        if section == "remote" and var == "url" and name not in names:
+        if key == "fleet.callsign":
+            callsign = value.strip() or None  # the last one wins, as in git
+        elif section == "remote" and var == "url" and name not in names:
             names.append(name)
         elif section == "remote" and var == "fetch":
             fetch.setdefault(name, []).append(value)
@@ -271,7 +276,7 @@ def remote_config(paths: RepoPaths) -> RemoteConfig:
     if head.startswith("ref: refs/heads/"):
         chosen = branches.get(head[len("ref: refs/heads/") :])
         upstream = chosen if chosen and chosen != "." else None
-    return RemoteConfig(names, fetch, upstream)
+    return RemoteConfig(names, fetch, upstream, callsign)
 
 
 def ensure_fetch_refspec(paths: RepoPaths, remote: str, have: Sequence[str]) -> bool:

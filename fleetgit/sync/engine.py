@@ -85,10 +85,19 @@ def fetch_snapshots_first(paths: RepoPaths, remote: str | None, timeout: float |
         return
 
 
-def resolve_remote(paths: RepoPaths, remote: str | None) -> tuple[str, list[str]]:
+def resolve_remote(
+    paths: RepoPaths,
+    remote: str | None,
+    fleet: Fleet | None = None,
+    config: fleetrefs.RemoteConfig | None = None,
+) -> tuple[str, list[str]]:
     """The remote to sync with (the one named, else the current branch's upstream remote, else
-    `origin`) and its fetch refspecs; refused in one line when this clone has no such remote."""
-    config = fleetrefs.remote_config(paths)
+    `origin`) and its fetch refspecs; refused in one line when this clone has no such remote.
+    `fleet`: told the git config fleet.callsign read with them, for its `actor`. `config`: the
+    settings, when read already (by prefetch.start)."""
+    config = config or fleetrefs.remote_config(paths)
+    if fleet is not None:
+        fleet.configured_callsign(config.callsign)
     chosen = remote or config.upstream or "origin"
     if chosen not in config.remotes:
         shown = ", ".join(config.remotes) if config.remotes else "none"
@@ -204,10 +213,10 @@ def run(
     timeout: float | None = None,
 ) -> SyncReport:
     paths = fleet.paths
-    name, specs = resolve_remote(paths, remote)
-    report = SyncReport(name, fleet.writer.id, dry_run)
     # the fetch the command started as it started (sync/prefetch.py), with the lock it took
     early = prefetch.take(paths) if fetch and not dry_run else None
+    name, specs = resolve_remote(paths, remote, fleet, early.config if early else None)
+    report = SyncReport(name, fleet.writer.id, dry_run)
     if early is not None and early.remote != name:
         early.proc.wait()  # another remote than this sync's: a fetch like any other, done
         early = None

@@ -17,17 +17,27 @@ import fcntl
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetgit.git.paths import RepoPaths, locate
 
+if TYPE_CHECKING:
+    from fleetgit.git.fleetrefs import RemoteConfig
+
 
 class Prefetch:
-    __slots__ = ("common_dir", "lock_fd", "proc", "remote")
+    __slots__ = ("common_dir", "config", "lock_fd", "proc", "remote")
 
     def __init__(
-        self, common_dir: Path, remote: str, proc: subprocess.Popen[bytes], lock_fd: int
+        self,
+        common_dir: Path,
+        config: RemoteConfig,  # the remotes' settings it read: the engine's too
+        remote: str,
+        proc: subprocess.Popen[bytes],
+        lock_fd: int,
     ) -> None:
-        self.common_dir, self.remote, self.proc, self.lock_fd = common_dir, remote, proc, lock_fd
+        self.common_dir, self.config, self.remote = common_dir, config, remote
+        self.proc, self.lock_fd = proc, lock_fd
 
 
 _started: Prefetch | None = None
@@ -84,7 +94,7 @@ def start(argv: list[str]) -> None:
         proc = fleetrefs.start_fetch(paths, chosen)
     except Exception:  # never a failure of its own: the engine fetches as it always did
         return
-    _started = Prefetch(paths.common_dir, chosen, proc, lock_fd)
+    _started = Prefetch(paths.common_dir, config, chosen, proc, lock_fd)
 
 
 def _lock(paths: RepoPaths) -> int | None:
