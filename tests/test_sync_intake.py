@@ -246,8 +246,8 @@ def test_a_plain_sync_starts_its_fetch_first_and_applies_it_at_the_fetch_step(
     """`fleetgit sync` starts git's fetch as the process starts (sync/prefetch.py), before the
     command's modules load and the index opens: its first git processes are the remote's
     settings and the fetch. The fetch lands outside refs/fleet/ (no catch-up reads it before
-    the sync's fetch step, so what arrived is reported as received), and nothing of it is left
-    there afterwards."""
+    the sync's fetch step, so what arrived is reported as received); the tracking refs are the
+    remote's writer refs afterwards, as a plain fetch leaves them."""
     _remote, (a, b, _c) = make_net(tmp_path)
     sync(a)
     _reserve(b, "goose", "one.py")
@@ -256,17 +256,22 @@ def test_a_plain_sync_starts_its_fetch_first_and_applies_it_at_the_fetch_step(
     first = [cmd[cmd.index("fetch") :] for cmd in argv[:3] if "fetch" in cmd]
     assert first and "--refmap=" in first[0], argv[:3]
     assert len([cmd for cmd in argv if "fetch" in cmd and cmd[:1] == ["git"]]) == 1, argv
-    assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
     _reserve(b, "goose", "two.py")
     sync(b)
     report = sync(a)
     assert report["received"]["events"] == 1 and report["received"]["writers"] == [_writer(b)]
     assert "two.py" in fg(a, "reservations").out
-    assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
+    tracking = "--format=%(objectname) %(refname:lstrip=4)"
+    there = _git(a, "ls-remote", "origin", "refs/fleet/writers/*").split()
+    assert _git(a, "for-each-ref", tracking, "refs/fleet/remotes/origin/").split() == [
+        w.removeprefix("refs/fleet/writers/") for w in there
+    ]
     # --dry-run and --push-only fetch nothing early
+    _reserve(b, "goose", "three.py")
+    sync(b)
     for flag in ("--dry-run", "--push-only"):
         assert sync(a, flag)["received"]["events"] == 0
-        assert not _git(a, "for-each-ref", "refs/fleet-prefetch/")
+    assert "three.py" not in fg(a, "reservations").out
 
 
 def test_a_sync_reads_the_callsign_with_the_remotes(tmp_path: Path) -> None:

@@ -330,7 +330,9 @@ def apply_prefetch(paths: RepoPaths, remote: str, keep: str | None) -> dict[str,
     """Set refs/fleet/remotes/<remote>/ to what `start_fetch` brought, as `fetch` would have
     (those the remote no longer has deleted), in one transaction; `keep`: a writer whose
     tracking ref stays as it is (this one's, which its push has just moved). Returns the
-    tracking refs now: writer -> commit id."""
+    tracking refs now: writer -> commit id. The prefetched refs stay (as git's own prefetch
+    task keeps refs/prefetch/): the next early fetch then writes only the refs that moved, and
+    a sync that brought nothing runs no update-ref."""
     staged_at, tracking_at = prefetch_prefix(remote), remote_prefix(remote)
     out = run_git(
         paths, ["for-each-ref", "--format=%(objectname) %(refname)", staged_at, tracking_at]
@@ -345,7 +347,6 @@ def apply_prefetch(paths: RepoPaths, remote: str, keep: str | None) -> dict[str,
             tracking[name[len(tracking_at) :]] = oid
     commands = []
     for writer, oid in staged.items():
-        commands.append(f"delete {staged_at}{writer}\n")
         if writer != keep and tracking.get(writer) != oid:
             commands.append(f"update {tracking_at}{writer} {oid}\n")
     for writer in set(tracking) - set(staged) - {keep}:
