@@ -273,6 +273,12 @@ class Fleet:
             self._actor = resolve_callsign(None, self.paths)
         return self._actor  # type: ignore[return-value]
 
+    def configured_callsign(self, value: str | None) -> None:
+        """git config fleet.callsign, read by a caller with other settings (sync): `actor`
+        then asks git for it no more."""
+        if self._actor is _UNSET:
+            self._actor = resolve_callsign(None, self.paths, configured=value)
+
     def me(self) -> str:
         """The acting callsign, for commands that act as a pilot; refused when there is none."""
         if not self.actor:

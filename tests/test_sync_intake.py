@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,132 @@ def test_a_clone_that_committed_segments_still_scans_the_code_refs(tmp_path: Pat
     fg(a, "commit")
     argv = _git_commands(a, tmp_path)
     assert [a for a in argv if "refs/heads/" in a], argv
+
+
+def test_a_sync_runs_no_maintenance_after_its_fetch(tmp_path: Path) -> None:
+    """A fetch ends with `git maintenance run --auto` unless told not to: one process more on
+    every sync, for the fleet's few objects."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(b, "goose", "one.py")
+    sync(b)
+    argv = _git_commands(a, tmp_path)
+    assert [cmd for cmd in argv if "fetch" in cmd], argv
+    assert not [cmd for cmd in argv if "maintenance" in cmd or "gc" in cmd], argv
+    assert "one.py" in fg(a, "reservations").out
+
+
+def _modules_of_a_sync(clone: Path) -> set[str]:
+    """The top-level modules a `fleetgit sync` of `clone` loaded (run as the command runs)."""
+    code = (
+        "import sys, runpy; sys.argv = ['fleetgit', *sys.argv[1:]]\n"
+        "try:\n    runpy.run_module('fleetgit', run_name='__main__')\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('MODULES', ' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, "sync"], cwd=clone, capture_output=True, text=True, check=True
+    ).stdout
+    return set(out.split("MODULES", 1)[1].split())
+
+
+def test_a_sync_that_only_receives_loads_no_pygit2(tmp_path: Path) -> None:
+    """Catch-up reads refs and objects with git (`cat-file --batch`): pygit2's import (~80 ms)
+    is for writing objects, and a clone with nothing to publish writes none."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(b, "goose", "one.py")
+    sync(b)
+    assert "pygit2" not in _modules_of_a_sync(a)
+    assert "one.py" in fg(a, "reservations").out
+    assert orjson.loads(fg(a, "verify", "--json").out)["ok"]
+
+
+def test_a_registration_sent_with_a_batch_of_work_is_not_checked_again_line_by_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deciding a pilot's keys (trust.derive) checks its registration again, as intake does;
+    the other lines of that batch, which intake has just taken, are only decoded."""
+    from fleetgit.ledger import intake
+    from fleetgit.ledger.codec import EventSpec
+
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    work = [
+        EventSpec("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
+        for i in range(200)
+    ]
+    with Fleet.open(b, actor="ice", register=True) as fleet:
+        fleet.emit_batch(work)  # the registration joins this batch
+    sync(b)
+    checked: list[str] = []
+    check = intake.check
+
+    def counting(line: bytes, writer: str | None, types: Any) -> Any:
+        event = check(line, writer, types)
+        checked.append(event.type)
+        return event
+
+    monkeypatch.setattr(intake, "check", counting)
+    seen = _sync_in_process(a, monkeypatch)
+    assert seen["report"]["received"]["events"] >= 201
+    assert checked.count("mission_created") == 0, len(checked)
+    assert "pilot_registered" in checked
+    with Fleet.open(a) as fleet:
+        assert fleet.index.conn.execute(
+            "SELECT count(*) FROM events WHERE type = 'mission_created'"
+        ).fetchone() == (200,)
+        assert fleet.index.conn.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+
+
+def test_a_plain_sync_starts_its_fetch_first_and_applies_it_at_the_fetch_step(
+    tmp_path: Path,
+) -> None:
+    """`fleetgit sync` starts git's fetch as the process starts (sync/prefetch.py), before the
+    command's modules load and the index opens: its first git processes are the remote's
+    settings and the fetch. The fetch lands outside refs/fleet/ (no catch-up reads it before
+    the sync's fetch step, so what arrived is reported as received); the tracking refs are the
+    remote's writer refs afterwards, as a plain fetch leaves them."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _reserve(b, "goose", "one.py")
+    sync(b)
+    argv = _git_commands(a, tmp_path)
+    first = [cmd[cmd.index("fetch") :] for cmd in argv[:3] if "fetch" in cmd]
+    assert first and "--refmap=" in first[0], argv[:3]
+    assert len([cmd for cmd in argv if "fetch" in cmd and cmd[:1] == ["git"]]) == 1, argv
+    _reserve(b, "goose", "two.py")
+    sync(b)
+    report = sync(a)
+    assert report["received"]["events"] == 1 and report["received"]["writers"] == [_writer(b)]
+    assert "two.py" in fg(a, "reservations").out
+    tracking = "--format=%(objectname) %(refname:lstrip=4)"
+    there = _git(a, "ls-remote", "origin", "refs/fleet/writers/*").split()
+    assert _git(a, "for-each-ref", tracking, "refs/fleet/remotes/origin/").split() == [
+        w.removeprefix("refs/fleet/writers/") for w in there
+    ]
+    # --dry-run and --push-only fetch nothing early
+    _reserve(b, "goose", "three.py")
+    sync(b)
+    for flag in ("--dry-run", "--push-only"):
+        assert sync(a, flag)["received"]["events"] == 0
+    assert "three.py" not in fg(a, "reservations").out
+
+
+def test_a_sync_reads_the_callsign_with_the_remotes(tmp_path: Path) -> None:
+    """git config fleet.callsign comes with the remotes' settings (one `git config` call), and
+    what concerns that pilot is still reported."""
+    _remote, (a, b, _c) = make_net(tmp_path)
+    sync(a)
+    _git(a, "config", "fleet.callsign", "viper")
+    sync(b)  # viper's registration
+    fg(b, "--as", "goose", "squawk", "send", "--to", "viper", "--subject", "hello viper")
+    sync(b)
+    trace = tmp_path / "trace.json"
+    res = run_fleetgit(a, "sync", "--json", env={"GIT_TRACE2_EVENT": str(trace)})
+    assert res.code == 0, res.err
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    configs = [r["argv"] for r in runs if r["event"] == "start" and "config" in r["argv"]]
+    assert len(configs) == 1, configs
+    concerns = orjson.loads(res.out)["concerns"]
+    assert [c["subject"] for c in concerns if c["kind"] == "message"] == ["hello viper"]

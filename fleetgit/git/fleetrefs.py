@@ -26,6 +26,7 @@ from fleetgit.ledger.errors import GitError
 
 WRITERS = "refs/fleet/writers/"
 REMOTES = "refs/fleet/remotes/"
+PREFETCH = "refs/fleet-prefetch/"  # a sync's early fetch (sync/prefetch.py), until it is applied
 CODE_REFS = ("refs/heads/", "refs/remotes/", "refs/tags/")  # where code, and segments, live
 IDENTITY = ("fleetgit", "fleetgit@localhost")  # the fleet's commits are not anyone's code
 
@@ -240,11 +241,13 @@ class RemoteConfig(NamedTuple):
     remotes: list[str]  # names of the remotes with a URL
     fetch: dict[str, list[str]]  # remote -> its fetch refspecs
     upstream: str | None  # the remote of the current branch's upstream
+    callsign: str | None = None  # fleet.callsign, read with them (no git call of its own)
 
 
 def remote_config(paths: RepoPaths) -> RemoteConfig:
-    """The remotes, their fetch refspecs and the current branch's remote, in one git call."""
-    pattern = r"^(remote\..*\.(url|fetch)|branch\..*\.remote)$"
+    """The remotes, their fetch refspecs, the current branch's remote and fleet.callsign, in one
+    git call."""
+    pattern = r"^(remote\..*\.(url|fetch)|branch\..*\.remote|fleet\.callsign)$"
     try:
         out = run_git(paths, ["config", "-z", "--get-regexp", pattern])
     except GitError:  # none at all
@@ -252,11 +255,14 @@ def remote_config(paths: RepoPaths) -> RemoteConfig:
     names: list[str] = []
     fetch: dict[str, list[str]] = {}
     branches: dict[str, str] = {}
+    callsign = None
     for record in out.split("\0"):
         key, _, value = record.partition("\n")
         section, _, rest = key.partition(".")
         name, _, var = rest.rpartition(".")
-        if section == "remote" and var == "url" and name not in names:
+        if key == "fleet.callsign":
+            callsign = value.strip() or None  # the last one wins, as in git
+        elif section == "remote" and var == "url" and name not in names:
             names.append(name)
         elif section == "remote" and var == "fetch":
             fetch.setdefault(name, []).append(value)
@@ -270,7 +276,7 @@ def remote_config(paths: RepoPaths) -> RemoteConfig:
     if head.startswith("ref: refs/heads/"):
         chosen = branches.get(head[len("ref: refs/heads/") :])
         upstream = chosen if chosen and chosen != "." else None
-    return RemoteConfig(names, fetch, upstream)
+    return RemoteConfig(names, fetch, upstream, callsign)
 
 
 def ensure_fetch_refspec(paths: RepoPaths, remote: str, have: Sequence[str]) -> bool:
@@ -308,18 +314,94 @@ def push(
         run_git(paths, ["update-ref", remote_prefix(remote) + writer, ref])
 
 
+# A fetch ends by running `git maintenance run --auto` (a process, on every sync): not for the
+# fleet's few objects a sync brings. The user's own git commands still run it (commit, merge,
+# their fetches); an older git, which knows no such setting, ignores it.
+_FETCH = ["-c", "maintenance.auto=false", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head"]
+
+
 def fetch(paths: RepoPaths, remote: str, timeout: float | None) -> None:
     """Fetch every writer ref of `remote` into refs/fleet/remotes/<remote>/ (pruning the ones it
     no longer has: their events stay in the index, and `verify` reports any no ref reaches)."""
-    args = ["fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head"]
-    remote_git(paths, [*args, remote, fetch_refspec(remote)], timeout, "fetch")
+    remote_git(paths, _fetch_all(remote), timeout, "fetch")
+
+
+def apply_prefetch(paths: RepoPaths, remote: str, keep: str | None) -> dict[str, str]:
+    """Set refs/fleet/remotes/<remote>/ to what `start_fetch` brought, as `fetch` would have
+    (those the remote no longer has deleted), in one transaction; `keep`: a writer whose
+    tracking ref stays as it is (this one's, which its push has just moved). Returns the
+    tracking refs now: writer -> commit id. The prefetched refs stay (as git's own prefetch
+    task keeps refs/prefetch/): the next early fetch then writes only the refs that moved, and
+    a sync that brought nothing runs no update-ref."""
+    staged_at, tracking_at = prefetch_prefix(remote), remote_prefix(remote)
+    out = run_git(
+        paths, ["for-each-ref", "--format=%(objectname) %(refname)", staged_at, tracking_at]
+    )
+    staged: dict[str, str] = {}
+    tracking: dict[str, str] = {}
+    for line in out.splitlines():
+        oid, _, name = line.partition(" ")
+        if name.startswith(staged_at):
+            staged[name[len(staged_at) :]] = oid
+        elif name.startswith(tracking_at):
+            tracking[name[len(tracking_at) :]] = oid
+    commands = []
+    for writer, oid in staged.items():
+        if writer != keep and tracking.get(writer) != oid:
+            commands.append(f"update {tracking_at}{writer} {oid}\n")
+    for writer in set(tracking) - set(staged) - {keep}:
+        commands.append(f"delete {tracking_at}{writer}\n")
+    if commands:
+        run_git(paths, ["update-ref", "--stdin"], "".join(commands).encode())
+    now = {w: oid for w, oid in staged.items() if w != keep}
+    if keep is not None and keep in tracking:
+        now[keep] = tracking[keep]
+    return now
+
+
+def _fetch_all(remote: str) -> list[str]:
+    return [*_FETCH, "--prune", remote, fetch_refspec(remote)]
+
+
+def prefetch_prefix(remote: str) -> str:
+    """Where `start_fetch` puts the writer refs of `remote` until `apply_prefetch` takes them:
+    outside refs/fleet/, so no catch-up reads them meanwhile."""
+    return f"{PREFETCH}{remote}/"
+
+
+def start_fetch(paths: RepoPaths, remote: str) -> subprocess.Popen[bytes]:
+    """`fetch`, started and not waited for (sync/prefetch.py), into `prefetch_prefix`:
+    `finish_fetch` waits for it, `apply_prefetch` moves its refs where `fetch` puts them."""
+    # --refmap= : not also into the tracking refs (git updates those a configured refspec
+    # names, opportunistically), which catch-up would read before the sync's fetch step
+    spec = f"+{WRITERS}*:{prefetch_prefix(remote)}*"
+    args = [*_FETCH, "--prune", "--refmap=", remote, spec]
+    return subprocess.Popen(
+        ["git", "-C", str(paths.worktree), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=_remote_env(),
+    )
+
+
+def finish_fetch(proc: subprocess.Popen[bytes], timeout: float | None) -> None:
+    """Wait for a fetch `start_fetch` started: a failure is one line with git's message."""
+    try:
+        _out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise GitError(f"git fetch took longer than {timeout:g} s: stopped") from None
+    if proc.returncode != 0:
+        raise GitError(f"git fetch failed: {git_message(err)}")
 
 
 def fetch_own(paths: RepoPaths, remote: str, writer: str, timeout: float | None) -> str | None:
     """Fetch the remote's copy of this writer's ref into its tracking ref; None when the
     remote has none (never published from here, or deleted there)."""
     spec = f"+{writer_ref(writer)}:{remote_prefix(remote)}{writer}"
-    args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", remote, spec]
+    args = [*_FETCH, remote, spec]
     try:
         remote_git(paths, args, timeout, "fetch")
     except GitError as exc:
@@ -343,15 +425,13 @@ def list_remote(paths: RepoPaths, remote: str, timeout: float | None) -> dict[st
 def remote_git(paths: RepoPaths, args: Sequence[str], timeout: float | None, what: str) -> str:
     """A git command that talks to a remote: never prompts (a missing credential is an error,
     not a hang), bounded by `timeout`; a failure is one line with git's own message."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
     try:
         proc = subprocess.run(
             ["git", "-C", str(paths.worktree), *args],
             capture_output=True,
             check=False,
             timeout=timeout,
-            env=env,
+            env=_remote_env(),
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
@@ -361,3 +441,10 @@ def remote_git(paths: RepoPaths, args: Sequence[str], timeout: float | None, wha
     if proc.returncode != 0:
         raise GitError(f"git {what} failed: {git_message(proc.stderr)}")
     return proc.stdout.decode("utf-8", "replace")
+
+
+def _remote_env() -> dict[str, str]:
+    """git talking to a remote never prompts: a missing credential is an error, not a hang."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")
+    return env

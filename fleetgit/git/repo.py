@@ -1,6 +1,11 @@
-"""The only module that touches git: pygit2 for objects and commits, `git` for the index file.
+"""The only module that touches git: `git` processes to read refs and objects, pygit2 to write
+objects and commits, `git` for the index file.
 
-pygit2 is imported lazily: it costs ~80 ms, and most commands never need it.
+pygit2 is imported lazily: it costs ~80 ms, and most commands never need it. Reading the
+`.fleet/events` trees of refs (a catch-up after a fetch, a commit, a checkout; `verify`) goes
+through one `git cat-file --batch` and one `--batch-check` process, each started on first use
+and kept while the repository is open (a few ms each): a sync that only receives loads no
+pygit2.
 """
 
 from __future__ import annotations
@@ -8,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +35,112 @@ def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
     return fingerprint.refs_fingerprint(str(paths.common_dir), [str(d) for d in worktree_git_dirs])
 
 
+class _CatFile:
+    """One `git cat-file --batch` (contents) or `--batch-check` (id, type and size) process,
+    started on first use, stopped by `close` (or when collected, or at exit). One question at
+    a time: a web server's threads may share a repository."""
+
+    def __init__(self, paths: RepoPaths, contents: bool) -> None:
+        self.paths, self.contents = paths, contents
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop: Any = None
+        self._lock = threading.Lock()
+
+    def ask(self, spec: str) -> tuple[str, str, int, bytes] | None:
+        """(id, type, size, contents: b"" for --batch-check) of the object `spec` names (an
+        id, or `REV:PATH`), or None when it names none."""
+        return self.ask_many([spec])[0]
+
+    def ask_many(self, specs: list[str]) -> list[tuple[str, str, int, bytes] | None]:
+        """`ask` for each of `specs`, in few round trips: the questions go in chunks small
+        enough that neither pipe fills while the other waits (headers only, or one object)."""
+        chunk = 256 if not self.contents else 1
+        out: list[tuple[str, str, int, bytes] | None] = []
+        with self._lock:
+            for at in range(0, len(specs), chunk):
+                out += self._round(specs[at : at + chunk])
+        return out
+
+    def _round(self, specs: list[str]) -> list[tuple[str, str, int, bytes] | None]:
+        asked = [s for s in specs if s and "\n" not in s]
+        proc = self._proc or self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        answers: dict[str, tuple[str, str, int, bytes]] = {}
+        try:
+            if asked:
+                proc.stdin.write(
+                    "".join(f"{s}\n" for s in asked).encode("utf-8", "surrogateescape")
+                )
+                proc.stdin.flush()
+            for spec in asked:
+                header = proc.stdout.readline().split()
+                if len(header) != 3 or not header[2].isdigit():
+                    if header[-1:] in ([b"missing"], [b"ambiguous"]):
+                        continue
+                    raise ValueError(header)
+                size = int(header[2])
+                data = b""
+                if self.contents:
+                    data = proc.stdout.read(size + 1)[:size]
+                    if len(data) != size:
+                        raise ValueError("cut short")
+                answers[spec] = (header[0].decode(), header[1].decode(), size, data)
+        except (OSError, ValueError):
+            self._close()
+            raise GitError("git cat-file stopped while reading objects") from None
+        return [answers.get(s) for s in specs]
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        mode = "--batch" if self.contents else "--batch-check"
+        try:
+            proc = subprocess.Popen(
+                ["git", "-C", str(self.paths.worktree), "cat-file", mode],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise GitError(f"cannot run git: {exc}") from None
+        self._proc, self._stop = proc, weakref.finalize(self, _stop_process, proc)
+        return proc
+
+    def _close(self) -> None:
+        if self._stop is not None:
+            self._stop()
+        self._proc = self._stop = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """End a cat-file process: closing its input ends it."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class GitRepo:
-    """A pygit2 repository opened on first use."""
+    """A repository: refs and objects read by git itself, a pygit2 repository opened on first
+    use for what writes objects and commits."""
 
     def __init__(self, paths: RepoPaths) -> None:
         self.paths = paths
         self._repo: Any = None
+        self._objects = _CatFile(paths, contents=True)
+        self._headers = _CatFile(paths, contents=False)
+
+    def close(self) -> None:
+        """Stop the cat-file processes (a later read starts them again)."""
+        self._objects.close()
+        self._headers.close()
 
     @property
     def repo(self) -> Any:
@@ -51,65 +158,38 @@ class GitRepo:
         return self._repo
 
     def ref_targets(self, worktree_git_dirs: list[Path]) -> dict[str, str]:
-        """Commit ids of local and remote-tracking branches, refs/fleet/* and detached HEADs."""
-        out: dict[str, str] = {}
-        repo = self.repo
-        for name in repo.references:
-            if not name.startswith(REF_PREFIXES) or name.endswith("/HEAD"):
-                continue
-            try:
-                target = repo.references[name].resolve().target
-            except Exception:  # a dangling symbolic ref is not ours to judge
-                continue
-            out[name] = str(target)
-        for git_dir in worktree_git_dirs:
-            try:
-                head = (git_dir / "HEAD").read_text(encoding="ascii").strip()
-            except OSError:
-                continue
-            if not head.startswith("ref:") and len(head) >= 40:
-                out[f"HEAD@{git_dir}"] = head
-        return out
+        """Commit ids of local and remote-tracking branches, refs/fleet/* and detached HEADs,
+        read from the ref files as the hook reads them (fingerprint.ref_targets)."""
+        dirs = [str(d) for d in worktree_git_dirs]
+        return fingerprint.ref_targets(str(self.paths.common_dir), dirs)
 
     def events_tree(self, commit_id: str) -> str | None:
         """The tree id of `.fleet/events` in a commit, or None."""
-        try:
-            commit = self.repo[commit_id]
-            entry = commit.peel(_tree_type()) / ".fleet" / "events"
-        except (KeyError, ValueError):
-            return None
-        return str(entry.id) if entry.type_str == "tree" else None
+        found = self._headers.ask(f"{commit_id}:.fleet/events") if _is_id(commit_id) else None
+        return found[0] if found is not None and found[1] == "tree" else None
 
     def events_trees(
         self, target: str, hide: Iterable[str], also: Iterable[str] = ()
     ) -> Iterator[str]:
         """The `.fleet/events` tree of each commit reachable from `target` (or from one of
-        `also`, in the same walk) and from none of `hide` (each distinct tree once): a segment
-        a later commit rewrote or deleted is still in the history, and the index keeps what any
-        commit ever held."""
-        import pygit2
-
-        repo = self.repo
-        try:
-            walker = repo.walk(target, pygit2.enums.SortMode.NONE)
-        except (KeyError, ValueError, pygit2.GitError):
+        `also`, in the same walk) and from none of `hide` (each distinct tree once), newest
+        first: a segment a later commit rewrote or deleted is still in the history, and the
+        index keeps what any commit ever held."""
+        tips = [t for t in (target, *also) if _is_id(t)]
+        if not _is_id(target):
             return
-        for oid in also:
-            with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
-                walker.push(oid)
-        for oid in hide:
-            with contextlib.suppress(KeyError, ValueError, pygit2.GitError):
-                walker.hide(oid)
+        # `--ignore-missing`: a tip or a hidden commit git no longer has is left out, as a walk
+        # in libgit2 left it
+        wanted = "".join([*(f"{t}\n" for t in tips), *(f"^{h}\n" for h in hide if _is_id(h))])
+        try:
+            out = run_git(self.paths, ["rev-list", "--ignore-missing", "--stdin"], wanted.encode())
+        except GitError:
+            return
         yielded: set[str] = set()
-        for commit in walker:
-            try:
-                entry = commit.tree / ".fleet" / "events"
-            except KeyError:
-                continue
-            tree = str(entry.id)
-            if entry.type_str == "tree" and tree not in yielded:
-                yielded.add(tree)
-                yield tree
+        for found in self._headers.ask_many([f"{c}:.fleet/events" for c in out.split()]):
+            if found is not None and found[1] == "tree" and found[0] not in yielded:
+                yielded.add(found[0])
+                yield found[0]
 
     def resolve_commit(self, rev: str) -> tuple[str, int] | None:
         """The commit `rev` names (as `git rev-parse REV^{commit}`) and its committer time in
@@ -137,8 +217,19 @@ class GitRepo:
     def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str, int]]:
         """(name, id, kind, filemode) of one tree's entries: a symbolic link is a blob of mode
         0o120000, a submodule a commit of mode 0o160000."""
-        for entry in self.repo[tree_id]:
-            yield entry.name, str(entry.id), entry.type_str, entry.filemode
+        found = self._objects.ask(tree_id) if _is_id(tree_id) else None
+        if found is None or found[1] != "tree":
+            return
+        data, width, at = found[3], len(tree_id) // 2, 0
+        while at < len(data):
+            space = data.index(b" ", at)
+            nul = data.index(b"\0", space)
+            mode = int(data[at:space], 8)
+            oid = data[nul + 1 : nul + 1 + width].hex()
+            name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+            at = nul + 1 + width
+            kind = "tree" if mode == 0o40000 else "commit" if mode == 0o160000 else "blob"
+            yield name, oid, kind, mode
 
     def fleet_entries(self, commit_id: str) -> Iterator[tuple[str, str, int]]:
         """(path, kind, filemode) of `.fleet` and `.fleet/events` in a commit, as far as they
@@ -158,12 +249,16 @@ class GitRepo:
 
     def blob_size(self, blob_id: str) -> int:
         """A blob's size from its header alone (its content is not inflated)."""
-        _kind, size = self.repo.odb.read_header(blob_id)
-        return int(size)
+        found = self._headers.ask(blob_id) if _is_id(blob_id) else None
+        if found is None:
+            raise KeyError(blob_id)
+        return found[2]
 
     def blob(self, blob_id: str) -> bytes:
-        data: bytes = self.repo[blob_id].data
-        return data
+        found = self._objects.ask(blob_id) if _is_id(blob_id) else None
+        if found is None:
+            raise KeyError(blob_id)
+        return found[3]
 
     def commit_paths(
         self, relpaths: list[str], message: str, extra: dict[str, bytes], *, max_bytes: int
@@ -239,6 +334,11 @@ class GitRepo:
             return None
         data: bytes = repo[entry.id].data
         return data
+
+
+def _is_id(text: str) -> bool:
+    """An object id as git prints it (SHA-1 or SHA-256, lowercase hex)."""
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
 
 
 def _work_file(top: Path, relpath: str, max_bytes: int) -> bytes:

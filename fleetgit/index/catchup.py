@@ -86,6 +86,10 @@ class Index(IndexDB):
         self.git = GitRepo(paths)
         self.git_dirs = worktree_git_dirs(paths)
 
+    def close(self) -> None:
+        self.git.close()  # its git cat-file processes, if a read started them
+        super().close()
+
     # -- freshness --------------------------------------------------------------------------
 
     def is_fresh(self) -> bool:

@@ -531,6 +531,7 @@ def _derive_one(db: IndexDB, pilot: str, state: Keys) -> list[_Key]:
     - `pilot_key_revoked`: signed likewise (the revoked key included); the key stops counting
       for what sorts after it."""
     from fleetgit.domain.catalogue import CATALOGUE
+    from fleetgit.ledger.codec import decode
     from fleetgit.ledger.intake import check
 
     mine: list[_Key] = []
@@ -540,9 +541,15 @@ def _derive_one(db: IndexDB, pilot: str, state: Keys) -> list[_Key]:
         (pilot,),
     ).fetchall()
     for hlc, writer, wseq, actor, segment, at, batch in rows:
+        # the key event passes intake again; the other lines of its batch (all of them passed
+        # intake when the batch was recorded: thousands, for a registration sent with a batch
+        # of work) are only decoded, as snapshots._key_batches does: only their bytes and
+        # actors matter to the signature
+        lines = _lines(batch)
         try:
-            items = [(check(line, writer, CATALOGUE), line) for line in _lines(batch)]
-        except ValueError:
+            items = [(decode(sigs.split(line)[0]), line) for line in lines]
+            items[at] = (check(lines[at], writer, CATALOGUE), lines[at])
+        except (ValueError, IndexError):
             continue
         e = items[at][0]
         at_order: Order = (hlc, writer, wseq)

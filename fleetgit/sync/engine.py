@@ -29,6 +29,7 @@ from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError, ValidationError
 from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.segments import read_limit
+from fleetgit.sync import prefetch
 
 if TYPE_CHECKING:
     from fleetgit.fleet import Fleet
@@ -84,10 +85,19 @@ def fetch_snapshots_first(paths: RepoPaths, remote: str | None, timeout: float |
         return
 
 
-def resolve_remote(paths: RepoPaths, remote: str | None) -> tuple[str, list[str]]:
+def resolve_remote(
+    paths: RepoPaths,
+    remote: str | None,
+    fleet: Fleet | None = None,
+    config: fleetrefs.RemoteConfig | None = None,
+) -> tuple[str, list[str]]:
     """The remote to sync with (the one named, else the current branch's upstream remote, else
-    `origin`) and its fetch refspecs; refused in one line when this clone has no such remote."""
-    config = fleetrefs.remote_config(paths)
+    `origin`) and its fetch refspecs; refused in one line when this clone has no such remote.
+    `fleet`: told the git config fleet.callsign read with them, for its `actor`. `config`: the
+    settings, when read already (by prefetch.start)."""
+    config = config or fleetrefs.remote_config(paths)
+    if fleet is not None:
+        fleet.configured_callsign(config.callsign)
     chosen = remote or config.upstream or "origin"
     if chosen not in config.remotes:
         shown = ", ".join(config.remotes) if config.remotes else "none"
@@ -99,9 +109,18 @@ def resolve_remote(paths: RepoPaths, remote: str | None) -> tuple[str, list[str]
 
 
 @contextmanager
-def sync_lock(paths: RepoPaths, timeout: float | None = None) -> Iterator[None]:
+def sync_lock(
+    paths: RepoPaths, timeout: float | None = None, held: int | None = None
+) -> Iterator[None]:
     """One sync at a time per clone (all its worktrees): a second one waits its turn (at most
-    `timeout` seconds when given)."""
+    `timeout` seconds when given). `held`: the lock file, open and locked already (by
+    prefetch.start): released at the end like one taken here."""
+    if held is not None:
+        try:
+            yield
+        finally:
+            os.close(held)
+        return
     directory = paths.common_dir / "fleet"
     directory.mkdir(parents=True, exist_ok=True)
     fd = os.open(directory / "sync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -194,16 +213,21 @@ def run(
     timeout: float | None = None,
 ) -> SyncReport:
     paths = fleet.paths
-    name, specs = resolve_remote(paths, remote)
+    # the fetch the command started as it started (sync/prefetch.py), with the lock it took
+    early = prefetch.take(paths) if fetch and not dry_run else None
+    name, specs = resolve_remote(paths, remote, fleet, early.config if early else None)
     report = SyncReport(name, fleet.writer.id, dry_run)
-    with sync_lock(paths):
+    if early is not None and early.remote != name:
+        early.proc.wait()  # another remote than this sync's: a fetch like any other, done
+        early = None
+    with sync_lock(paths, held=early.lock_fd if early is not None else None):
         if not dry_run:
             report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name, specs)
         refs = fleetrefs.refs_under(paths, "refs/fleet/")  # as they were: one git call for both
         if push:
             _push(fleet, name, report, dry_run, timeout, refs)
         if fetch:
-            _fetch(fleet, name, report, dry_run, timeout, refs)
+            _fetch(fleet, name, report, dry_run, timeout, refs, early)
     return report
 
 
@@ -298,14 +322,20 @@ def _fetch(
     dry_run: bool,
     timeout: float | None,
     refs: dict[str, str],
+    early: prefetch.Prefetch | None = None,
 ) -> None:
     """`refs`: the refs under refs/fleet/ before the sync (the push moves only this writer's,
-    which is never counted as received)."""
+    which is never counted as received). `early`: the fetch started as the command started
+    (sync/prefetch.py): waited for here, and its refs taken, instead of fetching now."""
     paths, prefix = fleet.paths, fleetrefs.remote_prefix(remote)
     before = {n[len(prefix) :]: t for n, t in refs.items() if n.startswith(prefix)}
     try:
         if dry_run:
             after = fleetrefs.list_remote(paths, remote, timeout)
+        elif early is not None:
+            fleetrefs.finish_fetch(early.proc, timeout)
+            keep = fleet.writer.id if report.sent.pushed else None
+            after = fleetrefs.apply_prefetch(paths, remote, keep)
         else:
             fleetrefs.fetch(paths, remote, timeout)
             after = {n[len(prefix) :]: t for n, t in fleetrefs.refs_under(paths, prefix).items()}

@@ -39,7 +39,15 @@ def git_config_entries(paths: RepoPaths, regexp: str) -> dict[str, str | None]:
     return config_entries(_config(paths, "--get-regexp", regexp))
 
 
-def resolve_callsign(explicit: str | None, paths: RepoPaths) -> str | None:
-    """The acting pilot's callsign, or None when no identity is set anywhere."""
-    value = explicit or os.environ.get("FLEET_CALLSIGN") or git_config(paths, "fleet.callsign")
+_ASK: str = "\0"  # not given: ask git
+
+
+def resolve_callsign(
+    explicit: str | None, paths: RepoPaths, configured: str | None = _ASK
+) -> str | None:
+    """The acting pilot's callsign, or None when no identity is set anywhere. `configured`: git
+    config fleet.callsign, when the caller has read it."""
+    value = explicit or os.environ.get("FLEET_CALLSIGN")
+    if not value:
+        value = git_config(paths, "fleet.callsign") if configured is _ASK else configured
     return check_callsign(value) if value else None
