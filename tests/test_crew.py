@@ -545,7 +545,9 @@ def test_every_hint_names_a_real_command(repo: Path, cli: Any) -> None:
     tops = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     root = Path(__file__).parent.parent / "fleetgit"
     files = [
-        *(root / "cli").glob("[cqrs]*.py"),
+        # root.py (the app and its help table: prose such as "fleetgit in this repository")
+        # is left out, as cli/__init__.py was before it moved there
+        *(p for p in (root / "cli").glob("[cqrs]*.py") if p.name != "root.py"),
         *(root / "domain").rglob("*.py"),
         *(root / "ledger" / n for n in ("ids.py", "schema.py")),
     ]

@@ -109,9 +109,22 @@ def state(repo: Path) -> dict[str, list[Any]]:
             if name not in ("meta", "files", "blobs", "trees", "refs", "cursors")
             and "_fts" not in name
         ]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in tables}
+        out = {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}"))) for t in tables}
+        # a rebuild keeps a portion's signatures in one row, a catch-up a row per append: the
+        # same (writer, id, value) kept either way
+        out["signatures"] = sorted(map(repr, _signatures(conn)))
+        return out
     finally:
         conn.close()
+
+
+def _signatures(conn: sqlite3.Connection) -> set[tuple[str, str, bytes]]:
+    kept = set()
+    for writer, ids, values in conn.execute("SELECT writer, ids, sigs FROM signatures"):
+        n = len(ids) // 36
+        for i in range(n):
+            kept.add((writer, ids[i * 36 : (i + 1) * 36], bytes(values[i * 128 : (i + 1) * 128])))
+    return kept
 
 
 def survives(fleet: Fleet, names: str, what: str, *, not_ingested: bytes = b"") -> None:
