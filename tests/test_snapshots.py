@@ -638,10 +638,16 @@ def test_a_clone_whose_first_command_is_sync_starts_from_the_remote_snapshot(
     git(origin, "push", "-q", str(remote), "main", f"+{snapshots.PREFIX}*:{snapshots.PREFIX}*")
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(remote), str(clone))
-    res = run_fleetgit(clone, "sync")
+    trace = tmp_path / "trace.json"
+    res = run_fleetgit(clone, "sync", env={"GIT_TRACE2_EVENT": str(trace)})
     assert res.code == 0, res.err
     assert "loaded the index snapshot" in res.err, res.err
     assert _rebuilt(clone) == _projections(clone)
+    # its fetches, the snapshots' included, run no `git maintenance run --auto` after them
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    argv = [r["argv"] for r in runs if r["event"] == "start"]
+    assert [cmd for cmd in argv if snapshots.PREFIX in " ".join(cmd)], argv
+    assert not [cmd for cmd in argv if "maintenance" in cmd or "gc" in cmd], argv
     # a clone with an index fetches no snapshot again
     had = git(clone, "for-each-ref", snapshots.PREFIX)
     assert run_fleetgit(origin, "--as", "goose", "snapshot").code == 0

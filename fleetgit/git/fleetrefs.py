@@ -397,6 +397,11 @@ def finish_fetch(proc: subprocess.Popen[bytes], timeout: float | None) -> None:
         raise GitError(f"git fetch failed: {git_message(err)}")
 
 
+def fetch_snapshots(paths: RepoPaths, remote: str, spec: str, timeout: float | None) -> None:
+    """Fetch the remote's index snapshots (`spec`: their refspec) as a sync's fetch does."""
+    remote_git(paths, [*_FETCH, remote, spec], timeout, "fetch")
+
+
 def fetch_own(paths: RepoPaths, remote: str, writer: str, timeout: float | None) -> str | None:
     """Fetch the remote's copy of this writer's ref into its tracking ref; None when the
     remote has none (never published from here, or deleted there)."""

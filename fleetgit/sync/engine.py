@@ -79,8 +79,7 @@ def fetch_snapshots_first(paths: RepoPaths, remote: str | None, timeout: float |
         return
     try:
         name, _ = resolve_remote(paths, remote)
-        args = ["fetch", "--quiet", "--no-tags", "--no-write-fetch-head", name, SNAPSHOTS_REFSPEC]
-        fleetrefs.remote_git(paths, args, timeout, "fetch")
+        fleetrefs.fetch_snapshots(paths, name, SNAPSHOTS_REFSPEC, timeout)
     except (GitError, ValidationError):
         return
 

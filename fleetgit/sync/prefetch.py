@@ -91,8 +91,12 @@ def start(argv: list[str]) -> None:
         lock_fd = _lock(paths)
         if lock_fd is None:
             return  # another sync of this clone runs: wait for it as before
-        proc = fleetrefs.start_fetch(paths, chosen)
     except Exception:  # never a failure of its own: the engine fetches as it always did
+        return
+    try:
+        proc = fleetrefs.start_fetch(paths, chosen)
+    except Exception:
+        os.close(lock_fd)  # the engine takes the lock again and fetches itself
         return
     _started = Prefetch(paths.common_dir, config, chosen, proc, lock_fd)
 
