@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench.fleet import fleetgit_command
 from bench.floors import json_floors, python_rebuild_floor, rebuild_floor, sqlite_floor
@@ -214,7 +215,7 @@ def _es_recorder(root: Path, name: str):  # type: ignore[no-untyped-def]
     return recorder
 
 
-def _es_event(originator: object, version: int, i: int):  # type: ignore[no-untyped-def]
+def _es_event(originator: Any, version: int, i: int):  # type: ignore[no-untyped-def]
     from eventsourcing.persistence import StoredEvent
 
     state = f'{{"mission_id": "m{i}", "title": "mission {i}"}}'.encode()

@@ -36,7 +36,8 @@ from fleetgit.index.reads import (
 from fleetgit.index.schema import SCHEMA_VERSION
 from fleetgit.index.store import WriterFacts, tail_hash
 from fleetgit.ledger import clock, keys, safefs, schema, sigs
-from fleetgit.ledger.codec import Event, EventSpec, encode
+from fleetgit.ledger.codec import Event, encode
+from fleetgit.ledger.codec import EventSpec as EventSpec  # the API takes it: emit_batch
 from fleetgit.ledger.config import DEFAULT_TOML, Config, load
 from fleetgit.ledger.errors import ConflictError, ValidationError
 from fleetgit.ledger.names import segment_number
