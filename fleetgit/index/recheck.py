@@ -11,7 +11,6 @@ checks a segment read whole: one signature per actor where the chain allows (ind
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from typing import Any
 
 from fleetgit.index import trust
@@ -88,14 +87,6 @@ def uncovered(writer: str, segment: int, items: list[Item], keys: Keys) -> dict[
 
 def index_keys(conn: Any) -> set[KeyRow]:
     return set(conn.execute("SELECT * FROM pilot_keys"))
-
-
-def derive_keys(segments: Iterable[tuple[str, int, list[Item]]]) -> Keys:
-    keys = Keys()
-    for writer, segment, items in segments:
-        keys.collect(writer, segment, items)
-    keys.derive()
-    return keys
 
 
 class Summary:
