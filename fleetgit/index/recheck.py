@@ -105,41 +105,19 @@ class Summary:
 def summarize(writer: str, segment: int, items: list[Item]) -> Summary | None:
     from fleetgit.ledger import sigs
 
-    prefix = sigs.PREFIX
-    newest: dict[str, int] = {}
-    span: dict[str, tuple[trust.Order, trust.Order]] = {}
-    for i in range(len(items) - 1, -1, -1):
-        e, line = items[i]
-        if e.actor is None:
-            continue
-        at = (e.hlc, e.writer, e.wseq)
-        lo, hi = span.get(e.actor, (at, at))
-        span[e.actor] = (min(lo, at), max(hi, at))
-        if e.actor not in newest:
-            if line[:9] != prefix:
-                return None
-            newest[e.actor] = i
+    # the keys are not known yet: newest and span read the lines alone
+    seg = trust.Segment(items, writer, segment, None)  # type: ignore[arg-type]
+    newest = seg.newest({e.actor for e, _ in items if e.actor is not None})
+    if newest is None:
+        return None
     out = Summary()
-    starts: dict[str, int] = {}
-    for actor, k in newest.items():
-        b = k
-        while b > 0 and items[b - 1][0].tx == items[k][0].tx:
-            b -= 1
-        starts[actor] = b
-    chain, done = sigs.genesis(writer, segment), 0
-    base_at: dict[int, bytes] = {}
-    for b in sorted(set(starts.values())):
-        chain = sigs.chain(chain, [line for _, line in items[done:b]])
-        done, base_at[b] = b, chain
-    for actor, k in newest.items():
-        b, line = starts[actor], items[k][1]
-        body, field = sigs.split(line)
+    for actor, k, b, base in newest:
+        body, field = sigs.split(items[k][1])
         packed = sigs.unpack(field or b"")
-        if packed is None or packed[0] != base_at[b]:
+        if packed is None or packed[0] != base:
             return None
-        before = [items[j][1] for j in range(b, k)]
-        msg = sigs.message(writer, base_at[b], before, body)
-        out.checks.append((actor, msg, packed[1], *span[actor]))
+        msg = sigs.message(writer, base, [items[j][1] for j in range(b, k)], body)
+        out.checks.append((actor, msg, packed[1], *seg.span(actor)))
     return out
 
 
