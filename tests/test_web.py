@@ -20,7 +20,7 @@ from fleetgit.domain.squawk import commands as squawk
 from fleetgit.git.paths import locate
 from fleetgit.web import auth
 from tests.conftest import CREW_EVENTS, flood, run_fleetgit
-from tests.webserver import Server, serving, token
+from tests.webserver import Server, serving, token, workers
 
 
 @pytest.fixture
@@ -789,7 +789,7 @@ def _serving_processes(repo: Path) -> list[int]:
 def test_several_worker_processes_share_the_port_and_end_together(repo: Path) -> None:
     viper = token(repo, "viper-1")
     with serving(repo, "--workers", "2") as srv:
-        assert len(_all_serving(repo, 2)) == 2
+        assert len(workers(srv, 2)) == 2
         live = Sse(srv)
         made = [srv.call("POST", "/missions", {"title": f"m{n}"}, token=viper) for n in range(6)]
         assert {r.status for r in made} == {201}
@@ -797,21 +797,12 @@ def test_several_worker_processes_share_the_port_and_end_together(repo: Path) ->
         assert got == [f"m{n}" for n in range(6)]  # whichever process wrote it
         live.close()
         assert srv.get("/missions").json()["total"] == 6
-        srv.proc.terminate()  # SIGTERM to the first: the other ends with it
-        srv.proc.wait(10)
+        srv.proc.terminate()  # SIGTERM to the supervisor: it stops every worker
+        assert srv.proc.wait(10) == 0
     deadline = time.monotonic() + 10
     while _serving_processes(repo) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _serving_processes(repo) == []
-
-
-def _all_serving(repo: Path, count: int) -> list[int]:
-    """The serving processes, once `count` of them run (the first may answer before the last
-    is forked), or after 10 s whatever runs."""
-    deadline = time.monotonic() + 10
-    while len(found := _serving_processes(repo)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
 
 
 def _listening(pid: int, port: int) -> set[int]:
@@ -838,9 +829,9 @@ def test_each_worker_process_listens_on_a_socket_of_its_own(repo: Path) -> None:
     from fleetgit.web.app import processes
 
     with serving(repo) as srv:  # the default: one process per core, at most 4
-        assert len(_all_serving(repo, processes(0))) == processes(0)
+        assert len(workers(srv, processes(0))) == processes(0)
     with serving(repo, "--workers", "3") as srv:
-        pids = _all_serving(repo, 3)
+        pids = workers(srv, 3)
         assert len(pids) == 3
         each = [_listening(pid, srv.port) for pid in pids]
         assert [len(held) for held in each] == [1, 1, 1]

@@ -83,9 +83,25 @@ def token(repo: Path, pilot: str | None, scope: str = "write") -> str:
     return secret
 
 
+def workers(server: Server, count: int) -> list[int]:
+    """The server's worker processes (its supervisor's children), once `count` of them run
+    (the first may answer before the last is forked), or after 10 s whatever runs."""
+    pid = server.proc.pid
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            found = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            found = []
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
 @contextmanager
-def serving(repo: Path, *args: str) -> Iterator[Server]:
-    """`fleetgit serve --port 0 ARGS` in `repo`, until the block ends."""
+def serving(repo: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`fleetgit serve --port 0 ARGS` in `repo` (its own process group), until the block ends;
+    its stderr goes to `repo.parent / "serve.err"`."""
     log = open(repo.parent / "serve.err", "ab")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleetgit", "serve", "--port", "0", *args],
@@ -93,7 +109,8 @@ def serving(repo: Path, *args: str) -> Iterator[Server]:
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
-        env=os.environ.copy(),
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # a Ctrl-C is a SIGINT to its whole group (os.killpg)
     )
     try:
         assert proc.stdout is not None

@@ -14,14 +14,16 @@ from fleetgit.cli.common import (
     globals_of,
     int_option,
     json_text,
+    note,
     open_fleet,
     print_json,
     print_page,
+    report,
     table,
 )
 from fleetgit.domain.pilots import commands as pilots
 from fleetgit.git.paths import locate
-from fleetgit.ledger.errors import ValidationError
+from fleetgit.ledger.errors import FleetError, ValidationError
 from fleetgit.web import auth
 
 
@@ -73,7 +75,8 @@ def serve(
     """Serve the HTTP API (/api/v1) and the live dashboard (/) of this repository's fleet.
 
     Every write needs a token bound to a pilot (fleetgit token create --as CALLSIGN); reads
-    need one too when --host is not loopback. Prints the address, then serves until Ctrl-C.
+    need one too when --host is not loopback. Prints the address, then serves until Ctrl-C
+    (or SIGTERM); a server process that ends meanwhile is started again.
 
     With --json, the first line is {"url", "worktree", "loopback"}.
 
@@ -95,7 +98,13 @@ def serve(
             typer.echo("fleetgit: beyond loopback: reads need a token too (fleetgit token create)")
         typer.echo("fleetgit: Ctrl-C stops it")
 
-    run(settings, port, announce=announce, workers=workers)
+    def complain(exc: FleetError) -> None:
+        report(exc.code, exc.message, exc.hint, as_json)
+
+    def restarted(message: str) -> None:
+        note("serve_process", message, None, as_json)
+
+    run(settings, port, announce=announce, note=restarted, complain=complain, workers=workers)
 
 
 @boundary

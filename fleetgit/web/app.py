@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fleetgit.fleet import Fleet
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import errors
 from fleetgit.web import trace
@@ -244,6 +245,8 @@ def create_app(settings: Settings) -> Guard:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.threads
         async with hub.running(), trace.running():
+            if web.started is not None:
+                web.started()  # the supervisor counts this process as started (web/workers)
             yield
 
     app = FastAPI(
@@ -286,15 +289,6 @@ def create_app(settings: Settings) -> Guard:
     return Guard(app, web, hub)
 
 
-def _end_with_parent() -> None:
-    """Linux: this process gets SIGTERM when its parent ends, however it ends (uvicorn re-raises
-    a SIGTERM it caught after shutting down, so the parent's own clean-up may never run)."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 MAX_AUTO_WORKERS = 4
 
 
@@ -312,14 +306,23 @@ def processes(workers: int) -> int:
 
 
 def serve(
-    settings: Settings, port: int, *, announce: Callable[[str], None], workers: int = 0
+    settings: Settings,
+    port: int,
+    *,
+    announce: Callable[[str], None],
+    note: Callable[[str], None],
+    complain: Callable[[errors.FleetError], None],
+    workers: int = 0,
 ) -> None:
-    """Listen on (host, port) (0: a free port) and serve until interrupted, in `workers`
-    processes (0: see `processes`). The socket is bound here, so the address announced is the
-    one listened on, and a busy port is one clear line."""
+    """Listen on (host, port) (0: a free port) and serve until SIGTERM or SIGINT, in `workers`
+    processes (0: see `processes`) under a supervisor (web/workers.py) that starts again one
+    that ends. The sockets are bound here, so the address announced is the one listened on, and
+    a busy port is one clear line; so is a ledger that does not open. `note` tells of a server
+    process started again, `complain` of the error a process could not start for."""
     import uvicorn
 
     from fleetgit.web import sse
+    from fleetgit.web.workers import supervise
 
     host = settings.host
     count = processes(workers)
@@ -332,53 +335,53 @@ def serve(
         probe.close()
     sockets = [_listen(host, port, reuse=count > 1)]
     bound = sockets[0].getsockname()[1]
+    every: list[sse.Link] = []
     try:
         sockets += [_listen(host, bound, reuse=True) for _ in range(count - 1)]
-    except BaseException:
+        # the ledger opens and is caught up once, here: a bad config is one line, not one a
+        # process, and the processes find the index level (closed before any fork)
+        Fleet(settings.paths, actor=None).close()
+        shown = f"[{host}]" if ":" in host else host
+        app = create_app(settings)
+        every = sse.links(count) if count > 1 else [sse.Link()]
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,  # a token given as ?access_token= must not land in a log
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        announce(f"http://{shown}:{bound}/")
+
+        def worker(n: int, sock: socket.socket, started: Callable[[], None]) -> int:
+            """Process `n`: its own GIL, event stream poller and ledgers (they serialise writes
+            as CLI processes do), forked before any thread or connection. A write wakes every
+            process's event stream (sse.links), not only its own."""
+            sse.keep(every, every[n])
+            app.hub.link = every[n]
+            app.web.started = started
+            try:  # what the app's start opens, said in one line when it cannot
+                Fleet(settings.paths, actor=None, repair=False, catch_up=False).close()
+            except errors.FleetError as exc:
+                complain(exc)
+                return 1
+            Server(config).run(sockets=[sock])
+            return 0
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                """A stop (SIGTERM, SIGINT) ends the event streams first: their connections
+                then close in the graceful shutdown, not cancelled with a traceback at its
+                end."""
+                app.hub.end_streams()
+                super().handle_exit(sig, frame)
+
+        supervise(sockets, worker, note=note)
+    finally:
         for sock in sockets:
             sock.close()
-        raise
-    shown = f"[{host}]" if ":" in host else host
-    app = create_app(settings)
-    every = sse.links(count) if count > 1 else [sse.Link()]
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,  # a token given as ?access_token= must not land in a log
-        lifespan="on",
-        timeout_graceful_shutdown=1,
-    )
-    announce(f"http://{shown}:{bound}/")
-    # each process has its own GIL, event stream poller and ledgers (they serialise writes as
-    # CLI processes do); forked before any thread or connection. A process keeps only its own
-    # socket open: when it ends, its socket leaves the group, and no connection waits on it.
-    # A write wakes every process's event stream (sse.links), not only its own
-    children: list[int] = []
-    for n, mine in enumerate(sockets[1:], 1):
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (a child)
-            _end_with_parent()
-            try:
-                for other in sockets:
-                    if other is not mine:
-                        other.close()
-                sse.keep(every, every[n])
-                app.hub.link = every[n]
-                uvicorn.Server(config).run(sockets=[mine])
-            finally:
-                os._exit(0)
-        children.append(pid)
-    for other in sockets[1:]:
-        other.close()
-    sse.keep(every, every[0])
-    app.hub.link = every[0]
-    try:
-        uvicorn.Server(config).run(sockets=[sockets[0]])
-    finally:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
+        for fd in {fd for link in every for fd in (link.hear, *link.tell) if fd is not None}:
+            os.close(fd)
 
 
 def _listen(host: str, port: int, *, reuse: bool) -> socket.socket:

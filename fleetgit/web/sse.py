@@ -53,6 +53,8 @@ class Hub:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="fleetgit-events")
         self._woken = asyncio.Event()
         self.link: Link = Link()  # the other processes of this server (see `links`)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.ending = False  # the server stops: every stream ends, and a new one at once
 
     def wake(self) -> None:
         """Look now, not at the next poll: this server has just written (the event loop's own
@@ -75,8 +77,29 @@ class Hub:
     async def _in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
+    def end_streams(self) -> None:
+        """End every event stream now, so the connections close within uvicorn's graceful
+        shutdown instead of being cancelled at its end (any thread, a signal handler too)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        self.ending = True
+        for queue in list(self.subscribers):
+            self._end(queue)
+
+    @staticmethod
+    def _end(queue: asyncio.Queue[Event | None]) -> None:
+        with contextlib.suppress(asyncio.QueueFull, asyncio.QueueEmpty):
+            queue.put_nowait(None)
+            return
+        with contextlib.suppress(asyncio.QueueFull, asyncio.QueueEmpty):
+            queue.get_nowait()  # full: what it has not sent yet is read again on resuming
+            queue.put_nowait(None)
+
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
         self.last_pos = await self._in_thread(self._max_pos)
         task = asyncio.create_task(self._run())
         loop = asyncio.get_running_loop()
@@ -90,8 +113,7 @@ class Hub:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            for queue in list(self.subscribers):
-                queue.put_nowait(None)
+            self._end_all()
             await self._in_thread(self._close)
             self._thread.shutdown(wait=False)
 
@@ -141,9 +163,7 @@ class Hub:
                 queue.put_nowait(event)
             except asyncio.QueueFull:  # too slow: end its stream; it resumes from its id
                 self.subscribers.discard(queue)
-                with contextlib.suppress(asyncio.QueueFull):
-                    queue.get_nowait()
-                    queue.put_nowait(None)
+                self._end(queue)
 
     def backlog(self, after: int, only: Only) -> list[Event]:
         """Events after position `after` already in the index, those `only` selects, in
@@ -158,6 +178,8 @@ class Hub:
     def subscribe(self) -> asyncio.Queue[Event | None]:
         queue: asyncio.Queue[Event | None] = asyncio.Queue(QUEUE)
         self.subscribers.add(queue)
+        if self.ending:
+            queue.put_nowait(None)
         return queue
 
 

@@ -1,0 +1,137 @@
+"""`fleetgit serve`'s processes (web/workers.py): SIGTERM and Ctrl-C end every one after its
+clean-up, a worker that dies is started again on its socket, and one that keeps failing to start
+ends the server in one line. Real processes, real signals, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_web import Sse, _listening
+from tests.webserver import Server, serving, token, workers
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _stopped(srv: Server, how: int, *, group: bool = False) -> int:
+    """Send `how` to the server (or, as a terminal's Ctrl-C does, to its whole process group)
+    and return its exit code."""
+    if group:
+        os.killpg(srv.proc.pid, how)
+    else:
+        srv.proc.send_signal(how)
+    return srv.proc.wait(30)
+
+
+def _errors(repo: Path) -> str:
+    return (repo.parent / "serve.err").read_text()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
+def test_a_stop_ends_every_process_after_its_clean_up(
+    repo: Path, tmp_path: Path, how: str
+) -> None:
+    """Each worker's lifespan ends (its trace records are written then, FLEETGIT_WEB_TRACE) and
+    its event streams are closed before the server exits 0; before, uvicorn raised SIGTERM
+    again in the first process, which died of it, and the others ended by the parent-death
+    signal, after it."""
+    trace = tmp_path / "trace"
+    with serving(repo, "--workers", "2", env={"FLEETGIT_WEB_TRACE": str(trace)}) as srv:
+        pids = workers(srv, 2)
+        assert len(pids) == 2
+        live = Sse(srv)
+        viper = token(repo, "viper-1")
+        assert srv.call("POST", "/missions", {"title": "m"}, token=viper).status == 201
+        assert live.next()[1]["data"]["title"] == "m"
+        if how == "SIGTERM":
+            assert _stopped(srv, signal.SIGTERM) == 0
+        else:
+            assert _stopped(srv, signal.SIGINT, group=True) == 0
+        assert not any(_alive(pid) for pid in pids)  # ended before their supervisor
+        assert sorted(p.name for p in tmp_path.glob("trace.*")) == sorted(
+            f"trace.{pid}" for pid in pids
+        )
+        with pytest.raises(AssertionError, match="the stream ended"):
+            live.next()  # closed by the server, not left hanging
+        live.close()
+    assert "Traceback" not in _errors(repo)
+
+
+def test_a_killed_worker_is_started_again_on_its_socket(repo: Path) -> None:
+    viper = token(repo, "viper-1")
+    with serving(repo, "--workers", "2") as srv:
+        pids = workers(srv, 2)
+        held = {pid: _listening(pid, srv.port) for pid in pids}
+        os.kill(pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while pids[0] in (now := workers(srv, 2)) or len(now) < 2:
+            assert time.monotonic() < deadline, now
+            time.sleep(0.05)
+        (new,) = set(now) - set(pids)
+        while _listening(new, srv.port) != held[pids[0]]:  # the same socket: none was closed
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert f"server process {pids[0]} ended (killed by SIGKILL); starting another" in (
+            _errors(repo)
+        )
+        live = Sse(srv)  # whichever process writes, every stream hears of it
+        made = [srv.call("POST", "/missions", {"title": f"m{n}"}, token=viper) for n in range(8)]
+        assert {r.status for r in made} == {201}
+        assert [live.next()[1]["data"]["title"] for _ in range(8)] == [f"m{n}" for n in range(8)]
+        live.close()
+        assert srv.proc.poll() is None
+
+
+def test_a_lone_worker_killed_loses_no_connection(repo: Path) -> None:
+    """A connection made while the only worker is dead waits on its socket (the supervisor
+    holds it) and is answered by the next one."""
+    with serving(repo, "--workers", "1") as srv:
+        (pid,) = workers(srv, 1)
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid) and srv.proc.poll() is None:
+            time.sleep(0.01)
+        assert srv.get("/me").status == 200
+        assert workers(srv, 1) != [pid]
+
+
+def test_a_worker_that_keeps_failing_to_start_ends_the_server_in_one_line(repo: Path) -> None:
+    config = repo / ".fleet" / "config.toml"
+    with serving(repo, "--workers", "2") as srv:
+        pids = workers(srv, 2)
+        config.write_text(config.read_text() + "bogus = 1\n")  # no process starts now
+        os.kill(pids[0], signal.SIGKILL)
+        assert srv.proc.wait(60) == 1
+        assert not _alive(pids[1])  # stopped as the server gave up
+    err = _errors(repo)
+    assert "unknown setting 'bogus'" in err  # each failed start says why
+    assert "fleetgit: a server process ended before it started 5 times in a row" in err
+    assert "hint: the lines above say why" in err
+    assert err.count("ended before it started (exit code 1); starting another") == 4
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_a_ledger_that_does_not_open_before_starting_any_process(
+    repo: Path,
+) -> None:
+    config = repo / ".fleet" / "config.toml"
+    config.write_text(config.read_text() + "bogus = 1\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "fleetgit", "serve", "--port", "0"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.count("unknown setting 'bogus'") == 1 and "hint:" in out.stderr
