@@ -106,7 +106,7 @@ def trust_check_cost(clone: Path, runs: int = 3) -> tuple[float, float, int]:
 
     paths = locate(clone)
     config = configs.load(paths.config_file)
-    objects = snapshots.Objects(paths)
+    objects = snapshots.reader(paths)
     refs = snapshots.Refs.read(paths)
     (_ref, commit), *_ = snapshots.candidates(objects, refs.targets)
     whole, keys = [], []

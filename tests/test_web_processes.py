@@ -38,9 +38,7 @@ def _errors(repo: Path) -> str:
 
 
 @pytest.mark.parametrize("how", ["SIGTERM", "Ctrl-C"])
-def test_a_stop_ends_every_process_after_its_clean_up(
-    repo: Path, tmp_path: Path, how: str
-) -> None:
+def test_a_stop_ends_every_process_after_its_clean_up(repo: Path, tmp_path: Path, how: str) -> None:
     """Each worker's lifespan ends (its trace records are written then, FLEETGIT_WEB_TRACE) and
     its event streams are closed before the server exits 0; before, uvicorn raised SIGTERM
     again in the first process, which died of it, and the others ended by the parent-death

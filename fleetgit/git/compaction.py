@@ -24,12 +24,12 @@ import os
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from fleetgit.git.repo import GitRepo, identity, refuse_during_operation
+from fleetgit.git.repo import GitRepo, TooLarge, identity, refuse_during_operation
 from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError
 from fleetgit.ledger.names import segment_number
 from fleetgit.ledger.schema import Catalogue
-from fleetgit.ledger.segments import RESTORED_SEGMENTS, parse, segment_name
+from fleetgit.ledger.segments import RESTORED_SEGMENTS, parse, read_limit, segment_name
 
 TMP_PREFIX = ".compacting-"
 
@@ -74,7 +74,7 @@ def compact(
             if number is None or number >= RESTORED_SEGMENTS:
                 continue
             data = _file(top, f"{reldir}/{name}", max_bytes * 2)
-            if data is None or git.blob(blob) != data:
+            if data is None or _blob(git, blob, len(data)) != data:
                 continue  # changed or gone in the work tree: not sealed as it is
             parsed = parse(data, 0, writer, types=types, max_line=max_line)
             if parsed.problems or parsed.torn_tail or parsed.good_end != len(data):
@@ -236,7 +236,10 @@ def _commit(
     for name, blob in sorted(head.items()):
         if name in present or segment_number(name) is None:
             continue
-        parsed = parse(git.blob(blob), 0, writer, types=types, max_line=max_line)
+        data = _blob(git, blob, read_limit(max_bytes))
+        if data is None:
+            continue  # not fleetgit's (too large to read): never removed
+        parsed = parse(data, 0, writer, types=types, max_line=max_line)
         if {e.id for e, _ in parsed.events} <= ids_here:
             removed.append(f"{reldir}/{name}")
     if not removed and not (packed and added):
@@ -284,3 +287,11 @@ def _commit_type() -> Any:
     import pygit2
 
     return pygit2.Commit
+
+
+def _blob(git: GitRepo, blob: str, limit: int) -> bytes | None:
+    """A committed segment's bytes, or None when it has more than `limit` (never read)."""
+    try:
+        return git.blob(blob, limit)
+    except TooLarge:
+        return None

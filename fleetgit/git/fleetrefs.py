@@ -69,7 +69,10 @@ def plan(
         if blob is not None and blob_size == size:
             continue  # append-only: the same size is the same bytes
         data: bytes = read()
-        old = git.blob(blob) if blob is not None else b""
+        if blob is not None and blob_size >= len(data):  # not grown: the same or rewritten
+            refused.append(name)
+            continue
+        old = git.blob(blob, len(data)) if blob is not None else b""
         if not data.startswith(old) or len(data) <= len(old):
             refused.append(name)
             continue

@@ -10,17 +10,15 @@ pygit2.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
-import threading
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from fleetgit.git import fingerprint
+from fleetgit.git.catfile import CatFile
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError
@@ -28,6 +26,7 @@ from fleetgit.ledger.errors import GitError
 REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
 FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
 _INDEX_TRIES = 20  # 50 ms apart: a git process holding the index lock gets a second
+MAX_TREE_BYTES = 64 << 20  # ~1.3M entries: far over any .fleet/events tree fleetgit writes
 
 
 def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
@@ -35,96 +34,12 @@ def refs_fingerprint(paths: RepoPaths, worktree_git_dirs: list[Path]) -> str:
     return fingerprint.refs_fingerprint(str(paths.common_dir), [str(d) for d in worktree_git_dirs])
 
 
-class _CatFile:
-    """One `git cat-file --batch` (contents) or `--batch-check` (id, type and size) process,
-    started on first use, stopped by `close` (or when collected, or at exit). One question at
-    a time: a web server's threads may share a repository."""
+class TooLarge(GitError):
+    """An object over the limit it was asked with: never read."""
 
-    def __init__(self, paths: RepoPaths, contents: bool) -> None:
-        self.paths, self.contents = paths, contents
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._stop: Any = None
-        self._lock = threading.Lock()
-
-    def ask(self, spec: str) -> tuple[str, str, int, bytes] | None:
-        """(id, type, size, contents: b"" for --batch-check) of the object `spec` names (an
-        id, or `REV:PATH`), or None when it names none."""
-        return self.ask_many([spec])[0]
-
-    def ask_many(self, specs: list[str]) -> list[tuple[str, str, int, bytes] | None]:
-        """`ask` for each of `specs`, in few round trips: the questions go in chunks small
-        enough that neither pipe fills while the other waits (headers only, or one object)."""
-        chunk = 256 if not self.contents else 1
-        out: list[tuple[str, str, int, bytes] | None] = []
-        with self._lock:
-            for at in range(0, len(specs), chunk):
-                out += self._round(specs[at : at + chunk])
-        return out
-
-    def _round(self, specs: list[str]) -> list[tuple[str, str, int, bytes] | None]:
-        asked = [s for s in specs if s and "\n" not in s]
-        proc = self._proc or self._start()
-        assert proc.stdin is not None and proc.stdout is not None
-        answers: dict[str, tuple[str, str, int, bytes]] = {}
-        try:
-            if asked:
-                proc.stdin.write(
-                    "".join(f"{s}\n" for s in asked).encode("utf-8", "surrogateescape")
-                )
-                proc.stdin.flush()
-            for spec in asked:
-                header = proc.stdout.readline().split()
-                if len(header) != 3 or not header[2].isdigit():
-                    if header[-1:] in ([b"missing"], [b"ambiguous"]):
-                        continue
-                    raise ValueError(header)
-                size = int(header[2])
-                data = b""
-                if self.contents:
-                    data = proc.stdout.read(size + 1)[:size]
-                    if len(data) != size:
-                        raise ValueError("cut short")
-                answers[spec] = (header[0].decode(), header[1].decode(), size, data)
-        except (OSError, ValueError):
-            self._close()
-            raise GitError("git cat-file stopped while reading objects") from None
-        return [answers.get(s) for s in specs]
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        mode = "--batch" if self.contents else "--batch-check"
-        try:
-            proc = subprocess.Popen(
-                ["git", "-C", str(self.paths.worktree), "cat-file", mode],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc}") from None
-        self._proc, self._stop = proc, weakref.finalize(self, _stop_process, proc)
-        return proc
-
-    def _close(self) -> None:
-        if self._stop is not None:
-            self._stop()
-        self._proc = self._stop = None
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """End a cat-file process: closing its input ends it."""
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(f"{what} of {size} bytes, over the limit of {limit}")
+        self.size, self.limit = size, limit
 
 
 class GitRepo:
@@ -134,8 +49,8 @@ class GitRepo:
     def __init__(self, paths: RepoPaths) -> None:
         self.paths = paths
         self._repo: Any = None
-        self._objects = _CatFile(paths, contents=True)
-        self._headers = _CatFile(paths, contents=False)
+        self._objects = CatFile(paths.worktree, contents=True)
+        self._headers = CatFile(paths.worktree, contents=False)
 
     def close(self) -> None:
         """Stop the cat-file processes (a later read starts them again)."""
@@ -165,8 +80,8 @@ class GitRepo:
 
     def events_tree(self, commit_id: str) -> str | None:
         """The tree id of `.fleet/events` in a commit, or None."""
-        found = self._headers.ask(f"{commit_id}:.fleet/events") if _is_id(commit_id) else None
-        return found[0] if found is not None and found[1] == "tree" else None
+        found = self._headers.read(f"{commit_id}:.fleet/events", 0) if _is_id(commit_id) else None
+        return found.id if found is not None and found.type == "tree" else None
 
     def events_trees(
         self, target: str, hide: Iterable[str], also: Iterable[str] = ()
@@ -186,10 +101,10 @@ class GitRepo:
         except GitError:
             return
         yielded: set[str] = set()
-        for found in self._headers.ask_many([f"{c}:.fleet/events" for c in out.split()]):
-            if found is not None and found[1] == "tree" and found[0] not in yielded:
-                yielded.add(found[0])
-                yield found[0]
+        for found in self._headers.headers([f"{c}:.fleet/events" for c in out.split()]):
+            if found is not None and found.type == "tree" and found.id not in yielded:
+                yielded.add(found.id)
+                yield found.id
 
     def resolve_commit(self, rev: str) -> tuple[str, int] | None:
         """The commit `rev` names (as `git rev-parse REV^{commit}`) and its committer time in
@@ -210,17 +125,21 @@ class GitRepo:
             return None
         if entry.type_str != "blob" or entry.filemode not in (0o100644, 0o100755):
             return None
-        if self.blob_size(str(entry.id)) > max_bytes:
+        try:
+            return self.blob(str(entry.id), max_bytes)
+        except TooLarge:
             return None
-        return self.blob(str(entry.id))
 
     def tree_entries(self, tree_id: str) -> Iterator[tuple[str, str, str, int]]:
         """(name, id, kind, filemode) of one tree's entries: a symbolic link is a blob of mode
-        0o120000, a submodule a commit of mode 0o160000."""
-        found = self._objects.ask(tree_id) if _is_id(tree_id) else None
-        if found is None or found[1] != "tree":
+        0o120000, a submodule a commit of mode 0o160000. A tree over MAX_TREE_BYTES is not
+        read: TooLarge."""
+        found = self._objects.read(tree_id, MAX_TREE_BYTES) if _is_id(tree_id) else None
+        if found is None or found.type != "tree":
             return
-        data, width, at = found[3], len(tree_id) // 2, 0
+        if found.data is None:
+            raise TooLarge(f"tree {tree_id[:12]}", found.size, MAX_TREE_BYTES)
+        data, width, at = found.data, len(tree_id) // 2, 0
         while at < len(data):
             space = data.index(b" ", at)
             nul = data.index(b"\0", space)
@@ -249,16 +168,20 @@ class GitRepo:
 
     def blob_size(self, blob_id: str) -> int:
         """A blob's size from its header alone (its content is not inflated)."""
-        found = self._headers.ask(blob_id) if _is_id(blob_id) else None
+        found = self._headers.read(blob_id, 0) if _is_id(blob_id) else None
         if found is None:
             raise KeyError(blob_id)
-        return found[2]
+        return found.size
 
-    def blob(self, blob_id: str) -> bytes:
-        found = self._objects.ask(blob_id) if _is_id(blob_id) else None
+    def blob(self, blob_id: str, limit: int) -> bytes:
+        """A blob's bytes when it has at most `limit` of them (else TooLarge, never read);
+        KeyError when there is no such object."""
+        found = self._objects.read(blob_id, limit) if _is_id(blob_id) else None
         if found is None:
             raise KeyError(blob_id)
-        return found[3]
+        if found.data is None:
+            raise TooLarge(f"blob {blob_id[:12]}", found.size, limit)
+        return found.data
 
     def commit_paths(
         self, relpaths: list[str], message: str, extra: dict[str, bytes], *, max_bytes: int

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from fleetgit.git import fingerprint
 from fleetgit.git.paths import RepoPaths
-from fleetgit.git.repo import GitRepo
+from fleetgit.git.repo import GitRepo, TooLarge
 from fleetgit.ledger.names import is_writer, segment_number
 
 
@@ -61,14 +61,26 @@ def committed_segments(
     trees are writer directories and only regular blobs segments: a committed symbolic link
     (mode 120000), submodule (160000) or file where a writer directory or a segment should be
     is not read, and is added to `skipped` as (path under .fleet/events, what) when given."""
-    for writer, tree_id, kind, mode in git.tree_entries(events_tree):
+    try:
+        writers = list(git.tree_entries(events_tree))
+    except TooLarge as exc:  # not fleetgit's: never read
+        if skipped is not None:
+            skipped.append(("", f"a directory whose listing has {exc.size} bytes"))
+        return
+    for writer, tree_id, kind, mode in writers:
         if not is_writer(writer) or tree_id in skipped_trees:
             continue
         if kind != "tree":
             if skipped is not None:
                 skipped.append((writer, committed_kind(kind, mode)))
             continue
-        for name, blob_id, bkind, bmode in git.tree_entries(tree_id):
+        try:
+            segments = list(git.tree_entries(tree_id))
+        except TooLarge as exc:
+            if skipped is not None:
+                skipped.append((writer, f"a directory whose listing has {exc.size} bytes"))
+            continue
+        for name, blob_id, bkind, bmode in segments:
             number = segment_number(name)
             if number is None:
                 continue

@@ -280,7 +280,7 @@ class Index(IndexDB):
                 what = f"a committed segment of {size} bytes, over the read limit of {limit}"
                 self.record_problems(where, 0, [(0, f"{what}: not read")])
             elif not self._checked_out(seg, size):  # else its events came in from the file
-                data = self.git.blob(seg.blob)
+                data = self.git.blob(seg.blob, limit)
                 start, chain, prefix = (0, None, None)
                 if not seals:
                     start, chain, prefix = self._published_prefix(seg, data)

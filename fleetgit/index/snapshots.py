@@ -40,7 +40,7 @@ import os
 import sqlite3
 import subprocess
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -48,6 +48,7 @@ import orjson
 
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git import fingerprint
+from fleetgit.git.catfile import CatFile
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.repo import GitRepo
 from fleetgit.index.schema import SCHEMA_VERSION
@@ -55,6 +56,8 @@ from fleetgit.index.store import _TAIL, tail_hash
 from fleetgit.ledger import clock, safefs
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import digest16
+from fleetgit.ledger.errors import GitError
+from fleetgit.ledger.segments import read_limit
 
 FORMAT = 2  # 2: each part's blob id, and a signature (issue 18)
 PREFIX = "refs/fleet/snapshots/"
@@ -62,7 +65,6 @@ MANIFEST = "snapshot.json"
 PART_BYTES = 48 << 20  # each compressed part: well under GitHub's 100 MB per file
 MAX_PARTS = 64  # 3 GB compressed: more is refused, not split further
 MAX_MANIFEST_BYTES = 16 << 20
-_CHUNK = 1 << 20  # bytes read from git at a time
 _PIPE_BYTES = 1 << 20  # how far git may run ahead of zstd
 _QUEUED = 4  # inflated chunks (~5 MB each) waiting for the writer thread
 _PREALLOCATE_RATIO = 16  # an index compresses ~5x; a larger claim is not given its blocks early
@@ -106,85 +108,27 @@ def writer_counts(conn: sqlite3.Connection) -> dict[str, list[int]]:
 # -- finding one ------------------------------------------------------------------------------
 
 
-class Objects:
+def reader(paths: RepoPaths) -> CatFile:
     """The git objects one load reads, through one `git cat-file --batch` (started on first
     use) and no pygit2: a fresh clone's first command then never imports it (~0.1 s of CPU),
-    and git inflates its pack on the other core while this process works."""
-
-    def __init__(self, paths: RepoPaths) -> None:
-        self.paths = paths
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _batch(self) -> tuple[IO[bytes], IO[bytes]]:
-        if self._proc is None:
-            self._proc = _cat_file(self.paths.worktree, _PIPE_BYTES)
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        return self._proc.stdin, self._proc.stdout
-
-    def header(self, spec: str) -> tuple[str, str, int] | None:
-        """Ask for `spec`: (object id, type, size) and its content next on the pipe (`content`,
-        `skip` or `chunks` must read it), or None when git has no such object."""
-        if not spec or "\n" in spec:
-            return None
-        ask, answer = self._batch()
-        ask.write(spec.encode() + b"\n")
-        ask.flush()
-        header = answer.readline().split()
-        if len(header) != 3:  # "<spec> missing" or "ambiguous"
-            return None
-        return header[0].decode(), header[1].decode(), int(header[2])
-
-    def chunks(self, size: int) -> Iterator[bytes]:
-        """The `size` bytes of content after a header, as they come; then its newline."""
-        _, answer = self._batch()
-        left = size
-        while left:
-            chunk = answer.read(min(left, _CHUNK))
-            if not chunk:
-                raise SnapshotRefused("git stopped answering")
-            left -= len(chunk)
-            yield chunk
-        answer.read(1)
-
-    def read(self, spec: str, kind: str, limit: int) -> bytes | None:
-        """The content of `spec` when it is a `kind` of at most `limit` bytes, else None."""
-        found = self.header(spec)
-        if found is None:
-            return None
-        if found[2] > limit:
-            self.close()  # not worth reading through: the next question starts git again
-            return None
-        data = b"".join(self.chunks(found[2]))  # read whole: the pipe stays in step
-        return data if found[1] == kind else None
-
-    def has(self, spec: str) -> bool:
-        """Does `spec` name an object here (a path in a commit's tree, say)?"""
-        found = self.header(spec)
-        if found is None:
-            return False
-        for _ in self.chunks(found[2]):  # read through: the pipe stays in step
-            pass
-        return True
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        assert proc.stdin is not None and proc.stdout is not None
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        proc.kill()  # what is left unread (after a refused part) is of no use
-        proc.wait()
-        proc.stdout.close()
+    and git inflates its pack on the other core while this process works (its pipe widened to
+    `_PIPE_BYTES`, so git runs ahead of zstd)."""
+    return CatFile(paths.worktree, contents=True, pipesize=_PIPE_BYTES)
 
 
-def candidates(objects: Objects, refs: dict[str, str]) -> list[tuple[str, str]]:
+def _read(objects: CatFile, spec: str, kind: str, limit: int) -> bytes | None:
+    """The content of `spec` when it is a `kind` of at most `limit` bytes, else None."""
+    found = objects.read(spec, limit)
+    return found.data if found is not None and found.type == kind else None
+
+
+def candidates(objects: CatFile, refs: dict[str, str]) -> list[tuple[str, str]]:
     """(ref, commit) of every snapshot ref in `refs`, newest commit first."""
     out = []
     for ref, commit in refs.items():
         if not ref.startswith(PREFIX):
             continue
-        data = objects.read(commit, "commit", MAX_MANIFEST_BYTES)
+        data = _read(objects, commit, "commit", MAX_MANIFEST_BYTES)
         if data is None:
             continue
         when = 0
@@ -199,8 +143,8 @@ def candidates(objects: Objects, refs: dict[str, str]) -> list[tuple[str, str]]:
     return [(ref, commit) for _, ref, commit in out]
 
 
-def read_manifest(objects: Objects, commit: str) -> dict[str, Any]:
-    data = objects.read(f"{commit}:{MANIFEST}", "blob", MAX_MANIFEST_BYTES)
+def read_manifest(objects: CatFile, commit: str) -> dict[str, Any]:
+    data = _read(objects, f"{commit}:{MANIFEST}", "blob", MAX_MANIFEST_BYTES)
     if data is None:
         raise SnapshotRefused(f"no {MANIFEST} in it")
     try:
@@ -396,7 +340,7 @@ def reachable(git: GitRepo, commit: str) -> bool:
     return False
 
 
-def inflate(objects: Objects, commit: str, manifest: dict[str, Any], dest: Path) -> None:
+def inflate(objects: CatFile, commit: str, manifest: dict[str, Any], dest: Path) -> None:
     """Write the index file of the snapshot to `dest`, checking each part's blob id (what the
     signature covers), size and CRC-32 and its zstd content checksum, and the whole file's size,
     against the manifest (a CRC-32 of the whole file would add nothing: its bytes are the
@@ -426,24 +370,6 @@ def inflate(objects: Objects, commit: str, manifest: dict[str, Any], dest: Path)
             writer.close()
     if size != expected:
         raise SnapshotRefused("its index file is not the size the manifest says")
-
-
-def _cat_file(worktree: Path, pipesize: int) -> subprocess.Popen[bytes]:
-    """`git cat-file --batch`, its output pipe widened to `pipesize` where the system allows."""
-    try:
-        return subprocess.Popen(
-            ["git", "-C", str(worktree), "cat-file", "--batch"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            pipesize=pipesize,
-        )
-    except PermissionError:  # fs.pipe-max-size is lower here
-        if pipesize > 0:
-            return _cat_file(worktree, -1)
-        raise SnapshotRefused("cannot run git") from None
-    except OSError as exc:
-        raise SnapshotRefused(f"cannot run git ({exc})") from None
 
 
 class _Writer:
@@ -484,7 +410,7 @@ class _Writer:
 
 
 def _inflate_part(
-    objects: Objects,
+    objects: CatFile,
     commit: str,
     part: dict[str, Any],
     write: Callable[[bytes], None],
@@ -510,11 +436,11 @@ def _inflate_part(
         objects.close()
         raise SnapshotRefused(f"part {name} is not the size the manifest says")
     crc = 0
-    reader = zstandard.ZstdDecompressor().decompressobj()
+    inflater = zstandard.ZstdDecompressor().decompressobj()
     try:
         for chunk in objects.chunks(length):
             crc = zlib.crc32(chunk, crc)
-            plain = reader.decompress(chunk)
+            plain = inflater.decompress(chunk)
             size += len(plain)
             if size > expected:
                 raise SnapshotRefused(f"part {name} holds more than the manifest says")
@@ -522,19 +448,21 @@ def _inflate_part(
     except zstandard.ZstdError as exc:
         objects.close()
         raise SnapshotRefused(f"part {name} is not a whole zstd frame ({exc})") from None
+    except GitError:  # the reader has stopped its git
+        raise SnapshotRefused("git stopped answering") from None
     except SnapshotRefused:
         objects.close()
         raise
     if crc != part.get("crc32"):
         raise SnapshotRefused(f"part {name} does not match the manifest's checksum")
-    if not reader.eof:
+    if not inflater.eof:
         raise SnapshotRefused(f"part {name} is cut short")
     return size
 
 
 def check_file(
     dest: Path,
-    objects: Objects,
+    objects: CatFile,
     lookups: Lookups,
     manifest: dict[str, Any],
     config: Config,
@@ -583,7 +511,7 @@ _KEY_MARK = b'"type":"pilot_'
 
 def _check_trust_tables(
     conn: sqlite3.Connection,
-    objects: Objects,
+    objects: CatFile,
     manifest: dict[str, Any],
     config: Config,
     signer: Signer | None,
@@ -607,7 +535,7 @@ def _check_trust_tables(
 
 def _check_keys(
     conn: sqlite3.Connection,
-    objects: Objects,
+    objects: CatFile,
     manifest: dict[str, Any],
     config: Config,
     signer: Signer | None,
@@ -623,10 +551,13 @@ def _check_keys(
 
     keys = recheck.Keys(config)
     events: set[tuple[Any, ...]] = set()
+    limit = read_limit(config.segment_max_bytes)  # what catch-up reads of a committed segment
     for blob, _size in manifest.get("segments", []):
-        data = objects.read(str(blob), "blob", 1 << 40)
+        data = _read(objects, str(blob), "blob", limit)
         if data is None:
-            raise SnapshotRefused(f"segment blob {str(blob)[:12]} is not here")
+            raise SnapshotRefused(
+                f"segment blob {str(blob)[:12]} is not here, or over the read limit of {limit}"
+            )
         for batch in _key_batches(data):
             keys.collect(batch[0][0].writer, 0, batch)
             events |= _key_event_rows(batch)
@@ -903,7 +834,7 @@ def install(paths: RepoPaths, config: Config) -> str | None:
     refs = Refs.read(paths)
     if not any(n.startswith(PREFIX) for n in refs.targets):
         return None
-    objects = Objects(paths)
+    objects = reader(paths)
     checkout: Checkout | None = None
     try:
         found = candidates(objects, refs.targets)
@@ -932,7 +863,8 @@ def install(paths: RepoPaths, config: Config) -> str | None:
                 lookups.check()
                 check_file(tmp, objects, lookups, manifest, config, signer)
                 # this snapshot's own commit holds no `.fleet`: its ref is read as it stands
-                empty = set() if objects.has(f"{commit}:.fleet") else {ref}
+                there = objects.read(f"{commit}:.fleet", MAX_MANIFEST_BYTES) is not None
+                empty = set() if there else {ref}
                 conn = sqlite3.connect(tmp, isolation_level=None)
                 try:
                     sizes = [(str(b), int(n)) for b, n in manifest["segments"]]

@@ -599,9 +599,9 @@ def verify(paths: RepoPaths, config: Config, index: sqlite3.Connection | None = 
                     )
                     continue
                 parsed = parse(
-                    git.blob(seg.blob), 0, seg.writer, types=CATALOGUE, max_line=max_line
+                    git.blob(seg.blob, max_blob), 0, seg.writer, types=CATALOGUE, max_line=max_line
                 )
-                load = functools.partial(git.blob, seg.blob)
+                load = functools.partial(git.blob, seg.blob, max_blob)
                 checker.add_segment(segment, f"{name}:{segment}", parsed, load=load)
             for path, what in bad:  # once each, however many commits hold it
                 where = f"{name}:.fleet/events/{path}"

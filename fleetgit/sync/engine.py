@@ -167,7 +167,7 @@ def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
     git = fleet.index.git
     for name, (blob, size) in fleetrefs.committed_segments(fleet.paths, writer, limit).items():
         if segment_number(name) is not None and size > found.get(name, (-1, None))[0]:
-            found[name] = (size, functools.partial(git.blob, blob))
+            found[name] = (size, functools.partial(git.blob, blob, limit))
     return found
 
 
