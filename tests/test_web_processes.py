@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fleetgit.web.workers import MIN_LIFE_S
 from tests.test_web import Sse, _listening
 from tests.webserver import Server, serving, token, workers
 
@@ -79,9 +80,8 @@ def test_a_killed_worker_is_started_again_on_its_socket(repo: Path) -> None:
         while _listening(new, srv.port) != held[pids[0]]:  # the same socket: none was closed
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert f"server process {pids[0]} ended (killed by SIGKILL); starting another" in (
-            _errors(repo)
-        )
+        assert f"server process {pids[0]} ended " in _errors(repo)
+        assert "(killed by SIGKILL); starting another" in _errors(repo)
         live = Sse(srv)  # whichever process writes, every stream hears of it
         made = [srv.call("POST", "/missions", {"title": f"m{n}"}, token=viper) for n in range(8)]
         assert {r.status for r in made} == {201}
@@ -106,13 +106,14 @@ def test_a_worker_that_keeps_failing_to_start_ends_the_server_in_one_line(repo: 
     config = repo / ".fleet" / "config.toml"
     with serving(repo, "--workers", "2") as srv:
         pids = workers(srv, 2)
+        time.sleep(MIN_LIFE_S)  # the one killed has lived: its end starts no count
         config.write_text(config.read_text() + "bogus = 1\n")  # no process starts now
         os.kill(pids[0], signal.SIGKILL)
         assert srv.proc.wait(60) == 1
         assert not _alive(pids[1])  # stopped as the server gave up
     err = _errors(repo)
     assert "unknown setting 'bogus'" in err  # each failed start says why
-    assert "fleetgit: a server process ended before it started 5 times in a row" in err
+    assert "fleetgit: a server process ended before it started, or just after, 5 times" in err
     assert "hint: the lines above say why" in err
     assert err.count("ended before it started (exit code 1); starting another") == 4
     assert "Traceback" not in err

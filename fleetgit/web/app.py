@@ -245,8 +245,6 @@ def create_app(settings: Settings) -> Guard:
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.threads
         async with hub.running(), trace.running():
-            if web.started is not None:
-                web.started()  # the supervisor counts this process as started (web/workers)
             yield
 
     app = FastAPI(
@@ -359,16 +357,25 @@ def serve(
             process's event stream (sse.links), not only its own."""
             sse.keep(every, every[n])
             app.hub.link = every[n]
-            app.web.started = started
             try:  # what the app's start opens, said in one line when it cannot
                 Fleet(settings.paths, actor=None, repair=False, catch_up=False).close()
             except errors.FleetError as exc:
                 complain(exc)
                 return 1
-            Server(config).run(sockets=[sock])
+            Server(config, started).run(sockets=[sock])
             return 0
 
         class Server(uvicorn.Server):
+            def __init__(self, config: uvicorn.Config, started: Callable[[], None]) -> None:
+                super().__init__(config)
+                self.tell_started = started
+
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                """Once the app has started and the socket serves, the supervisor is told."""
+                await super().startup(sockets=sockets)
+                if self.started and not self.should_exit:
+                    self.tell_started()
+
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 """A stop (SIGTERM, SIGINT) ends the event streams first: their connections
                 then close in the graceful shutdown, not cancelled with a traceback at its

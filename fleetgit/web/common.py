@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import orjson
@@ -119,7 +119,6 @@ class State:
         self.hours = HourCounts()  # the dashboard's events per hour, counted as they come
         self.fresh = Freshness()
         self._local = threading.local()
-        self.started: Callable[[], None] | None = None  # called once the app serves
 
     @contextlib.contextmanager
     def fleet(self, who: Principal) -> Iterator[Fleet]:

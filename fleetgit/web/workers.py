@@ -8,10 +8,10 @@ clean-up (uvicorn's graceful shutdown, then the app's lifespan: the event stream
 ledger closed, FLEETGIT_WEB_TRACE's records written) and exits 0; then the supervisor exits 0. A
 worker that does not end within STOP_S is killed.
 
-A worker that ends before its app has started (its lifespan entered) counts as a failed start;
-MAX_START_FAILURES of them in a row (STARTS_SPACED_S apart, doubling) end the server with one
-line (exit 1) rather than start it again for ever. One that ends after it started is started
-again at once, and its count begins anew.
+A worker that ends before it has started (its app's lifespan entered, its socket served), or
+within MIN_LIFE_S of it, counts as a failed start; MAX_START_FAILURES of them in a row
+(STARTS_SPACED_S apart, doubling) end the server with one line (exit 1) rather than start it
+again for ever. One that ends later is started again at once, and its count begins anew.
 
 Linux and macOS: the signals reach the supervisor's loop through `signal.set_wakeup_fd` and a
 `select`, no thread; a worker ends with its supervisor (PR_SET_PDEATHSIG, Linux) however that
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from fleetgit.ledger import errors
 
 MAX_START_FAILURES = 5
+MIN_LIFE_S = 2.0  # a worker that ends sooner after its start failed to start
 STARTS_SPACED_S = 0.1  # the wait before starting again after a failed start; doubles each time
 MAX_SPACING_S = 2.0
 STOP_S = 10.0  # how long a stopping worker may take (uvicorn's own grace is 1 s) before SIGKILL
@@ -48,7 +49,7 @@ class Slot:
     sock: socket.socket
     pid: int | None = None
     ready: int | None = None  # the read end of the pipe the worker says "started" on
-    started: bool = False
+    started: float | None = None  # when it said it started (time.monotonic)
     failures: int = 0  # failed starts in a row
     due: float = 0.0  # when to start it (again)
 
@@ -101,7 +102,7 @@ def supervise(
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
         os.close(ready_w)
-        slot.pid, slot.ready, slot.started = pid, ready_r, False
+        slot.pid, slot.ready, slot.started = pid, ready_r, None
 
     failed: errors.FleetError | None = None
     try:
@@ -117,7 +118,7 @@ def supervise(
             for slot in slots:
                 if slot.ready is not None and slot.ready in readable:
                     if os.read(slot.ready, 1):
-                        slot.started, slot.failures = True, 0
+                        slot.started = time.monotonic()
                     os.close(slot.ready)  # said, or ended: nothing more comes
                     slot.ready = None
             for slot, status in _reap(slots):
@@ -203,26 +204,27 @@ def _ended(slot: Slot, status: int, note: Callable[[str], None]) -> errors.Fleet
     """A worker ended while the server runs: when to start it again, or the error that ends the
     server when it keeps failing to start."""
     pid, slot.pid = slot.pid, None
-    if slot.ready is not None:  # it said nothing: it never started
+    now = time.monotonic()
+    if slot.ready is not None:  # unread: what it said just before it ended, or nothing
         if os.read(slot.ready, 1):
-            slot.started = True
+            slot.started = now
         os.close(slot.ready)
         slot.ready = None
     how = describe(status)
-    if slot.started:
-        slot.failures, slot.due = 0, time.monotonic()
+    if slot.started is not None and now - slot.started >= MIN_LIFE_S:
+        slot.failures, slot.due = 0, now
         note(f"server process {pid} ended ({how}); starting another")
         return None
     slot.failures += 1
     if slot.failures >= MAX_START_FAILURES:
         return errors.FleetError(
-            f"a server process ended before it started {slot.failures} times in a row (the"
-            f" last {how}): stopping the server",
+            f"a server process ended before it started, or just after, {slot.failures} times"
+            f" in a row (the last: {how}): stopping the server",
             hint="the lines above say why; mend that and run fleetgit serve again",
         )
-    spacing = min(MAX_SPACING_S, STARTS_SPACED_S * 2 ** (slot.failures - 1))
-    slot.due = time.monotonic() + spacing
-    note(f"server process {pid} ended before it started ({how}); starting another")
+    slot.due = now + min(MAX_SPACING_S, STARTS_SPACED_S * 2 ** (slot.failures - 1))
+    when = "before it started" if slot.started is None else "just after it started"
+    note(f"server process {pid} ended {when} ({how}); starting another")
     return None
 
 
