@@ -106,16 +106,17 @@ def test_a_worker_that_keeps_failing_to_start_ends_the_server_in_one_line(repo: 
     config = repo / ".fleet" / "config.toml"
     with serving(repo, "--workers", "2") as srv:
         pids = workers(srv, 2)
-        time.sleep(MIN_LIFE_S)  # the one killed has lived: its end starts no count
+        time.sleep(MIN_LIFE_S)  # the one killed has most likely lived: its end starts no count
         config.write_text(config.read_text() + "bogus = 1\n")  # no process starts now
         os.kill(pids[0], signal.SIGKILL)
         assert srv.proc.wait(60) == 1
         assert not _alive(pids[1])  # stopped as the server gave up
     err = _errors(repo)
-    assert "unknown setting 'bogus'" in err  # each failed start says why
+    assert err.count("unknown setting 'bogus'") == 1  # why, once for the five tries
     assert "fleetgit: a server process ended before it started, or just after, 5 times" in err
-    assert "hint: the lines above say why" in err
-    assert err.count("ended before it started (exit code 1); starting another") == 4
+    assert "hint: the reason it gave is above" in err
+    # 4, or 3 when the killed one had started less than MIN_LIFE_S before (a loaded machine)
+    assert err.count("ended before it started (exit code 1); starting another") in (3, 4)
     assert "Traceback" not in err
 
 

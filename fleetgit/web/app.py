@@ -320,7 +320,7 @@ def serve(
     import uvicorn
 
     from fleetgit.web import sse
-    from fleetgit.web.workers import supervise
+    from fleetgit.web.workers import Voice, supervise
 
     host = settings.host
     count = processes(workers)
@@ -351,7 +351,7 @@ def serve(
         )
         announce(f"http://{shown}:{bound}/")
 
-        def worker(n: int, sock: socket.socket, started: Callable[[], None]) -> int:
+        def worker(n: int, sock: socket.socket, voice: Voice) -> int:
             """Process `n`: its own GIL, event stream poller and ledgers (they serialise writes
             as CLI processes do), forked before any thread or connection. A write wakes every
             process's event stream (sse.links), not only its own."""
@@ -360,21 +360,21 @@ def serve(
             try:  # what the app's start opens, said in one line when it cannot
                 Fleet(settings.paths, actor=None, repair=False, catch_up=False).close()
             except errors.FleetError as exc:
-                complain(exc)
+                voice.failed(exc)  # the supervisor says it, once however often it comes
                 return 1
-            Server(config, started).run(sockets=[sock])
+            Server(config, voice).run(sockets=[sock])
             return 0
 
         class Server(uvicorn.Server):
-            def __init__(self, config: uvicorn.Config, started: Callable[[], None]) -> None:
+            def __init__(self, config: uvicorn.Config, voice: Voice) -> None:
                 super().__init__(config)
-                self.tell_started = started
+                self.voice = voice
 
             async def startup(self, sockets: list[socket.socket] | None = None) -> None:
                 """Once the app has started and the socket serves, the supervisor is told."""
                 await super().startup(sockets=sockets)
                 if self.started and not self.should_exit:
-                    self.tell_started()
+                    self.voice.started()
 
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 """A stop (SIGTERM, SIGINT) ends the event streams first: their connections
@@ -383,7 +383,7 @@ def serve(
                 app.hub.end_streams()
                 super().handle_exit(sig, frame)
 
-        supervise(sockets, worker, note=note)
+        supervise(sockets, worker, note=note, complain=complain)
     finally:
         for sock in sockets:
             sock.close()

@@ -11,7 +11,9 @@ worker that does not end within STOP_S is killed.
 A worker that ends before it has started (its app's lifespan entered, its socket served), or
 within MIN_LIFE_S of it, counts as a failed start; MAX_START_FAILURES of them in a row
 (STARTS_SPACED_S apart, doubling) end the server with one line (exit 1) rather than start it
-again for ever. One that ends later is started again at once, and its count begins anew.
+again for ever. One that ends later is started again at once, and its count begins anew. A
+worker tells the supervisor through a pipe that it has started, or why it could not (`Voice`):
+the supervisor says each reason once, not once a try.
 
 Linux and macOS: the signals reach the supervisor's loop through `signal.set_wakeup_fd` and a
 `select`, no thread; a worker ends with its supervisor (PR_SET_PDEATHSIG, Linux) however that
@@ -29,6 +31,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import orjson
 
 from fleetgit.ledger import errors
 
@@ -48,13 +52,53 @@ class Slot:
     number: int
     sock: socket.socket
     pid: int | None = None
-    ready: int | None = None  # the read end of the pipe the worker says "started" on
+    ready: int | None = None  # the read end of the pipe its Voice speaks on
     started: float | None = None  # when it said it started (time.monotonic)
+    failed: errors.FleetError | None = None  # why it said it could not start
     failures: int = 0  # failed starts in a row
     due: float = 0.0  # when to start it (again)
 
 
-Worker = Callable[[int, socket.socket, Callable[[], None]], int]
+class Voice:
+    """What a worker tells its supervisor, once: that it serves, or why it cannot start."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def started(self) -> None:
+        self._say(b"s")
+
+    def failed(self, exc: errors.FleetError) -> None:
+        # under PIPE_BUF (4 KiB): written whole, read whole
+        why = {"code": exc.code, "message": exc.message[:1500], "hint": (exc.hint or "")[:1500]}
+        self._say(b"e" + orjson.dumps(why))
+
+    def _say(self, data: bytes) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.fd, data)
+            os.close(self.fd)
+        self.fd = None
+
+
+def _heard(slot: Slot, now: float) -> None:
+    """Read what a worker said (or nothing, when it ended without a word)."""
+    assert slot.ready is not None
+    data = os.read(slot.ready, 8192)
+    os.close(slot.ready)  # said, or ended: nothing more comes
+    slot.ready = None
+    if data[:1] == b"s":
+        slot.started = now
+    elif data[:1] == b"e":
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            why = orjson.loads(data[1:])
+            failed = errors.FleetError(str(why["message"]), hint=str(why["hint"]) or None)
+            failed.code = str(why["code"])
+            slot.failed = failed
+
+
+Worker = Callable[[int, socket.socket, Voice], int]
 
 
 def supervise(
@@ -62,12 +106,15 @@ def supervise(
     worker: Worker,
     *,
     note: Callable[[str], None],
+    complain: Callable[[errors.FleetError], None],
 ) -> None:
-    """Run `worker(number, sock, started)` in a process of its own for each socket until
+    """Run `worker(number, sock, voice)` in a process of its own for each socket until
     SIGTERM, SIGINT or SIGHUP, restarting one that ends (see the module). `worker` returns the
-    process's exit code and calls `started()` once its app serves; it inherits every file the
-    supervisor has open but the other workers' sockets and the supervisor's pipes. Raises a
-    FleetError when a worker keeps failing to start; returns when stopped."""
+    process's exit code and calls `voice.started()` once its app serves, or `voice.failed()`;
+    it inherits every file the supervisor has open but the other workers' sockets and the
+    supervisor's pipes. `note` tells of a worker started again, `complain` of a reason a worker
+    gave (each once). Raises a FleetError when a worker keeps failing to start; returns when
+    stopped."""
     wake_r, wake_w = os.pipe()
     for fd in (wake_r, wake_w):
         os.set_blocking(fd, False)
@@ -102,9 +149,10 @@ def supervise(
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _BLOCKED)
         os.close(ready_w)
-        slot.pid, slot.ready, slot.started = pid, ready_r, None
+        slot.pid, slot.ready, slot.started, slot.failed = pid, ready_r, None, None
 
     failed: errors.FleetError | None = None
+    said: set[str] = set()  # the reasons the workers gave, said once each
     try:
         while not stops:
             now = time.monotonic()
@@ -117,11 +165,13 @@ def supervise(
             _drain(wake_r)
             for slot in slots:
                 if slot.ready is not None and slot.ready in readable:
-                    if os.read(slot.ready, 1):
-                        slot.started = time.monotonic()
-                    os.close(slot.ready)  # said, or ended: nothing more comes
-                    slot.ready = None
+                    _heard(slot, time.monotonic())
             for slot, status in _reap(slots):
+                if slot.ready is not None:  # what it said just before it ended
+                    _heard(slot, time.monotonic())
+                if slot.failed is not None and slot.failed.message not in said:
+                    said.add(slot.failed.message)
+                    complain(slot.failed)
                 failed = _ended(slot, status, note)
                 if failed is not None:
                     break
@@ -138,7 +188,7 @@ def supervise(
         raise failed
 
 
-def _in_worker(supervisor: int, slot: Slot, ready: int, worker: Worker) -> int:
+def _in_worker(supervisor: int, slot: Slot, voice: int, worker: Worker) -> int:
     """In a new worker process: the supervisor's signal handling undone, then the worker."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -152,13 +202,8 @@ def _in_worker(supervisor: int, slot: Slot, ready: int, worker: Worker) -> int:
     if os.getppid() != supervisor:  # it ended before this process could ask
         return 0
 
-    def started() -> None:
-        with contextlib.suppress(OSError):
-            os.write(ready, b"s")
-            os.close(ready)
-
     try:
-        return worker(slot.number, slot.sock, started)
+        return worker(slot.number, slot.sock, Voice(voice))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
 
@@ -205,11 +250,6 @@ def _ended(slot: Slot, status: int, note: Callable[[str], None]) -> errors.Fleet
     server when it keeps failing to start."""
     pid, slot.pid = slot.pid, None
     now = time.monotonic()
-    if slot.ready is not None:  # unread: what it said just before it ended, or nothing
-        if os.read(slot.ready, 1):
-            slot.started = now
-        os.close(slot.ready)
-        slot.ready = None
     how = describe(status)
     if slot.started is not None and now - slot.started >= MIN_LIFE_S:
         slot.failures, slot.due = 0, now
@@ -220,7 +260,9 @@ def _ended(slot: Slot, status: int, note: Callable[[str], None]) -> errors.Fleet
         return errors.FleetError(
             f"a server process ended before it started, or just after, {slot.failures} times"
             f" in a row (the last: {how}): stopping the server",
-            hint="the lines above say why; mend that and run fleetgit serve again",
+            hint="the reason it gave is above; mend that and run fleetgit serve again"
+            if slot.failed is not None
+            else "its own lines above say why; mend that and run fleetgit serve again",
         )
     slot.due = now + min(MAX_SPACING_S, STARTS_SPACED_S * 2 ** (slot.failures - 1))
     when = "before it started" if slot.started is None else "just after it started"
