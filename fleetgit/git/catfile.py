@@ -146,6 +146,12 @@ class CatFile:
 
     # -- the process -----------------------------------------------------------------------
 
+    def start(self) -> None:
+        """Start git now (a few ms), ahead of the first question: on the other core while
+        this process does something else."""
+        with self._lock:
+            self._pipes()
+
     def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
         proc = self._proc or self._start()
         assert proc.stdin is not None and proc.stdout is not None

@@ -258,9 +258,9 @@ def check_manifest(manifest: dict[str, Any], config: Config) -> None:
 
 
 class Lookups:
-    """What a load asks git about the covered history, in one `git cat-file --batch-check`
-    started before the file is inflated and read after (it runs on the other core): each
-    listed segment blob's size, and the covered commit's `.fleet/events` tree."""
+    """What a load asks git about the covered history, through a `git cat-file --batch-check`
+    started before the file is inflated (its start runs on the other core) and asked after:
+    each listed segment blob's size, and the covered commit's `.fleet/events` tree."""
 
     def __init__(self, paths: RepoPaths, manifest: dict[str, Any]) -> None:
         self.segments = [(str(b), s) for b, s in manifest.get("segments", [])]
@@ -268,36 +268,29 @@ class Lookups:
         specs = [b for b, _ in self.segments] + [f"{self.covered}:.fleet/events"]
         if any(not x or "\n" in x or " " in x for x in specs):
             raise SnapshotRefused("its manifest names objects that are not object ids")
+        self.reader = CatFile(paths.worktree, contents=False)
         try:
-            self.proc = subprocess.Popen(
-                ["git", "-C", str(paths.worktree), "cat-file", "--batch-check"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-            )
-        except OSError as exc:
-            raise SnapshotRefused(f"cannot run git ({exc})") from None
+            self.reader.start()
+        except GitError as exc:
+            raise SnapshotRefused(str(exc)) from None
         self.specs = specs
         self.events_tree: str | None = None
 
     def check(self) -> None:
         """Every segment blob the manifest lists is here with its size (a shallow clone, or
         another repository's snapshot, fails this)."""
-        out, _ = self.proc.communicate("\n".join(self.specs).encode() + b"\n")
-        lines = out.decode(errors="replace").splitlines()
-        if self.proc.returncode != 0 or len(lines) != len(self.specs):
-            raise SnapshotRefused("git could not look up its segment blobs")
-        for (blob, size), line in zip(self.segments, lines, strict=False):
-            got = line.split()
-            if len(got) != 3 or got[0] != blob or got[1] != "blob" or int(got[2]) != size:
+        try:
+            found = self.reader.headers(self.specs)
+        except GitError:
+            raise SnapshotRefused("git could not look up its segment blobs") from None
+        for (blob, size), got in zip(self.segments, found, strict=False):
+            if got is None or got.id != blob or got.type != "blob" or got.size != size:
                 raise SnapshotRefused(f"segment blob {blob[:12]} is not here with its size")
-        tree = lines[-1].split()
-        self.events_tree = tree[0] if len(tree) == 3 and tree[1] == "tree" else None
+        tree = found[-1]
+        self.events_tree = tree.id if tree is not None and tree.type == "tree" else None
 
     def close(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            self.proc.communicate()
+        self.reader.close()
 
 
 def held_by_a_branch(paths: RepoPaths, refs: dict[str, str], commit: str) -> bool:
