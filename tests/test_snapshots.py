@@ -242,6 +242,11 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[Path], None] 
     ),
     "foreign commit": (lambda m: m.update(commit="1" * 40), None, "no branch"),
     "missing segment": (lambda m: m["segments"].append(["2" * 40, 5]), None, "not here"),
+    "segment size": (
+        lambda m: m["segments"][0].__setitem__(1, m["segments"][0][1] + 1),
+        None,
+        "not here with its size",
+    ),
     "not json": (lambda m: m.clear(), None, "format"),
 }
 
