@@ -202,10 +202,15 @@ def _in_worker(supervisor: int, slot: Slot, voice: int, worker: Worker) -> int:
     if os.getppid() != supervisor:  # it ended before this process could ask
         return 0
 
+    said = Voice(voice)
     try:
-        return worker(slot.number, slot.sock, Voice(voice))
+        return worker(slot.number, slot.sock, said)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except Exception as exc:  # said in one line by the supervisor, never a traceback
+        why = f"a server process failed: {type(exc).__name__}: {exc}"
+        said.failed(errors.FleetError(why, hint="please report it"))
+        return 1
 
 
 def _stop_now(sig: int, frame: object) -> None:
