@@ -21,7 +21,12 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 
 def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Running (a zombie no one has reaped yet has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _stopped(srv: Server, how: int, *, group: bool = False) -> int:
@@ -135,3 +140,17 @@ def test_serve_refuses_a_ledger_that_does_not_open_before_starting_any_process(
     )
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.count("unknown setting 'bogus'") == 1 and "hint:" in out.stderr
+
+
+def test_workers_end_cleanly_when_their_supervisor_is_killed(repo: Path, tmp_path: Path) -> None:
+    """SIGKILL gives the supervisor no say: each worker gets SIGTERM from the kernel (the
+    parent-death signal) and still runs its clean-up."""
+    trace = tmp_path / "trace"
+    with serving(repo, "--workers", "2", env={"FLEETGIT_WEB_TRACE": str(trace)}) as srv:
+        pids = workers(srv, 2)
+        assert _stopped(srv, signal.SIGKILL) == -signal.SIGKILL
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in pids):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert sorted(p.name for p in tmp_path.glob("trace.*")) == sorted(f"trace.{p}" for p in pids)
