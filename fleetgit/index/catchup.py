@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.fingerprint import file_stamp, files_fingerprint
@@ -29,9 +30,11 @@ from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
+    BulkInserts,
     IndexDB,
     IngestResult,
     new_generation,
+    renders_as_is,
     split_statements,
     tail_hash,
 )
@@ -207,11 +210,11 @@ class Index(IndexDB):
         self.record_file(f, parsed.good_end, tail_hash(tail))
 
     def record_file(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
-        self.conn.execute(
+        self.later(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, offset, tail),
         )
-        self.conn.execute(
+        self.later(
             "INSERT OR IGNORE INTO segments (writer, number, committed) VALUES (?, ?, 0)",
             (f.writer, f.number),
         )
@@ -440,9 +443,10 @@ class Index(IndexDB):
         position ever given (AUTOINCREMENT's, so no position is given twice). Outside a
         transaction: one would lock `old` too, whose write lock the rebuild holds."""
         c = self.conn
-        c.execute("ATTACH ? AS old", (str(old),))
-        c.execute(_PRIOR_POS)
-        c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM old.events")
+        # read-only: a write transaction here then takes no lock on it (it stays attached
+        # while the fresh index is built); the positions are looked up in it, not copied
+        c.execute("ATTACH ? AS old", (f"file:{quote(str(old))}?mode=ro",))
+        c.execute("CREATE TEMP VIEW prior_pos AS SELECT id, pos, hash FROM old.events")
         for table in KEPT_TABLES:
             c.execute(f"INSERT INTO main.{table} SELECT * FROM old.{table}")
         c.execute(
@@ -451,7 +455,6 @@ class Index(IndexDB):
         )
         c.execute("DELETE FROM main.sqlite_sequence")
         c.execute("INSERT INTO main.sqlite_sequence SELECT * FROM old.sqlite_sequence")
-        c.execute("DETACH old")
 
     def _build(self, progress: Progress | None) -> IngestResult:
         """Catch up and fold an index whose derived tables are empty, inside its write
@@ -459,12 +462,15 @@ class Index(IndexDB):
         sorted once, and every projection folded from the start."""
         c = self.conn
         c.execute(_PRIOR_POS)
-        # Sorting each secondary index once at the end beats updating it per event.
+        bulk = self.bulk and renders_as_is(c)
+        # Sorting each secondary index once at the end beats updating it per event; but the
+        # inserts of a bulk build run on the other core, which has time to spare for them
         for (name,) in c.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'"
             " AND sql IS NOT NULL"
         ).fetchall():
-            c.execute(f"DROP INDEX {name}")
+            if not bulk:
+                c.execute(f"DROP INDEX {name}")
         # A bigger page cache while reading and folding; a sorter thread on the other core.
         c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
         c.execute(f"PRAGMA threads = {REBUILD_SORT_THREADS}")
@@ -474,9 +480,11 @@ class Index(IndexDB):
             "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'"
         ).fetchone()
         try:
-            result = self.catch_up_locked(progress)
-            if self.trust_redo:
-                result = self._read_again(seq, progress)
+            # the events inserted on the other core while the next portion is read and checked
+            with BulkInserts(self) if bulk else contextlib.nullcontext() as self.bulk_inserts:
+                result = self.catch_up_locked(progress)
+                if self.trust_redo:
+                    result = self._read_again(seq, progress)
             if progress:
                 progress("building indexes", 0, 1)
             # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
@@ -497,9 +505,13 @@ class Index(IndexDB):
                 progress("folding projections", 1, 1)
         finally:
             self.rebuilding = False
+            self.bulk_inserts = None
             c.execute("PRAGMA cache_size = -2000")  # SQLite's defaults: 2 MB, no threads
             c.execute("PRAGMA threads = 0")
-        c.execute("DROP TABLE temp.prior_pos")
+        (kind,) = c.execute(
+            "SELECT type FROM temp.sqlite_master WHERE name = 'prior_pos'"
+        ).fetchone()
+        c.execute(f"DROP {kind} temp.prior_pos")  # a view of the index replaced (`keep_from`)
         self.set_meta("trust_settings", trust.settings(self.config))
         c.execute("DELETE FROM meta WHERE key = 'trust_rebuild'")
         return result

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import struct
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -98,6 +99,154 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
     else:
         data = line[start + 8 : end].decode()
     return (*envelope, data, _from_bytes(blake2b(line, digest_size=8).digest(), "big", signed=True))
+
+
+# A rebuild inserts the events of a portion in one statement run on a thread of its own
+# (`BulkInserts`): SQLite takes each field out of the lines with `json_extract`, in C, and
+# sqlite3 lets go of the GIL for the whole statement, so the insert, its unique index and the
+# lookup of the position each event had run on the other core while Python reads and checks the
+# next portion. The lines go as one JSON array (their bytes joined), the line hashes (computed
+# here, as `_row` computes them) as fixed-width decimals a row reads by its place in the array.
+# `data` is what SQLite renders of the line's `data` object: for a canonical line (intake
+# refuses any other) its bytes as they are in the line, what `_row` cuts (`renders_as_is`
+# checks this SQLite's rendering before a rebuild relies on it).
+_BULK_FIELDS = (
+    "id", "type", "v", "stream", "seq", "hlc", "writer", "wseq", "actor", "ts", "causation_id",
+    "correlation_id", "tx", "txn", "data",
+)  # fmt: skip
+SWITCH_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while a rebuild inserts on a thread
+_HASH_WIDTH = 21  # "%+021d" of a signed 64-bit integer
+_BULK_INSERT = (
+    f"WITH j (line, k) AS MATERIALIZED (SELECT value, key FROM json_each(?1))"
+    f" INSERT INTO events (pos, {_COLUMNS}) SELECT (SELECT pos FROM prior_pos WHERE id ="
+    f" json_extract(line, '$.id')), "
+    + ", ".join(f"json_extract(line, '$.{f}')" for f in _BULK_FIELDS)
+    + f", CAST(substr(?2, k * {_HASH_WIDTH} + 1, {_HASH_WIDTH}) AS INTEGER) FROM j"
+)
+# a canonical line (orjson, sorted keys) whose data holds what a rendering could change: escapes,
+# non-ASCII text, numbers of every form, nesting, empty containers, the top-level keys' names
+_PROBE = orjson.dumps(
+    {"actor": None, "id": "x", "hlc": 1, "data": {
+        "a": "q\"\\\n\t\u0001/\u2028é😀", "b": [1.5, -0.0, 1e300, -1234567890123456789, 0,
+        True, False, None, {}, []], "c": {"hlc": {"data": ","}}, "": ""}},
+    option=orjson.OPT_SORT_KEYS,
+)  # fmt: skip
+
+
+def renders_as_is(conn: sqlite3.Connection) -> bool:
+    """Does this SQLite's `json_extract` give a canonical line's `data` back byte for byte?"""
+    start = _PROBE.find(b',"data":') + 8
+    end = _PROBE.rfind(b',"hlc":')
+    (got,) = conn.execute("SELECT json_extract(?, '$.data')", (_PROBE.decode(),)).fetchone()
+    return isinstance(got, str) and got.encode() == _PROBE[start:end]
+
+
+class BulkInserts:
+    """A rebuild's inserts of events on a thread, one portion at a time (see _BULK_INSERT).
+    While one runs, the index's `conn` is a `_Waiting` connection: every use of it waits for
+    the insert first, so statements still run one after another in program order, and only
+    Python work overlaps the insert. A part holding an id already inserted (a copy read from
+    another source) fails whole, as a statement does, and it and the rest of its portion go
+    through `_insert_new`, which sorts the copies out."""
+
+    PART = 2000  # lines a statement: what SQLite holds of the JSON at a time stays small
+
+    def __init__(self, db: IndexDB) -> None:
+        self.db = db
+        self.conn = db.conn
+        self._thread: Any = None
+        self._lines: list[bytes] = []  # of the portion under way, for `_insert_new` if need be
+        self._result: IngestResult | None = None
+        self._done = 0  # its lines inserted
+        self._error: BaseException | None = None
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []  # `later`'s, not yet handed on
+        self._after: list[tuple[str, tuple[Any, ...]]] = []  # run by the thread after its inserts
+        self._interval = 0.005
+
+    def __enter__(self) -> BulkInserts:
+        self.db.conn = _Waiting(self.conn, self)  # type: ignore[assignment]
+        # the thread takes the GIL back after each part: without a shorter wait for it, each
+        # part would end waiting up to 5 ms (the default) for this thread's Python to yield
+        self._interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.wait()
+        finally:
+            self.db.conn = self.conn
+            sys.setswitchinterval(self._interval)
+
+    def submit(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
+        """Insert the events of `items` on the thread (after the portion under way)."""
+        import threading
+
+        self.wait()
+        lines = [line for _, line in items]
+        hashes = [
+            b"%+021d" % _from_bytes(blake2b(ln, digest_size=8).digest(), "big", signed=True)
+            for ln in lines
+        ]
+        parts = [
+            ((b"[" + b",".join(lines[i : i + self.PART]) + b"]").decode(),
+             b"".join(hashes[i : i + self.PART]))
+            for i in range(0, len(lines), self.PART)
+        ]  # fmt: skip
+        result.new_events += len(lines)
+        self._lines, self._result, self._done = lines, result, 0
+        self._after, self._queued = self._queued, []
+        self._thread = threading.Thread(target=self._run, args=(parts,))
+        self._thread.start()
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Run a statement whose result nobody reads after the inserts under way (or when
+        the connection is next used): the caller's thread goes on meanwhile."""
+        self._queued.append((sql, params))
+
+    def _run(self, parts: list[tuple[str, bytes]]) -> None:
+        try:
+            for text, hashes in parts:
+                self.conn.execute(_BULK_INSERT, (text, hashes))
+                self._done += self.PART
+            for sql, params in self._after:
+                self.conn.execute(sql, params)
+            self._after = []
+        except BaseException as exc:  # handed to the caller's thread by `wait`
+            self._error = exc
+
+    def wait(self) -> None:
+        """Wait for the inserts under way, then run what `later` queued."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+            error, self._error = self._error, None
+            rest, self._lines = self._lines[self._done :], []
+            if error is not None:
+                if not isinstance(error, sqlite3.IntegrityError):
+                    raise error
+                assert self._result is not None
+                self._result.new_events -= len(rest)
+                # the lines were checked when read: checked again, they give the same events
+                from fleetgit.ledger.intake import check
+
+                self.db.insert_rows([(check(ln, None, CATALOGUE), ln) for ln in rest], self._result)
+                self._queued[:0], self._after = self._after, []
+        queued, self._queued = self._queued, []
+        for sql, params in queued:
+            self.conn.execute(sql, params)
+
+
+class _Waiting:
+    """A connection whose every use first waits for the bulk insert under way."""
+
+    def __init__(self, conn: sqlite3.Connection, bulk: BulkInserts) -> None:
+        self._conn = conn
+        self._bulk = bulk
+
+    def __getattr__(self, name: str) -> Any:
+        self._bulk.wait()
+        return getattr(self._conn, name)
 
 
 # WAL checkpoints happen off the append's path (docs/design.md, The index's WAL). SQLite's own
@@ -213,6 +362,7 @@ class IndexDB:
         self.reading_blob = False  # ingesting a committed blob read whole (trust.py: lineno)
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
+        self.bulk_inserts: BulkInserts | None = None  # a rebuild's, while it reads
         self.conn = self._open()
         self.checkpointer = Checkpointer(self.path)
         self._shm_fd = -1
@@ -236,7 +386,12 @@ class IndexDB:
         return conn
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=120)
+        # a rebuild's file: inserts run on a thread of their own too (BulkInserts); URIs, to
+        # attach the index it replaces read-only (catchup.Index.keep_from)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, timeout=120, check_same_thread=not self.bulk,
+            uri=self.bulk,
+        )  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self.bulk:  # a file being built by a rebuild: nobody reads it before it is whole
             conn.execute("PRAGMA journal_mode = OFF")
@@ -402,17 +557,13 @@ class IndexDB:
         items = self.hold(items)
         if not items:
             return
-        c = self.conn
-        rows = [_row(e, line) for e, line in items]
+        if self.bulk_inserts is not None:  # a rebuild: folded at its end
+            self.bulk_inserts.submit(items, result)
+            return
         before = self.max_pos()
-        fresh, conflicts, moved = self._insert_new(rows)
-        if conflicts:
-            c.executemany(
-                "INSERT OR IGNORE INTO anomalies VALUES ('id_conflict', ?, ?, ?)",
-                [(eid, "the same event id with different bytes", h) for eid, h in conflicts],
-            )
-        result.new_events += len(fresh)
+        fresh, moved = self.insert_rows(items, result)
         if (fresh or moved) and not self.rebuilding:
+            c = self.conn
             self._fold_streams(before)
             from fleetgit.index import projections
 
@@ -420,6 +571,28 @@ class IndexDB:
             if moved:
                 self._restream(moved)
                 self.note_clashes(projections.refold(c, moved))
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Execute `sql`, whose result nobody reads: while a rebuild inserts on its thread,
+        after that insert, the caller going on meanwhile (`BulkInserts.later`)."""
+        if self.bulk_inserts is not None:
+            self.bulk_inserts.later(sql, params)
+        else:
+            self.conn.execute(sql, params)
+
+    def insert_rows(
+        self, items: list[tuple[Event, bytes]], result: IngestResult
+    ) -> tuple[list[tuple[Any, ...]], set[str]]:
+        """Insert the events of `items` the index lacks (`_insert_new`), recording conflicts;
+        the rows inserted and the streams a conflict moved."""
+        fresh, conflicts, moved = self._insert_new([_row(e, line) for e, line in items])
+        if conflicts:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO anomalies VALUES ('id_conflict', ?, ?, ?)",
+                [(eid, "the same event id with different bytes", h) for eid, h in conflicts],
+            )
+        result.new_events += len(fresh)
+        return fresh, moved
 
     def record_problems(self, source: str, base: int, problems: list[tuple[int, str]]) -> None:
         """Keep what intake refused or could not read (`source` at `base` + offset), once; the
