@@ -101,9 +101,10 @@ def generate(repo: Path, events: int) -> None:
     repo.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True, env=ENV)
     init(repo)
+    for p in PILOTS[1:]:  # each with a key of this clone's, so that its events are signed
+        with Fleet.open(repo, actor=p, register=True) as fleet:
+            fleet.emit("pilot_active", f"pilot/{p}", {"status": "idle"})
     with Fleet.open(repo, actor=PILOTS[0], register=True) as fleet:
-        for p in PILOTS[1:]:
-            fleet.emit("pilot_registered", f"pilot/{p}", {"callsign": p})
         fleet.emit_batch(
             [
                 EventSpec("mission_created", f"mission/{m}", {"mission_id": m, "title": m})

@@ -801,6 +801,13 @@ def from_cwd(pattern: str, prefix: str) -> str:
     return "/".join(parts) + ("/" if trailing else "")
 
 
+# Stored patterns `check_stored` surely takes, as a regular expression (intake's fast path,
+# ledger/schema.py Field.fast): plain paths, segments of [A-Za-z0-9_.-] other than `.` and `..`
+# joined by single slashes, maybe one trailing slash. `normalize` gives them back unchanged:
+# relative, nothing to drop, no `..`, no character wildmatch treats apart, and allow_broad.
+PLAIN_STORED = r"(?!\.\.?[/\"])[A-Za-z0-9_.-]+(?:/(?!\.\.?[/\"])[A-Za-z0-9_.-]+)*/?"
+
+
 def check_stored(where: str, pattern: str) -> None:
     """A pattern as an event stores it: `reserve`'s rules (whole-repository patterns allowed, as
     `--allow-broad` grants them) and the canonical form `reserve` writes."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fleetgit.guard.patterns import check_stored
+from fleetgit.guard.patterns import PLAIN_STORED, check_stored
 from fleetgit.ledger.durations import MAX_SECONDS
 from fleetgit.ledger.schema import EventType, Field, define, opt, req, strs
 
@@ -14,7 +14,15 @@ TYPES: tuple[EventType, ...] = (
         "A pilot reserved file patterns.",
         req("reservation_id", "name"),
         req("holder", "name"),
-        Field("patterns", "list", required=True, items="pattern", check=check_stored, min_items=1),
+        Field(
+            "patterns",
+            "list",
+            required=True,
+            items="pattern",
+            check=check_stored,
+            fast=PLAIN_STORED,
+            min_items=1,
+        ),
         req("exclusive", "bool"),
         req("ttl_seconds", "int", minimum=1, maximum=MAX_SECONDS),
         opt("reason"),
@@ -23,6 +31,7 @@ TYPES: tuple[EventType, ...] = (
             "list",
             items="pattern",
             check=check_stored,
+            fast=PLAIN_STORED,
             description="Those of patterns that name a file (a literal path the repository showed"
             " as a file at the grant): nothing below them is taken to clash.",
         ),
