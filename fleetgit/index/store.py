@@ -105,8 +105,9 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
 # (`BulkInserts`): SQLite takes each field out of the lines with `json_extract`, in C, and
 # sqlite3 lets go of the GIL for the whole statement, so the insert, its unique index and the
 # lookup of the position each event had run on the other core while Python reads and checks the
-# next portion. The lines go as one JSON array (their bytes joined), the line hashes (computed
-# here, as `_row` computes them) as fixed-width decimals a row reads by its place in the array.
+# next portion. The lines go as their bytes joined by commas (SQLite makes them text and a JSON
+# array), their hashes (computed here, as `_row` computes them) as fixed-width decimals a row
+# reads by its place in the array.
 # `data` is what SQLite renders of the line's `data` object: for a canonical line (intake
 # refuses any other) its bytes as they are in the line, what `_row` cuts (`renders_as_is`
 # checks this SQLite's rendering before a rebuild relies on it).
@@ -117,7 +118,8 @@ _BULK_FIELDS = (
 SWITCH_INTERVAL = 0.0005  # seconds: sys.setswitchinterval while a rebuild inserts on a thread
 _HASH_WIDTH = 21  # "%+021d" of a signed 64-bit integer
 _BULK_INSERT = (
-    f"WITH j (line, k) AS MATERIALIZED (SELECT value, key FROM json_each(?1))"
+    f"WITH j (line, k) AS MATERIALIZED"
+    f" (SELECT value, key FROM json_each('[' || CAST(?1 AS TEXT) || ']'))"
     f" INSERT INTO events (pos, {_COLUMNS}) SELECT (SELECT pos FROM prior_pos WHERE id ="
     f" json_extract(line, '$.id')), "
     + ", ".join(f"json_extract(line, '$.{f}')" for f in _BULK_FIELDS)
@@ -184,15 +186,14 @@ class BulkInserts:
 
         self.wait()
         lines = [line for _, line in items]
-        hashes = [
-            b"%+021d" % _from_bytes(blake2b(ln, digest_size=8).digest(), "big", signed=True)
-            for ln in lines
-        ]
+        # line_hash of each line, as _row computes it: the digests unpacked in one call
+        digests = b"".join([blake2b(ln, digest_size=8).digest() for ln in lines])
+        hashes = list(map(b"%+021d".__mod__, struct.unpack(f">{len(lines)}q", digests)))
+        # the lines joined by commas: SQLite makes the array of them (and text of the bytes)
         parts = [
-            ((b"[" + b",".join(lines[i : i + self.PART]) + b"]").decode(),
-             b"".join(hashes[i : i + self.PART]))
+            (b",".join(lines[i : i + self.PART]), b"".join(hashes[i : i + self.PART]))
             for i in range(0, len(lines), self.PART)
-        ]  # fmt: skip
+        ]
         result.new_events += len(lines)
         self._lines, self._result, self._done = lines, result, 0
         self._after, self._queued = self._queued, []
@@ -204,7 +205,7 @@ class BulkInserts:
         the connection is next used): the caller's thread goes on meanwhile."""
         self._queued.append((sql, params))
 
-    def _run(self, parts: list[tuple[str, bytes]]) -> None:
+    def _run(self, parts: list[tuple[bytes, bytes]]) -> None:
         try:
             for text, hashes in parts:
                 self.conn.execute(_BULK_INSERT, (text, hashes))
