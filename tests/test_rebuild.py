@@ -270,3 +270,42 @@ def test_a_callsign_registered_with_two_keys_is_owned_alike_whatever_the_read_or
     where = _goose_elsewhere(repo, tmp_path / "another-machine-keys")
     incremental, rebuilt = _incremental_and_rebuilt(where)
     assert rebuilt["events"] == incremental["events"]
+
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40
+)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(st.lists(st.tuples(_TEXT, _TEXT), min_size=1, max_size=8))
+def test_a_rebuild_stores_each_line_s_data_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, texts: list[tuple[str, str]]
+) -> None:
+    """A rebuild takes the events' fields out of the lines in SQLite (store.BulkInserts):
+    `data` with escapes, quotes, controls, non-ASCII text and keys named like the envelope's
+    is stored as the appends stored it, the line's own bytes."""
+    repo = tmp_path_factory.mktemp("data") / "repo"
+    make_repo(repo)
+    init(repo)
+    specs = []
+    for i, (title, description) in enumerate(texts):
+        title = "".join(c for c in title if c.isprintable()).strip() or "t"
+        description = "".join(c for c in description if c.isprintable() or c in '\n\t"\\')
+        data = {"mission_id": f"m{i}", "title": title, "description": description or None}
+        specs.append(EventSpec("mission_created", f"mission/m{i}", data))
+    with Fleet.open(repo, actor="viper", register=True) as fleet:
+        fleet.emit_batch(specs)
+        fleet.emit("mission_updated", "mission/m0", {"mission_id": "m0", "changes": {
+            "description": ',"hlc":1,"data":{"x":"\\u0000"}'}})  # fmt: skip
+        index = fleet.index.path
+    incremental = _dump(index)
+    with Fleet.open(repo, catch_up=False) as fleet:
+        fleet.rebuild()
+    rebuilt = _dump(index)
+    for table in ("events", "streams", *TABLES):
+        assert rebuilt[table] == incremental[table], table
