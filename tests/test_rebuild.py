@@ -309,3 +309,23 @@ def test_a_rebuild_stores_each_line_s_data_byte_for_byte(
     rebuilt = _dump(index)
     for table in ("events", "streams", *TABLES):
         assert rebuilt[table] == incremental[table], table
+
+
+def test_a_rebuild_whose_sql_insert_fails_inserts_row_by_row(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines SQLite's JSON would not take (here: every part, forced) go in one by one, as a
+    catch-up inserts them: the same index, never a failed rebuild."""
+    from fleetgit.index import store
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 30))
+        index = fleet.index.path
+    incremental = _dump(index)
+    failing = "INSERT INTO events (pos) SELECT json('[') WHERE ?1 IS NOT NULL AND ?2 IS NOT NULL"
+    monkeypatch.setattr(store, "_BULK_INSERT", failing)
+    with Fleet.open(repo, catch_up=False) as fleet:
+        fleet.rebuild()
+    rebuilt = _dump(index)
+    for table in ("events", "streams", "files", "segments", *TABLES):
+        assert rebuilt[table] == incremental[table], table

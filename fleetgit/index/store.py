@@ -149,7 +149,8 @@ class BulkInserts:
     the insert first, so statements still run one after another in program order, and only
     Python work overlaps the insert. A part holding an id already inserted (a copy read from
     another source) fails whole, as a statement does, and it and the rest of its portion go
-    through `_insert_new`, which sorts the copies out."""
+    through `_insert_new`, which sorts the copies out; so does a part SQLite fails on for any
+    other reason (the error, if it was not the lines', comes again from there)."""
 
     PART = 2000  # lines a statement: what SQLite holds of the JSON at a time stays small
 
@@ -224,7 +225,9 @@ class BulkInserts:
             error, self._error = self._error, None
             rest, self._lines = self._lines[self._done :], []
             if error is not None:
-                if not isinstance(error, sqlite3.IntegrityError):
+                # a copy of an event (IntegrityError), or whatever else SQLite would not take
+                # from the lines as they are: inserted row by row as a catch-up inserts them
+                if not isinstance(error, sqlite3.Error):
                     raise error
                 assert self._result is not None
                 self._result.new_events -= len(rest)
