@@ -49,9 +49,10 @@ def parsed(lines: list[str]) -> dict[int, Any]:
     return out
 
 
-def piped(repo: Path, requests: str) -> dict[int, Any]:
+def piped(repo: Path, requests: str, answers: int | None = None) -> dict[int, Any]:
     """The answers through a pipe, kept open until every request is answered (at the end of
-    its input the SDK's server stops, cancelling what it has not answered yet)."""
+    its input the SDK's server stops, cancelling what it has not answered yet). `answers`:
+    how many there are, when not one a line (a notification has none)."""
     with (
         tempfile.TemporaryFile() as errors,
         subprocess.Popen(
@@ -61,7 +62,8 @@ def piped(repo: Path, requests: str) -> dict[int, Any]:
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(requests.encode())
         proc.stdin.flush()
-        lines = [proc.stdout.readline().decode() for _ in requests.splitlines()]
+        count = len(requests.splitlines()) if answers is None else answers
+        lines = [proc.stdout.readline().decode() for _ in range(count)]
         proc.stdin.close()
         errors.seek(0)
         assert proc.wait(timeout=60) == 0, errors.read().decode()

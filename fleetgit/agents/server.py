@@ -21,6 +21,8 @@ import mcp_types as types
 import orjson
 from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
+from mcp_types import SERVER_INFO_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 if TYPE_CHECKING:
     import anyio
@@ -40,25 +42,47 @@ OVERVIEW_URI = "fleetgit://overview"
 BRIEF_URI = "fleetgit://brief"
 
 
-def _text(text: str) -> list[types.ContentBlock]:
-    return [types.TextContent(type="text", text=text)]
-
-
 def _json(value: Any) -> Any:
     """`value` as plain JSON types (what orjson writes: tuples become lists, and so on)."""
     return orjson.loads(orjson.dumps(value))
 
 
-def refusal(exc: FleetError) -> types.CallToolResult:
+def result(summary: str, structured: Any, is_error: bool = False) -> dict[str, Any]:
+    """A tools/call result in its wire form (`CallToolResult`'s fields by their JSON names):
+    the one-line summary as text and the structured JSON."""
+    return {
+        "content": [{"type": "text", "text": summary}],
+        "structuredContent": structured,
+        "isError": is_error,
+    }
+
+
+def refusal(exc: FleetError) -> dict[str, Any]:
     error: dict[str, Any] = {"code": exc.code, "message": exc.message}
     if exc.hint:
         error["hint"] = exc.hint
     if isinstance(exc, ReservationConflict):
         error["conflicts"] = [c.to_json() for c in exc.conflicts]
     text = exc.message + (f"\nhint: {exc.hint}" if exc.hint else "")
-    return types.CallToolResult(
-        content=_text(text), structured_content={"error": error}, is_error=True
-    )
+    return result(text, {"error": error}, is_error=True)
+
+
+def answer(session: Session, name: str, arguments: Any) -> dict[str, Any]:
+    """The result of the tool call `name(arguments)` as this session's pilot: the tool's
+    result, or a refusal (a FleetError's message and hint; any other error is logged)."""
+    try:
+        out, summary = session.call(name, arguments)
+    except FleetError as exc:
+        return refusal(exc)
+    except Exception as exc:
+        log = _log_traceback(session)
+        return refusal(
+            FleetError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                hint=f"details in {log}; please report it",
+            )
+        )
+    return result(summary, _json(out))
 
 
 def _log_traceback(session: Session) -> Path:
@@ -90,19 +114,8 @@ def build(session: Session) -> Server[Any]:
         return listed
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        try:
-            out, summary = session.call(params.name, params.arguments)
-        except FleetError as exc:
-            return refusal(exc)
-        except Exception as exc:
-            log = _log_traceback(session)
-            return refusal(
-                FleetError(
-                    f"internal error: {type(exc).__name__}: {exc}",
-                    hint=f"details in {log}; please report it",
-                )
-            )
-        return types.CallToolResult(content=_text(summary), structured_content=_json(out))
+        # a call ToolCalls did not answer (not of the plain form, or a connection not open)
+        return types.CallToolResult.model_validate(answer(session, params.name, params.arguments))
 
     async def list_resources(ctx: Any, params: Any) -> types.ListResourcesResult:
         return types.ListResourcesResult(
@@ -163,8 +176,52 @@ def build(session: Session) -> Server[Any]:
     )
     # the SDK's default middleware opens an OpenTelemetry span per message (a no-op without an
     # exporter, yet ~20 us a call): nothing here exports one
-    server.middleware = []
+    server.middleware = [ToolCalls(session, server)]
     return server
+
+
+_CALL_KEYS = frozenset({"name", "arguments", "_meta"})
+
+
+class ToolCalls:
+    """The SDK's middleware for `tools/call` (a server's documented extension point, run before
+    the SDK validates a request's params): a call of the plain form `{name, arguments, _meta}`
+    on an open connection is answered here, its arguments checked by the tool's own checker
+    (which names the argument that is wrong: tools.check_arguments), and its result returned in
+    the wire form the SDK would give it, with the envelope a 2026 result carries. The SDK's
+    pydantic models of the request and of `CallToolResult` (built, validated, dumped, validated
+    and dumped again: a quarter of a write's time in the SDK) are left out. Any other request,
+    and a call of any other form, goes down the SDK's own path (`call_next`), to `call_tool`."""
+
+    def __init__(self, session: Session, server: Server[Any]) -> None:
+        self.session = session
+        self.server = server
+        self.stamp = orjson.dumps(server.server_info_stamp)  # fixed at construction
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        params = ctx.params
+        if (
+            ctx.method != "tools/call"
+            or not isinstance(params, dict)
+            or not _CALL_KEYS.issuperset(params)
+            or not isinstance(params.get("name"), str)
+            or not isinstance(params.get("arguments", {}), dict | None)
+            or ("_meta" in params and ctx.meta is None)  # malformed: the SDK says how
+            or not self._open(ctx)
+        ):
+            return await call_next(ctx)
+        out = answer(self.session, params["name"], params.get("arguments"))
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            out["resultType"] = "complete"
+            out["_meta"] = {SERVER_INFO_META_KEY: orjson.loads(self.stamp)}
+        return out
+
+    def _open(self, ctx: Any) -> bool:
+        """Is the request gate open: a 2026 connection (no handshake), or an initialized one?
+        Otherwise the SDK refuses the call as it does."""
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return True
+        return ctx.session.client_params is not None
 
 
 class _WireIn:
