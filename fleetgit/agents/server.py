@@ -15,17 +15,16 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
+import anyio
 import mcp_types as types
 import orjson
 from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
+from mcp.shared.message import SessionMessage
 from mcp_types import SERVER_INFO_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-
-if TYPE_CHECKING:
-    import anyio
 
 from fleetgit.agents.tools import TOOLS, Session, Tool, overview
 from fleetgit.domain.checkpoints import resume as recovery
@@ -224,37 +223,66 @@ class ToolCalls:
         return ctx.session.client_params is not None
 
 
-class _WireIn:
-    """The client's messages, one a line, read by the event loop itself from the pipe. The SDK's
-    own stdio transport reads and writes through anyio's worker threads, several thread hand-offs
-    a call (~0.3 ms of CPU each way on a busy machine); a pipe needs none."""
+class _PipeIn:
+    """The client's messages, one a line, read and parsed by the event loop itself from the
+    pipe, for the SDK's server to iterate (its `ReadStream`). The SDK's stdio transport puts two
+    tasks and two rendezvous streams between the pipe and the server (a reader task, through
+    anyio's worker threads, and a writer task), each message a few task switches on the way in
+    and out; the pipe needs none of them. A line that is not JSON-RPC is handed on as the
+    exception the SDK's own transport hands on."""
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self.reader = reader
 
-    def __aiter__(self) -> _WireIn:
-        return self
-
-    async def __anext__(self) -> str:
+    async def receive(self) -> SessionMessage | Exception:
         line = await self.reader.readline()
         if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
+            raise anyio.EndOfStream
+        try:
+            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+        except Exception as exc:  # as the SDK's transport: the server answers a parse error
+            return exc
+
+    def __aiter__(self) -> _PipeIn:
+        return self
+
+    async def __anext__(self) -> SessionMessage | Exception:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> _PipeIn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
 
 
-class _WireOut:
-    """The server's messages, written straight to the pipe (a blocking write: one call runs at
-    a time, and the client reads its pipe in a task of its own)."""
+class _PipeOut:
+    """The server's messages, written straight to the pipe as the SDK's transport writes them
+    (a blocking write: one call runs at a time, and the client reads its pipe in a task of its
+    own); the SDK's server sends to it (its `WriteStream`)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    async def write(self, text: str) -> None:
+    async def send(self, item: SessionMessage) -> None:
+        text = item.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
         view = memoryview(text.encode("utf-8"))
         while view:
             view = view[os.write(self.fd, view) :]
 
-    async def flush(self) -> None:
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> _PipeOut:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         return None
 
 
@@ -296,10 +324,7 @@ async def _serve_stdio(server: Server[Any]) -> None:
     pipe = os.fdopen(fds[0], "rb", buffering=0)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     try:
-        wire_in = cast("anyio.AsyncFile[str]", _WireIn(reader))
-        wire_out = cast("anyio.AsyncFile[str]", _WireOut(fds[1]))
-        async with stdio_server(wire_in, wire_out) as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        await server.run(_PipeIn(reader), _PipeOut(fds[1]), server.create_initialization_options())
     finally:
         transport.close()
         os.close(fds[1])
@@ -307,8 +332,6 @@ async def _serve_stdio(server: Server[Any]) -> None:
 
 def serve(session: Session, http: tuple[str, int] | None = None) -> None:
     """Serve until the client goes away (stdio) or the process is stopped (HTTP)."""
-    import anyio
-
     server = build(session)
     if http is None:
         anyio.run(_serve_stdio, server)
