@@ -312,20 +312,16 @@ def _described(value: Schema) -> str:
     return kind
 
 
-def record(item: Schema) -> Schema:
-    """The object `item`, its fields required and their types described in words, not as a
-    schema per field: the SDK's client validates every result against the output schema, and
-    per-field schemas cost it ~5 us per field of every result (a sortie's 7 fields, ~80 us of
-    the client's CPU on every write: a sortie is what the sortie tools answer). What the
-    object holds is said all the same."""
-    fields = ", ".join(f"{k} ({_described(v)})" for k, v in item["properties"].items())
-    return {"type": "object", "required": item["required"], "description": fields}
-
-
 def rows(item: Schema) -> Schema:
-    """An array of `item` objects, each as `record` describes it (per-field schemas would cost
-    the client 0.7 ms of a 20-row page, a quarter of a read's budget)."""
-    return {"type": "array", "items": record(item)}
+    """An array of `item` objects, their fields required and their types described in words,
+    not as a schema per field: the SDK's client validates every result against the output
+    schema, and per-field schemas cost it ~5 us per field of every row (0.7 ms of a 20-row
+    page, a quarter of a read's budget). What a row holds is said all the same."""
+    fields = ", ".join(f"{k} ({_described(v)})" for k, v in item["properties"].items())
+    return {
+        "type": "array",
+        "items": {"type": "object", "required": item["required"], "description": fields},
+    }
 
 
 def listing(key: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -689,7 +685,7 @@ TOOLS: dict[str, Tool] = {
                 Param("reserve", "boolean", "Also reserve its files.", default=True),
                 TTL,
             ),
-            record(SORTIE),
+            SORTIE,
             _claim,
             True,
         ),
@@ -698,7 +694,7 @@ TOOLS: dict[str, Tool] = {
             "Start a sortie",
             'Start your assigned sortie. Example: start_sortie {"sortie": "srt-4q2x"}',
             (SORTIE_ID,),
-            record(SORTIE),
+            SORTIE,
             _act("sortie_started", lambda a: {}),
             True,
         ),
@@ -712,7 +708,7 @@ TOOLS: dict[str, Tool] = {
                 Param("percent", "integer", "How far, 0 to 100.", True, minimum=0, maximum=100),
                 Param("note", "string", "What was done."),
             ),
-            record(SORTIE),
+            SORTIE,
             _act("sortie_progress", lambda a: {"percent": a["percent"], "note": a["note"]}),
             True,
         ),
@@ -722,7 +718,7 @@ TOOLS: dict[str, Tool] = {
             "Mark your sortie blocked, saying why. Example: block_sortie"
             ' {"sortie": "srt-4q2x", "reason": "waiting for the grammar"}',
             (SORTIE_ID, Param("reason", "string", "Why it is blocked.", True)),
-            record(SORTIE),
+            SORTIE,
             _act("sortie_blocked", lambda a: {"reason": a["reason"]}),
             True,
         ),
@@ -731,7 +727,7 @@ TOOLS: dict[str, Tool] = {
             "Resume a blocked sortie",
             'Resume your blocked sortie. Example: resume_sortie {"sortie": "srt-4q2x"}',
             (SORTIE_ID,),
-            record(SORTIE),
+            SORTIE,
             _act("sortie_resumed", lambda a: {}),
             True,
         ),
@@ -745,7 +741,7 @@ TOOLS: dict[str, Tool] = {
                 Param("result", "string", "How it went.", enum=RESULTS, default="success"),
                 Param("summary", "string", "What was done."),
             ),
-            record(SORTIE),
+            SORTIE,
             _act("sortie_completed", lambda a: {"result": a["result"], "summary": a["summary"]}),
             True,
         ),
@@ -759,7 +755,7 @@ TOOLS: dict[str, Tool] = {
                 Param("description", "string", "More detail."),
                 Param("priority", "string", "Priority.", enum=PRIORITIES, default="medium"),
             ),
-            record(MISSION),
+            MISSION,
             _create_mission,
             True,
         ),
@@ -777,7 +773,7 @@ TOOLS: dict[str, Tool] = {
                 Param("files", "strings", "Paths or globs it will touch, from the repo's top."),
                 Param("depends_on", "strings", "Sortie ids that must complete first."),
             ),
-            record(SORTIE),
+            SORTIE,
             _create_sortie,
             True,
         ),
@@ -792,7 +788,7 @@ TOOLS: dict[str, Tool] = {
                 Param("description", "string", "More detail."),
                 Param("priority", "string", "Priority.", enum=PRIORITIES, default="medium"),
             ),
-            record(WORK_ORDER),
+            WORK_ORDER,
             _create_work_order,
             True,
         ),
@@ -862,7 +858,7 @@ TOOLS: dict[str, Tool] = {
                 Param("importance", "string", "Importance.", enum=IMPORTANCE, default="normal"),
                 Param("ack_required", "boolean", "Ask for an acknowledgement.", default=False),
             ),
-            record(MESSAGE),
+            MESSAGE,
             _send,
             True,
         ),
@@ -880,7 +876,7 @@ TOOLS: dict[str, Tool] = {
             "Read a message",
             'Show a message and mark it read. Example: read_message {"message": "msg-3k9d"}',
             (Param("message", "string", "The message's id.", True),),
-            record(MESSAGE),
+            MESSAGE,
             _read,
             True,
         ),
@@ -893,7 +889,7 @@ TOOLS: dict[str, Tool] = {
                 Param("message", "string", "The message's id.", True),
                 Param("notes", "string", "A short answer."),
             ),
-            record(MESSAGE),
+            MESSAGE,
             _ack,
             True,
         ),
@@ -929,7 +925,7 @@ TOOLS: dict[str, Tool] = {
                     "wait", "string", "Retry until this long has passed, e.g. 30s (60s at most)."
                 ),
             ),
-            record(LOCK),
+            LOCK,
             _acquire,
             True,
         ),
@@ -938,7 +934,7 @@ TOOLS: dict[str, Tool] = {
             "Release a lock",
             'Release a lock you hold. Example: release_lock {"key": "db-migrations"}',
             (Param("key", "string", "The lock's name.", True),),
-            record(LOCK),
+            LOCK,
             _unlock,
             True,
         ),
@@ -958,7 +954,7 @@ TOOLS: dict[str, Tool] = {
                 Param("mission", "string", "The mission's id."),
                 Param("trigger", "string", "Why now.", enum=TRIGGERS, default="manual"),
             ),
-            record(CHECKPOINT),
+            CHECKPOINT,
             _checkpoint,
             True,
         ),
