@@ -61,6 +61,7 @@ class InitResult(NamedTuple):
 class CommitResult(NamedTuple):
     commit: str | None  # None: there was nothing to commit
     paths: tuple[str, ...]
+    warnings: tuple[str, ...] = ()  # what was left alone, one line each
 
 
 def init(path: str | os.PathLike[str] | None = None) -> InitResult:
@@ -848,17 +849,28 @@ class Fleet:
                 if size is not None:
                     state.size = size
             pending = gitrepo.changed_fleet_paths(self.paths)
-            attributes = gitrepo.with_fleet_line(git.head_blob(".gitattributes") or b"")
-            extra = {} if attributes is None else {".gitattributes": attributes}
+            extra, warnings = _attributes_change(git)
             if not pending and not extra:
-                return CommitResult(None, ())
+                return CommitResult(None, (), warnings)
             segments = [p for p in pending if p.startswith(".fleet/events/")]
             message = message or f"fleet: {len(segments)} segment(s) from writer {self.writer.id}"
             commit_id = git.commit_paths(
                 pending, message, extra, max_bytes=read_limit(self.config.segment_max_bytes)
             )
         self.index.catch_up()
-        return CommitResult(commit_id, tuple(pending) + tuple(extra))
+        return CommitResult(commit_id, tuple(pending) + tuple(extra), warnings)
+
+
+def _attributes_change(git: gitrepo.GitRepo) -> tuple[dict[str, bytes], tuple[str, ...]]:
+    """HEAD's `.gitattributes` with the fleet line added, when it lacks it. Another clone may
+    have committed a link, a directory or a huge file there: that is left as it is, said in one
+    line, and the commit goes on without it."""
+    try:
+        text = git.head_file(".gitattributes", gitrepo.MAX_ATTRIBUTES_BYTES) or b""
+    except gitrepo.NotAFile as exc:
+        return {}, (f"{exc}; add the line {gitrepo.FLEET_ATTRIBUTES!r} to a regular one",)
+    attributes = gitrepo.with_fleet_line(text)
+    return ({} if attributes is None else {".gitattributes": attributes}), ()
 
 
 def configure_index(index: Index, config: Config) -> None:

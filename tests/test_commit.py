@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fleetgit.fleet import Fleet, init
+from fleetgit.git.repo import MAX_ATTRIBUTES_BYTES
 from tests.conftest import git, make_repo, run_fleetgit
 
 FLEET_LINE = ".fleet/events/** -text merge=union"
@@ -122,3 +123,43 @@ def test_a_locked_git_index_undoes_the_commit(repo: Path) -> None:
     assert git(repo, "status", "--porcelain") == status
     assert run_fleetgit(repo, "commit").code == 0
     assert git(repo, "status", "--porcelain") == ""
+
+
+def _commit_hostile_attributes(repo: Path, kind: str) -> None:
+    """Commit, as another clone could, a `.gitattributes` that is no small regular file."""
+    attrs = repo / ".gitattributes"
+    attrs.unlink(missing_ok=True)
+    if kind == "link":
+        attrs.symlink_to("/etc/passwd")
+    elif kind == "directory":
+        (attrs / "inner").mkdir(parents=True)
+        (attrs / "inner" / "x").write_text("x\n")
+    else:
+        attrs.write_bytes(b"# pad\n" * ((MAX_ATTRIBUTES_BYTES // 6) + 1))
+    git(repo, "add", "-A", ".gitattributes")
+    git(repo, "commit", "-q", "-m", f"a {kind} as .gitattributes")
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("link", "a symbolic link"),
+        ("directory", "a directory"),
+        ("huge", f"over the limit of {MAX_ATTRIBUTES_BYTES}"),
+    ],
+)
+def test_a_hostile_committed_gitattributes_is_left_alone_in_one_line(
+    repo: Path, kind: str, said: str
+) -> None:
+    _commit_hostile_attributes(repo, kind)
+    before = git(repo, "rev-parse", "HEAD:.gitattributes")
+    emit_one(repo)
+    res = run_fleetgit(repo, "commit", "--json")
+    assert res.code == 0, res.err
+    assert "Traceback" not in res.err
+    (line,) = res.err.splitlines()
+    assert line.startswith("warning: .gitattributes in HEAD is ") and said in line
+    assert ".gitattributes" not in res.json()["paths"]  # type: ignore[index]
+    assert git(repo, "rev-parse", "HEAD:.gitattributes") == before  # untouched
+    files = git(repo, "show", "--name-only", "--format=", "HEAD").split()
+    assert files and all(f.startswith(".fleet/") for f in files)

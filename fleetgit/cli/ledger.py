@@ -321,6 +321,8 @@ def commit(
     """
     with open_fleet(ctx) as fleet:
         result = fleet.commit(message)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         print_json(result._asdict())
     elif result.commit is None:

@@ -26,6 +26,7 @@ from fleetgit.ledger.errors import GitError
 REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
 FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
 _INDEX_TRIES = 20  # 50 ms apart: a git process holding the index lock gets a second
+MAX_ATTRIBUTES_BYTES = 1 << 20  # a HEAD `.gitattributes` fleetgit reads to add its line
 MAX_TREE_BYTES = 64 << 20  # ~1.3M entries: far over any .fleet/events tree fleetgit writes
 
 
@@ -247,7 +248,11 @@ class GitRepo:
         else:
             ref.set_target(old_head.id, "fleetgit: undo a commit whose index update failed")
 
-    def head_blob(self, relpath: str) -> bytes | None:
+    def head_file(self, relpath: str, max_bytes: int) -> bytes | None:
+        """A regular file's bytes in HEAD's tree, None when HEAD or the path is absent. The
+        tree came from whichever clone committed last, so it is read as untrusted: a link, a
+        directory, a submodule or more than `max_bytes` bytes is refused (NotAFile, one line;
+        the content is never read), and a regular file is read bounded through cat-file."""
         repo = self.repo
         if repo.head_is_unborn:
             return None
@@ -255,8 +260,25 @@ class GitRepo:
             entry = repo.head.peel(_commit_type()).tree / relpath
         except KeyError:
             return None
-        data: bytes = repo[entry.id].data
-        return data
+        kind = _KINDS.get(entry.type_str) or _MODES.get(entry.filemode, "special entry")
+        if kind != "file":
+            raise NotAFile(relpath, f"a {kind}")
+        try:
+            return self.blob(str(entry.id), max_bytes)
+        except TooLarge as exc:
+            raise NotAFile(relpath, f"{exc.size} bytes, over the limit of {max_bytes}") from None
+
+
+class NotAFile(GitError):
+    """A path in HEAD's tree that is no regular file fleetgit may read and rewrite."""
+
+    def __init__(self, relpath: str, what: str) -> None:
+        super().__init__(f"{relpath} in HEAD is {what}: left as it is")
+        self.relpath = relpath
+
+
+_KINDS = {"tree": "directory", "commit": "submodule"}
+_MODES = {0o100644: "file", 0o100755: "file", 0o120000: "symbolic link"}
 
 
 def _is_id(text: str) -> bool:
