@@ -8,6 +8,7 @@ import subprocess
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 from fleetgit.git import catfile, repo
@@ -119,3 +120,42 @@ def test_gitrepo_blob_and_trees_refuse_what_is_over_their_limit(
 
 def _size(path: Path, oid: str) -> int:
     return int(git(path, "cat-file", "-s", oid))
+
+
+def test_code_refs_segments_come_through_the_shared_readers(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """fleetrefs.committed_segments: the longest version of each of the writer's segments on
+    any branch or tag, regular files only, read with no git process a tree."""
+    from fleetgit.fleet import Fleet
+    from fleetgit.git import fleetrefs
+
+    with Fleet.open(repo, actor="viper") as fleet:
+        writer, git_repo = fleet.writer.id, fleet.index.git
+        fleet.emit("context_compacted", "pilot/viper", {"summary": "one"})
+        fleet.commit()
+        git(repo, "branch", "short")
+        fleet.emit("context_compacted", "pilot/viper", {"summary": "two"})
+        fleet.commit()
+        git(repo, "tag", "long")
+        git(repo, "checkout", "-q", "-b", "hostile", "short")
+        (repo / ".fleet/events" / writer / "9.jsonl").symlink_to("/etc/passwd")
+        git(repo, "add", "-f", ".fleet")
+        git(repo, "commit", "-q", "-m", "a link as a segment")
+        git(repo, "checkout", "-q", "main")
+        listed = git(repo, "ls-tree", "-l", f"long:.fleet/events/{writer}").splitlines()
+        longest = {f[4]: (f[2], int(f[3])) for f in map(str.split, listed)}
+        trace = tmp_path / "trace.json"
+        monkeypatch.setenv("GIT_TRACE2_EVENT", str(trace))
+        git_repo.close()  # the readers start again under the trace
+        found = fleetrefs.committed_segments(git_repo, writer, 1 << 20)
+        git_repo.close()
+    assert found == longest  # not the link, and each in its longest version
+    started = [
+        e["argv"] for e in map(orjson.loads, trace.read_bytes().splitlines())
+        if e["event"] == "start"
+    ]  # fmt: skip
+    assert not [a for a in started if "ls-tree" in a], started
+    assert len(started) <= 3, started  # for-each-ref and the two readers
+    monkeypatch.delenv("GIT_TRACE2_EVENT")
+    assert git(repo, "ls-tree", "hostile", f".fleet/events/{writer}/9.jsonl").startswith("120000")

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from fleetgit.git.paths import RepoPaths
-from fleetgit.git.repo import GitRepo, git_message, run_git
+from fleetgit.git.repo import GitRepo, TooLarge, git_message, run_git
 from fleetgit.ledger.errors import GitError
 
 WRITERS = "refs/fleet/writers/"
@@ -102,20 +102,29 @@ def _blobs(out: str) -> dict[str, tuple[str, int]]:
     return found
 
 
-def committed_segments(paths: RepoPaths, writer: str, limit: int) -> dict[str, tuple[str, int]]:
+def committed_segments(git: GitRepo, writer: str, limit: int) -> dict[str, tuple[str, int]]:
     """`writer`'s segments in the trees of the clone's branches, remote-tracking branches, tags
-    and HEAD: name -> (blob id, size) of the longest version of at most `limit` bytes. What a
-    reset or a rebase took from the work tree may still be held there and nowhere on the
-    writer's fleet ref."""
-    tips = run_git(paths, ["for-each-ref", "--format=%(objectname)", *CODE_REFS]).split()
-    wanted = "".join(f"{tip}:.fleet/events/{writer}\n" for tip in ["HEAD", *tips])
-    out = run_git(paths, ["cat-file", "--batch-check"], wanted.encode())
-    trees = {f[0] for f in (ln.split() for ln in out.splitlines()) if f[1:2] == ["tree"]}
-    found: dict[str, tuple[str, int]] = {}
+    and HEAD: name -> (blob id, size) of the longest version of at most `limit` bytes (regular
+    files only). What a reset or a rebase took from the work tree may still be held there and
+    nowhere on the writer's fleet ref. One `for-each-ref`; the trees and sizes come from the
+    repository's long-lived cat-file readers (no process a tree)."""
+    tips = run_git(git.paths, ["for-each-ref", "--format=%(objectname)", *CODE_REFS]).split()
+    specs = [f"{tip}:.fleet/events/{writer}" for tip in ["HEAD", *tips]]
+    trees = {h.id for h in git.headers(specs) if h is not None and h.type == "tree"}
+    versions: set[tuple[str, str]] = set()
     for tree in sorted(trees):
-        for name, (blob, size) in _blobs(run_git(paths, ["ls-tree", "-l", "-z", tree])).items():
-            if size <= limit and size > found.get(name, ("", -1))[1]:
-                found[name] = (blob, size)
+        with contextlib.suppress(TooLarge):  # a tree of over 64 MB was never fleetgit's
+            versions.update(
+                (name, oid)
+                for name, oid, kind, mode in git.tree_entries(tree)
+                if kind == "blob" and mode in (0o100644, 0o100755)
+            )
+    ordered = sorted(versions)
+    found: dict[str, tuple[str, int]] = {}
+    for (name, blob), header in zip(ordered, git.headers([b for _, b in ordered]), strict=True):
+        size = -1 if header is None else header.size
+        if 0 <= size <= limit and size > found.get(name, ("", -1))[1]:
+            found[name] = (blob, size)
     return found
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetgit.git import fingerprint
-from fleetgit.git.catfile import CatFile
+from fleetgit.git.catfile import CatFile, Header
 from fleetgit.git.paths import RepoPaths
 from fleetgit.ledger import safefs
 from fleetgit.ledger.errors import GitError
@@ -166,6 +166,11 @@ class GitRepo:
             yield path, entry.type_str, entry.filemode
             if entry.type_str != "tree":
                 return
+
+    def headers(self, specs: list[str]) -> list[Header | None]:
+        """The header (id, type, size) of the object each of `specs` names (an id or
+        `REV:PATH`), None where it names none: one round trip a few hundred, no content read."""
+        return self._headers.headers(specs)
 
     def blob_size(self, blob_id: str) -> int:
         """A blob's size from its header alone (its content is not inflated)."""

@@ -165,7 +165,7 @@ def own_segments(fleet: Fleet) -> dict[str, tuple[int, Callable[[], bytes]]]:
     if not _ever_committed(fleet):
         return found  # no branch, remote-tracking branch or HEAD ever held one: no git to ask
     git = fleet.index.git
-    for name, (blob, size) in fleetrefs.committed_segments(fleet.paths, writer, limit).items():
+    for name, (blob, size) in fleetrefs.committed_segments(git, writer, limit).items():
         if segment_number(name) is not None and size > found.get(name, (-1, None))[0]:
             found[name] = (size, functools.partial(git.blob, blob, limit))
     return found
