@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from fleetgit.web.workers import MIN_LIFE_S
@@ -154,3 +156,33 @@ def test_workers_end_cleanly_when_their_supervisor_is_killed(repo: Path, tmp_pat
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert sorted(p.name for p in tmp_path.glob("trace.*")) == sorted(f"trace.{p}" for p in pids)
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_a_stop_closes_every_request_threads_index(repo: Path, count: str) -> None:
+    """Each request thread keeps the index open (web/common.State): a stop closes each of
+    them, so SQLite folds its WAL back and deletes it, and the next open finds a clean file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fleetgit.git.paths import locate
+
+    index = locate(repo).index_file
+    viper = token(repo, "viper-1")
+    with serving(repo, "--workers", count) as srv:
+        assert srv.call("POST", "/missions", {"title": "m"}, token=viper).status == 201
+        with ThreadPoolExecutor(8) as pool:  # several request threads in each worker
+            replies = list(pool.map(lambda _: srv.get("/missions", token=viper), range(64)))
+        assert {r.status for r in replies} == {200}
+        assert Path(f"{index}-wal").exists()  # the server holds it open
+        assert _stopped(srv, signal.SIGTERM) == 0
+    assert not Path(f"{index}-wal").exists()
+    assert not Path(f"{index}-shm").exists()
+    assert "Traceback" not in _errors(repo)
+    with sqlite3.connect(index) as conn:  # what the server left is whole
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check = subprocess.run(
+        [sys.executable, "-m", "fleetgit", "mission", "list", "--json"],
+        cwd=repo, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    assert [m["title"] for m in orjson.loads(check.stdout)["missions"]] == ["m"]

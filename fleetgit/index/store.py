@@ -391,9 +391,11 @@ class IndexDB:
 
     def _connect(self) -> sqlite3.Connection:
         # a rebuild's file: inserts run on a thread of their own too (BulkInserts); URIs, to
-        # attach the index it replaces read-only (catchup.Index.keep_from)
+        # attach the index it replaces read-only (catchup.Index.keep_from). One thread uses a
+        # connection at a time; any may close it (a web server's stop closes every request
+        # thread's: SQLite folds the WAL back only when the last connection closes)
         conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=120, check_same_thread=not self.bulk,
+            self.path, isolation_level=None, timeout=120, check_same_thread=False,
             uri=self.bulk,
         )  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

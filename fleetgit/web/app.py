@@ -244,8 +244,11 @@ def create_app(settings: Settings) -> Guard:
         # requests run in worker threads; with the GIL, more than a few only add switching
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = settings.threads
-        async with hub.running(), trace.running():
-            yield
+        try:
+            async with hub.running(), trace.running():
+                yield
+        finally:
+            await anyio.to_thread.run_sync(web.close)  # each request thread's index
 
     app = FastAPI(
         title="fleetgit",

@@ -119,6 +119,8 @@ class State:
         self.hours = HourCounts()  # the dashboard's events per hour, counted as they come
         self.fresh = Freshness()
         self._local = threading.local()
+        self._open: set[Index] = set()  # every thread's index, closed by `close` at a stop
+        self._open_lock = threading.Lock()
 
     @contextlib.contextmanager
     def fleet(self, who: Principal) -> Iterator[Fleet]:
@@ -164,6 +166,8 @@ class State:
             fleets = local.fleets = OrderedDict()
             local.index, local.config, local.opened = fleet.index, fleet.config, now
             local.stamp = stamp
+            with self._open_lock:
+                self._open.add(fleet.index)
         trace.mark("caught")
         try:
             yield fleet
@@ -196,7 +200,21 @@ class State:
         index: Index | None = getattr(self._local, "index", None)
         self._local.fleets = self._local.index = None
         if index is not None:
+            with self._open_lock:
+                if index not in self._open:
+                    return  # `close` closed it already
+                self._open.discard(index)
             index.close()
+
+    def close(self) -> None:
+        """Close every request thread's index (the app's lifespan ends after the last request,
+        so no thread uses one): SQLite folds the WAL back and removes it only once the last
+        connection to the file closes, and the next open finds a clean file."""
+        with self._open_lock:
+            found, self._open = self._open, set()
+        for index in found:
+            with contextlib.suppress(Exception):  # one that fails leaves the others to close
+                index.close()
 
 
 def state(request: Request) -> State:
