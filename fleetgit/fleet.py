@@ -91,7 +91,7 @@ def init(path: str | os.PathLike[str] | None = None) -> InitResult:
     return InitResult(str(paths.worktree), tuple(created), tuple(updated))
 
 
-MAX_ATTRIBUTES_BYTES = 16 << 20
+MAX_ATTRIBUTES_BYTES = 16 << 20  # a `.gitattributes` read to add the fleet line (init, commit)
 
 
 def _create(top: str, relpath: str, content: bytes) -> bool:
@@ -866,7 +866,7 @@ def _attributes_change(git: gitrepo.GitRepo) -> tuple[dict[str, bytes], tuple[st
     have committed a link, a directory or a huge file there: that is left as it is, said in one
     line, and the commit goes on without it."""
     try:
-        text = git.head_file(".gitattributes", gitrepo.MAX_ATTRIBUTES_BYTES) or b""
+        text = git.head_file(".gitattributes", MAX_ATTRIBUTES_BYTES) or b""
     except gitrepo.NotAFile as exc:
         return {}, (f"{exc}; add the line {gitrepo.FLEET_ATTRIBUTES!r} to a regular one",)
     attributes = gitrepo.with_fleet_line(text)

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from fleetgit.fleet import Fleet, init
-from fleetgit.git.repo import MAX_ATTRIBUTES_BYTES
+from fleetgit.fleet import MAX_ATTRIBUTES_BYTES, Fleet, init
 from tests.conftest import git, make_repo, run_fleetgit
 
 FLEET_LINE = ".fleet/events/** -text merge=union"

@@ -26,7 +26,6 @@ from fleetgit.ledger.errors import GitError
 REF_PREFIXES = ("refs/heads/", "refs/remotes/", "refs/fleet/")
 FLEET_ATTRIBUTES = ".fleet/events/** -text merge=union"
 _INDEX_TRIES = 20  # 50 ms apart: a git process holding the index lock gets a second
-MAX_ATTRIBUTES_BYTES = 1 << 20  # a HEAD `.gitattributes` fleetgit reads to add its line
 MAX_TREE_BYTES = 64 << 20  # ~1.3M entries: far over any .fleet/events tree fleetgit writes
 
 
