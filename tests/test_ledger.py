@@ -299,7 +299,7 @@ def test_commit_takes_only_fleet_paths(repo: Path, cli: Any) -> None:
     status = git(repo, "status", "--porcelain")
     assert "A  staged.txt" in status and " M README.md" in status
     assert ".fleet" not in status
-    assert cli(repo, "commit", "--json").json() == {"commit": None, "paths": []}  # nothing left
+    assert cli(repo, "commit", "--json").json() == {"commit": None, "paths": [], "warnings": []}
 
 
 def test_commit_is_refused_while_a_merge_is_in_progress(repo: Path, cli: Any) -> None:
