@@ -130,6 +130,11 @@ def _commit_hostile_attributes(repo: Path, kind: str) -> None:
     attrs.unlink(missing_ok=True)
     if kind == "link":
         attrs.symlink_to("/etc/passwd")
+    elif kind == "submodule":  # a gitlink: git needs no such commit here
+        head = git(repo, "rev-parse", "HEAD").strip()
+        git(repo, "update-index", "--add", "--cacheinfo", f"160000,{head},.gitattributes")
+        git(repo, "commit", "-q", "-m", "a submodule as .gitattributes")
+        return
     elif kind == "directory":
         (attrs / "inner").mkdir(parents=True)
         (attrs / "inner" / "x").write_text("x\n")
@@ -144,6 +149,7 @@ def _commit_hostile_attributes(repo: Path, kind: str) -> None:
     [
         ("link", "a symbolic link"),
         ("directory", "a directory"),
+        ("submodule", "a submodule"),
         ("huge", f"over the limit of {MAX_ATTRIBUTES_BYTES}"),
     ],
 )
