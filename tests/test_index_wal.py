@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,11 @@ import pytest
 
 from fleetgit.domain.missions import commands as missions
 from fleetgit.fleet import Fleet
+from fleetgit.git.paths import locate
+from fleetgit.guard.install import install
 from fleetgit.index import store
+from fleetgit.ledger import boot
+from tests.conftest import git
 from tests.test_concurrency import check_writer_sequences
 from tests.test_merge import snapshot
 
@@ -107,3 +113,113 @@ def test_bytes_a_power_loss_took_back_leave_no_event_in_the_index(repo: Path, cl
     assert snapshot(repo) == before
     assert cli(repo, "verify").code == 0
     check_writer_sequences(repo)
+
+
+# -- written without syncs, trusted across a reboot only when closed (ledger/boot.py) ------------
+
+
+def _generation(repo: Path) -> str:
+    with Fleet.open(repo) as fleet:
+        return fleet.index.meta("generation")
+
+
+def _left_open(repo: Path, name: str) -> None:
+    """Append in a process that ends without closing the index (a crash, or a machine that
+    went down with it open): its WAL stays."""
+    code = (
+        "import os, sys\n"
+        "from fleetgit.fleet import Fleet\n"
+        "f = Fleet.open(sys.argv[1], actor='viper-1')\n"
+        "n = sys.argv[2]\n"
+        "f.emit('mission_created', f'mission/{n}', {'mission_id': n, 'title': n})\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(repo), name], check=True)
+
+
+INDEX = ".git/fleet/index.sqlite"
+
+
+def _reboot(repo: Path) -> None:
+    """As if the machine had booted again since the index was last opened."""
+    assert boot.opened_this_boot(repo / INDEX)
+    Path(boot.marker(repo / INDEX)).write_bytes(b"an-earlier-boot".ljust(boot.WIDTH))
+
+
+needs_boot_id = pytest.mark.skipif(boot.boot_id() is None, reason="no boot id on this system")
+
+
+@needs_boot_id
+def test_the_index_is_written_without_syncs_within_a_boot(repo: Path) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        assert fleet.index.unsynced
+        assert fleet.index.conn.execute("PRAGMA synchronous").fetchone() == (0,)  # OFF
+        assert (
+            Path(boot.marker(fleet.index.path)).read_bytes().strip() == str(boot.boot_id()).encode()
+        )
+        index = fleet.index.path
+    assert not Path(f"{index}-wal").exists()  # the last to close copied it in (with syncs)
+
+
+@needs_boot_id
+def test_an_index_left_open_when_the_machine_went_down_is_rebuilt(repo: Path, cli: Any) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        for i in range(3):
+            _emit(fleet, i)
+    _left_open(repo, "left-1")
+    generation = _generation(repo)
+    _left_open(repo, "left-2")  # the WAL is there again after the read above closed it
+    assert Path(f"{repo / INDEX}-wal").exists()
+    _reboot(repo)
+    assert not boot.opened_this_boot(repo / INDEX)  # the hooks take it as behind
+    with Fleet.open(repo) as fleet:  # the first process of the new boot drops it, then rebuilds
+        assert fleet.index.meta("generation") != generation
+        assert len(missions.listing(fleet)) == 3 + 2
+    assert boot.opened_this_boot(repo / INDEX)
+    before = snapshot(repo)
+    assert cli(repo, "index", "rebuild").code == 0
+    assert snapshot(repo) == before
+    assert cli(repo, "verify").code == 0
+
+
+@needs_boot_id
+def test_an_index_closed_before_the_reboot_is_kept(repo: Path) -> None:
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        _emit(fleet, 1)
+    generation = _generation(repo)
+    _reboot(repo)
+    assert _generation(repo) == generation
+
+
+@needs_boot_id
+def test_an_index_from_before_the_marker_is_kept(repo: Path) -> None:
+    """An index written with syncs (an earlier fleetgit: no marker) stays, WAL or not."""
+    _left_open(repo, "left-1")
+    generation = _generation(repo)
+    _left_open(repo, "left-2")
+    Path(boot.marker(repo / INDEX)).unlink()
+    assert Path(f"{repo / INDEX}-wal").exists()
+    assert _generation(repo) == generation
+
+
+@needs_boot_id
+def test_the_hook_checks_an_index_left_open_before_a_reboot(repo: Path) -> None:
+    """The pre-commit hook reads the index without the package: one not yet opened in this
+    boot is taken as behind, so the full package checks it (and drops it) before the hook
+    reads it; the reservation, which the segments hold, still blocks."""
+    from tests.test_hooks import commit, stage
+
+    stage(repo, "src/app.py")
+    git(repo, "commit", "-q", "-m", "files")
+    install(locate(repo))
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.reserve(["src/app.py"])
+    _left_open(repo, "left-1")
+    generation = _generation(repo)
+    _left_open(repo, "left-2")
+    _reboot(repo)
+    stage(repo, "src/app.py", "goose was here\n")
+    res = commit(repo, "goose")
+    assert res.returncode == 1 and "viper-1" in res.stderr
+    assert boot.opened_this_boot(repo / INDEX)
+    assert _generation(repo) != generation

@@ -10,6 +10,7 @@ nothing new to fold never needs it, and importing it costs ~6 ms of every start.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import struct
@@ -25,7 +26,7 @@ import orjson
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.paths import RepoPaths
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
-from fleetgit.ledger import clock
+from fleetgit.ledger import boot, clock
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import blake2b, digest16
@@ -271,6 +272,14 @@ JOURNAL_SIZE_LIMIT = 8 << 20
 RESIDUE_PASSES = 3
 
 
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def wal_frames(shm_fd: int) -> tuple[int, int]:
     """The WAL's frames, and those not yet copied into the database, from the WAL-index header
     in the -shm file (the documented format, https://www.sqlite.org/walformat.html: mxFrame at
@@ -289,8 +298,9 @@ class Checkpointer:
     first poke, stopped (after the checkpoint under way) by `close`. sqlite3 releases the GIL
     while it works, so the checkpoint's copying and fsyncs overlap the next append."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synced: bool = True) -> None:
         self.path = path
+        self.synced = synced  # False: the index is written without syncs (IndexDB._claim_boot)
         self._thread: Any = None
         self._wake: Any = None
         self._stop = False
@@ -309,6 +319,7 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous = {'NORMAL' if self.synced else 'OFF'}")
         try:
             while True:
                 self._wake.wait()
@@ -367,8 +378,9 @@ class IndexDB:
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.bulk_inserts: BulkInserts | None = None  # a rebuild's, while it reads
+        self.unsynced = False  # written without syncs (set by `_open`, see `_claim_boot`)
         self.conn = self._open()
-        self.checkpointer = Checkpointer(self.path)
+        self.checkpointer = Checkpointer(self.path, synced=not self.unsynced)
         self._shm_fd = -1
         self._memo: dict[Any, Any] = {}
         self._memo_state: tuple[int, int] = (-1, -1)
@@ -377,6 +389,7 @@ class IndexDB:
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.unsynced = not self.bulk and self._claim_boot()
         try:
             conn = self._connect()
             version = self._schema_version(conn)
@@ -387,7 +400,40 @@ class IndexDB:
             version = None
         if version != SCHEMA_VERSION:
             self._reset_schema(conn, version)
+        if self.unsynced:
+            with contextlib.suppress(FileNotFoundError):
+                if os.stat(f"{self.path}-wal").st_size == 0:
+                    # a WAL made since the last close: its name on disk before any checkpoint
+                    # copies from it into the database (see `_claim_boot`)
+                    _fsync_dir(self.path.parent)
         return conn
+
+    def _claim_boot(self) -> bool:
+        """May this index be written without syncs? Once a process of this boot has checked it:
+        the first one drops an index that another boot's processes left open (its WAL still
+        there: the last connection to close deletes it after copying it in with syncs), as an
+        OS crash or a power loss may have torn it; catch-up rebuilds it from the segments.
+        False where the boot is not known: SQLite's syncs then (NORMAL), as before."""
+        this = boot.boot_id()
+        if this is None:
+            return False
+        fd = os.open(boot.marker(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            if boot.named(fd) == this:
+                return True
+            fcntl.flock(fd, fcntl.LOCK_EX)  # the first process of this boot decides; others wait
+            seen = boot.named(fd)
+            if seen == this:
+                return True
+            if seen and os.path.lexists(f"{self.path}-wal"):
+                self._remove_files()
+            os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
+            if not seen:  # a new marker (an index written with syncs, or none): on disk first
+                os.fsync(fd)
+                _fsync_dir(self.path.parent)
+        finally:
+            os.close(fd)  # releases the lock
+        return True
 
     def _connect(self) -> sqlite3.Connection:
         # a rebuild's file: inserts run on a thread of their own too (BulkInserts); URIs, to
@@ -404,7 +450,7 @@ class IndexDB:
             conn.execute("PRAGMA synchronous = OFF")
             return conn
         conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA synchronous = {'OFF' if self.unsynced else 'NORMAL'}")
         conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}")
         conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
         return conn
@@ -476,6 +522,10 @@ class IndexDB:
         if self._shm_fd >= 0:
             os.close(self._shm_fd)
             self._shm_fd = -1
+        if self.unsynced:  # the last connection to close copies the WAL in: with syncs, so that
+            # the index it leaves (no WAL) outlives a power loss (see `_claim_boot`)
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.close()
 
     @contextmanager
