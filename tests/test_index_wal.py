@@ -223,3 +223,30 @@ def test_the_hook_checks_an_index_left_open_before_a_reboot(repo: Path) -> None:
     assert res.returncode == 1 and "viper-1" in res.stderr
     assert boot.opened_this_boot(repo / INDEX)
     assert _generation(repo) != generation
+
+
+def _locks_held(path: str) -> int:
+    """POSIX locks this process holds on `path` (/proc/locks: `... PID MAJ:MIN:INODE ...`)."""
+    ino = os.stat(path).st_ino
+    with open("/proc/locks") as fh:
+        rows = [line.split() for line in fh]
+    return sum(
+        1 for r in rows if "POSIX" in r and str(os.getpid()) in r and r[5].endswith(f":{ino}")
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="no /proc/locks here")
+def test_closing_one_fleet_keeps_the_locks_of_another_in_the_process(repo: Path) -> None:
+    """Closing any fd of a file drops every POSIX lock the process holds on it: the index's
+    -shm file (SQLite's WAL locks) is read through an fd that is never closed."""
+    with Fleet.open(repo, actor="viper-1") as first:
+        _emit(first, 0)
+        shm = f"{first.index.path}-shm"
+        held = _locks_held(shm)
+        assert held > 0
+        with Fleet.open(repo, actor="viper-1") as second:
+            _emit(second, 1)
+        assert _locks_held(shm) == held
+        _emit(first, 2)
+    with Fleet.open(repo) as fleet:
+        assert len(missions.listing(fleet)) == 3

@@ -272,6 +272,23 @@ JOURNAL_SIZE_LIMIT = 8 << 20
 RESIDUE_PASSES = 3
 
 
+_HELD: dict[str, int] = {}
+
+
+def held_fd(path: str) -> int:
+    """A read-only fd of `path` (the index or its -shm file) kept for the life of the process:
+    closing any fd of a file drops every POSIX lock the process holds on it, SQLite's own
+    included (those of its other connections to the index too), so none of these is closed.
+    A file replaced since (another inode at `path`) gets a new one."""
+    fd = _HELD.get(path, -1)
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return fd
+    fd = _HELD[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    return fd
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -459,11 +476,10 @@ class IndexDB:
         """Hand the WAL to the checkpointer once its window is full, and start it over once it
         is long (see RESTART_FRAMES); a pread of 100 bytes otherwise."""
         if self._shm_fd >= 0 and os.fstat(self._shm_fd).st_nlink == 0:  # the index was replaced
-            os.close(self._shm_fd)
             self._shm_fd = -1
         if self._shm_fd < 0:
             try:
-                self._shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY | os.O_CLOEXEC)
+                self._shm_fd = held_fd(f"{self.path}-shm")
             except OSError:
                 return
         frames, pending = wal_frames(self._shm_fd)
@@ -519,13 +535,14 @@ class IndexDB:
 
     def close(self) -> None:
         self.checkpointer.close()
-        if self._shm_fd >= 0:
-            os.close(self._shm_fd)
-            self._shm_fd = -1
-        if self.unsynced:  # the last connection to close copies the WAL in: with syncs, so that
-            # the index it leaves (no WAL) outlives a power loss (see `_claim_boot`)
-            with contextlib.suppress(sqlite3.Error):
+        self._shm_fd = -1
+        if self.unsynced:
+            # The last connection to close copies in what is left of the WAL, with syncs, then
+            # deletes the WAL (see `_claim_boot`): the pages checkpoints copied in without syncs
+            # must be on disk first, as that close syncs the database only when it copies.
+            with contextlib.suppress(OSError, sqlite3.Error):
                 self.conn.execute("PRAGMA synchronous = NORMAL")
+                os.fsync(held_fd(str(self.path)))
         self.conn.close()
 
     @contextmanager
