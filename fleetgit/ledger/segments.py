@@ -118,7 +118,11 @@ class Writer:
 
     def _lock(self) -> int:
         """Open the lock file and wait for the writer lock; closing the fd releases it."""
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # its directory is gone (made again: a mkdir per append cost)
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
@@ -130,7 +134,6 @@ class Writer:
         no extra open or rename per append. It is only a hint (the index can rebuild every
         value), so a torn record after a crash costs nothing but a re-derivation.
         """
-        self.local_dir.mkdir(parents=True, exist_ok=True)
         fd = self._lock()
         self.held = True
         try:
