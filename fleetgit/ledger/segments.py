@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -65,18 +66,6 @@ class WriterState:
         return f"WriterState({self.__dict__})"
 
 
-def durable(fd: int, fsync: bool) -> None:
-    """Close a segment's fd from `Writer.write`, fsynced first if `fsync`. Appenders call it
-    after releasing the writer lock: concurrent fsyncs of one file are committed together by
-    the file system (the later ones find their bytes already on disk), so processes appending
-    at once share the wait instead of queueing for one fsync each inside the lock."""
-    try:
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Writer:
     """This worktree's writer: its id, its lock and its state file."""
 
@@ -87,6 +76,8 @@ class Writer:
         self.id = self._load_or_create_id()
         self.held = False  # this process holds the lock (inside `locked`)
         self._top = str(events_dir.parent.parent)  # the worktree: events_dir is .fleet/events
+        self._syncs: tuple[int, Any] | None = None  # (pid, the thread `sync_soon` hands to)
+        self._syncing: Any = None  # the fsync `sync_soon` started, for `durable` to wait for
 
     @property
     def dir(self) -> Path:
@@ -159,7 +150,8 @@ class Writer:
     def write(self, number: int, payload: bytes) -> tuple[os.stat_result, bytes, int]:
         """Append `payload` to segment `number` with one write; returns the file's stat after
         it, its last TAIL bytes (read through the same fd) and the fd, still open: the caller
-        fsyncs it (`durable`) once the index has the batch and the lock is released, or closes
+        fsyncs it (`durable`, maybe started by `sync_soon`) once the index has the batch and the
+        lock is released, or closes
         it. The bytes are in the page cache already, so a process killed after this loses none.
 
         Only into a regular file in real directories: a link (or anything else) in place of
@@ -182,6 +174,43 @@ class Writer:
         except BaseException:
             os.close(fd)
             raise
+
+    def sync_soon(self, fd: int) -> None:
+        """Start fsyncing a segment's fd from `write` on a thread of its own: the append goes on
+        ingesting and committing the index under the lock meanwhile (sqlite3 and os.fsync both
+        let go of the GIL), instead of fsyncing after it (~0.2 ms of a durable append's ~0.9).
+        `durable` waits for it. Appenders use it from their second append on: a process that
+        appends once would pay more to start the thread than it saves."""
+        if self._syncs is None or self._syncs[0] != os.getpid():  # none yet, or forked since
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = ThreadPoolExecutor(1, thread_name_prefix="fleetgit-fsync")
+            self._syncs = (os.getpid(), pool)
+        self._syncing = self._syncs[1].submit(os.fsync, fd)
+
+    def close(self) -> None:
+        """Stop the thread `sync_soon` started, if any (it has nothing under way by then)."""
+        if self._syncs is not None:
+            if self._syncs[0] == os.getpid():
+                self._syncs[1].shutdown()
+            self._syncs = None
+
+    def durable(self, fd: int, fsync: bool) -> None:
+        """Close a segment's fd from `write`, fsynced first if `fsync` (the fsync `sync_soon`
+        started, waited for). Appenders call it after releasing the writer lock: concurrent
+        fsyncs of one file are committed together by the file system (the later ones find their
+        bytes already on disk), so processes appending at once share the wait instead of
+        queueing for one fsync each inside the lock."""
+        syncing, self._syncing = self._syncing, None
+        try:
+            if syncing is not None:
+                error = syncing.exception()  # waits for it
+                if error is not None and fsync:
+                    raise error
+            elif fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def sync(self, number: int) -> None:
         """fsync segment `number` (before rolling past it: a durable event never follows one of
