@@ -7,9 +7,10 @@ only fleetgit), so the same file can time another tree: `cd OTHER && OTHER/.venv
 THIS/bench/append.py`.
 
 Prints p50, p90, p99, p99.9 and max, and how many appends took over 2 ms; then the same with the
-config's fsync off, which leaves the index's own work (and its checkpoints, which fsync whatever
-the config says); and a floor measured in the same run: a line appended to a file and fsynced,
-with no index at all. On a shared machine the fsync's own tail can exceed the target by itself.
+config's fsync off, which leaves the index's own work (and its checkpoints, on their own thread;
+the index is written without syncs within a boot: docs/design.md); and a floor measured in the
+same run: a line appended to a file and fsynced, with no index at all. On a shared machine the
+fsync's own tail can exceed the target by itself.
 """
 
 from __future__ import annotations
