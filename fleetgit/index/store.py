@@ -384,6 +384,7 @@ class IndexDB:
         self.paths = paths
         self.config = config
         self.path = paths.index_file if path is None else path
+        self.is_the_clones = self.path == paths.index_file  # not a throwaway file
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
@@ -417,7 +418,7 @@ class IndexDB:
             version = None
         if version != SCHEMA_VERSION:
             self._reset_schema(conn, version)
-        if self.unsynced:
+        if self.unsynced and self.is_the_clones:
             with contextlib.suppress(FileNotFoundError):
                 if os.stat(f"{self.path}-wal").st_size == 0:
                     # a WAL made since the last close: its name on disk before any checkpoint
@@ -434,6 +435,8 @@ class IndexDB:
         this = boot.boot_id()
         if this is None:
             return False
+        if not self.is_the_clones:  # a throwaway file (gitviews, snapshotting): never reopened
+            return True
         fd = os.open(boot.marker(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             if boot.named(fd) == this:
@@ -536,7 +539,7 @@ class IndexDB:
     def close(self) -> None:
         self.checkpointer.close()
         self._shm_fd = -1
-        if self.unsynced:
+        if self.unsynced and self.is_the_clones:
             # The last connection to close copies in what is left of the WAL, with syncs, then
             # deletes the WAL (see `_claim_boot`): the pages checkpoints copied in without syncs
             # must be on disk first, as that close syncs the database only when it copies.
