@@ -270,3 +270,20 @@ def test_a_later_append_fsyncs_while_it_commits_the_index(repo: Path) -> None:
     assert fsync_threads() == before  # stopped by the close
     with Fleet.open(repo) as fleet:
         assert len(missions.listing(fleet)) == 4
+
+
+def test_fleets_opened_and_closed_in_turn_keep_no_fd_of_a_deleted_file(repo: Path) -> None:
+    """The -shm file the last close deletes is let go (a server opening a Fleet per request
+    would run out of fds otherwise)."""
+    for i in range(5):
+        with Fleet.open(repo, actor="viper-1") as fleet:
+            _emit(fleet, i)
+    gone = [f for f in os.listdir("/proc/self/fd") if "(deleted)" in _link(f)]
+    assert not [f for f in gone if "index.sqlite" in _link(f)]
+
+
+def _link(fd: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return ""

@@ -279,14 +279,27 @@ def held_fd(path: str) -> int:
     """A read-only fd of `path` (the index or its -shm file) kept for the life of the process:
     closing any fd of a file drops every POSIX lock the process holds on it, SQLite's own
     included (those of its other connections to the index too), so none of these is closed.
-    A file replaced since (another inode at `path`) gets a new one."""
-    fd = _HELD.get(path, -1)
-    if fd >= 0:
-        with contextlib.suppress(OSError):
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                return fd
+    A file replaced since (another inode at `path`: the last connection to close deletes the
+    -shm file) gets a new one, and the old one is closed once its file is gone (no connection
+    can hold a lock there: SQLite deletes it only when none is left)."""
+    old = _HELD.get(path, -1)
+    if old >= 0:
+        held = os.fstat(old)
+        with contextlib.suppress(FileNotFoundError):
+            if held.st_ino == os.stat(path).st_ino:
+                return old
+        if held.st_nlink == 0:
+            os.close(old)
     fd = _HELD[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     return fd
+
+
+def let_go_if_gone(path: str) -> None:
+    """Close the fd `held_fd` keeps of `path` once its file is deleted (see there)."""
+    fd = _HELD.get(path, -1)
+    if fd >= 0 and os.fstat(fd).st_nlink == 0:
+        os.close(fd)
+        del _HELD[path]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -547,6 +560,7 @@ class IndexDB:
                 self.conn.execute("PRAGMA synchronous = NORMAL")
                 os.fsync(held_fd(str(self.path)))
         self.conn.close()
+        let_go_if_gone(f"{self.path}-shm")  # the last to close deletes it
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
