@@ -41,7 +41,7 @@ from fleetgit.ledger.codec import EventSpec as EventSpec  # the API takes it: em
 from fleetgit.ledger.config import DEFAULT_TOML, Config, load
 from fleetgit.ledger.errors import ConflictError, ValidationError
 from fleetgit.ledger.names import segment_number
-from fleetgit.ledger.segments import Writer, WriterState, read_limit
+from fleetgit.ledger.segments import Writer, WriterState, durable, read_limit
 
 if TYPE_CHECKING:
     from fleetgit.git.compaction import Compacted
@@ -255,7 +255,6 @@ class Fleet:
             for hook in hooks:
                 hook()
         finally:
-            self.writer.close()
             self.index.close()
             if self._rev_dir is not None:
                 import shutil
@@ -353,7 +352,7 @@ class Fleet:
         finally:
             if self._written >= 0:
                 fd, self._written = self._written, -1
-                self.writer.durable(fd, acknowledged and self.config.fsync == "always")
+                durable(fd, acknowledged and self.config.fsync == "always")
         self.appended += len(events)
         if self.index.trust_redo:  # its catch-up changed keys behind taken events (trust.py)
             self.index.trust_redo = False
@@ -392,8 +391,6 @@ class Fleet:
         lines = self._sign(number, events, lines, state)
         payload = b"".join(lines)
         st, tail, self._written = self.writer.write(number, payload)
-        if self.appended and self.config.fsync == "always":  # not a process's first append
-            self.writer.sync_soon(self._written)  # while the index ingests and commits
         self._ingest_own(number, st, events, lines, tail)
         state.segment, state.size = number, st.st_size
         return events, joining

@@ -252,26 +252,6 @@ def test_closing_one_fleet_keeps_the_locks_of_another_in_the_process(repo: Path)
         assert len(missions.listing(fleet)) == 3
 
 
-def test_a_later_append_fsyncs_while_it_commits_the_index(repo: Path) -> None:
-    """From a process's second append on, the segment's fsync runs on a thread of its own while
-    the index ingests and commits (ledger/segments.py, `sync_soon`); the first fsyncs inline."""
-    import threading
-
-    def fsync_threads() -> int:
-        return sum(t.name.startswith("fleetgit-fsync") for t in threading.enumerate())
-
-    before = fsync_threads()
-    with Fleet.open(repo, actor="viper-1") as fleet:
-        _emit(fleet, 0)
-        assert fsync_threads() == before
-        for i in range(1, 4):
-            _emit(fleet, i)
-        assert fsync_threads() == before + 1
-    assert fsync_threads() == before  # stopped by the close
-    with Fleet.open(repo) as fleet:
-        assert len(missions.listing(fleet)) == 4
-
-
 def test_fleets_opened_and_closed_in_turn_keep_no_fd_of_a_deleted_file(repo: Path) -> None:
     """The -shm file the last close deletes is let go (a server opening a Fleet per request
     would run out of fds otherwise)."""

@@ -65,6 +65,18 @@ class WriterState:
         return f"WriterState({self.__dict__})"
 
 
+def durable(fd: int, fsync: bool) -> None:
+    """Close a segment's fd from `Writer.write`, fsynced first if `fsync`. Appenders call it
+    after releasing the writer lock: concurrent fsyncs of one file are committed together by
+    the file system (the later ones find their bytes already on disk), so processes appending
+    at once share the wait instead of queueing for one fsync each inside the lock."""
+    try:
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class Writer:
     """This worktree's writer: its id, its lock and its state file."""
 
@@ -75,8 +87,6 @@ class Writer:
         self.id = self._load_or_create_id()
         self.held = False  # this process holds the lock (inside `locked`)
         self._top = str(events_dir.parent.parent)  # the worktree: events_dir is .fleet/events
-        self._syncs: _Syncs | None = None  # the thread `sync_soon` hands fds to
-        self._syncing: _Syncing | None = None  # the fsync it started, for `durable` to wait for
 
     @property
     def dir(self) -> Path:
@@ -149,8 +159,7 @@ class Writer:
     def write(self, number: int, payload: bytes) -> tuple[os.stat_result, bytes, int]:
         """Append `payload` to segment `number` with one write; returns the file's stat after
         it, its last TAIL bytes (read through the same fd) and the fd, still open: the caller
-        fsyncs it (`durable`, maybe started by `sync_soon`) once the index has the batch and the
-        lock is released, or closes
+        fsyncs it (`durable`) once the index has the batch and the lock is released, or closes
         it. The bytes are in the page cache already, so a process killed after this loses none.
 
         Only into a regular file in real directories: a link (or anything else) in place of
@@ -173,40 +182,6 @@ class Writer:
         except BaseException:
             os.close(fd)
             raise
-
-    def sync_soon(self, fd: int) -> None:
-        """Start fsyncing a segment's fd from `write` on a thread of its own: the append goes on
-        ingesting and committing the index under the lock meanwhile (sqlite3 and os.fsync both
-        let go of the GIL), instead of fsyncing after it (~0.2 ms of a durable append's ~0.9).
-        `durable` waits for it. Appenders use it from their second append on: a process that
-        appends once would pay more to start the thread than it saves."""
-        if self._syncs is None or self._syncs.pid != os.getpid():  # none yet, or forked since
-            self._syncs = _Syncs()
-        self._syncing = self._syncs.start(fd)
-
-    def close(self) -> None:
-        """Stop the thread `sync_soon` started, if any (it has nothing under way by then)."""
-        if self._syncs is not None:
-            if self._syncs.pid == os.getpid():
-                self._syncs.stop()
-            self._syncs = None
-
-    def durable(self, fd: int, fsync: bool) -> None:
-        """Close a segment's fd from `write`, fsynced first if `fsync` (the fsync `sync_soon`
-        started, waited for). Appenders call it after releasing the writer lock: concurrent
-        fsyncs of one file are committed together by the file system (the later ones find their
-        bytes already on disk), so processes appending at once share the wait instead of
-        queueing for one fsync each inside the lock."""
-        syncing, self._syncing = self._syncing, None
-        try:
-            if syncing is not None:
-                error = syncing.wait()
-                if error is not None and fsync:
-                    raise error
-            elif fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
 
     def sync(self, number: int) -> None:
         """fsync segment `number` (before rolling past it: a durable event never follows one of
@@ -235,55 +210,6 @@ class Writer:
             return repair(self._top, self.relpath(number), types=types, max_line=max_line)
         except safefs.NotRegular:
             return None
-
-
-class _Syncing:
-    """One fsync handed to `_Syncs`: `wait` returns once it is done (its error, if any)."""
-
-    __slots__ = ("done", "error", "fd")
-
-    def __init__(self, fd: int) -> None:
-        import threading
-
-        self.fd = fd
-        self.error: OSError | None = None
-        self.done = threading.Lock()
-        self.done.acquire()  # released by the thread once the fsync returns
-
-    def wait(self) -> OSError | None:
-        self.done.acquire()
-        return self.error
-
-
-class _Syncs:
-    """A thread that fsyncs the segments handed to it, one after another (`Writer.sync_soon`).
-    Built from a lock and the C SimpleQueue: concurrent.futures would import logging (~8 ms)."""
-
-    def __init__(self) -> None:
-        import threading
-        from _queue import SimpleQueue
-
-        self.pid = os.getpid()
-        self._todo: SimpleQueue[_Syncing | None] = SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="fleetgit-fsync", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._todo.get()) is not None:
-            try:
-                os.fsync(item.fd)
-            except OSError as exc:
-                item.error = exc
-            item.done.release()
-
-    def start(self, fd: int) -> _Syncing:
-        item = _Syncing(fd)
-        self._todo.put(item)
-        return item
-
-    def stop(self) -> None:
-        self._todo.put(None)
-        self._thread.join()
 
 
 def _place(git_dir: Path) -> str:
