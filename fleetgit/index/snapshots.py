@@ -52,7 +52,7 @@ from fleetgit.git.catfile import CatFile
 from fleetgit.git.paths import RepoPaths
 from fleetgit.git.repo import GitRepo
 from fleetgit.index.schema import SCHEMA_VERSION
-from fleetgit.index.store import _TAIL, tail_hash
+from fleetgit.index.store import _TAIL, fsync_path, tail_hash
 from fleetgit.ledger import clock, safefs
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import digest16
@@ -865,10 +865,12 @@ def install(paths: RepoPaths, config: Config) -> str | None:
                     conn.execute("PRAGMA journal_mode = WAL")
                 finally:
                     conn.close()
+                fsync_path(tmp)  # on disk before its name: a power loss leaves no torn index
                 try:
                     os.link(tmp, target)
                 except FileExistsError:
                     return None  # another process made the index first: it is as good
+                fsync_path(target.parent)
                 events = sum(n for n, _ in manifest["writers"].values())
                 return (
                     f"loaded the index snapshot {ref} ({events} events up to commit"

@@ -302,8 +302,9 @@ def let_go_if_gone(path: str) -> None:
         del _HELD[path]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its name."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -436,7 +437,7 @@ class IndexDB:
                 if os.stat(f"{self.path}-wal").st_size == 0:
                     # a WAL made since the last close: its name on disk before any checkpoint
                     # copies from it into the database (see `_claim_boot`)
-                    _fsync_dir(self.path.parent)
+                    fsync_path(self.path.parent)
         return conn
 
     def _claim_boot(self) -> bool:
@@ -463,7 +464,7 @@ class IndexDB:
             os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
             if not seen:  # a new marker (an index written with syncs, or none): on disk first
                 os.fsync(fd)
-                _fsync_dir(self.path.parent)
+                fsync_path(self.path.parent)
         finally:
             os.close(fd)  # releases the lock
         return True
