@@ -13,6 +13,9 @@ def as_(cli: Any, repo: Path, who: str, *args: str) -> Any:
     return cli(repo, "--as", who, *args)
 
 
+TTL = 4  # seconds
+
+
 def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
     for who in ("viper", "goose"):
         cli(repo, "pilot", "register", who)
@@ -20,9 +23,12 @@ def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
     sid = as_(
         cli, repo, "viper", "sortie", "create", "Lexer", "--mission", mid, "--file", "src/lexer.py"
     ).out.strip()
-    assert as_(cli, repo, "viper", "sortie", "claim", sid, "--reserve", "--ttl", "1s").code == 0
-    assert as_(cli, repo, "viper", "reserve", "docs/lexer.md", "--ttl", "1s").code == 0
-    assert as_(cli, repo, "viper", "lock", "acquire", "grammar", "--ttl", "1s").code == 0
+    # short leases, yet long enough that the checkpoint below still finds them on a loaded machine
+    claim = ("sortie", "claim", sid, "--reserve", "--ttl", f"{TTL}s")
+    assert as_(cli, repo, "viper", *claim).code == 0
+    assert as_(cli, repo, "viper", "reserve", "docs/lexer.md", "--ttl", f"{TTL}s").code == 0
+    assert as_(cli, repo, "viper", "lock", "acquire", "grammar", "--ttl", f"{TTL}s").code == 0
+    expired = time.monotonic() + TTL + 0.3  # every lease above has ended by then
     as_(
         cli,
         repo,
@@ -63,7 +69,7 @@ def test_checkpoint_lose_context_and_resume(repo: Path, cli: Any) -> None:
     assert chk["mission_id"] == mid and chk["reservations"] == ["docs/lexer.md", "src/lexer.py"]
     assert chk["locks"] == ["grammar"] and len(chk["unread_messages"]) == 1
 
-    time.sleep(1.3)  # viper's context is gone and so are its short reservations and lock
+    time.sleep(max(0.0, expired - time.monotonic()))  # viper's context is gone, and its leases
     assert as_(cli, repo, "goose", "reserve", "docs/").code == 0
     as_(cli, repo, "goose", "lock", "acquire", "grammar")
 
