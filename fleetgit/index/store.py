@@ -562,6 +562,7 @@ class IndexDB:
                 os.fsync(held_fd(str(self.path)))
         self.conn.close()
         let_go_if_gone(f"{self.path}-shm")  # the last to close deletes it
+        let_go_if_gone(str(self.path))  # deleted under it (a corrupt index dropped, a clone gone)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
