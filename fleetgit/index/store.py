@@ -282,11 +282,12 @@ def held_fd(path: str) -> int:
     A file replaced since (another inode at `path`: the last connection to close deletes the
     -shm file) gets a new one, and the old one is closed once its file is gone (no connection
     can hold a lock there: SQLite deletes it only when none is left)."""
-    old = _HELD.get(path, -1)
+    old = _HELD.pop(path, -1)  # never left there closed: its number may be reused
     if old >= 0:
         held = os.fstat(old)
         with contextlib.suppress(FileNotFoundError):
             if held.st_ino == os.stat(path).st_ino:
+                _HELD[path] = old
                 return old
         if held.st_nlink == 0:
             os.close(old)
