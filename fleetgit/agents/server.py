@@ -15,7 +15,7 @@ import os
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import mcp_types as types
@@ -223,7 +223,21 @@ class ToolCalls:
         return ctx.session.client_params is not None
 
 
-class _PipeIn:
+class _PipeEnd:
+    """What the SDK's server does with a stream besides reading or writing it: enter and
+    close it. A pipe end has nothing to open or close (`_serve_stdio` owns the fds)."""
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _PipeIn(_PipeEnd):
     """The client's messages, one a line, read and parsed by the event loop itself from the
     pipe, for the SDK's server to iterate (its `ReadStream`). The SDK's stdio transport puts two
     tasks and two rendezvous streams between the pipe and the server (a reader task, through
@@ -252,17 +266,8 @@ class _PipeIn:
         except anyio.EndOfStream:
             raise StopAsyncIteration from None
 
-    async def aclose(self) -> None:
-        return None
 
-    async def __aenter__(self) -> _PipeIn:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-
-class _PipeOut:
+class _PipeOut(_PipeEnd):
     """The server's messages, written straight to the pipe as the SDK's transport writes them
     (a blocking write: one call runs at a time, and the client reads its pipe in a task of its
     own); the SDK's server sends to it (its `WriteStream`)."""
@@ -275,15 +280,6 @@ class _PipeOut:
         view = memoryview(text.encode("utf-8"))
         while view:
             view = view[os.write(self.fd, view) :]
-
-    async def aclose(self) -> None:
-        return None
-
-    async def __aenter__(self) -> _PipeOut:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 LINE_LIMIT = 1 << 28  # the longest message line read (asyncio's default is 64 KiB)
