@@ -390,8 +390,7 @@ def serve(
     finally:
         for sock in sockets:
             sock.close()
-        for fd in {fd for link in every for fd in (link.hear, *link.tell) if fd is not None}:
-            os.close(fd)
+        sse.keep(every, sse.Link())  # every pipe end closed
 
 
 def _listen(host: str, port: int, *, reuse: bool) -> socket.socket:

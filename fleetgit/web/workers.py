@@ -172,9 +172,9 @@ def supervise(
                 if slot.failed is not None and slot.failed.message not in said:
                     said.add(slot.failed.message)
                     complain(slot.failed)
-                failed = _ended(slot, status, note)
-                if failed is not None:
-                    break
+                # every reaped worker is seen to (its pid let go) before the server may stop
+                ended = _ended(slot, status, note)
+                failed = failed or ended
             if failed is not None:
                 break
     finally:
