@@ -216,10 +216,11 @@ def run(
     early = prefetch.take(paths) if fetch and not dry_run else None
     name, specs = resolve_remote(paths, remote, fleet, early.config if early else None)
     report = SyncReport(name, fleet.writer.id, dry_run)
+    held = early.lock_fd if early is not None else None  # the sync lock, taken already
     if early is not None and early.remote != name:
-        early.proc.wait()  # another remote than this sync's: a fetch like any other, done
+        prefetch.stop(early)  # another remote than this sync's: not this sync's fetch
         early = None
-    with sync_lock(paths, held=early.lock_fd if early is not None else None):
+    with sync_lock(paths, held=held):
         if not dry_run:
             report.refspec_added = fleetrefs.ensure_fetch_refspec(paths, name, specs)
         refs = fleetrefs.refs_under(paths, "refs/fleet/")  # as they were: one git call for both

@@ -120,6 +120,13 @@ def take(paths: RepoPaths) -> Prefetch | None:
     got, _started = _started, None
     if got is None or got.common_dir != paths.common_dir:
         if got is not None:
+            stop(got)
             os.close(got.lock_fd)
         return None
     return got
+
+
+def stop(got: Prefetch) -> None:
+    """End a fetch nobody will use: SIGTERM (git removes its lock files), then reap it."""
+    got.proc.terminate()
+    got.proc.communicate()
