@@ -235,8 +235,10 @@ class BulkInserts:
                 # the lines were checked when read: checked again, they give the same events
                 from fleetgit.ledger.intake import check
 
-                self.db.insert_rows([(check(ln, None, CATALOGUE), ln) for ln in rest], self._result)
+                # the statements queued before this portion first, then those queued since
+                # (insert_rows goes through the waiting connection, which runs them)
                 self._queued[:0], self._after = self._after, []
+                self.db.insert_rows([(check(ln, None, CATALOGUE), ln) for ln in rest], self._result)
         queued, self._queued = self._queued, []
         for sql, params in queued:
             self.conn.execute(sql, params)
