@@ -5,9 +5,10 @@ imports and opens the index, which is where most of a receiving sync's wait went
 Only for a plain `fleetgit sync [REMOTE]` (with --json, --fetch-only, --as, -C, --register):
 anything else (--dry-run, --push-only, --help, an unknown word) runs as before. The process
 takes the clone's sync lock first (a second sync waits, as it always has), and hands it and the
-fetch to the engine (sync/engine.py), which waits for it before it reads the refs and pushes:
-so the writer refs are fetched before this writer's own is pushed, never while. The fetch is
-the one the engine would run (fleetrefs.fetch), and its failure is reported where that one's
+fetch to the engine (sync/engine.py), which pushes while it runs and waits for it where it
+would fetch (`_fetch`): what it fetched never overwrites this writer's own ref, which the push
+may have moved meanwhile (`fleetrefs.apply_prefetch` keeps it). The fetch is the one the
+engine would run (fleetrefs.fetch), and its failure is reported where that one's
 would be. Light on purpose: no typer, no pygit2, no SQLite.
 """
 
