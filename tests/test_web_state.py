@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -228,3 +229,37 @@ def test_a_thread_opens_its_ledger_again_when_the_config_or_the_worktrees_change
         third, _ = one.submit(current).result()
         assert third is not second
         assert one.submit(current).result()[0] is third
+
+
+def test_a_stop_leaves_a_request_still_running_its_index(repo: Path) -> None:
+    """uvicorn cancels a request still running 1 s into a stop, but its worker thread runs on:
+    the stop's `close` must not close that thread's index under it. The request finishes on
+    it, and its thread closes it as the request ends (no `-wal` left); an idle one is closed
+    at once."""
+    paths = locate(repo)
+    web = State(Settings(paths))
+    inside, stopped = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        with web.fleet(_as("viper-1")) as fleet:
+            inside.set()
+            assert stopped.wait(10)
+            fleet.emit("pilot_active", "pilot/viper-1", {"status": "busy"})
+            return len(fleet.events())
+
+    def read() -> tuple[int, Index]:
+        with web.fleet(NOBODY) as fleet:
+            return len(fleet.events()), fleet.index
+
+    with ThreadPoolExecutor(1) as one, ThreadPoolExecutor(1) as other:
+        seen, idle = one.submit(read).result()  # one thread's index, idle
+        running = other.submit(slow)
+        assert inside.wait(10)
+        web.close()
+        with pytest.raises(sqlite3.ProgrammingError):  # the idle one is closed at once
+            idle.conn.execute("SELECT 1")
+        stopped.set()
+        assert running.result(10) == seen + 1
+    assert not Path(f"{paths.index_file}-wal").exists()  # every connection closed
+    with Fleet(paths) as fleet:
+        assert fleet.events()[-1].actor == "viper-1"

@@ -119,8 +119,11 @@ class State:
         self.hours = HourCounts()  # the dashboard's events per hour, counted as they come
         self.fresh = Freshness()
         self._local = threading.local()
-        self._open: set[Index] = set()  # every thread's index, closed by `close` at a stop
+        # every thread's index -> whether a request runs in it now; `close` closes the idle
+        # ones, a request running at the stop closes its own as it ends
+        self._open: dict[Index, bool] = {}
         self._open_lock = threading.Lock()
+        self._closed = False
 
     @contextlib.contextmanager
     def fleet(self, who: Principal) -> Iterator[Fleet]:
@@ -136,14 +139,19 @@ class State:
         The catch-up goes through `Fleet.catch_up`: behind an append in progress it waits on
         the writer's lock, woken when the append ends, not in SQLite's busy handler. Anything
         but a refusal closes the thread's ledger, so a request never inherits a half-done
-        state."""
+        state. A stop's `close` closes the thread's index once its request has ended."""
         trace.mark("thread")
         began = time.thread_time()
         local = self._local
         fleets: OrderedDict[str | None, Fleet] | None = getattr(local, "fleets", None)
         now = arrived = time.monotonic()
         stamp = self._stamp()
-        if fleets is not None and now - local.opened < REOPEN_S and stamp == local.stamp:
+        if (
+            fleets is not None
+            and now - local.opened < REOPEN_S
+            and stamp == local.stamp
+            and self._hold(local.index)
+        ):
             fleet = fleets.pop(who.pilot, None)
             try:
                 if fleet is None:
@@ -167,17 +175,19 @@ class State:
             local.index, local.config, local.opened = fleet.index, fleet.config, now
             local.stamp = stamp
             with self._open_lock:
-                self._open.add(fleet.index)
+                self._open[fleet.index] = True
         trace.mark("caught")
         try:
             yield fleet
         except errors.FleetError:
             fleets[who.pilot] = fleet
+            self._let_go(fleet.index)
             raise
         except BaseException:
             self._drop()
             raise
         fleets[who.pilot] = fleet
+        self._let_go(fleet.index)
         trace.mark("query")
         trace.cpu(began)
         while len(fleets) > KEEP_PER_THREAD:
@@ -195,6 +205,23 @@ class State:
                 out.append((0, 0, 0))
         return tuple(out)
 
+    def _hold(self, index: Index) -> bool:
+        """Mark `index` in use by this thread's request; False if `close` closed it."""
+        with self._open_lock:
+            if index not in self._open:
+                return False
+            self._open[index] = True
+            return True
+
+    def _let_go(self, index: Index) -> None:
+        """The request using `index` has ended: after a stop, its thread closes it."""
+        with self._open_lock:
+            if index in self._open:
+                self._open[index] = False
+            closed = self._closed
+        if closed:
+            self._drop()
+
     def _drop(self) -> None:
         """Close this thread's ledger (the one index under every pilot's Fleet)."""
         index: Index | None = getattr(self._local, "index", None)
@@ -203,15 +230,20 @@ class State:
             with self._open_lock:
                 if index not in self._open:
                     return  # `close` closed it already
-                self._open.discard(index)
+                del self._open[index]
             index.close()
 
     def close(self) -> None:
-        """Close every request thread's index (the app's lifespan ends after the last request,
-        so no thread uses one): SQLite folds the WAL back and removes it only once the last
-        connection to the file closes, and the next open finds a clean file."""
+        """Close every request thread's index: SQLite folds the WAL back and removes it only
+        once the last connection to the file closes, and the next open finds a clean file.
+        The app's lifespan ends after uvicorn has waited 1 s for the requests, then cancelled
+        those left; a cancelled request's thread runs on, so an index in use is left to its
+        thread, which closes it as its request ends (`_let_go`)."""
         with self._open_lock:
-            found, self._open = self._open, set()
+            self._closed = True
+            found = [index for index, busy in self._open.items() if not busy]
+            for index in found:
+                del self._open[index]
         for index in found:
             with contextlib.suppress(Exception):  # one that fails leaves the others to close
                 index.close()
