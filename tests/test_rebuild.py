@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -329,3 +330,28 @@ def test_a_rebuild_whose_sql_insert_fails_inserts_row_by_row(
     rebuilt = _dump(index)
     for table in ("events", "streams", "files", "segments", *TABLES):
         assert rebuilt[table] == incremental[table], table
+
+
+def test_each_events_hash_is_blake2b_8_of_its_line_whichever_path_stored_it(repo: Path) -> None:
+    """An event's `hash` is the signed big-endian BLAKE2b-8 of its line (ledger/digest), as an
+    append stores it (`_row`) and as a rebuild does (`BulkInserts`): the same number."""
+    import hashlib
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 12))
+        index, folder = fleet.index.path, fleet.writer.dir
+    segments = sorted(folder.glob("*.jsonl"))
+    lines = [ln for seg in segments for ln in seg.read_bytes().splitlines(keepends=True)]
+    want = {
+        orjson.loads(ln)["id"]: int.from_bytes(
+            hashlib.blake2b(ln, digest_size=8).digest(), "big", signed=True
+        )
+        for ln in lines
+    }
+    for _ in ("appended", "rebuilt"):
+        with sqlite3.connect(index) as conn:
+            stored = dict(conn.execute("SELECT id, hash FROM events WHERE writer = ?",
+                                       (folder.name,)).fetchall())  # fmt: skip
+        assert stored == want
+        with Fleet.open(repo, catch_up=False) as fleet:
+            fleet.rebuild()

@@ -29,7 +29,7 @@ from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
 from fleetgit.ledger import boot, clock
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
-from fleetgit.ledger.digest import blake2b, digest16
+from fleetgit.ledger.digest import digest8, digest16
 from fleetgit.ledger.errors import IntegrityError
 from fleetgit.ledger.segments import RESTORED_SEGMENTS, line_hash
 
@@ -83,7 +83,6 @@ class IngestResult:
 
 # an Event's envelope in the order of _COLUMNS (its causation and correlation ids come last in
 # the tuple), picked in C: a rebuild builds a million of these rows
-_from_bytes = int.from_bytes
 _ENVELOPE = itemgetter(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 10, 11)
 
 
@@ -91,7 +90,7 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
     """An event as the events table's columns (_COLUMNS), without its position. `data` as
     canonical JSON: cut out of the line when the line is canonical (intake checked it; keys
     sorted, so `data` comes right before the top-level `hlc`, and nothing after it can hold an
-    unescaped `,"hlc":`), else encoded. The hash is `line_hash`'s, inline (a million rows)."""
+    unescaped `,"hlc":`), else encoded."""
     envelope: tuple[Any, ...] = _ENVELOPE(e)
     start = line.find(b',"data":')
     end = line.rfind(b',"hlc":')
@@ -99,7 +98,7 @@ def _row(e: Event, line: bytes) -> tuple[Any, ...]:
         data = orjson.dumps(e.data, option=orjson.OPT_SORT_KEYS).decode()
     else:
         data = line[start + 8 : end].decode()
-    return (*envelope, data, _from_bytes(blake2b(line, digest_size=8).digest(), "big", signed=True))
+    return (*envelope, data, line_hash(line))
 
 
 # A rebuild inserts the events of a portion in one statement run on a thread of its own
@@ -188,8 +187,8 @@ class BulkInserts:
 
         self.wait()
         lines = [line for _, line in items]
-        # line_hash of each line, as _row computes it: the digests unpacked in one call
-        digests = b"".join([blake2b(ln, digest_size=8).digest() for ln in lines])
+        # line_hash of each line: its digest8 bytes, all unpacked in one call
+        digests = b"".join(map(digest8, lines))
         hashes = list(map(b"%+021d".__mod__, struct.unpack(f">{len(lines)}q", digests)))
         # the lines joined by commas: SQLite makes the array of them (and text of the bytes)
         parts = [
