@@ -717,3 +717,32 @@ def test_a_snapshot_commit_holding_segments_is_walked_not_taken_as_read(
     proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
     assert proc.stdout.split() == ["True", "False"], (proc.stdout, proc.stderr)
     assert _rebuilt(clone) == _projections(clone)
+
+
+def test_a_snapshot_commit_s_own_fleet_is_looked_at_not_read(origin: Path, tmp_path: Path) -> None:
+    """Whether the snapshot's own commit holds a `.fleet` is asked of git's header for it: a
+    large one (a 15 MiB blob here, under every read limit) is never read into memory."""
+    import sys
+
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    ref = _ref(origin)
+    tree = git(origin, "ls-tree", ref).strip().split("\n")
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * (15 << 12))  # 15 MiB
+    blob = git(origin, "hash-object", "-w", str(big)).strip()
+    lines = "\n".join([*tree, f"100644 blob {blob}\t.fleet"]) + "\n"
+    made = subprocess.run(["git", "mktree"], cwd=origin, input=lines.encode(), capture_output=True)
+    commit = git(origin, "commit-tree", made.stdout.decode().strip(), "-m", "with .fleet").strip()
+    git(origin, "update-ref", ref, commit)
+    clone = _clone(origin, tmp_path / "clone")
+    code = (
+        "import tracemalloc\n"
+        "from fleetgit.fleet import Fleet\n"
+        "tracemalloc.start()\n"
+        "fleet = Fleet.open('.', catch_up=False)\n"
+        "print(fleet.index.snapshot_note, tracemalloc.get_traced_memory()[1] >> 20)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
+    note, peak = proc.stdout.rsplit(" ", 1)
+    assert note.startswith("loaded the index snapshot"), (proc.stdout, proc.stderr)
+    assert int(peak) < 8, proc.stdout  # MiB at most at any time: the blob's 15 never held

@@ -855,8 +855,10 @@ def install(paths: RepoPaths, config: Config) -> str | None:
                 inflate(objects, commit, manifest, tmp)
                 lookups.check()
                 check_file(tmp, objects, lookups, manifest, config, signer)
-                # this snapshot's own commit holds no `.fleet`: its ref is read as it stands
-                there = objects.read(f"{commit}:.fleet", MAX_MANIFEST_BYTES) is not None
+                # this snapshot's own commit holds no `.fleet`: its ref is read as it stands.
+                # Git's header says so; a content is never read (limit 0: git is stopped
+                # instead, and nothing more is asked of it on the way to the link)
+                there = objects.read(f"{commit}:.fleet", 0) is not None
                 empty = set() if there else {ref}
                 conn = sqlite3.connect(tmp, isolation_level=None)
                 try:
