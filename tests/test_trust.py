@@ -275,3 +275,30 @@ def test_a_blob_screened_late_keeps_the_line_numbers_of_its_quarantined_events(
     (q,) = quarantine(s.victim)
     assert (q["writer"], q["segment"], q["line"]) == (ATTACKER_WRITER, 1, 2)
     assert q["id"] == decode(unsigned).id and "unsigned" in q["reason"]
+
+
+def _signature_rows(repo: Path) -> list[tuple[str, str]]:
+    from fleetgit.fleet import Fleet
+
+    with Fleet.open(repo) as fleet:
+        rows = fleet.index.conn.execute("SELECT writer, ids FROM signatures ORDER BY rowid")
+        return [(str(w), str(ids)) for w, ids in rows]
+
+
+def test_a_copy_read_again_adds_no_signatures_row(repo: Path, tmp_path: Path) -> None:
+    """Signed lines the index holds already with the same bytes (here: a linked worktree's
+    checkout of the committed segments, read by the next catch-up) are not kept again: the
+    signatures table grows only with a line it has no copy of."""
+    from fleetgit.fleet import Fleet
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        for i in range(3):
+            fleet.emit("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": "t"})
+        fleet.commit()
+    before = _signature_rows(repo)
+    assert before
+    git(repo, "worktree", "add", "-q", "-b", "other", str(tmp_path / "other"))
+    assert (tmp_path / "other" / ".fleet" / "events").is_dir()
+    with Fleet.open(repo) as fleet:
+        fleet.catch_up()
+    assert _signature_rows(repo) == before

@@ -410,11 +410,29 @@ def screen(
 def remember(db: IndexDB, items: list[Item]) -> None:
     """Keep the `_sig` value of each signed line taken, so that a line rebuilt from the index
     (`restore-lost`, sync/lost.py) has its exact bytes again: one row per writer of `items`
-    (`signatures`, read back by `signatures_of`), built by passes in C, not a row per line."""
+    (`signatures`, read back by `signatures_of`), built by passes in C, not a row per line.
+    A line the index holds already, the same bytes, is not kept again: a copy read once more
+    (another worktree's checkout, a blob, a batch `warn` took before it was released) had its
+    value kept when it was taken (every line taken is kept, here or by `learn_own`; a change
+    of policy rebuilds). Not asked in a rebuild: its events are being inserted on a thread."""
     lines = list(map(_LINE, items))
     flags = list(map(bytes.startswith, lines, _PREFIXES))
     if not any(flags):
         return
+    if not db.rebuilding:
+        known = db._known([e.id for e, f in zip(map(_EVENT, items), flags, strict=True) if f])
+        if known:
+            flags = [
+                f and known.get(e.id, (None,))[0] != line_hash(line)
+                for (e, line), f in zip(items, flags, strict=True)
+            ]
+            if not any(flags):
+                return
+    keep_signatures(db, items, lines, flags)
+
+
+def keep_signatures(db: IndexDB, items: list[Item], lines: list[Any], flags: list[bool]) -> None:
+    """`remember`'s rows: those of the items whose flag is set (their lines signed)."""
     events = list(compress(map(_EVENT, items), flags))
     values: list[bytes] = list(compress(map(getitem, lines, repeat(_FIELD)), flags))
     writers = set(map(_WRITER, events))
@@ -663,18 +681,11 @@ def learn_own(db: IndexDB, events: list[Event], lines: list[bytes], segment: int
     """The keys this clone's own append brings, and its signatures (`remember`)."""
     if db.config.trust == "off":
         return
-    signed = [
-        (e.id, line[_FIELD])
-        for e, line in zip(events, lines, strict=True)
-        if line[:9] == sigs.PREFIX
-    ]
-    if signed:  # one writer: this one (`remember`'s row, built directly)
-        db.conn.execute(
-            "INSERT INTO signatures VALUES (?, ?, ?)",
-            (events[0].writer, "".join(eid for eid, _ in signed), b"".join(v for _, v in signed)),
-        )
+    items = list(zip(events, lines, strict=True))
+    flags = list(map(bytes.startswith, lines, _PREFIXES))
+    if any(flags):  # new lines, just inserted: nothing to ask of the index (`remember`)
+        keep_signatures(db, items, lines, flags)
     if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
-        items = list(zip(events, lines, strict=True))
         derive(db, _record(db, items, events[0].writer, segment))
 
 
