@@ -120,9 +120,7 @@ def sync_lock(
         finally:
             os.close(held)
         return
-    directory = paths.common_dir / "fleet"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "sync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = prefetch.lock_file(paths)
     try:
         if timeout is None:
             fcntl.flock(fd, fcntl.LOCK_EX)

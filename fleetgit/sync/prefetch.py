@@ -102,10 +102,17 @@ def start(argv: list[str]) -> None:
     _started = Prefetch(paths.common_dir, config, chosen, proc, lock_fd)
 
 
-def _lock(paths: RepoPaths) -> int | None:
+def lock_file(paths: RepoPaths) -> int:
+    """The clone's sync lock file, open, not locked yet (engine.sync_lock and `_lock` lock it:
+    one sync at a time per clone, all its worktrees)."""
     directory = paths.common_dir / "fleet"
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "sync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.open(directory / "sync.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def _lock(paths: RepoPaths) -> int | None:
+    """The sync lock, taken at once (its fd), or None when another sync holds it."""
+    fd = lock_file(paths)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
