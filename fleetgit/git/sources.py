@@ -61,26 +61,14 @@ def committed_segments(
     trees are writer directories and only regular blobs segments: a committed symbolic link
     (mode 120000), submodule (160000) or file where a writer directory or a segment should be
     is not read, and is added to `skipped` as (path under .fleet/events, what) when given."""
-    try:
-        writers = list(git.tree_entries(events_tree))
-    except TooLarge as exc:  # not fleetgit's: never read
-        if skipped is not None:
-            skipped.append(("", f"a directory whose listing has {exc.size} bytes"))
-        return
-    for writer, tree_id, kind, mode in writers:
+    for writer, tree_id, kind, mode in _listing(git, events_tree, "", skipped) or ():
         if not is_writer(writer) or tree_id in skipped_trees:
             continue
         if kind != "tree":
             if skipped is not None:
                 skipped.append((writer, committed_kind(kind, mode)))
             continue
-        try:
-            segments = list(git.tree_entries(tree_id))
-        except TooLarge as exc:
-            if skipped is not None:
-                skipped.append((writer, f"a directory whose listing has {exc.size} bytes"))
-            continue
-        for name, blob_id, bkind, bmode in segments:
+        for name, blob_id, bkind, bmode in _listing(git, tree_id, writer, skipped) or ():
             number = segment_number(name)
             if number is None:
                 continue
@@ -89,6 +77,19 @@ def committed_segments(
                     skipped.append((f"{writer}/{name}", committed_kind(bkind, bmode)))
                 continue
             yield CommittedSegment(writer, number, blob_id, tree_id)
+
+
+def _listing(
+    git: GitRepo, tree_id: str, where: str, skipped: list[tuple[str, str]] | None
+) -> list[tuple[str, str, str, int]] | None:
+    """The entries of `tree_id` (at `where` under .fleet/events), or None when its listing is
+    too large to be fleetgit's: never read, and added to `skipped` when given."""
+    try:
+        return list(git.tree_entries(tree_id))
+    except TooLarge as exc:
+        if skipped is not None:
+            skipped.append((where, f"a directory whose listing has {exc.size} bytes"))
+        return None
 
 
 REGULAR_MODES = (0o100644, 0o100755)
