@@ -662,6 +662,48 @@ def test_a_clone_whose_first_command_is_sync_starts_from_the_remote_snapshot(
     assert git(clone, "for-each-ref", snapshots.PREFIX) == had
 
 
+def test_a_fresh_clone_s_snapshot_fetch_and_early_fetch_share_no_ref_lock(
+    origin: Path, tmp_path: Path
+) -> None:
+    """A fresh clone's `fleetgit sync` fetches the snapshots (engine.fetch_snapshots_first)
+    while its early fetch (sync/prefetch.py) runs: real git processes, at once, with
+    packed-refs.lock held by someone else all along. Both succeed, so neither takes that lock
+    (no deletion on a fresh clone; an update of a packed ref writes a loose one) and each locks
+    only refs of its own namespace: they cannot collide."""
+    from fleetgit.git import fleetrefs
+    from fleetgit.git.paths import locate
+    from fleetgit.sync import engine
+
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    writers = [f"main:refs/fleet/writers/w{i:03d}" for i in range(50)]
+    git(
+        origin,
+        "push",
+        "-q",
+        str(remote),
+        "main",
+        *writers,
+        f"+{snapshots.PREFIX}*:{snapshots.PREFIX}*",
+    )
+    clone = _clone(remote, tmp_path / "clone")  # its snapshot refs packed by the clone
+    git(origin, "commit", "-q", "--allow-empty", "-m", "later")
+    git(origin, "push", "-q", "-f", str(remote), f"main:{_ref(origin)}")  # a packed one moves
+    paths = locate(clone)
+    lock = paths.common_dir / "packed-refs.lock"
+    lock.write_bytes(b"")
+    try:
+        early = fleetrefs.start_fetch(paths, "origin")
+        fleetrefs.fetch_snapshots(paths, "origin", engine.SNAPSHOTS_REFSPEC, 60)
+        fleetrefs.finish_fetch(early, 60)
+    finally:
+        lock.unlink()
+    staged = git(clone, "for-each-ref", "--format=%(refname)", fleetrefs.prefetch_prefix("origin"))
+    assert len(staged.split()) == 50
+    assert git(clone, "rev-parse", _ref(origin)) == git(origin, "rev-parse", "main")
+
+
 def test_a_fresh_clone_loads_without_pygit2_and_its_first_catch_up_is_a_few_stats(
     origin: Path, tmp_path: Path
 ) -> None:
