@@ -17,6 +17,7 @@ import pytest
 from fleetgit.fleet import Fleet
 from fleetgit.git.paths import locate
 from fleetgit.index.catchup import Index
+from fleetgit.ledger.errors import FleetError
 from fleetgit.ledger.segments import Writer
 from fleetgit.web.auth import Principal
 from fleetgit.web.common import Freshness, Settings, State
@@ -263,3 +264,22 @@ def test_a_stop_leaves_a_request_still_running_its_index(repo: Path) -> None:
     assert not Path(f"{paths.index_file}-wal").exists()  # every connection closed
     with Fleet(paths) as fleet:
         assert fleet.events()[-1].actor == "viper-1"
+
+
+def test_a_worker_opens_the_stream_s_ledger_once_and_its_start_uses_it(repo: Path) -> None:
+    """`serve`'s worker opens the event stream's ledger before the app starts (a ledger that
+    does not open is then one line, web/app.py); the app's start goes on with that one, not a
+    second open. A bad config is the domain's one-line error there."""
+    hub = Hub(State(Settings(locate(repo))))
+    hub.open()
+    opened = hub._fleet
+
+    async def start() -> object:
+        async with hub.running():
+            return hub._fleet
+
+    assert opened is not None and asyncio.run(start()) is opened
+    config = repo / ".fleet" / "config.toml"
+    config.write_text(config.read_text() + "bogus = 1\n")
+    with pytest.raises(FleetError, match="unknown setting 'bogus'"):
+        Hub(State(Settings(locate(repo)))).open()

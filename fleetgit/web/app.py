@@ -360,8 +360,8 @@ def serve(
             process's event stream (sse.links), not only its own."""
             sse.keep(every, every[n])
             app.hub.link = every[n]
-            try:  # what the app's start opens, said in one line when it cannot
-                Fleet(settings.paths, actor=None, repair=False, catch_up=False).close()
+            try:  # the ledger the app's start opens, opened here: one line when it cannot
+                app.hub.open()
             except errors.FleetError as exc:
                 voice.failed(exc)  # the supervisor says it, once however often it comes
                 return 1

@@ -122,6 +122,12 @@ class Hub:
             self._fleet.close()
         self._fleet = None
 
+    def open(self) -> None:
+        """Open the poller's ledger now, before the app starts (`serve`'s worker): a ledger
+        that does not open is then one line from the worker, not a traceback of the app's
+        start; `running` goes on with this one."""
+        self._ledger()
+
     def _ledger(self) -> Fleet:
         if self._fleet is None or time.monotonic() - self._opened > REOPEN_S:
             if self._fleet is not None:
