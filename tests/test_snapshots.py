@@ -735,6 +735,19 @@ def test_a_fresh_clone_loads_without_pygit2_and_its_first_catch_up_is_a_few_stat
     assert _rebuilt(other) == _projections(other)
 
 
+def _snapshot_holding(origin: Path, entry: str, clone: Path) -> Path:
+    """A snapshot of `origin` whose own commit also holds `entry` (mode, type and id) as
+    `.fleet` (made by hand: fleetgit's never do), cloned to `clone`."""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    ref = _ref(origin)
+    tree = git(origin, "ls-tree", ref).strip().split("\n")
+    lines = "\n".join([*tree, f"{entry}\t.fleet"]) + "\n"
+    made = subprocess.run(["git", "mktree"], cwd=origin, input=lines.encode(), capture_output=True)
+    commit = git(origin, "commit-tree", made.stdout.decode().strip(), "-m", "with .fleet").strip()
+    git(origin, "update-ref", ref, commit)
+    return _clone(origin, clone)
+
+
 def test_a_snapshot_commit_holding_segments_is_walked_not_taken_as_read(
     origin: Path, tmp_path: Path
 ) -> None:
@@ -742,15 +755,8 @@ def test_a_snapshot_commit_holding_segments_is_walked_not_taken_as_read(
     do): the load does not record that ref as read, so the first catch-up walks it."""
     import sys
 
-    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
-    ref = _ref(origin)
-    tree = git(origin, "ls-tree", ref).strip().split("\n")
     fleet = git(origin, "rev-parse", "HEAD:.fleet").strip()
-    lines = "\n".join([*tree, f"040000 tree {fleet}\t.fleet"]) + "\n"
-    made = subprocess.run(["git", "mktree"], cwd=origin, input=lines.encode(), capture_output=True)
-    commit = git(origin, "commit-tree", made.stdout.decode().strip(), "-m", "with .fleet").strip()
-    git(origin, "update-ref", ref, commit)
-    clone = _clone(origin, tmp_path / "clone")
+    clone = _snapshot_holding(origin, f"040000 tree {fleet}", tmp_path / "clone")
     code = (
         "from fleetgit.fleet import Fleet\n"
         "fleet = Fleet.open('.', catch_up=False)\n"
@@ -766,17 +772,10 @@ def test_a_snapshot_commit_s_own_fleet_is_looked_at_not_read(origin: Path, tmp_p
     large one (a 15 MiB blob here, under every read limit) is never read into memory."""
     import sys
 
-    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
-    ref = _ref(origin)
-    tree = git(origin, "ls-tree", ref).strip().split("\n")
     big = tmp_path / "big"
     big.write_bytes(bytes(range(256)) * (15 << 12))  # 15 MiB
     blob = git(origin, "hash-object", "-w", str(big)).strip()
-    lines = "\n".join([*tree, f"100644 blob {blob}\t.fleet"]) + "\n"
-    made = subprocess.run(["git", "mktree"], cwd=origin, input=lines.encode(), capture_output=True)
-    commit = git(origin, "commit-tree", made.stdout.decode().strip(), "-m", "with .fleet").strip()
-    git(origin, "update-ref", ref, commit)
-    clone = _clone(origin, tmp_path / "clone")
+    clone = _snapshot_holding(origin, f"100644 blob {blob}", tmp_path / "clone")
     code = (
         "import tracemalloc\n"
         "from fleetgit.fleet import Fleet\n"
