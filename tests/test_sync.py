@@ -138,9 +138,16 @@ def test_a_published_segment_grows_instead_of_rolling(tmp_path: Path) -> None:
     fg(a, "--as", "viper", "reserve", "one.py")
     first = sync(a)["sent"]
     fg(a, "--as", "viper", "reserve", "two.py")
-    second = sync(a)["sent"]
+    trace = tmp_path / "trace.json"
+    res = run_fleetgit(a, "sync", "--json", env={"GIT_TRACE2_EVENT": str(trace)})
+    assert res.code == 0, res.err
+    second = orjson.loads(res.out)["sent"]
     assert first["segments"] == second["segments"] == ["00000001.jsonl"]
     assert (first["events"], second["events"]) == (1, 1)
+    # the published copy is read through the long-lived cat-file readers: no one-off ls-tree
+    runs = [orjson.loads(line) for line in trace.read_bytes().splitlines()]
+    argv = [r["argv"] for r in runs if r["event"] == "start"]
+    assert not [cmd for cmd in argv if "ls-tree" in cmd], argv
     sync(b)
     assert "two.py" in fg(b, "reservations").out
     fg(b, "verify", "--strict")

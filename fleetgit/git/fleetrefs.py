@@ -57,9 +57,9 @@ def plan(
 ) -> tuple[str | None, dict[str, bytes], int, int, list[str]]:
     """What a publish of `files` (segment name -> (size, read() -> bytes)) would change on top
     of the writer ref: (tip, {name: bytes}, lines, bytes, refused names). Sizes are compared
-    first, with `git ls-tree` (pygit2 costs ~80 ms to import: only a change needs it)."""
+    first, from git's cat-file readers (pygit2 costs ~80 ms to import: only a change needs it)."""
     tip = refs_under(git.paths, writer_ref(writer)).get(writer_ref(writer))
-    published = published_segments(git.paths, tip, writer) if tip else {}
+    published = published_segments(git, tip, writer) if tip else {}
     changes: dict[str, bytes] = {}
     lines = size_sent = 0
     refused: list[str] = []
@@ -82,24 +82,20 @@ def plan(
     return tip, changes, lines, size_sent, refused
 
 
-def published_segments(paths: RepoPaths, tip: str, writer: str) -> dict[str, tuple[str, int]]:
-    """The segments of `writer` in commit `tip`: name -> (blob id, size)."""
-    try:
-        out = run_git(paths, ["ls-tree", "-l", "-z", f"{tip}:.fleet/events/{writer}"])
-    except GitError:  # no such directory in that commit
-        return {}
-    return _blobs(out)
-
-
-def _blobs(out: str) -> dict[str, tuple[str, int]]:
-    """`git ls-tree -l -z` output: name -> (blob id, size) of its blobs."""
-    found = {}
-    for record in out.split("\0"):
-        meta, _, name = record.partition("\t")
-        fields = meta.split()
-        if len(fields) == 4 and fields[1] == "blob" and fields[3].isdigit():
-            found[name] = (fields[2], int(fields[3]))
-    return found
+def published_segments(git: GitRepo, tip: str, writer: str) -> dict[str, tuple[str, int]]:
+    """The segments of `writer` in commit `tip`: name -> (blob id, size). From the repository's
+    long-lived cat-file readers (no process of its own), as `committed_segments` reads."""
+    (tree,) = git.headers([f"{tip}:.fleet/events/{writer}"])
+    if tree is None or tree.type != "tree":
+        return {}  # no such directory in that commit
+    # a listing over 64 MB (never fleetgit's) is TooLarge: the sync stops in one line
+    blobs = [(name, oid) for name, oid, kind, _ in git.tree_entries(tree.id) if kind == "blob"]
+    sizes = git.headers([oid for _, oid in blobs])
+    return {
+        name: (oid, header.size)
+        for (name, oid), header in zip(blobs, sizes, strict=True)
+        if header is not None
+    }
 
 
 def committed_segments(git: GitRepo, writer: str, limit: int) -> dict[str, tuple[str, int]]:
