@@ -180,3 +180,29 @@ def test_a_rebuild_reads_a_checked_out_segment_once_not_again_from_its_commit(
         result = fleet.rebuild()
     assert (result.files_read, result.blobs_read) == (1, 1)
     assert snapshot(repo)["events"] == before["events"]  # every committed event, same positions
+
+
+def test_a_new_worktree_s_checked_out_copies_are_not_parsed_again(
+    repo: Path, tmp_path: Path, cli: Any
+) -> None:
+    """`git worktree add` checks out every committed segment again: a copy whose bytes equal a
+    file the index read to its end (in another worktree, or earlier in the same pass) is
+    recorded as read, not parsed again (it was a whole re-read of the ledger); one that differs
+    by a byte is read. The index is the one a rebuild makes."""
+    for i in range(3):
+        emit(repo, "viper-1", f"m{i}")
+    cli(repo, "commit")
+    before = snapshot(repo)
+    git(repo, "worktree", "add", "-q", "-b", "agent", str(tmp_path / "agent"))
+    with Fleet.open(repo, catch_up=False) as fleet:
+        result = fleet.catch_up()
+        assert (result.files_read, result.new_events) == (0, 0)
+        assert fleet.index.is_fresh()  # its files recorded: the next catch-up reads nothing
+        rebuilt = fleet.rebuild()
+    assert rebuilt.files_read == 1  # the rebuild's pass, too: one copy of two read
+    assert snapshot(repo) == before
+    (copy,) = (tmp_path / "agent/.fleet/events").rglob("*.jsonl")
+    lines = copy.read_bytes().splitlines(keepends=True)
+    copy.write_bytes(b"".join(lines[:-1]) + lines[-1].replace(b'"m2"', b'"mX"'))
+    with Fleet.open(repo, catch_up=False) as fleet:
+        assert fleet.catch_up().files_read == 1

@@ -64,6 +64,22 @@ _PRIOR_POS = (
 )
 
 
+_COMPARED = 1 << 20  # bytes of two files compared at a time
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _same_bytes(a: int, b: int, size: int) -> bool:
+    """Do the first `size` bytes of the open files `a` and `b` match?"""
+    for at in range(0, size, _COMPARED):
+        part = os.pread(a, _COMPARED, at)
+        if not part or part != os.pread(b, _COMPARED, at):
+            return False
+    return True
+
+
 def _remove(path: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
@@ -169,6 +185,15 @@ class Index(IndexDB):
         self, files: list[WorktreeFile], result: IngestResult, progress: Progress | None
     ) -> None:
         known = {(r["worktree"], r["relpath"]): r for r in self.query("SELECT * FROM files")}
+        # the files read to their end, by path: a new worktree checks each of them out again
+        whole: dict[str, list[WorktreeFile]] = {}
+        for r in known.values():
+            if r["offset"] == r["size"]:
+                whole.setdefault(r["relpath"], []).append(
+                    WorktreeFile(
+                        r["worktree"], r["relpath"], "", 0, r["size"], r["mtime_ns"], r["ino"]
+                    )
+                )
         for done, f in enumerate(files, 1):
             row = known.pop((f.worktree, f.relpath), None)
             if row is None or (row["size"], row["mtime_ns"], row["ino"]) != (
@@ -176,7 +201,10 @@ class Index(IndexDB):
                 f.mtime_ns,
                 f.ino,
             ):
-                self._read_file(f, row, result)
+                if row is None and self._copy_of_read(f, whole.get(f.relpath, [])):
+                    pass  # the same bytes as a file read to its end: recorded, not parsed
+                elif self._read_file(f, row, result) == f.size:
+                    whole.setdefault(f.relpath, []).append(f)
             if progress:
                 progress("reading segments", done, len(files))
         for worktree, relpath in known:  # gone from the work tree (checkout); events stay
@@ -184,13 +212,51 @@ class Index(IndexDB):
                 "DELETE FROM files WHERE worktree = ? AND relpath = ?", (worktree, relpath)
             )
 
-    def _read_file(self, f: WorktreeFile, row: Any, result: IngestResult) -> None:
+    def _copy_of_read(self, f: WorktreeFile, read: list[WorktreeFile]) -> bool:
+        """Is `f` (a file the index never read) byte for byte one of `read`, files at the same
+        path in other worktrees that the index read to their end and that are as it read them?
+        Then `f` is recorded as read, its events being in already: comparing the bytes costs a
+        fraction of parsing and checking them again (each worktree `git worktree add` makes
+        checks out every committed segment)."""
+        alike = [o for o in read if o.size == f.size and o.worktree != f.worktree]
+        if not alike:
+            return False
+        try:
+            mine = safefs.open_file(f.worktree, f.relpath)
+        except (OSError, safefs.NotRegular):
+            return False
+        try:
+            if _stamp(os.fstat(mine)) != (f.size, f.mtime_ns, f.ino):
+                return False  # changed since the scan: read as usual
+            for other in alike:
+                try:
+                    theirs = safefs.open_file(other.worktree, other.relpath)
+                except (OSError, safefs.NotRegular):
+                    continue
+                try:  # as the index read it (not changed since), and the same bytes
+                    if _stamp(os.fstat(theirs)) == (other.size, other.mtime_ns, other.ino) and (
+                        _same_bytes(mine, theirs, f.size)
+                    ):
+                        break
+                finally:
+                    os.close(theirs)
+            else:
+                return False
+            start = max(0, f.size - _TAIL)
+            tail = os.pread(mine, f.size - start, start)
+        finally:
+            os.close(mine)
+        self.record_file(f, f.size, tail_hash(tail))
+        return True
+
+    def _read_file(self, f: WorktreeFile, row: Any, result: IngestResult) -> int | None:
         """Read a changed segment from where it was left, if the bytes before that still match.
-        Only a regular file in real directories, streamed (see segments.parse_stream)."""
+        Only a regular file in real directories, streamed (see segments.parse_stream). Returns
+        where the read ended (None: the file was gone)."""
         try:
             fd = safefs.open_file(f.worktree, f.relpath)
         except (FileNotFoundError, safefs.NotRegular):  # gone, or replaced since the scan
-            return
+            return None
         try:
             offset = 0
             if row is not None and row["offset"] <= f.size:
@@ -208,6 +274,7 @@ class Index(IndexDB):
         finally:
             os.close(fd)
         self.record_file(f, parsed.good_end, tail_hash(tail))
+        return parsed.good_end
 
     def record_file(self, f: WorktreeFile, offset: int, tail: bytes) -> None:
         self.later(
