@@ -1,6 +1,7 @@
-"""`tools/call` answered by the server's middleware (agents/server.py `ToolCalls`): the wire form
-the SDK itself would give each result, and every call of another form, or on a connection not
-yet open, left to the SDK's own path, which validates it and answers as it always did."""
+"""`tools/call` answered by the server's middleware (agents/server.py `ToolCalls`), or on a 2026
+stdio connection as its line is read (`EnvelopedCalls`): the wire form the SDK itself would give
+each result, and every call of another form, or on a connection not yet open, left to the SDK's
+own path, which validates it and answers as it always did."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from typing import Any
 import anyio
 import pytest
 from mcp.server.runner import _dump_result
-from mcp_types import SERVER_INFO_META_KEY, CallToolResult, RequestParamsMeta
+from mcp_types import SERVER_INFO_META_KEY, CallToolResult, JSONRPCResponse, RequestParamsMeta
 from mcp_types.methods import serialize_server_result
 
-from fleetgit.agents.server import ToolCalls, answer, build
+from fleetgit.agents.server import EnvelopedCalls, ToolCalls, answer, build
 from fleetgit.agents.tools import Session
 from tests.test_mcp_stdio import META, piped, request
 
@@ -172,3 +173,96 @@ def test_a_record_result_holds_the_types_its_schema_declares(session: Session) -
     ]
     for schema, out in results:
         Draft202012Validator(schema).validate(out)
+
+
+def _unsent(result: dict[str, Any]) -> dict[str, Any]:
+    """A result without what differs between two sends of one message (its ids and time)."""
+    if "sent msg-" not in result["content"][0]["text"]:
+        return result
+    rest = {k: v for k, v in result["structuredContent"].items()}
+    for key in ("message_id", "thread_id", "sent_at"):
+        rest.pop(key)
+    return {**result, "content": [], "structuredContent": rest}
+
+
+def test_a_plain_call_on_a_2026_pipe_is_answered_as_the_middleware_answers_it(
+    session: Session,
+) -> None:
+    """The bytes are the SDK's writer's for that response, and the result the middleware's."""
+    middleware = build(session).middleware[0]
+    assert isinstance(middleware, ToolCalls)
+    direct = EnvelopedCalls(middleware)
+    assert direct.answer(request(1, "server/discover").encode()) is None  # the SDK's
+    assert direct.modern
+    for rid, (name, arguments) in enumerate(CALLS, 2):
+        got = direct.answer(request(rid, "tools/call", name=name, arguments=arguments).encode())
+        assert got is not None and got.endswith(b"\n"), name
+        result = json.loads(got)["result"]
+        sdk = JSONRPCResponse(jsonrpc="2.0", id=rid, result=result)
+        assert got == sdk.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+        want = through(middleware, {"name": name, "arguments": arguments, **META})
+        assert _unsent(result) == _unsent(json.loads(json.dumps(want))), name
+    string_id = json.loads(request(1, "tools/call", name="inbox", arguments={}))
+    string_id["id"] = "call-7"
+    got = direct.answer(json.dumps(string_id).encode())
+    assert got is not None and json.loads(got)["id"] == "call-7"
+
+
+def test_the_pipe_leaves_to_the_sdk_what_it_would_answer_otherwise(session: Session) -> None:
+    middleware = build(session).middleware[0]
+    assert isinstance(middleware, ToolCalls)
+    direct = EnvelopedCalls(middleware)
+    plain = json.loads(request(2, "tools/call", name="inbox", arguments={}))
+    line = json.dumps(plain).encode()
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized", "params": META}
+    assert direct.answer(json.dumps(note).encode()) is None and direct.modern is None
+    assert direct.answer(b"not json\n") is None and direct.modern is None
+    assert direct.answer(line) is None  # the first request decides the era, and is the SDK's
+    assert direct.answer(line) is not None
+    envelope = META["_meta"]
+    version = "io.modelcontextprotocol/protocolVersion"
+    for change in [
+        {"method": "tools/list"},
+        {"jsonrpc": "1.0"},
+        {"id": True},
+        {"id": None},
+        {"id": 1.5},
+        {"extra": 1},
+        {"params": None},
+        {"params": {"name": 7, "arguments": {}, **META}},
+        {"params": {"name": "inbox", "arguments": [1], **META}},
+        {"params": {"name": "inbox", "arguments": {}, "requestState": "x", **META}},
+        {"params": {"name": "inbox", "arguments": {}}},  # no envelope
+        {"params": {"name": "inbox", "_meta": {**envelope, "progressToken": 1}}},
+        {"params": {"name": "inbox", "_meta": {**envelope, version: "2099-01-01"}}},
+        {"params": {"name": "inbox", "_meta": {version: "2026-07-28"}}},  # no capabilities
+    ]:
+        assert direct.answer(json.dumps(plain | change).encode()) is None, change
+    without_id = {k: v for k, v in plain.items() if k != "id"}
+    assert direct.answer(json.dumps(without_id).encode()) is None
+    assert direct.answer(b"not json\n") is None
+    # a handshake-era connection (`initialize` opens one, even with the 2026 envelope on it)
+    for params in [{}, META]:
+        legacy = EnvelopedCalls(middleware)
+        hello = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "t"}}
+        opening = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello | params}
+        assert legacy.answer(json.dumps(opening).encode()) is None
+        assert legacy.modern is False
+        assert legacy.answer(line) is None
+
+
+def test_a_call_the_pipe_leaves_gets_the_sdks_answer(repo: Path) -> None:
+    """Through a real server: a call with a progress token goes down the SDK's path to the
+    middleware (the same result), one with a version the SDK does not serve gets its error."""
+    call = json.loads(request(3, "tools/call", name="inbox", arguments={"limit": 2}))
+    token = json.loads(json.dumps(call))
+    token["id"] = 4
+    token["params"]["_meta"]["progressToken"] = "p"
+    unknown = json.loads(json.dumps(call))
+    unknown["id"] = 5
+    unknown["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = "2099-01-01"
+    lines = [request(1, "server/discover"), request(2, "tools/list")]
+    lines += [json.dumps(m) for m in (call, token, unknown)]
+    got = piped(repo, "".join(line + "\n" for line in lines))
+    assert got[3] == got[4] and got[3]["structuredContent"] == {"messages": [], "more": 0}
+    assert "code" in got[5] and "2099-01-01" in json.dumps(got[5])
