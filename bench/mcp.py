@@ -305,13 +305,20 @@ def concurrent(
 
 def client(repo: str, name: str, sid: str, count: int, go: str, what: str = "write") -> None:
     """One agent of `concurrent`: claims and starts its sortie (a second round finds them so:
-    refused, ignored), says ready, waits for `go`, then writes: progress and messages in turn.
-    Prints when its writes began and ended (wall clock)."""
+    refused, ignored), lists the tools and writes once of each kind (as an agent's session
+    starts, and as the single-call rows warm up: the server's first append loads the signing
+    key and the modules a write needs, ~50 ms, which is not a write's cost), says ready, waits
+    for `go`, then writes: progress and messages in turn. Prints when its writes began and
+    ended (wall clock)."""
 
     async def main() -> None:
         async with Client(server(Path(repo), name)) as c:
             await c.call_tool("claim_sortie", {"sortie": sid})
             await c.call_tool("start_sortie", {"sortie": sid})
+            await c.list_tools()  # the SDK validates results against the listed schemas
+            if what != "ping":
+                await c.call_tool("report_progress", {"sortie": sid, "percent": 0})
+                await c.call_tool("send_message", {"to": ["pilot-0"], "subject": "warm"})
             print("ready", flush=True)
             while not os.path.exists(go):
                 await anyio.sleep(0.002)
