@@ -244,8 +244,8 @@ class EnvelopedCalls:
     `ToolCalls` gives it (tests/test_mcp_wire.py compares the bytes), without the SDK's path a
     2026 request takes before the middleware runs (the message's pydantic model, a relay task
     and a stream hop, a task per request, the envelope's connection, runner and context, a
-    shielded teardown, the response's model and its dump): ~0.3 ms of a write's CPU, a third
-    of what the SDK costs a call.
+    shielded teardown, the response's model and its dump): ~0.6 M of the server's ~3.9 M
+    instructions a write (callgrind; docs/benchmarks.md).
 
     Only what the SDK would answer the same way is taken: the connection's era is the SDK's (its
     first request decides, as `serve_dual_era_loop` decides, and that request goes to the SDK);
