@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 22
+SCHEMA_VERSION = 23
 
 # Derived tables: emptied and refilled by a rebuild.
 DERIVED_TABLES = (
@@ -57,7 +57,10 @@ CREATE INDEX IF NOT EXISTS key_events_actor ON key_events (actor);
 
 DDL = (
     """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- WITHOUT ROWID: the small keyed tables an append writes (meta, files, streams) keep their rows
+-- in their primary key's b-tree alone, so each append writes one page of each, not two (the
+-- table's and its key's): docs/design.md, "What an append writes".
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS events (
     pos INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -92,7 +95,7 @@ CREATE TABLE IF NOT EXISTS files (
     offset INTEGER NOT NULL,
     tail_hash BLOB NOT NULL,
     PRIMARY KEY (worktree, relpath)
-);
+) WITHOUT ROWID;
 -- Committed objects already ingested: a rebase or another branch with the same blobs costs nothing.
 CREATE TABLE IF NOT EXISTS blobs (oid TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS trees (oid TEXT PRIMARY KEY);
@@ -108,7 +111,7 @@ CREATE TABLE IF NOT EXISTS streams (
     stream TEXT PRIMARY KEY,
     version INTEGER NOT NULL,
     last_pos INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 -- Contradictions found while ingesting: never resolved silently, listed by `fleetgit verify`.
 CREATE TABLE IF NOT EXISTS anomalies (
     kind TEXT NOT NULL,
