@@ -412,6 +412,9 @@ class IndexDB:
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.bulk_inserts: BulkInserts | None = None  # a rebuild's, while it reads
+        # the files fingerprint and the files (by worktree and relpath) of this transaction's
+        # catch-up (catchup.Index.catch_up_locked), for the append that follows it
+        self.scanned: tuple[int, dict[tuple[str, str], Any]] | None = None
         self.unsynced = False  # written without syncs (set by `_open`, see `_claim_boot`)
         self.conn = self._open()
         self.checkpointer = Checkpointer(self.path, synced=not self.unsynced)
@@ -569,6 +572,7 @@ class IndexDB:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE: the one writer of this clone's index until COMMIT."""
+        self.scanned = None  # another transaction's
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
