@@ -386,11 +386,16 @@ class Fleet:
 
             emitcheck.check(self, specs, datas, seqs, actor)
         facts = self.index.writer_facts(self.writer.id)
-        number = self._segment_for_append(state, facts.max_segment)
-        events, lines = self._build(specs, datas, seqs, state, actor, facts)
-        lines = self._sign(number, events, lines, state)
-        payload = b"".join(lines)
-        st, tail, self._written = self.writer.write(number, payload)
+        wdir = self.writer.open_dir()  # one walk to the writer's directory for the stat and write
+        try:
+            number = self._segment_for_append(state, facts.max_segment, wdir)
+            events, lines = self._build(specs, datas, seqs, state, actor, facts)
+            lines = self._sign(number, events, lines, state)
+            payload = b"".join(lines)
+            st, tail, self._written = self.writer.write(number, payload, wdir)
+        finally:
+            if wdir >= 0:
+                os.close(wdir)
         self._ingest_own(number, st, events, lines, tail)
         state.segment, state.size = number, st.st_size
         return events, joining
@@ -583,13 +588,14 @@ class Fleet:
         self._new_keys.clear()
         return signed
 
-    def _segment_for_append(self, state: WriterState, max_segment: int) -> int:
-        """The segment to append to: the current one unless committed, staged, gone or full."""
+    def _segment_for_append(self, state: WriterState, max_segment: int, wdir: int = -1) -> int:
+        """The segment to append to: the current one unless committed, staged, gone or full.
+        `wdir`: the writer's directory, if open (`Writer.open_dir`)."""
         number = max(state.segment, max_segment, 1)
         adopted = number != state.segment
         if adopted:
             state.segment, state.size = number, -1  # another process rolled; it may have died
-        st = self.writer.stat(number)  # None also when not a regular file: the write refuses
+        st = self.writer.stat(number, wdir)  # None also when not a regular file: write refuses
         size = st.st_size if st is not None else -1
         sealed = self.index.segment_committed(self.writer.id, number)
         sealed = sealed or number <= self._tracked_max(state)

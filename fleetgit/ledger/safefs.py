@@ -105,14 +105,22 @@ def open_file(top: str, relpath: str, flags: int = os.O_RDONLY, mode: int = 0o64
     parent, _, name = relpath.rpartition("/")
     dir_fd = open_dir(top, parent, create=bool(flags & os.O_CREAT))
     try:
-        try:
-            fd = os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
-        except OSError as exc:
-            if exc.errno in _NOT_THERE_AS_EXPECTED:
-                raise NotRegular(relpath, _what_is(name, dir_fd, "not a regular file")) from None
-            raise
+        return open_in(dir_fd, name, relpath, flags, mode)
     finally:
         os.close(dir_fd)
+
+
+def open_in(
+    dir_fd: int, name: str, relpath: str, flags: int = os.O_RDONLY, mode: int = 0o644
+) -> int:
+    """`open_file` in a directory already open (an fd from `open_dir`): the regular file
+    `name` there, `relpath` naming it in a NotRegular."""
+    try:
+        fd = os.open(name, flags | _FILE_FLAGS, mode, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in _NOT_THERE_AS_EXPECTED:
+            raise NotRegular(relpath, _what_is(name, dir_fd, "not a regular file")) from None
+        raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -129,11 +137,17 @@ def stat_file(top: str, relpath: str) -> os.stat_result | None:
     except FileNotFoundError:
         return None
     try:
+        return stat_in(dir_fd, name, relpath)
+    finally:
+        os.close(dir_fd)
+
+
+def stat_in(dir_fd: int, name: str, relpath: str) -> os.stat_result | None:
+    """`stat_file` in a directory already open (an fd from `open_dir`)."""
+    try:
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
-    finally:
-        os.close(dir_fd)
     if not stat.S_ISREG(st.st_mode):
         raise NotRegular(relpath, kind(st.st_mode))
     return st

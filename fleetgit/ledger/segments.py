@@ -156,7 +156,18 @@ class Writer:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return WriterState()
 
-    def write(self, number: int, payload: bytes) -> tuple[os.stat_result, bytes, int]:
+    def open_dir(self) -> int:
+        """An fd of this writer's directory, walked as safefs walks (no link followed), for
+        `stat` and `write` of one append to use instead of walking again; -1 when it is missing
+        or not a real directory (they then walk, and say what is wrong). The caller closes it."""
+        try:
+            return safefs.open_dir(self._top, f".fleet/events/{self.id}")
+        except (FileNotFoundError, safefs.NotRegular):
+            return -1
+
+    def write(
+        self, number: int, payload: bytes, dir_fd: int = -1
+    ) -> tuple[os.stat_result, bytes, int]:
         """Append `payload` to segment `number` with one write; returns the file's stat after
         it, its last TAIL bytes (read through the same fd) and the fd, still open: the caller
         fsyncs it (`durable`) once the index has the batch and the lock is released, or closes
@@ -164,11 +175,14 @@ class Writer:
 
         Only into a regular file in real directories: a link (or anything else) in place of
         `.fleet`, `.fleet/events`, the writer's directory or the segment, which a merge can
-        bring, is refused, never written through (it could point outside the repository)."""
+        bring, is refused, never written through (it could point outside the repository).
+        `dir_fd`: the writer's directory (`open_dir`), if open."""
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
         try:
-            fd = safefs.open_file(
-                self._top, self.relpath(number), os.O_RDWR | os.O_APPEND | os.O_CREAT
-            )
+            if dir_fd >= 0:
+                fd = safefs.open_in(dir_fd, segment_name(number), self.relpath(number), flags)
+            else:
+                fd = safefs.open_file(self._top, self.relpath(number), flags)
         except safefs.NotRegular as exc:
             raise safefs.refusal(exc) from None
         try:
@@ -195,10 +209,12 @@ class Writer:
         finally:
             os.close(fd)
 
-    def stat(self, number: int) -> os.stat_result | None:
+    def stat(self, number: int, dir_fd: int = -1) -> os.stat_result | None:
         """The stat of segment `number`, None when it is missing or not a regular file in real
-        directories (an append then refuses, naming it)."""
+        directories (an append then refuses, naming it). `dir_fd`: as for `write`."""
         try:
+            if dir_fd >= 0:
+                return safefs.stat_in(dir_fd, segment_name(number), self.relpath(number))
             return safefs.stat_file(self._top, self.relpath(number))
         except safefs.NotRegular:
             return None
