@@ -134,6 +134,7 @@ class Fleet:
         self._new_keys: dict[str, str] = {}  # callsign -> public key made for this batch
         self._admin_signer: Any = None  # the fleet admin key signing instead (signing_as_admin)
         self._append_size = 0  # the size of the segment an append writes to, before it
+        self._git_index = str(paths.git_dir / "index")  # stat'ed by every append (_tracked_max)
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
@@ -617,7 +618,7 @@ class Fleet:
     def _tracked_max(self, state: WriterState) -> int:
         """Highest segment number of this writer that git tracks or has staged (cached by stat)."""
         try:
-            st = (self.paths.git_dir / "index").stat()
+            st = os.stat(self._git_index)
             stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
         except FileNotFoundError:
             stamp = "none"
