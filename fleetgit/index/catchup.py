@@ -611,6 +611,7 @@ class Index(IndexDB):
         Inside the append's transaction, after its catch-up: the fingerprint and the file's
         stamp before the append are the ones that catch-up's scan saw (`scanned`)."""
         scanned, self.scanned = self.scanned, None
+        row: tuple[Any, ...]
         if scanned is not None:
             fp, files = scanned
             seen = files.get((f.worktree, f.relpath))
@@ -622,13 +623,14 @@ class Index(IndexDB):
                 (f.worktree, f.relpath),
             ).fetchone()
             fp = int(stored_fp or 0)
-        if row[0] is not None:
-            fp ^= file_stamp(f.worktree, f.relpath, row[0], row[1], row[2])
+        known = row[0] is not None
+        if known:
+            fp ^= file_stamp(f.worktree, f.relpath, *row)
         self.conn.execute(
             "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)",
             (f.worktree, f.relpath, f.size, f.mtime_ns, f.ino, offset, tail),
         )
-        if row[0] is None:  # a new segment file
+        if not known:  # a new segment file
             self.conn.execute(
                 "INSERT OR IGNORE INTO segments (writer, number, committed) VALUES (?, ?, 0)",
                 (f.writer, f.number),
