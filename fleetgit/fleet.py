@@ -135,6 +135,7 @@ class Fleet:
         self._admin_signer: Any = None  # the fleet admin key signing instead (signing_as_admin)
         self._append_size = 0  # the size of the segment an append writes to, before it
         self._git_index = str(paths.git_dir / "index")  # stat'ed by every append (_tracked_max)
+        self._worktree = str(paths.worktree)
         # run by `close` while the index is still open (the CLI's on-write sync: cli/common.py)
         self.before_close: list[Callable[[], None]] = []
         if repair:
@@ -596,8 +597,15 @@ class Fleet:
         adopted = number != state.segment
         if adopted:
             state.segment, state.size = number, -1  # another process rolled; it may have died
-        st = self.writer.stat(number, wdir)  # None also when not a regular file: write refuses
-        size = st.st_size if st is not None else -1
+        # the stat this transaction's catch-up took of it, under the writer lock, is still its
+        # stat (no other appender can write it); else (a new segment, not a regular file) now
+        scanned = self.index.scanned
+        seen = scanned and scanned[1].get((self._worktree, self.writer.relpath(number)))
+        if seen is not None:
+            size = seen.size
+        else:
+            st = self.writer.stat(number, wdir)  # None also when not a regular file: write refuses
+            size = st.st_size if st is not None else -1
         sealed = self.index.segment_committed(self.writer.id, number)
         sealed = sealed or number <= self._tracked_max(state)
         if not sealed and size > 0 and size != state.size:
