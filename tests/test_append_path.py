@@ -157,3 +157,26 @@ def test_a_restarted_wal_is_written_over_not_cut_back(repo: Path) -> None:
         _mission(fleet, "after-the-restart")  # writes from the WAL's beginning
         frames, _ = store.wal_frames(store.held_fd(f"{fleet.index.path}-shm"))
         assert frames * 4120 < grown <= os.stat(wal).st_size
+
+
+def test_the_streams_an_append_records_are_those_its_events_group_to(repo: Path) -> None:
+    """A batch with several events of one stream, and of several streams: versions and last
+    positions as a GROUP BY of the events gives them."""
+    from fleetgit.fleet import EventSpec
+
+    with Fleet.open(repo, actor="viper") as fleet:
+        data: dict[str, Any] = {"mission_id": "a", "title": "a"}
+        fleet.emit_batch(
+            [
+                EventSpec("mission_created", "mission/a", data),
+                EventSpec("mission_created", "mission/b", {"mission_id": "b", "title": "b"}),
+                EventSpec("mission_started", "mission/a", {"mission_id": "a"}),
+            ]
+        )
+        fleet.emit("mission_started", "mission/b", {"mission_id": "b"}, expect_version=1)
+        recorded = fleet.index.query("SELECT stream, version, last_pos FROM streams ORDER BY 1")
+        grouped = fleet.index.query(
+            "SELECT stream, max(seq), max(pos) FROM events GROUP BY stream ORDER BY 1"
+        )
+    assert [tuple(r) for r in recorded] == [tuple(r) for r in grouped]
+    assert ("mission/a", 2) in [(r[0], r[1]) for r in recorded]

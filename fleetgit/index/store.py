@@ -632,7 +632,18 @@ class IndexDB:
         )
         before = int(items[0][0].pos or 1) - 1
         result.new_events += len(items)
-        self._fold_streams(before)
+        # the streams' versions and last positions from the batch itself, as `_fold_streams`
+        # would group them out of the rows just inserted (an append's seqs and positions rise)
+        tops: dict[str, tuple[int, int]] = {}
+        for e, _ in items:
+            seq, pos = tops.get(e.stream, (0, 0))
+            tops[e.stream] = (max(seq, e.seq), max(pos, int(e.pos or 0)))
+        self.conn.executemany(
+            "INSERT INTO streams (stream, version, last_pos) VALUES (?, ?, ?)"
+            " ON CONFLICT (stream) DO UPDATE SET version = max(version, excluded.version),"
+            " last_pos = max(last_pos, excluded.last_pos)",
+            [(stream, seq, pos) for stream, (seq, pos) in tops.items()],
+        )
         from fleetgit.index import projections
 
         self.note_clashes(projections.apply_own(self.conn, [e for e, _ in items]))
