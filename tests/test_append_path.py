@@ -180,3 +180,42 @@ def test_the_streams_an_append_records_are_those_its_events_group_to(repo: Path)
         )
     assert [tuple(r) for r in recorded] == [tuple(r) for r in grouped]
     assert ("mission/a", 2) in [(r[0], r[1]) for r in recorded]
+
+
+def test_an_appends_takeovers_to_judge_are_those_the_catch_up_query_finds(
+    repo: Path, cli: Any
+) -> None:
+    """`claims.judge` of an append's own batch without sortie or mission events looks up the
+    takeovers of its pilots by index (`_touched_by`) instead of the catch-up's query: on a
+    takeover that a later-arriving sign of life of its previous assignee sorts before, both find
+    the same."""
+    from fleetgit.index import claims
+    from tests.test_domain_rules import (
+        _ahead as ahead,
+    )
+    from tests.test_domain_rules import (
+        _limit,
+        _plant_all,
+        _sortie,
+        _takeover,
+        committed,
+        register,
+    )
+
+    _limit(repo, 60)
+    register(cli, repo, "viper", "goose")
+    sid, rid = _sortie(cli, repo)
+    _plant_all(repo, _takeover(sid, rid, 120_000))
+    committed(repo)
+    with Fleet.open(repo) as fleet:
+        pos = fleet.index.max_pos()
+    ahead(repo, "context_compacted", "pilot/viper", {"summary": "alive"}, "viper", 90_000)
+    committed(repo)
+    with Fleet.open(repo) as fleet:
+        conn = fleet.index.conn
+        new = fleet.events(after_pos=pos)
+        assert new and not any(e.stream.startswith(("sortie/", "mission/")) for e in new)
+        by_query = conn.execute(claims._TOUCHED, {"pos": pos}).fetchall()
+        assert by_query  # the takeover, sorting after that sign of life
+        assert sorted(claims._touched_by(conn, new)) == sorted(set(by_query))
+        assert claims._touched_by(conn, fleet.events(after_pos=fleet.index.max_pos())) == []

@@ -23,6 +23,7 @@ The sorties whose verdicts or mission ends changed are folded again, whole, by t
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from fleetgit.domain.fold import Key
@@ -122,20 +123,53 @@ _MISSIONS_AFTER = """
 """
 
 
+# _TOUCHED's second half for one pilot: its takeovers from a point of total order on
+_BY_PREVIOUS = (
+    "SELECT sortie_id, hlc, writer, wseq, previous FROM sortie_takeovers"
+    " WHERE previous = ? AND hlc >= ?"
+)
+
+
+def _touched_by(conn: sqlite3.Connection, events: Sequence[Any]) -> list[Any]:
+    """What _TOUCHED finds for `events` (the events after its position, given: a batch this
+    process just appended) when none of them is on a sortie stream (its first half then finds
+    nothing): the takeovers of a previous assignee that is an actor of them, or whose pilot
+    stream they are on, from the first of them on; one indexed lookup per pilot."""
+    first: dict[str, int] = {}
+    for e in events:
+        pilot = e.stream[6:] if e.stream.startswith("pilot/") else None
+        for who in (e.actor, pilot):
+            if who is not None and e.hlc < first.get(who, e.hlc + 1):
+                first[who] = e.hlc
+    found: dict[tuple[Any, ...], None] = {}  # the UNION's: each takeover once, in order
+    for who, hlc in first.items():
+        found.update(dict.fromkeys(conn.execute(_BY_PREVIOUS, (who, hlc)).fetchall()))
+    return list(found)
+
+
 def judge(
-    conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
+    conn: sqlite3.Connection,
+    after_pos: int | None,
+    upto_pos: int | None = None,
+    new: Sequence[Any] | None = None,
 ) -> list[str]:
     """Judge the takeovers that events after `after_pos` can have changed (None: all of them),
     and find the sorties that saw a mission's end that has moved since. Returns the sorties to
-    fold again (their takeovers' verdicts changed, or an end they saw moved), sorted."""
-    window = stored_window(conn)
-    before = stored.Before(conn, "sortie_taken", "sortie_id", after_pos is None)
+    fold again (their takeovers' verdicts changed, or an end they saw moved), sorted. `new`:
+    the events after `after_pos` (an append's own batch), to ask only what they can change."""
     if after_pos is None:
         found = conn.execute(_ALL).fetchall()
         moved = conn.execute(_MOVED).fetchall()
+    elif new is not None and not any(e.stream.startswith(("sortie/", "mission/")) for e in new):
+        # no sortie of theirs to judge, no mission whose end they move (_MISSIONS_AFTER)
+        found, moved = _touched_by(conn, new), []
     else:
         found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
         moved = conn.execute(_MOVED + _MISSIONS_AFTER, {"pos": after_pos}).fetchall()
+    if not found and not moved and after_pos is not None:  # a full pass clears (Before)
+        return []
+    window = stored_window(conn)
+    before = stored.Before(conn, "sortie_taken", "sortie_id", after_pos is None)
     changed = {sid for (sid,) in moved}
     verdicts: list[tuple[Any, ...]] = []
     for sid, hlc, writer, wseq, previous in found:

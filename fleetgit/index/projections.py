@@ -231,7 +231,7 @@ def apply_own(conn: sqlite3.Connection, events: Sequence[Event]) -> Key | None:
     if any(e.type == WITHDRAWN and e.stream.startswith("reservation/") for e in events):
         changed.append(_START)  # a grant or release taken back: judge the clashes again
     since = judge_forced(conn, before)
-    judge_claims(conn, before)
+    judge_claims(conn, before, new=events)
     return _earliest(min(changed, default=None), since)
 
 
@@ -291,11 +291,15 @@ def judge_forced(
 
 
 def judge_claims(
-    conn: sqlite3.Connection, after_pos: int | None, upto_pos: int | None = None
+    conn: sqlite3.Connection,
+    after_pos: int | None,
+    upto_pos: int | None = None,
+    new: Sequence[Event] | None = None,
 ) -> None:
     """Judge the takeovers of sorties that events after `after_pos` can have changed, and the
-    claims and starts whose mission's end moved (index.claims); fold those sorties again."""
-    sids = claims.judge(conn, after_pos, upto_pos)
+    claims and starts whose mission's end moved (index.claims); fold those sorties again.
+    `new`: the events after `after_pos`, when the caller has them (an append's batch)."""
+    sids = claims.judge(conn, after_pos, upto_pos, new)
     _fold_streams(conn, [f"sortie/{sid}" for sid in sids], upto_pos)
 
 

@@ -630,7 +630,6 @@ class IndexDB:
             f"INSERT INTO events (pos, {_COLUMNS}) VALUES ({','.join('?' * 17)})",
             [(e.pos, *_row(e, line)) for e, line in items],
         )
-        before = int(items[0][0].pos or 1) - 1
         result.new_events += len(items)
         # the streams' versions and last positions from the batch itself, as `_fold_streams`
         # would group them out of the rows just inserted (an append's seqs and positions rise)
