@@ -157,15 +157,19 @@ def judge(
     and find the sorties that saw a mission's end that has moved since. Returns the sorties to
     fold again (their takeovers' verdicts changed, or an end they saw moved), sorted. `new`:
     the events after `after_pos` (an append's own batch), to ask only what they can change."""
+    kinds = None if new is None else {e.stream.partition("/")[0] for e in new}
     if after_pos is None:
         found = conn.execute(_ALL).fetchall()
         moved = conn.execute(_MOVED).fetchall()
-    elif new is not None and not any(e.stream.startswith(("sortie/", "mission/")) for e in new):
-        # no sortie of theirs to judge, no mission whose end they move (_MISSIONS_AFTER)
-        found, moved = _touched_by(conn, new), []
     else:
-        found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
-        moved = conn.execute(_MOVED + _MISSIONS_AFTER, {"pos": after_pos}).fetchall()
+        if kinds is not None and "sortie" not in kinds:  # no sortie of theirs to judge
+            found = _touched_by(conn, new or ())
+        else:
+            found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
+        if kinds is not None and "mission" not in kinds:  # no mission whose end they move
+            moved = []
+        else:
+            moved = conn.execute(_MOVED + _MISSIONS_AFTER, {"pos": after_pos}).fetchall()
     if not found and not moved and after_pos is not None:  # a full pass clears (Before)
         return []
     window = stored_window(conn)
