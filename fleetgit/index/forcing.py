@@ -95,7 +95,6 @@ def judge(
     """Judge the releases that events after `after_pos` can have changed (None: all of them).
     Returns the reservations whose forcible releases changed, and the earliest such release
     in total order (where the void reservations must be judged again from)."""
-    limit = stored_limit(conn)
     # a full pass compares with the verdicts from before it (cleared first, they read as 0 and a
     # release that stopped being forcible went unnoticed: its reservation stayed released)
     before = stored.Before(conn, "reservation_forced", "reservation_id", after_pos is None)
@@ -105,6 +104,7 @@ def judge(
         found = conn.execute(_TOUCHED, {"pos": after_pos}).fetchall()
     if not found:
         return [], None
+    limit = stored_limit(conn)  # read only when there is something to judge (most appends: not)
     changed: dict[str, Key] = {}
     verdicts: list[tuple[Any, ...]] = []
     for rid, hlc, writer, wseq, holder in found:
