@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import selectors
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +67,38 @@ def test_eight_processes_append_at_once(repo: Path, cli: Any) -> None:
     assert cli(repo, "verify").code == 0
 
 
+def read_acks(procs: list[subprocess.Popen[str]], more: int) -> list[bytes]:
+    """Read the children's acknowledgements until every child has printed at least one and
+    `more` further lines have come: evidence that each is appending, not a guessed time (a
+    loaded machine may take seconds to start a child). A child that ends first fails here."""
+    got = [b""] * len(procs)
+    fds = {p.stdout.fileno(): n for n, p in enumerate(procs) if p.stdout is not None}
+    with selectors.DefaultSelector() as sel:
+        for fd in fds:
+            sel.register(fd, selectors.EVENT_READ)
+        while min(g.count(b"\n") for g in got) < 1 or sum(g.count(b"\n") for g in got) < more:
+            ready = sel.select(timeout=120)
+            assert ready, "no child printed an event in 120 s"
+            for key, _ in ready:
+                n = fds[key.fd]
+                chunk = os.read(key.fd, 65536)
+                assert chunk, procs[n].communicate()[1]  # it ended: say why
+                got[n] += chunk
+    return got
+
+
 def test_sigkill_loses_no_acknowledged_event(repo: Path, cli: Any) -> None:
     rng = random.Random(7)
     acked: set[str] = set()
     for _round in range(6):
         procs = [spawn(repo, f"k{_round}-{n}", 10_000) for n in range(3)]
-        time.sleep(0.4 + rng.random() * 0.8)
+        early = read_acks(procs, rng.randrange(3, 40))  # then killed at a random point
         for p in procs:
             os.kill(p.pid, signal.SIGKILL)
-        for p in procs:
+        for p, seen in zip(procs, early, strict=True):
             out, _ = p.communicate(timeout=60)
-            acked.update(out.split())  # every id printed was acknowledged by emit
-    assert acked
+            acked.update((seen.decode() + out).split())  # each was acknowledged by emit
+    assert len(acked) >= 6 * 3
     with Fleet.open(repo) as fleet:  # the next open repairs a torn tail
         ids = {e.id for e in fleet.events(types=("mission_created",))}
     assert acked <= ids
