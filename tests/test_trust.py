@@ -302,3 +302,24 @@ def test_a_copy_read_again_adds_no_signatures_row(repo: Path, tmp_path: Path) ->
     with Fleet.open(repo) as fleet:
         fleet.catch_up()
     assert _signature_rows(repo) == before
+
+
+def test_a_key_batch_signature_is_verified_once(repo: Path, monkeypatch: Any) -> None:
+    """Reading a key batch (here: the five registrations with their keys, in a rebuild),
+    `derive` checks its signature to take the key and the screen then covers the same batch
+    by the same signature: one ed25519 verification of each signed message, not two."""
+    from fleetgit.fleet import Fleet
+
+    messages: list[bytes] = []
+    real = keys.verify
+
+    def counting(raw: bytes, signature: bytes, message: bytes) -> bool:
+        messages.append(message)
+        return real(raw, signature, message)
+
+    with Fleet.open(repo) as fleet:
+        trust._verified.clear()  # earlier tests' checks, remembered
+        monkeypatch.setattr(keys, "verify", counting)
+        fleet.index.rebuild()
+    assert len(messages) == 5
+    assert len(set(messages)) == len(messages)

@@ -374,10 +374,14 @@ def screen(
         return items
     changed: set[str] = set()
     events = list(map(_EVENT, items))  # the passes over every line below run in C
-    if not _KEY_TYPES.isdisjoint(map(_TYPE, events)):
+    with_keys = not _KEY_TYPES.isdisjoint(map(_TYPE, events))
+    if with_keys:
         changed = derive(db, _record(db, items, writer, segment))
     keys = Keys(db)
     keys.changed = changed
+    # `derive` just checked each key batch's signature (remembered): the checks below of the
+    # same batches find it there, not verify it a second time
+    keys.cache = with_keys
     # quarantined batches of the pilots whose keys just changed, now covered
     released = _released(db, keys) if changed else []
     seg = Segment(items, writer, segment, keys, base)
