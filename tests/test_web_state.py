@@ -283,3 +283,47 @@ def test_a_worker_opens_the_stream_s_ledger_once_and_its_start_uses_it(repo: Pat
     config.write_text(config.read_text() + "bogus = 1\n")
     with pytest.raises(FleetError, match="unknown setting 'bogus'"):
         Hub(State(Settings(locate(repo)))).open()
+
+
+def test_a_stop_closes_the_indexes_while_every_request_thread_is_busy(repo: Path) -> None:
+    """The app's stop closes the request threads' indexes on a thread of its own: the request
+    threads' limiter may be full of requests uvicorn cancelled whose threads run on, and the
+    stop must not wait behind them (here: the one thread allowed, held until after the stop)."""
+    import anyio
+    import anyio.to_thread
+
+    from fleetgit.web.app import create_app
+
+    guard = create_app(Settings(locate(repo))._replace(threads=1))
+    web, app = guard.web, guard.app
+    release = threading.Event()
+
+    def read() -> Index:
+        with web.fleet(NOBODY) as fleet:
+            fleet.events()
+            return fleet.index
+
+    async def hold() -> None:  # a request whose thread runs on
+        await anyio.to_thread.run_sync(release.wait)
+
+    async def main() -> tuple[Index, bool]:
+        life = app.router.lifespan_context(app)  # type: ignore[attr-defined]
+        await life.__aenter__()
+        idle = await anyio.to_thread.run_sync(read)
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(hold)
+            try:
+                while limiter.borrowed_tokens < 1:  # the one request thread is taken
+                    await anyio.sleep(0.01)
+                with anyio.move_on_after(60):  # a guard against a hang, not a measure
+                    await life.__aexit__(None, None, None)
+                closed = web._closed
+            finally:
+                release.set()
+        return idle, closed
+
+    idle, closed = anyio.run(main)
+    assert closed
+    with pytest.raises(sqlite3.ProgrammingError):
+        idle.conn.execute("SELECT 1")

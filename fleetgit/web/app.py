@@ -248,7 +248,9 @@ def create_app(settings: Settings) -> Guard:
             async with hub.running(), trace.running():
                 yield
         finally:
-            await anyio.to_thread.run_sync(web.close)  # each request thread's index
+            # each request thread's index, on a thread of its own: the default limiter's
+            # tokens may all be held by requests uvicorn cancelled whose threads run on
+            await anyio.to_thread.run_sync(web.close, limiter=anyio.CapacityLimiter(1))
 
     app = FastAPI(
         title="fleetgit",
