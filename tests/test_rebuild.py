@@ -71,7 +71,7 @@ with Fleet.open(sys.argv[1], catch_up=False) as fleet:
 
 
 @pytest.mark.parametrize(
-    "stage", ["reading segments", "building indexes", "folding projections", "copying into place"]
+    "stage", ["reading segments", "building indexes", "folding projections", "putting it in place"]
 )
 def test_a_rebuild_killed_at_any_stage_leaves_the_previous_index_whole(
     repo: Path, stage: str
@@ -122,6 +122,10 @@ def test_readers_see_the_old_index_until_the_rebuilt_one_is_in_place(repo: Path)
         result = fleet.rebuild(progress)
     assert set(seen.values()) == {len(known)}, seen  # the old index at every stage
     assert result.new_events > len(known)
+    # a connection opened before goes on reading the file it opened; a new one reads the new
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (len(known),)
+    conn.close()
+    conn = sqlite3.connect(index)
     after = dict(conn.execute("SELECT id, pos FROM events").fetchall())
     assert len(after) == result.new_events
     assert {eid: after[eid] for eid in known} == known
@@ -131,6 +135,55 @@ def test_readers_see_the_old_index_until_the_rebuilt_one_is_in_place(repo: Path)
     with Fleet.open(repo, actor="viper-1") as fleet:
         assert cursors.show(fleet, "reader")["pos"] == 30
         assert not fleet.verify().failed()
+
+
+_APPENDER = """
+import sys
+from fleetgit.fleet import EventSpec, Fleet
+with Fleet.open(sys.argv[1], actor="viper-1") as fleet:
+    print(len(fleet.events(limit=100000)), flush=True)
+    for line in sys.stdin:  # one append per line, on the index this process opened first
+        (e,) = fleet.emit_batch([EventSpec("mission_created", f"mission/{line.strip()}",
+                                           {"mission_id": line.strip(), "title": "t"})])
+        print(e.pos, len(fleet.events(limit=100000)), flush=True)
+"""
+
+
+def test_a_process_open_across_rebuilds_reads_and_writes_the_new_index(repo: Path) -> None:
+    """Another process's Fleet, opened before two rebuilds (as a server's or an MCP server's
+    is), appends into the file in place after each: its write transaction sees the index
+    replaced (one stat) and opens the new one first. Positions go on from the new file's, and
+    only the current file is left beside the link, with no retired -wal or -shm."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 40))
+        index = fleet.index.link
+    with subprocess.Popen(
+        [sys.executable, "-c", _APPENDER, str(repo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        (first,) = map(int, proc.stdout.readline().split())
+        assert first >= 40
+        for round_ in range(2):
+            _foreign_segment(repo, repo.parent / f"other{round_}")
+            with Fleet.open(repo, catch_up=False) as fleet:
+                fleet.rebuild()
+                n = fleet.index.max_pos()
+            assert index.is_symlink()
+            proc.stdin.write(f"late{round_}\n")
+            proc.stdin.flush()
+            pos, seen = map(int, proc.stdout.readline().split())
+            assert (pos, seen) == (n + 1, n + 1)  # the new file's next position, its events
+        proc.stdin.close()
+        assert proc.wait() == 0
+    with Fleet.open(repo) as fleet:
+        assert fleet.index.max_pos() == n + 1  # the last rebuild's and the late append
+        assert not fleet.verify().failed()
+        current = fleet.index.path
+    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
+    assert left == sorted([index.name, current.name]), left
 
 
 def test_a_rebuild_equals_the_incremental_index_and_a_second_one_changes_nothing(

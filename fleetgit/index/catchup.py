@@ -30,9 +30,11 @@ from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
+    GEN_INFIX,
     BulkInserts,
     IndexDB,
     IngestResult,
+    fsync_path,
     new_generation,
     renders_as_is,
     split_statements,
@@ -54,7 +56,7 @@ PUBLISHED_PREFIX = "refs/fleet/"
 REBUILD_CACHE_KIB = -32768  # 32 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
 REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
-REBUILD_SUFFIX = ".rebuild"  # the fresh file a rebuild builds, beside the index
+REBUILD_SUFFIX = ".rebuild"  # what older rebuilds built beside the index (swept)
 
 
 # the positions (and line hashes) of the events the index being replaced knew
@@ -84,6 +86,42 @@ def _remove(path: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
+
+
+def _sweep(link: Path, keep: Path) -> None:
+    """Delete the files of earlier rebuilds but the one `link` names (`keep`): what a killed
+    rebuild left, and the retired files a reader killed before closing them kept (a reader
+    still on one keeps its open files; none can open it by name any more)."""
+    for entry in os.scandir(link.parent):
+        name = entry.name
+        if name.startswith(link.name + GEN_INFIX) or name.startswith(link.name + REBUILD_SUFFIX):
+            if name != keep.name and not name.startswith(f"{keep.name}-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        elif keep != link and name in (f"{link.name}-wal", f"{link.name}-shm"):
+            with contextlib.suppress(FileNotFoundError):  # of the file before the first link
+                os.unlink(entry.path)
+
+
+def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection:
+    """Make the built file `fresh` the index: in WAL mode, its -wal named on disk first (so
+    that after an OS crash the next boot drops it as written without syncs, IndexDB._claim_boot),
+    then `link` replaced by a link to it in one rename. Returns the connection that keeps its
+    -wal until the caller has opened its own."""
+    holder = sqlite3.connect(fresh, isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("PRAGMA journal_mode = WAL")
+        holder.execute("SELECT count(*) FROM meta").fetchone()  # opens the -wal
+        fsync_path(link.parent)
+        tmp = link.with_name(f"{link.name}{REBUILD_SUFFIX}-link-{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(fresh.name, tmp)
+        os.replace(tmp, link)
+    except BaseException:
+        holder.close()
+        raise
+    return holder
 
 
 _FRESHNESS_KEYS = ("held_due_ms", "trust_rebuild", "trust_settings", "files_fp", "refs_fp")
@@ -120,6 +158,8 @@ class Index(IndexDB):
     def is_fresh(self) -> bool:
         # one query for every setting it reads: each statement lets go of the GIL, which a
         # server's other threads are waiting for
+        if self.replaced() and not self.conn.in_transaction:  # rebuilt by another process
+            self.reopen()
         got = self.metas(*_FRESHNESS_KEYS)
         if self.held_due(got) or self.trust_stale(got):
             return False
@@ -461,41 +501,45 @@ class Index(IndexDB):
     def rebuild(self, progress: Progress | None = None) -> IngestResult:
         """Full replace from the segments. Positions of events already known are kept.
 
-        Built in a fresh file beside the index with the journal off (nothing to undo there, and
-        no old rows to delete), while this index's write lock keeps every writer out, then
-        copied over the index in one write transaction (SQLite's backup): readers see the old
-        index until that commits, a SIGKILL at any point leaves it whole, and the next rebuild
-        deletes what a killed one left. The fresh file is caught up and folded by the same code
-        as any catch-up (`_build`). A throwaway index (another file than the clone's, as
-        index/gitviews.py builds) and one with no events yet are built in place."""
-        if self.path != self.paths.index_file or self.max_pos() == 0:
+        Built in a fresh file of its own beside the index (`index.sqlite.gen-<hex>`) with the
+        journal off (nothing to undo there, and no old rows to delete), while this index's
+        write lock keeps every writer out, then put in place by one rename of the link
+        `index.sqlite` that names it: readers see the old index until then, a SIGKILL at any
+        point leaves it whole, and the next rebuild deletes what a killed one left. Every
+        connection to the old file notices at its next write transaction or freshness check
+        (one stat: `IndexDB.replaced`) and opens the new one; each file has its own -wal and
+        -shm, so none is ever taken for another's. The fresh file is caught up and folded by
+        the same code as any catch-up (`_build`). A throwaway index (another file than the
+        clone's, as index/gitviews.py builds) and one with no events yet are built in place."""
+        if not self.is_the_clones or self.max_pos() == 0:
             return self._rebuild_in_place(progress)
-        fresh_path = self.path.with_name(self.path.name + REBUILD_SUFFIX)
-        with self.transaction():  # the clone's one writer until the copy is built
-            _remove(fresh_path)  # what a killed rebuild left: none runs without this lock
+        link = self.link
+        fresh_path = link.with_name(f"{link.name}{GEN_INFIX}{os.urandom(8).hex()}")
+        old_path = self.path
+        with self.transaction():  # the clone's one writer until the new file is in place
+            _sweep(link, keep=self.path)  # what a killed rebuild left: none runs without this lock
             fresh = Index(self.paths, self.config, fresh_path, bulk=True)
             try:
                 fresh.keep_from(self.path)
                 with fresh.transaction():
                     result = fresh._build(progress)
                 self.refused_new += fresh.refused_new
+                fresh.close()
+                if progress:
+                    progress("putting it in place", 0, 1)
+                holder = _put_in_place(fresh_path, link)
             except BaseException:
                 fresh.close()
                 _remove(fresh_path)  # never half a rebuild left behind when it can be helped
                 raise
-            fresh.close()
-        if progress:
-            progress("copying into place", 0, 1)
-        source = sqlite3.connect(fresh_path)
         try:
-            source.backup(self.conn)  # one write transaction, through this index's own WAL
+            self.reopen()  # on the new file, whose -wal `holder` kept
         finally:
-            source.close()
-            _remove(fresh_path)
-        with contextlib.suppress(sqlite3.OperationalError):  # a reader may hold it: later then
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            holder.close()
+        if old_path != link:  # the old file retired: its other readers keep what they hold
+            _remove(old_path)
         if progress:
-            progress("copying into place", 1, 1)
+            progress("putting it in place", 1, 1)
         return result
 
     def _rebuild_in_place(self, progress: Progress | None) -> IngestResult:

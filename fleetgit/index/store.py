@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import orjson
 
@@ -277,6 +278,18 @@ JOURNAL_SIZE_LIMIT = 3 * RESTART_FRAMES * 4096
 RESIDUE_PASSES = 3
 
 
+GEN_INFIX = ".gen-"  # a rebuilt index's file: `index.sqlite.gen-<hex>`, `index.sqlite` its link
+
+
+def generation_of(link: Path) -> Path:
+    """The file `link` names: itself, or the rebuilt index's file it links to (beside it)."""
+    try:
+        target = os.readlink(link)
+    except OSError:  # not a link (or nothing there)
+        return link
+    return link.with_name(os.path.basename(target))
+
+
 _HELD: dict[str, int] = {}
 
 
@@ -403,8 +416,12 @@ class IndexDB:
         self.bulk = bulk
         self.paths = paths
         self.config = config
-        self.path = paths.index_file if path is None else path
-        self.is_the_clones = self.path == paths.index_file  # not a throwaway file
+        # the name it is opened by; the file it is (`path`): the clone's index, once rebuilt, is
+        # a link to a file of that rebuild's own (`GEN_INFIX`, see Index.rebuild)
+        self.link = paths.index_file if path is None else path
+        self.is_the_clones = self.link == paths.index_file  # not a throwaway file
+        self.path = self.link
+        self.ino = 0  # the inode of `path` when opened: another at `link` means it was replaced
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
@@ -429,15 +446,15 @@ class IndexDB:
     # -- connection -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.link.parent.mkdir(parents=True, exist_ok=True)
         self.unsynced = not self.bulk and self._claim_boot()
         try:
-            conn = self._connect()
+            conn = self._connect_current()
             version = self._schema_version(conn)
         except sqlite3.DatabaseError:
             # A corrupt cache is deleted and rebuilt from the segments; nothing is lost.
             self._remove_files()
-            conn = self._connect()
+            conn = self._connect_current()
             version = None
         if version != SCHEMA_VERSION:
             self._reset_schema(conn, version)
@@ -448,6 +465,48 @@ class IndexDB:
                     # copies from it into the database (see `_claim_boot`)
                     fsync_path(self.path.parent)
         return conn
+
+    def _connect_current(self) -> sqlite3.Connection:
+        """Connect to the file `link` names now: a rebuild's file (never created here, where a
+        rebuild may just have retired and deleted it: then the link names a newer one)."""
+        for _ in range(100):
+            self.path = generation_of(self.link)
+            if self.path == self.link:
+                conn = self._connect()
+            else:
+                try:
+                    conn = self._connect(must_exist=True)
+                except sqlite3.OperationalError:
+                    if os.path.exists(self.path):
+                        raise
+                    continue  # retired meanwhile: the link names its successor
+            try:
+                self.ino = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                conn.close()
+                continue
+            return conn
+        raise IntegrityError(f"the index at {self.link} keeps being replaced")
+
+    def replaced(self) -> bool:
+        """Has a rebuild put another file in place of the one this connection reads? One stat."""
+        try:
+            return self.is_the_clones and os.stat(self.link).st_ino != self.ino
+        except FileNotFoundError:
+            return False  # deleted under it (the clone gone): read on as before
+
+    def reopen(self) -> None:
+        """Let go of a replaced index and open the one in its place (outside a transaction)."""
+        self.checkpointer.close()
+        self._shm_fd = -1
+        old = str(self.path)
+        self.conn.close()  # the retired file: nothing of it needs syncing
+        let_go_if_gone(f"{old}-shm")
+        let_go_if_gone(old)
+        self._memo.clear()
+        self._memo_state = (-1, -1)
+        self.conn = self._open()
+        self.checkpointer = Checkpointer(self.path, synced=not self.unsynced)
 
     def _claim_boot(self) -> bool:
         """May this index be written without syncs? Once a process of this boot has checked it:
@@ -460,7 +519,7 @@ class IndexDB:
             return False
         if not self.is_the_clones:  # a throwaway file (gitviews, snapshotting): never reopened
             return True
-        fd = os.open(boot.marker(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(boot.marker(self.link), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             if boot.named(fd) == this:
                 return True
@@ -468,24 +527,26 @@ class IndexDB:
             seen = boot.named(fd)
             if seen == this:
                 return True
-            if seen and os.path.lexists(f"{self.path}-wal"):
+            if seen and os.path.lexists(f"{generation_of(self.link)}-wal"):
+                self.path = generation_of(self.link)
                 self._remove_files()
             os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
             if not seen:  # a new marker (an index written with syncs, or none): on disk first
                 os.fsync(fd)
-                fsync_path(self.path.parent)
+                fsync_path(self.link.parent)
         finally:
             os.close(fd)  # releases the lock
         return True
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, must_exist: bool = False) -> sqlite3.Connection:
         # a rebuild's file: inserts run on a thread of their own too (BulkInserts); URIs, to
         # attach the index it replaces read-only (catchup.Index.keep_from). One thread uses a
         # connection at a time; any may close it (a web server's stop closes every request
         # thread's: SQLite folds the WAL back only when the last connection closes)
+        where: str | Path = f"file:{quote(str(self.path))}?mode=rw" if must_exist else self.path
         conn = sqlite3.connect(
-            self.path, isolation_level=None, timeout=120, check_same_thread=False,
-            uri=self.bulk,
+            where, isolation_level=None, timeout=120, check_same_thread=False,
+            uri=self.bulk or must_exist,
         )  # fmt: skip
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if self.bulk:  # a file being built by a rebuild: nobody reads it before it is whole
@@ -524,6 +585,9 @@ class IndexDB:
             self.checkpointer.poke()
 
     def _remove_files(self) -> None:
+        if self.path != self.link and generation_of(self.link) == self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.link)  # a link to the file dropped: a new one in its place
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.path}{suffix}")
@@ -579,6 +643,10 @@ class IndexDB:
         self.scanned = None  # another transaction's
         try:
             self.conn.execute("BEGIN IMMEDIATE")
+            while self.replaced():  # a rebuild put a new file in place (checked under its lock)
+                self.conn.execute("ROLLBACK")
+                self.reopen()
+                self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             raise IntegrityError(f"the index is busy or unwritable: {exc}") from None
         try:
