@@ -183,6 +183,29 @@ def test_an_index_left_open_when_the_machine_went_down_is_rebuilt(repo: Path, cl
 
 
 @needs_boot_id
+def test_a_rebuilt_index_left_open_when_the_machine_went_down_is_rebuilt(repo: Path) -> None:
+    """A rebuild's file is put in place with its -wal named on disk, and written without
+    syncs: after a crash of the machine the first process of the next boot drops it (the
+    file and the link naming it) and builds the index again."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        for i in range(3):
+            _emit(fleet, i)
+        fleet.rebuild()
+        rebuilt = fleet.index.path
+    assert (repo / INDEX).is_symlink() and rebuilt != repo / INDEX
+    _left_open(repo, "left-1")
+    generation = _generation(repo)
+    _left_open(repo, "left-2")
+    assert Path(f"{rebuilt}-wal").exists()
+    _reboot(repo)
+    with Fleet.open(repo) as fleet:
+        assert fleet.index.meta("generation") != generation
+        assert len(missions.listing(fleet)) == 3 + 2
+    assert not rebuilt.exists() and not Path(f"{rebuilt}-wal").exists()
+    assert boot.opened_this_boot(repo / INDEX)
+
+
+@needs_boot_id
 def test_an_index_closed_before_the_reboot_is_kept(repo: Path) -> None:
     with Fleet.open(repo, actor="viper-1") as fleet:
         _emit(fleet, 1)

@@ -62,7 +62,7 @@ import os, sys, time
 from fleetgit.fleet import Fleet
 stage = sys.argv[2]
 def progress(name, done, total):
-    if name == stage:
+    if name == stage or f"{name}:{done}" == stage:
         print(name, flush=True)
         time.sleep(600)
 with Fleet.open(sys.argv[1], catch_up=False) as fleet:
@@ -97,6 +97,36 @@ def test_a_rebuild_killed_at_any_stage_leaves_the_previous_index_whole(
     after = _dump(index)
     for table in ("events", "cursors", "streams", *TABLES):
         assert after[table] == before[table], table
+
+
+def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path) -> None:
+    """Killed after the rename, before it closed anything: the new file is the index (its
+    -wal and -shm left as a crash leaves them), the retired one is swept by the next rebuild."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 300))
+        index = fleet.index.link
+        cursors.advance(fleet, "reader", 40)
+    before = _dump(index)
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(repo), "putting it in place:1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "putting it in place"
+        os.kill(proc.pid, signal.SIGKILL)
+    assert index.is_symlink()
+    after = _dump(index)
+    for table in ("events", "cursors", "streams", *TABLES):
+        assert after[table] == before[table], table
+    assert after["check"] == [("ok",)]
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(300, 1))
+        fleet.rebuild()
+        assert not fleet.verify().failed(strict=True)
+        current = fleet.index.path
+    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
+    assert left == sorted([index.name, current.name]), left
 
 
 def test_readers_see_the_old_index_until_the_rebuilt_one_is_in_place(repo: Path) -> None:
