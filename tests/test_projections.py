@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from fleetgit.git.paths import RepoPaths
 from fleetgit.index import IngestResult
-from fleetgit.index.catchup import _PRIOR_POS
-from fleetgit.index.projections import TABLES, fold_while_loading, rebuild
+from fleetgit.index.projections import TABLES, rebuild
 from fleetgit.index.store import IndexDB
 from fleetgit.ledger import clock
 from fleetgit.ledger.codec import Event, encode
@@ -201,19 +200,6 @@ def assert_folds_like_a_rebuild(
         rebuilt.ingest(sorted(arrival, key=lambda item: item[0].order_key()), IngestResult())
         rebuild(rebuilt.conn)  # refold everything from scratch
     assert tables(incremental, positions=positions) == tables(rebuilt, positions=positions)
-    # as a bulk rebuild folds: single-event missions as their events are inserted (in the
-    # order they arrived, `chunk` at a time), the rest after the load
-    loaded = fresh_db(root, "c")
-    with loaded.transaction():
-        fold_while_loading(loaded.conn)
-        loaded.conn.execute(_PRIOR_POS)  # empty: no positions to give back
-        loaded.rebuilding = True
-        for start in range(0, len(arrival), chunk):
-            loaded.ingest(arrival[start : start + chunk], IngestResult())
-        loaded.rebuilding = False
-        loaded.fold_all_streams()
-        rebuild(loaded.conn, loaded=True)
-    assert tables(loaded, positions=positions) == tables(rebuilt, positions=positions)
 
 
 @settings(

@@ -597,10 +597,6 @@ class Index(IndexDB):
         (seq,) = c.execute(
             "SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'events'"
         ).fetchone()
-        from fleetgit.index import projections  # only when folding (see store.py)
-
-        if bulk:  # single-event missions folded on the other core too, as they are inserted
-            projections.fold_while_loading(c)
         try:
             # the events inserted on the other core while the next portion is read and checked
             with BulkInserts(self) if bulk else contextlib.nullcontext() as self.bulk_inserts:
@@ -618,8 +614,11 @@ class Index(IndexDB):
             c.execute(f"PRAGMA cache_size = {REBUILD_CACHE_KIB}")
             if progress:
                 progress("building indexes", 1, 1)
+            from fleetgit.index import projections  # only when folding (see store.py)
+
+            if progress:
                 progress("folding projections", 0, 1)
-            projections.rebuild(c, loaded=bulk)
+            projections.rebuild(c)
             if progress:
                 progress("folding projections", 1, 1)
         finally:
@@ -643,16 +642,9 @@ class Index(IndexDB):
         only such a conflict costs it."""
         c = self.conn
         self.trust_redo = False
-        from fleetgit.index import projections
-
-        loading = self.bulk_inserts is not None
-        if loading:  # what was folded while loading goes with the rest, then starts again
-            projections.stop_folding_while_loading(c)
         for table in self.derived_tables():
             if table != "key_events":
                 c.execute(f"DELETE FROM {table}")
-        if loading:
-            projections.fold_while_loading(c)
         c.execute("DELETE FROM meta WHERE key IN ('files_fp', 'refs_fp')")
         c.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (seq,))
         trust.derive(self, {p for (p,) in c.execute("SELECT DISTINCT pilot FROM key_events")})

@@ -341,92 +341,40 @@ def refold(conn: sqlite3.Connection, streams: Iterable[str]) -> Key | None:
 
 
 # Rebuild: a mission stream whose whole history is its mission_created event (of the current
-# version) folds to one row that SQLite computes from the event's JSON; `missions.fold` gives
-# the same row for every event intake admits (its mission_id is its stream's name, its fields
-# have their catalogue types), and the hypothesis tests of rebuild == incremental hold the two
-# to it. Any other stream is folded in Python. A bulk rebuild (store.BulkInserts) computes that
-# row as each event is inserted, on the insert thread, by a TEMP trigger (`fold_while_loading`):
-# a provisional row for every such creation, and the stream marked unfolded (`set_unfolded`)
-# when any other event of it is inserted, or an event of it is changed or deleted (an id
-# conflict ranking its copies); at the end the marked streams' rows go and they are folded in
-# Python with the rest. Otherwise one pass over the (stream, ...) index after the load does it.
-_MISSION_ROW = f"""substr(stream, 9), json_extract(data, '$.title'),
-    json_extract(data, '$.description'),
+# version) folds to one row that SQLite computes from the event's JSON, in one pass over the
+# (stream, ...) index; `missions.fold` gives the same row for every event intake admits (its
+# mission_id is its stream's name, its fields have their catalogue types), and the hypothesis
+# tests of rebuild == incremental hold the two to it. Any other stream is folded in Python.
+_FOLD_SINGLE_MISSIONS = f"""
+INSERT INTO missions (mission_id, title, description, priority, status, created_by,
+    created_ms, created_hlc, result, summary, last_pos)
+SELECT substr(stream, 9), json_extract(data, '$.title'), json_extract(data, '$.description'),
     coalesce(nullif(json_extract(data, '$.priority'), ''), 'medium'), 'planned',
     coalesce(nullif(json_extract(data, '$.created_by'), ''), actor),
-    hlc >> {clock.COUNTER_BITS}, hlc, NULL, NULL, pos"""
-_MISSION_COLUMNS = """missions (mission_id, title, description, priority, status, created_by,
-    created_ms, created_hlc, result, summary, last_pos)"""
-_FOLD_SINGLE_MISSIONS = f"""
-INSERT INTO {_MISSION_COLUMNS}
-SELECT {_MISSION_ROW}
+    hlc >> {clock.COUNTER_BITS}, hlc, NULL, NULL, pos
 FROM (
     SELECT stream, count(*) AS n, type, v, data, actor, hlc, pos FROM events
     WHERE stream >= 'mission/' AND stream < 'mission0' GROUP BY stream
 ) WHERE n = 1 AND type = 'mission_created' AND v >= ?
 """
-_UNFOLDED = "CREATE TEMP TABLE IF NOT EXISTS set_unfolded (stream TEXT PRIMARY KEY)"
-_NEW = ", ".join(f"new.{c} AS {c}" for c in ("stream", "data", "actor", "hlc", "pos"))
-_WHILE_LOADING = (
-    "CREATE TEMP TRIGGER fold_inserted AFTER INSERT ON main.events"
-    " WHEN new.stream >= 'mission/' AND new.stream < 'mission0' BEGIN"
-    " INSERT OR IGNORE INTO set_unfolded SELECT new.stream"
-    " WHERE new.type != 'mission_created' OR new.v < {version}"
-    " OR EXISTS (SELECT 1 FROM main.missions WHERE mission_id = substr(new.stream, 9));"
-    f" INSERT OR IGNORE INTO {_MISSION_COLUMNS}"
-    f" SELECT {_MISSION_ROW} FROM (SELECT {_NEW})"
-    " WHERE new.type = 'mission_created' AND new.v >= {version}; END",
-    "CREATE TEMP TRIGGER fold_updated AFTER UPDATE ON main.events BEGIN"
-    " INSERT OR IGNORE INTO set_unfolded VALUES (old.stream), (new.stream); END",
-    "CREATE TEMP TRIGGER fold_deleted AFTER DELETE ON main.events BEGIN"
-    " INSERT OR IGNORE INTO set_unfolded VALUES (old.stream); END",
-)
-_TRIGGERS = ("fold_inserted", "fold_updated", "fold_deleted")
 
 
-def fold_while_loading(conn: sqlite3.Connection) -> None:
-    """Before a bulk rebuild inserts into empty tables: fold the single-event mission streams
-    as their events are inserted (see above); `rebuild(conn, loaded=True)` finishes it."""
-    version = CATALOGUE.types["mission_created"].version
-    conn.execute("DELETE FROM main.missions")
-    conn.execute(_UNFOLDED)
-    conn.execute("DELETE FROM temp.set_unfolded")
-    for sql in _WHILE_LOADING:
-        conn.execute(sql.replace("{version}", str(int(version))))
-
-
-def stop_folding_while_loading(conn: sqlite3.Connection) -> None:
-    for name in _TRIGGERS:
-        conn.execute(f"DROP TRIGGER IF EXISTS temp.{name}")
-
-
-def _fold_in_sql(conn: sqlite3.Connection, loaded: bool) -> str:
+def _fold_in_sql(conn: sqlite3.Connection) -> str:
     """Fold the streams SQLite can fold alone (see _FOLD_SINGLE_MISSIONS) into the empty
-    tables of a rebuild, or keep those folded while loading; the condition that leaves them
-    out of the Python fold."""
+    tables of a rebuild; the condition that leaves them out of the Python fold."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS set_folded (stream TEXT PRIMARY KEY)")
     conn.execute("DELETE FROM temp.set_folded")
-    if loaded:
-        stop_folding_while_loading(conn)
-        conn.execute(
-            "DELETE FROM missions WHERE mission_id IN (SELECT substr(stream, 9)"
-            " FROM temp.set_unfolded WHERE stream >= 'mission/' AND stream < 'mission0')"
-        )
-        conn.execute("DROP TABLE temp.set_unfolded")
-    else:
-        conn.execute(_FOLD_SINGLE_MISSIONS, (CATALOGUE.types["mission_created"].version,))
+    conn.execute(_FOLD_SINGLE_MISSIONS, (CATALOGUE.types["mission_created"].version,))
     conn.execute("INSERT INTO temp.set_folded SELECT 'mission/' || mission_id FROM missions")
     return " AND stream NOT IN (SELECT stream FROM temp.set_folded)"
 
 
-def rebuild(conn: sqlite3.Connection, loaded: bool = False) -> None:
-    """Refold every projection from all events. `loaded`: after `fold_while_loading`, whose
-    rows are kept."""
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Refold every projection from all events."""
     for table in TABLES:
-        if not (loaded and table == "missions"):
-            conn.execute(f"DELETE FROM main.{table}")
+        conn.execute(f"DELETE FROM main.{table}")
     where, params = _kind_filter(BY_KIND)
-    where += _fold_in_sql(conn, loaded)
+    where += _fold_in_sql(conn)
     _fold_into(conn, conn.execute(f"{_SELECT} WHERE {where}{_ORDER}", params), replace=False)
     conn.execute("DELETE FROM temp.set_folded")
     judge_forced(conn, None)
