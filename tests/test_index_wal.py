@@ -191,7 +191,7 @@ def test_a_rebuilt_index_left_open_when_the_machine_went_down_is_rebuilt(repo: P
         for i in range(3):
             _emit(fleet, i)
         fleet.rebuild()
-        rebuilt = fleet.index.path
+        rebuilt = fleet.index.file
     assert (repo / INDEX).is_symlink() and rebuilt != repo / INDEX
     _left_open(repo, "left-1")
     generation = _generation(repo)

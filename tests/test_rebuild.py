@@ -104,7 +104,7 @@ def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path)
     -wal and -shm left as a crash leaves them), the retired one is swept by the next rebuild."""
     with Fleet.open(repo, actor="viper-1") as fleet:
         fleet.emit_batch(_missions(0, 300))
-        index = fleet.index.link
+        index = fleet.index.path
         cursors.advance(fleet, "reader", 40)
     before = _dump(index)
     with subprocess.Popen(
@@ -124,7 +124,7 @@ def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path)
         fleet.emit_batch(_missions(300, 1))
         fleet.rebuild()
         assert not fleet.verify().failed(strict=True)
-        current = fleet.index.path
+        current = fleet.index.file
     left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
     assert left == sorted([index.name, current.name]), left
 
@@ -186,7 +186,7 @@ def test_a_process_open_across_rebuilds_reads_and_writes_the_new_index(repo: Pat
     only the current file is left beside the link, with no retired -wal or -shm."""
     with Fleet.open(repo, actor="viper-1") as fleet:
         fleet.emit_batch(_missions(0, 40))
-        index = fleet.index.link
+        index = fleet.index.path
     with subprocess.Popen(
         [sys.executable, "-c", _APPENDER, str(repo)],
         stdin=subprocess.PIPE,
@@ -211,7 +211,7 @@ def test_a_process_open_across_rebuilds_reads_and_writes_the_new_index(repo: Pat
     with Fleet.open(repo) as fleet:
         assert fleet.index.max_pos() == n + 1  # the last rebuild's and the late append
         assert not fleet.verify().failed()
-        current = fleet.index.path
+        current = fleet.index.file
     left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
     assert left == sorted([index.name, current.name]), left
 

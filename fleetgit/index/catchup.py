@@ -513,11 +513,11 @@ class Index(IndexDB):
         clone's, as index/gitviews.py builds) and one with no events yet are built in place."""
         if not self.is_the_clones or self.max_pos() == 0:
             return self._rebuild_in_place(progress)
-        link = self.link
+        link = self.path
         fresh_path = link.with_name(f"{link.name}{GEN_INFIX}{os.urandom(8).hex()}")
-        old_path = self.path
+        old_path = self.file
         with self.transaction():  # the clone's one writer until the new file is in place
-            _sweep(link, keep=self.path)  # what a killed rebuild left: none runs without this lock
+            _sweep(link, keep=self.file)  # what a killed rebuild left: none runs without this lock
             fresh = Index(self.paths, self.config, fresh_path, bulk=True)
             try:
                 fresh.keep_from(self.path)

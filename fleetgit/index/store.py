@@ -416,12 +416,12 @@ class IndexDB:
         self.bulk = bulk
         self.paths = paths
         self.config = config
-        # the name it is opened by; the file it is (`path`): the clone's index, once rebuilt, is
-        # a link to a file of that rebuild's own (`GEN_INFIX`, see Index.rebuild)
-        self.link = paths.index_file if path is None else path
-        self.is_the_clones = self.link == paths.index_file  # not a throwaway file
-        self.path = self.link
-        self.ino = 0  # the inode of `path` when opened: another at `link` means it was replaced
+        # the name it is opened by (`path`) and the file it is (`file`): the clone's index, once
+        # rebuilt, is a link to a file of that rebuild's own (`GEN_INFIX`, see Index.rebuild)
+        self.path = paths.index_file if path is None else path
+        self.is_the_clones = self.path == paths.index_file  # not a throwaway file
+        self.file = self.path
+        self.ino = 0  # the inode of `file` when opened: another at `path` means it was replaced
         self.rebuilding = False
         self.settled_pos = 0  # events up to here were kept by an earlier catch-up
         self.refused_new = 0  # problems this process's catch-ups recorded for the first time
@@ -436,9 +436,10 @@ class IndexDB:
         # the files fingerprint and the files (by worktree and relpath) of this transaction's
         # catch-up (catchup.Index.catch_up_locked), for the append that follows it
         self.scanned: tuple[int, dict[tuple[str, str], Any]] | None = None
+        self.screen_keys: Any = None  # the pilots' keys a rebuild's screens read (trust.py)
         self.unsynced = False  # written without syncs (set by `_open`, see `_claim_boot`)
         self.conn = self._open()
-        self.checkpointer = Checkpointer(self.path, synced=not self.unsynced)
+        self.checkpointer = Checkpointer(self.file, synced=not self.unsynced)
         self._shm_fd = -1
         self._memo: dict[Any, Any] = {}
         self._memo_state: tuple[int, int] = (-1, -1)
@@ -446,7 +447,7 @@ class IndexDB:
     # -- connection -------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
-        self.link.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.unsynced = not self.bulk and self._claim_boot()
         try:
             conn = self._connect_current()
@@ -460,38 +461,38 @@ class IndexDB:
             self._reset_schema(conn, version)
         if self.unsynced and self.is_the_clones:
             with contextlib.suppress(FileNotFoundError):
-                if os.stat(f"{self.path}-wal").st_size == 0:
+                if os.stat(f"{self.file}-wal").st_size == 0:
                     # a WAL made since the last close: its name on disk before any checkpoint
                     # copies from it into the database (see `_claim_boot`)
-                    fsync_path(self.path.parent)
+                    fsync_path(self.file.parent)
         return conn
 
     def _connect_current(self) -> sqlite3.Connection:
         """Connect to the file `link` names now: a rebuild's file (never created here, where a
         rebuild may just have retired and deleted it: then the link names a newer one)."""
         for _ in range(100):
-            self.path = generation_of(self.link)
-            if self.path == self.link:
+            self.file = generation_of(self.path)
+            if self.file == self.path:
                 conn = self._connect()
             else:
                 try:
                     conn = self._connect(must_exist=True)
                 except sqlite3.OperationalError:
-                    if os.path.exists(self.path):
+                    if os.path.exists(self.file):
                         raise
                     continue  # retired meanwhile: the link names its successor
             try:
-                self.ino = os.stat(self.path).st_ino
+                self.ino = os.stat(self.file).st_ino
             except FileNotFoundError:
                 conn.close()
                 continue
             return conn
-        raise IntegrityError(f"the index at {self.link} keeps being replaced")
+        raise IntegrityError(f"the index at {self.path} keeps being replaced")
 
     def replaced(self) -> bool:
         """Has a rebuild put another file in place of the one this connection reads? One stat."""
         try:
-            return self.is_the_clones and os.stat(self.link).st_ino != self.ino
+            return self.is_the_clones and os.stat(self.path).st_ino != self.ino
         except FileNotFoundError:
             return False  # deleted under it (the clone gone): read on as before
 
@@ -499,14 +500,14 @@ class IndexDB:
         """Let go of a replaced index and open the one in its place (outside a transaction)."""
         self.checkpointer.close()
         self._shm_fd = -1
-        old = str(self.path)
+        old = str(self.file)
         self.conn.close()  # the retired file: nothing of it needs syncing
         let_go_if_gone(f"{old}-shm")
         let_go_if_gone(old)
         self._memo.clear()
         self._memo_state = (-1, -1)
         self.conn = self._open()
-        self.checkpointer = Checkpointer(self.path, synced=not self.unsynced)
+        self.checkpointer = Checkpointer(self.file, synced=not self.unsynced)
 
     def _claim_boot(self) -> bool:
         """May this index be written without syncs? Once a process of this boot has checked it:
@@ -519,7 +520,7 @@ class IndexDB:
             return False
         if not self.is_the_clones:  # a throwaway file (gitviews, snapshotting): never reopened
             return True
-        fd = os.open(boot.marker(self.link), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(boot.marker(self.path), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             if boot.named(fd) == this:
                 return True
@@ -527,13 +528,13 @@ class IndexDB:
             seen = boot.named(fd)
             if seen == this:
                 return True
-            if seen and os.path.lexists(f"{generation_of(self.link)}-wal"):
-                self.path = generation_of(self.link)
+            if seen and os.path.lexists(f"{generation_of(self.path)}-wal"):
+                self.file = generation_of(self.path)
                 self._remove_files()
             os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
             if not seen:  # a new marker (an index written with syncs, or none): on disk first
                 os.fsync(fd)
-                fsync_path(self.link.parent)
+                fsync_path(self.path.parent)
         finally:
             os.close(fd)  # releases the lock
         return True
@@ -543,7 +544,7 @@ class IndexDB:
         # attach the index it replaces read-only (catchup.Index.keep_from). One thread uses a
         # connection at a time; any may close it (a web server's stop closes every request
         # thread's: SQLite folds the WAL back only when the last connection closes)
-        where: str | Path = f"file:{quote(str(self.path))}?mode=rw" if must_exist else self.path
+        where: str | Path = f"file:{quote(str(self.file))}?mode=rw" if must_exist else self.file
         conn = sqlite3.connect(
             where, isolation_level=None, timeout=120, check_same_thread=False,
             uri=self.bulk or must_exist,
@@ -566,7 +567,7 @@ class IndexDB:
             self._shm_fd = -1
         if self._shm_fd < 0:
             try:
-                self._shm_fd = held_fd(f"{self.path}-shm")
+                self._shm_fd = held_fd(f"{self.file}-shm")
             except OSError:
                 return
         frames, pending = wal_frames(self._shm_fd)
@@ -585,12 +586,12 @@ class IndexDB:
             self.checkpointer.poke()
 
     def _remove_files(self) -> None:
-        if self.path != self.link and generation_of(self.link) == self.path:
+        if self.file != self.path and generation_of(self.path) == self.file:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.link)  # a link to the file dropped: a new one in its place
+                os.unlink(self.path)  # a link to the file dropped: a new one in its place
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}{suffix}")
+                os.unlink(f"{self.file}{suffix}")
 
     @staticmethod
     def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -632,10 +633,10 @@ class IndexDB:
             # must be on disk first, as that close syncs the database only when it copies.
             with contextlib.suppress(OSError, sqlite3.Error):
                 self.conn.execute("PRAGMA synchronous = NORMAL")
-                os.fsync(held_fd(str(self.path)))
+                os.fsync(held_fd(str(self.file)))
         self.conn.close()
-        let_go_if_gone(f"{self.path}-shm")  # the last to close deletes it
-        let_go_if_gone(str(self.path))  # deleted under it (a corrupt index dropped, a clone gone)
+        let_go_if_gone(f"{self.file}-shm")  # the last to close deletes it
+        let_go_if_gone(str(self.file))  # deleted under it (a corrupt index dropped, a clone gone)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

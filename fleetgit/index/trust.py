@@ -377,7 +377,13 @@ def screen(
     with_keys = not _KEY_TYPES.isdisjoint(map(_TYPE, events))
     if with_keys:
         changed = derive(db, _record(db, items, writer, segment))
-    keys = Keys(db)
+    # a rebuild's screens share the keys read (a query waits for the insert under way on the
+    # other core: store.BulkInserts); `derive`, the one writer of `pilot_keys`, drops them
+    keys = db.screen_keys if db.bulk_inserts is not None else None
+    if keys is None:
+        keys = Keys(db)
+        if db.bulk_inserts is not None:
+            db.screen_keys = keys
     keys.changed = changed
     # `derive` just checked each key batch's signature (remembered): the checks below of the
     # same batches find it there, not verify it a second time
@@ -451,7 +457,8 @@ def keep_signatures(db: IndexDB, items: list[Item], lines: list[Any], flags: lis
             )
             for w in sorted(writers)
         ]
-    db.conn.executemany("INSERT INTO signatures VALUES (?, ?, ?)", rows)
+    for row in rows:  # in a rebuild, after the insert under way (the caller goes on)
+        db.later("INSERT INTO signatures VALUES (?, ?, ?)", row)
 
 
 def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
@@ -509,6 +516,7 @@ def derive(db: IndexDB, pilots: set[str]) -> set[str]:
     (see catchup.Index), the one way every clone ends with the same verdicts."""
     if not pilots:
         return set()
+    db.screen_keys = None  # what screens read of `pilot_keys` (see `screen`)
     state = Keys(db)
     changed: set[str] = set()
     todo = sorted(pilots, reverse=True)
