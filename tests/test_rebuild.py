@@ -129,6 +129,22 @@ def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path)
     assert left == sorted([index.name, current.name]), left
 
 
+def test_a_link_to_a_deleted_index_file_is_a_deleted_index(repo: Path) -> None:
+    """The rebuilt file deleted by hand under its link: the next open starts a new index and
+    catches it up from the segments, as for a deleted index."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 30))
+        fleet.rebuild()
+        n = fleet.index.max_pos()
+        rebuilt = fleet.index.file
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{rebuilt}{suffix}").unlink(missing_ok=True)
+    with Fleet.open(repo) as fleet:
+        assert fleet.index.max_pos() == n
+        assert not fleet.index.path.is_symlink()
+        assert not fleet.verify().failed()
+
+
 def test_readers_see_the_old_index_until_the_rebuilt_one_is_in_place(repo: Path) -> None:
     """A rebuild that finds more than the index knew (a segment that arrived unread): a
     reader during the rebuild sees the old index, one after it the new; the events known before

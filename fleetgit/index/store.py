@@ -468,8 +468,10 @@ class IndexDB:
         return conn
 
     def _connect_current(self) -> sqlite3.Connection:
-        """Connect to the file `link` names now: a rebuild's file (never created here, where a
-        rebuild may just have retired and deleted it: then the link names a newer one)."""
+        """Connect to the file `path` names now: a rebuild's file (never created here, where a
+        rebuild may just have retired and deleted it: then the link names a newer one). A link
+        to no file (its file deleted by hand) goes: a new index, as for a deleted one."""
+        missing = None
         for _ in range(100):
             self.file = generation_of(self.path)
             if self.file == self.path:
@@ -480,6 +482,10 @@ class IndexDB:
                 except sqlite3.OperationalError:
                     if os.path.exists(self.file):
                         raise
+                    if missing == self.file:  # twice the same: not a rebuild's switch
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(self.path)
+                    missing = self.file
                     continue  # retired meanwhile: the link names its successor
             try:
                 self.ino = os.stat(self.file).st_ino
