@@ -544,8 +544,7 @@ class Index(IndexDB):
 
     def _rebuild_in_place(self, progress: Progress | None) -> IngestResult:
         """Rebuild inside this index's own write transaction (see `rebuild`)."""
-        c = self.conn
-        with self.transaction():
+        with self.transaction() as c:  # on the file in place (`transaction` may reopen)
             c.execute("DROP TABLE IF EXISTS temp.prior_pos")
             c.execute(_PRIOR_POS)  # the positions the events had, given back by `_build`
             c.execute("INSERT INTO prior_pos SELECT id, pos, hash FROM events")
