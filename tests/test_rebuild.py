@@ -129,6 +129,28 @@ def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path)
     assert left == sorted([index.name, current.name]), left
 
 
+def test_a_reader_open_across_a_rebuild_reads_the_new_index_from_its_next_catch_up(
+    repo: Path,
+) -> None:
+    """A Fleet kept open (a server's) reads on the old file until its next freshness check,
+    which finds another file at the index's name (one stat) and opens it, even when the old
+    one looks level with every source: the retired file's disk space is let go."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 10))
+        fleet.rebuild()  # the index a link to a rebuilt file, which the next one retires
+    with Fleet.open(repo) as reader:
+        before = reader.events(limit=1000)
+        old = reader.index.file
+        with Fleet.open(repo, catch_up=False) as rebuilder:
+            rebuilder.rebuild()
+            new = rebuilder.index.file
+        assert reader.index.replaced() and not old.exists()
+        reader.index.catch_up()
+        assert reader.index.file == new and not reader.index.replaced()
+        assert reader.events(limit=1000) == before
+        assert not reader.verify().failed()
+
+
 def test_a_link_to_a_deleted_index_file_is_a_deleted_index(repo: Path) -> None:
     """The rebuilt file deleted by hand under its link: the next open starts a new index and
     catches it up from the segments, as for a deleted index."""
