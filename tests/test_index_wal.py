@@ -248,6 +248,25 @@ def test_the_hook_checks_an_index_left_open_before_a_reboot(repo: Path) -> None:
     assert _generation(repo) != generation
 
 
+def test_the_hook_reads_a_rebuilt_index_through_its_link(repo: Path) -> None:
+    """The pre-commit hook opens `index.sqlite` read-only without the package: once a rebuild
+    made it a link, SQLite reads the file it names (with that file's -wal), and a reservation
+    made after the rebuild, by a process that opened the new file, still blocks."""
+    from tests.test_hooks import commit, stage
+
+    stage(repo, "src/app.py")
+    git(repo, "commit", "-q", "-m", "files")
+    install(locate(repo))
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        _emit(fleet, 1)
+        fleet.rebuild()
+        fleet.reserve(["src/app.py"])
+    assert (repo / INDEX).is_symlink()
+    stage(repo, "src/app.py", "goose was here\n")
+    res = commit(repo, "goose")
+    assert res.returncode == 1 and "viper-1" in res.stderr
+
+
 def _locks_held(path: str) -> int:
     """POSIX locks this process holds on `path` (/proc/locks: `... PID MAJ:MIN:INODE ...`)."""
     ino = os.stat(path).st_ino
