@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetgit.fleet import Fleet
+from fleetgit.fleet import EventSpec, Fleet
 from fleetgit.git.paths import locate
 from fleetgit.index.catchup import Index
 from fleetgit.ledger.errors import FleetError
@@ -99,6 +101,10 @@ class Counting:
         self.calls = 0
         self.started = threading.Event()
         self.go = threading.Event()
+        self.index = self
+
+    def follow(self) -> None:
+        pass
 
     def catch_up(self) -> None:
         self.calls += 1
@@ -127,6 +133,26 @@ def test_one_catch_up_serves_the_requests_that_came_before_it_began() -> None:
     first.join(10)
     late.join(10)
     assert fleet.calls == 4
+
+
+def test_a_request_whose_catch_up_another_thread_did_reads_the_rebuilt_index(repo: Path) -> None:
+    """Two threads' Fleets open across another process's rebuild and a later append: the
+    first request's catch-up opens the rebuilt file; the second, skipping its own catch-up
+    (one began after it came), still leaves the retired file for the new one."""
+    with Fleet.open(repo) as first, Fleet.open(repo) as second:
+        fresh = Freshness()
+        fleetgit = Path(sys.executable).with_name("fleetgit")
+        subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True, capture_output=True)
+        with Fleet.open(repo, actor="viper") as writer:
+            writer.emit_batch(
+                [EventSpec("pilot_registered", "pilot/tom", {"callsign": "tom"}, actor="tom")]
+            )
+            n = writer.index.max_pos()
+        came = time.monotonic()
+        fresh.catch_up(first, came)
+        fresh.catch_up(second, came)
+        assert second.index.file == first.index.file != second.index.path
+        assert first.index.max_pos() == second.index.max_pos() == n
 
 
 def test_the_stream_looks_at_once_when_this_server_writes(repo: Path) -> None:

@@ -158,8 +158,7 @@ class Index(IndexDB):
     def is_fresh(self) -> bool:
         # one query for every setting it reads: each statement lets go of the GIL, which a
         # server's other threads are waiting for
-        if self.replaced() and not self.conn.in_transaction:  # rebuilt by another process
-            self.reopen()
+        self.follow()  # rebuilt by another process: the new file
         got = self.metas(*_FRESHNESS_KEYS)
         if self.held_due(got) or self.trust_stale(got):
             return False

@@ -502,6 +502,15 @@ class IndexDB:
         except FileNotFoundError:
             return False  # deleted under it (the clone gone): read on as before
 
+    def follow(self) -> None:
+        """Open the file a rebuild put in place of this one, if one did (one stat), unless a
+        transaction is open on this one. Called by every freshness check, and by whoever
+        skips its own check because another thread's catch-up, on its own connection, did it
+        (web/common.py `Freshness`): skipped, this connection would go on reading the retired
+        file."""
+        if self.replaced() and not self.conn.in_transaction:
+            self.reopen()
+
     def reopen(self) -> None:
         """Let go of a replaced index and open the one in its place (outside a transaction)."""
         self.checkpointer.close()

@@ -99,9 +99,11 @@ class Freshness:
     def catch_up(self, fleet: Fleet, arrived: float) -> None:
         """`fleet`'s index level with the disk as it was at `arrived` (time.monotonic) at least."""
         if self.began >= arrived:
+            fleet.index.follow()  # level, but maybe on a file a rebuild retired
             return
         with self._lock:
             if self.began >= arrived:  # one began after this request came, and has ended
+                fleet.index.follow()
                 return
             began = time.monotonic()
             fleet.catch_up()
