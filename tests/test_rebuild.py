@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from fleetgit.domain.cursors import commands as cursors
 from fleetgit.fleet import EventSpec, Fleet, init
-from fleetgit.index.catchup import REBUILD_SUFFIX
+from fleetgit.git.paths import locate
+from fleetgit.index.catchup import REBUILD_SUFFIX, Index
 from fleetgit.index.projections import TABLES
+from fleetgit.ledger.config import load as load_config
 from fleetgit.ledger.errors import ValidationError
 from tests.conftest import make_repo
 
@@ -476,3 +478,33 @@ def test_each_events_hash_is_blake2b_8_of_its_line_whichever_path_stored_it(repo
         assert stored == want
         with Fleet.open(repo, catch_up=False) as fleet:
             fleet.rebuild()
+
+
+class _RebuiltWhileConnecting(Index):
+    """An index whose first connection is made just before another process's rebuild puts
+    its file in place, before the name's inode is read (a real rebuild, in a real process)."""
+
+    def _connect(self, must_exist: bool = False) -> sqlite3.Connection:
+        conn = super()._connect(must_exist)
+        if not getattr(self, "_raced", False):
+            self._raced = True
+            fleetgit = Path(sys.executable).with_name("fleetgit")
+            subprocess.run([fleetgit, "index", "rebuild"], cwd=self.paths.worktree, check=True)
+        return conn
+
+
+def test_an_index_opened_as_a_rebuild_puts_its_file_in_place_is_the_new_one(repo: Path) -> None:
+    """A plain index connected to, then replaced by a rebuild's link before its inode was
+    read: the connection is on the retired file, so it is made again to the new one (never
+    writing into the retired file with `replaced()` saying no)."""
+    paths = locate(repo)
+    index = _RebuiltWhileConnecting(paths, load_config(paths.config_file))
+    assert index.path.is_symlink() and index.file != index.path and not index.replaced()
+    with Fleet(paths, actor="viper", index=index) as fleet:
+        fleet.emit_batch(
+            [EventSpec("pilot_registered", "pilot/tom", {"callsign": "tom"}, actor="tom")]
+        )
+        n = fleet.index.max_pos()
+    conn = sqlite3.connect(paths.index_file)
+    assert conn.execute("SELECT max(pos) FROM events").fetchone() == (n,)
+    conn.close()

@@ -290,6 +290,14 @@ def generation_of(link: Path) -> Path:
     return link.with_name(os.path.basename(target))
 
 
+def _ino(path: Path) -> int | None:
+    """The inode at `path` (its link followed), None when nothing is there."""
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
 _HELD: dict[str, int] = {}
 
 
@@ -475,18 +483,25 @@ class IndexDB:
         for _ in range(100):
             self.file = generation_of(self.path)
             if self.file == self.path:
+                # its inode before and after connecting: a rebuild's rename in between (a link
+                # now) leaves the connection on the retired file, whichever inode it read
+                before = _ino(self.path)
                 conn = self._connect()
-            else:
-                try:
-                    conn = self._connect(must_exist=True)
-                except sqlite3.OperationalError:
-                    if os.path.exists(self.file):
-                        raise
-                    if missing == self.file:  # twice the same: not a rebuild's switch
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(self.path)
-                    missing = self.file
-                    continue  # retired meanwhile: the link names its successor
+                if before is None or before != _ino(self.path):
+                    conn.close()
+                    continue
+                self.ino = before
+                return conn
+            try:
+                conn = self._connect(must_exist=True)
+            except sqlite3.OperationalError:
+                if os.path.exists(self.file):
+                    raise
+                if missing == self.file:  # twice the same: not a rebuild's switch
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path)
+                missing = self.file
+                continue  # retired meanwhile: the link names its successor
             try:
                 self.ino = os.stat(self.file).st_ino
             except FileNotFoundError:
