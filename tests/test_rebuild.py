@@ -165,7 +165,7 @@ def test_a_link_to_a_deleted_index_file_is_a_deleted_index(repo: Path) -> None:
         Path(f"{rebuilt}{suffix}").unlink(missing_ok=True)
     with Fleet.open(repo) as fleet:
         assert fleet.index.max_pos() == n
-        assert not fleet.index.path.is_symlink()
+        assert fleet.index.path.is_symlink() and fleet.index.file != rebuilt  # a new file
         assert not fleet.verify().failed()
 
 
@@ -507,4 +507,68 @@ def test_an_index_opened_as_a_rebuild_puts_its_file_in_place_is_the_new_one(repo
         n = fleet.index.max_pos()
     conn = sqlite3.connect(paths.index_file)
     assert conn.execute("SELECT max(pos) FROM events").fetchone() == (n,)
+    conn.close()
+
+
+@pytest.mark.parametrize("kind", ["to the writer's file", "to a file outside", "a gen link on"])
+def test_a_link_fleetgit_did_not_make_is_never_followed(
+    repo: Path, tmp_path: Path, kind: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`index.sqlite` a link made by hand (or a hostile one), or a rebuilt file's name that is
+    itself a link: nothing is written through it nor deleted by it; it is replaced by a link
+    to a new index of its own, caught up from the segments, with one warning line."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 5))
+        n = fleet.index.max_pos()
+        index = fleet.index.path
+    writer = index.with_name("writer")
+    outside = tmp_path / "outside.db"
+    outside.write_bytes(b"")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    keep = {p: p.read_bytes() for p in index.parent.iterdir() if p.is_file()}
+    if kind == "to the writer's file":
+        index.symlink_to(writer.name)
+    elif kind == "to a file outside":
+        index.symlink_to(outside)
+    else:
+        gen = index.with_name(f"{index.name}.gen-{'0' * 16}")
+        gen.symlink_to(outside)
+        index.symlink_to(gen.name)
+    capfd.readouterr()
+    with Fleet.open(repo) as fleet:
+        assert fleet.index.max_pos() == n
+        assert not fleet.verify().failed()
+        assert fleet.index.file.is_file() and not fleet.index.file.is_symlink()
+    err = capfd.readouterr().err
+    assert err.count("was a link fleetgit did not make") == 1, err
+    assert outside.read_bytes() == b""
+    for path, data in keep.items():
+        if path.name != index.name + "-boot":
+            assert path.read_bytes() == data, path
+    assert writer.exists()
+
+
+def test_an_index_dropped_once_linked_is_never_the_plain_name_again(repo: Path) -> None:
+    """A process still on the plain index of before the first rebuild holds its -wal and -shm;
+    the rebuilt file deleted by hand, the new index is another rebuilt file under the link, not
+    a plain `index.sqlite` that would take that -wal and -shm for its own."""
+    with Fleet.open(repo, actor="viper-1") as old:
+        old.emit_batch(_missions(0, 5))
+        index = old.index.path
+        had = old.index.conn.execute("SELECT count(*) FROM events").fetchone()
+        assert not index.is_symlink() and Path(f"{index}-shm").exists()
+        fleetgit = Path(sys.executable).with_name("fleetgit")
+        subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True, capture_output=True)
+        for gen in index.parent.glob(f"{index.name}.gen-*"):
+            gen.unlink()
+        with Fleet.open(repo, actor="viper-1") as new:
+            assert index.is_symlink() and new.index.file != index
+            assert not Path(f"{index}-shm").exists() and not Path(f"{index}-wal").exists()
+            new.emit_batch(_missions(5, 20))
+            n = new.index.max_pos()
+            assert old.index.conn.execute("SELECT count(*) FROM events").fetchone() == had
+    conn = sqlite3.connect(index)
+    assert conn.execute("SELECT max(pos), count(*) FROM events").fetchone() == (n, n)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()

@@ -17,7 +17,7 @@ import os
 from fleetgit.git import fingerprint
 from fleetgit.guard.hookgit import STDIN_MAX, HookFailure, Process, Where
 from fleetgit.guard.rules import Reservation, load
-from fleetgit.ledger import boot, clock
+from fleetgit.ledger import boot, clock, indexlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class IndexView:
         self.conn: sqlite3.Connection | None = None
         self.probe: Process | None = None
         self.stale = True  # no index yet, or not yet checked since a reboot: build or check it
-        if os.path.isfile(paths.index_file) and boot.opened_this_boot(paths.index_file):
+        index = paths.index_file  # a link to no rebuild's file (foreign): caught up, replaced
+        if indexlink.target(index) and os.path.isfile(index) and boot.opened_this_boot(index):
             try:
                 self.conn = _connect(paths)
                 self.stale = self._behind()

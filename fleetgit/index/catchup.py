@@ -30,12 +30,13 @@ from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
-    GEN_INFIX,
+    REBUILD_SUFFIX,
     BulkInserts,
     IndexDB,
     IngestResult,
     fsync_path,
     new_generation,
+    put_link,
     renders_as_is,
     split_statements,
     tail_hash,
@@ -43,6 +44,7 @@ from fleetgit.index.store import (
 from fleetgit.ledger import safefs, sigs
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import blake2b
+from fleetgit.ledger.indexlink import GEN_HEX, GEN_INFIX
 from fleetgit.ledger.segments import Parsed, parse, parse_fd, read_limit, segment_name
 
 # (stage, done, total): a rebuild reads the segments in the work trees, then those of the branches,
@@ -56,7 +58,6 @@ PUBLISHED_PREFIX = "refs/fleet/"
 REBUILD_CACHE_KIB = -32768  # 32 MB of page cache while rebuilding (negative: KiB, as SQLite wants)
 REBUILD_SORT_THREADS = 1  # a helper thread sorts on the other core while the indexes are built
 REBUILD_SORT_CACHE_KIB = -16384  # 16 MB while sorting: the peak memory stays well under 200 MB
-REBUILD_SUFFIX = ".rebuild"  # what older rebuilds built beside the index (swept)
 
 
 # the positions (and line hashes) of the events the index being replaced knew
@@ -113,11 +114,7 @@ def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection:
         holder.execute("PRAGMA journal_mode = WAL")
         holder.execute("SELECT count(*) FROM meta").fetchone()  # opens the -wal
         fsync_path(link.parent)
-        tmp = link.with_name(f"{link.name}{REBUILD_SUFFIX}-link-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(fresh.name, tmp)
-        os.replace(tmp, link)
+        put_link(link, fresh.name)
     except BaseException:
         holder.close()
         raise
@@ -513,7 +510,7 @@ class Index(IndexDB):
         if not self.is_the_clones or self.max_pos() == 0:
             return self._rebuild_in_place(progress)
         link = self.path
-        fresh_path = link.with_name(f"{link.name}{GEN_INFIX}{os.urandom(8).hex()}")
+        fresh_path = link.with_name(f"{link.name}{GEN_INFIX}{os.urandom(GEN_HEX // 2).hex()}")
         old_path = self.file
         with self.transaction():  # the clone's one writer until the new file is in place
             _sweep(link, keep=self.file)  # what a killed rebuild left: none runs without this lock

@@ -27,7 +27,7 @@ import orjson
 from fleetgit.domain.catalogue import CATALOGUE
 from fleetgit.git.paths import RepoPaths
 from fleetgit.index.schema import DDL, DERIVED_TABLES, SCHEMA_VERSION
-from fleetgit.ledger import boot, clock
+from fleetgit.ledger import boot, clock, indexlink
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.digest import digest8, digest16
@@ -278,16 +278,16 @@ JOURNAL_SIZE_LIMIT = 3 * RESTART_FRAMES * 4096
 RESIDUE_PASSES = 3
 
 
-GEN_INFIX = ".gen-"  # a rebuilt index's file: `index.sqlite.gen-<hex>`, `index.sqlite` its link
+REBUILD_SUFFIX = ".rebuild"  # what a rebuild makes beside the index (links on their way, swept)
 
 
-def generation_of(link: Path) -> Path:
-    """The file `link` names: itself, or the rebuilt index's file it links to (beside it)."""
-    try:
-        target = os.readlink(link)
-    except OSError:  # not a link (or nothing there)
-        return link
-    return link.with_name(os.path.basename(target))
+def put_link(link: Path, name: str) -> None:
+    """Make `link` a symbolic link to `name` (a file beside it) in one rename: never missing."""
+    tmp = link.with_name(f"{link.name}{REBUILD_SUFFIX}-link-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(name, tmp)
+    os.replace(tmp, link)
 
 
 def _ino(path: Path) -> int | None:
@@ -425,7 +425,7 @@ class IndexDB:
         self.paths = paths
         self.config = config
         # the name it is opened by (`path`) and the file it is (`file`): the clone's index, once
-        # rebuilt, is a link to a file of that rebuild's own (`GEN_INFIX`, see Index.rebuild)
+        # rebuilt, is a link to a file of that rebuild's own (`indexlink`, see Index.rebuild)
         self.path = paths.index_file if path is None else path
         self.is_the_clones = self.path == paths.index_file  # not a throwaway file
         self.file = self.path
@@ -481,7 +481,11 @@ class IndexDB:
         to no file (its file deleted by hand) goes: a new index, as for a deleted one."""
         missing = None
         for _ in range(100):
-            self.file = generation_of(self.path)
+            target = indexlink.target(str(self.path))
+            if target is None:  # a link fleetgit did not make: never followed
+                self._relink(foreign=True)
+                continue
+            self.file = Path(target)
             if self.file == self.path:
                 # its inode before and after connecting: a rebuild's rename in between (a link
                 # now) leaves the connection on the retired file, whichever inode it read
@@ -498,8 +502,7 @@ class IndexDB:
                 if os.path.exists(self.file):
                     raise
                 if missing == self.file:  # twice the same: not a rebuild's switch
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.path)
+                    self._relink()
                 missing = self.file
                 continue  # retired meanwhile: the link names its successor
             try:
@@ -509,6 +512,28 @@ class IndexDB:
                 continue
             return conn
         raise IntegrityError(f"the index at {self.path} keeps being replaced")
+
+    def _relink(self, foreign: bool = False) -> None:
+        """Drop the link at `path` (to a file deleted by hand, or `foreign`: one fleetgit did not
+        make, said in one line) for one to a new, empty file of its own: a new index, caught up
+        from the segments. Never the plain name again: a process still on the file it named
+        before the first rebuild may hold its `-wal` and `-shm`, which a new file of that name
+        would share; those go."""
+        if foreign:
+            with contextlib.suppress(OSError):
+                what = os.readlink(self.path)
+                print(
+                    f"fleetgit: warning: {self.path} was a link fleetgit did not make (to"
+                    f" {what!r}): replaced by a new index, caught up from the segments",
+                    file=sys.stderr,
+                )
+        name = f"{self.path.name}{indexlink.GEN_INFIX}{os.urandom(indexlink.GEN_HEX // 2).hex()}"
+        fd = os.open(self.path.with_name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+        put_link(self.path, name)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
 
     def replaced(self) -> bool:
         """Has a rebuild put another file in place of the one this connection reads? One stat."""
@@ -558,8 +583,9 @@ class IndexDB:
             seen = boot.named(fd)
             if seen == this:
                 return True
-            if seen and os.path.lexists(f"{generation_of(self.path)}-wal"):
-                self.file = generation_of(self.path)
+            target = indexlink.target(str(self.path))
+            if seen and target is not None and os.path.lexists(f"{target}-wal"):
+                self.file = Path(target)
                 self._remove_files()
             os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
             if not seen:  # a new marker (an index written with syncs, or none): on disk first
@@ -616,9 +642,8 @@ class IndexDB:
             self.checkpointer.poke()
 
     def _remove_files(self) -> None:
-        if self.file != self.path and generation_of(self.path) == self.file:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)  # a link to the file dropped: a new one in its place
+        """Delete the index's file (a rebuilt one: its link, left to no file, is then replaced,
+        `_relink`)."""
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(f"{self.file}{suffix}")
