@@ -267,6 +267,34 @@ def test_the_hook_reads_a_rebuilt_index_through_its_link(repo: Path) -> None:
     assert res.returncode == 1 and "viper-1" in res.stderr
 
 
+def test_the_hook_never_reads_through_a_link_fleetgit_did_not_make(
+    repo: Path, tmp_path: Path
+) -> None:
+    """`index.sqlite` made a link to a copy of the index with the reservations taken out (its
+    fingerprints current, so the hook would trust it): the hook catches up instead, which
+    replaces the link with an index of its own, and the commit is refused as it should be."""
+    from tests.test_hooks import commit, stage
+
+    stage(repo, "src/app.py")
+    git(repo, "commit", "-q", "-m", "files")
+    install(locate(repo))
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.reserve(["src/app.py"])
+        outside = tmp_path / "copy.sqlite"
+        copy = sqlite3.connect(outside)
+        fleet.index.conn.backup(copy)
+        copy.execute("DELETE FROM reservations")
+        copy.commit()
+        copy.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{repo / INDEX}{suffix}").unlink(missing_ok=True)
+    (repo / INDEX).symlink_to(outside)
+    stage(repo, "src/app.py", "goose was here\n")
+    res = commit(repo, "goose")
+    assert res.returncode == 1 and "viper-1" in res.stderr, res.stderr
+    assert (repo / INDEX).is_symlink() and os.readlink(repo / INDEX) != str(outside)
+
+
 def _locks_held(path: str) -> int:
     """POSIX locks this process holds on `path` (/proc/locks: `... PID MAJ:MIN:INODE ...`)."""
     ino = os.stat(path).st_ino
