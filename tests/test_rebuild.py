@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 from fleetgit.domain.cursors import commands as cursors
 from fleetgit.fleet import EventSpec, Fleet, init
 from fleetgit.git.paths import locate
-from fleetgit.index.catchup import REBUILD_SUFFIX, Index
+from fleetgit.index.catchup import Index
 from fleetgit.index.projections import TABLES
+from fleetgit.index.store import REBUILD_SUFFIX
+from fleetgit.ledger import boot
 from fleetgit.ledger.config import load as load_config
 from fleetgit.ledger.errors import ValidationError
 from tests.conftest import make_repo
@@ -572,3 +574,36 @@ def test_an_index_dropped_once_linked_is_never_the_plain_name_again(repo: Path) 
     assert conn.execute("SELECT max(pos), count(*) FROM events").fetchone() == (n, n)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_a_rebuild_by_a_process_on_a_retired_file_leaves_only_its_own(repo: Path) -> None:
+    """A Fleet opened on a rebuilt file, which another process's rebuild retired, rebuilds:
+    its write transaction opens the file in place first, and that file (not the one it had
+    opened) is the one its rebuild retires and deletes."""
+    fleetgit = Path(sys.executable).with_name("fleetgit")
+    subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True, capture_output=True)
+    with Fleet.open(repo) as fleet:
+        subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True, capture_output=True)
+        fleet.rebuild()
+        current = fleet.index.file
+    left = sorted(p.name for p in current.parent.glob("index.sqlite.gen-*"))
+    assert [n for n in left if not n.endswith(("-wal", "-shm"))] == [current.name], left
+
+
+def test_the_first_process_of_a_boot_sweeps_retired_rebuilt_files(repo: Path) -> None:
+    """Rebuilt files no link names (a reader killed on a retired one, a rebuild killed): no
+    process of the new boot can be on them, so its first process deletes them."""
+    if boot.boot_id() is None:
+        pytest.skip("no boot id on this system")
+    with Fleet.open(repo) as fleet:
+        fleet.rebuild()
+        index, current = fleet.index.path, fleet.index.file
+    for name in ("0" * 16, "1" * 16):
+        for suffix in ("", "-wal", "-shm"):
+            index.with_name(f"{index.name}.gen-{name}{suffix}").write_bytes(b"left")
+    Path(boot.marker(index)).write_bytes(b"an-earlier-boot".ljust(boot.WIDTH))
+    with Fleet.open(repo) as fleet:
+        assert not fleet.verify().failed()
+        current = fleet.index.file
+    left = sorted(p.name for p in index.parent.glob(f"{index.name}.gen-*"))
+    assert [n for n in left if not n.endswith(("-wal", "-shm"))] == [current.name], left

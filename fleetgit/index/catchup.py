@@ -30,7 +30,6 @@ from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
-    REBUILD_SUFFIX,
     BulkInserts,
     IndexDB,
     IngestResult,
@@ -39,6 +38,7 @@ from fleetgit.index.store import (
     put_link,
     renders_as_is,
     split_statements,
+    sweep,
     tail_hash,
 )
 from fleetgit.ledger import safefs, sigs
@@ -87,21 +87,6 @@ def _remove(path: Path) -> None:
     for suffix in ("", "-journal", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
-
-
-def _sweep(link: Path, keep: Path) -> None:
-    """Delete the files of earlier rebuilds but the one `link` names (`keep`): what a killed
-    rebuild left, and the retired files a reader killed before closing them kept (a reader
-    still on one keeps its open files; none can open it by name any more)."""
-    for entry in os.scandir(link.parent):
-        name = entry.name
-        if name.startswith(link.name + GEN_INFIX) or name.startswith(link.name + REBUILD_SUFFIX):
-            if name != keep.name and not name.startswith(f"{keep.name}-"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-        elif keep != link and name in (f"{link.name}-wal", f"{link.name}-shm"):
-            with contextlib.suppress(FileNotFoundError):  # of the file before the first link
-                os.unlink(entry.path)
 
 
 def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection:
@@ -511,9 +496,9 @@ class Index(IndexDB):
             return self._rebuild_in_place(progress)
         link = self.path
         fresh_path = link.with_name(f"{link.name}{GEN_INFIX}{os.urandom(GEN_HEX // 2).hex()}")
-        old_path = self.file
         with self.transaction():  # the clone's one writer until the new file is in place
-            _sweep(link, keep=self.file)  # what a killed rebuild left: none runs without this lock
+            old_path = self.file  # read here: `transaction` may have opened a newer file
+            sweep(link, keep=self.file)  # what a killed rebuild left: none runs without this lock
             fresh = Index(self.paths, self.config, fresh_path, bulk=True)
             try:
                 fresh.keep_from(self.path)

@@ -290,6 +290,22 @@ def put_link(link: Path, name: str) -> None:
     os.replace(tmp, link)
 
 
+def sweep(link: Path, keep: Path) -> None:
+    """Delete the files of earlier rebuilds but the one `link` names (`keep`): what a killed
+    rebuild left, and the retired files a reader killed before closing them kept (a reader
+    still on one keeps its open files; none can open it by name any more). Under the index's
+    write lock (a rebuild's), or by the first process of a boot (`IndexDB._claim_boot`)."""
+    for entry in os.scandir(link.parent):
+        name = entry.name
+        if name.startswith((link.name + indexlink.GEN_INFIX, link.name + REBUILD_SUFFIX)):
+            if name != keep.name and not name.startswith(f"{keep.name}-"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+        elif keep != link and name in (f"{link.name}-wal", f"{link.name}-shm"):
+            with contextlib.suppress(FileNotFoundError):  # of the file before the first link
+                os.unlink(entry.path)
+
+
 def _ino(path: Path) -> int | None:
     """The inode at `path` (its link followed), None when nothing is there."""
     try:
@@ -587,6 +603,8 @@ class IndexDB:
             if seen and target is not None and os.path.lexists(f"{target}-wal"):
                 self.file = Path(target)
                 self._remove_files()
+            if target is not None:  # no process of this boot is on any other file yet
+                sweep(self.path, keep=Path(target))
             os.pwrite(fd, this.encode().ljust(boot.WIDTH), 0)  # in place: never read half-empty
             if not seen:  # a new marker (an index written with syncs, or none): on disk first
                 os.fsync(fd)
