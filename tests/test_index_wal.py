@@ -295,6 +295,36 @@ def test_the_hook_never_reads_through_a_link_fleetgit_did_not_make(
     assert (repo / INDEX).is_symlink() and os.readlink(repo / INDEX) != str(outside)
 
 
+def test_the_hook_reads_again_when_a_rebuild_retires_its_file_as_it_reads(repo: Path) -> None:
+    """The hook connected to a rebuilt file that another process's rebuild then retires and
+    deletes before the hook's first query (which fails on it: "disk I/O error"): the link
+    names another file, so the hook connects again and checks that one, never refusing a
+    commit for it."""
+    from fleetgit.guard.hookgit import Where
+    from fleetgit.guard.hookindex import IndexView
+
+    fleetgit = Path(sys.executable).with_name("fleetgit")
+
+    class RebuiltAsItReads(IndexView):
+        raced = False
+
+        def _behind(self) -> bool:
+            if not RebuiltAsItReads.raced:
+                RebuiltAsItReads.raced = True
+                subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True)
+            return super()._behind()
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        _emit(fleet, 1)
+        fleet.rebuild()
+        fleet.reserve(["src/app.py"])
+        git_dir = str(repo / ".git")
+        view = RebuiltAsItReads(Where(str(repo), git_dir, git_dir))  # while this one is open
+        assert RebuiltAsItReads.raced
+        live = view.live()
+        assert [(r.pattern, r.holder) for r in live] == [("src/app.py", "viper-1")]
+
+
 def _locks_held(path: str) -> int:
     """POSIX locks this process holds on `path` (/proc/locks: `... PID MAJ:MIN:INODE ...`)."""
     ino = os.stat(path).st_ino

@@ -40,21 +40,38 @@ class IndexView:
     """Open it before asking git for the paths: the git call freshness may need runs meanwhile;
     then `live()` returns the live reservations from an index level with every source."""
 
-    __slots__ = ("conn", "paths", "probe", "stale")
+    __slots__ = ("conn", "linked", "paths", "probe", "stale")
 
     def __init__(self, paths: Where) -> None:
         self.paths = paths
         self.conn: sqlite3.Connection | None = None
+        self.linked: str | None = None  # what the index's link named when connected
         self.probe: Process | None = None
         self.stale = True  # no index yet, or not yet checked since a reboot: build or check it
         index = paths.index_file  # a link to no rebuild's file (foreign): caught up, replaced
         if indexlink.target(index) and os.path.isfile(index) and boot.opened_this_boot(index):
             try:
-                self.conn = _connect(paths)
-                self.stale = self._behind()
+                self._connect()
+                try:
+                    self.stale = self._behind()
+                except sqlite3.Error:
+                    if not self._moved():
+                        raise
+                    self._connect()  # a rebuild put another file in place meanwhile
+                    self.stale = self._behind()
             except sqlite3.Error as exc:
                 self.close()
                 raise HookFailure(f"cannot read the fleet index ({exc})") from None
+
+    def _connect(self) -> None:
+        self.close()
+        self.linked = _linked(self.paths.index_file)
+        self.conn = _connect(self.paths)
+
+    def _moved(self) -> bool:
+        """Has a rebuild put another file in place since `_connect`? Its retired file is then
+        deleted, and a connection made just before may fail on it: the index read again."""
+        return _linked(self.paths.index_file) != self.linked
 
     def _behind(self) -> bool:
         """Is the index behind its sources? Starts `self.probe` when git must tell."""
@@ -115,34 +132,54 @@ class IndexView:
         return self.read(lambda conn: load(conn, live_only=True, now_ms=clock.now_ms()))
 
     def read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
-        """`query` run on the index, caught up first when it is behind or missing; then closed."""
+        """`query` run on the index, caught up first when it is behind or missing; then closed.
+        A rebuild that put another file in place meanwhile: checked and read again there."""
         try:
-            if self.probe is not None and self._new_trees(self.probe):
-                self.stale = True
-            if self.stale:
-                self._catch_up()
-            assert self.conn is not None
             try:
-                return query(self.conn)
-            except sqlite3.OperationalError:
-                if self.stale:
+                return self._read(query)
+            except sqlite3.Error:
+                if not self._moved():
                     raise
-                self._catch_up()  # an index of another schema version: opening rebuilds it
-                return query(self.conn)
+            self._connect()
+            self.probe = None
+            self.stale = self._behind()
+            return self._read(query)
         except sqlite3.Error as exc:
             raise HookFailure(f"cannot read the fleet index ({exc})") from None
         finally:
             self.close()
 
+    def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self.probe is not None and self._new_trees(self.probe):
+            self.stale = True
+        if self.stale:
+            self._catch_up()
+        assert self.conn is not None
+        try:
+            return query(self.conn)
+        except sqlite3.OperationalError:
+            if self.stale or self._moved():
+                raise
+            self._catch_up()  # an index of another schema version: opening rebuilds it
+            return query(self.conn)
+
     def _catch_up(self) -> None:
         self.close()
         catch_up_index(self.paths)
-        self.conn = _connect(self.paths)
+        self._connect()
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def _linked(index: str) -> str | None:
+    """What the index's link names (None: no link)."""
+    try:
+        return os.readlink(index)
+    except OSError:
+        return None
 
 
 def _connect(paths: Where) -> sqlite3.Connection:
