@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 import struct
 import sys
 from collections.abc import Callable, Iterator
@@ -306,12 +307,13 @@ def sweep(link: Path, keep: Path) -> None:
                 os.unlink(entry.path)
 
 
-def _ino(path: Path) -> int | None:
-    """The inode at `path` (its link followed), None when nothing is there."""
+def _plain_ino(path: Path) -> int | None:
+    """The inode of the regular file at `path` (not followed: None for a link, or nothing)."""
     try:
-        return os.stat(path).st_ino
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
+    return st.st_ino if stat.S_ISREG(st.st_mode) else None
 
 
 _HELD: dict[str, int] = {}
@@ -504,10 +506,10 @@ class IndexDB:
             self.file = Path(target)
             if self.file == self.path:
                 # its inode before and after connecting: a rebuild's rename in between (a link
-                # now) leaves the connection on the retired file, whichever inode it read
-                before = _ino(self.path)
+                # now) leaves the connection on the retired file, or on the new one by the link
+                before = _plain_ino(self.path)
                 conn = self._connect()
-                if before is None or before != _ino(self.path):
+                if before is None or before != _plain_ino(self.path):
                     conn.close()
                     continue
                 self.ino = before
