@@ -607,3 +607,32 @@ def test_the_first_process_of_a_boot_sweeps_retired_rebuilt_files(repo: Path) ->
         current = fleet.index.file
     left = sorted(p.name for p in index.parent.glob(f"{index.name}.gen-*"))
     assert [n for n in left if not n.endswith(("-wal", "-shm"))] == [current.name], left
+
+
+def test_where_no_symbolic_link_can_be_made_the_rebuild_is_copied_over_the_index(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filesystem that makes no symbolic links (os.symlink fails as vfat's does, the one
+    stand-in here: no such filesystem can be mounted in the tests): the rebuilt file is copied
+    over the plain index, as before links, and nothing of it is left beside it."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 30))
+        cursors.advance(fleet, "reader", 12)
+        index = fleet.index.path
+    before = _dump(index)
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "symlink", no_links)
+    with Fleet.open(repo, actor="viper-1", catch_up=False) as fleet:
+        fleet.rebuild()
+        assert fleet.index.file == index and not index.is_symlink()
+    after = _dump(index)
+    for table in ("events", "cursors", "streams", *TABLES):
+        assert after[table] == before[table], table
+    assert not list(index.parent.glob(f"{index.name}.gen-*"))
+    assert not list(index.parent.glob(f"{index.name}{REBUILD_SUFFIX}*"))
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(30, 1))
+        assert not fleet.verify().failed(strict=True)

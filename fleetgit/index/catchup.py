@@ -30,6 +30,7 @@ from fleetgit.index import trust
 from fleetgit.index.schema import EVENT_INDEXES, KEPT_TABLES
 from fleetgit.index.store import (
     _TAIL,
+    REBUILD_SUFFIX,
     BulkInserts,
     IndexDB,
     IngestResult,
@@ -89,21 +90,38 @@ def _remove(path: Path) -> None:
             os.unlink(f"{path}{suffix}")
 
 
-def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection:
+def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection | None:
     """Make the built file `fresh` the index: in WAL mode, its -wal named on disk first (so
     that after an OS crash the next boot drops it as written without syncs, IndexDB._claim_boot),
     then `link` replaced by a link to it in one rename. Returns the connection that keeps its
-    -wal until the caller has opened its own."""
+    -wal until the caller has opened its own; None where the filesystem makes no symbolic
+    links (the caller copies it over the index instead)."""
     holder = sqlite3.connect(fresh, isolation_level=None, check_same_thread=False)
     try:
         holder.execute("PRAGMA journal_mode = WAL")
         holder.execute("SELECT count(*) FROM meta").fetchone()  # opens the -wal
         fsync_path(link.parent)
         put_link(link, fresh.name)
+    except OSError as exc:
+        holder.close()
+        if _no_links(link, exc):
+            return None
+        raise
     except BaseException:
         holder.close()
         raise
     return holder
+
+
+def _no_links(link: Path, exc: OSError) -> bool:
+    """Did `put_link` fail because this filesystem makes no symbolic links (the index never
+    one there)? Its temporary link, if any, goes."""
+    if os.path.islink(link) or isinstance(exc, FileExistsError):
+        return False
+    for entry in os.scandir(link.parent):
+        if entry.name.startswith(f"{link.name}{REBUILD_SUFFIX}-link-") and entry.is_symlink():
+            return False
+    return True
 
 
 _FRESHNESS_KEYS = ("held_due_ms", "trust_rebuild", "trust_settings", "files_fp", "refs_fp")
@@ -513,12 +531,33 @@ class Index(IndexDB):
                 fresh.close()
                 _remove(fresh_path)  # never half a rebuild left behind when it can be helped
                 raise
+        if holder is None:
+            return self._copy_in_place(fresh_path, result, progress)
         try:
             self.reopen()  # on the new file, whose -wal `holder` kept
         finally:
             holder.close()
         if old_path != link:  # the old file retired: its other readers keep what they hold
             _remove(old_path)
+        if progress:
+            progress("putting it in place", 1, 1)
+        return result
+
+    def _copy_in_place(
+        self, fresh: Path, result: IngestResult, progress: Progress | None
+    ) -> IngestResult:
+        """Where the filesystem makes no symbolic links: the built file copied over the index in
+        one write transaction through its own WAL (SQLite's backup), as before 2026-12-02, with
+        the gap that had: the copy cannot start inside the rebuild's write transaction, so an
+        append that slips in between is overwritten in the index (its segment keeps it)."""
+        source = sqlite3.connect(fresh)
+        try:
+            source.backup(self.conn)
+        finally:
+            source.close()
+            _remove(fresh)
+        with contextlib.suppress(sqlite3.OperationalError):  # a reader may hold it: later then
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if progress:
             progress("putting it in place", 1, 1)
         return result
