@@ -335,6 +335,41 @@ def _locks_held(path: str) -> int:
     )
 
 
+def _locks_on(ino: int) -> int:
+    with open("/proc/locks") as fh:
+        rows = [line.split() for line in fh]
+    return sum(
+        1 for r in rows if "POSIX" in r and str(os.getpid()) in r and r[5].endswith(f":{ino}")
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="no /proc/locks here")
+def test_moving_one_fleet_off_a_retired_file_keeps_the_locks_of_another_on_it(repo: Path) -> None:
+    """Two Fleets of this process on a rebuilt file that another process's rebuild retires
+    (and deletes): one moves to the new file; the other, in a read transaction on the old one,
+    keeps SQLite's locks there (the fd held of it is not closed while it is on it)."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        _emit(fleet, 1)
+        fleet.rebuild()
+    with Fleet.open(repo, actor="viper-1") as reading, Fleet.open(repo) as moving:
+        _emit(reading, 2)  # its commit holds an fd of the -shm for the process
+        shm = f"{reading.index.file}-shm"
+        ino = os.stat(shm).st_ino
+        reading.index.conn.execute("BEGIN")
+        reading.index.conn.execute("SELECT count(*) FROM events").fetchone()
+        held = _locks_on(ino)
+        assert held > 0
+        fleetgit = Path(sys.executable).with_name("fleetgit")
+        subprocess.run([fleetgit, "index", "rebuild"], cwd=repo, check=True, capture_output=True)
+        assert not os.path.exists(shm) and moving.index.replaced()
+        moving.index.follow()
+        assert moving.index.file != reading.index.file
+        assert _locks_on(ino) == held
+        reading.index.conn.execute("COMMIT")
+        reading.index.follow()
+        assert reading.index.file == moving.index.file
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="no /proc/locks here")
 def test_closing_one_fleet_keeps_the_locks_of_another_in_the_process(repo: Path) -> None:
     """Closing any fd of a file drops every POSIX lock the process holds on it: the index's

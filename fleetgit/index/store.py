@@ -317,30 +317,46 @@ def _plain_ino(path: Path) -> int | None:
 
 
 _HELD: dict[str, int] = {}
+_RETIRED: dict[str, list[int]] = {}  # fds `held_fd` kept of files no longer at their path
+_USERS: dict[str, int] = {}  # an index file -> this process's open IndexDBs on it
+
+
+def _use(file: str, by: int) -> None:
+    left = _USERS.get(file, 0) + by
+    if left > 0:
+        _USERS[file] = left
+    else:
+        _USERS.pop(file, None)
 
 
 def held_fd(path: str) -> int:
     """A read-only fd of `path` (the index or its -shm file) kept for the life of the process:
     closing any fd of a file drops every POSIX lock the process holds on it, SQLite's own
-    included (those of its other connections to the index too), so none of these is closed.
-    A file replaced since (another inode at `path`: the last connection to close deletes the
-    -shm file) gets a new one, and the old one is closed once its file is gone (no connection
-    can hold a lock there: SQLite deletes it only when none is left)."""
+    included (those of its other connections to the index too), so none of these is closed
+    while a connection of this process is on the file. A file replaced since (another inode
+    at `path`) gets a new one; the old one is closed by `let_go_if_gone`."""
     old = _HELD.pop(path, -1)  # never left there closed: its number may be reused
     if old >= 0:
-        held = os.fstat(old)
         with contextlib.suppress(FileNotFoundError):
-            if held.st_ino == os.stat(path).st_ino:
+            if os.fstat(old).st_ino == os.stat(path).st_ino:
                 _HELD[path] = old
                 return old
-        if held.st_nlink == 0:
-            os.close(old)
+        _RETIRED.setdefault(path, []).append(old)
     fd = _HELD[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     return fd
 
 
 def let_go_if_gone(path: str) -> None:
-    """Close the fd `held_fd` keeps of `path` once its file is deleted (see there)."""
+    """Close the fds `held_fd` keeps of `path` whose file is deleted, once no connection of
+    this process is on it: a rebuild deletes the file it retires while other threads'
+    connections may still hold SQLite's locks there (until their next check moves them)."""
+    if _USERS.get(path.removesuffix("-shm"), 0) > 0:
+        return
+    for fd in _RETIRED.pop(path, ()):
+        if os.fstat(fd).st_nlink == 0:
+            os.close(fd)
+        else:  # replaced at its path, not deleted: a connection may yet come to it
+            _RETIRED.setdefault(path, []).append(fd)
     fd = _HELD.get(path, -1)
     if fd >= 0 and os.fstat(fd).st_nlink == 0:
         os.close(fd)
@@ -465,6 +481,8 @@ class IndexDB:
         self.screen_keys: Any = None  # the pilots' keys a rebuild's screens read (trust.py)
         self.unsynced = False  # written without syncs (set by `_open`, see `_claim_boot`)
         self.conn = self._open()
+        self._on = str(self.file)  # the file counted in _USERS, "" once closed
+        _use(self._on, 1)
         self.checkpointer = Checkpointer(self.file, synced=not self.unsynced)
         self._shm_fd = -1
         self._memo: dict[Any, Any] = {}
@@ -575,11 +593,15 @@ class IndexDB:
         self._shm_fd = -1
         old = str(self.file)
         self.conn.close()  # the retired file: nothing of it needs syncing
+        _use(self._on, -1)
+        self._on = ""
         let_go_if_gone(f"{old}-shm")
         let_go_if_gone(old)
         self._memo.clear()
         self._memo_state = (-1, -1)
         self.conn = self._open()
+        self._on = str(self.file)
+        _use(self._on, 1)
         self.checkpointer = Checkpointer(self.file, synced=not self.unsynced)
 
     def _claim_boot(self) -> bool:
@@ -710,6 +732,8 @@ class IndexDB:
                 self.conn.execute("PRAGMA synchronous = NORMAL")
                 os.fsync(held_fd(str(self.file)))
         self.conn.close()
+        _use(self._on, -1)
+        self._on = ""
         let_go_if_gone(f"{self.file}-shm")  # the last to close deletes it
         let_go_if_gone(str(self.file))  # deleted under it (a corrupt index dropped, a clone gone)
 
