@@ -14,11 +14,17 @@ from typing import Any
 import anyio
 import pytest
 from mcp.server.runner import _dump_result
-from mcp_types import SERVER_INFO_META_KEY, CallToolResult, JSONRPCResponse, RequestParamsMeta
+from mcp_types import (
+    SERVER_INFO_META_KEY,
+    CallToolResult,
+    JSONRPCResponse,
+    RequestParamsMeta,
+)
 from mcp_types.methods import serialize_server_result
 
 from fleetgit.agents.server import EnvelopedCalls, ToolCalls, answer, build
 from fleetgit.agents.tools import Session
+from fleetgit.fleet import Fleet
 from tests.test_mcp_stdio import META, piped, request
 
 MODERN, LEGACY = "2026-07-28", "2025-11-25"
@@ -266,3 +272,31 @@ def test_a_call_the_pipe_leaves_gets_the_sdks_answer(repo: Path) -> None:
     got = piped(repo, "".join(line + "\n" for line in lines))
     assert got[3] == got[4] and got[3]["structuredContent"] == {"messages": [], "more": 0}
     assert "code" in got[5] and "2099-01-01" in json.dumps(got[5])
+
+
+def test_pipelined_calls_run_in_the_order_they_came(repo: Path) -> None:
+    """Through a real server: the first request, and one with a progress token, go to the SDK,
+    which runs each in a task of its own, later; the plain calls piped after them are answered
+    on the spot only once those are answered, so the ledger holds the messages in order."""
+
+    def send(rid: int, subject: str, token: bool = False) -> str:
+        call = json.loads(
+            request(
+                rid,
+                "tools/call",
+                name="send_message",
+                arguments={"to": ["goose"], "subject": subject},
+            )
+        )
+        if token:
+            call["params"]["_meta"]["progressToken"] = f"p{rid}"
+        return json.dumps(call)
+
+    subjects = ["one", "two", "three", "four", "five", "six", "seven"]
+    lines = [send(rid, s, token=s in ("three", "six")) for rid, s in enumerate(subjects, 1)]
+    lines.insert(4, request(99, "tools/list"))  # another request the SDK answers
+    got = piped(repo, "".join(line + "\n" for line in lines))
+    assert all(not got[rid]["isError"] for rid in range(1, len(subjects) + 1))
+    with Fleet.open(repo) as fleet:
+        sent = [e.data["subject"] for e in fleet.events() if e.type == "message_sent"]
+    assert sent == subjects

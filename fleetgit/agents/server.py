@@ -323,8 +323,10 @@ class _PipeIn(_PipeEnd):
     tasks and two rendezvous streams between the pipe and the server (a reader task, through
     anyio's worker threads, and a writer task), each message a few task switches on the way in
     and out; the pipe needs none of them. A line `direct` answers is answered on the spot (its
-    answer written to `out`); a line that is not JSON-RPC is handed on as the exception the
-    SDK's own transport hands on."""
+    answer written to `out`), but only while every request handed to the SDK has been answered:
+    the SDK runs a request in a task of its own, later, so a call answered on the spot while one
+    is pending would run before it (calls run in the order they came). A line that is not
+    JSON-RPC is handed on as the exception the SDK's own transport hands on."""
 
     def __init__(
         self, reader: asyncio.StreamReader, direct: EnvelopedCalls | None, out: _PipeOut
@@ -338,7 +340,9 @@ class _PipeIn(_PipeEnd):
             line = await self.reader.readline()
             if not line:
                 raise anyio.EndOfStream
-            answered = self.direct.answer(line) if self.direct is not None else None
+            if self.direct is None or self.out.pending:
+                break
+            answered = self.direct.answer(line)
             if answered is None:
                 break
             try:
@@ -346,9 +350,13 @@ class _PipeIn(_PipeEnd):
             except OSError:  # the client is gone: as the end of its messages
                 raise anyio.EndOfStream from None
         try:
-            return SessionMessage(types.jsonrpc_message_adapter.validate_json(line, by_name=False))
+            message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
         except Exception as exc:  # as the SDK's transport: the server answers a parse error
             return exc
+        if isinstance(message, types.JSONRPCRequest):
+            pending = self.out.pending
+            pending[message.id] = pending.get(message.id, 0) + 1
+        return SessionMessage(message)
 
     def __aiter__(self) -> _PipeIn:
         return self
@@ -363,13 +371,22 @@ class _PipeIn(_PipeEnd):
 class _PipeOut(_PipeEnd):
     """The server's messages, written straight to the pipe as the SDK's transport writes them
     (a blocking write: one call runs at a time, and the client reads its pipe in a task of its
-    own); the SDK's server sends to it (its `WriteStream`)."""
+    own); the SDK's server sends to it (its `WriteStream`). `pending`: the ids of the requests
+    handed to the SDK and not answered yet, each with how many (`_PipeIn` counts them in, a
+    response or an error sent counts one off). A request the SDK leaves unanswered (one the
+    client cancelled) stays counted: the calls after it go down the SDK's path, in order."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.pending: dict[types.RequestId | None, int] = {}
 
     async def send(self, item: SessionMessage) -> None:
-        text = item.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
+        message = item.message
+        if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
+            left = self.pending.pop(message.id, 0) - 1
+            if left > 0:
+                self.pending[message.id] = left
+        text = message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
         self.write(text.encode("utf-8"))
 
     def write(self, data: bytes) -> None:
