@@ -202,19 +202,20 @@ class ToolCalls:
         params = ctx.params
         if (
             ctx.method != "tools/call"
-            or not isinstance(params, dict)
-            or not _CALL_KEYS.issuperset(params)
-            or not isinstance(params.get("name"), str)
-            or not isinstance(params.get("arguments", {}), dict | None)
+            or not _plain_call(params)
             or ("_meta" in params and ctx.meta is None)  # malformed: the SDK says how
             or not self._open(ctx)
         ):
             return await call_next(ctx)
         out = answer(self.session, params["name"], params.get("arguments"))
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            out["resultType"] = "complete"
-            out["_meta"] = {SERVER_INFO_META_KEY: orjson.loads(self.stamp)}
+            self.envelop(out)
         return out
+
+    def envelop(self, out: dict[str, Any]) -> None:
+        """Give the result `out` the envelope a 2026 result carries (as the SDK stamps it)."""
+        out["resultType"] = "complete"
+        out["_meta"] = {SERVER_INFO_META_KEY: orjson.loads(self.stamp)}
 
     def _open(self, ctx: Any) -> bool:
         """Is the request gate open: a 2026 connection (no handshake), or an initialized one?
@@ -282,8 +283,7 @@ class EnvelopedCalls:
         ):
             return None
         out = answer(self.calls.session, params["name"], params.get("arguments"))
-        out["resultType"] = "complete"
-        out["_meta"] = {SERVER_INFO_META_KEY: orjson.loads(self.calls.stamp)}
+        self.calls.envelop(out)
         return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": out}) + b"\n"
 
     def _decide(self, line: bytes) -> None:
