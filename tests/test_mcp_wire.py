@@ -13,10 +13,11 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp.server.runner import _dump_result
+from mcp.server.runner import _dump_result, modern_error_data
 from mcp_types import (
     SERVER_INFO_META_KEY,
     CallToolResult,
+    JSONRPCError,
     JSONRPCResponse,
     RequestParamsMeta,
 )
@@ -300,3 +301,23 @@ def test_pipelined_calls_run_in_the_order_they_came(repo: Path) -> None:
     with Fleet.open(repo) as fleet:
         sent = [e.data["subject"] for e in fleet.events() if e.type == "message_sent"]
     assert sent == subjects
+
+
+def test_a_call_that_fails_past_its_refusal_gets_the_sdks_internal_error(
+    session: Session,
+) -> None:
+    """An error inside a tool is a refusal whose hint names a log of its traceback; when that
+    log cannot be written either (its directory is a file here), the call answered on the pipe
+    gets what the SDK answers a 2026 request whose handler raised: an internal error, no detail,
+    and the server goes on."""
+    middleware = build(session).middleware[0]
+    assert isinstance(middleware, ToolCalls)
+    direct = EnvelopedCalls(middleware)
+    assert direct.answer(request(1, "server/discover").encode()) is None and direct.modern
+    session.fleet.paths.local_dir.mkdir(parents=True, exist_ok=True)
+    (session.fleet.paths.local_dir / "logs").write_text("not a directory\n")
+    session.fleet.index.conn.close()  # every statement now raises (sqlite3.ProgrammingError)
+    got = direct.answer(request(2, "tools/call", name="inbox", arguments={}).encode())
+    sdk = JSONRPCError(jsonrpc="2.0", id=2, error=modern_error_data(RuntimeError("boom")))
+    assert got == sdk.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
+    assert json.loads(got)["error"] == {"code": -32603, "message": "Internal server error"}

@@ -11,6 +11,7 @@ and as `{"error": {"code", "message", "hint"}}`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 import traceback
@@ -282,9 +283,15 @@ class EnvelopedCalls:
             or not isinstance(classify_inbound_request(message), InboundModernRoute)
         ):
             return None
-        out = answer(self.calls.session, params["name"], params.get("arguments"))
-        self.calls.envelop(out)
-        return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": out}) + b"\n"
+        try:
+            out = answer(self.calls.session, params["name"], params.get("arguments"))
+            self.calls.envelop(out)
+            return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": out}) + b"\n"
+        except Exception:  # what escaped `answer` (its log not written, a result orjson refused)
+            # the SDK's answer to a 2026 request whose handler raised: logged here, and no
+            # detail on the wire (mcp.server.runner.modern_error_data)
+            _logger.exception("tools/call %r raised", params["name"])
+            return orjson.dumps({"jsonrpc": "2.0", "id": rid, "error": _INTERNAL_ERROR}) + b"\n"
 
     def _decide(self, line: bytes) -> None:
         """The SDK's rule: the first request opens a 2026 connection when it is not `initialize`
@@ -304,6 +311,8 @@ class EnvelopedCalls:
 
 
 _REQUEST_KEYS = {"jsonrpc", "id", "method", "params"}
+_INTERNAL_ERROR = {"code": types.INTERNAL_ERROR, "message": "Internal server error"}
+_logger = logging.getLogger(__name__)
 
 
 def _plain_call(params: Any) -> bool:
