@@ -219,3 +219,33 @@ def test_an_appends_takeovers_to_judge_are_those_the_catch_up_query_finds(
         assert by_query  # the takeover, sorting after that sign of life
         assert sorted(claims._touched_by(conn, new)) == sorted(set(by_query))
         assert claims._touched_by(conn, fleet.events(after_pos=fleet.index.max_pos())) == []
+
+
+def test_a_writer_directory_a_checkout_removes_during_an_append_is_made_again(
+    repo: Path,
+) -> None:
+    """The append opens the writer's directory before it picks the segment, builds and signs
+    (asking git what it tracks on the way): a checkout that removes the directory meanwhile
+    leaves that fd on a dead directory, where no segment can be made. The write walks from the
+    top again, making the directory anew, as an append that finds it missing does."""
+    git(repo, "add", "-A")
+    git(repo, "reset", "-q", "--", ".fleet/events")
+    git(repo, "commit", "-q", "-m", "fleetgit, no events")
+    git(repo, "branch", "before")
+    with Fleet.open(repo, actor="viper") as fleet:
+        _mission(fleet, "first")
+        git(repo, "add", ".fleet")
+        git(repo, "commit", "-q", "-m", "seal")  # every segment tracked: a checkout removes them
+        mine, opened = fleet.writer.dir, fleet.writer.open_dir
+
+        def open_then_checkout() -> int:
+            fd = opened()
+            git(repo, "checkout", "-q", "before")
+            assert fd >= 0 and not mine.exists()
+            return fd
+
+        fleet.writer.open_dir = open_then_checkout  # type: ignore[method-assign]
+        _mission(fleet, "second")
+        fleet.writer.open_dir = opened  # type: ignore[method-assign]
+        assert "mission/second" in {e.stream for e in fleet.events()}
+    assert any(b'"mission/second"' in segment.read_bytes() for segment in mine.iterdir())

@@ -176,12 +176,16 @@ class Writer:
         Only into a regular file in real directories: a link (or anything else) in place of
         `.fleet`, `.fleet/events`, the writer's directory or the segment, which a merge can
         bring, is refused, never written through (it could point outside the repository).
-        `dir_fd`: the writer's directory (`open_dir`), if open."""
+        `dir_fd`: the writer's directory (`open_dir`), if open; if it has been removed since (a
+        checkout), a new file cannot be made in it: the walk from the top makes it again."""
         flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
         try:
             if dir_fd >= 0:
-                fd = safefs.open_in(dir_fd, segment_name(number), self.relpath(number), flags)
-            else:
+                try:
+                    fd = safefs.open_in(dir_fd, segment_name(number), self.relpath(number), flags)
+                except FileNotFoundError:  # the directory removed since it was opened
+                    dir_fd = -1
+            if dir_fd < 0:
                 fd = safefs.open_file(self._top, self.relpath(number), flags)
         except safefs.NotRegular as exc:
             raise safefs.refusal(exc) from None
