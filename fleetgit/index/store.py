@@ -272,8 +272,9 @@ RESTART_PENDING = 256  # what a restart on the path may have to copy (1 MiB), un
 WAL_AUTOCHECKPOINT = 4 * RESTART_FRAMES  # SQLite's own, a backstop that should never fire
 # A restarted WAL is written over in place, not cut back: truncating it to a smaller limit dropped
 # its cached pages and gave its blocks back (3-8 ms of CPU on the append that restarted it, and its
-# next growth allocated them again). Only a WAL longer than the two windows (a rebuild's copy) is
-# cut back to this.
+# next growth allocated them again). Only a WAL longer than three restart windows (96 MiB) is cut
+# back to this: a commit restarts it past two (`_after_commit`), so appends leave it shorter unless
+# a reader holds the restart off for long; a rebuild's copy is what gets past it.
 JOURNAL_SIZE_LIMIT = 3 * RESTART_FRAMES * 4096
 # frames appended while a checkpoint runs are left over: it goes round again for them
 RESIDUE_PASSES = 3
