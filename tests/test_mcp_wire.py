@@ -5,7 +5,9 @@ own path, which validates it and answers as it always did."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,16 +16,25 @@ from typing import Any
 import anyio
 import pytest
 from mcp.server.runner import _dump_result, modern_error_data
+from mcp.shared.message import SessionMessage
 from mcp_types import (
     SERVER_INFO_META_KEY,
     CallToolResult,
     JSONRPCError,
+    JSONRPCRequest,
     JSONRPCResponse,
     RequestParamsMeta,
 )
 from mcp_types.methods import serialize_server_result
 
-from fleetgit.agents.server import EnvelopedCalls, ToolCalls, answer, build
+from fleetgit.agents.server import (
+    EnvelopedCalls,
+    ToolCalls,
+    _PipeIn,
+    _PipeOut,
+    answer,
+    build,
+)
 from fleetgit.agents.tools import Session
 from fleetgit.fleet import Fleet
 from tests.test_mcp_stdio import META, piped, request
@@ -321,3 +332,40 @@ def test_a_call_that_fails_past_its_refusal_gets_the_sdks_internal_error(
     sdk = JSONRPCError(jsonrpc="2.0", id=2, error=modern_error_data(RuntimeError("boom")))
     assert got == sdk.model_dump_json(by_alias=True, exclude_unset=True).encode() + b"\n"
     assert json.loads(got)["error"] == {"code": -32603, "message": "Internal server error"}
+
+
+def test_the_pipe_answers_on_the_spot_again_once_the_sdk_has_answered(session: Session) -> None:
+    """The pipe's own ends: a request handed to the SDK is counted until its response goes out;
+    meanwhile calls go to the SDK too, and once none is pending, a call is answered on the spot
+    again (written to the pipe, not handed on)."""
+    middleware = build(session).middleware[0]
+    assert isinstance(middleware, ToolCalls)
+    read_end, write_end = os.pipe()
+    out = _PipeOut(write_end)
+    call = request(2, "tools/call", name="inbox", arguments={})
+
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        for line in [request(1, "server/discover"), call, call.replace('"id": 2', '"id": 3')]:
+            reader.feed_data(line.encode() + b"\n")
+        reader.feed_eof()
+        pipe = _PipeIn(reader, EnvelopedCalls(middleware), out)
+        handed = [await pipe.receive(), await pipe.receive()]  # the first, and one behind it
+        assert out.pending == {1: 1, 2: 1}
+        for item in handed:
+            assert isinstance(item, SessionMessage)
+            assert isinstance(item.message, JSONRPCRequest)
+            rid = item.message.id
+            await out.send(SessionMessage(JSONRPCResponse(jsonrpc="2.0", id=rid, result={})))
+        assert out.pending == {}
+        with pytest.raises(anyio.EndOfStream):
+            await pipe.receive()  # the third answered here, then the end of the input
+
+    try:
+        anyio.run(main)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as written:
+        answers = [json.loads(line) for line in written]
+    assert [a["id"] for a in answers] == [1, 2, 3]
+    assert answers[2]["result"]["structuredContent"] == {"messages": [], "more": 0}
