@@ -253,8 +253,9 @@ class EnvelopedCalls:
     first request decides, as `serve_dual_era_loop` decides, and that request goes to the SDK);
     the request is `{jsonrpc: "2.0", id, method: "tools/call", params}` with an id the SDK
     takes, params of the plain form, and an envelope the SDK's own ladder
-    (`classify_inbound_request`) admits, without a progress token. Everything else, and every
-    line on a handshake-era connection, goes to the SDK as before."""
+    (`classify_inbound_request`) admits, without a progress token. Everything else, every line
+    on a handshake-era connection, and every line read while a request handed to the SDK is
+    unanswered (`_PipeIn`: it would overtake that request), goes to the SDK as before."""
 
     def __init__(self, calls: ToolCalls) -> None:
         self.calls = calls
