@@ -73,6 +73,24 @@ def test_a_stop_ends_every_process_after_its_clean_up(repo: Path, tmp_path: Path
     assert "Traceback" not in _errors(repo)
 
 
+def test_a_second_signal_to_a_stopping_worker_keeps_its_stop_graceful(repo: Path) -> None:
+    """Ctrl-C reaches every process of the group, and the supervisor sends each worker SIGTERM
+    too: in either order the worker's stop stays the graceful one. uvicorn takes a SIGINT after
+    another signal as "force exit", which skipped the app's shutdown and left its lifespan to be
+    cancelled with a traceback."""
+    with serving(repo, "--workers", "2") as srv:
+        pids = workers(srv, 2)
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGINT)
+        for pid in pids:
+            deadline = time.monotonic() + 30
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert _stopped(srv, signal.SIGTERM) == 0
+    assert "Traceback" not in _errors(repo)
+
+
 def test_a_killed_worker_is_started_again_on_its_socket(repo: Path) -> None:
     viper = token(repo, "viper-1")
     with serving(repo, "--workers", "2") as srv:

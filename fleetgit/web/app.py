@@ -384,9 +384,13 @@ def serve(
             def handle_exit(self, sig: int, frame: FrameType | None) -> None:
                 """A stop (SIGTERM, SIGINT) ends the event streams first: their connections
                 then close in the graceful shutdown, not cancelled with a traceback at its
-                end."""
+                end. A second signal keeps the stop graceful: Ctrl-C reaches every process
+                of the group and the supervisor sends SIGTERM as well, and uvicorn would take
+                a SIGINT after another signal as a forced exit, skipping the app's shutdown
+                (a worker that hangs is the supervisor's to kill, after STOP_S)."""
                 app.hub.end_streams()
-                super().handle_exit(sig, frame)
+                if not self.should_exit:
+                    super().handle_exit(sig, frame)
 
         supervise(sockets, worker, note=note, complain=complain)
     finally:
