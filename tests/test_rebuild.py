@@ -30,6 +30,12 @@ from fleetgit.ledger.errors import ValidationError
 from tests.conftest import make_repo
 
 
+def _only_current_left(index: Path, current: Path) -> None:
+    """Beside the boot marker, only the index's name (a link) and the file it names are left."""
+    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
+    assert left == sorted([index.name, current.name]), left
+
+
 def _missions(first: int, count: int) -> list[EventSpec]:
     return [
         EventSpec("mission_created", f"mission/m{i}", {"mission_id": f"m{i}", "title": f"t{i}"})
@@ -129,8 +135,7 @@ def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path)
         fleet.rebuild()
         assert not fleet.verify().failed(strict=True)
         current = fleet.index.file
-    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
-    assert left == sorted([index.name, current.name]), left
+    _only_current_left(index, current)
 
 
 def test_a_reader_open_across_a_rebuild_reads_the_new_index_from_its_next_catch_up(
@@ -254,8 +259,7 @@ def test_a_process_open_across_rebuilds_reads_and_writes_the_new_index(repo: Pat
         assert fleet.index.max_pos() == n + 1  # the last rebuild's and the late append
         assert not fleet.verify().failed()
         current = fleet.index.file
-    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
-    assert left == sorted([index.name, current.name]), left
+    _only_current_left(index, current)
 
 
 def test_a_rebuild_equals_the_incremental_index_and_a_second_one_changes_nothing(
