@@ -393,6 +393,11 @@ def serve(
                     super().handle_exit(sig, frame)
 
         supervise(sockets, worker, note=note, complain=complain)
+        # SQLite folds the WAL back and deletes it at the last connection's close, when that
+        # one gets the lock; two workers closing at once can each leave it to the other. The
+        # supervisor's own close, once every worker has ended, is the last one.
+        with contextlib.suppress(errors.FleetError):  # a ledger that no longer opens: none
+            Fleet(settings.paths, actor=None, repair=False, catch_up=False).close()
     finally:
         for sock in sockets:
             sock.close()
