@@ -30,6 +30,24 @@ from fleetgit.ledger.errors import ValidationError
 from tests.conftest import make_repo
 
 
+def _killed_rebuilding(repo: Path, stage: str, said: str) -> tuple[Path, dict[str, Any]]:
+    """300 missions and a cursor, then a rebuild in a child process SIGKILLed once it says
+    `said` (it waits there, `stage` telling it where): the index's path and its dump before."""
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 300))
+        index = fleet.index.path
+        cursors.advance(fleet, "reader", 40)
+    before = _dump(index)
+    with subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(repo), stage], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == said  # it got that far, and waits there
+        os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGKILL
+    return index, before
+
+
 def _only_current_left(index: Path, current: Path) -> None:
     """Beside the boot marker, only the index's name (a link) and the file it names are left."""
     left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
@@ -86,18 +104,7 @@ with Fleet.open(sys.argv[1], catch_up=False) as fleet:
 def test_a_rebuild_killed_at_any_stage_leaves_the_previous_index_whole(
     repo: Path, stage: str
 ) -> None:
-    with Fleet.open(repo, actor="viper-1") as fleet:
-        fleet.emit_batch(_missions(0, 300))
-        index = fleet.index.path
-        cursors.advance(fleet, "reader", 40)
-    before = _dump(index)
-    with subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(repo), stage], stdout=subprocess.PIPE, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == stage  # it got that far, and waits there
-        os.kill(proc.pid, signal.SIGKILL)
-    assert proc.returncode == -signal.SIGKILL
+    index, before = _killed_rebuilding(repo, stage, stage)
     assert _dump(index) == before  # the previous index, whole
     with Fleet.open(repo) as fleet:  # usable as it was; the next rebuild clears the leftover
         assert len(fleet.events(limit=1000)) == len(before["events"])
@@ -112,19 +119,7 @@ def test_a_rebuild_killed_at_any_stage_leaves_the_previous_index_whole(
 def test_a_rebuild_killed_once_its_file_is_in_place_leaves_it_usable(repo: Path) -> None:
     """Killed after the rename, before it closed anything: the new file is the index (its
     -wal and -shm left as a crash leaves them), the retired one is swept by the next rebuild."""
-    with Fleet.open(repo, actor="viper-1") as fleet:
-        fleet.emit_batch(_missions(0, 300))
-        index = fleet.index.path
-        cursors.advance(fleet, "reader", 40)
-    before = _dump(index)
-    with subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(repo), "putting it in place:1"],
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "putting it in place"
-        os.kill(proc.pid, signal.SIGKILL)
+    index, before = _killed_rebuilding(repo, "putting it in place:1", "putting it in place")
     assert index.is_symlink()
     after = _dump(index)
     for table in ("events", "cursors", "streams", *TABLES):
