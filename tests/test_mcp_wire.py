@@ -369,3 +369,53 @@ def test_the_pipe_answers_on_the_spot_again_once_the_sdk_has_answered(session: S
         answers = [json.loads(line) for line in written]
     assert [a["id"] for a in answers] == [1, 2, 3]
     assert answers[2]["result"]["structuredContent"] == {"messages": [], "more": 0}
+
+
+def test_a_request_the_client_cancels_is_counted_off(session: Session) -> None:
+    """The SDK's own server on the pipe's ends: a request handed to it that the client cancels
+    while it runs is never answered (the protocol forbids it); it is counted off all the same
+    (the SDK's `on_request_unanswered`), so the pipe answers plain calls on the spot again
+    instead of sending the rest of the connection down the SDK's path. (Every tool runs
+    without a pause, so a slow one is stood in by a middleware that waits first.)"""
+    server = build(session)
+    middleware = server.middleware[0]
+    assert isinstance(middleware, ToolCalls)
+
+    async def slow(ctx: Any, call_next: Any) -> Any:
+        if ctx.method == "tools/call" and (ctx.meta or {}).get("progress_token") == "p2":
+            await anyio.sleep(60)  # until the client's cancel interrupts it
+        return await call_next(ctx)
+
+    server.middleware.insert(0, slow)
+    read_end, write_end = os.pipe()
+    out = _PipeOut(write_end)
+    call = json.loads(request(2, "tools/call", name="inbox", arguments={}))
+    call["params"]["_meta"]["progressToken"] = "p2"  # the SDK's path
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
+    lines = [request(1, "server/discover"), json.dumps(call), json.dumps(cancel)]
+    seen: list[dict[Any, int]] = []
+
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+        for line in lines:
+            reader.feed_data(line.encode() + b"\n")
+        pipe = _PipeIn(reader, EnvelopedCalls(middleware), out)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.run, pipe, out, server.create_initialization_options())
+            for _ in range(200):  # the SDK settles the cancelled request in a task of its own
+                await anyio.sleep(0.005)
+                if 2 not in out.pending:
+                    break
+            seen.append(dict(out.pending))
+            reader.feed_data(request(3, "tools/call", name="inbox", arguments={}).encode() + b"\n")
+            reader.feed_eof()
+
+    try:
+        anyio.run(main)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as written:
+        answers = [json.loads(line) for line in written]
+    assert seen == [{}]
+    assert [a["id"] for a in answers] == [1, 3]  # 2 cancelled: never answered
+    assert answers[1]["result"]["structuredContent"] == {"messages": [], "more": 0}

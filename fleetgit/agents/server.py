@@ -24,7 +24,7 @@ import orjson
 from mcp.server.lowlevel.server import Server
 from mcp.server.stdio import stdio_server
 from mcp.shared.inbound import InboundModernRoute, classify_inbound_request
-from mcp.shared.message import SessionMessage
+from mcp.shared.message import ServerMessageMetadata, SessionMessage
 from mcp_types import PROTOCOL_VERSION_META_KEY, SERVER_INFO_META_KEY
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -364,8 +364,15 @@ class _PipeIn(_PipeEnd):
         except Exception as exc:  # as the SDK's transport: the server answers a parse error
             return exc
         if isinstance(message, types.JSONRPCRequest):
-            pending = self.out.pending
-            pending[message.id] = pending.get(message.id, 0) + 1
+            rid, out = message.id, self.out
+            out.pending[rid] = out.pending.get(rid, 0) + 1
+
+            async def unanswered() -> None:  # the client cancelled it: no response goes out
+                out.count_off(rid)
+
+            # the SDK's stdio transport attaches no metadata; this one changes nothing else
+            # (no HTTP request, a pipe that can carry the server's requests, as by default)
+            return SessionMessage(message, ServerMessageMetadata(on_request_unanswered=unanswered))
         return SessionMessage(message)
 
     def __aiter__(self) -> _PipeIn:
@@ -383,8 +390,8 @@ class _PipeOut(_PipeEnd):
     (a blocking write: one call runs at a time, and the client reads its pipe in a task of its
     own); the SDK's server sends to it (its `WriteStream`). `pending`: the ids of the requests
     handed to the SDK and not answered yet, each with how many (`_PipeIn` counts them in, a
-    response or an error sent counts one off). A request the SDK leaves unanswered (one the
-    client cancelled) stays counted: the calls after it go down the SDK's path, in order."""
+    response or an error sent counts one off, and so does a request the SDK settles without
+    an answer: one the client cancelled, which the protocol forbids answering)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -393,11 +400,14 @@ class _PipeOut(_PipeEnd):
     async def send(self, item: SessionMessage) -> None:
         message = item.message
         if isinstance(message, types.JSONRPCResponse | types.JSONRPCError):
-            left = self.pending.pop(message.id, 0) - 1
-            if left > 0:
-                self.pending[message.id] = left
+            self.count_off(message.id)
         text = message.model_dump_json(by_alias=True, exclude_unset=True) + "\n"
         self.write(text.encode("utf-8"))
+
+    def count_off(self, rid: types.RequestId | None) -> None:
+        left = self.pending.pop(rid, 0) - 1
+        if left > 0:
+            self.pending[rid] = left
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
