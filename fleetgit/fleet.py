@@ -347,9 +347,12 @@ class Fleet:
             )
         actor = self.actor
         acknowledged = False
+        refs_fp = self.index.refs_stamp()  # before the lock: what refs git holds (catchup.py)
         try:
             with self.writer.locked() as state, self.index.transaction():
-                events, joining = self._append_locked(plan, datas, domain_rules, actor, state)
+                events, joining = self._append_locked(
+                    plan, datas, domain_rules, actor, state, refs_fp
+                )
             acknowledged = True  # in the index, the lock released: fsync, then return
         finally:
             if self._written >= 0:
@@ -368,10 +371,11 @@ class Fleet:
         domain_rules: bool,
         actor: str | None,
         state: WriterState,
+        refs_fp: str,
     ) -> tuple[list[Event], list[EventSpec]]:
         """Inside the writer lock and the index's transaction: catch up, decide, check, write,
         ingest. The segment's fd is left in `self._written` for `_append` to fsync."""
-        self.index.catch_up_locked()
+        self.index.catch_up_locked(refs_fp=refs_fp)
         specs = plan()
         if not specs:
             return [], []

@@ -130,8 +130,20 @@ def _kind_of(entry: os.DirEntry[str]) -> str:
 
 
 def file_stamp(worktree: str, relpath: str, size: int, mtime_ns: int, ino: int) -> int:
-    """A stable 64-bit digest of one file's stat; XOR-ed together into the files fingerprint."""
-    return hash64(f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode())
+    """A stable 64-bit digest of one file's stat; XOR-ed together into the files fingerprint.
+    Kept per process: each catch-up digests every segment file again, most of them unchanged
+    (a write's critical section: ~2 us a file digested, a lookup a fraction of that)."""
+    key = (worktree, relpath, size, mtime_ns, ino)
+    stamp = _stamps.get(key)
+    if stamp is None:
+        if len(_stamps) >= _STAMPS_KEPT:
+            _stamps.clear()
+        stamp = _stamps[key] = hash64(f"{worktree}\0{relpath}\0{size}\0{mtime_ns}\0{ino}".encode())
+    return stamp
+
+
+_stamps: dict[tuple[str, str, int, int, int], int] = {}
+_STAMPS_KEPT = 1 << 14
 
 
 def files_fingerprint(files: Iterable[SegmentFile]) -> str:

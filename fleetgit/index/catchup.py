@@ -193,8 +193,19 @@ class Index(IndexDB):
 
     # -- the work ---------------------------------------------------------------------------
 
-    def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
-        """Catch up inside an open write transaction."""
+    def refs_stamp(self) -> str:
+        """The refs fingerprint now: an appender takes it before the writer lock, so the
+        critical section does not walk the refs (`catch_up_locked`'s `refs_fp`)."""
+        return refs_fingerprint(self.paths, self.git_dirs)
+
+    def catch_up_locked(
+        self, progress: Progress | None = None, refs_fp: str | None = None
+    ) -> IngestResult:
+        """Catch up inside an open write transaction. `refs_fp`: the refs fingerprint, taken
+        by the caller just before the transaction (`refs_stamp`), else taken here. Refs move
+        under no lock of ours (git writes them), so one taken a moment earlier is as good: a
+        ref moved since is read by the next catch-up, as one moved just after this scan is;
+        and one that another process read in meanwhile only makes this one read again."""
         result = IngestResult()
         # what the fast path compares, in one statement (each one costs an append ~5 µs)
         max_pos, stored_files, stored_refs, first_held = self.conn.execute(_LEVEL).fetchone()
@@ -209,7 +220,8 @@ class Index(IndexDB):
         for _worktree, relpath, what in skipped:  # never opened: said once, as refused lines
             self.record_problems(relpath, 0, [(0, f"{what}: not read")])
         files_fp = files_fingerprint(files)
-        refs_fp = refs_fingerprint(self.paths, self.git_dirs)
+        if refs_fp is None:
+            refs_fp = self.refs_stamp()
         if stored_files == files_fp and not self.rebuilding:
             pass  # nothing changed on disk: skip the per-file comparison
         else:
