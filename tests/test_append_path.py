@@ -9,6 +9,8 @@ held batch coming due) is seen by it.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +251,61 @@ def test_a_writer_directory_a_checkout_removes_during_an_append_is_made_again(
         fleet.writer.open_dir = opened  # type: ignore[method-assign]
         assert "mission/second" in {e.stream for e in fleet.events()}
     assert any(b'"mission/second"' in segment.read_bytes() for segment in mine.iterdir())
+
+
+def _waiting_on(path: str) -> bool:
+    """Is a `flock` request of this process waiting for `path`? (/proc/locks: `N: -> FLOCK
+    ADVISORY WRITE PID MAJ:MIN:INODE START END`)"""
+    ino, pid = os.stat(path).st_ino, str(os.getpid())
+    with open("/proc/locks") as fh:
+        rows = [line.split() for line in fh]
+    return any(r[1:3] == ["->", "FLOCK"] and r[5] == pid and r[6].endswith(f":{ino}") for r in rows)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="no /proc/locks here")
+def test_a_ref_moved_while_an_append_waits_for_the_lock_is_read_by_the_next_catch_up(
+    repo: Path,
+) -> None:
+    """An append takes the refs fingerprint before it waits for the writer lock (the ref
+    files' stats, out of the critical section): a ref that moves while it waits (here a branch
+    with another clone's segment on it) is left to the next catch-up, which reads it, as it
+    reads a ref moved just after an append."""
+    import fcntl
+    import threading
+
+    # another clone's segment (signed with goose's key, held here), in git only
+    plant(repo, "mission_created", "mission/side", {"mission_id": "side", "title": "s"}, "goose")
+    segment = repo / ".fleet/events/zzzzzzzzzzzzzzzz/00000001.jsonl"
+    blob = git(repo, "hash-object", "-w", str(segment)).strip()
+    shutil.rmtree(segment.parent)
+
+    def tree(entry: str) -> str:
+        return subprocess.run(
+            ["git", "mktree"], cwd=repo, input=entry + "\n", capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()  # fmt: skip
+
+    top = tree(f"100644 blob {blob}\t00000001.jsonl")
+    for name in ("zzzzzzzzzzzzzzzz", "events", ".fleet"):
+        top = tree(f"040000 tree {top}\t{name}")
+    with Fleet.open(repo, actor="viper") as fleet:
+        _mission(fleet, "first")
+        head = git(repo, "rev-parse", "HEAD").strip()
+        commit = git(repo, "commit-tree", top, "-p", head, "-m", "side").strip()
+        holder = os.open(fleet.writer._lock_path, os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another appender holds the lock
+        try:
+            waiting = threading.Thread(target=_mission, args=(fleet, "waited"))
+            waiting.start()
+            while not _waiting_on(fleet.writer._lock_path):  # it has its refs stamp, and waits
+                waiting.join(0.01)
+            git(repo, "update-ref", "refs/heads/side", commit)  # the ref moves meanwhile
+        finally:
+            os.close(holder)
+        waiting.join()
+        side = "SELECT 1 FROM events WHERE stream = 'mission/side'"
+        assert not fleet.index.conn.execute(side).fetchall()  # left to the next catch-up
+        fleet.catch_up()
+        streams = {e.stream for e in fleet.events()}
+        _level(fleet)
+    assert {"mission/first", "mission/waited", "mission/side"} <= streams
