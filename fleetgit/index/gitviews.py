@@ -35,7 +35,10 @@ class TreeIndex(Index):
     def is_fresh(self) -> bool:
         return True  # nothing but the commit's tree is a source, and it never changes
 
-    def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
+    def catch_up_locked(
+        self, progress: Progress | None = None, refs_fp: str | None = None
+    ) -> IngestResult:
+        del refs_fp  # no ref is a source here
         result = IngestResult()
         self.settled_pos = self.max_pos()
         tree = self.git.events_tree(self.commit)

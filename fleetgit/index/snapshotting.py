@@ -41,7 +41,10 @@ class HistoryIndex(Index):
     def is_fresh(self) -> bool:
         return True
 
-    def catch_up_locked(self, progress: Progress | None = None) -> IngestResult:
+    def catch_up_locked(
+        self, progress: Progress | None = None, refs_fp: str | None = None
+    ) -> IngestResult:
+        del refs_fp  # no ref is a source here
         result = IngestResult()
         self.settled_pos = self.max_pos()
         self.read_history([self.commit], result)
