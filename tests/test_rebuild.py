@@ -456,6 +456,41 @@ def test_a_rebuild_whose_sql_insert_fails_inserts_row_by_row(
         assert rebuilt[table] == incremental[table], table
 
 
+def test_the_cycle_collector_is_off_while_building_and_as_it_was_after(repo: Path) -> None:
+    """A rebuild turns the cycle collector off while it builds (each collection walked every
+    Event alive) and back to what it was after: on again, also when the rebuild fails; left
+    off when its caller had turned it off."""
+    import gc
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit_batch(_missions(0, 30))
+    seen: list[bool] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage != "putting it in place":  # after the build
+            seen.append(gc.isenabled())
+        if stage == "folding projections" and fail:
+            raise RuntimeError("stop")
+
+    assert gc.isenabled()
+    with Fleet.open(repo, catch_up=False) as fleet:
+        fail = False
+        fleet.index.rebuild(progress)
+        assert seen and not any(seen)
+        assert gc.isenabled()
+        fail = True
+        with pytest.raises(RuntimeError):
+            fleet.index.rebuild(progress)
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            fail = False
+            fleet.index.rebuild(progress)
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
 def test_each_events_hash_is_blake2b_8_of_its_line_whichever_path_stored_it(repo: Path) -> None:
     """An event's `hash` is the signed big-endian BLAKE2b-8 of its line (ledger/digest), as an
     append stores it (`_row`) and as a rebuild does (`BulkInserts`): the same number."""

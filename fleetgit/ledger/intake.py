@@ -20,7 +20,7 @@ from fleetgit.ledger.codec import ENVELOPE_KEYS, DecodeError, Event, decode_obje
 from fleetgit.ledger.errors import ValidationError
 from fleetgit.ledger.names import is_writer
 from fleetgit.ledger.schema import Catalogue, EventType
-from fleetgit.ledger.sigs import split
+from fleetgit.ledger.sigs import PREFIX, split
 
 MAX_INT = (1 << 63) - 1  # SQLite's integers: anything larger would overflow the index
 MAX_BATCH = 100_000  # a batch larger than this was not written by an append
@@ -77,7 +77,8 @@ def check(line: bytes, writer: str | None, types: Catalogue) -> Event:
     """The event in `line` (newline included), or Refused/DecodeError saying what is wrong.
     `writer`: the writer directory the line was found in; a line must be in its own writer's.
     `types`: the event types this fleetgit knows (domain/catalogue.py)."""
-    body = split(line)[0]  # a signature is checked on ingest (index/trust.py), not here
+    # a signature is checked on ingest (index/trust.py), not here
+    body = split(line)[0] if line.startswith(PREFIX) else line
     fast = _fast(body, writer, types)
     if fast is not None:
         return fast
@@ -113,10 +114,9 @@ def _fast(body: bytes, writer: str | None, types: Catalogue) -> Event | None:
     except UnicodeDecodeError:
         return None
     at = text.rfind(',"type":"') + 9
-    name = text[at : text.find('"', at)]
-    found = types.fast_lines.get(name, False)
+    found = types.fast_lines.get(text[at : text.find('"', at)], False)
     if found is False:
-        found = _line_pattern(types, name)
+        found = _line_pattern(types, text[at : text.find('"', at)])
     m = None if found is None else found[0].fullmatch(text)
     if m is None:
         return None
@@ -127,8 +127,13 @@ def _fast(body: bytes, writer: str | None, types: Catalogue) -> Event | None:
     obj = orjson.loads(data)
     if et.stream_key is not None and obj.get(et.stream_key) != key:
         return None
-    return Event(eid, name, et.version, stream, int(seq), int(hlc), own, int(wseq), actor, ts,
-                 tx, int(txn), obj, cause, corr)  # fmt: skip
+    # the type's own name and version (the pattern matched them): one string for every line;
+    # built by tuple.__new__ (in C) rather than the NamedTuple's own __new__ (a Python call)
+    return _EVENT(Event, (eid, et.name, et.version, stream, int(seq), int(hlc), own, int(wseq),
+                          actor, ts, tx, int(txn), obj, cause, corr, None))  # fmt: skip
+
+
+_EVENT = tuple.__new__  # an Event of all its fields (pos None), as Event(...) would build it
 
 
 def _canonical(obj: dict[str, Any], line: bytes) -> bool:
