@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleetgit.fleet import Fleet, init
-from fleetgit.index import snapshots
+from fleetgit.index import snapshots, trust
 from fleetgit.index.projections import TABLES
 from tests.conftest import enlist, git, make_repo, run_fleetgit
 
@@ -47,6 +47,8 @@ def _projections(repo: Path) -> dict[str, Any]:
         }
         for t in TABLES:
             out[t] = sorted(conn.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
+        # the `_sig` values restore-lost writes back: the same kept, in whatever rows
+        out["signatures"] = sorted(trust.signature_rows(conn)[0])
     return out
 
 
@@ -225,6 +227,30 @@ def _forge_key(db: Path) -> None:
     conn.close()
 
 
+def _forge_signature(db: Path) -> None:
+    """A line's kept `_sig` value (what restore-lost writes back) replaced by another."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    (rowid, values) = conn.execute("SELECT rowid, sigs FROM signatures LIMIT 1").fetchone()
+    conn.execute(
+        "UPDATE signatures SET sigs = ? WHERE rowid = ?", (b"A" * 128 + values[128:], rowid)
+    )
+    conn.commit()
+    conn.close()
+
+
+def _drop_signature(db: Path) -> None:
+    """The kept `_sig` values of a portion dropped: restore-lost could not write those lines."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    conn.execute("DELETE FROM signatures WHERE rowid = (SELECT max(rowid) FROM signatures)")
+    assert conn.total_changes == 1
+    conn.commit()
+    conn.close()
+
+
 CASES: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[Path], None] | None, str]] = {
     # the index file changed, the manifest not: the digest
     "tampered file": (lambda m: m["db"].update(bytes=m["db"]["bytes"] + 1), None, "size"),
@@ -233,6 +259,9 @@ CASES: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[Path], None] 
     "dropped event": (lambda m: None, _drop_event, "events per writer"),
     # a key the segments' key events do not establish (issue 17): re-derived and compared
     "forged key": (lambda m: None, _forge_key, "pilot keys"),
+    # the line signatures restore-lost writes back, against the segments' signed lines
+    "forged signature": (lambda m: None, _forge_signature, "none of its segments holds"),
+    "dropped signature": (lambda m: None, _drop_signature, "lacks the line signature"),
     "wrong schema": (lambda m: m.update(schema_version=1), None, "index schema 1"),
     "other catalogue": (lambda m: m.update(catalogue="00"), None, "event catalogue"),
     "other intake": (
@@ -592,9 +621,9 @@ def test_a_fleet_with_admin_keys_takes_only_admin_signed_snapshots(
     clone = _clone(origin, tmp_path / "admin")
 
     def no_blob_read(*args: Any) -> None:
-        raise AssertionError("an admin-signed snapshot re-derived the keys")
+        raise AssertionError("an admin-signed snapshot read the segment blobs")
 
-    monkeypatch.setattr(snapshots, "_check_keys", no_blob_read)
+    monkeypatch.setattr(snapshots, "_check_segments", no_blob_read)
     monkeypatch.setenv("FLEETGIT_NO_SNAPSHOT", "")
     with Fleet.open(clone) as fleet:
         assert fleet.index.snapshot_note and "loaded" in fleet.index.snapshot_note

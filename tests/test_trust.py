@@ -323,3 +323,42 @@ def test_a_key_batch_signature_is_verified_once(repo: Path, monkeypatch: Any) ->
         fleet.index.rebuild()
     assert len(messages) == 5
     assert len(set(messages)) == len(messages)
+
+
+def _kept_twice(repo: Path) -> list[tuple[str, str]]:
+    """(writer, id) of each line signature the index keeps more than once."""
+    from collections import Counter
+
+    from fleetgit.fleet import Fleet
+
+    with Fleet.open(repo) as fleet:
+        rows = fleet.index.conn.execute("SELECT writer, ids FROM signatures").fetchall()
+    each = Counter((str(w), ids[i : i + 36]) for w, ids in rows for i in range(0, len(ids), 36))
+    return sorted(k for k, n in each.items() if n > 1)
+
+
+def test_a_rebuild_keeps_each_line_signature_once(repo: Path) -> None:
+    """A rebuild keeps the signatures of the lines it takes without asking the index (its
+    inserts run on another thread): a line it reads twice (here in a segment copied whole, as
+    restore-lost writes lines again in a segment of their own) is kept once all the same, as
+    a catch-up keeps it."""
+    import shutil
+
+    from fleetgit.fleet import Fleet
+    from fleetgit.ledger.segments import RESTORED_SEGMENTS, segment_name
+
+    with Fleet.open(repo, actor="viper-1") as fleet:
+        fleet.emit("mission_created", "mission/m1", {"mission_id": "m1", "title": "t"})
+        fleet.commit()
+        writer = fleet.writer.id
+    mine = repo / ".fleet" / "events" / writer
+    (first,) = sorted(mine.glob("*.jsonl"))
+    shutil.copyfile(first, mine / segment_name(RESTORED_SEGMENTS))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the same lines again")
+    with Fleet.open(repo) as fleet:
+        fleet.catch_up()
+    assert _kept_twice(repo) == []
+    with Fleet.open(repo) as fleet:
+        fleet.rebuild()
+    assert _kept_twice(repo) == []

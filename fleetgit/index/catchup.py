@@ -642,6 +642,7 @@ class Index(IndexDB):
                 result = self.catch_up_locked(progress)
                 if self.trust_redo:
                     result = self._read_again(seq, progress)
+            trust.dedupe_signatures(c)  # a line read twice was kept twice: once
             if progress:
                 progress("building indexes", 0, 1)
             # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per

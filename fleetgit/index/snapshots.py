@@ -24,7 +24,8 @@ file is put in place, with one line naming the first failure:
 - unless a listed admin key signed it: its quarantine keeps no event out, and (under trust =
   "require", or when a pilot signed it) its `pilot_keys` and `key_events` are the ones the key
   events of the listed segment blobs establish, re-derived here (`_check_keys`), the signer's
-  key among them and not revoked.
+  key among them and not revoked; its `signatures` are the `_sig` values of the listed blobs'
+  signed lines it took, none more and none less (`_Signed`).
 
 A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
 What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import subprocess
 import zlib
@@ -512,37 +514,95 @@ def _check_trust_tables(
     """The trust tables of a snapshot no fleet admin key signed (an admin-signed one is taken
     as its admin built it: the signature covers the file). Such a snapshot may keep no event
     out (`quarantine` rows with kept = 0: they could hide honest events, and proving each one
-    would cost a rebuild of its segment): refused, the segments are read. Its `signatures`
-    (the `_sig` values restore-lost writes back) need no proof: a wrong one only makes a
-    restored line fail its check when read. Its keys are proved from the segments
-    (`_check_keys`) under trust "require", and whenever a pilot signed it (its key must be
-    valid there)."""
+    would cost a rebuild of its segment): refused, the segments are read. Its keys are proved
+    from the segments (`_check_keys`) under trust "require", and whenever a pilot signed it
+    (its key must be valid there). Its `signatures` (the `_sig` values restore-lost writes
+    back; a later copy of a line the index holds adds none) are checked against the listed
+    blobs in the same read (`_Signed`); under trust "off" this clone keeps none: dropped."""
     held = conn.execute("SELECT count(*) FROM quarantine WHERE kept = 0").fetchone()[0]
     if held:
         raise SnapshotRefused(
             f"it keeps {held} event(s) out as unsigned, which only an admin-signed snapshot may"
         )
-    if config.trust == "require" or signer is not None:
-        _check_keys(conn, objects, manifest, config, signer)
+    with_keys = config.trust == "require" or signer is not None
+    signed = None
+    if config.trust == "off":
+        conn.execute("DELETE FROM signatures")  # what this clone's own read keeps: none
+    else:
+        signed = _Signed(conn)
+    if with_keys or signed is not None:
+        _check_segments(conn, objects, manifest, config, signer, with_keys, signed)
 
 
-def _check_keys(
+# a signed line of a segment (ledger/sigs.py), after the `\n` ending the line before: its
+# value, its event's id (the line's last `"id":"`: only scalars follow the top-level one, and
+# a JSON string cannot hold that sequence) and its writer (the line's last fields)
+_SIGNED_LINE = re.compile(
+    rb'\n(\{"_sig":"([A-Za-z0-9_-]{128})",[^\n]*"id":"([0-9a-f-]{36})"'
+    rb'[^\n]*,"writer":"([^"\\\n]*)","wseq":[0-9]+\})(?=\n)'
+)
+
+
+class _Signed:
+    """The snapshot's `signatures` checked against the signed lines of its listed blobs: each
+    (writer, id, value) it keeps is one of those lines' (else a forged value, never used), and
+    each of those lines whose event the index holds with that line's hash is kept (else
+    restore-lost could not write that line back, and no later read of it adds the row: a
+    copy of a line the index holds is not kept again). Copies kept twice are kept once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        from fleetgit.index.trust import signature_rows
+
+        self.conn = conn
+        self.listed, self.copies = signature_rows(conn)
+        self.found: set[tuple[str, str, bytes]] = set()
+        self.unlisted: list[tuple[str, bytes]] = []  # (id, line) of signed lines not kept
+
+    def read(self, data: bytes) -> None:
+        listed, found, unlisted = self.listed, self.found, self.unlisted
+        for line, value, eid, writer in _SIGNED_LINE.findall(b"\n" + data):
+            row = (writer.decode(), eid.decode(), value)
+            found.add(row)
+            if row not in listed:
+                unlisted.append((row[1], line + b"\n"))
+
+    def check(self) -> None:
+        from fleetgit.index.trust import rewrite_signatures
+        from fleetgit.ledger.segments import line_hash
+
+        if not self.listed <= self.found:
+            raise SnapshotRefused("it keeps a line signature that none of its segments holds")
+        for start in range(0, len(self.unlisted), 500):
+            chunk = self.unlisted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            hashes = dict(
+                self.conn.execute(
+                    f"SELECT id, hash FROM events WHERE id IN ({marks})", [i for i, _ in chunk]
+                )
+            )
+            for eid, line in chunk:
+                if hashes.get(eid) == line_hash(line):
+                    raise SnapshotRefused(
+                        f"it lacks the line signature of event {eid}, which its segments hold"
+                    )
+        if self.copies:
+            rewrite_signatures(self.conn, self.listed)
+
+
+def _check_segments(
     conn: sqlite3.Connection,
     objects: CatFile,
     manifest: dict[str, Any],
     config: Config,
     signer: Signer | None,
+    with_keys: bool,
+    signed: _Signed | None,
 ) -> None:
-    """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
-    (index/recheck.py: each key batch checked by its own signatures, in total order), and its
-    `key_events` are those events (later key events derive keys from them). Else it could carry
-    a forged key that later ingests would take as a pilot's, or lose a revocation. Each listed
-    blob is searched for key events (bytes, no parse); only their batches are decoded and
-    checked. A pilot's signature counts only with a key of that pilot the segments establish
-    and do not revoke (up to the covered commit)."""
+    """One read of every listed segment blob for what the trust tables need of them: the keys
+    (`_check_keys`, when `with_keys`) and the signatures (`signed`)."""
     from fleetgit.index import recheck
 
-    keys = recheck.Keys(config)
+    keys = recheck.Keys(config) if with_keys else None
     events: set[tuple[Any, ...]] = set()
     limit = read_limit(config.segment_max_bytes)  # what catch-up reads of a committed segment
     for blob, _size in manifest.get("segments", []):
@@ -551,9 +611,33 @@ def _check_keys(
             raise SnapshotRefused(
                 f"segment blob {str(blob)[:12]} is not here, or over the read limit of {limit}"
             )
-        for batch in _key_batches(data):
-            keys.collect(batch[0][0].writer, 0, batch)
-            events |= _key_event_rows(batch)
+        if keys is not None:
+            for batch in _key_batches(data):
+                keys.collect(batch[0][0].writer, 0, batch)
+                events |= _key_event_rows(batch)
+        if signed is not None:
+            signed.read(data)
+    if keys is not None:
+        _check_keys(conn, keys, events, signer)
+    if signed is not None:
+        signed.check()
+
+
+def _check_keys(
+    conn: sqlite3.Connection,
+    keys: Any,
+    events: set[tuple[Any, ...]],
+    signer: Signer | None,
+) -> None:
+    """The snapshot's `pilot_keys` are the keys the key events of the segments it lists establish
+    (index/recheck.py: each key batch checked by its own signatures, in total order), and its
+    `key_events` are those events (later key events derive keys from them). Else it could carry
+    a forged key that later ingests would take as a pilot's, or lose a revocation. Each listed
+    blob is searched for key events (bytes, no parse: `_check_segments`); only their batches
+    are decoded and checked. A pilot's signature counts only with a key of that pilot the
+    segments establish and do not revoke (up to the covered commit)."""
+    from fleetgit.index import recheck
+
     keys.derive()
     rows = keys.rows()
     if rows != recheck.index_keys(conn):

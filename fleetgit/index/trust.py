@@ -481,6 +481,69 @@ def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
     return out
 
 
+def signature_rows(conn: Any) -> tuple[set[tuple[str, str, bytes]], bool]:
+    """Every (writer, id, value) the `signatures` table keeps, and whether one is kept twice
+    (a copy read again in a rebuild, `dedupe_signatures`). A row `remember` did not write
+    gives a (writer, "", row) entry no segment line can match."""
+    out: set[tuple[str, str, bytes]] = set()
+    total = 0
+    for writer, ids, values in conn.execute("SELECT writer, ids, sigs FROM signatures"):
+        n, values = len(ids) // _ID_CHARS, bytes(values)
+        if (
+            not isinstance(ids, str)
+            or len(ids) != n * _ID_CHARS
+            or len(values) != n * sigs.SIG_CHARS
+        ):
+            out.add((str(writer), "", values))
+            total += 1
+            continue
+        w = str(writer)
+        out.update(
+            (
+                w,
+                ids[i * _ID_CHARS : (i + 1) * _ID_CHARS],
+                values[i * sigs.SIG_CHARS : (i + 1) * sigs.SIG_CHARS],
+            )
+            for i in range(n)
+        )
+        total += n
+    return out, total != len(out)
+
+
+def rewrite_signatures(conn: Any, rows: set[tuple[str, str, bytes]]) -> None:
+    """The `signatures` table as `rows` (writer, id, value), each once: one row per writer."""
+    per: dict[str, list[tuple[str, bytes]]] = {}
+    for writer, eid, value in sorted(rows):
+        per.setdefault(writer, []).append((eid, value))
+    conn.execute("DELETE FROM signatures")
+    conn.executemany(
+        "INSERT INTO signatures VALUES (?, ?, ?)",
+        [
+            (w, "".join(e for e, _ in kept), b"".join(v for _, v in kept))
+            for w, kept in sorted(per.items())
+        ],
+    )
+
+
+def dedupe_signatures(conn: Any) -> None:
+    """Keep each (writer, id, value) once: a rebuild keeps every signed line it takes without
+    asking the index (its inserts run on another thread), so a line read twice (a blob and a
+    work-tree copy that grew past it) would be kept twice. Only the ids are compared first (a
+    pass in C per writer): the rows are rewritten only when an id comes twice."""
+    seen: dict[str, list[str]] = {}
+    for writer, ids in conn.execute("SELECT writer, ids FROM signatures"):
+        seen.setdefault(str(writer), []).append(str(ids))
+    for joined in map("".join, seen.values()):
+        each = [joined[i : i + _ID_CHARS] for i in range(0, len(joined), _ID_CHARS)]
+        if len(set(each)) != len(each):
+            break
+    else:
+        return
+    rows, copies = signature_rows(conn)
+    if copies:
+        rewrite_signatures(conn, {r for r in rows if r[1]})
+
+
 def _record(db: IndexDB, items: list[Item], writer: str, segment: int) -> set[str]:
     """Keep the key events of a portion with their batches (`key_events`), whatever their
     verdict; the pilots whose key events are new here."""
