@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sqlite3
 import subprocess
 import zlib
 from collections.abc import Callable
+from itertools import repeat
+from operator import add, getitem, methodcaller
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -534,13 +535,9 @@ def _check_trust_tables(
         _check_segments(conn, objects, manifest, config, signer, with_keys, signed)
 
 
-# a signed line of a segment (ledger/sigs.py), after the `\n` ending the line before: its
-# value, its event's id (the line's last `"id":"`: only scalars follow the top-level one, and
-# a JSON string cannot hold that sequence) and its writer (the line's last fields)
-_SIGNED_LINE = re.compile(
-    rb'\n(\{"_sig":"([A-Za-z0-9_-]{128})",[^\n]*"id":"([0-9a-f-]{36})"'
-    rb'[^\n]*,"writer":"([^"\\\n]*)","wseq":[0-9]+\})(?=\n)'
-)
+_SIGNED = methodcaller("startswith", b'{"_sig":"')  # a signed line (ledger/sigs.py)
+_VALUE = slice(9, 9 + 128)  # its `_sig` value
+_ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
 
 
 class _Signed:
@@ -548,23 +545,40 @@ class _Signed:
     (writer, id, value) it keeps is one of those lines' (else a forged value, never used), and
     each of those lines whose event the index holds with that line's hash is kept (else
     restore-lost could not write that line back, and no later read of it adds the row: a
-    copy of a line the index holds is not kept again). Copies kept twice are kept once."""
+    copy of a line the index holds is not kept again). Copies kept twice are kept once.
+
+    A line's id is its last `"id":"` (only scalars follow the top-level one, and a JSON string
+    cannot hold that sequence), its writer its last `,"writer":"`: passes in C over the lines
+    (`map`), ~1.6 µs a signed line, not a parse."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         from fleetgit.index.trust import signature_rows
 
         self.conn = conn
-        self.listed, self.copies = signature_rows(conn)
-        self.found: set[tuple[str, str, bytes]] = set()
+        self.listed, self.copies = signature_rows(conn, encoded=True)
+        self.found: set[tuple[bytes, bytes, bytes]] = set()
         self.unlisted: list[tuple[str, bytes]] = []  # (id, line) of signed lines not kept
 
     def read(self, data: bytes) -> None:
-        listed, found, unlisted = self.listed, self.found, self.unlisted
-        for line, value, eid, writer in _SIGNED_LINE.findall(b"\n" + data):
-            row = (writer.decode(), eid.decode(), value)
-            found.add(row)
-            if row not in listed:
-                unlisted.append((row[1], line + b"\n"))
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline: not a whole line
+        signed = list(filter(_SIGNED, lines))
+        if not signed:
+            return
+        at = list(map(add, map(bytes.rfind, signed, repeat(_ID_KEY)), repeat(len(_ID_KEY))))
+        ids = map(getitem, signed, map(slice, at, map(add, at, repeat(36))))
+        at = list(map(add, map(bytes.rfind, signed, repeat(_WRITER_KEY)), repeat(11)))
+        writers = map(getitem, signed, map(slice, at, map(bytes.find, signed, repeat(b'"'), at)))
+        rows = list(zip(writers, ids, map(getitem, signed, repeat(_VALUE)), strict=True))
+        new = set(rows)
+        self.found |= new  # the hashes kept: not computed again
+        new -= self.listed
+        if new:
+            self.unlisted += [
+                (r[1].decode(errors="replace"), x + b"\n")
+                for r, x in zip(rows, signed, strict=True)
+                if r in new
+            ]
 
     def check(self) -> None:
         from fleetgit.index.trust import rewrite_signatures

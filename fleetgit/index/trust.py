@@ -481,23 +481,22 @@ def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
     return out
 
 
-def signature_rows(conn: Any) -> tuple[set[tuple[str, str, bytes]], bool]:
-    """Every (writer, id, value) the `signatures` table keeps, and whether one is kept twice
-    (a copy read again in a rebuild, `dedupe_signatures`). A row `remember` did not write
-    gives a (writer, "", row) entry no segment line can match."""
-    out: set[tuple[str, str, bytes]] = set()
+def signature_rows(conn: Any, *, encoded: bool = False) -> tuple[set[Any], bool]:
+    """Every (writer, id, value) the `signatures` table keeps (writer and id as bytes when
+    `encoded`), and whether one is kept twice (a copy read again in a rebuild,
+    `dedupe_signatures`). A row `remember` did not write gives a (writer, "", row) entry no
+    segment line can match."""
+    out: set[Any] = set()
     total = 0
     for writer, ids, values in conn.execute("SELECT writer, ids, sigs FROM signatures"):
-        n, values = len(ids) // _ID_CHARS, bytes(values)
-        if (
-            not isinstance(ids, str)
-            or len(ids) != n * _ID_CHARS
-            or len(values) != n * sigs.SIG_CHARS
-        ):
-            out.add((str(writer), "", values))
+        w, values = str(writer), bytes(values)
+        n = len(ids) // _ID_CHARS if isinstance(ids, str) else -1
+        if n < 0 or len(ids) != n * _ID_CHARS or len(values) != n * sigs.SIG_CHARS:
+            out.add((w.encode() if encoded else w, b"" if encoded else "", values))
             total += 1
             continue
-        w = str(writer)
+        if encoded:
+            w, ids = w.encode(), ids.encode()
         out.update(
             (
                 w,
@@ -510,11 +509,13 @@ def signature_rows(conn: Any) -> tuple[set[tuple[str, str, bytes]], bool]:
     return out, total != len(out)
 
 
-def rewrite_signatures(conn: Any, rows: set[tuple[str, str, bytes]]) -> None:
-    """The `signatures` table as `rows` (writer, id, value), each once: one row per writer."""
+def rewrite_signatures(conn: Any, rows: set[tuple[Any, Any, bytes]]) -> None:
+    """The `signatures` table as `rows` (writer, id, value; str or bytes), each once: one row
+    per writer."""
     per: dict[str, list[tuple[str, bytes]]] = {}
     for writer, eid, value in sorted(rows):
-        per.setdefault(writer, []).append((eid, value))
+        w = writer if isinstance(writer, str) else writer.decode()
+        per.setdefault(w, []).append((eid if isinstance(eid, str) else eid.decode(), value))
     conn.execute("DELETE FROM signatures")
     conn.executemany(
         "INSERT INTO signatures VALUES (?, ?, ?)",
