@@ -43,7 +43,7 @@ import subprocess
 import zlib
 from collections.abc import Callable
 from itertools import repeat
-from operator import add, getitem, methodcaller
+from operator import add, methodcaller
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -566,10 +566,13 @@ class _Signed:
         if not signed:
             return
         at = list(map(add, map(bytes.rfind, signed, repeat(_ID_KEY)), repeat(len(_ID_KEY))))
-        ids = map(getitem, signed, map(slice, at, map(add, at, repeat(36))))
+        cut: Callable[[bytes, slice], bytes] = bytes.__getitem__
+        ids = map(cut, signed, map(slice, at, map(add, at, repeat(36))))
         at = list(map(add, map(bytes.rfind, signed, repeat(_WRITER_KEY)), repeat(11)))
-        writers = map(getitem, signed, map(slice, at, map(bytes.find, signed, repeat(b'"'), at)))
-        rows = list(zip(writers, ids, map(getitem, signed, repeat(_VALUE)), strict=True))
+        writers = map(cut, signed, map(slice, at, map(bytes.find, signed, repeat(b'"'), at)))
+        rows: list[tuple[bytes, bytes, bytes]] = list(
+            zip(writers, ids, map(cut, signed, repeat(_VALUE)), strict=True)
+        )
         new = set(rows)
         self.found |= new  # the hashes kept: not computed again
         new -= self.listed

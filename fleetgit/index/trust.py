@@ -495,12 +495,12 @@ def signature_rows(conn: Any, *, encoded: bool = False) -> tuple[set[Any], bool]
             out.add((w.encode() if encoded else w, b"" if encoded else "", values))
             total += 1
             continue
-        if encoded:
-            w, ids = w.encode(), ids.encode()
+        who: Any = w.encode() if encoded else w
+        each: Any = ids.encode() if encoded else ids
         out.update(
             (
-                w,
-                ids[i * _ID_CHARS : (i + 1) * _ID_CHARS],
+                who,
+                each[i * _ID_CHARS : (i + 1) * _ID_CHARS],
                 values[i * sigs.SIG_CHARS : (i + 1) * sigs.SIG_CHARS],
             )
             for i in range(n)
