@@ -50,7 +50,11 @@ def _killed_rebuilding(repo: Path, stage: str, said: str) -> tuple[Path, dict[st
 
 def _only_current_left(index: Path, current: Path) -> None:
     """Beside the boot marker, only the index's name (a link) and the file it names are left."""
-    left = sorted(p.name for p in index.parent.glob(f"{index.name}*") if p.suffix != ".sqlite-boot")
+    left = sorted(
+        p.name
+        for p in index.parent.glob(f"{index.name}*")
+        if p.suffix not in (".sqlite-boot", ".link-lock")
+    )
     assert left == sorted([index.name, current.name]), left
 
 

@@ -36,6 +36,7 @@ from fleetgit.index.store import (
     IndexDB,
     IngestResult,
     fsync_path,
+    link_lock,
     new_generation,
     put_link,
     renders_as_is,
@@ -102,7 +103,8 @@ def _put_in_place(fresh: Path, link: Path) -> sqlite3.Connection | None:
         holder.execute("PRAGMA journal_mode = WAL")
         holder.execute("SELECT count(*) FROM meta").fetchone()  # opens the -wal
         fsync_path(link.parent)
-        put_link(link, fresh.name)
+        with link_lock(link):  # never between a relink's look at the link and its change
+            put_link(link, fresh.name)
     except OSError as exc:
         holder.close()
         if _no_links(link, exc):

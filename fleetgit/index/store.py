@@ -281,10 +281,35 @@ RESIDUE_PASSES = 3
 
 
 REBUILD_SUFFIX = ".rebuild"  # what a rebuild makes beside the index (links on their way, swept)
+LINK_LOCK = ".link-lock"  # beside the index: who changes what its link names (`link_lock`)
+
+
+@contextmanager
+def link_lock(link: Path) -> Iterator[None]:
+    """Change what the index link names, or delete files it may name, one at a time: a
+    rebuild's switch (catchup.py `_put_in_place`), a relink (`IndexDB._relink`), a sweep. An
+    flock on `<link>.link-lock`, held for a few system calls, never while waiting for another
+    lock (so no cycle with the SQLite write lock a rebuild holds around it, nor the boot
+    marker's). flock is per open file: two threads of one process exclude each other too."""
+    fd = os.open(f"{link}{LINK_LOCK}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def link_name(link: Path) -> str | None:
+    """What the link at `link` names, as written (None: no link there)."""
+    try:
+        return os.readlink(link)
+    except OSError:
+        return None
 
 
 def put_link(link: Path, name: str) -> None:
-    """Make `link` a symbolic link to `name` (a file beside it) in one rename: never missing."""
+    """Make `link` a symbolic link to `name` (a file beside it) in one rename: never missing.
+    Under `link_lock` (its temporary name is the process's)."""
     tmp = link.with_name(f"{link.name}{REBUILD_SUFFIX}-link-{os.getpid()}")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
@@ -296,13 +321,22 @@ def sweep(link: Path, keep: Path) -> None:
     """Delete the files of earlier rebuilds but the one `link` names (`keep`): what a killed
     rebuild left, and the retired files a reader killed before closing them kept (a reader
     still on one keeps its open files; none can open it by name any more). Under the index's
-    write lock (a rebuild's), or by the first process of a boot (`IndexDB._claim_boot`)."""
+    write lock (a rebuild's), or by the first process of a boot (`IndexDB._claim_boot`); and
+    under `link_lock`, so never a file a relink has just made and not yet linked, nor the
+    one the link names by then (`keep` read before)."""
+    with link_lock(link):
+        now = indexlink.target(str(link))
+        _sweep(link, keep, Path(now).name if now is not None else keep.name)
+
+
+def _sweep(link: Path, keep: Path, named: str) -> None:
     for entry in os.scandir(link.parent):
         name = entry.name
         if name.startswith((link.name + indexlink.GEN_INFIX, link.name + REBUILD_SUFFIX)):
-            if name != keep.name and not name.startswith(f"{keep.name}-"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
+            if name in (keep.name, named) or name.startswith((f"{keep.name}-", f"{named}-")):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
         elif keep != link and name in (f"{link.name}-wal", f"{link.name}-shm"):
             with contextlib.suppress(FileNotFoundError):  # of the file before the first link
                 os.unlink(entry.path)
@@ -518,9 +552,10 @@ class IndexDB:
         to no file (its file deleted by hand) goes: a new index, as for a deleted one."""
         missing = None
         for _ in range(100):
+            named = link_name(self.path)
             target = indexlink.target(str(self.path))
             if target is None:  # a link fleetgit did not make: never followed
-                self._relink(foreign=True)
+                self._relink(named, foreign=True)
                 continue
             self.file = Path(target)
             if self.file == self.path:
@@ -539,7 +574,7 @@ class IndexDB:
                 if os.path.exists(self.file):
                     raise
                 if missing == self.file:  # twice the same: not a rebuild's switch
-                    self._relink()
+                    self._relink(named)
                 missing = self.file
                 continue  # retired meanwhile: the link names its successor
             try:
@@ -550,27 +585,31 @@ class IndexDB:
             return conn
         raise IntegrityError(f"the index at {self.path} keeps being replaced")
 
-    def _relink(self, foreign: bool = False) -> None:
+    def _relink(self, seen: str | None, foreign: bool = False) -> None:
         """Drop the link at `path` (to a file deleted by hand, or `foreign`: one fleetgit did not
         make, said in one line) for one to a new, empty file of its own: a new index, caught up
         from the segments. Never the plain name again: a process still on the file it named
         before the first rebuild may hold its `-wal` and `-shm`, which a new file of that name
-        would share; those go."""
-        if foreign:
-            with contextlib.suppress(OSError):
-                what = os.readlink(self.path)
+        would share; those go. Compare and swap under `link_lock`: only while the link still
+        names `seen`, what this process judged; else another process changed it meanwhile (a
+        rebuild's switch, another relink) and the caller reads the link again."""
+        with link_lock(self.path):
+            if seen is None or link_name(self.path) != seen:
+                return
+            if foreign:
                 print(
                     f"fleetgit: warning: {self.path} was a link fleetgit did not make (to"
-                    f" {what!r}): replaced by a new index, caught up from the segments",
+                    f" {seen!r}): replaced by a new index, caught up from the segments",
                     file=sys.stderr,
                 )
-        name = f"{self.path.name}{indexlink.GEN_INFIX}{os.urandom(indexlink.GEN_HEX // 2).hex()}"
-        fd = os.open(self.path.with_name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.close(fd)
-        put_link(self.path, name)
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}{suffix}")
+            tail = os.urandom(indexlink.GEN_HEX // 2).hex()
+            name = f"{self.path.name}{indexlink.GEN_INFIX}{tail}"
+            fd = os.open(self.path.with_name(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            put_link(self.path, name)
+            for suffix in ("-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
 
     def replaced(self) -> bool:
         """Has a rebuild put another file in place of the one this connection reads? One stat."""
