@@ -183,7 +183,15 @@ def _linked(index: str) -> str | None:
 
 
 def _connect(paths: Where) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{paths.index_file}?mode=ro", uri=True, timeout=10)
+    return sqlite3.connect(f"file:{_uri_path(paths.index_file)}?mode=ro", uri=True, timeout=10)
+
+
+def _uri_path(path: str) -> str:
+    """`path` for a SQLite `file:` URI: `%`, `?` and `#` escaped (urllib's `quote` imports
+    `re`). Unescaped, a clone under a directory named `a#b` opened `a` read-write instead
+    (the rest taken for a fragment, `mode=ro` with it): an empty file made outside the
+    clone, and every commit refused."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
 
 
 def full_python() -> None:
