@@ -106,7 +106,12 @@ def _create(top: str, relpath: str, content: bytes) -> bool:
 
 
 class Fleet:
-    """One repository's ledger: append, read, verify, commit."""
+    """One repository's ledger: append, read, verify, commit.
+
+    One thread at a time: a Fleet and its Index are not guarded against two threads using
+    them at once (an append of one could interleave with a catch-up of another). Each thread
+    that needs the ledger opens its own Fleet (or Index), as a process would: the writer's
+    lock and SQLite's keep them apart. docs/design.md ("Threads") says where fleetgit does."""
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ import sqlite3
 import stat
 import struct
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -354,14 +355,19 @@ def _plain_ino(path: Path) -> int | None:
 _HELD: dict[str, int] = {}
 _RETIRED: dict[str, list[int]] = {}  # fds `held_fd` kept of files no longer at their path
 _USERS: dict[str, int] = {}  # an index file -> this process's open IndexDBs on it
+# the three above are the process's: every thread's IndexDB (a web server's) counts and holds
+# there, so each change is made under this lock (a count updated by two threads at once lost
+# one, and an fd could be closed while a connection of this process was on its file)
+_FDS = threading.Lock()
 
 
 def _use(file: str, by: int) -> None:
-    left = _USERS.get(file, 0) + by
-    if left > 0:
-        _USERS[file] = left
-    else:
-        _USERS.pop(file, None)
+    with _FDS:
+        left = _USERS.get(file, 0) + by
+        if left > 0:
+            _USERS[file] = left
+        else:
+            _USERS.pop(file, None)
 
 
 def held_fd(path: str) -> int:
@@ -370,6 +376,11 @@ def held_fd(path: str) -> int:
     included (those of its other connections to the index too), so none of these is closed
     while a connection of this process is on the file. A file replaced since (another inode
     at `path`) gets a new one; the old one is closed by `let_go_if_gone`."""
+    with _FDS:
+        return _held_fd(path)
+
+
+def _held_fd(path: str) -> int:
     old = _HELD.pop(path, -1)  # never left there closed: its number may be reused
     if old >= 0:
         with contextlib.suppress(FileNotFoundError):
@@ -385,6 +396,11 @@ def let_go_if_gone(path: str) -> None:
     """Close the fds `held_fd` keeps of `path` whose file is deleted, once no connection of
     this process is on it: a rebuild deletes the file it retires while other threads'
     connections may still hold SQLite's locks there (until their next check moves them)."""
+    with _FDS:
+        _let_go_if_gone(path)
+
+
+def _let_go_if_gone(path: str) -> None:
     if _USERS.get(path.removesuffix("-shm"), 0) > 0:
         return
     for fd in _RETIRED.pop(path, ()):
