@@ -640,11 +640,13 @@ class Index(IndexDB):
         gc.disable()
         try:
             # the events inserted on the other core while the next portion is read and checked
+            self.ingested = 0
             with BulkInserts(self) if bulk else contextlib.nullcontext() as self.bulk_inserts:
                 result = self.catch_up_locked(progress)
                 if self.trust_redo:
                     result = self._read_again(seq, progress)
-            trust.dedupe_signatures(c)  # a line read twice was kept twice: once
+            if self.ingested > result.new_events:  # copies read: their signatures kept twice
+                trust.dedupe_signatures(c)
             if progress:
                 progress("building indexes", 0, 1)
             # sorting (the indexes, the streams' GROUP BY) holds up to a cache's worth per
@@ -686,6 +688,7 @@ class Index(IndexDB):
         only such a conflict costs it."""
         c = self.conn
         self.trust_redo = False
+        self.ingested = 0
         for table in self.derived_tables():
             if table != "key_events":
                 c.execute(f"DELETE FROM {table}")

@@ -523,6 +523,7 @@ class IndexDB:
         # a key change took validity from events already taken: rebuild (index/trust.py)
         self.trust_redo = False
         self.reading_blob = False  # ingesting a committed blob read whole (trust.py: lineno)
+        self.ingested = 0  # events handed to `ingest` (a rebuild compares them with the new ones)
         # the earliest point of total order a change to reservations touched, not yet settled
         self.clashes_from: tuple[int, str, int] | None = None
         self.bulk_inserts: BulkInserts | None = None  # a rebuild's, while it reads
@@ -893,6 +894,7 @@ class IndexDB:
         items = self.hold(items)
         if not items:
             return
+        self.ingested += len(items)  # more than the events new to the index: copies were read
         if self.bulk_inserts is not None:  # a rebuild: folded at its end
             self.bulk_inserts.submit(items, result)
             return
