@@ -816,3 +816,45 @@ def test_a_snapshot_commit_s_own_fleet_is_looked_at_not_read(origin: Path, tmp_p
     note, peak = proc.stdout.rsplit(" ", 1)
     assert note.startswith("loaded the index snapshot"), (proc.stdout, proc.stderr)
     assert int(peak) < 8, proc.stdout  # MiB at most at any time: the blob's 15 never held
+
+
+def _drop_history(origin: Path) -> None:
+    """`origin`'s main rewritten (as by a force-push) to a commit holding the fleet's files but
+    no segment: every event of the history is then in no commit of any ref."""
+    first = git(origin, "rev-list", "--max-parents=0", "HEAD").split()[0]
+    tip = git(origin, "rev-parse", "HEAD").strip()
+    git(origin, "checkout", "-q", "-B", "main", first)
+    git(origin, "checkout", "-q", tip, "--", ".")
+    git(origin, "rm", "-r", "-q", "-f", ".fleet/events")
+    git(origin, "commit", "-q", "-m", "the fleet's history dropped")
+
+
+def _restorable(clone: Path) -> tuple[int, int]:
+    """`clone` following its origin's rewritten main: how many events `verify` reports lost,
+    and how many of them `restore-lost` could write back."""
+    git(clone, "fetch", "-q")
+    git(clone, "reset", "-q", "--hard", "origin/main")
+    report = orjson.loads(run_fleetgit(clone, "verify", "--json").out)
+    (lost,) = [p for p in report["problems"] if p["kind"] == "lost"]
+    res = run_fleetgit(clone, "restore-lost", "--dry-run", "--json")
+    assert res.code == 0, res.err
+    return int(lost["detail"].split(" event")[0]), len(orjson.loads(res.out)["events"])
+
+
+def test_restore_lost_writes_back_every_line_of_a_clone_that_started_from_a_snapshot(
+    origin: Path, tmp_path: Path
+) -> None:
+    """The line signatures a snapshot keeps are what `restore-lost` writes back (a later read of
+    a line the index holds adds none): from an honest snapshot every lost event can be written
+    back; one with a signature row dropped is refused on load (the segments read instead), so
+    that clone can write back every one too (loaded, it could not write back that portion)."""
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    honest = _clone(origin, tmp_path / "honest")
+    assert "loaded the index snapshot" in _loads(honest)
+    _rewrite(origin, _ref(origin), db_fn=_drop_signature)
+    dropped = _clone(origin, tmp_path / "dropped")
+    assert "lacks the line signature" in _loads(dropped)
+    _drop_history(origin)
+    lost, restorable = _restorable(honest)
+    assert lost > 0 and restorable == lost
+    assert _restorable(dropped) == (lost, lost)
