@@ -186,8 +186,6 @@ class BulkInserts:
 
     def submit(self, items: list[tuple[Event, bytes]], result: IngestResult) -> None:
         """Insert the events of `items` on the thread (after the portion under way)."""
-        import threading
-
         self.wait()
         lines = [line for _, line in items]
         # line_hash of each line: its digest8 bytes, all unpacked in one call
@@ -451,8 +449,6 @@ class Checkpointer:
 
     def poke(self) -> None:
         if self._thread is None:
-            import threading  # only a process that fills a WAL window needs it
-
             self._wake = threading.Event()
             self._thread = threading.Thread(
                 target=self._run, name="fleetgit-checkpoint", daemon=True
