@@ -343,3 +343,44 @@ def test_the_install_is_a_plain_path_file_without_a_deprecated_mode() -> None:
     import fleetgit
 
     assert Path(fleetgit.__file__).resolve().parent == ROOT / "fleetgit"
+
+
+def _read_only_fleet(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fleetgit ARGS` with `.fleet/` read-only: a plain chmod for a user, a read-only bind
+    mount in a mount namespace of its own for root (whom permissions do not stop)."""
+    command = [sys.executable, "-m", "fleetgit", *args]
+    if os.geteuid() != 0:
+        for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+            folder.chmod(folder.stat().st_mode & ~0o222)
+        try:
+            return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
+        finally:
+            for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+                folder.chmod(folder.stat().st_mode | 0o200)
+    fleet = str(repo / ".fleet")
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("root without a mount namespace of its own: .fleet/ cannot be read-only")
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", fleet, *command],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_read_only_fleet_folder_is_one_line_and_exit_1(repo: Path) -> None:
+    """A write into a read-only `.fleet/` was an internal error (exit 3, a traceback in the
+    log) naming a bare writer id; it is the system's reason with the path, and a hint."""
+    before = git(repo, "status", "--porcelain", "--untracked-files=all")
+    res = _read_only_fleet(repo, "--as", "goose", "squawk", "send", "--to", "ice", "--subject", "x")
+    assert res.returncode == 1, res.stderr
+    first, hint = res.stderr.splitlines()
+    assert first.startswith("fleetgit: ") and ".fleet/events/" in first
+    assert "Read-only file system" in first or "Permission denied" in first
+    assert hint.startswith("hint: ") and "writable" in hint
+    assert not list((repo / ".git/fleet/logs").glob("error-*"))
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == before
+    reads = _read_only_fleet(repo, "--as", "goose", "status")  # reading needs no write
+    assert reads.returncode == 0, reads.stderr
