@@ -584,8 +584,8 @@ def boundary(fn: F) -> F:
                 fail(
                     "filesystem",
                     f"{exc.strerror}: {exc.filename}",
-                    "fleetgit writes its events under .fleet/ and its index and keys under"
-                    " .git/fleet/: make them writable (or free some space) and run it again",
+                    "the events go under .fleet/, the index and keys under .git/fleet/:"
+                    " make them writable (or free some space) and run it again",
                     1,
                     as_json,
                 )
