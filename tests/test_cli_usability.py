@@ -386,3 +386,12 @@ def test_a_read_only_fleet_folder_is_one_line_and_exit_1(repo: Path) -> None:
     assert git(repo, "status", "--porcelain", "--untracked-files=all") == before
     reads = _read_only_fleet(repo, "--as", "goose", "status")  # reading needs no write
     assert reads.returncode == 0, reads.stderr
+
+
+def test_dash_c_names_a_directory(repo: Path, tmp_path: Path) -> None:
+    """`-C FILE` ran in the file's repository as if it were a directory (git refuses it)."""
+    for where, why in ((repo / "README.md", "not a directory"), (tmp_path / "nope", "no such")):
+        res = run_fleetgit(tmp_path, "-C", str(where), "status")
+        assert res.code == 1, res.out
+        first, hint = res.err.splitlines()
+        assert why in first and str(where) in first and hint == "hint: check the -C path"
