@@ -215,4 +215,35 @@ def test_install_says_when_the_server_would_have_no_pilot(repo: Path) -> None:
     assert "note:" in bare.err and "no pilot" in bare.err
     assert "git config fleet.callsign" in bare.err and "--as" in bare.err
     named = run_fleetgit(repo, "--as", "goose", "agents", "install", "--client", "cursor")
-    assert named.code == 0 and "note:" not in named.err
+    assert named.code == 0 and "no pilot" not in named.err
+
+
+def test_install_says_when_the_client_would_not_find_fleetgit(repo: Path) -> None:
+    """The entries run `fleetgit` from the client's PATH: installed in a virtualenv that is not
+    on it, the client cannot start the server, and nothing said so."""
+    import os
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    assert (Path(bin_dir) / "fleetgit").exists()
+    without = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "fleetgit").exists()
+    )
+    lost = run_fleetgit(
+        repo, "--as", "goose", "agents", "install", "--client", "codex", env={"PATH": without}
+    )
+    assert lost.code == 0, lost.err
+    assert "note:" in lost.err and "fleetgit is not on PATH" in lost.err and bin_dir in lost.err
+    found = run_fleetgit(
+        repo,
+        "--as",
+        "goose",
+        "agents",
+        "install",
+        "--client",
+        "codex",
+        env={"PATH": f"{bin_dir}{os.pathsep}{without}"},
+    )
+    assert found.code == 0 and "note:" not in found.err, found.err
+    generic = run_fleetgit(repo, "agents", "install", "--client", "generic", env={"PATH": without})
+    assert "note:" not in generic.err  # no server, no hooks: nothing runs fleetgit

@@ -1,6 +1,9 @@
 """`fleetgit mcp` and `fleetgit agents install|uninstall`: thin over fleetgit.agents. The MCP SDK
 is imported by `fleetgit mcp` alone, when it runs."""
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -128,7 +131,20 @@ def agents_install(
     g = globals_of(ctx)
     installer = wiring.Installer(client, g.directory, g.actor or None)
     _show(installer.install(dry_run), dry_run, as_json, "written")
-    if not g.actor and client != "generic" and resolve_callsign(None, installer.paths) is None:
+    if client == "generic":  # AGENTS.md alone: nothing the client runs
+        return
+    if shutil.which("fleetgit") is None:
+        here = Path(sys.executable).parent
+        note(
+            "not_on_path",
+            "fleetgit is not on PATH: the client runs the server and hooks as `fleetgit` and"
+            " would not find it",
+            f"add {here} to the PATH the client starts with"
+            if (here / "fleetgit").exists()
+            else "install fleetgit where the client's PATH finds it",
+            as_json,
+        )
+    if not g.actor and resolve_callsign(None, installer.paths) is None:
         note(
             "no_identity",
             "the MCP server and hooks written act as FLEET_CALLSIGN or git config"
