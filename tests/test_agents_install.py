@@ -180,3 +180,70 @@ def test_a_linked_client_folder_is_refused_and_nothing_outside_is_written(
     assert "Traceback" not in result.err
     assert list(outside.iterdir()) == []
     assert snapshot(repo) == before
+
+
+def test_uninstall_without_a_client_takes_out_every_client_installed(repo: Path) -> None:
+    """README: `fleetgit agents uninstall` puts every file back as it was (it asked for
+    --client and exited 2)."""
+    for rel, content in BEFORE.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(content)
+    before = snapshot(repo)
+    for client in ("cursor", "claude-code", "codex"):
+        assert run_fleetgit(repo, "agents", "install", "--client", client).code == 0
+    assert snapshot(repo) != before
+
+    dry = run_fleetgit(repo, "agents", "uninstall", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "--- a/.codex/config.toml" in dry.out and "--- a/.mcp.json" in dry.out
+    assert snapshot(repo) != before
+    res = run_fleetgit(repo, "agents", "uninstall")
+    assert res.code == 0, res.err
+    assert snapshot(repo) == before
+    assert not (repo / ".git/fleet/agents").exists() or not any(
+        (repo / ".git/fleet/agents").iterdir()
+    )
+    again = run_fleetgit(repo, "agents", "uninstall")
+    assert again.code == 0 and "no agent client is installed" in again.out
+
+
+def test_install_says_when_the_server_would_have_no_pilot(repo: Path) -> None:
+    """The written server entry is `fleetgit mcp`: with no --as, no FLEET_CALLSIGN and no git
+    config fleet.callsign, it would exit at once in the client ("no pilot identity")."""
+    bare = run_fleetgit(repo, "agents", "install", "--client", "cursor")  # conftest: no env
+    assert bare.code == 0, bare.err
+    assert "note:" in bare.err and "no pilot" in bare.err
+    assert "git config fleet.callsign" in bare.err and "--as" in bare.err
+    named = run_fleetgit(repo, "--as", "goose", "agents", "install", "--client", "cursor")
+    assert named.code == 0 and "no pilot" not in named.err
+
+
+def test_install_says_when_the_client_would_not_find_fleetgit(repo: Path) -> None:
+    """The entries run `fleetgit` from the client's PATH: installed in a virtualenv that is not
+    on it, the client cannot start the server, and nothing said so."""
+    import os
+    import sys
+
+    bin_dir = str(Path(sys.executable).parent)
+    assert (Path(bin_dir) / "fleetgit").exists()
+    without = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "fleetgit").exists()
+    )
+    lost = run_fleetgit(
+        repo, "--as", "goose", "agents", "install", "--client", "codex", env={"PATH": without}
+    )
+    assert lost.code == 0, lost.err
+    assert "note:" in lost.err and "fleetgit is not on PATH" in lost.err and bin_dir in lost.err
+    found = run_fleetgit(
+        repo,
+        "--as",
+        "goose",
+        "agents",
+        "install",
+        "--client",
+        "codex",
+        env={"PATH": f"{bin_dir}{os.pathsep}{without}"},
+    )
+    assert found.code == 0 and "note:" not in found.err, found.err
+    generic = run_fleetgit(repo, "agents", "install", "--client", "generic", env={"PATH": without})
+    assert "note:" not in generic.err  # no server, no hooks: nothing runs fleetgit

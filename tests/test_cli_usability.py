@@ -177,10 +177,12 @@ def test_every_listing_has_the_one_json_envelope(repo: Path, cli: Any) -> None:
         ("squawk", "search", "s"): "messages",
         ("--as", "goose", "reserve", "a.py"): "reservations",
         ("--as", "goose", "renew"): "reservations",
+        ("--as", "ice", "check", "a.py"): "blocked",  # a list of paths was the whole output
+        ("hooks", "status"): "hooks",
     }
     for words, key in listings.items():
         res = cli(repo, *words, "--json")
-        assert res.code == 0, (words, res.err)
+        assert res.code == (1 if "check" in words else 0), (words, res.err)
         value = res.json()
         assert set(value) == {key, "more"} and isinstance(value[key], list), words
     thread = cli(repo, "squawk", "thread", cli(repo, "--as", "ice", "squawk", "inbox",
@@ -343,3 +345,53 @@ def test_the_install_is_a_plain_path_file_without_a_deprecated_mode() -> None:
     import fleetgit
 
     assert Path(fleetgit.__file__).resolve().parent == ROOT / "fleetgit"
+
+
+def _read_only_fleet(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fleetgit ARGS` with `.fleet/` read-only: a plain chmod for a user, a read-only bind
+    mount in a mount namespace of its own for root (whom permissions do not stop)."""
+    command = [sys.executable, "-m", "fleetgit", *args]
+    if os.geteuid() != 0:
+        for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+            folder.chmod(folder.stat().st_mode & ~0o222)
+        try:
+            return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
+        finally:
+            for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+                folder.chmod(folder.stat().st_mode | 0o200)
+    fleet = str(repo / ".fleet")
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("root without a mount namespace of its own: .fleet/ cannot be read-only")
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", fleet, *command],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_a_read_only_fleet_folder_is_one_line_and_exit_1(repo: Path) -> None:
+    """A write into a read-only `.fleet/` was an internal error (exit 3, a traceback in the
+    log) naming a bare writer id; it is the system's reason with the path, and a hint."""
+    before = git(repo, "status", "--porcelain", "--untracked-files=all")
+    res = _read_only_fleet(repo, "--as", "goose", "squawk", "send", "--to", "ice", "--subject", "x")
+    assert res.returncode == 1, res.stderr
+    first, hint = res.stderr.splitlines()
+    assert first.startswith("fleetgit: ") and ".fleet/events/" in first
+    assert "Read-only file system" in first or "Permission denied" in first
+    assert hint.startswith("hint: ") and "writable" in hint
+    assert not list((repo / ".git/fleet/logs").glob("error-*"))
+    assert git(repo, "status", "--porcelain", "--untracked-files=all") == before
+    reads = _read_only_fleet(repo, "--as", "goose", "status")  # reading needs no write
+    assert reads.returncode == 0, reads.stderr
+
+
+def test_dash_c_names_a_directory(repo: Path, tmp_path: Path) -> None:
+    """`-C FILE` ran in the file's repository as if it were a directory (git refuses it)."""
+    for where, why in ((repo / "README.md", "not a directory"), (tmp_path / "nope", "no such")):
+        res = run_fleetgit(tmp_path, "-C", str(where), "status")
+        assert res.code == 1, res.out
+        first, hint = res.err.splitlines()
+        assert why in first and str(where) in first and hint == "hint: check the -C path"

@@ -586,3 +586,20 @@ def test_the_api_refuses_numbers_out_of_range_in_one_line(
             call(fleet)
         assert raised.value.message.startswith(named)
         assert len(fleet.events(limit=2**63 - 1)) == 1 + CREW_EVENTS  # the largest bound works
+
+
+def test_init_in_a_clone_without_the_hooks_says_to_install_them(tmp_path: Path, cli: Any) -> None:
+    """A clone of an initialised repository is "already initialised", but git's hooks are not
+    cloned: its commits went unchecked against reservations, and init said nothing of it."""
+    repo = make_repo(tmp_path / "r")
+    assert cli(repo, "init").err == ""  # a new fleet: hooks install comes next
+    assert "hooks install" in cli(repo, "init").err  # again, and still no hooks: said
+    assert cli(repo, "hooks", "install").code == 0
+    assert cli(repo, "init").err == ""
+    git(repo, "add", ".fleet", ".gitattributes")
+    git(repo, "commit", "-q", "-m", "fleet")
+    git(tmp_path, "clone", "-q", str(repo), "clone")
+    for _ in range(2):  # the clone's index made, then already there
+        res = cli(tmp_path / "clone", "init")
+        assert res.code == 0 and "created .fleet" not in res.out
+        assert "note:" in res.err and "hint: fleetgit hooks install" in res.err

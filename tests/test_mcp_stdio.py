@@ -91,6 +91,17 @@ def test_a_pipe_and_a_regular_file_get_the_same_answers(repo: Path, tmp_path: Pa
         assert filed[rid] == got[rid] or rid == 1  # discover: the same server, another process
 
 
+def test_stdin_from_dev_null_ends_at_once_without_a_traceback(repo: Path) -> None:
+    """/dev/null is a character device the event loop cannot watch (epoll refuses it): the
+    server took it for a terminal, logged asyncio's traceback and hung. It is an empty input:
+    the server ends as at the end of a file."""
+    proc = subprocess.run(
+        SERVER, cwd=repo, stdin=subprocess.DEVNULL, capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"Traceback" not in proc.stderr and proc.stdout == b""
+
+
 def test_a_long_message_line_is_read_whole(repo: Path) -> None:
     """asyncio reads lines of at most 64 KiB by default; a call may carry more."""
     paths = [f"src/{i:06d}/{'x' * 40}.py" for i in range(4000)]  # ~200 KB on one line

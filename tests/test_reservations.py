@@ -125,7 +125,7 @@ def test_check_paths(repo: Path, cli: Any) -> None:
     reserve(cli, repo, "viper-1", "src/*.py")
     res = cli(repo, "--as", "goose", "check", "src/a.py", "README.md", "--json")
     assert res.code == 1
-    assert [(b["path"], [r["holder"] for r in b["held_by"]]) for b in res.json()] == [
+    assert [(b["path"], [r["holder"] for r in b["held_by"]]) for b in res.items()] == [
         ("src/a.py", ["viper-1"])
     ]
     assert cli(repo, "--as", "viper-1", "check", "src/a.py").code == 0
@@ -246,7 +246,7 @@ def test_check_lists_each_path_once_with_all_its_holders(repo: Path, cli: Any) -
     assert res.code == 1
     (row,) = res.out.splitlines()[1:]  # under the header: one line for the one path
     assert row.startswith("src/a.py") and row.count("viper-1") == 3
-    (block,) = cli(repo, "--as", "goose", "check", "src/a.py", "--json").json()
+    (block,) = cli(repo, "--as", "goose", "check", "src/a.py", "--json").items()
     assert sorted(r["pattern"] for r in block["held_by"]) == ["src/", "src/*.py", "src/a.py"]
 
 
@@ -255,7 +255,7 @@ def test_check_takes_paths_relative_to_the_current_directory(repo: Path, cli: An
     (repo / "src/parser").mkdir(parents=True)
     (repo / "src/other").mkdir()
     inside = cli(repo / "src", "--as", "goose", "check", "parser/lexer.py", "--json")
-    assert inside.code == 1 and inside.json()[0]["path"] == "src/parser/lexer.py"
+    assert inside.code == 1 and inside.items()[0]["path"] == "src/parser/lexer.py"
     up = cli(repo / "src/other", "--as", "goose", "check", "../parser/x.py")
     assert up.code == 1 and "src/parser/x.py" in up.out
     assert cli(repo / "src", "--as", "goose", "check", "lexer.py").code == 0  # src/lexer.py
@@ -275,7 +275,7 @@ def test_check_through_a_symlinked_repository_path(repo: Path, tmp_path: Path, c
     absolute = cli(link / "src", "--as", "goose", "check", str(link / "src/parser/a.py"))
     assert absolute.code == 1 and "src/parser/a.py" in absolute.out, absolute.err
     relative = cli(link / "src", "--as", "goose", "check", "parser/b.py", "--json")
-    assert relative.code == 1 and relative.json()[0]["path"] == "src/parser/b.py"
+    assert relative.code == 1 and relative.items()[0]["path"] == "src/parser/b.py"
     with Fleet.open(repo, actor="goose") as fleet:  # the API takes the same cwd
         (block,) = fleet.check(["parser/c.py"], cwd=str(link / "src"))
     assert block.path == "src/parser/c.py"
@@ -287,7 +287,7 @@ def test_check_a_directory_checks_what_is_inside_it(repo: Path, cli: Any) -> Non
     for directory in ("src/parser", "src", "."):  # each holds reserved paths
         res = cli(repo, "--as", "goose", "check", directory, "--json")
         assert res.code == 1, directory
-    assert res.json()[0]["path"] == "./"
+    assert res.items()[0]["path"] == "./"
     assert cli(repo, "--as", "goose", "check", "src/lexer/").code == 0  # not a dir yet: the slash
     assert cli(repo, "--as", "goose", "check", "src/parser/deep/").code == 1
     assert cli(repo, "--as", "viper-1", "check", "src").code == 0  # mine

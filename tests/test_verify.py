@@ -267,3 +267,11 @@ def test_a_fork_of_two_updates_is_a_lost_update_and_fails(
     assert res.code == 1 and "1 problem(s)" in res.out and "(settled)" not in res.out
     (fork,) = cli(one, "verify", "--json").json()["problems"]
     assert fork["kind"] == "fork" and fork["settled"] is False
+
+
+def test_the_summary_counts_in_words_that_agree(repo: Path) -> None:
+    """`verify: ok: 17 events in 2 segments from 1 writers`: one writer is singular."""
+    with Fleet.open(repo) as fleet:
+        report = fleet.verify()
+    assert report.writers == 1, report.summary()
+    assert report.summary().endswith(" from 1 writer"), report.summary()

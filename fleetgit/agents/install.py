@@ -308,6 +308,14 @@ def _digest(content: bytes | None) -> str | None:
     return None if content is None else hashlib.sha256(content).hexdigest()
 
 
+def installed_clients(directory: str | None = None) -> list[str]:
+    """The clients installed in this clone's work tree at `directory`, the last installed
+    first (each keeps its manifest of what the files held before)."""
+    folder = locate(directory).local_dir / "agents"
+    found = [(p.stat().st_mtime_ns, p.stem) for p in folder.glob("*.json") if p.stem in CLIENTS]
+    return [client for _, client in sorted(found, reverse=True)]
+
+
 class Installer:
     """The files of one client in the work tree at `directory`."""
 

@@ -421,8 +421,8 @@ LINE_LIMIT = 1 << 28  # the longest message line read (asyncio's default is 64 K
 def _wire_fds() -> tuple[int, int] | None:
     """The client's pipe ends, moved off fds 0 and 1 (which then read /dev/null and write to
     stderr, so a child process or a stray print cannot touch the wire, as the SDK does); None
-    when stdin is not something the event loop can watch (a regular file): the SDK's transport
-    serves that."""
+    when stdin is not something the event loop can watch (a regular file, /dev/null: epoll
+    takes no character device but a terminal): the SDK's transport serves that."""
     import fcntl
     import stat
 
@@ -431,7 +431,7 @@ def _wire_fds() -> tuple[int, int] | None:
         os.fstat(1)
     except OSError:
         return None
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or (stat.S_ISCHR(mode) and os.isatty(0))):
         return None
     wire_in = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
     wire_out = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)

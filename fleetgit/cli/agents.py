@@ -1,6 +1,9 @@
 """`fleetgit mcp` and `fleetgit agents install|uninstall`: thin over fleetgit.agents. The MCP SDK
 is imported by `fleetgit mcp` alone, when it runs."""
 
+import shutil
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +18,7 @@ from fleetgit.cli.common import (
     note,
     print_json,
 )
+from fleetgit.domain.pilots.identity import resolve_callsign
 from fleetgit.ledger.errors import ValidationError
 
 Client = Annotated[
@@ -127,16 +131,54 @@ def agents_install(
     g = globals_of(ctx)
     installer = wiring.Installer(client, g.directory, g.actor or None)
     _show(installer.install(dry_run), dry_run, as_json, "written")
+    if client == "generic":  # AGENTS.md alone: nothing the client runs
+        return
+    if shutil.which("fleetgit") is None:
+        here = Path(sys.executable).parent
+        note(
+            "not_on_path",
+            "fleetgit is not on PATH: the client runs the server and hooks as `fleetgit` and"
+            " would not find it",
+            f"add {here} to the PATH the client starts with"
+            if (here / "fleetgit").exists()
+            else "install fleetgit where the client's PATH finds it",
+            as_json,
+        )
+    if not g.actor and resolve_callsign(None, installer.paths) is None:
+        note(
+            "no_identity",
+            "the MCP server and hooks written act as FLEET_CALLSIGN or git config"
+            " fleet.callsign, and no pilot is set here: the server would stop at its start",
+            "git config fleet.callsign CALLSIGN, or install again with --as CALLSIGN",
+            as_json,
+        )
 
 
 @boundary
 def agents_uninstall(
-    ctx: typer.Context, client: Client, dry_run: DryRun = False, as_json: JsonOpt = False
+    ctx: typer.Context,
+    client: Annotated[
+        str | None,
+        choice_option(
+            "--client",
+            choices=wiring.CLIENTS,
+            metavar="CLIENT",
+            help="The agent client (default: every client installed here).",
+        ),
+    ] = None,
+    dry_run: DryRun = False,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Take fleetgit out of a client's files: each comes back byte for byte as it was before
-    the install (one edited since keeps its edits, without fleetgit's parts).
+    """Take fleetgit out of a client's files (without --client, of every client installed):
+    each comes back byte for byte as it was before the install (one edited since keeps its
+    edits, without fleetgit's parts).
 
-    Example: fleetgit agents uninstall --client claude-code
+    Example: fleetgit agents uninstall
     """
-    installer = wiring.Installer(client, globals_of(ctx).directory)
-    _show(installer.uninstall(dry_run), dry_run, as_json, "changed")
+    directory = globals_of(ctx).directory
+    clients = [client] if client is not None else wiring.installed_clients(directory)
+    if not clients and not as_json:
+        typer.echo("no agent client is installed here: nothing to take out")
+        return
+    changes = [c for name in clients for c in wiring.Installer(name, directory).uninstall(dry_run)]
+    _show(changes, dry_run, as_json, "changed")

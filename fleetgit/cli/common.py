@@ -4,6 +4,7 @@ Exit codes: 0 ok; 1 refused or invalid; 2 usage (typer/click); 3 unexpected, wit
 in a log file under the git dir.
 """
 
+import errno
 import functools
 import inspect
 import os
@@ -536,6 +537,21 @@ class _SafeText:
         return getattr(self._stream, name)
 
 
+# what the system refuses for a file (read-only, no permission, no space): the user's to mend
+_REFUSED_BY_THE_SYSTEM = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def _internal(exc: Exception, directory: str | None, as_json: bool) -> None:
+    log = _log_traceback(directory)
+    fail(
+        "internal",
+        f"internal error: {type(exc).__name__}: {exc}",
+        f"details in {log}; please report it",
+        3,
+        as_json,
+    )
+
+
 def boundary(fn: F) -> F:
     """Wrap a command: FleetError -> exit 1 with one line; anything else -> exit 3 and a log."""
 
@@ -563,15 +579,19 @@ def boundary(fn: F) -> F:
             raise typer.Exit(130) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
+        except OSError as exc:
+            if exc.errno in _REFUSED_BY_THE_SYSTEM and exc.filename is not None:
+                fail(
+                    "filesystem",
+                    f"{exc.strerror}: {exc.filename}",
+                    "the events go under .fleet/, the index and keys under .git/fleet/:"
+                    " make them writable (or free some space) and run it again",
+                    1,
+                    as_json,
+                )
+            _internal(exc, directory, as_json)
         except Exception as exc:
-            log = _log_traceback(directory)
-            fail(
-                "internal",
-                f"internal error: {type(exc).__name__}: {exc}",
-                f"details in {log}; please report it",
-                3,
-                as_json,
-            )
+            _internal(exc, directory, as_json)
         finally:
             sys.stdout = stdout
             if ctx is not None:

@@ -16,6 +16,7 @@ from fleetgit.cli.common import (
     boundary,
     globals_of,
     int_option,
+    note,
     note_unknown_callsign,
     open_fleet,
     page,
@@ -27,6 +28,7 @@ from fleetgit.cli.common import (
 from fleetgit.domain import catalogue
 from fleetgit.fleet import Fleet
 from fleetgit.fleet import init as fleet_init
+from fleetgit.git.paths import locate
 from fleetgit.index.reads import EventFilter
 from fleetgit.ledger.codec import Event
 from fleetgit.ledger.errors import UsageError, ValidationError
@@ -84,6 +86,24 @@ def init(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 typer.echo(f"  {verb} {item}")
     else:
         typer.echo(f"fleetgit is already initialised in {result.worktree}")
+    if ".fleet/config.toml" not in result.created:  # a new fleet: `hooks install` comes next
+        _note_hooks(globals_of(ctx).directory, as_json)
+
+
+def _note_hooks(directory: str | None, as_json: bool) -> None:
+    """A fleet whose hooks are not installed here (a clone: git does not clone them) commits
+    without the reservation check: say so."""
+    from fleetgit.guard import install as hooks
+
+    (pre_commit,) = (s for s in hooks.status(locate(directory)) if s.name == "pre-commit")
+    if pre_commit.state != "installed":
+        note(
+            "hooks_not_installed",
+            f"git's pre-commit hook is {pre_commit.state} here: commits are not checked"
+            " against reservations",
+            "fleetgit hooks install",
+            as_json,
+        )
 
 
 def _parse_data(text: str) -> Any:

@@ -291,9 +291,10 @@ def check(
         blocks = fleet.check(paths, cwd=_here(ctx))
     now = clock.now_ms()
     if as_json:
-        print_json(
-            [{"path": b.path, "held_by": [r.to_json(now) for r in b.reservations]} for b in blocks]
-        )
+        blocked = [
+            {"path": b.path, "held_by": [r.to_json(now) for r in b.reservations]} for b in blocks
+        ]
+        print_json({"blocked": blocked, "more": 0})
     elif blocks:
         rows = [(b.path, "; ".join(_holding(r, now) for r in b.reservations)) for b in blocks]
         typer.echo(table(rows, ["PATH", "HELD BY"]))
@@ -309,7 +310,7 @@ def _holding(r: Reservation, now: int) -> str:
 
 def _hooks_out(states: list, as_json: bool) -> None:  # type: ignore[type-arg]
     if as_json:
-        print_json([s.to_json() for s in states])
+        print_json({"hooks": [s.to_json() for s in states], "more": 0})
         return
     rows = [(s.name, s.state, "yes" if s.chained else "", s.interpreter or "") for s in states]
     typer.echo(table(rows, ["HOOK", "STATE", "CHAINS EXISTING", "INTERPRETER"]))

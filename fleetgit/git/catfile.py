@@ -99,8 +99,7 @@ class CatFile:
 
     def header(self, spec: str) -> Header | None:
         """Ask for `spec`: its header, or None when it names no object. With --batch, its
-        content follows on the pipe: `chunks` (or `read_content`) must read it, or `close` end
-        the process."""
+        content follows on the pipe: `chunks` must read it, or `close` end the process."""
         if not _askable(spec):
             return None
         ask, answer = self._pipes()
@@ -128,10 +127,6 @@ class CatFile:
         except (OSError, ValueError):
             self._close()
             raise GitError("git cat-file stopped while reading objects") from None
-
-    def read_content(self, size: int) -> bytes:
-        """The `size` bytes of content after a header, whole (the caller checked `size`)."""
-        return self._content(size)
 
     def _content(self, size: int) -> bytes:
         _, answer = self._pipes()

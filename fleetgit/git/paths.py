@@ -79,8 +79,9 @@ def _common_dir(git_dir: Path) -> Path:
 def locate(start: str | os.PathLike[str] | None = None) -> RepoPaths:
     """Find the enclosing worktree of `start` (default: the current directory)."""
     here = Path(start if start is not None else os.getcwd()).resolve()
-    if not here.exists():
-        raise NotARepositoryError(f"no such directory: {here}", hint="check the -C path")
+    if not here.is_dir():
+        what = "not a directory" if here.exists() else "no such directory"
+        raise NotARepositoryError(f"{what}: {here}", hint="check the -C path")
     for candidate in (here, *here.parents):
         dotgit = candidate / ".git"
         if dotgit.is_dir() and (dotgit / "HEAD").exists():

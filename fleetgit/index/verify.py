@@ -88,10 +88,15 @@ class Report:
         verdict = "ok" if not open_ else f"{open_} problem(s)"
         note = f" ({settled} fork(s) settled by the rules)" if settled else ""
         note += f" ({warned} warning(s))" if warned else ""
-        return (
-            f"verify: {verdict}: {self.events} events in {self.segments} segments"
-            f" from {self.writers} writers{note}"
+        events, segments, writers = (
+            f"{n} {word}{'s' * (n != 1)}"
+            for n, word in (
+                (self.events, "event"),
+                (self.segments, "segment"),
+                (self.writers, "writer"),
+            )
         )
+        return f"verify: {verdict}: {events} in {segments} from {writers}{note}"
 
 
 # Forks: two clones appended to one stream at one seq. The event types whose fold judges each

@@ -72,7 +72,11 @@ def open_dir(top: str, relpath: str, *, create: bool = False) -> int:
             except FileNotFoundError:
                 if not create:
                     raise
-                _mkdir(part, fd)
+                try:
+                    _mkdir(part, fd)
+                except OSError as exc:  # read-only, no permission, no space: name the path
+                    exc.filename = os.path.join(top, done)
+                    raise
                 try:
                     sub = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
@@ -120,6 +124,7 @@ def open_in(
     except OSError as exc:
         if exc.errno in _NOT_THERE_AS_EXPECTED:
             raise NotRegular(relpath, _what_is(name, dir_fd, "not a regular file")) from None
+        exc.filename = relpath  # the open's name alone is a bare file name
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):

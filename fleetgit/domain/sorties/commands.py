@@ -132,7 +132,7 @@ def _how(sid: str, status: str, allowed: tuple[str, ...]) -> str:
     )
 
 
-def _check_transition(fleet: Fleet, current: dict[str, Any], event_type: str, me: str) -> None:
+def _check_transition(current: dict[str, Any], event_type: str, me: str) -> None:
     allowed, _ = TRANSITIONS[event_type]
     sid, status = current["sortie_id"], current["status"]
     not_mine = event_type in ASSIGNEE_ONLY and current["assignee"] != me
@@ -200,7 +200,7 @@ def act(fleet: Fleet, ref: str, event_type: str, data: dict[str, Any] | None = N
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
         current = row(fleet, sid)
-        _check_transition(fleet, current, event_type, me)
+        _check_transition(current, event_type, me)
         specs = [_spec(event_type, sid, data or {}), *_mission_open(fleet, current, event_type)]
         if event_type in ("sortie_completed", "sortie_cancelled"):
             specs += _ending(fleet, sid, current["assignee"], me)
@@ -265,7 +265,7 @@ def claim(
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
         current = row(fleet, sid)
-        _check_transition(fleet, current, "sortie_assigned", me)
+        _check_transition(current, "sortie_assigned", me)
         _mission_open(fleet, current, "sortie_assigned")
         holder = current["assignee"]
         if holder == me:
@@ -386,7 +386,7 @@ def update(fleet: Fleet, ref: str, changes: dict[str, Any], *, allow_broad: bool
     def plan() -> list[EventSpec]:
         sid = resolve(fleet, ref)
         current = row(fleet, sid)
-        _check_transition(fleet, current, "sortie_updated", me)
+        _check_transition(current, "sortie_updated", me)
         data = dict(changes)
         if "mission_id" in data:
             data["mission_id"] = missions.resolve_open(fleet, data["mission_id"])
