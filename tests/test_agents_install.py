@@ -3,6 +3,7 @@ every file back byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import json
 import tomllib
 from pathlib import Path
@@ -247,3 +248,88 @@ def test_install_says_when_the_client_would_not_find_fleetgit(repo: Path) -> Non
     assert found.code == 0 and "note:" not in found.err, found.err
     generic = run_fleetgit(repo, "agents", "install", "--client", "generic", env={"PATH": without})
     assert "note:" not in generic.err  # no server, no hooks: nothing runs fleetgit
+
+
+SHARING = [(a, b) for a in ("codex", "cursor", "generic") for b in ("codex", "cursor", "generic")]
+
+
+@pytest.mark.parametrize(("first", "second"), [p for p in SHARING if p[0] != p[1]])
+@pytest.mark.parametrize("leaves", ["first", "second"])
+def test_uninstalling_one_client_keeps_what_another_still_uses(
+    repo: Path, first: str, second: str, leaves: str
+) -> None:
+    """codex, cursor and generic share AGENTS.md: uninstalling one took the protocol out of it
+    while the other, still installed, needed it. Whichever goes first, the other keeps it; when
+    the last goes, every file comes back byte for byte."""
+    for rel, content in BEFORE.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(content)
+    before = snapshot(repo)
+    for client in (first, second):
+        assert run_fleetgit(repo, "agents", "install", "--client", client).code == 0
+    gone, stays = (first, second) if leaves == "first" else (second, first)
+
+    res = run_fleetgit(repo, "agents", "uninstall", "--client", gone, "--json")
+    assert res.code == 0, res.err
+    actions = {f["path"]: f for f in json.loads(res.out)["files"]}
+    assert actions["AGENTS.md"]["action"] == "kept" and actions["AGENTS.md"]["for"] == [stays]
+    assert (repo / "AGENTS.md").read_bytes().count(MD_BEGIN.encode()) == 1
+    _check_wired(repo, stays, True)
+    for rel in files_for(gone, None):  # its own files are back as they were
+        if rel != "AGENTS.md":
+            assert (repo / rel).read_bytes() == before[rel]
+
+    last = run_fleetgit(repo, "agents", "uninstall", "--client", stays)
+    assert last.code == 0, last.err
+    assert snapshot(repo) == before
+
+
+def test_uninstalling_every_client_plans_what_it_does(repo: Path) -> None:
+    """Without --client, the dry run shows the shared AGENTS.md restored once (the last client
+    to go), as the run then does."""
+    (repo / "AGENTS.md").write_bytes(BEFORE["AGENTS.md"])
+    before = snapshot(repo)
+    for client in ("generic", "codex", "cursor"):
+        assert run_fleetgit(repo, "agents", "install", "--client", client).code == 0
+    dry = run_fleetgit(repo, "agents", "uninstall", "--dry-run", "--json")
+    wet = run_fleetgit(repo, "agents", "uninstall", "--json")
+    assert dry.code == wet.code == 0, dry.err + wet.err
+    assert [{k: f[k] for k in f if k != "diff"} for f in json.loads(dry.out)["files"]] == (
+        json.loads(wet.out)["files"]
+    )
+    agents = [f for f in json.loads(wet.out)["files"] if f["path"] == "AGENTS.md"]
+    assert [f["action"] for f in agents] == ["kept", "kept", "updated"]
+    assert snapshot(repo) == before
+
+
+def test_an_edit_between_two_installs_survives_them_both(repo: Path) -> None:
+    """codex installed, AGENTS.md edited, cursor installed: the edit stays through either
+    uninstall order, and fleetgit's section leaves with the last client."""
+    (repo / "AGENTS.md").write_bytes(b"# Agents\n")
+    Installer("codex", str(repo)).install()
+    with open(repo / "AGENTS.md", "ab") as fh:
+        fh.write(b"\nAlso: run the linters.\n")
+    Installer("cursor", str(repo)).install()
+    Installer("codex", str(repo)).uninstall()
+    assert MD_BEGIN in (repo / "AGENTS.md").read_text()
+    Installer("cursor", str(repo)).uninstall()
+    text = (repo / "AGENTS.md").read_text()
+    assert MD_BEGIN not in text and text.startswith("# Agents\n") and "run the linters" in text
+
+
+def test_a_client_installed_before_the_shared_record_still_restores(repo: Path) -> None:
+    """An install made before clients shared AGENTS.md's record kept the file with the other's
+    section in it as its original: when that other goes first, it hands its record down."""
+    (repo / "AGENTS.md").write_bytes(BEFORE["AGENTS.md"])
+    before = snapshot(repo)
+    Installer("codex", str(repo)).install()
+    agents = repo / ".git/fleet/agents"
+    (agents / "codex.json").rename(repo.parent / "codex.json")  # cursor installs as it used to
+    Installer("cursor", str(repo)).install()
+    (repo.parent / "codex.json").rename(agents / "codex.json")
+    kept = json.loads((agents / "cursor.json").read_text())["AGENTS.md"]["original"]
+    assert MD_BEGIN.encode() in base64.b64decode(kept)  # the old record
+    assert run_fleetgit(repo, "agents", "uninstall", "--client", "codex").code == 0
+    assert MD_BEGIN in (repo / "AGENTS.md").read_text()
+    assert run_fleetgit(repo, "agents", "uninstall", "--client", "cursor").code == 0
+    assert snapshot(repo) == before

@@ -9,7 +9,9 @@ TOML and Markdown between marker lines. Installing again changes nothing.
 What a file held before the first install is kept in the clone's local state (under the git
 dir, never committed); `uninstall` writes it back byte for byte, or removes the file that did
 not exist. A file edited since the install keeps those edits: only fleetgit's parts are taken
-out of it.
+out of it. codex, cursor and generic share AGENTS.md: a client installed after another records
+the other's original of it, and uninstalling one leaves the file alone while another installed
+client still uses it (the last to go restores it).
 """
 
 from __future__ import annotations
@@ -57,9 +59,12 @@ class Change(NamedTuple):
     path: str  # relative to the work tree's top
     before: bytes | None  # None: the file does not exist
     after: bytes | None  # None: the file is removed
+    kept_for: tuple[str, ...] = ()  # uninstall: the clients still installed that use the file
 
     @property
     def action(self) -> str:
+        if self.kept_for:
+            return "kept"
         if self.before == self.after:
             return "unchanged"
         if self.after is None:
@@ -73,8 +78,11 @@ class Change(NamedTuple):
         b = "/dev/null" if self.after is None else f"b/{self.path}"
         return "".join(difflib.unified_diff(old, new, a, b))
 
-    def to_json(self) -> dict[str, str]:
-        return {"path": self.path, "action": self.action}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "action": self.action}
+        if self.kept_for:
+            out["for"] = list(self.kept_for)
+        return out
 
 
 def server_entry(callsign: str | None) -> dict[str, Any]:
@@ -316,6 +324,29 @@ def installed_clients(directory: str | None = None) -> list[str]:
     return [client for _, client in sorted(found, reverse=True)]
 
 
+def _load_manifest(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _save_manifest(path: Path, manifest: dict[str, Any], keep_time: bool = False) -> None:
+    """`keep_time`: the file keeps its mtime (installed_clients orders by it)."""
+    if not manifest:
+        path.unlink(missing_ok=True)
+        return
+    times = None
+    if keep_time:
+        st = path.stat()
+        times = (st.st_atime_ns, st.st_mtime_ns)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    if times is not None:
+        os.utime(path, ns=times)
+
+
 class Installer:
     """The files of one client in the work tree at `directory`."""
 
@@ -324,21 +355,19 @@ class Installer:
         self.top = self.paths.worktree
         self.client = client
         self.files = files_for(client, callsign)
-        self.manifest_path = self.paths.local_dir / "agents" / f"{client}.json"
+        self.manifest_path = _manifest_path(self.paths.local_dir, client)
 
     def _manifest(self) -> dict[str, Any]:
-        try:
-            value = json.loads(self.manifest_path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        return value if isinstance(value, dict) else {}
+        return _load_manifest(self.manifest_path)
 
-    def _save(self, manifest: dict[str, Any]) -> None:
-        if not manifest:
-            self.manifest_path.unlink(missing_ok=True)
-            return
-        self.manifest_path.parent.mkdir(parents=True, exist_ok=True)
-        self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    def _shared(self, rel: str) -> dict[str, Any] | None:
+        """Another installed client's record of `rel` (AGENTS.md, shared), the latest first."""
+        for other in installed_clients(str(self.top)):
+            if other != self.client:
+                kept = _load_manifest(_manifest_path(self.paths.local_dir, other)).get(rel)
+                if isinstance(kept, dict):
+                    return kept
+        return None
 
     def plan_install(self) -> list[Change]:
         changes = []
@@ -355,37 +384,97 @@ class Installer:
         for c in changes:
             kept = manifest.get(c.path)
             if kept is None:  # the first install: what the file held is what uninstall restores
-                original = None if c.before is None else base64.b64encode(c.before).decode()
-                manifest[c.path] = {"original": original, "wrote": _digest(c.after)}
+                shared = self._shared(c.path)
+                if shared is None:
+                    original = None if c.before is None else base64.b64encode(c.before).decode()
+                    manifest[c.path] = {"original": original, "wrote": _digest(c.after)}
+                elif shared.get("wrote") == _digest(c.before):  # another client's, as it left it
+                    manifest[c.path] = {**shared, "wrote": _digest(c.after)}
+                else:  # another client's, edited since
+                    manifest[c.path] = {"edited": True, "wrote": _digest(c.after)}
             elif kept.get("wrote") == _digest(c.before):  # as we left it
                 kept["wrote"] = _digest(c.after)
             else:  # edited since: uninstall takes fleetgit's parts out, keeping the edits
                 manifest[c.path] = {"edited": True, "wrote": _digest(c.after)}
             if c.action != "unchanged":
                 _write(self.top, c.path, c.after)
-        self._save(manifest)
+        _save_manifest(self.manifest_path, manifest)
         return changes
 
-    def plan_uninstall(self) -> list[Change]:
-        manifest = self._manifest()
-        changes = []
-        for rel, merge in self.files.items():
-            now = _read(self.top, rel)
+    def uninstall(self, dry_run: bool = False) -> list[Change]:
+        return uninstall([self.client], str(self.top), dry_run)
+
+
+def _manifest_path(local_dir: Path, client: str) -> Path:
+    return local_dir / "agents" / f"{client}.json"
+
+
+def uninstall(
+    clients: list[str], directory: str | None = None, dry_run: bool = False
+) -> list[Change]:
+    """Take fleetgit out of the files of `clients`, one after the other. A file another client
+    still installed uses (AGENTS.md) is kept; the last client that uses it restores it. The dry
+    run plans the same steps over the planned contents, writing nothing."""
+    paths = locate(directory)
+    top = paths.worktree
+    for client in clients:
+        files_for(client, None)  # an unknown client: refused before anything is written
+    leaving = list(dict.fromkeys(clients))
+    installed = installed_clients(directory)
+    manifests = {
+        c: _load_manifest(_manifest_path(paths.local_dir, c))
+        for c in dict.fromkeys(installed + leaving)
+    }
+    handed: set[str] = set()  # staying clients whose manifest changed
+    planned: dict[str, bytes | None] = {}
+    changes = []
+    for i, client in enumerate(leaving):
+        manifest = manifests[client]
+        staying = [c for c in installed if c not in leaving[: i + 1]]
+        for rel, merge in files_for(client, None).items():
+            now = planned[rel] if rel in planned else _read(top, rel)
             kept = manifest.get(rel)
-            if kept is not None and not kept.get("edited") and kept.get("wrote") == _digest(now):
+            users = tuple(c for c in staying if isinstance(manifests[c].get(rel), dict))
+            if users:
+                after = now
+                if isinstance(kept, dict):
+                    handed.update(_hand_down(kept, [manifests[c] for c in users], rel, users))
+            elif (
+                isinstance(kept, dict)
+                and not kept.get("edited")
+                and kept.get("wrote") == _digest(now)
+            ):
                 original = kept.get("original")
                 after = None if original is None else base64.b64decode(original)
             else:  # edited since (or installed by hand): take only fleetgit's parts out
                 after = merge(rel, now, False)
-            changes.append(Change(rel, now, after))
+            planned[rel] = after
+            changes.append(Change(rel, now, after, users))
+        manifests[client] = {}
+    if dry_run:
         return changes
+    for c in changes:
+        if c.action not in ("unchanged", "kept"):
+            _write(top, c.path, c.after)
+    for client in handed:
+        _save_manifest(_manifest_path(paths.local_dir, client), manifests[client], keep_time=True)
+    for client in leaving:
+        _save_manifest(_manifest_path(paths.local_dir, client), {})
+    return changes
 
-    def uninstall(self, dry_run: bool = False) -> list[Change]:
-        changes = self.plan_uninstall()
-        if dry_run:
-            return changes
-        for c in changes:
-            if c.action != "unchanged":
-                _write(self.top, c.path, c.after)
-        self._save({})
-        return changes
+
+def _hand_down(
+    kept: dict[str, Any], records: list[dict[str, Any]], rel: str, users: tuple[str, ...]
+) -> list[str]:
+    """A client installed over this one's install recorded the file with fleetgit's section in
+    it as its original (installs before the shared record): it takes this one's record."""
+    changed = []
+    for user, record in zip(users, records, strict=True):
+        entry = record[rel]
+        original = entry.get("original")
+        if entry.get("edited") or original is None:
+            continue
+        if _digest(base64.b64decode(original)) == kept.get("wrote"):
+            record[rel] = {**kept, "wrote": entry.get("wrote")}
+            changed.append(user)
+    return changed

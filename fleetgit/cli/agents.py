@@ -104,8 +104,10 @@ def _show(changes: list[wiring.Change], dry_run: bool, as_json: bool, verb: str)
         print_json({"files": out, "dry_run": dry_run})
         return
     for c in changes:
-        if dry_run and c.action != "unchanged":
+        if dry_run and c.action not in ("unchanged", "kept"):
             typer.echo(c.diff(), nl=False)
+        elif c.kept_for:
+            typer.echo(f"kept: {c.path} ({', '.join(c.kept_for)} still installed uses it)")
         else:
             typer.echo(f"{c.action}: {c.path}")
     if dry_run:
@@ -171,7 +173,8 @@ def agents_uninstall(
 ) -> None:
     """Take fleetgit out of a client's files (without --client, of every client installed):
     each comes back byte for byte as it was before the install (one edited since keeps its
-    edits, without fleetgit's parts).
+    edits, without fleetgit's parts). A file another client still installed uses (AGENTS.md)
+    is kept.
 
     Example: fleetgit agents uninstall
     """
@@ -180,5 +183,4 @@ def agents_uninstall(
     if not clients and not as_json:
         typer.echo("no agent client is installed here: nothing to take out")
         return
-    changes = [c for name in clients for c in wiring.Installer(name, directory).uninstall(dry_run)]
-    _show(changes, dry_run, as_json, "changed")
+    _show(wiring.uninstall(clients, directory, dry_run), dry_run, as_json, "changed")
