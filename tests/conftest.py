@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,23 @@ def signed_segment(repo: Path, number: int, events: list[Any]) -> bytes:
         out += trust.sign_batch(lines, batch, number, base, lambda a: keys.load(common, a))
         i += len(batch)
     return b"".join(out)
+
+
+@contextmanager
+def read_only_fleet(repo: Path) -> Iterator[list[str]]:
+    """`.fleet/` read-only for the commands run inside: the prefix to run them with. A plain
+    chmod for a user (no prefix); for root, whom permissions do not stop, a read-only bind mount
+    in a mount namespace of its own (the prefix runs the command in it)."""
+    if os.geteuid() != 0:
+        for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+            folder.chmod(folder.stat().st_mode & ~0o222)
+        try:
+            yield []
+        finally:
+            for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
+                folder.chmod(folder.stat().st_mode | 0o200)
+        return
+    if subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode:
+        pytest.skip("root without a mount namespace of its own: .fleet/ cannot be read-only")
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    yield ["unshare", "-m", "sh", "-c", script, "sh", str(repo / ".fleet")]

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from fleetgit.ledger.errors import ValidationError
-from tests.conftest import CREW_EVENTS, git, plant, run_fleetgit
+from tests.conftest import CREW_EVENTS, git, plant, read_only_fleet, run_fleetgit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -348,28 +348,10 @@ def test_the_install_is_a_plain_path_file_without_a_deprecated_mode() -> None:
 
 
 def _read_only_fleet(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`fleetgit ARGS` with `.fleet/` read-only: a plain chmod for a user, a read-only bind
-    mount in a mount namespace of its own for root (whom permissions do not stop)."""
-    command = [sys.executable, "-m", "fleetgit", *args]
-    if os.geteuid() != 0:
-        for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
-            folder.chmod(folder.stat().st_mode & ~0o222)
-        try:
-            return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
-        finally:
-            for folder in [repo / ".fleet", *(repo / ".fleet").rglob("*")]:
-                folder.chmod(folder.stat().st_mode | 0o200)
-    fleet = str(repo / ".fleet")
-    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
-    if subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False).returncode:
-        pytest.skip("root without a mount namespace of its own: .fleet/ cannot be read-only")
-    return subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", fleet, *command],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    """`fleetgit ARGS` with `.fleet/` read-only (conftest's read_only_fleet)."""
+    with read_only_fleet(repo) as prefix:
+        command = [*prefix, sys.executable, "-m", "fleetgit", *args]
+        return subprocess.run(command, cwd=repo, capture_output=True, text=True, check=False)
 
 
 def test_a_read_only_fleet_folder_is_one_line_and_exit_1(repo: Path) -> None:

@@ -22,7 +22,7 @@ from mcp_types import CallToolResult
 
 from fleetgit.agents.tools import TOOLS
 from fleetgit.fleet import Fleet
-from tests.conftest import run_fleetgit
+from tests.conftest import read_only_fleet, run_fleetgit
 
 
 def params(repo: Path, callsign: str) -> StdioServerParameters:
@@ -453,3 +453,42 @@ def test_any_arguments_are_taken_or_refused_in_one_line(name: str, args: dict[st
         assert exc.message.startswith(f"{name}: argument ") and "\n" not in exc.message
         return
     assert set(checked) == {p.name for p in TOOLS[name].params}
+
+
+def test_a_write_on_a_read_only_fleet_folder_is_the_clis_refusal(repo: Path) -> None:
+    """A write tool on a read-only `.fleet/` answered "internal error: OSError ..." (and logged
+    a traceback) where the CLI refuses in one line naming the path, with a hint: the tool error
+    is that refusal, and reads still answer."""
+    with read_only_fleet(repo) as prefix:
+        fleetgit = [*prefix, sys.executable, "-m", "fleetgit", "--as", "goose"]
+        cli = subprocess.run(
+            [*fleetgit, "squawk", "send", "--to", "ice", "--subject", "x"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        server = StdioServerParameters(
+            command=fleetgit[0], args=[*fleetgit[1:], "mcp"], cwd=str(repo), env=dict(os.environ)
+        )
+        texts: list[str] = []
+        errors: list[Any] = []
+
+        async def main() -> None:
+            async with Client(server, read_timeout_seconds=60) as client:
+                goose = Pilot(client, "goose")
+                texts.append(await goose.refused("send_message", to=["ice"], subject="x"))
+                result = await goose.call("send_message", to=["goose"], subject="y")
+                errors.append(result.structured_content)
+                assert (await goose.ok("overview"))["me"]
+
+        run(main)
+    assert cli.returncode == 1, cli.stderr
+    cli_message, cli_hint = cli.stderr.removeprefix("fleetgit: ").splitlines()
+    message, hint = texts[0].splitlines()
+    assert hint == cli_hint and "writable" in hint
+    assert ".fleet/events/" in message and message.split(":")[0] == cli_message.split(":")[0]
+    assert errors[0]["error"]["code"] == "filesystem"
+    assert errors[0]["error"]["message"] == message and errors[0]["error"]["hint"] == hint[6:]
+    assert not list((repo / ".git/fleet/logs").glob("*error-*"))
+    assert events_of(repo, "message_sent") == []

@@ -31,7 +31,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from fleetgit.agents.tools import TOOLS, Session, Tool, overview
 from fleetgit.domain.checkpoints import resume as recovery
 from fleetgit.domain.reservations.commands import ReservationConflict
-from fleetgit.ledger.errors import FleetError
+from fleetgit.ledger.errors import FleetError, refused_by_the_system
 
 INSTRUCTIONS = """fleetgit coordinates the agents (pilots) working in this git repository.
 You act as one pilot. Protocol: overview (or ready_sorties) -> claim_sortie (reserves its files)
@@ -70,12 +70,16 @@ def refusal(exc: FleetError) -> dict[str, Any]:
 
 def answer(session: Session, name: str, arguments: Any) -> dict[str, Any]:
     """The result of the tool call `name(arguments)` as this session's pilot: the tool's
-    result, or a refusal (a FleetError's message and hint; any other error is logged)."""
+    result, or a refusal (a FleetError's message and hint, or the system's refusal of a write
+    to a named path as the CLI gives it; any other error is logged)."""
     try:
         out, summary = session.call(name, arguments)
     except FleetError as exc:
         return refusal(exc)
     except Exception as exc:
+        refused = refused_by_the_system(exc)  # read-only, no permission, no space: the CLI's
+        if refused is not None:
+            return refusal(refused)
         log = _log_traceback(session)
         return refusal(
             FleetError(

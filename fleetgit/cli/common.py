@@ -4,7 +4,6 @@ Exit codes: 0 ok; 1 refused or invalid; 2 usage (typer/click); 3 unexpected, wit
 in a log file under the git dir.
 """
 
-import errno
 import functools
 import inspect
 import os
@@ -27,7 +26,7 @@ from fleetgit.fleet import Fleet
 from fleetgit.git.paths import locate
 from fleetgit.index.reads import INT_MAX  # what SQLite holds: a larger number would not bind
 from fleetgit.ledger import clock
-from fleetgit.ledger.errors import FleetError, ValidationError
+from fleetgit.ledger.errors import FleetError, ValidationError, refused_by_the_system
 
 
 def _bounded(low: int, high: int) -> Callable[[str], int]:
@@ -537,10 +536,6 @@ class _SafeText:
         return getattr(self._stream, name)
 
 
-# what the system refuses for a file (read-only, no permission, no space): the user's to mend
-_REFUSED_BY_THE_SYSTEM = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
-
-
 def _internal(exc: Exception, directory: str | None, as_json: bool) -> None:
     log = _log_traceback(directory)
     fail(
@@ -580,15 +575,9 @@ def boundary(fn: F) -> F:
         except BrokenPipeError:
             raise typer.Exit(0) from None
         except OSError as exc:
-            if exc.errno in _REFUSED_BY_THE_SYSTEM and exc.filename is not None:
-                fail(
-                    "filesystem",
-                    f"{exc.strerror}: {exc.filename}",
-                    "the events go under .fleet/, the index and keys under .git/fleet/:"
-                    " make them writable (or free some space) and run it again",
-                    1,
-                    as_json,
-                )
+            refused = refused_by_the_system(exc)
+            if refused is not None:
+                fail(refused.code, refused.message, refused.hint, refused.exit_code, as_json)
             _internal(exc, directory, as_json)
         except Exception as exc:
             _internal(exc, directory, as_json)

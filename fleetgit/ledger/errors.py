@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class FleetError(Exception):
     """An expected failure: refused or invalid input. Exit code 1."""
@@ -61,3 +63,30 @@ class GitError(FleetError):
     """A git operation failed; raised only by gitrepo."""
 
     code = "git"
+
+
+class SystemRefusedError(FleetError):
+    """The system refused a write to a named path: read-only, no permission, no space. The
+    user's to mend, not a bug: one line with the path, and a hint."""
+
+    code = "filesystem"
+
+
+# what the system refuses for a file (read-only, no permission, no space): the user's to mend
+_REFUSED_BY_THE_SYSTEM = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
+
+
+def refused_by_the_system(exc: BaseException) -> SystemRefusedError | None:
+    """`exc` as the refusal every interface gives (the CLI's one line, an MCP tool error) when
+    the system refused it for a named path; None for any other error (a bug: logged)."""
+    if (
+        not isinstance(exc, OSError)
+        or exc.errno not in _REFUSED_BY_THE_SYSTEM
+        or exc.filename is None
+    ):
+        return None
+    return SystemRefusedError(
+        f"{exc.strerror}: {exc.filename}",
+        hint="the events go under .fleet/, the index and keys under .git/fleet/:"
+        " make them writable (or free some space) and run it again",
+    )
