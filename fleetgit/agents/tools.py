@@ -230,7 +230,7 @@ class Session:
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet
         self.callsign = fleet.me()
-        self.registered = self._register()
+        self._register()
         self._alive_ms = clock.now_ms()
 
     @classmethod
@@ -247,15 +247,13 @@ class Session:
     def close(self) -> None:
         self.fleet.close()
 
-    def _register(self) -> bool:
-        """Register the pilot if it is new (or left the fleet): True when it did."""
+    def _register(self) -> None:
+        """Register the pilot if it is new (or left the fleet)."""
         row = self.fleet.index.conn.execute(
             "SELECT deregistered FROM pilots WHERE callsign = ?", (self.callsign,)
         ).fetchone()
-        if row is not None and not row[0]:
-            return False
-        pilots.register(self.fleet, self.callsign, program="mcp")
-        return True
+        if row is None or row[0]:
+            pilots.register(self.fleet, self.callsign, program="mcp")
 
     def heartbeat_due(self) -> bool:
         window = self.fleet.config.pilot_active_window_seconds * 1000

@@ -27,8 +27,6 @@ from fleetgit.ledger import clock
 from fleetgit.ledger.config import Config
 from fleetgit.ledger.errors import ValidationError
 
-MAX_SNAPSHOT_BYTES = snapshots.MAX_PARTS * snapshots.PART_BYTES
-
 
 class HistoryIndex(Index):
     """The index of everything reachable from one commit, in a file of its own: what a clone
