@@ -268,6 +268,8 @@ def test_uninstalling_one_client_keeps_what_another_still_uses(
     for client in (first, second):
         assert run_fleetgit(repo, "agents", "install", "--client", client).code == 0
     gone, stays = (first, second) if leaves == "first" else (second, first)
+    dry = run_fleetgit(repo, "agents", "uninstall", "--client", gone, "--dry-run")
+    assert f"kept: AGENTS.md (still used by {stays})" in dry.out, dry.out + dry.err
 
     res = run_fleetgit(repo, "agents", "uninstall", "--client", gone, "--json")
     assert res.code == 0, res.err

@@ -107,7 +107,7 @@ def _show(changes: list[wiring.Change], dry_run: bool, as_json: bool, verb: str)
         if dry_run and c.action not in ("unchanged", "kept"):
             typer.echo(c.diff(), nl=False)
         elif c.kept_for:
-            typer.echo(f"kept: {c.path} ({', '.join(c.kept_for)} still installed uses it)")
+            typer.echo(f"kept: {c.path} (still used by {', '.join(c.kept_for)})")
         else:
             typer.echo(f"{c.action}: {c.path}")
     if dry_run:
