@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fleetgit.agents.install import CLIENTS, MD_BEGIN, MD_END, Installer, files_for
+from fleetgit.agents.install import (
+    CLIENTS,
+    MD_BEGIN,
+    MD_END,
+    Installer,
+    files_for,
+    installed_clients,
+    uninstall,
+)
 from tests.conftest import run_fleetgit
 
 # what a project may already hold: odd formatting, other servers and hooks, no last newline
@@ -335,3 +347,42 @@ def test_a_client_installed_before_the_shared_record_still_restores(repo: Path) 
     assert MD_BEGIN in (repo / "AGENTS.md").read_text()
     assert run_fleetgit(repo, "agents", "uninstall", "--client", "cursor").code == 0
     assert snapshot(repo) == before
+
+
+SHARED = ("codex", "cursor", "generic")
+STEPS = st.lists(
+    st.tuples(st.sampled_from(["install", "uninstall"]), st.sampled_from(SHARED)),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    original=st.sampled_from([None, BEFORE["AGENTS.md"], b"# Notes\n\nUse tabs."]),
+    steps=STEPS,
+)
+def test_agents_md_holds_the_protocol_while_any_client_that_shares_it_is_installed(
+    original: bytes | None, steps: list[tuple[str, str]]
+) -> None:
+    """Any order of installs and uninstalls of the clients that share AGENTS.md: it holds the
+    protocol exactly while one of them is installed; uninstalling the rest (all at once) gives
+    it back byte for byte."""
+    with tempfile.TemporaryDirectory() as tmp:
+        top = Path(tmp)
+        subprocess.run(["git", "init", "-q", str(top)], check=True)
+        agents = top / "AGENTS.md"
+        if original is not None:
+            agents.write_bytes(original)
+        installed: set[str] = set()
+        for verb, client in steps:
+            if verb == "install":
+                Installer(client, tmp).install()
+                installed.add(client)
+            else:
+                Installer(client, tmp).uninstall()
+                installed.discard(client)
+            now = agents.read_bytes() if agents.exists() else None
+            assert (now is not None and MD_BEGIN.encode() in now) == bool(installed), (verb, client)
+        assert set(installed_clients(tmp)) == installed
+        uninstall(installed_clients(tmp), tmp)
+        assert (agents.read_bytes() if agents.exists() else None) == original
