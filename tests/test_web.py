@@ -19,7 +19,7 @@ import pytest
 from fleetgit.domain.squawk import commands as squawk
 from fleetgit.git.paths import locate
 from fleetgit.web import auth
-from tests.conftest import CREW_EVENTS, flood, run_fleetgit
+from tests.conftest import CREW_EVENTS, flood, read_only_fleet, run_fleetgit
 from tests.webserver import Server, serving, token, workers
 
 
@@ -878,3 +878,21 @@ def test_serve_json_announces_where_it_listens(repo: Path) -> None:
         proc.wait(10)
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_a_write_the_servers_disk_refuses_is_the_clis_refusal(repo: Path) -> None:
+    """A write on a read-only `.fleet/` was a 500 "internal error" with a logged traceback,
+    where the CLI and the MCP server refuse in one line naming the path, with a hint: the API
+    answers that refusal (503: the server's disk, not the request), and reads still answer."""
+    goose = token(repo, "goose")
+    with read_only_fleet(repo) as prefix, serving(repo, prefix=prefix) as server:
+        sent = server.call("POST", "/messages", {"to": ["ice"], "subject": "x"}, token=goose)
+        assert sent.status == 503, sent.body
+        error = sent.error
+        assert error["code"] == "filesystem" and ".fleet/events/" in error["message"]
+        assert "writable" in error["hint"]
+        assert server.get("/pilots").status == 200
+    assert not list((repo / ".git/fleet/logs").glob("web-error-*"))
+    inbox = run_fleetgit(repo, "--as", "ice", "squawk", "inbox", "--json")
+    assert inbox.code == 0, inbox.err
+    assert orjson.loads(inbox.out)["messages"] == []  # nothing was written

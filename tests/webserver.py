@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,12 +99,15 @@ def workers(server: Server, count: int) -> list[int]:
 
 
 @contextmanager
-def serving(repo: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serving(
+    repo: Path, *args: str, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> Iterator[Server]:
     """`fleetgit serve --port 0 ARGS` in `repo` (its own process group), until the block ends;
-    its stderr goes to `repo.parent / "serve.err"`."""
+    its stderr goes to `repo.parent / "serve.err"`. `prefix`: what runs it (conftest's
+    `read_only_fleet`), exec-ing it in the same process."""
     log = open(repo.parent / "serve.err", "ab")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fleetgit", "serve", "--port", "0", *args],
+        [*prefix, sys.executable, "-m", "fleetgit", "serve", "--port", "0", *args],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=log,

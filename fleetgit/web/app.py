@@ -118,6 +118,9 @@ def _invalid(request: Request, exc: Exception) -> Response:
 
 
 def _internal(request: Request, exc: Exception) -> Response:
+    refused = errors.refused_by_the_system(exc)
+    if refused is not None:  # read-only, no permission, no space: the CLI's refusal, not a bug
+        return _fleet_error(request, refused)
     log = _log_traceback(state(request).paths)
     return error(
         500,

@@ -35,6 +35,7 @@ STATUS = {  # the CLI's error codes -> HTTP
     errors.AmbiguousError: 409,
     errors.UsageError: 400,
     errors.ValidationError: 422,
+    errors.SystemRefusedError: 503,  # the server's disk refused the write: not the request's fault
 }
 CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found"}
 CODES |= {405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
