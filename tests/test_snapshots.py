@@ -858,3 +858,84 @@ def test_restore_lost_writes_back_every_line_of_a_clone_that_started_from_a_snap
     lost, restorable = _restorable(honest)
     assert lost > 0 and restorable == lost
     assert _restorable(dropped) == (lost, lost)
+
+
+# -- the `signatures` rows of a snapshot: untrusted input, checked before anything is converted --
+
+_VALUE = b"Z" * 128  # a `_sig` value's length
+
+
+def _rows(*rows: tuple[Any, Any, Any]) -> Callable[[Path], None]:
+    def add(db: Path) -> None:
+        import sqlite3
+
+        conn = sqlite3.connect(db)
+        conn.executemany("INSERT INTO signatures VALUES (?, ?, ?)", rows)
+        conn.commit()
+        conn.close()
+
+    return add
+
+
+MALFORMED: dict[str, Callable[[Path], None]] = {
+    # 3 GB each if converted to bytes (a few KB of snapshot): under the test's memory cap
+    "integer values": _rows(*((f"w{i}", "x", 3 * 10**9) for i in range(40))),
+    "text values": _rows(("w", "1" * 36, "Z" * 128)),
+    "blob ids": _rows(("w", b"1" * 36, _VALUE)),
+    "an empty id": _rows(("w", "", _VALUE)),
+    "ids and values disagree": _rows(("w", "1" * 72, _VALUE)),
+    "non-ascii ids": _rows(("w", "é" * 36, _VALUE)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_signature_row_is_refused_before_it_is_read(
+    origin: Path, tmp_path: Path, case: str
+) -> None:
+    """A `signatures` row `remember` could not have written (another type in a loosely typed
+    column, ids and values of other lengths) refuses the snapshot in SQL, before a value is
+    converted: an integer value was once turned into that many zero bytes (3 GB a row)."""
+    from tests.hostile import fleetgit
+
+    assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0
+    _rewrite(origin, _ref(origin), db_fn=MALFORMED[case])
+    clone = _clone(origin, tmp_path / "clone")
+    res = fleetgit(clone, "status")  # under a memory cap and a timeout
+    assert res.code == 0, res.err
+    (line,) = res.err.splitlines()
+    assert "not used" in line and "malformed line-signature row" in line, line
+    assert "reading the segments" in line
+
+
+def test_a_malformed_signature_row_cannot_hide_a_writer_s_signatures(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A listed blob holding a signed line that intake refuses, whose last `"id":"` ends the
+    line, once matched a malformed row (writer, empty id, value) of a tampered snapshot; with
+    one row copied, the rewrite of the copies merged that row into the writer's (its ids one
+    short of its values) and restore-lost then found none of that writer's signatures."""
+    import sqlite3
+
+    _work(repo, "a")
+    honest = sorted(p.name for p in (repo / ".fleet/events").iterdir())[0]
+    segment = sorted((repo / ".fleet/events" / honest).glob("*.jsonl"))[-1]
+    with open(segment, "ab") as fh:
+        fh.write(b'{"_sig":"' + _VALUE + b'","x":1,"writer":"' + honest.encode() + b'","id":"\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "a refused signed line")
+    assert run_fleetgit(repo, "--as", "viper", "snapshot").code == 0
+
+    def tamper(db: Path) -> None:
+        conn = sqlite3.connect(db)
+        conn.execute("INSERT INTO signatures VALUES (?, '', ?)", (honest, _VALUE))
+        conn.execute("INSERT INTO signatures SELECT * FROM signatures WHERE ids != '' LIMIT 1")
+        conn.commit()
+        conn.close()
+
+    _rewrite(repo, _ref(repo), db_fn=tamper)
+    clone = _clone(repo, tmp_path / "clone")
+    assert "malformed line-signature row" in _loads(clone)
+    with Fleet.open(clone, catch_up=False) as fleet:
+        conn = fleet.index.conn
+        ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE writer = ?", (honest,))]
+        assert len(trust.signatures_of(conn, dict.fromkeys(ids, honest))) == len(ids) > 0

@@ -542,6 +542,13 @@ _SIG_PREFIX = b'{"_sig":"'  # a signed line (ledger/sigs.py)
 _SIGNED_LINES = re.compile(rb'\n(\{"_sig":"[^\n]*)(?=\n)')
 _VALUE = slice(9, 9 + 128)  # its `_sig` value
 _ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
+# a `signatures` row `remember` writes: text ids of 36 ASCII characters each (as many bytes as
+# characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS)
+_MALFORMED = (
+    "SELECT count(*) FROM signatures WHERE typeof(writer) != 'text' OR typeof(ids) != 'text'"
+    " OR typeof(sigs) != 'blob' OR length(ids) % 36 OR length(CAST(ids AS BLOB)) != length(ids)"
+    " OR length(sigs) != length(ids) / 36 * 128"
+)
 
 
 class _Signed:
@@ -559,6 +566,11 @@ class _Signed:
         from fleetgit.index.trust import signature_rows
 
         self.conn = conn
+        # rows `remember` could not have written, refused before anything is converted: one
+        # scan of a small table, the lengths from the record headers
+        bad = conn.execute(_MALFORMED).fetchone()[0]
+        if bad:
+            raise SnapshotRefused(f"it keeps {bad} malformed line-signature row(s)")
         self.listed, self.copies = signature_rows(conn, encoded=True)
         self.found: set[tuple[bytes, bytes, bytes]] = set()
         self.unlisted: list[tuple[str, bytes]] = []  # (id, line) of signed lines not kept

@@ -463,16 +463,17 @@ def keep_signatures(db: IndexDB, items: list[Item], lines: list[Any], flags: lis
 
 def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
     """The `_sig` values kept for the events `wanted` (id -> writer), each id with every value
-    a copy of its line had (the caller keeps the one whose line hashes right)."""
+    a copy of its line had (the caller keeps the one whose line hashes right). A writer's rows
+    are all read (`remember` and `rewrite_signatures` write several); a row `remember` could
+    not have written (another type, other lengths) is skipped, nothing in it converted."""
     out: dict[str, list[bytes]] = {}
     for writer in sorted(set(wanted.values())):
         for ids, values in conn.execute(
             "SELECT ids, sigs FROM signatures WHERE writer = ?", (writer,)
         ):
-            n, values = len(ids) // _ID_CHARS, bytes(values)
-            if len(ids) != n * _ID_CHARS or len(values) != n * sigs.SIG_CHARS:
-                continue  # not a row `remember` wrote
-            for i in range(n):
+            if not _row_ok(ids, values):
+                continue
+            for i in range(len(ids) // _ID_CHARS):
                 eid = ids[i * _ID_CHARS : (i + 1) * _ID_CHARS]
                 if eid in wanted:
                     out.setdefault(eid, []).append(
@@ -481,21 +482,33 @@ def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
     return out
 
 
+def _row_ok(ids: Any, values: Any) -> bool:
+    """Is this a `signatures` row `remember` writes: ids (ASCII text) and values (bytes) of
+    the same count? Types are checked first: SQLite columns are loosely typed, and a
+    conversion could cost anything (`bytes(n)` of an integer is n bytes)."""
+    if not (isinstance(ids, str) and isinstance(values, bytes) and ids.isascii()):
+        return False
+    n = len(ids) // _ID_CHARS
+    return len(ids) == n * _ID_CHARS and len(values) == n * sigs.SIG_CHARS
+
+
 def signature_rows(conn: Any, *, encoded: bool = False) -> tuple[set[Any], bool]:
     """Every (writer, id, value) the `signatures` table keeps (writer and id as bytes when
     `encoded`), and whether one is kept twice (a copy read again in a rebuild,
-    `dedupe_signatures`). A row `remember` did not write gives a (writer, "", row) entry no
-    segment line can match."""
+    `dedupe_signatures`). A row `remember` could not have written gives a (writer, "", value)
+    entry (value b"" unless bytes: nothing is converted) no segment line can match; a
+    snapshot's rows are checked in SQL before (snapshots.py `_Signed`)."""
     out: set[Any] = set()
     total = 0
     for writer, ids, values in conn.execute("SELECT writer, ids, sigs FROM signatures"):
-        w, values = str(writer), bytes(values)
-        n = len(ids) // _ID_CHARS if isinstance(ids, str) else -1
-        if n < 0 or len(ids) != n * _ID_CHARS or len(values) != n * sigs.SIG_CHARS:
-            out.add((w.encode() if encoded else w, b"" if encoded else "", values))
+        w = writer if isinstance(writer, str) else ""
+        who: Any = w.encode() if encoded else w
+        if not _row_ok(ids, values):
+            value = values if isinstance(values, bytes) else b""
+            out.add((who, b"" if encoded else "", value))
             total += 1
             continue
-        who: Any = w.encode() if encoded else w
+        n = len(ids) // _ID_CHARS
         each: Any = ids.encode() if encoded else ids
         out.update(
             (
