@@ -939,3 +939,56 @@ def test_a_malformed_signature_row_cannot_hide_a_writer_s_signatures(
         conn = fleet.index.conn
         ids = [r[0] for r in conn.execute("SELECT id FROM events WHERE writer = ?", (honest,))]
         assert len(trust.signatures_of(conn, dict.fromkeys(ids, honest))) == len(ids) > 0
+
+
+def _signatures_table() -> Any:
+    import sqlite3
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE signatures (writer TEXT NOT NULL, ids TEXT NOT NULL, sigs BLOB)")
+    return conn
+
+
+def test_a_signed_line_without_a_whole_id_gives_no_signature() -> None:
+    """`_Signed.read` keeps (writer, id, value) only for an id of 36 bytes: a line that ends
+    in `"id":"` (refused at intake, held by a blob) matches no row, empty or not."""
+    conn = _signatures_table()
+    signed = snapshots._Signed(conn)
+    eid = "0" * 36
+    signed.read(
+        b'{"_sig":"' + _VALUE + b'","x":1,"writer":"w","id":"\n'
+        + b'{"_sig":"' + _VALUE + b'","id":"' + eid.encode() + b'","writer":"w"}\n'
+        + b'{"_sig":"' + _VALUE + b'","x":1,"writer":"w","id":"12"}\n'
+    )  # fmt: skip
+    assert signed.found == {(b"w", eid.encode(), _VALUE)}
+
+
+def test_rewritten_signatures_are_whole_rows_of_at_most_10000_ids() -> None:
+    """`rewrite_signatures` writes only (id, value) pairs of the right lengths, so a row's ids
+    and values always agree, and at most 10,000 a row (a writer's one row would pass SQLite's
+    1 GB value limit at ~7.8 M signed lines); the readers take every row of a writer."""
+    import uuid
+
+    conn = _signatures_table()
+    ids = [str(uuid.UUID(int=i)) for i in range(25_001)]
+    rows: set[tuple[Any, Any, bytes]] = {("w", eid, b"%0128d" % i) for i, eid in enumerate(ids)}
+    bad = {
+        ("w", "", _VALUE),
+        ("w", "1" * 35, _VALUE),
+        ("w", "2" * 36, b"short"),
+        ("v", "é" * 36, _VALUE),
+    }
+    trust.rewrite_signatures(conn, rows | bad)
+    lengths = conn.execute(
+        "SELECT writer, length(ids) / 36, length(sigs) / 128, length(ids) % 36 FROM signatures"
+        " ORDER BY rowid"
+    ).fetchall()
+    assert lengths == [("w", 10_000, 10_000, 0), ("w", 10_000, 10_000, 0), ("w", 5_001, 5_001, 0)]
+    got, copies = trust.signature_rows(conn)
+    assert got == rows and not copies
+    wanted = dict.fromkeys(ids, "w")
+    assert trust.signatures_of(conn, wanted) == {eid: [b"%0128d" % i] for i, eid in enumerate(ids)}
+    # as a snapshot's check rewrites them: writers and ids as bytes
+    encoded = {(w.encode(), eid.encode(), v) for w, eid, v in rows}
+    trust.rewrite_signatures(conn, encoded | {(b"w", b"", _VALUE), (b"w", b"\xc3" * 36, _VALUE)})
+    assert trust.signature_rows(conn, encoded=True) == (encoded, False)

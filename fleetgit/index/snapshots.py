@@ -43,7 +43,7 @@ import sqlite3
 import subprocess
 import zlib
 from collections.abc import Callable
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add
 from pathlib import Path
 from typing import IO, Any, NamedTuple
@@ -542,6 +542,7 @@ _SIG_PREFIX = b'{"_sig":"'  # a signed line (ledger/sigs.py)
 _SIGNED_LINES = re.compile(rb'\n(\{"_sig":"[^\n]*)(?=\n)')
 _VALUE = slice(9, 9 + 128)  # its `_sig` value
 _ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
+_ID_CHARS = 36  # an event id (index/trust.py)
 # a `signatures` row `remember` writes: text ids of 36 ASCII characters each (as many bytes as
 # characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS)
 _MALFORMED = (
@@ -583,7 +584,12 @@ class _Signed:
             return
         at = list(map(add, map(bytes.rfind, signed, repeat(_ID_KEY)), repeat(len(_ID_KEY))))
         cut: Callable[[bytes, slice], bytes] = bytes.__getitem__
-        ids = map(cut, signed, map(slice, at, map(add, at, repeat(36))))
+        ids = list(map(cut, signed, map(slice, at, map(add, at, repeat(_ID_CHARS)))))
+        if not all(map(_ID_CHARS.__eq__, map(len, ids))):
+            # a line whose last `"id":"` has no whole id after it (intake refuses it, a blob
+            # may hold it) gives no row: a row of an empty id was once matched by it
+            whole = list(map(_ID_CHARS.__eq__, map(len, ids)))
+            signed, ids = list(compress(signed, whole)), list(compress(ids, whole))
         at = list(map(add, map(bytes.rfind, signed, repeat(_WRITER_KEY)), repeat(11)))
         writers = map(cut, signed, map(slice, at, map(bytes.find, signed, repeat(b'"'), at)))
         rows: list[tuple[bytes, bytes, bytes]] = list(
@@ -619,7 +625,7 @@ class _Signed:
                         f"it lacks the line signature of event {eid}, which its segments hold"
                     )
         if self.copies:
-            rewrite_signatures(self.conn, self.listed)
+            rewrite_signatures(self.conn, {r for r in self.listed if r[1]})
 
 
 def _check_segments(

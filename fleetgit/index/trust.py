@@ -522,21 +522,37 @@ def signature_rows(conn: Any, *, encoded: bool = False) -> tuple[set[Any], bool]
     return out, total != len(out)
 
 
+REWRITE_ROW_IDS = 10_000  # ids a row `rewrite_signatures` writes: 1.6 MB, far under SQLite's 1 GB
+
+
 def rewrite_signatures(conn: Any, rows: set[tuple[Any, Any, bytes]]) -> None:
-    """The `signatures` table as `rows` (writer, id, value; str or bytes), each once: one row
-    per writer."""
-    per: dict[str, list[tuple[str, bytes]]] = {}
-    for writer, eid, value in sorted(rows):
-        w = writer if isinstance(writer, str) else writer.decode()
-        per.setdefault(w, []).append((eid if isinstance(eid, str) else eid.decode(), value))
+    """The `signatures` table as `rows` (writer, id, value; str or bytes), each once, in rows
+    of at most `REWRITE_ROW_IDS` ids per writer (one row per writer would pass SQLite's value
+    length limit at ~7.8 M signed lines). Only an id of 36 ASCII characters with a value of
+    `sigs.SIG_CHARS` bytes is written (anything else, such as the (writer, "", value) entry of
+    a malformed row, is left out): a row's ids and values always agree."""
+    per: dict[str, set[tuple[str, bytes]]] = {}
+    for writer, eid, value in rows:
+        if isinstance(eid, bytes):
+            eid = eid.decode() if eid.isascii() else ""
+        w = writer.decode(errors="replace") if isinstance(writer, bytes) else writer
+        ok = isinstance(eid, str) and len(eid) == _ID_CHARS and eid.isascii()
+        if ok and isinstance(value, bytes) and len(value) == sigs.SIG_CHARS and isinstance(w, str):
+            per.setdefault(w, set()).add((eid, value))
     conn.execute("DELETE FROM signatures")
-    conn.executemany(
-        "INSERT INTO signatures VALUES (?, ?, ?)",
-        [
-            (w, "".join(e for e, _ in kept), b"".join(v for _, v in kept))
-            for w, kept in sorted(per.items())
-        ],
-    )
+    for w, kept in sorted(per.items()):
+        pairs = sorted(kept)
+        conn.executemany(
+            "INSERT INTO signatures VALUES (?, ?, ?)",
+            (
+                (
+                    w,
+                    "".join(e for e, _ in pairs[at : at + REWRITE_ROW_IDS]),
+                    b"".join(v for _, v in pairs[at : at + REWRITE_ROW_IDS]),
+                )
+                for at in range(0, len(pairs), REWRITE_ROW_IDS)
+            ),
+        )
 
 
 def dedupe_signatures(conn: Any) -> None:
