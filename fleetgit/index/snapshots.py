@@ -24,8 +24,9 @@ file is put in place, with one line naming the first failure:
 - unless a listed admin key signed it: its quarantine keeps no event out, and (under trust =
   "require", or when a pilot signed it) its `pilot_keys` and `key_events` are the ones the key
   events of the listed segment blobs establish, re-derived here (`_check_keys`), the signer's
-  key among them and not revoked; its `signatures` are the `_sig` values of the listed blobs'
-  signed lines it took, none more and none less (`_Signed`).
+  key among them and not revoked; its `signatures` are rows of the form `remember` writes
+  (checked in SQL before any is read) and the `_sig` values of the listed blobs' signed lines it
+  took, none more and none less (`_Signed`).
 
 A failure loads nothing: the normal catch-up reads every segment, exactly as without a snapshot.
 What the loaded index holds is then bookkeeping-equivalent to having read C's history: its trees
