@@ -883,6 +883,7 @@ MALFORMED: dict[str, Callable[[Path], None]] = {
     "text values": _rows(("w", "1" * 36, "Z" * 128)),
     "blob ids": _rows(("w", b"1" * 36, _VALUE)),
     "an empty id": _rows(("w", "", _VALUE)),
+    "an empty row": _rows(("w" * 10**6, "", b"")),
     "ids and values disagree": _rows(("w", "1" * 72, _VALUE)),
     "non-ascii ids": _rows(("w", "é" * 36, _VALUE)),
 }

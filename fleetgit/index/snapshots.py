@@ -545,11 +545,12 @@ _VALUE = slice(9, 9 + 128)  # its `_sig` value
 _ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
 _ID_CHARS = 36  # an event id (index/trust.py)
 # a `signatures` row `remember` writes: text ids of 36 ASCII characters each (as many bytes as
-# characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS)
+# characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS), at least one id (so its
+# writer is a signed line's: a kept triple must be one of theirs)
 _MALFORMED = (
     "SELECT count(*) FROM signatures WHERE typeof(writer) != 'text' OR typeof(ids) != 'text'"
     " OR typeof(sigs) != 'blob' OR length(ids) % 36 OR length(CAST(ids AS BLOB)) != length(ids)"
-    " OR length(sigs) != length(ids) / 36 * 128"
+    " OR length(sigs) != length(ids) / 36 * 128 OR length(ids) = 0"
 )
 
 
