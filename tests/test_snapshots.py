@@ -951,8 +951,9 @@ def _signatures_table() -> Any:
 
 
 def test_a_signed_line_without_a_whole_id_gives_no_signature() -> None:
-    """`_Signed.read` keeps (writer, id, value) only for an id of 36 bytes: a line that ends
-    in `"id":"` (refused at intake, held by a blob) matches no row, empty or not."""
+    """`_Signed.read` keeps (writer, id, value) only for a line with an id of 36 bytes and a
+    writer after the value: a line that ends in `"id":"`, or has no id or writer (refused at
+    intake, held by a blob), matches no row, empty or not."""
     conn = _signatures_table()
     signed = snapshots._Signed(conn)
     eid = "0" * 36
@@ -960,6 +961,9 @@ def test_a_signed_line_without_a_whole_id_gives_no_signature() -> None:
         b'{"_sig":"' + _VALUE + b'","x":1,"writer":"w","id":"\n'
         + b'{"_sig":"' + _VALUE + b'","id":"' + eid.encode() + b'","writer":"w"}\n'
         + b'{"_sig":"' + _VALUE + b'","x":1,"writer":"w","id":"12"}\n'
+        + b'{"_sig":"' + _VALUE + b'","x":1,"writer":"w"}\n'
+        + b'{"_sig":"' + _VALUE + b'","id":"' + eid.encode() + b'"}\n'
+        + b'{"_sig":"' + _VALUE + b'","id":"' + eid.encode() + b'","writer":"w}\n'
     )  # fmt: skip
     assert signed.found == {(b"w", eid.encode(), _VALUE)}
 

@@ -544,6 +544,7 @@ _SIGNED_LINES = re.compile(rb'\n(\{"_sig":"[^\n]*)(?=\n)')
 _VALUE = slice(9, 9 + 128)  # its `_sig` value
 _ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
 _ID_CHARS = 36  # an event id (index/trust.py)
+_AFTER_VALUE = len(_SIG_PREFIX) + 128  # where a signed line's other keys may start
 # a `signatures` row `remember` writes: text ids of 36 ASCII characters each (as many bytes as
 # characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS), at least one id (so its
 # writer is a signed line's: a kept triple must be one of theirs)
@@ -587,13 +588,24 @@ class _Signed:
         at = list(map(add, map(bytes.rfind, signed, repeat(_ID_KEY)), repeat(len(_ID_KEY))))
         cut: Callable[[bytes, slice], bytes] = bytes.__getitem__
         ids = list(map(cut, signed, map(slice, at, map(add, at, repeat(_ID_CHARS)))))
-        if not all(map(_ID_CHARS.__eq__, map(len, ids))):
-            # a line whose last `"id":"` has no whole id after it (intake refuses it, a blob
-            # may hold it) gives no row: a row of an empty id was once matched by it
-            whole = list(map(_ID_CHARS.__eq__, map(len, ids)))
+        w_at = list(map(add, map(bytes.rfind, signed, repeat(_WRITER_KEY)), repeat(11)))
+        w_end = list(map(bytes.find, signed, repeat(b'"'), w_at))
+        if (
+            min(at) < _AFTER_VALUE
+            or min(w_at) < _AFTER_VALUE
+            or min(w_end) < 0
+            or not all(map(_ID_CHARS.__eq__, map(len, ids)))
+        ):
+            # a line (intake refuses it, a blob may hold it) without a whole id after its last
+            # `"id":"` or a writer after its last `,"writer":"` gives no row: a row of an empty
+            # id was once matched by such a line
+            whole = [
+                i >= _AFTER_VALUE and w >= _AFTER_VALUE and e >= 0 and len(x) == _ID_CHARS
+                for i, w, e, x in zip(at, w_at, w_end, ids, strict=True)
+            ]
             signed, ids = list(compress(signed, whole)), list(compress(ids, whole))
-        at = list(map(add, map(bytes.rfind, signed, repeat(_WRITER_KEY)), repeat(11)))
-        writers = map(cut, signed, map(slice, at, map(bytes.find, signed, repeat(b'"'), at)))
+            w_at, w_end = list(compress(w_at, whole)), list(compress(w_end, whole))
+        writers = map(cut, signed, map(slice, w_at, w_end))
         rows: list[tuple[bytes, bytes, bytes]] = list(
             zip(writers, ids, map(cut, signed, repeat(_VALUE)), strict=True)
         )
