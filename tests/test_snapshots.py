@@ -894,8 +894,9 @@ def test_a_malformed_signature_row_is_refused_before_it_is_read(
     origin: Path, tmp_path: Path, case: str
 ) -> None:
     """A `signatures` row `remember` could not have written (another type in a loosely typed
-    column, ids and values of other lengths) refuses the snapshot in SQL, before a value is
-    converted: an integer value was once turned into that many zero bytes (3 GB a row)."""
+    column, ids and values of other lengths) refuses the snapshot before a value is converted
+    (the types in SQL): an integer value was once turned into that many zero bytes (3 GB a
+    row)."""
     from tests.hostile import fleetgit
 
     assert run_fleetgit(origin, "--as", "viper", "snapshot").code == 0

@@ -545,13 +545,13 @@ _VALUE = slice(9, 9 + 128)  # its `_sig` value
 _ID_KEY, _WRITER_KEY = b'"id":"', b',"writer":"'
 _ID_CHARS = 36  # an event id (index/trust.py)
 _AFTER_VALUE = len(_SIG_PREFIX) + 128  # where a signed line's other keys may start
-# a `signatures` row `remember` writes: text ids of 36 ASCII characters each (as many bytes as
-# characters), a blob of 128 bytes per id (ledger/sigs.py SIG_CHARS), at least one id (so its
-# writer is a signed line's: a kept triple must be one of theirs)
+# a `signatures` row `remember` writes: text ids, a blob of 128 bytes per id (ledger/sigs.py
+# SIG_CHARS), at least one. What SQLite answers from the record headers alone (the type; a
+# blob's length, not a text's): the rest (the ids' length against the values', ASCII) is checked
+# as the rows are read (trust.signature_rows `strict`), before any is split
 _MALFORMED = (
     "SELECT count(*) FROM signatures WHERE typeof(writer) != 'text' OR typeof(ids) != 'text'"
-    " OR typeof(sigs) != 'blob' OR length(ids) % 36 OR length(CAST(ids AS BLOB)) != length(ids)"
-    " OR length(sigs) != length(ids) / 36 * 128 OR length(ids) = 0"
+    " OR typeof(sigs) != 'blob' OR length(sigs) % 128 OR length(sigs) = 0"
 )
 
 
@@ -570,12 +570,15 @@ class _Signed:
         from fleetgit.index.trust import signature_rows
 
         self.conn = conn
-        # rows `remember` could not have written, refused before anything is converted: one
-        # scan of a small table, the lengths from the record headers
+        # rows `remember` could not have written, refused before anything in them is converted
+        # (SQLite columns are loosely typed: `bytes()` of an integer value was that many bytes)
         bad = conn.execute(_MALFORMED).fetchone()[0]
         if bad:
             raise SnapshotRefused(f"it keeps {bad} malformed line-signature row(s)")
-        self.listed, self.copies = signature_rows(conn, encoded=True)
+        try:
+            self.listed, self.copies = signature_rows(conn, encoded=True, strict=True)
+        except ValueError as e:
+            raise SnapshotRefused(f"it keeps a malformed line-signature row ({e})") from None
         self.found: set[tuple[bytes, bytes, bytes]] = set()
         self.unlisted: list[tuple[str, bytes]] = []  # (id, line) of signed lines not kept
 

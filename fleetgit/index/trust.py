@@ -484,26 +484,31 @@ def signatures_of(conn: Any, wanted: dict[str, str]) -> dict[str, list[bytes]]:
 
 def _row_ok(ids: Any, values: Any) -> bool:
     """Is this a `signatures` row `remember` writes: ids (ASCII text) and values (bytes) of
-    the same count? Types are checked first: SQLite columns are loosely typed, and a
-    conversion could cost anything (`bytes(n)` of an integer is n bytes)."""
+    the same count, at least one? Types are checked first: SQLite columns are loosely typed,
+    and a conversion could cost anything (`bytes(n)` of an integer is n bytes)."""
     if not (isinstance(ids, str) and isinstance(values, bytes) and ids.isascii()):
         return False
     n = len(ids) // _ID_CHARS
-    return len(ids) == n * _ID_CHARS and len(values) == n * sigs.SIG_CHARS
+    return n > 0 and len(ids) == n * _ID_CHARS and len(values) == n * sigs.SIG_CHARS
 
 
-def signature_rows(conn: Any, *, encoded: bool = False) -> tuple[set[Any], bool]:
+def signature_rows(
+    conn: Any, *, encoded: bool = False, strict: bool = False
+) -> tuple[set[Any], bool]:
     """Every (writer, id, value) the `signatures` table keeps (writer and id as bytes when
     `encoded`), and whether one is kept twice (a copy read again in a rebuild,
-    `dedupe_signatures`). A row `remember` could not have written gives a (writer, "", value)
-    entry (value b"" unless bytes: nothing is converted) no segment line can match; a
-    snapshot's rows are checked in SQL before (snapshots.py `_Signed`)."""
+    `dedupe_signatures`). A row `remember` could not have written raises ValueError when
+    `strict` (a snapshot's: snapshots.py `_Signed`, which checked the types in SQL first), else
+    gives a (writer, "", value) entry (value b"" unless bytes: nothing is converted) no segment
+    line can match."""
     out: set[Any] = set()
     total = 0
     for writer, ids, values in conn.execute("SELECT writer, ids, sigs FROM signatures"):
         w = writer if isinstance(writer, str) else ""
         who: Any = w.encode() if encoded else w
         if not _row_ok(ids, values):
+            if strict:
+                raise ValueError("its ids and values do not pair up")
             value = values if isinstance(values, bytes) else b""
             out.add((who, b"" if encoded else "", value))
             total += 1
