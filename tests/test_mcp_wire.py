@@ -193,6 +193,16 @@ def test_a_record_result_holds_the_types_its_schema_declares(session: Session) -
         Draft202012Validator(schema).validate(out)
 
 
+def _answered(main: Any, read_end: int, write_end: int) -> list[dict[str, Any]]:
+    """Run `main`, which answers down the pipe's `write_end`; the answers read from `read_end`."""
+    try:
+        anyio.run(main)
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as written:
+        return [json.loads(line) for line in written]
+
+
 def _unsent(result: dict[str, Any]) -> dict[str, Any]:
     """A result without what differs between two sends of one message (its ids and time)."""
     if "sent msg-" not in result["content"][0]["text"]:
@@ -361,12 +371,7 @@ def test_the_pipe_answers_on_the_spot_again_once_the_sdk_has_answered(session: S
         with pytest.raises(anyio.EndOfStream):
             await pipe.receive()  # the third answered here, then the end of the input
 
-    try:
-        anyio.run(main)
-    finally:
-        os.close(write_end)
-    with os.fdopen(read_end, "rb") as written:
-        answers = [json.loads(line) for line in written]
+    answers = _answered(main, read_end, write_end)
     assert [a["id"] for a in answers] == [1, 2, 3]
     assert answers[2]["result"]["structuredContent"] == {"messages": [], "more": 0}
 
@@ -410,12 +415,7 @@ def test_a_request_the_client_cancels_is_counted_off(session: Session) -> None:
             reader.feed_data(request(3, "tools/call", name="inbox", arguments={}).encode() + b"\n")
             reader.feed_eof()
 
-    try:
-        anyio.run(main)
-    finally:
-        os.close(write_end)
-    with os.fdopen(read_end, "rb") as written:
-        answers = [json.loads(line) for line in written]
+    answers = _answered(main, read_end, write_end)
     assert seen == [{}]
     assert [a["id"] for a in answers] == [1, 3]  # 2 cancelled: never answered
     assert answers[1]["result"]["structuredContent"] == {"messages": [], "more": 0}
