@@ -386,3 +386,20 @@ def test_agents_md_holds_the_protocol_while_any_client_that_shares_it_is_install
         assert set(installed_clients(tmp)) == installed
         uninstall(installed_clients(tmp), tmp)
         assert (agents.read_bytes() if agents.exists() else None) == original
+
+
+@pytest.mark.parametrize("record", [b"{bad", b"[]", b'{"AGENTS.md": {"original": 5}}'])
+def test_a_broken_record_of_another_client_is_one_line_naming_it(repo: Path, record: bytes) -> None:
+    """Installing or uninstalling a client reads the other clients' records of the AGENTS.md
+    they share: a broken one was an internal error (exit 3); now one line naming it, exit 1,
+    and nothing written."""
+    assert run_fleetgit(repo, "agents", "install", "--client", "codex").code == 0
+    manifest = repo / ".git/fleet/agents/codex.json"
+    manifest.write_bytes(record)
+    before = (repo / "AGENTS.md").read_bytes()
+    for args in (["install", "--client", "cursor"], ["uninstall", "--client", "cursor"]):
+        res = run_fleetgit(repo, "agents", *args)
+        assert res.code == 1, res.err
+        assert str(manifest) in res.err and "hint:" in res.err and "Traceback" not in res.err
+        assert (repo / "AGENTS.md").read_bytes() == before
+    assert not (repo / ".cursor").exists()

@@ -325,11 +325,35 @@ def installed_clients(directory: str | None = None) -> list[str]:
 
 
 def _load_manifest(path: Path) -> dict[str, Any]:
+    """A client's record of what its files held (clone-local, but a crash or a hand can break
+    it): refused in one line naming it when it is not what fleetgit writes."""
     try:
         value = json.loads(path.read_bytes())
     except FileNotFoundError:
         return {}
-    return value if isinstance(value, dict) else {}
+    except ValueError:  # not JSON (UnicodeDecodeError is one too)
+        value = None
+    if not isinstance(value, dict) or not all(map(_is_record, value.values())):
+        raise ValidationError(
+            f"{path} is not a record fleetgit wrote: it cannot say what the files held",
+            hint="delete it (that client then counts as not installed; take fleetgit's"
+            " sections out of its files by hand, or install it again) and run this again",
+        )
+    return value
+
+
+def _is_record(entry: Any) -> bool:
+    """One file's entry of a manifest, as `install` writes it."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("wrote"), (str, type(None))):
+        return False
+    original = entry.get("original")
+    if original is None:
+        return True
+    try:
+        base64.b64decode(original, validate=True)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _save_manifest(path: Path, manifest: dict[str, Any], keep_time: bool = False) -> None:
